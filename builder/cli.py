@@ -1,0 +1,156 @@
+"""`answer-distill`: one command per stage, `build` for all, `plan` to see before spending.
+
+The CLI is thin: it parses, calls a stage's `run_*` function, and prints a one-screen
+summary. User errors (bad recipe, missing file, unreachable endpoint) print one line and
+exit 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from builder import __version__
+from builder.errors import UserError, redact
+
+app = typer.Typer(
+    name="answer-distill",
+    help=(
+        "Turn a reasoning model's answers into SFT datasets (arXiv 2504.09639).\n\n"
+        "Stages, each reading the previous one's shards in --work:\n\n"
+        "  curate → generate → variants → release → push\n\n"
+        "Start with:  answer-distill build recipes/sample.yaml --work work/sample"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=False)
+err = Console(stderr=True)
+
+RecipeArg = Annotated[Path, typer.Argument(help="Recipe YAML (see recipes/sample.yaml).")]
+WorkOpt = Annotated[Path, typer.Option("--work", "-w", help="Work directory for this recipe's shards.")]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_errors(fn: F) -> F:
+    """Turn UserError into one red line and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except UserError as e:
+            err.print(f"[bold red]error:[/] {e}", highlight=False, markup=True, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err.print("[yellow]interrupted; stored work is kept, re-run to resume[/]")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _progress(label: str) -> Callable[[str], None]:
+    started = time.perf_counter()
+
+    def tick(step: str) -> None:
+        console.print(f"[dim]{time.perf_counter() - started:6.1f}s[/] {label}: {step}", highlight=False)
+
+    return tick
+
+
+def _steps_table(title: str, steps: list[tuple[str, int, int, dict[str, int]]]) -> Table:
+    t = Table(title=title, title_justify="left")
+    for col in ("step", "in", "kept", "dropped", "reasons"):
+        t.add_column(col, justify="right" if col in ("in", "kept", "dropped") else "left")
+    for step, n_in, kept, dropped in steps:
+        reasons = ", ".join(f"{k} {v:,}" for k, v in sorted(dropped.items(), key=lambda kv: -kv[1]))
+        t.add_row(step, f"{n_in:,}", f"{kept:,}", f"{sum(dropped.values()):,}", reasons)
+    return t
+
+
+def _run_curate(recipe_path: Path, work: Path) -> None:
+    from builder.curate.stage import run_curate
+    from builder.recipe import load_recipe
+    from builder.workdir import WorkDir
+
+    recipe = load_recipe(recipe_path)
+    res = run_curate(recipe, WorkDir(work), progress=_progress("curate"))
+    for w in res.warnings:
+        err.print(f"[yellow]warning:[/] {w}", highlight=False)
+    console.print(_steps_table(f"curate: {res.rows_in:,} rows in → {res.rows_out:,} prompts ({res.seconds:.1f}s)", res.steps))
+    mix = ", ".join(f"{k} {v:,}" for k, v in sorted(res.by_category.items()))
+    console.print(f"categories: {mix}", highlight=False)
+    console.print(f"prompts: {work / 'curate/prompts'}   ledger: {work / 'curate/ledger.parquet'}", highlight=False)
+
+
+@app.command()
+@user_errors
+def curate(recipe: RecipeArg, work: WorkOpt = Path("work")) -> None:
+    """Read sources, normalize, dedupe (exact + MinHash), decontaminate, balance."""
+    _run_curate(recipe, work)
+
+
+STAGES: list[tuple[str, Callable[[Path, Path], None]]] = [("curate", _run_curate)]
+
+
+@app.command()
+@user_errors
+def build(
+    recipe: RecipeArg,
+    work: WorkOpt = Path("work"),
+    out: Annotated[Path | None, typer.Option(help="Release folder (default: <work>/release).")] = None,
+) -> None:
+    """Run every stage the recipe configures, in order, checking each stage's ledger."""
+    from builder.recipe import load_recipe
+
+    load_recipe(recipe)  # fail fast on a bad recipe before any stage runs
+    t0 = time.perf_counter()
+    for name, fn in STAGES:
+        console.rule(f"[bold]{name}")
+        if name == "release":
+            fn(recipe, work, out)  # type: ignore[call-arg]
+        else:
+            fn(recipe, work)
+    console.rule(f"[bold green]build done in {time.perf_counter() - t0:.1f}s")
+
+
+@app.command()
+@user_errors
+def plan(recipe: RecipeArg) -> None:
+    """Print what a recipe would read, keep and build, without reading any data."""
+    from builder.plan import print_plan
+    from builder.recipe import load_recipe
+
+    print_plan(load_recipe(recipe), console)
+
+
+@app.command()
+def version() -> None:
+    """Print the toolkit version."""
+    console.print(__version__)
+
+
+def main() -> None:
+    try:
+        app()
+    except Exception as e:  # a bug: keep the traceback for us, but never leak a secret
+        if isinstance(e, SystemExit):
+            raise
+        err.print(f"[bold red]internal error:[/] {redact(f'{type(e).__name__}: {e}')}", highlight=False)
+        if "--debug" in sys.argv:
+            raise
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,246 @@
+"""The curate stage: sources → normalized, deduplicated, decontaminated, balanced prompts.
+
+Steps, each accounted for in the ledger (rows in = kept + dropped):
+  read          map fields, normalize; bad rows are quarantined with file:line and a code
+  exact_dedupe  same normalized conversation (case/space-insensitive) → keep the winner
+  near_dedupe   datatrove MinHash clusters → keep the winner (source priority, first seen)
+  decontaminate benchmark n-gram / fuzzy hits → dropped, with benchmark + item
+  balance       category / source quotas → over-quota rows dropped
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import regex
+
+from builder.curate.balance import balance
+from builder.curate.decontam import build_index
+from builder.curate.normalize import dedupe_key_text, normalize_text
+from builder.language import detect_language
+from builder.ledger import DROPPED, KEPT, QUARANTINED, Ledger
+from builder.recipe import CATEGORIES, Recipe
+from builder.rows import PROMPT_FEATURES, prompt_id_for, provenance_defaults
+from builder.sources.mapping import RowProblem, map_row
+from builder.sources.readers import BadRow, read_source
+from builder.workdir import WorkDir, write_shards
+
+STAGE = "curate"
+
+
+@dataclass
+class CurateResult:
+    rows_in: int
+    rows_out: int
+    steps: list[tuple[str, int, int, dict[str, int]]]
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    by_category: dict[str, int] = field(default_factory=dict)
+    by_source: dict[str, int] = field(default_factory=dict)
+
+
+def _user_text(messages: list[dict[str, str]]) -> str:
+    return "\n".join(m["content"] for m in messages if m["role"] in ("user", "system"))
+
+
+def _read_all(recipe: Recipe, ledger: Ledger, warnings: list[str]) -> dict[str, list[Any]]:
+    """Read every source in priority order into columns; quarantine what can't be used."""
+    cols: dict[str, list[Any]] = {k: [] for k in PROMPT_FEATURES}
+    cols["_key"] = []
+    max_chars = recipe.curate.normalize.max_prompt_chars
+    form = recipe.curate.normalize.unicode_form
+    prov = provenance_defaults()
+    ordered = sorted(recipe.sources, key=lambda s: s.priority)  # stable: recipe order breaks ties
+    for src in ordered:
+        ref_re = regex.compile(src.reference_regex, regex.M) if src.reference_regex else None
+        n_src = 0
+        for item in read_source(recipe, src, warnings):
+            n_src += 1
+            ledger.enter("read", 1)
+            if isinstance(item, BadRow):
+                ledger.record("read", QUARANTINED, source=src.name, source_row_id=item.row_id,
+                              reason=item.reason, detail=item.detail, location=item.location)
+                continue
+            try:
+                rec = map_row(src, item.data, ref_re)
+                msgs = [{"role": m["role"], "content": normalize_text(m["content"], form)} for m in rec["messages"]]
+                size = sum(len(m["content"]) for m in msgs)
+                if size > max_chars:
+                    raise RowProblem("too_long", f"prompt has {size:,} chars > max_prompt_chars={max_chars:,}")
+                if not any(m["content"] for m in msgs if m["role"] == "user"):
+                    raise RowProblem("empty_prompt", "prompt is empty after normalization")
+                category = rec["category"]
+                if category not in CATEGORIES:
+                    raise RowProblem("unknown_category", f"category {category!r}; map it with category_map")
+                n_user = sum(m["role"] == "user" for m in msgs)
+                if category == "chat" and n_user > 1:
+                    category = "multi_turn"  # the paper counts multi-turn chat on its own
+            except RowProblem as p:
+                ledger.record("read", QUARANTINED, source=src.name, source_row_id=item.row_id,
+                              reason=p.code, detail=p.detail, location=item.location)
+                continue
+            text = _user_text(msgs)
+            language = rec["language"] if rec["language"] != "auto" else detect_language(text)
+            row_id = rec["row_id"] or item.row_id
+            pid = prompt_id_for(msgs, rec["tools_json"])
+            cols["prompt_id"].append(pid)
+            cols["messages"].append(msgs)
+            cols["tools_json"].append(rec["tools_json"])
+            cols["category"].append(category)
+            cols["language"].append(language)
+            cols["num_turns"].append(n_user)
+            cols["original_response"].append(
+                normalize_text(rec["original_response"], form) if rec["original_response"] else None
+            )
+            cols["reference_answer"].append(rec["reference_answer"])
+            cols["tests_json"].append(rec["tests_json"])
+            cols["verifier"].append(src.verifier)
+            cols["source"].append(src.name)
+            cols["source_license"].append(src.license)
+            cols["source_row_id"].append(row_id)
+            cols["schema_version"].append(prov["schema_version"])
+            cols["toolkit_version"].append(prov["toolkit_version"])
+            cols["_key"].append(dedupe_key_text(json.dumps([[m["role"], m["content"]] for m in msgs], ensure_ascii=False)))
+            ledger.record("read", KEPT, source=src.name, source_row_id=row_id, prompt_id=pid)
+        if n_src == 0:
+            warnings.append(f"source {src.name}: read 0 rows")
+    return cols
+
+
+def _take(cols: dict[str, list[Any]], keep: list[bool]) -> dict[str, list[Any]]:
+    return {k: [v for v, ok in zip(vals, keep) if ok] for k, vals in cols.items()}
+
+
+def _step(ledger: Ledger, step: str, cols: dict[str, list[Any]], drop: dict[int, tuple[str, str]]) -> dict[str, list[Any]]:
+    """Record one step's fate for every row; `drop` maps row index → (reason, detail)."""
+    n = len(cols["prompt_id"])
+    ledger.enter(step, n)
+    keep = [i not in drop for i in range(n)]
+    ledger.kept_many(
+        step,
+        [s for s, k in zip(cols["source"], keep) if k],
+        [r for r, k in zip(cols["source_row_id"], keep) if k],
+        [p for p, k in zip(cols["prompt_id"], keep) if k],
+    )
+    for i, (reason, detail) in sorted(drop.items()):
+        ledger.record(step, DROPPED, source=cols["source"][i], source_row_id=cols["source_row_id"][i],
+                      prompt_id=cols["prompt_id"][i], reason=reason, detail=detail)
+    return _take(cols, keep)
+
+
+def _exact_dedupe(cols: dict[str, list[Any]]) -> dict[int, tuple[str, str]]:
+    first: dict[str, int] = {}
+    drop: dict[int, tuple[str, str]] = {}
+    for i, key in enumerate(cols["_key"]):
+        j = first.setdefault(key, i)
+        if j != i:
+            drop[i] = ("exact_dup", cols["prompt_id"][j])
+    return drop
+
+
+def _near_dedupe(recipe: Recipe, work: WorkDir, cols: dict[str, list[Any]]) -> dict[int, tuple[str, str]]:
+    from builder.curate.near_dedupe import run_near_dedupe
+
+    texts = [_user_text(m) for m in cols["messages"]]
+    removed = run_near_dedupe(
+        cols["prompt_id"], texts, cols["language"], work.stage(STAGE) / "near_dedupe",
+        recipe.curate.near_dedupe, recipe.executor,
+    )
+    index = {pid: i for i, pid in enumerate(cols["prompt_id"])}
+    return {index[pid]: ("near_dup", kept) for pid, kept in removed.items()}
+
+
+def _decontaminate(recipe: Recipe, cols: dict[str, list[Any]], out_dir: Path) -> tuple[dict[int, tuple[str, str]], dict[str, Any]]:
+    cfg = recipe.curate.decontaminate
+    index = build_index(recipe, cfg)
+    drop: dict[int, tuple[str, str]] = {}
+    report: dict[str, list[str]] = {k: [] for k in ("benchmark", "item_id", "prompt_id", "source", "source_row_id", "rule", "evidence")}
+    for i, msgs in enumerate(cols["messages"]):
+        hit = index.match(_user_text(msgs))
+        if hit is None:
+            continue
+        drop[i] = ("contaminated", f"{hit.benchmark}:{hit.item_id} ({hit.rule})")
+        for k, v in (("benchmark", hit.benchmark), ("item_id", hit.item_id), ("prompt_id", cols["prompt_id"][i]),
+                     ("source", cols["source"][i]), ("source_row_id", cols["source_row_id"][i]),
+                     ("rule", hit.rule), ("evidence", hit.evidence)):
+            report[k].append(v)
+    pq.write_table(pa.table(report, schema=pa.schema([(k, pa.string()) for k in report])), out_dir / "decontamination.parquet")
+    meta = {
+        "benchmarks": index.benchmarks,
+        "skipped_absent": index.skipped,
+        "ngram": cfg.ngram,
+        "fuzzy_threshold": cfg.fuzzy_threshold,
+        "hits_per_benchmark": dict(Counter(report["benchmark"])),
+        "items": len(index.items),
+        "common_ngrams_ignored": index.common_ngrams,
+    }
+    return drop, meta
+
+
+def run_curate(recipe: Recipe, work: WorkDir, progress: Any = None) -> CurateResult:
+    t0 = time.perf_counter()
+    out = work.stage(STAGE)
+    ledger = Ledger(STAGE)
+    warnings: list[str] = []
+
+    def tick(step: str) -> None:
+        if progress is not None:
+            progress(step)
+
+    tick("read")
+    cols = _read_all(recipe, ledger, warnings)
+    rows_in = ledger.steps["read"].rows_in if "read" in ledger.steps else 0
+    if rows_in == 0:
+        from builder.errors import UserError
+
+        raise UserError(f"{recipe.path}: the sources yielded 0 rows; check each source's path and limit")
+    tick("exact_dedupe")
+    cols = _step(ledger, "exact_dedupe", cols, _exact_dedupe(cols))
+    if recipe.curate.near_dedupe.enabled and cols["prompt_id"]:
+        tick("near_dedupe")
+        cols = _step(ledger, "near_dedupe", cols, _near_dedupe(recipe, work, cols))
+    decontam_meta: dict[str, Any] = {"benchmarks": [], "skipped_absent": []}
+    if recipe.curate.decontaminate.enabled:
+        tick("decontaminate")
+        drop, decontam_meta = _decontaminate(recipe, cols, out)
+        cols = _step(ledger, "decontaminate", cols, drop)
+    tick("balance")
+    bal = balance(cols["prompt_id"], cols["source"], cols["category"], recipe.curate.balance)
+    cols = _step(ledger, "balance", cols, {i: ("over_quota", r) for i, r in enumerate(bal.reason) if not bal.keep[i]})
+
+    # Chain check: each step starts with exactly what the previous one kept.
+    names = list(ledger.steps)
+    for a, b in zip(names, names[1:]):
+        if ledger.steps[a].kept != ledger.steps[b].rows_in:
+            raise RuntimeError(f"ledger chain broken: {a} kept {ledger.steps[a].kept} but {b} received {ledger.steps[b].rows_in}")
+
+    write_shards(cols, PROMPT_FEATURES, out / "prompts")
+    ledger.close(out)
+    balance_table = [
+        {"category": c, "source": s, "before": bal.before.get((c, s), 0), "after": bal.after.get((c, s), 0)}
+        for (c, s) in sorted(set(bal.before) | set(bal.after))
+    ]
+    result = CurateResult(
+        rows_in=rows_in,
+        rows_out=len(cols["prompt_id"]),
+        steps=ledger.summary(),
+        warnings=warnings,
+        seconds=time.perf_counter() - t0,
+        by_category=dict(Counter(cols["category"])),
+        by_source=dict(Counter(cols["source"])),
+    )
+    work.write_summary(STAGE, {
+        "recipe": recipe.name, "version": recipe.version, "recipe_sha256": recipe.sha256,
+        "rows_in": result.rows_in, "rows_out": result.rows_out,
+        "steps": [{"step": s, "in": i, "kept": k, "dropped": d} for s, i, k, d in result.steps],
+        "balance": balance_table, "category_quota": bal.category_quota,
+        "decontamination": decontam_meta, "warnings": warnings, "seconds": result.seconds,
+    })
+    return result

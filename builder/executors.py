@@ -1,0 +1,119 @@
+"""One place that turns a recipe's executor settings into a datatrove executor.
+
+Local runs block until done; Ray runs block too (datatrove's RayPipelineExecutor waits for
+its tasks); Slurm runs submit an sbatch array and return, so callers that need the results
+wait with `wait_for_completion`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from datatrove.executor.base import PipelineExecutor
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ExecutorConfig(BaseModel):
+    """How to run datatrove pipelines (the recipe's `executor:` block)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["local", "slurm", "ray"] = "local"
+    tasks: int = Field(4, ge=1, description="tasks for the parallel steps (files are split across them)")
+    workers: int = Field(-1, description="tasks run at once; -1 = all")
+    skip_completed: bool = Field(True, description="resume: skip ranks whose completion marker exists")
+    # local
+    start_method: Literal["forkserver", "spawn", "fork"] = "forkserver"
+    # slurm
+    partition: str | None = None
+    time: str = "04:00:00"
+    cpus_per_task: int = Field(1, ge=1)
+    mem_per_cpu_gb: float = Field(2, gt=0)
+    qos: str = "normal"
+    sbatch_args: dict[str, str] = Field(default_factory=dict)
+    venv_path: str | None = Field(None, description="slurm: `source`d before the task, e.g. .venv/bin/activate")
+    poll_s: float = Field(30, gt=0, description="slurm: how often to check for finished ranks")
+    # ray
+    address: str | None = Field(None, description="ray: cluster address; None starts/joins a local instance")
+
+    def workers_for(self, tasks: int) -> int:
+        return tasks if self.workers == -1 else max(1, min(self.workers, tasks))
+
+
+def make_executor(
+    pipeline: list[Any],
+    cfg: ExecutorConfig,
+    logging_dir: str | Path,
+    name: str,
+    depends: PipelineExecutor | None = None,
+    tasks: int | None = None,
+) -> PipelineExecutor:
+    """Build the executor of `cfg.kind` for `pipeline`; `tasks` overrides `cfg.tasks` for one step."""
+    n_tasks = tasks if tasks is not None else cfg.tasks
+    common: dict[str, Any] = {
+        "pipeline": pipeline,
+        "tasks": n_tasks,
+        "workers": cfg.workers_for(n_tasks) if cfg.kind != "slurm" else cfg.workers,
+        "logging_dir": str(logging_dir),
+        "skip_completed": cfg.skip_completed,
+        "depends": depends,
+    }
+    if cfg.kind == "local":
+        from datatrove.executor.local import LocalPipelineExecutor
+
+        return LocalPipelineExecutor(start_method=cfg.start_method, **common)
+    if cfg.kind == "slurm":
+        from datatrove.executor.slurm import SlurmPipelineExecutor
+
+        if not cfg.partition:
+            raise ValueError("executor.kind=slurm needs executor.partition (the Slurm partition to submit to)")
+        venv = cfg.venv_path
+        if venv and not venv.endswith("activate"):
+            venv = str(Path(venv) / "bin" / "activate")  # accept the venv folder itself
+        return SlurmPipelineExecutor(
+            job_name=name,
+            time=cfg.time,
+            partition=cfg.partition,
+            cpus_per_task=cfg.cpus_per_task,
+            mem_per_cpu_gb=cfg.mem_per_cpu_gb,
+            qos=cfg.qos,
+            sbatch_args=dict(cfg.sbatch_args),
+            venv_path=venv,
+            **common,
+        )
+    if cfg.kind == "ray":
+        try:
+            import ray
+        except ImportError as e:  # the optional extra
+            raise ImportError("executor.kind=ray needs Ray: pip install 'answer-distill[ray]'") from e
+        from datatrove.executor.ray import RayPipelineExecutor
+
+        if not ray.is_initialized():
+            ray.init(address=cfg.address, ignore_reinit_error=True, log_to_driver=False)
+        return RayPipelineExecutor(cpus_per_task=cfg.cpus_per_task, mem_per_cpu_gb=cfg.mem_per_cpu_gb, **common)
+    raise ValueError(f"unknown executor kind {cfg.kind!r}")
+
+
+def run_executor(executor: PipelineExecutor, cfg: ExecutorConfig, timeout_s: float | None = None) -> None:
+    """Run `executor` (and its dependencies) to completion, or raise if any rank did not finish."""
+    executor.run()
+    if cfg.kind == "slurm":
+        wait_for_completion(executor, cfg.poll_s, timeout_s)
+    missing = executor.get_incomplete_ranks(skip_completed=True)
+    if missing:
+        shown = ", ".join(map(str, missing[:10]))
+        raise RuntimeError(
+            f"{len(missing)}/{executor.world_size} tasks did not complete (ranks {shown}); "
+            f"see the logs in {executor.logging_dir.path}"
+        )
+
+
+def wait_for_completion(executor: PipelineExecutor, poll_s: float = 30, timeout_s: float | None = None) -> None:
+    """Poll datatrove's completion markers until every rank of `executor` is done."""
+    start = time.monotonic()
+    while executor.get_incomplete_ranks(skip_completed=True):
+        if timeout_s is not None and time.monotonic() - start > timeout_s:
+            raise TimeoutError(f"{executor.logging_dir.path}: tasks still running after {timeout_s:.0f}s")
+        time.sleep(poll_s)

@@ -1,0 +1,74 @@
+"""`answer-distill plan`: what a recipe would read, keep and build — without reading data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from builder.curate.balance import allocate
+from builder.recipe import CATEGORIES, PAPER_MIX, Recipe
+
+
+def expected_mix(recipe: Recipe) -> dict[str, int] | None:
+    """Per-category targets implied by the balance settings, when a target total is set."""
+    b = recipe.curate.balance
+    if b.target_total is None:
+        return None
+    weights = dict(b.category_weights) or ({k: float(v) for k, v in PAPER_MIX.items()} if b.preset == "paper" else {})
+    if not weights:
+        return None
+    caps = {c: b.category_caps.get(c, b.target_total) for c in CATEGORIES}
+    return allocate(b.target_total, caps, {c: weights.get(c, 0.0) for c in CATEGORIES})
+
+
+def plan_data(recipe: Recipe) -> dict[str, Any]:
+    sources = []
+    for s in recipe.sources:
+        where = s.path if s.kind == "local" else f"{s.dataset}" + (f" [{s.config}]" if s.config else "") + f" split={s.split}" + (f" @{s.revision}" if s.revision else "")
+        mapped = {k: v for k, v in s.fields.model_dump().items() if v}
+        sources.append({"name": s.name, "kind": s.kind, "where": where, "category": s.category,
+                        "limit": s.limit, "license": s.license, "fields": mapped})
+    d = recipe.curate.decontaminate
+    out: dict[str, Any] = {
+        "recipe": recipe.name,
+        "version": recipe.version,
+        "sources": sources,
+        "dedupe": {"exact": True, "near": recipe.curate.near_dedupe.model_dump()},
+        "decontaminate": {"ngram": d.ngram, "benchmarks": [b.name for b in d.benchmarks]},
+        "balance": recipe.curate.balance.model_dump(),
+        "expected_mix": expected_mix(recipe),
+        "executor": recipe.executor.model_dump(),
+    }
+    return out
+
+
+def print_plan(recipe: Recipe, console: Console) -> None:
+    data = plan_data(recipe)
+    console.print(f"[bold]{recipe.name}[/] v{recipe.version}  ({len(recipe.sources)} sources)")
+    t = Table(title="sources (read in priority order)", title_justify="left")
+    for col in ("name", "kind", "where", "category", "limit", "license"):
+        t.add_column(col)
+    for s in data["sources"]:
+        t.add_row(s["name"], s["kind"], str(s["where"]), s["category"], str(s["limit"] or "all"), s["license"])
+    console.print(t)
+    console.print(f"dedupe: exact + MinHash {recipe.curate.near_dedupe.ngram}-grams, "
+                  f"{recipe.curate.near_dedupe.buckets}×{recipe.curate.near_dedupe.hashes_per_bucket} bands")
+    console.print(f"decontaminate: {data['decontaminate']['ngram']}-grams vs {', '.join(data['decontaminate']['benchmarks']) or 'nothing'}")
+    mix = data["expected_mix"]
+    if mix:
+        m = Table(title=f"target mix ({recipe.curate.balance.target_total:,} prompts)", title_justify="left")
+        m.add_column("category")
+        m.add_column("prompts", justify="right")
+        m.add_column("share", justify="right")
+        total = sum(mix.values()) or 1
+        for c, n in mix.items():
+            m.add_row(c, f"{n:,}", f"{n / total:.1%}")
+        console.print(m)
+    for extra in PLAN_HOOKS:
+        extra(recipe, console)
+
+
+# Later stages append printers here (generation cost and time estimates, variants, release).
+PLAN_HOOKS: list = []

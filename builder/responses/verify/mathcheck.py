@@ -1,0 +1,103 @@
+"""Math answers: the teacher's last `\\boxed{}` against a reference, with math-verify.
+
+References may be plain ("72", "\\frac{1}{2}"), contain their own `\\boxed{}` (MATH
+solutions) or end in a GSM8K line "#### 72". Parsing and comparison run under one wall-clock
+deadline (see `deadline.py`), so a pathological expression costs at most `timeout_s`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from .deadline import DeadlineExceeded, run_with_deadline
+from .verdict import Verdict
+
+METHOD = "math"
+_BOX_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_GSM8K_RE = re.compile(r"####\s*(.+?)\s*$", re.S)
+_NUMBER_RE = re.compile(r"-?[\d,]*\.?\d+")
+_TAIL_CHARS = 600  # unboxed fallback only looks at the end, where the conclusion is
+
+
+class _DropTimeoutWarning(logging.Filter):
+    # We pass timeout=None on purpose (our own deadline); math-verify warns about that.
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Timeout is disabled")
+
+
+for _name in ("math_verify.parser", "math_verify.grader"):
+    logging.getLogger(_name).addFilter(_DropTimeoutWarning())
+
+
+def last_boxed(text: str) -> str | None:
+    """Content of the last `\\boxed{...}` / `\\fbox{...}` (balanced braces), or None."""
+    matches = list(_BOX_RE.finditer(text))
+    for m in reversed(matches):
+        depth, start = 1, m.end()
+        for i in range(start, len(text)):
+            ch = text[i]
+            if ch == "{":
+                depth += 1
+            elif ch == "}":
+                depth -= 1
+                if depth == 0:
+                    content = text[start:i].strip()
+                    if content:
+                        return content
+                    break
+    return None
+
+
+def normalize_reference(reference: str) -> str:
+    """Turn a reference into one LaTeX/plain expression: GSM8K '#### N', boxed, or as is."""
+    ref = reference.strip()
+    gsm = _GSM8K_RE.search(ref)
+    if gsm:
+        ref = gsm.group(1).strip()
+    else:
+        boxed = last_boxed(ref)
+        if boxed is not None:
+            ref = boxed
+    if _NUMBER_RE.fullmatch(ref):
+        ref = ref.replace(",", "")  # "1,000" is a thousands separator, not a tuple
+    return ref
+
+
+def _compare(reference: str, prediction: str, boxed: bool) -> tuple[bool, bool, str]:
+    """(parsed_any, equal, shown) -- run inside the deadline."""
+    from math_verify import parse, verify
+
+    gold = parse(f"${reference}$", parsing_timeout=None)  # type: ignore[arg-type]
+    if not gold:
+        gold = parse(reference, parsing_timeout=None)  # type: ignore[arg-type]
+    pred_text = f"\\boxed{{{prediction}}}" if boxed else prediction
+    pred = parse(pred_text, parsing_timeout=None)  # type: ignore[arg-type]
+    if not gold or not pred:
+        return bool(pred), False, f"gold={gold!r:.80} pred={pred!r:.80}"
+    equal = verify(gold, pred, timeout_seconds=None)
+    return True, bool(equal), f"gold={gold[0]!s:.80} pred={pred[0]!s:.80}"
+
+
+def verify_math(answer: str, reference: str | None, timeout_s: float = 10.0) -> Verdict:
+    """Verdict for a math answer; never raises."""
+    if not reference or not reference.strip():
+        return Verdict("unverifiable", METHOD, "no_reference")
+    if not answer or not answer.strip():
+        return Verdict("fail", METHOD, "empty_answer")
+    ref = normalize_reference(reference)
+    boxed = last_boxed(answer)
+    prediction = boxed if boxed is not None else answer[-_TAIL_CHARS:]
+    try:
+        parsed, equal, shown = run_with_deadline(_compare, (ref, prediction, boxed is not None), timeout_s)
+    except DeadlineExceeded:
+        return Verdict("unverifiable", METHOD, "timeout", f"over {timeout_s}s")
+    except Exception as exc:  # math-verify/sympy internals; record, never crash the stage
+        return Verdict("unverifiable", METHOD, "verifier_error", f"{type(exc).__name__}: {exc}"[:200])
+    if equal:
+        return Verdict("pass", METHOD, "ok" if boxed is not None else "ok_unboxed", shown)
+    if boxed is None and not parsed:
+        return Verdict("fail", METHOD, "no_boxed")
+    if not parsed:
+        return Verdict("fail", METHOD, "unparsable_answer", shown)
+    return Verdict("fail", METHOD, "mismatch", shown)

@@ -1,0 +1,96 @@
+"""Multiple-choice answers: find the letter the teacher committed to, compare with the gold.
+
+Extraction works in tiers, strongest first; the first tier that finds anything decides:
+
+1. explicit statements: `\\boxed{C}`, "answer is (C)", "Answer: **C**", "correct option: C",
+   "答案是 C", "答案：C", "উত্তর: C" (Bangla "answer");
+2. emphasis: "**C**", "**C.** text", "**Option C**", "**(C)**";
+3. the last non-empty line being just a letter ("C", "(C)", "C.").
+
+Within the deciding tier, several *different* letters mean the answer is ambiguous (fail).
+"""
+
+from __future__ import annotations
+
+import re
+
+from .verdict import Verdict
+
+METHOD = "mcq"
+LETTERS = "ABCDEFGHIJ"  # MMLU-Pro has up to 10 options
+_L = rf"(?-i:[{LETTERS}])"  # letters stay upper-case even in re.I patterns
+# A letter standing alone: not part of a word ("A" in "A cat" is excluded by the follow-up check).
+_OPEN, _CLOSE = r"[\(\[（`\"“]?", r"[\)\]）`\"”]?"
+_LETTER = rf"{_OPEN}\**\s*({_L})\s*\**{_CLOSE}(?![A-Za-z0-9])"
+
+_Q = r"(?:final|correct|right|best|most\s+(?:appropriate|accurate|suitable)|true)"
+_TIER1 = [
+    re.compile(rf"\\boxed\s*\{{\s*(?:\\text(?:bf)?\{{)?\s*\(?({_L})\)?\s*\}}"),
+    # "answer" is a commitment on its own; "option"/"choice" only with a qualifier.
+    re.compile(
+        rf"(?:{_Q}\s+)?answer\s*(?:is|would\s+be|should\s+be|:|=|-)?\s*\**\s*:?\s*"
+        rf"(?:option\s+|choice\s+)?{_LETTER}",
+        re.I,
+    ),
+    re.compile(rf"{_Q}\s+(?:option|choice)\s*(?:is|would\s+be|:|=|-)?\s*\**\s*:?\s*{_LETTER}", re.I),
+    re.compile(rf"(?:option|choice)\s+{_LETTER}\s*(?:is|would\s+be)\s+(?:the\s+)?{_Q}", re.I),
+    re.compile(rf"(?:正确)?(?:答案|选项)\s*(?:是|为|应为|应该是)?\s*[:：]?\s*\**\s*[\(（]?\s*({_L})(?![A-Za-z])"),
+    re.compile(rf"(?:সঠিক\s*)?(?:উত্তর|উত্তরঃ)\s*(?:হলো|হল|হচ্ছে)?\s*[:ঃ]?\s*\**\s*[\(\[]?({_L})(?![A-Za-z])"),
+]
+_TIER2 = [
+    re.compile(rf"\*\*\s*(?:option\s+|choice\s+)?\(?({_L})\)?\s*(?:[.:)]|\*\*)", re.I),
+]
+_TIER3 = re.compile(rf"^\W*\(?({_L})\)?[.:]?\W*$")
+
+# "answer" inside these must not count: "the answer is not A" / "answer is between".
+_NEGATED = re.compile(r"\b(?:not|n't|isn't|exclude|eliminat|rule[sd]? out|incorrect|wrong)\b", re.I)
+
+
+def _tier1_letters(text: str) -> list[str]:
+    found: list[tuple[int, str]] = []
+    for pat in _TIER1:
+        for m in pat.finditer(text):
+            before = text[max(0, m.start() - 1) : m.start()]
+            if before.isalpha() and before.isascii():  # e.g. "reanswer", not a statement
+                continue
+            window = text[m.start() : m.end()]
+            if _NEGATED.search(window):
+                continue
+            found.append((m.start(), m.group(1).upper()))
+    return [letter for _, letter in sorted(found)]
+
+
+def extract_choice(answer: str) -> tuple[str | None, str]:
+    """(letter or None, reason). reason is "ok", "ambiguous" or "no_choice"."""
+    letters = _tier1_letters(answer)
+    if not letters:
+        letters = [m.group(1).upper() for p in _TIER2 for m in p.finditer(answer)]
+    if not letters:
+        lines = [ln for ln in answer.strip().splitlines() if ln.strip()]
+        if lines and (m := _TIER3.match(lines[-1].strip())):
+            letters = [m.group(1).upper()]
+    if not letters:
+        return None, "no_choice"
+    if len(set(letters)) > 1:
+        return None, "ambiguous"
+    return letters[0], "ok"
+
+
+def normalize_reference_letter(reference: str) -> str | None:
+    ref = reference.strip().strip("()[]*. ").upper()
+    return ref if len(ref) == 1 and ref in LETTERS else None
+
+
+def verify_mcq(answer: str, reference: str | None) -> Verdict:
+    """Verdict for a multiple-choice answer; never raises."""
+    gold = normalize_reference_letter(reference or "")
+    if gold is None:
+        return Verdict("unverifiable", METHOD, "no_reference" if not reference else "bad_reference", (reference or "")[:40])
+    if not answer or not answer.strip():
+        return Verdict("fail", METHOD, "empty_answer")
+    letter, why = extract_choice(answer)
+    if letter is None:
+        return Verdict("fail", METHOD, why)
+    if letter == gold:
+        return Verdict("pass", METHOD, "ok", f"chose {letter}")
+    return Verdict("fail", METHOD, "mismatch", f"chose {letter}, gold {gold}")

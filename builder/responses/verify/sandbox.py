@@ -1,0 +1,305 @@
+"""Run untrusted Python (a teacher's code answer plus its tests) in a throw-away subprocess.
+
+Layers, strongest available first (probed once per process, recorded in every result):
+
+* ``netns``    -- ``unshare --net``: the child has no network at all, loopback included.
+* ``mountns``  -- ``unshare --mount`` + size-capped tmpfs over /tmp and /dev/shm: the child's
+  working directory is a private /tmp, and it cannot fill the host's disk there.
+* ``nobody``   -- ``setpriv`` to uid/gid 65534 with no capabilities: it cannot signal or read
+  the parent's (root-owned) processes and files, and RLIMIT_NPROC is enforced (root
+  ignores it), so fork/threads fail with EAGAIN.
+* ``rlimits``  -- always: CPU seconds, address space, file size, open files, no core dumps,
+  NPROC=1 (when not root).
+* ``pyguard``  -- always: before the program runs, fork/exec/spawn/kill/socket/ctypes are
+  replaced with functions that raise ``PermissionError`` and leave a marker on stderr
+  (``forbidden_syscall``). A determined attacker can undo Python-level patches; the kernel
+  layers above are what contain it.
+* always: ``python -I -S`` (no site-packages, no PYTHON* env), a scrubbed environment (no
+  API keys or tokens), a new session killed as a group on timeout, stdout/stderr written to
+  files capped by RLIMIT_FSIZE and read back truncated.
+
+Not done here: seccomp (libseccomp exists but no Python binding is installed), cgroups
+(memory is bounded by RLIMIT_AS instead), PID namespaces.
+
+The program gets two globals: ``PAYLOAD`` (the JSON value passed in) and ``report(dict)``,
+which sends one JSON object back over an inherited file descriptor, tagged with a per-run nonce so that a program that
+merely exits 0 is not mistaken for one that reported.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any
+
+NOBODY = 65534
+_VIOLATION = "__SANDBOX_VIOLATION__"
+
+# Runs first inside the child. Kept small: it is passed with -c on every run.
+_GUARD = r"""
+import json as _j, os as _o, resource as _r, sys as _s
+_lim = _j.loads(_s.argv[1])
+for _k, _v in _lim.items():
+    _r.setrlimit(getattr(_r, _k), (_v, _v))
+_nonce = _s.stdin.readline().strip()
+PAYLOAD = _j.loads(_s.stdin.read())
+_s.stdin.close()
+def report(obj, _fd=int(_s.argv[2]), _n=_nonce, _dumps=_j.dumps, _w=_o.write):
+    _w(_fd, (_dumps(dict(obj, nonce=_n)) + "\n").encode())
+def _deny(what, _w=_o.write):
+    def denied(*a, **k):
+        _w(2, ("\n%s %s\n" % (%(marker)r, what)).encode())
+        raise PermissionError("sandbox: %%s is disabled" %% what)
+    return denied
+import posix as _px, socket as _sock, subprocess as _sp, _posixsubprocess as _pps
+for _m in (_o, _px):
+    for _n in ("fork", "forkpty", "vfork", "system", "popen", "execv", "execve", "execl",
+               "execle", "execlp", "execlpe", "execvp", "execvpe", "spawnv", "spawnve",
+               "spawnl", "spawnle", "spawnlp", "spawnlpe", "spawnvp", "spawnvpe",
+               "posix_spawn", "posix_spawnp", "kill", "killpg", "setsid", "setuid",
+               "setgid", "putenv", "unsetenv"):
+        if hasattr(_m, _n):
+            setattr(_m, _n, _deny(_n))
+_pps.fork_exec = _deny("fork_exec")
+_sp.Popen = _deny("subprocess")
+for _n in ("socket", "socketpair", "create_connection", "create_server", "fromfd"):
+    setattr(_sock, _n, _deny("socket"))
+for _n in ("ctypes", "_ctypes", "pty"):
+    _s.modules[_n] = None
+del _j, _r, _k, _v, _lim, _m, _n, _px, _sock, _sp, _pps, _deny
+""".replace("%(marker)r", repr(_VIOLATION)).replace("%%", "%")
+
+
+@dataclass(frozen=True)
+class Limits:
+    timeout_s: float = 10.0
+    memory_mb: int = 1024
+    file_size_mb: int = 16
+    max_output_bytes: int = 64_000
+    open_files: int = 64
+    tmpfs_mb: int = 64
+
+
+@dataclass(frozen=True)
+class SandboxResult:
+    """What happened. ``outcome``: "reported" (the program called report), "timeout",
+    "cpu_limit", "memory", "output_limit", "file_size", "forbidden_syscall", "crashed",
+    "no_result" (exited without reporting), "sandbox_error"."""
+
+    outcome: str
+    report: dict[str, Any] | None
+    returncode: int | None
+    stdout: str
+    stderr: str
+    isolation: tuple[str, ...]
+    duration_s: float
+    violations: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Plan:
+    prefix: tuple[str, ...]  # command prefix before the interpreter
+    python: str
+    isolation: tuple[str, ...]
+
+
+def _scrubbed_env(home: str) -> dict[str, str]:
+    # Nothing inherited: the parent's environment may hold API keys and Hub tokens.
+    return {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "HOME": home, "TMPDIR": home}
+
+
+def _ns_prefix(tmpfs_mb: int, mount: bool, drop: bool) -> tuple[str, ...]:
+    drop_cmd = (
+        f"exec setpriv --reuid={NOBODY} --regid={NOBODY} --clear-groups --inh-caps=-all --bounding-set=-all -- "
+        if drop
+        else "exec "
+    )
+    if mount:
+        script = (
+            f"mount -t tmpfs -o size={tmpfs_mb}m,mode=1777 tmpfs /tmp && "
+            f"mount -t tmpfs -o size=8m,mode=1777 tmpfs /dev/shm && cd /tmp && {drop_cmd}\"$@\""
+        )
+        return ("unshare", "--net", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, "sh")
+    return ("unshare", "--net", "--", "/bin/sh", "-c", f'{drop_cmd}"$@"', "sh")
+
+
+def _probe_ok(cmd: list[str], expect_prefix: str) -> bool:
+    code = "import sys, json, re, collections; print(sys.prefix)"
+    try:
+        out = subprocess.run(
+            [*cmd, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=20, env=_scrubbed_env("/tmp")
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return out.returncode == 0 and out.stdout.strip() == expect_prefix
+
+
+@functools.lru_cache(maxsize=None)
+def isolation_plan(tmpfs_mb: int = 64) -> _Plan:
+    """Pick the strongest isolation that works on this machine (cached per process)."""
+    candidates = [os.path.realpath(sys.executable)]
+    if os.path.exists("/usr/bin/python3"):
+        candidates.append("/usr/bin/python3")
+    prefixes: dict[str, str] = {}
+    for py in candidates:
+        try:
+            got = subprocess.run([py, "-I", "-S", "-c", "import sys; print(sys.prefix)"], capture_output=True, text=True, timeout=20)
+            prefixes[py] = got.stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            continue
+    root = os.geteuid() == 0
+    tools = all(shutil.which(t) for t in ("unshare", "setpriv", "mount"))
+    levels: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
+    if root and tools:
+        levels.append((_ns_prefix(tmpfs_mb, True, True), ("netns", "mountns", "nobody")))
+        levels.append((_ns_prefix(tmpfs_mb, False, True), ("netns", "nobody")))
+        levels.append((_ns_prefix(tmpfs_mb, False, False), ("netns",)))
+    levels.append(((), ()))
+    for prefix, iso in levels:
+        for py, expect in prefixes.items():
+            # An interpreter the dropped user cannot fully read (e.g. under /root) starts
+            # with the wrong stdlib; the prefix check catches that.
+            if not prefix or _probe_ok([*prefix, py], expect):
+                return _Plan(prefix, py, (*iso, "rlimits", "pyguard", "isolated_python", "scrubbed_env"))
+    return _Plan((), sys.executable, ("rlimits", "pyguard", "isolated_python", "scrubbed_env"))
+
+
+def _rlimits(limits: Limits, drops_root: bool) -> dict[str, int]:
+    lim = {
+        "RLIMIT_CPU": math.ceil(limits.timeout_s) + 1,
+        "RLIMIT_AS": limits.memory_mb * 1024 * 1024,
+        "RLIMIT_FSIZE": limits.file_size_mb * 1024 * 1024,
+        "RLIMIT_NOFILE": limits.open_files,
+        "RLIMIT_CORE": 0,
+    }
+    if drops_root or os.geteuid() != 0:
+        lim["RLIMIT_NPROC"] = 1  # counts this process already: any fork or thread fails
+    return lim
+
+
+def _read_capped(path: str, cap: int) -> tuple[str, int]:
+    size = os.path.getsize(path)
+    with open(path, "rb") as fh:
+        data = fh.read(cap)
+    text = data.decode("utf-8", errors="replace")
+    if size > cap:
+        text += f"\n[... truncated, {size} bytes in all]"
+    return text, size
+
+
+def _parse_report(raw: bytes, nonce: str) -> dict[str, Any] | None:
+    found = None
+    for line in raw.decode("utf-8", errors="replace").splitlines():
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(obj, dict) and obj.pop("nonce", None) == nonce:
+            found = obj  # the last genuine report wins
+    return found
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def run_sandboxed(program: str, payload: Any, limits: Limits | None = None) -> SandboxResult:
+    """Run `program` (Python source) with `PAYLOAD = payload`; never raises for program faults."""
+    limits = limits or Limits()
+    plan = isolation_plan(limits.tmpfs_mb)
+    start = time.monotonic()
+    host_dir = tempfile.mkdtemp(prefix="adverify-")
+    try:
+        nonce = secrets.token_hex(16)
+        paths = {n: os.path.join(host_dir, n) for n in ("stdin", "stdout", "stderr", "report")}
+        with open(paths["stdin"], "w", encoding="utf-8") as fh:
+            fh.write(nonce + "\n" + json.dumps(payload))
+        work = os.path.join(host_dir, "work")
+        os.mkdir(work, 0o700)
+        drops_root = "nobody" in plan.isolation
+        rlim = _rlimits(limits, drops_root)
+        cmd = [*plan.prefix, plan.python, "-I", "-S", "-c", _GUARD + "\n" + program, json.dumps(rlim)]
+        # (the report fd number is appended below, once the file is open)
+        with (
+            open(paths["stdin"], "rb") as fin,
+            open(paths["stdout"], "wb") as fout,
+            open(paths["stderr"], "wb") as ferr,
+            open(paths["report"], "wb") as frep,
+        ):
+            try:
+                proc = subprocess.Popen(
+                    [*cmd, str(frep.fileno())],
+                    stdin=fin,
+                    stdout=fout,
+                    stderr=ferr,
+                    cwd=work,
+                    env=_scrubbed_env("/tmp" if "mountns" in plan.isolation else work),
+                    start_new_session=True,
+                    pass_fds=(frep.fileno(),),  # the report channel; its number goes in argv
+                )
+            except OSError as exc:
+                return SandboxResult("sandbox_error", None, None, "", str(exc)[:500], plan.isolation, 0.0)
+            timed_out = False
+            try:
+                proc.wait(timeout=limits.timeout_s)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+            _kill_group(proc.pid)  # also sweeps anything left in the group after a normal exit
+            proc.wait()
+        stdout, out_size = _read_capped(paths["stdout"], limits.max_output_bytes)
+        stderr, _ = _read_capped(paths["stderr"], limits.max_output_bytes)
+        with open(paths["report"], "rb") as fh:
+            report = _parse_report(fh.read(1_000_000), nonce)
+        with open(paths["stderr"], "rb") as fh:
+            err_all = fh.read(4 * 1024 * 1024).decode("utf-8", errors="replace")
+        outcome = _classify(
+            timed_out, proc.returncode, report, err_all, out_size, limits.file_size_mb * 1024 * 1024
+        )
+        violations = tuple(
+            sorted({ln.split(" ", 1)[1].strip() for ln in err_all.splitlines() if ln.startswith(_VIOLATION + " ")})
+        )
+        return SandboxResult(
+            outcome, report, proc.returncode, stdout, stderr, plan.isolation, time.monotonic() - start, violations
+        )
+    finally:
+        shutil.rmtree(host_dir, ignore_errors=True)
+
+
+def _classify(
+    timed_out: bool, rc: int | None, report: dict[str, Any] | None, stderr: str, out_size: int, fsize: int
+) -> str:
+    if timed_out:
+        return "timeout"
+    if report is not None and report.get("status") == "pass" and rc == 0:
+        return "reported"
+    if _VIOLATION in stderr:
+        return "forbidden_syscall"
+    if rc is not None and rc < 0:
+        sig = -rc
+        if sig == signal.SIGXCPU:
+            return "cpu_limit"
+        if sig == signal.SIGXFSZ:
+            return "file_size"
+        return "crashed"
+    if out_size >= fsize:
+        return "output_limit"
+    if "MemoryError" in stderr or (report and report.get("error_type") == "MemoryError"):
+        return "memory"
+    if "File too large" in stderr or (report and "File too large" in str(report.get("error", ""))):
+        return "file_size"
+    if report is not None:
+        return "reported"
+    return "no_result"

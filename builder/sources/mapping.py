@@ -1,0 +1,169 @@
+"""Apply a source's field mapping to a raw row: → a prompt record or a reason it can't be one."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+import regex
+
+from builder.recipe import SourceConfig
+
+ROLES = {"system", "user", "assistant", "tool"}
+SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
+                  "system": "system", "tool": "tool", "function_call": "assistant", "observation": "tool",
+                  "function": "tool"}
+
+
+class RowProblem(Exception):
+    """The row cannot become a prompt; `code` goes in the ledger's reason column."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+_MISSING = object()
+
+
+def get_path(row: dict[str, Any], path: str) -> Any:
+    """Dotted lookup (`info.answer`, `messages.0.content`); _MISSING when absent."""
+    node: Any = row
+    for part in path.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.lstrip("-").isdigit() and -len(node) <= int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return _MISSING
+    return node
+
+
+def _text(value: Any, field: str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(p, dict) for p in value):
+        # OpenAI typed content parts: keep text parts; a reasoning part is not prompt text.
+        # (LLaMA-Factory writes the text under "value" instead of "text".)
+        return "".join(str(p.get("text", p.get("value", ""))) for p in value if p.get("type", "text") == "text")
+    raise RowProblem("wrong_type", f"field `{field}` is a {type(value).__name__}, expected text")
+
+
+def _as_json_string(value: Any) -> str | None:
+    if value is None or value is _MISSING:
+        return None
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _messages(value: Any, field: str) -> list[dict[str, str]]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise RowProblem("wrong_type", f"field `{field}` is a string, not a message list") from None
+    if not isinstance(value, list) or not value:
+        raise RowProblem("wrong_type", f"field `{field}` must be a non-empty list of messages")
+    out: list[dict[str, str]] = []
+    for i, m in enumerate(value):
+        if not isinstance(m, dict):
+            raise RowProblem("wrong_type", f"{field}[{i}] is a {type(m).__name__}, expected an object")
+        if "role" in m:
+            role, content = m.get("role"), m.get("content")
+        elif "from" in m:
+            role, content = SHAREGPT_ROLES.get(str(m.get("from")), m.get("from")), m.get("value")
+        else:
+            raise RowProblem("bad_message", f"{field}[{i}] has neither role/content nor from/value")
+        if role not in ROLES:
+            raise RowProblem("bad_message", f"{field}[{i}].role is {role!r}; expected one of {sorted(ROLES)}")
+        if content is None and m.get("tool_calls"):
+            content = _as_json_string(m["tool_calls"])
+        if content is None:
+            content = ""
+        out.append({"role": str(role), "content": _text(content, f"{field}[{i}].content")})
+    return out
+
+
+def map_row(src: SourceConfig, row: dict[str, Any], reference_re: regex.Pattern[str] | None) -> dict[str, Any]:
+    """Build the un-normalized prompt record. Raises RowProblem with a ledger code."""
+    f = src.fields
+    original: str | None = None
+    if f.messages:
+        value = get_path(row, f.messages)
+        if value is _MISSING:
+            raise RowProblem("missing_field", f"mapped field `{f.messages}` is absent")
+        msgs = _messages(value, f.messages)
+        # A conversation that ends with an assistant turn: that turn is the community's
+        # response (the `original` variant), the rest is the prompt.
+        if msgs[-1]["role"] == "assistant":
+            original = msgs[-1]["content"]
+            msgs = msgs[:-1]
+        if not msgs or msgs[-1]["role"] not in ("user", "tool"):
+            raise RowProblem("no_user_turn", "conversation has no user (or tool) turn to answer")
+    else:
+        assert f.prompt is not None
+        value = get_path(row, f.prompt)
+        if value is _MISSING or value is None:
+            raise RowProblem("missing_field", f"mapped field `{f.prompt}` is absent")
+        prompt = _text(value, f.prompt)
+        if f.options:
+            opts = get_path(row, f.options)
+            if isinstance(opts, str):
+                try:
+                    opts = json.loads(opts)
+                except json.JSONDecodeError:
+                    opts = None
+            if not isinstance(opts, list) or not opts:
+                raise RowProblem("wrong_type", f"field `{f.options}` must be a non-empty list of options")
+            letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+            prompt = prompt.rstrip() + "\n\n" + "\n".join(f"{letters[i]}. {o}" for i, o in enumerate(opts))
+        msgs = []
+        if f.system:
+            sys_v = get_path(row, f.system)
+            if isinstance(sys_v, str) and sys_v.strip():
+                msgs.append({"role": "system", "content": sys_v})
+        msgs.append({"role": "user", "content": prompt})
+    if src.prompt_suffix:
+        msgs[-1] = {"role": msgs[-1]["role"], "content": msgs[-1]["content"].rstrip() + src.prompt_suffix}
+
+    if f.response:
+        resp = get_path(row, f.response)
+        if resp is not _MISSING and resp is not None:
+            original = _text(resp, f.response)
+    reference = None
+    if f.reference:
+        ref = get_path(row, f.reference)
+        if ref is not _MISSING and ref is not None:
+            reference = ref if isinstance(ref, str) else _as_json_string(ref)
+            if reference_re is not None and reference is not None:
+                m = reference_re.search(reference)
+                reference = m.group(1).strip() if m else reference
+    category = src.category
+    if f.category:
+        raw = get_path(row, f.category)
+        if raw is not _MISSING and raw is not None:
+            category = src.category_map.get(str(raw), category if src.category_map else str(raw))
+    language = src.language
+    if f.language:
+        raw = get_path(row, f.language)
+        if isinstance(raw, str) and raw:
+            language = raw
+    tests = _as_json_string(get_path(row, f.tests)) if f.tests else None
+    tools = _as_json_string(get_path(row, f.tools)) if f.tools else None
+    row_id = None
+    if f.id:
+        rid = get_path(row, f.id)
+        row_id = None if rid is _MISSING or rid is None else str(rid)
+    return {
+        "messages": msgs,
+        "tools_json": tools,
+        "original_response": original,
+        "reference_answer": reference,
+        "tests_json": tests,
+        "category": category,
+        "language": language,
+        "row_id": row_id,
+    }

@@ -1,0 +1,181 @@
+"""Raw row readers: local JSONL / JSON / parquet / CSV files and globs, and Hub datasets.
+
+A reader yields ``RawRow`` items: the row dict and where it came from, or a ``BadRow`` for
+input that cannot be parsed (bad JSON, bad bytes), so the stage can quarantine it with its
+file:line instead of skipping it silently. Whole-source problems (missing file, unreachable
+Hub id) are ``UserError``s: one line, what to do.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow.parquet as pq
+
+from builder.errors import UserError
+from builder.recipe import Recipe, SourceConfig
+
+
+@dataclass(slots=True)
+class RawRow:
+    location: str  # file:line, file#row or hub-id#row
+    row_id: str
+    data: dict[str, Any]
+
+
+@dataclass(slots=True)
+class BadRow:
+    location: str
+    row_id: str
+    reason: str  # machine-readable code
+    detail: str
+
+
+def _format_of(path: Path, declared: str) -> str:
+    if declared != "auto":
+        return declared
+    name = path.name.lower()
+    for suffix, fmt in ((".jsonl", "jsonl"), (".jsonl.gz", "jsonl"), (".ndjson", "jsonl"), (".json", "json"),
+                        (".parquet", "parquet"), (".csv", "csv")):
+        if name.endswith(suffix):
+            return fmt
+    raise UserError(f"{path}: cannot tell the file format from its name; set `format:` on the source")
+
+
+def _open_bytes(path: Path) -> io.BufferedIOBase:
+    if path.name.endswith(".gz"):
+        import gzip
+
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return path.open("rb")
+
+
+def _read_jsonl(path: Path) -> Iterator[RawRow | BadRow]:
+    with _open_bytes(path) as fh:
+        for lineno, line in enumerate(fh, 1):
+            loc = f"{path}:{lineno}"
+            if not line.strip():
+                continue
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as e:
+                yield BadRow(loc, str(lineno), "bad_utf8", f"byte {e.start} is not UTF-8; re-encode the file as UTF-8")
+                continue
+            try:
+                obj = orjson.loads(line)
+            except orjson.JSONDecodeError as e:
+                yield BadRow(loc, str(lineno), "bad_json", f"{e}; fix or remove the line")
+                continue
+            if not isinstance(obj, dict):
+                yield BadRow(loc, str(lineno), "not_an_object", f"line is a JSON {type(obj).__name__}, expected an object")
+                continue
+            yield RawRow(loc, str(lineno), obj)
+
+
+def _read_json(path: Path) -> Iterator[RawRow | BadRow]:
+    try:
+        data = json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: not valid JSON ({e}); for one object per line use a .jsonl file") from None
+    if isinstance(data, dict):  # {"data": [...]} and similar single-key wrappers
+        lists = [v for v in data.values() if isinstance(v, list)]
+        if len(lists) != 1:
+            raise UserError(f"{path}: expected a JSON array of objects (or one key holding one)")
+        data = lists[0]
+    if not isinstance(data, list):
+        raise UserError(f"{path}: expected a JSON array of objects")
+    for i, obj in enumerate(data):
+        loc = f"{path}#{i}"
+        if isinstance(obj, dict):
+            yield RawRow(loc, str(i), obj)
+        else:
+            yield BadRow(loc, str(i), "not_an_object", f"item is a {type(obj).__name__}, expected an object")
+
+
+def _read_parquet(path: Path) -> Iterator[RawRow | BadRow]:
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as e:  # pyarrow raises several types for corrupt files
+        raise UserError(f"{path}: not a readable parquet file ({type(e).__name__}: {e})") from None
+    i = 0
+    for batch in pf.iter_batches(batch_size=8192):
+        for obj in batch.to_pylist():
+            yield RawRow(f"{path}#{i}", str(i), obj)
+            i += 1
+
+
+def _read_csv(path: Path) -> Iterator[RawRow | BadRow]:
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: byte {e.start} is not UTF-8; re-encode the CSV as UTF-8") from None
+    reader = csv.DictReader(io.StringIO(text))
+    for i, obj in enumerate(reader):
+        # DictReader puts surplus cells under the None key: a ragged line.
+        if None in obj:
+            yield BadRow(f"{path}:{reader.line_num}", str(i), "bad_csv", "more cells than header columns")
+            continue
+        yield RawRow(f"{path}:{reader.line_num}", str(i), dict(obj))
+
+
+READERS = {"jsonl": _read_jsonl, "json": _read_json, "parquet": _read_parquet, "csv": _read_csv}
+
+
+def local_files(recipe: Recipe, src: SourceConfig) -> list[Path]:
+    assert src.path is not None
+    pattern = str(recipe.resolve(src.path))
+    if any(ch in pattern for ch in "*?["):
+        files = sorted(Path(p) for p in glob.glob(pattern, recursive=True))
+        if not files:
+            raise UserError(f"source {src.name}: no file matches {pattern}; check `path`")
+        return files
+    path = Path(pattern)
+    if not path.is_file():
+        raise UserError(f"source {src.name}: file not found: {path}; check `path` (relative to the recipe)")
+    return [path]
+
+
+def read_local(recipe: Recipe, src: SourceConfig, warn: list[str]) -> Iterator[RawRow | BadRow]:
+    for path in local_files(recipe, src):
+        if path.stat().st_size == 0:
+            warn.append(f"source {src.name}: {path} is empty; it contributes no rows")
+            continue
+        yield from READERS[_format_of(path, src.format)](path)
+
+
+def read_hf(src: SourceConfig) -> Iterator[RawRow | BadRow]:
+    """`datasets.load_dataset` by Hub id; a local folder or file path works the same way."""
+    import datasets
+
+    try:
+        ds = datasets.load_dataset(
+            src.dataset, src.config, split=src.split, revision=src.revision, streaming=True
+        )
+    except Exception as e:  # datasets raises many types (ConnectionError, FileNotFound, …)
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(
+            f"source {src.name}: cannot load Hub dataset {src.dataset!r} "
+            f"(config={src.config}, split={src.split}, revision={src.revision}): {first[:300]}; "
+            "check the id and your network, or point `dataset` at a local copy"
+        ) from None
+    for i, obj in enumerate(ds):
+        yield RawRow(f"{src.dataset}#{i}", str(i), dict(obj))
+
+
+def read_source(recipe: Recipe, src: SourceConfig, warn: list[str]) -> Iterator[RawRow | BadRow]:
+    it = read_local(recipe, src, warn) if src.kind == "local" else read_hf(src)
+    if src.limit is None:
+        yield from it
+        return
+    for n, item in enumerate(it):
+        if n >= src.limit:
+            return
+        yield item

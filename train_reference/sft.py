@@ -1,0 +1,415 @@
+"""Reference SFT trainer (TRL) for Qwen2.5 on one variant of an answer-distill release.
+
+    python train_reference/sft.py --config recipes/train/qwen2.5-32b-answer.yaml [--set key=value ...]
+    accelerate launch --config_file train_reference/accelerate/fsdp2.yaml train_reference/sft.py --config ...
+
+Everything a user can get wrong (recipe keys, release config, revision, max length vs the
+model's context, chat template) is checked before any weights are loaded; each problem is
+one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make `train_reference` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import yaml
+
+from train_reference.config import (
+    QWEN_EOS,
+    QWEN_EOS_ID,
+    QWEN_PAD,
+    QWEN_PAD_ID,
+    ConfigError,
+    DatasetSection,
+    Recipe,
+    load_recipe,
+    to_sft_config,
+)
+
+logger = logging.getLogger("train_reference.sft")
+
+
+class SetupError(Exception):
+    """Bad input found before training (release, revision, model, template): one line, exit 2."""
+
+
+# --- the Qwen2.5 training chat template ----------------------------------------------------
+# Qwen2.5's template has no {% generation %} markers, so `return_assistant_tokens_mask`
+# returns all zeros and assistant-only loss would silently train on nothing. This template
+# renders the same text for system/user/assistant/tool turns and wraps each assistant reply
+# *and its <|im_end|>* in generation markers: the model is trained to emit the stop token,
+# while the "<|im_start|>assistant\n" header (the generation prompt) and the "\n" after
+# <|im_end|> stay out of the loss. DEFAULT_SYSTEM is filled in from the model's own template.
+_TRAINING_TEMPLATE = """\
+{%- set default_system = DEFAULT_SYSTEM %}
+{%- if messages[0].role == 'system' %}
+    {{- '<|im_start|>system\\n' + messages[0].content + '<|im_end|>\\n' }}
+{%- elif default_system is not none %}
+    {{- '<|im_start|>system\\n' + default_system + '<|im_end|>\\n' }}
+{%- endif %}
+{%- for message in messages %}
+    {%- if message.role == 'assistant' %}
+        {{- '<|im_start|>assistant\\n' }}
+        {%- generation %}
+            {{- message.content + '<|im_end|>' }}
+        {%- endgeneration %}
+        {{- '\\n' }}
+    {%- elif message.role == 'tool' %}
+        {%- if loop.index0 == 0 or messages[loop.index0 - 1].role != 'tool' %}
+            {{- '<|im_start|>user' }}
+        {%- endif %}
+        {{- '\\n<tool_response>\\n' + message.content + '\\n</tool_response>' }}
+        {%- if loop.last or messages[loop.index0 + 1].role != 'tool' %}
+            {{- '<|im_end|>\\n' }}
+        {%- endif %}
+    {%- elif message.role == 'user' or (message.role == 'system' and not loop.first) %}
+        {{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|im_start|>assistant\\n' }}
+{%- endif %}"""
+
+_PROBES: list[list[dict[str, str]]] = [
+    [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}],
+    [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!"},
+        {"role": "user", "content": "Name a prime.\n\nOnly one."},
+        {"role": "assistant", "content": "7\n"},
+    ],
+]
+
+
+def default_system_prompt(tokenizer: Any, original: str) -> str | None:
+    """The system turn the model's template inserts when a conversation has none."""
+    probe = "\u2063probe\u2063"
+    text = tokenizer.apply_chat_template([{"role": "user", "content": probe}], chat_template=original, tokenize=False)
+    head = "<|im_start|>system\n"
+    tail = "<|im_end|>\n<|im_start|>user\n" + probe
+    if text.startswith(head) and text.endswith(tail + "<|im_end|>\n"):
+        return text[len(head) : text.index(tail)]
+    return None
+
+
+def training_chat_template(tokenizer: Any, original: str) -> str:
+    system = default_system_prompt(tokenizer, original)
+    # json.dumps gives a double-quoted literal with backslash escapes, which Jinja reads alike.
+    return _TRAINING_TEMPLATE.replace("DEFAULT_SYSTEM", "none" if system is None else json.dumps(system))
+
+
+def check_training_template(
+    tokenizer: Any, original: str, training: str, conversations: list[list[dict[str, str]]]
+) -> None:
+    """Same text as the model's template, and an assistant mask that ends on <|im_end|>."""
+    for i, messages in enumerate([*_PROBES, *conversations]):
+        want = tokenizer.apply_chat_template(messages, chat_template=original, tokenize=False)
+        got = tokenizer.apply_chat_template(messages, chat_template=training, tokenize=False)
+        if want != got:
+            where = f"probe {i}" if i < len(_PROBES) else f"dataset row {i - len(_PROBES)}"
+            at = next((k for k, (a, b) in enumerate(zip(want, got)) if a != b), min(len(want), len(got)))
+            raise SetupError(
+                f"chat template check: the training template renders {where} differently from the model's "
+                f"template at character {at} ({want[at:at + 40]!r} vs {got[at:at + 40]!r}); "
+                "the model's template is not Qwen2.5's — pass model.tokenizer pointing at a Qwen2.5 tokenizer"
+            )
+    for i, messages in enumerate([*_PROBES, *conversations[:4]]):
+        out = tokenizer.apply_chat_template(
+            messages, chat_template=training, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+        )
+        ids, mask = out["input_ids"], out["assistant_masks"]
+        if not any(mask):
+            raise SetupError(
+                "assistant mask is all zeros: the chat template has no {% generation %} markers the tokenizer "
+                "understands, so assistant-only loss would train on nothing"
+            )
+        n_turns = sum(m["role"] == "assistant" for m in messages)
+        ends = [k for k in range(len(ids)) if mask[k] and (k + 1 == len(ids) or not mask[k + 1])]
+        if len(ends) != n_turns or any(ids[k] != QWEN_EOS_ID for k in ends):
+            raise SetupError(
+                f"assistant mask check (conversation {i}): every assistant span must end on {QWEN_EOS} "
+                f"(id {QWEN_EOS_ID}); got span ends {[ids[k] for k in ends]}"
+            )
+
+
+# --- the release ---------------------------------------------------------------------------
+def _front_matter_configs(readme: Path) -> list[str]:
+    text = readme.read_text(encoding="utf-8")
+    if not text.startswith("---"):
+        return []
+    block = text.split("---", 2)[1]
+    meta = yaml.safe_load(block) or {}
+    return [c.get("config_name", "default") for c in meta.get("configs", []) if isinstance(c, dict)]
+
+
+def _git(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, check=False)
+
+
+def _local_revision(folder: Path, revision: str | None, workdir: Path) -> Path:
+    """The folder itself, or the release as of `revision` when the folder is a git clone."""
+    is_git = (folder / ".git").exists()
+    if revision in (None, "main") and not is_git:
+        return folder
+    if not is_git:
+        raise SetupError(
+            f"dataset.revision {revision!r}: local release {folder} is not a git clone, so it has no revisions; "
+            "drop dataset.revision or clone the release repository"
+        )
+    rev = revision or "HEAD"
+    found = _git(folder, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+    if found.returncode != 0:
+        tags = _git(folder, "tag", "--list").stdout.split()
+        raise SetupError(
+            f"dataset.revision {rev!r} does not exist in {folder} (tags: {', '.join(tags) or 'none'})"
+        )
+    commit = found.stdout.strip()
+    head = _git(folder, "rev-parse", "HEAD").stdout.strip()
+    dirty = _git(folder, "status", "--porcelain").stdout.strip()
+    if commit == head and not dirty:
+        return folder
+    # Materialise that revision's files without touching the user's checkout.
+    target = workdir / f"release-{commit[:12]}"
+    if not target.exists():
+        target.mkdir(parents=True)
+        archive = subprocess.run(["git", "-C", str(folder), "archive", commit], capture_output=True, check=False)
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    return target
+
+
+def _hub_revision_check(ds: DatasetSection) -> list[str]:
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+
+    try:
+        HfApi().dataset_info(ds.path, revision=ds.revision)
+    except RevisionNotFoundError:
+        raise SetupError(f"dataset.revision {ds.revision!r} does not exist in Hub dataset {ds.path}") from None
+    except RepositoryNotFoundError:
+        raise SetupError(f"dataset.path {ds.path!r}: no such local folder or Hub dataset") from None
+    except Exception as exc:  # offline mode, network, auth: all end the run the same way
+        raise SetupError(f"dataset.path {ds.path!r}: cannot query the Hugging Face Hub ({type(exc).__name__})") from None
+    import datasets
+
+    return datasets.get_dataset_config_names(ds.path, revision=ds.revision)
+
+
+def resolve_release(ds: DatasetSection, workdir: Path) -> tuple[str, str | None]:
+    """Check revision and config exist; return what to pass to `load_dataset` (path, revision)."""
+    folder = Path(ds.path).expanduser()
+    if folder.is_dir():
+        folder = _local_revision(folder, ds.revision, workdir)
+        readme = folder / "README.md"
+        configs = _front_matter_configs(readme) if readme.is_file() else []
+        if not configs:
+            raise SetupError(f"dataset.path {ds.path}: not a release folder (README.md has no 'configs:' front matter)")
+        path, revision = str(folder), None
+    else:
+        configs = _hub_revision_check(ds)
+        path, revision = ds.path, ds.revision
+    if ds.config not in configs:
+        raise SetupError(
+            f"dataset.config {ds.config!r} is not in release {ds.path}"
+            f"{'@' + ds.revision if ds.revision else ''} (it has: {', '.join(configs)})"
+        )
+    return path, revision
+
+
+def _clean_messages(messages: Any, index: int) -> list[dict[str, str]]:
+    if not isinstance(messages, list) or not messages:
+        raise SetupError(f"dataset row {index}: 'messages' must be a non-empty list")
+    out = []
+    for turn in messages:
+        role, content = turn.get("role"), turn.get("content")
+        if role not in ("system", "user", "assistant", "tool") or not isinstance(content, str):
+            raise SetupError(f"dataset row {index}: turn {turn!r} needs role system/user/assistant/tool and string content")
+        out.append({"role": role, "content": content})
+    if out[-1]["role"] != "assistant":
+        raise SetupError(f"dataset row {index}: the last turn must be the assistant reply, got {out[-1]['role']!r}")
+    return out
+
+
+def load_release(ds: DatasetSection, path: str, revision: str | None) -> Any:
+    """Load the variant and keep only what SFT needs (provenance/quality columns are dropped)."""
+    import datasets
+
+    data = datasets.load_dataset(path, name=ds.config, revision=revision, split=ds.split)
+    if "messages" not in data.column_names:
+        raise SetupError(f"dataset {ds.path} config {ds.config!r} has no 'messages' column")
+    if ds.max_rows is not None:
+        data = data.select(range(min(ds.max_rows, len(data))))
+
+    def convert(row: dict[str, Any], index: int) -> dict[str, Any]:
+        messages = _clean_messages(row["messages"], index)
+        if ds.train_on == "last_turn":
+            # prompt/completion form: TRL's completion mask ∩ the assistant mask = last reply only.
+            return {"prompt": messages[:-1], "completion": messages[-1:]}
+        return {"messages": messages}
+
+    return data.map(convert, with_indices=True, remove_columns=data.column_names)
+
+
+# --- model checks --------------------------------------------------------------------------
+def check_model(recipe: Recipe) -> tuple[Any, Any]:
+    """Model config and tokenizer (no weights): context length, EOS and PAD ids."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    m = recipe.model
+    try:
+        config = AutoConfig.from_pretrained(m.name_or_path, revision=m.revision)
+    except (OSError, ValueError) as exc:
+        raise SetupError(f"model.name_or_path {m.name_or_path!r}: cannot read its config ({' '.join(str(exc).split())[:200]})") from None
+    context = getattr(config, "max_position_embeddings", None)
+    max_length = recipe.training.get("max_length", 1024)
+    if context is not None and max_length is not None and max_length > context:
+        raise SetupError(
+            f"training.max_length {max_length} exceeds the model's context: {m.name_or_path} has "
+            f"max_position_embeddings {context}"
+        )
+    tok_src = m.tokenizer or m.name_or_path
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(tok_src, revision=None if m.tokenizer else m.revision)
+    except (OSError, ValueError) as exc:
+        raise SetupError(f"tokenizer {tok_src!r}: cannot load ({' '.join(str(exc).split())[:200]})") from None
+    vocab = tokenizer.get_vocab()
+    if vocab.get(QWEN_EOS) != QWEN_EOS_ID or vocab.get(QWEN_PAD) != QWEN_PAD_ID:
+        raise SetupError(
+            f"tokenizer {tok_src!r} is not a Qwen2.5 tokenizer: expected {QWEN_EOS}={QWEN_EOS_ID} and "
+            f"{QWEN_PAD}={QWEN_PAD_ID}"
+        )
+    # PAD must differ from EOS: a collator that masks pad ids would otherwise mask the stop token.
+    tokenizer.pad_token = QWEN_PAD
+    tokenizer.eos_token = QWEN_EOS
+    if not tokenizer.chat_template:
+        raise SetupError(f"tokenizer {tok_src!r} has no chat template to train against")
+    return config, tokenizer
+
+
+def align_stop_tokens(model: Any) -> None:
+    """EOS <|im_end|> first in config and generation config; PAD stays <|endoftext|>."""
+    model.config.eos_token_id = QWEN_EOS_ID
+    model.config.pad_token_id = QWEN_PAD_ID
+    gen = model.generation_config
+    gen.eos_token_id = [QWEN_EOS_ID, QWEN_PAD_ID]
+    gen.pad_token_id = QWEN_PAD_ID
+
+
+def verify_saved(out_dir: Path) -> None:
+    from transformers import AutoConfig, GenerationConfig
+
+    gen = GenerationConfig.from_pretrained(out_dir)
+    eos = gen.eos_token_id if isinstance(gen.eos_token_id, list) else [gen.eos_token_id]
+    cfg = AutoConfig.from_pretrained(out_dir)
+    if QWEN_EOS_ID not in eos or cfg.eos_token_id != QWEN_EOS_ID or gen.pad_token_id == QWEN_EOS_ID:
+        raise RuntimeError(f"saved model in {out_dir} would not stop at {QWEN_EOS}: eos {eos}, pad {gen.pad_token_id}")
+
+
+# --- driver --------------------------------------------------------------------------------
+def prepare(recipe: Recipe, workdir: Path) -> dict[str, Any]:
+    """All checks that need no weights; returns what `build_trainer` needs."""
+    path, revision = resolve_release(recipe.dataset, workdir)
+    _, tokenizer = check_model(recipe)
+    sft_config = to_sft_config(recipe)
+    dataset = load_release(recipe.dataset, path, revision)
+    original = tokenizer.chat_template
+    training = training_chat_template(tokenizer, original)
+    sample = []
+    for row in dataset.select(range(min(recipe.dataset.template_check_rows, len(dataset)))):
+        sample.append(row["prompt"] + row["completion"] if "prompt" in row else row["messages"])
+    check_training_template(tokenizer, original, training, sample)
+    return {
+        "sft_config": sft_config,
+        "tokenizer": tokenizer,
+        "dataset": dataset,
+        "original_template": original,
+        "training_template": training,
+    }
+
+
+def build_trainer(recipe: Recipe, prepared: dict[str, Any]) -> Any:
+    from trl import SFTTrainer
+
+    tokenizer = prepared["tokenizer"]
+    # A template that already has generation markers makes TRL use it as is (instead of
+    # swapping in its own, which would also train the "\n" after <|im_end|>).
+    tokenizer.chat_template = prepared["training_template"]
+    m = recipe.model
+    sft_config = prepared["sft_config"]
+    sft_config.model_init_kwargs = {
+        "revision": m.revision,
+        "dtype": m.dtype,
+        **({"attn_implementation": m.attn_implementation} if m.attn_implementation else {}),
+    }
+    trainer = SFTTrainer(
+        model=m.name_or_path,
+        args=sft_config,
+        train_dataset=prepared["dataset"],
+        processing_class=tokenizer,
+    )
+    align_stop_tokens(trainer.model)
+    return trainer
+
+
+def save(trainer: Any, prepared: dict[str, Any], out_dir: Path) -> None:
+    tokenizer = prepared["tokenizer"]
+    align_stop_tokens(trainer.model)
+    # Ship the model's own template: the markers matter only for training.
+    tokenizer.chat_template = prepared["original_template"]
+    trainer.save_model(str(out_dir))
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(str(out_dir))
+        verify_saved(out_dir)
+
+
+def run(recipe: Recipe, dry_run: bool = False) -> Path:
+    workdir = Path(tempfile.mkdtemp(prefix="sft-release-"))
+    try:
+        prepared = prepare(recipe, workdir)
+        out_dir = Path(prepared["sft_config"].output_dir)
+        if dry_run:
+            print(json.dumps({"ok": True, "rows": len(prepared["dataset"]), "output_dir": str(out_dir)}))
+            return out_dir
+        trainer = build_trainer(recipe, prepared)
+        trainer.train()
+        save(trainer, prepared, out_dir)
+        return out_dir
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, help="training recipe YAML (recipes/train/*.yaml)")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a recipe key, e.g. --set training.learning_rate=1e-5 (repeatable)",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="run every check, load no weights, train nothing")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=os.environ.get("LOGLEVEL", "INFO"), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        recipe = load_recipe(args.config, args.overrides)
+        out_dir = run(recipe, dry_run=args.dry_run)
+    except (ConfigError, SetupError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not args.dry_run:
+        logger.info("model written to %s", out_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

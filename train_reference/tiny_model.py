@@ -1,0 +1,136 @@
+"""Tiny stand-ins for tests and CPU smoke runs: a random-weight Qwen2 model and a small release.
+
+`build_tiny_qwen2` writes a model folder that loads like Qwen/Qwen2.5-32B (same architecture
+class, same tokenizer, base-model EOS 151643 and generation config) but has ~10M parameters,
+nearly all of them the tied embedding. `build_tiny_release` writes a release-shaped dataset
+folder (README.md `configs:` front matter + parquet shards) from GSM8K rows.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+QWEN_ENDOFTEXT_ID = 151643  # <|endoftext|>: the base model's EOS and the pad token
+
+
+def build_tiny_qwen2(
+    out_dir: str | Path,
+    tokenizer_dir: str | Path,
+    *,
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    num_heads: int = 4,
+    num_kv_heads: int = 2,
+    intermediate_size: int = 128,
+    max_position_embeddings: int = 4096,
+    seed: int = 0,
+) -> Path:
+    """Save a randomly initialised Qwen2ForCausalLM plus the tokenizer from `tokenizer_dir`.
+
+    The config mirrors the Qwen2.5 *base* models on purpose: eos_token_id is <|endoftext|>
+    (151643), as in Qwen/Qwen2.5-32B, so a trainer that forgets to move EOS to <|im_end|>
+    (151645) produces a model that does not stop, and a test can see it.
+    Returns `out_dir`.
+    """
+    import torch
+    from transformers import AutoTokenizer, GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    # Qwen pads the embedding matrix beyond the tokenizer (152064 for 151665 tokens).
+    vocab_size = -(-len(tokenizer) // 64) * 64
+    config = Qwen2Config(
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        intermediate_size=intermediate_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        num_key_value_heads=num_kv_heads,
+        max_position_embeddings=max_position_embeddings,
+        rope_theta=1_000_000.0,
+        tie_word_embeddings=True,
+        bos_token_id=QWEN_ENDOFTEXT_ID,
+        eos_token_id=QWEN_ENDOFTEXT_ID,
+        dtype="float32",
+    )
+    torch.manual_seed(seed)
+    model = Qwen2ForCausalLM(config)
+    model.generation_config = GenerationConfig(
+        bos_token_id=QWEN_ENDOFTEXT_ID, eos_token_id=QWEN_ENDOFTEXT_ID, do_sample=False
+    )
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def _front_matter(variants: list[str]) -> str:
+    lines = ["---", "configs:"]
+    for variant in variants:
+        lines += [
+            f"- config_name: {variant}",
+            "  data_files:",
+            "  - split: train",
+            f"    path: data/{variant}/train-*.parquet",
+        ]
+    return "\n".join(lines + ["---", "", "# tiny release (test fixture)", ""])
+
+
+def build_tiny_release(
+    out_dir: str | Path,
+    gsm8k_jsonl: str | Path,
+    *,
+    variants: tuple[str, ...] = ("answer",),
+    n_rows: int = 32,
+    answer: str = "full",
+) -> Path:
+    """Write a release-shaped folder: README.md with `configs:` and one parquet shard per variant.
+
+    Rows come from the first `n_rows` GSM8K lines (question -> user turn, answer -> assistant
+    turn). `answer="final"` keeps only the number after '####', a short reply a tiny model can
+    learn to end. Each row also carries provenance/quality columns the trainer must drop, and
+    every fourth row is a two-turn conversation (earlier assistant turn = context only).
+    """
+    import hashlib
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = Path(out_dir)
+    src_rows = []
+    with Path(gsm8k_jsonl).open(encoding="utf-8") as fh:
+        for line in fh:
+            if len(src_rows) == n_rows:
+                break
+            src_rows.append(json.loads(line))
+    rows = []
+    for i, src in enumerate(src_rows):
+        reply = src["answer"].split("####")[-1].strip() if answer == "final" else src["answer"]
+        messages = [{"role": "user", "content": src["question"]}, {"role": "assistant", "content": reply}]
+        if i % 4 == 3 and i > 0:
+            prev = src_rows[i - 1]
+            prev_reply = prev["answer"].split("####")[-1].strip()
+            messages = [
+                {"role": "system", "content": "You are a careful math tutor."},
+                {"role": "user", "content": prev["question"]},
+                {"role": "assistant", "content": prev_reply},
+                *messages,
+            ]
+        rows.append(
+            {
+                "prompt_id": hashlib.sha256(src["question"].encode()).hexdigest()[:16],
+                "messages": messages,
+                "source_dataset": "openai/gsm8k",
+                "source_license": "MIT",
+                "teacher_model": "fixture",
+                "verify_status": "unverified",
+                "answer_tokens": len(reply.split()),
+            }
+        )
+    for variant in variants:
+        shard = out / "data" / variant / "train-00000-of-00001.parquet"
+        shard.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.Table.from_pylist(rows), shard)
+    (out / "README.md").write_text(_front_matter(list(variants)), encoding="utf-8")
+    return out
