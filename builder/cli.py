@@ -100,7 +100,32 @@ def curate(recipe: RecipeArg, work: WorkOpt = Path("work")) -> None:
     _run_curate(recipe, work)
 
 
-STAGES: list[tuple[str, Callable[[Path, Path], None]]] = [("curate", _run_curate)]
+def _run_variants(recipe_path: Path, work: Path) -> None:
+    from builder.recipe import load_recipe
+    from builder.responses.stage import run_responses
+    from builder.variants.stage import run_variants
+    from builder.workdir import WorkDir
+
+    recipe = load_recipe(recipe_path)
+    wd = WorkDir(work)
+    res = run_responses(recipe, wd, progress=_progress("responses"))
+    console.print(_steps_table(
+        f"responses: {res.rows_in:,} replies → {res.kept:,} kept, {res.quarantined:,} quarantined ({res.seconds:.1f}s)", res.steps))
+    if res.verify:
+        console.print("verification: " + ", ".join(f"{k} {v:,}" for k, v in sorted(res.verify.items())), highlight=False)
+    var = run_variants(recipe, wd, progress=_progress("variants"))
+    console.print(_steps_table(f"variants ({var.seconds:.1f}s): rows per variant; absent prompts by reason", var.steps))
+    console.print(f"variants: {work / 'variants'}   quarantine: {work / 'responses/quarantine'}", highlight=False)
+
+
+@app.command()
+@user_errors
+def variants(recipe: RecipeArg, work: WorkOpt = Path("work")) -> None:
+    """Parse, validate and verify stored replies, then build every variant (shared row ids)."""
+    _run_variants(recipe, work)
+
+
+STAGES: list[tuple[str, Callable[[Path, Path], None]]] = [("curate", _run_curate), ("variants", _run_variants)]
 
 
 @app.command()

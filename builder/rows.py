@@ -169,3 +169,37 @@ VARIANT_FEATURES = Features(
         **PROVENANCE,
     }
 )
+
+# A parsed, validated and verified reply (the responses stage). Quarantined rows keep the
+# same schema in their own folder, with their reject codes.
+PARSED_FEATURES = Features(
+    {
+        "generation_id": Value("string"),
+        "prompt_id": Value("string"),
+        "teacher_role": Value("string"),
+        "sample_index": Value("int32"),
+        "teacher_model": Value("string"),
+        "served_model": Value("string"),
+        "endpoint_kind": Value("string"),
+        "prompt_template_id": Value("string"),
+        "prompt_template_hash": Value("string"),
+        "finish_reason": Value("string"),
+        "think": Value("string"),
+        "answer": Value("string"),
+        "shape": Value("string"),
+        "reject_codes": List(Value("string")),
+        "info_codes": List(Value("string")),
+        "verify_status": Value("string"),
+        "verify_method": Value("string"),
+        "verify_reason": Value("string"),
+        "repetition_score": Value("float32"),
+        "think_language": Value("string"),
+        "answer_language": Value("string"),
+        "teacher_think_tokens": Value("int32"),
+        "teacher_answer_tokens": Value("int32"),
+        "student_answer_tokens": Value("int32"),
+        "selected": Value("bool"),
+        "schema_version": Value("string"),
+        "toolkit_version": Value("string"),
+    }
+)

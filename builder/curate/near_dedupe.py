@@ -17,7 +17,6 @@ What we change around datatrove, and why:
 from __future__ import annotations
 
 import shutil
-import struct
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -45,6 +44,8 @@ from builder.curate.shingles import MODE_CJK, MODE_EXACT, MODE_WORD, ShinglePara
 from builder.executors import ExecutorConfig, make_executor, run_executor
 
 NEAR_DUPS_FILE = "near_dups.parquet"
+# records per read in the buckets/cluster steps: datatrove's default of 5 makes those steps I/O-call bound
+_BUFFER = 10_000
 _MODE_STATS = {MODE_WORD: "shingles_word", MODE_CJK: "shingles_cjk_chars", MODE_EXACT: "shingles_exact_short"}
 
 
@@ -139,6 +140,22 @@ class PositionedMinhashSignature(MinhashDedupSignature):
         self.ids_folder = get_datafolder(ids_folder)
         self.shingles = shingles
         self._modes = [0, 0, 0]
+
+    @property
+    def parameters(self) -> tuple[np.ndarray, np.ndarray]:
+        a, b = super().parameters
+        return (a | np.uint64(1), b) if self.shingles else (a, b)  # multiply-shift needs an odd multiplier
+
+    def get_signature(self, shingles: np.ndarray) -> list[list[int]]:
+        """MinHash with multiply-shift permutations ((a*x + b) mod 2^64, top bits) instead of datatrove's
+        mod-Mersenne ones: same LSH behaviour, no 64-bit modulo, ~3x faster. Only with our shingler."""
+        if self.shingles is None:
+            return super().get_signature(shingles)
+        a, b = self.parameters
+        mins = (shingles * a + b).min(axis=0)
+        if self.config.hash_config.precision == 32:
+            mins >>= np.uint64(32)  # the high bits of a multiply-shift hash are the good ones
+        return mins.astype(self.config.hash_config.np_dtype).reshape(self.config.num_buckets, -1).tolist()
 
     def get_shingles(self, text: str) -> np.ndarray:
         if self.shingles is None:
@@ -327,11 +344,11 @@ def near_dedupe(
         executor, logs / "signature", "near_dedupe_signature", tasks=sig_tasks,
     )
     buckets = make_executor(
-        [MinhashDedupBuckets(str(sig_dir), str(dups_dir), config=mh)],
+        [MinhashDedupBuckets(str(sig_dir), str(dups_dir), config=mh, lines_to_buffer=_BUFFER)],
         executor, logs / "buckets", "near_dedupe_buckets", depends=_dep(sig, executor), tasks=mh.num_buckets,
     )
     cluster = make_executor(
-        [MinhashDedupCluster(str(dups_dir), str(clusters_dir), config=mh, save_cluster_id=True)],
+        [MinhashDedupCluster(str(dups_dir), str(clusters_dir), config=mh, save_cluster_id=True, lines_to_buffer=_BUFFER)],
         executor, logs / "cluster", "near_dedupe_cluster", depends=_dep(buckets, executor), tasks=1,
     )
 

@@ -64,7 +64,7 @@ CJK_WEIGHT = 3.0
 DOMINANT_SHARE = 0.75
 KANA_SHARE = 0.2
 MIN_LETTERS = 4.0  # weighted letters below this -> "unknown"
-SAMPLE_CHARS = 4096
+SAMPLE_CHARS = 1024
 MIXED = "mixed"
 UNKNOWN = "unknown"
 
@@ -155,7 +155,7 @@ def identify(text: str | None, *, sample_chars: int = SAMPLE_CHARS) -> LanguageG
 # units, variables), so "en" joins a prompt's set beside another script only from this
 # share. Another script inside a Latin prompt is deliberate (a question in that language,
 # text to translate), so a few letters of it are enough.
-PROMPT_LATIN_SHARE = 0.3
+PROMPT_LATIN_SHARE = 0.4
 
 
 def prompt_languages(text: str | None) -> frozenset[str]:

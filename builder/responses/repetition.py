@@ -42,21 +42,25 @@ _POW = _powers(_BASE, TAIL_CHARS + 1)
 _INV_POW = _powers(_INV, TAIL_CHARS + 1)
 
 
+_SHIFT = np.uint64(40)
+_MASK = np.uint64(SAMPLE_EVERY - 1)
+MIN_CHARS = 256  # shorter texts cannot hold a loop worth rejecting; they score 0
+
+
 def repetition_score(text: str | None, *, ngram: int = NGRAM, tail_chars: int = TAIL_CHARS) -> float:
     """Fraction of repeated character n-grams in the last `tail_chars` characters."""
-    if not text:
+    if not text or len(text) < MIN_CHARS:
         return 0.0
     tail = text[-min(tail_chars, TAIL_CHARS) :]
-    windows = len(tail) - ngram + 1
-    if windows < 2:
-        return 0.0
+    size = len(tail)
     points = np.frombuffer(tail.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    prefix = np.zeros(len(points) + 1, dtype=np.uint64)
-    np.cumsum(points.astype(np.uint64) * _POW[: len(points)], out=prefix[1:])
-    # hash(i) = sum_j cp[i+j] * B^j, shifted down by B^-i so equal windows hash equal.
-    hashes = (prefix[ngram:] - prefix[:-ngram]) * _INV_POW[:windows]
-    if windows >= 32 * SAMPLE_EVERY:
-        hashes = hashes[(hashes >> np.uint64(40)) % np.uint64(SAMPLE_EVERY) == 0]
+    prefix = np.cumsum(points * _POW[:size])  # uint32 * uint64 -> uint64, wraps mod 2**64
+    # hash(i) = sum_j cp[i+j] * B^(i+j), shifted down by B^-i so equal windows hash equal.
+    hashes = prefix[ngram - 1 :].copy()
+    hashes[1:] -= prefix[: size - ngram]
+    hashes *= _INV_POW[: size - ngram + 1]
+    if hashes.size >= 32 * SAMPLE_EVERY:
+        hashes = hashes[(hashes >> _SHIFT) & _MASK == 0]
         if hashes.size < 2:
             return 0.0
     hashes.sort()

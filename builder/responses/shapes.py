@@ -42,13 +42,9 @@ class Delimiters:
 
 
 R1 = Delimiters("<think>", "</think>", "<answer>", "</answer>")
-SKYTHOUGHT = Delimiters(
-    "<|begin_of_thought|>", "<|end_of_thought|>", "<|begin_of_solution|>", "<|end_of_solution|>"
-)
+SKYTHOUGHT = Delimiters("<|begin_of_thought|>", "<|end_of_thought|>", "<|begin_of_solution|>", "<|end_of_solution|>")
 MARCO = Delimiters("<Thought>", "</Thought>", "<Output>", "</Output>")
-PRESETS: Mapping[str, Delimiters] = MappingProxyType(
-    {"r1": R1, "skythought": SKYTHOUGHT, "marco": MARCO}
-)
+PRESETS: Mapping[str, Delimiters] = MappingProxyType({"r1": R1, "skythought": SKYTHOUGHT, "marco": MARCO})
 
 _FIELDS = ("think_open", "think_close", "answer_open", "answer_close")
 
@@ -112,7 +108,7 @@ _STRIP = (
 
 # C0/C1 controls other than tab / newline / carriage return.
 _CONTROL = re.compile(r"[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-_GARBAGE_SAMPLE = 16_384
+_GARBAGE_SAMPLE = 2048  # chars at each end; garbage is garbage throughout
 _GARBAGE_SHARE = 0.3
 
 
@@ -134,7 +130,7 @@ def _blank(text: str) -> bool:
 
 
 def _is_garbage(text: str) -> bool:
-    """NULs anywhere, or mostly U+FFFD / control characters (sampled at both ends)."""
+    """NULs anywhere, or mostly U+FFFD / control characters (judged on both ends)."""
     if "\x00" in text:
         return True
     n = len(text)
@@ -147,9 +143,7 @@ def _is_garbage(text: str) -> bool:
     return bad > _GARBAGE_SHARE * n
 
 
-def _pick_reasoning(
-    reasoning_content: str | None, reasoning: str | None, codes: list[str]
-) -> str | None:
+def _pick_reasoning(reasoning_content: str | None, reasoning: str | None, codes: list[str]) -> str | None:
     """The reasoning field to use: `reasoning_content` first; blank counts as absent."""
     rc = reasoning_content if reasoning_content is not None and not _blank(reasoning_content) else None
     r = reasoning if reasoning is not None and not _blank(reasoning) else None

@@ -9,7 +9,12 @@ Endpoints
 ---------
 ``POST /v1/chat/completions``  non-streaming, and streaming SSE (``stream: true``).
 ``GET  /v1/models``            the accepted model names.
-``GET  /_stats``               counters (see ``Stats.snapshot``).
+``GET  /_stats``               counters: requests_total, by_status (HTTP code, or "drop"
+                               when no response was sent), by_fault, by_scenario,
+                               by_prompt (``prompt_hash(messages)`` -> requests, so
+                               duplicates show), duplicate_prompts, by_path, in_flight,
+                               in_flight_max, prompt_tokens, completion_tokens,
+                               process_cpu_s, pid.
 ``POST /_control``             JSON body; any of these keys, applied in this order:
     ``{"reset": true}``            zero the counters, per-prompt attempt numbers, scripts;
     ``{"config": {...}}``          update ``ServerConfig`` fields (partial);
@@ -62,6 +67,8 @@ number counting that prompt's requests, so a retry of a faulted request can succ
 Client side: ``reasoning_content`` / ``reasoning`` are not declared fields of the
 openai 3.x ``ChatCompletionMessage``; it allows extra fields, so read them as
 ``msg.model_extra["reasoning_content"]`` or ``getattr(msg, "reasoning_content", None)``.
+The same holds for stream deltas. A ``malformed`` reply surfaces from openai 3.x as a bare
+``json.JSONDecodeError`` (not an ``openai.APIError``); ``drop`` as ``APIConnectionError``.
 
 Running: ``with run_server(latency=0.1) as srv:`` (a thread in this process) or
 ``with run_server_process(...) as srv:`` (a child process, for CPU accounting apart from
@@ -753,14 +760,9 @@ class OpenAIServer:
         system_text, user_text, all_text = _texts(messages)
         directives: dict[str, str] = {}
         for key, value in _DIRECTIVE_RE.findall(user_text):
-            if key not in DIRECTIVES:
-                err = _error(
-                    400,
-                    f"unknown directive @@{key}; one of {DIRECTIVES}",
-                    "invalid_request_error",
-                    None,
-                )
-                await self._send(writer, *err)
+            problem = _directive_problem(key, value)
+            if problem:
+                await self._send(writer, *_error(400, problem, "invalid_request_error", None))
                 return 400
             directives[key] = value
         # Whole directive lines go, so a prompt with and without them yields the same text.
@@ -1023,6 +1025,19 @@ class OpenAIServer:
         done = b"data: [DONE]\n\n"
         writer.write(f"{len(done):x}\r\n".encode() + done + b"\r\n0\r\n\r\n")
         await writer.drain()
+
+
+def _directive_problem(key: str, value: str) -> str | None:
+    """Why a directive line is invalid, or None; bad directives fail loudly with a 400."""
+    if key not in DIRECTIVES:
+        return f"unknown directive @@{key}; one of {DIRECTIVES}"
+    if key == "fault":
+        name, _, times = value.partition(" ")
+        if name not in FAULTS or not re.fullmatch(r"(x?\d+)?", times.strip()):
+            return f"bad @@fault: {value!r}; want NAME [xK], NAME one of {FAULTS}"
+    if key == "scenario" and value not in SCENARIOS:
+        return f"unknown scenario {value!r}; one of {SCENARIOS}"
+    return None
 
 
 def _content_text(content: Any) -> str:

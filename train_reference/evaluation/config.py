@@ -41,6 +41,15 @@ class JudgeConfig(BaseModel):
     timeout_s: float = Field(120.0, gt=0)
     max_retries: int = Field(2, ge=0)
 
+    @field_validator("base_url")
+    @classmethod
+    def _expand(cls, v: str) -> str:
+        # Recipes may name the endpoint by env var (e.g. a loopback server's port).
+        out = os.path.expandvars(v)
+        if "$" in out:
+            raise ValueError(f"{v!r}: environment variable not set")
+        return out
+
 
 class BenchmarkConfig(BaseModel):
     """One benchmark: which lm-eval task or judge data, its decoding settings, its data."""
@@ -91,7 +100,9 @@ class EvalConfig(BaseModel):
     max_new_tokens: int = Field(16384, ge=1)
     apply_chat_template: bool = True
     batch_size: int | str = 1
-    model_args: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    # Extra lm-eval model arguments per backend (e.g. vllm tensor_parallel_size).
+    hf_args: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    vllm_args: dict[str, str | int | float | bool] = Field(default_factory=dict)
     include_default_tasks: bool = True  # scan lm-eval's built-in tasks (Hub ones, ~10 s)
     output_dir: str = "out/eval"
     release_manifest: str | None = None  # the training release's manifest.json

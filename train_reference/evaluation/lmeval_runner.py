@@ -47,30 +47,42 @@ def load_lm(backend: str, model: str, cfg: EvalConfig) -> Any:
     """One lm-eval LM for every benchmark (HF on CPU, vLLM on GPUs)."""
     from lm_eval.api.registry import get_model
 
-    args: dict[str, Any] = {"pretrained": model, "max_gen_toks": cfg.max_new_tokens}
+    args: dict[str, Any] = {"pretrained": model}
     if backend == "vllm":
         # Room for the longest prompt plus the 16k-token generation cap.
-        args.update(max_model_len=cfg.max_new_tokens + 4096, seed=cfg.seed)
+        args.update(
+            max_gen_toks=cfg.max_new_tokens, max_model_len=cfg.max_new_tokens + 4096, seed=cfg.seed
+        )
     else:
         import torch
 
         args["device"] = "cuda" if torch.cuda.is_available() else "cpu"
         args["dtype"] = "auto" if torch.cuda.is_available() else "float32"
-    args.update(cfg.model_args)
+    args.update(cfg.vllm_args if backend == "vllm" else cfg.hf_args)
     return get_model(backend).create_from_arg_obj(args, {"batch_size": cfg.batch_size})
 
 
-def _task_spec(b: BenchmarkConfig) -> str | dict[str, Any]:
-    spec: dict[str, Any] = {"task": b.task}
+def _task_spec(tm: Any, b: BenchmarkConfig) -> str | dict[str, Any]:
+    """A task name, or the task's full YAML config with our overrides merged in: lm-eval
+    0.4.13 treats a dict spec as a whole inline task, not as overrides of a named one."""
+    over: dict[str, Any] = {}
     if b.data_files:
-        spec.update(
+        over.update(
             dataset_path="json",
             dataset_name=None,
             dataset_kwargs={"data_files": {k: str(p) for k, p in b.resolved_files().items()}},
         )
     if b.name != "mmlu":  # log-likelihood tasks have no samples to repeat
-        spec["repeats"] = b.samples
-    return spec if len(spec) > 1 else b.task  # a plain name keeps groups (mmlu) intact
+        over["repeats"] = b.samples
+    entry = tm.task_index.get(b.task)
+    if not over or entry is None or entry.yaml_path is None:
+        return b.task  # groups (mmlu) and python tasks run as registered
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    cfg = load_yaml(entry.yaml_path, resolve_func=True)
+    for key in ("tag", "group"):
+        cfg.pop(key, None)
+    return {**cfg, **over, "task": b.task}
 
 
 def _gen_kwargs(b: BenchmarkConfig, cfg: EvalConfig) -> dict[str, Any] | None:
@@ -108,7 +120,7 @@ def run_benchmark(
     t0 = time.monotonic()
     out = simple_evaluate(
         model=lm,
-        tasks=[_task_spec(b)],
+        tasks=[_task_spec(tm, b)],
         num_fewshot=b.num_fewshot,
         limit=b.limit,
         task_manager=tm,

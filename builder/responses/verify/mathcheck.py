@@ -16,7 +16,7 @@ from .verdict import Verdict
 METHOD = "math"
 _BOX_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _GSM8K_RE = re.compile(r"####\s*(.+?)\s*$", re.S)
-_NUMBER_RE = re.compile(r"-?[\d,]*\.?\d+")
+_THOUSANDS_RE = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 _TAIL_CHARS = 600  # unboxed fallback only looks at the end, where the conclusion is
 
 
@@ -59,7 +59,7 @@ def normalize_reference(reference: str) -> str:
         boxed = last_boxed(ref)
         if boxed is not None:
             ref = boxed
-    if _NUMBER_RE.fullmatch(ref):
+    if _THOUSANDS_RE.fullmatch(ref):
         ref = ref.replace(",", "")  # "1,000" is a thousands separator, not a tuple
     return ref
 

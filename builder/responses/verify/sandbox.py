@@ -144,7 +144,7 @@ def _probe_ok(cmd: list[str], expect_prefix: str) -> bool:
     return out.returncode == 0 and out.stdout.strip() == expect_prefix
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def isolation_plan(tmpfs_mb: int = 64) -> _Plan:
     """Pick the strongest isolation that works on this machine (cached per process)."""
     candidates = [os.path.realpath(sys.executable)]

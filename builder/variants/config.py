@@ -1,0 +1,30 @@
+"""The recipe's `variants:` section."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from builder.rows import VARIANTS
+
+
+class SummarizerConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # "extractive" runs offline and is deterministic; "llm" uses a teacher backend
+    # (paper: Qwen2.5-7B-Instruct) with our versioned prompt in recipes/prompts/.
+    kind: Literal["extractive", "llm"] = "extractive"
+    template: str = "summarize_think"
+    max_ratio: float = 0.35  # summary chars ≤ this × thinking chars
+    max_chars: int = 2_000  # extractive budget cap
+    teacher: dict[str, Any] | None = None  # for kind=llm: a teacher config (backend, model, …)
+
+
+class VariantsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    build: list[str] = Field(default_factory=lambda: list(VARIANTS))
+    summarizer: SummarizerConfig = Field(default_factory=SummarizerConfig)
+    max_student_tokens: int = 16_384
+    student_tokenizer: str = "qwen2.5"
