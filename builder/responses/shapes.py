@@ -136,6 +136,10 @@ def _is_garbage(text: str) -> bool:
     n = len(text)
     if n == 0:
         return False
+    # Fast exit for the common case: no U+FFFD at all and clean ends (mostly-garbage text
+    # cannot have both ends clean).
+    if "\ufffd" not in text and not _CONTROL.search(text, 0, 256) and not _CONTROL.search(text, max(0, n - 256)):
+        return False
     if n > 2 * _GARBAGE_SAMPLE:
         text = text[:_GARBAGE_SAMPLE] + text[-_GARBAGE_SAMPLE:]
         n = len(text)

@@ -155,7 +155,7 @@ def evaluate(
     report: dict[str, Any] = {
         "model": model,
         "model_name": model_name or Path(model).name,
-        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "backend": backend,
         "apply_chat_template": cfg.apply_chat_template,
         "max_new_tokens": cfg.max_new_tokens,

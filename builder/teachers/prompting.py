@@ -1,0 +1,99 @@
+"""Prompt templates (recipes/prompts/*.yaml) and the messages a teacher is sent.
+
+A template is a system prompt and a suffix for the last user turn, as the paper did (R1
+system prompt; math and code suffixes). Its hash is computed from its content, so editing
+a template changes every generation_id that used it and nothing stale is reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+
+from builder.errors import UserError
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    id: str
+    version: int
+    system: str | None
+    suffix: str
+    hash: str
+
+
+def template_hash(id_: str, version: int, system: str | None, suffix: str) -> str:
+    body = {"id": id_, "version": version, "system": system, "suffix": suffix}
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def load_template(path: Path) -> Template:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as e:
+        raise UserError(f"{path}: cannot read prompt template ({e})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+        raise UserError(f"{path}: a prompt template is a mapping with id, version, system, suffix")
+    extra = set(data) - {"id", "version", "system", "suffix"}
+    if extra:
+        raise UserError(f"{path}: unknown key(s) {sorted(extra)}; a template has id, version, system, suffix")
+    if data["id"] != path.stem:
+        raise UserError(f"{path}: id {data['id']!r} must equal the file name {path.stem!r}")
+    system = data.get("system")
+    suffix = data.get("suffix") or ""
+    version = int(data.get("version", 1))
+    if system is not None and not isinstance(system, str) or not isinstance(suffix, str):
+        raise UserError(f"{path}: `system` and `suffix` must be text")
+    return Template(data["id"], version, system, suffix, template_hash(data["id"], version, system, suffix))
+
+
+def load_templates(folder: Path, ids: set[str]) -> dict[str, Template]:
+    out: dict[str, Template] = {}
+    for tid in sorted(ids):
+        path = folder / f"{tid}.yaml"
+        if not path.is_file():
+            raise UserError(f"{path}: prompt template {tid!r} not found; add it or fix generate.templates")
+        out[tid] = load_template(path)
+    return out
+
+
+def template_for(category: str, mapping: dict[str, str]) -> str:
+    return mapping.get(category) or mapping.get("default") or "plain"
+
+
+def build_messages(messages: list[dict[str, str]], template: Template) -> list[dict[str, str]]:
+    """The conversation up to its last user turn, with the template's system prompt and suffix.
+
+    A multi-turn prompt gets a reply to its last user turn: trailing assistant/tool turns
+    (a community answer) are cut. An existing system message keeps its text after ours.
+    """
+    last_user = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=-1)
+    convo = [dict(role=m["role"], content=m["content"]) for m in messages[: last_user + 1]]
+    if template.suffix and last_user >= 0:
+        convo[-1]["content"] = convo[-1]["content"] + template.suffix
+    if template.system:
+        if convo and convo[0]["role"] == "system":
+            convo[0]["content"] = f"{template.system}\n\n{convo[0]['content']}"
+        else:
+            convo.insert(0, {"role": "system", "content": template.system})
+    return convo
+
+
+def request_tools(tools_json: str | None) -> list[dict[str, Any]] | None:
+    """Tool definitions in the OpenAI `tools` shape (bare function specs get wrapped)."""
+    if not tools_json:
+        return None
+    try:
+        tools = orjson.loads(tools_json)
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(tools, dict):
+        tools = [tools]
+    if not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
+        return None
+    return [t if t.get("type") == "function" else {"type": "function", "function": t} for t in tools]

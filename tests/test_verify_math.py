@@ -1,0 +1,96 @@
+"""Math verification on real data: GSM8K references, Sky-T1 MATH-500 outputs, deadlines."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from builder.responses.verify.deadline import DeadlineExceeded, run_with_deadline
+from builder.responses.verify.mathcheck import last_boxed, normalize_reference, verify_math
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus not present")
+
+
+def _jsonl(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def test_last_boxed_balances_braces_and_takes_the_last() -> None:
+    text = r"first \boxed{1} then \boxed{\frac{1}{2}} and \fbox{x^{2}}"
+    assert last_boxed(text) == "x^{2}"
+    assert last_boxed(r"\boxed{\frac{a}{b}} tail") == r"\frac{a}{b}"
+    assert last_boxed("no box here") is None
+    assert last_boxed(r"\boxed{unclosed") is None
+
+
+def test_reference_normalisation() -> None:
+    assert normalize_reference("Janet sells 16 - 3 - 4 = 9 eggs.\n#### 18") == "18"
+    assert normalize_reference("1,000") == "1000"
+    assert normalize_reference("-2,1") == "-2,1"  # a tuple, not a thousands separator
+    assert normalize_reference(r"so it is $\boxed{\frac{3}{4}}$.") == r"\frac{3}{4}"
+
+
+def test_gsm8k_references_accept_right_and_reject_wrong_answers() -> None:
+    rows = _jsonl(CORPUS / "gsm8k" / "test.jsonl")[:60]
+    for row in rows:
+        final = row["answer"].split("####")[-1].strip()
+        good = verify_math(f"Step by step... the answer is \\boxed{{{final}}}.", row["answer"])
+        assert good.status == "pass", (final, good)
+        wrong = str(int(final.replace(",", "")) + 1)
+        bad = verify_math(f"the answer is \\boxed{{{wrong}}}.", row["answer"])
+        assert (bad.status, bad.reason) == ("fail", "mismatch"), (final, bad)
+
+
+def test_agrees_with_the_skythought_grader_on_boxed_math500_outputs() -> None:
+    rows = _jsonl(CORPUS / "skythought-skyt1-outputs" / "math500_sky-t1-27b.jsonl")
+    boxed = [r for r in rows if last_boxed(r["code"][0]) is not None]
+    assert len(boxed) > 200
+    agree = sum((verify_math(r["code"][0], r["answer"]).status == "pass") == r["score"][0] for r in boxed)
+    # Measured 234/236; the two disagreements are grader quirks, not ours.
+    assert agree / len(boxed) >= 0.97
+
+
+def test_missing_box_and_missing_reference() -> None:
+    assert verify_math("I am not sure.", "#### 5").reason == "no_boxed"
+    assert verify_math(r"\boxed{5}", None).status == "unverifiable"
+    assert verify_math("", "5").reason == "empty_answer"
+    assert verify_math(r"\boxed{\frac{\sqrt2}{2}}", r"\frac{1}{\sqrt{2}}").status == "pass"
+
+
+def test_pathological_expression_times_out_instead_of_hanging() -> None:
+    start = time.monotonic()
+    verdict = verify_math(r"\boxed{9^{9^{9^{9}}}}", "3", timeout_s=1)
+    assert (verdict.status, verdict.reason) == ("unverifiable", "timeout")
+    assert time.monotonic() - start < 5
+
+
+def test_works_from_a_worker_thread() -> None:
+    # math-verify's own signal-based timeouts raise ValueError off the main thread;
+    # ours falls back to a worker process there.
+    from math_verify import parse
+
+    out: dict[str, object] = {}
+
+    def worker() -> None:
+        try:
+            parse(r"\boxed{1}")
+        except ValueError as exc:
+            out["upstream"] = str(exc)
+        out["verdict"] = verify_math(r"\boxed{72}", "#### 72")
+        try:
+            run_with_deadline(time.sleep, (30,), 1)
+        except DeadlineExceeded:
+            out["deadline"] = True
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join(120)
+    assert "main thread" in str(out.get("upstream", "")).lower() or "threaded" in str(out.get("upstream", ""))
+    assert getattr(out["verdict"], "status", None) == "pass"
+    assert out.get("deadline") is True

@@ -1,0 +1,92 @@
+"""MCQ letter extraction on real R1 traces and on the phrasings we promise to read."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from builder.responses.verify.mcq import extract_choice, verify_mcq
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus not present")
+
+
+def _jsonl(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+@pytest.mark.parametrize(
+    ("text", "letter"),
+    [
+        ("Reasoning...\n\nAnswer: C", "C"),
+        ("The answer is (H).", "H"),
+        ("Thus the correct answer is **B: লেবু**।", "B"),
+        (r"So we get $\boxed{D}$", "D"),
+        ("**Correct Answer:** `B`", "B"),
+        ("**সঠিক উত্তর:** [B] লেবু", "B"),
+        ("因此，答案是 C。", "C"),
+        ("答案：A", "A"),
+        ("Looking at it again, option D is the correct choice.", "D"),
+        ("Long discussion here.\n\n**C**", "C"),
+        ("Long discussion here.\n(C)", "C"),
+    ],
+)
+def test_extracts_the_committed_letter(text: str, letter: str) -> None:
+    assert extract_choice(text) == (letter, "ok")
+
+
+def test_ambiguous_and_missing() -> None:
+    assert extract_choice("The answer is A. On reflection, the answer is B.") == (None, "ambiguous")
+    assert extract_choice("I cannot decide between the options.") == (None, "no_choice")
+    # Letters mentioned while discussing options are not a commitment.
+    text = "Option A is wrong and option B is odd. The correct answer is C."
+    assert extract_choice(text) == ("C", "ok")
+    assert extract_choice("The answer is not A; the answer is D.") == ("D", "ok")
+    assert extract_choice("The answer is a tricky one: answer is B") == ("B", "ok")
+
+
+def test_verdicts() -> None:
+    assert verify_mcq("The answer is (C)", "C").status == "pass"
+    assert verify_mcq("The answer is (C)", "(D)").reason == "mismatch"
+    assert verify_mcq("The answer is (C)", None).status == "unverifiable"
+    assert verify_mcq("The answer is (C)", "42").reason == "bad_reference"
+    assert verify_mcq("   ", "C").reason == "empty_answer"
+
+
+@needs_corpus
+def test_mmlupro_traces_verified_correct_pass_almost_all() -> None:
+    rows = _jsonl(CORPUS / "r1-mmlupro-pcmb-traces" / "pcmb_traces.jsonl")
+    passed = sum(verify_mcq(r["answer_text"], r["answer_letter"]).status == "pass" for r in rows)
+    # Every row was kept because the model's letter matched the gold: measured 413/413.
+    assert passed / len(rows) >= 0.99
+
+
+@needs_corpus
+def test_bangla_mmlu_extraction_rate_and_accuracy() -> None:
+    rows = _jsonl(CORPUS / "r1-bangla-mmlu-reasoning" / "r1_bangla_mmlu_reasoning.jsonl")
+    verdicts = [verify_mcq(r["gen_ans"], r["answer"]) for r in rows]
+    extracted = sum(v.reason in ("ok", "mismatch") for v in verdicts) / len(rows)
+    accuracy = sum(v.status == "pass" for v in verdicts) / len(rows)
+    # Measured: 97.2% extracted (many misses are answers whose opening was cut in the data),
+    # 83.3% correct -- in line with R1 on Bangla-MMLU.
+    assert extracted >= 0.96
+    assert 0.78 <= accuracy <= 0.90
+    # Independent check of the extraction: when exactly one option's text is quoted in the
+    # answer, it should be the option of the extracted letter (measured 1549 of 1602).
+    same = other = 0
+    for row in rows:
+        letter, _ = extract_choice(row["gen_ans"])
+        opts = [o.strip() for o in row["options"]]
+        if not letter or "ABCD".find(letter) >= len(opts) or any(len(o) < 4 for o in opts):
+            continue
+        if any(a != b and a in b for a in opts for b in opts):
+            continue
+        present = [i for i, o in enumerate(opts) if o in row["gen_ans"]]
+        if len(present) == 1:
+            same += present[0] == "ABCD".index(letter)
+            other += present[0] != "ABCD".index(letter)
+    assert same > 1000
+    assert same / (same + other) >= 0.95
