@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from builder.curate.near_dedupe import NearDedupeConfig, NearDedupeResult, near_dedupe  # noqa: E402
+from builder.curate.shingles import canonical  # noqa: E402
 from builder.executors import ExecutorConfig  # noqa: E402
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
@@ -82,12 +83,15 @@ class _Maker:
 
     def base(self, zh: bool) -> str:
         r = self.rng
-        if zh:
+        if zh:  # swap CJK characters and, in mixed prompts, the latin words too
             chars = list(r.choice(self.zh))
             for i, c in enumerate(chars):
                 if _CJK_CHAR.match(c) and r.random() < 0.35:
                     chars[i] = r.choice(self.zh_chars)
-            return "".join(chars)
+            return " ".join(
+                r.choice(self.vocab) if w.isascii() and w.isalpha() and r.random() < 0.35 else w
+                for w in "".join(chars).split(" ")
+            )
         words = list(r.choice(self.en))
         for i, w in enumerate(words):
             if not _HAS_DIGIT.search(w) and r.random() < 0.35:
@@ -141,12 +145,12 @@ class _Maker:
         return "".join(chars)
 
     def near_dup(self, text: str, zh: bool) -> str:
-        long_enough = len(_CJK_CHAR.findall(text)) >= 60 if zh else len(text.split()) >= 30
-        for _ in range(self.rng.randint(1, 3)):
-            if long_enough and self.rng.random() < 0.6:
-                text = self.char_edit(text) if zh else self.word_edit(text)
-            else:
-                text = self.surface_edit(text)
+        """One content edit per started 30 words (60 CJK chars), plus 0-2 surface edits."""
+        size = len(_CJK_CHAR.findall(text)) // 2 if zh else len(text.split())
+        for _ in range(size // 30):
+            text = self.char_edit(text) if zh else self.word_edit(text)
+        for _ in range(self.rng.randint(0 if size >= 30 else 1, 2)):
+            text = self.surface_edit(text)
         return text
 
     def number_variant(self, text: str) -> str | None:
@@ -169,9 +173,11 @@ def make_corpus(n: int, seed: int = 0, corpus: Path = CORPUS) -> tuple[list[dict
     fam = 0
 
     def add(text: str, lang: str, f: int, k: str) -> None:
-        if text in seen or len(rows) >= n:  # exact dupes are gone before near dedupe
+        # exact dupes are gone before near dedupe; bases must also differ after canonicalization
+        key = text if k not in ("base", "short") else canonical(text)
+        if key in seen or len(rows) >= n:
             return
-        seen.add(text)
+        seen.add(key)
         rows.append({"id": f"{len(rows):016x}", "text": text, "lang": lang})
         family.append(f)
         kind.append(k)
@@ -285,7 +291,9 @@ def main(argv: list[str] | None = None) -> dict:
             else:
                 base = score(bres, rows, truth)
                 speedup = bsecs / secs
-                print(f"datatrove defaults: {len(rows) / bsecs:,.0f} prompts/s ({bsecs:.1f}s) steps={_fmt(bres, len(rows))}")
+                print(
+                    f"datatrove defaults: {len(rows) / bsecs:,.0f} prompts/s ({bsecs:.1f}s) steps={_fmt(bres, len(rows))}"
+                )
                 print(f"datatrove defaults: recall={base['recall']:.4f} precision={base['precision']:.4f} {base}")
     out = {
         "prompts": len(rows),

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from builder.errors import UserError
+from builder.release.config import QualityConfig, ReleaseConfig
 
 SEMVER = re.compile(r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?$")
 CATEGORIES = ("chat", "math", "tool_use", "multi_turn", "code", "instruction_following")
@@ -175,8 +176,8 @@ class Recipe(Strict):
     generate: dict[str, Any] | None = None
     responses: dict[str, Any] | None = None
     variants: dict[str, Any] | None = None
-    quality: dict[str, Any] | None = None
-    release: dict[str, Any] | None = None
+    quality: QualityConfig = Field(default_factory=QualityConfig)
+    release: ReleaseConfig = Field(default_factory=ReleaseConfig)
 
     # Set by the loader, not by the YAML.
     path: Path | None = Field(default=None, exclude=True)

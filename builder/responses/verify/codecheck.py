@@ -84,7 +84,7 @@ _main()
 """
 
 
-class TestsSpecError(ValueError):
+class InvalidTestsError(ValueError):
     """The row's tests field does not follow the schema in the module docstring."""
 
 
@@ -92,12 +92,12 @@ def parse_tests(tests: str | dict[str, Any]) -> dict[str, Any]:
     """Validate a tests field (JSON string or dict) into the sandbox payload shape."""
     spec = json.loads(tests) if isinstance(tests, str) else dict(tests)
     if not isinstance(spec, dict):
-        raise TestsSpecError("tests must be a JSON object")
+        raise InvalidTestsError("tests must be a JSON object")
     fmt = spec.get("format")
     if fmt == "humaneval":
         for key in ("test", "entry_point"):
             if not isinstance(spec.get(key), str) or not spec[key].strip():
-                raise TestsSpecError(f"humaneval tests need a non-empty string {key!r}")
+                raise InvalidTestsError(f"humaneval tests need a non-empty string {key!r}")
         out = {"format": fmt, "test": spec["test"], "entry_point": spec["entry_point"]}
         out["prompt"] = spec.get("prompt") or ""
         return out
@@ -105,9 +105,9 @@ def parse_tests(tests: str | dict[str, Any]) -> dict[str, Any]:
         key, setup_key = ("test_list", "test_setup_code") if fmt == "mbpp" else ("asserts", "setup")
         asserts = spec.get(key)
         if not isinstance(asserts, list) or not asserts or not all(isinstance(a, str) for a in asserts):
-            raise TestsSpecError(f"{fmt} tests need a non-empty list of strings {key!r}")
+            raise InvalidTestsError(f"{fmt} tests need a non-empty list of strings {key!r}")
         return {"format": "asserts", "asserts": asserts, "setup": spec.get(setup_key) or ""}
-    raise TestsSpecError(f"unknown tests format {fmt!r} (expected humaneval, mbpp or asserts)")
+    raise InvalidTestsError(f"unknown tests format {fmt!r} (expected humaneval, mbpp or asserts)")
 
 
 def _defines(code: str, name: str) -> bool:

@@ -1,0 +1,91 @@
+"""Work items (one per prompt × teacher × sample) and the reply rows stored for them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from builder.rows import REPLY_FEATURES, generation_id_for, provenance_defaults
+from builder.teachers.config import TeacherConfig
+from builder.teachers.prompting import Template, build_messages, request_tools, template_for
+
+# Failures a re-run does not request again: the same request would fail the same way.
+PERMANENT_CODES = frozenset({"content_filter", "context_length_exceeded", "bad_request"})
+# Ledger reasons without the "failed:" prefix: the request worked, the prompt is the problem.
+PLAIN_REASONS = frozenset({"content_filter", "context_length_exceeded", "not_in_import"})
+
+
+@dataclass(slots=True)
+class WorkItem:
+    generation_id: str
+    prompt_id: str
+    sample_index: int
+    messages: list[dict[str, str]]  # as sent: template applied
+    tools: list[dict[str, Any]] | None
+    template: Template
+    source: str
+    source_row_id: str
+    category: str
+    max_tokens: int = 0  # this attempt's budget (set when the item is scheduled)
+
+
+def build_items(
+    teacher: TeacherConfig,
+    prompts: dict[str, list[Any]],
+    templates: dict[str, Template],
+    mapping: dict[str, str],
+) -> list[WorkItem]:
+    """Every (prompt, sample) for one teacher, in prompt order: deterministic on every node."""
+    ident = teacher.sampling.identity()
+    items: list[WorkItem] = []
+    for i, pid in enumerate(prompts["prompt_id"]):
+        tpl = templates[template_for(prompts["category"][i], mapping)]
+        msgs = build_messages(prompts["messages"][i], tpl)
+        tools = request_tools(prompts["tools_json"][i])
+        for s in range(teacher.samples):
+            gid = generation_id_for(pid, teacher.model, ident, tpl.id, tpl.hash, s)
+            items.append(WorkItem(gid, pid, s, msgs, tools, tpl, prompts["source"][i],
+                                  prompts["source_row_id"][i], prompts["category"][i]))  # fmt: skip
+    return items
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def sampling_json(teacher: TeacherConfig, max_tokens: int) -> str:
+    s = teacher.sampling
+    body: dict[str, Any] = {"temperature": s.temperature, "top_p": s.top_p, "max_tokens": max_tokens}
+    if s.seed is not None:
+        body["seed"] = s.seed
+    if s.extra_body:
+        body["extra_body"] = s.extra_body
+    return orjson.dumps(body, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def reply_row(item: WorkItem, teacher: TeacherConfig, **fields: Any) -> dict[str, Any]:
+    """A REPLY_FEATURES row for `item`; `fields` fill the reply part (content, usage, status…)."""
+    row: dict[str, Any] = dict.fromkeys(REPLY_FEATURES)
+    row.update(
+        generation_id=item.generation_id,
+        prompt_id=item.prompt_id,
+        sample_index=item.sample_index,
+        teacher_role=teacher.role,
+        teacher_model=teacher.model,
+        endpoint_kind=teacher.kind,
+        prompt_template_id=item.template.id,
+        prompt_template_hash=item.template.hash,
+        sampling_json=sampling_json(teacher, item.max_tokens),
+        max_tokens=item.max_tokens,
+        created_at=now_iso(),
+        **provenance_defaults(),
+    )
+    row.update(fields)
+    return row
+
+
+def ledger_reason(error_code: str) -> str:
+    return error_code if error_code in PLAIN_REASONS else f"failed:{error_code}"
