@@ -69,6 +69,5 @@ class ReleaseConfig(_Strict):
     language: list[str] = Field(default_factory=list)  # default: languages seen in the rows
     task_categories: list[str] = Field(default_factory=lambda: ["text-generation"])
     tags: list[str] = Field(default_factory=lambda: ["reasoning", "distillation", "sft", "synthetic"])
-    shard_max_mb: int = Field(512, gt=0)  # rotate output shards at this much in-memory Arrow data
     repo_id: str | None = None  # default --repo for `push`
     citation: str | None = None

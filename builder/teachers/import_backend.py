@@ -25,7 +25,6 @@ from builder.teachers.config import ImportSpec, TeacherConfig
 from builder.teachers.items import WorkItem, reply_row
 from builder.teachers.store import StoreWriter
 
-_MISSING_MARK = object()
 LAYOUT_FORMAT = {"am": "r1", "openr1": "r1", "openthoughts": "skythought"}
 
 
@@ -96,7 +95,7 @@ def _spec_rows(recipe: Recipe, spec: ImportSpec, src: SourceConfig, warnings: li
             if isinstance(item, BadRow):
                 continue
             rid = get_path(item.data, spec.id_field or "")
-            if rid is not None and not isinstance(rid, (dict, list)) and str(rid) != str(_MISSING_MARK):
+            if isinstance(rid, (str, int, float)):  # get_path's "missing" marker is none of these
                 yield str(rid), item.data, item.location
         return
     for item in read_source(recipe, src, warnings):  # same reader and limit as curate: same ids

@@ -1,0 +1,83 @@
+"""Turn a variant shard into a small, flat frame of check signals (no long text).
+
+GX then validates these narrow columns, so a shard's text is scanned once by Arrow
+kernels instead of once per expectation. Tags are counted with substring counts, which
+measured ~6x faster than a lazy `<think>[\\s\\S]*?</think>` regex.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+# Columns every row must fill; reply columns only where a teacher produced the turn.
+REQUIRED = (
+    "prompt_id", "variant", "category", "language", "num_turns", "source", "source_license",
+    "source_row_id", "schema_version", "toolkit_version", "verify_status", "student_tokens",
+    "assistant_student_tokens",
+)
+TEACHER_REQUIRED = ("generation_id", "teacher_model", "endpoint_kind", "prompt_template_id")
+TEACHER_VARIANTS = ("answer", "think_summary", "full", "control")
+PASSTHROUGH = (*REQUIRED, *TEACHER_REQUIRED, "answer_language", "teacher_think_tokens", "teacher_answer_tokens")
+
+
+def last_turns(messages: pa.ChunkedArray | pa.Array) -> tuple[pa.Array, pa.Array]:
+    """(role, content) of each row's last message; null where a row has no messages."""
+    arr = messages.combine_chunks() if isinstance(messages, pa.ChunkedArray) else messages
+    lengths = pc.list_value_length(arr).fill_null(0)
+    flat = arr.flatten()  # the values of non-null lists, in order
+    ends = pc.cumulative_sum(lengths)
+    last = pc.subtract(ends, 1)
+    has = pc.greater(lengths, 0)
+    idx = pc.if_else(has, last, pa.scalar(None, pa.int64()))
+    roles = pc.take(pc.struct_field(flat, "role"), idx)
+    contents = pc.take(pc.struct_field(flat, "content"), idx)
+    return roles, contents
+
+
+def digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
+def answer_keys(table: pa.Table) -> Iterable[tuple[str, tuple[int, bytes]]]:
+    """prompt_id → (length, digest) of the `answer` variant's assistant turn."""
+    _, content = last_turns(table.column("messages"))
+    for pid, text in zip(table.column("prompt_id").to_pylist(), content.to_pylist()):
+        if text is not None:
+            yield pid, (len(text), digest(text))
+
+
+def ends_with_answer(pids: list[str], texts: list[str | None], answers: dict[str, tuple[int, bytes]]) -> list[bool]:
+    out: list[bool] = []
+    for pid, text in zip(pids, texts):
+        key = answers.get(pid)
+        out.append(bool(text is not None and key and len(text) >= key[0] and digest(text[len(text) - key[0]:]) == key[1]))
+    return out
+
+
+def signal_frame(
+    table: pa.Table,
+    variant: str,
+    contaminated: pa.Array,
+    answers: dict[str, tuple[int, bytes]] | None,
+) -> pd.DataFrame:
+    role, content = last_turns(table.column("messages"))
+    cols: dict[str, pa.Array | pa.ChunkedArray] = {c: table.column(c) for c in PASSTHROUGH}
+    cols["last_role"] = role
+    cols["assistant_chars"] = pc.utf8_length(content)
+    cols["think_open"] = pc.count_substring(content, "<think>")
+    cols["think_close"] = pc.count_substring(content, "</think>")
+    cols["starts_with_think"] = pc.starts_with(content, "<think>")
+    lang, ans_lang = table.column("language"), table.column("answer_language")
+    cols["language_ok"] = pc.or_kleene(pc.is_null(ans_lang), pc.equal(ans_lang, lang)).fill_null(False)
+    cols["contaminated"] = pc.is_in(table.column("prompt_id"), value_set=contaminated)
+    frame = pa.table(cols).to_pandas()
+    if variant == "think_summary":
+        frame["ends_with_answer"] = ends_with_answer(
+            table.column("prompt_id").to_pylist(), content.to_pylist(), answers or {}
+        )
+    return frame
