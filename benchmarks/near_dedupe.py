@@ -41,6 +41,7 @@ CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 _CJK_CHAR = re.compile(r"[\u4e00-\u9fff]")
 _NUM = re.compile(r"\d+")
 _HAS_DIGIT = re.compile(r"\d")
+_NUMBERISH = re.compile(r"^[$€£(]?[\d.,:/%]+[)?.,!%]*$")
 
 
 def load_seed_prompts(corpus: Path = CORPUS) -> list[tuple[str, str]]:
@@ -93,8 +94,9 @@ class _Maker:
                 for w in "".join(chars).split(" ")
             )
         words = list(r.choice(self.en))
+        rate = 0.35 if len(words) >= 15 else 0.6  # short templates need more swaps to stay distinct
         for i, w in enumerate(words):
-            if not _HAS_DIGIT.search(w) and r.random() < 0.35:
+            if not _NUMBERISH.match(w) and r.random() < rate:
                 words[i] = r.choice(self.vocab)
         return " ".join(words)
 
@@ -170,14 +172,15 @@ def make_corpus(n: int, seed: int = 0, corpus: Path = CORPUS) -> tuple[list[dict
     family: list[int] = []
     kind: list[str] = []
     seen: set[str] = set()
+    seen_canon: dict[str, int] = {}
     fam = 0
 
     def add(text: str, lang: str, f: int, k: str) -> None:
-        # exact dupes are gone before near dedupe; bases must also differ after canonicalization
-        key = text if k not in ("base", "short") else canonical(text)
-        if key in seen or len(rows) >= n:
+        # exact dupes are gone before near dedupe; a canonical form belongs to one family only
+        key = canonical(text)
+        if text in seen or seen_canon.setdefault(key, f) != f or len(rows) >= n:
             return
-        seen.add(key)
+        seen.add(text)
         rows.append({"id": f"{len(rows):016x}", "text": text, "lang": lang})
         family.append(f)
         kind.append(k)

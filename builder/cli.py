@@ -100,6 +100,29 @@ def curate(recipe: RecipeArg, work: WorkOpt = Path("work")) -> None:
     _run_curate(recipe, work)
 
 
+def _run_generate(recipe_path: Path, work: Path) -> None:
+    from builder.recipe import load_recipe
+    from builder.teachers.report import LiveProgress, print_result
+    from builder.teachers.stage import run_generate
+    from builder.workdir import WorkDir
+
+    recipe = load_recipe(recipe_path)
+    live = LiveProgress(console)
+    try:
+        res = run_generate(recipe, WorkDir(work), progress=live)
+    finally:
+        live.stop()
+    print_result(res, console)
+    console.print(f"replies: {work / 'generate/replies'}   ledger: {work / 'generate/ledger.parquet'}", highlight=False)
+
+
+@app.command()
+@user_errors
+def generate(recipe: RecipeArg, work: WorkOpt = Path("work")) -> None:
+    """Send every curated prompt to the teachers and store every reply whole (resumable)."""
+    _run_generate(recipe, work)
+
+
 def _run_variants(recipe_path: Path, work: Path) -> None:
     from builder.recipe import load_recipe
     from builder.responses.stage import run_responses
@@ -125,8 +148,56 @@ def variants(recipe: RecipeArg, work: WorkOpt = Path("work")) -> None:
     _run_variants(recipe, work)
 
 
-STAGES: list[tuple[str, Callable[[Path, Path], None]]] = [("curate", _run_curate), ("variants", _run_variants)]
+STAGES: list[tuple[str, Callable[[Path, Path], None]]] = [
+    ("curate", _run_curate),
+    ("generate", _run_generate),
+    ("variants", _run_variants),
+]
 
+
+def _run_release(recipe_path: Path, work: Path, out: Path | None = None, previous: Path | None = None) -> None:
+    from builder.recipe import load_recipe
+    from builder.release.stage import run_release
+
+    recipe = load_recipe(recipe_path)
+    res = run_release(recipe, work, out or work / "release", progress=_progress("release"), previous=previous)
+    for w in res.warnings:
+        err.print(f"[yellow]warning:[/] {w}", highlight=False)
+    rows = ", ".join(f"{k} {v:,}" for k, v in res.counts.items())
+    lic = res.license if isinstance(res.license, str) else ", ".join(res.license)
+    console.print(f"release v{res.version} ({res.seconds:.1f}s): {rows}; license {lic}", highlight=False)
+    console.print(f"folder: {res.out_dir}   card: {res.out_dir / 'README.md'}", highlight=False)
+
+
+@app.command()
+@user_errors
+def release(
+    recipe: RecipeArg,
+    work: WorkOpt = Path("work"),
+    out: Annotated[Path | None, typer.Option(help="Release folder to create (default: <work>/release).")] = None,
+    previous: Annotated[Path | None, typer.Option(help="Previous release folder, for CHANGELOG.md.")] = None,
+) -> None:
+    """Check every variant (quality gates) and, if they pass, write a Hub-ready dataset folder."""
+    _run_release(recipe, work, out, previous)
+
+
+@app.command()
+@user_errors
+def push(
+    release_dir: Annotated[Path, typer.Argument(help="A folder written by `release`.")],
+    repo: Annotated[str, typer.Option("--repo", help="Hub dataset id, e.g. org/name.")],
+    endpoint: Annotated[str | None, typer.Option(help="Hub URL (default: $HF_ENDPOINT or huggingface.co).")] = None,
+    private: Annotated[bool, typer.Option(help="Create the repo as private.")] = False,
+) -> None:
+    """Upload a release to the Hub and tag the commit vX.Y.Z (token from $HF_TOKEN)."""
+    from builder.release.push import run_push
+
+    res = run_push(release_dir, repo, endpoint=endpoint, private=private, progress=_progress("push"))
+    console.print(f"pushed {res.repo_id} @ {res.tag} (commit {res.commit[:12]}): {res.url}", highlight=False)
+    console.print(f'load it: load_dataset("{res.repo_id}", "answer", revision="{res.tag}")', highlight=False)
+
+
+STAGES.append(("release", _run_release))  # `build` passes `out` as a third argument
 
 @app.command()
 @user_errors

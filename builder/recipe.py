@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from builder.errors import UserError
 from builder.release.config import QualityConfig, ReleaseConfig
+from builder.teachers.config import GenerateConfig
 
 SEMVER = re.compile(r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?$")
 CATEGORIES = ("chat", "math", "tool_use", "multi_turn", "code", "instruction_following")
@@ -173,7 +174,7 @@ class Recipe(Strict):
     curate: CurateConfig = Field(default_factory=CurateConfig)
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
     # Later stages own their sections; they are validated by the stage's own schema.
-    generate: dict[str, Any] | None = None
+    generate: GenerateConfig | None = None
     responses: dict[str, Any] | None = None
     variants: dict[str, Any] | None = None
     quality: QualityConfig = Field(default_factory=QualityConfig)

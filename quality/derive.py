@@ -22,7 +22,6 @@ REQUIRED = (
 )
 TEACHER_REQUIRED = ("generation_id", "teacher_model", "endpoint_kind", "prompt_template_id")
 TEACHER_VARIANTS = ("answer", "think_summary", "full", "control")
-PASSTHROUGH = (*REQUIRED, *TEACHER_REQUIRED, "answer_language", "teacher_think_tokens", "teacher_answer_tokens")
 
 
 def last_turns(messages: pa.ChunkedArray | pa.Array) -> tuple[pa.Array, pa.Array]:
@@ -59,25 +58,49 @@ def ends_with_answer(pids: list[str], texts: list[str | None], answers: dict[str
     return out
 
 
-def signal_frame(
+def missing_columns(table: pa.Table, columns: Iterable[str]) -> pa.Array:
+    """Per row, the required columns that are null, joined by commas ("" when none): one
+    narrow column that GX checks once and that names the culprits in its examples."""
+    parts = [pc.if_else(pc.is_null(table.column(c)), f"{c},", "") for c in columns]
+    return pc.binary_join_element_wise(*parts, "") if parts else pa.array([""] * table.num_rows)
+
+
+def signal_table(
     table: pa.Table,
     variant: str,
     contaminated: pa.Array,
     answers: dict[str, tuple[int, bytes]] | None,
-) -> pd.DataFrame:
+) -> pa.Table:
+    """The narrow per-row signals of one shard; low-cardinality columns dictionary-encoded so
+    a whole variant's signals stay small (~50 bytes a row)."""
     role, content = last_turns(table.column("messages"))
-    cols: dict[str, pa.Array | pa.ChunkedArray] = {c: table.column(c) for c in PASSTHROUGH}
-    cols["last_role"] = role
-    cols["assistant_chars"] = pc.utf8_length(content)
-    cols["think_open"] = pc.count_substring(content, "<think>")
-    cols["think_close"] = pc.count_substring(content, "</think>")
-    cols["starts_with_think"] = pc.starts_with(content, "<think>")
+    required = (*REQUIRED, *TEACHER_REQUIRED) if variant in TEACHER_VARIANTS else REQUIRED
     lang, ans_lang = table.column("language"), table.column("answer_language")
-    cols["language_ok"] = pc.or_kleene(pc.is_null(ans_lang), pc.equal(ans_lang, lang)).fill_null(False)
-    cols["contaminated"] = pc.is_in(table.column("prompt_id"), value_set=contaminated)
-    frame = pa.table(cols).to_pandas()
+    cols: dict[str, pa.Array | pa.ChunkedArray] = {
+        "prompt_id": table.column("prompt_id"),
+        "variant": table.column("variant"),
+        "schema_version": table.column("schema_version"),
+        "category": table.column("category"),
+        "source": table.column("source"),
+        "missing": missing_columns(table, required),
+        "last_role": role,
+        "assistant_chars": pc.utf8_length(content),
+        "student_tokens": table.column("student_tokens"),
+        "think_open": pc.count_substring(content, "<think>"),
+        "think_close": pc.count_substring(content, "</think>"),
+        "starts_with_think": pc.starts_with(content, "<think>"),
+        "language_ok": pc.or_kleene(pc.is_null(ans_lang), pc.equal(ans_lang, lang)).fill_null(False),
+        "contaminated": pc.is_in(table.column("prompt_id"), value_set=contaminated),
+    }
     if variant == "think_summary":
-        frame["ends_with_answer"] = ends_with_answer(
-            table.column("prompt_id").to_pylist(), content.to_pylist(), answers or {}
-        )
-    return frame
+        cols["ends_with_answer"] = pa.array(
+            ends_with_answer(table.column("prompt_id").to_pylist(), content.to_pylist(), answers or {}))
+    out = pa.table(cols)
+    for c in ("variant", "schema_version", "category", "source", "missing", "last_role"):
+        out = out.set_column(out.schema.get_field_index(c), c, pc.dictionary_encode(out.column(c)))
+    return out
+
+
+def to_frame(tables: list[pa.Table]) -> pd.DataFrame:
+    """All shards' signals of one variant as one pandas frame (Arrow-backed: no Python objects)."""
+    return pa.concat_tables(tables, promote_options="permissive").to_pandas(types_mapper=pd.ArrowDtype)

@@ -11,8 +11,6 @@ import importlib.util
 import json
 import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -54,12 +52,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_smoke_recipe_scores_every_benchmark(
-    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_smoke_recipe_scores_every_benchmark(tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     manifest = tmp_path / "manifest.json"
     manifest.write_text(json.dumps({"decontamination": {"benchmarks": ["GSM8K", "MMLU", "MT-Bench"]}}))
-    with run_server(scenario="plain") as srv:
+    with run_server(scenario="plain", models=["test-judge"]) as srv:
         # Every judge reply is scripted to the same verdict, so the scores are exact.
         srv.control(script=[{"match": "", "steps": [{"content": "Fair.\n\nRating: [[7]]"}] * 50}])
         monkeypatch.setenv("EVAL_JUDGE_BASE_URL", srv.base_url)
@@ -102,7 +98,7 @@ def test_smoke_recipe_scores_every_benchmark(
         for p in map(json.loads, (ROOT / "data/eval/mt_bench/judge_prompts.jsonl").open())
     }
     assert mt["judge_prompt_sha256"] == {n: prompts[n] for n in ("single-v1", "single-v1-multi-turn")}
-    assert judged["requests"] >= 4 + (3 if have_align else 0)
+    assert judged["by_path"]["POST /v1/chat/completions"] == 4 + (2 if have_align else 0)
     if have_align:
         assert res["alignbench"]["score"] == 7.0 and res["alignbench"]["judge_prompt"] == "ours"
 
@@ -119,38 +115,40 @@ def test_smoke_recipe_scores_every_benchmark(
     assert set(saved["benchmarks"]) == set(res)
 
 
-def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, **OFFLINE, **(env or {})}
-    return subprocess.run(
-        [sys.executable, str(ROOT / "train_reference/evaluate.py"), *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=240,
-        cwd=ROOT,
-    )
+def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """The CLI's main() in-process (a subprocess would pay lm-eval's import again)."""
+    from train_reference.evaluate import main
+
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
-def _clean_error(proc: subprocess.CompletedProcess[str], code: int, needle: str) -> None:
-    assert proc.returncode == code, proc.stderr[-2000:]
-    assert "Traceback" not in proc.stderr
-    errs = [line for line in proc.stderr.splitlines() if line.startswith("evaluate:")]
-    assert len(errs) == 1 and needle in errs[0], proc.stderr[-2000:]
+def _clean_error(result: tuple[int, str, str], code: int, needle: str) -> None:
+    rc, _, err = result
+    assert rc == code, err[-2000:]
+    assert "Traceback" not in err
+    errs = [line for line in err.splitlines() if line.startswith("evaluate:")]
+    assert len(errs) == 1 and needle in errs[0], err[-2000:]
 
 
-def test_cli_bad_model_path_and_unknown_benchmark(tmp_path: Path) -> None:
-    env = {"EVAL_JUDGE_BASE_URL": "http://127.0.0.1:9/v1"}
-    smoke = "recipes/eval/cpu_smoke.yaml"
-    proc = _cli("--config", smoke, "--model", str(tmp_path / "no-such-model"), env=env)
-    _clean_error(proc, 2, "model path does not exist")
-    proc = _cli("--config", smoke, "--model", str(tmp_path), "--benchmarks", "gsm8k,hellaswag", env=env)
-    _clean_error(proc, 2, "benchmark 'hellaswag' is not in this recipe")
+def test_cli_bad_model_path_and_unknown_benchmark(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EVAL_JUDGE_BASE_URL", "http://127.0.0.1:9/v1")
+    smoke = str(ROOT / "recipes/eval/cpu_smoke.yaml")
+    result = _cli(capsys, "--config", smoke, "--model", str(tmp_path / "no-such-model"))
+    _clean_error(result, 2, "model path does not exist")
+    result = _cli(capsys, "--config", smoke, "--model", str(tmp_path), "--benchmarks", "gsm8k,hellaswag")
+    _clean_error(result, 2, "benchmark 'hellaswag' is not in this recipe")
     recipe = tmp_path / "r.yaml"
     recipe.write_text("benchmarks:\n  - name: triviaqa\n    task: triviaqa\n")
-    _clean_error(_cli("--config", str(recipe), "--model", str(tmp_path)), 2, "unknown benchmark 'triviaqa'")
+    _clean_error(_cli(capsys, "--config", str(recipe), "--model", str(tmp_path)), 2, "unknown benchmark 'triviaqa'")
 
 
-def test_cli_judge_down_and_missing_data_keep_partial_results(tiny_model: Path, tmp_path: Path) -> None:
+def test_cli_judge_down_and_missing_data_keep_partial_results(
+    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     recipe = tmp_path / "r.yaml"
     recipe.write_text(
         f"""
@@ -164,6 +162,7 @@ benchmarks:
     data_files: {{train: data/eval/gsm8k/train.jsonl, test: {tmp_path}/gone.jsonl}}
   - name: mmlu
     task: ad_mmlu_local
+    num_fewshot: 1
     limit: 1
     data_files: {{dev: data/eval/mmlu/dev.jsonl, test: data/eval/mmlu/test.jsonl}}
   - name: mt_bench
@@ -175,11 +174,11 @@ benchmarks:
 """
     )
     out = tmp_path / "out"
-    proc = _cli("--config", str(recipe), "--model", str(tiny_model), "--output-dir", str(out))
-    assert proc.returncode == 1, proc.stderr[-3000:]
-    assert "Traceback" not in proc.stderr
-    errs = sorted(line for line in proc.stderr.splitlines() if line.startswith("evaluate:"))
-    assert len(errs) == 2, proc.stderr[-3000:]
+    rc, stdout, stderr = _cli(capsys, "--config", str(recipe), "--model", str(tiny_model), "--output-dir", str(out))
+    assert rc == 1, stderr[-3000:]
+    assert "Traceback" not in stderr
+    errs = sorted(line for line in stderr.splitlines() if line.startswith("evaluate:"))
+    assert len(errs) == 2, stderr[-3000:]
     assert errs[0].startswith("evaluate: gsm8k: failed: data file missing:") and "gone.jsonl" in errs[0]
     assert errs[1].startswith("evaluate: mt_bench: failed: judge unreachable (http://127.0.0.1:")
     res = json.loads((out / "results.json").read_text())["benchmarks"]
@@ -187,4 +186,4 @@ benchmarks:
     # The model's MT-Bench answers were generated before the judge failed, and are kept.
     kept = json.loads((out / "items" / "mt_bench.jsonl").read_text().splitlines()[0])
     assert len(kept["answers"]) == 2 and kept["judgments"] == [None, None]
-    assert "| **model (ours)** | n/a | failed | " in proc.stdout
+    assert "| **model (ours)** | n/a | failed | " in stdout

@@ -48,9 +48,7 @@ def test_humaneval_sandbox_scores_canonical_right_and_wrong_code_wrong() -> None
     out = codeexec.score_samples(doc["prompt"], doc["test"], doc["entry_point"], [good_body])
     assert out["pass@1"] == 1.0, out["checks"]
     # A bare body continuation (base-model style) is also accepted.
-    body_only = codeexec.score_samples(
-        doc["prompt"], doc["test"], doc["entry_point"], [doc["canonical_solution"]]
-    )
+    body_only = codeexec.score_samples(doc["prompt"], doc["test"], doc["entry_point"], [doc["canonical_solution"]])
     assert body_only["pass@1"] == 1.0
     out = codeexec.score_samples(doc["prompt"], doc["test"], doc["entry_point"], [good_body, bad_body])
     assert out["pass@1"] == 0.5

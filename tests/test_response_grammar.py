@@ -114,6 +114,8 @@ def test_prompt_languages() -> None:
     wrapper = "Below there is a Bangla multiple choice question.\n Question in Bangla: ∛-8 এর মান কত?"
     assert language.prompt_languages(wrapper) == {"en", "bn"}
     assert language.prompt_languages("12 + 7 = ?") == frozenset()
+    assert language.prompt_languages(["not", "a", "string"]) == frozenset()  # bad input: no opinion
+    assert repetition.repetition_score(b"x" * 1000) == 0.0
     assert language.names_target_language("请把下面的句子翻译成英文")
     assert language.names_target_language("Translate to French: hello")
     assert not language.names_target_language("什么是黑洞？")

@@ -43,17 +43,29 @@ def _fenced(code: str) -> str:
     return f"Here is my solution.\n\n```python\n{code}\n```\n"
 
 
-def _sandbox_pids() -> set[int]:
-    # Every sandbox child carries the guard source (and its marker) on its command line.
-    pids = set()
+def _cmdline(pid: int | str) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _orphaned_sandboxes() -> set[int]:
+    """Sandbox processes (the guard's marker is on their command line) whose parent is neither
+    a sandbox nor a test process: what a fork that escaped the group kill would look like.
+    Live sandboxes of a parallel test worker have that worker as parent and are not counted."""
+    found = set()
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if b"__SANDBOX_VIOLATION__" in (entry / "cmdline").read_bytes():
-                    pids.add(int(entry.name))
-            except OSError:
-                continue
-    return pids
+        if not entry.name.isdigit() or b"__SANDBOX_VIOLATION__" not in _cmdline(entry.name):
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        parent = _cmdline(ppid)
+        if b"__SANDBOX_VIOLATION__" not in parent and b"pytest" not in parent:
+            found.add(int(entry.name))
+    return found
 
 
 # --- extraction and schema -------------------------------------------------------------
@@ -74,7 +86,12 @@ def test_extract_prefers_the_last_python_block_defining_the_entry_point() -> Non
 
 def test_tests_schema() -> None:
     assert parse_tests('{"format": "mbpp", "test_list": ["assert 1"], "test_setup_code": ""}')["format"] == "asserts"
-    for bad in ('{"format": "junit"}', '{"format": "humaneval", "test": "x"}', '{"format": "asserts", "asserts": []}', "[]"):
+    for bad in (
+        '{"format": "junit"}',
+        '{"format": "humaneval", "test": "x"}',
+        '{"format": "asserts", "asserts": []}',
+        "[]",
+    ):
         with pytest.raises((InvalidTestsError, ValueError)):
             parse_tests(bad)
     assert verify_code("```python\nx=1\n```", '{"format": "nope"}').reason == "bad_tests"
@@ -93,6 +110,7 @@ def test_syntax_error_and_missing_code_are_recorded_without_running() -> None:
 
 
 @needs_corpus
+@pytest.mark.slow
 def test_humaneval_canonical_solutions_pass_and_broken_ones_fail() -> None:
     rows = _humaneval()
     good = [(_fenced(r["prompt"] + r["canonical_solution"]), _he_tests(r)) for r in rows]
@@ -102,18 +120,23 @@ def test_humaneval_canonical_solutions_pass_and_broken_ones_fail() -> None:
     # Completion style (body only) is joined to the prompt like the official harness does.
     completion = verify_code(f"```python\n{rows[0]['canonical_solution']}```", _he_tests(rows[0]))
     assert completion.status == "pass", completion
-    broken = [
-        (_fenced(r["prompt"] + "    return None\n"), _he_tests(r)) for r in rows[:40:4]
-    ] + [(_fenced(r["prompt"] + r["canonical_solution"].replace("return", "return not", 1)), _he_tests(r)) for r in rows[1:41:4]]
+    broken = [(_fenced(r["prompt"] + "    return None\n"), _he_tests(r)) for r in rows[:40:4]] + [
+        (_fenced(r["prompt"] + r["canonical_solution"].replace("return", "return not", 1)), _he_tests(r))
+        for r in rows[1:41:4]
+    ]
     for verdict in verify_code_batch(broken, workers=4):
         assert verdict.status == "fail" and verdict.reason in ("tests_failed", "test_error", "syntax_error"), verdict
 
 
 @needs_corpus
+@pytest.mark.slow
 def test_mbpp_reference_solutions_pass_and_wrong_ones_fail() -> None:
     rows = _mbpp()[::10]
     items = [
-        (_fenced(r["code"]), json.dumps({"format": "mbpp", "test_list": r["test_list"], "test_setup_code": r["test_setup_code"]}))
+        (
+            _fenced(r["code"]),
+            json.dumps({"format": "mbpp", "test_list": r["test_list"], "test_setup_code": r["test_setup_code"]}),
+        )
         for r in rows
     ]
     verdicts = verify_code_batch(items, workers=4)
@@ -125,7 +148,7 @@ def test_mbpp_reference_solutions_pass_and_wrong_ones_fail() -> None:
 
 # --- adversarial code ----------------------------------------------------------------------
 
-T = {"format": "asserts", "asserts": ["assert f() == 1"], "timeout_s": 3, "memory_mb": 256}
+T = {"format": "asserts", "asserts": ["assert f() == 1"], "timeout_s": 2, "memory_mb": 256}
 
 
 def _run(code: str) -> tuple[str, str, float]:
@@ -136,10 +159,10 @@ def _run(code: str) -> tuple[str, str, float]:
 
 @pytest.fixture
 def no_strays():
-    before = _sandbox_pids()
+    before = _orphaned_sandboxes()
     yield
     time.sleep(0.05)
-    assert _sandbox_pids() - before == set(), "sandbox processes left behind"
+    assert _orphaned_sandboxes() - before == set(), "sandbox processes left behind"
 
 
 def _kernel_layers() -> set[str]:
@@ -150,14 +173,30 @@ def _kernel_layers() -> set[str]:
     ("name", "code", "reasons"),
     [
         ("fork bomb", "import os\ndef f():\n    while True:\n        os.fork()\n", {"forbidden_syscall"}),
-        ("subprocess", "import subprocess\ndef f():\n    subprocess.run(['sh','-c','sleep 60 &'])\n    return 1\n", {"forbidden_syscall"}),
+        (
+            "subprocess",
+            "import subprocess\ndef f():\n    subprocess.run(['sh','-c','sleep 60 &'])\n    return 1\n",
+            {"forbidden_syscall"},
+        ),
         ("infinite loop", "def f():\n    while True:\n        pass\n", {"timeout"}),
         ("sleep", "import time\ndef f():\n    time.sleep(60)\n", {"timeout"}),
-        ("unbounded memory", "def f():\n    x = []\n    while True:\n        x.append(bytearray(10**7))\n", {"memory", "timeout"}),
-        ("socket", "import socket\ndef f():\n    socket.create_connection(('127.0.0.1', 22))\n    return 1\n", {"forbidden_syscall"}),
-        ("huge file", "def f():\n    with open('big', 'wb') as fh:\n        while True:\n            fh.write(b'x' * 10**6)\n", {"file_size"}),
+        ("unbounded memory", "def f():\n    x = []\n    while True:\n        x.append(bytearray(10**7))\n", {"memory"}),
+        (
+            "socket",
+            "import socket\ndef f():\n    socket.create_connection(('127.0.0.1', 22))\n    return 1\n",
+            {"forbidden_syscall"},
+        ),
+        (
+            "huge file",
+            "def f():\n    with open('big', 'wb') as fh:\n        while True:\n            fh.write(b'x' * 10**6)\n",
+            {"file_size"},
+        ),
         ("kill parent", "import os\ndef f():\n    os.kill(os.getppid(), 9)\n    return 1\n", {"forbidden_syscall"}),
-        ("print 100 MB", "def f():\n    s = 'x' * (1 << 20)\n    for _ in range(100):\n        print(s)\n    return 1\n", {"output_limit"}),
+        (
+            "print 100 MB",
+            "def f():\n    s = 'x' * (1 << 20)\n    for _ in range(100):\n        print(s)\n    return 1\n",
+            {"output_limit"},
+        ),
         ("sys.exit(0)", "import sys\nsys.exit(0)\n", {"candidate_exit"}),
         ("os._exit(0)", "import os\nos._exit(0)\n", {"no_result"}),
     ],
@@ -207,3 +246,20 @@ def test_isolation_is_recorded_in_the_verdict() -> None:
     assert "isolation=" in verdict.detail and "rlimits" in verdict.detail and "pyguard" in verdict.detail
     if os.geteuid() == 0 and "netns" not in verdict.detail:
         pytest.fail(f"running as root but no network namespace: {verdict.detail}")
+
+
+def test_fallback_without_namespace_tools_still_contains(monkeypatch: pytest.MonkeyPatch, no_strays: None) -> None:
+    # Machines without unshare/setpriv (or not root) get rlimits + the Python guard only.
+    from builder.responses.verify import sandbox
+
+    monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
+    sandbox.isolation_plan.cache_clear()
+    try:
+        plan = sandbox.isolation_plan()
+        assert not {"netns", "mountns", "nobody"} & set(plan.isolation)
+        assert {"rlimits", "pyguard", "scrubbed_env"} <= set(plan.isolation)
+        assert _run("def f():\n    return 1\n")[:2] == ("pass", "ok")
+        assert _run("import os\ndef f():\n    os.fork()\n")[:2] == ("fail", "forbidden_syscall")
+        assert _run("def f():\n    while True:\n        pass\n")[:2] == ("fail", "timeout")
+    finally:
+        sandbox.isolation_plan.cache_clear()

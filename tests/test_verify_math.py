@@ -94,3 +94,21 @@ def test_works_from_a_worker_thread() -> None:
     assert "main thread" in str(out.get("upstream", "")).lower() or "threaded" in str(out.get("upstream", ""))
     assert getattr(out["verdict"], "status", None) == "pass"
     assert out.get("deadline") is True
+
+
+def test_an_outer_timer_survives_and_still_fires() -> None:
+    import signal
+
+    fired: list[int] = []
+    old = signal.signal(signal.SIGALRM, lambda *_: fired.append(1))
+    signal.setitimer(signal.ITIMER_REAL, 60)
+    try:
+        assert verify_math(r"\boxed{72}", "#### 72").status == "pass"
+        left, _ = signal.getitimer(signal.ITIMER_REAL)
+        assert 50 < left <= 60  # re-armed with what was left, not cancelled
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        time.sleep(0.2)
+        assert fired == [1]
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)

@@ -41,13 +41,22 @@ from datatrove.utils.typeshelper import StatHints
 from datatrove.utils.word_tokenizers import WordTokenizer
 from pydantic import BaseModel, ConfigDict, Field
 
-from builder.curate.shingles import MODE_CJK, MODE_EXACT, MODE_WORD, ShingleParams, shingle_hashes
+from builder.curate.shingles import (
+    MODE_CJK,
+    MODE_EXACT,
+    MODE_WORD,
+    ShingleParams,
+    batch_shingle_hashes,
+    shingle_hashes,
+)
 from builder.executors import ExecutorConfig, make_executor, run_executor
 
 NEAR_DUPS_FILE = "near_dups.parquet"
 # records per read in the buckets/cluster steps: datatrove's default of 5 makes those steps I/O-call bound
 _BUFFER = 10_000
 _KEY_MULT = np.uint64(0x9E3779B97F4A7C15)
+_SIG_BATCH = 4096  # docs per batched signature computation
+_MINHASH_CELLS = 1 << 22  # shingles x hashes per numpy product (32 MiB of uint64)
 _MODE_STATS = {MODE_WORD: "shingles_word", MODE_CJK: "shingles_cjk_chars", MODE_EXACT: "shingles_exact_short"}
 
 
@@ -162,6 +171,27 @@ class PositionedMinhashSignature(MinhashDedupSignature):
             mins >>= np.uint64(32)  # the high bits of a multiply-shift hash are the good ones
         return mins.astype(self.config.hash_config.np_dtype)
 
+    def _minhash_batch(self, texts: list[str]) -> np.ndarray:
+        """`_minhash` of many docs: one (shingles x hashes) product per chunk, min per doc by reduceat."""
+        flat, offsets, modes = batch_shingle_hashes(texts, self.shingles)
+        for m in modes:
+            self._modes[m] += 1
+        a, b = self.parameters
+        ends = np.append(offsets[1:], len(flat))
+        out = np.empty((len(texts), self.num_hashes), self.config.hash_config.np_dtype)
+        lo_doc = 0
+        while lo_doc < len(texts):  # chunks of whole docs, ~_MINHASH_CELLS cells each (bounded memory)
+            hi_doc = int(np.searchsorted(ends, offsets[lo_doc] + _MINHASH_CELLS // self.num_hashes, "right"))
+            hi_doc = max(hi_doc, lo_doc + 1)
+            lo, hi = offsets[lo_doc], ends[hi_doc - 1]
+            phv = flat[lo:hi, None] * a + b
+            mins = np.minimum.reduceat(phv, offsets[lo_doc:hi_doc] - lo, axis=0)
+            if self.config.hash_config.precision == 32:
+                mins >>= np.uint64(32)
+            out[lo_doc:hi_doc] = mins
+            lo_doc = hi_doc
+        return out
+
     def get_signature(self, shingles: np.ndarray) -> list[list[int]]:
         if self.shingles is None:
             return super().get_signature(shingles)
@@ -208,13 +238,19 @@ class PositionedMinhashSignature(MinhashDedupSignature):
         """Same files as datatrove's run() (per-bucket records sorted by (hashes, doc_idx)), but written
         in bulk: the stock loop packs and writes one record per doc per bucket, then re-sorts
         structured arrays, which costs more than computing the signatures."""
-        rows: list[np.ndarray] = []
+        blocks: list[np.ndarray] = []
+        texts: list[str] = []
         with self.track_time():
             for doc in data:
-                self.stat_update(StatHints.total)
-                rows.append(self._minhash(self.get_shingles(doc.text)))
+                texts.append(doc.text)
+                if len(texts) == _SIG_BATCH:
+                    blocks.append(self._minhash_batch(texts))
+                    texts = []
+            if texts:
+                blocks.append(self._minhash_batch(texts))
             dtype = self.config.hash_config.np_dtype
-            sigs = np.stack(rows) if rows else np.zeros((0, self.num_hashes), dtype)
+            sigs = np.concatenate(blocks) if blocks else np.zeros((0, self.num_hashes), dtype)
+            self.stat_update(StatHints.total, value=len(sigs))  # once, not per doc
             doc_idx = np.arange(len(sigs), dtype="<u4")  # every doc gets a signature with our shingler
             r = self.config.hashes_per_bucket
             fmt = f"<{self.config.hash_config.struct_format}"

@@ -32,6 +32,11 @@ _CJK_RE = re.compile(f"[{_CJK}]")
 _TOKEN_RE = re.compile(f"[{_CJK}]|[^\\s{_CJK}]+")
 _COMBINING_RE = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
 _NUMBER_RE = re.compile(r"\d+(?:[.,]\d+)*")
+_THOUSANDS_RE = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+# ASCII fast path of canonical(): lowercase + datatrove's punctuation set mapped to spaces
+_ASCII_TABLE = bytes(
+    ord(" ") if chr(i) in PUNCTUATION_TRANS or i in PUNCTUATION_TRANS else ord(chr(i).lower()) for i in range(256)
+)
 
 MODE_WORD, MODE_CJK, MODE_EXACT = 0, 1, 2
 
@@ -49,6 +54,8 @@ class ShingleParams:
 
 def canonical(text: str, strip_diacritics: bool = True) -> str:
     """Lowercase, punctuation to spaces, collapsed whitespace; numbers untouched."""
+    if text.isascii():  # bytes.translate with a 256-byte table is ~20x faster than str.translate with a dict
+        return " ".join(text.encode("ascii").translate(_ASCII_TABLE).decode("ascii").split())
     text = text.lower().translate(PUNCTUATION_TRANS)
     if strip_diacritics and not text.isascii():
         nfd = unicodedata.normalize("NFD", text)
@@ -65,48 +72,81 @@ def tokenize(canon: str) -> tuple[list[str], int]:
 
 
 def number_key(text: str) -> int:
-    """Hash of the doc's number sequence (0 when it has none)."""
+    """Hash of the doc's number sequence (0 when it has none); "40,000" and "40000" are the same number."""
     nums = _NUMBER_RE.findall(text)
-    return xxhash.xxh64_intdigest("\x1f".join(nums)) if nums else 0
+    if not nums:
+        return 0
+    if "," in text:
+        nums = [_THOUSANDS_RE.sub("", x) if "," in x else x for x in nums]
+    return xxhash.xxh64_intdigest("\x1f".join(nums))
 
 
-def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finalizer, vectorized: spreads the rolling-hash bits before MinHash."""
-    x = x ^ (x >> np.uint64(30))
-    x *= _MIX1
-    x ^= x >> np.uint64(27)
-    x *= _MIX2
-    return x ^ (x >> np.uint64(31))
-
-
-_MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 _ROLL = np.uint64(0x9E3779B97F4A7C15)
+_H = xxhash.xxh64_intdigest
+
+
+def _plan(text: str, params: ShingleParams) -> tuple[np.ndarray, int, int, int]:
+    """(token hashes or the one exact hash, n (0 = exact), mode, number salt) of one doc."""
+    canon = canonical(text, params.strip_diacritics)
+    tokens, n_cjk = tokenize(canon)
+    cjk = n_cjk * 2 >= len(tokens) and n_cjk > 0
+    n = params.cjk_ngram_size if cjk else params.ngram_size
+    salt = number_key(text) if params.numbers_must_match else 0
+    if len(tokens) < max(n, params.min_tokens):
+        # too short for n-grams: exact match after canonicalization (raw text if nothing is left)
+        return np.array([_H("\x00" + (" ".join(tokens) or text.strip()))], np.uint64), 0, MODE_EXACT, salt
+    th = np.fromiter(map(_H, tokens), dtype=np.uint64, count=len(tokens))
+    return th, n, MODE_CJK if cjk else MODE_WORD, salt
+
+
+def _roll(th: np.ndarray, n: int) -> np.ndarray:
+    """Hash of every n-gram: a polynomial of its token hashes, mod 2^64."""
+    m = len(th) - n + 1
+    arr = th[:m].copy()
+    for k in range(1, n):
+        arr *= _ROLL
+        arr += th[k : k + m]
+    return arr
 
 
 def shingle_hashes(text: str, params: ShingleParams) -> tuple[np.ndarray, int]:
     """uint64 shingle hashes of shape (N, 1), as datatrove's signature step expects, and the mode used.
 
     Each token is hashed once (xxh64); an n-gram's hash is a polynomial of its token hashes
-    (mod 2^64, vectorized) — ~2x faster than joining and hashing every n-gram string.
+    (mod 2^64), which avoids joining and hashing every n-gram string.
     """
-    canon = canonical(text, params.strip_diacritics)
-    tokens, n_cjk = tokenize(canon)
-    cjk = n_cjk * 2 >= len(tokens) and n_cjk > 0
-    n = params.cjk_ngram_size if cjk else params.ngram_size
-    h = xxhash.xxh64_intdigest
-    if len(tokens) < max(n, params.min_tokens):
-        # too short for n-grams: exact match after canonicalization (raw text if nothing is left)
-        arr = np.array([h("\x00" + (" ".join(tokens) or text.strip()))], dtype=np.uint64)
-        mode = MODE_EXACT
-    else:
-        th = np.fromiter(map(h, tokens), dtype=np.uint64, count=len(tokens))
-        m = len(tokens) - n + 1
-        arr = th[:m].copy()
-        for k in range(1, n):
-            arr *= _ROLL
-            arr += th[k : k + m]
-        arr = _mix(arr)
-        mode = MODE_CJK if cjk else MODE_WORD
-    if params.numbers_must_match:
-        arr ^= np.uint64(number_key(canon))
+    th, n, mode, salt = _plan(text, params)
+    arr = _roll(th, n) if n else th
+    if salt:
+        arr ^= np.uint64(salt)
     return arr.reshape((-1, 1)), mode
+
+
+def batch_shingle_hashes(texts: list[str], params: ShingleParams) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Shingles of many docs at once: (flat uint64 hashes, start offset of each doc, modes).
+
+    Same values as `shingle_hashes` doc by doc; the n-gram rolling runs once over the
+    concatenated token hashes, so numpy's per-call overhead is paid per batch, not per doc.
+    """
+    plans = [_plan(t, params) for t in texts]
+    modes = [p[2] for p in plans]
+    lens = np.array([len(p[0]) for p in plans], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(lens)[:-1]]) if len(plans) else np.zeros(0, np.int64)
+    flat = np.concatenate([p[0] for p in plans]) if plans else np.zeros(0, np.uint64)
+    ns = np.array([p[1] for p in plans], dtype=np.int64)
+    salts = np.array([p[3] for p in plans], dtype=np.uint64)
+    keep = np.ones(len(flat), dtype=bool)  # exact docs keep their one value; n-gram docs lose the last n-1
+    out = flat.copy()
+    for n in np.unique(ns[ns > 0]):
+        docs = np.flatnonzero(ns == n)
+        rolled = _roll(np.concatenate([flat, np.zeros(n - 1, np.uint64)]), int(n))
+        member = np.repeat(ns == n, lens)
+        out[member] = rolled[member]
+        ends = starts[docs] + lens[docs]
+        for k in range(1, int(n)):
+            keep[ends - k] = False
+    out_lens = np.where(ns > 0, lens - ns + 1, lens)
+    doc_of = np.repeat(np.arange(len(plans)), lens)[keep]
+    out = out[keep] ^ salts[doc_of]
+    offsets = np.concatenate([[0], np.cumsum(out_lens)[:-1]]) if len(plans) else np.zeros(0, np.int64)
+    return out, offsets, modes

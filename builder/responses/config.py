@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from builder.workdir import SHARD_ROWS
+
 
 class ResponsesConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -20,5 +22,7 @@ class ResponsesConfig(BaseModel):
     # Info codes that should also quarantine (e.g. "answer_tags_absent" for a strict build).
     reject_info: list[str] = Field(default_factory=list)
     verify_code: bool = True  # run code answers against the source's tests in a sandbox
-    workers: int = 2
-    batch_rows: int = 4096
+    code_workers: int = Field(default=4, ge=1)  # sandboxes at once per batch (threads; each is a process)
+    workers: int = Field(default=2, ge=1)  # processes parsing batches; 1 runs in this process
+    batch_rows: int = Field(default=4096, ge=1)  # replies per batch (memory is about this many replies x workers x 2)
+    shard_rows: int = Field(default=SHARD_ROWS, ge=1)

@@ -83,7 +83,7 @@ MIXED_FOREIGN_SHARE = 0.4
 
 @dataclass(slots=True)
 class Validation:
-    codes: list[str]  # reject codes, in table order of discovery; empty -> keep
+    codes: list[str]  # reject codes in the order found; empty -> keep the row
     info: list[str] = field(default_factory=list)
     repetition_score: float = 0.0
     think_language: str = lang.UNKNOWN

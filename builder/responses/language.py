@@ -138,9 +138,9 @@ def _counts(text: str) -> dict[str, float]:
     return counts
 
 
-def identify(text: str | None, *, sample_chars: int = SAMPLE_CHARS) -> LanguageGuess:
+def identify(text: object, *, sample_chars: int = SAMPLE_CHARS) -> LanguageGuess:
     """Guess the language of `text` from its scripts (see the module docstring)."""
-    if not text:
+    if not isinstance(text, str) or not text:
         return LanguageGuess(UNKNOWN, {}, 0.0)
     counts = _counts(strip_code_and_math(_sample(text, sample_chars)))
     total = sum(counts.values())
@@ -158,7 +158,7 @@ def identify(text: str | None, *, sample_chars: int = SAMPLE_CHARS) -> LanguageG
 PROMPT_LATIN_SHARE = 0.4
 
 
-def prompt_languages(text: str | None) -> frozenset[str]:
+def prompt_languages(text: object) -> frozenset[str]:
     """The languages a reply to this prompt may use (empty: no opinion).
 
     A Chinese prompt with a few English names is {"zh"}; an English instruction around a
@@ -183,6 +183,6 @@ _TARGET_LANGUAGE = regex.compile(
 )
 
 
-def names_target_language(prompt: str | None) -> bool:
+def names_target_language(prompt: object) -> bool:
     """True when the prompt asks for a translation or names the reply's language."""
-    return bool(prompt) and _TARGET_LANGUAGE.search(prompt) is not None
+    return isinstance(prompt, str) and _TARGET_LANGUAGE.search(prompt) is not None

@@ -51,9 +51,9 @@ _MASK = np.uint64(SAMPLE_EVERY - 1)
 MIN_CHARS = 256  # shorter texts cannot hold a loop worth rejecting; they score 0
 
 
-def repetition_score(text: str | None, *, ngram: int = NGRAM, tail_chars: int = TAIL_CHARS) -> float:
+def repetition_score(text: object, *, ngram: int = NGRAM, tail_chars: int = TAIL_CHARS) -> float:
     """Fraction of repeated character n-grams in the last `tail_chars` characters."""
-    if not text or len(text) < MIN_CHARS:
+    if not isinstance(text, str) or len(text) < MIN_CHARS:
         return 0.0
     tail = text[-min(tail_chars, TAIL_CHARS) :]
     size = len(tail)

@@ -8,30 +8,48 @@ Writes <work>/responses/parsed/      kept replies (PARSED_FEATURES), `selected` 
 
 With n samples per prompt, the selected sample is the first kept one that passed
 verification, else the first kept one (rejection sampling); which one is recorded.
+
+Memory: replies stream through in batches (parsed in worker processes when
+`responses.workers` > 1) and are written as they come; only the prompts' small columns
+(an Arrow table), one rank per (prompt, role) and the seen generation ids stay in memory.
+`selected` is set in a second pass over the kept shards, one shard at a time.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import shutil
 import time
-from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
+from collections import Counter, deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from datasets import Features
 
-from builder.ledger import DROPPED, KEPT, Ledger
+from builder.ledger import KEPT, QUARANTINED, Ledger
 from builder.recipe import Recipe
 from builder.responses.config import ResponsesConfig
 from builder.responses.grammar import REJECT_CODES, validate
-from builder.responses.language import prompt_languages
+from builder.responses.language import names_target_language, prompt_languages
 from builder.responses.shapes import normalize, resolve_delimiters
 from builder.rows import PARSED_FEATURES, provenance_defaults
-from builder.workdir import WorkDir, write_shards
+from builder.workdir import SHARD_ROWS, WorkDir
 
 STAGE = "responses"
+STEP = "parse_validate_verify"
 # A non-reasoning (control) teacher has no thinking by design.
 CONTROL_IGNORED = frozenset({"missing_think", "answer_tags_absent"})
+# Stage-level reject codes (beyond grammar.REJECT_CODES); generation failures are
+# "generation_failed:<error_code>" and verification outcomes not kept "verify_<status>".
+STAGE_CODES = frozenset({"unknown_prompt", "duplicate_generation", "unknown_reasoning_format"})
+_PROMPT_COLS = ["prompt_id", "category", "reference_answer", "tests_json", "verifier", "source"]
 
 
 @dataclass
@@ -49,30 +67,84 @@ def config_of(recipe: Recipe) -> ResponsesConfig:
     return ResponsesConfig.model_validate(recipe.responses or {})
 
 
-def _prompt_info(work: WorkDir) -> dict[str, dict[str, Any]]:
-    cols = ["prompt_id", "messages", "category", "language", "reference_answer", "tests_json", "verifier", "source"]
-    info: dict[str, dict[str, Any]] = {}
-    for f in work.require("curate", "prompts", "curate"):
-        for row in pq.read_table(f, columns=cols).to_pylist():
-            last_user = next((m["content"] for m in reversed(row["messages"]) if m["role"] == "user"), "")
-            row["prompt_text"] = last_user
-            del row["messages"]
-            info[row["prompt_id"]] = row
-    return info
+class PromptIndex:
+    """The curated prompts' columns the stage needs, as Arrow (compact), looked up by id."""
+
+    def __init__(self, work: WorkDir) -> None:
+        tables = []
+        for f in work.require("curate", "prompts", "curate"):
+            pf = pq.ParquetFile(f)
+            for b in pf.iter_batches(batch_size=8192, columns=[*_PROMPT_COLS, "messages"]):
+                # Only the last user turn matters (language, translation request); keep that.
+                texts = [next((m["content"] or "" for m in reversed(msgs or []) if m["role"] == "user"), "")
+                         for msgs in b.column("messages").to_pylist()]
+                t = pa.Table.from_batches([b]).drop_columns(["messages"])
+                tables.append(t.append_column("prompt_text", pa.array(texts, pa.string())))
+        self.table = pa.concat_tables(tables) if tables else pa.table({})
+        ids = self.table.column("prompt_id").to_pylist() if tables else []
+        self.row_of = {pid: i for i, pid in enumerate(ids)}
+
+    def subset(self, prompt_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Rows for these ids only: what one batch (and one worker) needs."""
+        wanted = sorted({self.row_of[p] for p in prompt_ids if p in self.row_of})
+        if not wanted:
+            return {}
+        return {r["prompt_id"]: r for r in self.table.take(pa.array(wanted, pa.int64())).to_pylist()}
+
+    def source_of(self, prompt_id: str, cache: dict[str, dict[str, Any]]) -> str:
+        row = cache.get(prompt_id)
+        return (row or {}).get("source") or ""
+
+
+def _verify_all(todo: list[tuple[int, str, dict[str, Any]]], cfg: ResponsesConfig) -> dict[int, tuple[str, str, str]]:
+    """Verdicts for (row index, answer, prompt info); code answers run in parallel sandboxes."""
+    from builder.responses.verify import choose_verifier, verify, verify_code_batch
+
+    out: dict[int, tuple[str, str, str]] = {}
+    code: list[tuple[int, str, str | None]] = []
+    for i, answer, pinfo in todo:
+        verifier = pinfo.get("verifier") or "auto"
+        if verifier == "auto":
+            verifier = choose_verifier(pinfo.get("category") or "", pinfo.get("reference_answer"), pinfo.get("tests_json"))
+        if verifier == "code":
+            if cfg.verify_code:
+                code.append((i, answer, pinfo.get("tests_json")))
+                continue
+            verifier = "none"
+        try:
+            v = verify(answer, pinfo.get("category") or "", pinfo.get("reference_answer"), pinfo.get("tests_json"), verifier)
+            out[i] = (v.status, v.method, v.reason)
+        except Exception as e:  # a verifier bug must not sink the stage; record it
+            out[i] = ("unverifiable", "error", f"verifier_error:{type(e).__name__}")
+    if code:
+        try:
+            verdicts = verify_code_batch([(a, t) for _, a, t in code], workers=cfg.code_workers)
+            for (i, _, _), v in zip(code, verdicts):
+                out[i] = (v.status, v.method, v.reason)
+        except Exception as e:
+            for i, _, _ in code:
+                out[i] = ("unverifiable", "error", f"verifier_error:{type(e).__name__}")
+    return out
 
 
 def process_batch(replies: list[dict[str, Any]], prompts: dict[str, dict[str, Any]], cfg: ResponsesConfig) -> list[dict[str, Any]]:
-    """Parse, validate and verify a batch of replies; pure, so it can run in a worker."""
-    from builder.responses.verify import verify
+    """Parse, validate and verify a batch of replies; pure, so it can run in a worker.
+
+    `prompts` maps prompt_id to the prompt's columns (see PromptIndex: category,
+    reference_answer, tests_json, verifier, source, prompt_text); a reply whose prompt is
+    absent is rejected with "unknown_prompt".
+    """
     from builder.tokens import count_tokens
 
-    out: list[dict[str, Any]] = []
     parsed_all = []
+    bad_format: list[bool] = []
     for r in replies:
         try:
             delims = resolve_delimiters(r.get("reasoning_format") or "r1")
-        except Exception:  # an unknown preset name is a recipe bug; parse as R1 and flag it
+            bad_format.append(False)
+        except ValueError:  # an unknown preset name: parse as R1 so the row is inspectable, and reject it
             delims = resolve_delimiters("r1")
+            bad_format.append(True)
         parsed_all.append(normalize(r.get("content"), r.get("reasoning_content"), r.get("reasoning"), r.get("finish_reason"), delims))
     answers = [p.answer if isinstance(p.answer, str) else "" for p in parsed_all]
     thinks = [p.think if isinstance(p.think, str) else "" for p in parsed_all]
@@ -81,31 +153,47 @@ def process_batch(replies: list[dict[str, Any]], prompts: dict[str, dict[str, An
     t_ans = count_tokens(cfg.teacher_tokenizer, answers)
     prov = provenance_defaults()
     kw = {} if cfg.repetition_threshold is None else {"repetition_threshold": cfg.repetition_threshold}
+
+    all_codes: list[list[str]] = []
+    all_info: list[list[str]] = []
+    vals = []
+    to_verify: list[tuple[int, str, dict[str, Any]]] = []
     for i, (r, p) in enumerate(zip(replies, parsed_all)):
-        pinfo = prompts.get(r["prompt_id"], {})
+        pinfo = prompts.get(r.get("prompt_id") or "")
+        val = None
         if r.get("status") != "ok":
             codes, info = [f"generation_failed:{r.get('error_code') or 'unknown'}"], []
-            v_status, v_method, v_reason = "unverifiable", "none", "no_reply"
-            val = None
+        elif pinfo is None:
+            codes, info = ["unknown_prompt"], list(p.codes)
         else:
-            val = validate(p, r.get("finish_reason"), prompt_languages(pinfo.get("prompt_text")), None, cfg.max_student_tokens, **kw)
+            text = pinfo.get("prompt_text") or ""
+            val = validate(p, r.get("finish_reason"), prompt_languages(text), None, cfg.max_student_tokens,
+                           language_switch_ok=names_target_language(text), **kw)
             codes, info = list(val.codes), list(val.info)
             if r.get("teacher_role") == "control":
                 codes = [c for c in codes if c not in CONTROL_IGNORED]
+                info = [c for c in info if c not in CONTROL_IGNORED]
+            if bad_format[i]:
+                codes.append("unknown_reasoning_format")
             codes += [c for c in info if c in cfg.reject_info]
-            v_status, v_method, v_reason = "unverifiable", "none", "rejected"
             if not codes and answers[i]:
-                verifier = pinfo.get("verifier") or "auto"
-                if verifier == "code" and not cfg.verify_code:
-                    verifier = "none"
-                try:
-                    v = verify(answers[i], pinfo.get("category") or "", pinfo.get("reference_answer"),
-                               pinfo.get("tests_json"), None if verifier == "auto" else verifier)
-                    v_status, v_method, v_reason = v.status, v.method, v.reason
-                except Exception as e:  # a verifier bug must not sink the stage; record it
-                    v_status, v_method, v_reason = "unverifiable", "error", f"verifier_error:{type(e).__name__}"
-                if v_status not in cfg.keep_verify:
-                    codes.append(f"verify_{v_status}")
+                to_verify.append((i, answers[i], pinfo))
+        all_codes.append(codes)
+        all_info.append(info)
+        vals.append(val)
+
+    verdicts = _verify_all(to_verify, cfg)
+    out: list[dict[str, Any]] = []
+    for i, (r, p) in enumerate(zip(replies, parsed_all)):
+        codes, val = all_codes[i], vals[i]
+        if i in verdicts:
+            v_status, v_method, v_reason = verdicts[i]
+            if v_status not in cfg.keep_verify:
+                codes.append(f"verify_{v_status}")
+        elif r.get("status") != "ok":
+            v_status, v_method, v_reason = "unverifiable", "none", "no_reply"
+        else:
+            v_status, v_method, v_reason = "unverifiable", "none", "rejected"
         out.append({
             "generation_id": r["generation_id"], "prompt_id": r["prompt_id"], "teacher_role": r["teacher_role"],
             "sample_index": r["sample_index"], "teacher_model": r["teacher_model"], "served_model": r.get("served_model"),
@@ -113,7 +201,7 @@ def process_batch(replies: list[dict[str, Any]], prompts: dict[str, dict[str, An
             "prompt_template_hash": r.get("prompt_template_hash"), "finish_reason": r.get("finish_reason"),
             "think": p.think if isinstance(p.think, str) else None,
             "answer": p.answer if isinstance(p.answer, str) else None,
-            "shape": p.shape, "reject_codes": codes, "info_codes": info,
+            "shape": p.shape, "reject_codes": codes, "info_codes": all_info[i],
             "verify_status": v_status, "verify_method": v_method, "verify_reason": v_reason,
             "repetition_score": float(val.repetition_score) if val else 0.0,
             "think_language": val.think_language if val else "unknown",
@@ -124,69 +212,180 @@ def process_batch(replies: list[dict[str, Any]], prompts: dict[str, dict[str, An
     return out
 
 
-def _select(rows: list[dict[str, Any]]) -> None:
-    """Mark one kept sample per (prompt, role): verified first, then lowest sample index."""
-    best: dict[tuple[str, str], dict[str, Any]] = {}
-    for r in rows:
-        key = (r["prompt_id"], r["teacher_role"])
-        cur = best.get(key)
-        rank = (r["verify_status"] != "pass", r["sample_index"])
-        if cur is None or rank < (cur["verify_status"] != "pass", cur["sample_index"]):
-            best[key] = r
-    for r in best.values():
-        r["selected"] = True
+def _rank(row: dict[str, Any]) -> tuple[bool, int, str]:
+    """Rejection sampling order: verified first, then lowest sample index (id breaks ties)."""
+    return (row["verify_status"] != "pass", row["sample_index"] if row["sample_index"] is not None else 1 << 30,
+            row["generation_id"])
+
+
+class _Selector:
+    """The best-ranked kept sample per (prompt, role), kept as ids only."""
+
+    def __init__(self) -> None:
+        self.best: dict[str, tuple[tuple[bool, int, str], str]] = {}
+
+    def offer(self, row: dict[str, Any]) -> None:
+        key = f"{row['prompt_id']}\x00{row['teacher_role']}"
+        rank = _rank(row)
+        cur = self.best.get(key)
+        if cur is None or rank < cur[0]:
+            self.best[key] = (rank, row["generation_id"])
+
+    def chosen(self) -> set[str]:
+        return {gid for _, gid in self.best.values()}
+
+
+class ShardWriter:
+    """Append row batches to part-*.parquet shards of at most `shard_rows` rows (old shards go)."""
+
+    def __init__(self, out_dir: Path, features: Features, shard_rows: int = SHARD_ROWS) -> None:
+        self.out_dir, self.schema, self.shard_rows = out_dir, features.arrow_schema, shard_rows
+        self.features = features
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for old in out_dir.glob("part-*.parquet"):
+            old.unlink()
+        self._writer: pq.ParquetWriter | None = None
+        self._tmp: Path | None = None
+        self._in_shard = 0
+        self.paths: list[Path] = []
+        self.rows = 0
+
+    def _roll(self) -> None:
+        self._finish()
+        path = self.out_dir / f"part-{len(self.paths):05d}.parquet"
+        self._tmp = path.with_suffix(".tmp")
+        self._writer = pq.ParquetWriter(self._tmp, self.schema, compression="zstd")
+        self.paths.append(path)
+        self._in_shard = 0
+
+    def _finish(self) -> None:
+        if self._writer is not None and self._tmp is not None:
+            self._writer.close()
+            os.replace(self._tmp, self.paths[-1])
+            self._writer = None
+
+    def write_table(self, table: pa.Table) -> None:
+        start = 0
+        while start < table.num_rows:
+            if self._writer is None or self._in_shard >= self.shard_rows:
+                self._roll()
+            n = min(self.shard_rows - self._in_shard, table.num_rows - start)
+            assert self._writer is not None
+            self._writer.write_table(table.slice(start, n))
+            self._in_shard += n
+            self.rows += n
+            start += n
+
+    def write_rows(self, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            self.write_table(pa.Table.from_pylist([{k: r[k] for k in self.features} for r in rows], schema=self.schema))
+
+    def close(self) -> list[Path]:
+        if not self.paths:  # an empty table still gets one shard, like write_shards
+            self._roll()
+            assert self._writer is not None
+            self._writer.write_table(self.schema.empty_table())
+        self._finish()
+        return self.paths
+
+
+def _reply_batches(files: list[Path], batch_rows: int) -> Iterator[list[dict[str, Any]]]:
+    for f in files:
+        for b in pq.ParquetFile(f).iter_batches(batch_size=batch_rows):
+            yield b.to_pylist()
+
+
+def _results(batches: Iterator[list[dict[str, Any]]], prompts: PromptIndex, cfg: ResponsesConfig,
+             workers: int) -> Iterator[tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]]:
+    """(processed rows, prompt subset) per batch, in input order, with a bounded number in flight."""
+    if workers <= 1:
+        for b in batches:
+            sub = prompts.subset([r.get("prompt_id") or "" for r in b])
+            yield process_batch(b, sub, cfg), sub
+        return
+    # forkserver: this process holds Arrow's thread pools, which a plain fork can deadlock.
+    ctx = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        pending: deque[tuple[Future[list[dict[str, Any]]], dict[str, dict[str, Any]]]] = deque()
+        for b in batches:
+            # Each task carries only its own prompts, never the whole index.
+            sub = prompts.subset([r.get("prompt_id") or "" for r in b])
+            pending.append((pool.submit(process_batch, b, sub, cfg), sub))
+            if len(pending) >= 2 * workers:
+                fut, s = pending.popleft()
+                yield fut.result(), s
+        while pending:
+            fut, s = pending.popleft()
+            yield fut.result(), s
 
 
 def run_responses(recipe: Recipe, work: WorkDir, progress: Any = None) -> ResponsesResult:
     t0 = time.perf_counter()
     cfg = config_of(recipe)
-    prompts = _prompt_info(work)
+    prompts = PromptIndex(work)
     files = work.require("generate", "replies", "generate")
+    n_in = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    n_batches = sum(-(-pq.ParquetFile(f).metadata.num_rows // cfg.batch_rows) for f in files)
+    workers = cfg.workers if n_batches > 1 else 1  # a pool only pays off with work to share
+
+    out = work.stage(STAGE)
     ledger = Ledger(STAGE)
-    kept: list[dict[str, Any]] = []
-    quarantined: list[dict[str, Any]] = []
-    batches: list[list[dict[str, Any]]] = []
-    for f in files:
-        pf = pq.ParquetFile(f)
-        for b in pf.iter_batches(batch_size=cfg.batch_rows):
-            batches.append(b.to_pylist())
-    n_in = sum(len(b) for b in batches)
-    ledger.enter("parse_validate_verify", n_in)
-    if cfg.workers > 1 and len(batches) > 1:
-        with ProcessPoolExecutor(cfg.workers) as pool:
-            results = list(pool.map(process_batch, batches, [prompts] * len(batches), [cfg] * len(batches)))
-    else:
-        results = [process_batch(b, prompts, cfg) for b in batches]
+    ledger.enter(STEP, n_in)
+    staging = ShardWriter(out / ".parsed-unselected", PARSED_FEATURES, cfg.shard_rows)
+    quarantine = ShardWriter(out / "quarantine", PARSED_FEATURES, cfg.shard_rows)
+    selector = _Selector()
+    seen: set[str] = set()
     reasons: Counter[str] = Counter()
-    for rows in results:
+    verify_counts: Counter[str] = Counter()
+    shapes: Counter[str] = Counter()
+    n_done = 0
+    for rows, sub in _results(_reply_batches(files, cfg.batch_rows), prompts, cfg, workers):
+        kept: list[dict[str, Any]] = []
+        dropped: list[dict[str, Any]] = []
         for row in rows:
-            src = prompts.get(row["prompt_id"], {}).get("source", "")
+            gid = row["generation_id"]
+            if gid in seen:  # the same reply stored twice (e.g. overlapping shards after a resume)
+                row["reject_codes"] = ["duplicate_generation", *row["reject_codes"]]
+            seen.add(gid)
+            shapes[row["shape"]] += 1
+            src = prompts.source_of(row["prompt_id"], sub)
             if row["reject_codes"]:
-                quarantined.append(row)
-                code = row["reject_codes"][0]
-                reasons[code] += 1
-                ledger.record("parse_validate_verify", DROPPED, source=src, source_row_id=row["generation_id"],
-                              prompt_id=row["prompt_id"], reason=code, detail=",".join(row["reject_codes"]))
+                dropped.append(row)
+                reasons[row["reject_codes"][0]] += 1
+                ledger.record(STEP, QUARANTINED, source=src, source_row_id=gid, prompt_id=row["prompt_id"],
+                              reason=row["reject_codes"][0], detail=",".join(row["reject_codes"]))
             else:
                 kept.append(row)
-                ledger.record("parse_validate_verify", KEPT, source=src, source_row_id=row["generation_id"], prompt_id=row["prompt_id"])
+                selector.offer(row)
+                verify_counts[f"{row['teacher_role']}:{row['verify_method']}:{row['verify_status']}"] += 1
+                ledger.record(STEP, KEPT, source=src, source_row_id=gid, prompt_id=row["prompt_id"])
+        staging.write_rows(kept)
+        quarantine.write_rows(dropped)
+        n_done += len(rows)
         if progress is not None:
-            progress(f"{len(kept) + len(quarantined):,}/{n_in:,} replies")
-    _select(kept)
-    out = work.stage(STAGE)
-    cols_k = {k: [r[k] for r in kept] for k in PARSED_FEATURES}
-    cols_q = {k: [r[k] for r in quarantined] for k in PARSED_FEATURES}
-    write_shards(cols_k, PARSED_FEATURES, out / "parsed")
-    write_shards(cols_q, PARSED_FEATURES, out / "quarantine")
+            progress(f"{n_done:,}/{n_in:,} replies")
+    staged = staging.close()
+    quarantine.close()
+
+    # Second pass: set `selected`, one shard at a time.
+    chosen = pa.array(sorted(selector.chosen()), pa.string())
+    parsed = ShardWriter(out / "parsed", PARSED_FEATURES, cfg.shard_rows)
+    for f in staged:
+        t = pq.read_table(f)
+        sel = pc.is_in(t.column("generation_id"), value_set=chosen)
+        parsed.write_table(t.set_column(t.schema.get_field_index("selected"), "selected", sel))
+        f.unlink()
+    parsed.close()
+    shutil.rmtree(staging.out_dir, ignore_errors=True)
     ledger.close(out)
-    verify_counts = Counter(f"{r['teacher_role']}:{r['verify_method']}:{r['verify_status']}" for r in kept)
-    res = ResponsesResult(n_in, len(kept), len(quarantined), dict(reasons), dict(verify_counts),
+
+    n_kept = staging.rows
+    res = ResponsesResult(n_in, n_kept, quarantine.rows, dict(reasons), dict(verify_counts),
                           time.perf_counter() - t0, ledger.summary())
-    work.write_summary(STAGE, {"rows_in": n_in, "kept": len(kept), "quarantined": len(quarantined),
-                               "reasons": dict(reasons), "verify": dict(verify_counts),
-                               "shapes": dict(Counter(r["shape"] for r in kept + quarantined)),
-                               "seconds": res.seconds})
+    work.write_summary(STAGE, {"rows_in": n_in, "kept": n_kept, "quarantined": quarantine.rows,
+                               "selected": len(chosen), "reasons": dict(reasons), "verify": dict(verify_counts),
+                               "shapes": dict(shapes), "seconds": res.seconds})
     return res
 
 
-__all__ = ["run_responses", "process_batch", "REJECT_CODES"]
+__all__ = ["run_responses", "process_batch", "REJECT_CODES", "STAGE_CODES", "ShardWriter", "PromptIndex"]

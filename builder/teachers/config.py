@@ -27,6 +27,8 @@ class Sampling(Strict):
     # Larger budgets tried, in order, when a reply ends with finish_reason "length".
     truncation_ladder: list[int] = Field(default_factory=list)
     seed: int | None = None  # sent where the server supports it; part of the generation id
+    # OpenAI's o-series wants max_completion_tokens; DeepSeek and vLLM take max_tokens.
+    max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
     extra_body: dict[str, Any] = Field(default_factory=dict)  # e.g. {"top_k": 40} for vLLM
 
     def steps(self) -> list[int]:
@@ -81,6 +83,7 @@ class ImportSpec(Strict):
     content: str | None = None  # dotted path of raw text holding both (give reasoning_format)
     reasoning_format: str | None = None  # "r1" | "skythought" | "marco": delimiters in the text
     model_field: str | None = None  # dotted path of the model name in each row
+    served_model: str | None = None  # who wrote these replies, when the rows do not say
 
     @model_validator(mode="after")
     def _what(self) -> ImportSpec:

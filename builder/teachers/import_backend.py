@@ -139,7 +139,7 @@ def run_import(
             if not items:
                 continue
             replies = extract(spec, row)
-            served = _text(get_path(row, spec.model_field)) if spec.model_field else None
+            served = (_text(get_path(row, spec.model_field)) if spec.model_field else None) or spec.served_model
             for it in items:
                 it.max_tokens = 0
                 if it.sample_index >= len(replies):

@@ -39,7 +39,7 @@ def build_items(
     mapping: dict[str, str],
 ) -> list[WorkItem]:
     """Every (prompt, sample) for one teacher, in prompt order: deterministic on every node."""
-    ident = teacher.sampling.identity()
+    ident = teacher.sampling.identity() if teacher.kind != "import" else {}  # imports: sampling unknown
     items: list[WorkItem] = []
     for i, pid in enumerate(prompts["prompt_id"]):
         tpl = templates[template_for(prompts["category"][i], mapping)]
@@ -78,8 +78,8 @@ def reply_row(item: WorkItem, teacher: TeacherConfig, **fields: Any) -> dict[str
         endpoint_kind=teacher.kind,
         prompt_template_id=item.template.id,
         prompt_template_hash=item.template.hash,
-        sampling_json=sampling_json(teacher, item.max_tokens),
-        max_tokens=item.max_tokens,
+        sampling_json=sampling_json(teacher, item.max_tokens) if teacher.kind != "import" else "{}",
+        max_tokens=item.max_tokens if teacher.kind != "import" else None,
         created_at=now_iso(),
         **provenance_defaults(),
     )

@@ -47,7 +47,7 @@ def original(c: Candidate) -> str | Skip:
 def answer(c: Candidate) -> str | Skip:
     if c.reasoning is None:
         return Skip("no_kept_reply")
-    return c.reasoning["answer"]  # A_reason, byte-exact
+    return c.reasoning["answer"] or Skip("empty_answer")  # A_reason, byte-exact
 
 
 @variant("think_summary")
@@ -56,6 +56,8 @@ def think_summary(c: Candidate) -> str | Skip:
         return Skip("no_kept_reply")
     if c.summary is None:
         return Skip(c.summary_failure or "no_summary")
+    if not c.reasoning["answer"]:
+        return Skip("empty_answer")
     # S_think ⊕ A_reason: the answer is appended byte-identical.
     return f"{c.summary}\n\n{c.reasoning['answer']}"
 
@@ -64,6 +66,8 @@ def think_summary(c: Candidate) -> str | Skip:
 def full(c: Candidate) -> str | Skip:
     if c.reasoning is None:
         return Skip("no_kept_reply")
+    if not c.reasoning["think"] or not c.reasoning["answer"]:
+        return Skip("empty_think" if not c.reasoning["think"] else "empty_answer")
     return f"<think>\n{c.reasoning['think']}\n</think>\n\n{c.reasoning['answer']}"
 
 
@@ -71,4 +75,4 @@ def full(c: Candidate) -> str | Skip:
 def control(c: Candidate) -> str | Skip:
     if c.control is None:
         return Skip("no_control_reply")
-    return c.control["answer"]
+    return c.control["answer"] or Skip("empty_answer")

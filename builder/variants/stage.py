@@ -4,29 +4,49 @@ Reads  <work>/curate/prompts, <work>/responses/parsed (selected rows)
 Writes <work>/variants/<variant>/part-*.parquet (VARIANT_FEATURES), one row id (prompt_id)
        per prompt shared by every variant, and <work>/variants/ledger.parquet where each
        variant is a step: every curated prompt is either in it or absent with a reason.
+
+Memory: prompts and selected replies are joined in buckets of about `bucket_rows` prompts.
+When there is more than one bucket, both sides are first hash-partitioned by prompt_id into
+temporary parquet files, so a bucket's prompts and replies are the only rows in memory.
+Rows come out in curate order within a bucket (one bucket: curate order throughout).
 """
 
 from __future__ import annotations
 
+import importlib.util
+import shutil
 import time
+import zlib
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from builder.errors import UserError
 from builder.ledger import DROPPED, KEPT, Ledger
 from builder.recipe import Recipe
-from builder.rows import VARIANT_FEATURES, provenance_defaults
+from builder.rows import PARSED_FEATURES, PROMPT_FEATURES, VARIANT_FEATURES, provenance_defaults
 from builder.tokens import count_tokens
 from builder.variants.config import VariantsConfig
 from builder.variants.registry import REGISTRY, Candidate, Skip
 from builder.variants.summarizer import check_summary, extractive_summary
-from builder.workdir import WorkDir, iter_rows, write_shards
+from builder.workdir import WorkDir
 
 STAGE = "variants"
 CHATML_OVERHEAD = 5  # <|im_start|> role \n … <|im_end|> \n: tokens per message beyond content
+# The reply columns a variant row needs (everything but the bookkeeping ones).
+REPLY_COLS = [
+    "generation_id", "prompt_id", "teacher_role", "teacher_model", "endpoint_kind", "prompt_template_id",
+    "prompt_template_hash", "think", "answer", "shape", "info_codes", "verify_status", "verify_method",
+    "verify_reason", "repetition_score", "think_language", "answer_language", "teacher_think_tokens",
+    "teacher_answer_tokens",
+]  # fmt: skip
+_ORDER = "_order"
 
 
 @dataclass
@@ -42,13 +62,23 @@ def config_of(recipe: Recipe) -> VariantsConfig:
     unknown = [v for v in cfg.build if v not in REGISTRY]
     if unknown:
         raise UserError(f"{recipe.path}: variants.build: unknown variant(s) {unknown}; known: {sorted(REGISTRY)}")
+    if "think_summary" in cfg.build and cfg.summarizer.kind == "llm":
+        if importlib.util.find_spec("builder.variants.llm_summary") is None:
+            raise UserError(f"{recipe.path}: variants.summarizer.kind: 'llm' is not available in this version; "
+                            "use kind: extractive")
+        if not cfg.summarizer.teacher:
+            raise UserError(f"{recipe.path}: variants.summarizer.teacher is required when kind is 'llm'")
     return cfg
+
+
+def _user_text(prompt: dict[str, Any]) -> str:
+    return next((m["content"] or "" for m in reversed(prompt["messages"] or []) if m["role"] == "user"), "")
 
 
 def _summaries(cands: list[Candidate], cfg: VariantsConfig) -> None:
     s = cfg.summarizer
     if s.kind != "extractive":
-        from builder.variants.llm_summary import summarize_with_llm
+        from builder.variants.llm_summary import summarize_with_llm  # type: ignore[import-not-found]
 
         summarize_with_llm(cands, s)
         return
@@ -57,94 +87,163 @@ def _summaries(cands: list[Candidate], cfg: VariantsConfig) -> None:
             continue
         think, answer = c.reasoning["think"] or "", c.reasoning["answer"] or ""
         summary = extractive_summary(think, answer, s.max_ratio, s.max_chars)
-        prompt_text = next((m["content"] for m in reversed(c.prompt["messages"]) if m["role"] == "user"), "")
-        failure = check_summary(summary, think, answer, prompt_text, s.max_ratio)
+        failure = check_summary(summary, think, answer, _user_text(c.prompt), s.max_ratio)
         if failure:
             c.summary_failure = failure
         else:
             c.summary = summary
 
 
+def _bucket_of(prompt_id: str | None, n: int) -> int:
+    return zlib.crc32((prompt_id or "").encode()) % n
+
+
+def _partition(files: list[Path], columns: list[str] | None, schema: pa.Schema, n: int, out: Path,
+               selected_only: bool = False, order: bool = False) -> None:
+    """Hash-partition shards by prompt_id into out/bucket-<i>.parquet (optionally tagging input order)."""
+    out.mkdir(parents=True, exist_ok=True)
+    writers: dict[int, pq.ParquetWriter] = {}
+    seen = 0
+    try:
+        for f in files:
+            for b in pq.ParquetFile(f).iter_batches(batch_size=8192, columns=columns):
+                t = pa.Table.from_batches([b]).cast(schema)
+                if order:
+                    t = t.append_column(_ORDER, pa.array(range(seen, seen + t.num_rows), pa.int64()))
+                seen += b.num_rows
+                if selected_only:
+                    t = t.filter(pc.equal(t.column("selected"), True)).drop_columns(["selected"])
+                buckets = pa.array([_bucket_of(p, n) for p in t.column("prompt_id").to_pylist()], pa.int32())
+                for i in set(buckets.to_pylist()):
+                    part = t.filter(pc.equal(buckets, i))
+                    if i not in writers:
+                        writers[i] = pq.ParquetWriter(out / f"bucket-{i:05d}.parquet", part.schema)
+                    writers[i].write_table(part)
+    finally:
+        for w in writers.values():
+            w.close()
+
+
+def _read_bucket(path: Path) -> list[dict[str, Any]]:
+    return pq.read_table(path).to_pylist() if path.is_file() else []
+
+
+def _buckets(work: WorkDir, cfg: VariantsConfig, tmp: Path) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+    """(prompts in curate order, selected reply rows) per bucket."""
+    prompt_files = work.require("curate", "prompts", "curate")
+    parsed_files = work.require("responses", "parsed", "variants")
+    n_prompts = sum(pq.ParquetFile(f).metadata.num_rows for f in prompt_files)
+    n = max(1, -(-n_prompts // cfg.bucket_rows))
+    reply_cols = [*REPLY_COLS, "selected"]
+    reply_schema = pa.schema([PARSED_FEATURES.arrow_schema.field(c) for c in reply_cols])
+    if n == 1:
+        prompts = [r for f in prompt_files for r in pq.read_table(f).to_pylist()]
+        replies: list[dict[str, Any]] = []
+        for f in parsed_files:
+            t = pq.read_table(f, columns=reply_cols)
+            replies += t.filter(pc.equal(t.column("selected"), True)).to_pylist()
+        yield prompts, replies
+        return
+    _partition(prompt_files, None, PROMPT_FEATURES.arrow_schema, n, tmp / "prompts", order=True)
+    _partition(parsed_files, reply_cols, reply_schema, n, tmp / "replies", selected_only=True)
+    for i in range(n):
+        prompts = sorted(_read_bucket(tmp / "prompts" / f"bucket-{i:05d}.parquet"), key=lambda r: r[_ORDER])
+        yield prompts, _read_bucket(tmp / "replies" / f"bucket-{i:05d}.parquet")
+
+
+def _prompt_tokens(cfg: VariantsConfig, prompts: list[dict[str, Any]]) -> list[int]:
+    # Tool definitions go into the system turn by the chat template, so they count too.
+    texts = ["\n".join([*(m["content"] or "" for m in p["messages"]), p.get("tools_json") or ""]) for p in prompts]
+    counts = count_tokens(cfg.student_tokenizer, texts)
+    return [t + CHATML_OVERHEAD * len(p["messages"]) for t, p in zip(counts, prompts)]
+
+
 def run_variants(recipe: Recipe, work: WorkDir, progress: Any = None) -> VariantsResult:
+    from builder.responses.stage import ShardWriter  # the shard writer; no stage logic is shared
+
     t0 = time.perf_counter()
     cfg = config_of(recipe)
-    prompts = list(iter_rows(work.require("curate", "prompts", "curate")))
-    selected: dict[tuple[str, str], dict[str, Any]] = {}
-    for f in work.require("responses", "parsed", "variants"):
-        for r in pq.read_table(f).to_pylist():
-            if r["selected"]:
-                selected[(r["prompt_id"], r["teacher_role"])] = r
-    cands = [Candidate(p, selected.get((p["prompt_id"], "reasoning")), selected.get((p["prompt_id"], "control")))
-             for p in prompts]
-    if "think_summary" in cfg.build:
-        if progress:
-            progress(f"summarizing {sum(c.reasoning is not None for c in cands):,} thinking traces ({cfg.summarizer.kind})")
-        _summaries(cands, cfg)
-
-    prompt_tokens = count_tokens(cfg.student_tokenizer, ["\n".join(m["content"] for m in p["messages"]) for p in prompts])
-    prompt_tokens = [t + CHATML_OVERHEAD * len(p["messages"]) for t, p in zip(prompt_tokens, prompts)]
+    out = work.stage(STAGE)
+    tmp = out / ".buckets"
+    shutil.rmtree(tmp, ignore_errors=True)
     ledger = Ledger(STAGE)
     prov = provenance_defaults()
-    counts: dict[str, int] = {}
-    absent: dict[str, dict[str, int]] = {}
-    out = work.stage(STAGE)
+    writers = {name: ShardWriter(out / name, VARIANT_FEATURES, cfg.shard_rows) for name in cfg.build}
+    absent: dict[str, Counter[str]] = {name: Counter() for name in cfg.build}
     summarizer_label = "extractive" if cfg.summarizer.kind == "extractive" else str((cfg.summarizer.teacher or {}).get("model", "llm"))
-    for name in cfg.build:
-        fn = REGISTRY[name]
-        ledger.enter(name, len(cands))
-        results = [fn(c) for c in cands]
-        texts = [r if isinstance(r, str) else "" for r in results]
-        a_tokens = count_tokens(cfg.student_tokenizer, texts)
-        cols: dict[str, list[Any]] = {k: [] for k in VARIANT_FEATURES}
-        reasons: Counter[str] = Counter()
-        for c, res, n_tok, p_tok in zip(cands, results, a_tokens, prompt_tokens):
-            p = c.prompt
-            total = p_tok + n_tok + CHATML_OVERHEAD
-            if isinstance(res, str) and total > cfg.max_student_tokens:
-                res = Skip("too_long_for_student")
-            if isinstance(res, Skip):
-                reasons[res.reason] += 1
-                ledger.record(name, DROPPED, source=p["source"], source_row_id=p["source_row_id"],
-                              prompt_id=p["prompt_id"], reason=res.reason)
-                continue
-            reply = c.control if name == "control" else (c.reasoning if name != "original" else None)
-            row = {
-                "prompt_id": p["prompt_id"], "variant": name,
-                "messages": [*p["messages"], {"role": "assistant", "content": res}],
-                "tools_json": p["tools_json"], "category": p["category"], "language": p["language"],
-                "num_turns": p["num_turns"],
-                "generation_id": reply["generation_id"] if reply else None,
-                "teacher_model": reply["teacher_model"] if reply else None,
-                "endpoint_kind": reply["endpoint_kind"] if reply else None,
-                "prompt_template_id": reply["prompt_template_id"] if reply else None,
-                "prompt_template_hash": reply["prompt_template_hash"] if reply else None,
-                "summarizer": summarizer_label if name == "think_summary" else None,
-                "summary_template_id": cfg.summarizer.template if name == "think_summary" and cfg.summarizer.kind == "llm" else None,
-                "summary_template_hash": None,
-                "reply_shape": reply["shape"] if reply else None,
-                "verify_status": reply["verify_status"] if reply else "unverifiable",
-                "verify_method": reply["verify_method"] if reply else "none",
-                "verify_reason": reply["verify_reason"] if reply else "community_response",
-                "quality_codes": reply["info_codes"] if reply else [],
-                "repetition_score": reply["repetition_score"] if reply else None,
-                "think_language": reply["think_language"] if reply else None,
-                "answer_language": reply["answer_language"] if reply else None,
-                "teacher_think_tokens": reply["teacher_think_tokens"] if reply else None,
-                "teacher_answer_tokens": reply["teacher_answer_tokens"] if reply else None,
-                "student_tokens": total, "assistant_student_tokens": n_tok,
-                "source": p["source"], "source_license": p["source_license"], "source_row_id": p["source_row_id"],
-                **prov,
-            }
-            for k in VARIANT_FEATURES:
-                cols[k].append(row[k])
-            ledger.record(name, KEPT, source=p["source"], source_row_id=p["source_row_id"], prompt_id=p["prompt_id"])
-        write_shards(cols, VARIANT_FEATURES, out / name)
-        counts[name] = len(cols["prompt_id"])
-        absent[name] = dict(reasons)
+    try:
+        for prompts, replies in _buckets(work, cfg, tmp):
+            selected = {(r["prompt_id"], r["teacher_role"]): r for r in replies}
+            cands = [Candidate(p, selected.get((p["prompt_id"], "reasoning")), selected.get((p["prompt_id"], "control")))
+                     for p in prompts]
+            if "think_summary" in cfg.build:
+                if progress:
+                    progress(f"summarizing {sum(c.reasoning is not None for c in cands):,} thinking traces ({cfg.summarizer.kind})")
+                _summaries(cands, cfg)
+            prompt_tokens = _prompt_tokens(cfg, prompts)
+            for name in cfg.build:
+                _one_variant(name, cands, prompt_tokens, cfg, ledger, writers[name], absent[name], prov, summarizer_label)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    counts: dict[str, int] = {}
+    for name, w in writers.items():
+        w.close()
+        counts[name] = w.rows
         if progress:
             progress(f"{name}: {counts[name]:,} rows")
     ledger.close(out)
-    res = VariantsResult(counts, absent, time.perf_counter() - t0, ledger.summary())
-    work.write_summary(STAGE, {"counts": counts, "absent": absent, "summarizer": summarizer_label,
+    absent_d = {k: dict(v) for k, v in absent.items()}
+    res = VariantsResult(counts, absent_d, time.perf_counter() - t0, ledger.summary())
+    work.write_summary(STAGE, {"counts": counts, "absent": absent_d, "summarizer": summarizer_label,
                                "variants": cfg.build, "seconds": res.seconds})
     return res
+
+
+def _one_variant(name: str, cands: list[Candidate], prompt_tokens: list[int], cfg: VariantsConfig, ledger: Ledger,
+                 writer: Any, reasons: Counter[str], prov: dict[str, str], summarizer_label: str) -> None:
+    fn = REGISTRY[name]
+    ledger.enter(name, len(cands))
+    results = [fn(c) for c in cands]
+    a_tokens = count_tokens(cfg.student_tokenizer, [r if isinstance(r, str) else "" for r in results])
+    rows: list[dict[str, Any]] = []
+    for c, res, n_tok, p_tok in zip(cands, results, a_tokens, prompt_tokens):
+        p = c.prompt
+        total = p_tok + n_tok + CHATML_OVERHEAD
+        if isinstance(res, str) and total > cfg.max_student_tokens:
+            res = Skip("too_long_for_student")
+        if not isinstance(res, str):
+            reason = res.reason if isinstance(res, Skip) else "variant_error"
+            reasons[reason] += 1
+            ledger.record(name, DROPPED, source=p["source"] or "", source_row_id=p["source_row_id"] or "",
+                          prompt_id=p["prompt_id"], reason=reason, detail=f"{total} tokens" if reason == "too_long_for_student" else "")
+            continue
+        reply = c.control if name == "control" else (c.reasoning if name != "original" else None)
+        rows.append({
+            "prompt_id": p["prompt_id"], "variant": name,
+            "messages": [*p["messages"], {"role": "assistant", "content": res}],
+            "tools_json": p["tools_json"], "category": p["category"], "language": p["language"],
+            "num_turns": p["num_turns"],
+            "generation_id": reply["generation_id"] if reply else None,
+            "teacher_model": reply["teacher_model"] if reply else None,
+            "endpoint_kind": reply["endpoint_kind"] if reply else None,
+            "prompt_template_id": reply["prompt_template_id"] if reply else None,
+            "prompt_template_hash": reply["prompt_template_hash"] if reply else None,
+            "summarizer": summarizer_label if name == "think_summary" else None,
+            "summary_template_id": cfg.summarizer.template if name == "think_summary" and cfg.summarizer.kind == "llm" else None,
+            "summary_template_hash": None,
+            "reply_shape": reply["shape"] if reply else None,
+            "verify_status": reply["verify_status"] if reply else "unverifiable",
+            "verify_method": reply["verify_method"] if reply else "none",
+            "verify_reason": reply["verify_reason"] if reply else "community_response",
+            "quality_codes": (reply["info_codes"] or []) if reply else [],
+            "repetition_score": reply["repetition_score"] if reply else None,
+            "think_language": reply["think_language"] if reply else None,
+            "answer_language": reply["answer_language"] if reply else None,
+            "teacher_think_tokens": reply["teacher_think_tokens"] if reply else None,
+            "teacher_answer_tokens": reply["teacher_answer_tokens"] if reply else None,
+            "student_tokens": total, "assistant_student_tokens": n_tok,
+            "source": p["source"], "source_license": p["source_license"], "source_row_id": p["source_row_id"],
+            **prov,
+        })
+        ledger.record(name, KEPT, source=p["source"] or "", source_row_id=p["source_row_id"] or "", prompt_id=p["prompt_id"])
+    writer.write_rows(rows)

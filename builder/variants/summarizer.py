@@ -11,49 +11,69 @@ import regex
 
 from builder.responses.language import identify, prompt_languages
 
-_SENT = regex.compile(r"(?<=[.!?。！？])\s+|\n{2,}")
+# Sentence ends: Latin punctuation needs the space after it ("3.5" and "e.g." stay whole);
+# CJK full stops are followed directly by the next sentence; every line break ends one too
+# (R1 and GSM8K-style steps put one step per line).
+_SENT = regex.compile(r"(?<=[.!?])\s+|(?<=[。！？；])\s*|\s*\n\s*")
+_CJK_END = ("。", "！", "？", "；")
 _WORD = regex.compile(r"[\p{Han}]|\w{3,}")
 _BOXED = regex.compile(r"\\boxed\{((?:[^{}]|\{[^{}]*\})*)\}")
-_LETTER = regex.compile(r"(?i)\banswer(?: is|:)\s*\(?([A-J])\)?\b")
+# The letter stays upper-case: "the answer is a bit subtle" states no option.
+_LETTER = regex.compile(r"(?i)\banswer(?:\s+is|:)\s*\**\s*\(?((?-i:[A-J]))\)?(?![\w])|(?:答案|选项)\s*(?:是|为|：|:)\s*\(?((?-i:[A-J]))\)?")
+_TAGS = ("<think>", "</think>", "<answer>", "</answer>")
+
+
+def sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENT.split(text) if s and s.strip()]
 
 
 def extractive_summary(think: str, answer: str, max_ratio: float, max_chars: int) -> str:
-    sents = [s.strip() for s in _SENT.split(think) if s and s.strip()]
+    """The thinking's most answer-like sentences plus its first and last, within the budget.
+
+    Budget: min(max_chars, max_ratio x len(think)) characters, separators included.
+    """
+    sents = sentences(think or "")
     if not sents:
         return ""
     budget = min(max_chars, int(len(think) * max_ratio))
-    answer_vocab = {w.casefold() for w in _WORD.findall(answer)}
+    answer_vocab = {w.casefold() for w in _WORD.findall(answer or "")}
     scored = []
     for i, s in enumerate(sents):
         words = [w.casefold() for w in _WORD.findall(s)]
         overlap = sum(w in answer_vocab for w in words) / (len(words) or 1)
         position = 1.0 if i == 0 or i == len(sents) - 1 else 0.0
-        scored.append((overlap + position, -i, i))
+        scored.append((-(overlap + position), i))  # best first; earlier sentence breaks ties
     chosen: list[int] = []
     used = 0
-    for _, _, i in sorted(scored, reverse=True):
-        cost = len(sents[i]) + 1
+    for _, i in sorted(scored):
+        cost = len(sents[i]) + 1  # the sentence and at most one separator
         if used + cost > budget:
             continue
         chosen.append(i)
         used += cost
-    return " ".join(sents[i] for i in sorted(chosen))
+    out = ""
+    for i in sorted(chosen):
+        s = sents[i]
+        out = s if not out else out + ("" if out.endswith(_CJK_END) else " ") + s
+    return out
 
 
 def final_answers(text: str) -> set[str]:
     """The final answers a text states: boxed values and 'answer is X' letters."""
     found = {b.replace(" ", "") for b in _BOXED.findall(text)}
-    found |= {m.upper() for m in _LETTER.findall(text)}
+    found |= {(a or b).upper() for a, b in _LETTER.findall(text)}
     return found
 
 
 def check_summary(summary: str, think: str, answer: str, prompt_text: str, max_ratio: float) -> str | None:
     """None when the summary is usable, else a machine-readable failure code."""
-    if not summary.strip():
+    if not summary or not summary.strip():
         return "summary_empty"
-    if len(summary) > max_ratio * len(think):
+    if len(summary) > max_ratio * len(think or ""):
         return "summary_too_long"
-    stated, final = final_answers(summary), final_answers(answer)
+    if any(t in summary for t in _TAGS):
+        return "summary_has_tags"  # would leak reasoning markup into a non-reasoning SFT set
+    stated, final = final_answers(summary), final_answers(answer or "")
     if stated and final and not (stated & final):
         return "summary_contradicts_answer"
     allowed = prompt_languages(prompt_text)

@@ -41,9 +41,7 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
 
 
-def score_samples(
-    prompt: str, test: str, entry_point: str, responses: list[str], workers: int = 4
-) -> dict:
+def score_samples(prompt: str, test: str, entry_point: str, responses: list[str], workers: int = 4) -> dict:
     """pass@1 over all samples of one problem, with each sample's outcome."""
     programs = [build_program(prompt, r, entry_point) for r in responses]
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(programs)))) as pool:

@@ -22,9 +22,7 @@ def _norm(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
-def coverage(
-    manifest: Path | None, benchmarks: dict[str, list[str]]
-) -> tuple[dict[str, str], str]:
+def coverage(manifest: Path | None, benchmarks: dict[str, list[str]]) -> tuple[dict[str, str], str]:
     """Per benchmark: "covered", "not covered" or "unknown (...)"; and where that came from.
     `benchmarks` maps a benchmark id to extra aliases from the recipe."""
     if manifest is None:

@@ -104,9 +104,7 @@ class Judge:
         await self.client.close()
 
 
-def run_judged(
-    prompts: list[tuple[str, str]], cfg: JudgeConfig
-) -> list[Verdict]:
+def run_judged(prompts: list[tuple[str, str]], cfg: JudgeConfig) -> list[Verdict]:
     async def main() -> list[Verdict]:
         judge = Judge(cfg)
         try:
@@ -115,6 +113,11 @@ def run_judged(
             await judge.close()
 
     return asyncio.run(main())
+
+
+def _no_rating(verdicts: list[Verdict]) -> str:
+    first = next((v.error for v in verdicts if v.error), "no reply")
+    return f"judge gave no rating ({first})"
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -139,9 +142,7 @@ def _mean(xs: list[float]) -> float | None:
 NEED_REF = {"math", "reasoning", "coding"}
 
 
-def run_mt_bench(
-    lm: Any, b: BenchmarkConfig, cfg: EvalConfig, items_file: Path
-) -> dict[str, Any]:
+def run_mt_bench(lm: Any, b: BenchmarkConfig, cfg: EvalConfig, items_file: Path) -> dict[str, Any]:
     """Two-turn generations, then single-answer 1-10 grading of each turn (FastChat's
     single-v1 / single-math-v1 prompts and their multi-turn forms); the score is the mean
     over all rated turns, as FastChat's show_result reports it."""
@@ -194,7 +195,7 @@ def run_mt_bench(
             by_cat.setdefault(questions[i]["category"], []).append(v.rating)
     all_r = ratings[1] + ratings[2]
     if not all_r:
-        raise RuntimeError("judge gave no parseable rating")
+        raise RuntimeError(_no_rating(verdicts))
     return {
         "score": _mean(all_r),
         "metric": "mean single-answer rating (1-10) over both turns",
@@ -284,9 +285,7 @@ def alignbench_overall(by_cat: dict[str, float]) -> float | None:
     return _mean(parts)
 
 
-def run_alignbench(
-    lm: Any, b: BenchmarkConfig, cfg: EvalConfig, items_file: Path
-) -> dict[str, Any]:
+def run_alignbench(lm: Any, b: BenchmarkConfig, cfg: EvalConfig, items_file: Path) -> dict[str, Any]:
     assert cfg.judge is not None
     rows = _read_jsonl(b.resolved_files()["questions"])[: b.limit]
     system, template = _alignbench_prompt(b)
@@ -327,7 +326,7 @@ def run_alignbench(
     cat_means = {c: statistics.fmean(v) for c, v in sorted(by_cat.items())}
     overall = alignbench_overall(cat_means)
     if overall is None:
-        raise RuntimeError("judge gave no parseable rating")
+        raise RuntimeError(_no_rating(verdicts))
     return {
         "score": overall,
         "metric": "AlignBench overall = mean(reasoning avg, language avg) of 1-10 ratings",

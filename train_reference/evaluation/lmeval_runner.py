@@ -50,9 +50,7 @@ def load_lm(backend: str, model: str, cfg: EvalConfig) -> Any:
     args: dict[str, Any] = {"pretrained": model}
     if backend == "vllm":
         # Room for the longest prompt plus the 16k-token generation cap.
-        args.update(
-            max_gen_toks=cfg.max_new_tokens, max_model_len=cfg.max_new_tokens + 4096, seed=cfg.seed
-        )
+        args.update(max_gen_toks=cfg.max_new_tokens, max_model_len=cfg.max_new_tokens + 4096, seed=cfg.seed)
     else:
         import torch
 
@@ -98,10 +96,12 @@ def _gen_kwargs(b: BenchmarkConfig, cfg: EvalConfig) -> dict[str, Any] | None:
 
 def settings(b: BenchmarkConfig, cfg: EvalConfig, backend: str) -> dict[str, Any]:
     """The decoding settings recorded beside a score."""
+    # MMLU is scored by the choices' likelihoods: nothing is generated.
+    decoding = "log-likelihood" if b.name == "mmlu" else ("greedy" if b.greedy else "sampling")
     return {
         "backend": backend,
         "apply_chat_template": cfg.apply_chat_template,
-        "decoding": "greedy" if b.greedy else "sampling",
+        "decoding": decoding,
         "temperature": b.temperature,
         "top_p": b.top_p if not b.greedy else None,
         "samples": b.samples,
@@ -162,15 +162,15 @@ def run_benchmark(
 
 
 def _write_samples(samples: dict[str, list[dict]], path: Path) -> int:
-    """lm-eval's per-item log (prompt, responses, filtered answer, metrics) as JSON Lines."""
-    n = 0
+    """lm-eval's per-item log (prompt, responses, filtered answer, metrics) as JSON Lines,
+    one line per (item, filter); returns the number of distinct items."""
+    docs = set()
     with path.open("w", encoding="utf-8") as f:
         for task, rows in samples.items():
             for row in rows:
-                rec = {"task": task, **row}
-                f.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
-                n += 1
-    return n
+                f.write(json.dumps({"task": task, **row}, ensure_ascii=False, default=str) + "\n")
+                docs.add((task, row.get("doc_id")))
+    return len(docs)
 
 
 def _lm_eval_version() -> str:

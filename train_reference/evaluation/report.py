@@ -50,13 +50,18 @@ def render_markdown(report: dict[str, Any]) -> str:
         dec = s.get("decoding", "")
         if dec == "sampling":
             dec += f" T={s.get('temperature')} top-p={s.get('top_p')} x{s.get('samples')}"
-        dec += f", max {s.get('max_new_tokens')} new tokens"
+        if dec != "log-likelihood":
+            dec += f", max {s.get('max_new_tokens')} new tokens"
+        data = rec.get("data")
+        source = rec.get("task") or (
+            ", ".join(Path(v).name for v in data.values()) if isinstance(data, dict) else str(data or "")
+        )
         versions = rec.get("task_versions") or {}
         version = versions.get(rec.get("task") or "", "") if versions else ""
         nshot = rec.get("n_shot") or {}
         shots = nshot.get(rec.get("task") or "", s.get("num_fewshot") or 0) if nshot else ""
         lines.append(
-            f"| {bench} | {rec['status']} | {rec.get('task') or rec.get('data', '')} | {version} "
+            f"| {bench} | {rec['status']} | {source} | {version} "
             f"| {shots} | {rec.get('metric', '')} | {dec} | {rec.get('n_items', '')} "
             f"| {rec.get('decontamination', 'unknown')} |"
         )

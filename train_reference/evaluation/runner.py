@@ -46,8 +46,7 @@ def pick_backend(requested: str) -> str:
     has_vllm = importlib.util.find_spec("vllm") is not None
     if requested == "vllm" and not has_vllm:
         raise EvalUserError(
-            "backend vllm: vllm is not installed here; use a separate venv with "
-            "pip install 'answer-distill[eval,vllm]'"
+            "backend vllm: vllm is not installed here; use a separate venv with pip install 'answer-distill[eval,vllm]'"
         )
     if requested != "auto":
         return requested
@@ -82,20 +81,18 @@ def evaluate(
     """Run the recipe on `model`; returns the report (also written under out_dir)."""
     from train_reference.evaluation.report import write_report
 
-    check_model_path(model)
     benches = cfg.benchmarks
     if only:
         known = {b.name for b in benches}
         for name in only:
             if name not in known:
-                raise EvalUserError(
-                    f"benchmark {name!r} is not in this recipe; it has: {', '.join(sorted(known))}"
-                )
+                raise EvalUserError(f"benchmark {name!r} is not in this recipe; it has: {', '.join(sorted(known))}")
         benches = [b for b in benches if b.name in only]
     if limit is not None:
         benches = [b.model_copy(update={"limit": limit}) for b in benches]
     if any(b.kind == "judge" for b in benches) and cfg.judge is None:
         raise EvalUserError("the recipe has judge benchmarks but no `judge:` section")
+    check_model_path(model)
     backend = pick_backend(cfg.backend)
     out_dir = out_dir or resolve_path(cfg.output_dir)
     items_dir = out_dir / "items"
@@ -115,6 +112,8 @@ def evaluate(
             runnable.append(b)
         records[b.name] = rec
 
+    if any(b.name == "ifeval" for b in runnable):
+        _warn_if_no_punkt()
     tm = None
     lm_benches = [b for b in runnable if b.kind == "lmeval"]
     if lm_benches:
@@ -170,6 +169,20 @@ def evaluate(
     }
     write_report(report, out_dir)
     return report
+
+
+def _warn_if_no_punkt() -> None:
+    """lm-eval's IFEval checker splits words and sentences with NLTK's punkt_tab and tries to
+    download it at import: on an offline machine it must have been installed at setup."""
+    try:
+        import nltk
+
+        nltk.data.find("tokenizers/punkt_tab")
+    except (ImportError, LookupError):
+        log.warning(
+            "ifeval: NLTK data punkt_tab is not installed; items with word/sentence-count "
+            "instructions will fail offline (install at setup: python -m nltk.downloader punkt_tab)"
+        )
 
 
 def _one_line(exc: BaseException) -> str:

@@ -41,10 +41,11 @@ _PY_LANGS = {"python", "py", "python3", "py3"}
 
 # Runs inside the sandbox after the guard; PAYLOAD and report() come from the guard.
 _HARNESS = r"""
-import builtins as _b, traceback as _tb
+import builtins as _b
 def _main(P=PAYLOAD, report=report):
     ns = {"__name__": "__candidate__", "__builtins__": _b}
     def fail(status, exc=None, **kw):
+        import traceback as _tb  # only on failure: importing it costs more than a short test
         err = _tb.format_exception_only(type(exc), exc)[-1].strip()[:500] if exc else None
         report(dict(status=status, error_type=type(exc).__name__ if exc else None, error=err, **kw))
     def run(src, name):

@@ -6,18 +6,21 @@ disable its timeouts and impose one deadline ourselves:
 
 * main thread: an ITIMER_REAL timer whose handler raises `DeadlineExceeded` (a BaseException,
   so library `except Exception` blocks cannot swallow it; the timer re-fires every 0.5 s in
-  case a bare `except:` does);
-* any other thread (or when the real timer is already in use): the call runs in a small
-  process pool whose worker uses the main-thread path; a worker that overruns is killed.
+  case a bare `except:` does). A timer already armed by someone else (pytest-timeout, a
+  caller's alarm) is saved and re-armed afterwards; if it is due first, it is left to fire;
+* any other thread: the call runs in a small process pool whose worker uses the main-thread
+  path; a worker that overruns is killed.
 """
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures as cf
 import multiprocessing
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -33,13 +36,14 @@ def _raise_deadline(signum: int, frame: Any) -> None:
 
 
 def _can_use_signals() -> bool:
-    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
-        return False
-    # Someone else's pending real timer would be clobbered; leave it alone.
-    return signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
 
 
 def _call_with_timer(fn: Callable[..., T], args: tuple[Any, ...], seconds: float) -> T:
+    outer_left, outer_interval = signal.getitimer(signal.ITIMER_REAL)
+    if outer_left and outer_left <= seconds:
+        return fn(*args)  # the outer timer fires first and its owner handles it
+    started = time.monotonic()
     old = signal.signal(signal.SIGALRM, _raise_deadline)
     signal.setitimer(signal.ITIMER_REAL, seconds, 0.5)
     try:
@@ -47,6 +51,9 @@ def _call_with_timer(fn: Callable[..., T], args: tuple[Any, ...], seconds: float
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0, 0)
         signal.signal(signal.SIGALRM, old)
+        if outer_left:
+            left = max(outer_left - (time.monotonic() - started), 0.001)
+            signal.setitimer(signal.ITIMER_REAL, left, outer_interval)
 
 
 _pool: cf.ProcessPoolExecutor | None = None
@@ -60,6 +67,7 @@ def _get_pool() -> cf.ProcessPoolExecutor:
             # forkserver: forking a multi-threaded parent is unsafe, spawn is slower per worker.
             ctx = multiprocessing.get_context("forkserver")
             _pool = cf.ProcessPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)), mp_context=ctx)
+            atexit.register(_kill_pool)  # a clean stop, before interpreter teardown
         return _pool
 
 

@@ -40,7 +40,7 @@ def _words(text: str) -> list[str]:
     return re.findall(r"\w+", text)
 
 
-_ABBREV = re.compile(r"\b(?:Mr|Mrs|Ms|Dr|Prof|Sr|Jr|St|vs|etc|e\.g|i\.e|U\.S|Inc|Ltd|Co|No)\.", re.I)
+_ABBREV = re.compile(r"\b(?:Mr|Mrs|Ms|Dr|Prof|Sr|Jr|St|vs|etc|e\.g|i\.e|U\.S|Inc|Ltd|Co|a\.m|p\.m)\.", re.I)
 
 
 def _sentences(text: str) -> list[str]:

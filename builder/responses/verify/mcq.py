@@ -85,7 +85,9 @@ def verify_mcq(answer: str, reference: str | None) -> Verdict:
     """Verdict for a multiple-choice answer; never raises."""
     gold = normalize_reference_letter(reference or "")
     if gold is None:
-        return Verdict("unverifiable", METHOD, "no_reference" if not reference else "bad_reference", (reference or "")[:40])
+        return Verdict(
+            "unverifiable", METHOD, "no_reference" if not reference else "bad_reference", (reference or "")[:40]
+        )
     if not answer or not answer.strip():
         return Verdict("fail", METHOD, "empty_answer")
     letter, why = extract_choice(answer)

@@ -28,6 +28,7 @@ merely exits 0 is not mistaken for one that reported.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -61,7 +62,7 @@ def _deny(what, _w=_o.write):
         _w(2, ("\n%s %s\n" % (%(marker)r, what)).encode())
         raise PermissionError("sandbox: %%s is disabled" %% what)
     return denied
-import posix as _px, socket as _sock, subprocess as _sp, _posixsubprocess as _pps
+import posix as _px, socket as _sock, _posixsubprocess as _pps
 for _m in (_o, _px):
     for _n in ("fork", "forkpty", "vfork", "system", "popen", "execv", "execve", "execl",
                "execle", "execlp", "execlpe", "execvp", "execvpe", "spawnv", "spawnve",
@@ -70,13 +71,12 @@ for _m in (_o, _px):
                "setgid", "putenv", "unsetenv"):
         if hasattr(_m, _n):
             setattr(_m, _n, _deny(_n))
-_pps.fork_exec = _deny("fork_exec")
-_sp.Popen = _deny("subprocess")
+_pps.fork_exec = _deny("subprocess")  # what subprocess.Popen ends in (not imported: slow)
 for _n in ("socket", "socketpair", "create_connection", "create_server", "fromfd"):
     setattr(_sock, _n, _deny("socket"))
 for _n in ("ctypes", "_ctypes", "pty"):
     _s.modules[_n] = None
-del _j, _r, _k, _v, _lim, _m, _n, _px, _sock, _sp, _pps, _deny
+del _j, _r, _k, _v, _lim, _m, _n, _px, _sock, _pps, _deny
 """.replace("%(marker)r", repr(_VIOLATION)).replace("%%", "%")
 
 
@@ -127,7 +127,7 @@ def _ns_prefix(tmpfs_mb: int, mount: bool, drop: bool) -> tuple[str, ...]:
     if mount:
         script = (
             f"mount -t tmpfs -o size={tmpfs_mb}m,mode=1777 tmpfs /tmp && "
-            f"mount -t tmpfs -o size=8m,mode=1777 tmpfs /dev/shm && cd /tmp && {drop_cmd}\"$@\""
+            f'mount -t tmpfs -o size=8m,mode=1777 tmpfs /dev/shm && cd /tmp && {drop_cmd}"$@"'
         )
         return ("unshare", "--net", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, "sh")
     return ("unshare", "--net", "--", "/bin/sh", "-c", f'{drop_cmd}"$@"', "sh")
@@ -153,7 +153,9 @@ def isolation_plan(tmpfs_mb: int = 64) -> _Plan:
     prefixes: dict[str, str] = {}
     for py in candidates:
         try:
-            got = subprocess.run([py, "-I", "-S", "-c", "import sys; print(sys.prefix)"], capture_output=True, text=True, timeout=20)
+            got = subprocess.run(
+                [py, "-I", "-S", "-c", "import sys; print(sys.prefix)"], capture_output=True, text=True, timeout=20
+            )
             prefixes[py] = got.stdout.strip()
         except (OSError, subprocess.SubprocessError):
             continue
@@ -210,10 +212,26 @@ def _parse_report(raw: bytes, nonce: str) -> dict[str, Any] | None:
 
 
 def _kill_group(pid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+
+
+def _wait_unreaped(pid: int, timeout_s: float) -> bool:
+    """Wait for `pid` to exit *without reaping it*; False on timeout.
+
+    While the leader is an unreaped zombie its pid and group id cannot be reused, so the
+    group kill that follows cannot hit an unrelated process.
+    """
+    deadline = time.monotonic() + timeout_s
+    pause = 0.001
+    while True:
+        if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+            return True
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        time.sleep(min(pause, left))
+        pause = min(pause * 2, 0.05)
 
 
 def run_sandboxed(program: str, payload: Any, limits: Limits | None = None) -> SandboxResult:
@@ -252,12 +270,8 @@ def run_sandboxed(program: str, payload: Any, limits: Limits | None = None) -> S
                 )
             except OSError as exc:
                 return SandboxResult("sandbox_error", None, None, "", str(exc)[:500], plan.isolation, 0.0)
-            timed_out = False
-            try:
-                proc.wait(timeout=limits.timeout_s)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-            _kill_group(proc.pid)  # also sweeps anything left in the group after a normal exit
+            timed_out = not _wait_unreaped(proc.pid, limits.timeout_s)
+            _kill_group(proc.pid)  # on timeout, and to sweep anything left after a normal exit
             proc.wait()
         stdout, out_size = _read_capped(paths["stdout"], limits.max_output_bytes)
         stderr, _ = _read_capped(paths["stderr"], limits.max_output_bytes)
@@ -265,9 +279,7 @@ def run_sandboxed(program: str, payload: Any, limits: Limits | None = None) -> S
             report = _parse_report(fh.read(1_000_000), nonce)
         with open(paths["stderr"], "rb") as fh:
             err_all = fh.read(4 * 1024 * 1024).decode("utf-8", errors="replace")
-        outcome = _classify(
-            timed_out, proc.returncode, report, err_all, out_size, limits.file_size_mb * 1024 * 1024
-        )
+        outcome = _classify(timed_out, proc.returncode, report, err_all, out_size, limits.file_size_mb * 1024 * 1024)
         violations = tuple(
             sorted({ln.split(" ", 1)[1].strip() for ln in err_all.splitlines() if ln.startswith(_VIOLATION + " ")})
         )

@@ -1,0 +1,155 @@
+"""Store → `<work>/generate/replies/part-*.parquet`, the ledger, and token/cost accounting."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from builder.ledger import DROPPED, KEPT, Ledger
+from builder.rows import REPLY_FEATURES
+from builder.teachers.config import Price, TeacherConfig
+from builder.teachers.items import WorkItem, ledger_reason, reply_row
+from builder.teachers.store import Latest, RecordReader, scan
+from builder.workdir import SHARD_ROWS
+
+_BATCH = 2048
+
+
+class PartWriter:
+    """REPLY_FEATURES parquet parts of at most `shard_rows` rows, swapped in atomically at the end."""
+
+    def __init__(self, out_dir: Path, shard_rows: int = SHARD_ROWS) -> None:
+        self.out_dir = out_dir
+        self.tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.tmp.mkdir(parents=True)
+        self.schema = REPLY_FEATURES.arrow_schema
+        self.shard_rows = shard_rows
+        self._rows: list[dict[str, Any]] = []
+        self._writer: pq.ParquetWriter | None = None
+        self._in_part = 0
+        self._parts = 0
+        self.total = 0
+
+    def add(self, row: dict[str, Any]) -> None:
+        self._rows.append({k: row.get(k) for k in REPLY_FEATURES})
+        if len(self._rows) >= _BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        rows, self._rows = self._rows, []
+        while rows:
+            if self._writer is None:
+                path = self.tmp / f"part-{self._parts:05d}.parquet"
+                self._writer = pq.ParquetWriter(path, self.schema, compression="zstd")
+                self._parts += 1
+                self._in_part = 0
+            take = rows[: self.shard_rows - self._in_part]
+            rows = rows[len(take) :]
+            self._writer.write_table(pa.Table.from_pylist(take, schema=self.schema))
+            self._in_part += len(take)
+            self.total += len(take)
+            if self._in_part >= self.shard_rows:
+                self._writer.close()
+                self._writer = None
+
+    def close(self) -> list[Path]:
+        self._flush()
+        if self._writer is not None:
+            self._writer.close()
+        if self._parts == 0:  # an empty stage still leaves one (empty) shard with the schema
+            pq.write_table(self.schema.empty_table(), self.tmp / "part-00000.parquet")
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        for old in self.out_dir.glob("part-*.parquet"):
+            old.unlink()
+        paths = []
+        for f in sorted(self.tmp.glob("part-*.parquet")):
+            dest = self.out_dir / f.name
+            os.replace(f, dest)
+            paths.append(dest)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        return paths
+
+
+@dataclass
+class TeacherTally:
+    items: int = 0
+    ok: int = 0
+    failed: dict[str, int] = field(default_factory=dict)
+
+
+def export_teacher(
+    teacher: TeacherConfig,
+    items: list[WorkItem],
+    latest: dict[str, Latest],
+    parts: PartWriter,
+    ledger: Ledger,
+    abort: str = "",
+) -> TeacherTally:
+    """One row per item, in prompt order: the latest stored record, or a failed row saying why not."""
+    step = teacher.name
+    ledger.enter(step, len(items))
+    tally = TeacherTally(items=len(items))
+    reader = RecordReader()
+    try:
+        for it in items:
+            got = latest.get(it.generation_id)
+            if got is None:
+                code = "not_in_import" if teacher.kind == "import" else "not_attempted"
+                msg = ("no imported reply matches this prompt's (source, source_row_id)" if code == "not_in_import"
+                       else abort or "not requested yet: the run stopped before this request; re-run to resume")
+                it.max_tokens = 0 if teacher.kind == "import" else teacher.sampling.max_tokens
+                row = reply_row(it, teacher, status="failed", error_code=code, error_message=msg, attempts=0)
+            else:
+                row = reader.read(got.entry)
+                row["attempts"] = got.attempts_total
+            parts.add(row)
+            if row["status"] == "ok":
+                tally.ok += 1
+                ledger.record(step, KEPT, source=it.source, source_row_id=it.source_row_id, prompt_id=it.prompt_id,
+                              detail=f"finish={row.get('finish_reason')}" if row.get("finish_reason") == "length" else "")  # fmt: skip
+            else:
+                code = row.get("error_code") or "unknown"
+                tally.failed[code] = tally.failed.get(code, 0) + 1
+                ledger.record(step, DROPPED, source=it.source, source_row_id=it.source_row_id, prompt_id=it.prompt_id,
+                              reason=ledger_reason(code), detail=(row.get("error_message") or "")[:300])  # fmt: skip
+    finally:
+        reader.close()
+    return tally
+
+
+_KEYS = ("records", "requests", "ok", "failed", "retried", "prompt_tokens", "completion_tokens", "reasoning_tokens")
+
+
+def _blank() -> dict[str, float]:
+    return {**dict.fromkeys(_KEYS, 0), "cost_usd": 0.0}
+
+
+def accounting(folder: Path, teacher: TeacherConfig, price: Price | None) -> dict[str, Any]:
+    """Tokens, requests and cost over every stored record (retried and superseded ones too)."""
+    groups: dict[str, dict[str, dict[str, float]]] = {k: defaultdict(_blank) for k in ("run", "source", "category")}
+    total = _blank()
+    for e in scan(folder):
+        cost = (e.prompt_tokens * price.input_per_1m + e.completion_tokens * price.output_per_1m) / 1e6 if price else 0.0
+        vals = {
+            "records": 1, "requests": e.attempts, "ok": int(e.status == "ok"), "failed": int(e.status != "ok"),
+            "retried": max(0, e.attempts - 1), "prompt_tokens": e.prompt_tokens,
+            "completion_tokens": e.completion_tokens, "reasoning_tokens": e.reasoning_tokens, "cost_usd": cost,
+        }  # fmt: skip
+        for bucket in (total, groups["run"][e.run], groups["source"][e.source], groups["category"][e.category]):
+            for k, v in vals.items():
+                bucket[k] += v
+    return {
+        "teacher": teacher.name,
+        "model": teacher.model,
+        "price": price.model_dump() if price else None,
+        "total": total,
+        **{f"by_{k}": {name: dict(v) for name, v in sorted(g.items())} for k, g in groups.items()},
+    }

@@ -1,0 +1,230 @@
+"""The generate stage: curated prompts → every teacher's replies, stored whole, resumable.
+
+For each teacher of the recipe (reasoning, control): build one work item per prompt ×
+sample, drop what the store already holds for good, send the rest (openai: datatrove tasks;
+vllm: in-process; import: read existing outputs), then export the store to
+`<work>/generate/replies/part-*.parquet` (REPLY_FEATURES, one row per item, failures too),
+`ledger.parquet` (kept / dropped with a reason per item) and `summary.json` (tokens and
+cost per run, source and category, retries and superseded attempts included).
+
+Kill it at any moment and re-run: stored replies are never requested again; only requests
+in flight at the kill are sent again. Transient failures (rate limits, 5xx, timeouts) are
+retried on a re-run; permanent ones (content filter, context length, bad request) are not.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from builder.errors import UserError
+from builder.ledger import Ledger
+from builder.recipe import Recipe
+from builder.teachers.config import GenerateConfig, TeacherConfig
+from builder.teachers.export import PartWriter, TeacherTally, accounting, export_teacher
+from builder.teachers.items import PERMANENT_CODES, WorkItem, build_items
+from builder.teachers.monitor import Progress, StoreMonitor
+from builder.teachers.prompting import load_templates, template_for
+from builder.teachers.store import Latest, StoreWriter, latest
+from builder.workdir import WorkDir, read_table
+
+STAGE = "generate"
+PROMPT_COLUMNS = ["prompt_id", "messages", "tools_json", "category", "source", "source_row_id"]
+
+
+@dataclass
+class TeacherReport:
+    name: str
+    role: str
+    kind: str
+    model: str
+    items: int
+    already_stored: int
+    sent: int
+    ok: int
+    failed: dict[str, int]
+
+
+@dataclass
+class GenerateResult:
+    teachers: list[TeacherReport]
+    steps: list[tuple[str, int, int, dict[str, int]]]
+    accounting: list[dict[str, Any]]
+    seconds: float
+    replies: list[Path]
+    warnings: list[str] = field(default_factory=list)
+
+
+def config_of(recipe: Recipe) -> GenerateConfig:
+    cfg = recipe.generate
+    if cfg is None or not cfg.teachers:
+        raise UserError(
+            f"{recipe.path}: the recipe has no generate.teachers; add a `generate:` section with at least one "
+            "teacher (see recipes/sample.yaml)"
+        )
+    return cfg
+
+
+def store_dir(work: WorkDir, teacher: TeacherConfig) -> Path:
+    return work.root / STAGE / "store" / teacher.name
+
+
+def load_prompts(work: WorkDir) -> dict[str, list[Any]]:
+    files = work.require("curate", "prompts", "curate")
+    return read_table(files, columns=PROMPT_COLUMNS).to_pydict()
+
+
+def teacher_items(recipe: Recipe, cfg: GenerateConfig, teacher: TeacherConfig, prompts: dict[str, list[Any]]) -> list[WorkItem]:
+    mapping = cfg.templates_for(teacher)
+    if teacher.kind == "import" and not teacher.templates:
+        mapping = {"default": "plain"}  # imported replies were prompted by their authors, not by us
+    ids = {template_for(c, mapping) for c in set(prompts["category"])}
+    templates = load_templates(recipe.resolve(cfg.prompts_dir), ids)
+    return build_items(teacher, prompts, templates, mapping)
+
+
+def schedule(teacher: TeacherConfig, items: list[WorkItem], stored: dict[str, Latest]) -> list[WorkItem]:
+    """Items still to request, each with the max_tokens of its next attempt."""
+    steps = teacher.sampling.steps()
+    todo: list[WorkItem] = []
+    for it in items:
+        got = stored.get(it.generation_id)
+        if got is None:
+            it.max_tokens = steps[0]
+            todo.append(it)
+            continue
+        e = got.entry
+        if e.status == "ok":
+            nxt = [s for s in steps if s > e.max_tokens]
+            if e.finish_reason == "length" and nxt and teacher.kind != "import":
+                it.max_tokens = nxt[0]  # a recipe with a longer ladder picks up where it stopped
+                todo.append(it)
+            continue
+        if e.error_code in PERMANENT_CODES:
+            continue
+        it.max_tokens = e.max_tokens or steps[0]
+        todo.append(it)
+    return todo
+
+
+def pending_for(recipe: Recipe, work: WorkDir, name: str) -> tuple[TeacherConfig, list[WorkItem], Path]:
+    """What a datatrove task needs: the teacher, its pending items, its store folder."""
+    cfg = config_of(recipe)
+    teacher = next(t for t in cfg.teachers if t.name == name)
+    items = teacher_items(recipe, cfg, teacher, load_prompts(work))
+    folder = store_dir(work, teacher)
+    return teacher, schedule(teacher, items, latest(folder)), folder
+
+
+def _executor_config(recipe: Recipe, tasks: int) -> Any:
+    from builder.executors import ExecutorConfig
+
+    e = recipe.executor
+    fields: dict[str, Any] = {
+        "kind": e.kind, "tasks": tasks, "workers": e.workers, "skip_completed": False,
+        "cpus_per_task": e.cpus_per_task, "mem_per_cpu_gb": e.mem_per_cpu_gb,
+        "sbatch_args": dict(e.sbatch_args), "venv_path": e.venv_path, "address": e.ray_address,
+    }  # fmt: skip
+    for k in ("partition", "time", "qos"):
+        if getattr(e, k) is not None:
+            fields[k] = getattr(e, k)
+    return ExecutorConfig(**fields)
+
+
+def _send_openai(recipe: Recipe, work: WorkDir, cfg: GenerateConfig, teacher: TeacherConfig,
+                 todo: list[WorkItem], run_id: str) -> str:  # fmt: skip
+    """Send `todo` as datatrove tasks (inline when there is one local task); returns an abort message."""
+    from builder.teachers.tasks import GenerateTask, send_share
+
+    folder = store_dir(work, teacher)
+    tasks = max(1, min(teacher.tasks or cfg.tasks or recipe.executor.tasks, len(todo)))
+    if recipe.executor.kind == "local" and tasks == 1:
+        send_share(teacher, todo, folder, run_id, 0, 1)  # no process pool: Ctrl-C and kill act on us
+    else:
+        from builder.executors import make_executor, run_executor
+
+        if recipe.path is None:
+            raise UserError("generate with several tasks needs a recipe loaded from a file")
+        ex_cfg = _executor_config(recipe, tasks)
+        step = GenerateTask(str(recipe.path), str(work.root.resolve()), teacher.name, run_id)
+        logs = work.root / STAGE / "logs" / teacher.name / run_id
+        run_executor(make_executor([step], ex_cfg, logs, f"generate-{teacher.name}"), ex_cfg)
+    aborts = sorted(folder.glob("abort-*.txt"))
+    msg = aborts[0].read_text().strip() if aborts else ""
+    for f in aborts:
+        f.unlink()
+    return msg
+
+
+def _send_vllm(recipe: Recipe, teacher: TeacherConfig, todo: list[WorkItem], folder: Path, run_id: str) -> None:
+    from builder.teachers.vllm_backend import run_vllm
+
+    with StoreWriter(folder, "vllm") as writer:
+        run_vllm(teacher, todo, writer, run_id)
+
+
+def run_generate(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -> GenerateResult:
+    t0 = time.perf_counter()
+    cfg = config_of(recipe)
+    prompts = load_prompts(work)
+    run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{os.getpid()}"
+    warnings: list[str] = []
+    out = work.stage(STAGE)
+    plans: list[tuple[TeacherConfig, list[WorkItem], int]] = []
+    aborts: list[str] = []
+    for teacher in cfg.teachers:
+        items = teacher_items(recipe, cfg, teacher, prompts)
+        folder = store_dir(work, teacher)
+        todo = schedule(teacher, items, latest(folder))
+        plans.append((teacher, items, len(todo)))
+        if not todo:
+            continue
+        with StoreMonitor(folder, run_id, teacher.name, len(todo), teacher.sampling.steps()[-1], progress):
+            if teacher.kind == "import":
+                from builder.teachers.import_backend import run_import
+
+                with StoreWriter(folder, "import") as writer:
+                    run_import(recipe, teacher, todo, writer, run_id, warnings)
+            elif teacher.kind == "openai":
+                msg = _send_openai(recipe, work, cfg, teacher, todo, run_id)
+                if msg:
+                    aborts.append(msg)
+            else:
+                _send_vllm(recipe, teacher, todo, folder, run_id)
+        if aborts:
+            break  # a whole-run failure: later teachers would fail the same way or cost money for nothing
+
+    # Export every teacher (also after an abort: what was stored, and why the rest is missing).
+    ledger = Ledger(STAGE)
+    parts = PartWriter(out / "replies")
+    reports: list[TeacherReport] = []
+    books: list[dict[str, Any]] = []
+    seen = {t.name for t, _, _ in plans}
+    for teacher in cfg.teachers:
+        if teacher.name not in seen:
+            items = teacher_items(recipe, cfg, teacher, prompts)
+            plans.append((teacher, items, 0))
+    for teacher, items, n_todo in plans:
+        folder = store_dir(work, teacher)
+        stored = latest(folder)
+        tally: TeacherTally = export_teacher(teacher, items, stored, parts, ledger, aborts[0] if aborts else "")
+        reports.append(TeacherReport(teacher.name, teacher.role, teacher.kind, teacher.model, len(items),
+                                     len(items) - n_todo, n_todo, tally.ok, tally.failed))  # fmt: skip
+        books.append(accounting(folder, teacher, cfg.prices.get(teacher.model)))
+    paths = parts.close()
+    ledger.close(out)
+    result = GenerateResult(reports, ledger.summary(), books, time.perf_counter() - t0, paths, warnings)
+    work.write_summary(STAGE, {
+        "recipe": recipe.name, "version": recipe.version, "recipe_sha256": recipe.sha256, "run_id": run_id,
+        "teachers": [r.__dict__ for r in reports],
+        "accounting": books,
+        "steps": [{"step": s, "in": i, "kept": k, "dropped": d} for s, i, k, d in result.steps],
+        "rows": parts.total, "warnings": warnings, "seconds": result.seconds, "error": aborts[0] if aborts else "",
+    })  # fmt: skip
+    if aborts:
+        raise UserError(aborts[0])
+    return result
+

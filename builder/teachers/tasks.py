@@ -1,0 +1,70 @@
+"""Generation as datatrove tasks: task `rank` sends its share of the pending requests.
+
+Every task recomputes the same ordered list of pending items (prompts + the whole store's
+index), takes items rank, rank+W, rank+2W…, and appends to its own store segment, so Slurm
+or Ray can spread the prompts over many nodes with one shared work directory and no locks.
+A whole-run failure (bad key, unknown model, nothing reachable) is written to
+`<store>/abort-<rank>.txt`; the stage turns it into one clear error line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from datatrove.pipeline.base import PipelineStep
+
+from builder.teachers.config import TeacherConfig
+from builder.teachers.items import WorkItem
+
+
+def abort_file(folder: Path, rank: int) -> Path:
+    return folder / f"abort-{rank:05d}.txt"
+
+
+def endpoints_for(teacher: TeacherConfig, rank: int) -> list[Any]:
+    """One endpoint per task (one vLLM server per node) or all of them, load-balanced."""
+    eps = teacher.endpoints
+    return [eps[rank % len(eps)]] if teacher.endpoint_per_task else list(eps)
+
+
+def send_share(teacher: TeacherConfig, todo: list[WorkItem], folder: Path, run_id: str, rank: int, world: int) -> dict[str, int]:
+    """Send this rank's share of `todo` and store every outcome; returns counters."""
+    from builder.teachers.openai_backend import run_requests
+    from builder.teachers.store import StoreWriter
+
+    mine = todo[rank::world]
+    abort_file(folder, rank).unlink(missing_ok=True)
+    with StoreWriter(folder, f"t{rank:05d}") as writer:
+        state = asyncio.run(run_requests(mine, teacher, endpoints_for(teacher, rank), writer, run_id,
+                                         share=1.0 / world, seed=rank))  # fmt: skip
+    if state.abort:
+        abort_file(folder, rank).write_text(state.abort + "\n")
+    return {"ok": state.ok, "failed": state.failed, "requests": state.requests, "retries": state.retries}
+
+
+class GenerateTask(PipelineStep):
+    """A datatrove step wrapping `send_share`; it reloads the recipe on whichever node runs it."""
+
+    name = "generate"
+    type = "🤖 - TEACHER"
+
+    def __init__(self, recipe_path: str, work: str, teacher: str, run_id: str) -> None:
+        super().__init__()
+        self.recipe_path = recipe_path
+        self.work = work
+        self.teacher = teacher
+        self.run_id = run_id
+
+    def run(self, data: Any = None, rank: int = 0, world_size: int = 1) -> Any:
+        from builder.recipe import load_recipe
+        from builder.teachers.stage import pending_for
+        from builder.workdir import WorkDir
+
+        recipe = load_recipe(self.recipe_path)
+        teacher, todo, folder = pending_for(recipe, WorkDir(self.work), self.teacher)
+        counts = send_share(teacher, todo, folder, self.run_id, rank, world_size)
+        for k, v in counts.items():
+            self.stat_update(k, value=v)
+        return iter(())

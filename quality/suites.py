@@ -1,0 +1,133 @@
+"""Great Expectations suites for the variants, run shard by shard on signal frames.
+
+GX (1.x) is imported inside `GxRunner` so only the release stage pays for it. Each
+expectation carries `meta.check`, one of `builder.release.config.ALL_CHECKS`; our code
+(`quality.report`) decides what blocks from the recipe's `quality.blocking` list — GX's
+`severity` does not gate.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from builder.rows import SCHEMA_VERSION
+
+NO_THINK = ("original", "answer", "control", "think_summary")
+
+
+@dataclass
+class CheckOutcome:
+    """One expectation's result, summed over the shards of one variant."""
+
+    check: str
+    variant: str
+    expectation: str
+    column: str
+    success: bool = True
+    element_count: int = 0
+    unexpected_count: int = 0
+    examples: list[Any] = field(default_factory=list)
+    detail: str = ""
+
+    def merge(self, success: bool, element_count: int, unexpected_count: int, examples: list[Any]) -> None:
+        self.success = self.success and success
+        self.element_count += element_count
+        self.unexpected_count += unexpected_count
+        room = 5 - len(self.examples)
+        if room > 0:
+            self.examples += [e for e in examples[:room]]
+
+
+def variant_expectations(gx: Any, variant: str, max_tokens: int, language_mostly: float) -> list[Any]:
+    """The suite for one variant's signal frame (see `quality.derive.signal_table`)."""
+    E = gx.expectations
+
+    def m(check: str) -> dict[str, str]:
+        return {"check": check}
+
+    exps: list[Any] = [
+        E.ExpectColumnValuesToBeInSet(column="schema_version", value_set=[SCHEMA_VERSION], meta=m("schema")),
+        E.ExpectColumnValuesToBeInSet(column="variant", value_set=[variant], meta=m("schema")),
+        E.ExpectColumnValuesToBeInSet(column="last_role", value_set=["assistant"], meta=m("schema")),
+        E.ExpectColumnValuesToBeInSet(column="missing", value_set=[""], meta=m("not_null")),
+        E.ExpectColumnValuesToNotBeNull(column="assistant_chars", meta=m("not_null")),
+        E.ExpectColumnValuesToBeUnique(column="prompt_id", meta=m("unique_row_id")),
+        E.ExpectColumnValuesToBeBetween(column="student_tokens", min_value=1, max_value=max_tokens,
+                                        meta=m("student_tokens_within_max")),
+        E.ExpectColumnValuesToBeInSet(column="language_ok", value_set=[True], mostly=language_mostly,
+                                      meta=m("language_consistent")),
+        E.ExpectColumnValuesToBeInSet(column="contaminated", value_set=[False], meta=m("not_contaminated")),
+    ]
+    if variant in NO_THINK:
+        exps += [E.ExpectColumnValuesToBeInSet(column=c, value_set=[0], meta=m("tag_grammar"))
+                 for c in ("think_open", "think_close")]
+    if variant == "full":
+        exps += [E.ExpectColumnValuesToBeInSet(column=c, value_set=[1], meta=m("tag_grammar"))
+                 for c in ("think_open", "think_close")]
+        exps.append(E.ExpectColumnValuesToBeInSet(column="starts_with_think", value_set=[True], meta=m("tag_grammar")))
+    if variant == "think_summary":
+        exps.append(E.ExpectColumnValuesToBeInSet(column="ends_with_answer", value_set=[True],
+                                                  meta=m("summary_ends_with_answer")))
+    return exps
+
+
+class GxRunner:
+    """An ephemeral GX context with one pandas asset; one suite + validation definition per key."""
+
+    def __init__(self) -> None:
+        import great_expectations as gx  # lazy: ~2 s and ~280 MB, paid by the release stage only
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        self.gx = gx
+        self.ctx = gx.get_context(mode="ephemeral")
+        self.ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+        asset = self.ctx.data_sources.add_pandas("release").add_dataframe_asset("frames")
+        self.batch = asset.add_batch_definition_whole_dataframe("whole")
+        self.definitions: dict[str, Any] = {}
+
+    def define(self, key: str, expectations: list[Any]) -> None:
+        suite = self.ctx.suites.add(self.gx.ExpectationSuite(name=f"{key}_suite", expectations=expectations))
+        vd = self.gx.ValidationDefinition(name=key, data=self.batch, suite=suite)
+        self.definitions[key] = self.ctx.validation_definitions.add(vd)
+
+    def run(self, key: str, frame: pd.DataFrame) -> Any:
+        return self.definitions[key].run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
+
+
+def outcomes_of(result: Any, variant: str, into: dict[tuple[str, str, str], CheckOutcome]) -> None:
+    """Fold one GX validation result into per-(check, expectation, column) outcomes."""
+    for r in result.results:
+        cfg = r.expectation_config
+        column = str(cfg.kwargs.get("column") or cfg.kwargs.get("column_A") or "")
+        check = str((cfg.meta or {}).get("check", cfg.type))
+        key = (check, cfg.type, column)
+        res = r.result or {}
+        out = into.setdefault(key, CheckOutcome(check, variant, cfg.type, column))
+        exc = r.exception_info or {}
+        if exc.get("raised_exception"):
+            out.detail = str(exc.get("exception_message", ""))[:200]
+        out.merge(bool(r.success), int(res.get("element_count") or 0), int(res.get("unexpected_count") or 0),
+                  list(res.get("partial_unexpected_list") or []))
+
+
+def write_result(result: Any, json_path: Path, html_path: Path) -> None:
+    """Keep GX's result JSON and render its validation page (the Data Docs page renderer)."""
+    from great_expectations.render.renderer import ValidationResultsPageRenderer
+
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(result.to_json_dict(), indent=1, default=str))
+    html_path.parent.mkdir(parents=True, exist_ok=True)
+    html_path.write_text(_view().render(ValidationResultsPageRenderer().render(result)))
+
+
+@functools.cache
+def _view() -> Any:
+    from great_expectations.render.view import DefaultJinjaPageView
+
+    return DefaultJinjaPageView()
