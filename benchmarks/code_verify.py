@@ -18,6 +18,7 @@ import json
 import os
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,10 +45,15 @@ def load_items() -> list[tuple[str, str]]:
     return items
 
 
-def timed(items: list[tuple[str, str]], workers: int) -> tuple[float, int]:
+def timed(items: list[tuple[str, str]], workers: int) -> tuple[float, int, dict[str, int]]:
     start = time.perf_counter()
     verdicts = verify_code_batch(items, workers=workers)
-    return time.perf_counter() - start, sum(v.status == "pass" for v in verdicts)
+    elapsed = time.perf_counter() - start
+    failures = Counter(v.reason for v in verdicts if v.status != "pass")
+    for v in verdicts:
+        if v.status != "pass":
+            print(f"not passed: {v.reason}: {v.detail[:300]}", file=sys.stderr)
+    return elapsed, sum(v.status == "pass" for v in verdicts), dict(failures)
 
 
 def main() -> None:
@@ -65,8 +71,8 @@ def main() -> None:
     seq_items = mixed[: args.seq_limit]
     isolation_plan()  # probe once, outside the timings
 
-    seq_s, seq_pass = timed(seq_items, 1)
-    par_s, par_pass = timed(par_items, args.workers)
+    seq_s, seq_pass, seq_fail = timed(seq_items, 1)
+    par_s, par_pass, par_fail = timed(par_items, args.workers)
     seq_rate, par_rate = len(seq_items) / seq_s, len(par_items) / par_s
     print(f"isolation: {','.join(isolation_plan().isolation)}  cpus: {os.cpu_count()}")
     print(f"sequential: {len(seq_items)} suites in {seq_s:.1f}s = {seq_rate:.1f}/s, {seq_pass} passed")
@@ -84,6 +90,7 @@ def main() -> None:
                 "items_sequential": len(seq_items),
                 "passed_parallel": par_pass,
                 "passed_sequential": seq_pass,
+                "not_passed_reasons": {k: seq_fail.get(k, 0) + par_fail.get(k, 0) for k in {**seq_fail, **par_fail}},
                 "isolation": list(isolation_plan().isolation),
             }
         )

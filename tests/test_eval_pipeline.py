@@ -146,6 +146,39 @@ def test_cli_bad_model_path_and_unknown_benchmark(
     _clean_error(_cli(capsys, "--config", str(recipe), "--model", str(tmp_path)), 2, "unknown benchmark 'triviaqa'")
 
 
+def test_judge_failing_mid_run_keeps_generations(tiny_model: Path, tmp_path: Path) -> None:
+    """The judge answers the reachability check, then errors on every grading call: the
+    benchmark fails with the judge's error, and the model's answers are still on disk."""
+    with run_server(scenario="plain", models=["test-judge"]) as srv:
+        srv.control(script=[{"match": "", "steps": [{"status": 500, "body": "boom"}] * 10}])
+        cfg = load_config(_write_recipe(tmp_path, srv.base_url))
+        report = evaluate(cfg, str(tiny_model), out_dir=tmp_path / "out")
+    rec = report["benchmarks"]["mt_bench"]
+    assert rec["status"].startswith("failed: judge gave no rating (HTTP 500"), rec["status"]
+    kept = json.loads((tmp_path / "out" / "items" / "mt_bench.jsonl").read_text().splitlines()[0])
+    assert len(kept["answers"]) == 2 and kept["judgments"][0]["error"].startswith("HTTP 500")
+
+
+def _write_recipe(tmp_path: Path, base_url: str) -> Path:
+    recipe = tmp_path / "judge.yaml"
+    recipe.write_text(
+        f"""
+backend: hf
+max_new_tokens: 4
+include_default_tasks: false
+judge: {{base_url: "{base_url}", model: test-judge, max_retries: 0, timeout_s: 10}}
+benchmarks:
+  - name: mt_bench
+    limit: 1
+    data_files:
+      questions: data/eval/mt_bench/question.jsonl
+      references: data/eval/mt_bench/reference_answer_gpt-4.jsonl
+      judge_prompts: data/eval/mt_bench/judge_prompts.jsonl
+"""
+    )
+    return recipe
+
+
 def test_cli_judge_down_and_missing_data_keep_partial_results(
     tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -183,7 +216,6 @@ benchmarks:
     assert errs[1].startswith("evaluate: mt_bench: failed: judge unreachable (http://127.0.0.1:")
     res = json.loads((out / "results.json").read_text())["benchmarks"]
     assert res["mmlu"]["status"] == "ok" and res["mmlu"]["score"] is not None
-    # The model's MT-Bench answers were generated before the judge failed, and are kept.
-    kept = json.loads((out / "items" / "mt_bench.jsonl").read_text().splitlines()[0])
-    assert len(kept["answers"]) == 2 and kept["judgments"] == [None, None]
+    # The dead judge was found before any MT-Bench generation was spent.
+    assert not (out / "items" / "mt_bench.jsonl").exists()
     assert "| **model (ours)** | n/a | failed | " in stdout

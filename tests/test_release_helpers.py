@@ -160,6 +160,29 @@ def rewrite_variant(work: WorkDir, variant: str, edit: Any) -> None:
     """Apply edit(rows) to a variant's rows and rewrite its shards (to plant a failure)."""
     files = work.shards("variants", variant)
     rows = [r for f in files for r in pq.read_table(f).to_pylist()]
+    per_shard = max(1, pq.ParquetFile(files[0]).metadata.num_rows)  # keep the shard layout
     edit(rows)
     cols = {k: [r[k] for r in rows] for k in VARIANT_FEATURES}
-    write_shards(cols, VARIANT_FEATURES, work.root / "variants" / variant, shard_rows=25)
+    write_shards(cols, VARIANT_FEATURES, work.root / "variants" / variant, shard_rows=per_shard)
+
+
+_BUILT: dict[str, Path] = {}
+
+
+def shared_release(base: Path) -> Path:
+    """One release built per test session (the GX run is the slow part); tests copy it
+    before changing anything. `base` is only used on the first call."""
+    if "release" not in _BUILT:
+        from builder.recipe import load_recipe
+        from builder.release.stage import run_release
+
+        work = build_work(base / "work")
+        recipe = load_recipe(write_recipe(base / "recipe.yaml"))
+        run_release(recipe, work, base / "releases" / "v0.1.0")
+        _BUILT["release"] = base / "releases" / "v0.1.0"
+        _BUILT["work"] = base / "work"
+    return _BUILT["release"]
+
+
+def shared_work() -> Path:
+    return _BUILT["work"]

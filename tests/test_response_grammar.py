@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from builder.responses import grammar, language, repetition
+from builder import language
+from builder.responses import grammar, repetition
 from builder.responses.grammar import validate
 from tests.test_response_shapes import CASES, CORPUS, corpus, needs_corpus, parse_fixture, parse_row
 

@@ -18,7 +18,7 @@ from builder.responses.repetition import THRESHOLD
 from builder.responses.stage import STAGE_CODES, STEP, PromptIndex, process_batch, run_responses
 from builder.rows import PARSED_FEATURES, REPLY_FEATURES
 from builder.workdir import WorkDir
-from tests.fixtures.stages import SAMPLE, Planted, build_curated, build_replies, reply_row, sample_recipe
+from tests.fixtures.stages import SAMPLE, Planted, build_responded, reply_row, sample_recipe
 
 
 def _read(folder: Path) -> list[dict[str, Any]]:
@@ -38,9 +38,8 @@ class Run:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
-    work = build_curated(tmp_path_factory.mktemp("responses") / "work")
-    planted = build_replies(work)
-    return Run(planted, run_responses(sample_recipe(), work))
+    planted, result = build_responded(tmp_path_factory.mktemp("responses") / "work")
+    return Run(planted, result)
 
 
 @pytest.fixture(scope="module")

@@ -14,13 +14,12 @@ import pytest
 
 from builder.errors import UserError
 from builder.ledger import KEPT
-from builder.responses.stage import run_responses
 from builder.rows import VARIANT_FEATURES, VARIANTS
 from builder.tokens import load_tokenizer
 from builder.variants.config import VariantsConfig
 from builder.variants.stage import run_variants
 from builder.workdir import WorkDir
-from tests.fixtures.stages import SAMPLE, Planted, build_curated, build_replies, sample_recipe
+from tests.fixtures.stages import SAMPLE, Planted, build_responded, sample_recipe
 
 COMMUNITY = {"gsm8k-train", "mbpp", "alpaca-zh", "tool-use-demo"}
 
@@ -52,11 +51,8 @@ def _copy(src: WorkDir, dst: Path) -> WorkDir:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
-    work = build_curated(tmp_path_factory.mktemp("variants") / "work")
-    planted = build_replies(work)
-    recipe = sample_recipe()
-    run_responses(recipe, work)
-    return Built(planted, run_variants(recipe, work))
+    planted, _ = build_responded(tmp_path_factory.mktemp("variants") / "work")
+    return Built(planted, run_variants(sample_recipe(), planted.work))
 
 
 def _assistant(row: dict[str, Any]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import gzip
 import json
 import os
@@ -50,11 +51,18 @@ def _cmdline(pid: int | str) -> bytes:
         return b""
 
 
-def _orphaned_sandboxes() -> set[int]:
-    """Sandbox processes (the guard's marker is on their command line) whose parent is neither
-    a sandbox nor a test process: what a fork that escaped the group kill would look like.
-    Live sandboxes of a parallel test worker have that worker as parent and are not counted."""
+def _become_subreaper() -> bool:
+    # Orphans of our sandboxes then re-parent to this test process instead of init,
+    # so "left behind" can be checked on our own children, even with parallel test workers.
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        return False
+
+
+def _live_sandbox_children() -> set[int]:
     found = set()
+    me = os.getpid()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or b"__SANDBOX_VIOLATION__" not in _cmdline(entry.name):
             continue
@@ -62,8 +70,7 @@ def _orphaned_sandboxes() -> set[int]:
             ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
         except (OSError, IndexError, ValueError):
             continue
-        parent = _cmdline(ppid)
-        if b"__SANDBOX_VIOLATION__" not in parent and b"pytest" not in parent:
+        if ppid == me:
             found.add(int(entry.name))
     return found
 
@@ -148,21 +155,22 @@ def test_mbpp_reference_solutions_pass_and_wrong_ones_fail() -> None:
 
 # --- adversarial code ----------------------------------------------------------------------
 
-T = {"format": "asserts", "asserts": ["assert f() == 1"], "timeout_s": 2, "memory_mb": 256}
+T = {"format": "asserts", "asserts": ["assert f() == 1"], "timeout_s": 1, "memory_mb": 256}
 
 
-def _run(code: str) -> tuple[str, str, float]:
+def _run(code: str, **overrides: object) -> tuple[str, str, float]:
     start = time.monotonic()
-    verdict = verify_code(_fenced(code), json.dumps(T))
+    verdict = verify_code(_fenced(code), json.dumps({**T, **overrides}))
     return verdict.status, verdict.reason, time.monotonic() - start
 
 
 @pytest.fixture
 def no_strays():
-    before = _orphaned_sandboxes()
+    if not _become_subreaper():
+        pytest.skip("prctl(PR_SET_CHILD_SUBREAPER) unavailable")
     yield
     time.sleep(0.05)
-    assert _orphaned_sandboxes() - before == set(), "sandbox processes left behind"
+    assert _live_sandbox_children() == set(), "sandbox processes left behind"
 
 
 def _kernel_layers() -> set[str]:
@@ -202,7 +210,8 @@ def _kernel_layers() -> set[str]:
     ],
 )
 def test_adversarial_code_is_contained(name: str, code: str, reasons: set[str], no_strays: None) -> None:
-    status, reason, elapsed = _run(code)
+    # Allocation is slow on a loaded machine: give that case time to hit its memory limit.
+    status, reason, elapsed = _run(code, **({"timeout_s": 10, "memory_mb": 128} if name == "unbounded memory" else {}))
     assert status == "fail" and reason in reasons, (name, status, reason)
     assert elapsed < 15, (name, elapsed)
 

@@ -224,6 +224,9 @@ def to_sft_config(recipe: Recipe, world_size: int | None = None, **extra: Any): 
     kwargs["completion_only_loss"] = recipe.dataset.train_on == "last_turn"
     kwargs.setdefault("assistant_only_loss", True)
     kwargs.setdefault("output_dir", f"out/train/{Path(recipe.model.name_or_path).name}-{recipe.dataset.config}")
+    if os.environ.get("ACCELERATE_USE_FSDP") == "true" and os.environ.get("FSDP_ACTIVATION_CHECKPOINTING") == "true":
+        # FSDP checkpoints the layers itself; the training argument would add a redundant all-gather.
+        kwargs["activation_checkpointing"] = False
     if not torch.cuda.is_available():
         # transformers refuses bf16 without an accelerator unless told it runs on CPU;
         # this lets CPU hosts validate and smoke-test the same recipe.

@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--output-dir", help="where results go (default: the recipe's output_dir)")
     ap.add_argument("--benchmarks", help="comma-separated subset of the recipe's benchmarks")
     ap.add_argument("--limit", type=int, help="first N items of each benchmark (smoke runs)")
+    ap.add_argument("--max-new-tokens", type=int, help="override the recipe's generation cap")
     ap.add_argument("--manifest", help="the training release's manifest.json")
     ap.add_argument("--backend", choices=["auto", "hf", "vllm"], help="override the recipe")
     ap.add_argument("-v", "--verbose", action="store_true")
@@ -40,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(args.config)
         if args.backend:
             cfg = cfg.model_copy(update={"backend": args.backend})
+        if args.max_new_tokens:
+            cfg = cfg.model_copy(update={"max_new_tokens": args.max_new_tokens})
         from train_reference.evaluation.runner import evaluate
 
         report = evaluate(

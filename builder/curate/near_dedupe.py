@@ -80,7 +80,7 @@ class NearDedupeConfig(BaseModel):
     num_buckets: int = Field(20, ge=1, description="LSH bands")
     hashes_per_bucket: int = Field(5, ge=1, description="rows per band")
     seed: int = 1
-    hash_precision: Literal[32, 64] = 64
+    hash_precision: Literal[32, 64] = Field(32, description="bits per MinHash value; 32 halves the bucket files")
     tokenizer: Literal["fast", "datatrove"] = Field(
         "fast", description="fast: our regex shingler; datatrove: MinhashDedupSignature's own (spaCy for English)"
     )
@@ -167,9 +167,14 @@ class PositionedMinhashSignature(MinhashDedupSignature):
         of datatrove's mod-Mersenne ones: same LSH behaviour without a 64-bit modulo (~5x faster)."""
         a, b = self.parameters
         mins = (shingles * a + b).min(axis=0)
-        if self.config.hash_config.precision == 32:
-            mins >>= np.uint64(32)  # the high bits of a multiply-shift hash are the good ones
+        mins >>= self._shift
         return mins.astype(self.config.hash_config.np_dtype)
+
+    @property
+    def _shift(self) -> np.uint64:
+        # keep the high (good) bits of the multiply-shift hash, below datatrove's reader cut-off:
+        # read_sigs stops at the first value >= 2**61-1 (64-bit) or 2**32-1 (32-bit)
+        return np.uint64(33 if self.config.hash_config.precision == 32 else 4)
 
     def _minhash_batch(self, texts: list[str]) -> np.ndarray:
         """`_minhash` of many docs: one (shingles x hashes) product per chunk, min per doc by reduceat."""
@@ -186,8 +191,7 @@ class PositionedMinhashSignature(MinhashDedupSignature):
             lo, hi = offsets[lo_doc], ends[hi_doc - 1]
             phv = flat[lo:hi, None] * a + b
             mins = np.minimum.reduceat(phv, offsets[lo_doc:hi_doc] - lo, axis=0)
-            if self.config.hash_config.precision == 32:
-                mins >>= np.uint64(32)
+            mins >>= self._shift
             out[lo_doc:hi_doc] = mins
             lo_doc = hi_doc
         return out

@@ -9,7 +9,7 @@ from typing import Any
 
 
 def _signed(n: int) -> str:
-    return f"+{n:,}" if n > 0 else f"{n:,}"
+    return f"+{n:,}" if n >= 0 else f"{n:,}"
 
 
 def _read_quality(folder: Path) -> dict[str, Any]:

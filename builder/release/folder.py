@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from datasets import Features
 
 from builder.errors import secret_values
 from builder.rows import VARIANT_FEATURES
@@ -33,11 +34,23 @@ def staging(out_dir: Path) -> Iterator[Path]:
     os.rename(tmp, out_dir)
 
 
+def is_published_schema(schema: pa.Schema, check_metadata: bool = True) -> bool:
+    """Same HF features as VARIANT_FEATURES (parquet renames list children, so compare
+    features, not raw Arrow schemas), and the features metadata `datasets` reads."""
+    try:
+        same = Features.from_arrow_schema(schema) == VARIANT_FEATURES and schema.names == SCHEMA.names
+    except (ValueError, TypeError, KeyError):
+        return False
+    if not check_metadata:
+        return same
+    return same and (schema.metadata or {}).get(b"huggingface") == SCHEMA.metadata[b"huggingface"]
+
+
 def put_shard(src: Path, table: pa.Table, dest: Path) -> None:
     """Copy a work shard that already has the exact published schema (bytes unchanged, no
     re-encode); otherwise write the table cast to the published schema."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    if pq.read_schema(src).equals(SCHEMA, check_metadata=True):
+    if is_published_schema(pq.read_schema(src)):
         shutil.copyfile(src, dest)
     else:
         pq.write_table(table.cast(SCHEMA), dest, compression="zstd")

@@ -25,7 +25,7 @@ from builder import __version__ as TOOLKIT_VERSION
 from builder.errors import UserError, secret_values
 from builder.recipe import PAPER_MIX, Recipe
 from builder.release import card, changelog, licenses
-from builder.release.folder import SCHEMA, name_shards, put_shard, secrets_in, staging
+from builder.release.folder import SCHEMA, is_published_schema, name_shards, put_shard, secrets_in, staging
 from builder.release.manifest import write_manifest
 from builder.release.versions import find_previous, read_manifest, refuse_existing, tag_for
 from builder.rows import SCHEMA_VERSION, VARIANTS
@@ -152,7 +152,7 @@ def _check_variants(recipe: Recipe, work: WorkDir, variants: list[str], tmp: Pat
         for k, shard in enumerate(work.shards("variants", v)):
             bytes_in += shard.stat().st_size
             table = pq.read_table(shard)  # text is read one shard at a time: bounded memory
-            if not table.schema.equals(SCHEMA, check_metadata=False):
+            if not is_published_schema(table.schema, check_metadata=False):
                 try:
                     table = table.cast(SCHEMA)
                 except (ValueError, pa.ArrowInvalid, KeyError) as e:

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from builder.responses import language as lang
+from builder import language as lang
 from builder.responses.repetition import THRESHOLD as REPETITION_THRESHOLD
 from builder.responses.repetition import repetition_score
 from builder.responses.shapes import (

@@ -304,7 +304,10 @@ def _results(batches: Iterator[list[dict[str, Any]]], prompts: PromptIndex, cfg:
             yield process_batch(b, sub, cfg), sub
         return
     # forkserver: this process holds Arrow's thread pools, which a plain fork can deadlock.
+    # Preloading imports the heavy modules once in the server, not once per worker (no-op
+    # if the server is already running).
     ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["builder.responses.stage", "builder.responses.verify", "builder.tokens"])
     with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
         pending: deque[tuple[Future[list[dict[str, Any]]], dict[str, dict[str, Any]]]] = deque()
         for b in batches:

@@ -69,6 +69,11 @@ def classify(exc: BaseException, secrets: Iterable[str]) -> Outcome:
         return redact(" ".join(text.split()))[:500]
 
     msg = clean(f"{type(exc).__name__}: {exc}")
+    import httpx
+
+    if isinstance(exc.__cause__, (httpx.ConnectError, httpx.ConnectTimeout)):
+        # Nothing answered at all (httpx_aiohttp reports a refused connect as ConnectTimeout).
+        return Outcome(code="connection_error", retryable=True, message=clean(f"{type(exc).__name__}: {exc.__cause__}"), fatal=True)
     if isinstance(exc, openai.APITimeoutError):
         return Outcome(code="timeout", retryable=True, message=msg)
     if isinstance(exc, openai.APIConnectionError):
@@ -124,25 +129,37 @@ class EndpointPool:
         return min((self.clients[(self._turn + i) % n] for i in range(n)), key=lambda c: c.outstanding)
 
 
+def _http_client(connections: int, timeout: Any) -> tuple[Any, bool]:
+    """openai's aiohttp transport when installed (`openai[aiohttp]`), else httpx; (client, is_aiohttp)."""
+    import httpx
+    import openai
+
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    try:
+        import httpx_aiohttp  # noqa: F401 - only probing for the extra
+
+        return openai.DefaultAioHttpClient(limits=limits, timeout=timeout), True
+    except ImportError:
+        return openai.DefaultAsyncHttpxClient(limits=limits, timeout=timeout), False
+
+
 def make_pool(teacher: TeacherConfig, endpoints: list[Endpoint], concurrency: int) -> tuple[EndpointPool, list[str]]:
     import httpx
     import openai
 
     lim = teacher.limits
-    shards = -(-concurrency // CONNECTIONS_PER_CLIENT)
-    per = -(-concurrency // shards)  # workers sharing one shard: each holds one connection at most
     timeout = httpx.Timeout(lim.timeout_s, connect=lim.connect_timeout_s)
     clients, keys = [], []
     for ep in endpoints:
         key = api_key(ep, teacher.name)
         keys.append(key)
-        apis = []
-        for _ in range(shards):
-            http = openai.DefaultAsyncHttpxClient(
-                limits=httpx.Limits(max_connections=per, max_keepalive_connections=per), timeout=timeout
-            )
-            apis.append(openai.AsyncOpenAI(base_url=ep.base_url, api_key=key, max_retries=0, http_client=http,
-                                           timeout=timeout))  # fmt: skip
+        http, fast = _http_client(concurrency, timeout)
+        https = [http]
+        if not fast:  # httpx: split the pool (see CONNECTIONS_PER_CLIENT); an unused client holds nothing
+            shards = -(-concurrency // CONNECTIONS_PER_CLIENT)
+            https = [_http_client(-(-concurrency // shards), timeout)[0] for _ in range(shards)]
+        apis = [openai.AsyncOpenAI(base_url=ep.base_url, api_key=key, max_retries=0, http_client=h, timeout=timeout)
+                for h in https]  # fmt: skip
         clients.append(Client(ep.base_url, apis))
     return EndpointPool(clients), keys
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import regex
 
-from builder.responses.language import identify, prompt_languages
+from builder.language import identify, prompt_languages
 
 # Sentence ends: Latin punctuation needs the space after it ("3.5" and "e.g." stay whole);
 # CJK full stops are followed directly by the next sentence; every line break ends one too
 # (R1 and GSM8K-style steps put one step per line).
 _SENT = regex.compile(r"(?<=[.!?])\s+|(?<=[。！？；])\s*|\s*\n\s*")
+# Code in the thinking is drafts of the answer; joined into prose it would be garbage.
+_FENCE = regex.compile(r"```.*?(?:```|\Z)", regex.S)
 _CJK_END = ("。", "！", "？", "；")
 _WORD = regex.compile(r"[\p{Han}]|\w{3,}")
 _BOXED = regex.compile(r"\\boxed\{((?:[^{}]|\{[^{}]*\})*)\}")
@@ -24,6 +26,9 @@ _TAGS = ("<think>", "</think>", "<answer>", "</answer>")
 
 
 def sentences(text: str) -> list[str]:
+    """The text's sentences (and lines), fenced code blocks left out."""
+    if "```" in text:
+        text = _FENCE.sub("\n", text)
     return [s.strip() for s in _SENT.split(text) if s and s.strip()]
 
 

@@ -104,6 +104,26 @@ class Judge:
         await self.client.close()
 
 
+def check_reachable(cfg: JudgeConfig) -> None:
+    """Raise JudgeUnreachable unless the endpoint answers at all (any HTTP status will do:
+    some servers do not list models). Checked before hours of generation, not after."""
+
+    async def main() -> None:
+        import openai
+
+        judge = Judge(cfg.model_copy(update={"max_retries": 0}))
+        try:
+            await judge.client.models.list()
+        except openai.APIConnectionError as exc:
+            raise JudgeUnreachable(f"judge unreachable ({cfg.base_url})") from exc
+        except openai.APIStatusError:
+            pass
+        finally:
+            await judge.close()
+
+    asyncio.run(main())
+
+
 def run_judged(prompts: list[tuple[str, str]], cfg: JudgeConfig) -> list[Verdict]:
     async def main() -> list[Verdict]:
         judge = Judge(cfg)

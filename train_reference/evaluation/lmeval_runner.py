@@ -51,13 +51,17 @@ def load_lm(backend: str, model: str, cfg: EvalConfig) -> Any:
     if backend == "vllm":
         # Room for the longest prompt plus the 16k-token generation cap.
         args.update(max_gen_toks=cfg.max_new_tokens, max_model_len=cfg.max_new_tokens + 4096, seed=cfg.seed)
-    else:
+    batch_size = cfg.batch_size
+    if backend != "vllm":
         import torch
 
-        args["device"] = "cuda" if torch.cuda.is_available() else "cpu"
-        args["dtype"] = "auto" if torch.cuda.is_available() else "float32"
+        gpu = torch.cuda.is_available()
+        args["device"] = "cuda" if gpu else "cpu"
+        args["dtype"] = "auto" if gpu else "float32"
+        if batch_size == "auto" and not gpu:
+            batch_size = 1  # HF's auto batch search on CPU probes until the OOM killer stops it
     args.update(cfg.vllm_args if backend == "vllm" else cfg.hf_args)
-    return get_model(backend).create_from_arg_obj(args, {"batch_size": cfg.batch_size})
+    return get_model(backend).create_from_arg_obj(args, {"batch_size": batch_size})
 
 
 def _task_spec(tm: Any, b: BenchmarkConfig) -> str | dict[str, Any]:

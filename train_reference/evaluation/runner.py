@@ -112,6 +112,15 @@ def evaluate(
             runnable.append(b)
         records[b.name] = rec
 
+    judged = [b for b in runnable if b.kind == "judge"]
+    if judged:
+        assert cfg.judge is not None
+        try:
+            judge.check_reachable(cfg.judge)
+        except judge.JudgeUnreachable as exc:
+            for b in judged:
+                records[b.name]["status"] = f"failed: {exc}"
+            runnable = [b for b in runnable if b.kind != "judge"]
     if any(b.name == "ifeval" for b in runnable):
         _warn_if_no_punkt()
     tm = None

@@ -13,7 +13,8 @@ The source row's ``tests`` field is a JSON string with one of these shapes::
      "asserts": ["assert f(1) == 2", ...],
      "setup": "<optional source run before the asserts>"}
 
-Optional in every shape: ``"timeout_s"`` (default 10) and ``"memory_mb"`` (default 1024).
+Optional in every shape: ``"timeout_s"`` (CPU seconds, default 10; the wall clock allows
+twice that plus 2 s) and ``"memory_mb"`` (address space, default 1024).
 HumanEval answers may be a whole function or a completion of ``prompt``; the prompt's import
 lines are prepended either way, as the model saw them. MBPP's ``challenge_test_list`` is not run.
 

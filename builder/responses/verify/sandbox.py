@@ -51,7 +51,7 @@ _GUARD = r"""
 import json as _j, os as _o, resource as _r, sys as _s
 _lim = _j.loads(_s.argv[1])
 for _k, _v in _lim.items():
-    _r.setrlimit(getattr(_r, _k), (_v, _v))
+    _r.setrlimit(getattr(_r, _k), tuple(_v) if isinstance(_v, list) else (_v, _v))
 _nonce = _s.stdin.readline().strip()
 PAYLOAD = _j.loads(_s.stdin.read())
 _s.stdin.close()
@@ -82,7 +82,12 @@ del _j, _r, _k, _v, _lim, _m, _n, _px, _sock, _pps, _deny
 
 @dataclass(frozen=True)
 class Limits:
+    """`timeout_s` is CPU time (RLIMIT_CPU), which a loaded machine does not eat into; the
+    wall clock, which catches sleeping and blocked programs, gets `wall_timeout_s` or, by
+    default, twice the CPU budget plus 2 s."""
+
     timeout_s: float = 10.0
+    wall_timeout_s: float | None = None
     memory_mb: int = 1024
     file_size_mb: int = 16
     max_output_bytes: int = 64_000
@@ -176,9 +181,10 @@ def isolation_plan(tmpfs_mb: int = 64) -> _Plan:
     return _Plan((), sys.executable, ("rlimits", "pyguard", "isolated_python", "scrubbed_env"))
 
 
-def _rlimits(limits: Limits, drops_root: bool) -> dict[str, int]:
-    lim = {
-        "RLIMIT_CPU": math.ceil(limits.timeout_s) + 1,
+def _rlimits(limits: Limits, drops_root: bool) -> dict[str, int | list[int]]:
+    lim: dict[str, int | list[int]] = {
+        # soft: SIGXCPU (reported as cpu_limit); hard, a second later: SIGKILL.
+        "RLIMIT_CPU": [math.ceil(limits.timeout_s), math.ceil(limits.timeout_s) + 1],
         "RLIMIT_AS": limits.memory_mb * 1024 * 1024,
         "RLIMIT_FSIZE": limits.file_size_mb * 1024 * 1024,
         "RLIMIT_NOFILE": limits.open_files,
@@ -270,7 +276,8 @@ def run_sandboxed(program: str, payload: Any, limits: Limits | None = None) -> S
                 )
             except OSError as exc:
                 return SandboxResult("sandbox_error", None, None, "", str(exc)[:500], plan.isolation, 0.0)
-            timed_out = not _wait_unreaped(proc.pid, limits.timeout_s)
+            wall = limits.wall_timeout_s or 2 * limits.timeout_s + 2
+            timed_out = not _wait_unreaped(proc.pid, wall)
             _kill_group(proc.pid)  # on timeout, and to sweep anything left after a normal exit
             proc.wait()
         stdout, out_size = _read_capped(paths["stdout"], limits.max_output_bytes)

@@ -1,0 +1,116 @@
+"""Quality gates: signals computed per shard, GX suites, and what blocks a release."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from builder.errors import UserError
+from builder.recipe import load_recipe
+from builder.release.stage import run_release
+from builder.rows import VARIANT_FEATURES
+from quality.derive import digest, ends_with_answer, last_turns, missing_columns
+from tests.test_release_helpers import build_work, rewrite_variant, write_recipe
+
+
+def test_last_turns_handles_empty_and_null_conversations() -> None:
+    arr = pa.array([
+        [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a1"}],
+        None,
+        [],
+        [{"role": "assistant", "content": "a4"}],
+    ], VARIANT_FEATURES.arrow_schema.field("messages").type)
+    roles, contents = last_turns(pa.chunked_array([arr.slice(0, 2), arr.slice(2)]))
+    assert roles.to_pylist() == ["assistant", None, None, "assistant"]
+    assert contents.to_pylist() == ["a1", None, None, "a4"]
+
+
+def test_ends_with_answer_is_exact() -> None:
+    answers = {"p1": (len("42."), digest("42.")), "p2": (len("B"), digest("B"))}
+    got = ends_with_answer(["p1", "p1", "p2", "p3"], ["So: 42.", "So: 42. ", "Answer: b", "x"], answers)
+    assert got == [True, False, False, False]
+
+
+def test_missing_columns_names_the_nulls() -> None:
+    t = pa.table({"a": ["x", None, None], "b": [1, 2, None]})
+    assert missing_columns(t, ["a", "b"]).to_pylist() == ["", "a,", "a,b,"]
+
+
+def test_blocking_failures_stop_the_release(tmp_path: Path) -> None:
+    work = build_work(tmp_path / "work", n_en=12, n_zh=4, shard_rows=5)
+
+    def plant_tags(rows: list[dict[str, Any]]) -> None:
+        rows[0]["messages"][-1]["content"] = "<think>leaked</think> " + rows[0]["messages"][-1]["content"]
+
+    def break_summary(rows: list[dict[str, Any]]) -> None:
+        rows[1]["messages"][-1]["content"] += " (edited)"
+
+    def cross_shard_duplicate(rows: list[dict[str, Any]]) -> None:
+        rows[-1]["prompt_id"] = rows[0]["prompt_id"]  # rows 0 and -1 sit in different shards
+
+    rewrite_variant(work, "answer", plant_tags)
+    rewrite_variant(work, "think_summary", break_summary)
+    rewrite_variant(work, "control", cross_shard_duplicate)
+    contaminated = pq.read_table(work.shards("variants", "full")[0]).column("prompt_id")[2].as_py()
+    pq.write_table(pa.table({"benchmark": ["gsm8k"], "prompt_id": [contaminated]}),
+                   work.root / "curate" / "decontamination.parquet")
+    recipe = load_recipe(write_recipe(tmp_path / "r.yaml"))
+    out = tmp_path / "releases" / "v0.1.0"
+    with pytest.raises(UserError) as e:
+        run_release(recipe, work, out)
+    msg = str(e.value)
+    assert msg.startswith("release blocked: ") and "\n" not in msg
+    assert f"nothing was written to {out}" in msg
+    assert not out.exists() and not list(out.parent.glob(".*"))  # no half-written folder
+    report = json.loads((work.root / "quality" / "quality.json").read_text())
+    assert report["passed"] is False
+    failed = {(c["variant"], c["check"]) for c in report["checks"] if not c["success"]}
+    assert {("answer", "tag_grammar"), ("think_summary", "summary_ends_with_answer"),
+            ("control", "unique_row_id")} <= failed
+    assert {("answer", "not_contaminated"), ("full", "not_contaminated"),
+            ("think_summary", "not_contaminated")} <= failed
+    assert (work.root / "quality" / "data_docs" / "index.html").is_file()
+    assert "FAIL" in (work.root / "quality" / "data_docs" / "index.html").read_text()
+    line = next(b for b in report["blocking_failures"] if b.startswith("answer: tag_grammar"))
+    assert "1 of 16 rows" in line
+
+
+def test_non_blocking_failures_are_warnings(tmp_path: Path) -> None:
+    work = build_work(tmp_path / "work", n_en=8, n_zh=2, shard_rows=50)
+
+    def wrong_language(rows: list[dict[str, Any]]) -> None:
+        for r in rows[:3]:
+            r["answer_language"] = "fr"
+
+    rewrite_variant(work, "full", wrong_language)
+    # A floor above the real pass rate blocks only when verification_rate is in `blocking`.
+    recipe = load_recipe(write_recipe(tmp_path / "r.yaml", extra="  # end\n"))
+    recipe.quality.verification_floor = {"*": 0.5, "chat": 1.01}
+    recipe.quality.blocking = [b for b in recipe.quality.blocking if b != "verification_rate"]
+    res = run_release(recipe, work, tmp_path / "out")
+    assert (tmp_path / "out" / "README.md").is_file()
+    assert any(w.startswith("full: language_consistent") for w in res.warnings)
+    assert any(w.startswith("answer: verification_rate") for w in res.warnings)
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "| full | language_consistent | no | **fail** | 3 |" in card
+
+
+def test_student_token_limit_blocks(tmp_path: Path) -> None:
+    work = build_work(tmp_path / "work", n_en=6, n_zh=0)
+    recipe = load_recipe(write_recipe(tmp_path / "r.yaml"))
+    recipe.quality.max_student_tokens = 50
+    with pytest.raises(UserError, match=r"student_tokens_within_max \[expect_column_values_to_be_between student_tokens\]"):
+        run_release(recipe, work, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_blocking_check_is_a_recipe_error(tmp_path: Path) -> None:
+    path = write_recipe(tmp_path / "r.yaml", extra="")
+    path.write_text(path.read_text().replace("  mix: {tolerance: 0.2}", "  blocking: [schema, tag_gramar]\n  mix: {tolerance: 0.2}"))
+    with pytest.raises(UserError, match=r"quality\.blocking: unknown check\(s\) \['tag_gramar'\]"):
+        load_recipe(path)

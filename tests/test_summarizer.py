@@ -1,0 +1,116 @@
+"""The extractive S_think summarizer and the checks every summary must pass, on real traces."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from builder.variants.summarizer import check_summary, extractive_summary, final_answers, sentences
+from tests.fixtures.stages import SAMPLE
+
+
+def _traces() -> list[tuple[str, str]]:
+    """(thinking, answer) pairs from real R1 and Marco-o1 traces, English and Chinese."""
+    out: list[tuple[str, str]] = []
+    for line in (SAMPLE / "pcmb_traces.jsonl").read_text(encoding="utf-8").splitlines()[:40]:
+        t: dict[str, Any] = json.loads(line)
+        out.append((t["reasoning"], t["answer_text"]))
+    for line in (SAMPLE / "marco_cot.jsonl").read_text(encoding="utf-8").splitlines():
+        r = json.loads(line)["response"]
+        if "</Output>" in r:
+            think, _, rest = r.partition("</Thought>")
+            out.append((think.replace("<Thought>", "").strip(), rest.replace("<Output>", "").replace("</Output>", "").strip()))
+    return out
+
+
+TRACES = _traces()
+
+
+def _is_ordered_pick(summary: str, think: str) -> bool:
+    """True when the summary is some of the thinking's sentences, in their original order."""
+    reachable = {0}  # positions in the summary reachable by picking sentences in order
+    for sent in sentences(think):
+        for pos in list(reachable):
+            if summary.startswith(sent, pos):
+                nxt = pos + len(sent)
+                reachable.add(nxt + 1 if summary[nxt : nxt + 1] == " " else nxt)
+    return len(summary) in reachable
+
+
+def test_traces_cover_both_languages() -> None:
+    assert len(TRACES) >= 150
+    assert any("我" in t for t, _ in TRACES) and any("the" in t for t, _ in TRACES)
+
+
+@pytest.mark.parametrize(("ratio", "max_chars"), [(0.35, 2000), (0.2, 400), (0.5, 150)])
+def test_extractive_respects_the_budget_and_keeps_order(ratio: float, max_chars: int) -> None:
+    nonempty = 0
+    for think, answer in TRACES:
+        s = extractive_summary(think, answer, ratio, max_chars)
+        assert len(s) <= min(max_chars, ratio * len(think))
+        if s:
+            nonempty += 1
+            assert _is_ordered_pick(s, think), s[:200]
+    assert nonempty >= 0.9 * len(TRACES)
+
+
+def test_extractive_is_deterministic() -> None:
+    first = [extractive_summary(t, a, 0.35, 2000) for t, a in TRACES]
+    second = [extractive_summary(t, a, 0.35, 2000) for t, a in reversed(TRACES)][::-1]
+    assert first == second
+
+
+def test_extractive_keeps_the_opening_and_prefers_answer_words() -> None:
+    think = (
+        "We need the number of moles. First, recall the ideal gas law. "
+        "Irrelevant musing about the weather today goes here for a while. "
+        "Then n = PV/RT gives 2 moles of gas. So the answer is 2 moles."
+    )
+    answer = "Using PV = nRT, n = 2 moles."
+    s = extractive_summary(think, answer, 0.6, 2000)
+    assert _is_ordered_pick(s, think) and not _is_ordered_pick(s[::-1], think)
+    assert s.startswith("We need the number of moles.")
+    assert "2 moles of gas" in s and "weather" not in s
+
+
+def test_chinese_sentences_split_without_spaces() -> None:
+    think = "我需要计算平均分。首先，Dorothy得了90分。然后，Ivanna的得分是她的一半？最后求平均！"
+    assert sentences(think) == ["我需要计算平均分。", "首先，Dorothy得了90分。", "然后，Ivanna的得分是她的一半？", "最后求平均！"]
+    s = extractive_summary(think * 4, "平均分是84分。", 0.35, 2000)
+    assert s and " " not in s.replace("Dorothy", "").replace("Ivanna", "")  # no spaces between CJK sentences
+
+
+THINK = "Let me add. 1 + 3 = 4. I checked it twice, the sum is four. " * 3
+
+
+def test_check_accepts_a_good_summary() -> None:
+    assert check_summary("1 + 3 = 4.", THINK, "The sum is \\boxed{4}.", "What is 1 + 3?", 0.35) is None
+
+
+@pytest.mark.parametrize(
+    ("summary", "answer", "prompt", "code"),
+    [
+        ("", "\\boxed{4}", "What is 1 + 3?", "summary_empty"),
+        ("  \n ", "\\boxed{4}", "What is 1 + 3?", "summary_empty"),
+        (THINK[: int(0.35 * len(THINK)) + 1], "\\boxed{4}", "What is 1 + 3?", "summary_too_long"),
+        ("So the result is \\boxed{3}.", "The sum is \\boxed{4}.", "What is 1 + 3?", "summary_contradicts_answer"),
+        ("Hence the answer is B.", "The answer is C.", "Pick one: A, B, C.", "summary_contradicts_answer"),
+        ("The answer is (B) here.", "Answer: C", "Pick one: A, B, C.", "summary_contradicts_answer"),
+        ("I add the numbers and get four.", "答案是4。", "一加三等于几？请详细说明。", "summary_language_mismatch"),
+        ("<think>add</think>", "\\boxed{4}", "What is 1 + 3?", "summary_has_tags"),
+    ],
+)
+def test_check_catches(summary: str, answer: str, prompt: str, code: str) -> None:
+    assert check_summary(summary, THINK, answer, prompt, 0.35) == code
+
+
+def test_check_does_not_misread_ordinary_words() -> None:
+    # "answer is a …" is prose, not option A; the lower-case letter must not count.
+    assert final_answers("The answer is a bit subtle.") == set()
+    assert final_answers("so the answer is (C)") == {"C"}
+    assert final_answers("答案是 B") == {"B"}
+    assert check_summary("The answer is a bit subtle, so check it.", THINK, "The answer is C.", "Pick A, B or C.", 0.35) is None
+    zh = "我把一和三相加，得到四。"
+    assert check_summary(zh, THINK, "答案是4。", "一加三等于几？请详细说明。", 0.35) is None
