@@ -58,6 +58,17 @@ def ends_with_answer(pids: list[str], texts: list[str | None], answers: dict[str
     return out
 
 
+# Detector verdicts that make no claim (short answers like "C", code, mixed scripts).
+NO_CLAIM = ["unknown", "und", "mixed", ""]
+
+
+def language_ok(lang: pa.ChunkedArray, ans_lang: pa.ChunkedArray) -> pa.Array:
+    """The answer is in the prompt's language, or either side makes no language claim."""
+    vague = pc.or_kleene(pc.is_in(ans_lang, value_set=pa.array(NO_CLAIM)), pc.is_in(lang, value_set=pa.array(NO_CLAIM)))
+    ok = pc.or_kleene(pc.or_kleene(pc.is_null(ans_lang), vague), pc.equal(ans_lang, lang))
+    return ok.fill_null(False)
+
+
 def missing_columns(table: pa.Table, columns: Iterable[str]) -> pa.Array:
     """Per row, the required columns that are null, joined by commas ("" when none): one
     narrow column that GX checks once and that names the culprits in its examples."""
@@ -89,7 +100,7 @@ def signal_table(
         "think_open": pc.count_substring(content, "<think>"),
         "think_close": pc.count_substring(content, "</think>"),
         "starts_with_think": pc.starts_with(content, "<think>"),
-        "language_ok": pc.or_kleene(pc.is_null(ans_lang), pc.equal(ans_lang, lang)).fill_null(False),
+        "language_ok": language_ok(lang, ans_lang),
         "contaminated": pc.is_in(table.column("prompt_id"), value_set=contaminated),
     }
     if variant == "think_summary":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,8 @@ class GxRunner:
     """An ephemeral GX context with one pandas asset; one suite + validation definition per key."""
 
     def __init__(self) -> None:
+        # No usage telemetry from a data build (and these machines are offline anyway).
+        os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
         import great_expectations as gx  # lazy: ~2 s and ~280 MB, paid by the release stage only
         from great_expectations.data_context.types.base import ProgressBarsConfig
 

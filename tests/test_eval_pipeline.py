@@ -97,6 +97,7 @@ def test_smoke_recipe_scores_every_benchmark(tiny_model: Path, tmp_path: Path, m
         p["name"]: judge.prompt_hash(p["system_prompt"], p["prompt_template"])
         for p in map(json.loads, (ROOT / "data/eval/mt_bench/judge_prompts.jsonl").open())
     }
+    assert mt["judge"] == {"model": "test-judge", "base_url": srv.base_url}
     assert mt["judge_prompt_sha256"] == {n: prompts[n] for n in ("single-v1", "single-v1-multi-turn")}
     assert judged["by_path"]["POST /v1/chat/completions"] == 4 + (2 if have_align else 0)
     if have_align:

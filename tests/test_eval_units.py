@@ -25,6 +25,27 @@ def test_parse_rating() -> None:
     assert judge.parse_rating(None) is None
 
 
+def test_mt_bench_prompts_use_references_for_math_and_both_turns() -> None:
+    d = ROOT / "data/eval/mt_bench"
+    questions = [json.loads(x) for x in (d / "question.jsonl").open()]
+    refs = {
+        r["question_id"]: r["choices"][0]["turns"] for r in map(json.loads, (d / "reference_answer_gpt-4.jsonl").open())
+    }
+    jps = {p["name"]: p for p in map(json.loads, (d / "judge_prompts.jsonl").open())}
+    pick = [
+        next(q for q in questions if q["category"] == "writing"),
+        next(q for q in questions if q["category"] == "math"),
+    ]
+    prompts, meta, used = judge.mt_bench_judge_prompts(pick, ["A1w", "A1m"], ["A2w", "A2m"], refs, jps)
+    assert [m[2] for m in meta] == ["single-v1", "single-v1-multi-turn", "single-math-v1", "single-math-v1-multi-turn"]
+    ref = refs[pick[1]["question_id"]]
+    assert ref[0] in prompts[2][1] and "A1m" in prompts[2][1]
+    assert ref[1] in prompts[3][1] and "A2m" in prompts[3][1] and pick[1]["turns"][1] in prompts[3][1]
+    assert "A2w" in prompts[1][1] and "A1w" in prompts[1][1]
+    assert all("{" not in k for k in used) and len(used) == 4
+    assert prompts[0][0] == jps["single-v1"]["system_prompt"]
+
+
 def test_alignbench_overall_weights_reasoning_and_language_halves() -> None:
     cats = {"数学计算": 4.0, "逻辑推理": 6.0, "文本写作": 8.0, "角色扮演": 8.0, "中文理解": 2.0}
     # reasoning avg 5.0, language avg 6.0 -> 5.5 (not the plain mean over categories, 5.6)

@@ -17,7 +17,7 @@ from builder.responses.grammar import REJECT_CODES
 from builder.responses.repetition import THRESHOLD
 from builder.responses.stage import STAGE_CODES, STEP, PromptIndex, process_batch, run_responses
 from builder.rows import PARSED_FEATURES, REPLY_FEATURES
-from builder.workdir import WorkDir
+from builder.workdir import WorkDir, write_shards
 from tests.fixtures.stages import SAMPLE, Planted, build_responded, reply_row, sample_recipe
 
 
@@ -50,8 +50,10 @@ def pooled(tmp_path_factory: pytest.TempPathFactory, run: Run) -> tuple[Run, lis
     shutil.copytree(run.planted.work.root / "curate", root / "curate")
     shutil.copytree(run.planted.work.root / "generate", root / "generate")
     dupes = run.planted.replies[:3]
-    pq.write_table(pq.read_table(root / "generate/replies/part-00000.parquet").slice(0, 3),
-                   root / "generate/replies/part-00001.parquet")
+    pq.write_table(
+        pq.read_table(root / "generate/replies/part-00000.parquet").slice(0, 3),
+        root / "generate/replies/part-00001.parquet",
+    )
     recipe = sample_recipe()
     recipe.responses = {"keep_verify": ["pass", "fail", "unverifiable"], "workers": 2, "batch_rows": 64}
     planted = dataclasses.replace(run.planted, work=WorkDir(root), replies=run.planted.replies + dupes)
@@ -71,7 +73,8 @@ def test_every_reply_is_kept_or_quarantined(run: Run) -> None:
     assert len(fate) == len(run.ledger) == written
     assert {g for g, s in fate.items() if s == KEPT} == run.kept_ids
     assert verify_ledger_file(run.planted.work.root / "responses/ledger.parquet") == {
-        STEP: (len(run.kept), len(run.quarantined))}
+        STEP: (len(run.kept), len(run.quarantined))
+    }
     reasons = Counter(r["reason"] for r in run.ledger if r["status"] != KEPT)
     assert reasons == Counter(r["reject_codes"][0] for r in run.quarantined)
 
@@ -169,6 +172,7 @@ def test_chinese_reply_kept_and_english_reply_to_chinese_prompt_rejected(run: Ru
     assert len(zh) == 1 and zh[0]["think_language"] == "zh" and zh[0]["answer_language"] == "zh"
 
 
+@pytest.mark.slow  # worker processes load their own tokenizers: ~10 s of startup
 def test_pool_run_matches_inline_run(pooled: tuple[Run, list[dict[str, Any]]], run: Run) -> None:
     prun, dupes = pooled
     assert prun.result.rows_in == len(run.planted.replies) + len(dupes)
@@ -176,15 +180,22 @@ def test_pool_run_matches_inline_run(pooled: tuple[Run, list[dict[str, Any]]], r
     dup_rows = [r for r in prun.quarantined if r["reject_codes"][0] == "duplicate_generation"]
     assert sorted(r["generation_id"] for r in dup_rows) == sorted(d["generation_id"] for d in dupes)
     # Same verdicts in worker processes as inline, except that failed verifications are now kept.
-    first = {r["generation_id"]: r for r in prun.kept + prun.quarantined if r["reject_codes"][:1] != ["duplicate_generation"]}
+    first = {
+        r["generation_id"]: r for r in prun.kept + prun.quarantined if r["reject_codes"][:1] != ["duplicate_generation"]
+    }
     for gid, row in run.by_gid.items():
         other = first[gid]
         assert (other["shape"], other["verify_status"], other["think"], other["answer"]) == (
-            row["shape"], row["verify_status"], row["think"], row["answer"])
+            row["shape"],
+            row["verify_status"],
+            row["think"],
+            row["answer"],
+        )
         expected = [c for c in row["reject_codes"] if c != "verify_fail"]
         assert other["reject_codes"] == expected
 
 
+@pytest.mark.slow
 def test_kept_failed_sample_loses_to_the_verified_one(pooled: tuple[Run, list[dict[str, Any]]]) -> None:
     prun, _ = pooled
     for pid, gid in prun.planted.must_select.items():
@@ -200,3 +211,19 @@ def test_kept_failed_sample_loses_to_the_verified_one(pooled: tuple[Run, list[di
 def test_reply_rows_match_the_generate_schema(tmp_path: Path) -> None:
     row = reply_row("a" * 32, "x")
     assert set(row) == set(REPLY_FEATURES)
+
+
+def test_no_replies_gives_empty_shards_and_absent_variants(run: Run, tmp_path: Path) -> None:
+    from builder.variants.stage import run_variants
+
+    work = WorkDir(tmp_path / "w")
+    shutil.copytree(run.planted.work.root / "curate", work.root / "curate")
+    write_shards({k: [] for k in REPLY_FEATURES}, REPLY_FEATURES, work.stage("generate") / "replies")
+    res = run_responses(sample_recipe(), work)
+    assert (res.rows_in, res.kept, res.quarantined) == (0, 0, 0)
+    assert pq.read_table(work.root / "responses/parsed").num_rows == 0
+    var = run_variants(sample_recipe(), work)
+    n = len(run.planted.prompts)
+    assert var.counts["answer"] == var.counts["control"] == 0
+    assert var.absent["answer"] == {"no_kept_reply": n}
+    assert var.counts["original"] == sum(bool(p["original_response"]) for p in run.planted.prompts.values())

@@ -21,7 +21,9 @@ def _traces() -> list[tuple[str, str]]:
         r = json.loads(line)["response"]
         if "</Output>" in r:
             think, _, rest = r.partition("</Thought>")
-            out.append((think.replace("<Thought>", "").strip(), rest.replace("<Output>", "").replace("</Output>", "").strip()))
+            out.append(
+                (think.replace("<Thought>", "").strip(), rest.replace("<Output>", "").replace("</Output>", "").strip())
+            )
     return out
 
 
@@ -77,7 +79,12 @@ def test_extractive_keeps_the_opening_and_prefers_answer_words() -> None:
 
 def test_chinese_sentences_split_without_spaces() -> None:
     think = "我需要计算平均分。首先，Dorothy得了90分。然后，Ivanna的得分是她的一半？最后求平均！"
-    assert sentences(think) == ["我需要计算平均分。", "首先，Dorothy得了90分。", "然后，Ivanna的得分是她的一半？", "最后求平均！"]
+    assert sentences(think) == [
+        "我需要计算平均分。",
+        "首先，Dorothy得了90分。",
+        "然后，Ivanna的得分是她的一半？",
+        "最后求平均！",
+    ]
     s = extractive_summary(think * 4, "平均分是84分。", 0.35, 2000)
     assert s and " " not in s.replace("Dorothy", "").replace("Ivanna", "")  # no spaces between CJK sentences
 
@@ -111,6 +118,9 @@ def test_check_does_not_misread_ordinary_words() -> None:
     assert final_answers("The answer is a bit subtle.") == set()
     assert final_answers("so the answer is (C)") == {"C"}
     assert final_answers("答案是 B") == {"B"}
-    assert check_summary("The answer is a bit subtle, so check it.", THINK, "The answer is C.", "Pick A, B or C.", 0.35) is None
+    assert (
+        check_summary("The answer is a bit subtle, so check it.", THINK, "The answer is C.", "Pick A, B or C.", 0.35)
+        is None
+    )
     zh = "我把一和三相加，得到四。"
     assert check_summary(zh, THINK, "答案是4。", "一加三等于几？请详细说明。", 0.35) is None

@@ -69,7 +69,11 @@ def test_variants_share_prompt_ids_and_prompt_turns(built: Built) -> None:
             assert r["messages"][:-1] == p["messages"]
             assert r["messages"][-1]["role"] == "assistant"
             assert len(r["messages"]) == len(p["messages"]) + 1
-            assert (r["source"], r["source_row_id"], r["tools_json"]) == (p["source"], p["source_row_id"], p["tools_json"])
+            assert (r["source"], r["source_row_id"], r["tools_json"]) == (
+                p["source"],
+                p["source_row_id"],
+                p["tools_json"],
+            )
     both = set(built.by_pid["answer"]) & set(built.by_pid["full"]) & set(built.by_pid["think_summary"])
     assert len(both) >= 200
     for pid in both:
@@ -192,8 +196,11 @@ def test_too_long_for_student(built: Built, tmp_path: Path) -> None:
     full = {r["prompt_id"]: r for r in _read(work.root / "variants" / "full")}
     expected = {r["prompt_id"] for r in built.rows["full"] if r["student_tokens"] <= limit}
     assert set(full) == expected
-    too_long = [r for r in pq.read_table(work.root / "variants/ledger.parquet").to_pylist()
-                if r["step"] == "full" and r["reason"] == "too_long_for_student"]
+    too_long = [
+        r
+        for r in pq.read_table(work.root / "variants/ledger.parquet").to_pylist()
+        if r["step"] == "full" and r["reason"] == "too_long_for_student"
+    ]
     assert len(too_long) == len(built.rows["full"]) - len(expected) > 0
     assert res.absent["full"]["too_long_for_student"] == len(too_long)
 

@@ -185,7 +185,11 @@ def _check_variants(recipe: Recipe, work: WorkDir, variants: list[str], tmp: Pat
             targets = targets or _curated_mix(curate, key)
             if targets:
                 per = {}
-                gates.validate(check, _mix_frame(getattr(stats[v], f"by_{key}"), targets), v, check, per)
+                frame = _mix_frame(getattr(stats[v], f"by_{key}"), targets)
+                gates.validate(check, frame, v, check, per)
+                off = frame[frame["deviation"] > cfg.mix.tolerance]
+                for o in per.values():  # name the keys, not just their deviations
+                    o.examples = [f"{r.key} {r.share:.2f} vs {r.target:.2f}" for r in off.itertuples()][:5]
                 outcomes += per.values()
     for v in cfg.verification_variants:
         if v not in stats:
@@ -212,9 +216,10 @@ def _card_context(recipe: Recipe, stats: dict[str, VariantStats], summaries: dic
     decon = curate.get("decontamination") or {}
     by_name = {s.name: s for s in recipe.sources}
     total = sum(s.rows for s in stats.values())
+    source_names = sorted({src for s in stats.values() for src in s.by_source})
     size_note = ""
     if total < 100_000:
-        size_note = (f"This is a small release ({total:,} rows across configs, from {len(ms.by_source)} sources); "
+        size_note = (f"This is a small release ({total:,} rows across configs, from {len(source_names)} sources); "
                      "it demonstrates the method and the toolkit, not the paper's 1.3M-row scale.")
     teachers = sorted({t.replace("|", " via ") for s in stats.values() for t in s.teachers})
     return {
@@ -232,10 +237,11 @@ def _card_context(recipe: Recipe, stats: dict[str, VariantStats], summaries: dic
                    "steps": [{**s, "dropped_total": sum((s.get("dropped") or {}).values())}
                              for s in curate.get("steps", [])]} if curate else None,
         "teachers": teachers, "summarizers": sorted({x for s in stats.values() for x in s.summarizers}),
-        "benchmarks": decon.get("benchmarks", []), "decontam_hits": decon.get("hits_per_benchmark", {}),
+        "benchmarks": list(dict.fromkeys(decon.get("benchmarks", []))), "decontam_hits": decon.get("hits_per_benchmark", {}),
         "sources": [{"name": n, "license": next((lic for name, lic, _ in decision.attributions if name == n), ""),
-                     "attribution": by_name[n].attribution if n in by_name else "", "rows": ms.by_source.get(n, 0)}
-                    for n in sorted({src for s in stats.values() for src in s.by_source})],
+                     "attribution": by_name[n].attribution if n in by_name else "",
+                     "rows": [stats[v].by_source.get(n, 0) for v in stats]}
+                    for n in source_names],
         "tokens": quality["variants"][mix_variant]["tokens"], "verification": quality["variants"][mix_variant]["verification"],
         "rejections": quality["rejections"]["ledgers"], "costs": quality["cost_per_kept_row"],
         "checks": quality["checks"], "figures": figures,

@@ -33,11 +33,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from datasets import Features
 
+from builder.language import names_target_language, prompt_languages
 from builder.ledger import KEPT, QUARANTINED, Ledger
 from builder.recipe import Recipe
 from builder.responses.config import ResponsesConfig
 from builder.responses.grammar import REJECT_CODES, validate
-from builder.responses.language import names_target_language, prompt_languages
 from builder.responses.shapes import normalize, resolve_delimiters
 from builder.rows import PARSED_FEATURES, provenance_defaults
 from builder.workdir import SHARD_ROWS, WorkDir
@@ -48,7 +48,8 @@ STEP = "parse_validate_verify"
 CONTROL_IGNORED = frozenset({"missing_think", "answer_tags_absent"})
 # Stage-level reject codes (beyond grammar.REJECT_CODES); generation failures are
 # "generation_failed:<error_code>" and verification outcomes not kept "verify_<status>".
-STAGE_CODES = frozenset({"unknown_prompt", "duplicate_generation", "unknown_reasoning_format"})
+STAGE_CODES = frozenset({"unknown_prompt", "duplicate_generation", "unknown_reasoning_format", "unknown_teacher_role"})
+ROLES = frozenset({"reasoning", "control"})  # the roles the variants read
 _PROMPT_COLS = ["prompt_id", "category", "reference_answer", "tests_json", "verifier", "source"]
 
 
@@ -76,8 +77,10 @@ class PromptIndex:
             pf = pq.ParquetFile(f)
             for b in pf.iter_batches(batch_size=8192, columns=[*_PROMPT_COLS, "messages"]):
                 # Only the last user turn matters (language, translation request); keep that.
-                texts = [next((m["content"] or "" for m in reversed(msgs or []) if m["role"] == "user"), "")
-                         for msgs in b.column("messages").to_pylist()]
+                texts = [
+                    next((m["content"] or "" for m in reversed(msgs or []) if m["role"] == "user"), "")
+                    for msgs in b.column("messages").to_pylist()
+                ]
                 t = pa.Table.from_batches([b]).drop_columns(["messages"])
                 tables.append(t.append_column("prompt_text", pa.array(texts, pa.string())))
         self.table = pa.concat_tables(tables) if tables else pa.table({})
@@ -105,14 +108,18 @@ def _verify_all(todo: list[tuple[int, str, dict[str, Any]]], cfg: ResponsesConfi
     for i, answer, pinfo in todo:
         verifier = pinfo.get("verifier") or "auto"
         if verifier == "auto":
-            verifier = choose_verifier(pinfo.get("category") or "", pinfo.get("reference_answer"), pinfo.get("tests_json"))
+            verifier = choose_verifier(
+                pinfo.get("category") or "", pinfo.get("reference_answer"), pinfo.get("tests_json")
+            )
         if verifier == "code":
             if cfg.verify_code:
                 code.append((i, answer, pinfo.get("tests_json")))
                 continue
             verifier = "none"
         try:
-            v = verify(answer, pinfo.get("category") or "", pinfo.get("reference_answer"), pinfo.get("tests_json"), verifier)
+            v = verify(
+                answer, pinfo.get("category") or "", pinfo.get("reference_answer"), pinfo.get("tests_json"), verifier
+            )
             out[i] = (v.status, v.method, v.reason)
         except Exception as e:  # a verifier bug must not sink the stage; record it
             out[i] = ("unverifiable", "error", f"verifier_error:{type(e).__name__}")
@@ -127,7 +134,9 @@ def _verify_all(todo: list[tuple[int, str, dict[str, Any]]], cfg: ResponsesConfi
     return out
 
 
-def process_batch(replies: list[dict[str, Any]], prompts: dict[str, dict[str, Any]], cfg: ResponsesConfig) -> list[dict[str, Any]]:
+def process_batch(
+    replies: list[dict[str, Any]], prompts: dict[str, dict[str, Any]], cfg: ResponsesConfig
+) -> list[dict[str, Any]]:
     """Parse, validate and verify a batch of replies; pure, so it can run in a worker.
 
     `prompts` maps prompt_id to the prompt's columns (see PromptIndex: category,
@@ -145,7 +154,9 @@ def process_batch(replies: list[dict[str, Any]], prompts: dict[str, dict[str, An
         except ValueError:  # an unknown preset name: parse as R1 so the row is inspectable, and reject it
             delims = resolve_delimiters("r1")
             bad_format.append(True)
-        parsed_all.append(normalize(r.get("content"), r.get("reasoning_content"), r.get("reasoning"), r.get("finish_reason"), delims))
+        parsed_all.append(
+            normalize(r.get("content"), r.get("reasoning_content"), r.get("reasoning"), r.get("finish_reason"), delims)
+        )
     answers = [p.answer if isinstance(p.answer, str) else "" for p in parsed_all]
     thinks = [p.think if isinstance(p.think, str) else "" for p in parsed_all]
     student = count_tokens(cfg.student_tokenizer, answers)
@@ -165,10 +176,19 @@ def process_batch(replies: list[dict[str, Any]], prompts: dict[str, dict[str, An
             codes, info = [f"generation_failed:{r.get('error_code') or 'unknown'}"], []
         elif pinfo is None:
             codes, info = ["unknown_prompt"], list(p.codes)
+        elif r.get("teacher_role") not in ROLES:
+            codes, info = ["unknown_teacher_role"], list(p.codes)
         else:
             text = pinfo.get("prompt_text") or ""
-            val = validate(p, r.get("finish_reason"), prompt_languages(text), None, cfg.max_student_tokens,
-                           language_switch_ok=names_target_language(text), **kw)
+            val = validate(
+                p,
+                r.get("finish_reason"),
+                prompt_languages(text),
+                None,
+                cfg.max_student_tokens,
+                language_switch_ok=names_target_language(text),
+                **kw,
+            )
             codes, info = list(val.codes), list(val.info)
             if r.get("teacher_role") == "control":
                 codes = [c for c in codes if c not in CONTROL_IGNORED]
@@ -194,28 +214,46 @@ def process_batch(replies: list[dict[str, Any]], prompts: dict[str, dict[str, An
             v_status, v_method, v_reason = "unverifiable", "none", "no_reply"
         else:
             v_status, v_method, v_reason = "unverifiable", "none", "rejected"
-        out.append({
-            "generation_id": r["generation_id"], "prompt_id": r["prompt_id"], "teacher_role": r["teacher_role"],
-            "sample_index": r["sample_index"], "teacher_model": r["teacher_model"], "served_model": r.get("served_model"),
-            "endpoint_kind": r["endpoint_kind"], "prompt_template_id": r.get("prompt_template_id"),
-            "prompt_template_hash": r.get("prompt_template_hash"), "finish_reason": r.get("finish_reason"),
-            "think": p.think if isinstance(p.think, str) else None,
-            "answer": p.answer if isinstance(p.answer, str) else None,
-            "shape": p.shape, "reject_codes": codes, "info_codes": all_info[i],
-            "verify_status": v_status, "verify_method": v_method, "verify_reason": v_reason,
-            "repetition_score": float(val.repetition_score) if val else 0.0,
-            "think_language": val.think_language if val else "unknown",
-            "answer_language": val.answer_language if val else "unknown",
-            "teacher_think_tokens": t_think[i], "teacher_answer_tokens": t_ans[i],
-            "student_answer_tokens": student[i], "selected": False, **prov,
-        })
+        out.append(
+            {
+                "generation_id": r["generation_id"],
+                "prompt_id": r["prompt_id"],
+                "teacher_role": r["teacher_role"],
+                "sample_index": r["sample_index"],
+                "teacher_model": r["teacher_model"],
+                "served_model": r.get("served_model"),
+                "endpoint_kind": r["endpoint_kind"],
+                "prompt_template_id": r.get("prompt_template_id"),
+                "prompt_template_hash": r.get("prompt_template_hash"),
+                "finish_reason": r.get("finish_reason"),
+                "think": p.think if isinstance(p.think, str) else None,
+                "answer": p.answer if isinstance(p.answer, str) else None,
+                "shape": p.shape,
+                "reject_codes": codes,
+                "info_codes": all_info[i],
+                "verify_status": v_status,
+                "verify_method": v_method,
+                "verify_reason": v_reason,
+                "repetition_score": float(val.repetition_score) if val else 0.0,
+                "think_language": val.think_language if val else "unknown",
+                "answer_language": val.answer_language if val else "unknown",
+                "teacher_think_tokens": t_think[i],
+                "teacher_answer_tokens": t_ans[i],
+                "student_answer_tokens": student[i],
+                "selected": False,
+                **prov,
+            }
+        )
     return out
 
 
 def _rank(row: dict[str, Any]) -> tuple[bool, int, str]:
     """Rejection sampling order: verified first, then lowest sample index (id breaks ties)."""
-    return (row["verify_status"] != "pass", row["sample_index"] if row["sample_index"] is not None else 1 << 30,
-            row["generation_id"])
+    return (
+        row["verify_status"] != "pass",
+        row["sample_index"] if row["sample_index"] is not None else 1 << 30,
+        row["generation_id"],
+    )
 
 
 class _Selector:
@@ -295,8 +333,9 @@ def _reply_batches(files: list[Path], batch_rows: int) -> Iterator[list[dict[str
             yield b.to_pylist()
 
 
-def _results(batches: Iterator[list[dict[str, Any]]], prompts: PromptIndex, cfg: ResponsesConfig,
-             workers: int) -> Iterator[tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]]:
+def _results(
+    batches: Iterator[list[dict[str, Any]]], prompts: PromptIndex, cfg: ResponsesConfig, workers: int
+) -> Iterator[tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]]:
     """(processed rows, prompt subset) per batch, in input order, with a bounded number in flight."""
     if workers <= 1:
         for b in batches:
@@ -355,8 +394,15 @@ def run_responses(recipe: Recipe, work: WorkDir, progress: Any = None) -> Respon
             if row["reject_codes"]:
                 dropped.append(row)
                 reasons[row["reject_codes"][0]] += 1
-                ledger.record(STEP, QUARANTINED, source=src, source_row_id=gid, prompt_id=row["prompt_id"],
-                              reason=row["reject_codes"][0], detail=",".join(row["reject_codes"]))
+                ledger.record(
+                    STEP,
+                    QUARANTINED,
+                    source=src,
+                    source_row_id=gid,
+                    prompt_id=row["prompt_id"],
+                    reason=row["reject_codes"][0],
+                    detail=",".join(row["reject_codes"]),
+                )
             else:
                 kept.append(row)
                 selector.offer(row)
@@ -383,11 +429,22 @@ def run_responses(recipe: Recipe, work: WorkDir, progress: Any = None) -> Respon
     ledger.close(out)
 
     n_kept = staging.rows
-    res = ResponsesResult(n_in, n_kept, quarantine.rows, dict(reasons), dict(verify_counts),
-                          time.perf_counter() - t0, ledger.summary())
-    work.write_summary(STAGE, {"rows_in": n_in, "kept": n_kept, "quarantined": quarantine.rows,
-                               "selected": len(chosen), "reasons": dict(reasons), "verify": dict(verify_counts),
-                               "shapes": dict(shapes), "seconds": res.seconds})
+    res = ResponsesResult(
+        n_in, n_kept, quarantine.rows, dict(reasons), dict(verify_counts), time.perf_counter() - t0, ledger.summary()
+    )
+    work.write_summary(
+        STAGE,
+        {
+            "rows_in": n_in,
+            "kept": n_kept,
+            "quarantined": quarantine.rows,
+            "selected": len(chosen),
+            "reasons": dict(reasons),
+            "verify": dict(verify_counts),
+            "shapes": dict(shapes),
+            "seconds": res.seconds,
+        },
+    )
     return res
 
 

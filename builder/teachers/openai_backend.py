@@ -69,9 +69,7 @@ def classify(exc: BaseException, secrets: Iterable[str]) -> Outcome:
         return redact(" ".join(text.split()))[:500]
 
     msg = clean(f"{type(exc).__name__}: {exc}")
-    import httpx
-
-    if isinstance(exc.__cause__, (httpx.ConnectError, httpx.ConnectTimeout)):
+    if type(exc.__cause__).__name__ in ("ConnectError", "ConnectTimeout"):
         # Nothing answered at all (httpx_aiohttp reports a refused connect as ConnectTimeout).
         return Outcome(code="connection_error", retryable=True, message=clean(f"{type(exc).__name__}: {exc.__cause__}"), fatal=True)
     if isinstance(exc, openai.APITimeoutError):
@@ -129,10 +127,23 @@ class EndpointPool:
         return min((self.clients[(self._turn + i) % n] for i in range(n)), key=lambda c: c.outstanding)
 
 
+def _httpx() -> Any:
+    """The httpx the installed openai speaks: openai 3.x ships on the `httpx2` fork, 1.x/2.x on httpx."""
+    try:
+        import httpx2
+
+        return httpx2
+    except ImportError:
+        import httpx
+
+        return httpx
+
+
 def _http_client(connections: int, timeout: Any) -> tuple[Any, bool]:
     """openai's aiohttp transport when installed (`openai[aiohttp]`), else httpx; (client, is_aiohttp)."""
-    import httpx
     import openai
+
+    httpx = _httpx()
 
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     try:
@@ -144,9 +155,9 @@ def _http_client(connections: int, timeout: Any) -> tuple[Any, bool]:
 
 
 def make_pool(teacher: TeacherConfig, endpoints: list[Endpoint], concurrency: int) -> tuple[EndpointPool, list[str]]:
-    import httpx
     import openai
 
+    httpx = _httpx()
     lim = teacher.limits
     timeout = httpx.Timeout(lim.timeout_s, connect=lim.connect_timeout_s)
     clients, keys = [], []
@@ -231,11 +242,9 @@ def request_body(teacher: TeacherConfig, item: WorkItem) -> bytes:
 
 async def post_chat(api: Any, body: bytes, lim: Limits) -> bytes:
     """POST /chat/completions through the openai client (auth, base_url, its error classes)."""
-    import httpx
-
     resp = await api.post(
         "/chat/completions",
-        cast_to=httpx.Response,
+        cast_to=_httpx().Response,
         content=body,
         options={"headers": {"Content-Type": "application/json"}, "timeout": lim.timeout_s},
     )

@@ -31,7 +31,8 @@ class LiveProgress:
             return
         el = max(ev["elapsed_s"], 1e-6)
         rate = f"{ev['done'] / el:6.1f} req/s {ev['completion_tokens'] / el:8.0f} tok/s  failed {ev['failed']}"
-        self.bar.update(self.tasks[name], completed=ev["done"], rate=rate)
+        done = ev["done"] if ev["phase"] != "done" else max(ev["done"], ev["total"])  # imports: misses are rows too
+        self.bar.update(self.tasks[name], completed=done, rate=rate)
 
     def stop(self) -> None:
         if self.tasks:
@@ -40,23 +41,25 @@ class LiveProgress:
 
 def print_result(res: GenerateResult, console: Console) -> None:
     t = Table(title=f"generate ({res.seconds:.1f}s)", title_justify="left")
-    for col in ("teacher", "role", "kind", "model", "items", "stored before", "sent", "ok", "failed"):
-        t.add_column(col, justify="right" if col in ("items", "stored before", "sent", "ok") else "left")
+    for col in ("teacher", "model", "items", "stored before", "sent", "ok", "failed"):
+        t.add_column(col, justify="left" if col in ("teacher", "model") else "right")
     for r in res.teachers:
-        failed = ", ".join(f"{k} {v:,}" for k, v in sorted(r.failed.items(), key=lambda kv: -kv[1])) or "0"
-        t.add_row(r.name, r.role, r.kind, r.model, f"{r.items:,}", f"{r.already_stored:,}", f"{r.sent:,}", f"{r.ok:,}", failed)
+        t.add_row(f"{r.name} ({r.role}, {r.kind})", r.model, f"{r.items:,}", f"{r.already_stored:,}", f"{r.sent:,}",
+                  f"{r.ok:,}", f"{sum(r.failed.values()):,}")  # fmt: skip
     console.print(t)
-    c = Table(title="tokens and cost (every stored attempt, all runs)", title_justify="left")
-    for col in ("teacher", "group", "requests", "retried", "prompt tok", "completion tok", "reasoning tok", "cost USD"):
-        c.add_column(col, justify="left" if col in ("teacher", "group") else "right")
+    for r in res.teachers:
+        if r.failed:
+            reasons = ", ".join(f"{k} {v:,}" for k, v in sorted(r.failed.items(), key=lambda kv: -kv[1]))
+            console.print(f"{r.name} failed: {reasons}", highlight=False)
+    c = Table(title="tokens and cost (every stored attempt, all runs; by category in summary.json)", title_justify="left")
+    for col in ("teacher / source", "requests", "retried", "prompt tok", "completion tok", "USD"):
+        c.add_column(col, justify="left" if col == "teacher / source" else "right")
     for book in res.accounting:
-        rows = [("total", book["total"])] + [(f"source {k}", v) for k, v in book["by_source"].items()]
-        rows += [(f"category {k}", v) for k, v in book["by_category"].items()]
+        rows = [(book["teacher"], book["total"])] + [(f"  {k}", v) for k, v in book["by_source"].items()]
         for label, v in rows:
-            cost = f"{v['cost_usd']:.4f}" if book["price"] else "no price"
-            c.add_row(book["teacher"], label, f"{int(v['requests']):,}", f"{int(v['retried']):,}",
-                      f"{int(v['prompt_tokens']):,}", f"{int(v['completion_tokens']):,}",
-                      f"{int(v['reasoning_tokens']):,}", cost)  # fmt: skip
+            cost = f"{v['cost_usd']:.4f}" if book["price"] else "-"
+            c.add_row(label, f"{int(v['requests']):,}", f"{int(v['retried']):,}", f"{int(v['prompt_tokens']):,}",
+                      f"{int(v['completion_tokens']):,}", cost)  # fmt: skip
     console.print(c)
     for w in res.warnings:
         console.print(f"[yellow]warning:[/] {w}", highlight=False)

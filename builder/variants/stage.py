@@ -64,8 +64,9 @@ def config_of(recipe: Recipe) -> VariantsConfig:
         raise UserError(f"{recipe.path}: variants.build: unknown variant(s) {unknown}; known: {sorted(REGISTRY)}")
     if "think_summary" in cfg.build and cfg.summarizer.kind == "llm":
         if importlib.util.find_spec("builder.variants.llm_summary") is None:
-            raise UserError(f"{recipe.path}: variants.summarizer.kind: 'llm' is not available in this version; "
-                            "use kind: extractive")
+            raise UserError(
+                f"{recipe.path}: variants.summarizer.kind: 'llm' is not available in this version; use kind: extractive"
+            )
         if not cfg.summarizer.teacher:
             raise UserError(f"{recipe.path}: variants.summarizer.teacher is required when kind is 'llm'")
     return cfg
@@ -98,8 +99,15 @@ def _bucket_of(prompt_id: str | None, n: int) -> int:
     return zlib.crc32((prompt_id or "").encode()) % n
 
 
-def _partition(files: list[Path], columns: list[str] | None, schema: pa.Schema, n: int, out: Path,
-               selected_only: bool = False, order: bool = False) -> None:
+def _partition(
+    files: list[Path],
+    columns: list[str] | None,
+    schema: pa.Schema,
+    n: int,
+    out: Path,
+    selected_only: bool = False,
+    order: bool = False,
+) -> None:
     """Hash-partition shards by prompt_id into out/bucket-<i>.parquet (optionally tagging input order)."""
     out.mkdir(parents=True, exist_ok=True)
     writers: dict[int, pq.ParquetWriter] = {}
@@ -114,7 +122,7 @@ def _partition(files: list[Path], columns: list[str] | None, schema: pa.Schema, 
                 if selected_only:
                     t = t.filter(pc.equal(t.column("selected"), True)).drop_columns(["selected"])
                 buckets = pa.array([_bucket_of(p, n) for p in t.column("prompt_id").to_pylist()], pa.int32())
-                for i in set(buckets.to_pylist()):
+                for i in sorted(set(buckets.to_pylist())):
                     part = t.filter(pc.equal(buckets, i))
                     if i not in writers:
                         writers[i] = pq.ParquetWriter(out / f"bucket-{i:05d}.parquet", part.schema)
@@ -128,7 +136,9 @@ def _read_bucket(path: Path) -> list[dict[str, Any]]:
     return pq.read_table(path).to_pylist() if path.is_file() else []
 
 
-def _buckets(work: WorkDir, cfg: VariantsConfig, tmp: Path) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+def _buckets(
+    work: WorkDir, cfg: VariantsConfig, tmp: Path
+) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
     """(prompts in curate order, selected reply rows) per bucket."""
     prompt_files = work.require("curate", "prompts", "curate")
     parsed_files = work.require("responses", "parsed", "variants")
@@ -170,19 +180,27 @@ def run_variants(recipe: Recipe, work: WorkDir, progress: Any = None) -> Variant
     prov = provenance_defaults()
     writers = {name: ShardWriter(out / name, VARIANT_FEATURES, cfg.shard_rows) for name in cfg.build}
     absent: dict[str, Counter[str]] = {name: Counter() for name in cfg.build}
-    summarizer_label = "extractive" if cfg.summarizer.kind == "extractive" else str((cfg.summarizer.teacher or {}).get("model", "llm"))
+    summarizer_label = (
+        "extractive" if cfg.summarizer.kind == "extractive" else str((cfg.summarizer.teacher or {}).get("model", "llm"))
+    )
     try:
         for prompts, replies in _buckets(work, cfg, tmp):
             selected = {(r["prompt_id"], r["teacher_role"]): r for r in replies}
-            cands = [Candidate(p, selected.get((p["prompt_id"], "reasoning")), selected.get((p["prompt_id"], "control")))
-                     for p in prompts]
+            cands = [
+                Candidate(p, selected.get((p["prompt_id"], "reasoning")), selected.get((p["prompt_id"], "control")))
+                for p in prompts
+            ]
             if "think_summary" in cfg.build:
                 if progress:
-                    progress(f"summarizing {sum(c.reasoning is not None for c in cands):,} thinking traces ({cfg.summarizer.kind})")
+                    progress(
+                        f"summarizing {sum(c.reasoning is not None for c in cands):,} thinking traces ({cfg.summarizer.kind})"
+                    )
                 _summaries(cands, cfg)
             prompt_tokens = _prompt_tokens(cfg, prompts)
             for name in cfg.build:
-                _one_variant(name, cands, prompt_tokens, cfg, ledger, writers[name], absent[name], prov, summarizer_label)
+                _one_variant(
+                    name, cands, prompt_tokens, cfg, ledger, writers[name], absent[name], prov, summarizer_label
+                )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     counts: dict[str, int] = {}
@@ -194,13 +212,30 @@ def run_variants(recipe: Recipe, work: WorkDir, progress: Any = None) -> Variant
     ledger.close(out)
     absent_d = {k: dict(v) for k, v in absent.items()}
     res = VariantsResult(counts, absent_d, time.perf_counter() - t0, ledger.summary())
-    work.write_summary(STAGE, {"counts": counts, "absent": absent_d, "summarizer": summarizer_label,
-                               "variants": cfg.build, "seconds": res.seconds})
+    work.write_summary(
+        STAGE,
+        {
+            "counts": counts,
+            "absent": absent_d,
+            "summarizer": summarizer_label,
+            "variants": cfg.build,
+            "seconds": res.seconds,
+        },
+    )
     return res
 
 
-def _one_variant(name: str, cands: list[Candidate], prompt_tokens: list[int], cfg: VariantsConfig, ledger: Ledger,
-                 writer: Any, reasons: Counter[str], prov: dict[str, str], summarizer_label: str) -> None:
+def _one_variant(
+    name: str,
+    cands: list[Candidate],
+    prompt_tokens: list[int],
+    cfg: VariantsConfig,
+    ledger: Ledger,
+    writer: Any,
+    reasons: Counter[str],
+    prov: dict[str, str],
+    summarizer_label: str,
+) -> None:
     fn = REGISTRY[name]
     ledger.enter(name, len(cands))
     results = [fn(c) for c in cands]
@@ -214,36 +249,55 @@ def _one_variant(name: str, cands: list[Candidate], prompt_tokens: list[int], cf
         if not isinstance(res, str):
             reason = res.reason if isinstance(res, Skip) else "variant_error"
             reasons[reason] += 1
-            ledger.record(name, DROPPED, source=p["source"] or "", source_row_id=p["source_row_id"] or "",
-                          prompt_id=p["prompt_id"], reason=reason, detail=f"{total} tokens" if reason == "too_long_for_student" else "")
+            ledger.record(
+                name,
+                DROPPED,
+                source=p["source"] or "",
+                source_row_id=p["source_row_id"] or "",
+                prompt_id=p["prompt_id"],
+                reason=reason,
+                detail=f"{total} tokens" if reason == "too_long_for_student" else "",
+            )
             continue
         reply = c.control if name == "control" else (c.reasoning if name != "original" else None)
-        rows.append({
-            "prompt_id": p["prompt_id"], "variant": name,
-            "messages": [*p["messages"], {"role": "assistant", "content": res}],
-            "tools_json": p["tools_json"], "category": p["category"], "language": p["language"],
-            "num_turns": p["num_turns"],
-            "generation_id": reply["generation_id"] if reply else None,
-            "teacher_model": reply["teacher_model"] if reply else None,
-            "endpoint_kind": reply["endpoint_kind"] if reply else None,
-            "prompt_template_id": reply["prompt_template_id"] if reply else None,
-            "prompt_template_hash": reply["prompt_template_hash"] if reply else None,
-            "summarizer": summarizer_label if name == "think_summary" else None,
-            "summary_template_id": cfg.summarizer.template if name == "think_summary" and cfg.summarizer.kind == "llm" else None,
-            "summary_template_hash": None,
-            "reply_shape": reply["shape"] if reply else None,
-            "verify_status": reply["verify_status"] if reply else "unverifiable",
-            "verify_method": reply["verify_method"] if reply else "none",
-            "verify_reason": reply["verify_reason"] if reply else "community_response",
-            "quality_codes": (reply["info_codes"] or []) if reply else [],
-            "repetition_score": reply["repetition_score"] if reply else None,
-            "think_language": reply["think_language"] if reply else None,
-            "answer_language": reply["answer_language"] if reply else None,
-            "teacher_think_tokens": reply["teacher_think_tokens"] if reply else None,
-            "teacher_answer_tokens": reply["teacher_answer_tokens"] if reply else None,
-            "student_tokens": total, "assistant_student_tokens": n_tok,
-            "source": p["source"], "source_license": p["source_license"], "source_row_id": p["source_row_id"],
-            **prov,
-        })
-        ledger.record(name, KEPT, source=p["source"] or "", source_row_id=p["source_row_id"] or "", prompt_id=p["prompt_id"])
+        rows.append(
+            {
+                "prompt_id": p["prompt_id"],
+                "variant": name,
+                "messages": [*p["messages"], {"role": "assistant", "content": res}],
+                "tools_json": p["tools_json"],
+                "category": p["category"],
+                "language": p["language"],
+                "num_turns": p["num_turns"],
+                "generation_id": reply["generation_id"] if reply else None,
+                "teacher_model": reply["teacher_model"] if reply else None,
+                "endpoint_kind": reply["endpoint_kind"] if reply else None,
+                "prompt_template_id": reply["prompt_template_id"] if reply else None,
+                "prompt_template_hash": reply["prompt_template_hash"] if reply else None,
+                "summarizer": summarizer_label if name == "think_summary" else None,
+                "summary_template_id": cfg.summarizer.template
+                if name == "think_summary" and cfg.summarizer.kind == "llm"
+                else None,
+                "summary_template_hash": None,
+                "reply_shape": reply["shape"] if reply else None,
+                "verify_status": reply["verify_status"] if reply else "unverifiable",
+                "verify_method": reply["verify_method"] if reply else "none",
+                "verify_reason": reply["verify_reason"] if reply else "community_response",
+                "quality_codes": (reply["info_codes"] or []) if reply else [],
+                "repetition_score": reply["repetition_score"] if reply else None,
+                "think_language": reply["think_language"] if reply else None,
+                "answer_language": reply["answer_language"] if reply else None,
+                "teacher_think_tokens": reply["teacher_think_tokens"] if reply else None,
+                "teacher_answer_tokens": reply["teacher_answer_tokens"] if reply else None,
+                "student_tokens": total,
+                "assistant_student_tokens": n_tok,
+                "source": p["source"],
+                "source_license": p["source_license"],
+                "source_row_id": p["source_row_id"],
+                **prov,
+            }
+        )
+        ledger.record(
+            name, KEPT, source=p["source"] or "", source_row_id=p["source_row_id"] or "", prompt_id=p["prompt_id"]
+        )
     writer.write_rows(rows)

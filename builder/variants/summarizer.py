@@ -21,7 +21,9 @@ _CJK_END = ("。", "！", "？", "；")
 _WORD = regex.compile(r"[\p{Han}]|\w{3,}")
 _BOXED = regex.compile(r"\\boxed\{((?:[^{}]|\{[^{}]*\})*)\}")
 # The letter stays upper-case: "the answer is a bit subtle" states no option.
-_LETTER = regex.compile(r"(?i)\banswer(?:\s+is|:)\s*\**\s*\(?((?-i:[A-J]))\)?(?![\w])|(?:答案|选项)\s*(?:是|为|：|:)\s*\(?((?-i:[A-J]))\)?")
+_LETTER = regex.compile(
+    r"(?i)\banswer(?:\s+is|:)\s*\**\s*\(?((?-i:[A-J]))\)?(?![\w])|(?:答案|选项)\s*(?:是|为|：|:)\s*\(?((?-i:[A-J]))\)?"
+)
 _TAGS = ("<think>", "</think>", "<answer>", "</answer>")
 
 

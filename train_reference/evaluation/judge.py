@@ -162,6 +162,37 @@ def _mean(xs: list[float]) -> float | None:
 NEED_REF = {"math", "reasoning", "coding"}
 
 
+def mt_bench_judge_prompts(
+    questions: list[dict[str, Any]],
+    first: list[str],
+    second: list[str],
+    refs: dict[int, list[str]],
+    judge_prompts: dict[str, dict[str, Any]],
+) -> tuple[list[tuple[str, str]], list[tuple[int, int, str]], dict[str, str]]:
+    """(system, user) judge prompts for each question's two turns, what each one is
+    (question index, turn, prompt name), and the sha256 of every prompt used."""
+    prompts: list[tuple[str, str]] = []
+    used: dict[str, str] = {}
+    meta: list[tuple[int, int, str]] = []  # (question index, turn, prompt name)
+    for i, q in enumerate(questions):
+        ref = refs.get(q["question_id"]) if q["category"] in NEED_REF else None
+        math = "math-" if ref else ""
+        for turn in (1, 2):
+            name = f"single-{math}v1" + ("-multi-turn" if turn == 2 else "")
+            jp = judge_prompts[name]
+            fields = {
+                "question": q["turns"][0], "answer": first[i],
+                "question_1": q["turns"][0], "answer_1": first[i],
+                "question_2": q["turns"][1], "answer_2": second[i],
+                "ref_answer_1": ref[0] if ref else "", "ref_answer_2": ref[1] if ref else "",
+            }  # fmt: skip
+            prompts.append((jp["system_prompt"], jp["prompt_template"].format(**fields)))
+            used[name] = prompt_hash(jp["system_prompt"], jp["prompt_template"])
+            meta.append((i, turn, name))
+
+    return prompts, meta, used
+
+
 def run_mt_bench(lm: Any, b: BenchmarkConfig, cfg: EvalConfig, items_file: Path) -> dict[str, Any]:
     """Two-turn generations, then single-answer 1-10 grading of each turn (FastChat's
     single-v1 / single-math-v1 prompts and their multi-turn forms); the score is the mean
@@ -182,24 +213,7 @@ def run_mt_bench(lm: Any, b: BenchmarkConfig, cfg: EvalConfig, items_file: Path)
     ]
     second = chat_generate(lm, convs2, max_new, b.temperature, b.top_p)
 
-    prompts: list[tuple[str, str]] = []
-    used: dict[str, str] = {}
-    meta: list[tuple[int, int, str]] = []  # (question index, turn, prompt name)
-    for i, q in enumerate(questions):
-        ref = refs.get(q["question_id"]) if q["category"] in NEED_REF else None
-        math = "math-" if ref else ""
-        for turn in (1, 2):
-            name = f"single-{math}v1" + ("-multi-turn" if turn == 2 else "")
-            jp = judge_prompts[name]
-            fields = {
-                "question": q["turns"][0], "answer": first[i],
-                "question_1": q["turns"][0], "answer_1": first[i],
-                "question_2": q["turns"][1], "answer_2": second[i],
-                "ref_answer_1": ref[0] if ref else "", "ref_answer_2": ref[1] if ref else "",
-            }  # fmt: skip
-            prompts.append((jp["system_prompt"], jp["prompt_template"].format(**fields)))
-            used[name] = prompt_hash(jp["system_prompt"], jp["prompt_template"])
-            meta.append((i, turn, name))
+    prompts, meta, used = mt_bench_judge_prompts(questions, first, second, refs, judge_prompts)
 
     verdicts: list[Verdict] | None = None
     try:
@@ -222,6 +236,7 @@ def run_mt_bench(lm: Any, b: BenchmarkConfig, cfg: EvalConfig, items_file: Path)
         "turn_scores": {f"turn_{t}": _mean(r) for t, r in ratings.items()},
         "category_scores": {c: _mean(r) for c, r in sorted(by_cat.items())},
         "unrated": len(verdicts) - len(all_r),
+        "judge": {"model": cfg.judge.model, "base_url": cfg.judge.base_url},
         "judge_prompt_sha256": used,
         "items_file": str(items_file),
         "n_items": len(questions),
@@ -353,6 +368,7 @@ def run_alignbench(lm: Any, b: BenchmarkConfig, cfg: EvalConfig, items_file: Pat
         "category_scores": cat_means,
         "unrated": len(verdicts) - sum(len(v) for v in by_cat.values()),
         "judge_prompt": "official (from judge_prompt_file)" if b.judge_prompt_file else "ours",
+        "judge": {"model": cfg.judge.model, "base_url": cfg.judge.base_url},
         "judge_prompt_sha256": {"alignbench": prompt_hash(system, template)},
         "items_file": str(items_file),
         "n_items": len(rows),

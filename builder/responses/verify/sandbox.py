@@ -34,6 +34,7 @@ import json
 import math
 import os
 import secrets
+import select
 import shutil
 import signal
 import subprocess
@@ -228,16 +229,24 @@ def _wait_unreaped(pid: int, timeout_s: float) -> bool:
     While the leader is an unreaped zombie its pid and group id cannot be reused, so the
     group kill that follows cannot hit an unrelated process.
     """
+    try:
+        pidfd = os.pidfd_open(pid)  # readable once the process exits; no polling latency
+    except (AttributeError, OSError):
+        pidfd = None
+    if pidfd is not None:
+        try:
+            return bool(select.select([pidfd], [], [], timeout_s)[0])
+        finally:
+            os.close(pidfd)
     deadline = time.monotonic() + timeout_s
     pause = 0.001
-    while True:
-        if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
-            return True
+    while os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
         left = deadline - time.monotonic()
         if left <= 0:
             return False
         time.sleep(min(pause, left))
-        pause = min(pause * 2, 0.05)
+        pause = min(pause * 2, 0.02)
+    return True
 
 
 def run_sandboxed(program: str, payload: Any, limits: Limits | None = None) -> SandboxResult:
