@@ -72,14 +72,18 @@ def make_executor(
         venv = cfg.venv_path
         if venv and not venv.endswith("activate"):
             venv = str(Path(venv) / "bin" / "activate")  # accept the venv folder itself
+        sbatch_args = dict(cfg.sbatch_args)
+        mem = cfg.mem_per_cpu_gb
+        if mem != int(mem):  # datatrove writes f"{mem}G"; Slurm wants an integer, so use MiB
+            sbatch_args.setdefault("mem-per-cpu", f"{round(mem * 1024)}M")
         return SlurmPipelineExecutor(
             job_name=name,
             time=cfg.time,
             partition=cfg.partition,
             cpus_per_task=cfg.cpus_per_task,
-            mem_per_cpu_gb=cfg.mem_per_cpu_gb,
+            mem_per_cpu_gb=int(mem) or 1,
             qos=cfg.qos,
-            sbatch_args=dict(cfg.sbatch_args),
+            sbatch_args=sbatch_args,
             venv_path=venv,
             **common,
         )

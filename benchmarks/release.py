@@ -1,0 +1,280 @@
+"""Benchmark: the release stage (quality gates + Hub folder) on paper-scale variant shards.
+
+Workload: N rows x 3 variants (answer ~1.5 kB, think_summary ~2 kB, full ~13.5 kB of
+assistant text, built by repeating real DeepSeek-R1 traces from data/sample/pcmb_traces.jsonl),
+written shard by shard as the variants stage writes them. Then, each in a fresh process so
+peak RSS is the stage's own:
+
+  release    run_release: read every shard, GX suites, stats, figures, card, manifest
+  load back  verify_release (sha256 of every file, counts) + load_dataset of configs
+  baseline   what Dataset.push_to_hub does to make its parquet shards (Dataset from the
+             same shards, embed_table_storage map, shard(contiguous) + to_parquet at
+             500 MB), into a local folder, on the same data subset as a release rerun
+
+Prints figures, then one JSON object as the last line. `--quick` finishes in under 60 s.
+Usage: python benchmarks/release.py [--quick] [--rows N] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+VARIANTS = ("answer", "think_summary", "full")
+THINK_CHARS, ANSWER_CHARS, SUMMARY_CHARS = 12_000, 1_500, 500
+
+
+def _pools(size: int = 1_500, seed: int = 0) -> dict[str, list[str]]:
+    """`size` distinct texts of realistic length, drawn word by word from real R1 traces.
+
+    Word sampling keeps the vocabulary and length of real traces while making each text
+    distinct, so zstd cannot shrink a page by matching whole repeated traces (repeating
+    traces verbatim compressed 13x, real text compresses ~3x)."""
+    import numpy as np
+
+    rows = [json.loads(line) for line in (ROOT / "data/sample/pcmb_traces.jsonl").read_text().splitlines()]
+    rng = np.random.default_rng(seed)
+    think_words = np.array(" ".join(r["reasoning"] for r in rows).split())
+    answer_words = np.array(" ".join(r["answer_text"] for r in rows).split())
+
+    def draw(words: np.ndarray, chars: int) -> str:
+        n = max(1, chars // 6)  # ~6 chars per word with its space
+        return " ".join(words[rng.integers(0, len(words), n)])[:chars]
+
+    think = [draw(think_words, THINK_CHARS) for _ in range(size)]
+    answer = [draw(answer_words, ANSWER_CHARS) for _ in range(size)]
+    return {
+        "prompt": [rows[i % len(rows)]["question"] for i in range(size)],
+        "answer": answer,
+        "think_summary": [t[:SUMMARY_CHARS] + "\n\n" + a for t, a in zip(think, answer)],
+        "full": [f"<think>\n{t}\n</think>\n\n{a}" for t, a in zip(think, answer)],
+    }
+
+
+def _shard(variant: str, start: int, n: int, pools: dict[str, list[str]]) -> Any:
+    import pyarrow as pa
+
+    from builder.rows import VARIANT_FEATURES, provenance_defaults
+
+    P = len(pools["prompt"])
+    ids = [f"{i:032x}" for i in range(start, start + n)]
+    prompts = [f"[{i}] {pools['prompt'][i % P]}" for i in range(start, start + n)]
+    replies = [pools[variant][(i * 7) % P] for i in range(start, start + n)]
+    contents = [x for pair in zip(prompts, replies) for x in pair]
+    roles = pa.array(["user", "assistant"] * n)
+    messages = pa.ListArray.from_arrays(
+        pa.array(range(0, 2 * n + 1, 2), pa.int32()),
+        pa.StructArray.from_arrays([roles, pa.array(contents, pa.large_string()).cast(pa.string())],
+                                   names=["role", "content"]))
+    prov = provenance_defaults()
+
+    def const(v: Any, t: Any = None) -> Any:
+        return pa.array([v] * n, t or pa.string())
+
+    student = [len(r) // 4 + len(p) // 4 + 15 for p, r in zip(prompts, replies)]
+    cols = {
+        "prompt_id": pa.array(ids), "variant": const(variant), "messages": messages, "tools_json": const(None),
+        "category": pa.array(["math" if i % 3 == 0 else "chat" for i in range(start, start + n)]),
+        "language": const("en"), "num_turns": const(1, pa.int32()),
+        "generation_id": pa.array([f"g{x}" for x in ids]), "teacher_model": const("deepseek-reasoner"),
+        "endpoint_kind": const("openai"), "prompt_template_id": const("r1_think_answer@1"),
+        "prompt_template_hash": const("0123456789abcdef"),
+        "summarizer": const("extractive" if variant == "think_summary" else None),
+        "summary_template_id": const(None), "summary_template_hash": const(None),
+        "reply_shape": const("reasoning_content"), "verify_status": const("pass"), "verify_method": const("mcq"),
+        "verify_reason": const(""), "quality_codes": const([], pa.list_(pa.string())),
+        "repetition_score": const(0.01, pa.float32()), "think_language": const("en"), "answer_language": const("en"),
+        "teacher_think_tokens": const(THINK_CHARS // 4, pa.int32()),
+        "teacher_answer_tokens": const(ANSWER_CHARS // 4, pa.int32()),
+        "student_tokens": pa.array(student, pa.int32()),
+        "assistant_student_tokens": pa.array([len(r) // 4 for r in replies], pa.int32()),
+        "source": pa.array([f"src-{i % 5}" for i in range(start, start + n)]), "source_license": const("mit"),
+        "source_row_id": pa.array([str(i) for i in range(start, start + n)]),
+        "schema_version": const(prov["schema_version"]), "toolkit_version": const(prov["toolkit_version"]),
+    }
+    return pa.table(cols, schema=VARIANT_FEATURES.arrow_schema)
+
+
+def generate(work: Path, rows: int, shard_rows: int) -> dict[str, int]:
+    """Write <work>/variants/<v>/part-*.parquet one shard at a time (bounded memory)."""
+    import pyarrow.parquet as pq
+
+    pools = _pools()
+    arrow_bytes = {}
+    for v in VARIANTS:
+        out = work / "variants" / v
+        out.mkdir(parents=True, exist_ok=True)
+        total = 0
+        for k, start in enumerate(range(0, rows, shard_rows)):
+            t = _shard(v, start, min(shard_rows, rows - start), pools)
+            total += t.nbytes
+            pq.write_table(t, out / f"part-{k:05d}.parquet", compression="zstd")  # as workdir.write_shards
+        arrow_bytes[v] = total
+    (work / "curate").mkdir(exist_ok=True)
+    (work / "curate" / "summary.json").write_text(json.dumps({
+        "balance": [{"category": c, "source": f"src-{s}", "after": 1} for c in ("chat",) for s in range(5)]
+        + [{"category": "math", "source": "src-0", "after": 0}],
+        "decontamination": {"benchmarks": ["gsm8k", "mmlu"]}}))
+    return arrow_bytes
+
+
+RECIPE = """name: release-benchmark
+version: 0.1.0
+sources:
+  - {name: src-0, path: x.jsonl, fields: {prompt: q}, license: mit, attribution: "benchmark rows"}
+variants: {max_student_tokens: 16384}
+quality: {mix: {tolerance: 1.0}}
+"""
+
+
+def _in_child(fn: Any, *args: Any) -> dict[str, Any]:
+    """Run fn in a fresh process; returns its result plus its own peak RSS (MB)."""
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=_child, args=(q, fn, args))
+    p.start()
+    out = q.get()
+    p.join()
+    if "error" in out:
+        raise RuntimeError(out["error"])
+    return out
+
+
+def _child(q: Any, fn: Any, args: tuple[Any, ...]) -> None:
+    try:
+        res = fn(*args)
+        res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        q.put(res)
+    except Exception as e:  # report, don't hang the parent
+        q.put({"error": f"{type(e).__name__}: {e}"})
+
+
+def do_release(work: str, recipe_path: str, out: str) -> dict[str, Any]:
+    from builder.recipe import load_recipe
+    from builder.release.stage import run_release
+
+    t0 = time.perf_counter()
+    res = run_release(load_recipe(recipe_path), Path(work), Path(out))
+    return {"seconds": time.perf_counter() - t0, "counts": res.counts, "bytes_in": res.bytes_in}
+
+
+def do_load_back(out: str, configs: list[str], cache: str) -> dict[str, Any]:
+    import datasets
+
+    from builder.release.manifest import verify_release
+
+    datasets.disable_progress_bars()
+    t0 = time.perf_counter()
+    problems = verify_release(Path(out))
+    t_verify = time.perf_counter() - t0
+    rows = {}
+    for c in configs:
+        rows[c] = datasets.load_dataset(out, c, cache_dir=cache)["train"].num_rows
+    return {"seconds": time.perf_counter() - t0, "verify_s": t_verify, "problems": problems, "rows": rows}
+
+
+def do_baseline(work: str, out: str, cache: str) -> dict[str, Any]:
+    """push_to_hub's parquet conversion (datasets' own code path), into a local folder."""
+    import datasets
+    from datasets.table import embed_table_storage
+    from datasets.utils.py_utils import convert_file_size_to_int
+
+    datasets.disable_progress_bars()
+    convert_s = load_s = 0.0
+    nbytes = 0
+    for v in VARIANTS:
+        files = sorted(str(p) for p in (Path(work) / "variants" / v).glob("part-*.parquet"))
+        t0 = time.perf_counter()
+        ds = datasets.Dataset.from_parquet(files, cache_dir=cache)  # push_to_hub starts from a Dataset
+        load_s += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        nbytes += ds.data.nbytes
+        num_shards = int(ds.data.nbytes / convert_file_size_to_int(datasets.config.MAX_SHARD_SIZE)) + 1
+        (Path(out) / v).mkdir(parents=True, exist_ok=True)
+        for i in range(num_shards):
+            shard = ds.shard(num_shards=num_shards, index=i, contiguous=True).with_format("arrow")
+            shard = shard.map(embed_table_storage, batched=True, batch_size=1000, keep_in_memory=True)
+            shard.to_parquet(str(Path(out) / v / f"train-{i:05d}-of-{num_shards:05d}.parquet"), batch_size=1000)
+        convert_s += time.perf_counter() - t0
+    # Only the conversion counts as the baseline; building the Dataset is reported apart.
+    return {"seconds": convert_s, "dataset_from_parquet_s": load_s, "arrow_bytes": nbytes}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small run (< 60 s)")
+    ap.add_argument("--rows", type=int, default=None, help="rows per variant (default 1,300,000; quick 12,000)")
+    ap.add_argument("--shard-rows", type=int, default=20_000)
+    ap.add_argument("--subset-shards", type=int, default=2, help="shards per variant for the baseline comparison")
+    ap.add_argument("--keep", type=Path, default=None, help="work in this folder and keep it")
+    args = ap.parse_args()
+    rows = args.rows or (12_000 if args.quick else 1_300_000)
+    shard_rows = min(args.shard_rows, 4_000) if args.quick else args.shard_rows
+    base = args.keep or Path(tempfile.mkdtemp(prefix="release-bench-"))
+    base.mkdir(parents=True, exist_ok=True)
+    t_all = time.perf_counter()
+    try:
+        recipe = base / "recipe.yaml"
+        recipe.write_text(RECIPE)
+        t0 = time.perf_counter()
+        arrow_bytes = generate(base / "work", rows, shard_rows)
+        gen_s = time.perf_counter() - t0
+        total_mb = sum(arrow_bytes.values()) / 1e6
+        disk_mb = sum(p.stat().st_size for p in (base / "work").rglob("*.parquet")) / 1e6
+        print(f"generated {rows:,} rows x {len(VARIANTS)} variants: {total_mb:,.0f} MB Arrow, "
+              f"{disk_mb:,.0f} MB parquet, {gen_s:.1f}s", flush=True)
+
+        rel = _in_child(do_release, str(base / "work"), str(recipe), str(base / "release"))
+        mbps = total_mb / rel["seconds"]
+        print(f"release: {rel['seconds']:.1f}s, {mbps:,.0f} MB/s, peak RSS {rel['peak_rss_mb']:,.0f} MB", flush=True)
+
+        configs = list(VARIANTS) if args.quick else ["answer"]
+        back = _in_child(do_load_back, str(base / "release"), configs, str(base / "hf-cache"))
+        assert not back["problems"], back["problems"]
+        assert all(n == rows for n in back["rows"].values()), back["rows"]
+        print(f"load back: verify_release {back['verify_s']:.1f}s + load_dataset {configs} "
+              f"{back['seconds'] - back['verify_s']:.1f}s", flush=True)
+
+        # Same data subset for both sides: the first shards of each variant.
+        sub = base / "subset"
+        for v in VARIANTS:
+            (sub / "variants" / v).mkdir(parents=True, exist_ok=True)
+            for p in sorted((base / "work" / "variants" / v).glob("part-*.parquet"))[: args.subset_shards]:
+                shutil.copyfile(p, sub / "variants" / v / p.name)
+        shutil.copytree(base / "work" / "curate", sub / "curate")
+        ours = _in_child(do_release, str(sub), str(recipe), str(base / "subset-release"))
+        theirs = _in_child(do_baseline, str(sub), str(base / "baseline"), str(base / "hf-cache-baseline"))
+        sub_mb = theirs["arrow_bytes"] / 1e6
+        speedup = theirs["seconds"] / ours["seconds"]
+        print(f"subset {sub_mb:,.0f} MB: release {ours['seconds']:.1f}s ({sub_mb / ours['seconds']:,.0f} MB/s) vs "
+              f"push_to_hub conversion {theirs['seconds']:.1f}s ({sub_mb / theirs['seconds']:,.0f} MB/s)", flush=True)
+        result = {
+            "rows_per_variant": rows, "variants": len(VARIANTS), "arrow_mb": round(total_mb, 1),
+            "parquet_mb": round(disk_mb, 1), "release_s": round(rel["seconds"], 2),
+            "write_validate_mb_per_s": round(mbps, 1), "load_back_s": round(back["seconds"], 2),
+            "peak_rss_mb": round(rel["peak_rss_mb"], 1), "load_back_peak_rss_mb": round(back["peak_rss_mb"], 1),
+            "subset_mb": round(sub_mb, 1), "subset_release_s": round(ours["seconds"], 2),
+            "push_to_hub_conversion_s": round(theirs["seconds"], 2),
+            "baseline_dataset_from_parquet_s": round(theirs["dataset_from_parquet_s"], 2),
+            "speedup_vs_push_to_hub_conversion": round(speedup, 2),
+            "wall_s": round(time.perf_counter() - t_all, 1),
+        }
+        print(json.dumps(result))
+    finally:
+        if args.keep is None:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""Executor factory: local runs, the sbatch scripts Slurm would get, and a real local Ray run."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import stat
+from pathlib import Path
+
+import dill
+import pyarrow.parquet as pq
+import pytest
+from datatrove.executor.local import LocalPipelineExecutor
+from datatrove.executor.slurm import SlurmPipelineExecutor
+
+from builder.executors import ExecutorConfig, make_executor, run_executor
+
+
+def _touch(data, rank: int = 0, world_size: int = 1):  # a picklable pipeline step
+    Path(os.environ["EXEC_TEST_DIR"], f"rank{rank}").write_text(str(world_size))
+    yield from data or []
+
+
+def test_local_executor_runs_every_rank(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EXEC_TEST_DIR", str(tmp_path))
+    cfg = ExecutorConfig(tasks=3, workers=1)
+    ex = make_executor([_touch], cfg, tmp_path / "logs", "touch")
+    assert isinstance(ex, LocalPipelineExecutor) and ex.workers == 1
+    run_executor(ex, cfg)
+    assert sorted(p.name for p in tmp_path.glob("rank*")) == ["rank0", "rank1", "rank2"]
+    assert (tmp_path / "rank2").read_text() == "3"
+
+
+@pytest.fixture
+def fake_sbatch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An `sbatch` on PATH that records its arguments and script, and answers like Slurm."""
+    calls = tmp_path / "sbatch_calls"
+    calls.mkdir()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "sbatch"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'n=$(ls "{calls}" | wc -l)\n'
+        f'echo "$@" > "{calls}/$n.args"\n'
+        "for last; do :; done\n"
+        f'cp "$last" "{calls}/$n.script"\n'
+        'echo "Submitted batch job $((4200 + n))"\n'
+    )
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return calls
+
+
+def test_slurm_sbatch_script(tmp_path: Path, fake_sbatch: Path) -> None:
+    cfg = ExecutorConfig(
+        kind="slurm",
+        tasks=4,
+        workers=2,
+        partition="cpu-long",
+        time="01:30:00",
+        cpus_per_task=2,
+        mem_per_cpu_gb=3,
+        qos="high",
+        sbatch_args={"account": "proj42"},
+        venv_path="/opt/venvs/ad",
+    )
+    first = make_executor([_touch], cfg, tmp_path / "logs" / "a", "nd_signature")
+    second = make_executor([_touch], cfg, tmp_path / "logs" / "b", "nd_buckets", depends=first, tasks=2)
+    assert isinstance(second, SlurmPipelineExecutor)
+    second.run()  # submits the dependency first, then itself, each followed by a merge-stats job
+
+    script = (tmp_path / "logs" / "a" / "launch_script.slurm").read_text()
+    for line in (
+        "#SBATCH --partition=cpu-long",
+        "#SBATCH --time=01:30:00",
+        "#SBATCH --array=0-3%2",
+        "#SBATCH --cpus-per-task=2",
+        "#SBATCH --mem-per-cpu=3G",
+        "#SBATCH --qos=high",
+        "#SBATCH --account=proj42",
+        "#SBATCH --job-name=nd_signature",
+        "source /opt/venvs/ad/bin/activate",
+    ):
+        assert line in script, line
+    pik = tmp_path / "logs" / "a" / "executor.pik"
+    assert f"launch_pickled_pipeline {pik}" in script and "srun" in script
+    assert dill.loads(pik.read_bytes()).pipeline[0].__name__ == "_touch"  # what each array task unpickles
+    assert "#SBATCH --array=0-1%2" in (tmp_path / "logs" / "b" / "launch_script.slurm").read_text()
+    half = make_executor([_touch], cfg.model_copy(update={"mem_per_cpu_gb": 1.5}), tmp_path / "c", "x")
+    assert half.get_sbatch_args()["mem-per-cpu"] == "1536M"  # Slurm rejects "1.5G"
+
+    args = [p.read_text() for p in sorted(fake_sbatch.glob("*.args"), key=lambda p: int(p.stem))]
+    assert len(args) == 4  # job a, merge-stats a, job b, merge-stats b
+    assert "--dependency" not in args[0]
+    assert "--dependency=afterok:4200" in args[2]  # b waits for a's array job
+    scripts = sorted(fake_sbatch.glob("*.script"), key=lambda p: int(p.stem))
+    assert scripts[0].read_text() == script  # what sbatch received is the saved script
+
+
+def test_slurm_needs_a_partition(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="partition"):
+        make_executor([_touch], ExecutorConfig(kind="slurm"), tmp_path, "x")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="pip install 'answer-distill[ray]'")
+def test_near_dedupe_on_a_real_local_ray_instance(tmp_path: Path) -> None:
+    import ray
+
+    from builder.curate.near_dedupe import NearDedupeConfig, near_dedupe
+    from tests.test_near_dedupe import EX, _real_prompts
+
+    en, zh = _real_prompts()
+    texts = en[:120] + [t.upper() + " !" for t in en[:30]] + zh[:60]
+    src = tmp_path / "in"
+    src.mkdir()
+    import pyarrow as pa
+
+    for i in range(2):
+        part = texts[i::2]
+        pq.write_table(pa.table({"id": [f"{i}-{j}" for j in range(len(part))], "text": part}), src / f"{i:05d}.parquet")
+    few = NearDedupeConfig(num_buckets=4, hashes_per_bucket=5)  # fewer bucket tasks: Ray schedules each one
+    local = near_dedupe(src, tmp_path / "local", few, EX)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        cfg = ExecutorConfig(kind="ray", tasks=2, workers=2, cpus_per_task=1, mem_per_cpu_gb=0.5)
+        on_ray = near_dedupe(src, tmp_path / "ray", few, cfg)
+    finally:
+        ray.shutdown()
+    assert on_ray.removed == local.removed >= 30
+    assert pq.read_table(on_ray.near_dups_path).equals(pq.read_table(local.near_dups_path))
+    assert (tmp_path / "ray" / "logs" / "signature" / "completions" / "00001").exists()
