@@ -222,11 +222,16 @@ def build(
 
 @app.command()
 @user_errors
-def plan(recipe: RecipeArg) -> None:
+def plan(
+    recipe: RecipeArg,
+    work: Annotated[Path | None, typer.Option("--work", "-w", help="Use curated prompts and stored replies here.")] = None,
+) -> None:
     """Print what a recipe would read, keep and build, without reading any data."""
+    import builder.teachers.plan as generate_plan  # registers the generation estimate
     from builder.plan import print_plan
     from builder.recipe import load_recipe
 
+    generate_plan.WORK = work
     print_plan(load_recipe(recipe), console)
 
 

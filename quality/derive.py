@@ -24,18 +24,23 @@ TEACHER_REQUIRED = ("generation_id", "teacher_model", "endpoint_kind", "prompt_t
 TEACHER_VARIANTS = ("answer", "think_summary", "full", "control")
 
 
-def last_turns(messages: pa.ChunkedArray | pa.Array) -> tuple[pa.Array, pa.Array]:
-    """(role, content) of each row's last message; null where a row has no messages."""
+def last_turn_index(messages: pa.ChunkedArray | pa.Array) -> tuple[pa.StructArray, pa.Array]:
+    """All messages flattened, and per row the index of its last one (null: no messages).
+
+    Signals are computed on the flat column and then picked by index, so the long
+    assistant texts are never copied (a `take` of the strings cost more than the scan)."""
     arr = messages.combine_chunks() if isinstance(messages, pa.ChunkedArray) else messages
     lengths = pc.list_value_length(arr).fill_null(0)
     flat = arr.flatten()  # the values of non-null lists, in order
-    ends = pc.cumulative_sum(lengths)
-    last = pc.subtract(ends, 1)
-    has = pc.greater(lengths, 0)
-    idx = pc.if_else(has, last, pa.scalar(None, pa.int64()))
-    roles = pc.take(pc.struct_field(flat, "role"), idx)
-    contents = pc.take(pc.struct_field(flat, "content"), idx)
-    return roles, contents
+    last = pc.subtract(pc.cumulative_sum(lengths), 1)
+    idx = pc.if_else(pc.greater(lengths, 0), last, pa.scalar(None, pa.int64()))
+    return flat, idx
+
+
+def last_turns(messages: pa.ChunkedArray | pa.Array) -> tuple[pa.Array, pa.Array]:
+    """(role, content) of each row's last message; null where a row has no messages."""
+    flat, idx = last_turn_index(messages)
+    return pc.take(pc.struct_field(flat, "role"), idx), pc.take(pc.struct_field(flat, "content"), idx)
 
 
 def digest(text: str) -> bytes:
@@ -84,7 +89,12 @@ def signal_table(
 ) -> pa.Table:
     """The narrow per-row signals of one shard; low-cardinality columns dictionary-encoded so
     a whole variant's signals stay small (~50 bytes a row)."""
-    role, content = last_turns(table.column("messages"))
+    flat, idx = last_turn_index(table.column("messages"))
+    text = pc.struct_field(flat, "content")
+
+    def last(values: pa.Array) -> pa.Array:
+        return pc.take(values, idx)
+
     required = (*REQUIRED, *TEACHER_REQUIRED) if variant in TEACHER_VARIANTS else REQUIRED
     lang, ans_lang = table.column("language"), table.column("answer_language")
     cols: dict[str, pa.Array | pa.ChunkedArray] = {
@@ -94,18 +104,20 @@ def signal_table(
         "category": table.column("category"),
         "source": table.column("source"),
         "missing": missing_columns(table, required),
-        "last_role": role,
-        "assistant_chars": pc.utf8_length(content),
+        "last_role": last(pc.struct_field(flat, "role")),
+        "assistant_chars": last(pc.binary_length(text)),
         "student_tokens": table.column("student_tokens"),
-        "think_open": pc.count_substring(content, "<think>"),
-        "think_close": pc.count_substring(content, "</think>"),
-        "starts_with_think": pc.starts_with(content, "<think>"),
+        # "think>" ends both "<think>" and "</think>": one scan counts every tag.
+        "think_tags": last(pc.count_substring(text, "think>")),
+        "starts_with_think": last(pc.starts_with(text, "<think>")),
         "language_ok": language_ok(lang, ans_lang),
         "contaminated": pc.is_in(table.column("prompt_id"), value_set=contaminated),
     }
+    if variant == "full":  # a second scan only where the tags must be exactly one pair
+        cols["think_open"] = last(pc.count_substring(text, "<think>"))
     if variant == "think_summary":
         cols["ends_with_answer"] = pa.array(
-            ends_with_answer(table.column("prompt_id").to_pylist(), content.to_pylist(), answers or {}))
+            ends_with_answer(table.column("prompt_id").to_pylist(), last(text).to_pylist(), answers or {}))
     out = pa.table(cols)
     for c in ("variant", "schema_version", "category", "source", "missing", "last_role"):
         out = out.set_column(out.schema.get_field_index(c), c, pc.dictionary_encode(out.column(c)))

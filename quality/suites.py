@@ -66,12 +66,13 @@ def variant_expectations(gx: Any, variant: str, max_tokens: int, language_mostly
         E.ExpectColumnValuesToBeInSet(column="contaminated", value_set=[False], meta=m("not_contaminated")),
     ]
     if variant in NO_THINK:
-        exps += [E.ExpectColumnValuesToBeInSet(column=c, value_set=[0], meta=m("tag_grammar"))
-                 for c in ("think_open", "think_close")]
-    if variant == "full":
-        exps += [E.ExpectColumnValuesToBeInSet(column=c, value_set=[1], meta=m("tag_grammar"))
-                 for c in ("think_open", "think_close")]
-        exps.append(E.ExpectColumnValuesToBeInSet(column="starts_with_think", value_set=[True], meta=m("tag_grammar")))
+        exps.append(E.ExpectColumnValuesToBeInSet(column="think_tags", value_set=[0], meta=m("tag_grammar")))
+    if variant == "full":  # exactly one <think>…</think> block, at the start
+        exps += [
+            E.ExpectColumnValuesToBeInSet(column="think_open", value_set=[1], meta=m("tag_grammar")),
+            E.ExpectColumnValuesToBeInSet(column="think_tags", value_set=[2], meta=m("tag_grammar")),
+            E.ExpectColumnValuesToBeInSet(column="starts_with_think", value_set=[True], meta=m("tag_grammar")),
+        ]
     if variant == "think_summary":
         exps.append(E.ExpectColumnValuesToBeInSet(column="ends_with_answer", value_set=[True],
                                                   meta=m("summary_ends_with_answer")))

@@ -201,7 +201,8 @@ def test_samples_seed_and_prices(srv: ServerHandle, tmp_path: Path) -> None:
                       [teacher], prices=prices)  # fmt: skip
     assert sorted(r["sample_index"] for r in rows) == [0, 0, 1, 1, 2, 2]
     assert len({r["generation_id"] for r in rows}) == 6
-    assert all(json.loads(r["sampling_json"])["seed"] == 7 for r in rows)
+    assert all(json.loads(r["sampling_json"])["seed"] == 7 + r["sample_index"] for r in rows)
+    assert len({r["content"] for r in rows}) == 6  # each sample its own seed, so its own reply
     book = json.loads((work / "generate" / "summary.json").read_text())["accounting"][0]
     total = book["total"]
     assert total["cost_usd"] == pytest.approx((total["prompt_tokens"] * 1.0 + total["completion_tokens"] * 10.0) / 1e6)

@@ -84,11 +84,13 @@ def build_tiny_release(
     variants: tuple[str, ...] = ("answer",),
     n_rows: int = 32,
     answer: str = "full",
+    pick: str = "first",
 ) -> Path:
     """Write a release-shaped folder: README.md with `configs:` and one parquet shard per variant.
 
     Rows come from the first `n_rows` GSM8K lines (question -> user turn, answer -> assistant
-    turn). `answer="final"` keeps only the number after '####', a short reply a tiny model can
+    turn); `pick="shortest"` takes the rows with the shortest questions instead (cheap
+    CPU steps). `answer="final"` keeps only the number after '####', a short reply a tiny model can
     learn to end. Each row also carries provenance/quality columns the trainer must drop, and
     every fourth row is a two-turn conversation (earlier assistant turn = context only).
     """
@@ -98,12 +100,11 @@ def build_tiny_release(
     import pyarrow.parquet as pq
 
     out = Path(out_dir)
-    src_rows = []
     with Path(gsm8k_jsonl).open(encoding="utf-8") as fh:
-        for line in fh:
-            if len(src_rows) == n_rows:
-                break
-            src_rows.append(json.loads(line))
+        src_rows = [json.loads(line) for line in fh if line.strip()]
+    if pick == "shortest":
+        src_rows.sort(key=lambda r: len(r["question"]))
+    src_rows = src_rows[:n_rows]
     rows = []
     for i, src in enumerate(src_rows):
         reply = src["answer"].split("####")[-1].strip() if answer == "final" else src["answer"]

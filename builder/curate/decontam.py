@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import regex
 from rapidfuzz import fuzz, process
 
@@ -25,15 +26,15 @@ from builder.recipe import BenchmarkFile, DecontamConfig, Recipe
 _WORD = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]|\w+")
 
 
+# ASCII text: every non-word character becomes a space, then split — the same tokens as
+# _WORD (\w+ runs) at C speed; the regex handles the rest (CJK characters, other scripts).
+_ASCII_NONWORD = {c: " " for c in range(128) if not (chr(c).isalnum() or chr(c) == "_")}
+
+
 def words(text: str) -> list[str]:
+    if text.isascii():
+        return text.lower().translate(_ASCII_NONWORD).split()
     return _WORD.findall(text.casefold())
-
-
-def ngram_hashes(tokens: list[str], n: int) -> set[int]:
-    if len(tokens) < n:
-        return set()
-    # Python's str hash is randomized per process but stable within it: all we need here.
-    return {hash("\x1f".join(tokens[i : i + n])) for i in range(len(tokens) - n + 1)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,27 @@ def _item_text(row: dict, fields: list[str], where: str) -> str:
     return "\n".join(parts)
 
 
+_P = np.uint64(0x100000001B3)  # odd multiplier: window hashes wrap mod 2**64 by design
+
+
+def _word_hashes(tokens: list[str]) -> np.ndarray:
+    # Python's str hash is randomized per process but stable within it: index and prompts
+    # are hashed in the same process, which is all the comparison needs.
+    return np.fromiter((hash(w) for w in tokens), dtype=np.int64, count=len(tokens)).view(np.uint64)
+
+
+def window_hashes(flat: np.ndarray, n: int) -> np.ndarray:
+    """Polynomial hash of every n-word window of a word-hash array (vectorized)."""
+    m = len(flat) - n + 1
+    if m <= 0:
+        return np.empty(0, dtype=np.uint64)
+    h = np.zeros(m, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for k in range(n):
+            h = h * _P + flat[k : k + m]
+    return h
+
+
 class BenchmarkIndex:
     """N-gram hashes and short-item length buckets of every benchmark item."""
 
@@ -64,12 +86,14 @@ class BenchmarkIndex:
         self.n = cfg.ngram
         self.threshold = cfg.fuzzy_threshold
         self.short_words = cfg.ngram + cfg.fuzzy_max_words
-        self.grams: dict[int, tuple[str, str]] = {}
-        self.gram_items: dict[int, int] = {}
         self.max_items = cfg.common_ngram_items
         self.items: dict[tuple[str, str], str] = {}
+        self.keys: list[tuple[str, str]] = []
         self.benchmarks: list[str] = []
         self.skipped: list[str] = []
+        self.common_ngrams = 0
+        self._hashes: list[np.ndarray] = []
+        self._owners: list[np.ndarray] = []
         # Short items sorted by length, for the fuzzy pass's length window.
         self._short: list[tuple[int, str, str, str]] = []
 
@@ -77,44 +101,82 @@ class BenchmarkIndex:
         toks = words(text)
         key = (name, item_id)
         self.items[key] = text
-        for h in ngram_hashes(toks, self.n):
-            self.grams.setdefault(h, key)
-            self.gram_items[h] = self.gram_items.get(h, 0) + 1
+        h = np.unique(window_hashes(_word_hashes(toks), self.n))
+        self._hashes.append(h)
+        self._owners.append(np.full(len(h), len(self.keys), dtype=np.int64))
+        self.keys.append(key)
         canon = " ".join(toks)
         if len(toks) <= self.short_words * 2:
             self._short.append((len(canon), canon, name, item_id))
 
     def finish(self) -> None:
+        hashes = np.concatenate(self._hashes) if self._hashes else np.empty(0, np.uint64)
+        owners = np.concatenate(self._owners) if self._owners else np.empty(0, np.int64)
+        order = np.argsort(hashes, kind="stable")
+        hashes, owners = hashes[order], owners[order]
+        uniq, first, counts = np.unique(hashes, return_index=True, return_counts=True)
         # Boilerplate shared by many items ("which one of the following statements is true")
         # says nothing about a specific item; matching it would drop innocent prompts.
-        common = [h for h, c in self.gram_items.items() if c > self.max_items]
-        for h in common:
-            del self.grams[h]
-        self.common_ngrams = len(common)
-        self.gram_items = {}
+        keep = counts <= self.max_items
+        self.common_ngrams = int((~keep).sum())
+        self.gram_hashes = uniq[keep]
+        self.gram_owner = owners[first[keep]]
+        self._hashes, self._owners = [], []
         self._short.sort()
         self._short_lens = [s[0] for s in self._short]
 
+    def _ngram_hits(self, token_lists: list[list[str]]) -> dict[int, tuple[int, int]]:
+        """prompt index → (owner item index, word offset) of its first n-gram hit."""
+        n = self.n
+        lens = np.fromiter((len(t) for t in token_lists), dtype=np.int64, count=len(token_lists))
+        flat = _word_hashes([w for t in token_lists for w in t])
+        starts = np.concatenate(([0], np.cumsum(lens)))
+        h = window_hashes(flat, n)
+        if not len(h) or not len(self.gram_hashes):
+            return {}
+        pos = np.searchsorted(self.gram_hashes, h)
+        pos[pos == len(self.gram_hashes)] = 0
+        hit = np.nonzero(self.gram_hashes[pos] == h)[0]
+        prompt = np.searchsorted(starts, hit, side="right") - 1
+        inside = hit + n <= starts[prompt + 1]  # windows spanning two prompts are not n-grams
+        out: dict[int, tuple[int, int]] = {}
+        for w, p in zip(hit[inside].tolist(), prompt[inside].tolist()):
+            if p not in out:
+                out[p] = (int(self.gram_owner[pos[w]]), w - int(starts[p]))
+        return out
+
+    def match_many(self, texts: list[str]) -> list[Hit | None]:
+        token_lists = [words(t) for t in texts]
+        hits = self._ngram_hits(token_lists)
+        out: list[Hit | None] = []
+        for i, toks in enumerate(token_lists):
+            if i in hits:
+                owner, off = hits[i]
+                key = self.keys[owner]
+                out.append(Hit(key[0], key[1], f"ngram{self.n}", " ".join(toks[off : off + self.n])))
+            elif len(toks) < self.short_words and self._short:
+                out.append(self._fuzzy(" ".join(toks)))
+            else:
+                out.append(None)
+        return out
+
     def match(self, text: str) -> Hit | None:
-        toks = words(text)
-        if len(toks) >= self.n:
-            for i in range(len(toks) - self.n + 1):
-                key = self.grams.get(hash("\x1f".join(toks[i : i + self.n])))
-                if key is not None:
-                    return Hit(key[0], key[1], f"ngram{self.n}", " ".join(toks[i : i + self.n]))
-        if len(toks) < self.short_words and self._short:
-            canon = " ".join(toks)
-            # ratio ≥ T needs min/max length ≥ T/(200-T): only items in that window can match.
-            f = self.threshold / (200.0 - self.threshold)
-            lo, hi = bisect_left(self._short_lens, int(len(canon) * f)), bisect_right(self._short_lens, int(len(canon) / f) + 1)
-            if lo < hi:
-                window = [s[1] for s in self._short[lo:hi]]
-                best = process.extractOne(canon, window, scorer=fuzz.ratio, score_cutoff=self.threshold)
-                if best is not None:
-                    _, score, idx = best
-                    item = self._short[lo + idx]
-                    return Hit(item[2], item[3], f"fuzzy{int(self.threshold)}", f"ratio={score:.1f}")
-        return None
+        return self.match_many([text])[0]
+
+    def _fuzzy(self, canon: str) -> Hit | None:
+        # ratio ≥ T needs min/max length ≥ T/(200-T): only items in that window can match.
+        f = self.threshold / (200.0 - self.threshold)
+        lo = bisect_left(self._short_lens, int(len(canon) * f))
+        hi = bisect_right(self._short_lens, int(len(canon) / f) + 1)
+        if lo >= hi:
+            return None
+        window = [s[1] for s in self._short[lo:hi]]
+        best = process.extractOne(canon, window, scorer=fuzz.ratio, score_cutoff=self.threshold)
+        if best is None:
+            return None
+        _, score, idx = best
+        item = self._short[lo + idx]
+        return Hit(item[2], item[3], f"fuzzy{int(self.threshold)}", f"ratio={score:.1f}")
 
 
 def _read_items(recipe: Recipe, b: BenchmarkFile) -> Iterable[tuple[str, str]] | None:

@@ -10,7 +10,6 @@ Steps, each accounted for in the ledger (rows in = kept + dropped):
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -23,9 +22,9 @@ import regex
 
 from builder.curate.balance import balance
 from builder.curate.decontam import build_index
-from builder.curate.normalize import dedupe_key_text, normalize_text
+from builder.curate.normalize import dedupe_key, normalize_text
 from builder.language import identify
-from builder.ledger import DROPPED, KEPT, QUARANTINED, Ledger
+from builder.ledger import DROPPED, QUARANTINED, Ledger
 from builder.recipe import CATEGORIES, Recipe
 from builder.rows import PROMPT_FEATURES, prompt_id_for, provenance_defaults
 from builder.sources.mapping import RowProblem, map_row
@@ -107,10 +106,10 @@ def _read_all(recipe: Recipe, ledger: Ledger, warnings: list[str]) -> dict[str, 
             cols["source_row_id"].append(row_id)
             cols["schema_version"].append(prov["schema_version"])
             cols["toolkit_version"].append(prov["toolkit_version"])
-            cols["_key"].append(dedupe_key_text(json.dumps([[m["role"], m["content"]] for m in msgs], ensure_ascii=False)))
-            ledger.record("read", KEPT, source=src.name, source_row_id=row_id, prompt_id=pid)
+            cols["_key"].append(dedupe_key(msgs))
         if n_src == 0:
             warnings.append(f"source {src.name}: read 0 rows")
+    ledger.kept_many("read", cols["source"], cols["source_row_id"], cols["prompt_id"])
     return cols
 
 
@@ -162,8 +161,11 @@ def _decontaminate(recipe: Recipe, cols: dict[str, list[Any]], out_dir: Path) ->
     index = build_index(recipe, cfg)
     drop: dict[int, tuple[str, str]] = {}
     report: dict[str, list[str]] = {k: [] for k in ("benchmark", "item_id", "prompt_id", "source", "source_row_id", "rule", "evidence")}
-    for i, msgs in enumerate(cols["messages"]):
-        hit = index.match(_user_text(msgs))
+    texts = [_user_text(m) for m in cols["messages"]]
+    hits: list = []
+    for start in range(0, len(texts), 50_000):  # batches bound the window-hash arrays
+        hits.extend(index.match_many(texts[start : start + 50_000]))
+    for i, hit in enumerate(hits):
         if hit is None:
             continue
         drop[i] = ("contaminated", f"{hit.benchmark}:{hit.item_id} ({hit.rule})")

@@ -26,7 +26,7 @@ class Sampling(Strict):
     max_tokens: int = Field(32768, ge=1)
     # Larger budgets tried, in order, when a reply ends with finish_reason "length".
     truncation_ladder: list[int] = Field(default_factory=list)
-    seed: int | None = None  # sent where the server supports it; part of the generation id
+    seed: int | None = None  # sample i is sent seed + i (where supported); part of the generation id
     # OpenAI's o-series wants max_completion_tokens; DeepSeek and vLLM take max_tokens.
     max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
     extra_body: dict[str, Any] = Field(default_factory=dict)  # e.g. {"top_k": 40} for vLLM

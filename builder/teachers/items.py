@@ -56,11 +56,12 @@ def now_iso() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def sampling_json(teacher: TeacherConfig, max_tokens: int) -> str:
+def sampling_json(teacher: TeacherConfig, max_tokens: int, sample_index: int) -> str:
+    """What was sent: the seed of sample i is seed + i."""
     s = teacher.sampling
     body: dict[str, Any] = {"temperature": s.temperature, "top_p": s.top_p, "max_tokens": max_tokens}
     if s.seed is not None:
-        body["seed"] = s.seed
+        body["seed"] = s.seed + sample_index
     if s.extra_body:
         body["extra_body"] = s.extra_body
     return orjson.dumps(body, option=orjson.OPT_SORT_KEYS).decode()
@@ -78,7 +79,7 @@ def reply_row(item: WorkItem, teacher: TeacherConfig, **fields: Any) -> dict[str
         endpoint_kind=teacher.kind,
         prompt_template_id=item.template.id,
         prompt_template_hash=item.template.hash,
-        sampling_json=sampling_json(teacher, item.max_tokens) if teacher.kind != "import" else "{}",
+        sampling_json=sampling_json(teacher, item.max_tokens, item.sample_index) if teacher.kind != "import" else "{}",
         max_tokens=item.max_tokens if teacher.kind != "import" else None,
         created_at=now_iso(),
         **provenance_defaults(),

@@ -233,7 +233,7 @@ def request_body(teacher: TeacherConfig, item: WorkItem) -> bytes:
         s.max_tokens_param: item.max_tokens,
     }
     if s.seed is not None:
-        body["seed"] = s.seed
+        body["seed"] = s.seed + item.sample_index  # one seed for all samples would repeat one reply
     if item.tools:
         body["tools"] = item.tools
     body.update(s.extra_body)

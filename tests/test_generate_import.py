@@ -1,0 +1,185 @@
+"""The import backend: existing reasoning outputs matched to curated prompts, nothing lost.
+
+The sample test runs the real curate stage on the shipped sample files and the sample
+recipe's own `generate:` section; layout tests use small files in the real dataset shapes
+(AM-DeepSeek-R1-Distilled, OpenR1, OpenThoughts).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from builder.curate.stage import run_curate
+from builder.errors import UserError
+from builder.recipe import load_recipe
+from builder.teachers.stage import run_generate
+from builder.workdir import WorkDir
+from tests.generate_helpers import REPO, write_recipe
+
+SAMPLE_SOURCES = ("r1-mmlupro-pcmb", "r1-bangla-mmlu", "marco-o1-cot", "arena-hard-v2")
+
+
+def _replies(work: Path) -> list[dict[str, Any]]:
+    return [r for f in sorted((work / "generate" / "replies").glob("part-*.parquet")) for r in pq.read_table(f).to_pylist()]
+
+
+def _sample_recipe(tmp: Path) -> Path:
+    """recipes/sample.yaml cut to the four sources with replies, curation steps off (fast)."""
+    data = yaml.safe_load((REPO / "recipes" / "sample.yaml").read_text())
+    data["sources"] = [s for s in data["sources"] if s["name"] in SAMPLE_SOURCES]
+    for s in data["sources"]:
+        s["path"] = str((REPO / "recipes" / s["path"]).resolve())
+    for t in data["generate"]["teachers"]:
+        for imp in t["imports"]:
+            if "path" in imp:
+                imp["path"] = str((REPO / "recipes" / imp["path"]).resolve())
+    data["generate"]["prompts_dir"] = str(REPO / "recipes" / "prompts")
+    data["curate"] = {"near_dedupe": {"enabled": False}, "decontaminate": {"enabled": False}, "balance": {"enabled": False}}
+    data["executor"] = {"kind": "local", "tasks": 1, "workers": 1}
+    for k in ("variants", "responses", "quality", "release"):
+        data.pop(k, None)
+    path = tmp / "sample.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    return path
+
+
+def test_sample_recipe_imports_every_reply(tmp_path: Path) -> None:
+    recipe = load_recipe(_sample_recipe(tmp_path))
+    work = WorkDir(tmp_path / "w")
+    cur = run_curate(recipe, work)
+    res = run_generate(recipe, work)
+    rows = _replies(work.root)
+    n = cur.rows_out
+    assert len(rows) == 2 * n  # one row per prompt per teacher, failures included
+    r1 = [r for r in rows if r["teacher_role"] == "reasoning"]
+    control = [r for r in rows if r["teacher_role"] == "control"]
+    ok = [r for r in r1 if r["status"] == "ok"]
+    arena = cur.by_source["arena-hard-v2"]
+    assert len(ok) == n - arena  # every reasoning-source prompt found its trace
+    assert {r["error_code"] for r in r1 if r["status"] != "ok"} == {"not_in_import"}
+    assert sum(r["status"] == "ok" for r in control) == arena
+    by_model = {r["served_model"] for r in ok}
+    assert by_model == {"deepseek-reasoner", "deepseek-ai/DeepSeek-R1", "AIDC-AI/Marco-o1"}
+    for r in ok:
+        assert r["endpoint_kind"] == "import" and r["content"]
+        if r["served_model"] == "AIDC-AI/Marco-o1":  # raw text, delimiters named
+            assert r["reasoning_format"] == "marco" and "<Thought>" in r["content"] and r["reasoning_content"] is None
+        else:  # separate fields; the Bangla <think> wrapper is unwrapped, the inside untouched
+            assert r["reasoning_content"] and not r["reasoning_content"].startswith("<think>")
+    c = next(r for r in control if r["status"] == "ok")
+    assert c["served_model"] == "o3-mini-2025-01-31" and c["reasoning_content"] is None
+    ledger = pq.read_table(work.root / "generate" / "ledger.parquet").to_pylist()
+    assert len(ledger) == 2 * n
+    assert {r["reason"] for r in ledger if r["status"] == "dropped"} == {"not_in_import"}
+    summary = json.loads((work.root / "generate" / "summary.json").read_text())
+    assert [t["name"] for t in summary["teachers"]] == ["r1", "control"]
+    assert res.teachers[0].ok == n - arena
+    # Idempotent: a re-run stores nothing new and exports the same rows.
+    run_generate(recipe, work)
+    assert sorted(r["generation_id"] for r in _replies(work.root)) == sorted(r["generation_id"] for r in rows)
+    segs = list((work.root / "generate" / "store" / "r1").glob("*.jsonl"))
+    assert len(segs) == 1  # the second run wrote no segment
+
+
+def test_bangla_trace_matches_its_prompt(tmp_path: Path) -> None:
+    recipe = load_recipe(_sample_recipe(tmp_path))
+    work = WorkDir(tmp_path / "w")
+    run_curate(recipe, work)
+    run_generate(recipe, work)
+    prompts = pq.read_table(sorted((work.root / "curate" / "prompts").glob("*.parquet"))).to_pylist()
+    src = json.loads((REPO / "data" / "sample" / "bangla_r1.jsonl").read_text().splitlines()[0])
+    pid = next(p["prompt_id"] for p in prompts if p["source_row_id"] == src["id"])
+    reply = next(r for r in _replies(work.root) if r["prompt_id"] == pid and r["teacher_role"] == "reasoning")
+    assert reply["content"] == src["gen_ans"]
+    assert reply["reasoning_content"] == src["reason"].strip().removeprefix("<think>").removesuffix("</think>").strip()
+
+
+def _layout_run(tmp: Path, rows: list[dict[str, Any]], imp: dict[str, Any], prompt_field: str = "problem",
+                samples: int = 1) -> list[dict[str, Any]]:  # fmt: skip
+    data = tmp / "data.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    src = {"name": "src", "path": str(data), "fields": {"prompt": prompt_field, "id": "id"}, "category": "math"}
+    teacher = {"name": "r1", "kind": "import", "model": "deepseek-ai/DeepSeek-R1", "samples": samples,
+               "imports": [{"source": "src", **imp}]}  # fmt: skip
+    recipe = load_recipe(write_recipe(tmp, {"teachers": [teacher]}, sources=[src]))
+    recipe.curate.near_dedupe.enabled = False
+    recipe.curate.decontaminate.enabled = False
+    work = WorkDir(tmp / "w")
+    run_curate(recipe, work)
+    run_generate(recipe, work)
+    return _replies(work.root)
+
+
+def test_am_layout(tmp_path: Path) -> None:
+    rows = [
+        {"id": "a1", "problem": "What is 1+1?", "messages": [
+            {"role": "user", "content": "What is 1+1?", "info": {"source": "x"}},
+            {"role": "assistant", "content": "<think>\nadd\n</think>\n<answer>\n2\n</answer>",
+             "info": {"think_content": "add", "answer_content": "2", "source": "x"}}]},
+        {"id": "a2", "problem": "What is 2+2?", "messages": [
+            {"role": "user", "content": "What is 2+2?"},
+            {"role": "assistant", "content": "<think>sum</think><answer>4</answer>"}]},
+        {"id": "a3", "problem": "What is 3+3?", "messages": [{"role": "user", "content": "What is 3+3?"}]},
+    ]  # fmt: skip
+    got = {r["content"]: r for r in _layout_run(tmp_path, rows, {"layout": "am"})}
+    assert got["2"]["reasoning_content"] == "add" and got["2"]["reasoning_format"] is None
+    raw = got["<think>sum</think><answer>4</answer>"]
+    assert raw["reasoning_format"] == "r1" and raw["reasoning_content"] is None
+    bad = got[None]
+    assert bad["status"] == "failed" and bad["error_code"] == "bad_import" and "data.jsonl:3" in bad["error_message"]
+
+
+def test_openr1_generations_are_samples(tmp_path: Path) -> None:
+    rows = [{"id": "o1", "problem": "Find x.", "generations": ["<think>a</think>x=1", "<think>b</think>x=2"]},
+            {"id": "o2", "problem": "Find y.", "generations": ["<think>c</think>y=3"]}]  # fmt: skip
+    out = _layout_run(tmp_path, rows, {"layout": "openr1"}, samples=2)
+    got = {(r["content"], r["sample_index"]) for r in out if r["status"] == "ok"}
+    assert got == {("<think>a</think>x=1", 0), ("<think>b</think>x=2", 1), ("<think>c</think>y=3", 0)}
+    missing = [r for r in out if r["status"] != "ok"]
+    assert len(missing) == 1 and missing[0]["error_code"] == "not_in_import" and missing[0]["sample_index"] == 1
+
+
+def test_openthoughts_layout(tmp_path: Path) -> None:
+    value = "<|begin_of_thought|>\nthink\n<|end_of_thought|>\n\n<|begin_of_solution|>\n42\n<|end_of_solution|>"
+    rows = [{"id": "t1", "problem": "Answer?", "conversations": [{"from": "user", "value": "Answer?"},
+                                                                 {"from": "assistant", "value": value}]}]  # fmt: skip
+    (r,) = _layout_run(tmp_path, rows, {"layout": "openthoughts"})
+    assert r["content"] == value and r["reasoning_format"] == "skythought"
+
+
+def test_import_naming_an_unknown_source(tmp_path: Path) -> None:
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"id": 1, "problem": "p", "a": "x"}\n')
+    src = {"name": "src", "path": str(data), "fields": {"prompt": "problem", "id": "id"}}
+    teacher = {"name": "r1", "kind": "import", "model": "m", "imports": [{"source": "nope", "answer": "a"}]}
+    recipe = load_recipe(write_recipe(tmp_path, {"teachers": [teacher]}, sources=[src]))
+    recipe.curate.near_dedupe.enabled = False
+    work = WorkDir(tmp_path / "w")
+    run_curate(recipe, work)
+    with pytest.raises(UserError, match="source 'nope' is not a recipe source"):
+        run_generate(recipe, work)
+
+
+@pytest.mark.parametrize(
+    ("teacher", "message"),
+    [
+        ({"name": "t", "kind": "openai", "model": "m"}, "needs `endpoints`"),
+        ({"name": "t", "kind": "import", "model": "m"}, "needs `imports`"),
+        ({"name": "t", "kind": "import", "model": "m", "imports": [{"source": "s"}]}, "needs `answer`"),
+        ({"name": "t", "kind": "openai", "model": "m", "endpoints": [{"base_url": "u", "api_key_env": "sk-abc 123"}]},
+         "NAME of an environment variable"),
+        ({"name": "t", "kind": "import", "model": "m", "imports": [{"source": "s", "content": "c", "reasoning_format": "zz"}]},
+         "unknown reasoning_format"),
+        ({"name": "t", "kind": "openai", "model": "m", "endpoints": [{"base_url": "u"}], "temperature": 1}, "unknown key"),
+    ],
+)  # fmt: skip
+def test_recipe_errors_are_one_line(tmp_path: Path, teacher: dict[str, Any], message: str) -> None:
+    with pytest.raises(UserError, match=message) as e:
+        load_recipe(write_recipe(tmp_path, {"teachers": [teacher]}))
+    assert "\n" not in str(e.value) and "generate.teachers" in str(e.value)

@@ -1,0 +1,152 @@
+"""CPU smoke run of the reference SFT trainer: a tiny random Qwen2 model with the real Qwen2.5
+tokenizer, trained on a release-shaped fixture of real GSM8K rows.
+
+Checks: labels are exactly the last assistant reply + <|im_end|>; loss goes down; the saved
+model has EOS <|im_end|> in config and generation config, the original chat template, and
+greedy generation halts at <|im_end|> because of the saved generation config.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+torch = pytest.importorskip("torch")
+
+from train_reference import sft  # noqa: E402
+from train_reference.config import QWEN_EOS_ID, QWEN_PAD_ID, load_recipe  # noqa: E402
+from train_reference.tiny_model import build_tiny_qwen2, build_tiny_release  # noqa: E402
+
+GSM8K = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "gsm8k" / "train.jsonl"
+if not GSM8K.is_file():  # the lead's checkout keeps shared/ beside the repo
+    GSM8K = Path("/work/shared/corpus/gsm8k/train.jsonl")
+
+STEPS = 40
+
+RECIPE = """\
+model:
+  name_or_path: {model}
+  revision: null
+  dtype: float32
+dataset:
+  path: {release}
+  config: answer
+global_batch_size: 8
+training:
+  output_dir: {out}
+  learning_rate: 1e-2
+  lr_scheduler_type: constant
+  warmup_steps: 0
+  max_steps: {steps}
+  per_device_train_batch_size: 8
+  max_length: 512
+  bf16: false
+  activation_checkpointing: false
+  logging_steps: 1
+  save_strategy: "no"
+  report_to: none
+  seed: 0
+  disable_tqdm: true
+"""
+
+
+def tokenizer_dir() -> Path:
+    from builder.tokens import hf_tokenizer_dir
+
+    return hf_tokenizer_dir("qwen2.5")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    if not GSM8K.is_file():
+        pytest.skip("shared/corpus/gsm8k is not available")
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("sft")
+    model_dir = build_tiny_qwen2(root / "tiny", tokenizer_dir(), max_position_embeddings=2048)
+    # Short questions + final-number answers: cheap steps, and a reply short enough that a
+    # 10M-parameter model learns to end it with <|im_end|> in a few dozen steps.
+    release = build_tiny_release(root / "release", GSM8K, answer="final", pick="shortest", n_rows=32)
+    recipe_path = root / "tiny.yaml"
+    recipe_path.write_text(RECIPE.format(model=model_dir, release=release, out=root / "out", steps=STEPS))
+    recipe = load_recipe(recipe_path)
+    prepared = sft.prepare(recipe, root / "work")
+    trainer = sft.build_trainer(recipe, prepared)
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(8)])
+    rows = [prepared["dataset"][i] for i in range(8)]
+    trainer.train()
+    out = Path(prepared["sft_config"].output_dir)
+    sft.save(trainer, prepared, out)
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    return {"out": out, "batch": batch, "rows": rows, "losses": losses, "prepared": prepared,
+            "base": model_dir}
+
+
+def test_labels_are_the_last_assistant_reply_and_im_end(trained: dict[str, Any]) -> None:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(trained["out"])  # carries the model's original template
+    batch = trained["batch"]
+    multi_turn = 0
+    for b, row in enumerate(trained["rows"]):
+        messages = row["prompt"] + row["completion"]
+        multi_turn += sum(m["role"] == "assistant" for m in messages) > 1
+        prompt_ids = tok.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=True,
+                                             return_dict=True)["input_ids"]
+        full_ids = tok.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"]
+        reply_ids = tok(row["completion"][0]["content"], add_special_tokens=False)["input_ids"]
+        # expected targets: the reply's tokens, then <|im_end|>; not the trailing "\n"
+        assert full_ids[len(prompt_ids):] == [*reply_ids, QWEN_EOS_ID, *tok("\n")["input_ids"]]
+        ids = batch["input_ids"][b].tolist()
+        labels = batch["labels"][b].tolist()
+        assert ids[: len(full_ids)] == full_ids
+        trained_pos = [i for i, lab in enumerate(labels) if lab != -100]
+        assert trained_pos == list(range(len(prompt_ids), len(full_ids) - 1))
+        assert [labels[i] for i in trained_pos] == [*reply_ids, QWEN_EOS_ID]
+    assert multi_turn >= 1  # an earlier assistant turn was present and stayed masked
+
+
+def test_loss_goes_down(trained: dict[str, Any]) -> None:
+    losses = trained["losses"]
+    assert len(losses) == STEPS
+    first, last = sum(losses[:3]) / 3, sum(losses[-5:]) / 5
+    assert last < first - 3.0, (first, last)  # ~11.9 (ln 152k) at random init
+
+
+def test_saved_model_stops_at_im_end(trained: dict[str, Any]) -> None:
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+    out = trained["out"]
+    cfg = AutoConfig.from_pretrained(out)
+    gen = GenerationConfig.from_pretrained(out)
+    assert cfg.eos_token_id == QWEN_EOS_ID and cfg.pad_token_id == QWEN_PAD_ID
+    assert gen.eos_token_id[0] == QWEN_EOS_ID and gen.pad_token_id == QWEN_PAD_ID
+    base_gen = GenerationConfig.from_pretrained(trained["base"])
+    assert base_gen.eos_token_id == QWEN_PAD_ID  # the base model alone would not stop at <|im_end|>
+
+    tok = AutoTokenizer.from_pretrained(out)
+    assert tok.chat_template == trained["prepared"]["original_template"]
+    assert "generation" not in tok.chat_template
+    model = AutoModelForCausalLM.from_pretrained(out).eval()
+    max_new = 12
+    halted = 0
+    for row in trained["rows"]:
+        enc = tok.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=True,
+                                      return_dict=True, return_tensors="pt")
+        n = enc["input_ids"].shape[1]
+        with torch.no_grad():
+            new = model.generate(**enc, max_new_tokens=max_new, do_sample=False)[0, n:].tolist()
+            # Same weights with the base model's generation config: must run past <|im_end|>.
+            ctrl = model.generate(**enc, max_new_tokens=max_new, do_sample=False,
+                                  generation_config=base_gen)[0, n:].tolist()
+        if QWEN_EOS_ID in new:
+            assert new[-1] == QWEN_EOS_ID and len(new) < max_new  # halted right at <|im_end|>
+            assert QWEN_EOS_ID in ctrl and len(ctrl) > len(new)
+            halted += 1
+    # The tiny model learned to end its short answers; the saved config makes generation halt.
+    assert halted >= len(trained["rows"]) // 2, halted
