@@ -67,6 +67,9 @@ class SourceConfig(Strict):
     priority: int = 100  # lower wins exact/near-dup ties
     limit: int | None = None  # read at most this many rows
     verifier: Literal["auto", "math", "mcq", "code", "ifeval", "none"] = "auto"
+    # How `fields.tests` is laid out in the source; wrapped into the verifier's JSON schema
+    # (builder/responses/verify/codecheck.py). "raw": already in that schema.
+    tests_format: Literal["raw", "mbpp", "asserts", "humaneval", "ifeval"] = "raw"
     prompt_suffix: str = ""  # appended to the last user turn (e.g. an MCQ instruction)
 
     @model_validator(mode="after")

@@ -84,3 +84,57 @@ def iter_rows(files: list[Path], columns: list[str] | None = None, batch_size: i
 
 def read_table(files: list[Path], columns: list[str] | None = None) -> pa.Table:
     return pa.concat_tables([pq.read_table(f, columns=columns) for f in files])
+
+
+class ShardWriter:
+    """Append row batches to part-*.parquet shards of at most `shard_rows` rows (old shards go)."""
+
+    def __init__(self, out_dir: Path, features: Features, shard_rows: int = SHARD_ROWS) -> None:
+        self.out_dir, self.schema, self.shard_rows = out_dir, features.arrow_schema, shard_rows
+        self.features = features
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for old in out_dir.glob("part-*.parquet"):
+            old.unlink()
+        self._writer: pq.ParquetWriter | None = None
+        self._tmp: Path | None = None
+        self._in_shard = 0
+        self.paths: list[Path] = []
+        self.rows = 0
+
+    def _roll(self) -> None:
+        self._finish()
+        path = self.out_dir / f"part-{len(self.paths):05d}.parquet"
+        self._tmp = path.with_suffix(".tmp")
+        self._writer = pq.ParquetWriter(self._tmp, self.schema, compression="zstd")
+        self.paths.append(path)
+        self._in_shard = 0
+
+    def _finish(self) -> None:
+        if self._writer is not None and self._tmp is not None:
+            self._writer.close()
+            os.replace(self._tmp, self.paths[-1])
+            self._writer = None
+
+    def write_table(self, table: pa.Table) -> None:
+        start = 0
+        while start < table.num_rows:
+            if self._writer is None or self._in_shard >= self.shard_rows:
+                self._roll()
+            n = min(self.shard_rows - self._in_shard, table.num_rows - start)
+            assert self._writer is not None
+            self._writer.write_table(table.slice(start, n))
+            self._in_shard += n
+            self.rows += n
+            start += n
+
+    def write_rows(self, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            self.write_table(pa.Table.from_pylist([{k: r[k] for k in self.features} for r in rows], schema=self.schema))
+
+    def close(self) -> list[Path]:
+        if not self.paths:  # an empty table still gets one shard, like write_shards
+            self._roll()
+            assert self._writer is not None
+            self._writer.write_table(self.schema.empty_table())
+        self._finish()
+        return self.paths

@@ -32,7 +32,7 @@ def mix_plot(stats: dict[str, VariantStats], key: str, path: Path) -> Path:
     ax.set_ylabel("rows")
     ax.set_title(f"rows per variant by {key}")
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.1, right=0.72, bottom=0.12)  # fixed margins: tight_layout cost ~0.3 s a figure
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
@@ -55,7 +55,7 @@ def token_histograms(series: dict[str, np.ndarray], path: Path, title: str) -> P
     ax.set_xlabel("tokens")
     ax.set_ylabel("rows")
     ax.set_title(title)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.1, right=0.97, bottom=0.13)
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path

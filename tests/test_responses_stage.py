@@ -229,11 +229,6 @@ def test_no_replies_gives_empty_shards_and_absent_variants(run: Run, tmp_path: P
     assert var.counts["original"] == sum(bool(p["original_response"]) for p in run.planted.prompts.values())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="curate stores MBPP tests as a bare JSON list; verify.codecheck.parse_tests wants "
-    '{"format": "mbpp", "test_list": [...]}, so every MBPP answer is unverifiable (bad_tests)',
-)
 def test_mbpp_answers_run_against_their_tests(run: Run) -> None:
     assert run.planted.code_status
     for gid, status in run.planted.code_status.items():

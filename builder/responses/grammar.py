@@ -145,7 +145,10 @@ def validate(
         elif _leaks(answer, parsed):
             codes.append("think_tag_in_answer")
 
-    score = max(repetition_score(think), repetition_score(answer))
+    # Code is legitimately repetitive (SQL, R, tables of asserts); answers are scored on their
+    # prose. A loop inside the thinking is still caught, and code answers are run by verify.
+    prose = lang.strip_code_and_math(answer) if isinstance(answer, str) else answer
+    score = max(repetition_score(think), repetition_score(prose))
     if score >= repetition_threshold:
         codes.append("repetition_loop")
 

@@ -18,7 +18,6 @@ Memory: replies stream through in batches (parsed in worker processes when
 from __future__ import annotations
 
 import multiprocessing
-import os
 import shutil
 import time
 from collections import Counter, deque
@@ -31,7 +30,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from datasets import Features
 
 from builder.language import names_target_language, prompt_languages
 from builder.ledger import KEPT, QUARANTINED, Ledger
@@ -40,7 +38,7 @@ from builder.responses.config import ResponsesConfig
 from builder.responses.grammar import REJECT_CODES, validate
 from builder.responses.shapes import normalize, resolve_delimiters
 from builder.rows import PARSED_FEATURES, provenance_defaults
-from builder.workdir import SHARD_ROWS, WorkDir
+from builder.workdir import ShardWriter, WorkDir
 
 STAGE = "responses"
 STEP = "parse_validate_verify"
@@ -273,60 +271,6 @@ class _Selector:
         return {gid for _, gid in self.best.values()}
 
 
-class ShardWriter:
-    """Append row batches to part-*.parquet shards of at most `shard_rows` rows (old shards go)."""
-
-    def __init__(self, out_dir: Path, features: Features, shard_rows: int = SHARD_ROWS) -> None:
-        self.out_dir, self.schema, self.shard_rows = out_dir, features.arrow_schema, shard_rows
-        self.features = features
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for old in out_dir.glob("part-*.parquet"):
-            old.unlink()
-        self._writer: pq.ParquetWriter | None = None
-        self._tmp: Path | None = None
-        self._in_shard = 0
-        self.paths: list[Path] = []
-        self.rows = 0
-
-    def _roll(self) -> None:
-        self._finish()
-        path = self.out_dir / f"part-{len(self.paths):05d}.parquet"
-        self._tmp = path.with_suffix(".tmp")
-        self._writer = pq.ParquetWriter(self._tmp, self.schema, compression="zstd")
-        self.paths.append(path)
-        self._in_shard = 0
-
-    def _finish(self) -> None:
-        if self._writer is not None and self._tmp is not None:
-            self._writer.close()
-            os.replace(self._tmp, self.paths[-1])
-            self._writer = None
-
-    def write_table(self, table: pa.Table) -> None:
-        start = 0
-        while start < table.num_rows:
-            if self._writer is None or self._in_shard >= self.shard_rows:
-                self._roll()
-            n = min(self.shard_rows - self._in_shard, table.num_rows - start)
-            assert self._writer is not None
-            self._writer.write_table(table.slice(start, n))
-            self._in_shard += n
-            self.rows += n
-            start += n
-
-    def write_rows(self, rows: list[dict[str, Any]]) -> None:
-        if rows:
-            self.write_table(pa.Table.from_pylist([{k: r[k] for k in self.features} for r in rows], schema=self.schema))
-
-    def close(self) -> list[Path]:
-        if not self.paths:  # an empty table still gets one shard, like write_shards
-            self._roll()
-            assert self._writer is not None
-            self._writer.write_table(self.schema.empty_table())
-        self._finish()
-        return self.paths
-
-
 def _reply_batches(files: list[Path], batch_rows: int) -> Iterator[list[dict[str, Any]]]:
     for f in files:
         for b in pq.ParquetFile(f).iter_batches(batch_size=batch_rows):
@@ -448,4 +392,4 @@ def run_responses(recipe: Recipe, work: WorkDir, progress: Any = None) -> Respon
     return res
 
 
-__all__ = ["run_responses", "process_batch", "REJECT_CODES", "STAGE_CODES", "ShardWriter", "PromptIndex"]
+__all__ = ["run_responses", "process_batch", "REJECT_CODES", "STAGE_CODES", "PromptIndex"]

@@ -87,6 +87,32 @@ def _messages(value: Any, field: str) -> list[dict[str, str]]:
     return out
 
 
+def _tests_json(fmt: str, row: dict[str, Any], value: Any) -> str | None:
+    """Wrap a source's native test layout into the verifier's tests schema."""
+    if value is _MISSING or value is None:
+        return None
+    if fmt == "raw":
+        return _as_json_string(value)
+    if isinstance(value, str) and fmt in ("mbpp", "asserts"):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            value = [value]
+    if fmt in ("mbpp", "asserts") and not (isinstance(value, list) and all(isinstance(t, str) for t in value)):
+        raise RowProblem("wrong_type", f"tests for format {fmt} must be a list of assert strings")
+    if fmt == "mbpp":
+        spec: dict[str, Any] = {"format": "mbpp", "test_list": value, "test_setup_code": row.get("test_setup_code") or ""}
+    elif fmt == "asserts":
+        spec = {"format": "asserts", "asserts": value}
+    elif fmt == "humaneval":
+        if not isinstance(row.get("entry_point"), str):
+            raise RowProblem("missing_field", "humaneval tests need an `entry_point` field in the row")
+        spec = {"format": "humaneval", "test": value, "entry_point": row["entry_point"], "prompt": row.get("prompt", "")}
+    else:  # ifeval: the instruction ids, with their kwargs beside them
+        spec = {"format": "ifeval", "instruction_id_list": value, "kwargs": row.get("kwargs") or [{} for _ in value]}
+    return orjson.dumps(spec, option=orjson.OPT_SORT_KEYS).decode()
+
+
 def map_row(src: SourceConfig, row: dict[str, Any], reference_re: regex.Pattern[str] | None) -> dict[str, Any]:
     """Build the un-normalized prompt record. Raises RowProblem with a ledger code."""
     f = src.fields
@@ -151,7 +177,7 @@ def map_row(src: SourceConfig, row: dict[str, Any], reference_re: regex.Pattern[
         raw = get_path(row, f.language)
         if isinstance(raw, str) and raw:
             language = raw
-    tests = _as_json_string(get_path(row, f.tests)) if f.tests else None
+    tests = _tests_json(src.tests_format, row, get_path(row, f.tests)) if f.tests else None
     tools = _as_json_string(get_path(row, f.tools)) if f.tools else None
     row_id = None
     if f.id:

@@ -35,7 +35,7 @@ from builder.tokens import count_tokens
 from builder.variants.config import VariantsConfig
 from builder.variants.registry import REGISTRY, Candidate, Skip
 from builder.variants.summarizer import check_summary, extractive_summary
-from builder.workdir import WorkDir
+from builder.workdir import ShardWriter, WorkDir
 
 STAGE = "variants"
 CHATML_OVERHEAD = 5  # <|im_start|> role \n … <|im_end|> \n: tokens per message beyond content
@@ -169,7 +169,6 @@ def _prompt_tokens(cfg: VariantsConfig, prompts: list[dict[str, Any]]) -> list[i
 
 
 def run_variants(recipe: Recipe, work: WorkDir, progress: Any = None) -> VariantsResult:
-    from builder.responses.stage import ShardWriter  # the shard writer; no stage logic is shared
 
     t0 = time.perf_counter()
     cfg = config_of(recipe)
