@@ -216,7 +216,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small run (< 60 s)")
     ap.add_argument("--rows", type=int, default=None, help="rows per variant (default 1,300,000; quick 12,000)")
     ap.add_argument("--shard-rows", type=int, default=20_000)
-    ap.add_argument("--subset-shards", type=int, default=2, help="shards per variant for the baseline comparison")
+    ap.add_argument("--subset-shards", type=int, default=0,
+                    help="shards per variant for the baseline comparison (0: all, reusing the main release run)")
     ap.add_argument("--keep", type=Path, default=None, help="work in this folder and keep it")
     args = ap.parse_args()
     rows = args.rows or (12_000 if args.quick else 1_300_000)
@@ -246,14 +247,17 @@ def main() -> None:
         print(f"load back: verify_release {back['verify_s']:.1f}s + load_dataset {configs} "
               f"{back['seconds'] - back['verify_s']:.1f}s", flush=True)
 
-        # Same data subset for both sides: the first shards of each variant.
-        sub = base / "subset"
-        for v in VARIANTS:
-            (sub / "variants" / v).mkdir(parents=True, exist_ok=True)
-            for p in sorted((base / "work" / "variants" / v).glob("part-*.parquet"))[: args.subset_shards]:
-                shutil.copyfile(p, sub / "variants" / v / p.name)
-        shutil.copytree(base / "work" / "curate", sub / "curate")
-        ours = _in_child(do_release, str(sub), str(recipe), str(base / "subset-release"))
+        # Same data for both sides: everything, or the first shards of each variant.
+        if args.subset_shards:
+            sub = base / "subset"
+            for v in VARIANTS:
+                (sub / "variants" / v).mkdir(parents=True, exist_ok=True)
+                for p in sorted((base / "work" / "variants" / v).glob("part-*.parquet"))[: args.subset_shards]:
+                    shutil.copyfile(p, sub / "variants" / v / p.name)
+            shutil.copytree(base / "work" / "curate", sub / "curate")
+            ours = _in_child(do_release, str(sub), str(recipe), str(base / "subset-release"))
+        else:
+            sub, ours = base / "work", rel
         theirs = _in_child(do_baseline, str(sub), str(base / "baseline"), str(base / "hf-cache-baseline"))
         sub_mb = theirs["arrow_bytes"] / 1e6
         speedup = theirs["seconds"] / ours["seconds"]

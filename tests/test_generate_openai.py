@@ -20,7 +20,7 @@ from builder.errors import UserError
 from builder.recipe import load_recipe
 from builder.teachers.stage import run_generate
 from builder.workdir import WorkDir
-from tests.generate_helpers import openai_teacher, write_prompts, write_recipe
+from tests.generate_helpers import CLIENT, openai_teacher, write_prompts, write_recipe
 from tests.servers.openai_server import SCENARIOS, ServerHandle, run_server
 
 
@@ -28,6 +28,14 @@ from tests.servers.openai_server import SCENARIOS, ServerHandle, run_server
 def srv() -> Iterator[ServerHandle]:
     with run_server(tokens_per_reply=120) as handle:
         yield handle
+
+
+@pytest.fixture(autouse=True, params=["openai", "aiohttp"])
+def _client(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every test runs with openai.AsyncOpenAI and with the lean aiohttp transport."""
+    CLIENT["name"] = request.param
+    yield request.param
+    CLIENT["name"] = "openai"
 
 
 @pytest.fixture(autouse=True)

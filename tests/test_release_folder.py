@@ -188,3 +188,15 @@ def test_no_variant_shards_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="no variant shards found; run `answer-distill variants` first"):
         run_release(recipe, tmp_path / "empty-work", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_cli_release_refusal_is_one_line(release: Path) -> None:
+    from typer.testing import CliRunner
+
+    from builder.cli import app
+
+    res = CliRunner().invoke(app, ["release", str(release / "recipe.yaml"), "--work", str(shared_work()),
+                                   "--out", str(release)])
+    assert res.exit_code == 2
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "is already built there" in lines[0], res.output

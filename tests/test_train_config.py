@@ -74,15 +74,21 @@ def test_renamed_keys_name_their_replacement(key: str, section: str, hint: str) 
 
 
 def test_unknown_key_suggests_close_match() -> None:
-    data = {"model": {"name_or_path": "m"}, "dataset": {"path": "p", "config": "answer"},
-            "training": {"learning_rat": 1e-5}}
+    data = {
+        "model": {"name_or_path": "m"},
+        "dataset": {"path": "p", "config": "answer"},
+        "training": {"learning_rat": 1e-5},
+    }
     with pytest.raises(ConfigError, match="did you mean 'learning_rate'"):
         parse_recipe(data)
 
 
 def test_trainer_owned_keys_are_refused() -> None:
-    data = {"model": {"name_or_path": "m"}, "dataset": {"path": "p", "config": "answer"},
-            "training": {"eos_token": "<|endoftext|>"}}
+    data = {
+        "model": {"name_or_path": "m"},
+        "dataset": {"path": "p", "config": "answer"},
+        "training": {"eos_token": "<|endoftext|>"},
+    }
     with pytest.raises(ConfigError, match="eos_token cannot be set"):
         parse_recipe(data)
 

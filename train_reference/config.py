@@ -31,8 +31,7 @@ RENAMED: dict[str, str] = {
     "(transformers 5 removed warmup_ratio; warmup_steps < 1 is a ratio of total steps)",
     "gradient_checkpointing": "training.activation_checkpointing "
     "(transformers 5.23 keeps gradient_checkpointing only as a deprecated alias)",
-    "gradient_checkpointing_kwargs": "training.activation_checkpointing_kwargs "
-    "(deprecated alias in transformers 5.23)",
+    "gradient_checkpointing_kwargs": "training.activation_checkpointing_kwargs (deprecated alias in transformers 5.23)",
     "torch_dtype": "model.dtype (transformers 5 renamed torch_dtype to dtype)",
     "dataset_name": "dataset.path (a Hub id or a local release folder)",
     "dataset_config": "dataset.config (the release variant)",
@@ -223,6 +222,10 @@ def to_sft_config(recipe: Recipe, world_size: int | None = None, **extra: Any): 
     kwargs["eos_token"] = QWEN_EOS
     kwargs["completion_only_loss"] = recipe.dataset.train_on == "last_turn"
     kwargs.setdefault("assistant_only_loss", True)
+    # TRL defaults the deprecated alias to True; state the current name instead so that
+    # transformers does not warn and a recipe's activation_checkpointing is what runs.
+    kwargs.setdefault("activation_checkpointing", True)
+    kwargs["gradient_checkpointing"] = None
     kwargs.setdefault("output_dir", f"out/train/{Path(recipe.model.name_or_path).name}-{recipe.dataset.config}")
     if os.environ.get("ACCELERATE_USE_FSDP") == "true" and os.environ.get("FSDP_ACTIVATION_CHECKPOINTING") == "true":
         # FSDP checkpoints the layers itself; the training argument would add a redundant all-gather.

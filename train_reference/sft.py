@@ -123,7 +123,7 @@ def check_training_template(
             at = next((k for k, (a, b) in enumerate(zip(want, got)) if a != b), min(len(want), len(got)))
             raise SetupError(
                 f"chat template check: the training template renders {where} differently from the model's "
-                f"template at character {at} ({want[at:at + 40]!r} vs {got[at:at + 40]!r}); "
+                f"template at character {at} ({want[at : at + 40]!r} vs {got[at : at + 40]!r}); "
                 "the model's template is not Qwen2.5's — pass model.tokenizer pointing at a Qwen2.5 tokenizer"
             )
     for i, messages in enumerate([*_PROBES, *conversations[:4]]):
@@ -173,9 +173,7 @@ def _local_revision(folder: Path, revision: str | None, workdir: Path) -> Path:
     found = _git(folder, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
     if found.returncode != 0:
         tags = _git(folder, "tag", "--list").stdout.split()
-        raise SetupError(
-            f"dataset.revision {rev!r} does not exist in {folder} (tags: {', '.join(tags) or 'none'})"
-        )
+        raise SetupError(f"dataset.revision {rev!r} does not exist in {folder} (tags: {', '.join(tags) or 'none'})")
     commit = found.stdout.strip()
     head = _git(folder, "rev-parse", "HEAD").stdout.strip()
     dirty = _git(folder, "status", "--porcelain").stdout.strip()
@@ -201,7 +199,9 @@ def _hub_revision_check(ds: DatasetSection) -> list[str]:
     except RepositoryNotFoundError:
         raise SetupError(f"dataset.path {ds.path!r}: no such local folder or Hub dataset") from None
     except Exception as exc:  # offline mode, network, auth: all end the run the same way
-        raise SetupError(f"dataset.path {ds.path!r}: cannot query the Hugging Face Hub ({type(exc).__name__})") from None
+        raise SetupError(
+            f"dataset.path {ds.path!r}: cannot query the Hugging Face Hub ({type(exc).__name__})"
+        ) from None
     import datasets
 
     return datasets.get_dataset_config_names(ds.path, revision=ds.revision)
@@ -235,7 +235,9 @@ def _clean_messages(messages: Any, index: int) -> list[dict[str, str]]:
     for turn in messages:
         role, content = turn.get("role"), turn.get("content")
         if role not in ("system", "user", "assistant", "tool") or not isinstance(content, str):
-            raise SetupError(f"dataset row {index}: turn {turn!r} needs role system/user/assistant/tool and string content")
+            raise SetupError(
+                f"dataset row {index}: turn {turn!r} needs role system/user/assistant/tool and string content"
+            )
         out.append({"role": role, "content": content})
     if out[-1]["role"] != "assistant":
         raise SetupError(f"dataset row {index}: the last turn must be the assistant reply, got {out[-1]['role']!r}")
@@ -271,7 +273,9 @@ def check_model(recipe: Recipe) -> tuple[Any, Any]:
     try:
         config = AutoConfig.from_pretrained(m.name_or_path, revision=m.revision)
     except (OSError, ValueError) as exc:
-        raise SetupError(f"model.name_or_path {m.name_or_path!r}: cannot read its config ({' '.join(str(exc).split())[:200]})") from None
+        raise SetupError(
+            f"model.name_or_path {m.name_or_path!r}: cannot read its config ({' '.join(str(exc).split())[:200]})"
+        ) from None
     context = getattr(config, "max_position_embeddings", None)
     max_length = recipe.training.get("max_length", 1024)
     if context is not None and max_length is not None and max_length > context:
@@ -394,7 +398,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="training recipe YAML (recipes/train/*.yaml)")
     parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override a recipe key, e.g. --set training.learning_rate=1e-5 (repeatable)",
     )
     parser.add_argument("--dry-run", action="store_true", help="run every check, load no weights, train nothing")

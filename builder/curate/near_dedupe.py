@@ -503,9 +503,7 @@ def near_dedupe(
     sig = make_executor(
         [
             _reader(input_dir, glob, cfg, positions=True),
-            PositionedMinhashSignature(
-                str(sig_dir), str(ids_dir), mh, shingles, cfg.language, cfg.vectorized, full
-            ),
+            PositionedMinhashSignature(str(sig_dir), str(ids_dir), mh, shingles, cfg.language, cfg.vectorized, full),
         ],
         executor,
         logs / "signature",

@@ -4,6 +4,7 @@ into place at the end, so a failed or interrupted release leaves nothing half-wr
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -14,9 +15,11 @@ import pyarrow.parquet as pq
 from datasets import Features
 
 from builder.errors import secret_values
+from builder.release.manifest import CHUNK, sha256_file
 from builder.rows import VARIANT_FEATURES
 
 SCHEMA = VARIANT_FEATURES.arrow_schema
+BINARY = {".parquet", ".png"}
 
 
 @contextlib.contextmanager
@@ -46,14 +49,20 @@ def is_published_schema(schema: pa.Schema, check_metadata: bool = True) -> bool:
     return same and (schema.metadata or {}).get(b"huggingface") == SCHEMA.metadata[b"huggingface"]
 
 
-def put_shard(src: Path, table: pa.Table, dest: Path) -> None:
+def put_shard(src: Path, table: pa.Table, dest: Path) -> str:
     """Copy a work shard that already has the exact published schema (bytes unchanged, no
-    re-encode); otherwise write the table cast to the published schema."""
+    re-encode), hashing it on the way so the manifest needs no second read; otherwise write
+    the table cast to the published schema. Returns the written file's sha256."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    if is_published_schema(pq.read_schema(src)):
-        shutil.copyfile(src, dest)
-    else:
+    if not is_published_schema(pq.read_schema(src)):
         pq.write_table(table.cast(SCHEMA), dest, compression="zstd")
+        return sha256_file(dest)
+    h = hashlib.sha256()
+    with src.open("rb") as fin, dest.open("wb") as fout:
+        while chunk := fin.read(CHUNK):
+            h.update(chunk)  # hashlib releases the GIL on large buffers
+            fout.write(chunk)
+    return h.hexdigest()
 
 
 def name_shards(variant_dir: Path, staged: list[Path]) -> list[Path]:
@@ -68,9 +77,10 @@ def name_shards(variant_dir: Path, staged: list[Path]) -> list[Path]:
 
 
 def secrets_in(folder: Path) -> list[str]:
-    """Files that contain the value of any secret-looking environment variable."""
+    """Text files that contain the value of any secret-looking environment variable (the
+    data shards hold pipeline rows, not configuration, and are too big to re-read)."""
     needles = [s.encode() for s in secret_values()]
     if not needles:
         return []
     return [p.relative_to(folder).as_posix() for p in sorted(folder.rglob("*"))
-            if p.is_file() and any(n in p.read_bytes() for n in needles)]
+            if p.is_file() and p.suffix not in BINARY and any(n in p.read_bytes() for n in needles)]

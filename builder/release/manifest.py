@@ -12,27 +12,30 @@ import pyarrow.parquet as pq
 import yaml
 
 MANIFEST = "manifest.json"
-_CHUNK = 8 << 20
+CHUNK = 8 << 20
 
 
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
+        while chunk := f.read(CHUNK):
             h.update(chunk)
     return h.hexdigest()
 
 
-def file_hashes(folder: Path) -> dict[str, dict[str, Any]]:
+def file_hashes(folder: Path, known: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """sha256 and size of every file; `known` holds hashes already taken while writing."""
+    known = known or {}
     out: dict[str, dict[str, Any]] = {}
     for p in sorted(folder.rglob("*")):
         if p.is_file() and p.name != MANIFEST:
-            out[p.relative_to(folder).as_posix()] = {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+            rel = p.relative_to(folder).as_posix()
+            out[rel] = {"sha256": known.get(rel) or sha256_file(p), "bytes": p.stat().st_size}
     return out
 
 
-def write_manifest(folder: Path, fields: dict[str, Any]) -> dict[str, Any]:
-    doc = {**fields, "files": file_hashes(folder)}
+def write_manifest(folder: Path, fields: dict[str, Any], known: dict[str, str] | None = None) -> dict[str, Any]:
+    doc = {**fields, "files": file_hashes(folder, known)}
     (folder / MANIFEST).write_text(json.dumps(doc, indent=2, ensure_ascii=False, sort_keys=False))
     return doc
 

@@ -11,11 +11,12 @@ Writes <out>/data/<variant>/train-0000k-of-0000n.parquet, README.md (the dataset
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -104,21 +105,42 @@ def _mix_frame(observed: dict[str, int], targets: dict[str, float]) -> pd.DataFr
 
 
 class _Gates:
-    """The GX runner plus the release-level suites (cross-shard ids, mix, verification)."""
+    """The GX runner and its suites: per variant, mix, verification.
+
+    GX's import (~2-5 s, pure Python) runs in a background thread while the first shards are
+    read and scanned (Arrow kernels, GIL released), so it costs little wall time."""
 
     def __init__(self, recipe: Recipe, variants: list[str], qdir: Path) -> None:
         self.cfg = recipe.quality
-        self.runner = GxRunner()
         self.qdir = qdir
         self.pages: list[tuple[str, str, bool]] = []  # (label, html path, success)
-        E = self.runner.gx.expectations
-        for v in variants:
-            self.runner.define(v, variant_expectations(self.runner.gx, v, _max_tokens(recipe), self.cfg.language_mostly))
-        for check in ("category_mix", "source_mix"):
-            self.runner.define(check, [E.ExpectColumnValuesToBeBetween(
-                column="deviation", max_value=self.cfg.mix.tolerance, meta={"check": check})])
-        self.runner.define("verification", [E.ExpectColumnPairValuesAToBeGreaterThanB(
-            column_A="pass_rate", column_B="floor", or_equal=True, meta={"check": "verification_rate"})])
+        self._runner: GxRunner | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._setup, args=(variants, _max_tokens(recipe)), daemon=True)
+        self._thread.start()
+
+    def _setup(self, variants: list[str], max_tokens: int) -> None:
+        try:
+            runner = GxRunner()
+            E = runner.gx.expectations
+            for v in variants:
+                runner.define(v, variant_expectations(runner.gx, v, max_tokens, self.cfg.language_mostly))
+            for check in ("category_mix", "source_mix"):
+                runner.define(check, [E.ExpectColumnValuesToBeBetween(
+                    column="deviation", max_value=self.cfg.mix.tolerance, meta={"check": check})])
+            runner.define("verification", [E.ExpectColumnPairValuesAToBeGreaterThanB(
+                column_A="pass_rate", column_B="floor", or_equal=True, meta={"check": "verification_rate"})])
+            self._runner = runner
+        except BaseException as e:  # re-raised in the caller's thread by `runner`
+            self._error = e
+
+    @property
+    def runner(self) -> GxRunner:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._runner is not None
+        return self._runner
 
     def validate(self, key: str, frame: pd.DataFrame, variant: str, label: str,
                  into: dict[tuple[str, str, str], CheckOutcome]) -> None:
@@ -148,6 +170,7 @@ class _Shard:
     signals: pa.Table | None = None
     answer_keys: list[tuple[str, tuple[int, bytes]]] = field(default_factory=list)
     dest: Path | None = None
+    sha256: str = ""
     error: str = ""
 
 
@@ -166,13 +189,14 @@ def _load_shard(k: int, path: Path, v: str, contaminated: pa.Array, answers: dic
         s.answer_keys = list(answer_keys(table))
     s.signals = signal_table(table, v, contaminated, answers)
     s.dest = staging_dir / f".part-{k:05d}.parquet"
-    put_shard(path, table, s.dest)
+    s.sha256 = put_shard(path, table, s.dest)
     s.table = table
     return s
 
 
 def _check_variants(recipe: Recipe, work: WorkDir, variants: list[str], tmp: Path, progress: Any,
-                    ) -> tuple[dict[str, VariantStats], list[CheckOutcome], int]:
+                    known: dict[str, str]) -> tuple[dict[str, VariantStats], list[CheckOutcome], int]:
+    """Gate every variant; shards are copied into `tmp` and their sha256 put in `known`."""
     gates = _Gates(recipe, variants, tmp / "quality")
     contaminated = _contaminated(work)
     answers: dict[str, tuple[int, bytes]] = {}
@@ -186,6 +210,7 @@ def _check_variants(recipe: Recipe, work: WorkDir, variants: list[str], tmp: Pat
         st = stats[v] = VariantStats()
         signals: list[pa.Table] = []
         staged: list[Path] = []
+        hashes: list[str] = []
         (tmp / "data" / v).mkdir(parents=True, exist_ok=True)
         shards = work.shards("variants", v)
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
@@ -207,10 +232,12 @@ def _check_variants(recipe: Recipe, work: WorkDir, variants: list[str], tmp: Pat
                     signals.append(done.signals)
                     st.add(done.table)
                     staged.append(done.dest)
+                    hashes.append(done.sha256)
         if signals:  # one GX run per variant on the narrow signals (no text), across all shards
             gates.validate(v, to_frame(signals), v, "rows", per)
         del signals
-        name_shards(tmp / "data" / v, staged)
+        for final, sha in zip(name_shards(tmp / "data" / v, staged), hashes):
+            known[final.relative_to(tmp).as_posix()] = sha
         outcomes += per.values()
         _tick(progress, f"{v}: {st.rows:,} rows checked")
 
@@ -308,6 +335,17 @@ def _seeds(node: Any, path: str = "") -> dict[str, Any]:
     return out
 
 
+def _stage_dates(work: WorkDir) -> dict[str, str]:
+    """When each earlier stage last finished (its summary.json's write time, UTC)."""
+    out = {}
+    for stage in ("curate", "generate", "responses", "variants"):
+        path = work.root / stage / "summary.json"
+        if path.is_file():
+            ts = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
+            out[f"{stage}_finished_at"] = ts.isoformat(timespec="seconds").replace("+00:00", "Z")
+    return out
+
+
 def run_release(recipe: Recipe, work: WorkDir | Path, out_dir: Path, progress: Any = None,
                 previous: Path | None = None) -> ReleaseResult:
     t0 = time.perf_counter()
@@ -321,10 +359,11 @@ def run_release(recipe: Recipe, work: WorkDir | Path, out_dir: Path, progress: A
         raise UserError(f"{recipe.path}: contains the value of a secret environment variable; keep tokens "
                         "in the environment only (the recipe is published with the release)")
     prev = find_previous(out_dir, recipe.name, recipe.version, previous)
-    built_at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    built_at = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
     _tick(progress, f"checking {', '.join(variants)} (loading Great Expectations)")
     with staging(out_dir) as tmp:
-        stats, outcomes, bytes_in = _check_variants(recipe, work, variants, tmp, progress)
+        known: dict[str, str] = {}
+        stats, outcomes, bytes_in = _check_variants(recipe, work, variants, tmp, progress, known)
         blocking = recipe.quality.blocking
         counts = {v: s.rows for v, s in stats.items()}
         quality = {
@@ -378,13 +417,14 @@ def run_release(recipe: Recipe, work: WorkDir | Path, out_dir: Path, progress: A
             "teachers": [{"model": t.split("|")[0], "endpoint_kind": t.split("|")[1]} for t in teachers],
             "summarizers": sorted({x for s in stats.values() for x in s.summarizers}),
             "prompt_templates": sorted({f"{i}:{h}" for s in stats.values() for i, h in s.templates}),
+            "summary_templates": sorted({f"{i}:{h}" for s in stats.values() for i, h in s.summary_templates}),
             "seeds": _seeds(recipe.model_dump(mode="json")),
-            "dates": {"built_at": built_at, "generated_at": (summaries.get("generate") or {}).get("finished_at")},
+            "dates": {"built_at": built_at, **_stage_dates(work)},
             "decontamination": {"benchmarks": (curate.get("decontamination") or {}).get("benchmarks", []),
                                 "skipped_absent": (curate.get("decontamination") or {}).get("skipped_absent", [])},
             "license": decision.license,
             "previous_version": (read_manifest(prev) or {}).get("version") if prev else None,
-        })
+        }, known)
         leaked = secrets_in(tmp)
         if leaked:  # a secret from the environment made it into a file: refuse to publish it
             raise UserError(f"release refused: a secret from the environment appears in {leaked[0]}; "

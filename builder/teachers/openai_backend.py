@@ -76,14 +76,14 @@ def classify(exc: BaseException, secrets: Iterable[str]) -> Outcome:
         return Outcome(code="timeout", retryable=True, message=msg)
     if isinstance(exc, openai.APIConnectionError):
         return Outcome(code="connection_error", retryable=True, message=msg, fatal=True)
-    if isinstance(exc, openai.APIStatusError):
+    from builder.teachers.aiohttp_transport import HTTPFailure
+
+    if isinstance(exc, (openai.APIStatusError, HTTPFailure)):
         status = exc.status_code
-        body_code = ""
-        if isinstance(exc.body, dict):
-            body_code = str(exc.body.get("code") or "")
+        headers = exc.response.headers if isinstance(exc, openai.APIStatusError) else exc.headers
+        body_code = str(exc.body.get("code") or "") if isinstance(exc.body, dict) else ""
         if status == 429:
-            return Outcome(code="rate_limited", retryable=True, message=msg,
-                           retry_after=parse_retry_after(exc.response.headers))  # fmt: skip
+            return Outcome(code="rate_limited", retryable=True, message=msg, retry_after=parse_retry_after(headers))
         if status in (401, 403):
             return Outcome(code="auth_failed", message=msg, fatal=True)
         if status == 404:
@@ -92,13 +92,31 @@ def classify(exc: BaseException, secrets: Iterable[str]) -> Outcome:
             return Outcome(code="context_length_exceeded", message=msg)
         if status in (408, 409) or status >= 500:
             return Outcome(code="server_error" if status >= 500 else "timeout", retryable=True, message=msg,
-                           retry_after=parse_retry_after(exc.response.headers))  # fmt: skip
+                           retry_after=parse_retry_after(headers))  # fmt: skip
         return Outcome(code="bad_request", message=msg)
+    aio = _aiohttp_outcome(exc, msg)
+    if aio is not None:
+        return aio
     if isinstance(exc, (orjson.JSONDecodeError, KeyError, IndexError, TypeError)):
         return Outcome(code="malformed_response", retryable=True, message=msg)
     if isinstance(exc, (ConnectionError, asyncio.TimeoutError)):
         return Outcome(code="connection_error", retryable=True, message=msg)
     raise exc
+
+
+def _aiohttp_outcome(exc: BaseException, msg: str) -> Outcome | None:
+    """Errors of the `client: aiohttp` transport, mapped like the openai client's."""
+    try:
+        import aiohttp
+    except ImportError:
+        return None
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return Outcome(code="connection_error", retryable=True, message=msg, fatal=True)
+    if isinstance(exc, asyncio.TimeoutError):
+        return Outcome(code="timeout", retryable=True, message=msg)
+    if isinstance(exc, aiohttp.ClientError):  # reset, disconnected, cut payload
+        return Outcome(code="connection_error", retryable=True, message=msg)
+    return None
 
 
 # httpx's connection pool scans every connection on each request (O(n) per request, O(n²)
@@ -164,6 +182,12 @@ def make_pool(teacher: TeacherConfig, endpoints: list[Endpoint], concurrency: in
     for ep in endpoints:
         key = api_key(ep, teacher.name)
         keys.append(key)
+        if teacher.client == "aiohttp":
+            from builder.teachers.aiohttp_transport import AiohttpApi
+
+            api = AiohttpApi(ep.base_url, key, concurrency, lim.timeout_s, lim.connect_timeout_s)
+            clients.append(Client(ep.base_url, [api]))
+            continue
         http, fast = _http_client(concurrency, timeout)
         https = [http]
         if not fast:  # httpx: split the pool (see CONNECTIONS_PER_CLIENT); an unused client holds nothing
@@ -278,7 +302,9 @@ async def _one(
         state.requests += 1
         t0 = time.monotonic()
         try:
-            data = await post_chat(client.apis[slot % len(client.apis)], request_body(teacher, item), lim)
+            api = client.apis[slot % len(client.apis)]
+            body = request_body(teacher, item)
+            data = await (api.post_chat(body) if teacher.client == "aiohttp" else post_chat(api, body, lim))
             fields = parse_reply(orjson.loads(data))
             out = Outcome(body=fields)
         except asyncio.CancelledError:

@@ -79,8 +79,10 @@ def load_prompts(work: WorkDir) -> dict[str, list[Any]]:
 
 def teacher_items(recipe: Recipe, cfg: GenerateConfig, teacher: TeacherConfig, prompts: dict[str, list[Any]]) -> list[WorkItem]:
     mapping = cfg.templates_for(teacher)
-    if teacher.kind == "import" and not teacher.templates:
-        mapping = {"default": "plain"}  # imported replies were prompted by their authors, not by us
+    if not teacher.templates and (teacher.kind == "import" or teacher.role == "control"):
+        # Imported replies were prompted by their authors, not by us; the non-reasoning control
+        # teacher gets the conversation as is (the R1 prompt asks for <think> tags).
+        mapping = {"default": "plain"}
     ids = {template_for(c, mapping) for c in set(prompts["category"])}
     templates = load_templates(recipe.resolve(cfg.prompts_dir), ids)
     return build_items(teacher, prompts, templates, mapping)

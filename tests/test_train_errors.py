@@ -1,0 +1,156 @@
+"""Bad input to train_reference/sft.py is caught before any weights load: one line on stderr,
+exit status 2, no traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+from train_reference import sft  # noqa: E402
+from train_reference.tiny_model import build_tiny_qwen2, build_tiny_release  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+GSM8K = ROOT.parent / "shared" / "corpus" / "gsm8k" / "train.jsonl"
+if not GSM8K.is_file():
+    GSM8K = Path("/work/shared/corpus/gsm8k/train.jsonl")
+
+RECIPE = """\
+model:
+  name_or_path: {model}
+  revision: null
+  dtype: float32
+dataset:
+  path: {release}
+  config: answer
+global_batch_size: 4
+training:
+  output_dir: {out}
+  per_device_train_batch_size: 4
+  max_length: 1024
+  bf16: false
+  report_to: none
+"""
+
+
+def _git(cwd: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args], cwd=cwd, check=True, capture_output=True
+    )
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    if not GSM8K.is_file():
+        pytest.skip("shared/corpus/gsm8k is not available")
+    from builder.tokens import hf_tokenizer_dir
+
+    root = tmp_path_factory.mktemp("sft-errors")
+    model = build_tiny_qwen2(
+        root / "tiny",
+        hf_tokenizer_dir("qwen2.5"),
+        hidden_size=16,
+        num_layers=1,
+        num_heads=2,
+        num_kv_heads=1,
+        intermediate_size=32,
+        max_position_embeddings=2048,
+    )
+    release = build_tiny_release(root / "release", GSM8K, variants=("answer", "original"), n_rows=8)
+    # A local clone of a release repository, tagged like a published version.
+    _git(release, "init", "-q")
+    _git(release, "add", "-A")
+    _git(release, "commit", "-q", "-m", "release")
+    _git(release, "tag", "v0.1.0")
+    recipe = root / "recipe.yaml"
+    recipe.write_text(RECIPE.format(model=model, release=release, out=root / "out"))
+    return {"recipe": recipe, "root": root}
+
+
+def _fails_with(capsys: pytest.CaptureFixture[str], argv: list[str], *needles: str) -> str:
+    assert sft.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ") and "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def test_dry_run_passes_on_good_input_and_existing_tag(
+    setup: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert sft.main(["--config", str(setup["recipe"]), "--dry-run", "--set", "dataset.revision=v0.1.0"]) == 0
+    assert '"ok": true' in capsys.readouterr().out
+
+
+def test_release_without_the_config(setup: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    _fails_with(
+        capsys,
+        ["--config", str(setup["recipe"]), "--dry-run", "--set", "dataset.config=think_summary"],
+        "'think_summary'",
+        "answer, original",
+    )
+
+
+def test_revision_that_does_not_exist(setup: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    _fails_with(
+        capsys,
+        ["--config", str(setup["recipe"]), "--dry-run", "--set", "dataset.revision=v9.9.9"],
+        "'v9.9.9' does not exist",
+        "v0.1.0",
+    )
+
+
+def test_unknown_key_names_its_replacement(setup: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    _fails_with(
+        capsys,
+        ["--config", str(setup["recipe"]), "--set", "training.warmup_ratio=0.05"],
+        "'warmup_ratio'",
+        "warmup_steps",
+    )
+
+
+def test_max_length_above_model_context(setup: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    _fails_with(
+        capsys,
+        ["--config", str(setup["recipe"]), "--set", "training.max_length=16384"],
+        "16384",
+        "max_position_embeddings 2048",
+    )
+
+
+def test_hub_dataset_offline_is_one_line(setup: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    _fails_with(
+        capsys,
+        ["--config", str(setup["recipe"]), "--dry-run", "--set", "dataset.path=no-org/no-such-release"],
+        "no-org/no-such-release",
+    )
+
+
+def test_cli_exit_status_and_no_traceback(setup: dict[str, Path]) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "train_reference" / "sft.py"),
+            "--config",
+            str(setup["recipe"]),
+            "--set",
+            "training.max_seq_length=4096",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=setup["root"],
+        check=False,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].endswith("(TRL renamed max_seq_length to max_length)")
