@@ -241,7 +241,23 @@ def version() -> None:
     console.print(__version__)
 
 
+def _quiet_datatrove() -> None:
+    """datatrove logs every step to stderr through loguru; its logs also go to each step's
+    logging dir, so the console keeps warnings only (ANSWER_DISTILL_VERBOSE=1 keeps all)."""
+    import os
+
+    if os.environ.get("ANSWER_DISTILL_VERBOSE"):
+        return
+    try:
+        from loguru import logger
+    except ImportError:
+        return
+    logger.remove()
+    logger.add(sys.stderr, level="WARNING")
+
+
 def main() -> None:
+    _quiet_datatrove()
     try:
         app()
     except Exception as e:  # a bug: keep the traceback for us, but never leak a secret

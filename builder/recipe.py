@@ -93,12 +93,20 @@ class NormalizeConfig(Strict):
 
 
 class NearDedupeSettings(Strict):
+    """MinHash settings (builder/curate/near_dedupe.py maps them onto its NearDedupeConfig).
+
+    Defaults were chosen by measurement on planted near-duplicates: datatrove's 14×8 bands
+    found 93% of them, 20×5 finds 99.7%."""
+
     enabled: bool = True
     ngram: int = 5
     buckets: int = 20
     hashes_per_bucket: int = 5
-    char_ngram: int = 5  # for CJK text and very short prompts
+    char_ngram: int = 5  # Chinese/Japanese text gets character n-grams
     seed: int = 1
+    numbers_must_match: bool = True  # "2+2" and "3+3" are different problems
+    verify_threshold: float | None = 0.5  # full-signature agreement a band collision must reach
+    tokenizer: Literal["fast", "datatrove"] = "fast"  # datatrove's default (spaCy) is ~10× slower
 
 
 class BenchmarkFile(Strict):
@@ -149,6 +157,8 @@ class BalanceConfig(Strict):
 
 
 class ExecutorSettings(Strict):
+    """Where datatrove steps run (builder/executors.py builds the executor from this)."""
+
     kind: Literal["local", "slurm", "ray"] = "local"
     tasks: int = 2
     workers: int = -1
@@ -160,6 +170,7 @@ class ExecutorSettings(Strict):
     venv_path: str | None = None
     sbatch_args: dict[str, str] = Field(default_factory=dict)
     ray_address: str | None = None
+    start_method: Literal["forkserver", "fork", "spawn"] = "forkserver"
 
 
 class CurateConfig(Strict):

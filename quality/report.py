@@ -20,7 +20,7 @@ def one_line(o: CheckOutcome) -> str:
     what = f"{o.unexpected_count:,} of {o.element_count:,} rows" if o.element_count else (o.detail or "failed")
     col = f" {o.column}" if o.column else ""
     ex = f" (e.g. {', '.join(map(str, o.examples[:3]))})" if o.examples else ""
-    return f"{o.variant}: {o.check} [{o.expectation}{col}]: {what}{ex}"
+    return f"{o.variant}: {o.check} ({o.expectation}{col}): {what}{ex}"
 
 
 def checks_table(outcomes: list[CheckOutcome], blocking: list[str]) -> list[dict[str, Any]]:

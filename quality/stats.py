@@ -63,6 +63,22 @@ class VariantStats:
             if len(arr):
                 self.tokens[c].append(arr.astype(np.int32))
 
+    def merge(self, other: VariantStats) -> None:
+        """Fold in the stats of another shard of the same variant."""
+        self.rows += other.rows
+        self.num_bytes += other.num_bytes
+        for name in ("by_source", "by_category", "by_language", "by_license", "teachers"):
+            getattr(self, name).update(getattr(other, name))
+        for cat, c in other.verify.items():
+            self.verify.setdefault(cat, Counter()).update(c)
+        self.templates |= other.templates
+        self.summary_templates |= other.summary_templates
+        self.summarizers |= other.summarizers
+        for src, lics in other.licenses_by_source.items():
+            self.licenses_by_source.setdefault(src, set()).update(lics)
+        for c in TOKEN_COLUMNS:
+            self.tokens[c] += other.tokens[c]
+
     def token_array(self, column: str) -> np.ndarray:
         parts = self.tokens[column]
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)

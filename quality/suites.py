@@ -100,8 +100,10 @@ class GxRunner:
         vd = self.gx.ValidationDefinition(name=key, data=self.batch, suite=suite)
         self.definitions[key] = self.ctx.validation_definitions.add(vd)
 
-    def run(self, key: str, frame: pd.DataFrame) -> Any:
-        return self.definitions[key].run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
+    def run(self, key: str, frame: pd.DataFrame, id_column: str | None = None) -> Any:
+        # With an id column GX reports which rows failed (their prompt_ids), not just values.
+        fmt: Any = {"result_format": "SUMMARY", "unexpected_index_column_names": [id_column]} if id_column else "SUMMARY"
+        return self.definitions[key].run(batch_parameters={"dataframe": frame}, result_format=fmt)
 
 
 def outcomes_of(result: Any, variant: str, into: dict[tuple[str, str, str], CheckOutcome]) -> None:
@@ -116,8 +118,11 @@ def outcomes_of(result: Any, variant: str, into: dict[tuple[str, str, str], Chec
         exc = r.exception_info or {}
         if exc.get("raised_exception"):
             out.detail = str(exc.get("exception_message", ""))[:200]
-        out.merge(bool(r.success), int(res.get("element_count") or 0), int(res.get("unexpected_count") or 0),
-                  list(res.get("partial_unexpected_list") or []))
+        examples = list(res.get("partial_unexpected_list") or [])
+        ids = res.get("partial_unexpected_index_list") or []
+        if ids and isinstance(ids[0], dict) and "prompt_id" in ids[0]:
+            examples = [f"{i['prompt_id']}: {i.get(column, '')}" for i in ids]
+        out.merge(bool(r.success), int(res.get("element_count") or 0), int(res.get("unexpected_count") or 0), examples)
 
 
 def write_result(result: Any, json_path: Path, html_path: Path) -> None:

@@ -123,3 +123,17 @@ def test_ledger_detects_a_lost_row() -> None:
     led.record("s", "kept", prompt_id="a")
     with pytest.raises(LedgerMismatch):
         led.check()
+
+
+def test_sample_with_minhash_merges_planted_near_dups_not_number_variants(tmp_path: Path) -> None:
+    recipe = load_recipe(ROOT / "recipes/sample.yaml")
+    run_curate(recipe, WorkDir(tmp_path))
+    ledger = pq.read_table(tmp_path / "curate/ledger.parquet").to_pylist()
+    near = {r["source_row_id"] for r in ledger if r["reason"] == "near_dup"}
+    planted_near = {p["id"] for p in planted() if p["kind"] == "near_dup"}
+    assert len(near & planted_near) >= 9  # MinHash is probabilistic; 20×5 bands find ~99.7%
+    numbers = {p["id"] for p in planted() if p["kind"] == "number_variant"}
+    assert not (near & numbers)
+    # The winner of every near-dup cluster is a row that was kept.
+    kept = {r["prompt_id"] for r in ledger if r["step"] == "near_dedupe" and r["status"] == "kept"}
+    assert all(r["detail"] in kept for r in ledger if r["reason"] == "near_dup")

@@ -98,3 +98,19 @@ def test_torn_record_after_crash_is_requested_again(tmp_path: Path) -> None:
         # A third run sends nothing at all.
         run_generate(load_recipe(recipe), WorkDir(work))
         assert srv.stats()["requests_total"] == 11
+
+
+def test_datatrove_tasks_share_the_prompts(tmp_path: Path) -> None:
+    """Two local datatrove tasks: each sends its share into its own segment, nothing twice."""
+    with run_server(tokens_per_reply=60, latency=0.05) as srv:
+        work = tmp_path / "w"
+        write_prompts(work, [{"text": f"task share {i}"} for i in range(30)])
+        recipe = write_recipe(tmp_path, {"teachers": [openai_teacher(srv.base_url)], "tasks": 2},
+                              executor={"kind": "local", "tasks": 2, "workers": 2})  # fmt: skip
+        run_generate(load_recipe(recipe), WorkDir(work))
+        st = srv.stats()
+    segs = sorted(p.name.split("-")[0] for p in (work / "generate" / "store" / "r1").glob("*.jsonl"))
+    assert segs == ["t00000", "t00001"]
+    assert st["requests_total"] == 30 and st["duplicate_prompts"] == 0
+    rows = [r for f in (work / "generate" / "replies").glob("part-*.parquet") for r in pq.read_table(f).to_pylist()]
+    assert len(rows) == 30 and all(r["status"] == "ok" for r in rows)

@@ -104,7 +104,7 @@ def test_student_token_limit_blocks(tmp_path: Path) -> None:
     work = build_work(tmp_path / "work", n_en=6, n_zh=0)
     recipe = load_recipe(write_recipe(tmp_path / "r.yaml"))
     recipe.quality.max_student_tokens = 50
-    with pytest.raises(UserError, match=r"student_tokens_within_max \[expect_column_values_to_be_between student_tokens\]"):
+    with pytest.raises(UserError, match=r"student_tokens_within_max \(expect_column_values_to_be_between student_tokens\)"):
         run_release(recipe, work, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
@@ -114,3 +114,21 @@ def test_unknown_blocking_check_is_a_recipe_error(tmp_path: Path) -> None:
     path.write_text(path.read_text().replace("  mix: {tolerance: 0.2}", "  blocking: [schema, tag_gramar]\n  mix: {tolerance: 0.2}"))
     with pytest.raises(UserError, match=r"quality\.blocking: unknown check\(s\) \['tag_gramar'\]"):
         load_recipe(path)
+
+
+def test_shard_schemas_are_checked_and_normalised(tmp_path: Path) -> None:
+    from builder.release.folder import is_published_schema
+
+    work = build_work(tmp_path / "work", n_en=6, n_zh=2, shard_rows=50)
+    # A shard written without the HF features metadata is rewritten with it…
+    shard = work.shards("variants", "control")[0]
+    pq.write_table(pq.read_table(shard).replace_schema_metadata(None), shard)
+    recipe = load_recipe(write_recipe(tmp_path / "r.yaml"))
+    run_release(recipe, work, tmp_path / "ok")
+    out = next((tmp_path / "ok" / "data" / "control").glob("*.parquet"))
+    assert is_published_schema(pq.read_schema(out)) and not is_published_schema(pq.read_schema(shard))
+    # …but a shard missing a column is a blocking schema failure.
+    pq.write_table(pq.read_table(shard).drop_columns(["verify_status"]), shard)
+    with pytest.raises(UserError, match=r"control: schema \(arrow_schema_matches_features\)"):
+        run_release(recipe, work, tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -154,3 +155,50 @@ def test_cli_exit_status_and_no_traceback(setup: dict[str, Path]) -> None:
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].endswith("(TRL renamed max_seq_length to max_length)")
+
+
+def _qwen_tokenizer() -> Any:
+    from transformers import AutoTokenizer
+
+    from builder.tokens import hf_tokenizer_dir
+
+    return AutoTokenizer.from_pretrained(hf_tokenizer_dir("qwen2.5"))
+
+
+CONVERSATION = [
+    {"role": "user", "content": "What is 6 x 7?"},
+    {"role": "assistant", "content": "42"},
+]
+
+
+def test_training_template_matches_qwen25_and_masks_reply_plus_im_end() -> None:
+    tok = _qwen_tokenizer()
+    original = tok.chat_template
+    assert (
+        sft.default_system_prompt(tok, original)
+        == "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
+    )
+    training = sft.training_chat_template(tok, original)
+    sft.check_training_template(tok, original, training, [CONVERSATION])
+    out = tok.apply_chat_template(
+        CONVERSATION, chat_template=training, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+    )
+    masked = [i for i, m in zip(out["input_ids"], out["assistant_masks"]) if m]
+    assert masked == [*tok("42", add_special_tokens=False)["input_ids"], 151645]
+
+
+def test_template_without_generation_markers_is_refused() -> None:
+    tok = _qwen_tokenizer()
+    with pytest.raises(sft.SetupError, match="all zeros"):
+        sft.check_training_template(tok, tok.chat_template, tok.chat_template, [CONVERSATION])
+
+
+def test_template_that_renders_differently_is_refused() -> None:
+    tok = _qwen_tokenizer()
+    # Plain ChatML (no default system turn), as some tokenizer packages ship: not Qwen2.5's text.
+    chatml = (
+        "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}{% endfor %}"
+    )
+    training = sft.training_chat_template(tok, tok.chat_template)
+    with pytest.raises(sft.SetupError, match="renders probe 0 differently"):
+        sft.check_training_template(tok, chatml, training, [CONVERSATION])

@@ -8,6 +8,7 @@ greedy generation halts at <|im_end|> because of the saved generation config.
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ GSM8K = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "gsm8k" / "t
 if not GSM8K.is_file():  # the lead's checkout keeps shared/ beside the repo
     GSM8K = Path("/work/shared/corpus/gsm8k/train.jsonl")
 
-STEPS = 16
+STEPS = 20
 
 RECIPE = """\
 model:
@@ -134,21 +135,23 @@ def test_saved_model_stops_at_im_end(trained: dict[str, Any]) -> None:
     assert "endgeneration" not in tok.chat_template
     model = AutoModelForCausalLM.from_pretrained(out).eval()
     max_new = 12
-    halted = 0
+    saved_cfg, base_cfg = copy.deepcopy(model.generation_config), copy.deepcopy(base_gen)
+    for cfg_ in (saved_cfg, base_cfg):
+        cfg_.max_new_tokens, cfg_.do_sample = max_new, False
+    halted, outputs = 0, []
     for row in trained["rows"]:
         enc = tok.apply_chat_template(
             row["prompt"], add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
         )
         n = enc["input_ids"].shape[1]
         with torch.no_grad():
-            new = model.generate(**enc, max_new_tokens=max_new, do_sample=False)[0, n:].tolist()
+            new = model.generate(**enc, generation_config=saved_cfg)[0, n:].tolist()
             # Same weights with the base model's generation config: must run past <|im_end|>.
-            ctrl = model.generate(**enc, max_new_tokens=max_new, do_sample=False, generation_config=base_gen)[
-                0, n:
-            ].tolist()
+            ctrl = model.generate(**enc, generation_config=base_cfg)[0, n:].tolist()
+        outputs.append(new)
         if QWEN_EOS_ID in new[1:]:  # an answer of at least one token, then the stop token
             assert new[-1] == QWEN_EOS_ID and len(new) < max_new  # halted right at <|im_end|>
             assert QWEN_EOS_ID in ctrl and len(ctrl) > len(new)
             halted += 1
     # The tiny model learned to end its short answers; the saved config makes generation halt.
-    assert halted >= len(trained["rows"]) // 2, halted
+    assert halted >= len(trained["rows"]) // 2, outputs

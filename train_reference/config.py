@@ -196,7 +196,13 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
 
 def world_size_from_env() -> int:
     """Processes in the job: accelerate/torchrun export WORLD_SIZE; Slurm alone does not."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
+    if "WORLD_SIZE" in os.environ:
+        return int(os.environ["WORLD_SIZE"])
+    import torch
+
+    # A plain `python sft.py` on a multi-GPU host runs DataParallel over every visible GPU,
+    # which multiplies the per-device batch by the GPU count.
+    return max(1, torch.cuda.device_count())
 
 
 def gradient_accumulation(recipe: Recipe, world_size: int) -> int:

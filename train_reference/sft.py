@@ -265,6 +265,10 @@ def load_release(ds: DatasetSection, path: str, revision: str | None) -> Any:
 
 
 # --- model checks --------------------------------------------------------------------------
+def _first_sentence(exc: BaseException) -> str:
+    return " ".join(str(exc).split()).split(". ")[0][:300]
+
+
 def check_model(recipe: Recipe) -> tuple[Any, Any]:
     """Model config and tokenizer (no weights): context length, EOS and PAD ids."""
     from transformers import AutoConfig, AutoTokenizer
@@ -274,7 +278,7 @@ def check_model(recipe: Recipe) -> tuple[Any, Any]:
         config = AutoConfig.from_pretrained(m.name_or_path, revision=m.revision)
     except (OSError, ValueError) as exc:
         raise SetupError(
-            f"model.name_or_path {m.name_or_path!r}: cannot read its config ({' '.join(str(exc).split())[:200]})"
+            f"model.name_or_path {m.name_or_path!r}: cannot read its config ({_first_sentence(exc)})"
         ) from None
     context = getattr(config, "max_position_embeddings", None)
     max_length = recipe.training.get("max_length", 1024)
@@ -287,7 +291,7 @@ def check_model(recipe: Recipe) -> tuple[Any, Any]:
     try:
         tokenizer = AutoTokenizer.from_pretrained(tok_src, revision=None if m.tokenizer else m.revision)
     except (OSError, ValueError) as exc:
-        raise SetupError(f"tokenizer {tok_src!r}: cannot load ({' '.join(str(exc).split())[:200]})") from None
+        raise SetupError(f"tokenizer {tok_src!r}: cannot load ({_first_sentence(exc)})") from None
     vocab = tokenizer.get_vocab()
     if vocab.get(QWEN_EOS) != QWEN_EOS_ID or vocab.get(QWEN_PAD) != QWEN_PAD_ID:
         raise SetupError(
@@ -372,6 +376,10 @@ def save(trainer: Any, prepared: dict[str, Any], out_dir: Path) -> None:
     align_stop_tokens(trainer.model)
     # Ship the model's own template: the markers matter only for training.
     tokenizer.chat_template = prepared["original_template"]
+    if getattr(trainer, "is_fsdp_enabled", False):
+        # Trainer.save_model writes nothing for SHARDED_STATE_DICT (used for fast per-epoch
+        # checkpoints); the final model must be one loadable HF checkpoint.
+        trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
     trainer.save_model(str(out_dir))
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(str(out_dir))

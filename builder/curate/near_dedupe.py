@@ -67,9 +67,10 @@ class NearDedupeError(RuntimeError):
 class NearDedupeConfig(BaseModel):
     """MinHash near-dedupe settings (the recipe's `curate.near_dedupe:` block).
 
-    Defaults were chosen by measurement on real prompts with planted near duplicates
-    (see benchmarks/near_dedupe.py): 5-grams with 20 bands x 5 hashes (similarity
-    threshold ~ (1/20)^(1/5) = 0.55).
+    Defaults chosen by measurement on real prompts with planted near duplicates
+    (benchmarks/near_dedupe.py, 50k prompts): 5-grams, 20 bands x 5 hashes (LSH threshold
+    ~ (1/20)^(1/5) = 0.55), candidates verified at >= 50% agreeing hashes: recall 0.997,
+    precision 0.996. datatrove's 14x8 bands: recall 0.93; 3-grams: precision 0.993.
     """
 
     model_config = ConfigDict(extra="forbid")

@@ -46,7 +46,9 @@ class CurateResult:
 
 
 def _user_text(messages: list[dict[str, str]]) -> str:
-    return "\n".join(m["content"] for m in messages if m["role"] in ("user", "system"))
+    # User turns only: a long shared system prompt (tool-use sets) would make every row a
+    # near-duplicate of every other. Exact dedupe still compares whole conversations.
+    return "\n".join(m["content"] for m in messages if m["role"] == "user")
 
 
 def _read_all(recipe: Recipe, ledger: Ledger, warnings: list[str]) -> dict[str, list[Any]]:

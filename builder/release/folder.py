@@ -11,11 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from datasets import Features
 
 from builder.errors import secret_values
-from builder.release.manifest import CHUNK, sha256_file
+from builder.release.manifest import CHUNK
 from builder.rows import VARIANT_FEATURES
 
 SCHEMA = VARIANT_FEATURES.arrow_schema
@@ -49,14 +48,10 @@ def is_published_schema(schema: pa.Schema, check_metadata: bool = True) -> bool:
     return same and (schema.metadata or {}).get(b"huggingface") == SCHEMA.metadata[b"huggingface"]
 
 
-def put_shard(src: Path, table: pa.Table, dest: Path) -> str:
-    """Copy a work shard that already has the exact published schema (bytes unchanged, no
-    re-encode), hashing it on the way so the manifest needs no second read; otherwise write
-    the table cast to the published schema. Returns the written file's sha256."""
+def copy_hashed(src: Path, dest: Path) -> str:
+    """Copy a shard byte for byte (it already has the published schema: no re-encode),
+    hashing it on the way so the manifest needs no second read. Returns its sha256."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    if not is_published_schema(pq.read_schema(src)):
-        pq.write_table(table.cast(SCHEMA), dest, compression="zstd")
-        return sha256_file(dest)
     h = hashlib.sha256()
     with src.open("rb") as fin, dest.open("wb") as fout:
         while chunk := fin.read(CHUNK):

@@ -19,11 +19,12 @@ Progress = Callable[[dict[str, Any]], None]
 
 class StoreMonitor:
     def __init__(self, folder: Path, run_id: str, teacher: str, total: int, top_step: int,
-                 progress: Progress | None, every_s: float = 0.5) -> None:  # fmt: skip
+                 progress: Progress | None, every_s: float = 0.5, fill_on_done: bool = False) -> None:  # fmt: skip
         self.folder, self.run_id, self.teacher, self.total = folder, run_id, teacher, total
         self.top_step = top_step
         self.progress = progress
         self.every_s = every_s
+        self.fill_on_done = fill_on_done  # imports: a prompt without a reply is settled too
         self._offsets: dict[Path, int] = {}
         self.done = self.ok = self.failed = self.tokens = 0
         self._stop = threading.Event()
@@ -61,6 +62,7 @@ class StoreMonitor:
                 "phase": phase, "teacher": self.teacher, "done": self.done, "total": self.total,
                 "ok": self.ok, "failed": self.failed, "completion_tokens": self.tokens,
                 "elapsed_s": time.monotonic() - self.started,
+                "settled": phase == "done" and self.fill_on_done,
             })  # fmt: skip
 
     def _loop(self) -> None:

@@ -158,17 +158,14 @@ def _httpx() -> Any:
 
 
 def _http_client(connections: int, timeout: Any) -> tuple[Any, bool]:
-    """openai's aiohttp transport when installed (`openai[aiohttp]`), else httpx; (client, is_aiohttp)."""
+    """openai's aiohttp transport when usable (the `openai[aiohttp]` extra), else httpx; (client, is_aiohttp)."""
     import openai
 
     httpx = _httpx()
-
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    try:
-        import httpx_aiohttp  # noqa: F401 - only probing for the extra
-
+    try:  # without the extra, openai's DefaultAioHttpClient raises RuntimeError when built
         return openai.DefaultAioHttpClient(limits=limits, timeout=timeout), True
-    except ImportError:
+    except (RuntimeError, AttributeError, ImportError):
         return openai.DefaultAsyncHttpxClient(limits=limits, timeout=timeout), False
 
 

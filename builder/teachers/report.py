@@ -31,7 +31,7 @@ class LiveProgress:
             return
         el = max(ev["elapsed_s"], 1e-6)
         rate = f"{ev['done'] / el:6.1f} req/s {ev['completion_tokens'] / el:8.0f} tok/s  failed {ev['failed']}"
-        done = ev["done"] if ev["phase"] != "done" else max(ev["done"], ev["total"])  # imports: misses are rows too
+        done = max(ev["done"], ev["total"]) if ev.get("settled") else ev["done"]  # imports: misses are rows too
         self.bar.update(self.tasks[name], completed=done, rate=rate)
 
     def stop(self) -> None:

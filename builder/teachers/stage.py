@@ -184,7 +184,8 @@ def run_generate(recipe: Recipe, work: WorkDir, progress: Progress | None = None
         plans.append((teacher, items, len(todo)))
         if not todo:
             continue
-        with StoreMonitor(folder, run_id, teacher.name, len(todo), teacher.sampling.steps()[-1], progress):
+        with StoreMonitor(folder, run_id, teacher.name, len(todo), teacher.sampling.steps()[-1], progress,
+                          fill_on_done=teacher.kind == "import"):  # fmt: skip
             if teacher.kind == "import":
                 from builder.teachers.import_backend import run_import
 
