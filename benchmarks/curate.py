@@ -86,7 +86,7 @@ def build(n: int, seed: int, out: Path) -> tuple[list[dict], list[int], list[str
     return rows, family, kind
 
 
-def recipe_for(src: Path, folder: Path) -> Path:
+def recipe_for(src: Path, folder: Path, start_method: str = "forkserver") -> Path:
     data = {
         "name": "bench",
         "version": "0.0.1",
@@ -101,7 +101,7 @@ def recipe_for(src: Path, folder: Path) -> Path:
                 {"name": "math500", "path": str(BENCH / "math500.jsonl"), "text_fields": ["problem"], "id_field": "id"},
             ]},
         },
-        "executor": {"kind": "local", "tasks": 2, "workers": 2},
+        "executor": {"kind": "local", "tasks": 2, "workers": 2, "start_method": start_method},
     }
     path = folder / "recipe.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -146,6 +146,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--quick", action="store_true", help="100,000 prompts, under a minute")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--start-method", default="forkserver", choices=["forkserver", "fork", "spawn"])
     ap.add_argument("--baseline-n", type=int, default=10_000, help="subsample for datatrove's defaults (~600 prompts/s)")
     args = ap.parse_args(argv)
     n = 100_000 if args.quick else args.n
@@ -155,11 +156,12 @@ def main(argv: list[str] | None = None) -> dict:
         rows, family, kind = build(n, args.seed, folder / "prompts.jsonl")
         print(f"corpus: {len(rows):,} prompts in {time.perf_counter() - t0:.1f}s; "
               + ", ".join(f"{k} {kind.count(k):,}" for k in sorted(set(kind))))
-        recipe = load_recipe(recipe_for(folder / "prompts.jsonl", folder))
+        recipe = load_recipe(recipe_for(folder / "prompts.jsonl", folder, args.start_method))
         t0 = time.perf_counter()
         res = run_curate(recipe, WorkDir(folder / "work"))
         secs = time.perf_counter() - t0
         rss = peak_rss_mb()
+        print("step seconds:", res.step_seconds)
         for step, n_in, kept, dropped in res.steps:
             print(f"  {step:14s} in {n_in:>9,} kept {kept:>9,} dropped {dict(dropped)}")
         sc = scores(folder / "work", rows, family, kind)

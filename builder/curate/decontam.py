@@ -124,6 +124,7 @@ class BenchmarkIndex:
         self._hashes, self._owners = [], []
         self._short.sort()
         self._short_lens = [s[0] for s in self._short]
+        self._short_texts = [s[1] for s in self._short]
 
     def _ngram_hits(self, token_lists: list[list[str]]) -> dict[int, tuple[int, int]]:
         """prompt index → (owner item index, word offset) of its first n-gram hit."""
@@ -148,35 +149,47 @@ class BenchmarkIndex:
     def match_many(self, texts: list[str]) -> list[Hit | None]:
         token_lists = [words(t) for t in texts]
         hits = self._ngram_hits(token_lists)
-        out: list[Hit | None] = []
+        out: list[Hit | None] = [None] * len(texts)
+        short: list[tuple[int, str]] = []
         for i, toks in enumerate(token_lists):
             if i in hits:
                 owner, off = hits[i]
                 key = self.keys[owner]
-                out.append(Hit(key[0], key[1], f"ngram{self.n}", " ".join(toks[off : off + self.n])))
+                out[i] = Hit(key[0], key[1], f"ngram{self.n}", " ".join(toks[off : off + self.n]))
             elif len(toks) < self.short_words and self._short:
-                out.append(self._fuzzy(" ".join(toks)))
-            else:
-                out.append(None)
+                short.append((i, " ".join(toks)))
+        for i, hit in self._fuzzy_many(short):
+            out[i] = hit
         return out
 
     def match(self, text: str) -> Hit | None:
         return self.match_many([text])[0]
 
-    def _fuzzy(self, canon: str) -> Hit | None:
+    def _fuzzy_many(self, queries: list[tuple[int, str]], chunk: int = 256) -> list[tuple[int, Hit]]:
+        """Fuzzy pass for short prompts: queries sorted by length, compared in chunks with
+        rapidfuzz's cdist (C, multi-threaded) against the benchmark items in their length window."""
         # ratio ≥ T needs min/max length ≥ T/(200-T): only items in that window can match.
         f = self.threshold / (200.0 - self.threshold)
-        lo = bisect_left(self._short_lens, int(len(canon) * f))
-        hi = bisect_right(self._short_lens, int(len(canon) / f) + 1)
-        if lo >= hi:
-            return None
-        window = [s[1] for s in self._short[lo:hi]]
-        best = process.extractOne(canon, window, scorer=fuzz.ratio, score_cutoff=self.threshold)
-        if best is None:
-            return None
-        _, score, idx = best
-        item = self._short[lo + idx]
-        return Hit(item[2], item[3], f"fuzzy{int(self.threshold)}", f"ratio={score:.1f}")
+        queries = sorted(queries, key=lambda q: len(q[1]))
+        found: list[tuple[int, Hit]] = []
+        for start in range(0, len(queries), chunk):
+            part = queries[start : start + chunk]
+            lo = bisect_left(self._short_lens, int(len(part[0][1]) * f))
+            hi = bisect_right(self._short_lens, int(len(part[-1][1]) / f) + 1)
+            if lo >= hi:
+                continue
+            scores = process.cdist([q[1] for q in part], self._short_texts[lo:hi], scorer=fuzz.ratio,
+                                   score_cutoff=self.threshold, dtype=np.uint8, workers=-1)
+            best = scores.argmax(axis=1)
+            for row, (i, _) in enumerate(part):
+                score = int(scores[row, best[row]])
+                if score >= self.threshold:
+                    item = self._short[lo + int(best[row])]
+                    found.append((i, Hit(item[2], item[3], f"fuzzy{int(self.threshold)}", f"ratio={score}")))
+        return found
+
+    def match(self, text: str) -> Hit | None:
+        return self.match_many([text])[0]
 
 
 def _read_items(recipe: Recipe, b: BenchmarkFile) -> Iterable[tuple[str, str]] | None:

@@ -41,6 +41,7 @@ class CurateResult:
     steps: list[tuple[str, int, int, dict[str, int]]]
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    step_seconds: dict[str, float] = field(default_factory=dict)
     by_category: dict[str, int] = field(default_factory=dict)
     by_source: dict[str, int] = field(default_factory=dict)
 
@@ -194,8 +195,15 @@ def run_curate(recipe: Recipe, work: WorkDir, progress: Any = None) -> CurateRes
     ledger = Ledger(STAGE)
     warnings: list[str] = []
 
+    step_seconds: dict[str, float] = {}
+    last = [time.perf_counter(), ""]
+
     def tick(step: str) -> None:
-        if progress is not None:
+        now = time.perf_counter()
+        if last[1]:
+            step_seconds[str(last[1])] = round(now - float(last[0]), 3)
+        last[0], last[1] = now, step
+        if progress is not None and step:
             progress(step)
 
     tick("read")
@@ -225,8 +233,10 @@ def run_curate(recipe: Recipe, work: WorkDir, progress: Any = None) -> CurateRes
         if ledger.steps[a].kept != ledger.steps[b].rows_in:
             raise RuntimeError(f"ledger chain broken: {a} kept {ledger.steps[a].kept} but {b} received {ledger.steps[b].rows_in}")
 
+    tick("write")
     write_shards(cols, PROMPT_FEATURES, out / "prompts")
     ledger.close(out)
+    tick("")
     balance_table = [
         {"category": c, "source": s, "before": bal.before.get((c, s), 0), "after": bal.after.get((c, s), 0)}
         for (c, s) in sorted(set(bal.before) | set(bal.after))
@@ -237,6 +247,7 @@ def run_curate(recipe: Recipe, work: WorkDir, progress: Any = None) -> CurateRes
         steps=ledger.summary(),
         warnings=warnings,
         seconds=time.perf_counter() - t0,
+        step_seconds=step_seconds,
         by_category=dict(Counter(cols["category"])),
         by_source=dict(Counter(cols["source"])),
     )
@@ -246,5 +257,6 @@ def run_curate(recipe: Recipe, work: WorkDir, progress: Any = None) -> CurateRes
         "steps": [{"step": s, "in": i, "kept": k, "dropped": d} for s, i, k, d in result.steps],
         "balance": balance_table, "category_quota": bal.category_quota,
         "decontamination": decontam_meta, "warnings": warnings, "seconds": result.seconds,
+        "step_seconds": step_seconds,
     })
     return result

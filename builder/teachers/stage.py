@@ -72,9 +72,16 @@ def store_dir(work: WorkDir, teacher: TeacherConfig) -> Path:
     return work.root / STAGE / "store" / teacher.name
 
 
-def load_prompts(work: WorkDir) -> dict[str, list[Any]]:
+def load_prompts(work: WorkDir, rank: int = 0, world: int = 1) -> dict[str, list[Any]]:
+    """The curated prompts; with world > 1 only every world-th from `rank` (a task's share),
+    selected in Arrow so a task never holds the other tasks' prompts as Python objects."""
     files = work.require("curate", "prompts", "curate")
-    return read_table(files, columns=PROMPT_COLUMNS).to_pydict()
+    table = read_table(files, columns=PROMPT_COLUMNS)
+    if world > 1:
+        import pyarrow as pa
+
+        table = table.take(pa.array(range(rank, table.num_rows, world), type=pa.int64()))
+    return table.to_pydict()
 
 
 def teacher_items(recipe: Recipe, cfg: GenerateConfig, teacher: TeacherConfig, prompts: dict[str, list[Any]]) -> list[WorkItem]:
@@ -112,11 +119,11 @@ def schedule(teacher: TeacherConfig, items: list[WorkItem], stored: dict[str, La
     return todo
 
 
-def pending_for(recipe: Recipe, work: WorkDir, name: str) -> tuple[TeacherConfig, list[WorkItem], Path]:
-    """What a datatrove task needs: the teacher, its pending items, its store folder."""
+def pending_for(recipe: Recipe, work: WorkDir, name: str, rank: int = 0, world: int = 1) -> tuple[TeacherConfig, list[WorkItem], Path]:
+    """What datatrove task `rank` of `world` needs: the teacher, its pending items, its store folder."""
     cfg = config_of(recipe)
     teacher = next(t for t in cfg.teachers if t.name == name)
-    items = teacher_items(recipe, cfg, teacher, load_prompts(work))
+    items = teacher_items(recipe, cfg, teacher, load_prompts(work, rank, world))
     folder = store_dir(work, teacher)
     return teacher, schedule(teacher, items, latest(folder)), folder
 

@@ -1,8 +1,10 @@
 """Generation as datatrove tasks: task `rank` sends its share of the pending requests.
 
-Every task recomputes the same ordered list of pending items (prompts + the whole store's
-index), takes items rank, rank+W, rank+2W…, and appends to its own store segment, so Slurm
-or Ray can spread the prompts over many nodes with one shared work directory and no locks.
+Task `rank` of W takes prompts rank, rank+W, rank+2W… of the curated prompts (selected in
+Arrow, so it never holds the others), works out which of their items the store lacks (the
+whole store's index: a re-run with another W still skips everything stored), and appends
+to its own store segment, so Slurm or Ray can spread the prompts over many nodes with one
+shared work directory and no locks.
 A whole-run failure (bad key, unknown model, nothing reachable) is written to
 `<store>/abort-<rank>.txt`; the stage turns it into one clear error line.
 """
@@ -29,12 +31,11 @@ def endpoints_for(teacher: TeacherConfig, rank: int) -> list[Any]:
     return [eps[rank % len(eps)]] if teacher.endpoint_per_task else list(eps)
 
 
-def send_share(teacher: TeacherConfig, todo: list[WorkItem], folder: Path, run_id: str, rank: int, world: int) -> dict[str, int]:
-    """Send this rank's share of `todo` and store every outcome; returns counters."""
+def send_share(teacher: TeacherConfig, mine: list[WorkItem], folder: Path, run_id: str, rank: int, world: int) -> dict[str, int]:
+    """Send this rank's pending items and store every outcome; returns counters."""
     from builder.teachers.openai_backend import run_requests
     from builder.teachers.store import StoreWriter
 
-    mine = todo[rank::world]
     abort_file(folder, rank).unlink(missing_ok=True)
     with StoreWriter(folder, f"t{rank:05d}") as writer:
         state = asyncio.run(run_requests(mine, teacher, endpoints_for(teacher, rank), writer, run_id,
@@ -63,8 +64,8 @@ class GenerateTask(PipelineStep):
         from builder.workdir import WorkDir
 
         recipe = load_recipe(self.recipe_path)
-        teacher, todo, folder = pending_for(recipe, WorkDir(self.work), self.teacher)
-        counts = send_share(teacher, todo, folder, self.run_id, rank, world_size)
+        teacher, mine, folder = pending_for(recipe, WorkDir(self.work), self.teacher, rank, world_size)
+        counts = send_share(teacher, mine, folder, self.run_id, rank, world_size)
         for k, v in counts.items():
             self.stat_update(k, value=v)
         return iter(())
