@@ -40,7 +40,13 @@ def variant(name: str) -> Callable[[VariantFn], VariantFn]:
 @variant("original")
 def original(c: Candidate) -> str | Skip:
     resp = c.prompt.get("original_response")
-    return resp if resp else Skip("no_original_response")
+    if not resp:
+        return Skip("no_original_response")
+    # A community reply that carries reasoning tags would teach the non-reasoning student
+    # to think aloud: it is left out of `original` (the card counts it) rather than edited.
+    if "<think>" in resp or "</think>" in resp:
+        return Skip("think_tag_in_original")
+    return resp
 
 
 @variant("answer")
