@@ -151,10 +151,22 @@ def _in_child(fn: Any, *args: Any) -> dict[str, Any]:
     return out
 
 
+def _own_peak_rss_mb() -> float:
+    """This process's own peak RSS. Linux's ru_maxrss carries the parent's peak across
+    fork+exec, so it would report the generator's memory; VmHWM is the new image's own."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _child(q: Any, fn: Any, args: tuple[Any, ...]) -> None:
     try:
         res = fn(*args)
-        res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        res["peak_rss_mb"] = _own_peak_rss_mb()
         q.put(res)
     except Exception as e:  # report, don't hang the parent
         q.put({"error": f"{type(e).__name__}: {e}"})

@@ -1,43 +1,61 @@
-"""Reply parse + validate throughput: builder.responses vs a straightforward pandas + `re` baseline.
+"""Responses + variants throughput, end to end: the real stages vs a pandas + `re` baseline.
 
-Workload: every real reasoning trace staged in ../shared/corpus (R1 Bangla-MMLU inline
-think, DeepSeek API reasoning_content, R1-Distill-Llama-8B with 226 unclosed traces,
-Sky-T1 MATH-500 / AIME with malformed and looping traces, Marco-o1, tool-use reasoning
-parts), replicated to --rows replies and streamed in chunks so memory stays bounded.
-Both implementations run the same checks: shape split, tag grammar, truncation, empty
-parts, delimiter leaks, a 20-gram repetition score over the tail, and prompt / think /
-answer language. The baseline runs on a prefix (--naive-rows) because it is slow; the
-ratio compares rates measured in the same run.
+Headline workload (issue 4): a work dir of curated prompts and stored teacher replies, built
+from the real curate stage on recipes/sample.yaml and the sample's real traces
+(tests/fixtures/stages.py: DeepSeek-API pcmb MCQ with reasoning_content, R1 Bangla-MMLU inline
+<think> MCQ, Marco-o1, o3-mini control answers, GSM8K R1-style replies with \\boxed{} against
+the references, planted broken replies), replicated to --rows replies with unique prompt and
+generation ids, written shard by shard. Then `run_responses` (parse, validate, verify) and
+`run_variants` (all five variants, extractive summarizer) run exactly as `answer-distill
+variants` runs them, in a fresh process whose peak RSS (self + workers) is measured.
+Code replies are left out of the replicated set: sandboxed code verification is its own
+figure (`code_tests_per_s`, MBPP / HumanEval canonical solutions).
 
-    python benchmarks/responses.py --quick          # < 60 s
-    python benchmarks/responses.py [--rows 1300000] [--workers 2]
+The baseline does the same checks, verification and variant building the obvious way
+(pandas, `re`, apply(), tokenizer.encode per text) on a prefix of the same replies, in the
+same run; `speedup_vs_naive` compares replies per second. A parse + validate sub-figure on
+the raw shared-corpus traces (load_real_traces) is kept as `parse_validate_replies_per_s`.
 
-The last line printed is one JSON object: replies_per_s, peak_rss_mb, speedup_vs_naive, …
-(the lead adds verification and variant building to this file later).
+    python benchmarks/responses.py --quick          # 50,000 replies, < 60 s
+    python benchmarks/responses.py [--rows 1300000]
+
+The last line printed is one JSON object: replies_per_s, peak_rss_mb, speedup_vs_naive,
+code_tests_per_s, rows, wall_s, …
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
+import os
 import random
 import re
 import resource
+import shutil
+import subprocess
 import sys
+import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from builder.responses import language  # noqa: E402
+from builder import language  # noqa: E402
 from builder.responses.grammar import validate  # noqa: E402
 from builder.responses.shapes import PRESETS, normalize  # noqa: E402
+from builder.rows import REPLY_FEATURES  # noqa: E402
+from builder.workdir import WorkDir, read_table  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus"
 Row = dict[str, Any]
@@ -155,12 +173,29 @@ def _naive_repetition(text: Any) -> float:
     return 1.0 - len(set(grams)) / len(grams)
 
 
+_FLAGS = [
+    "missing_think", "unclosed_think", "duplicate_think", "text_outside_answer", "empty_think",
+    "empty_answer", "think_tag_in_answer", "content_null", "truncated", "repetition_loop",
+    "language_mismatch_answer",
+]  # fmt: skip
+
+
 def run_naive(rows: Iterable[Row]) -> Counter[str]:
     """The same checks written the obvious way: a DataFrame, `re` extracts, apply()."""
     import pandas as pd
 
-    df = pd.DataFrame(list(rows))
-    counts: Counter[str] = Counter(rows=len(df))
+    out = _naive_checks(pd.DataFrame(list(rows)))
+    counts: Counter[str] = Counter(rows=len(out))
+    for flag in _FLAGS:
+        counts[flag] = int(out[flag].sum())
+    counts["kept"] = int((~out[_FLAGS].any(axis=1)).sum())
+    return counts
+
+
+def _naive_checks(df: Any) -> Any:
+    """Shape split, grammar flags, repetition and languages as DataFrame columns."""
+    import pandas as pd
+
     parts = []
     for fmt, group in df.groupby("reasoning_format", sort=False):
         d = PRESETS[fmt]
@@ -202,31 +237,281 @@ def run_naive(rows: Iterable[Row]) -> Counter[str]:
         & ~out["answer_language"].isin(["mixed", "unknown"])
         & (out["answer_language"] != out["prompt_language"])
     )
-    flags = [
-        "missing_think", "unclosed_think", "duplicate_think", "text_outside_answer", "empty_think",
-        "empty_answer", "think_tag_in_answer", "content_null", "truncated", "repetition_loop",
-        "language_mismatch_answer",
-    ]  # fmt: skip
-    for flag in flags:
-        counts[flag] = int(out[flag].sum())
-    counts["kept"] = int((~out[flags].any(axis=1)).sum())
+    return out
+
+
+# ---------- the end-to-end workload: a replicated work dir ----------
+
+
+def build_base(root: Path) -> tuple[pa.Table, pa.Table]:
+    """(curated prompts, replies) of the sample: the fixtures' real replies, code replies left
+    out, plus an R1-style \\boxed{} reply around every other GSM8K worked solution."""
+    from tests.fixtures.stages import _by_source, _jsonl, build_curated, build_replies, reply_row
+
+    work = build_curated(root)
+    planted = build_replies(work)
+    src = {pid: p["source"] for pid, p in planted.prompts.items()}
+    replies = [r for r in planted.replies if src.get(r["prompt_id"]) != "mbpp"]
+    have = {r["prompt_id"] for r in replies}
+    gsm = _by_source(list(planted.prompts.values()), "gsm8k-train")
+    for lineno, t in enumerate(_jsonl("gsm8k_train.jsonl"), start=1):
+        p = gsm.get(str(lineno))
+        if p is not None and p["prompt_id"] not in have:
+            steps, gold = (x.strip() for x in t["answer"].split("####"))
+            text = f"<think>\n{steps}\n</think>\n\n<answer>\nThe answer is \\boxed{{{gold}}}.\n</answer>"
+            replies.append(reply_row(p["prompt_id"], text))
+            have.add(p["prompt_id"])
+    prompts = read_table(work.shards("curate", "prompts"))
+    prompts = prompts.filter(pc.is_in(prompts.column("prompt_id"), value_set=pa.array(sorted(have))))
+    reply_table = pa.Table.from_pylist(
+        [{k: r[k] for k in REPLY_FEATURES} for r in replies], schema=REPLY_FEATURES.arrow_schema
+    )
+    return prompts, reply_table
+
+
+def _reid(table: pa.Table, cols: tuple[str, ...], k: int) -> pa.Table:
+    """Copy k of a table: each id keeps 24 chars of the original and gets k as 8 hex digits."""
+    for c in cols:
+        col = table.column(c)
+        new = pc.binary_join_element_wise(pc.utf8_slice_codeunits(col, 0, 24), f"{k:08x}", "")
+        table = table.set_column(table.schema.get_field_index(c), c, new)
+    return table
+
+
+def write_replicated(root: Path, prompts: pa.Table, replies: pa.Table, n: int, shard_rows: int) -> tuple[int, int]:
+    """Write n replies (and their prompts) as copies of the base, one shard at a time."""
+    copies = -(-n // replies.num_rows)
+    per_shard = max(1, shard_rows // replies.num_rows)
+    pdir, rdir = root / "curate" / "prompts", root / "generate" / "replies"
+    for d in (pdir, rdir):
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir(parents=True)
+    n_prompts = 0
+    for shard, first in enumerate(range(0, copies, per_shard)):
+        ps, rs = [], []
+        for k in range(first, min(first + per_shard, copies)):
+            r = _reid(replies, ("generation_id", "prompt_id"), k)
+            rs.append(r.slice(0, n - k * replies.num_rows))  # the last copy may be partial
+            p = _reid(prompts, ("prompt_id",), k)
+            ps.append(
+                p.set_column(
+                    p.schema.get_field_index("source_row_id"),
+                    "source_row_id",
+                    pc.binary_join_element_wise(p.column("source_row_id"), f"#{k}", ""),
+                )
+            )
+        pt, rt = pa.concat_tables(ps), pa.concat_tables(rs)
+        n_prompts += pt.num_rows
+        pq.write_table(pt, pdir / f"part-{shard:05d}.parquet", compression="zstd", row_group_size=16_384)
+        pq.write_table(rt, rdir / f"part-{shard:05d}.parquet", compression="zstd", row_group_size=16_384)
+    return n_prompts, n
+
+
+# ---------- ours: the stages, as `answer-distill variants` runs them ----------
+
+
+class _TreeRss:
+    """Samples the summed RSS of this process and all its descendants (workers, forkserver)."""
+
+    def __init__(self, every_s: float = 0.2) -> None:
+        import psutil
+
+        self.proc, self.every_s, self.peak = psutil.Process(), every_s, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            total = 0
+            for p in [self.proc, *self.proc.children(recursive=True)]:
+                with contextlib.suppress(Exception):  # a worker that just exited
+                    total += p.memory_info().rss
+            self.peak = max(self.peak, total)
+            self._stop.wait(self.every_s)
+
+    def __enter__(self) -> _TreeRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def run_stages(work_root: Path) -> dict[str, Any]:
+    """run_responses + run_variants on the work dir, exactly as the CLI's `variants` command."""
+    from builder.recipe import load_recipe
+    from builder.responses.stage import run_responses
+    from builder.variants.stage import run_variants
+
+    recipe = load_recipe(ROOT / "recipes" / "sample.yaml")
+    wd = WorkDir(work_root)
+    cpu = _cpu_s()
+    with _TreeRss() as tree:
+        start = time.perf_counter()
+        res = run_responses(recipe, wd)
+        mid = time.perf_counter()
+        var = run_variants(recipe, wd)
+        end = time.perf_counter()
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {
+        "responses_s": mid - start,
+        "variants_s": end - mid,
+        "cpu_s": _cpu_s() - cpu,
+        "rows_in": res.rows_in,
+        "kept": res.kept,
+        "quarantined": res.quarantined,
+        "reasons": res.reasons,
+        "verify": res.verify,
+        "variant_rows": var.counts,
+        "rss_self_mb": own,
+        "rss_children_max_mb": kids,
+        "rss_tree_peak_mb": tree.peak / 2**20,
+    }
+
+
+def _run_stages_subprocess(work_root: Path, profile: Path | None) -> dict[str, Any]:
+    """The stages in a fresh interpreter, so its peak RSS is the stages' own."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--stages-only", str(work_root)]
+    if profile:
+        cmd[1:1] = ["-m", "cProfile", "-o", str(profile)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        sys.exit(f"stages failed:\n{proc.stderr[-4000:]}")
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    # The interpreter itself and any grandchildren it reaped.
+    out["rss_subprocess_tree_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return out
+
+
+# ---------- naive baseline of the same stages ----------
+
+_N_BOXED = re.compile(r"\\boxed\{([^{}]*(?:\{[^{}]*\}[^{}]*)*)\}")
+_N_LETTER = re.compile(r"answer(?:\s+is|:)\s*\**\s*\(?([A-J])\)?\b", re.I)
+_N_SENT = re.compile(r"(?<=[.!?。！？])\s+|\n+")
+
+
+def _naive_verify(answer: Any, verifier: Any, reference: Any) -> str:
+    if not isinstance(answer, str) or not isinstance(reference, str) or not reference:
+        return "unverifiable"
+    if verifier == "math":
+        got = _N_BOXED.findall(answer)
+        if not got:
+            return "fail"
+        norm = lambda x: re.sub(r"[\s,$]|\\!", "", x).rstrip(".")  # noqa: E731
+        return "pass" if norm(got[-1]) == norm(reference) else "fail"
+    if verifier == "mcq":
+        got = _N_LETTER.findall(answer)
+        return "pass" if got and got[-1].upper() == reference.strip().upper() else "fail"
+    return "unverifiable"
+
+
+def _naive_summary(think: str, answer: str, max_ratio: float = 0.35, max_chars: int = 2000) -> str:
+    sents = [x.strip() for x in _N_SENT.split(re.sub(r"```[\s\S]*?```", "\n", think)) if x.strip()]
+    if not sents:
+        return ""
+    vocab = {w.lower() for w in re.findall(r"\w{3,}", answer)}
+    budget = min(max_chars, int(len(think) * max_ratio))
+
+    def score(i: int) -> float:
+        words = [w.lower() for w in re.findall(r"\w{3,}", sents[i])]
+        return sum(w in vocab for w in words) / (len(words) or 1) + (i in (0, len(sents) - 1))
+
+    chosen, used = [], 0
+    for i in sorted(range(len(sents)), key=lambda i: (-score(i), i)):
+        if used + len(sents[i]) + 1 <= budget:
+            chosen.append(i)
+            used += len(sents[i]) + 1
+    return " ".join(sents[i] for i in sorted(chosen))
+
+
+def run_naive_stages(work_root: Path, n: int, out_dir: Path) -> Counter[str]:
+    """Read, check, verify, select and build the five variants with pandas + `re`, then write them."""
+    import pandas as pd
+
+    from builder.tokens import load_tokenizer
+
+    student, teacher = load_tokenizer("qwen2.5"), load_tokenizer("deepseek-r1")
+    rfile = sorted((work_root / "generate" / "replies").glob("part-*.parquet"))[0]
+    pfile = sorted((work_root / "curate" / "prompts").glob("part-*.parquet"))[0]
+    df = pd.read_parquet(rfile).head(n)
+    prompts = pd.read_parquet(pfile)
+    prompts["prompt"] = prompts["messages"].map(
+        lambda ms: next((m["content"] or "" for m in reversed(list(ms)) if m["role"] == "user"), "")
+    )
+    df = df.merge(
+        prompts[["prompt_id", "prompt", "reference_answer", "verifier", "category"]], on="prompt_id", how="left"
+    )
+    df["unknown_prompt"] = df["prompt"].isna()
+    df["prompt"] = df["prompt"].fillna("")
+    df["bad_format"] = ~df["reasoning_format"].isin(list(PRESETS))
+    df.loc[df["bad_format"], "reasoning_format"] = "r1"
+    out = _naive_checks(df)
+    out["failed"] = out["status"] != "ok"
+    out["bad_role"] = ~out["teacher_role"].isin(["reasoning", "control"])
+    control = out["teacher_role"] == "control"
+    out.loc[control, "missing_think"] = False
+    out["answer"] = out["answer"].where(out["answer"].map(lambda v: isinstance(v, str)), "")
+    out["think"] = out["think"].where(out["think"].map(lambda v: isinstance(v, str)), "")
+    out["student_tokens"] = out["answer"].map(lambda t: len(student.encode(t).ids))
+    out["think_tokens"] = out["think"].map(lambda t: len(teacher.encode(t).ids))
+    out["answer_tokens"] = out["answer"].map(lambda t: len(teacher.encode(t).ids))
+    out["verify"] = out.apply(lambda r: _naive_verify(r["answer"], r["verifier"], r["reference_answer"]), axis=1)
+    flags = [*_FLAGS, "failed", "bad_role", "unknown_prompt", "bad_format"]
+    out["kept"] = ~out[flags].any(axis=1) & (out["verify"] != "fail") & (out["student_tokens"] <= 16_384)
+    kept = out[out["kept"]].sort_values(["prompt_id", "teacher_role", "sample_index"])
+    chosen = kept.drop_duplicates(["prompt_id", "teacher_role"])
+    counts: Counter[str] = Counter(rows=len(out), kept=int(out["kept"].sum()))
+
+    used = prompts[prompts["prompt_id"].isin(out["prompt_id"])]
+    reasoning = chosen[chosen["teacher_role"] == "reasoning"].set_index("prompt_id")
+    ctrl = chosen[chosen["teacher_role"] == "control"].set_index("prompt_id")
+    texts: dict[str, pd.Series] = {
+        "original": used.set_index("prompt_id")["original_response"],
+        "answer": reasoning["answer"],
+        "think_summary": reasoning.apply(
+            lambda r: _naive_summary(r["think"], r["answer"]) + "\n\n" + r["answer"], axis=1
+        ),
+        "full": "<think>\n" + reasoning["think"] + "\n</think>\n\n" + reasoning["answer"],
+        "control": ctrl["answer"],
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    by_id = used.set_index("prompt_id")
+    for name, series in texts.items():
+        series = series.dropna()
+        series = series[series.str.len() > 0]
+        v = by_id.loc[series.index, ["messages", "source", "category"]].copy()
+        v["variant"] = name
+        v["messages"] = [[*list(ms), {"role": "assistant", "content": t}] for ms, t in zip(v["messages"], series)]
+        v["student_tokens"] = [sum(len(student.encode(m["content"] or "").ids) + 5 for m in ms) for ms in v["messages"]]
+        v = v[v["student_tokens"] <= 16_384]
+        v.reset_index().to_parquet(out_dir / f"{name}.parquet")
+        counts[f"variant:{name}"] = len(v)
     return counts
 
 
+# ---------- sandboxed code verification ----------
+
+
+def code_tests_per_s(n: int, workers: int) -> tuple[float, int, int]:
+    """(items per second, passed, items): MBPP / HumanEval canonical solutions in the sandbox."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("code_verify_bench", ROOT / "benchmarks" / "code_verify.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    items = mod.load_items()
+    items = items[:: max(1, len(items) // n)][:n]  # HumanEval and MBPP both
+    from builder.responses.verify import verify_code_batch
+
+    start = time.perf_counter()
+    verdicts = verify_code_batch(items, workers=workers)
+    return len(items) / (time.perf_counter() - start), sum(v.status == "pass" for v in verdicts), len(items)
+
+
 # ---------- driver ----------
-
-_WORKER_ROWS: list[Row] = []
-
-
-def _init_worker() -> None:
-    real = load_real_traces()
-    _WORKER_ROWS.extend(replicate(real, len(real)))  # the same shuffled order
-
-
-def _worker_chunk(span: tuple[int, int]) -> Counter[str]:
-    start, size = span
-    n = len(_WORKER_ROWS)
-    return run_ours(_WORKER_ROWS[(start + i) % n] for i in range(size))
 
 
 def peak_rss_mb() -> float:
@@ -239,77 +524,98 @@ def _cpu_s() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def _run_ours_streaming(real: list[Row], n: int, chunk: int, workers: int) -> tuple[Counter[str], float, float]:
-    total: Counter[str] = Counter()
-    cpu = _cpu_s()
+def _parse_validate_rate(n: int) -> float:
+    """Sub-figure: parse + validate alone on the shared corpus's raw traces (replies/s)."""
+    real = load_real_traces()
+    run_ours(real[:200])  # warm imports and caches outside the timing
     start = time.perf_counter()
-    if workers <= 1:
-        for rows in _chunks(replicate(real, n), chunk):
-            total += run_ours(rows)
-    else:
-        spans = [(s, min(chunk, n - s)) for s in range(0, n, chunk)]
-        with ProcessPoolExecutor(workers, initializer=_init_worker) as pool:
-            for counts in pool.map(_worker_chunk, spans):
-                total += counts
-    return total, time.perf_counter() - start, _cpu_s() - cpu
+    for rows in _chunks(replicate(real, n), 20_000):
+        run_ours(rows)
+    return n / (time.perf_counter() - start)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_300_000, help="replies to process (default 1,300,000)")
-    ap.add_argument("--naive-rows", type=int, default=None, help="replies for the baseline (default min(rows, 20000))")
-    ap.add_argument("--chunk", type=int, default=20_000, help="replies per streamed chunk")
-    ap.add_argument("--workers", type=int, default=1, help="processes for our run (baseline: always 1)")
-    ap.add_argument("--quick", action="store_true", help="30,000 replies, 3,000 for the baseline (< 60 s)")
+    ap.add_argument("--naive-rows", type=int, default=None, help="replies for the baseline (default min(rows, 10000))")
+    ap.add_argument("--parse-rows", type=int, default=None, help="replies for the parse+validate sub-figure")
+    ap.add_argument("--code-items", type=int, default=100, help="code problems for code_tests_per_s")
+    ap.add_argument("--work", type=Path, default=None, help="work dir (default: a temporary one, removed after)")
+    ap.add_argument("--profile", type=Path, default=None, help="write a cProfile of the stages' process here")
+    ap.add_argument("--quick", action="store_true", help="50,000 replies, 2,000 for the baseline (< 60 s)")
+    ap.add_argument("--stages-only", type=Path, default=None, help=argparse.SUPPRESS)  # the timed child
     args = ap.parse_args(argv)
+    if args.stages_only:
+        out = run_stages(args.stages_only)
+        print(json.dumps(out))
+        return out
     if args.quick:
-        args.rows, args.naive_rows = 30_000, args.naive_rows or 3_000
-    naive_rows = min(args.rows, args.naive_rows or 20_000)
+        args.rows = 50_000
+        args.naive_rows = args.naive_rows or 2_000
+        args.parse_rows = args.parse_rows or 10_000
+        args.code_items = min(args.code_items, 40)
+    naive_rows = min(args.rows, args.naive_rows or 10_000)
+    parse_rows = min(args.rows, args.parse_rows or 50_000)
+    t_all = time.perf_counter()
+    root = args.work or Path(tempfile.mkdtemp(prefix="bench-responses-"))
+    try:
+        t = time.perf_counter()
+        prompts, replies = build_base(root / "base")
+        n_prompts, _ = write_replicated(root / "work", prompts, replies, args.rows, 100_000)
+        print(
+            f"work dir: {args.rows:,} replies ({replies.num_rows} real base replies x copies), "
+            f"{n_prompts:,} prompts, written in {time.perf_counter() - t:.1f} s"
+        )
 
-    real = load_real_traces()
-    chars = sum(len(r["content"] or "") + len(r["reasoning_content"] or r["reasoning"] or "") for r in real)
-    print(f"real replies: {len(real):,} ({chars / 1e6:.1f} M chars, mean {chars / len(real):,.0f} chars)")
+        ours = _run_stages_subprocess(root / "work", args.profile)
+        ours_s = ours["responses_s"] + ours["variants_s"]
+        rate = args.rows / ours_s
+        peak = max(ours["rss_tree_peak_mb"], ours["rss_self_mb"] + ours["rss_children_max_mb"])
+        print(
+            f"ours : {args.rows:,} replies in {ours_s:.1f} s (responses {ours['responses_s']:.1f} s, "
+            f"variants {ours['variants_s']:.1f} s) = {rate:,.0f} replies/s; {ours['cpu_s']:.1f} CPU s; "
+            f"kept {ours['kept']:,}, quarantined {ours['quarantined']:,}; variants {ours['variant_rows']}"
+        )
+        print(
+            f"       peak RSS: tree (sampled) {ours['rss_tree_peak_mb']:,.0f} MB, self {ours['rss_self_mb']:,.0f} MB, "
+            f"largest child {ours['rss_children_max_mb']:,.0f} MB"
+        )
+        print(f"       verification: {ours['verify']}")
 
-    run_ours(real[:200])  # warm imports and caches outside the timing
-    ours, ours_s, ours_cpu = _run_ours_streaming(real, args.rows, args.chunk, args.workers)
-    ours_rate = args.rows / ours_s
-    ours_rss = peak_rss_mb()  # before the baseline builds its DataFrame
-    print(
-        f"ours : {args.rows:,} replies in {ours_s:.2f} s wall = {ours_rate:,.0f} replies/s "
-        f"({args.workers} worker(s)); {ours_cpu:.2f} CPU s = {args.rows / ours_cpu:,.0f} replies per CPU-second"
-    )
+        start = time.perf_counter()
+        naive = run_naive_stages(root / "work", naive_rows, root / "naive")
+        naive_s = time.perf_counter() - start
+        naive_rate = naive_rows / naive_s
+        print(
+            f"naive: {naive_rows:,} replies in {naive_s:.1f} s = {naive_rate:,.0f} replies/s (1 process); {dict(naive)}"
+        )
+        print(f"speedup vs naive: {rate / naive_rate:.1f}x replies/s")
 
-    sample = list(replicate(real, naive_rows))
-    cpu, start = _cpu_s(), time.perf_counter()
-    naive = run_naive(sample)
-    naive_s, naive_cpu = time.perf_counter() - start, _cpu_s() - cpu
-    naive_rate = naive_rows / naive_s
-    print(
-        f"naive: {naive_rows:,} replies in {naive_s:.2f} s wall = {naive_rate:,.0f} replies/s (1 process); "
-        f"{naive_cpu:.2f} CPU s = {naive_rows / naive_cpu:,.0f} replies per CPU-second"
-    )
-    cpu_speedup = (args.rows / ours_cpu) / (naive_rows / naive_cpu)
-    print(f"speedup vs naive: {ours_rate / naive_rate:.1f}x wall, {cpu_speedup:.1f}x per CPU-second")
+        pv_rate = _parse_validate_rate(parse_rows)
+        print(f"parse + validate only (raw corpus traces, 1 process): {pv_rate:,.0f} replies/s over {parse_rows:,}")
 
-    print("ours, shapes and codes per 1,000 replies:")
-    for key, value in sorted(ours.items(), key=lambda kv: -kv[1]):
-        print(f"  {key:<28} {1000 * value / ours['rows']:8.1f}")
-    print("naive, flags per 1,000 replies:")
-    for key, value in sorted(naive.items(), key=lambda kv: -kv[1]):
-        print(f"  {key:<28} {1000 * value / naive['rows']:8.1f}")
+        code_rate, passed, items = code_tests_per_s(args.code_items, workers=4)
+        print(f"code verification: {items} problems, {passed} passed, {code_rate:.1f} tests/s (4 sandboxes)")
+    finally:
+        if args.work is None:
+            shutil.rmtree(root, ignore_errors=True)
 
     out = {
-        "replies_per_s": round(ours_rate, 1),
-        "peak_rss_mb": round(ours_rss, 1),
-        "peak_rss_mb_with_naive": round(peak_rss_mb(), 1),
-        "speedup_vs_naive": round(ours_rate / naive_rate, 2),
-        "speedup_per_cpu_s": round(cpu_speedup, 2),
-        "replies_per_cpu_s": round(args.rows / ours_cpu, 1),
-        "naive_replies_per_s": round(naive_rate, 1),
+        "replies_per_s": round(rate, 1),
+        "peak_rss_mb": round(peak, 1),
+        "speedup_vs_naive": round(rate / naive_rate, 2),
+        "code_tests_per_s": round(code_rate, 2),
         "rows": args.rows,
+        "wall_s": round(ours_s, 2),
+        "responses_s": round(ours["responses_s"], 2),
+        "variants_s": round(ours["variants_s"], 2),
+        "cpu_s": round(ours["cpu_s"], 2),
+        "naive_replies_per_s": round(naive_rate, 1),
         "naive_rows": naive_rows,
-        "workers": args.workers,
-        "seconds": round(ours_s, 2),
+        "parse_validate_replies_per_s": round(pv_rate, 1),
+        "kept": ours["kept"],
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+        "bench_total_s": round(time.perf_counter() - t_all, 1),
     }
     print(json.dumps(out))
     return out

@@ -226,7 +226,9 @@ def test_no_replies_gives_empty_shards_and_absent_variants(run: Run, tmp_path: P
     n = len(run.planted.prompts)
     assert var.counts["answer"] == var.counts["control"] == 0
     assert var.absent["answer"] == {"no_kept_reply": n}
-    assert var.counts["original"] == sum(bool(p["original_response"]) for p in run.planted.prompts.values())
+    clean = [p["original_response"] for p in run.planted.prompts.values()
+             if p["original_response"] and "think>" not in p["original_response"]]
+    assert var.counts["original"] == len(clean)
 
 
 def test_mbpp_answers_run_against_their_tests(run: Run) -> None:

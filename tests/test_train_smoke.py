@@ -1,9 +1,10 @@
 """CPU smoke run of the reference SFT trainer: a tiny random Qwen2 model with the real Qwen2.5
-tokenizer, trained on a release-shaped fixture of real GSM8K rows.
+tokenizer, trained on the sample release (`answer-distill build recipes/sample.yaml`).
 
-Checks: labels are exactly the last assistant reply + <|im_end|>; loss goes down; the saved
-model has EOS <|im_end|> in config and generation config, the original chat template, and
-greedy generation halts at <|im_end|> because of the saved generation config.
+Checks: labels are exactly the last assistant reply + <|im_end|> (earlier assistant and tool
+turns of the release's multi-turn rows stay masked); loss goes down; the saved model has EOS
+<|im_end|> in config and generation config, the original chat template, and greedy generation
+halts at <|im_end|> because of the saved generation config.
 """
 
 from __future__ import annotations
@@ -22,13 +23,10 @@ torch = pytest.importorskip("torch")
 
 from train_reference import sft  # noqa: E402
 from train_reference.config import QWEN_EOS_ID, QWEN_PAD_ID, load_recipe  # noqa: E402
-from train_reference.tiny_model import build_tiny_qwen2, build_tiny_release  # noqa: E402
-
-GSM8K = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "gsm8k" / "train.jsonl"
-if not GSM8K.is_file():  # the lead's checkout keeps shared/ beside the repo
-    GSM8K = Path("/work/shared/corpus/gsm8k/train.jsonl")
+from train_reference.tiny_model import build_tiny_qwen2, subset_release  # noqa: E402
 
 STEPS = 20
+N_ROWS = 32  # the sample's `answer` rows with the shortest replies: cheap steps, learnable stops
 
 RECIPE = """\
 model:
@@ -46,7 +44,7 @@ training:
   warmup_steps: 0
   max_steps: {steps}
   per_device_train_batch_size: 4
-  max_length: 512
+  max_length: 1024
   bf16: false
   activation_checkpointing: false
   logging_steps: 1
@@ -63,53 +61,75 @@ def tokenizer_dir() -> Path:
     return hf_tokenizer_dir("qwen2.5")
 
 
+def first_batch(trainer: Any, prepared: dict[str, Any], n: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The collated batch of the first `n` training rows, and those rows as loaded."""
+    n = min(n, len(trainer.train_dataset))
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(n)])
+    return batch, [prepared["dataset"][i] for i in range(n)]
+
+
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    if not GSM8K.is_file():
-        pytest.skip("shared/corpus/gsm8k is not available")
+def trained(sample_release: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     torch.manual_seed(0)
     root = tmp_path_factory.mktemp("sft")
     model_dir = build_tiny_qwen2(root / "tiny", tokenizer_dir(), max_position_embeddings=2048)
-    # Short questions + final-number answers: cheap steps, and a reply short enough that a
-    # 10M-parameter model learns to end it with <|im_end|> in a few dozen steps.
-    release = build_tiny_release(root / "release", GSM8K, answer="final", pick="shortest", n_rows=32)
+    release = subset_release(sample_release, root / "release", "answer", N_ROWS)
+    # The sample's multi-turn rows (tool use) are in `original`: their earlier assistant turns
+    # must stay out of the loss. Collated only, not trained.
+    subset_release(sample_release, release, "original", 4, min_assistant_turns=2)
     recipe_path = root / "tiny.yaml"
     recipe_path.write_text(RECIPE.format(model=model_dir, release=release, out=root / "out", steps=STEPS))
+    overrides = ["dataset.config=original", f"training.output_dir={root / 'out-original'}"]
+    multi = load_recipe(recipe_path, overrides)
+    prepared_multi = sft.prepare(multi, root / "work-original")
+    multi_batch = first_batch(sft.build_trainer(multi, prepared_multi), prepared_multi, 4)
+
     recipe = load_recipe(recipe_path)
     prepared = sft.prepare(recipe, root / "work")
     trainer = sft.build_trainer(recipe, prepared)
-    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(8)])
-    rows = [prepared["dataset"][i] for i in range(8)]
+    batch, rows = first_batch(trainer, prepared, 8)
     trainer.train()
     out = Path(prepared["sft_config"].output_dir)
     sft.save(trainer, prepared, out)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    return {"out": out, "batch": batch, "rows": rows, "losses": losses, "prepared": prepared, "base": model_dir}
+    return {
+        "out": out,
+        "batches": [(batch, rows), multi_batch],
+        "rows": rows,
+        "losses": losses,
+        "prepared": prepared,
+        "base": model_dir,
+    }
 
 
 def test_labels_are_the_last_assistant_reply_and_im_end(trained: dict[str, Any]) -> None:
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(trained["out"])  # carries the model's original template
-    batch = trained["batch"]
     multi_turn = 0
-    for b, row in enumerate(trained["rows"]):
-        messages = row["prompt"] + row["completion"]
-        multi_turn += sum(m["role"] == "assistant" for m in messages) > 1
-        prompt_ids = tok.apply_chat_template(
-            row["prompt"], add_generation_prompt=True, tokenize=True, return_dict=True
-        )["input_ids"]
-        full_ids = tok.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"]
-        reply_ids = tok(row["completion"][0]["content"], add_special_tokens=False)["input_ids"]
-        # expected targets: the reply's tokens, then <|im_end|>; not the trailing "\n"
-        assert full_ids[len(prompt_ids) :] == [*reply_ids, QWEN_EOS_ID, *tok("\n")["input_ids"]]
-        ids = batch["input_ids"][b].tolist()
-        labels = batch["labels"][b].tolist()
-        assert ids[: len(full_ids)] == full_ids
-        trained_pos = [i for i, lab in enumerate(labels) if lab != -100]
-        assert trained_pos == list(range(len(prompt_ids), len(full_ids) - 1))
-        assert [labels[i] for i in trained_pos] == [*reply_ids, QWEN_EOS_ID]
-    assert multi_turn >= 1  # an earlier assistant turn was present and stayed masked
+    for batch, rows in trained["batches"]:
+        for b, row in enumerate(rows):
+            multi_turn += check_labels(tok, batch, b, row)
+    assert multi_turn >= 4  # the release's tool-use rows: earlier assistant turns stayed masked
+
+
+def check_labels(tok: Any, batch: dict[str, Any], b: int, row: dict[str, Any]) -> bool:
+    """Row `b` of `batch` trains on exactly its last reply + <|im_end|>; True if multi-turn."""
+    messages = row["prompt"] + row["completion"]
+    prompt_ids = tok.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=True, return_dict=True)[
+        "input_ids"
+    ]
+    full_ids = tok.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"]
+    reply_ids = tok(row["completion"][0]["content"], add_special_tokens=False)["input_ids"]
+    # expected targets: the reply's tokens, then <|im_end|>; not the trailing "\n"
+    assert full_ids[len(prompt_ids) :] == [*reply_ids, QWEN_EOS_ID, *tok("\n")["input_ids"]]
+    ids = batch["input_ids"][b].tolist()
+    labels = batch["labels"][b].tolist()
+    assert ids[: len(full_ids)] == full_ids
+    trained_pos = [i for i, lab in enumerate(labels) if lab != -100]
+    assert trained_pos == list(range(len(prompt_ids), len(full_ids) - 1))
+    assert [labels[i] for i in trained_pos] == [*reply_ids, QWEN_EOS_ID]
+    return sum(m["role"] == "assistant" for m in messages) > 1
 
 
 def test_loss_goes_down(trained: dict[str, Any]) -> None:

@@ -129,14 +129,19 @@ def test_think_summary_is_a_short_summary_then_the_exact_answer(built: Built) ->
 def test_original_only_where_the_community_answered(built: Built) -> None:
     originals = built.by_pid["original"]
     assert {r["source"] for r in originals.values()} == COMMUNITY
+    tagged = 0
     for pid, p in built.planted.prompts.items():
-        if p["original_response"]:
-            assert _assistant(originals[pid]) == p["original_response"]
+        resp = p["original_response"]
+        if resp and "<think>" not in resp and "</think>" not in resp:
+            assert _assistant(originals[pid]) == resp
             assert originals[pid]["generation_id"] is None and originals[pid]["verify_reason"] == "community_response"
         else:
             assert pid not in originals
+            tagged += bool(resp)
     missing = {r["prompt_id"]: r["reason"] for r in built.ledger if r["step"] == "original" and r["status"] != KEPT}
-    assert set(missing.values()) == {"no_original_response"}
+    assert tagged > 0  # the tool-use demo has community replies that leak </think>
+    assert sorted(set(missing.values())) == ["no_original_response", "think_tag_in_original"]
+    assert sum(v == "think_tag_in_original" for v in missing.values()) == tagged
     for pid, p in built.planted.prompts.items():
         if p["source"] in {"r1-mmlupro-pcmb", "r1-bangla-mmlu", "marco-o1-cot", "arena-hard-v2"}:
             assert missing[pid] == "no_original_response"

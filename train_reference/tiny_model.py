@@ -3,7 +3,8 @@
 `build_tiny_qwen2` writes a model folder that loads like Qwen/Qwen2.5-32B (same architecture
 class, same tokenizer, base-model EOS 151643 and generation config) but has ~10M parameters,
 nearly all of them the tied embedding. `build_tiny_release` writes a release-shaped dataset
-folder (README.md `configs:` front matter + parquet shards) from GSM8K rows.
+folder (README.md `configs:` front matter + parquet shards) from GSM8K rows; `subset_release`
+cuts a real release (e.g. the sample build's) down to a few short rows per variant.
 """
 
 from __future__ import annotations
@@ -134,4 +135,37 @@ def build_tiny_release(
         shard.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(pa.Table.from_pylist(rows), shard)
     (out / "README.md").write_text(_front_matter(list(variants)), encoding="utf-8")
+    return out
+
+
+def subset_release(
+    release_dir: str | Path,
+    out_dir: str | Path,
+    variant: str,
+    n_rows: int,
+    *,
+    min_assistant_turns: int = 1,
+) -> Path:
+    """Copy a real release's card and the `n_rows` rows of `variant` with the shortest final reply.
+
+    Rows keep every column and the published schema; only rows with at least
+    `min_assistant_turns` assistant turns are eligible. Call once per variant to fill one folder.
+    Returns `out_dir`, a release folder the trainer loads like the original.
+    """
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    src, out = Path(release_dir), Path(out_dir)
+    table = pq.read_table(sorted((src / "data" / variant).glob("train-*.parquet")))
+    messages = table.column("messages").to_pylist()
+    eligible = [i for i, m in enumerate(messages) if sum(t["role"] == "assistant" for t in m) >= min_assistant_turns]
+    if len(eligible) < n_rows:
+        raise ValueError(f"{src} {variant}: {len(eligible)} eligible rows, fewer than {n_rows}")
+    eligible.sort(key=lambda i: len(messages[i][-1]["content"]))  # stable: ties keep release order
+    shard = out / "data" / variant / "train-00000-of-00001.parquet"
+    shard.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table.take(eligible[:n_rows]), shard)
+    if not (out / "README.md").exists():
+        shutil.copyfile(src / "README.md", out / "README.md")
     return out

@@ -13,7 +13,6 @@ Rows come out in curate order within a bucket (one bucket: curate order througho
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import time
 import zlib
@@ -26,13 +25,15 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from pydantic import ValidationError
 
 from builder.errors import UserError
 from builder.ledger import DROPPED, KEPT, Ledger
-from builder.recipe import Recipe
+from builder.recipe import Recipe, format_validation_error
 from builder.rows import PARSED_FEATURES, PROMPT_FEATURES, VARIANT_FEATURES, provenance_defaults
 from builder.tokens import count_tokens
-from builder.variants.config import VariantsConfig
+from builder.variants.config import VariantsConfig, VariantsSection
+from builder.variants.llm_summary import LlmSummarizer
 from builder.variants.registry import REGISTRY, Candidate, Skip
 from builder.variants.summarizer import check_summary, extractive_summary
 from builder.workdir import ShardWriter, WorkDir
@@ -58,17 +59,19 @@ class VariantsResult:
 
 
 def config_of(recipe: Recipe) -> VariantsConfig:
-    cfg = VariantsConfig.model_validate(recipe.variants or {})
+    data = {"variants": recipe.variants or {}}
+    try:
+        cfg = VariantsSection.model_validate(data).variants
+    except ValidationError as e:
+        raise UserError(format_validation_error(recipe.path or Path("recipe"), e, data)) from None
     unknown = [v for v in cfg.build if v not in REGISTRY]
     if unknown:
         raise UserError(f"{recipe.path}: variants.build: unknown variant(s) {unknown}; known: {sorted(REGISTRY)}")
-    if "think_summary" in cfg.build and cfg.summarizer.kind == "llm":
-        if importlib.util.find_spec("builder.variants.llm_summary") is None:
-            raise UserError(
-                f"{recipe.path}: variants.summarizer.kind: 'llm' is not available in this version; use kind: extractive"
-            )
-        if not cfg.summarizer.teacher:
-            raise UserError(f"{recipe.path}: variants.summarizer.teacher is required when kind is 'llm'")
+    if "think_summary" in cfg.build and cfg.summarizer.kind == "llm" and cfg.summarizer.teacher is None:
+        raise UserError(
+            f"{recipe.path}: variants.summarizer.teacher is required when kind is 'llm' "
+            "(a teacher config: kind openai | vllm, model, endpoints)"
+        )
     return cfg
 
 
@@ -76,12 +79,10 @@ def _user_text(prompt: dict[str, Any]) -> str:
     return next((m["content"] or "" for m in reversed(prompt["messages"] or []) if m["role"] == "user"), "")
 
 
-def _summaries(cands: list[Candidate], cfg: VariantsConfig) -> None:
+def _summaries(cands: list[Candidate], cfg: VariantsConfig, llm: LlmSummarizer | None = None) -> None:
     s = cfg.summarizer
-    if s.kind != "extractive":
-        from builder.variants.llm_summary import summarize_with_llm  # type: ignore[import-not-found]
-
-        summarize_with_llm(cands, s)
+    if llm is not None:
+        llm.summarize(cands, [_user_text(c.prompt) for c in cands])
         return
     for c in cands:
         if c.reasoning is None:
@@ -177,11 +178,19 @@ def run_variants(recipe: Recipe, work: WorkDir, progress: Any = None) -> Variant
     shutil.rmtree(tmp, ignore_errors=True)
     ledger = Ledger(STAGE)
     prov = provenance_defaults()
+    llm = (
+        LlmSummarizer(recipe, work, cfg.summarizer)
+        if "think_summary" in cfg.build and cfg.summarizer.kind == "llm"
+        else None
+    )
+    # The think_summary rows' provenance: who summarized, with which prompt (llm only).
+    summ: dict[str, str | None] = {
+        "summarizer": llm.label if llm else "extractive",
+        "summary_template_id": llm.template.id if llm else None,
+        "summary_template_hash": llm.template.hash if llm else None,
+    }
     writers = {name: ShardWriter(out / name, VARIANT_FEATURES, cfg.shard_rows) for name in cfg.build}
     absent: dict[str, Counter[str]] = {name: Counter() for name in cfg.build}
-    summarizer_label = (
-        "extractive" if cfg.summarizer.kind == "extractive" else str((cfg.summarizer.teacher or {}).get("model", "llm"))
-    )
     try:
         for prompts, replies in _buckets(work, cfg, tmp):
             selected = {(r["prompt_id"], r["teacher_role"]): r for r in replies}
@@ -194,12 +203,10 @@ def run_variants(recipe: Recipe, work: WorkDir, progress: Any = None) -> Variant
                     progress(
                         f"summarizing {sum(c.reasoning is not None for c in cands):,} thinking traces ({cfg.summarizer.kind})"
                     )
-                _summaries(cands, cfg)
+                _summaries(cands, cfg, llm)
             prompt_tokens = _prompt_tokens(cfg, prompts)
             for name in cfg.build:
-                _one_variant(
-                    name, cands, prompt_tokens, cfg, ledger, writers[name], absent[name], prov, summarizer_label
-                )
+                _one_variant(name, cands, prompt_tokens, cfg, ledger, writers[name], absent[name], prov, summ)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     counts: dict[str, int] = {}
@@ -216,7 +223,8 @@ def run_variants(recipe: Recipe, work: WorkDir, progress: Any = None) -> Variant
         {
             "counts": counts,
             "absent": absent_d,
-            "summarizer": summarizer_label,
+            "summarizer": summ["summarizer"],
+            **({"summarizer_accounting": llm.accounting()} if llm else {}),
             "variants": cfg.build,
             "seconds": res.seconds,
         },
@@ -233,7 +241,7 @@ def _one_variant(
     writer: Any,
     reasons: Counter[str],
     prov: dict[str, str],
-    summarizer_label: str,
+    summ: dict[str, str | None],
 ) -> None:
     fn = REGISTRY[name]
     ledger.enter(name, len(cands))
@@ -273,11 +281,7 @@ def _one_variant(
                 "endpoint_kind": reply["endpoint_kind"] if reply else None,
                 "prompt_template_id": reply["prompt_template_id"] if reply else None,
                 "prompt_template_hash": reply["prompt_template_hash"] if reply else None,
-                "summarizer": summarizer_label if name == "think_summary" else None,
-                "summary_template_id": cfg.summarizer.template
-                if name == "think_summary" and cfg.summarizer.kind == "llm"
-                else None,
-                "summary_template_hash": None,
+                **(summ if name == "think_summary" else dict.fromkeys(summ)),
                 "reply_shape": reply["shape"] if reply else None,
                 "verify_status": reply["verify_status"] if reply else "unverifiable",
                 "verify_method": reply["verify_method"] if reply else "none",

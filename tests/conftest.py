@@ -1,0 +1,28 @@
+"""Session fixtures shared by test modules."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def sample_release(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Hub-ready folder of `answer-distill build recipes/sample.yaml`, built once per session.
+
+    Runs the real CLI in a child process (~12 s, offline), exactly as the README tells users to.
+    """
+    work = tmp_path_factory.mktemp("sample-build")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "builder.cli", "build", str(ROOT / "recipes" / "sample.yaml"), "--work", str(work)]
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    release = work / "release"
+    if done.returncode != 0 or not (release / "README.md").is_file():
+        pytest.fail(f"sample build failed (exit {done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return release
