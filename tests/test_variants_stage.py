@@ -224,17 +224,6 @@ def test_bucketed_join_gives_the_same_rows(built: Built, tmp_path: Path) -> None
     assert not (work.root / "variants" / ".buckets").exists()
 
 
-def test_llm_summarizer_without_an_implementation_is_a_user_error() -> None:
-    if importlib.util.find_spec("builder.variants.llm_summary") is not None:
-        pytest.skip("the llm summarizer exists now")
-    recipe = sample_recipe()
-    recipe.variants = {"summarizer": {"kind": "llm", "teacher": {"model": "Qwen/Qwen2.5-7B-Instruct"}}}
-    with pytest.raises(UserError, match="summarizer"):
-        from builder.variants.stage import config_of
-
-        config_of(recipe)
-
-
 def test_reasons_are_counted(built: Built) -> None:
     absent = Counter(r["reason"] for r in built.ledger if r["step"] == "answer" and r["status"] != KEPT)
     assert absent == Counter(built.result.absent["answer"])

@@ -188,9 +188,6 @@ class BenchmarkIndex:
                     found.append((i, Hit(item[2], item[3], f"fuzzy{int(self.threshold)}", f"ratio={score}")))
         return found
 
-    def match(self, text: str) -> Hit | None:
-        return self.match_many([text])[0]
-
 
 def _read_items(recipe: Recipe, b: BenchmarkFile) -> Iterable[tuple[str, str]] | None:
     from builder.sources.readers import READERS, BadRow, _format_of
