@@ -317,6 +317,7 @@ class _TreeRss:
         import psutil
 
         self.proc, self.every_s, self.peak = psutil.Process(), every_s, 0
+        self.child_cpu: dict[int, float] = {}  # pid -> last seen CPU seconds (forkserver workers)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -326,6 +327,9 @@ class _TreeRss:
             for p in [self.proc, *self.proc.children(recursive=True)]:
                 with contextlib.suppress(Exception):  # a worker that just exited
                     total += p.memory_info().rss
+                    if p.pid != self.proc.pid:
+                        t = p.cpu_times()
+                        self.child_cpu[p.pid] = t.user + t.system
             self.peak = max(self.peak, total)
             self._stop.wait(self.every_s)
 
@@ -346,7 +350,7 @@ def run_stages(work_root: Path) -> dict[str, Any]:
 
     recipe = load_recipe(ROOT / "recipes" / "sample.yaml")
     wd = WorkDir(work_root)
-    cpu = _cpu_s()
+    own_cpu = _own_cpu_s()
     with _TreeRss() as tree:
         start = time.perf_counter()
         res = run_responses(recipe, wd)
@@ -358,7 +362,7 @@ def run_stages(work_root: Path) -> dict[str, Any]:
     return {
         "responses_s": mid - start,
         "variants_s": end - mid,
-        "cpu_s": _cpu_s() - cpu,
+        "cpu_s": _own_cpu_s() - own_cpu + sum(tree.child_cpu.values()),
         "rows_in": res.rows_in,
         "kept": res.kept,
         "quarantined": res.quarantined,
@@ -518,10 +522,9 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def _cpu_s() -> float:
-    """CPU seconds of this process and its reaped children (robust to a busy machine)."""
-    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+def _own_cpu_s() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return own.ru_utime + own.ru_stime
 
 
 def _parse_validate_rate(n: int) -> float:

@@ -48,6 +48,9 @@ REPLY_COLS = [
     "teacher_answer_tokens",
 ]  # fmt: skip
 _ORDER = "_order"
+# Texts tokenized at a time: count_tokens holds every text's token ids until it returns
+# (~36 bytes a token), so a 200k-prompt bucket in one call would take many GB.
+TOKEN_CHUNK = 2_048
 
 
 @dataclass
@@ -162,10 +165,17 @@ def _buckets(
         yield prompts, _read_bucket(tmp / "replies" / f"bucket-{i:05d}.parquet")
 
 
+def _count_tokens(name: str, texts: list[str]) -> list[int]:
+    out: list[int] = []
+    for i in range(0, len(texts), TOKEN_CHUNK):
+        out += count_tokens(name, texts[i : i + TOKEN_CHUNK])
+    return out
+
+
 def _prompt_tokens(cfg: VariantsConfig, prompts: list[dict[str, Any]]) -> list[int]:
     # Tool definitions go into the system turn by the chat template, so they count too.
     texts = ["\n".join([*(m["content"] or "" for m in p["messages"]), p.get("tools_json") or ""]) for p in prompts]
-    counts = count_tokens(cfg.student_tokenizer, texts)
+    counts = _count_tokens(cfg.student_tokenizer, texts)
     return [t + CHATML_OVERHEAD * len(p["messages"]) for t, p in zip(counts, prompts)]
 
 
@@ -246,7 +256,7 @@ def _one_variant(
     fn = REGISTRY[name]
     ledger.enter(name, len(cands))
     results = [fn(c) for c in cands]
-    a_tokens = count_tokens(cfg.student_tokenizer, [r if isinstance(r, str) else "" for r in results])
+    a_tokens = _count_tokens(cfg.student_tokenizer, [r if isinstance(r, str) else "" for r in results])
     rows: list[dict[str, Any]] = []
     for c, res, n_tok, p_tok in zip(cands, results, a_tokens, prompt_tokens):
         p = c.prompt
