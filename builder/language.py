@@ -182,6 +182,13 @@ def _prompt_languages(text: str) -> frozenset[str]:
     return frozenset(allowed)
 
 
+def prompt_language_label(text: object) -> str:
+    """The prompt's `language` column: one code, or several joined by "+" ("en+bn") when a
+    reply may use any of them; "unknown" when the text makes no claim."""
+    langs = prompt_languages(text, cached=False)
+    return "+".join(sorted(langs)) if langs else UNKNOWN
+
+
 # Prompts that ask for another language (translation, "answer in English") make a
 # language change expected rather than a defect.
 _TARGET_LANGUAGE = regex.compile(

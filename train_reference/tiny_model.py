@@ -146,15 +146,16 @@ def subset_release(
     *,
     min_assistant_turns: int = 1,
 ) -> Path:
-    """Copy a real release's card and the `n_rows` rows of `variant` with the shortest final reply.
+    """Copy the `n_rows` rows of a real release's `variant` with the shortest final reply.
 
     Rows keep every column and the published schema; only rows with at least
-    `min_assistant_turns` assistant turns are eligible. Call once per variant to fill one folder.
+    `min_assistant_turns` assistant turns are eligible. The card keeps its text and the `configs:`
+    of the variants copied so far, without `dataset_info` (its split sizes are the full
+    release's, which `load_dataset` would check). Call once per variant to fill one folder.
     Returns `out_dir`, a release folder the trainer loads like the original.
     """
-    import shutil
-
     import pyarrow.parquet as pq
+    import yaml
 
     src, out = Path(release_dir), Path(out_dir)
     table = pq.read_table(sorted((src / "data" / variant).glob("train-*.parquet")))
@@ -166,6 +167,12 @@ def subset_release(
     shard = out / "data" / variant / "train-00000-of-00001.parquet"
     shard.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table.take(eligible[:n_rows]), shard)
-    if not (out / "README.md").exists():
-        shutil.copyfile(src / "README.md", out / "README.md")
+
+    _, block, body = (src / "README.md").read_text(encoding="utf-8").split("---", 2)
+    meta = yaml.safe_load(block)
+    meta.pop("dataset_info", None)
+    copied = {p.name for p in (out / "data").iterdir()}
+    meta["configs"] = [c for c in meta["configs"] if c["config_name"] in copied]
+    front = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)
+    (out / "README.md").write_text(f"---\n{front}---{body}", encoding="utf-8")
     return out

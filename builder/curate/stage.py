@@ -23,7 +23,7 @@ import regex
 from builder.curate.balance import balance
 from builder.curate.decontam import build_index
 from builder.curate.normalize import dedupe_key, normalize_text
-from builder.language import identify
+from builder.language import prompt_language_label
 from builder.ledger import DROPPED, QUARANTINED, Ledger
 from builder.recipe import CATEGORIES, Recipe
 from builder.rows import PROMPT_FEATURES, prompt_id_for, provenance_defaults
@@ -89,7 +89,7 @@ def _read_all(recipe: Recipe, ledger: Ledger, warnings: list[str]) -> dict[str, 
                               reason=p.code, detail=p.detail, location=item.location)
                 continue
             text = _user_text(msgs)
-            language = rec["language"] if rec["language"] != "auto" else identify(text).language
+            language = rec["language"] if rec["language"] != "auto" else prompt_language_label(text)
             row_id = rec["row_id"] or item.row_id
             pid = prompt_id_for(msgs, rec["tools_json"])
             cols["prompt_id"].append(pid)
