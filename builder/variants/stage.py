@@ -42,7 +42,7 @@ STAGE = "variants"
 CHATML_OVERHEAD = 5  # <|im_start|> role \n … <|im_end|> \n: tokens per message beyond content
 # The reply columns a variant row needs (everything but the bookkeeping ones).
 REPLY_COLS = [
-    "generation_id", "prompt_id", "teacher_role", "teacher_model", "endpoint_kind", "prompt_template_id",
+    "generation_id", "prompt_id", "teacher_role", "teacher_model", "served_model", "endpoint_kind", "prompt_template_id",
     "prompt_template_hash", "think", "answer", "shape", "info_codes", "verify_status", "verify_method",
     "verify_reason", "repetition_score", "think_language", "answer_language", "teacher_think_tokens",
     "teacher_answer_tokens",
@@ -287,7 +287,9 @@ def _one_variant(
                 "language": p["language"],
                 "num_turns": p["num_turns"],
                 "generation_id": reply["generation_id"] if reply else None,
-                "teacher_model": reply["teacher_model"] if reply else None,
+                # Who actually wrote the reply: the served / imported model when it is known
+                # (an import can mix models; an API may serve a dated alias).
+                "teacher_model": (reply.get("served_model") or reply["teacher_model"]) if reply else None,
                 "endpoint_kind": reply["endpoint_kind"] if reply else None,
                 "prompt_template_id": reply["prompt_template_id"] if reply else None,
                 "prompt_template_hash": reply["prompt_template_hash"] if reply else None,
