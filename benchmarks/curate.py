@@ -125,7 +125,14 @@ def scores(work: Path, rows: list[dict], family: list[int], kind: list[str]) -> 
     merged = [(i, d) for i, (r, d) in removed.items() if r in ("near_dup", "exact_dup")]
     right = sum(1 for i, d in merged if d in pid_row and family[pid_row[d]] == family[i])
     leak_rows = [i for i, k in enumerate(kind) if k == "leak"]
-    caught = sum(1 for i in leak_rows if removed.get(i, ("",))[0] == "contaminated")
+    # A leak is caught when it is not in the output: dropped as contaminated, or as a duplicate
+    # of another leak (MMLU repeats some questions verbatim) that was itself dropped.
+    caught = sum(1 for i in leak_rows if i in removed and removed[i][0] != "over_quota")
+    how = {}
+    for i in leak_rows:
+        r = removed.get(i, ("kept",))[0]
+        how[r] = how.get(r, 0) + 1
+    print("leaks by fate:", how)
     numbers = [i for i, k in enumerate(kind) if k == "number_variant"]
     return {
         "near_dup_recall": found / len(planted),

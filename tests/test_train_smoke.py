@@ -1,5 +1,6 @@
 """CPU smoke run of the reference SFT trainer: a tiny random Qwen2 model with the real Qwen2.5
-tokenizer, trained on the sample release (`answer-distill build recipes/sample.yaml`).
+tokenizer, trained on the `answer` rows with the shortest replies of the sample release (built
+once per session by `answer-distill build recipes/sample.yaml`, see conftest.py).
 
 Checks: labels are exactly the last assistant reply + <|im_end|> (earlier assistant and tool
 turns of the release's multi-turn rows stay masked); loss goes down; the saved model has EOS
@@ -26,7 +27,9 @@ from train_reference.config import QWEN_EOS_ID, QWEN_PAD_ID, load_recipe  # noqa
 from train_reference.tiny_model import build_tiny_qwen2, subset_release  # noqa: E402
 
 STEPS = 20
-N_ROWS = 32  # the sample's `answer` rows with the shortest replies: cheap steps, learnable stops
+# The sample's `answer` rows with the shortest replies (one token: "No", "yes", "2", "是", ...):
+# cheap steps, and a reply a 10M-parameter model learns to end with <|im_end|> in 20 steps.
+N_ROWS = 16
 
 RECIPE = """\
 model:
@@ -70,8 +73,18 @@ def first_batch(trainer: Any, prepared: dict[str, Any], n: int) -> tuple[dict[st
 
 @pytest.fixture(scope="module")
 def trained(sample_release: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    import datasets
+
     torch.manual_seed(0)
     root = tmp_path_factory.mktemp("sft")
+    with pytest.MonkeyPatch.context() as mp:
+        # load_dataset keys a local folder's cache by folder name and card, not by its shards:
+        # a private cache makes it read these shards, not an older "release" folder's.
+        mp.setattr(datasets.config, "HF_DATASETS_CACHE", root / "hf-datasets")
+        return train_tiny(sample_release, root)
+
+
+def train_tiny(sample_release: Path, root: Path) -> dict[str, Any]:
     model_dir = build_tiny_qwen2(root / "tiny", tokenizer_dir(), max_position_embeddings=2048)
     release = subset_release(sample_release, root / "release", "answer", N_ROWS)
     # The sample's multi-turn rows (tool use) are in `original`: their earlier assistant turns
@@ -157,7 +170,9 @@ def test_saved_model_stops_at_im_end(trained: dict[str, Any]) -> None:
     max_new = 12
     saved_cfg, base_cfg = copy.deepcopy(model.generation_config), copy.deepcopy(base_gen)
     for cfg_ in (saved_cfg, base_cfg):
-        cfg_.max_new_tokens, cfg_.do_sample = max_new, False
+        # min_new_tokens=1: an answer of at least one token (the first reply token is the least
+        # certain after 20 steps; <|im_end|> there would say nothing about stopping).
+        cfg_.max_new_tokens, cfg_.min_new_tokens, cfg_.do_sample = max_new, 1, False
     halted, outputs = 0, []
     for row in trained["rows"]:
         enc = tok.apply_chat_template(
@@ -169,7 +184,7 @@ def test_saved_model_stops_at_im_end(trained: dict[str, Any]) -> None:
             # Same weights with the base model's generation config: must run past <|im_end|>.
             ctrl = model.generate(**enc, generation_config=base_cfg)[0, n:].tolist()
         outputs.append(new)
-        if QWEN_EOS_ID in new[1:]:  # an answer of at least one token, then the stop token
+        if QWEN_EOS_ID in new:  # an answer, then the stop token
             assert new[-1] == QWEN_EOS_ID and len(new) < max_new  # halted right at <|im_end|>
             assert QWEN_EOS_ID in ctrl and len(ctrl) > len(new)
             halted += 1

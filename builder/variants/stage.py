@@ -253,8 +253,25 @@ def _one_variant(
     prov: dict[str, str],
     summ: dict[str, str | None],
 ) -> None:
-    fn = REGISTRY[name]
     ledger.enter(name, len(cands))
+    # In chunks: a bucket's variant texts, token ids and row dicts at once would take GBs.
+    for lo in range(0, len(cands), TOKEN_CHUNK):
+        hi = lo + TOKEN_CHUNK
+        _variant_chunk(name, cands[lo:hi], prompt_tokens[lo:hi], cfg, ledger, writer, reasons, prov, summ)
+
+
+def _variant_chunk(
+    name: str,
+    cands: list[Candidate],
+    prompt_tokens: list[int],
+    cfg: VariantsConfig,
+    ledger: Ledger,
+    writer: Any,
+    reasons: Counter[str],
+    prov: dict[str, str],
+    summ: dict[str, str | None],
+) -> None:
+    fn = REGISTRY[name]
     results = [fn(c) for c in cands]
     a_tokens = _count_tokens(cfg.student_tokenizer, [r if isinstance(r, str) else "" for r in results])
     rows: list[dict[str, Any]] = []
