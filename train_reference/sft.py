@@ -248,7 +248,11 @@ def load_release(ds: DatasetSection, path: str, revision: str | None) -> Any:
     """Load the variant and keep only what SFT needs (provenance/quality columns are dropped)."""
     import datasets
 
-    data = datasets.load_dataset(path, name=ds.config, revision=revision, split=ds.split)
+    # datasets caches a local folder by its name, config and card, not by its files: two
+    # different folders called `release` would share rows. Local folders are re-read.
+    local = Path(path).is_dir()
+    data = datasets.load_dataset(path, name=ds.config, revision=revision, split=ds.split,
+                                 download_mode="force_redownload" if local else None)
     if "messages" not in data.column_names:
         raise SetupError(f"dataset {ds.path} config {ds.config!r} has no 'messages' column")
     if ds.max_rows is not None:
