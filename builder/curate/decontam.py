@@ -189,6 +189,34 @@ class BenchmarkIndex:
         return found
 
 
+# Set in the parent just before forking, so workers share the index copy-on-write; str
+# hashes stay comparable because forked children inherit the parent's hash seed.
+_SHARED: tuple[BenchmarkIndex, list[str]] | None = None
+
+
+def _match_range(bounds: tuple[int, int]) -> list[Hit | None]:
+    assert _SHARED is not None
+    index, texts = _SHARED
+    return index.match_many(texts[bounds[0] : bounds[1]])
+
+
+def match_all(index: BenchmarkIndex, texts: list[str], workers: int = 1, chunk: int = 50_000) -> list[Hit | None]:
+    """match_many over batches (bounded window-hash arrays), on `workers` forked processes."""
+    global _SHARED
+    bounds = [(s, min(s + chunk, len(texts))) for s in range(0, len(texts), chunk)]
+    if workers <= 1 or len(bounds) < 2:
+        return [h for b in bounds for h in index.match_many(texts[b[0] : b[1]])]
+    import multiprocessing
+
+    _SHARED = (index, texts)
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            parts = pool.map(_match_range, bounds)
+    finally:
+        _SHARED = None
+    return [h for part in parts for h in part]
+
+
 def _read_items(recipe: Recipe, b: BenchmarkFile) -> Iterable[tuple[str, str]] | None:
     from builder.sources.readers import READERS, BadRow, _format_of
 

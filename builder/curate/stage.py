@@ -10,6 +10,7 @@ Steps, each accounted for in the ledger (rows in = kept + dropped):
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ import pyarrow.parquet as pq
 import regex
 
 from builder.curate.balance import balance
-from builder.curate.decontam import build_index
+from builder.curate.decontam import build_index, match_all
 from builder.curate.normalize import dedupe_key, normalize_text
 from builder.language import prompt_language_label
 from builder.ledger import DROPPED, QUARANTINED, Ledger
@@ -165,9 +166,7 @@ def _decontaminate(recipe: Recipe, cols: dict[str, list[Any]], out_dir: Path) ->
     drop: dict[int, tuple[str, str]] = {}
     report: dict[str, list[str]] = {k: [] for k in ("benchmark", "item_id", "prompt_id", "source", "source_row_id", "rule", "evidence")}
     texts = [_user_text(m) for m in cols["messages"]]
-    hits: list = []
-    for start in range(0, len(texts), 50_000):  # batches bound the window-hash arrays
-        hits.extend(index.match_many(texts[start : start + 50_000]))
+    hits = match_all(index, texts, workers=min(2, os.cpu_count() or 1) if len(texts) >= 100_000 else 1)
     for i, hit in enumerate(hits):
         if hit is None:
             continue

@@ -7,6 +7,8 @@ opening (the plan) and closing (the conclusion), in their original order, within
 
 from __future__ import annotations
 
+import re
+
 import regex
 
 from builder.language import identify, prompt_languages
@@ -14,7 +16,8 @@ from builder.language import identify, prompt_languages
 # Sentence ends: Latin punctuation needs the space after it ("3.5" and "e.g." stay whole);
 # CJK full stops are followed directly by the next sentence; every line break ends one too
 # (R1 and GSM8K-style steps put one step per line).
-_SENT = regex.compile(r"(?<=[.!?])\s+|(?<=[。！？；])\s*|\s*\n\s*")
+# Stdlib `re` splits these simple patterns ~3× faster than `regex`, with the same output.
+_SENT = re.compile(r"(?<=[.!?])\s+|(?<=[。！？；])\s*|\s*\n\s*")
 # Code in the thinking is drafts of the answer; joined into prose it would be garbage.
 _FENCE = regex.compile(r"```.*?(?:```|\Z)", regex.S)
 _CJK_END = ("。", "！", "？", "；")
