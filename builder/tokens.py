@@ -389,13 +389,24 @@ def count_tokens_tiktoken(name: str, texts: list[str]) -> list[int]:
     # more than the encoding and held every text's ids until the end. encode_ordinary is
     # the same BPE without the special-token scan, valid when no special token occurs.
     specials = tuple(enc.special_tokens_set)
-    out: list[int] = []
-    for t in normed:
-        if "<" in t and any(sp in t for sp in specials):
-            out.append(len(enc.encode(t, allowed_special="all")))
-        else:
-            out.append(len(enc.encode_ordinary(t)))
-    return out
+
+    def count(chunk: list[str]) -> list[int]:
+        return [
+            len(enc.encode(t, allowed_special="all")) if "<" in t and any(sp in t for sp in specials)
+            else len(enc.encode_ordinary(t))
+            for t in chunk
+        ]
+
+    if len(normed) < 1024:
+        return count(normed)
+    # tiktoken releases the GIL while encoding: one thread per core over large slices.
+    from concurrent.futures import ThreadPoolExecutor
+
+    workers = min(4, os.cpu_count() or 1)
+    step = -(-len(normed) // workers)
+    with ThreadPoolExecutor(workers) as pool:
+        parts = pool.map(count, [normed[i : i + step] for i in range(0, len(normed), step)])
+    return [n for part in parts for n in part]
 
 
 def count_tokens_hf(name: str, texts: list[str]) -> list[int]:
