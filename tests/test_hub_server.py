@@ -254,5 +254,5 @@ def test_client_env_is_restored(tmp_path: Path) -> None:
     before = (constants.ENDPOINT, constants.HF_HUB_DISABLE_XET)
     with run_hub_server(tokens={WRITE: "write"}) as server:
         with hub_client_env(server, tmp_path / "home"):
-            assert constants.ENDPOINT == server.endpoint and constants.HF_HUB_DISABLE_XET
-        assert (constants.ENDPOINT, constants.HF_HUB_DISABLE_XET) == before
+            assert server.endpoint == constants.ENDPOINT and constants.HF_HUB_DISABLE_XET
+        assert before == (constants.ENDPOINT, constants.HF_HUB_DISABLE_XET)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from collections import Counter
@@ -12,7 +11,6 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from builder.errors import UserError
 from builder.ledger import KEPT
 from builder.rows import VARIANT_FEATURES, VARIANTS
 from builder.tokens import load_tokenizer
