@@ -124,3 +124,34 @@ def test_check_does_not_misread_ordinary_words() -> None:
     )
     zh = "我把一和三相加，得到四。"
     assert check_summary(zh, THINK, "答案是4。", "一加三等于几？请详细说明。", 0.35) is None
+
+
+def test_forked_summary_workers_match_the_inline_path() -> None:
+    """More than one chunk of candidates takes the forked-worker path: same summaries."""
+    import json as _json
+    from pathlib import Path as _Path
+
+    from builder.variants import stage
+    from builder.variants.config import VariantsConfig
+    from builder.variants.registry import Candidate
+
+    root = _Path(__file__).resolve().parents[1]
+    rows = [_json.loads(line) for line in (root / "data/sample/pcmb_traces.jsonl").open()]
+    cands = [
+        Candidate({"messages": [{"role": "user", "content": r["question"]}]},
+                  {"think": r["reasoning"], "answer": r["answer_text"]}, None)
+        for r in rows * 20
+    ] + [Candidate({"messages": [{"role": "user", "content": "x"}]}, None, None)]
+    assert len(cands) > 2048  # two chunks: the forked path
+    cfg = VariantsConfig()
+    stage._summaries(cands, cfg)
+    expected = []
+    for c in cands:
+        if c.reasoning is None:
+            expected.append((None, None))
+            continue
+        s = extractive_summary(c.reasoning["think"], c.reasoning["answer"], cfg.summarizer.max_ratio, cfg.summarizer.max_chars)
+        f = check_summary(s, c.reasoning["think"], c.reasoning["answer"], c.prompt["messages"][0]["content"], cfg.summarizer.max_ratio)
+        expected.append((None, f) if f else (s, None))
+    assert [(c.summary, c.summary_failure) for c in cands] == expected
+    assert sum(c.summary is not None for c in cands) > 2000

@@ -13,6 +13,7 @@ Rows come out in curate order within a bucket (one bucket: curate order througho
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 import zlib
@@ -82,20 +83,51 @@ def _user_text(prompt: dict[str, Any]) -> str:
     return next((m["content"] or "" for m in reversed(prompt["messages"] or []) if m["role"] == "user"), "")
 
 
+# Set just before forking summary workers: they read the candidates copy-on-write.
+_SUMMARY_JOB: tuple[list[Candidate], float, int] | None = None
+
+
+def _extractive_range(bounds: tuple[int, int]) -> list[tuple[str | None, str | None]]:
+    """(summary, failure) for candidates[lo:hi]; None, None where there is no reply."""
+    assert _SUMMARY_JOB is not None
+    cands, ratio, max_chars = _SUMMARY_JOB
+    out: list[tuple[str | None, str | None]] = []
+    for c in cands[bounds[0] : bounds[1]]:
+        if c.reasoning is None:
+            out.append((None, None))
+            continue
+        think, answer = c.reasoning["think"] or "", c.reasoning["answer"] or ""
+        summary = extractive_summary(think, answer, ratio, max_chars)
+        failure = check_summary(summary, think, answer, _user_text(c.prompt), ratio)
+        out.append((None, failure) if failure else (summary, None))
+    return out
+
+
 def _summaries(cands: list[Candidate], cfg: VariantsConfig, llm: LlmSummarizer | None = None) -> None:
+    global _SUMMARY_JOB
     s = cfg.summarizer
     if llm is not None:
         llm.summarize(cands, [_user_text(c.prompt) for c in cands])
         return
-    for c in cands:
-        if c.reasoning is None:
-            continue
-        think, answer = c.reasoning["think"] or "", c.reasoning["answer"] or ""
-        summary = extractive_summary(think, answer, s.max_ratio, s.max_chars)
-        failure = check_summary(summary, think, answer, _user_text(c.prompt), s.max_ratio)
+    _SUMMARY_JOB = (cands, s.max_ratio, s.max_chars)
+    try:
+        workers = min(2, os.cpu_count() or 1)
+        chunk = 2_048
+        bounds = [(i, min(i + chunk, len(cands))) for i in range(0, len(cands), chunk)]
+        if workers > 1 and len(bounds) > 1:
+            import multiprocessing
+
+            # The summary is pure Python over long texts: two forked workers halve it.
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                parts = pool.map(_extractive_range, bounds)
+        else:
+            parts = [_extractive_range(b) for b in bounds]
+    finally:
+        _SUMMARY_JOB = None
+    for c, (summary, failure) in zip(cands, (r for part in parts for r in part)):
         if failure:
             c.summary_failure = failure
-        else:
+        elif summary is not None:
             c.summary = summary
 
 
