@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import resource
 import sys
 import tempfile
 import time
@@ -36,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from near_dedupe import datatrove_defaults, make_corpus, write_shards  # noqa: E402
+from near_dedupe import datatrove_defaults, make_corpus, peak_rss_mb, write_shards  # noqa: E402
 
 from builder.curate.near_dedupe import near_dedupe  # noqa: E402
 from builder.curate.stage import run_curate  # noqa: E402
@@ -142,12 +141,6 @@ def scores(work: Path, rows: list[dict], family: list[int], kind: list[str]) -> 
     }
 
 
-def peak_rss_mb() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own, kids) / 1024
-
-
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1_000_000)
@@ -167,7 +160,7 @@ def main(argv: list[str] | None = None) -> dict:
         t0 = time.perf_counter()
         res = run_curate(recipe, WorkDir(folder / "work"))
         secs = time.perf_counter() - t0
-        rss = peak_rss_mb()
+        rss = max(peak_rss_mb())  # this process (holds the corpus) or its largest worker
         print("step seconds:", res.step_seconds)
         for step, n_in, kept, dropped in res.steps:
             print(f"  {step:14s} in {n_in:>9,} kept {kept:>9,} dropped {dict(dropped)}")

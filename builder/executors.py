@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from datatrove.executor.base import PipelineExecutor
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:  # datatrove is imported when an executor is built, not when a recipe loads
+    from datatrove.executor.base import PipelineExecutor
 
 
 class ExecutorConfig(BaseModel):

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from builder.errors import UserError
+from builder.executors import ExecutorConfig
 from builder.release.config import QualityConfig, ReleaseConfig
 from builder.teachers.config import GenerateConfig
 
@@ -156,23 +157,6 @@ class BalanceConfig(Strict):
         return v
 
 
-class ExecutorSettings(Strict):
-    """Where datatrove steps run (builder/executors.py builds the executor from this)."""
-
-    kind: Literal["local", "slurm", "ray"] = "local"
-    tasks: int = 2
-    workers: int = -1
-    partition: str | None = None
-    time: str | None = None
-    cpus_per_task: int = 1
-    mem_per_cpu_gb: float = 2.0
-    qos: str | None = None
-    venv_path: str | None = None
-    sbatch_args: dict[str, str] = Field(default_factory=dict)
-    ray_address: str | None = None
-    start_method: Literal["forkserver", "fork", "spawn"] = "forkserver"
-
-
 class CurateConfig(Strict):
     normalize: NormalizeConfig = Field(default_factory=NormalizeConfig)
     near_dedupe: NearDedupeSettings = Field(default_factory=NearDedupeSettings)
@@ -186,7 +170,7 @@ class Recipe(Strict):
     description: str = ""
     sources: list[SourceConfig]
     curate: CurateConfig = Field(default_factory=CurateConfig)
-    executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)  # builder/executors.py
     # Later stages own their sections; they are validated by the stage's own schema.
     generate: GenerateConfig | None = None
     responses: dict[str, Any] | None = None

@@ -649,7 +649,7 @@ def run_near_dedupe(
     """In-memory entry for the curate stage: {removed prompt_id: kept prompt_id}.
 
     Rows must be in winner-priority order. `settings` / `executor` may be our configs or the
-    recipe's NearDedupeSettings / ExecutorSettings (mapped field by field).
+    recipe's NearDedupeSettings (mapped field by field) / ExecutorConfig.
     """
     work_dir = Path(work_dir)
     shards = work_dir / "input"
@@ -680,12 +680,8 @@ def near_dedupe_config(settings: Any) -> NearDedupeConfig:
 
 
 def executor_config(settings: Any) -> ExecutorConfig:
-    """ExecutorConfig from ours, a dict, or the recipe's ExecutorSettings (ray_address, None = default)."""
+    """ExecutorConfig from ours (the recipe's), a dict, or None (the default)."""
     if settings is None or isinstance(settings, ExecutorConfig):
         return settings or ExecutorConfig()
     raw = settings if isinstance(settings, dict) else settings.model_dump()
-    renames = {"ray_address": "address"}
-    known = ExecutorConfig.model_fields
-    return ExecutorConfig(
-        **{renames.get(k, k): v for k, v in raw.items() if renames.get(k, k) in known and v is not None}
-    )
+    return ExecutorConfig(**{k: v for k, v in raw.items() if v is not None})

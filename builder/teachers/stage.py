@@ -129,18 +129,8 @@ def pending_for(recipe: Recipe, work: WorkDir, name: str, rank: int = 0, world: 
 
 
 def _executor_config(recipe: Recipe, tasks: int) -> Any:
-    from builder.executors import ExecutorConfig
-
-    e = recipe.executor
-    fields: dict[str, Any] = {
-        "kind": e.kind, "tasks": tasks, "workers": e.workers, "skip_completed": False,
-        "cpus_per_task": e.cpus_per_task, "mem_per_cpu_gb": e.mem_per_cpu_gb,
-        "sbatch_args": dict(e.sbatch_args), "venv_path": e.venv_path, "address": e.ray_address,
-    }  # fmt: skip
-    for k in ("partition", "time", "qos"):
-        if getattr(e, k) is not None:
-            fields[k] = getattr(e, k)
-    return ExecutorConfig(**fields)
+    # Generation tracks what is stored itself, so datatrove must re-run every rank.
+    return recipe.executor.model_copy(update={"tasks": tasks, "skip_completed": False})
 
 
 def _send_openai(recipe: Recipe, work: WorkDir, cfg: GenerateConfig, teacher: TeacherConfig,
