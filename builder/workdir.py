@@ -62,18 +62,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def write_shards(rows: dict[str, list[Any]], features: Features, out_dir: Path, shard_rows: int = SHARD_ROWS) -> list[Path]:
     """Write column lists as parquet shards with the explicit schema (replacing old shards)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for old in out_dir.glob("part-*.parquet"):
-        old.unlink()
-    table = pa.table({k: rows[k] for k in features}, schema=features.arrow_schema)
-    paths: list[Path] = []
-    for i, start in enumerate(range(0, max(table.num_rows, 1), shard_rows)):
-        path = out_dir / f"part-{i:05d}.parquet"
-        tmp = path.with_suffix(".tmp")
-        pq.write_table(table.slice(start, shard_rows), tmp, compression="zstd")
-        os.replace(tmp, path)
-        paths.append(path)
-    return paths
+    writer = ShardWriter(out_dir, features, shard_rows)
+    writer.write_table(pa.table({k: rows[k] for k in features}, schema=features.arrow_schema))
+    return writer.close()
 
 
 def iter_rows(files: list[Path], columns: list[str] | None = None, batch_size: int = 8192) -> Iterator[dict[str, Any]]:

@@ -133,3 +133,41 @@ def test_cli_prints_one_line_and_exits_2(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr + proc.stdout
     assert "colour: unknown key" in proc.stderr
+
+
+def test_tests_format_wraps_native_layouts_and_rejects_bad_ones() -> None:
+    from builder.recipe import SourceConfig
+    from builder.responses.verify.codecheck import parse_tests
+    from builder.sources.mapping import RowProblem, map_row
+
+    def tests_of(fmt: str, row: dict) -> str | None:
+        src = SourceConfig(name="s", path="s.jsonl", fields={"prompt": "q", "tests": "t"}, tests_format=fmt)
+        return map_row(src, {"q": "Write f.", **row}, None)["tests_json"]
+
+    mbpp = tests_of("mbpp", {"t": ["assert f(1) == 2"], "test_setup_code": "import math"})
+    assert parse_tests(mbpp) == {"format": "asserts", "asserts": ["assert f(1) == 2"], "setup": "import math"}
+    assert json.loads(tests_of("asserts", {"t": '["assert f(1) == 2"]'}))["asserts"] == ["assert f(1) == 2"]
+    assert json.loads(tests_of("asserts", {"t": "assert f(1) == 2"}))["asserts"] == ["assert f(1) == 2"]
+    he = tests_of("humaneval", {"t": "def check(c): assert c(1) == 2", "entry_point": "f"})
+    assert parse_tests(he)["entry_point"] == "f"
+    assert json.loads(tests_of("ifeval", {"t": ["punctuation:no_comma"]}))["kwargs"] == [{}]
+    assert tests_of("mbpp", {}) is None  # absent tests stay absent
+    with pytest.raises(RowProblem) as e:
+        tests_of("mbpp", {"t": [1, 2]})
+    assert e.value.code == "wrong_type"
+    with pytest.raises(RowProblem) as e:
+        tests_of("humaneval", {"t": "def check(c): pass"})
+    assert e.value.code == "missing_field"
+
+
+def test_ifeval_tests_given_as_json_text_are_parsed_and_bad_ones_rejected() -> None:
+    from builder.recipe import SourceConfig
+    from builder.sources.mapping import RowProblem, _tests_json
+
+    SourceConfig(name="s", path="x.jsonl", fields={"prompt": "q"}, tests_format="ifeval")
+    spec = json.loads(_tests_json("ifeval", {}, '["punctuation:no_comma", "change_case:english_lowercase"]'))
+    assert spec["instruction_id_list"] == ["punctuation:no_comma", "change_case:english_lowercase"]
+    assert spec["kwargs"] == [{}, {}]
+    with pytest.raises(RowProblem) as e:
+        _tests_json("ifeval", {}, {"punctuation:no_comma": {}})
+    assert e.value.code == "wrong_type"

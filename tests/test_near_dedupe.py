@@ -259,3 +259,15 @@ def test_shingle_modes_and_batch_equivalence() -> None:
     for t, part, m in zip(texts, np.split(flat, offsets[1:]), modes):
         one, m1 = shingle_hashes(t, p)
         assert np.array_equal(part, one.ravel()) and m == m1
+
+
+def test_recipe_settings_map_onto_every_config_default() -> None:
+    """The recipe's `curate.near_dedupe` block and NearDedupeConfig must not drift apart."""
+    from builder.curate.near_dedupe import near_dedupe_config
+    from builder.recipe import NearDedupeSettings
+
+    assert near_dedupe_config(NearDedupeSettings()) == NearDedupeConfig()
+    changed = near_dedupe_config(NearDedupeSettings(ngram=3, buckets=14, hashes_per_bucket=8, char_ngram=2,
+                                                    seed=7, numbers_must_match=False, verify_threshold=None))
+    assert (changed.ngram_size, changed.num_buckets, changed.hashes_per_bucket, changed.cjk_ngram_size) == (3, 14, 8, 2)
+    assert (changed.seed, changed.numbers_must_match, changed.verify_threshold) == (7, False, None)

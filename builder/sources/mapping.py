@@ -93,13 +93,14 @@ def _tests_json(fmt: str, row: dict[str, Any], value: Any) -> str | None:
         return None
     if fmt == "raw":
         return _as_json_string(value)
-    if isinstance(value, str) and fmt in ("mbpp", "asserts"):
+    if isinstance(value, str) and fmt in ("mbpp", "asserts", "ifeval"):
         try:
             value = json.loads(value)
         except json.JSONDecodeError:
             value = [value]
-    if fmt in ("mbpp", "asserts") and not (isinstance(value, list) and all(isinstance(t, str) for t in value)):
-        raise RowProblem("wrong_type", f"tests for format {fmt} must be a list of assert strings")
+    if not (isinstance(value, list) and all(isinstance(t, str) for t in value)) and fmt != "humaneval":
+        what = "instruction ids" if fmt == "ifeval" else "assert strings"
+        raise RowProblem("wrong_type", f"tests for format {fmt} must be a list of {what}")
     if fmt == "mbpp":
         spec: dict[str, Any] = {"format": "mbpp", "test_list": value, "test_setup_code": row.get("test_setup_code") or ""}
     elif fmt == "asserts":
