@@ -409,9 +409,17 @@ def count_tokens_tiktoken(name: str, texts: list[str]) -> list[int]:
     return [n for part in parts for n in part]
 
 
+# Texts encoded at a time: encode_batch_fast holds every text's encoding until it returns
+# (~36 bytes a token), so a 200k-text call in one piece would take many GB.
+HF_CHUNK = 2_048
+
+
 def count_tokens_hf(name: str, texts: list[str]) -> list[int]:
     tok = load_tokenizer(name)
-    return [len(e.ids) for e in tok.encode_batch_fast(texts, add_special_tokens=False)]
+    out: list[int] = []
+    for i in range(0, len(texts), HF_CHUNK):
+        out += [len(e.ids) for e in tok.encode_batch_fast(texts[i : i + HF_CHUNK], add_special_tokens=False)]
+    return out
 
 
 def count_tokens(name: str, texts: list[str]) -> list[int]:

@@ -7,10 +7,12 @@ import random
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from builder.errors import UserError
 from builder.recipe import load_recipe
+from builder.teachers.export import PartWriter
 from builder.teachers.limits import RateLimiter, TokenBucket, backoff_delay, parse_retry_after
 from builder.teachers.plan import estimate
 from builder.teachers.prompting import build_messages, load_template, request_tools, template_hash
@@ -105,3 +107,22 @@ def test_plan_estimate_without_and_with_a_work_dir(tmp_path: Path) -> None:
     assert est["prompts"] == 30 and t["requests"] == 60 and t["prompt_tokens_each"] == 100
     assert t["bound_by"] == "requests_per_minute" and t["wall_hours"] == pytest.approx(60 / 1 / 3600, abs=0.01)
     assert t["cost_usd"] == pytest.approx((60 * 100 * 1.0 + 60 * 4000 * 2.0) / 1e6, abs=0.01)
+
+
+def test_part_writer_shards_swaps_and_keeps_an_empty_schema_shard(tmp_path: Path) -> None:
+    out = tmp_path / "replies"
+    out.mkdir()
+    (out / "part-00009.parquet").write_bytes(b"stale")
+    parts = PartWriter(out, shard_rows=2)
+    for i in range(5):
+        parts.add({"generation_id": f"g{i}", "status": "ok", "not_a_column": 1})  # missing keys -> null
+    assert not (out / "part-00000.parquet").exists()  # nothing lands before close
+    paths = parts.close()
+    assert [p.name for p in paths] == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
+    assert sorted(p.name for p in out.iterdir()) == [p.name for p in paths]  # the stale part is gone
+    assert parts.total == 5
+    assert pq.read_table(paths).column("generation_id").to_pylist() == [f"g{i}" for i in range(5)]
+    assert not parts.tmp.exists()
+    empty = PartWriter(tmp_path / "none")
+    (only,) = empty.close()
+    assert pq.read_table(only).num_rows == 0 and empty.total == 0

@@ -9,15 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from builder.ledger import DROPPED, KEPT, Ledger
 from builder.rows import REPLY_FEATURES
 from builder.teachers.config import Price, TeacherConfig
 from builder.teachers.items import WorkItem, ledger_reason, reply_row
 from builder.teachers.store import Latest, RecordReader, scan
-from builder.workdir import SHARD_ROWS
+from builder.workdir import SHARD_ROWS, ShardWriter
 
 _BATCH = 2048
 
@@ -29,14 +26,12 @@ class PartWriter:
         self.out_dir = out_dir
         self.tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
         shutil.rmtree(self.tmp, ignore_errors=True)
-        self.tmp.mkdir(parents=True)
-        self.schema = REPLY_FEATURES.arrow_schema
-        self.shard_rows = shard_rows
+        self._shards = ShardWriter(self.tmp, REPLY_FEATURES, shard_rows)
         self._rows: list[dict[str, Any]] = []
-        self._writer: pq.ParquetWriter | None = None
-        self._in_part = 0
-        self._parts = 0
-        self.total = 0
+
+    @property
+    def total(self) -> int:
+        return self._shards.rows
 
     def add(self, row: dict[str, Any]) -> None:
         self._rows.append({k: row.get(k) for k in REPLY_FEATURES})
@@ -45,27 +40,11 @@ class PartWriter:
 
     def _flush(self) -> None:
         rows, self._rows = self._rows, []
-        while rows:
-            if self._writer is None:
-                path = self.tmp / f"part-{self._parts:05d}.parquet"
-                self._writer = pq.ParquetWriter(path, self.schema, compression="zstd")
-                self._parts += 1
-                self._in_part = 0
-            take = rows[: self.shard_rows - self._in_part]
-            rows = rows[len(take) :]
-            self._writer.write_table(pa.Table.from_pylist(take, schema=self.schema))
-            self._in_part += len(take)
-            self.total += len(take)
-            if self._in_part >= self.shard_rows:
-                self._writer.close()
-                self._writer = None
+        self._shards.write_rows(rows)
 
     def close(self) -> list[Path]:
         self._flush()
-        if self._writer is not None:
-            self._writer.close()
-        if self._parts == 0:  # an empty stage still leaves one (empty) shard with the schema
-            pq.write_table(self.schema.empty_table(), self.tmp / "part-00000.parquet")
+        self._shards.close()  # an empty stage still leaves one (empty) shard with the schema
         self.out_dir.mkdir(parents=True, exist_ok=True)
         for old in self.out_dir.glob("part-*.parquet"):
             old.unlink()

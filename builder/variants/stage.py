@@ -49,8 +49,7 @@ REPLY_COLS = [
     "teacher_answer_tokens",
 ]  # fmt: skip
 _ORDER = "_order"
-# Texts tokenized at a time: count_tokens holds every text's token ids until it returns
-# (~36 bytes a token), so a 200k-prompt bucket in one call would take many GB.
+# Candidates turned into variant rows at a time (their texts and row dicts are held at once).
 TOKEN_CHUNK = 2_048
 
 
@@ -197,17 +196,10 @@ def _buckets(
         yield prompts, _read_bucket(tmp / "replies" / f"bucket-{i:05d}.parquet")
 
 
-def _count_tokens(name: str, texts: list[str]) -> list[int]:
-    out: list[int] = []
-    for i in range(0, len(texts), TOKEN_CHUNK):
-        out += count_tokens(name, texts[i : i + TOKEN_CHUNK])
-    return out
-
-
 def _prompt_tokens(cfg: VariantsConfig, prompts: list[dict[str, Any]]) -> list[int]:
     # Tool definitions go into the system turn by the chat template, so they count too.
     texts = ["\n".join([*(m["content"] or "" for m in p["messages"]), p.get("tools_json") or ""]) for p in prompts]
-    counts = _count_tokens(cfg.student_tokenizer, texts)
+    counts = count_tokens(cfg.student_tokenizer, texts)
     return [t + CHATML_OVERHEAD * len(p["messages"]) for t, p in zip(counts, prompts)]
 
 
@@ -248,7 +240,13 @@ def run_variants(recipe: Recipe, work: WorkDir, progress: Any = None) -> Variant
                 _summaries(cands, cfg, llm)
             prompt_tokens = _prompt_tokens(cfg, prompts)
             for name in cfg.build:
-                _one_variant(name, cands, prompt_tokens, cfg, ledger, writers[name], absent[name], prov, summ)
+                ledger.enter(name, len(cands))
+                # In chunks: a bucket's variant texts, token ids and row dicts at once would take GBs.
+                for lo in range(0, len(cands), TOKEN_CHUNK):
+                    hi = lo + TOKEN_CHUNK
+                    _variant_chunk(
+                        name, cands[lo:hi], prompt_tokens[lo:hi], cfg, ledger, writers[name], absent[name], prov, summ
+                    )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     counts: dict[str, int] = {}
@@ -274,24 +272,6 @@ def run_variants(recipe: Recipe, work: WorkDir, progress: Any = None) -> Variant
     return res
 
 
-def _one_variant(
-    name: str,
-    cands: list[Candidate],
-    prompt_tokens: list[int],
-    cfg: VariantsConfig,
-    ledger: Ledger,
-    writer: Any,
-    reasons: Counter[str],
-    prov: dict[str, str],
-    summ: dict[str, str | None],
-) -> None:
-    ledger.enter(name, len(cands))
-    # In chunks: a bucket's variant texts, token ids and row dicts at once would take GBs.
-    for lo in range(0, len(cands), TOKEN_CHUNK):
-        hi = lo + TOKEN_CHUNK
-        _variant_chunk(name, cands[lo:hi], prompt_tokens[lo:hi], cfg, ledger, writer, reasons, prov, summ)
-
-
 def _variant_chunk(
     name: str,
     cands: list[Candidate],
@@ -305,7 +285,7 @@ def _variant_chunk(
 ) -> None:
     fn = REGISTRY[name]
     results = [fn(c) for c in cands]
-    a_tokens = _count_tokens(cfg.student_tokenizer, [r if isinstance(r, str) else "" for r in results])
+    a_tokens = count_tokens(cfg.student_tokenizer, [r if isinstance(r, str) else "" for r in results])
     rows: list[dict[str, Any]] = []
     for c, res, n_tok, p_tok in zip(cands, results, a_tokens, prompt_tokens):
         p = c.prompt
