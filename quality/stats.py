@@ -3,7 +3,6 @@ rejection reasons from the ledgers, and cost per kept row."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,9 +107,9 @@ def _value_counts(arr: pa.ChunkedArray | pa.Array) -> dict[str, int]:
     return {v: int(n) for v, n in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()) if v is not None}
 
 
-def rejections(work_root: Path) -> dict[str, Any]:
+def rejections(work_root: Path, responses: dict[str, Any] | None) -> dict[str, Any]:
     """Dropped / quarantined rows per stage and reason, from every `<work>/*/ledger.parquet`,
-    plus the responses stage's own reject-code counts."""
+    plus the responses stage's own reject-code counts (from its summary)."""
     out: dict[str, Any] = {"ledgers": {}, "responses": None}
     for path in sorted(work_root.glob("*/ledger.parquet")):
         t = pq.read_table(path, columns=["step", "status", "reason"])
@@ -120,10 +119,8 @@ def rejections(work_root: Path) -> dict[str, Any]:
             f"{r['step']}:{r['reason']}": r["status_count"]
             for r in sorted(rows, key=lambda r: (r["step"], -r["status_count"]))
         }
-    summary = work_root / "responses" / "summary.json"
-    if summary.is_file():
-        data = json.loads(summary.read_text())
-        out["responses"] = {k: data.get(k) for k in ("rows_in", "kept", "quarantined", "reasons") if k in data}
+    if responses is not None:
+        out["responses"] = {k: responses.get(k) for k in ("rows_in", "kept", "quarantined", "reasons") if k in responses}
     return out
 
 
@@ -144,12 +141,10 @@ def _role_costs(summary: dict[str, Any]) -> dict[str, float | None]:
     return out
 
 
-def costs(work_root: Path, rows_per_variant: dict[str, int]) -> dict[str, float | None]:
-    """Generation cost per kept row and variant, when the generate stage recorded prices."""
-    path = work_root / "generate" / "summary.json"
-    if not path.is_file():
+def costs(data: dict[str, Any] | None, rows_per_variant: dict[str, int]) -> dict[str, float | None]:
+    """Generation cost per kept row and variant, when the generate stage's summary recorded prices."""
+    if data is None:
         return dict.fromkeys(rows_per_variant)
-    data = json.loads(path.read_text())
     if isinstance(data.get("cost_usd"), (int, float)):  # a single total: spread over every variant
         by_role: dict[str, float | None] = {"reasoning": float(data["cost_usd"]), "control": float(data["cost_usd"])}
     else:

@@ -170,3 +170,17 @@ def test_table_has_paper_rows_and_marks_failures() -> None:
     assert "| AM-32B-R1-Answer-SFT (paper) | 40.3 | 92.2 | 82.5 | 90.9 | 76.9 | 6.90 | 7.60 |" in md
     assert "| **m (ours)** | n/a | 12.3 | n/a | n/a | n/a | n/a | failed |" in md
     assert "failed: judge unreachable (x)" in md
+
+
+def test_judge_base_url_names_an_env_var(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from train_reference.evaluation.config import JudgeConfig
+
+    monkeypatch.setenv("AD_TEST_JUDGE_PORT", "8123")
+    assert JudgeConfig(base_url="http://127.0.0.1:${AD_TEST_JUDGE_PORT}/v1", model="j").base_url == (
+        "http://127.0.0.1:8123/v1"
+    )
+    monkeypatch.delenv("AD_TEST_JUDGE_PORT")
+    with pytest.raises(ValidationError, match="environment variable not set"):
+        JudgeConfig(base_url="http://127.0.0.1:${AD_TEST_JUDGE_PORT}/v1", model="j")

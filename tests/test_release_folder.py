@@ -200,3 +200,17 @@ def test_cli_release_refusal_is_one_line(release: Path) -> None:
     assert res.exit_code == 2
     lines = [line for line in res.output.splitlines() if line.strip()]
     assert len(lines) == 1 and "is already built there" in lines[0], res.output
+
+
+def test_secrets_in_names_text_files_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from builder.release.folder import secrets_in
+
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "README.md").write_text("clean\n")
+    (tmp_path / "sub" / "notes.txt").write_text(f"leaked {PLANTED}\n")
+    (tmp_path / "sub" / "shard.parquet").write_bytes(PLANTED.encode())  # data shards are not re-read
+    monkeypatch.setattr("builder.release.folder.secret_values", lambda: [])
+    assert secrets_in(tmp_path) == []  # no secret in the environment: nothing to look for
+    monkeypatch.undo()
+    monkeypatch.setenv("HF_TOKEN", PLANTED)
+    assert secrets_in(tmp_path) == ["sub/notes.txt"]

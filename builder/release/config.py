@@ -18,16 +18,9 @@ ALL_CHECKS = (
     "source_mix",
     "verification_rate",
 )
-DEFAULT_BLOCKING = [
-    "schema",
-    "not_null",
-    "unique_row_id",
-    "tag_grammar",
-    "summary_ends_with_answer",
-    "student_tokens_within_max",
-    "not_contaminated",
-    "verification_rate",
-]
+# Warnings only by default: mix and language drift are judgement calls, not broken rows.
+ADVISORY = ("language_consistent", "category_mix", "source_mix")
+DEFAULT_BLOCKING = [c for c in ALL_CHECKS if c not in ADVISORY]
 
 
 class _Strict(BaseModel):

@@ -77,5 +77,10 @@ def secrets_in(folder: Path) -> list[str]:
     needles = [s.encode() for s in secret_values()]
     if not needles:
         return []
-    return [p.relative_to(folder).as_posix() for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.suffix not in BINARY and any(n in p.read_bytes() for n in needles)]
+    leaked = []
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and p.suffix not in BINARY:
+            data = p.read_bytes()  # once per file, not once per secret
+            if any(n in data for n in needles):
+                leaked.append(p.relative_to(folder).as_posix())
+    return leaked

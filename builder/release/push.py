@@ -43,6 +43,11 @@ def _http_line(e: Exception, repo_id: str, action: str) -> str:
     return f"push {repo_id}: {action} failed with HTTP {status or '?'}: {hint}{detail}"
 
 
+def _tag_taken(repo_id: str, tag: str) -> UserError:
+    return UserError(f"push {repo_id}: tag {tag} already exists; a version is published once — "
+                     "bump `version` in the recipe and build a new release")
+
+
 def _tag_exists(api: Any, repo_id: str, tag: str) -> bool:
     refs = api.list_repo_refs(repo_id, repo_type="dataset")
     return any(t.name == tag for t in refs.tags)
@@ -76,8 +81,7 @@ def run_push(
         api.create_repo(repo_id, repo_type="dataset", exist_ok=True, private=private)
         action = "list_repo_refs"
         if _tag_exists(api, repo_id, tag):
-            raise UserError(f"push {repo_id}: tag {tag} already exists; a version is published once — "
-                            "bump `version` in the recipe and build a new release")
+            raise _tag_taken(repo_id, tag)
         if progress:
             progress(f"uploading {release_dir} to {endpoint}/datasets/{repo_id}")
         action = "upload_folder"
@@ -91,8 +95,7 @@ def run_push(
     except HfHubHTTPError as e:
         status = getattr(getattr(e, "response", None), "status_code", None)
         if action == "create_tag" and status == 409:
-            raise UserError(f"push {repo_id}: tag {tag} already exists; a version is published once — "
-                            "bump `version` in the recipe and build a new release") from None
+            raise _tag_taken(repo_id, tag) from None
         raise UserError(_http_line(e, repo_id, action)) from None
     except ValueError as e:  # e.g. the client refusing invalid card metadata before upload
         raise UserError(f"push {repo_id}: {action}: {str(e).splitlines()[0][:200]}") from None

@@ -211,7 +211,8 @@ def _load_shard(k: int, path: Path, v: str, contaminated: pa.Array, answers: dic
 
 
 def _check_variants(recipe: Recipe, work: WorkDir, variants: list[str], tmp: Path, progress: Any,
-                    known: dict[str, str]) -> tuple[dict[str, VariantStats], list[CheckOutcome], int]:
+                    known: dict[str, str], curate: dict[str, Any] | None,
+                    ) -> tuple[dict[str, VariantStats], list[CheckOutcome], int]:
     """Gate every variant; shards are copied into `tmp` and their sha256 put in `known`."""
     gates = _Gates(recipe, variants, tmp / "quality")
     contaminated = _contaminated(work)
@@ -257,7 +258,6 @@ def _check_variants(recipe: Recipe, work: WorkDir, variants: list[str], tmp: Pat
         _tick(progress, f"{v}: {st.rows:,} rows checked")
 
     cfg = recipe.quality
-    curate = work.read_summary("curate")
     for v in cfg.mix.variants:
         if v not in stats:
             continue
@@ -371,21 +371,25 @@ def run_release(recipe: Recipe, work: WorkDir | Path, out_dir: Path, progress: A
     variants = [v for v in ORDER if sum(pq.ParquetFile(f).metadata.num_rows for f in work.shards("variants", v))]
     if not variants:
         raise UserError(f"{work.root / 'variants'}: no variant shards found; run `answer-distill variants` first")
-    if recipe.path is not None and any(v.encode() in recipe.path.read_bytes() for v in secret_values()):
+    recipe_bytes = recipe.path.read_bytes() if recipe.path is not None else b""
+    if any(v.encode() in recipe_bytes for v in secret_values()):
         raise UserError(f"{recipe.path}: contains the value of a secret environment variable; keep tokens "
                         "in the environment only (the recipe is published with the release)")
     prev = find_previous(out_dir, recipe.name, recipe.version, previous)
     built_at = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
     _tick(progress, f"checking {', '.join(variants)} (loading Great Expectations)")
+    summaries = {k: work.read_summary(k) for k in ("curate", "generate", "responses", "variants")}
     with staging(out_dir) as tmp:
         known: dict[str, str] = {}
-        stats, outcomes, bytes_in = _check_variants(recipe, work, variants, tmp, progress, known)
+        stats, outcomes, bytes_in = _check_variants(recipe, work, variants, tmp, progress, known,
+                                                    summaries["curate"])
         blocking = recipe.quality.blocking
         counts = {v: s.rows for v, s in stats.items()}
         quality = {
             "version": recipe.version, "built_at": built_at,
             "variants": {v: s.summary() for v, s in stats.items()},
-            "rejections": rejections(work.root), "cost_per_kept_row": costs(work.root, counts),
+            "rejections": rejections(work.root, summaries["responses"]),
+            "cost_per_kept_row": costs(summaries["generate"], counts),
         }
         write_quality_json(tmp / "quality.json", quality, outcomes, blocking)
         block, warn = failures(outcomes, blocking)
@@ -407,7 +411,6 @@ def run_release(recipe: Recipe, work: WorkDir | Path, out_dir: Path, progress: A
             for src, lics in s.licenses_by_source.items():
                 row_licenses.setdefault(src, set()).update(lics)
         decision = licenses.decide(recipe, row_licenses)
-        summaries = {k: work.read_summary(k) for k in ("curate", "generate", "responses", "variants")}
         configs = {}
         for v in variants:
             files = sorted((tmp / "data" / v).glob("*.parquet"))
@@ -420,7 +423,7 @@ def run_release(recipe: Recipe, work: WorkDir | Path, out_dir: Path, progress: A
                                                 recipe.release.tags, ctx["pretty_name"])
         (tmp / "README.md").write_text(card.render(ctx))
         (tmp / "CHANGELOG.md").write_text(changelog.render(recipe.version, built_at[:10],
-                                                           {**quality, "checks": quality["checks"]}, prev))
+                                                           quality, prev))
         if recipe.path is not None:
             shutil.copyfile(recipe.path, tmp / "recipe.yaml")
         curate = summaries.get("curate") or {}
