@@ -1,7 +1,7 @@
 """Throughput of sandboxed code verification: sequential vs parallel sandboxes.
 
 Workload: the canonical solutions of HumanEval (164) and MBPP (974) from the shared corpus,
-each run against its own test suite in the sandbox (builder/responses/verify/sandbox.py).
+each run against its own test suite in the sandbox (builder/sandbox.py).
 One "test" below is one problem's whole suite: HumanEval's check(), or MBPP's asserts.
 The baseline is one sandbox at a time on a slice of the same items, measured in this run.
 
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from builder.responses.verify.codecheck import verify_code_batch  # noqa: E402
-from builder.responses.verify.sandbox import isolation_plan  # noqa: E402
+from builder.sandbox import isolation_plan  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus"
 

@@ -50,8 +50,8 @@ def _rss_sampler(stop: threading.Event, out: list[float]) -> None:
 
 def client_ours(base_url: str, n: int, conc: int, folder: str, tag: str, client: str) -> dict[str, Any]:
     """Our generate stage end to end (prompt loading, requests, store, parquet export)."""
+    from builder.generate.stage import run_generate
     from builder.recipe import load_recipe
-    from builder.teachers.stage import run_generate
     from builder.workdir import WorkDir
     from tests.generate_helpers import openai_teacher, write_prompts, write_recipe
 

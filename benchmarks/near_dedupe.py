@@ -33,7 +33,8 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from builder.curate.near_dedupe import NearDedupeConfig, NearDedupeResult, near_dedupe  # noqa: E402
+from builder.curate.minhash_config import NearDedupeConfig, NearDedupeResult  # noqa: E402
+from builder.curate.near_dedupe import near_dedupe  # noqa: E402
 from builder.curate.shingles import ShingleParams, canonical, shingle_hashes  # noqa: E402
 from builder.executors import ExecutorConfig  # noqa: E402
 

@@ -133,7 +133,7 @@ RECIPE = """name: release-benchmark
 version: 0.1.0
 sources:
   - {name: src-0, path: x.jsonl, fields: {prompt: q}, license: mit, attribution: "benchmark rows"}
-variants: {max_student_tokens: 16384}
+student: {max_tokens: 16384}
 quality: {mix: {tolerance: 1.0}}
 """
 

@@ -52,8 +52,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from builder import language  # noqa: E402
+from builder.reasoning_format import PRESETS  # noqa: E402
 from builder.responses.grammar import validate  # noqa: E402
-from builder.responses.shapes import PRESETS, normalize  # noqa: E402
+from builder.responses.shapes import normalize  # noqa: E402
 from builder.rows import REPLY_FEATURES  # noqa: E402
 from builder.workdir import WorkDir, read_table  # noqa: E402
 

@@ -9,39 +9,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from builder.config.executor import ExecutorConfig
 
 if TYPE_CHECKING:  # datatrove is imported when an executor is built, not when a recipe loads
     from datatrove.executor.base import PipelineExecutor
-
-
-class ExecutorConfig(BaseModel):
-    """How to run datatrove pipelines (the recipe's `executor:` block)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    kind: Literal["local", "slurm", "ray"] = "local"
-    tasks: int = Field(4, ge=1, description="tasks for the parallel steps (files are split across them)")
-    workers: int = Field(-1, description="tasks run at once; -1 = all")
-    skip_completed: bool = Field(True, description="resume: skip ranks whose completion marker exists")
-    # local
-    start_method: Literal["forkserver", "spawn", "fork"] = "forkserver"
-    # slurm
-    partition: str | None = None
-    time: str = "04:00:00"
-    cpus_per_task: int = Field(1, ge=1)
-    mem_per_cpu_gb: float = Field(2, gt=0)
-    qos: str = "normal"
-    sbatch_args: dict[str, str] = Field(default_factory=dict)
-    venv_path: str | None = Field(None, description="slurm: `source`d before the task, e.g. .venv/bin/activate")
-    poll_s: float = Field(30, gt=0, description="slurm: how often to check for finished ranks")
-    # ray
-    address: str | None = Field(None, description="ray: cluster address; None starts/joins a local instance")
-
-    def workers_for(self, tasks: int) -> int:
-        return tasks if self.workers == -1 else max(1, min(self.workers, tasks))
 
 
 def make_executor(

@@ -1,14 +1,18 @@
-"""`answer-distill plan`: what a recipe would read, keep and build — without reading data."""
+"""`answer-distill plan` (face): what a recipe would read, keep, request and cost — without reading data."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from builder.config.base import CATEGORIES
+from builder.config.curate import PAPER_MIX
 from builder.curate.balance import allocate
-from builder.recipe import CATEGORIES, PAPER_MIX, Recipe
+from builder.generate.estimate import print_estimate
+from builder.recipe import Recipe
 
 
 def expected_mix(recipe: Recipe) -> dict[str, int] | None:
@@ -44,7 +48,7 @@ def plan_data(recipe: Recipe) -> dict[str, Any]:
     return out
 
 
-def print_plan(recipe: Recipe, console: Console) -> None:
+def print_plan(recipe: Recipe, console: Console, work: Path | None = None) -> None:
     data = plan_data(recipe)
     console.print(f"[bold]{recipe.name}[/] v{recipe.version}  ({len(recipe.sources)} sources)")
     t = Table(title="sources (read in priority order)", title_justify="left")
@@ -66,9 +70,4 @@ def print_plan(recipe: Recipe, console: Console) -> None:
         for c, n in mix.items():
             m.add_row(c, f"{n:,}", f"{n / total:.1%}")
         console.print(m)
-    for extra in PLAN_HOOKS:
-        extra(recipe, console)
-
-
-# Later stages append printers here (generation cost and time estimates, variants, release).
-PLAN_HOOKS: list = []
+    print_estimate(recipe, console, work)

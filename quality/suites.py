@@ -1,7 +1,7 @@
 """Great Expectations suites for the variants, run shard by shard on signal frames.
 
 GX (1.x) is imported inside `GxRunner` so only the release stage pays for it. Each
-expectation carries `meta.check`, one of `builder.release.config.ALL_CHECKS`; our code
+expectation carries `meta.check`, one of `builder.config.release.ALL_CHECKS`; our code
 (`quality.report`) decides what blocks from the recipe's `quality.blocking` list — GX's
 `severity` does not gate.
 """

@@ -136,7 +136,7 @@ def test_cli_prints_one_line_and_exits_2(tmp_path: Path) -> None:
 
 
 def test_tests_format_wraps_native_layouts_and_rejects_bad_ones() -> None:
-    from builder.recipe import SourceConfig
+    from builder.config.sources import SourceConfig
     from builder.responses.verify.codecheck import parse_tests
     from builder.sources.mapping import RowProblem, map_row
 
@@ -161,7 +161,7 @@ def test_tests_format_wraps_native_layouts_and_rejects_bad_ones() -> None:
 
 
 def test_ifeval_tests_given_as_json_text_are_parsed_and_bad_ones_rejected() -> None:
-    from builder.recipe import SourceConfig
+    from builder.config.sources import SourceConfig
     from builder.sources.mapping import RowProblem, _tests_json
 
     SourceConfig(name="s", path="x.jsonl", fields={"prompt": "q"}, tests_format="ifeval")

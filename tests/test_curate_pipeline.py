@@ -9,11 +9,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from builder.config.curate import PAPER_MIX, BalanceConfig
 from builder.curate.balance import allocate, balance
 from builder.curate.normalize import normalize_text
 from builder.curate.stage import run_curate
 from builder.ledger import Ledger, LedgerMismatch
-from builder.recipe import PAPER_MIX, BalanceConfig, load_recipe
+from builder.recipe import load_recipe
 from builder.workdir import WorkDir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,8 +68,8 @@ def test_planted_leaks_are_caught_with_benchmark_and_item(sample_curated: Path) 
 
 
 def test_fuzzy_rule_catches_a_reworded_short_item(tmp_path: Path) -> None:
+    from builder.config.curate import DecontamConfig
     from builder.curate.decontam import BenchmarkIndex
-    from builder.recipe import DecontamConfig
 
     idx = BenchmarkIndex(DecontamConfig(ngram=8))
     idx.add("mt_bench", "mt-1", "What is the capital of France?")

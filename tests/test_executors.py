@@ -108,7 +108,8 @@ def test_slurm_needs_a_partition(tmp_path: Path) -> None:
 def test_near_dedupe_on_a_real_local_ray_instance(tmp_path: Path) -> None:
     import ray
 
-    from builder.curate.near_dedupe import NearDedupeConfig, near_dedupe
+    from builder.curate.minhash_config import NearDedupeConfig
+    from builder.curate.near_dedupe import near_dedupe
     from tests.test_near_dedupe import EX, _real_prompts
 
     en, zh = _real_prompts()

@@ -17,8 +17,8 @@ import yaml
 
 from builder.curate.stage import run_curate
 from builder.errors import UserError
+from builder.generate.stage import run_generate
 from builder.recipe import load_recipe
-from builder.teachers.stage import run_generate
 from builder.workdir import WorkDir
 from tests.generate_helpers import REPO, write_recipe
 

@@ -17,8 +17,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from builder.errors import UserError
+from builder.generate.stage import run_generate
 from builder.recipe import load_recipe
-from builder.teachers.stage import run_generate
 from builder.workdir import WorkDir
 from tests.generate_helpers import CLIENT, openai_teacher, write_prompts, write_recipe
 from tests.servers.openai_server import SCENARIOS, ServerHandle, run_server

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from builder.generate.stage import run_generate
+from builder.generate.todo import config_of, load_prompts, teacher_items
 from builder.recipe import load_recipe
-from builder.teachers.stage import config_of, load_prompts, run_generate, teacher_items
 from builder.teachers.store import latest
 from builder.workdir import WorkDir
 from tests.generate_helpers import REPO, openai_teacher, write_prompts, write_recipe

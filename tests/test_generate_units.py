@@ -11,10 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from builder.errors import UserError
+from builder.generate.estimate import estimate
+from builder.generate.export import PartWriter
 from builder.recipe import load_recipe
-from builder.teachers.export import PartWriter
 from builder.teachers.limits import RateLimiter, TokenBucket, backoff_delay, parse_retry_after
-from builder.teachers.plan import estimate
 from builder.teachers.prompting import build_messages, load_template, request_tools, template_hash
 from builder.teachers.store import StoreWriter, latest, scan
 from tests.generate_helpers import PROMPTS_DIR, write_prompts, write_recipe

@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from builder.errors import UserError
+from builder.generate.stage import run_generate
 from builder.recipe import load_recipe
-from builder.teachers.stage import run_generate
 from builder.workdir import WorkDir
 from tests.generate_helpers import write_prompts, write_recipe
 

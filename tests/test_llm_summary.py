@@ -13,8 +13,8 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+from builder.config.variants import VariantsConfig
 from builder.errors import UserError
-from builder.variants.config import VariantsConfig
 from builder.variants.llm_summary import load_summary_template
 from builder.variants.stage import config_of, run_variants
 from builder.workdir import WorkDir
@@ -33,15 +33,13 @@ def _read(folder: Path) -> list[dict[str, Any]]:
 
 
 def _recipe(base_url: str, **summarizer: Any) -> Any:
-    recipe = sample_recipe()
     teacher = {"kind": "openai", "model": MODEL, "endpoints": [{"base_url": base_url, "api_key_env": KEY_ENV}],
                "limits": FAST}  # fmt: skip
-    recipe.variants = {
+    return sample_recipe(variants={
         "build": ["answer", "think_summary"],
         # The server's one-sentence summaries are long next to the shortest hand-made thinking.
         "summarizer": {"kind": "llm", "max_ratio": 0.9, "teacher": teacher, **summarizer},
-    }
-    return recipe
+    })  # fmt: skip
 
 
 def _user_text(prompt: dict[str, Any]) -> str:
@@ -188,14 +186,10 @@ def test_teacher_config_is_validated_with_the_teacher_schema(run: Run) -> None:
         ({"kind": "openai", "model": "m"}, "variants.summarizer.teacher: .*endpoints"),
         ({"kind": "import", "model": "m", "imports": [{"source": "s", "answer": "a"}]}, "openai or vllm"),
     ):
-        recipe = sample_recipe()
-        recipe.variants = {"summarizer": {"kind": "llm", "teacher": teacher}}
         with pytest.raises(UserError, match=where):
-            config_of(recipe)
-    recipe = sample_recipe()
-    recipe.variants = {"summarizer": {"kind": "llm"}}
-    with pytest.raises(UserError, match="variants.summarizer.teacher is required"):
-        config_of(recipe)
+            sample_recipe(variants={"summarizer": {"kind": "llm", "teacher": teacher}})
+    with pytest.raises(UserError, match="variants.*summarizer.teacher is required"):
+        sample_recipe(variants={"summarizer": {"kind": "llm"}})
 
 
 def test_template_hash_follows_its_content(tmp_path: Path) -> None:

@@ -15,13 +15,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from builder.curate.near_dedupe import (
-    NearDedupeConfig,
-    NearDedupeError,
-    _resolve_winners,
-    near_dedupe,
-    run_near_dedupe,
-)
+from builder.curate.minhash_config import NearDedupeConfig, NearDedupeError
+from builder.curate.minhash_winners import resolve_winners as _resolve_winners
+from builder.curate.near_dedupe import near_dedupe, run_near_dedupe
 from builder.curate.shingles import (
     MODE_CJK,
     MODE_EXACT,
@@ -263,8 +259,8 @@ def test_shingle_modes_and_batch_equivalence() -> None:
 
 def test_recipe_settings_map_onto_every_config_default() -> None:
     """The recipe's `curate.near_dedupe` block and NearDedupeConfig must not drift apart."""
+    from builder.config.curate import NearDedupeSettings
     from builder.curate.near_dedupe import near_dedupe_config
-    from builder.recipe import NearDedupeSettings
 
     assert near_dedupe_config(NearDedupeSettings()) == NearDedupeConfig()
     changed = near_dedupe_config(NearDedupeSettings(ngram=3, buckets=14, hashes_per_bucket=8, char_ngram=2,

@@ -103,7 +103,7 @@ def test_non_blocking_failures_are_warnings(tmp_path: Path) -> None:
 def test_student_token_limit_blocks(tmp_path: Path) -> None:
     work = build_work(tmp_path / "work", n_en=6, n_zh=0)
     recipe = load_recipe(write_recipe(tmp_path / "r.yaml"))
-    recipe.quality.max_student_tokens = 50
+    recipe.student.max_tokens = 50
     with pytest.raises(UserError, match=r"student_tokens_within_max \(expect_column_values_to_be_between student_tokens\)"):
         run_release(recipe, work, tmp_path / "out")
     assert not (tmp_path / "out").exists()

@@ -6,8 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from builder.config.curate import PAPER_MIX
 from builder.plan import expected_mix, plan_data
-from builder.recipe import PAPER_MIX, load_recipe
+from builder.recipe import load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 

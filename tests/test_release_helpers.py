@@ -52,7 +52,7 @@ def recipe_text(version: str = "0.1.0", extra: str = "") -> str:
             attribution: "hiyouga/LLaMA-Factory alpaca_zh_demo (CC BY-NC 4.0)"
         curate:
           balance: {{seed: 3}}
-        variants: {{max_student_tokens: 16384}}
+        student: {{max_tokens: 16384}}
         quality:
           mix: {{tolerance: 0.2}}
           verification_floor: {{"*": 0.5}}

@@ -13,15 +13,9 @@ from typing import Any
 
 import pytest
 
+from builder.reasoning_format import MARCO, R1, SKYTHOUGHT, Delimiters, resolve_delimiters
 from builder.responses import shapes
-from builder.responses.shapes import (
-    MARCO,
-    R1,
-    SKYTHOUGHT,
-    Delimiters,
-    normalize,
-    resolve_delimiters,
-)
+from builder.responses.shapes import normalize
 
 FIXTURES = Path(__file__).parent / "fixtures" / "replies"
 CORPUS = Path(os.environ.get("ANSWER_DISTILL_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpus"))

@@ -54,8 +54,7 @@ def pooled(tmp_path_factory: pytest.TempPathFactory, run: Run) -> tuple[Run, lis
         pq.read_table(root / "generate/replies/part-00000.parquet").slice(0, 3),
         root / "generate/replies/part-00001.parquet",
     )
-    recipe = sample_recipe()
-    recipe.responses = {"keep_verify": ["pass", "fail", "unverifiable"], "workers": 2, "batch_rows": 64}
+    recipe = sample_recipe(responses={"keep_verify": ["pass", "fail", "unverifiable"], "workers": 2, "batch_rows": 64})
     planted = dataclasses.replace(run.planted, work=WorkDir(root), replies=run.planted.replies + dupes)
     return Run(planted, run_responses(recipe, WorkDir(root))), dupes
 
@@ -127,7 +126,7 @@ def test_a_wrong_letter_fails_verification(run: Run) -> None:
     wrong = "A" if gold != "A" else "B"
     reply["content"] = reply["content"].rstrip()[: -len(f"({gold}).")] + f"({wrong})."
     prompts = PromptIndex(run.planted.work).subset([reply["prompt_id"]])
-    from builder.responses.config import ResponsesConfig
+    from builder.config.responses import ResponsesConfig
 
     out = process_batch([reply], prompts, ResponsesConfig())
     assert out[0]["verify_status"] == "fail" and out[0]["verify_reason"] == "mismatch"

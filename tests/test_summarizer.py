@@ -131,8 +131,8 @@ def test_forked_summary_workers_match_the_inline_path() -> None:
     import json as _json
     from pathlib import Path as _Path
 
+    from builder.config.variants import VariantsConfig
     from builder.variants import stage
-    from builder.variants.config import VariantsConfig
     from builder.variants.registry import Candidate
 
     root = _Path(__file__).resolve().parents[1]

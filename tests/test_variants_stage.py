@@ -11,10 +11,10 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+from builder.config.variants import VariantsConfig
 from builder.ledger import KEPT
 from builder.rows import VARIANT_FEATURES, VARIANTS
 from builder.tokens import load_tokenizer
-from builder.variants.config import VariantsConfig
 from builder.variants.stage import run_variants
 from builder.workdir import WorkDir
 from tests.fixtures.stages import SAMPLE, Planted, build_responded, sample_recipe
@@ -193,8 +193,7 @@ def test_too_long_for_student(built: Built, tmp_path: Path) -> None:
     tokens = sorted(r["student_tokens"] for r in built.rows["full"])
     limit = tokens[len(tokens) // 2]  # about half the `full` rows fit
     work = _copy(built.planted.work, tmp_path / "w")
-    recipe = sample_recipe()
-    recipe.variants = {"max_student_tokens": limit, "build": ["full", "answer"]}
+    recipe = sample_recipe(variants={"build": ["full", "answer"]}, student={"max_tokens": limit})
     res = run_variants(recipe, work)
     full = {r["prompt_id"]: r for r in _read(work.root / "variants" / "full")}
     expected = {r["prompt_id"] for r in built.rows["full"] if r["student_tokens"] <= limit}
@@ -210,8 +209,7 @@ def test_too_long_for_student(built: Built, tmp_path: Path) -> None:
 
 def test_bucketed_join_gives_the_same_rows(built: Built, tmp_path: Path) -> None:
     work = _copy(built.planted.work, tmp_path / "w")
-    recipe = sample_recipe()
-    recipe.variants = {"bucket_rows": 60, "shard_rows": 100}
+    recipe = sample_recipe(variants={"bucket_rows": 60, "shard_rows": 100})
     res = run_variants(recipe, work)
     assert res.counts == built.result.counts
     for v in VARIANTS:

@@ -18,7 +18,7 @@ from builder.responses.verify.codecheck import (
     verify_code,
     verify_code_batch,
 )
-from builder.responses.verify.sandbox import Limits, isolation_plan, run_sandboxed
+from builder.sandbox import Limits, isolation_plan, run_sandboxed
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus not present")
@@ -259,7 +259,7 @@ def test_isolation_is_recorded_in_the_verdict() -> None:
 
 def test_fallback_without_namespace_tools_still_contains(monkeypatch: pytest.MonkeyPatch, no_strays: None) -> None:
     # Machines without unshare/setpriv (or not root) get rlimits + the Python guard only.
-    from builder.responses.verify import sandbox
+    from builder import sandbox
 
     monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
     sandbox.isolation_plan.cache_clear()

@@ -13,7 +13,7 @@ import hashlib
 from collections import Counter
 from dataclasses import dataclass
 
-from builder.recipe import PAPER_MIX, BalanceConfig
+from builder.config.curate import PAPER_MIX, BalanceConfig
 
 
 def allocate(total: int, capacity: dict[str, int], weight: dict[str, float]) -> dict[str, int]:

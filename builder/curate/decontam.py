@@ -20,8 +20,9 @@ import numpy as np
 import regex
 from rapidfuzz import fuzz, process
 
+from builder.config.curate import BenchmarkFile, DecontamConfig
 from builder.errors import UserError
-from builder.recipe import BenchmarkFile, DecontamConfig, Recipe
+from builder.recipe import Recipe
 
 _WORD = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]|\w+")
 

@@ -21,12 +21,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import regex
 
+from builder.config.base import CATEGORIES
 from builder.curate.balance import balance
 from builder.curate.decontam import build_index, match_all
 from builder.curate.normalize import dedupe_key, normalize_text
 from builder.language import prompt_language_label
 from builder.ledger import DROPPED, QUARANTINED, Ledger
-from builder.recipe import CATEGORIES, Recipe
+from builder.recipe import Recipe
 from builder.rows import PROMPT_FEATURES, prompt_id_for, provenance_defaults
 from builder.sources.mapping import RowProblem, map_row
 from builder.sources.readers import BadRow, read_source
@@ -58,6 +59,7 @@ def _read_all(recipe: Recipe, ledger: Ledger, warnings: list[str]) -> dict[str, 
     cols: dict[str, list[Any]] = {k: [] for k in PROMPT_FEATURES}
     cols["_key"] = []
     max_chars = recipe.curate.normalize.max_prompt_chars
+    min_chars = recipe.curate.normalize.min_prompt_chars
     form = recipe.curate.normalize.unicode_form
     prov = provenance_defaults()
     ordered = sorted(recipe.sources, key=lambda s: s.priority)  # stable: recipe order breaks ties
@@ -79,6 +81,9 @@ def _read_all(recipe: Recipe, ledger: Ledger, warnings: list[str]) -> dict[str, 
                     raise RowProblem("too_long", f"prompt has {size:,} chars > max_prompt_chars={max_chars:,}")
                 if not any(m["content"] for m in msgs if m["role"] == "user"):
                     raise RowProblem("empty_prompt", "prompt is empty after normalization")
+                visible = sum(len("".join(m["content"].split())) for m in msgs if m["role"] == "user")
+                if visible < min_chars:
+                    raise RowProblem("too_short", f"prompt has {visible} non-space chars < min_prompt_chars={min_chars}")
                 category = rec["category"]
                 if category not in CATEGORIES:
                     raise RowProblem("unknown_category", f"category {category!r}; map it with category_map")

@@ -25,8 +25,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from builder import __version__ as TOOLKIT_VERSION
+from builder.config.curate import PAPER_MIX
 from builder.errors import UserError, secret_values
-from builder.recipe import PAPER_MIX, Recipe
+from builder.recipe import Recipe
 from builder.release import card, changelog, licenses
 from builder.release.folder import SCHEMA, copy_hashed, is_published_schema, name_shards, secrets_in, staging
 from builder.release.manifest import sha256_file, write_manifest
@@ -82,9 +83,7 @@ def _contaminated(work: WorkDir) -> pa.Array:
 
 
 def _max_tokens(recipe: Recipe) -> int:
-    if recipe.quality.max_student_tokens:
-        return recipe.quality.max_student_tokens
-    return int((recipe.variants or {}).get("max_student_tokens", 16_384))
+    return recipe.student.max_tokens
 
 
 def _curated_mix(curate: dict[str, Any] | None, key: str) -> dict[str, float]:

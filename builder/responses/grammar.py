@@ -46,13 +46,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from builder import language as lang
+from builder.reasoning_format import R1
 from builder.responses.repetition import THRESHOLD as REPETITION_THRESHOLD
 from builder.responses.repetition import repetition_score
 from builder.responses.shapes import (
     BINARY,
     NOT_A_STRING,
     NULL_CONTENT,
-    R1,
     TOO_LARGE,
     UNCLOSED_THINK,
     Parsed,

@@ -16,64 +16,9 @@ are never touched, because the `think_summary` variant needs the answer byte-ide
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from types import MappingProxyType
 
-
-@dataclass(frozen=True, slots=True)
-class Delimiters:
-    """The four strings that mark thinking and the final answer in one reply style."""
-
-    think_open: str
-    think_close: str
-    answer_open: str
-    answer_close: str
-
-    def __post_init__(self) -> None:
-        parts = (self.think_open, self.think_close, self.answer_open, self.answer_close)
-        if not all(isinstance(p, str) and p.strip() for p in parts):
-            raise ValueError(f"delimiters must be four non-blank strings, got {parts!r}")
-        if len(set(parts)) != 4:
-            raise ValueError(f"delimiters must be four distinct strings, got {parts!r}")
-
-    def all(self) -> tuple[str, str, str, str]:
-        return (self.think_open, self.think_close, self.answer_open, self.answer_close)
-
-
-R1 = Delimiters("<think>", "</think>", "<answer>", "</answer>")
-SKYTHOUGHT = Delimiters("<|begin_of_thought|>", "<|end_of_thought|>", "<|begin_of_solution|>", "<|end_of_solution|>")
-MARCO = Delimiters("<Thought>", "</Thought>", "<Output>", "</Output>")
-PRESETS: Mapping[str, Delimiters] = MappingProxyType({"r1": R1, "skythought": SKYTHOUGHT, "marco": MARCO})
-
-_FIELDS = ("think_open", "think_close", "answer_open", "answer_close")
-
-
-def resolve_delimiters(
-    spec: str | Delimiters | Mapping[str, str] | Sequence[str] | None,
-) -> Delimiters:
-    """A recipe's `reasoning_format`: a preset name, four strings, or a mapping of them."""
-    if spec is None:
-        return R1
-    if isinstance(spec, Delimiters):
-        return spec
-    if isinstance(spec, str):
-        try:
-            return PRESETS[spec.strip().lower()]
-        except KeyError:
-            raise ValueError(
-                f"unknown reasoning_format {spec!r}: use one of {sorted(PRESETS)} "
-                f"or give the four strings {list(_FIELDS)}"
-            ) from None
-    if isinstance(spec, Mapping):
-        missing = [k for k in _FIELDS if k not in spec]
-        if missing:
-            raise ValueError(f"reasoning_format mapping lacks {missing}; it needs {list(_FIELDS)}")
-        return Delimiters(*(spec[k] for k in _FIELDS))
-    if isinstance(spec, Sequence) and len(spec) == 4:
-        return Delimiters(*spec)
-    raise ValueError(f"reasoning_format must be a preset name or four strings, got {spec!r}")
-
+from builder.reasoning_format import R1, Delimiters
 
 # Shapes (where the thinking came from, and whether answer tags were used).
 REASONING_FIELD = "reasoning_field"

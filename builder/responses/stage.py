@@ -31,12 +31,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from builder.config.responses import ResponsesConfig
+from builder.config.student import StudentConfig
 from builder.language import names_target_language, prompt_languages
 from builder.ledger import KEPT, QUARANTINED, Ledger
+from builder.reasoning_format import resolve_delimiters
 from builder.recipe import Recipe
-from builder.responses.config import ResponsesConfig
 from builder.responses.grammar import REJECT_CODES, validate
-from builder.responses.shapes import normalize, resolve_delimiters
+from builder.responses.shapes import normalize
 from builder.rows import PARSED_FEATURES, provenance_defaults
 from builder.workdir import ShardWriter, WorkDir
 
@@ -60,10 +62,6 @@ class ResponsesResult:
     verify: dict[str, int]
     seconds: float
     steps: list[tuple[str, int, int, dict[str, int]]] = field(default_factory=list)
-
-
-def config_of(recipe: Recipe) -> ResponsesConfig:
-    return ResponsesConfig.model_validate(recipe.responses or {})
 
 
 class PromptIndex:
@@ -133,7 +131,10 @@ def _verify_all(todo: list[tuple[int, str, dict[str, Any]]], cfg: ResponsesConfi
 
 
 def process_batch(
-    replies: list[dict[str, Any]], prompts: dict[str, dict[str, Any]], cfg: ResponsesConfig
+    replies: list[dict[str, Any]],
+    prompts: dict[str, dict[str, Any]],
+    cfg: ResponsesConfig,
+    student_cfg: StudentConfig | None = None,
 ) -> list[dict[str, Any]]:
     """Parse, validate and verify a batch of replies; pure, so it can run in a worker.
 
@@ -143,6 +144,7 @@ def process_batch(
     """
     from builder.tokens import count_tokens
 
+    student_cfg = student_cfg or StudentConfig()
     parsed_all = []
     bad_format: list[bool] = []
     for r in replies:
@@ -157,7 +159,7 @@ def process_batch(
         )
     answers = [p.answer if isinstance(p.answer, str) else "" for p in parsed_all]
     thinks = [p.think if isinstance(p.think, str) else "" for p in parsed_all]
-    student = count_tokens(cfg.student_tokenizer, answers)
+    student = count_tokens(student_cfg.tokenizer, answers)
     t_think = count_tokens(cfg.teacher_tokenizer, thinks)
     t_ans = count_tokens(cfg.teacher_tokenizer, answers)
     prov = provenance_defaults()
@@ -183,7 +185,7 @@ def process_batch(
                 r.get("finish_reason"),
                 prompt_languages(text),
                 None,
-                cfg.max_student_tokens,
+                student_cfg.max_tokens,
                 language_switch_ok=names_target_language(text),
                 **kw,
             )
@@ -278,13 +280,13 @@ def _reply_batches(files: list[Path], batch_rows: int) -> Iterator[list[dict[str
 
 
 def _results(
-    batches: Iterator[list[dict[str, Any]]], prompts: PromptIndex, cfg: ResponsesConfig, workers: int
+    batches: Iterator[list[dict[str, Any]]], prompts: PromptIndex, cfg: ResponsesConfig, student: StudentConfig, workers: int
 ) -> Iterator[tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]]:
     """(processed rows, prompt subset) per batch, in input order, with a bounded number in flight."""
     if workers <= 1:
         for b in batches:
             sub = prompts.subset([r.get("prompt_id") or "" for r in b])
-            yield process_batch(b, sub, cfg), sub
+            yield process_batch(b, sub, cfg, student), sub
         return
     # forkserver: this process holds Arrow's thread pools, which a plain fork can deadlock.
     # Preloading imports the heavy modules once in the server, not once per worker (no-op
@@ -296,7 +298,7 @@ def _results(
         for b in batches:
             # Each task carries only its own prompts, never the whole index.
             sub = prompts.subset([r.get("prompt_id") or "" for r in b])
-            pending.append((pool.submit(process_batch, b, sub, cfg), sub))
+            pending.append((pool.submit(process_batch, b, sub, cfg, student), sub))
             if len(pending) >= 2 * workers:
                 fut, s = pending.popleft()
                 yield fut.result(), s
@@ -307,7 +309,7 @@ def _results(
 
 def run_responses(recipe: Recipe, work: WorkDir, progress: Any = None) -> ResponsesResult:
     t0 = time.perf_counter()
-    cfg = config_of(recipe)
+    cfg = recipe.responses
     prompts = PromptIndex(work)
     files = work.require("generate", "replies", "generate")
     n_in = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
@@ -325,7 +327,7 @@ def run_responses(recipe: Recipe, work: WorkDir, progress: Any = None) -> Respon
     verify_counts: Counter[str] = Counter()
     shapes: Counter[str] = Counter()
     n_done = 0
-    for rows, sub in _results(_reply_batches(files, cfg.batch_rows), prompts, cfg, workers):
+    for rows, sub in _results(_reply_batches(files, cfg.batch_rows), prompts, cfg, recipe.student, workers):
         kept: list[dict[str, Any]] = []
         dropped: list[dict[str, Any]] = []
         for row in rows:

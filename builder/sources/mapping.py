@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import regex
 
-from builder.recipe import SourceConfig
+from builder.config.sources import SourceConfig
 
 ROLES = {"system", "user", "assistant", "tool"}
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",

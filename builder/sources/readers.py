@@ -20,8 +20,9 @@ from typing import Any
 import orjson
 import pyarrow.parquet as pq
 
+from builder.config.sources import SourceConfig
 from builder.errors import UserError
-from builder.recipe import Recipe, SourceConfig
+from builder.recipe import Recipe
 
 
 @dataclass(slots=True)

@@ -8,8 +8,8 @@ from typing import Any
 
 import orjson
 
+from builder.config.generate import TeacherConfig
 from builder.rows import REPLY_FEATURES, generation_id_for, provenance_defaults
-from builder.teachers.config import TeacherConfig
 from builder.teachers.prompting import Template, build_messages, request_tools, template_for
 
 # Failures a re-run does not request again: the same request would fail the same way.

@@ -24,8 +24,8 @@ from typing import Any
 
 import orjson
 
+from builder.config.generate import Endpoint, Limits, TeacherConfig
 from builder.errors import UserError, redact
-from builder.teachers.config import Endpoint, Limits, TeacherConfig
 from builder.teachers.items import WorkItem, reply_row
 from builder.teachers.limits import RateLimiter, backoff_delay, parse_retry_after
 from builder.teachers.store import StoreWriter

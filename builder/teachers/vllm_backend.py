@@ -13,8 +13,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from builder.config.generate import TeacherConfig
 from builder.errors import UserError
-from builder.teachers.config import TeacherConfig
 from builder.teachers.items import WorkItem, reply_row
 from builder.teachers.store import StoreWriter
 

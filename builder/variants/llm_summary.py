@@ -6,9 +6,9 @@ and {thinking} filled in). Its generation_id hashes (the reasoning reply's gener
 digest of the thinking, the summarizer model, its sampling, the template id and hash), so a
 re-generated thinking or an edited prompt is summarized anew and nothing stale is reused.
 
-Items then go through the generate stage's own machinery, unchanged: `schedule` (skip what
-the store holds), `run_requests` (openai: concurrency, rate limits, counted retries,
-Retry-After, fail-fast) or `run_vllm`, and the append-only reply store under
+Items then go through the teachers service (builder/teachers/send.py), like generate's: `schedule`
+(skip what the store holds), `send` (openai: concurrency, rate limits, counted retries,
+Retry-After, fail-fast; or vLLM), and the append-only reply store under
 <work>/variants/summaries/<teacher name>/. So a re-run requests no stored summary, a kill
 loses only requests in flight, transient failures are retried on the next run and permanent
 ones are not. Every summary must then pass `check_summary`; a failure (or a failed request)
@@ -17,7 +17,6 @@ leaves the prompt out of think_summary with the reason in the variants ledger.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import hashlib
 import os
@@ -31,16 +30,16 @@ from typing import Any
 import orjson
 import yaml
 
+from builder.config.generate import TeacherConfig
+from builder.config.variants import SummarizerConfig
 from builder.errors import UserError
 from builder.recipe import Recipe
 from builder.rows import generation_id_for
-from builder.teachers.config import TeacherConfig
-from builder.teachers.export import accounting
+from builder.teachers.accounting import accounting
 from builder.teachers.items import WorkItem
 from builder.teachers.prompting import Template
-from builder.teachers.stage import schedule
-from builder.teachers.store import Latest, RecordReader, StoreWriter, latest
-from builder.variants.config import SummarizerConfig
+from builder.teachers.send import schedule, send
+from builder.teachers.store import Latest, RecordReader, latest
 from builder.variants.registry import Candidate
 from builder.variants.summarizer import check_summary
 from builder.workdir import WorkDir
@@ -175,17 +174,7 @@ class LlmSummarizer:
 
     def _send(self, todo: Iterator[WorkItem], n: int) -> None:
         self.requested += n
-        t = self.teacher
-        if t.kind == "vllm":
-            from builder.teachers.vllm_backend import run_vllm
-
-            with StoreWriter(self.folder, "vllm") as writer:
-                run_vllm(t, list(todo), writer, self.run_id)
-            return
-        from builder.teachers.openai_backend import run_requests
-
-        with StoreWriter(self.folder, "summarize") as writer:
-            state = asyncio.run(run_requests(todo, t, list(t.endpoints), writer, self.run_id))
+        state = send(todo, self.teacher, self.folder, self.run_id, segment="summarize")
         if state.abort:  # nothing worked (bad key, unknown model, unreachable): one line, stop the stage
             raise UserError(f"{self.recipe.path}: variants.summarizer: {state.abort}")
 

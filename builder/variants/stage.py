@@ -26,14 +26,14 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from pydantic import ValidationError
 
+from builder.config.student import StudentConfig
+from builder.config.variants import VariantsConfig
 from builder.errors import UserError
 from builder.ledger import DROPPED, KEPT, Ledger
-from builder.recipe import Recipe, format_validation_error
+from builder.recipe import Recipe
 from builder.rows import PARSED_FEATURES, PROMPT_FEATURES, VARIANT_FEATURES, provenance_defaults
 from builder.tokens import count_tokens
-from builder.variants.config import VariantsConfig, VariantsSection
 from builder.variants.llm_summary import LlmSummarizer
 from builder.variants.registry import REGISTRY, Candidate, Skip
 from builder.variants.summarizer import check_summary, extractive_summary
@@ -62,19 +62,10 @@ class VariantsResult:
 
 
 def config_of(recipe: Recipe) -> VariantsConfig:
-    data = {"variants": recipe.variants or {}}
-    try:
-        cfg = VariantsSection.model_validate(data).variants
-    except ValidationError as e:
-        raise UserError(format_validation_error(recipe.path or Path("recipe"), e, data)) from None
+    cfg = recipe.variants
     unknown = [v for v in cfg.build if v not in REGISTRY]
     if unknown:
         raise UserError(f"{recipe.path}: variants.build: unknown variant(s) {unknown}; known: {sorted(REGISTRY)}")
-    if "think_summary" in cfg.build and cfg.summarizer.kind == "llm" and cfg.summarizer.teacher is None:
-        raise UserError(
-            f"{recipe.path}: variants.summarizer.teacher is required when kind is 'llm' "
-            "(a teacher config: kind openai | vllm, model, endpoints)"
-        )
     return cfg
 
 
@@ -196,10 +187,10 @@ def _buckets(
         yield prompts, _read_bucket(tmp / "replies" / f"bucket-{i:05d}.parquet")
 
 
-def _prompt_tokens(cfg: VariantsConfig, prompts: list[dict[str, Any]]) -> list[int]:
+def _prompt_tokens(student: StudentConfig, prompts: list[dict[str, Any]]) -> list[int]:
     # Tool definitions go into the system turn by the chat template, so they count too.
     texts = ["\n".join([*(m["content"] or "" for m in p["messages"]), p.get("tools_json") or ""]) for p in prompts]
-    counts = count_tokens(cfg.student_tokenizer, texts)
+    counts = count_tokens(student.tokenizer, texts)
     return [t + CHATML_OVERHEAD * len(p["messages"]) for t, p in zip(counts, prompts)]
 
 
@@ -238,14 +229,14 @@ def run_variants(recipe: Recipe, work: WorkDir, progress: Any = None) -> Variant
                         f"summarizing {sum(c.reasoning is not None for c in cands):,} thinking traces ({cfg.summarizer.kind})"
                     )
                 _summaries(cands, cfg, llm)
-            prompt_tokens = _prompt_tokens(cfg, prompts)
+            prompt_tokens = _prompt_tokens(recipe.student, prompts)
             for name in cfg.build:
                 ledger.enter(name, len(cands))
                 # In chunks: a bucket's variant texts, token ids and row dicts at once would take GBs.
                 for lo in range(0, len(cands), TOKEN_CHUNK):
                     hi = lo + TOKEN_CHUNK
                     _variant_chunk(
-                        name, cands[lo:hi], prompt_tokens[lo:hi], cfg, ledger, writers[name], absent[name], prov, summ
+                        name, cands[lo:hi], prompt_tokens[lo:hi], recipe.student, ledger, writers[name], absent[name], prov, summ
                     )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -276,7 +267,7 @@ def _variant_chunk(
     name: str,
     cands: list[Candidate],
     prompt_tokens: list[int],
-    cfg: VariantsConfig,
+    student: StudentConfig,
     ledger: Ledger,
     writer: Any,
     reasons: Counter[str],
@@ -285,12 +276,12 @@ def _variant_chunk(
 ) -> None:
     fn = REGISTRY[name]
     results = [fn(c) for c in cands]
-    a_tokens = count_tokens(cfg.student_tokenizer, [r if isinstance(r, str) else "" for r in results])
+    a_tokens = count_tokens(student.tokenizer, [r if isinstance(r, str) else "" for r in results])
     rows: list[dict[str, Any]] = []
     for c, res, n_tok, p_tok in zip(cands, results, a_tokens, prompt_tokens):
         p = c.prompt
         total = p_tok + n_tok + CHATML_OVERHEAD
-        if isinstance(res, str) and total > cfg.max_student_tokens:
+        if isinstance(res, str) and total > student.max_tokens:
             res = Skip("too_long_for_student")
         if not isinstance(res, str):
             reason = res.reason if isinstance(res, Skip) else "variant_error"

@@ -6,7 +6,7 @@ import math
 import re
 from concurrent.futures import ThreadPoolExecutor
 
-from builder.responses.verify.sandbox import Limits, run_sandboxed
+from builder.sandbox import Limits, run_sandboxed
 
 _FENCE = re.compile(r"```[ \t]*(?:python|py|Python)?[ \t]*\n(.*?)(?:```|$)", re.S)
 

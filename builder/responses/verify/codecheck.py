@@ -32,7 +32,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from .sandbox import Limits, SandboxResult, run_sandboxed
+from builder.sandbox import Limits, SandboxResult, run_sandboxed
+
 from .verdict import Verdict
 
 METHOD = "code"

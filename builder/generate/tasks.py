@@ -11,14 +11,14 @@ A whole-run failure (bad key, unknown model, nothing reachable) is written to
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
 from datatrove.pipeline.base import PipelineStep
 
-from builder.teachers.config import TeacherConfig
+from builder.config.generate import TeacherConfig
 from builder.teachers.items import WorkItem
+from builder.teachers.send import send
 
 
 def abort_file(folder: Path, rank: int) -> Path:
@@ -33,13 +33,9 @@ def endpoints_for(teacher: TeacherConfig, rank: int) -> list[Any]:
 
 def send_share(teacher: TeacherConfig, mine: list[WorkItem], folder: Path, run_id: str, rank: int, world: int) -> dict[str, int]:
     """Send this rank's pending items and store every outcome; returns counters."""
-    from builder.teachers.openai_backend import run_requests
-    from builder.teachers.store import StoreWriter
-
     abort_file(folder, rank).unlink(missing_ok=True)
-    with StoreWriter(folder, f"t{rank:05d}") as writer:
-        state = asyncio.run(run_requests(mine, teacher, endpoints_for(teacher, rank), writer, run_id,
-                                         share=1.0 / world, seed=rank))  # fmt: skip
+    state = send(mine, teacher, folder, run_id, segment=f"t{rank:05d}", endpoints=endpoints_for(teacher, rank),
+                 share=1.0 / world, seed=rank)  # fmt: skip
     if state.abort:
         abort_file(folder, rank).write_text(state.abort + "\n")
     return {"ok": state.ok, "failed": state.failed, "requests": state.requests, "retries": state.retries}
@@ -59,8 +55,8 @@ class GenerateTask(PipelineStep):
         self.run_id = run_id
 
     def run(self, data: Any = None, rank: int = 0, world_size: int = 1) -> Any:
+        from builder.generate.todo import pending_for
         from builder.recipe import load_recipe
-        from builder.teachers.stage import pending_for
         from builder.workdir import WorkDir
 
         recipe = load_recipe(self.recipe_path)

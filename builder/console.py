@@ -1,14 +1,40 @@
-"""Rich rendering for the generate stage: live progress with throughput, and the cost table."""
+"""Console rendering of every stage: step tables, a ticker, generation's live bars and cost table."""
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from builder.teachers.stage import GenerateResult
+if TYPE_CHECKING:
+    from builder.generate.stage import GenerateResult
+
+console = Console(stderr=False)
+err = Console(stderr=True)
+
+
+def ticker(label: str) -> Callable[[str], None]:
+    """A `progress` callback printing elapsed seconds and the step it is told."""
+    started = time.perf_counter()
+
+    def tick(step: str) -> None:
+        console.print(f"[dim]{time.perf_counter() - started:6.1f}s[/] {label}: {step}", highlight=False)
+
+    return tick
+
+
+def steps_table(title: str, steps: list[tuple[str, int, int, dict[str, int]]]) -> Table:
+    t = Table(title=title, title_justify="left")
+    for col in ("step", "in", "kept", "dropped", "reasons"):
+        t.add_column(col, justify="right" if col in ("in", "kept", "dropped") else "left")
+    for step, n_in, kept, dropped in steps:
+        reasons = ", ".join(f"{k} {v:,}" for k, v in sorted(dropped.items(), key=lambda kv: -kv[1]))
+        t.add_row(step, f"{n_in:,}", f"{kept:,}", f"{sum(dropped.values()):,}", reasons)
+    return t
 
 
 class LiveProgress:
@@ -39,7 +65,7 @@ class LiveProgress:
             self.bar.stop()
 
 
-def print_result(res: GenerateResult, console: Console) -> None:
+def print_generate(res: GenerateResult, console: Console) -> None:
     t = Table(title=f"generate ({res.seconds:.1f}s)", title_justify="left")
     for col in ("teacher", "model", "items", "stored before", "sent", "ok", "failed"):
         t.add_column(col, justify="left" if col in ("teacher", "model") else "right")

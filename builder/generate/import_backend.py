@@ -17,11 +17,12 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from builder.config.generate import ImportSpec, TeacherConfig
+from builder.config.sources import SourceConfig
 from builder.errors import UserError
-from builder.recipe import Recipe, SourceConfig
+from builder.recipe import Recipe
 from builder.sources.mapping import get_path
 from builder.sources.readers import BadRow, read_source
-from builder.teachers.config import ImportSpec, TeacherConfig
 from builder.teachers.items import WorkItem, reply_row
 from builder.teachers.store import StoreWriter
 
@@ -34,7 +35,7 @@ def _text(v: Any) -> str | None:
 
 def _unwrap(think: str, fmt: str | None) -> str:
     """`<think>…</think>` around a separate thinking field: keep the inside, untouched."""
-    from builder.responses.shapes import resolve_delimiters
+    from builder.reasoning_format import resolve_delimiters
 
     d = resolve_delimiters(fmt)
     s = think.strip()

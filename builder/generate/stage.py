@@ -20,19 +20,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from builder.config.generate import GenerateConfig, TeacherConfig
 from builder.errors import UserError
+from builder.generate.export import PartWriter, TeacherTally, export_teacher
+from builder.generate.todo import STAGE, config_of, load_prompts, store_dir, teacher_items
 from builder.ledger import Ledger
 from builder.recipe import Recipe
-from builder.teachers.config import GenerateConfig, TeacherConfig
-from builder.teachers.export import PartWriter, TeacherTally, accounting, export_teacher
-from builder.teachers.items import PERMANENT_CODES, WorkItem, build_items
+from builder.teachers.accounting import accounting
+from builder.teachers.items import WorkItem
 from builder.teachers.monitor import Progress, StoreMonitor
-from builder.teachers.prompting import load_templates, template_for
-from builder.teachers.store import Latest, StoreWriter, latest
-from builder.workdir import WorkDir, read_table
-
-STAGE = "generate"
-PROMPT_COLUMNS = ["prompt_id", "messages", "tools_json", "category", "source", "source_row_id"]
+from builder.teachers.send import schedule, send
+from builder.teachers.store import StoreWriter, latest
+from builder.workdir import WorkDir
 
 
 @dataclass
@@ -58,76 +57,6 @@ class GenerateResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def config_of(recipe: Recipe) -> GenerateConfig:
-    cfg = recipe.generate
-    if cfg is None or not cfg.teachers:
-        raise UserError(
-            f"{recipe.path}: the recipe has no generate.teachers; add a `generate:` section with at least one "
-            "teacher (see recipes/sample.yaml)"
-        )
-    return cfg
-
-
-def store_dir(work: WorkDir, teacher: TeacherConfig) -> Path:
-    return work.root / STAGE / "store" / teacher.name
-
-
-def load_prompts(work: WorkDir, rank: int = 0, world: int = 1) -> dict[str, list[Any]]:
-    """The curated prompts; with world > 1 only every world-th from `rank` (a task's share),
-    selected in Arrow so a task never holds the other tasks' prompts as Python objects."""
-    files = work.require("curate", "prompts", "curate")
-    table = read_table(files, columns=PROMPT_COLUMNS)
-    if world > 1:
-        import pyarrow as pa
-
-        table = table.take(pa.array(range(rank, table.num_rows, world), type=pa.int64()))
-    return table.to_pydict()
-
-
-def teacher_items(recipe: Recipe, cfg: GenerateConfig, teacher: TeacherConfig, prompts: dict[str, list[Any]]) -> list[WorkItem]:
-    mapping = cfg.templates_for(teacher)
-    if not teacher.templates and (teacher.kind == "import" or teacher.role == "control"):
-        # Imported replies were prompted by their authors, not by us; the non-reasoning control
-        # teacher gets the conversation as is (the R1 prompt asks for <think> tags).
-        mapping = {"default": "plain"}
-    ids = {template_for(c, mapping) for c in set(prompts["category"])}
-    templates = load_templates(recipe.resolve(cfg.prompts_dir), ids)
-    return build_items(teacher, prompts, templates, mapping)
-
-
-def schedule(teacher: TeacherConfig, items: list[WorkItem], stored: dict[str, Latest]) -> list[WorkItem]:
-    """Items still to request, each with the max_tokens of its next attempt."""
-    steps = teacher.sampling.steps()
-    todo: list[WorkItem] = []
-    for it in items:
-        got = stored.get(it.generation_id)
-        if got is None:
-            it.max_tokens = steps[0]
-            todo.append(it)
-            continue
-        e = got.entry
-        if e.status == "ok":
-            nxt = [s for s in steps if s > e.max_tokens]
-            if e.finish_reason == "length" and nxt and teacher.kind != "import":
-                it.max_tokens = nxt[0]  # a recipe with a longer ladder picks up where it stopped
-                todo.append(it)
-            continue
-        if e.error_code in PERMANENT_CODES:
-            continue
-        it.max_tokens = e.max_tokens or steps[0]
-        todo.append(it)
-    return todo
-
-
-def pending_for(recipe: Recipe, work: WorkDir, name: str, rank: int = 0, world: int = 1) -> tuple[TeacherConfig, list[WorkItem], Path]:
-    """What datatrove task `rank` of `world` needs: the teacher, its pending items, its store folder."""
-    cfg = config_of(recipe)
-    teacher = next(t for t in cfg.teachers if t.name == name)
-    items = teacher_items(recipe, cfg, teacher, load_prompts(work, rank, world))
-    folder = store_dir(work, teacher)
-    return teacher, schedule(teacher, items, latest(folder)), folder
-
-
 def _executor_config(recipe: Recipe, tasks: int) -> Any:
     # Generation tracks what is stored itself, so datatrove must re-run every rank.
     return recipe.executor.model_copy(update={"tasks": tasks, "skip_completed": False})
@@ -136,7 +65,7 @@ def _executor_config(recipe: Recipe, tasks: int) -> Any:
 def _send_openai(recipe: Recipe, work: WorkDir, cfg: GenerateConfig, teacher: TeacherConfig,
                  todo: list[WorkItem], run_id: str) -> str:  # fmt: skip
     """Send `todo` as datatrove tasks (inline when there is one local task); returns an abort message."""
-    from builder.teachers.tasks import GenerateTask, send_share
+    from builder.generate.tasks import GenerateTask, send_share
 
     folder = store_dir(work, teacher)
     tasks = max(1, min(teacher.tasks or cfg.tasks or recipe.executor.tasks, len(todo)))
@@ -158,13 +87,6 @@ def _send_openai(recipe: Recipe, work: WorkDir, cfg: GenerateConfig, teacher: Te
     return msg
 
 
-def _send_vllm(recipe: Recipe, teacher: TeacherConfig, todo: list[WorkItem], folder: Path, run_id: str) -> None:
-    from builder.teachers.vllm_backend import run_vllm
-
-    with StoreWriter(folder, "vllm") as writer:
-        run_vllm(teacher, todo, writer, run_id)
-
-
 def run_generate(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -> GenerateResult:
     t0 = time.perf_counter()
     cfg = config_of(recipe)
@@ -184,7 +106,7 @@ def run_generate(recipe: Recipe, work: WorkDir, progress: Progress | None = None
         with StoreMonitor(folder, run_id, teacher.name, len(todo), teacher.sampling.steps()[-1], progress,
                           fill_on_done=teacher.kind == "import"):  # fmt: skip
             if teacher.kind == "import":
-                from builder.teachers.import_backend import run_import
+                from builder.generate.import_backend import run_import
 
                 with StoreWriter(folder, "import") as writer:
                     run_import(recipe, teacher, todo, writer, run_id, warnings)
@@ -193,7 +115,7 @@ def run_generate(recipe: Recipe, work: WorkDir, progress: Progress | None = None
                 if msg:
                     aborts.append(msg)
             else:
-                _send_vllm(recipe, teacher, todo, folder, run_id)
+                send(todo, teacher, folder, run_id)
         if aborts:
             break  # a whole-run failure: later teachers would fail the same way or cost money for nothing
 

@@ -14,16 +14,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from builder.plan import PLAN_HOOKS
 from builder.recipe import Recipe
 
 ASSUMED_PROMPT_TOKENS = 300
 ASSUMED_COMPLETION = {"reasoning": 4000, "control": 800}
 ASSUMED_TOKENS_PER_S = 30.0  # one stream's decode speed, for latency when none was observed
 CHARS_PER_TOKEN = 4
-
-WORK: Path | None = None  # set by the CLI's `plan --work DIR`
-
 
 def _prompt_count(recipe: Recipe, work: Path | None) -> tuple[int | None, str, float | None]:
     """(prompts, where the number came from, mean prompt chars when known)."""
@@ -107,11 +103,11 @@ def estimate(recipe: Recipe, work: Path | None = None) -> dict[str, Any]:
     return out
 
 
-def print_estimate(recipe: Recipe, console: Console) -> None:
+def print_estimate(recipe: Recipe, console: Console, work: Path | None = None) -> None:
     if recipe.generate is None or not recipe.generate.teachers:
         console.print("generate: no teachers configured")
         return
-    est = estimate(recipe, WORK)
+    est = estimate(recipe, work)
     n = est["prompts"]
     console.print(f"generate: {n:,} prompts ({est['prompts_from']})" if n else f"generate: prompts {est['prompts_from']}")
     t = Table(title="generation estimate", title_justify="left")
@@ -127,5 +123,3 @@ def print_estimate(recipe: Recipe, console: Console) -> None:
         console.print(f"* assumed: ~{ASSUMED_COMPLETION['reasoning']:,} tokens per R1 reply, "
                       f"~{ASSUMED_TOKENS_PER_S:.0f} tokens/s per stream; run a little and plan again with --work")  # fmt: skip
 
-
-PLAN_HOOKS.append(print_estimate)

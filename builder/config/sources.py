@@ -1,0 +1,73 @@
+"""The recipe's `sources:` list: where prompts come from and how their fields map."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from builder.config.base import CATEGORIES, Strict
+
+FileFormat = Literal["auto", "jsonl", "json", "parquet", "csv"]
+
+
+class FieldMap(Strict):
+    """Where each logical field lives in a source row. Dotted paths reach into dicts."""
+
+    prompt: str | None = Field(None, description="a single-turn user prompt")
+    messages: str | None = Field(None, description="a list of {role, content} (or ShareGPT {from, value})")
+    system: str | None = Field(None, description="optional system prompt for single-turn sources")
+    response: str | None = Field(None, description="the community's original response (the `original` variant)")
+    reference: str | None = Field(None, description="reference answer for verification")
+    tests: str | None = Field(None, description="code tests (JSON or dict)")
+    category: str | None = Field(None, description="per-row category (mapped through category_map)")
+    language: str | None = Field(None, description="per-row language code")
+    id: str | None = Field(None, description="source row id; default: file:line or the row index")
+    tools: str | None = Field(None, description="tool definitions (list/dict/JSON string)")
+    options: str | None = Field(None, description="MCQ options appended to the prompt as 'A. …' lines")
+
+    @model_validator(mode="after")
+    def _prompt_or_messages(self) -> FieldMap:
+        if not self.prompt and not self.messages:
+            raise ValueError("give `prompt` (single turn) or `messages` (multi-turn) in fields")
+        return self
+
+
+class SourceConfig(Strict):
+    name: str = Field(description="unique name; rows carry it as `source`")
+    kind: Literal["local", "hf"] = Field("local", description="local files, or a Hub dataset via load_dataset")
+    path: str | None = Field(None, description="local file or glob, relative to the recipe file")
+    format: FileFormat = Field("auto", description="file format; auto: from the extension")
+    dataset: str | None = Field(None, description="Hub id (org/name), for kind=hf")
+    config: str | None = Field(None, description="Hub dataset config name")
+    split: str = Field("train", description="Hub dataset split")
+    revision: str | None = Field(None, description="Hub revision (pin it for reproducible builds)")
+    fields: FieldMap = Field(description="where each logical field lives in a row")
+    reference_regex: str | None = Field(None, description="e.g. '#### (.+)$' for GSM8K-style references")
+    category: str = Field("chat", description="used when fields.category is absent")
+    category_map: dict[str, str] = Field(default_factory=dict, description="raw category value → category")
+    language: str = Field("auto", description="a code like 'en'/'zh', or 'auto' to detect")
+    license: str = Field("undeclared", description="the source's license id (goes on every row and the card)")
+    attribution: str = Field("", description="attribution text for the card")
+    priority: int = Field(100, description="lower wins exact/near-duplicate ties")
+    limit: int | None = Field(None, ge=0, description="read at most this many rows")
+    verifier: Literal["auto", "math", "mcq", "code", "ifeval", "none"] = Field(
+        "auto", description="how replies to this source are verified; auto: from category and reference"
+    )
+    tests_format: Literal["raw", "mbpp", "asserts", "humaneval", "ifeval"] = Field(
+        "raw", description="how `fields.tests` is laid out; raw: already the verifier's JSON schema"
+    )
+    prompt_suffix: str = Field("", description="appended to the last user turn (e.g. an MCQ instruction)")
+
+    @model_validator(mode="after")
+    def _where(self) -> SourceConfig:
+        if self.kind == "local" and not self.path:
+            raise ValueError("a local source needs `path` (a file or glob)")
+        if self.kind == "hf" and not self.dataset:
+            raise ValueError("an hf source needs `dataset` (a Hub id like org/name)")
+        for raw, cat in self.category_map.items():
+            if cat not in CATEGORIES:
+                raise ValueError(f"category_map[{raw!r}] = {cat!r}; use one of {CATEGORIES}")
+        if self.category not in CATEGORIES:
+            raise ValueError(f"category {self.category!r} is unknown; use one of {CATEGORIES}")
+        return self

@@ -1,0 +1,77 @@
+"""The recipe's `variants:` section."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from builder.config.base import SHARD_ROWS, Strict
+from builder.config.generate import TeacherConfig
+
+# The published variants (HF configs) built by default; a registered extra variant is named in `build`.
+VARIANTS = ("original", "answer", "think_summary", "full", "control")
+
+# What a summarizer teacher gets unless the recipe says otherwise: a folder name, near-greedy
+# short replies, and no reasoning parser (an instruct model's whole reply is the summary).
+SUMMARIZER_DEFAULTS: dict[str, Any] = {
+    "name": "summarizer",
+    "sampling": {"temperature": 0.0, "top_p": 1.0, "max_tokens": 1024},
+    "vllm": {"reasoning_parser": None},
+}
+
+
+class SummarizerConfig(Strict):
+    kind: Literal["extractive", "llm"] = Field(
+        "extractive",
+        description="extractive: offline and deterministic; llm: a teacher backend (paper: Qwen2.5-7B-Instruct) "
+        "with our versioned prompt in recipes/prompts/",
+    )
+    template: str = Field("summarize_think", description="summary prompt template id (kind=llm)")
+    prompts_dir: str | None = Field(
+        None, description="where `template`.yaml lives, relative to the recipe file; default: generate.prompts_dir"
+    )
+    max_ratio: float = Field(0.35, gt=0, le=1, description="summary chars ≤ this × thinking chars")
+    max_chars: int = Field(2_000, ge=1, description="extractive budget cap in characters")
+    teacher: TeacherConfig | None = Field(
+        None, description="kind=llm: a teacher of the generate schema (kind openai | vllm, model, endpoints…)"
+    )
+
+    @field_validator("teacher", mode="before")
+    @classmethod
+    def _summarizer_defaults(cls, v: Any) -> Any:
+        if not isinstance(v, dict):
+            return v
+        out = {"name": SUMMARIZER_DEFAULTS["name"], **v}
+        for key in ("sampling", "vllm"):
+            given = out.get(key)
+            if given is None or isinstance(given, dict):  # anything else: let the schema say what is wrong
+                out[key] = {**SUMMARIZER_DEFAULTS[key], **(given or {})}
+        return out
+
+    @field_validator("teacher")
+    @classmethod
+    def _requestable(cls, t: TeacherConfig | None) -> TeacherConfig | None:
+        if t is not None and t.kind == "import":
+            raise ValueError("kind must be openai or vllm: summaries are requested, not imported")
+        if t is not None and t.samples != 1:
+            raise ValueError("samples must be 1: one summary per reasoning reply")
+        return t
+
+
+class VariantsConfig(Strict):
+    build: list[str] = Field(default_factory=lambda: list(VARIANTS), description="variants to build, by registry name")
+    summarizer: SummarizerConfig = Field(default_factory=SummarizerConfig, description="who writes S_think")
+    bucket_rows: int = Field(
+        200_000, ge=1,
+        description="prompts joined with their replies at a time; more are first hash-partitioned on disk",
+    )  # fmt: skip
+    shard_rows: int = Field(SHARD_ROWS, ge=1, description="rows per output parquet shard")
+
+    @model_validator(mode="after")
+    def _summarizer_teacher(self) -> VariantsConfig:
+        if "think_summary" in self.build and self.summarizer.kind == "llm" and self.summarizer.teacher is None:
+            raise ValueError(
+                "summarizer.teacher is required when summarizer.kind is 'llm' (a teacher: kind openai | vllm, model, endpoints)"
+            )
+        return self

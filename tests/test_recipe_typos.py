@@ -1,0 +1,109 @@
+"""A typo in any section of the recipe stops `build` before any work directory is written:
+exit 2, one line naming the key path and the closest valid key."""
+
+from __future__ import annotations
+
+import copy
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from builder.errors import UserError
+from builder.recipe import load_recipe
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = yaml.safe_load((ROOT / "recipes/sample.yaml").read_text())
+
+
+def _typo(path: tuple[Any, ...], bad: str, value: Any = 1) -> dict[str, Any]:
+    data = copy.deepcopy(SAMPLE)
+    node = data
+    for part in path:
+        node = node.setdefault(part, {}) if isinstance(part, str) else node[part]
+    node[bad] = value
+    return data
+
+
+# (where the typo goes, the misspelt key, the key path the error must name, the suggestion)
+CASES = [
+    ((), "descripton", "descripton", "description"),
+    (("sources", 0, "fields"), "promt", r"sources\[0=[^\]]+\]\.fields\.promt", "prompt"),
+    (("student",), "max_token", "student.max_token", "max_tokens"),
+    (("curate", "near_dedupe"), "ngrams", "curate.near_dedupe.ngrams", "ngram"),
+    (("curate", "decontaminate"), "ngramm", "curate.decontaminate.ngramm", "ngram"),
+    (("curate", "balance"), "target_totl", "curate.balance.target_totl", "target_total"),
+    (("executor",), "taks", "executor.taks", "tasks"),
+    (("generate", "teachers", 0), "sampels", r"generate.teachers\[0=r1\].sampels", "samples"),
+    (("responses",), "keep_verfy", "responses.keep_verfy", "keep_verify"),
+    (("variants",), "sumarizer", "variants.sumarizer", "summarizer"),
+    (("quality",), "blockng", "quality.blockng", "blocking"),
+    (("release",), "pretty_nme", "release.pretty_nme", "pretty_name"),
+]
+
+
+def _write(tmp_path: Path, data: dict[str, Any]) -> Path:
+    # Relative paths would not resolve from here; every case fails at validation, before any is read.
+    f = tmp_path / "recipe.yaml"
+    f.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    return f
+
+
+@pytest.mark.parametrize(("path", "bad", "where", "suggest"), CASES, ids=[c[1] for c in CASES])
+def test_typo_names_key_path_and_suggestion(tmp_path: Path, path: tuple[Any, ...], bad: str, where: str, suggest: str) -> None:
+    f = _write(tmp_path, _typo(path, bad))
+    with pytest.raises(UserError) as e:
+        load_recipe(f)
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert re.search(rf"{f}: {where}: unknown key; did you mean `{suggest}`\?", msg), msg
+
+
+@pytest.mark.parametrize("case", [CASES[0], CASES[7], CASES[9]], ids=["top", "generate", "variants"])
+def test_build_stops_before_writing_anything(tmp_path: Path, case: tuple[Any, ...]) -> None:
+    path, bad, where, suggest = case
+    f = _write(tmp_path, _typo(path, bad))
+    work = tmp_path / "work"
+    proc = subprocess.run([sys.executable, "-m", "builder.cli", "build", str(f), "--work", str(work)],
+                          capture_output=True, text=True, timeout=120, env={"COLUMNS": "400", "PATH": ""})  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and f"did you mean `{suggest}`" in lines[0] and "Traceback" not in proc.stderr
+    assert not work.exists()
+
+
+def test_unknown_variant_name_stops_build(tmp_path: Path) -> None:
+    data = copy.deepcopy(SAMPLE)
+    data.setdefault("variants", {})["build"] = ["answer", "think_sumary"]
+    f = _write(tmp_path, data)
+    work = tmp_path / "work"
+    proc = subprocess.run([sys.executable, "-m", "builder.cli", "build", str(f), "--work", str(work)],
+                          capture_output=True, text=True, timeout=120, env={"COLUMNS": "400", "PATH": ""})  # fmt: skip
+    assert proc.returncode == 2 and "think_sumary" in proc.stderr and not work.exists()
+
+
+def test_far_off_key_lists_the_valid_keys(tmp_path: Path) -> None:
+    f = _write(tmp_path, _typo(("student",), "zzz"))
+    with pytest.raises(UserError, match=r"student.zzz: unknown key; valid keys here: max_tokens, tokenizer"):
+        load_recipe(f)
+
+
+@pytest.mark.parametrize(
+    ("path", "key", "value", "match"),
+    [
+        (("curate", "decontaminate"), "ngram", 0, "curate.decontaminate.ngram"),
+        (("curate", "balance"), "target_total", -5, "curate.balance.target_total"),
+        (("curate", "normalize"), "max_prompt_chars", -1, "curate.normalize.max_prompt_chars"),
+        (("generate", "teachers", 0, "limits"), "concurrency", 10**9, r"limits.concurrency"),
+        (("generate", "teachers", 0, "sampling"), "max_tokens", 10**20, r"sampling.max_tokens"),
+        (("student",), "max_tokens", 0, "student.max_tokens"),
+    ],
+)
+def test_values_out_of_range_are_refused(tmp_path: Path, path: tuple[Any, ...], key: str, value: Any, match: str) -> None:
+    f = _write(tmp_path, _typo(path, key, value))
+    with pytest.raises(UserError, match=match):
+        load_recipe(f)
