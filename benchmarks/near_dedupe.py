@@ -273,7 +273,7 @@ def run(cfg: NearDedupeConfig, shards: Path, work: Path, executor: ExecutorConfi
 
 def datatrove_defaults() -> NearDedupeConfig:
     """datatrove's MinhashConfig() + MinhashDedupSignature defaults: 5-grams, 14x8, norm_numbers, spaCy."""
-    return NearDedupeConfig(tokenizer="datatrove", num_buckets=14, hashes_per_bucket=8, numbers_must_match=False)
+    return NearDedupeConfig(tokenizer="datatrove", buckets=14, hashes_per_bucket=8, numbers_must_match=False)
 
 
 def main(argv: list[str] | None = None) -> dict:

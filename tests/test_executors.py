@@ -121,7 +121,7 @@ def test_near_dedupe_on_a_real_local_ray_instance(tmp_path: Path) -> None:
     for i in range(2):
         part = texts[i::2]
         pq.write_table(pa.table({"id": [f"{i}-{j}" for j in range(len(part))], "text": part}), src / f"{i:05d}.parquet")
-    few = NearDedupeConfig(num_buckets=4, hashes_per_bucket=5)  # fewer bucket tasks: Ray schedules each one
+    few = NearDedupeConfig(buckets=4, hashes_per_bucket=5)  # fewer bucket tasks: Ray schedules each one
     local = near_dedupe(src, tmp_path / "local", few, EX)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:

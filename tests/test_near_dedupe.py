@@ -234,7 +234,7 @@ def test_datatrove_defaults_merge_number_variants(tmp_path: Path) -> None:
     src = tmp_path / "in"
     src.mkdir()
     pq.write_table(pa.table({"id": ["a", "b", "c"], "text": texts}), src / "00000.parquet")
-    defaults = NearDedupeConfig(tokenizer="datatrove", num_buckets=14, hashes_per_bucket=8, numbers_must_match=False)
+    defaults = NearDedupeConfig(tokenizer="datatrove", buckets=14, hashes_per_bucket=8, numbers_must_match=False)
     assert near_dedupe(src, tmp_path / "d", defaults, EX).removed == 2
     assert near_dedupe(src, tmp_path / "o", NearDedupeConfig(), EX).removed == 0
 
@@ -265,5 +265,5 @@ def test_recipe_settings_map_onto_every_config_default() -> None:
     assert near_dedupe_config(NearDedupeSettings()) == NearDedupeConfig()
     changed = near_dedupe_config(NearDedupeSettings(ngram=3, buckets=14, hashes_per_bucket=8, char_ngram=2,
                                                     seed=7, numbers_must_match=False, verify_threshold=None))
-    assert (changed.ngram_size, changed.num_buckets, changed.hashes_per_bucket, changed.cjk_ngram_size) == (3, 14, 8, 2)
+    assert (changed.ngram, changed.buckets, changed.hashes_per_bucket, changed.char_ngram) == (3, 14, 8, 2)
     assert (changed.seed, changed.numbers_must_match, changed.verify_threshold) == (7, False, None)

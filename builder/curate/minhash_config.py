@@ -12,8 +12,9 @@ from typing import Literal
 from datatrove.pipeline.dedup.minhash import MinhashConfig
 from datatrove.utils.hashing import HashConfig
 from datatrove.utils.text import TextNormConfig
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from builder.config.curate import NearDedupeSettings
 from builder.curate.shingles import ShingleParams
 
 # records per read in the buckets/cluster steps: datatrove's default of 5 makes those steps I/O-call bound
@@ -24,8 +25,8 @@ class NearDedupeError(RuntimeError):
     """A near-dedupe step produced nothing or inconsistent output."""
 
 
-class NearDedupeConfig(BaseModel):
-    """MinHash near-dedupe settings (the recipe's `curate.near_dedupe:` block).
+class NearDedupeConfig(NearDedupeSettings):
+    """The recipe's `curate.near_dedupe:` settings (same names), plus knobs only code and benchmarks set.
 
     Defaults chosen by measurement on real prompts with planted near duplicates
     (benchmarks/near_dedupe.py, 50k prompts): 5-grams, 20 bands x 5 hashes (LSH threshold
@@ -33,39 +34,21 @@ class NearDedupeConfig(BaseModel):
     precision 0.996. datatrove's 14x8 bands: recall 0.93; 3-grams: precision 0.993.
     """
 
-    model_config = ConfigDict(extra="forbid")
-
-    ngram_size: int = Field(5, ge=1, description="word n-gram size for space-separated text")
-    cjk_ngram_size: int = Field(5, ge=1, description="character n-gram size for Chinese/Japanese text")
     min_tokens: int = Field(0, ge=0, description="docs with fewer tokens (and always < n) match only exactly")
-    num_buckets: int = Field(20, ge=1, description="LSH bands")
-    hashes_per_bucket: int = Field(5, ge=1, description="rows per band")
-    seed: int = 1
     hash_precision: Literal[32, 64] = Field(32, description="bits per MinHash value; 32 halves the bucket files")
-    tokenizer: Literal["fast", "datatrove"] = Field(
-        "fast", description="fast: our regex shingler; datatrove: MinhashDedupSignature's own (spaCy for English)"
-    )
     language: str = Field("eng", description="datatrove tokenizer language (tokenizer=datatrove only)")
-    numbers_must_match: bool = Field(True, description="docs whose number sequences differ never merge")
-    strip_diacritics: bool = True
-    text_key: str = "text"
-    id_key: str = "id"
+    strip_diacritics: bool = Field(True, description="fold accents before shingling")
+    text_key: str = Field("text", description="document text field in the input shards")
+    id_key: str = Field("id", description="document id field in the input shards")
     vectorized: bool = Field(
         True, description="bulk-write signatures and match buckets with numpy (same files as the stock steps)"
-    )
-    verify_threshold: float | None = Field(
-        0.5,
-        ge=0,
-        le=1,
-        description="drop candidate pairs whose full MinHash signatures agree on fewer hashes (None: datatrove's"
-        " behaviour, any colliding band merges); needs vectorized=True",
     )
     write_kept: bool = Field(False, description="also run MinhashDedupFilter and write the kept docs (jsonl.gz)")
 
     def minhash_config(self) -> MinhashConfig:
         return MinhashConfig(
-            n_grams=self.ngram_size,
-            num_buckets=self.num_buckets,
+            n_grams=self.ngram,
+            num_buckets=self.buckets,
             hashes_per_bucket=self.hashes_per_bucket,
             seed=self.seed,
             # only used by tokenizer=datatrove; numbers stay distinct either way
@@ -75,8 +58,8 @@ class NearDedupeConfig(BaseModel):
 
     def shingle_params(self) -> ShingleParams:
         return ShingleParams(
-            ngram_size=self.ngram_size,
-            cjk_ngram_size=self.cjk_ngram_size,
+            ngram=self.ngram,
+            char_ngram=self.char_ngram,
             min_tokens=self.min_tokens,
             numbers_must_match=self.numbers_must_match,
             strip_diacritics=self.strip_diacritics,

@@ -254,13 +254,10 @@ def run_near_dedupe(
 
 
 def near_dedupe_config(settings: Any) -> NearDedupeConfig:
-    """NearDedupeConfig from ours, a dict, or the recipe's NearDedupeSettings (ngram/buckets/char_ngram)."""
+    """NearDedupeConfig from ours, a dict, or the recipe's NearDedupeSettings (the same names)."""
     if settings is None or isinstance(settings, NearDedupeConfig):
         return settings or NearDedupeConfig()
-    raw = settings if isinstance(settings, dict) else settings.model_dump()
-    renames = {"ngram": "ngram_size", "buckets": "num_buckets", "char_ngram": "cjk_ngram_size"}
-    known = NearDedupeConfig.model_fields
-    return NearDedupeConfig(**{renames.get(k, k): v for k, v in raw.items() if renames.get(k, k) in known})
+    return NearDedupeConfig(**(settings if isinstance(settings, dict) else settings.model_dump()))
 
 
 def executor_config(settings: Any) -> ExecutorConfig:

@@ -9,7 +9,7 @@ Rules, in order:
 - canonical form: lowercase, punctuation -> space, whitespace collapsed, diacritics
   stripped; numbers are kept verbatim;
 - tokens: Han/Kana characters are one token each, anything else splits on whitespace;
-- n: ``cjk_ngram_size`` when at least half the tokens are CJK characters, else ``ngram_size``;
+- n: ``char_ngram`` when at least half the tokens are CJK characters, else ``ngram``;
 - a doc with fewer than max(n, min_tokens) tokens gets ONE shingle, the hash of its whole
   canonical form, so short prompts match only their exact-after-canonicalization twins;
 - every shingle hash is XOR-ed with a hash of the doc's number sequence, so two docs whose
@@ -45,8 +45,8 @@ MODE_WORD, MODE_CJK, MODE_EXACT = 0, 1, 2
 class ShingleParams:
     """Plain (picklable) parameters of the shingler."""
 
-    ngram_size: int = 5
-    cjk_ngram_size: int = 5
+    ngram: int = 5
+    char_ngram: int = 5
     min_tokens: int = 0
     numbers_must_match: bool = True
     strip_diacritics: bool = True
@@ -90,7 +90,7 @@ def _plan(text: str, params: ShingleParams) -> tuple[np.ndarray, int, int, int]:
     canon = canonical(text, params.strip_diacritics)
     tokens, n_cjk = tokenize(canon)
     cjk = n_cjk * 2 >= len(tokens) and n_cjk > 0
-    n = params.cjk_ngram_size if cjk else params.ngram_size
+    n = params.char_ngram if cjk else params.ngram
     salt = number_key(text) if params.numbers_must_match else 0
     if len(tokens) < max(n, params.min_tokens):
         # too short for n-grams: exact match after canonicalization (raw text if nothing is left)
