@@ -1,21 +1,31 @@
 """Benchmark: the whole curate stage on a 1M-prompt corpus built from real prompts.
 
-Corpus (benchmarks/near_dedupe.py's generator, real prompts from ../shared/corpus) plus:
+Corpus (benchmarks/near_dedupe.py's generator, real prompts from ../shared/corpus) plus
+benchmarks/adversarial.py's rows, each with the fate it must get:
 - exact duplicates (case / whitespace changes of an existing row) → must go (exact_dup);
-- near duplicates (word edits, punctuation, casing, whitespace; Chinese character edits)
-  → must go (near_dup), each to a row of its own family;
-- number-only variants → must stay (different problems);
-- benchmark leaks: GSM8K-test / HumanEval / MMLU-test / MT-Bench items, verbatim or wrapped
-  in an instruction → must go (contaminated).
+- near duplicates (word edits, punctuation, casing, whitespace; Chinese character edits),
+  Unicode look-alikes of a row (full-width, digits, spaces, quotes, dashes, CJK punctuation,
+  zero-width, NFD, mixed), "3个" ↔ "三个", CJK + Latin prompts with an edit → must go, each to
+  a row of its own family;
+- number changes (digits, full-width digits, Chinese numerals) → must stay;
+- benchmark leaks of every benchmark the paper recipe names (GSM8K test, MATH-500, HumanEval,
+  IFEval, MT-Bench, MMLU; GPQA-Diamond, AIME 24/25, AlignBench from ../shared): verbatim,
+  embedded in a longer instruction, lightly edited → must go (contaminated); rephrased →
+  scored apart;
+- clean prompts: real prompts of non-benchmark sets (English and Chinese), look-alikes with a
+  generic span of an item spliced in, IFEval boilerplate on other prompts → must stay.
 
 The stage runs exactly as `answer-distill curate` does (read → exact → MinHash → decontaminate
-→ balance, ledger written). The baseline is datatrove's default MinHash configuration
-(spaCy words, 5-grams, 14×8 bands, numbers normalized) on a subsample, in the same process,
-compared per prompt: `speedup_vs_datatrove_defaults` = our end-to-end prompts/s ÷ its
-near-dedupe-only prompts/s.
+→ balance, ledger written). Baselines measured in the same run: datatrove's default MinHash
+configuration (spaCy words, 5-grams, 14×8 bands, numbers normalized) on a subsample
+(`speedup_vs_datatrove_defaults`, needs spaCy), and the previous decontamination rule (any
+one shared 8-gram, benchmarks/decontam_legacy.py) on the texts the stage decontaminated
+(`decontam_speed_vs_legacy`). Decontamination precision and recall are also measured
+directly on the whole adversarial set (every attributable item, all clean prompts), for the
+new and the legacy rule; `--semantic` adds the optional embedding pass there, and its cost.
 
-Usage: python benchmarks/curate.py [--n 1000000] [--quick] [--baseline-n 10000]
-The last line printed is one JSON object.
+Usage: python benchmarks/curate.py [--n 1000000] [--quick] [--baseline-n 10000] [--semantic]
+The last line printed is one JSON object. Timings on a shared machine are noisy.
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ import random
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -35,7 +46,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from near_dedupe import datatrove_defaults, make_corpus, peak_rss_mb, write_shards  # noqa: E402
+import adversarial as adv  # noqa: E402
+from decontam_legacy import LegacyIndex  # noqa: E402
+from memtree import TreePeak  # noqa: E402
+from near_dedupe import datatrove_defaults, make_corpus, write_shards  # noqa: E402
 
 from builder.curate.near_dedupe import near_dedupe  # noqa: E402
 from builder.curate.stage import run_curate  # noqa: E402
@@ -43,63 +57,62 @@ from builder.executors import ExecutorConfig  # noqa: E402
 from builder.recipe import load_recipe  # noqa: E402
 from builder.workdir import WorkDir  # noqa: E402
 
-BENCH = ROOT / "data/benchmarks"
-LEAK_SOURCES = [("gsm8k_test.jsonl", "question"), ("humaneval.jsonl", "prompt"),
-                ("mmlu_test.jsonl", "question"), ("mt_bench.jsonl", "turns")]
-WRAPS = ["{}", "Please solve the following problem.\n\n{}", "{}\n\nExplain your reasoning.", "Q: {}\nA:"]
+LEAK_KINDS = ("leak_verbatim", "leak_embedded", "leak_edited")
+CLEAN_KINDS = ("clean_real", "clean_lookalike", "clean_boilerplate")
 
 
-def leaks(n: int, rng: random.Random) -> list[str]:
-    items: list[str] = []
-    for name, field in LEAK_SOURCES:
-        for line in (BENCH / name).open(encoding="utf-8"):
-            v = json.loads(line)[field]
-            text = v[0] if isinstance(v, list) else v
-            if len(text.split()) >= 12:  # long enough to hold the 8-grams the rule looks for
-                items.append(text)
-    return [rng.choice(WRAPS).format(t) for t in rng.sample(items, n)]
-
-
-def build(n: int, seed: int, out: Path) -> tuple[list[dict], list[int], list[str]]:
-    """Rows {id, text, lang} plus each row's family and kind; written as one JSONL source."""
+def build(n: int, seed: int, out: Path) -> tuple[list[dict], list[int], list[str], list[str]]:
+    """Rows {id, text, lang} plus each row's family, kind and source; written as one JSONL source."""
     rng = random.Random(seed + 1)
-    n_exact, n_leak = n // 50, max(10, n // 1000)
-    rows, truth = make_corpus(n - n_exact - n_leak, seed)
+    n_exact, n_fold = n // 50, n // 25
+    clean_n, per_class = n // 10, max(10, n // 2000)
+    drows = adv.decontam_set(seed, per_class=per_class, clean_limit=clean_n)
+    rows, truth = make_corpus(n - n_exact - n_fold - len(drows), seed)
     family, kind = list(truth.family), list(truth.kind)
+    source = ["synthetic"] * len(rows)
+    bases = [(family[i], r["text"], r["lang"]) for i, r in enumerate(rows) if kind[i] == "base"]
+    en_vocab = [w for _, t, lang in bases[:5000] if lang == "en" for w in t.split() if w.isalpha()]
+    zh_chars = [c for _, t, lang in bases[:5000] if lang == "zh" for c in t if "\u4e00" <= c <= "\u9fff"]
     next_family = max(family) + 1
+    seen = {r["text"] for r in rows}
+
+    def add(text: str, lang: str, fam: int, k: str, src: str) -> None:
+        rows.append({"id": f"{k[0]}{len(rows):015x}", "text": text, "lang": lang})
+        family.append(fam)
+        kind.append(k)
+        source.append(src)
+
+    new_families: dict[tuple, int] = {}
+    for key, text, lang, k in adv.dedupe_variants(bases, seed, n_fold, zh_chars, en_vocab):
+        if text in seen:
+            continue
+        seen.add(text)
+        if isinstance(key, tuple):  # a changed number: a new problem (one per base, place and value)
+            key = new_families.setdefault(key, next_family + len(new_families))
+        add(text, lang, key, k, "adversarial")
+    next_family += len(new_families)
     for _ in range(n_exact):
         i = rng.randrange(len(rows))
         t = rows[i]["text"]
         t = t.upper() if rng.random() < 0.5 else "  " + t.replace(" ", "   ") + "\n"
-        rows.append({"id": f"x{len(rows):015x}", "text": t, "lang": rows[i]["lang"]})
-        family.append(family[i])
-        kind.append("exact_dup")
-    for t in leaks(n_leak, rng):
-        rows.append({"id": f"l{len(rows):015x}", "text": t, "lang": "en"})
-        family.append(next_family)
+        add(t, rows[i]["lang"], family[i], "exact_dup", source[i])
+    for r in sorted(drows, key=lambda r: r.kind.startswith("leak")):  # clean rows first: they win ties
+        add(r.text, r.lang, next_family, r.kind, r.source)
         next_family += 1
-        kind.append("leak")
     with out.open("w", encoding="utf-8") as fh:
         for r in rows:
             fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-    return rows, family, kind
+    return rows, family, kind, source
 
 
 def recipe_for(src: Path, folder: Path, start_method: str = "forkserver") -> Path:
+    benchmarks = [{"name": b.name, "path": str(b.path), "text_fields": list(b.fields), "id_field": b.id_field}
+                  for b in adv.benchmark_specs()]  # fmt: skip
     data = {
         "name": "bench",
         "version": "0.0.1",
         "sources": [{"name": "bench", "path": str(src), "fields": {"prompt": "text", "id": "id", "language": "lang"}}],
-        "curate": {
-            "decontaminate": {"benchmarks": [
-                {"name": "gsm8k", "path": str(BENCH / "gsm8k_test.jsonl"), "text_fields": ["question"], "id_field": "id"},
-                {"name": "humaneval", "path": str(BENCH / "humaneval.jsonl"), "text_fields": ["prompt"], "id_field": "id"},
-                {"name": "mmlu", "path": str(BENCH / "mmlu_test.jsonl"), "text_fields": ["question"], "id_field": "id"},
-                {"name": "mt_bench", "path": str(BENCH / "mt_bench.jsonl"), "text_fields": ["turns"], "id_field": "id"},
-                {"name": "ifeval", "path": str(BENCH / "ifeval.jsonl"), "text_fields": ["prompt"], "id_field": "id"},
-                {"name": "math500", "path": str(BENCH / "math500.jsonl"), "text_fields": ["problem"], "id_field": "id"},
-            ]},
-        },
+        "curate": {"decontaminate": {"benchmarks": benchmarks}},
         "executor": {"kind": "local", "tasks": 2, "workers": 2, "start_method": start_method},
     }
     path = folder / "recipe.yaml"
@@ -107,89 +120,244 @@ def recipe_for(src: Path, folder: Path, start_method: str = "forkserver") -> Pat
     return path
 
 
-def scores(work: Path, rows: list[dict], family: list[int], kind: list[str]) -> dict[str, float]:
+def _rate(num: int, den: int) -> float | None:
+    return round(num / den, 5) if den else None
+
+
+def scores(work: Path, rows: list[dict], family: list[int], kind: list[str]) -> dict:
     by_id = {r["id"]: i for i, r in enumerate(rows)}
-    led = pq.read_table(work / "curate/ledger.parquet", columns=["step", "status", "reason", "source_row_id", "prompt_id", "detail"]).to_pydict()
+    led = pq.read_table(
+        work / "curate/ledger.parquet", columns=["step", "reason", "source_row_id", "prompt_id", "detail"]
+    ).to_pydict()
     pid_row: dict[str, int] = {}
+    reached: set[int] = set()
     for step, rid, pid in zip(led["step"], led["source_row_id"], led["prompt_id"]):
         if step == "read" and pid:
             pid_row[pid] = by_id[rid]
+        if step == "decontaminate":
+            reached.add(by_id[rid])
     removed: dict[int, tuple[str, str]] = {}
     for reason, rid, detail in zip(led["reason"], led["source_row_id"], led["detail"]):
-        if reason:
+        if reason and rid in by_id:  # a quarantined row (empty after normalization) has no id of ours
             removed[by_id[rid]] = (reason, detail)
-    dup_kinds = {"near_dup", "zh_dup", "short_dup", "exact_dup"}
-    planted = [i for i, k in enumerate(kind) if k in dup_kinds]
-    found = sum(1 for i in planted if removed.get(i, ("",))[0] in ("near_dup", "exact_dup"))
-    merged = [(i, d) for i, (r, d) in removed.items() if r in ("near_dup", "exact_dup")]
-    right = sum(1 for i, d in merged if d in pid_row and family[pid_row[d]] == family[i])
-    leak_rows = [i for i, k in enumerate(kind) if k == "leak"]
-    # A leak is caught when it is not in the output: dropped as contaminated, or as a duplicate
-    # of another leak (MMLU repeats some questions verbatim) that was itself dropped.
-    caught = sum(1 for i in leak_rows if i in removed and removed[i][0] != "over_quota")
-    how = {}
-    for i in leak_rows:
-        r = removed.get(i, ("kept",))[0]
-        how[r] = how.get(r, 0) + 1
-    print("leaks by fate:", how)
-    numbers = [i for i, k in enumerate(kind) if k == "number_variant"]
+    dup = ("near_dup", "exact_dup")
+    merged = {i: d for i, (r, d) in removed.items() if r in dup}
+    right = {i: d in pid_row and family[pid_row[d]] == family[i] for i, d in merged.items()}
+    per_class: dict[str, dict] = {}
+    for k in sorted(set(kind) & (adv.MERGE_KINDS | {"near_dup", "zh_dup", "short_dup", "exact_dup"})):
+        rows_k = [i for i, x in enumerate(kind) if x == k]
+        found = sum(1 for i in rows_k if right.get(i))
+        gone = [i for i in rows_k if i in merged]
+        per_class[k] = {"n": len(rows_k), "recall": _rate(found, len(rows_k)),
+                        "precision": _rate(sum(right[i] for i in gone), len(gone)) if gone else 1.0}  # fmt: skip
+    kept = {}
+    for k in sorted(set(kind) & (adv.KEEP_KINDS | {"number_variant"})):
+        rows_k = [i for i, x in enumerate(kind) if x == k]
+        # kept: not merged into another problem's row (two variants with the same new number are one)
+        kept[k] = {"n": len(rows_k), "kept": _rate(sum(1 for i in rows_k if right.get(i, True)), len(rows_k))}
+    leaks = {}
+    for k in (*LEAK_KINDS, "leak_rephrased"):
+        rows_k = [i for i, x in enumerate(kind) if x == k]
+        caught = sum(1 for i in rows_k if i in removed and removed[i][0] != "over_quota")
+        leaks[k] = {"n": len(rows_k), "recall": _rate(caught, len(rows_k)),
+                    "as_contaminated": _rate(sum(1 for i in rows_k if removed.get(i, ("",))[0] == "contaminated"), len(rows_k))}  # fmt: skip
+    clean = [i for i, x in enumerate(kind) if x in CLEAN_KINDS and i in reached]
+    fp = [i for i in clean if removed.get(i, ("",))[0] == "contaminated"]
+    zh = [i for i in clean if rows[i]["lang"] == "zh"]
+    fp_zh = [i for i in fp if rows[i]["lang"] == "zh"]
+    planted_dups = [i for i, x in enumerate(kind) if x in adv.MERGE_KINDS]
+    all_leaks = [i for i, x in enumerate(kind) if x in LEAK_KINDS]
     return {
-        "near_dup_recall": found / len(planted),
-        "near_dup_precision": right / len(merged) if merged else 1.0,
-        "contamination_recall": caught / len(leak_rows),
-        "number_variants_kept": sum(1 for i in numbers if i not in removed) / max(1, len(numbers)),
+        "near_dup_recall": _rate(sum(1 for i in planted_dups if right.get(i)), len(planted_dups)),
+        "near_dup_precision": _rate(sum(right.values()), len(right)) if right else 1.0,
+        "near_dup_min_class_recall": min(v["recall"] for v in per_class.values()),
+        "near_dup_min_class_precision": min(v["precision"] for v in per_class.values()),
+        "number_variants_kept": min(v["kept"] for v in kept.values()),
+        "contamination_recall": _rate(
+            sum(1 for i in all_leaks if i in removed and removed[i][0] != "over_quota"), len(all_leaks)
+        ),
+        "contamination_fp_clean": _rate(len(fp), len(clean)),
+        "contamination_fp_clean_zh": _rate(len(fp_zh), len(zh)),
+        "classes": per_class,
+        "numbers": kept,
+        "leaks": leaks,
+        "clean_reached": len(clean),
     }
+
+
+def direct_decontam(semantic: bool) -> dict:
+    """Decontamination alone on the whole adversarial set: new rules, legacy rule, optional semantic pass."""
+    from builder.config.curate import DecontamConfig
+    from builder.curate.decontam import BenchmarkIndex
+
+    rows = adv.decontam_set(0, per_class=300)
+    texts = [r.text for r in rows]
+    out: dict = {"rows": len(rows), "kinds": dict(Counter(r.kind for r in rows))}
+    configs = [("new", DecontamConfig()), ("legacy", None)]
+    if semantic:
+        configs.append(("semantic", DecontamConfig(semantic={"enabled": True})))
+    for name, cfg in configs:
+        t0 = time.perf_counter()
+        index = BenchmarkIndex(cfg) if cfg is not None else LegacyIndex()
+        for b in adv.benchmark_specs():
+            for item_id, text in adv.load_items(b):
+                index.add(b.name, item_id, text)
+        index.finish()
+        t1 = time.perf_counter()
+        hits = index.match_many(texts)
+        t2 = time.perf_counter()
+        res: dict = {
+            "index_s": round(t1 - t0, 2),
+            "match_s": round(t2 - t1, 2),
+            "prompts_per_s": round(len(texts) / (t2 - t1), 1),
+        }
+        for k in sorted({r.kind for r in rows}):
+            sel = [(r, h) for r, h in zip(rows, hits) if r.kind == k]
+            for lang in ("en", "zh"):
+                part = [(r, h) for r, h in sel if r.lang == lang]
+                if part:
+                    flagged = sum(h is not None for _, h in part)
+                    res[f"{k}_{lang}"] = {"n": len(part), "flagged": flagged, "rate": _rate(flagged, len(part))}
+        leak = [(r, h) for r, h in zip(rows, hits) if r.kind in LEAK_KINDS]
+        res["leak_recall"] = _rate(sum(h is not None and h.benchmark == r.source for r, h in leak), len(leak))
+        res["leak_recall_by_benchmark"] = {
+            b: _rate(sum(h is not None and h.benchmark == r.source for r, h in leak if r.source == b),
+                     sum(1 for r, _ in leak if r.source == b))
+            for b in sorted({r.source for r, _ in leak})
+        }  # fmt: skip
+        clean = [(r, h) for r, h in zip(rows, hits) if r.kind in CLEAN_KINDS]
+        res["fp_clean"] = _rate(sum(h is not None for _, h in clean), len(clean))
+        zh = [(r, h) for r, h in clean if r.lang == "zh"]
+        res["fp_clean_zh"] = _rate(sum(h is not None for _, h in zh), len(zh))
+        reph = [(r, h) for r, h in zip(rows, hits) if r.kind == "leak_rephrased"]
+        res["rephrased_recall"] = _rate(sum(h is not None for _, h in reph), len(reph))
+        if name != "legacy":
+            res["rules"] = dict(Counter(h.rule for h in hits if h is not None))
+        out[name] = res
+        print(f"decontam direct [{name}]: {json.dumps(res)}")
+    return out
+
+
+def legacy_speed(texts: list[str]) -> tuple[float, float]:
+    """(new, legacy) prompts/s of decontamination alone on the same texts, one process each."""
+    from builder.config.curate import DecontamConfig
+    from builder.curate.decontam import BenchmarkIndex
+
+    speeds = []
+    for index in (BenchmarkIndex(DecontamConfig()), LegacyIndex()):
+        for b in adv.benchmark_specs():
+            for item_id, text in adv.load_items(b):
+                index.add(b.name, item_id, text)
+        index.finish()
+        t0 = time.perf_counter()
+        index.match_many(texts)
+        speeds.append(len(texts) / (time.perf_counter() - t0))
+    return speeds[0], speeds[1]
 
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1_000_000)
-    ap.add_argument("--quick", action="store_true", help="100,000 prompts, under a minute")
+    ap.add_argument("--quick", action="store_true", help="100,000 prompts")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--start-method", default="forkserver", choices=["forkserver", "fork", "spawn"])
-    ap.add_argument("--baseline-n", type=int, default=10_000, help="subsample for datatrove's defaults (~600 prompts/s)")
+    ap.add_argument(
+        "--baseline-n", type=int, default=10_000, help="subsample for datatrove's defaults (~600 prompts/s)"
+    )
+    ap.add_argument("--semantic", action="store_true", help="also run the embedding pass on the direct decontam set")
+    ap.add_argument("--no-direct", action="store_true", help="skip the direct decontamination evaluation")
     args = ap.parse_args(argv)
     n = 100_000 if args.quick else args.n
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         t0 = time.perf_counter()
-        rows, family, kind = build(n, args.seed, folder / "prompts.jsonl")
-        print(f"corpus: {len(rows):,} prompts in {time.perf_counter() - t0:.1f}s; "
-              + ", ".join(f"{k} {kind.count(k):,}" for k in sorted(set(kind))))
+        rows, family, kind, _ = build(n, args.seed, folder / "prompts.jsonl")
+        print(
+            f"corpus: {len(rows):,} prompts in {time.perf_counter() - t0:.1f}s; "
+            + ", ".join(f"{k} {kind.count(k):,}" for k in sorted(set(kind)))
+        )
         recipe = load_recipe(recipe_for(folder / "prompts.jsonl", folder, args.start_method))
         t0 = time.perf_counter()
-        res = run_curate(recipe, WorkDir(folder / "work"))
+        with TreePeak() as peak:  # the whole tree: this process (it holds the corpus) and every worker
+            res = run_curate(recipe, WorkDir(folder / "work"))
         secs = time.perf_counter() - t0
-        rss = max(peak_rss_mb())  # this process (holds the corpus) or its largest worker
+        rss = peak.mb
         print("step seconds:", res.step_seconds)
         for step, n_in, kept, dropped in res.steps:
             print(f"  {step:14s} in {n_in:>9,} kept {kept:>9,} dropped {dict(dropped)}")
         sc = scores(folder / "work", rows, family, kind)
         ours_pps = len(rows) / secs
-        print(f"ours: {ours_pps:,.0f} prompts/s end to end ({secs:.1f}s), peak RSS {rss:,.0f} MB, {sc}")
+        print(
+            f"ours: {ours_pps:,.0f} prompts/s end to end ({secs:.1f}s), peak RSS {rss:,.0f} MB "
+            f"(process tree, at most {peak.procs} processes)"
+        )
+        for key in ("classes", "numbers", "leaks"):
+            print(f"{key}: {json.dumps(sc[key])}")
+        reached = pq.read_table(folder / "work/curate/ledger.parquet", columns=["step", "source_row_id"]).to_pydict()
+        by_id = {r["id"]: r["text"] for r in rows}
+        dtexts = [by_id[r] for st, r in zip(reached["step"], reached["source_row_id"]) if st == "decontaminate"]
+        new_pps, legacy_pps = legacy_speed(dtexts)
+        print(
+            f"decontaminate alone, one process, {len(dtexts):,} prompts: new {new_pps:,.0f}/s, "
+            f"legacy rule {legacy_pps:,.0f}/s"
+        )
         speedup = None
         m = min(args.baseline_n, len(rows))
         sub = folder / "sub"
         write_shards(rows[:m], sub)
         try:
             t1 = time.perf_counter()
-            near_dedupe(sub, folder / "base", datatrove_defaults(), ExecutorConfig(tasks=2, workers=2, skip_completed=False))
+            near_dedupe(
+                sub, folder / "base", datatrove_defaults(), ExecutorConfig(tasks=2, workers=2, skip_completed=False)
+            )
             base_pps = m / (time.perf_counter() - t1)
             speedup = ours_pps / base_pps
             print(f"datatrove defaults (near-dedupe only, {m:,} prompts): {base_pps:,.0f} prompts/s")
         except ImportError as e:  # the default tokenizer needs spaCy
             print(f"datatrove defaults could not run: {e}")
+    direct = None if args.no_direct else direct_decontam(args.semantic)
     out = {
         "prompts": len(rows),
         "prompts_per_s": round(ours_pps, 1),
         "wall_s": round(secs, 1),
+        "step_s": res.step_seconds,
         "peak_rss_mb": round(rss, 1),
-        "near_dup_recall": round(sc["near_dup_recall"], 5),
-        "near_dup_precision": round(sc["near_dup_precision"], 5),
-        "contamination_recall": round(sc["contamination_recall"], 5),
-        "number_variants_kept": round(sc["number_variants_kept"], 5),
+        "max_processes": peak.procs,
+        "near_dup_recall": sc["near_dup_recall"],
+        "near_dup_precision": sc["near_dup_precision"],
+        "near_dup_min_class_recall": sc["near_dup_min_class_recall"],
+        "near_dup_min_class_precision": sc["near_dup_min_class_precision"],
+        "number_variants_kept": sc["number_variants_kept"],
+        "contamination_recall": sc["contamination_recall"],
+        "contamination_fp_clean": sc["contamination_fp_clean"],
+        "contamination_fp_clean_zh": sc["contamination_fp_clean_zh"],
+        "rephrased_recall": sc["leaks"]["leak_rephrased"]["recall"],
+        "decontam_prompts_per_s": round(new_pps, 1),
+        "decontam_speed_vs_legacy": round(new_pps / legacy_pps, 2),
         "speedup_vs_datatrove_defaults": round(speedup, 2) if speedup else None,
     }
+    if direct is not None:
+        new, old = direct["new"], direct["legacy"]
+        out |= {
+            "direct_rows": direct["rows"],
+            "direct_leak_recall": new["leak_recall"],
+            "direct_leak_recall_min_benchmark": min(new["leak_recall_by_benchmark"].values()),
+            "direct_fp_clean": new["fp_clean"],
+            "direct_fp_clean_zh": new["fp_clean_zh"],
+            "direct_rephrased_recall": new["rephrased_recall"],
+            "legacy_leak_recall": old["leak_recall"],
+            "legacy_fp_clean": old["fp_clean"],
+            "legacy_fp_clean_zh": old["fp_clean_zh"],
+        }
+        if "semantic" in direct:
+            sem = direct["semantic"]
+            out |= {
+                "semantic_rephrased_recall": sem["rephrased_recall"],
+                "semantic_fp_clean": sem["fp_clean"],
+                "semantic_fp_clean_zh": sem["fp_clean_zh"],
+                "semantic_extra_s_per_1k_prompts": round((sem["match_s"] - new["match_s"]) / direct["rows"] * 1000, 2),
+                "semantic_index_s": sem["index_s"],
+            }
     print(json.dumps(out))
     return out
 

@@ -110,10 +110,15 @@ def generate(work: Path, rows: int, shard_rows: int) -> dict[str, int]:
     """Write <work>/variants/<v>/part-*.parquet one shard at a time (bounded memory)."""
     import pyarrow.parquet as pq
 
+    from builder import tables
+    from builder.tables import CurateSummary, VariantsSummary
+    from builder.variants.registry import declare
+    from builder.workdir import WorkDir
+
     pools = _pools()
     arrow_bytes = {}
     for v in VARIANTS:
-        out = work / "variants" / v
+        out = WorkDir(work).path(tables.variant(v))
         out.mkdir(parents=True, exist_ok=True)
         total = 0
         for k, start in enumerate(range(0, rows, shard_rows)):
@@ -121,11 +126,15 @@ def generate(work: Path, rows: int, shard_rows: int) -> dict[str, int]:
             total += t.nbytes
             pq.write_table(t, out / f"part-{k:05d}.parquet", compression="zstd")  # as workdir.write_shards
         arrow_bytes[v] = total
-    (work / "curate").mkdir(exist_ok=True)
-    (work / "curate" / "summary.json").write_text(json.dumps({
-        "balance": [{"category": c, "source": f"src-{s}", "after": 1} for c in ("chat",) for s in range(5)]
-        + [{"category": "math", "source": "src-0", "after": 0}],
-        "decontamination": {"benchmarks": ["gsm8k", "mmlu"]}}))
+    WorkDir(work).write_summary(CurateSummary.model_validate({  # what the release reads: mix, benchmarks
+        "recipe": "release-benchmark", "version": "0.1.0", "recipe_sha256": "", "rows_in": 5, "rows_out": 5,
+        "steps": [], "category_quota": {}, "warnings": [], "seconds": 0.0, "step_seconds": {},
+        "balance": [{"category": c, "source": f"src-{s}", "before": 1, "after": 1} for c in ("chat",) for s in range(5)]
+        + [{"category": "math", "source": "src-0", "before": 0, "after": 0}],
+        "decontamination": {"benchmarks": ["gsm8k", "mmlu"], "skipped_absent": []}}))
+    WorkDir(work).write_summary(VariantsSummary(  # what the release reads: which variants, their specs
+        counts=dict.fromkeys(VARIANTS, rows), absent={}, summarizer="extractive", variants=list(VARIANTS),
+        specs=declare(VARIANTS), seconds=0.0))
     return arrow_bytes
 
 

@@ -19,8 +19,20 @@ the raw shared-corpus traces (load_real_traces) is kept as `parse_validate_repli
     python benchmarks/responses.py --quick          # 10,000 replies, < 60 s on 2 idle cores
     python benchmarks/responses.py [--rows 1300000]
 
+Truncation and language figures (issue: imported replies without a finish reason; vLLM's
+reasoning shapes; language identification): the seeded adversarial corpus of
+tests/fixtures/adversarial_replies.py (real R1 / Sky-T1 / Marco-o1 traces cut at token-like
+boundaries in their thinking and in their answer, with a finish reason, with token counts at
+the budget, with nothing but the text; clean replies; vLLM's misrouted answer) is judged by the
+stage's own normalize + validate: `truncation_recall_*` (right code), `clean_truncation_reject_rate`
+(a truncation code on a complete reply). `language_id_accuracy` / `language_label_accuracy`: rows
+whose language their source states (English / Chinese / Bangla questions), strict identify()
+and the rows' `language` label; `language_id_us_per_reply` against the script pass alone
+(`script_pass_us_per_reply`), same run. Timings on a shared 2-core machine are noisy.
+
 The last line printed is one JSON object: replies_per_s, peak_rss_mb, speedup_vs_naive,
-code_tests_per_s, rows, wall_s, …
+code_tests_per_s, rows, wall_s, …, truncation_recall_*, clean_truncation_reject_rate,
+language_id_accuracy, language_id_us_per_reply.
 """
 
 from __future__ import annotations
@@ -51,7 +63,7 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from builder import language  # noqa: E402
+from builder import language, tables  # noqa: E402
 from builder.reasoning_format import PRESETS  # noqa: E402
 from builder.responses.grammar import validate  # noqa: E402
 from builder.responses.shapes import normalize  # noqa: E402
@@ -139,7 +151,8 @@ def run_ours(rows: Iterable[Row]) -> Counter[str]:
         )
         # Uncached: replication repeats prompts far more often than a real build does.
         allowed = language.prompt_languages(row["prompt"], cached=False)
-        result = validate(parsed, row["finish_reason"], allowed, None)
+        result = validate(parsed, row["finish_reason"], allowed, None, infer_truncation=True,
+                          prompt_scripts=language.prompt_scripts(row["prompt"]))  # fmt: skip
         counts["rows"] += 1
         counts["shape:" + parsed.shape] += 1
         counts.update(result.codes)
@@ -263,7 +276,7 @@ def build_base(root: Path) -> tuple[pa.Table, pa.Table]:
             text = f"<think>\n{steps}\n</think>\n\n<answer>\nThe answer is \\boxed{{{gold}}}.\n</answer>"
             replies.append(reply_row(p["prompt_id"], text))
             have.add(p["prompt_id"])
-    prompts = read_table(work.shards("curate", "prompts"))
+    prompts = read_table(work.shards(tables.PROMPTS))
     prompts = prompts.filter(pc.is_in(prompts.column("prompt_id"), value_set=pa.array(sorted(have))))
     reply_table = pa.Table.from_pylist(
         [{k: r[k] for k in REPLY_FEATURES} for r in replies], schema=REPLY_FEATURES.arrow_schema
@@ -284,7 +297,7 @@ def write_replicated(root: Path, prompts: pa.Table, replies: pa.Table, n: int, s
     """Write n replies (and their prompts) as copies of the base, one shard at a time."""
     copies = -(-n // replies.num_rows)
     per_shard = max(1, shard_rows // replies.num_rows)
-    pdir, rdir = root / "curate" / "prompts", root / "generate" / "replies"
+    pdir, rdir = WorkDir(root).path(tables.PROMPTS), WorkDir(root).path(tables.REPLIES)
     for d in (pdir, rdir):
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir(parents=True)
@@ -306,6 +319,8 @@ def write_replicated(root: Path, prompts: pa.Table, replies: pa.Table, n: int, s
         n_prompts += pt.num_rows
         pq.write_table(pt, pdir / f"part-{shard:05d}.parquet", compression="zstd", row_group_size=16_384)
         pq.write_table(rt, rdir / f"part-{shard:05d}.parquet", compression="zstd", row_group_size=16_384)
+    for stage in ("curate", "generate"):  # as finished runs would leave them (the stages check)
+        WorkDir(root).mark_complete(stage)
     return n_prompts, n
 
 
@@ -439,8 +454,8 @@ def run_naive_stages(work_root: Path, n: int, out_dir: Path) -> Counter[str]:
     from builder.tokens import load_tokenizer
 
     student, teacher = load_tokenizer("qwen2.5"), load_tokenizer("deepseek-r1")
-    rfile = sorted((work_root / "generate" / "replies").glob("part-*.parquet"))[0]
-    pfile = sorted((work_root / "curate" / "prompts").glob("part-*.parquet"))[0]
+    rfile = WorkDir(work_root).shards(tables.REPLIES)[0]
+    pfile = WorkDir(work_root).shards(tables.PROMPTS)[0]
     df = pd.read_parquet(rfile).head(n)
     prompts = pd.read_parquet(pfile)
     prompts["prompt"] = prompts["messages"].map(
@@ -539,6 +554,52 @@ def _parse_validate_rate(n: int) -> float:
     return n / (time.perf_counter() - start)
 
 
+def truncation_figures(max_triples: int | None, seed: int = 0) -> dict[str, Any]:
+    """The adversarial corpus judged by the stage's normalize + validate (see the docstring)."""
+    from tests.fixtures.adversarial_replies import build_cases, real_triples, score
+
+    triples = real_triples()
+    random.Random(seed).shuffle(triples)
+    cases = build_cases(triples[:max_triples] if max_triples else triples, seed=seed)
+    start = time.perf_counter()
+    result = score(cases)
+    result["cases"] = len(cases)
+    result["triples"] = min(len(triples), max_triples or len(triples))
+    result["us_per_case"] = round((time.perf_counter() - start) / len(cases) * 1e6, 1)
+    return result
+
+
+def language_figures(n_replies: int = 3000) -> dict[str, Any]:
+    """Accuracy on labelled rows, and the language work's cost per reply vs the script pass alone."""
+    from tests.fixtures.adversarial_replies import labelled_language_rows, language_accuracy
+
+    rows = labelled_language_rows()
+    acc = language_accuracy(rows)
+    label = {}
+    for lang, texts in rows.items():
+        labels = [language.prompt_language_label(t) for t in texts]
+        named = [lab for lab in labels if lab != language.UNKNOWN]
+        label[lang] = {
+            "accuracy": round(sum(lang in lab.split("+") for lab in labels) / len(labels), 4),
+            "accuracy_claimed": round(sum(lang in lab.split("+") for lab in named) / max(1, len(named)), 4),
+        }
+    replies = [(r["reasoning_content"] or "", r["content"] or "", r["prompt"]) for r in load_real_traces()]
+    replies = [replies[i % len(replies)] for i in range(0, n_replies * 7, 7)]
+    language.identify("warm the model up: bonjour tout le monde, comment allez-vous aujourd'hui ?")
+    start = time.perf_counter()
+    for think, content, prompt in replies:
+        language.identify(think or content)
+        language.identify(content)
+        language.prompt_languages(prompt, cached=False)
+    ours = (time.perf_counter() - start) / len(replies)
+    start = time.perf_counter()
+    for think, content, prompt in replies:
+        for text in (think or content, content, prompt):
+            language._counts(language.strip_code_and_math(language._sample(text, language.SAMPLE_CHARS)))
+    script = (time.perf_counter() - start) / len(replies)
+    return {"accuracy": acc, "label": label, "us_per_reply": ours * 1e6, "script_us_per_reply": script * 1e6}
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_300_000, help="replies to process (default 1,300,000)")
@@ -550,6 +611,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument(
         "--quick", action="store_true", help="10,000 replies, 1,000 for the baseline (< 60 s on 2 idle cores)"
     )
+    ap.add_argument("--triples", type=int, default=None, help="real traces for the truncation corpus (default all)")
     ap.add_argument("--stages-only", type=Path, default=None, help=argparse.SUPPRESS)  # the timed child
     args = ap.parse_args(argv)
     if args.stages_only:
@@ -561,6 +623,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.naive_rows = args.naive_rows or 1_000
         args.parse_rows = args.parse_rows or 10_000
         args.code_items = min(args.code_items, 40)
+        args.triples = args.triples or 600
     naive_rows = min(args.rows, args.naive_rows or 10_000)
     parse_rows = min(args.rows, args.parse_rows or 50_000)
     t_all = time.perf_counter()
@@ -604,6 +667,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
         code_rate, passed, items = code_tests_per_s(args.code_items, workers=4)
         print(f"code verification: {items} problems, {passed} passed, {code_rate:.1f} tests/s (4 sandboxes)")
+
+        trunc = truncation_figures(args.triples)
+        rc = trunc["right_code"]
+        print(f"truncation corpus: {trunc['cases']:,} cases from {trunc['triples']:,} real traces, "
+              f"{trunc['us_per_case']:.0f} us/case; right code (rate, n):")  # fmt: skip
+        for key in ("truncated:with_finish", "truncated:tokens", "truncated:text_only", "cut_think:none",
+                    "cut_answer:none", "cut_answer:none:mid_sentence", "cut_answer:none:after_sentence",
+                    "cut_answer:none:in_math", "cut_answer:none:in_code", "misrouted_all", "clean"):  # fmt: skip
+            if key in rc:
+                print(f"   {key:34s} {rc[key]['rate']:.4f}  n={rc[key]['n']}")
+        langs = language_figures()
+        print(f"language id: strict {json.dumps({k: v['accuracy'] for k, v in langs['accuracy'].items()})}, "
+              f"row label {json.dumps({k: v['accuracy'] for k, v in langs['label'].items()})}; "
+              f"{langs['us_per_reply']:.0f} us/reply (script pass alone {langs['script_us_per_reply']:.0f} us)")
     finally:
         if args.work is None:
             shutil.rmtree(root, ignore_errors=True)
@@ -625,6 +702,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "naive_rows": naive_rows,
         "parse_validate_replies_per_s": round(pv_rate, 1),
         "kept": ours["kept"],
+        "truncation_recall_with_finish": rc["truncated:with_finish"]["rate"],
+        "truncation_recall_no_finish_tokens": rc["truncated:tokens"]["rate"],
+        "truncation_recall_no_finish_text_only": rc["truncated:text_only"]["rate"],
+        "truncation_recall_text_only_think": rc["cut_think:none"]["rate"],
+        "truncation_recall_text_only_answer": {
+            k.rsplit(":", 1)[1]: rc[k]["rate"] for k in rc if k.startswith("cut_answer:none:")
+        },
+        "misrouted_recall": rc["misrouted_all"]["rate"],
+        "clean_truncation_reject_rate": rc["clean"]["rate"],
+        "clean_any_reject_rate": trunc["clean_any_reject"]["clean"]["rate"],
+        "truncation_cases": trunc["cases"],
+        "language_id_accuracy": {k: v["accuracy"] for k, v in langs["accuracy"].items()},
+        "language_label_accuracy": {k: v["accuracy"] for k, v in langs["label"].items()},
+        "language_label_accuracy_claimed": {k: v["accuracy_claimed"] for k, v in langs["label"].items()},
+        "language_id_us_per_reply": round(langs["us_per_reply"], 1),
+        "script_pass_us_per_reply": round(langs["script_us_per_reply"], 1),
         "load_avg_1m": round(os.getloadavg()[0], 2),
         "bench_total_s": round(time.perf_counter() - t_all, 1),
     }

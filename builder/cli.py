@@ -7,18 +7,24 @@ exit 2, never a traceback.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
+import os
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+from rich.markup import escape
 
 from builder import __version__
 from builder.console import console, err, steps_table, ticker
 from builder.errors import UserError, redact
+from builder.worklock import work_lock
 
 app = typer.Typer(
     name="answer-distill",
@@ -41,8 +47,30 @@ if TYPE_CHECKING:
     from builder.recipe import Recipe
 
 
+# OSErrors that are the machine's or the user's to fix, not bugs: what to do about each.
+_IO_HINTS = {
+    errno.ENOSPC: "the disk is full; free space there or point --work/--out at another disk",
+    errno.EDQUOT: "the disk quota is used up; free space there or point --work/--out at another disk",
+    errno.EROFS: "the file system is read-only; point --work/--out at a writable folder",
+    errno.EACCES: "check its permissions, or point --work/--out at a folder you can write",
+    errno.EPERM: "check its permissions, or point --work/--out at a folder you can write",
+    errno.ENOTDIR: "a part of the path is a file, not a folder; pick another path",
+}
+
+
+def io_error_line(e: OSError, where: Path | str | None) -> str | None:
+    """One line for an OSError in _IO_HINTS (None for any other): the path from the exception,
+    else `where` (the folder the command writes: a full disk raises with no file name)."""
+    hint = _IO_HINTS.get(e.errno or 0)
+    if hint is None:
+        return None
+    path = e.filename if e.filename is not None else where
+    # os.strerror, not e.strerror: pyarrow's reads "Error writing bytes to file. Detail: …".
+    return f"{path}: {os.strerror(e.errno or 0)}; {hint}"
+
+
 def user_errors(fn: F) -> F:
-    """Turn UserError into one red line and exit code 2."""
+    """Turn UserError (and a full disk, a read-only folder…) into one red line and exit code 2."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -50,6 +78,13 @@ def user_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except UserError as e:
             err.print(f"[bold red]error:[/] {e}", highlight=False, markup=True, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except OSError as e:
+            where = kwargs.get("out") or kwargs.get("work") or kwargs.get("release_dir")
+            line = io_error_line(e, where)
+            if line is None:
+                raise
+            err.print(f"[bold red]error:[/] {escape(redact(line))}", highlight=False, markup=True, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err.print("[yellow]interrupted; stored work is kept, re-run to resume[/]")
@@ -62,67 +97,114 @@ def load(recipe_path: Path) -> Recipe:
     """The whole recipe, validated, plus the checks that need a stage's registry (variant names):
     everything a typo can break fails here, before any work directory is written."""
     from builder.recipe import load_recipe
-    from builder.variants.registry import REGISTRY
+    from builder.variants.registry import REGISTRY, to_build
 
     recipe = load_recipe(recipe_path)
-    unknown = [v for v in recipe.variants.build if v not in REGISTRY]
+    unknown = [v for v in to_build(recipe.variants.build) if v not in REGISTRY]
     if unknown:
         raise UserError(f"{recipe_path}: variants.build: unknown variant(s) {unknown}; known: {sorted(REGISTRY)}")
     return recipe
 
 
+def check_writable(path: Path, what: str) -> None:
+    """Before a stage runs: `path` is (or can become) a folder this process can write, else
+    one line. Root ignores permission bits, so a real file is written, which also finds a
+    read-only mount or a full disk before any work is done."""
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{path}: {what} is a file, not a folder; pass a folder path (it is created if missing)")
+    base = path
+    while not base.exists() and base != base.parent:  # the folder mkdir would create it in
+        base = base.parent
+    if not base.is_dir():
+        raise UserError(f"{path}: {base} is a file, so {what} cannot be created there; pick another path")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=base)
+        try:
+            os.write(fd, b"x")
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as e:
+        hint = _IO_HINTS.get(e.errno or 0, "point it at a folder you can write")
+        raise UserError(f"{path}: cannot write {what} there ({os.strerror(e.errno or 0)}); {hint}") from None
+
+
+def _where(work: Path, *tables: Any) -> None:
+    """Where a stage's tables lie, from their declarations (builder/tables.py)."""
+    console.print("   ".join(f"{t.name}: {work / t.label}" for t in tables), highlight=False)
+
+
 def _run_curate(recipe: Recipe, work: Path) -> None:
+    from builder import tables
     from builder.curate.stage import run_curate
     from builder.workdir import WorkDir
 
+    check_writable(work, "--work")
     res = run_curate(recipe, WorkDir(work), progress=ticker("curate"))
     for w in res.warnings:
         err.print(f"[yellow]warning:[/] {w}", highlight=False)
     console.print(steps_table(f"curate: {res.rows_in:,} rows in → {res.rows_out:,} prompts ({res.seconds:.1f}s)", res.steps))
     mix = ", ".join(f"{k} {v:,}" for k, v in sorted(res.by_category.items()))
     console.print(f"categories: {mix}", highlight=False)
-    console.print(f"prompts: {work / 'curate/prompts'}   ledger: {work / 'curate/ledger.parquet'}", highlight=False)
+    _where(work, tables.PROMPTS, tables.CURATE_LEDGER)
 
 
 def _run_generate(recipe: Recipe, work: Path) -> None:
+    from builder import tables
     from builder.console import LiveProgress, print_generate
     from builder.generate.stage import run_generate
     from builder.workdir import WorkDir
 
+    check_writable(work, "--work")
     live = LiveProgress(console)
     try:
         res = run_generate(recipe, WorkDir(work), progress=live)
     finally:
         live.stop()
     print_generate(res, console)
-    console.print(f"replies: {work / 'generate/replies'}   ledger: {work / 'generate/ledger.parquet'}", highlight=False)
+    _where(work, tables.REPLIES, tables.GENERATE_LEDGER)
 
 
 def _run_responses(recipe: Recipe, work: Path) -> None:
+    from builder import tables
     from builder.responses.stage import run_responses
     from builder.workdir import WorkDir
 
+    check_writable(work, "--work")
     res = run_responses(recipe, WorkDir(work), progress=ticker("responses"))
     console.print(steps_table(
         f"responses: {res.rows_in:,} replies → {res.kept:,} kept, {res.quarantined:,} quarantined ({res.seconds:.1f}s)", res.steps))
     if res.verify:
         console.print("verification: " + ", ".join(f"{k} {v:,}" for k, v in sorted(res.verify.items())), highlight=False)
-    console.print(f"parsed: {work / 'responses/parsed'}   quarantine: {work / 'responses/quarantine'}", highlight=False)
+    _where(work, tables.PARSED, tables.QUARANTINE)
 
 
 def _run_variants(recipe: Recipe, work: Path) -> None:
+    from builder import tables
     from builder.variants.stage import run_variants
     from builder.workdir import WorkDir
 
+    check_writable(work, "--work")
     var = run_variants(recipe, WorkDir(work), progress=ticker("variants"))
     console.print(steps_table(f"variants ({var.seconds:.1f}s): rows per variant; absent prompts by reason", var.steps))
-    console.print(f"variants: {work / 'variants'}", highlight=False)
+    _where(work, tables.VARIANT, tables.VARIANTS_LEDGER)
 
 
 def _run_release(recipe: Recipe, work: Path, out: Path | None = None, previous: Path | None = None) -> None:
     from builder.release.stage import run_release
 
-    res = run_release(recipe, work, out or work / "release", progress=ticker("release"), previous=previous)
+    if work.exists() and not work.is_dir():
+        raise UserError(f"{work}: --work is a file, not a folder; pass the folder `variants` wrote")
+    check_writable(out or work / "release", "the release folder (--out)")
+    from builder.release.stage import unchanged
+    from builder.workdir import WorkDir
+
+    target = out or work / "release"
+    if unchanged(recipe, WorkDir(work), target):
+        console.print(f"release v{recipe.version}: {target} already holds this exact release; nothing to do",
+                      highlight=False)  # fmt: skip
+        return
+    res = run_release(recipe, work, target, progress=ticker("release"), previous=previous)
     for w in res.warnings:
         err.print(f"[yellow]warning:[/] {w}", highlight=False)
     rows = ", ".join(f"{k} {v:,}" for k, v in res.counts.items())
@@ -144,28 +226,36 @@ STAGES: list[tuple[str, Callable[[Recipe, Path], None]]] = [
 @user_errors
 def curate(recipe: RecipeArg, work: WorkOpt = Path("work")) -> None:
     """Read sources, normalize, dedupe (exact + MinHash), decontaminate, balance."""
-    _run_curate(load(recipe), work)
+    loaded = load(recipe)
+    with _locked(work):
+        _run_curate(loaded, work)
 
 
 @app.command()
 @user_errors
 def generate(recipe: RecipeArg, work: WorkOpt = Path("work")) -> None:
     """Send every curated prompt to the teachers and store every reply whole (resumable)."""
-    _run_generate(load(recipe), work)
+    loaded = load(recipe)
+    with _locked(work):
+        _run_generate(loaded, work)
 
 
 @app.command()
 @user_errors
 def responses(recipe: RecipeArg, work: WorkOpt = Path("work")) -> None:
     """Parse, validate and verify stored replies; select one kept reply per prompt and teacher role."""
-    _run_responses(load(recipe), work)
+    loaded = load(recipe)
+    with _locked(work):
+        _run_responses(loaded, work)
 
 
 @app.command()
 @user_errors
 def variants(recipe: RecipeArg, work: WorkOpt = Path("work")) -> None:
     """Build every variant from prompts and selected replies (one row id per prompt across variants)."""
-    _run_variants(load(recipe), work)
+    loaded = load(recipe)
+    with _locked(work):
+        _run_variants(loaded, work)
 
 
 @app.command()
@@ -177,7 +267,9 @@ def release(
     previous: Annotated[Path | None, typer.Option(help="Previous release folder, for CHANGELOG.md.")] = None,
 ) -> None:
     """Check every variant (quality gates) and, if they pass, write a Hub-ready dataset folder."""
-    _run_release(load(recipe), work, out, previous)
+    loaded = load(recipe)
+    with _locked(work):
+        _run_release(loaded, work, out, previous)
 
 
 @app.command()
@@ -206,12 +298,40 @@ def build(
     """Run every stage in order (curate → generate → responses → variants → release), checking each ledger."""
     loaded = load(recipe)  # once: every section validated before any stage runs
     t0 = time.perf_counter()
-    for name, fn in STAGES:
-        console.rule(f"[bold]{name}")
-        fn(loaded, work)
-    console.rule("[bold]release")
-    _run_release(loaded, work, out)
+    with _locked(work):
+        for name, fn in STAGES:
+            console.rule(f"[bold]{name}")
+            if _unchanged(name, loaded, work):
+                console.print(f"{name}: unchanged since its last run (same recipe section, same inputs); skipped",
+                              highlight=False)  # fmt: skip
+                continue
+            fn(loaded, work)
+        console.rule("[bold]release")
+        _run_release(loaded, work, out)
     console.rule(f"[bold green]build done in {time.perf_counter() - t0:.1f}s")
+
+
+@contextlib.contextmanager
+def _locked(work: Path) -> Iterator[None]:
+    """The work dir checked (before anything is created there), then held for this command."""
+    check_writable(work, "--work")
+    with work_lock(work):
+        yield
+
+
+def _unchanged(stage: str, recipe: Recipe, work: Path) -> bool:
+    """The stage's last committed run had this exact fingerprint (recipe section + input digests).
+    Generate always runs: it asks only for what its store lacks, and an unchanged store exports
+    identical bytes, so what follows it is skipped in turn."""
+    import importlib
+
+    from builder.workdir import WorkDir
+
+    if stage == "generate" or not work.is_dir():
+        return False
+    module = importlib.import_module(f"builder.{stage}.stage")
+    wd = WorkDir(work)
+    return wd.up_to_date(stage, module.fingerprint(recipe, wd))
 
 
 @app.command()

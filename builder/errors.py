@@ -5,8 +5,12 @@ from __future__ import annotations
 import os
 import re
 
-# Env vars whose values must never be printed; extended by stages that read keys by name.
-SECRET_ENV_HINTS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
+# Env vars whose values must never be printed: any named like a key, and every variable a
+# loaded recipe names as an `api_key_env`, whatever its name (register_secret_env).
+SECRET_ENV_HINTS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CRED", "AUTH")
+# The registered names travel in this variable (names only, never values), so worker
+# processes and cluster tasks started from here redact the same values.
+SECRET_ENVS_VAR = "ANSWER_DISTILL_SECRET_ENVS"
 _TOKEN_SHAPES = re.compile(r"\b(sk-[A-Za-z0-9_\-]{6,}|hf_[A-Za-z0-9]{6,})\b")
 
 
@@ -17,12 +21,22 @@ class UserError(Exception):
         super().__init__(redact(" ".join(message.split())))
 
 
+def register_secret_env(name: str) -> None:
+    """Treat the value of env var `name` as a secret from now on (a recipe's api_key_env)."""
+    names = set(filter(None, os.environ.get(SECRET_ENVS_VAR, "").split(",")))
+    if name not in names:
+        os.environ[SECRET_ENVS_VAR] = ",".join(sorted(names | {name}))
+
+
 def secret_values() -> list[str]:
-    return [
-        v
-        for k, v in os.environ.items()
-        if v and len(v) >= 6 and any(h in k.upper() for h in SECRET_ENV_HINTS)
-    ]
+    named = set(filter(None, os.environ.get(SECRET_ENVS_VAR, "").split(",")))
+    out: set[str] = set()
+    for k, v in os.environ.items():
+        if k != SECRET_ENVS_VAR and v and (k in named or any(h in k.upper() for h in SECRET_ENV_HINTS)):
+            for value in (v, v.strip()):
+                if len(value) >= 6:
+                    out.add(value)
+    return sorted(out, key=len, reverse=True)  # longest first: a key never half-redacted
 
 
 def redact(text: str) -> str:

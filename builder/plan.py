@@ -8,6 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from builder import tables
 from builder.config.base import CATEGORIES
 from builder.config.curate import PAPER_MIX
 from builder.curate.balance import allocate
@@ -27,6 +28,27 @@ def expected_mix(recipe: Recipe) -> dict[str, int] | None:
     return allocate(b.target_total, caps, {c: weights.get(c, 0.0) for c in CATEGORIES})
 
 
+def flow() -> list[dict[str, Any]]:
+    """Per stage, in build order, the work-dir tables it reads and writes: each stage module's own
+    READS / WRITES (builder/tables.py), so the printed flow cannot drift from the code."""
+    from builder.curate import stage as curate
+    from builder.generate import stage as generate
+    from builder.release import stage as release
+    from builder.responses import stage as responses
+    from builder.variants import stage as variants
+
+    return [
+        {"stage": name, "reads": [tables.label(t) for t in mod.READS], "writes": [tables.label(t) for t in mod.WRITES]}
+        for name, mod in (("curate", curate), ("generate", generate), ("responses", responses),
+                          ("variants", variants), ("release", release))
+    ]  # fmt: skip
+
+
+def flow_lines(steps: list[dict[str, Any]]) -> list[str]:
+    return [f"{s['stage']}: reads {', '.join(s['reads']) or 'nothing from the work dir'} → writes {', '.join(s['writes'])}"
+            for s in steps]  # fmt: skip
+
+
 def plan_data(recipe: Recipe) -> dict[str, Any]:
     sources = []
     for s in recipe.sources:
@@ -44,6 +66,7 @@ def plan_data(recipe: Recipe) -> dict[str, Any]:
         "balance": recipe.curate.balance.model_dump(),
         "expected_mix": expected_mix(recipe),
         "executor": recipe.executor.model_dump(),
+        "flow": flow(),
     }
     return out
 
@@ -51,6 +74,9 @@ def plan_data(recipe: Recipe) -> dict[str, Any]:
 def print_plan(recipe: Recipe, console: Console, work: Path | None = None) -> None:
     data = plan_data(recipe)
     console.print(f"[bold]{recipe.name}[/] v{recipe.version}  ({len(recipe.sources)} sources)")
+    console.print("flow (paths under the work dir):")
+    for line in flow_lines(data["flow"]):
+        console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
     t = Table(title="sources (read in priority order)", title_justify="left")
     for col in ("name", "kind", "where", "category", "limit", "license"):
         t.add_column(col)

@@ -25,9 +25,41 @@ from builder.config.responses import ResponsesConfig
 from builder.config.sources import SourceConfig
 from builder.config.student import StudentConfig
 from builder.config.variants import VariantsConfig
-from builder.errors import UserError
+from builder.errors import UserError, register_secret_env
 
 SEMVER = re.compile(r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?$")
+# A recipe is a page of settings: these bounds refuse alias bombs and machine-made documents
+# before they can exhaust memory or the stack (validation walks every expanded node).
+MAX_RECIPE_BYTES = 1_000_000
+MAX_ALIASES = 100
+MAX_NODES = 100_000
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader that counts aliases as it composes (a billion-laughs document fails early)."""
+
+    aliases = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                raise yaml.YAMLError(f"more than {MAX_ALIASES} aliases (*name); write the values out")
+        return super().compose_node(parent, index)
+
+
+def _expanded_size(data: Any, limit: int) -> int:
+    """Nodes in the document with aliases expanded, counting stops just past `limit`."""
+    count, stack = 0, [data]
+    while stack and count <= limit:
+        node = stack.pop()
+        count += 1
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return count
 
 
 class Recipe(Strict):
@@ -64,6 +96,13 @@ class Recipe(Strict):
         if not self.sources:
             raise ValueError("a recipe needs at least one source")
         return self
+
+    def secret_envs(self) -> list[str]:
+        """Every env var the recipe names as holding an API key (teachers, the summarizer)."""
+        teachers = list(self.generate.teachers) if self.generate else []
+        if self.variants.summarizer.teacher is not None:
+            teachers.append(self.variants.summarizer.teacher)
+        return sorted({e.api_key_env for t in teachers for e in t.endpoints if e.api_key_env})
 
     def resolve(self, p: str) -> Path:
         """A path from the recipe, relative to the recipe file's folder."""
@@ -141,17 +180,28 @@ def format_validation_error(file: Path, err: ValidationError, data: Any, root: t
 
 def load_recipe(path: str | Path) -> Recipe:
     file = Path(path)
+    if file.is_dir():
+        raise UserError(f"{file}: is a folder; pass the path to a recipe YAML file inside it")
     if not file.is_file():
         raise UserError(f"{file}: recipe file not found; pass the path to a recipe YAML")
-    raw = file.read_bytes()
     try:
-        data = yaml.safe_load(raw)
+        raw = file.read_bytes()
+    except OSError as e:
+        raise UserError(f"{file}: cannot read the recipe ({e.strerror}); check its permissions") from None
+    if len(raw) > MAX_RECIPE_BYTES:
+        raise UserError(f"{file}: {len(raw):,} bytes is not a recipe (at most {MAX_RECIPE_BYTES:,}); keep data in sources")
+    try:
+        data = yaml.load(raw, Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
-        raise UserError(f"{file}{line}: not valid YAML ({getattr(e, 'problem', e)}); fix the syntax") from None
+        raise UserError(f"{file}{line}: not valid YAML ({getattr(e, 'problem', None) or e}); fix the syntax") from None
+    except RecursionError:
+        raise UserError(f"{file}: nested too deeply to be a recipe; fix the YAML") from None
     if not isinstance(data, dict):
         raise UserError(f"{file}: a recipe must be a YAML mapping with name, version and sources")
+    if _expanded_size(data, MAX_NODES) > MAX_NODES:
+        raise UserError(f"{file}: more than {MAX_NODES:,} values once aliases are expanded; write a smaller recipe")
     # An explicit `null` section means "defaults", like leaving it out.
     for key in ("student", "curate", "executor", "responses", "variants", "quality", "release"):
         if key in data and data[key] is None:
@@ -162,4 +212,6 @@ def load_recipe(path: str | Path) -> Recipe:
         raise UserError(format_validation_error(file, e, data)) from None
     recipe.path = file.resolve()
     recipe.sha256 = hashlib.sha256(raw).hexdigest()
+    for name in recipe.secret_envs():
+        register_secret_env(name)
     return recipe

@@ -95,6 +95,19 @@ LEDGER_FEATURES = Features(
     }
 )
 
+# Curate's decontamination report: one row per dropped prompt and the benchmark item it hit.
+DECONTAMINATION_FEATURES = Features(
+    {
+        "benchmark": Value("string"),
+        "item_id": Value("string"),
+        "prompt_id": Value("string"),
+        "source": Value("string"),
+        "source_row_id": Value("string"),
+        "rule": Value("string"),  # "ngram<N>" | "fuzzy<T>"
+        "evidence": Value("string"),
+    }
+)
+
 
 def arrow_schema(features: Features) -> pa.Schema:
     return features.arrow_schema
@@ -133,8 +146,6 @@ def generation_id_for(
 
 def provenance_defaults() -> dict[str, str]:
     return {"schema_version": SCHEMA_VERSION, "toolkit_version": TOOLKIT_VERSION}
-
-VARIANTS = ("original", "answer", "think_summary", "full", "control")
 
 # A row of a published variant (HF config). All variants of one prompt share `prompt_id`.
 VARIANT_FEATURES = Features(

@@ -4,7 +4,10 @@ Layers, strongest available first (probed once per process, recorded in every re
 
 * ``netns``    -- ``unshare --net``: the child has no network at all, loopback included.
 * ``mountns``  -- ``unshare --mount`` + size-capped tmpfs over /tmp and /dev/shm: the child's
-  working directory is a private /tmp, and it cannot fill the host's disk there.
+  working directory is a private /tmp, and it cannot fill the host's disk there; every other
+  world-writable directory (/var/tmp, /run/lock …) is covered by an empty read-only tmpfs.
+* ``pidns``    -- with mountns: ``unshare --pid`` and its own /proc, so a program cannot see,
+  signal or read the memory of the sandboxes running next to it.
 * ``nobody``   -- ``setpriv`` to uid/gid 65534 with no capabilities: it cannot signal or read
   the parent's (root-owned) processes and files, and RLIMIT_NPROC is enforced (root
   ignores it), so fork/threads fail with EAGAIN.
@@ -35,6 +38,7 @@ import math
 import os
 import secrets
 import select
+import shlex
 import shutil
 import signal
 import subprocess
@@ -73,11 +77,15 @@ for _m in (_o, _px):
         if hasattr(_m, _n):
             setattr(_m, _n, _deny(_n))
 _pps.fork_exec = _deny("subprocess")  # what subprocess.Popen ends in (not imported: slow)
-for _n in ("socket", "socketpair", "create_connection", "create_server", "fromfd"):
+class _NoSocket(_sock.socket):  # a class, so `class SSLSocket(socket)` (ssl, asyncio) still imports
+    def __init__(self, *a, _d=_deny("socket"), **k):
+        _d()
+_sock.socket = _NoSocket
+for _n in ("socketpair", "create_connection", "create_server", "fromfd"):
     setattr(_sock, _n, _deny("socket"))
 for _n in ("ctypes", "_ctypes", "pty"):
     _s.modules[_n] = None
-del _j, _r, _k, _v, _lim, _m, _n, _px, _sock, _pps, _deny
+del _j, _r, _k, _v, _lim, _m, _n, _px, _sock, _pps, _deny, _NoSocket
 """.replace("%(marker)r", repr(_VIOLATION)).replace("%%", "%")
 
 
@@ -124,6 +132,33 @@ def _scrubbed_env(home: str) -> dict[str, str]:
     return {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "HOME": home, "TMPDIR": home}
 
 
+# Roots searched (a few levels deep) for directories anyone may write to, besides /tmp and
+# /dev/shm (those get private capped tmpfs): /var/tmp, /run/lock and the like would let the
+# program leave files on the host past every cap.
+_WRITABLE_ROOTS = ("/var", "/run", "/dev", "/home", "/srv", "/opt", "/mnt", "/media", "/work", "/root", "/usr/local")
+_PRIVATE = ("/tmp", "/dev/shm", "/proc", "/sys")
+
+
+@functools.cache
+def host_writable_dirs(depth: int = 3) -> tuple[str, ...]:
+    """World-writable directories outside /tmp and /dev/shm (cached per process)."""
+    found: list[str] = []
+    for root in _WRITABLE_ROOTS:
+        base = root.rstrip("/").count("/")
+        for dirpath, dirnames, _ in os.walk(root, followlinks=False):
+            if dirpath.startswith(_PRIVATE) or dirpath.count("/") - base >= depth:
+                dirnames[:] = []
+                continue
+            try:
+                st = os.lstat(dirpath)
+            except OSError:
+                continue
+            if st.st_mode & 0o002:
+                found.append(dirpath)
+                dirnames[:] = []  # the mount over it hides everything below
+    return tuple(found)
+
+
 def _ns_prefix(tmpfs_mb: int, mount: bool, drop: bool) -> tuple[str, ...]:
     drop_cmd = (
         f"exec setpriv --reuid={NOBODY} --regid={NOBODY} --clear-groups --inh-caps=-all --bounding-set=-all -- "
@@ -131,11 +166,18 @@ def _ns_prefix(tmpfs_mb: int, mount: bool, drop: bool) -> tuple[str, ...]:
         else "exec "
     )
     if mount:
+        # Read-only, root-owned, empty: what was writable is no longer there to write to.
+        hide = "".join(f"mount -t tmpfs -o size=4k,mode=0555,ro tmpfs {shlex.quote(d)} && " for d in host_writable_dirs())
         script = (
             f"mount -t tmpfs -o size={tmpfs_mb}m,mode=1777 tmpfs /tmp && "
-            f'mount -t tmpfs -o size=8m,mode=1777 tmpfs /dev/shm && cd /tmp && {drop_cmd}"$@"'
+            # No exec: the shell stays PID 1 of the namespace, so the program is an ordinary process
+            # (PID 1 ignores fatal signals like SIGXCPU) and its signal death reaches us as 128+N.
+            f"mount -t tmpfs -o size=8m,mode=1777 tmpfs /dev/shm && {hide}cd /tmp && {drop_cmd.removeprefix('exec ')}\"$@\""
         )
-        return ("unshare", "--net", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, "sh")
+        # --pid with a fresh /proc: the program sees and can signal only its own processes, not
+        # the sandboxes running beside it (nor read their /proc/<pid>/mem or stdin).
+        return ("unshare", "--net", "--mount", "--propagation", "private", "--pid", "--kill-child", "--mount-proc",
+                "--", "/bin/sh", "-c", script, "sh")  # fmt: skip
     return ("unshare", "--net", "--", "/bin/sh", "-c", f'{drop_cmd}"$@"', "sh")
 
 
@@ -169,7 +211,7 @@ def isolation_plan(tmpfs_mb: int = 64) -> _Plan:
     tools = all(shutil.which(t) for t in ("unshare", "setpriv", "mount"))
     levels: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
     if root and tools:
-        levels.append((_ns_prefix(tmpfs_mb, True, True), ("netns", "mountns", "nobody")))
+        levels.append((_ns_prefix(tmpfs_mb, True, True), ("netns", "mountns", "pidns", "nobody")))
         levels.append((_ns_prefix(tmpfs_mb, False, True), ("netns", "nobody")))
         levels.append((_ns_prefix(tmpfs_mb, False, False), ("netns",)))
     levels.append(((), ()))
@@ -211,7 +253,7 @@ def _parse_report(raw: bytes, nonce: str) -> dict[str, Any] | None:
     for line in raw.decode("utf-8", errors="replace").splitlines():
         try:
             obj = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # a hostile program can write 100,000 nested brackets
             continue
         if isinstance(obj, dict) and obj.pop("nonce", None) == nonce:
             found = obj  # the last genuine report wins
@@ -292,15 +334,18 @@ def run_sandboxed(program: str, payload: Any, limits: Limits | None = None) -> S
         stdout, out_size = _read_capped(paths["stdout"], limits.max_output_bytes)
         stderr, _ = _read_capped(paths["stderr"], limits.max_output_bytes)
         with open(paths["report"], "rb") as fh:
-            report = _parse_report(fh.read(1_000_000), nonce)
+            report = _parse_report(fh.read(4_000_000), nonce)
         with open(paths["stderr"], "rb") as fh:
             err_all = fh.read(4 * 1024 * 1024).decode("utf-8", errors="replace")
-        outcome = _classify(timed_out, proc.returncode, report, err_all, out_size, limits.file_size_mb * 1024 * 1024)
+        rc = proc.returncode
+        if "pidns" in plan.isolation and rc is not None and 128 < rc < 160:
+            rc = -(rc - 128)  # the namespace's shell reports the program's signal death as 128+N
+        outcome = _classify(timed_out, rc, report, err_all, out_size, limits.file_size_mb * 1024 * 1024)
         violations = tuple(
             sorted({ln.split(" ", 1)[1].strip() for ln in err_all.splitlines() if ln.startswith(_VIOLATION + " ")})
         )
         return SandboxResult(
-            outcome, report, proc.returncode, stdout, stderr, plan.isolation, time.monotonic() - start, violations
+            outcome, report, rc, stdout, stderr, plan.isolation, time.monotonic() - start, violations
         )
     finally:
         shutil.rmtree(host_dir, ignore_errors=True)

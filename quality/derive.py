@@ -21,7 +21,6 @@ REQUIRED = (
     "assistant_student_tokens",
 )
 TEACHER_REQUIRED = ("generation_id", "teacher_model", "endpoint_kind", "prompt_template_id")
-TEACHER_VARIANTS = ("answer", "think_summary", "full", "control")
 
 
 def last_turn_index(messages: pa.ChunkedArray | pa.Array) -> tuple[pa.StructArray, pa.Array]:
@@ -88,16 +87,21 @@ def signal_table(
     variant: str,
     contaminated: pa.Array,
     answers: dict[str, tuple[int, bytes]] | None,
+    *,
+    teacher: bool,
+    think: bool,
+    summary: bool,
 ) -> pa.Table:
     """The narrow per-row signals of one shard; low-cardinality columns dictionary-encoded so
-    a whole variant's signals stay small (~50 bytes a row)."""
+    a whole variant's signals stay small (~50 bytes a row). The flags come from the variant's
+    spec: built from a teacher reply, opens with a think block, ends with a summary's answer."""
     flat, idx = last_turn_index(table.column("messages"))
     text = pc.struct_field(flat, "content")
 
     def last(values: pa.Array) -> pa.Array:
         return pc.take(values, idx)
 
-    required = (*REQUIRED, *TEACHER_REQUIRED) if variant in TEACHER_VARIANTS else REQUIRED
+    required = (*REQUIRED, *TEACHER_REQUIRED) if teacher else REQUIRED
     lang, ans_lang = table.column("language"), table.column("answer_language")
     cols: dict[str, pa.Array | pa.ChunkedArray] = {
         "prompt_id": table.column("prompt_id"),
@@ -115,9 +119,9 @@ def signal_table(
         "language_ok": language_ok(lang, ans_lang),
         "contaminated": pc.is_in(table.column("prompt_id"), value_set=contaminated),
     }
-    if variant == "full":  # a second scan only where the tags must be exactly one pair
+    if think:  # a second scan only where the tags must be exactly one pair
         cols["think_open"] = last(pc.count_substring(text, "<think>"))
-    if variant == "think_summary":
+    if summary:
         cols["ends_with_answer"] = pa.array(
             ends_with_answer(table.column("prompt_id").to_pylist(), last(text).to_pylist(), answers or {}))
     out = pa.table(cols)

@@ -62,14 +62,15 @@ def token_histograms(series: dict[str, np.ndarray], path: Path, title: str) -> P
     return path
 
 
-def all_figures(stats: dict[str, VariantStats], out_dir: Path) -> dict[str, str]:
-    """Write every figure; returns {name: path relative to the release folder}."""
+def all_figures(stats: dict[str, VariantStats], out_dir: Path, teacher_variants: list[str]) -> dict[str, str]:
+    """Write every figure; returns {name: path relative to the release folder}. The teacher
+    histogram reads the first of `teacher_variants` (built from the reasoning reply) released."""
     out_dir.mkdir(parents=True, exist_ok=True)
     figs: dict[str, Path] = {
         "rows_by_source": mix_plot(stats, "source", out_dir / "rows_by_source.png"),
         "rows_by_category": mix_plot(stats, "category", out_dir / "rows_by_category.png"),
     }
-    reasoning = stats.get("full") or stats.get("answer") or stats.get("think_summary")
+    reasoning = next((stats[v] for v in teacher_variants if v in stats), None)
     teacher = {}
     if reasoning is not None:
         teacher = {"thinking (teacher)": reasoning.token_array("teacher_think_tokens"),

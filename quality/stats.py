@@ -1,17 +1,21 @@
 """Release statistics, accumulated shard by shard: counts, token lengths, verification,
-rejection reasons from the ledgers, and cost per kept row."""
+rejection reasons from the ledgers, and cost per kept row (every teacher's spend, the LLM
+summarizer's included, from the typed stage summaries)."""
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+from builder import tables
+from builder.tables import GenerateSummary, ResponsesSummary, TeacherAccounting, VariantsSummary
+from builder.workdir import WorkDir
 
 TOKEN_COLUMNS = ("teacher_think_tokens", "teacher_answer_tokens", "assistant_student_tokens", "student_tokens")
 
@@ -107,52 +111,50 @@ def _value_counts(arr: pa.ChunkedArray | pa.Array) -> dict[str, int]:
     return {v: int(n) for v, n in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()) if v is not None}
 
 
-def rejections(work_root: Path, responses: dict[str, Any] | None) -> dict[str, Any]:
-    """Dropped / quarantined rows per stage and reason, from every `<work>/*/ledger.parquet`,
+def rejections(work: WorkDir, responses: ResponsesSummary | None) -> dict[str, Any]:
+    """Dropped / quarantined rows per stage and reason, from every stage's ledger,
     plus the responses stage's own reject-code counts (from its summary)."""
     out: dict[str, Any] = {"ledgers": {}, "responses": None}
-    for path in sorted(work_root.glob("*/ledger.parquet")):
-        t = pq.read_table(path, columns=["step", "status", "reason"])
-        t = t.filter(pc.not_equal(t.column("status"), "kept"))
-        rows = t.group_by(["step", "reason"]).aggregate([("status", "count")]).to_pylist()
-        out["ledgers"][path.parent.name] = {
-            f"{r['step']}:{r['reason']}": r["status_count"]
-            for r in sorted(rows, key=lambda r: (r["step"], -r["status_count"]))
-        }
+    for stage, table in tables.LEDGERS.items():
+        for path in work.shards(table):
+            t = pq.read_table(path, columns=["step", "status", "reason"])
+            t = t.filter(pc.not_equal(t.column("status"), "kept"))
+            rows = t.group_by(["step", "reason"]).aggregate([("status", "count")]).to_pylist()
+            out["ledgers"][stage] = {
+                f"{r['step']}:{r['reason']}": r["status_count"]
+                for r in sorted(rows, key=lambda r: (r["step"], -r["status_count"]))
+            }
     if responses is not None:
-        out["responses"] = {k: responses.get(k) for k in ("rows_in", "kept", "quarantined", "reasons") if k in responses}
+        out["responses"] = responses.model_dump(include={"rows_in", "kept", "quarantined", "reasons"})
     return out
 
 
-# Which teacher role's spend each variant's rows stand on.
-VARIANT_ROLES = {"answer": ("reasoning",), "full": ("reasoning",), "think_summary": ("reasoning", "summarizer"),
-                 "control": ("control",), "original": ()}
-
-
-def _role_costs(summary: dict[str, Any]) -> dict[str, float | None]:
-    """USD per teacher role from the generate stage's accounting (None: a teacher has no price)."""
-    roles = {t.get("name"): t.get("role") for t in summary.get("teachers", []) if isinstance(t, dict)}
+def spend_by_role(generate: GenerateSummary | None, variants: VariantsSummary | None) -> dict[str, float | None]:
+    """USD per teacher role over every teacher's store: generate's teachers under their role, the
+    variants stage's LLM summarizer as "summarizer" (None: a teacher of that role has no price,
+    so its spend is unknown, not zero). A role with no teacher at all is absent."""
+    books: list[tuple[str, TeacherAccounting]] = []
+    if generate is not None:
+        roles = {t.name: t.role for t in generate.teachers}
+        books += [(roles.get(b.teacher, "reasoning"), b) for b in generate.accounting]
+    if variants is not None and variants.summarizer_accounting is not None:
+        books.append(("summarizer", variants.summarizer_accounting))
     out: dict[str, float | None] = {}
-    for book in summary.get("accounting", []):
-        role = roles.get(book.get("teacher"), "reasoning")
-        cost = (book.get("total") or {}).get("cost_usd") if book.get("price") else None
-        prev = out.get(role, 0.0)
-        out[role] = None if cost is None or prev is None else prev + float(cost)
+    for role, book in books:
+        prev, cost = out.get(role, 0.0), book.spend_usd
+        out[role] = None if cost is None or prev is None else prev + cost
     return out
 
 
-def costs(data: dict[str, Any] | None, rows_per_variant: dict[str, int]) -> dict[str, float | None]:
-    """Generation cost per kept row and variant, when the generate stage's summary recorded prices."""
-    if data is None:
-        return dict.fromkeys(rows_per_variant)
-    if isinstance(data.get("cost_usd"), (int, float)):  # a single total: spread over every variant
-        by_role: dict[str, float | None] = {"reasoning": float(data["cost_usd"]), "control": float(data["cost_usd"])}
-    else:
-        by_role = _role_costs(data)
+def costs(by_role: dict[str, float | None], rows_per_variant: dict[str, int],
+          roles: dict[str, tuple[str, ...]]) -> dict[str, float | None]:
+    """Cost per kept row and variant: the spend of every role its rows stand on (`roles`, from
+    its spec: the reply's teacher, plus the summarizer for a summary) over its rows. No summarizer
+    spend recorded means the extractive one, which costs nothing; any other role missing, or a
+    role without a price, leaves the figure unknown (None) rather than too low."""
     out: dict[str, float | None] = {}
     for v, n in rows_per_variant.items():
-        roles = VARIANT_ROLES.get(v, ("reasoning",))
-        spent = [by_role.get(r) for r in roles if r in by_role or r != "summarizer"]
+        spent = [by_role.get(r) for r in roles[v] if r in by_role or r != "summarizer"]
         if any(c is None for c in spent) or not n:
             out[v] = None
         else:

@@ -19,8 +19,6 @@ import pandas as pd
 
 from builder.rows import SCHEMA_VERSION
 
-NO_THINK = ("original", "answer", "control", "think_summary")
-
 
 @dataclass
 class CheckOutcome:
@@ -45,8 +43,11 @@ class CheckOutcome:
             self.examples += [e for e in examples[:room]]
 
 
-def variant_expectations(gx: Any, variant: str, max_tokens: int, language_mostly: float) -> list[Any]:
-    """The suite for one variant's signal frame (see `quality.derive.signal_table`)."""
+def variant_expectations(gx: Any, variant: str, max_tokens: int, language_mostly: float, *,
+                         think: bool, summary: bool) -> list[Any]:
+    """The suite for one variant's signal frame (see `quality.derive.signal_table`); `think`
+    and `summary` are the variant spec's flags (its turn opens with a think block; it is a
+    summary that must end with the exact answer)."""
     E = gx.expectations
 
     def m(check: str) -> dict[str, str]:
@@ -65,15 +66,15 @@ def variant_expectations(gx: Any, variant: str, max_tokens: int, language_mostly
                                       meta=m("language_consistent")),
         E.ExpectColumnValuesToBeInSet(column="contaminated", value_set=[False], meta=m("not_contaminated")),
     ]
-    if variant in NO_THINK:
+    if not think:
         exps.append(E.ExpectColumnValuesToBeInSet(column="think_tags", value_set=[0], meta=m("tag_grammar")))
-    if variant == "full":  # exactly one <think>…</think> block, at the start
+    else:  # exactly one <think>…</think> block, at the start
         exps += [
             E.ExpectColumnValuesToBeInSet(column="think_open", value_set=[1], meta=m("tag_grammar")),
             E.ExpectColumnValuesToBeInSet(column="think_tags", value_set=[2], meta=m("tag_grammar")),
             E.ExpectColumnValuesToBeInSet(column="starts_with_think", value_set=[True], meta=m("tag_grammar")),
         ]
-    if variant == "think_summary":
+    if summary:
         exps.append(E.ExpectColumnValuesToBeInSet(column="ends_with_answer", value_set=[True],
                                                   meta=m("summary_ends_with_answer")))
     return exps

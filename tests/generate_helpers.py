@@ -7,8 +7,9 @@ from typing import Any
 
 import yaml
 
+from builder import tables
 from builder.rows import PROMPT_FEATURES, prompt_id_for, provenance_defaults
-from builder.workdir import write_shards
+from builder.workdir import WorkDir
 
 REPO = Path(__file__).resolve().parents[1]
 PROMPTS_DIR = REPO / "recipes" / "prompts"
@@ -34,7 +35,8 @@ def write_prompts(work: Path, prompts: list[dict[str, Any]]) -> list[str]:
         cols["source_row_id"].append(str(p.get("id", i)))
         cols["schema_version"].append(prov["schema_version"])
         cols["toolkit_version"].append(prov["toolkit_version"])
-    write_shards(cols, PROMPT_FEATURES, work / "curate" / "prompts")
+    WorkDir(work).write_columns(tables.PROMPTS, cols)
+    WorkDir(work).mark_complete("curate")  # as a finished curate run would leave it
     return cols["prompt_id"]
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from builder.config.variants import VariantsConfig
 from builder.errors import UserError
+from builder.tables import VariantsSummary
 from builder.variants.llm_summary import load_summary_template
 from builder.variants.stage import config_of, run_variants
 from builder.workdir import WorkDir
@@ -133,8 +134,9 @@ def test_rerun_requests_nothing_and_gives_the_same_rows(run: Run) -> None:
     again = {r["prompt_id"]: r for r in _read(run.planted.work.root / "variants" / "think_summary")}
     assert again == run.rows
     assert res.counts["think_summary"] == len(run.rows)
-    acc = run.planted.work.read_summary("variants")["summarizer_accounting"]  # type: ignore[index]
-    assert acc["sent_this_run"] == 0 and acc["total"]["records"] == run.requests
+    summary = run.planted.work.read_summary(VariantsSummary)
+    acc = summary.summarizer_accounting if summary else None
+    assert acc is not None and acc.sent_this_run == 0 and acc.total.records == run.requests
 
 
 def test_the_api_key_is_written_nowhere(run: Run) -> None:

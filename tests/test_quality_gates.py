@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from builder import tables
 from builder.errors import UserError
 from builder.recipe import load_recipe
 from builder.release.stage import run_release
@@ -56,9 +57,9 @@ def test_blocking_failures_stop_the_release(tmp_path: Path) -> None:
     rewrite_variant(work, "answer", plant_tags)
     rewrite_variant(work, "think_summary", break_summary)
     rewrite_variant(work, "control", cross_shard_duplicate)
-    contaminated = pq.read_table(work.shards("variants", "full")[0]).column("prompt_id")[2].as_py()
+    contaminated = pq.read_table(work.shards(tables.variant("full"))[0]).column("prompt_id")[2].as_py()
     pq.write_table(pa.table({"benchmark": ["gsm8k"], "prompt_id": [contaminated]}),
-                   work.root / "curate" / "decontamination.parquet")
+                   work.path(tables.DECONTAMINATION))  # only prompt_id is read
     recipe = load_recipe(write_recipe(tmp_path / "r.yaml"))
     out = tmp_path / "releases" / "v0.1.0"
     with pytest.raises(UserError) as e:
@@ -121,7 +122,7 @@ def test_shard_schemas_are_checked_and_normalised(tmp_path: Path) -> None:
 
     work = build_work(tmp_path / "work", n_en=6, n_zh=2, shard_rows=50)
     # A shard written without the HF features metadata is rewritten with it…
-    shard = work.shards("variants", "control")[0]
+    shard = work.shards(tables.variant("control"))[0]
     pq.write_table(pq.read_table(shard).replace_schema_metadata(None), shard)
     recipe = load_recipe(write_recipe(tmp_path / "r.yaml"))
     run_release(recipe, work, tmp_path / "ok")

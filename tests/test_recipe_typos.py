@@ -107,3 +107,23 @@ def test_values_out_of_range_are_refused(tmp_path: Path, path: tuple[Any, ...], 
     f = _write(tmp_path, _typo(path, key, value))
     with pytest.raises(UserError, match=match):
         load_recipe(f)
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("name: x\n" + "".join(f"l{i}: &l{i} [{', '.join([f'*l{i-1}'] * 9) if i else '1'}]\n" for i in range(12)),
+         "aliases"),
+        ("name: x\nv: " + "[" * 50_000 + "]" * 50_000 + "\n", "nested too deeply|not valid YAML"),
+        ("name: x\nv: [" + ", ".join(["1"] * 400_000) + "]\n", "bytes is not a recipe"),
+        ("a: &a [1,2,3,4,5,6,7,8,9,10]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
+         "d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]\n", "values once aliases are expanded"),
+    ],
+    ids=["alias-bomb", "deep-nesting", "huge", "expansion"],
+)
+def test_hostile_yaml_is_one_line(tmp_path: Path, text: str, match: str) -> None:
+    f = tmp_path / "r.yaml"
+    f.write_text(text)
+    with pytest.raises(UserError, match=match) as e:
+        load_recipe(f)
+    assert "\n" not in str(e.value)

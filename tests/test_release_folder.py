@@ -15,9 +15,11 @@ from builder.recipe import load_recipe
 from builder.release.folder import is_published_schema
 from builder.release.manifest import card_metadata, sha256_file, verify_release
 from builder.release.stage import run_release
-from builder.rows import VARIANT_FEATURES, VARIANTS
+from builder.rows import VARIANT_FEATURES
+from builder.variants.registry import to_build
 from tests.test_release_helpers import build_work, shared_release, shared_work, write_recipe
 
+VARIANTS = to_build(None)  # the registry's default variants
 PLANTED = "hf_plantedTokenValue0123456789"
 
 
@@ -195,11 +197,17 @@ def test_cli_release_refusal_is_one_line(release: Path) -> None:
 
     from builder.cli import app
 
+    # The same content again: a no-op, said so.
     res = CliRunner().invoke(app, ["release", str(release / "recipe.yaml"), "--work", str(shared_work()),
                                    "--out", str(release)])
+    assert res.exit_code == 0 and "already holds this exact release; nothing to do" in " ".join(res.output.split())
+    # Other content under the same version: refused in one line that says to bump it.
+    changed = release.parent / f"changed-{release.name}.yaml"
+    changed.write_text((release / "recipe.yaml").read_text().replace("\nrelease:\n", "\nrelease:\n  pretty_name: other\n", 1))
+    res = CliRunner().invoke(app, ["release", str(changed), "--work", str(shared_work()), "--out", str(release)])
     assert res.exit_code == 2
     lines = [line for line in res.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and "is already built there" in lines[0], res.output
+    assert len(lines) == 1 and "is already built there" in lines[0] and "bump `version`" in lines[0], res.output
 
 
 def test_secrets_in_names_text_files_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,15 +12,18 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 
+from builder import tables
 from builder.ledger import KEPT, Ledger
-from builder.rows import VARIANT_FEATURES, VARIANTS, prompt_id_for, provenance_defaults
-from builder.workdir import WorkDir, write_shards
+from builder.rows import VARIANT_FEATURES, prompt_id_for, provenance_defaults
+from builder.tables import CurateSummary, GenerateSummary, TeacherAccounting, VariantsSummary
+from builder.variants.registry import declare, to_build
+from builder.workdir import WorkDir
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
+VARIANTS = to_build(None)  # the registry's default variants
 TEACHER = "deepseek-reasoner"
 CONTROL = "deepseek-chat"
 
@@ -129,26 +132,52 @@ def build_work(root: Path, n_en: int = 60, n_zh: int = 20, shard_rows: int = 25)
             }
             for k in VARIANT_FEATURES:
                 cols[k].append(row[k])
-        write_shards(cols, VARIANT_FEATURES, work.stage("variants") / variant, shard_rows=shard_rows)
-    ledger.close(work.stage("variants"))
+        work.write_columns(tables.variant(variant), cols, shard_rows=shard_rows)
+    work.write_ledger(ledger)
+    # As the variants stage records it: what was built, and each variant's spec as data.
+    counts = {v: sum(pq.ParquetFile(f).metadata.num_rows for f in work.shards(tables.variant(v))) for v in VARIANTS}
+    work.write_summary(VariantsSummary(counts=counts, absent={}, summarizer="extractive", variants=VARIANTS,
+                                       specs=declare(VARIANTS), seconds=0.0))
 
     # Curate's outputs the release reads: the summary (mix, decontamination) and the report.
     balance: dict[tuple[str, str], int] = {}
     for p in prompts:
         balance[(p["category"], p["source"])] = balance.get((p["category"], p["source"]), 0) + 1
-    work.write_summary("curate", {
-        "recipe": "release-fixture", "rows_in": len(prompts) + 3, "rows_out": len(prompts),
+    work.write_summary(CurateSummary.model_validate({
+        "recipe": "release-fixture", "version": "0.1.0", "recipe_sha256": "", "rows_in": len(prompts) + 3,
+        "rows_out": len(prompts),
         "steps": [{"step": "read", "in": len(prompts) + 3, "kept": len(prompts) + 1, "dropped": {"exact_dup": 2}},
                   {"step": "decontaminate", "in": len(prompts) + 1, "kept": len(prompts), "dropped": {"contaminated": 1}}],
         "balance": [{"category": c, "source": s, "before": n, "after": n} for (c, s), n in sorted(balance.items())],
+        "category_quota": {}, "warnings": [], "seconds": 0.0, "step_seconds": {},
         "decontamination": {"benchmarks": ["gsm8k", "math500", "mmlu"], "skipped_absent": ["gpqa_diamond"],
                             "hits_per_benchmark": {"gsm8k": 1}},
-    })
+    }))
     report = {"benchmark": ["gsm8k"], "item_id": ["test-17"], "prompt_id": ["not-a-released-prompt"],
               "source": ["community-planted"], "source_row_id": ["p1"], "rule": ["ngram"], "evidence": ["…"]}
-    pq.write_table(pa.table(report), work.stage("curate") / "decontamination.parquet")
-    work.write_summary("generate", {"cost_usd": 1.25})
+    work.write_columns(tables.DECONTAMINATION, report)
+    work.write_summary(generate_summary([("r1", "reasoning", TEACHER, 1.25), ("control", "control", CONTROL, 1.25)]))
+    for stage in ("curate", "generate", "variants"):
+        work.mark_complete(stage)  # as finished runs would leave them
     return work
+
+
+def generate_summary(teachers: list[tuple[str, str, str, float]]) -> GenerateSummary:
+    """A generate summary whose teachers (name, role, model, USD spent) are priced at $1 per 1M
+    prompt tokens, so each one's store held cost × 1M prompt tokens."""
+    def book(name: str, model: str, cost: float) -> TeacherAccounting:
+        total = {"records": 1, "requests": 1, "ok": 1, "failed": 0, "retried": 0, "prompt_tokens": round(cost * 1e6),
+                 "completion_tokens": 0, "reasoning_tokens": 0, "cost_usd": cost}
+        return TeacherAccounting.model_validate({
+            "teacher": name, "model": model, "price": {"input_per_1m": 1.0, "output_per_1m": 0.0}, "total": total,
+            "by_run": {"run-1": total}, "by_source": {}, "by_category": {}})
+
+    return GenerateSummary.model_validate({
+        "recipe": "release-fixture", "version": "0.1.0", "recipe_sha256": "", "run_id": "run-1",
+        "teachers": [{"name": n, "role": r, "kind": "import", "model": m, "items": 1, "already_stored": 0, "sent": 1,
+                      "ok": 1, "failed": {}} for n, r, m, _ in teachers],
+        "accounting": [book(n, m, c) for n, _, m, c in teachers],
+        "steps": [], "rows": len(teachers), "warnings": [], "seconds": 0.0, "error": ""})
 
 
 def write_recipe(path: Path, version: str = "0.1.0", extra: str = "") -> Path:
@@ -158,12 +187,12 @@ def write_recipe(path: Path, version: str = "0.1.0", extra: str = "") -> Path:
 
 def rewrite_variant(work: WorkDir, variant: str, edit: Any) -> None:
     """Apply edit(rows) to a variant's rows and rewrite its shards (to plant a failure)."""
-    files = work.shards("variants", variant)
+    files = work.shards(tables.variant(variant))
     rows = [r for f in files for r in pq.read_table(f).to_pylist()]
     per_shard = max(1, pq.ParquetFile(files[0]).metadata.num_rows)  # keep the shard layout
     edit(rows)
     cols = {k: [r[k] for r in rows] for k in VARIANT_FEATURES}
-    write_shards(cols, VARIANT_FEATURES, work.root / "variants" / variant, shard_rows=per_shard)
+    work.write_columns(tables.variant(variant), cols, shard_rows=per_shard)
 
 
 _BUILT: dict[str, Path] = {}

@@ -10,10 +10,11 @@ import pytest
 
 from builder.errors import UserError
 from builder.release.push import run_push
-from builder.rows import VARIANTS
+from builder.variants.registry import to_build
 from tests.servers.hub_server import HubServer, hub_client_env, run_hub_server
 from tests.test_release_helpers import shared_release
 
+VARIANTS = to_build(None)  # the registry's default variants
 WRITE = "hf_writeTokenForPushTests"
 READ = "hf_readTokenForPushTests"
 REPO = "test-org/answer-distill-sample"

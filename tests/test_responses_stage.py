@@ -218,6 +218,7 @@ def test_no_replies_gives_empty_shards_and_absent_variants(run: Run, tmp_path: P
     work = WorkDir(tmp_path / "w")
     shutil.copytree(run.planted.work.root / "curate", work.root / "curate")
     write_shards({k: [] for k in REPLY_FEATURES}, REPLY_FEATURES, work.stage("generate") / "replies")
+    work.mark_complete("generate")
     res = run_responses(sample_recipe(), work)
     assert (res.rows_in, res.kept, res.quarantined) == (0, 0, 0)
     assert pq.read_table(work.root / "responses/parsed").num_rows == 0

@@ -13,12 +13,14 @@ import pytest
 
 from builder.config.variants import VariantsConfig
 from builder.ledger import KEPT
-from builder.rows import VARIANT_FEATURES, VARIANTS
+from builder.rows import VARIANT_FEATURES
 from builder.tokens import load_tokenizer
+from builder.variants.registry import to_build
 from builder.variants.stage import run_variants
 from builder.workdir import WorkDir
 from tests.fixtures.stages import SAMPLE, Planted, build_responded, sample_recipe
 
+VARIANTS = to_build(None)  # the registry's default variants
 COMMUNITY = {"gsm8k-train", "mbpp", "alpaca-zh", "tool-use-demo"}
 
 

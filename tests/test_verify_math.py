@@ -66,7 +66,7 @@ def test_missing_box_and_missing_reference() -> None:
 def test_pathological_expression_times_out_instead_of_hanging() -> None:
     start = time.monotonic()
     verdict = verify_math(r"\boxed{9^{9^{9^{9}}}}", "3", timeout_s=1)
-    assert (verdict.status, verdict.reason) == ("unverifiable", "timeout")
+    assert (verdict.status, verdict.reason) == ("error", "timeout")  # not kept by default
     assert time.monotonic() - start < 5
 
 
@@ -112,3 +112,10 @@ def test_an_outer_timer_survives_and_still_fires() -> None:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
+
+
+def test_a_math_timeout_is_not_kept_by_default() -> None:
+    from builder.config.responses import ResponsesConfig
+
+    verdict = verify_math(r"\boxed{9^{9^{9^{9}}}}", "3", timeout_s=1)
+    assert verdict.status not in ResponsesConfig().keep_verify

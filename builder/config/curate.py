@@ -60,12 +60,47 @@ class BenchmarkFile(Strict):
     optional: bool = Field(False, description="skip with a warning when the file is absent (e.g. GPQA)")
 
 
+class SemanticConfig(Strict):
+    """Optional pass for reworded leaks: sentence embeddings, confirmed by a lexical rule."""
+
+    enabled: bool = Field(False, description="embed prompts and benchmark items; needs the `semantic` extra")
+    model: Literal["all-MiniLM-L6-v2"] = Field(
+        "all-MiniLM-L6-v2", description="pinned, sha256-checked model (builder/embeddings.py)"
+    )
+    threshold: float = Field(0.85, gt=0, le=1, description="cosine similarity a candidate must reach")
+    min_shared_words: float = Field(
+        0.5, ge=0, le=1, description="confirmation: share of the item's content words (numbers included) in the prompt"
+    )
+    max_prompt_words: int = Field(
+        400, ge=8, le=4096, description="longer prompts are embedded in windows of this many words"
+    )
+    batch_size: int = Field(64, ge=1, le=4096, description="texts per embedding batch")
+
+
 class DecontamConfig(Strict):
     enabled: bool = Field(True, description="drop prompts that overlap a benchmark")
     ngram: int = Field(8, ge=1, le=64, description="word n-gram size (open-r1 uses 8; GPT-3 used 13)")
-    fuzzy_threshold: float = Field(90.0, ge=0, le=100, description="rapidfuzz ratio for short prompts")
-    fuzzy_max_words: int = Field(12, ge=0, description="prompts shorter than ngram + this get the fuzzy pass")
+    min_coverage: float = Field(
+        0.5, gt=0, le=1, description="share of an item's words a prompt must hold in shared n-grams to be a leak"
+    )
+    min_shared_ngrams: int = Field(
+        3, ge=1, le=64, description="and at least this many shared n-grams (or all of a short item's)"
+    )
+    min_number_share: float = Field(
+        0.8, ge=0, le=1, description="share of the item's numbers the prompt must hold too (a new problem changes them)"
+    )
+    fuzzy_threshold: float = Field(90.0, ge=50, le=100, description="rapidfuzz score for short items and prompts")
+    fuzzy_max_words: int = Field(
+        12, ge=0, le=256, description="prompts shorter than ngram + this are compared whole with short items"
+    )
+    fuzzy_item_words: int = Field(
+        48, ge=1, le=1024, description="items shorter than this are also aligned word by word inside prompts"
+    )
+    anchor_words: int = Field(
+        4, ge=2, le=16, description="words a prompt must share in a row with a short item to be aligned with it"
+    )
     common_ngram_items: int = Field(3, ge=1, description="n-grams found in more benchmark items are boilerplate")
+    semantic: SemanticConfig = Field(default_factory=SemanticConfig, description="embedding pass for reworded leaks")
     benchmarks: list[BenchmarkFile] = Field(default_factory=list, description="benchmark files to compare with")
 
 

@@ -98,6 +98,21 @@ class ImportSpec(Strict):
     reasoning_format: str | None = Field(None, description="'r1' | 'skythought' | 'marco': delimiters in the text")
     model_field: str | None = Field(None, description="dotted path of the model name in each row")
     served_model: str | None = Field(None, description="who wrote these replies, when the rows do not say")
+    finish_reason: str | None = Field(
+        None,
+        description="dotted path of each reply's finish reason ('stop' / 'length' …; a list gives one per sample). "
+        "Layout openr1 reads `finish_reasons` without it; am and openthoughts data carry none, so the responses "
+        "stage judges truncation from the text",
+    )
+    completion_tokens: str | None = Field(
+        None, description="dotted path of each reply's completion token count (a list gives one per sample)"
+    )
+    max_tokens: int | None = Field(
+        None, ge=1, description="the teacher's completion budget when these replies were generated, for all rows"
+    )
+    max_tokens_field: str | None = Field(
+        None, description="dotted path of the teacher's completion budget in each row (instead of `max_tokens`)"
+    )
 
     @model_validator(mode="after")
     def _what(self) -> ImportSpec:
@@ -109,7 +124,14 @@ class ImportSpec(Strict):
             raise ValueError("an import with its own `path` needs `id_field` to match the source's row ids")
         if self.reasoning_format is not None:
             resolve_delimiters(self.reasoning_format)
+        if self.max_tokens is not None and self.max_tokens_field:
+            raise ValueError("give either `max_tokens` (one budget) or `max_tokens_field` (a path), not both")
         return self
+
+    def mapped_paths(self) -> dict[str, str]:
+        """Every key of this import that names a dotted path into the rows, with its path."""
+        keys = ("think", "answer", "content", "model_field", "finish_reason", "completion_tokens", "max_tokens_field")
+        return {k: getattr(self, k) for k in keys if getattr(self, k)}
 
 
 class VllmSettings(Strict):

@@ -15,9 +15,15 @@ from builder.config.base import SHARD_ROWS, Strict
 class ResponsesConfig(Strict):
     teacher_tokenizer: str = Field("deepseek-r1", description="pinned tokenizer that counts the teacher's tokens")
     repetition_threshold: float | None = Field(None, gt=0, le=1, description="None: the calibrated default")
-    keep_verify: list[Literal["pass", "fail", "unverifiable"]] = Field(
+    keep_verify: list[Literal["pass", "fail", "unverifiable", "error"]] = Field(
         default_factory=lambda: ["pass", "unverifiable"],
-        description="verification outcomes a kept reply may have; unverifiable covers prompts without a reference",
+        description="verification outcomes a kept reply may have; unverifiable: nothing to check against; "
+        "error: the verifier failed or timed out (not kept by default)",
+    )
+    code_inproc_pass: Literal["unverifiable", "trust"] = Field(
+        "unverifiable",
+        description="a pass from tests that had to run in the answer's own interpreter (method code_inproc), "
+        "where a hostile answer can forge it: recorded as unverifiable, or trusted as pass",
     )
     reject_info: list[str] = Field(
         default_factory=list, description="info codes that also quarantine (e.g. answer_tags_absent for a strict build)"

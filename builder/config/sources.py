@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+import regex
+from pydantic import Field, field_validator, model_validator
 
 from builder.config.base import CATEGORIES, Strict
 
@@ -58,6 +59,21 @@ class SourceConfig(Strict):
         "raw", description="how `fields.tests` is laid out; raw: already the verifier's JSON schema"
     )
     prompt_suffix: str = Field("", description="appended to the last user turn (e.g. an MCQ instruction)")
+
+    @field_validator("reference_regex")
+    @classmethod
+    def _compiles(cls, v: str | None) -> str | None:
+        # Compiled here, as the curate stage does (the `regex` module, MULTILINE), so a typo
+        # fails at load time with the key path instead of mid-read; group 1 is the answer.
+        if v is None:
+            return v
+        try:
+            pattern = regex.compile(v, regex.M)
+        except regex.error as e:
+            raise ValueError(f"{v!r} is not a valid regular expression ({e}); fix the pattern") from None
+        if pattern.groups < 1:
+            raise ValueError(f"{v!r} has no capture group; wrap the answer in ( ), e.g. '#### (.+)$'")
+        return v
 
     @model_validator(mode="after")
     def _where(self) -> SourceConfig:

@@ -9,9 +9,6 @@ from pydantic import Field, field_validator, model_validator
 from builder.config.base import SHARD_ROWS, Strict
 from builder.config.generate import TeacherConfig
 
-# The published variants (HF configs) built by default; a registered extra variant is named in `build`.
-VARIANTS = ("original", "answer", "think_summary", "full", "control")
-
 # What a summarizer teacher gets unless the recipe says otherwise: a folder name, near-greedy
 # short replies, and no reasoning parser (an instruct model's whole reply is the summary).
 SUMMARIZER_DEFAULTS: dict[str, Any] = {
@@ -60,7 +57,11 @@ class SummarizerConfig(Strict):
 
 
 class VariantsConfig(Strict):
-    build: list[str] = Field(default_factory=lambda: list(VARIANTS), description="variants to build, by registry name")
+    # None, not a list: which variants are built by default is the registry's to say
+    # (builder/variants/registry.py), and config may not import a stage.
+    build: list[str] | None = Field(
+        None, description="variants to build, by registry name; unset: every variant the registry builds by default"
+    )
     summarizer: SummarizerConfig = Field(default_factory=SummarizerConfig, description="who writes S_think")
     bucket_rows: int = Field(
         200_000, ge=1,
@@ -70,7 +71,8 @@ class VariantsConfig(Strict):
 
     @model_validator(mode="after")
     def _summarizer_teacher(self) -> VariantsConfig:
-        if "think_summary" in self.build and self.summarizer.kind == "llm" and self.summarizer.teacher is None:
+        # Required whatever is built: which variants need a summary is the registry's to say.
+        if self.summarizer.kind == "llm" and self.summarizer.teacher is None:
             raise ValueError(
                 "summarizer.teacher is required when summarizer.kind is 'llm' (a teacher: kind openai | vllm, model, endpoints)"
             )

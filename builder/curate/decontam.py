@@ -1,41 +1,44 @@
 """Decontamination: drop training prompts that overlap evaluation benchmarks.
 
-Two rules, both reported per hit (benchmark, item, prompt, rule):
-- ``ngram<N>``: the prompt shares any word N-gram (default 8, as open-r1; 13 as an option)
-  with a benchmark item. Words are Unicode ``\\w+`` runs, casefolded; each CJK character is
-  its own word, so Chinese text gets character N-grams.
-- ``fuzzy<T>``: prompts too short to hold N-grams worth trusting (fewer than N + a margin of
-  words) are compared with rapidfuzz's ratio against benchmark items of similar length.
-  Ratio ≥ T means the same question reworded by a few characters.
+Rules, tried in this order; each hit is reported with its evidence (benchmark, item, rule,
+score, matched span) in curate/decontamination.parquet:
+- ``ngram<N>`` (builder/curate/decontam_ngram.py): the prompt holds at least `min_coverage`
+  of the item's words in shared word N-grams, at least `min_shared_ngrams` of them, and at
+  least `min_number_share` of the item's numbers (a GSM8K template with new numbers is
+  another problem).
+  One generic phrase ("how many hours a week does he spend", "面积是多少平方米") is a small
+  share of any item, so it no longer flags a prompt; an item embedded in a longer
+  instruction, or lightly edited, still shows most of its words.
+- ``fuzzy<T>`` (builder/curate/decontam_short.py): items under `fuzzy_item_words` words,
+  aligned word by word with rapidfuzz inside prompts of any length (``embedded-fuzzy<T>``)
+  or against whole short prompts (``fuzzy<T>``), numbers required to agree.
+- ``semantic`` (off by default, builder/curate/decontam_semantic.py): sentence embeddings
+  for reworded leaks, confirmed by the item's content words.
+Words come from builder/curate/decontam_tokens.py: folded text (NFKC + look-alikes),
+casefolded; each CJK character is a word and is split from neighbouring digits and letters.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
+import json
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import regex
-from rapidfuzz import fuzz, process
 
 from builder.config.curate import BenchmarkFile, DecontamConfig
+from builder.curate.decontam_ngram import GramIndex
+from builder.curate.decontam_short import FuzzyIndex, key_of
+from builder.curate.decontam_tokens import is_number, window_hashes, words
 from builder.errors import UserError
 from builder.recipe import Recipe
 
-_WORD = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]|\w+")
+__all__ = ["BenchmarkIndex", "Hit", "build_index", "load_benchmark_texts", "match_all", "window_hashes", "words"]
 
-
-# ASCII text: every non-word character becomes a space, then split — the same tokens as
-# _WORD (\w+ runs) at C speed; the regex handles the rest (CJK characters, other scripts).
-_ASCII_NONWORD = {c: " " for c in range(128) if not (chr(c).isalnum() or chr(c) == "_")}
-
-
-def words(text: str) -> list[str]:
-    if text.isascii():
-        return text.lower().translate(_ASCII_NONWORD).split()
-    return _WORD.findall(text.casefold())
+_SPAN_CHARS = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +46,17 @@ class Hit:
     benchmark: str
     item_id: str
     rule: str
-    evidence: str
+    score: float  # coverage (ngram), ratio / 100 (fuzzy), cosine (semantic)
+    span: str  # the matched words of the item (ngram) or of the prompt (fuzzy, semantic)
+    detail: str = ""
+
+    @property
+    def evidence(self) -> str:
+        """One JSON object: score, matched span (<= 300 chars), and the rule's own detail."""
+        out: dict[str, Any] = {"score": round(float(self.score), 4), "span": self.span[:_SPAN_CHARS]}
+        if self.detail:
+            out["detail"] = self.detail
+        return json.dumps(out, ensure_ascii=False)
 
 
 def _item_text(row: dict, fields: list[str], where: str) -> str:
@@ -59,135 +72,101 @@ def _item_text(row: dict, fields: list[str], where: str) -> str:
     return "\n".join(parts)
 
 
-_P = np.uint64(0x100000001B3)  # odd multiplier: window hashes wrap mod 2**64 by design
-
-
-def _word_hashes(tokens: list[str]) -> np.ndarray:
-    # Python's str hash is randomized per process but stable within it: index and prompts
-    # are hashed in the same process, which is all the comparison needs.
-    return np.fromiter((hash(w) for w in tokens), dtype=np.int64, count=len(tokens)).view(np.uint64)
-
-
-def window_hashes(flat: np.ndarray, n: int) -> np.ndarray:
-    """Polynomial hash of every n-word window of a word-hash array (vectorized)."""
-    m = len(flat) - n + 1
-    if m <= 0:
-        return np.empty(0, dtype=np.uint64)
-    h = np.zeros(m, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for k in range(n):
-            h = h * _P + flat[k : k + m]
-    return h
-
-
 class BenchmarkIndex:
-    """N-gram hashes and short-item length buckets of every benchmark item."""
+    """Every benchmark item, indexed for the n-gram, fuzzy and (optional) semantic rules."""
 
     def __init__(self, cfg: DecontamConfig) -> None:
+        self.cfg = cfg
         self.n = cfg.ngram
         self.threshold = cfg.fuzzy_threshold
         self.short_words = cfg.ngram + cfg.fuzzy_max_words
-        self.max_items = cfg.common_ngram_items
         self.items: dict[tuple[str, str], str] = {}
         self.keys: list[tuple[str, str]] = []
         self.benchmarks: list[str] = []
         self.skipped: list[str] = []
         self.common_ngrams = 0
-        self._hashes: list[np.ndarray] = []
-        self._owners: list[np.ndarray] = []
-        # Short items sorted by length, for the fuzzy pass's length window.
-        self._short: list[tuple[int, str, str, str]] = []
+        self.item_tokens: list[list[str]] = []
+        self.semantic: Any = None  # a decontam_semantic.SemanticPass when enabled
 
     def add(self, name: str, item_id: str, text: str) -> None:
-        toks = words(text)
         key = (name, item_id)
         self.items[key] = text
-        h = np.unique(window_hashes(_word_hashes(toks), self.n))
-        self._hashes.append(h)
-        self._owners.append(np.full(len(h), len(self.keys), dtype=np.int64))
         self.keys.append(key)
-        canon = " ".join(toks)
-        if len(toks) <= self.short_words * 2:
-            self._short.append((len(canon), canon, name, item_id))
+        self.item_tokens.append(words(text))
 
     def finish(self) -> None:
-        hashes = np.concatenate(self._hashes) if self._hashes else np.empty(0, np.uint64)
-        owners = np.concatenate(self._owners) if self._owners else np.empty(0, np.int64)
-        order = np.argsort(hashes, kind="stable")
-        hashes, owners = hashes[order], owners[order]
-        uniq, first, counts = np.unique(hashes, return_index=True, return_counts=True)
-        # Boilerplate shared by many items ("which one of the following statements is true")
-        # says nothing about a specific item; matching it would drop innocent prompts.
-        keep = counts <= self.max_items
-        self.common_ngrams = int((~keep).sum())
-        self.gram_hashes = uniq[keep]
-        self.gram_owner = owners[first[keep]]
-        self._hashes, self._owners = [], []
-        self._short.sort()
-        self._short_lens = [s[0] for s in self._short]
-        self._short_texts = [s[1] for s in self._short]
+        cfg = self.cfg
+        self.grams = GramIndex.build(self.item_tokens, self.n, cfg.common_ngram_items)
+        self.common_ngrams = self.grams.common
+        self.item_numbers = [Counter(w for w in t if is_number(w)) for t in self.item_tokens]
+        if cfg.semantic.enabled:
+            from builder.curate.decontam_semantic import SemanticPass  # loads the model: only when asked
 
-    def _ngram_hits(self, token_lists: list[list[str]]) -> dict[int, tuple[int, int]]:
-        """prompt index → (owner item index, word offset) of its first n-gram hit."""
-        n = self.n
-        lens = np.fromiter((len(t) for t in token_lists), dtype=np.int64, count=len(token_lists))
-        flat = _word_hashes([w for t in token_lists for w in t])
-        starts = np.concatenate(([0], np.cumsum(lens)))
-        h = window_hashes(flat, n)
-        if not len(h) or not len(self.gram_hashes):
-            return {}
-        pos = np.searchsorted(self.gram_hashes, h)
-        pos[pos == len(self.gram_hashes)] = 0
-        hit = np.nonzero(self.gram_hashes[pos] == h)[0]
-        prompt = np.searchsorted(starts, hit, side="right") - 1
-        inside = hit + n <= starts[prompt + 1]  # windows spanning two prompts are not n-grams
-        out: dict[int, tuple[int, int]] = {}
-        for w, p in zip(hit[inside].tolist(), prompt[inside].tolist()):
-            if p not in out:
-                out[p] = (int(self.gram_owner[pos[w]]), w - int(starts[p]))
-        return out
+            texts = [self.items[k] for k in self.keys]
+            self.semantic = SemanticPass(self.item_tokens, texts, cfg.semantic, cfg.min_number_share)
+        self.fuzzy = FuzzyIndex(self.item_tokens, cfg.fuzzy_item_words, self.short_words, cfg.anchor_words,
+                                cfg.common_ngram_items, self.threshold, cfg.min_number_share)  # fmt: skip
+
+    def _hit(self, item: int, rule: str, score: float, span: str, detail: str = "") -> Hit:
+        name, item_id = self.keys[item]
+        return Hit(name, item_id, rule, score, span, detail)
+
+    def _ngram_hits(self, token_lists: list[list[str]], out: list[Hit | None]) -> None:
+        g = self.grams
+        pr = g.pairs(token_lists)
+        if not len(pr["prompt"]):
+            return
+        item = pr["item"]
+        ok = (pr["coverage"] >= self.cfg.min_coverage) & (
+            pr["shared"] >= np.minimum(self.cfg.min_shared_ngrams, g.windows[item])
+        )
+        sel = np.flatnonzero(ok)
+        # best item per prompt: highest coverage, then most shared windows
+        sel = sel[np.lexsort((-pr["shared"][sel], -pr["coverage"][sel], pr["prompt"][sel]))]
+        seen: set[int] = set()
+        numbers: dict[int, Counter[str]] = {}
+        for j in sel.tolist():
+            p = int(pr["prompt"][j])
+            if p in seen:
+                continue
+            it = int(item[j])
+            if not self._numbers_held(it, p, token_lists, numbers):
+                continue  # same template, other numbers: another problem
+            seen.add(p)
+            toks = self.item_tokens[it][int(pr["first"][j]) : int(pr["last"][j]) + self.n]
+            detail = f"{int(pr['shared'][j])} of {int(g.windows[it])} {self.n}-grams, {int(pr['covered'][j])} of {int(g.coverable[it])} words"
+            out[p] = self._hit(it, f"ngram{self.n}", float(pr["coverage"][j]), key_of(toks), detail)
+
+    def _numbers_held(self, item: int, p: int, token_lists: list[list[str]], cache: dict[int, Counter[str]]) -> bool:
+        want = self.item_numbers[item]
+        if not want:
+            return True
+        have = cache.get(p)
+        if have is None:
+            have = cache[p] = Counter(w for w in token_lists[p] if is_number(w))
+        held = sum((want & have).values())
+        return held >= self.cfg.min_number_share * sum(want.values())
 
     def match_many(self, texts: list[str]) -> list[Hit | None]:
         token_lists = [words(t) for t in texts]
-        hits = self._ngram_hits(token_lists)
         out: list[Hit | None] = [None] * len(texts)
-        short: list[tuple[int, str]] = []
-        for i, toks in enumerate(token_lists):
-            if i in hits:
-                owner, off = hits[i]
-                key = self.keys[owner]
-                out[i] = Hit(key[0], key[1], f"ngram{self.n}", " ".join(toks[off : off + self.n]))
-            elif len(toks) < self.short_words and self._short:
-                short.append((i, " ".join(toks)))
-        for i, hit in self._fuzzy_many(short):
-            out[i] = hit
+        self._ngram_hits(token_lists, out)
+        t = int(self.threshold)
+        todo = [i for i, h in enumerate(out) if h is None]
+        for i, (item, score, span) in self.fuzzy.embedded(token_lists, todo).items():
+            out[i] = self._hit(item, f"embedded-fuzzy{t}", score / 100, key_of(span))
+        short = [(i, token_lists[i]) for i in todo if out[i] is None and len(token_lists[i]) < self.short_words]
+        for i, (item, score, span) in self.fuzzy.whole(short).items():
+            out[i] = self._hit(item, f"fuzzy{t}", score / 100, key_of(span))
+        if self.semantic is not None:
+            rest = [i for i, h in enumerate(out) if h is None]
+            found = self.semantic.match([texts[i] for i in rest], [token_lists[i] for i in rest])
+            for j, (item, score, detail) in found.items():
+                out[rest[j]] = self._hit(item, "semantic", score, texts[rest[j]], detail)
         return out
 
     def match(self, text: str) -> Hit | None:
         return self.match_many([text])[0]
-
-    def _fuzzy_many(self, queries: list[tuple[int, str]], chunk: int = 256) -> list[tuple[int, Hit]]:
-        """Fuzzy pass for short prompts: queries sorted by length, compared in chunks with
-        rapidfuzz's cdist (C, multi-threaded) against the benchmark items in their length window."""
-        # ratio ≥ T needs min/max length ≥ T/(200-T): only items in that window can match.
-        f = self.threshold / (200.0 - self.threshold)
-        queries = sorted(queries, key=lambda q: len(q[1]))
-        found: list[tuple[int, Hit]] = []
-        for start in range(0, len(queries), chunk):
-            part = queries[start : start + chunk]
-            lo = bisect_left(self._short_lens, int(len(part[0][1]) * f))
-            hi = bisect_right(self._short_lens, int(len(part[-1][1]) / f) + 1)
-            if lo >= hi:
-                continue
-            scores = process.cdist([q[1] for q in part], self._short_texts[lo:hi], scorer=fuzz.ratio,
-                                   score_cutoff=self.threshold, dtype=np.uint8, workers=-1)
-            best = scores.argmax(axis=1)
-            for row, (i, _) in enumerate(part):
-                score = int(scores[row, best[row]])
-                if score >= self.threshold:
-                    item = self._short[lo + int(best[row])]
-                    found.append((i, Hit(item[2], item[3], f"fuzzy{int(self.threshold)}", f"ratio={score}")))
-        return found
 
 
 # Set in the parent just before forking, so workers share the index copy-on-write; str
@@ -205,7 +184,7 @@ def match_all(index: BenchmarkIndex, texts: list[str], workers: int = 1, chunk: 
     """match_many over batches (bounded window-hash arrays), on `workers` forked processes."""
     global _SHARED
     bounds = [(s, min(s + chunk, len(texts))) for s in range(0, len(texts), chunk)]
-    if workers <= 1 or len(bounds) < 2:
+    if workers <= 1 or len(bounds) < 2 or index.semantic is not None:  # the embedder is not fork-safe
         return [h for b in bounds for h in index.match_many(texts[b[0] : b[1]])]
     import multiprocessing
 
@@ -232,6 +211,11 @@ def _read_items(recipe: Recipe, b: BenchmarkFile) -> Iterable[tuple[str, str]] |
             raise UserError(f"decontaminate: benchmark {b.name}: {item.location}: {item.reason}: {item.detail}")
         item_id = str(item.data.get(b.id_field, i)) if b.id_field else str(i)
         out.append((item_id, _item_text(item.data, b.text_fields, item.location)))
+    if not any(words(text) for _, text in out):
+        raise UserError(
+            f"decontaminate: benchmark {b.name}: {path}: no usable text in {len(out)} item(s) "
+            f"(text_fields {b.text_fields} hold no words); fix `text_fields` or the file"
+        )
     return out
 
 

@@ -8,6 +8,7 @@ no-break and other exotic spaces → plain space, and whitespace at the very sta
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 import regex
@@ -39,3 +40,49 @@ def normalize_text(text: str, form: str = "NFC") -> str:
 def dedupe_key(messages: list[dict[str, str]]) -> str:
     """Canonical conversation for exact dedupe: case- and whitespace-insensitive, roles kept."""
     return "\x1e".join(m["role"] + "\x1f" + " ".join(m["content"].casefold().split()) for m in messages)
+
+
+# ---- matching keys: folding that only ever feeds comparisons, never the stored text ----
+
+# Look-alikes NFKC leaves apart (curly quotes, primes, dashes and minus signs, CJK full stop
+# and comma), the full-width ASCII block and non-ASCII decimal digits (Arabic-Indic,
+# Devanagari, …), mapped one character at a time. A regex finds them first: most prompts
+# have none or a few, and str.translate with a dict costs ~0.2 us per character.
+_FOLD_MAP: dict[str, str] = {
+    **{c: "'" for c in "\u2018\u2019\u201a\u201b\u2032\u2035\u00b4\u02bc\u02bb"},
+    **{c: '"' for c in "\u201c\u201d\u201e\u201f\u2033\u2036\u00ab\u00bb\u300c\u300d\u300e\u300f"},
+    **{c: "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u2e3a\u2e3b\ufe58\ufe63\u2053"},
+    **{c: "." for c in "\u3002\uff61\u2027"},
+    **{c: "," for c in "\u3001\uff64"},
+    **{
+        c: " "
+        for c in "\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+        "\u2028\u2029\u202f\u205f\u3000\u00b7"
+    },
+    **{c: "" for c in "\u00ad\u180e\u200b\u2060\ufeff"},
+    "\u00d7": "*",
+    "\u00f7": "/",
+    **{chr(c): chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)},  # full-width ASCII
+}
+# stdlib re: ~15x faster than `regex` on this character class; [^\D0-9] is a non-ASCII digit
+_FOLD_RE = re.compile("[" + re.escape("".join(_FOLD_MAP)) + "]|[^\\D0-9]")
+
+
+def _fold_char(m: re.Match[str]) -> str:
+    c = m.group()
+    got = _FOLD_MAP.get(c)
+    return got if got is not None else str(unicodedata.digit(c))
+
+
+def fold_text(text: str) -> str:
+    """Matching key of a text: NFKC (full-width forms, NBSP and other spaces, ligatures,
+    circled and super/subscript digits) plus the look-alikes NFKC keeps apart (curly quotes,
+    dashes, minus, CJK full stop and comma, non-ASCII decimal digits). Feeds dedupe shingles,
+    the number check and decontamination tokens only: stored text stays byte-exact."""
+    if text.isascii():
+        return text
+    if _FOLD_RE.search(text):
+        text = _FOLD_RE.sub(_fold_char, text)
+    if not unicodedata.is_normalized("NFKC", text):
+        text = _FOLD_RE.sub(_fold_char, unicodedata.normalize("NFKC", text))
+    return text

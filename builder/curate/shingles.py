@@ -6,6 +6,9 @@ differ only in numbers would collide), CJK text has no spaces, and docs shorter 
 n-gram size get no shingles at all (datatrove then skips them silently).
 
 Rules, in order:
+- matching key: the text folded (``normalize.fold_text``: NFKC + look-alikes: full-width
+  forms, NBSP and other spaces, curly quotes, dashes, non-ASCII digits); the stored text is
+  never changed;
 - canonical form: lowercase, punctuation -> space, whitespace collapsed, diacritics
   stripped; numbers are kept verbatim;
 - tokens: Han/Kana characters are one token each, anything else splits on whitespace;
@@ -13,7 +16,11 @@ Rules, in order:
 - a doc with fewer than max(n, min_tokens) tokens gets ONE shingle, the hash of its whole
   canonical form, so short prompts match only their exact-after-canonicalization twins;
 - every shingle hash is XOR-ed with a hash of the doc's number sequence, so two docs whose
-  numbers differ share no shingle at all and can never be merged.
+  numbers differ share no shingle at all and can never be merged. Numbers are read from the
+  folded text ("３０" is 30, "40,000" is 40000) and Chinese numerals count where they are
+  numbers: a run with a unit (十二, 一百零五, 两千) or of digits (二〇二四), a numeral before a
+  classifier or unit (两个, 三只, 五米) or after 第. Such numerals are written in Arabic digits
+  in the matching key, so "两个" and "2个" give the same shingles and the same number.
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ from dataclasses import dataclass
 import numpy as np
 import xxhash
 from datatrove.utils.text import PUNCTUATION_TRANS
+
+from builder.curate.normalize import fold_text
 
 # Han (incl. ext. A and compatibility ideographs), Hiragana, Katakana: scripts without spaces.
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
@@ -71,12 +80,89 @@ def tokenize(canon: str) -> tuple[list[str], int]:
     return _TOKEN_RE.findall(canon), len(_CJK_RE.findall(canon))
 
 
+_ZH_DIGITS = {c: i for i, c in enumerate("零一二三四五六七八九")} | {"〇": 0, "两": 2}
+_ZH_UNITS = {"十": 10, "百": 100, "千": 1000}
+_ZH_BIG = {"万": 10_000, "亿": 100_000_000}
+_ZH_NUMERAL = "零〇一二两三四五六七八九十百千万亿"
+_ZH_ANY = re.compile(f"[{_ZH_NUMERAL}]")
+_ZH_NUMBER_RE = re.compile(f"\\d+(?:[.,]\\d+)*|[{_ZH_NUMERAL}]+")
+# classifiers and units a counted numeral stands before (not 分 "十分" = very, not 点 "一点" =
+# a little, not 角 "三角形" = triangle)
+_ZH_COUNTED = set(
+    "个只本元块毛米厘克斤吨升里岁天年月日周号时秒人名位辆张条支件次遍倍台页行层棵朵匹头双对套杯瓶碗盒包箱袋亩份道题种批组队班届根颗粒枚座间户篇首部场"
+)
+_ZH_WORDS = {"万一", "千万", "一一"}  # "in case", "must", "one by one"
+
+
+def _zh_value(run: str) -> int:
+    if all(c in _ZH_DIGITS for c in run):  # 二〇二四: digit by digit
+        return int("".join(str(_ZH_DIGITS[c]) for c in run))
+    total = section = number = 0
+    for c in run:
+        if c in _ZH_DIGITS:
+            number = _ZH_DIGITS[c]
+        elif c in _ZH_UNITS:
+            section += (number or (1 if c == "十" else 0)) * _ZH_UNITS[c]
+            number = 0
+        else:
+            total += (section + number) * _ZH_BIG[c]
+            section = number = 0
+    return total + section + number
+
+
+def zh_numerals_as_digits(text: str) -> str:
+    """A (folded) text with the Chinese numerals that are numbers in Arabic digits ("三十九个" →
+    "39个", "第三" → "第3", "3万" → "30000"), so both spellings give the same shingles and numbers."""
+    if text.isascii() or not _ZH_ANY.search(text):
+        return text
+    edits: list[tuple[int, int, str]] = []
+    digits: tuple[int, int] | None = None  # span of the last Arabic number
+    for m in _ZH_NUMBER_RE.finditer(text):
+        run = m.group()
+        if run[0].isdigit():
+            digits = m.span()
+            continue
+        start, nxt = m.start(), text[m.end() : m.end() + 1]
+        if run[-1] == "千" and nxt in ("克", "米", "瓦"):  # 三千克 = 3 kg
+            run, nxt = run[:-1], "千"
+            if not run:
+                continue
+        end = start + len(run)
+        if digits is not None and digits[1] == start and all(c in _ZH_UNITS or c in _ZH_BIG for c in run):
+            # 3万 = 30000, 1.5亿 = 150000000
+            v = float(text[digits[0] : digits[1]].replace(",", "")) * _zh_value("一" + run)
+            edits.append((digits[0], end, str(int(v)) if v.is_integer() else repr(v)))
+            continue
+        counted = nxt in _ZH_COUNTED or nxt == "千" or text[start - 1 : start] == "第"
+        if run in _ZH_WORDS or run in "百千万亿" or not (counted or len(run) > 1):
+            continue
+        edits.append((start, end, str(_zh_value(run))))
+    if not edits:
+        return text
+    parts, last = [], 0
+    for start, end, digits_text in edits:
+        parts += [text[last:start], digits_text]
+        last = end
+    return "".join(parts) + text[last:]
+
+
+def _numbers(text: str) -> list[str]:
+    """Numbers of a folded text in order, Chinese numerals read where they are numbers."""
+    return _NUMBER_RE.findall(zh_numerals_as_digits(text))
+
+
 def number_key(text: str) -> int:
-    """Hash of the doc's number sequence (0 when it has none); "40,000" and "40000" are the same number."""
-    nums = _NUMBER_RE.findall(text)
+    """Hash of the doc's number sequence (0 when it has none) in the folded text: "40,000", "40000"
+    and "４０，０００" are the same number, and so are "两个" and "2个"."""
+    return _number_key(zh_numerals_as_digits(fold_text(text)))
+
+
+def _number_key(folded: str) -> int:
+    """number_key of a folded text whose Chinese numerals are already digits."""
+    nums = _NUMBER_RE.findall(folded)
     if not nums:
         return 0
-    if "," in text:
+    if "," in folded:
         nums = [_THOUSANDS_RE.sub("", x) if "," in x else x for x in nums]
     return xxhash.xxh64_intdigest("\x1f".join(nums))
 
@@ -87,11 +173,12 @@ _H = xxhash.xxh64_intdigest
 
 def _plan(text: str, params: ShingleParams) -> tuple[np.ndarray, int, int, int]:
     """(token hashes or the one exact hash, n (0 = exact), mode, number salt) of one doc."""
-    canon = canonical(text, params.strip_diacritics)
+    folded = zh_numerals_as_digits(fold_text(text))
+    canon = canonical(folded, params.strip_diacritics)
     tokens, n_cjk = tokenize(canon)
     cjk = n_cjk * 2 >= len(tokens) and n_cjk > 0
     n = params.char_ngram if cjk else params.ngram
-    salt = number_key(text) if params.numbers_must_match else 0
+    salt = _number_key(folded) if params.numbers_must_match else 0
     if len(tokens) < max(n, params.min_tokens):
         # too short for n-grams: exact match after canonicalization (raw text if nothing is left)
         return np.array([_H("\x00" + (" ".join(tokens) or text.strip()))], np.uint64), 0, MODE_EXACT, salt

@@ -14,26 +14,28 @@ import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import regex
 
+from builder import tables
 from builder.config.base import CATEGORIES
 from builder.curate.balance import balance
 from builder.curate.decontam import build_index, match_all
 from builder.curate.normalize import dedupe_key, normalize_text
+from builder.errors import UserError
 from builder.language import prompt_language_label
 from builder.ledger import DROPPED, QUARANTINED, Ledger
 from builder.recipe import Recipe
 from builder.rows import PROMPT_FEATURES, prompt_id_for, provenance_defaults
 from builder.sources.mapping import RowProblem, map_row
-from builder.sources.readers import BadRow, read_source
-from builder.workdir import WorkDir, write_shards
+from builder.sources.readers import BadRow, local_files, read_source
+from builder.tables import BalanceRow, CurateSummary, DecontaminationSummary, StepRow
+from builder.workdir import WorkDir
 
 STAGE = "curate"
+READS: tuple[()] = ()  # the recipe's sources, outside the work dir
+WRITES = (tables.PROMPTS, tables.DECONTAMINATION, tables.CURATE_LEDGER, CurateSummary)
 
 
 @dataclass
@@ -165,11 +167,11 @@ def _near_dedupe(recipe: Recipe, work: WorkDir, cols: dict[str, list[Any]]) -> d
     return {index[pid]: ("near_dup", kept) for pid, kept in removed.items()}
 
 
-def _decontaminate(recipe: Recipe, cols: dict[str, list[Any]], out_dir: Path) -> tuple[dict[int, tuple[str, str]], dict[str, Any]]:
+def _decontaminate(recipe: Recipe, cols: dict[str, list[Any]], work: WorkDir) -> tuple[dict[int, tuple[str, str]], DecontaminationSummary]:
     cfg = recipe.curate.decontaminate
     index = build_index(recipe, cfg)
     drop: dict[int, tuple[str, str]] = {}
-    report: dict[str, list[str]] = {k: [] for k in ("benchmark", "item_id", "prompt_id", "source", "source_row_id", "rule", "evidence")}
+    report: dict[str, list[str]] = {k: [] for k in tables.DECONTAMINATION.features}
     texts = [_user_text(m) for m in cols["messages"]]
     hits = match_all(index, texts, workers=min(2, os.cpu_count() or 1) if len(texts) >= 100_000 else 1)
     for i, hit in enumerate(hits):
@@ -180,22 +182,21 @@ def _decontaminate(recipe: Recipe, cols: dict[str, list[Any]], out_dir: Path) ->
                      ("source", cols["source"][i]), ("source_row_id", cols["source_row_id"][i]),
                      ("rule", hit.rule), ("evidence", hit.evidence)):
             report[k].append(v)
-    pq.write_table(pa.table(report, schema=pa.schema([(k, pa.string()) for k in report])), out_dir / "decontamination.parquet")
-    meta = {
-        "benchmarks": index.benchmarks,
-        "skipped_absent": index.skipped,
-        "ngram": cfg.ngram,
-        "fuzzy_threshold": cfg.fuzzy_threshold,
-        "hits_per_benchmark": dict(Counter(report["benchmark"])),
-        "items": len(index.items),
-        "common_ngrams_ignored": index.common_ngrams,
-    }
+    work.write_columns(tables.DECONTAMINATION, report)
+    meta = DecontaminationSummary(
+        benchmarks=index.benchmarks,
+        skipped_absent=index.skipped,
+        ngram=cfg.ngram,
+        fuzzy_threshold=cfg.fuzzy_threshold,
+        hits_per_benchmark=dict(Counter(report["benchmark"])),
+        items=len(index.items),
+        common_ngrams_ignored=index.common_ngrams,
+    )
     return drop, meta
 
 
-def run_curate(recipe: Recipe, work: WorkDir, progress: Any = None) -> CurateResult:
+def _curate(recipe: Recipe, work: WorkDir, progress: Any = None) -> CurateResult:
     t0 = time.perf_counter()
-    out = work.stage(STAGE)
     ledger = Ledger(STAGE)
     warnings: list[str] = []
 
@@ -216,16 +217,18 @@ def run_curate(recipe: Recipe, work: WorkDir, progress: Any = None) -> CurateRes
     if rows_in == 0:
         from builder.errors import UserError
 
-        raise UserError(f"{recipe.path}: the sources yielded 0 rows; check each source's path and limit")
+        # The reader's warnings say why (an empty file, limit 0): the error is all that prints.
+        why = f" ({warnings[0]}{f'; +{len(warnings) - 1} more' if len(warnings) > 1 else ''})" if warnings else ""
+        raise UserError(f"{recipe.path}: the sources yielded 0 rows{why}; check each source's path and limit")
     tick("exact_dedupe")
     cols = _step(ledger, "exact_dedupe", cols, _exact_dedupe(cols))
     if recipe.curate.near_dedupe.enabled and cols["prompt_id"]:
         tick("near_dedupe")
         cols = _step(ledger, "near_dedupe", cols, _near_dedupe(recipe, work, cols))
-    decontam_meta: dict[str, Any] = {"benchmarks": [], "skipped_absent": []}
+    decontam_meta = DecontaminationSummary(benchmarks=[], skipped_absent=[])
     if recipe.curate.decontaminate.enabled:
         tick("decontaminate")
-        drop, decontam_meta = _decontaminate(recipe, cols, out)
+        drop, decontam_meta = _decontaminate(recipe, cols, work)
         cols = _step(ledger, "decontaminate", cols, drop)
     tick("balance")
     bal = balance(cols["prompt_id"], cols["source"], cols["category"], recipe.curate.balance)
@@ -238,11 +241,11 @@ def run_curate(recipe: Recipe, work: WorkDir, progress: Any = None) -> CurateRes
             raise RuntimeError(f"ledger chain broken: {a} kept {ledger.steps[a].kept} but {b} received {ledger.steps[b].rows_in}")
 
     tick("write")
-    write_shards(cols, PROMPT_FEATURES, out / "prompts")
-    ledger.close(out)
+    work.write_columns(tables.PROMPTS, cols)
+    work.write_ledger(ledger)
     tick("")
     balance_table = [
-        {"category": c, "source": s, "before": bal.before.get((c, s), 0), "after": bal.after.get((c, s), 0)}
+        BalanceRow(category=c, source=s, before=bal.before.get((c, s), 0), after=bal.after.get((c, s), 0))
         for (c, s) in sorted(set(bal.before) | set(bal.after))
     ]
     result = CurateResult(
@@ -255,12 +258,41 @@ def run_curate(recipe: Recipe, work: WorkDir, progress: Any = None) -> CurateRes
         by_category=dict(Counter(cols["category"])),
         by_source=dict(Counter(cols["source"])),
     )
-    work.write_summary(STAGE, {
-        "recipe": recipe.name, "version": recipe.version, "recipe_sha256": recipe.sha256,
-        "rows_in": result.rows_in, "rows_out": result.rows_out,
-        "steps": [{"step": s, "in": i, "kept": k, "dropped": d} for s, i, k, d in result.steps],
-        "balance": balance_table, "category_quota": bal.category_quota,
-        "decontamination": decontam_meta, "warnings": warnings, "seconds": result.seconds,
-        "step_seconds": step_seconds,
-    })
+    work.write_summary(CurateSummary(
+        recipe=recipe.name, version=recipe.version, recipe_sha256=recipe.sha256,
+        rows_in=result.rows_in, rows_out=result.rows_out, steps=StepRow.rows(result.steps),
+        balance=balance_table, category_quota=bal.category_quota,
+        decontamination=decontam_meta, warnings=warnings, seconds=result.seconds,
+        step_seconds=step_seconds,
+    ))  # fmt: skip
     return result
+
+
+def source_stats(recipe: Recipe) -> list[Any]:
+    """What curate reads besides the recipe: each local file's (path, size, mtime) — sources and
+    benchmark files — and each Hub source's id and revision (an unpinned one always re-runs)."""
+    out: list[Any] = []
+    for src in recipe.sources:
+        if src.kind == "hf":
+            out.append([src.dataset, src.config, src.split, src.revision or f"unpinned:{time.time_ns()}"])
+            continue
+        try:
+            files = local_files(recipe, src)
+        except UserError:
+            files = []  # the stage itself will say what is wrong
+        out += [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in files if f.is_file()]
+    for b in recipe.curate.decontaminate.benchmarks:
+        f = recipe.resolve(b.path)
+        out.append([str(f), *( [f.stat().st_size, f.stat().st_mtime_ns] if f.is_file() else ["absent"])])
+    return out
+
+
+def fingerprint(recipe: Recipe, work: WorkDir) -> dict[str, Any]:
+    """What this stage's outputs depend on (see WorkDir.fingerprint)."""
+    return work.fingerprint({"sources": recipe.sources, "curate": recipe.curate}, (), source_stats(recipe))
+
+
+def run_curate(recipe: Recipe, work: WorkDir, progress: Any = None) -> CurateResult:
+    """Read, normalize, dedupe, decontaminate and balance every source. Outputs are committed together at the end (WorkDir.stage_run)."""
+    with work.stage_run(STAGE, fingerprint(recipe, work)):
+        return _curate(recipe, work, progress)

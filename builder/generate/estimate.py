@@ -14,7 +14,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from builder import tables
 from builder.recipe import Recipe
+from builder.workdir import WorkDir
 
 ASSUMED_PROMPT_TOKENS = 300
 ASSUMED_COMPLETION = {"reasoning": 4000, "control": 800}
@@ -24,7 +26,7 @@ CHARS_PER_TOKEN = 4
 def _prompt_count(recipe: Recipe, work: Path | None) -> tuple[int | None, str, float | None]:
     """(prompts, where the number came from, mean prompt chars when known)."""
     if work is not None:
-        files = sorted((work / "curate" / "prompts").glob("part-*.parquet"))
+        files = WorkDir(work).shards(tables.PROMPTS)
         if files:
             import pyarrow.parquet as pq
 
@@ -49,7 +51,7 @@ def _observed(work: Path | None, teacher: str) -> dict[str, float]:
     from builder.teachers.store import RecordReader, latest
 
     stats = {"n": 0.0, "pt": 0.0, "ct": 0.0, "lat": 0.0}
-    stored = latest(work / "generate" / "store" / teacher)
+    stored = latest(WorkDir(work).store(tables.GENERATE_STORE, teacher))
     reader = RecordReader()
     try:
         for got in list(stored.values())[:2000]:  # a sample is enough for means

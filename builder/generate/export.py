@@ -12,6 +12,7 @@ from builder.config.generate import TeacherConfig
 from builder.ledger import DROPPED, KEPT, Ledger
 from builder.rows import REPLY_FEATURES
 from builder.teachers.items import WorkItem, ledger_reason, reply_row
+from builder.teachers.reply_shape import checked_row
 from builder.teachers.store import Latest, RecordReader
 from builder.workdir import SHARD_ROWS, ShardWriter
 
@@ -84,10 +85,13 @@ def export_teacher(
                 msg = ("no imported reply matches this prompt's (source, source_row_id)" if code == "not_in_import"
                        else abort or "not requested yet: the run stopped before this request; re-run to resume")
                 it.max_tokens = 0 if teacher.kind == "import" else teacher.sampling.max_tokens
-                row = reply_row(it, teacher, status="failed", error_code=code, error_message=msg, attempts=0)
+                # No reply was created: no timestamp, so an unchanged store exports identical bytes.
+                row = reply_row(it, teacher, status="failed", error_code=code, error_message=msg, attempts=0,
+                                created_at=None)  # fmt: skip
             else:
                 row = reader.read(got.entry)
                 row["attempts"] = got.attempts_total
+                row = checked_row(row)  # a record of any shape exports; a bad one as a failed row
             parts.add(row)
             if row["status"] == "ok":
                 tally.ok += 1

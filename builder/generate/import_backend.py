@@ -5,15 +5,27 @@ file the source read (same reader, same row ids), or another file keyed by `id_f
 Layouts:
   fields       `think` + `answer` paths (separate), or `content` + `reasoning_format` (raw)
   am           AM-DeepSeek-R1-Distilled: the assistant message's info.think_content /
-               info.answer_content (raw `content` when info lacks them)
+               info.answer_content (raw `content` when info lacks them, or when the raw
+               reply never closes its <think> / <answer>: the only sign of a cut there)
   openr1       OpenR1: a `generations` list (one sample each), else the assistant message
   openthoughts `conversations` (ShareGPT) assistant value with <|begin_of_thought|>…
 A prompt with no imported reply gets no record here; the export writes it as a failed row
 "not_in_import", so nothing is lost silently.
+
+Finish reasons and token counts: every layout stores them when the data has them, so the
+responses stage can tell a reply cut by the budget from a finished one. `finish_reason`,
+`completion_tokens` and `max_tokens` / `max_tokens_field` map them for any layout (a list
+value gives one per sample); openr1 reads its `finish_reasons` list by itself. AM and
+OpenThoughts rows carry none: their replies are stored with finish_reason null, and the
+responses stage judges truncation from the text (builder/responses/truncation.py).
+
+Bad input: a mapped path that none of an import's first 100 rows has is a recipe mistake
+(a typo, the wrong layout), reported on one line before anything is stored (exit 2).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from typing import Any
 
@@ -27,6 +39,10 @@ from builder.teachers.items import WorkItem, reply_row
 from builder.teachers.store import StoreWriter
 
 LAYOUT_FORMAT = {"am": "r1", "openr1": "r1", "openthoughts": "skythought"}
+# Per-sample finish reasons a layout carries without being told (OpenR1-Math-220k).
+LAYOUT_FINISH = {"openr1": "finish_reasons"}
+_MISSING = get_path({}, "_")  # get_path's "absent" marker
+_PEEK_ROWS = 100  # rows read before storing anything, to check the mapped paths exist
 
 
 def _text(v: Any) -> str | None:
@@ -42,6 +58,14 @@ def _unwrap(think: str, fmt: str | None) -> str:
     if s.startswith(d.think_open) and s.endswith(d.think_close):
         return s[len(d.think_open) : len(s) - len(d.think_close)].strip()
     return think
+
+
+def _unclosed(raw: str, fmt: str | None) -> bool:
+    """The raw reply opens its think or answer tag and never closes it."""
+    from builder.reasoning_format import resolve_delimiters
+
+    d = resolve_delimiters(fmt)
+    return (d.think_open in raw and d.think_close not in raw) or (d.answer_open in raw and d.answer_close not in raw)
 
 
 def _assistant(messages: Any, role_key: str = "role", text_key: str = "content") -> dict[str, Any] | None:
@@ -71,9 +95,11 @@ def extract(spec: ImportSpec, row: dict[str, Any]) -> list[dict[str, Any]]:
             return []
         info = msg.get("info") if isinstance(msg.get("info"), dict) else {}
         think, answer = _text(info.get("think_content")), _text(info.get("answer_content"))
-        if answer is not None:
-            return [{"content": answer, "reasoning_content": think}]
         raw = _text(msg.get("content"))
+        if answer is not None and not (raw is not None and _unclosed(raw, fmt)):
+            return [{"content": answer, "reasoning_content": think}]
+        # No info split, or the raw reply never closes its think / answer tag: keep the raw text,
+        # the only place the data shows the reply was cut (AM carries no finish reason).
         return [{"content": raw, "reasoning_format": fmt}] if raw is not None else []
     if spec.layout == "openr1":
         gens = row.get("generations")
@@ -86,6 +112,53 @@ def extract(spec: ImportSpec, row: dict[str, Any]) -> list[dict[str, Any]]:
     msg = _assistant(row.get("conversations"), "from", "value")
     raw = _text(msg.get("value")) if msg else None
     return [{"content": raw, "reasoning_format": fmt}] if raw is not None else []
+
+
+def _sample_value(value: Any, index: int) -> Any:
+    """A per-sample list's element `index` (None past its end), else the value itself."""
+    if isinstance(value, list):
+        return value[index] if 0 <= index < len(value) else None
+    return None if value is _MISSING else value
+
+
+def _finish(value: Any) -> str | None:
+    # Any other type is kept as text: the responses stage rejects it as abnormal_finish, visibly.
+    return None if value is None else value if isinstance(value, str) else str(value)[:64]
+
+
+def _count(value: Any) -> int | None:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63 else None
+
+
+def reply_meta(spec: ImportSpec, row: dict[str, Any], index: int) -> dict[str, Any]:
+    """finish_reason / completion_tokens / max_tokens of sample `index`, where the row has them."""
+    finish_path = spec.finish_reason or (LAYOUT_FINISH.get(spec.layout) if not spec.content else None)
+    out: dict[str, Any] = {}
+    if finish_path:
+        out["finish_reason"] = _finish(_sample_value(get_path(row, finish_path), index))
+    if spec.completion_tokens:
+        out["completion_tokens"] = _count(_sample_value(get_path(row, spec.completion_tokens), index))
+    if spec.max_tokens is not None:
+        out["max_tokens"] = spec.max_tokens
+    elif spec.max_tokens_field:
+        out["max_tokens"] = _count(_sample_value(get_path(row, spec.max_tokens_field), index))
+    return out
+
+
+def _check_paths(recipe: Recipe, teacher: TeacherConfig, index: int, spec: ImportSpec, head: list[Any]) -> None:
+    """Every mapped path must exist in at least one of the first rows (a typo fails before storing)."""
+    if not head:
+        return
+    for key, path in spec.mapped_paths().items():
+        if all(get_path(row, path) is _MISSING for _, row, _ in head):
+            where = str(head[0][2]).rsplit(":", 1)[0]
+            raise UserError(
+                f"{recipe.path}: generate.teachers[{teacher.name}].imports[{index}].{key}: {path!r} is in none of "
+                f"the first {len(head)} rows of {where}; fix the dotted path (e.g. info.finish_reason, "
+                f"messages.-1.content) or remove `{key}`"
+            )
 
 
 def _spec_rows(recipe: Recipe, spec: ImportSpec, src: SourceConfig, warnings: list[str]):  # type: ignore[no-untyped-def]
@@ -121,7 +194,7 @@ def run_import(
     for it in todo:
         wanted[(it.source, it.source_row_id)].append(it)
     stored = 0
-    for spec in teacher.imports:
+    for spec_index, spec in enumerate(teacher.imports):
         src = by_name.get(spec.source)
         if src is None:
             raise UserError(
@@ -130,7 +203,10 @@ def run_import(
             )
         seen: set[str] = set()
         dup = 0
-        for rid, row, location in _spec_rows(recipe, spec, src, warnings):
+        rows = _spec_rows(recipe, spec, src, warnings)
+        head = list(itertools.islice(rows, _PEEK_ROWS))
+        _check_paths(recipe, teacher, spec_index, spec, head)
+        for rid, row, location in itertools.chain(head, rows):
             key = (src.name, rid)
             if rid in seen:
                 dup += 1
@@ -155,7 +231,7 @@ def run_import(
                 writer.append(
                     reply_row(it, teacher, status="ok", served_model=served or teacher.model, attempts=0,
                               content=rep.get("content"), reasoning_content=rep.get("reasoning_content"),
-                              reasoning_format=rep.get("reasoning_format")),
+                              reasoning_format=rep.get("reasoning_format"), **reply_meta(spec, row, it.sample_index)),
                     run=run_id, source=it.source, category=it.category,
                 )  # fmt: skip
                 stored += 1

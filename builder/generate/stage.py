@@ -20,18 +20,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from builder import tables
 from builder.config.generate import GenerateConfig, TeacherConfig
 from builder.errors import UserError
 from builder.generate.export import PartWriter, TeacherTally, export_teacher
 from builder.generate.todo import STAGE, config_of, load_prompts, store_dir, teacher_items
 from builder.ledger import Ledger
 from builder.recipe import Recipe
+from builder.tables import GenerateSummary, StepRow, TeacherAccounting, TeacherRun
 from builder.teachers.accounting import accounting
 from builder.teachers.items import WorkItem
 from builder.teachers.monitor import Progress, StoreMonitor
 from builder.teachers.send import schedule, send
 from builder.teachers.store import StoreWriter, latest
 from builder.workdir import WorkDir
+
+READS = (tables.PROMPTS,)
+WRITES = (tables.REPLIES, tables.GENERATE_LEDGER, GenerateSummary)
 
 
 @dataclass
@@ -55,6 +60,7 @@ class GenerateResult:
     seconds: float
     replies: list[Path]
     warnings: list[str] = field(default_factory=list)
+    error: str = ""  # a whole-run failure (bad key, unknown model): raised after the export
 
 
 def _executor_config(recipe: Recipe, tasks: int) -> Any:
@@ -87,13 +93,13 @@ def _send_openai(recipe: Recipe, work: WorkDir, cfg: GenerateConfig, teacher: Te
     return msg
 
 
-def run_generate(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -> GenerateResult:
+def _generate(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -> GenerateResult:
     t0 = time.perf_counter()
     cfg = config_of(recipe)
     prompts = load_prompts(work)
     run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{os.getpid()}"
     warnings: list[str] = []
-    out = work.stage(STAGE)
+    work.stage(STAGE)
     plans: list[tuple[TeacherConfig, list[WorkItem], int]] = []
     aborts: list[str] = []
     for teacher in cfg.teachers:
@@ -121,7 +127,7 @@ def run_generate(recipe: Recipe, work: WorkDir, progress: Progress | None = None
 
     # Export every teacher (also after an abort: what was stored, and why the rest is missing).
     ledger = Ledger(STAGE)
-    parts = PartWriter(out / "replies")
+    parts = PartWriter(work.path(tables.REPLIES))
     reports: list[TeacherReport] = []
     books: list[dict[str, Any]] = []
     seen = {t.name for t, _, _ in plans}
@@ -137,16 +143,33 @@ def run_generate(recipe: Recipe, work: WorkDir, progress: Progress | None = None
                                      len(items) - n_todo, n_todo, tally.ok, tally.failed))  # fmt: skip
         books.append(accounting(folder, teacher, cfg.prices.get(teacher.model)))
     paths = parts.close()
-    ledger.close(out)
+    work.write_ledger(ledger)
     result = GenerateResult(reports, ledger.summary(), books, time.perf_counter() - t0, paths, warnings)
-    work.write_summary(STAGE, {
-        "recipe": recipe.name, "version": recipe.version, "recipe_sha256": recipe.sha256, "run_id": run_id,
-        "teachers": [r.__dict__ for r in reports],
-        "accounting": books,
-        "steps": [{"step": s, "in": i, "kept": k, "dropped": d} for s, i, k, d in result.steps],
-        "rows": parts.total, "warnings": warnings, "seconds": result.seconds, "error": aborts[0] if aborts else "",
-    })  # fmt: skip
-    if aborts:
-        raise UserError(aborts[0])
+    work.write_summary(GenerateSummary(
+        recipe=recipe.name, version=recipe.version, recipe_sha256=recipe.sha256, run_id=run_id,
+        teachers=[TeacherRun.model_validate(r.__dict__) for r in reports],
+        accounting=[TeacherAccounting.model_validate(b) for b in books],
+        steps=StepRow.rows(result.steps),
+        rows=parts.total, warnings=warnings, seconds=result.seconds, error=aborts[0] if aborts else "",
+    ))  # fmt: skip
+    result.error = aborts[0] if aborts else ""
+    return result
+
+
+def fingerprint(recipe: Recipe, work: WorkDir) -> dict[str, Any]:
+    """What this stage's outputs depend on (see WorkDir.fingerprint). The store is not in it:
+    generate always runs, and asks only for what the store lacks."""
+    return work.fingerprint({"generate": recipe.generate}, ("curate",))
+
+
+def run_generate(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -> GenerateResult:
+    """Ask every teacher for what the store lacks, then export the store. Outputs are committed
+    together (WorkDir.stage_run), also after an abort: every item has its row, failed ones say
+    why; the abort is raised once they are in place."""
+    with work.stage_run(STAGE, fingerprint(recipe, work)):
+        result = _generate(recipe, work, progress)
+    result.replies = work.shards(tables.REPLIES)
+    if result.error:
+        raise UserError(result.error)
     return result
 

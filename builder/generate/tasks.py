@@ -17,6 +17,7 @@ from typing import Any
 from datatrove.pipeline.base import PipelineStep
 
 from builder.config.generate import TeacherConfig
+from builder.errors import redact
 from builder.teachers.items import WorkItem
 from builder.teachers.send import send
 
@@ -41,6 +42,10 @@ def send_share(teacher: TeacherConfig, mine: list[WorkItem], folder: Path, run_i
     return {"ok": state.ok, "failed": state.failed, "requests": state.requests, "retries": state.retries}
 
 
+class GenerateTaskError(RuntimeError):
+    """A generate task failed; the message is redacted and carries no traceback of the failure."""
+
+
 class GenerateTask(PipelineStep):
     """A datatrove step wrapping `send_share`; it reloads the recipe on whichever node runs it."""
 
@@ -59,9 +64,17 @@ class GenerateTask(PipelineStep):
         from builder.recipe import load_recipe
         from builder.workdir import WorkDir
 
-        recipe = load_recipe(self.recipe_path)
-        teacher, mine, folder = pending_for(recipe, WorkDir(self.work), self.teacher, rank, world_size)
-        counts = send_share(teacher, mine, folder, self.run_id, rank, world_size)
+        failure = ""
+        try:
+            recipe = load_recipe(self.recipe_path)
+            teacher, mine, folder = pending_for(recipe, WorkDir(self.work), self.teacher, rank, world_size)
+            counts = send_share(teacher, mine, folder, self.run_id, rank, world_size)
+        except Exception as e:  # noqa: BLE001 - re-raised below, redacted and without its frames
+            failure = redact(" ".join(f"{type(e).__name__}: {e}".split()))[:500]
+        if failure:
+            # Raised outside the except block: no chained traceback, so no frame that held a
+            # key (the client's, the pool's) reaches datatrove's logger.
+            raise GenerateTaskError(f"generate task {rank} of teacher {self.teacher}: {failure}")
         for k, v in counts.items():
             self.stat_update(k, value=v)
         return iter(())

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from builder import tables
 from builder.config.generate import GenerateConfig, TeacherConfig
 from builder.errors import UserError
 from builder.recipe import Recipe
@@ -33,13 +34,13 @@ def config_of(recipe: Recipe) -> GenerateConfig:
 
 
 def store_dir(work: WorkDir, teacher: TeacherConfig) -> Path:
-    return work.root / STAGE / "store" / teacher.name
+    return work.store(tables.GENERATE_STORE, teacher.name)
 
 
 def load_prompts(work: WorkDir, rank: int = 0, world: int = 1) -> dict[str, list[Any]]:
     """The curated prompts; with world > 1 only every world-th from `rank` (a task's share),
     selected in Arrow so a task never holds the other tasks' prompts as Python objects."""
-    files = work.require("curate", "prompts", "curate")
+    files = work.require(tables.PROMPTS)
     table = read_table(files, columns=PROMPT_COLUMNS)
     if world > 1:
         import pyarrow as pa

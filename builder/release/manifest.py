@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
@@ -60,22 +61,48 @@ def verify_release(folder: Path) -> list[str]:
     path = folder / MANIFEST
     if not path.is_file():
         return [f"{path}: missing; this is not a release folder"]
-    manifest = json.loads(path.read_text())
+    # A tampered folder is what this check is for: every malformed part below is a problem
+    # to report, never an exception (push prints the first one and uploads nothing).
+    try:
+        manifest = json.loads(path.read_bytes())
+    except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return [f"{MANIFEST}: not valid JSON ({str(e)[:120]})"]
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        return [f"{MANIFEST}: not a release manifest (no `files` table)"]
     problems: list[str] = []
-    listed: dict[str, dict[str, Any]] = manifest.get("files", {})
+    if not isinstance(manifest.get("version"), str) or not manifest["version"]:
+        problems.append(f"{MANIFEST}: no `version`")
+    listed: dict[str, Any] = manifest["files"]
     present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST}
     problems += [f"{rel}: listed in the manifest but missing" for rel in sorted(set(listed) - present)]
     problems += [f"{rel}: not listed in the manifest" for rel in sorted(present - set(listed))]
     for rel in sorted(set(listed) & present):
-        if sha256_file(folder / rel) != listed[rel]["sha256"]:
+        entry = listed[rel]
+        if sha256_file(folder / rel) != (entry.get("sha256") if isinstance(entry, dict) else None):
             problems.append(f"{rel}: sha256 differs from the manifest (file changed after release)")
-    card = _card_counts(card_metadata(folder / "README.md")) if (folder / "README.md").is_file() else {}
-    for config, expected in manifest.get("configs", {}).items():
-        files = sorted((folder / "data" / config).glob("*.parquet"))
-        actual = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
-        if actual != expected["num_examples"]:
-            problems.append(f"data/{config}: {actual:,} rows but the manifest says {expected['num_examples']:,}")
-        if card.get(config) != expected["num_examples"]:
+    card: dict[str, int] = {}
+    if (folder / "README.md").is_file():
+        try:
+            card = _card_counts(card_metadata(folder / "README.md"))
+        except (yaml.YAMLError, ValueError, AttributeError, TypeError):  # also UnicodeDecodeError
+            problems.append("README.md: the card's metadata block is not valid dataset_info YAML")
+    configs = manifest.get("configs", {})
+    if not isinstance(configs, dict):
+        return [*problems, f"{MANIFEST}: `configs` is not a table"]
+    for config, expected in configs.items():
+        want = expected.get("num_examples") if isinstance(expected, dict) else None
+        if not isinstance(want, int):
+            problems.append(f"{MANIFEST}: configs.{config}.num_examples is missing")
+            continue
+        actual = 0
+        for f in sorted((folder / "data" / config).glob("*.parquet")):
+            try:
+                actual += pq.read_metadata(f).num_rows
+            except (pa.ArrowInvalid, OSError):
+                problems.append(f"{f.relative_to(folder).as_posix()}: not a readable parquet file")
+        if actual != want:
+            problems.append(f"data/{config}: {actual:,} rows but the manifest says {want:,}")
+        if card.get(config) != want:
             problems.append(f"README.md: dataset_info {config} num_examples {card.get(config)} "
-                            f"but the manifest says {expected['num_examples']:,}")
+                            f"but the manifest says {want:,}")
     return problems

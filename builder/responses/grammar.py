@@ -22,17 +22,46 @@ variants) or "info" (kept; recorded so users can re-filter).
 | empty_answer               | reject   | the answer is blank (including content "" / Unicode-only whitespace) |
 | think_tag_in_answer        | reject   | a think or answer delimiter (configured style, or R1's <think> tags) |
 |                            |          | is left inside the answer, even inside a code block (see note)       |
-| truncated_in_think         | reject   | finish_reason length and the reply stopped inside the thinking       |
-| truncated_in_answer        | reject   | finish_reason length and the reply stopped inside the answer         |
+| truncated_in_think         | reject   | the reply was cut before its answer: finish_reason length, tokens at |
+|                            |          | max_tokens, or (finish unknown) think never closed / content null or |
+|                            |          | blank beside a reasoning field; evidence in a cut_* info code        |
+| truncated_in_answer        | reject   | the reply was cut inside its answer: finish_reason length, tokens at |
+|                            |          | max_tokens, or (finish unknown) the answer's text stops mid-way (see |
+|                            |          | truncation.py); evidence in a cut_* info code                        |
+| answer_in_reasoning        | reject   | no answer part, and the reasoning ends with the final answer (vLLM   |
+|                            |          | #48645: a reply without </think> filed whole as reasoning)           |
 | repetition_loop            | reject   | repetition_score of think or answer tail >= repetition threshold     |
 | language_mismatch_think    | reject   | thinking's language is definite and not one the prompt allows        |
 | language_mismatch_answer   | reject   | answer's language is definite and not one the prompt allows          |
 | mixed_language_answer      | reject   | answer has no dominant script and >= 40 % of it is in languages the  |
 |                            |          | prompt does not allow                                                |
 | too_long_for_student       | reject   | student_tokens > max_student_tokens (paper: 16,384)                  |
+| secret_in_reply            | reject   | the reply echoed an API key (redacted before it was stored)          |
 | answer_tags_absent         | info     | no answer tags: answer = text after the think block (R1 often omits) |
 | two_reasoning_fields       | info     | reasoning_content and reasoning both set and different               |
 | replacement_chars          | info     | some U+FFFD in the reply (broken multi-byte characters upstream)     |
+| cut_finish_length          | info     | truncation evidence: finish_reason "length"                          |
+| cut_token_budget           | info     | truncation evidence: completion_tokens >= max_tokens, finish unknown |
+| cut_final_answer_in_reasoning | info  | evidence for answer_in_reasoning                                     |
+| cut_open_think             | info     | truncation evidence: think never closed, finish unknown              |
+| cut_null_content           | info     | truncation evidence: content null beside reasoning, finish unknown   |
+| cut_empty_content          | info     | truncation evidence: content blank beside reasoning, finish unknown  |
+| cut_open_answer_tag        | info     | truncation evidence: answer tag never closed, finish unknown         |
+| cut_open_fence             | info     | truncation evidence: a code fence left open                          |
+| cut_open_math              | info     | truncation evidence: $$, \\[, \\( or \\begin left open at the end    |
+| cut_open_boxed             | info     | truncation evidence: \\boxed{ never closed                           |
+| cut_open_bold              | info     | truncation evidence: the last line opens ** and never closes it      |
+| cut_dangling_end           | info     | truncation evidence: ends on a comma, operator, "the", "and", "的"…  |
+| cut_unterminated_prose     | info     | truncation evidence: running prose stops without finishing a sentence|
+
+Truncation (`truncation.find_cut`): a known finish reason is trusted ("stop" means the
+model chose to stop); the text and token rules judge a reply whose finish reason is unknown
+(imports) only when the caller passes `infer_truncation=True` (the responses stage does).
+
+Language (`language.identify`): codes are ISO 639-1. A shared-script code the model was not
+sure of counts as "some language of that script" (`language.compatible`), and letters of a
+script that also appears in the prompt (`prompt_scripts`) are quotations, not a foreign
+language, when judging a mixed answer.
 
 Notes. A think tag inside the answer is rejected even within a code fence: from the text
 alone "R1 closed its thinking twice" and "the answer quotes the tag" look the same, and
@@ -47,14 +76,13 @@ from dataclasses import dataclass, field
 
 from builder import language as lang
 from builder.reasoning_format import R1
+from builder.responses import truncation
 from builder.responses.repetition import THRESHOLD as REPETITION_THRESHOLD
 from builder.responses.repetition import repetition_score
 from builder.responses.shapes import (
     BINARY,
     NOT_A_STRING,
-    NULL_CONTENT,
     TOO_LARGE,
-    UNCLOSED_THINK,
     Parsed,
 )
 
@@ -65,10 +93,14 @@ REJECT_CODES = frozenset(
         "duplicate_think", "text_before_think", "unclosed_answer", "text_outside_answer",
         "empty_think", "empty_answer", "think_tag_in_answer", "truncated_in_think",
         "truncated_in_answer", "repetition_loop", "language_mismatch_think",
-        "language_mismatch_answer", "mixed_language_answer", "too_long_for_student",
+        "language_mismatch_answer", "mixed_language_answer", "too_long_for_student", "secret_in_reply",
+        "answer_in_reasoning",
     }
 )  # fmt: skip
-INFO_CODES = frozenset({"answer_tags_absent", "two_reasoning_fields", "replacement_chars"})
+INFO_CODES = frozenset(
+    {"answer_tags_absent", "two_reasoning_fields", "replacement_chars"}
+    | {truncation.EVIDENCE_PREFIX + e for e in truncation.EVIDENCE}
+)
 CODES = REJECT_CODES | INFO_CODES
 
 MAX_STUDENT_TOKENS = 16_384
@@ -117,8 +149,19 @@ def validate(
     *,
     repetition_threshold: float = REPETITION_THRESHOLD,
     language_switch_ok: bool = False,
+    completion_tokens: object = None,
+    max_tokens: object = None,
+    infer_truncation: bool = False,
+    prompt_scripts: frozenset[str] = frozenset(),
+    expects_thinking: bool = True,
 ) -> Validation:
-    """Reject codes and scores for one normalized reply. Never raises on bad input."""
+    """Reject codes and scores for one normalized reply. Never raises on bad input.
+
+    `completion_tokens` / `max_tokens`: the reply's usage and the teacher's budget, when the
+    row carries them. `infer_truncation`: judge truncation from the text and token counts
+    when `finish_reason` is None (unknown). `prompt_scripts`: scripts present in the prompt
+    (`language.prompt_scripts`), whose letters an answer may quote. `expects_thinking`: False
+    for a control (non-reasoning) teacher, whose plain answer is not prefilled thinking."""
     codes = [c for c in parsed.codes if c in REJECT_CODES]
     info = [c for c in parsed.codes if c not in REJECT_CODES]
     if parsed.shape in _UNPARSED:
@@ -128,11 +171,15 @@ def validate(
         codes.append("abnormal_finish")
     elif finish_reason == "content_filter":
         codes.append("content_filter")
-    elif finish_reason == "length":
-        stopped_in_think = parsed.shape in (UNCLOSED_THINK, NULL_CONTENT) and parsed.think is not None
-        codes.append("truncated_in_think" if stopped_in_think else "truncated_in_answer")
-    elif finish_reason is not None and finish_reason not in _NORMAL_FINISH:
+    elif finish_reason is not None and finish_reason != "length" and finish_reason not in _NORMAL_FINISH:
         codes.append("abnormal_finish")
+    else:
+        cut = truncation.find_cut(
+            parsed, finish_reason, completion_tokens, max_tokens, infer=infer_truncation, expects_thinking=expects_thinking
+        )
+        if cut is not None:
+            codes.append(cut.code)
+            info.append(cut.info_code)
 
     think, answer = parsed.think, parsed.answer
     if think is None:
@@ -156,13 +203,20 @@ def validate(
     think_language, answer_language = think_guess.language, answer_guess.language
     allowed = _allowed_languages(prompt_language)
     if allowed and not language_switch_ok:
-        if think_language not in _DEFINITE_EXCLUDED and think_language not in allowed:
+        if think_language not in _DEFINITE_EXCLUDED and not lang.compatible(
+            think_language, allowed, think_guess.uncertain
+        ):
             codes.append("language_mismatch_think")
         if answer_language == lang.MIXED:
-            foreign = sum(v for k, v in answer_guess.proportions.items() if k not in allowed)
+            quoted = prompt_scripts if isinstance(prompt_scripts, frozenset) else frozenset()
+            foreign = sum(
+                v
+                for k, v in answer_guess.proportions.items()
+                if not lang.compatible(k, allowed, answer_guess.uncertain) and lang.SCRIPT_OF.get(k) not in quoted
+            )
             if foreign >= MIXED_FOREIGN_SHARE:
                 codes.append("mixed_language_answer")
-        elif answer_language != lang.UNKNOWN and answer_language not in allowed:
+        elif answer_language != lang.UNKNOWN and not lang.compatible(answer_language, allowed, answer_guess.uncertain):
             codes.append("language_mismatch_answer")
 
     if isinstance(student_tokens, int) and student_tokens > max_student_tokens:

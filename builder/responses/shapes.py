@@ -1,11 +1,22 @@
 """Normalize one stored teacher reply into (think, answer, shape).
 
 Teachers hand back their thinking in several shapes: a separate field
-(`reasoning_content` from the DeepSeek API and older vLLM parsers, `reasoning` from
-OpenRouter and newer vLLM), inline tags in `content`, inline tags whose opening tag was
+(`reasoning_content` from the DeepSeek API and vLLM before its rename; `reasoning` from
+OpenRouter and vLLM since #27752, sole field since #33402 (early 2026, RFC #27755); both
+during the transition), inline tags in `content`, inline tags whose opening tag was
 prefilled by the chat template (R1: the reply starts mid-thought and only has
-`</think>`), or no thinking at all. `normalize` maps all of them onto one `Parsed`
-record and lists what it could not do cleanly as codes (see `grammar.py` for the table).
+`</think>`; vLLM 0.7.2 then returned `reasoning_content: null` with everything in
+`content`), or no thinking at all. `normalize` reads either field or both (a blank one
+counts as absent) and maps every shape onto one `Parsed` record, listing what it could not
+do cleanly as codes (see `grammar.py` for the table).
+
+vLLM parser bugs land in two shapes that look alike: an answer the model wrote without
+`</think>` is filed whole as reasoning with empty content (vllm#48645), and a reply cut
+mid-think by the budget comes back as `content: null` (vllm#52640). `normalize` gives both
+the thinking and no answer (`null_content` / `reasoning_field` with answer ""); telling
+them apart needs the finish reason and the text, which `truncation.find_cut` judges
+(`answer_in_reasoning` vs `truncated_in_think`). Fixtures in vLLM's own response layout:
+tests/fixtures/replies/vllm/.
 
 Speed matters (1.3M replies): splitting uses `str.find` / `str.count` only. Lazy
 `[\\s\\S]*?` regexes measured ~6x slower on real traces. The think and answer texts are

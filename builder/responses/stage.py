@@ -1,13 +1,9 @@
 """The responses stage: stored replies → (think, answer), grammar codes, verification.
 
-Reads  <work>/curate/prompts, <work>/generate/replies
-Writes <work>/responses/parsed/      kept replies (PARSED_FEATURES), `selected` marks the
-                                     one sample per (prompt, teacher role) the variants use
-       <work>/responses/quarantine/  rejected replies with their reject codes
-       <work>/responses/ledger.parquet
-
-With n samples per prompt, the selected sample is the first kept one that passed
-verification, else the first kept one (rejection sampling); which one is recorded.
+READS / WRITES below (builder/tables.py). Kept replies go to `parsed`, where `selected` marks
+the one sample per (prompt, teacher role) the variants use; rejected ones go to `quarantine`
+with their reject codes. With n samples per prompt, the selected sample is the first kept one
+that passed verification, else the first kept one (rejection sampling).
 
 Memory: replies stream through in batches (parsed in worker processes when
 `responses.workers` > 1) and are written as they come; only the prompts' small columns
@@ -31,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from builder import tables
 from builder.config.responses import ResponsesConfig
 from builder.config.student import StudentConfig
 from builder.language import names_target_language, prompt_languages
@@ -40,9 +37,13 @@ from builder.recipe import Recipe
 from builder.responses.grammar import REJECT_CODES, validate
 from builder.responses.shapes import normalize
 from builder.rows import PARSED_FEATURES, provenance_defaults
+from builder.tables import ResponsesSummary
+from builder.teachers.reply_shape import SECRET_MARKER
 from builder.workdir import ShardWriter, WorkDir
 
 STAGE = "responses"
+READS = (tables.PROMPTS, tables.REPLIES)
+WRITES = (tables.PARSED, tables.QUARANTINE, tables.RESPONSES_LEDGER, ResponsesSummary)
 STEP = "parse_validate_verify"
 # A non-reasoning (control) teacher has no thinking by design.
 CONTROL_IGNORED = frozenset({"missing_think", "answer_tags_absent"})
@@ -68,8 +69,8 @@ class PromptIndex:
     """The curated prompts' columns the stage needs, as Arrow (compact), looked up by id."""
 
     def __init__(self, work: WorkDir) -> None:
-        tables = []
-        for f in work.require("curate", "prompts", "curate"):
+        parts = []
+        for f in work.require(tables.PROMPTS):
             pf = pq.ParquetFile(f)
             for b in pf.iter_batches(batch_size=8192, columns=[*_PROMPT_COLS, "messages"]):
                 # Only the last user turn matters (language, translation request); keep that.
@@ -78,9 +79,9 @@ class PromptIndex:
                     for msgs in b.column("messages").to_pylist()
                 ]
                 t = pa.Table.from_batches([b]).drop_columns(["messages"])
-                tables.append(t.append_column("prompt_text", pa.array(texts, pa.string())))
-        self.table = pa.concat_tables(tables) if tables else pa.table({})
-        ids = self.table.column("prompt_id").to_pylist() if tables else []
+                parts.append(t.append_column("prompt_text", pa.array(texts, pa.string())))
+        self.table = pa.concat_tables(parts) if parts else pa.table({})
+        ids = self.table.column("prompt_id").to_pylist() if parts else []
         self.row_of = {pid: i for i, pid in enumerate(ids)}
 
     def subset(self, prompt_ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -118,15 +119,19 @@ def _verify_all(todo: list[tuple[int, str, dict[str, Any]]], cfg: ResponsesConfi
             )
             out[i] = (v.status, v.method, v.reason)
         except Exception as e:  # a verifier bug must not sink the stage; record it
-            out[i] = ("unverifiable", "error", f"verifier_error:{type(e).__name__}")
+            out[i] = ("error", "error", f"verifier_error:{type(e).__name__}")
     if code:
         try:
             verdicts = verify_code_batch([(a, t) for _, a, t in code], workers=cfg.code_workers)
             for (i, _, _), v in zip(code, verdicts):
-                out[i] = (v.status, v.method, v.reason)
-        except Exception as e:
+                if v.method == "code_inproc" and v.status == "pass" and cfg.code_inproc_pass == "unverifiable":
+                    # The answer ran in the tests' own interpreter, where it can forge a pass.
+                    out[i] = ("unverifiable", v.method, "inproc_pass_untrusted")
+                else:
+                    out[i] = (v.status, v.method, v.reason)
+        except Exception as e:  # verify_code_batch does not raise; a bug here is each item's error
             for i, _, _ in code:
-                out[i] = ("unverifiable", "error", f"verifier_error:{type(e).__name__}")
+                out[i] = ("error", "error", f"verifier_error:{type(e).__name__}")
     return out
 
 
@@ -142,6 +147,7 @@ def process_batch(
     reference_answer, tests_json, verifier, source, prompt_text); a reply whose prompt is
     absent is rejected with "unknown_prompt".
     """
+    from builder.language import prompt_scripts
     from builder.tokens import count_tokens
 
     student_cfg = student_cfg or StudentConfig()
@@ -187,6 +193,12 @@ def process_batch(
                 None,
                 student_cfg.max_tokens,
                 language_switch_ok=names_target_language(text),
+                # Imports carry no finish reason: judge truncation from token counts and text.
+                completion_tokens=r.get("completion_tokens"),
+                max_tokens=r.get("max_tokens"),
+                infer_truncation=True,
+                prompt_scripts=prompt_scripts(text),
+                expects_thinking=r.get("teacher_role") != "control",
                 **kw,
             )
             codes, info = list(val.codes), list(val.info)
@@ -195,6 +207,8 @@ def process_batch(
                 info = [c for c in info if c not in CONTROL_IGNORED]
             if bad_format[i]:
                 codes.append("unknown_reasoning_format")
+            if any(SECRET_MARKER in (r.get(k) or "") for k in ("content", "reasoning_content", "reasoning")):
+                codes.append("secret_in_reply")  # the teacher echoed a key: never a training row
             codes += [c for c in info if c in cfg.reject_info]
             if not codes and answers[i]:
                 to_verify.append((i, answers[i], pinfo))
@@ -307,11 +321,11 @@ def _results(
             yield fut.result(), s
 
 
-def run_responses(recipe: Recipe, work: WorkDir, progress: Any = None) -> ResponsesResult:
+def _responses(recipe: Recipe, work: WorkDir, progress: Any = None) -> ResponsesResult:
     t0 = time.perf_counter()
     cfg = recipe.responses
     prompts = PromptIndex(work)
-    files = work.require("generate", "replies", "generate")
+    files = work.require(tables.REPLIES)
     n_in = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
     n_batches = sum(-(-pq.ParquetFile(f).metadata.num_rows // cfg.batch_rows) for f in files)
     workers = cfg.workers if n_batches > 1 else 1  # a pool only pays off with work to share
@@ -320,7 +334,7 @@ def run_responses(recipe: Recipe, work: WorkDir, progress: Any = None) -> Respon
     ledger = Ledger(STAGE)
     ledger.enter(STEP, n_in)
     staging = ShardWriter(out / ".parsed-unselected", PARSED_FEATURES, cfg.shard_rows)
-    quarantine = ShardWriter(out / "quarantine", PARSED_FEATURES, cfg.shard_rows)
+    quarantine = work.writer(tables.QUARANTINE, cfg.shard_rows)
     selector = _Selector()
     seen: set[str] = set()
     reasons: Counter[str] = Counter()
@@ -364,7 +378,7 @@ def run_responses(recipe: Recipe, work: WorkDir, progress: Any = None) -> Respon
 
     # Second pass: set `selected`, one shard at a time.
     chosen = pa.array(sorted(selector.chosen()), pa.string())
-    parsed = ShardWriter(out / "parsed", PARSED_FEATURES, cfg.shard_rows)
+    parsed = work.writer(tables.PARSED, cfg.shard_rows)
     for f in staged:
         t = pq.read_table(f)
         sel = pc.is_in(t.column("generation_id"), value_set=chosen)
@@ -372,26 +386,28 @@ def run_responses(recipe: Recipe, work: WorkDir, progress: Any = None) -> Respon
         f.unlink()
     parsed.close()
     shutil.rmtree(staging.out_dir, ignore_errors=True)
-    ledger.close(out)
+    work.write_ledger(ledger)
 
     n_kept = staging.rows
     res = ResponsesResult(
         n_in, n_kept, quarantine.rows, dict(reasons), dict(verify_counts), time.perf_counter() - t0, ledger.summary()
     )
-    work.write_summary(
-        STAGE,
-        {
-            "rows_in": n_in,
-            "kept": n_kept,
-            "quarantined": quarantine.rows,
-            "selected": len(chosen),
-            "reasons": dict(reasons),
-            "verify": dict(verify_counts),
-            "shapes": dict(shapes),
-            "seconds": res.seconds,
-        },
-    )
+    work.write_summary(ResponsesSummary(
+        rows_in=n_in, kept=n_kept, quarantined=quarantine.rows, selected=len(chosen), reasons=dict(reasons),
+        verify=dict(verify_counts), shapes=dict(shapes), seconds=res.seconds,
+    ))  # fmt: skip
     return res
 
 
 __all__ = ["run_responses", "process_batch", "REJECT_CODES", "STAGE_CODES", "PromptIndex"]
+
+
+def fingerprint(recipe: Recipe, work: WorkDir) -> dict[str, Any]:
+    """What this stage's outputs depend on (see WorkDir.fingerprint)."""
+    return work.fingerprint({"responses": recipe.responses, "student": recipe.student}, ("generate",), None)
+
+
+def run_responses(recipe: Recipe, work: WorkDir, progress: Any = None) -> ResponsesResult:
+    """Parse, validate and verify every stored reply. Outputs are committed together at the end (WorkDir.stage_run)."""
+    with work.stage_run(STAGE, fingerprint(recipe, work)):
+        return _responses(recipe, work, progress)

@@ -44,6 +44,14 @@ def get_path(row: dict[str, Any], path: str) -> Any:
 def _text(value: Any, field: str) -> str:
     if isinstance(value, str):
         return value
+    if isinstance(value, (bytes, bytearray)):
+        # A parquet/Arrow `binary` column: text stored as bytes is still text when it
+        # decodes (strict UTF-8 also refuses surrogates); anything else is not a prompt.
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise RowProblem("not_text", f"field `{field}` holds binary data, not UTF-8 text (byte {e.start}); "
+                                         "store the column as a string") from None
     if isinstance(value, list) and all(isinstance(p, dict) for p in value):
         # OpenAI typed content parts: keep text parts; a reasoning part is not prompt text.
         # (LLaMA-Factory writes the text under "value" instead of "text".)
@@ -56,7 +64,10 @@ def _as_json_string(value: Any) -> str | None:
         return None
     if isinstance(value, str):
         return value
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    except orjson.JSONEncodeError as e:  # nested past orjson's limit, bytes, lone surrogates…
+        raise RowProblem("not_serializable", f"a mapped field cannot be stored as JSON ({e})") from None
 
 
 def _messages(value: Any, field: str) -> list[dict[str, str]]:
@@ -146,6 +157,10 @@ def map_row(src: SourceConfig, row: dict[str, Any], reference_re: regex.Pattern[
             if not isinstance(opts, list) or not opts:
                 raise RowProblem("wrong_type", f"field `{f.options}` must be a non-empty list of options")
             letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+            if len(opts) > len(letters):
+                # Letters past Z ("AA.") would not parse as an MCQ answer, so the row goes.
+                raise RowProblem("too_many_options", f"field `{f.options}` has {len(opts)} options; "
+                                                     f"at most {len(letters)} (A-Z) can be lettered")
             prompt = prompt.rstrip() + "\n\n" + "\n".join(f"{letters[i]}. {o}" for i, o in enumerate(opts))
         msgs = []
         if f.system:

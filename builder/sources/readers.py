@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import csv
 import glob
+import gzip
 import io
 import json
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,33 +61,56 @@ def _open_bytes(path: Path) -> io.BufferedIOBase:
     return path.open("rb")
 
 
+# A UTF-8 byte order mark (Windows editors, Excel exports): not part of the first row.
+BOM = b"\xef\xbb\xbf"
+# A cut or damaged .gz raises these mid-iteration (EOFError would reach click as "Aborted.").
+_GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
+
+
 def _read_jsonl(path: Path) -> Iterator[RawRow | BadRow]:
-    with _open_bytes(path) as fh:
-        for lineno, line in enumerate(fh, 1):
-            loc = f"{path}:{lineno}"
-            if not line.strip():
-                continue
-            try:
-                line.decode("utf-8")
-            except UnicodeDecodeError as e:
-                yield BadRow(loc, str(lineno), "bad_utf8", f"byte {e.start} is not UTF-8; re-encode the file as UTF-8")
-                continue
-            try:
-                obj = orjson.loads(line)
-            except orjson.JSONDecodeError as e:
-                yield BadRow(loc, str(lineno), "bad_json", f"{e}; fix or remove the line")
-                continue
-            if not isinstance(obj, dict):
-                yield BadRow(loc, str(lineno), "not_an_object", f"line is a JSON {type(obj).__name__}, expected an object")
-                continue
-            yield RawRow(loc, str(lineno), obj)
+    lineno = 0
+    try:
+        with _open_bytes(path) as fh:
+            for lineno, line in enumerate(fh, 1):
+                loc = f"{path}:{lineno}"
+                if lineno == 1 and line.startswith(BOM):
+                    line = line[len(BOM):]
+                if not line.strip():
+                    continue
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    yield BadRow(loc, str(lineno), "bad_utf8", f"byte {e.start} is not UTF-8; re-encode the file as UTF-8")
+                    continue
+                try:
+                    obj = orjson.loads(line)
+                except orjson.JSONDecodeError as e:
+                    yield BadRow(loc, str(lineno), "bad_json", f"{e}; fix or remove the line")
+                    continue
+                if not isinstance(obj, dict):
+                    yield BadRow(loc, str(lineno), "not_an_object", f"line is a JSON {type(obj).__name__}, expected an object")
+                    continue
+                yield RawRow(loc, str(lineno), obj)
+    except _GZIP_ERRORS as e:
+        # Around the loop, not each read: no cost per line. Only the file read raises these.
+        cut = isinstance(e, EOFError)
+        yield BadRow(
+            f"{path}:{lineno + 1}", str(lineno + 1), "truncated_file" if cut else "corrupt_file",
+            f"{'the file ends mid-stream' if cut else 'bad gzip data'} ({e}) after {lineno} lines; "
+            "the rows before it are kept; re-download or re-compress the file",
+        )
 
 
 def _read_json(path: Path) -> Iterator[RawRow | BadRow]:
     try:
-        data = json.loads(path.read_bytes())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        data = json.loads(path.read_bytes())  # bytes: a UTF-8 BOM is detected and skipped
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: byte {e.start} is not UTF-8; re-encode the file as UTF-8") from None
+    except json.JSONDecodeError as e:
         raise UserError(f"{path}: not valid JSON ({e}); for one object per line use a .jsonl file") from None
+    except RecursionError:
+        raise UserError(f"{path}: JSON nested too deeply to parse; rows must be shallow objects, "
+                        "fix the file or convert it to .jsonl") from None
     if isinstance(data, dict):  # {"data": [...]} and similar single-key wrappers
         lists = [v for v in data.values() if isinstance(v, list)]
         if len(lists) != 1:
@@ -95,10 +120,31 @@ def _read_json(path: Path) -> Iterator[RawRow | BadRow]:
         raise UserError(f"{path}: expected a JSON array of objects")
     for i, obj in enumerate(data):
         loc = f"{path}#{i}"
-        if isinstance(obj, dict):
-            yield RawRow(loc, str(i), obj)
-        else:
+        if not isinstance(obj, dict):
             yield BadRow(loc, str(i), "not_an_object", f"item is a {type(obj).__name__}, expected an object")
+            continue
+        problem = _unstorable(obj)
+        if problem is not None:
+            yield BadRow(loc, str(i), *problem)
+            continue
+        yield RawRow(loc, str(i), obj)
+
+
+def _unstorable(obj: dict[str, Any]) -> tuple[str, str] | None:
+    """(reason, detail) when a parsed item holds what no later step can store: Python's json
+    accepts lone surrogate escapes ("\ud800"), which the .jsonl reader's orjson refuses."""
+    try:
+        orjson.dumps(obj)  # the fast check; it also refuses ints past 64 bits and deep nesting
+        return None
+    except orjson.JSONEncodeError:
+        pass
+    try:  # which one: only a surrogate is this item's fault whatever fields are mapped
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as e:
+        return "bad_unicode", f"a lone surrogate escape (\\u{ord(e.object[e.start]):04x}) is not text; fix the escapes"
+    except RecursionError:
+        return "too_deep", "the item is nested too deeply to store; flatten it"
+    return None
 
 
 def _read_parquet(path: Path) -> Iterator[RawRow | BadRow]:
@@ -137,8 +183,15 @@ def local_files(recipe: Recipe, src: SourceConfig) -> list[Path]:
         files = sorted(Path(p) for p in glob.glob(pattern, recursive=True))
         if not files:
             raise UserError(f"source {src.name}: no file matches {pattern}; check `path`")
+        folders = [p for p in files if p.is_dir()]
+        if folders:
+            raise UserError(f"source {src.name}: {pattern} matches a folder, {folders[0]}; "
+                            "narrow `path` so it matches files only")
         return files
     path = Path(pattern)
+    if path.is_dir():
+        raise UserError(f"source {src.name}: {path} is a folder; point `path` at a file or a glob like "
+                        f"{Path(src.path) / '*.jsonl'}")
     if not path.is_file():
         raise UserError(f"source {src.name}: file not found: {path}; check `path` (relative to the recipe)")
     return [path]
@@ -149,7 +202,10 @@ def read_local(recipe: Recipe, src: SourceConfig, warn: list[str]) -> Iterator[R
         if path.stat().st_size == 0:
             warn.append(f"source {src.name}: {path} is empty; it contributes no rows")
             continue
-        yield from READERS[_format_of(path, src.format)](path)
+        for item in READERS[_format_of(path, src.format)](path):
+            if isinstance(item, BadRow) and item.reason in ("truncated_file", "corrupt_file"):
+                warn.append(f"source {src.name}: {item.location}: {item.detail}")
+            yield item
 
 
 def read_hf(src: SourceConfig) -> Iterator[RawRow | BadRow]:

@@ -28,6 +28,7 @@ from builder.config.generate import Endpoint, Limits, TeacherConfig
 from builder.errors import UserError, redact
 from builder.teachers.items import WorkItem, reply_row
 from builder.teachers.limits import RateLimiter, backoff_delay, parse_retry_after
+from builder.teachers.reply_shape import reply_fields, scrub_secrets
 from builder.teachers.store import StoreWriter
 
 CHARS_PER_TOKEN = 4  # prompt-size estimate for the tokens/min bucket, settled on usage
@@ -208,30 +209,9 @@ class RunState:
     abort_event: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-def parse_reply(body: dict[str, Any]) -> dict[str, Any]:
-    """The reply part of a row from a chat.completion body, every reasoning field kept."""
-    choice = body["choices"][0]
-    msg = choice.get("message") or {}
-    usage = body.get("usage") or {}
-    details = usage.get("completion_tokens_details") or {}
-    finish = choice.get("finish_reason")
-    fields: dict[str, Any] = {
-        "content": msg.get("content"),
-        "reasoning_content": msg.get("reasoning_content"),
-        "reasoning": msg.get("reasoning"),
-        "finish_reason": finish,
-        "served_model": body.get("model"),
-        "prompt_tokens": usage.get("prompt_tokens"),
-        "completion_tokens": usage.get("completion_tokens"),
-        "reasoning_tokens": details.get("reasoning_tokens"),
-        "status": "ok",
-    }
-    if finish == "content_filter":
-        fields.update(status="failed", error_code="content_filter",
-                      error_message="the endpoint's content filter stopped the reply")  # fmt: skip
-    if not isinstance(fields["content"], (str, type(None))):
-        fields["content"] = orjson.dumps(fields["content"]).decode()  # typed parts: keep them as JSON
-    return fields
+def parse_reply(body: Any) -> dict[str, Any]:
+    """The reply part of a row from a chat.completion body (typed checks: teachers/reply_shape.py)."""
+    return reply_fields(body)
 
 
 async def _sleep_or_abort(state: RunState, seconds: float) -> None:
@@ -302,7 +282,7 @@ async def _one(
             api = client.apis[slot % len(client.apis)]
             body = request_body(teacher, item)
             data = await (api.post_chat(body) if teacher.client == "aiohttp" else post_chat(api, body, lim))
-            fields = parse_reply(orjson.loads(data))
+            fields = scrub_secrets(parse_reply(orjson.loads(data)), secrets)
             out = Outcome(body=fields)
         except asyncio.CancelledError:
             raise
@@ -320,7 +300,7 @@ async def _one(
             row = reply_row(item, teacher, latency_s=latency, attempts=attempts, **fields)
             store(row, item)
             nxt = [s for s in steps if s > item.max_tokens]
-            if fields["finish_reason"] == "length" and fields["status"] == "ok" and nxt:
+            if fields.get("finish_reason") == "length" and fields["status"] == "ok" and nxt:
                 item.max_tokens = nxt[0]  # truncation ladder: same id, larger budget
                 attempts, started = 0, time.monotonic()
                 continue

@@ -9,7 +9,8 @@ Durability: each record is written with one ``os.write`` on an O_APPEND descript
 line before index line, so a kill -9 loses only requests still in flight (the page cache
 outlives the process); ``fsync`` runs every ``fsync_every_s`` for machine crashes. A torn
 tail (a record cut by a crash) is ignored on reading: the index line points past the end of
-the data or does not parse.
+the data or does not parse. Any other unreadable index line (disk damage, a hand edit) is
+skipped with a warning: its reply counts as not stored and is requested again.
 
 Reading: the latest record of a generation_id wins (``q``: a nanosecond stamp); every
 record counts toward attempts and token accounting, so retried and superseded requests
@@ -18,6 +19,7 @@ are paid for in the summary.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -26,6 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+log = logging.getLogger(__name__)
+# scan() runs several times per stage (schedule, export, accounting): warn once per line.
+_warned: set[tuple[Path, int]] = set()
 
 
 @dataclass(slots=True)
@@ -112,17 +118,27 @@ def scan(folder: Path) -> Iterator[Entry]:
         data = idx_path.with_suffix(".jsonl")
         size = data.stat().st_size if data.is_file() else 0
         with idx_path.open("rb") as fh:
-            for line in fh:
+            for lineno, line in enumerate(fh, 1):
                 try:
                     d = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    continue  # torn tail after a crash
-                if d["o"] + d["n"] > size:
+                    e = Entry(
+                        d["g"], d["s"], d["c"], d["f"], d["m"], d["a"], d["pt"], d["ct"], d["rt"],
+                        d["r"], d["src"], d["cat"], d["q"], data, d["o"], d["n"],
+                    )  # fmt: skip
+                    # Offsets and stamps are compared and summed: a wrong type is damage too.
+                    if not (type(e.seq) is type(e.offset) is type(e.length) is int and type(e.generation_id) is str):
+                        raise TypeError("wrong field types")
+                except (ValueError, KeyError, TypeError) as exc:  # orjson.JSONDecodeError is a ValueError
+                    # A torn tail (a crash cut the last write: no newline) is expected after a
+                    # kill; a whole line that does not parse is damage, so say so.
+                    if line.endswith(b"\n") and (idx_path, lineno) not in _warned:
+                        _warned.add((idx_path, lineno))
+                        log.warning("%s:%d: unreadable reply-index line skipped (%s); its reply counts as not "
+                                    "stored and is requested again", idx_path, lineno, str(exc)[:80] or type(exc).__name__)
+                    continue
+                if e.offset + e.length > size:
                     continue  # the index outlived its data line (crash between the two writes)
-                yield Entry(
-                    d["g"], d["s"], d["c"], d["f"], d["m"], d["a"], d["pt"], d["ct"], d["rt"],
-                    d["r"], d["src"], d["cat"], d["q"], data, d["o"], d["n"],
-                )  # fmt: skip
+                yield e
 
 
 @dataclass(slots=True)

@@ -25,16 +25,17 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import orjson
 import yaml
 
+from builder import tables
 from builder.config.generate import TeacherConfig
 from builder.config.variants import SummarizerConfig
 from builder.errors import UserError
 from builder.recipe import Recipe
 from builder.rows import generation_id_for
+from builder.tables import SummarizerAccounting
 from builder.teachers.accounting import accounting
 from builder.teachers.items import WorkItem
 from builder.teachers.prompting import Template
@@ -44,7 +45,6 @@ from builder.variants.registry import Candidate
 from builder.variants.summarizer import check_summary
 from builder.workdir import WorkDir
 
-STORE = ("variants", "summaries")
 FIELDS = ("question", "thinking")
 _KEYS = {"id", "version", "system", "user"}
 _FIELD = re.compile(r"\{(question|thinking)\}")
@@ -114,7 +114,7 @@ class LlmSummarizer:
         self.template = load_summary_template(recipe.resolve(folder) / f"{cfg.template}.yaml")
         # WorkItem and reply_row want a generate Template; it carries our id and hash as provenance.
         self._tpl = Template(self.template.id, self.template.version, self.template.system, "", self.template.hash)
-        self.folder = work.root.joinpath(*STORE, self.teacher.name)
+        self.folder = work.store(tables.SUMMARY_STORE, self.teacher.name)
         self.stored: dict[str, Latest] = latest(self.folder)
         self.run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{os.getpid()}"
         self.requested = 0  # items sent this run (retries inside run_requests not counted)
@@ -191,10 +191,9 @@ class LlmSummarizer:
         content = reader.read(e).get("content")
         return None, (content or "").strip()
 
-    def accounting(self) -> dict[str, Any]:
-        """Tokens and requests over every stored record, priced from generate.prices when given."""
+    def accounting(self) -> SummarizerAccounting:
+        """Tokens and requests over every stored record, priced from generate.prices when given:
+        the release adds this spend to the cost of each think_summary row."""
         prices = self.recipe.generate.prices if self.recipe.generate else {}
-        return {
-            **accounting(self.folder, self.teacher, prices.get(self.teacher.model)),
-            "sent_this_run": self.requested,
-        }
+        book = accounting(self.folder, self.teacher, prices.get(self.teacher.model))
+        return SummarizerAccounting.model_validate({**book, "sent_this_run": self.requested})

@@ -1,14 +1,30 @@
-"""The variants: one small registered function each. Adding a variant is one function.
+"""The variants: one registered spec each. Adding a variant is one registry entry.
 
-A variant function gets a `Candidate` (the prompt and its selected replies) and returns the
-assistant turn's text, or a `Skip` saying why this prompt is absent from the variant.
+A variant is a small function, registered with `@variant(name, reply=…, blurb=…)`: it gets a
+`Candidate` (the prompt and its selected replies) and returns the assistant turn's text, or a
+`Skip` saying why this prompt is absent from the variant. The spec next to it says what the
+rest of the pipeline needs to know, so nothing downstream names a variant:
+
+    reply          the teacher reply the row is built from and carries as provenance
+                   ("reasoning" | "control"; None: the community response)
+    needs_summary  the stage computes S_think for it; quality checks it ends with the answer
+    think          its turn opens with one <think>…</think> block (otherwise: no tags at all)
+    exact_answer   its turn is the reasoning answer byte for byte: the reference the
+                   summary check compares against (the release reads it first)
+    blurb          the dataset card's one-line description of the assistant turn
+    default        built when the recipe leaves `variants.build` unset
+
+The release and `quality/` may not import this stage: the variants stage writes each built
+variant's spec as data (`VariantSpec.info()`, builder.tables.VariantInfo) into its summary.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+
+from builder.tables import VariantInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +35,7 @@ class Skip:
 @dataclass(slots=True)
 class Candidate:
     prompt: dict[str, Any]  # a PROMPT_FEATURES row
+    # Named after the spec's `reply` values: the stage picks a row's reply by that name.
     reasoning: dict[str, Any] | None  # the selected kept PARSED row of the reasoning teacher
     control: dict[str, Any] | None  # the selected kept PARSED row of the control teacher
     summary: str | None = None  # S_think, when the summarizer produced one that passed checks
@@ -26,18 +43,57 @@ class Candidate:
 
 
 VariantFn = Callable[[Candidate], "str | Skip"]
-REGISTRY: dict[str, VariantFn] = {}
+Reply = Literal["reasoning", "control"]
 
 
-def variant(name: str) -> Callable[[VariantFn], VariantFn]:
+@dataclass(frozen=True, slots=True)
+class VariantSpec:
+    name: str
+    fn: VariantFn
+    reply: Reply | None
+    blurb: str
+    needs_summary: bool = False
+    think: bool = False
+    exact_answer: bool = False
+    default: bool = True
+
+    def info(self) -> VariantInfo:
+        return VariantInfo(name=self.name, reply=self.reply, needs_summary=self.needs_summary, think=self.think,
+                           exact_answer=self.exact_answer, blurb=self.blurb)
+
+
+REGISTRY: dict[str, VariantSpec] = {}
+
+
+def variant(name: str, *, reply: Reply | None, blurb: str, needs_summary: bool = False, think: bool = False,
+            exact_answer: bool = False, default: bool = True) -> Callable[[VariantFn], VariantFn]:
     def register(fn: VariantFn) -> VariantFn:
-        REGISTRY[name] = fn
+        if name in REGISTRY:  # a second spec would silently replace the first
+            raise ValueError(f"variant {name!r} is already registered")
+        REGISTRY[name] = VariantSpec(name, fn, reply, blurb, needs_summary, think, exact_answer, default)
         return fn
 
     return register
 
 
-@variant("original")
+def unregister(name: str) -> None:
+    """Remove a registered variant (tests register their own and clean up after)."""
+    REGISTRY.pop(name, None)
+
+
+def to_build(build: Iterable[str] | None) -> list[str]:
+    """The recipe's `variants.build`, or every default variant when it is unset."""
+    return list(build) if build is not None else [n for n, s in REGISTRY.items() if s.default]
+
+
+def declare(names: Iterable[str]) -> list[VariantInfo]:
+    """The specs of `names` as data, in registry order (the order the release publishes in)."""
+    wanted = set(names)
+    return [s.info() for n, s in REGISTRY.items() if n in wanted]
+
+
+@variant("original", reply=None,
+         blurb="the community dataset's own response (R_orig; the paper's baseline)")
 def original(c: Candidate) -> str | Skip:
     resp = c.prompt.get("original_response")
     if not resp:
@@ -49,14 +105,16 @@ def original(c: Candidate) -> str | Skip:
     return resp
 
 
-@variant("answer")
+@variant("answer", reply="reasoning", exact_answer=True,
+         blurb="the teacher's final answer only, thinking removed (A_reason; the paper's best)")
 def answer(c: Candidate) -> str | Skip:
     if c.reasoning is None:
         return Skip("no_kept_reply")
     return c.reasoning["answer"] or Skip("empty_answer")  # A_reason, byte-exact
 
 
-@variant("think_summary")
+@variant("think_summary", reply="reasoning", needs_summary=True,
+         blurb="a short summary of the teacher's thinking, then the exact answer (S_think ⊕ A_reason)")
 def think_summary(c: Candidate) -> str | Skip:
     if c.reasoning is None:
         return Skip("no_kept_reply")
@@ -68,7 +126,8 @@ def think_summary(c: Candidate) -> str | Skip:
     return f"{c.summary}\n\n{c.reasoning['answer']}"
 
 
-@variant("full")
+@variant("full", reply="reasoning", think=True,
+         blurb="the teacher's thinking in `<think>…</think>`, then the answer (reasoning-style SFT)")
 def full(c: Candidate) -> str | Skip:
     if c.reasoning is None:
         return Skip("no_kept_reply")
@@ -77,7 +136,7 @@ def full(c: Candidate) -> str | Skip:
     return f"<think>\n{c.reasoning['think']}\n</think>\n\n{c.reasoning['answer']}"
 
 
-@variant("control")
+@variant("control", reply="control", blurb="a non-reasoning teacher's reply (the control)")
 def control(c: Candidate) -> str | Skip:
     if c.control is None:
         return Skip("no_control_reply")

@@ -1,9 +1,8 @@
 """The variants stage: prompts + selected replies → one chat dataset per variant.
 
-Reads  <work>/curate/prompts, <work>/responses/parsed (selected rows)
-Writes <work>/variants/<variant>/part-*.parquet (VARIANT_FEATURES), one row id (prompt_id)
-       per prompt shared by every variant, and <work>/variants/ledger.parquet where each
-       variant is a step: every curated prompt is either in it or absent with a reason.
+READS / WRITES below (builder/tables.py): the selected rows of `parsed`; one table per variant,
+one row id (prompt_id) per prompt shared by every variant, and a ledger where each variant is a
+step: every curated prompt is either in it or absent with a reason.
 
 Memory: prompts and selected replies are joined in buckets of about `bucket_rows` prompts.
 When there is more than one bucket, both sides are first hash-partitioned by prompt_id into
@@ -27,19 +26,23 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from builder import tables
 from builder.config.student import StudentConfig
 from builder.config.variants import VariantsConfig
 from builder.errors import UserError
 from builder.ledger import DROPPED, KEPT, Ledger
 from builder.recipe import Recipe
-from builder.rows import PARSED_FEATURES, PROMPT_FEATURES, VARIANT_FEATURES, provenance_defaults
+from builder.rows import PARSED_FEATURES, PROMPT_FEATURES, provenance_defaults
+from builder.tables import VariantsSummary
 from builder.tokens import count_tokens
 from builder.variants.llm_summary import LlmSummarizer
-from builder.variants.registry import REGISTRY, Candidate, Skip
+from builder.variants.registry import REGISTRY, Candidate, Skip, declare, to_build
 from builder.variants.summarizer import check_summary, extractive_summary
-from builder.workdir import ShardWriter, WorkDir
+from builder.workdir import WorkDir
 
 STAGE = "variants"
+READS = (tables.PROMPTS, tables.PARSED)
+WRITES = (tables.VARIANT, tables.VARIANTS_LEDGER, VariantsSummary)
 CHATML_OVERHEAD = 5  # <|im_start|> role \n … <|im_end|> \n: tokens per message beyond content
 # The reply columns a variant row needs (everything but the bookkeeping ones).
 REPLY_COLS = [
@@ -63,7 +66,7 @@ class VariantsResult:
 
 def config_of(recipe: Recipe) -> VariantsConfig:
     cfg = recipe.variants
-    unknown = [v for v in cfg.build if v not in REGISTRY]
+    unknown = [v for v in to_build(cfg.build) if v not in REGISTRY]
     if unknown:
         raise UserError(f"{recipe.path}: variants.build: unknown variant(s) {unknown}; known: {sorted(REGISTRY)}")
     return cfg
@@ -166,8 +169,8 @@ def _buckets(
     work: WorkDir, cfg: VariantsConfig, tmp: Path
 ) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
     """(prompts in curate order, selected reply rows) per bucket."""
-    prompt_files = work.require("curate", "prompts", "curate")
-    parsed_files = work.require("responses", "parsed", "variants")
+    prompt_files = work.require(tables.PROMPTS)
+    parsed_files = work.require(tables.PARSED)
     n_prompts = sum(pq.ParquetFile(f).metadata.num_rows for f in prompt_files)
     n = max(1, -(-n_prompts // cfg.bucket_rows))
     reply_cols = [*REPLY_COLS, "selected"]
@@ -194,10 +197,17 @@ def _prompt_tokens(student: StudentConfig, prompts: list[dict[str, Any]]) -> lis
     return [t + CHATML_OVERHEAD * len(p["messages"]) for t, p in zip(counts, prompts)]
 
 
-def run_variants(recipe: Recipe, work: WorkDir, progress: Any = None) -> VariantsResult:
+def _variants(recipe: Recipe, work: WorkDir, progress: Any = None) -> VariantsResult:
 
     t0 = time.perf_counter()
     cfg = config_of(recipe)
+    build = to_build(cfg.build)
+    # Inputs first: the writers below delete the last run's shards, which a missing or
+    # corrupt input must not cost.
+    work.require(tables.PROMPTS)
+    work.require(tables.PARSED)
+    # Summaries (S_think) are computed only when a built variant's spec asks for them.
+    summarize = any(REGISTRY[name].needs_summary for name in build)
     out = work.stage(STAGE)
     tmp = out / ".buckets"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -205,17 +215,17 @@ def run_variants(recipe: Recipe, work: WorkDir, progress: Any = None) -> Variant
     prov = provenance_defaults()
     llm = (
         LlmSummarizer(recipe, work, cfg.summarizer)
-        if "think_summary" in cfg.build and cfg.summarizer.kind == "llm"
+        if summarize and cfg.summarizer.kind == "llm"
         else None
     )
-    # The think_summary rows' provenance: who summarized, with which prompt (llm only).
+    # Summary rows' provenance: who summarized, with which prompt (llm only).
     summ: dict[str, str | None] = {
         "summarizer": llm.label if llm else "extractive",
         "summary_template_id": llm.template.id if llm else None,
         "summary_template_hash": llm.template.hash if llm else None,
     }
-    writers = {name: ShardWriter(out / name, VARIANT_FEATURES, cfg.shard_rows) for name in cfg.build}
-    absent: dict[str, Counter[str]] = {name: Counter() for name in cfg.build}
+    writers = {name: work.writer(tables.variant(name), cfg.shard_rows) for name in build}
+    absent: dict[str, Counter[str]] = {name: Counter() for name in build}
     try:
         for prompts, replies in _buckets(work, cfg, tmp):
             selected = {(r["prompt_id"], r["teacher_role"]): r for r in replies}
@@ -223,14 +233,14 @@ def run_variants(recipe: Recipe, work: WorkDir, progress: Any = None) -> Variant
                 Candidate(p, selected.get((p["prompt_id"], "reasoning")), selected.get((p["prompt_id"], "control")))
                 for p in prompts
             ]
-            if "think_summary" in cfg.build:
+            if summarize:
                 if progress:
                     progress(
                         f"summarizing {sum(c.reasoning is not None for c in cands):,} thinking traces ({cfg.summarizer.kind})"
                     )
                 _summaries(cands, cfg, llm)
             prompt_tokens = _prompt_tokens(recipe.student, prompts)
-            for name in cfg.build:
+            for name in build:
                 ledger.enter(name, len(cands))
                 # In chunks: a bucket's variant texts, token ids and row dicts at once would take GBs.
                 for lo in range(0, len(cands), TOKEN_CHUNK):
@@ -246,19 +256,19 @@ def run_variants(recipe: Recipe, work: WorkDir, progress: Any = None) -> Variant
         counts[name] = w.rows
         if progress:
             progress(f"{name}: {counts[name]:,} rows")
-    ledger.close(out)
+    work.write_ledger(ledger)
     absent_d = {k: dict(v) for k, v in absent.items()}
     res = VariantsResult(counts, absent_d, time.perf_counter() - t0, ledger.summary())
     work.write_summary(
-        STAGE,
-        {
-            "counts": counts,
-            "absent": absent_d,
-            "summarizer": summ["summarizer"],
-            **({"summarizer_accounting": llm.accounting()} if llm else {}),
-            "variants": cfg.build,
-            "seconds": res.seconds,
-        },
+        VariantsSummary(
+            counts=counts,
+            absent=absent_d,
+            summarizer=summ["summarizer"] or "",
+            summarizer_accounting=llm.accounting() if llm else None,
+            variants=build,
+            specs=declare(build),
+            seconds=res.seconds,
+        )
     )
     return res
 
@@ -274,7 +284,8 @@ def _variant_chunk(
     prov: dict[str, str],
     summ: dict[str, str | None],
 ) -> None:
-    fn = REGISTRY[name]
+    spec = REGISTRY[name]
+    fn = spec.fn
     results = [fn(c) for c in cands]
     a_tokens = count_tokens(student.tokenizer, [r if isinstance(r, str) else "" for r in results])
     rows: list[dict[str, Any]] = []
@@ -296,7 +307,7 @@ def _variant_chunk(
                 detail=f"{total} tokens" if reason == "too_long_for_student" else "",
             )
             continue
-        reply = c.control if name == "control" else (c.reasoning if name != "original" else None)
+        reply = getattr(c, spec.reply) if spec.reply else None  # the teacher reply the spec builds from
         rows.append(
             {
                 "prompt_id": p["prompt_id"],
@@ -313,7 +324,7 @@ def _variant_chunk(
                 "endpoint_kind": reply["endpoint_kind"] if reply else None,
                 "prompt_template_id": reply["prompt_template_id"] if reply else None,
                 "prompt_template_hash": reply["prompt_template_hash"] if reply else None,
-                **(summ if name == "think_summary" else dict.fromkeys(summ)),
+                **(summ if spec.needs_summary else dict.fromkeys(summ)),
                 "reply_shape": reply["shape"] if reply else None,
                 "verify_status": reply["verify_status"] if reply else "unverifiable",
                 "verify_method": reply["verify_method"] if reply else "none",
@@ -336,3 +347,14 @@ def _variant_chunk(
             name, KEPT, source=p["source"] or "", source_row_id=p["source_row_id"] or "", prompt_id=p["prompt_id"]
         )
     writer.write_rows(rows)
+
+
+def fingerprint(recipe: Recipe, work: WorkDir) -> dict[str, Any]:
+    """What this stage's outputs depend on (see WorkDir.fingerprint)."""
+    return work.fingerprint({"variants": recipe.variants, "student": recipe.student}, ("curate", "responses"), None)
+
+
+def run_variants(recipe: Recipe, work: WorkDir, progress: Any = None) -> VariantsResult:
+    """Build every variant from prompts and selected replies. Outputs are committed together at the end (WorkDir.stage_run)."""
+    with work.stage_run(STAGE, fingerprint(recipe, work)):
+        return _variants(recipe, work, progress)

@@ -1,7 +1,9 @@
 """Verification of a teacher's final answer against what the source row knows.
 
-`verify()` picks one method and always returns a `Verdict` (pass / fail / unverifiable with a
-machine-readable reason); it never raises on bad input.
+`verify()` picks one method and always returns a `Verdict` (pass / fail / unverifiable / error
+with a machine-readable reason); it never raises on bad input. `unverifiable`: nothing to check
+against (no reference, no tests); `error`: the verifier itself failed or ran out of time, which
+says nothing about the answer and is not kept by default.
 
 Method choice: an explicit `verifier` ("math", "mcq", "code", "ifeval", "none") wins.
 Otherwise it is inferred: a tests field with format "ifeval" -> ifeval; other tests on a code
@@ -92,4 +94,4 @@ def verify(
             return Verdict("unverifiable", "none", "no_method" if has_ref else "no_reference")
         return Verdict("unverifiable", "none", "unknown_verifier", method[:40])
     except Exception as exc:  # noqa: BLE001 - last line of defence: the stage records, never crashes
-        return Verdict("unverifiable", method, "verifier_error", f"{type(exc).__name__}: {exc}"[:200])
+        return Verdict("error", method, "verifier_error", f"{type(exc).__name__}: {exc}"[:200])

@@ -21,22 +21,37 @@ lines are prepended either way, as the model saw them. MBPP's ``challenge_test_l
 The code is the last ```python block of the answer that defines the entry point (when one
 is known), else the last ```python block, else the same rules over any fenced block, else the
 whole answer if it compiles and defines something.
+
+Threat model: the answer is written by an adversary who knows this harness. So tests of the
+form `assert f(args) == expected` are taken apart outside the sandbox (testplan.py): the
+sandbox runs the answer and the calls only, and sends back plain values (values.py); the
+expected side is evaluated here, or in a second sandbox that never sees the answer; the
+comparison is made here. Such verdicts have method `code`. A suite that does not fit those
+shapes runs the old way, tests and answer in one interpreter, where a hostile answer can forge
+a pass: its verdicts have method `code_inproc`, and the responses stage decides (recipe:
+`responses.code_inproc_pass`) whether such a pass counts. A verifier fault (the sandbox could
+not start, an internal error) is status `error`, never `pass`, and stays with its own item.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import operator
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from builder.sandbox import Limits, SandboxResult, run_sandboxed
 
+from .testplan import Check, Plan, plan_asserts, plan_humaneval
+from .values import ENCODER, BadValue, decode_results
 from .verdict import Verdict
 
 METHOD = "code"
+METHOD_INPROC = "code_inproc"
 MAX_CODE_CHARS = 200_000
 _FENCE_RE = re.compile(r"```[ \t]*([\w+#.-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
 _PY_LANGS = {"python", "py", "python3", "py3"}
@@ -83,6 +98,41 @@ def _main(P=PAYLOAD, report=report):
     except BaseException as e:
         return fail("test_error", e)
     report({"status": "pass", "passed": n})
+_main()
+"""
+
+
+# The out-of-process harness: runs the answer, then each call; sends back only plain values.
+# No expected value is in PAYLOAD. With an empty `code` it evaluates expected sides instead.
+_CALLS = ENCODER + r"""
+import builtins as _b
+def _main(P=PAYLOAD, report=report, enc=_enc, _compile=compile, _exec=exec, _eval=eval, _type=type):
+    ns = {"__name__": "__candidate__", "__builtins__": _b}
+    try:
+        if P["code"]:
+            _exec(_compile(P["code"], "<answer>", "exec"), ns)
+    except SystemExit as e:
+        return report({"status": "candidate_exit", "error_type": "SystemExit"})
+    except MemoryError as e:
+        return report({"status": "memory", "error_type": "MemoryError"})
+    except BaseException as e:
+        return report({"status": "runtime_error", "error_type": _type(e).__name__})
+    try:
+        for src in P["prelude"]:
+            _exec(_compile(src, "<setup>", "exec"), ns)
+        if P["alias"]:
+            if not callable(ns.get(P["entry_point"])):
+                return report({"status": "missing_entry_point"})
+            ns[P["alias"]] = ns[P["entry_point"]]
+    except BaseException as e:
+        return report({"status": "setup_error", "error_type": _type(e).__name__})
+    out = []
+    for src in P["calls"]:
+        try:
+            out.append({"v": enc(_eval(_compile(src, "<call>", "eval"), ns))})
+        except BaseException as e:
+            out.append({"e": _type(e).__name__ + (":%s" % e.errno if isinstance(e, OSError) else "")})
+    report({"status": "done", "results": out})
 _main()
 """
 
@@ -165,23 +215,139 @@ _FAIL_REASONS = {
 }
 
 
-def _verdict_from(result: SandboxResult) -> Verdict:
-    iso = "isolation=" + ",".join(result.isolation)
-    rep = result.report or {}
+def _iso(result: SandboxResult) -> str:
+    return "isolation=" + ",".join(result.isolation)
+
+
+def _failed_run(result: SandboxResult, method: str) -> Verdict:
+    """The verdict for a run that did not end with a report (or a failing one): never pass."""
     if result.outcome == "sandbox_error":
-        return Verdict("unverifiable", METHOD, "sandbox_error", f"{iso}; {result.stderr[:200]}")
-    if result.outcome == "reported" and rep.get("status") == "pass":
-        extra = f"; violations={','.join(result.violations)}" if result.violations else ""
-        return Verdict("pass", METHOD, "ok", f"{iso}; passed={rep.get('passed')}{extra}")
-    if result.outcome == "reported":
-        return Verdict("fail", METHOD, str(rep.get("status")), f"{iso}; {rep.get('error') or ''}"[:600])
+        return Verdict("error", method, "sandbox_error", f"{_iso(result)}; {result.stderr[:200]}")
     reason = _FAIL_REASONS.get(result.outcome, result.outcome)
     tail = result.stderr.strip().splitlines()[-1:] if result.stderr.strip() else []
-    return Verdict("fail", METHOD, reason, f"{iso}; rc={result.returncode}; {' '.join(tail)}"[:600])
+    return Verdict("fail", method, reason, f"{_iso(result)}; rc={result.returncode}; {' '.join(tail)}"[:600])
+
+
+def _inproc_verdict(result: SandboxResult) -> Verdict:
+    rep = result.report or {}
+    if result.outcome == "reported" and rep.get("status") == "pass":
+        extra = f"; violations={','.join(result.violations)}" if result.violations else ""
+        return Verdict("pass", METHOD_INPROC, "ok", f"{_iso(result)}; passed={rep.get('passed')}{extra}")
+    if result.outcome == "reported":
+        return Verdict("fail", METHOD_INPROC, str(rep.get("status"))[:40], f"{_iso(result)}; {rep.get('error') or ''}"[:600])
+    return _failed_run(result, METHOD_INPROC)
+
+
+# What the out-of-process harness itself reports when the answer does not get to the calls.
+_HARNESS_FAILURES = frozenset({"candidate_exit", "memory", "runtime_error", "setup_error", "missing_entry_point"})
+# An exception a call raised, by name (errno for OSError), when it says more than "test_error".
+_CALL_ERRORS = {"MemoryError": "memory", "OSError:27": "file_size", "SystemExit": "candidate_exit"}
+
+_CMP: dict[str, Callable[[Any, Any], Any]] = {
+    "eq": operator.eq, "ne": operator.ne, "is": operator.is_, "isnot": operator.is_not, "lt": operator.lt,
+    "le": operator.le, "gt": operator.gt, "ge": operator.ge,
+    "in": lambda a, b: a in b, "notin": lambda a, b: a not in b,
+}  # fmt: skip
+
+
+def _holds(check: Check, value: Any, expected: Any, tol: Any, kwargs: dict[str, Any]) -> bool:
+    """Does `check` hold for these plain values? Any exception means no."""
+    try:
+        if check.kind == "truthy":
+            return bool(value)
+        if check.kind == "falsy":
+            return not bool(value)
+        if check.kind == "cmp":
+            return bool(_CMP[check.op](value, expected))
+        if check.kind == "rcmp":
+            return bool(_CMP[check.op](expected, value))
+        if check.kind == "close":
+            diff = abs(value - expected)
+            return bool(diff < tol if check.strict else diff <= tol)
+        if check.kind == "isclose":
+            return math.isclose(value, expected, **kwargs)
+    except Exception:  # noqa: BLE001 - a TypeError on mixed types, an Opaque's truth: not a pass
+        return False
+    return False
+
+
+def _literal(src: str | None) -> tuple[bool, Any]:
+    if src is None:
+        return True, None
+    try:
+        import ast
+
+        return True, ast.literal_eval(src)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False, None
+
+
+def _expected_values(plan: Plan, setup: str, limits: Limits) -> tuple[list[Any], Verdict | None]:
+    """Every expected side, tolerance and isclose kwarg as plain values: literals here, the rest
+    in a sandbox that runs the test's own setup and never the answer."""
+    exprs: list[str] = []
+    for c in plan.checks:
+        exprs += [x for x in (c.expected, c.tol) if x is not None]
+        exprs += [v for _, v in c.isclose_kwargs]
+    values: dict[str, Any] = {}
+    pending: list[str] = []
+    for e in dict.fromkeys(exprs):
+        ok, v = _literal(e)
+        if ok:
+            values[e] = v
+        else:
+            pending.append(e)
+    if pending:
+        payload = {"code": "", "prelude": [*plan.imports, setup] if setup else plan.imports, "alias": None,
+                   "entry_point": None, "calls": pending}  # fmt: skip
+        res = run_sandboxed(_CALLS, payload, limits)
+        rep = res.report or {}
+        if res.outcome != "reported" or rep.get("status") != "done":
+            return [], Verdict("error", METHOD, "expected_values_failed", f"{_iso(res)}; {res.outcome} {rep.get('status')}")
+        try:
+            got = decode_results(rep.get("results"), len(pending))
+        except BadValue as e:
+            return [], Verdict("error", METHOD, "expected_values_failed", str(e))
+        for e, (ok, v) in zip(pending, got):
+            if not ok:
+                return [], Verdict("error", METHOD, "expected_values_failed", f"{e[:80]} raised {v}")
+            values[e] = v
+    return [values.get(e) for e in exprs], None
+
+
+def _judge(plan: Plan, result: SandboxResult, expected: list[Any]) -> Verdict:
+    rep = result.report or {}
+    if result.outcome != "reported" or rep.get("status") != "done":
+        if result.outcome == "reported":
+            status = rep.get("status")
+            reason = status if status in _HARNESS_FAILURES else "bad_report"  # a forged status names nothing
+            return Verdict("fail", METHOD, reason, f"{_iso(result)}; {str(rep.get('error_type'))[:80]}")
+        return _failed_run(result, METHOD)
+    try:
+        got = decode_results(rep.get("results"), len(plan.checks))
+    except BadValue as e:
+        return Verdict("fail", METHOD, "bad_result", f"{_iso(result)}; {e}")
+    it = iter(expected)
+    for i, (check, (ok, value)) in enumerate(zip(plan.checks, got)):
+        exp = next(it) if check.expected is not None else None
+        tol = next(it) if check.tol is not None else None
+        kwargs = {k: next(it) for k, _ in check.isclose_kwargs}
+        if not ok:
+            reason = _CALL_ERRORS.get(value, "test_error")
+            return Verdict("fail", METHOD, reason, f"{_iso(result)}; check {i}: {check.call[:80]} raised {value}")
+        if not _holds(check, value, exp, tol, kwargs):
+            return Verdict("fail", METHOD, "tests_failed", f"{_iso(result)}; check {i}: {check.call[:80]}")
+    return Verdict("pass", METHOD, "ok", f"{_iso(result)}; passed={len(plan.checks)}")
+
+
+def _plan(spec: dict[str, Any]) -> Plan | None:
+    if spec["format"] == "humaneval":
+        return plan_humaneval(spec["test"])
+    return plan_asserts(spec["asserts"], spec.get("setup") or "")
 
 
 def _prepare(answer: str, tests: str | dict[str, Any] | None) -> tuple[Verdict | None, str, dict[str, Any], Limits]:
-    """(early verdict or None, program, payload, limits)."""
+    """(early verdict or None, program, spec with the program under "code", limits)."""
     limits = Limits()
     if tests is None or (isinstance(tests, str) and not tests.strip()):
         return Verdict("unverifiable", METHOD, "no_tests"), "", {}, limits
@@ -189,10 +355,10 @@ def _prepare(answer: str, tests: str | dict[str, Any] | None) -> tuple[Verdict |
         spec = parse_tests(tests)
         raw = json.loads(tests) if isinstance(tests, str) else tests
         limits = Limits(
-            timeout_s=float(raw.get("timeout_s", limits.timeout_s)),
-            memory_mb=int(raw.get("memory_mb", limits.memory_mb)),
+            timeout_s=min(60.0, float(raw.get("timeout_s", limits.timeout_s))),
+            memory_mb=min(4096, int(raw.get("memory_mb", limits.memory_mb))),
         )
-    except (ValueError, TypeError, AttributeError) as exc:
+    except (ValueError, TypeError, AttributeError, RecursionError) as exc:
         return Verdict("unverifiable", METHOD, "bad_tests", str(exc)[:200]), "", {}, limits
     if not answer or not answer.strip():
         return Verdict("fail", METHOD, "empty_answer"), "", {}, limits
@@ -204,20 +370,30 @@ def _prepare(answer: str, tests: str | dict[str, Any] | None) -> tuple[Verdict |
         return Verdict("fail", METHOD, "code_too_large", f"{len(program)} chars"), "", {}, limits
     try:
         compile(program, "<answer>", "exec")  # cheap, and saves a subprocess for broken code
-    except (SyntaxError, ValueError) as exc:
+    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError) as exc:
+        # A hostile answer (100,000 nested brackets or unary minus signs) must not crash the verifier.
         return Verdict("fail", METHOD, "syntax_error", f"{type(exc).__name__}: {exc}"[:300]), "", {}, limits
-    return None, _HARNESS, {**spec, "code": program}, limits
+    return None, program, spec, limits
 
 
 def verify_code(answer: str, tests: str | dict[str, Any] | None) -> Verdict:
     """Verdict for a code answer against a tests field (see module docstring); never raises."""
-    early, program, payload, limits = _prepare(answer, tests)
-    if early is not None:
-        return early
     try:
-        return _verdict_from(run_sandboxed(program, payload, limits))
-    except OSError as exc:  # e.g. temp dir or fd exhaustion on the host
-        return Verdict("unverifiable", METHOD, "sandbox_error", str(exc)[:300])
+        early, program, spec, limits = _prepare(answer, tests)
+        if early is not None:
+            return early
+        plan = _plan(spec)
+        if plan is None:  # tests this harness cannot take apart: the weaker in-process run
+            return _inproc_verdict(run_sandboxed(_HARNESS, {**spec, "code": program}, limits))
+        expected, problem = _expected_values(plan, spec.get("setup") or "", limits)
+        if problem is not None:
+            return problem
+        prelude = [*plan.imports, spec["setup"]] if spec.get("setup") else list(plan.imports)
+        payload = {"code": program, "prelude": prelude, "alias": plan.candidate_alias,
+                   "entry_point": spec.get("entry_point"), "calls": [c.call for c in plan.checks]}  # fmt: skip
+        return _judge(plan, run_sandboxed(_CALLS, payload, limits), expected)
+    except Exception as exc:  # noqa: BLE001 - a verifier fault is this item's error, never a pass
+        return Verdict("error", METHOD, "verifier_error", f"{type(exc).__name__}: {exc}"[:300])
 
 
 def verify_code_batch(
@@ -225,9 +401,10 @@ def verify_code_batch(
 ) -> list[Verdict]:
     """verify_code over (answer, tests) pairs, several sandboxes at once, results in order.
 
-    Threads suffice: each sandbox is its own process and the parent only waits on it.
+    Threads suffice: each sandbox is its own process and the parent only waits on it. One
+    item's failure never touches another's verdict (verify_code never raises).
     """
-    workers = max(1, workers or os.cpu_count() or 1)
+    workers = max(1, min(workers or os.cpu_count() or 1, 64))
     if workers == 1 or len(items) <= 1:
         return [verify_code(a, t) for a, t in items]
     with ThreadPoolExecutor(max_workers=workers) as pool:

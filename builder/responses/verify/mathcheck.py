@@ -112,9 +112,9 @@ def verify_math(answer: str, reference: str | None, timeout_s: float = 10.0) -> 
     try:
         parsed, equal, shown = run_with_deadline(_compare, (ref, prediction, boxed is not None), timeout_s)
     except DeadlineExceeded:
-        return Verdict("unverifiable", METHOD, "timeout", f"over {timeout_s}s")
+        return Verdict("error", METHOD, "timeout", f"over {timeout_s}s")
     except Exception as exc:  # math-verify/sympy internals; record, never crash the stage
-        return Verdict("unverifiable", METHOD, "verifier_error", f"{type(exc).__name__}: {exc}"[:200])
+        return Verdict("error", METHOD, "verifier_error", f"{type(exc).__name__}: {exc}"[:200])
     if equal:
         return Verdict("pass", METHOD, "ok" if boxed is not None else "ok_unboxed", shown)
     if boxed is None and not parsed:

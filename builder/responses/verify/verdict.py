@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Status = Literal["pass", "fail", "unverifiable"]
+Status = Literal["pass", "fail", "unverifiable", "error"]  # error: the verifier itself failed or timed out
 
 
 @dataclass(frozen=True)

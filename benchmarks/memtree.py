@@ -1,0 +1,55 @@
+"""Peak memory of a whole process tree (this process and every descendant), sampled.
+
+`ru_maxrss` of RUSAGE_CHILDREN is the largest single child, not what the machine held: 20
+workers of 300 MB each read as 300 MB. `TreePeak` sums the RSS of the tree every `interval_s`
+and keeps the largest sum (a sample can miss a peak shorter than the interval).
+"""
+
+from __future__ import annotations
+
+import threading
+from types import TracebackType
+
+import psutil
+
+
+def tree_rss_mb(proc: psutil.Process | None = None) -> float:
+    proc = proc or psutil.Process()
+    total = 0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            total += p.memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return total / 2**20
+
+
+class TreePeak:
+    """with TreePeak() as peak: ... ; peak.mb is the largest tree RSS seen, peak.procs the most processes."""
+
+    def __init__(self, interval_s: float = 0.05) -> None:
+        self.interval_s = interval_s
+        self.mb = 0.0
+        self.procs = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        me = psutil.Process()
+        while not self._stop.is_set():
+            try:
+                kids = me.children(recursive=True)
+            except psutil.Error:
+                kids = []
+            self.procs = max(self.procs, 1 + len(kids))
+            self.mb = max(self.mb, tree_rss_mb(me))
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> TreePeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.mb = max(self.mb, tree_rss_mb())

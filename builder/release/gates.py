@@ -1,0 +1,188 @@
+"""The quality gates: per variant (schema, rows), mix and verification rate, run with Great
+Expectations on the signals staging computed; then the verdict — blocking failures stop the
+release (the report is kept in <work>/quality/), advisory ones become warnings.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from builder import tables
+from builder.errors import UserError
+from builder.recipe import Recipe
+from builder.release.staging import contaminated_ids, stage_variant
+from builder.tables import CurateSummary, VariantInfo
+from builder.workdir import WorkDir
+from quality.derive import to_frame
+from quality.report import failures, one_line
+from quality.stats import VariantStats
+from quality.suites import CheckOutcome, GxRunner, outcomes_of, variant_expectations, write_result
+
+Outcomes = dict[tuple[str, str, str], CheckOutcome]
+
+
+class Gates:
+    """The GX runner and its suites: per variant, mix, verification.
+
+    GX's import (~2-5 s, pure Python) runs in a background thread while the first shards are
+    read and scanned (Arrow kernels, GIL released), so it costs little wall time."""
+
+    def __init__(self, recipe: Recipe, variants: list[VariantInfo], qdir: Path) -> None:
+        self.cfg = recipe.quality
+        self.qdir = qdir
+        self.pages: list[tuple[str, str, bool]] = []  # (label, html path, success)
+        self._runner: GxRunner | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._setup, args=(variants, recipe.student.max_tokens), daemon=True)
+        self._thread.start()
+
+    def _setup(self, variants: list[VariantInfo], max_tokens: int) -> None:
+        try:
+            runner = GxRunner()
+            E = runner.gx.expectations
+            for s in variants:  # which checks apply follows the variant's spec flags
+                runner.define(s.name, variant_expectations(runner.gx, s.name, max_tokens, self.cfg.language_mostly,
+                                                           think=s.think, summary=s.needs_summary))
+            for check in ("category_mix", "source_mix"):
+                runner.define(check, [E.ExpectColumnValuesToBeBetween(
+                    column="deviation", max_value=self.cfg.mix.tolerance, meta={"check": check})])
+            runner.define("verification", [E.ExpectColumnPairValuesAToBeGreaterThanB(
+                column_A="pass_rate", column_B="floor", or_equal=True, meta={"check": "verification_rate"})])
+            self._runner = runner
+        except BaseException as e:  # re-raised in the caller's thread by `runner`
+            self._error = e
+
+    @property
+    def runner(self) -> GxRunner:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._runner is not None
+        return self._runner
+
+    def validate(self, key: str, frame: pd.DataFrame, variant: str, label: str, into: Outcomes) -> None:
+        result = self.runner.run(key, frame, "prompt_id" if "prompt_id" in frame.columns else None)
+        outcomes_of(result, variant, into)
+        html = f"data_docs/{variant}/{label}.html"
+        write_result(result, self.qdir / "gx" / variant / f"{label}.json", self.qdir / html)
+        self.pages.append((f"{variant} / {label}", html, bool(result.success)))
+
+    def write_index(self) -> None:
+        items = "\n".join(
+            f'<li><a href="{h.removeprefix("data_docs/")}">{label}</a>: {"pass" if ok else "<b>FAIL</b>"}</li>'
+            for label, h, ok in self.pages)
+        (self.qdir / "data_docs").mkdir(parents=True, exist_ok=True)
+        (self.qdir / "data_docs" / "index.html").write_text(
+            f"<!doctype html><meta charset=utf-8><title>Validation results</title>"
+            f"<h1>Great Expectations validation results</h1><ul>\n{items}\n</ul>\n")
+
+
+def _curated_mix(curate: CurateSummary | None, key: str) -> dict[str, float]:
+    counts: dict[str, int] = {}
+    for row in curate.balance if curate else []:
+        k = getattr(row, key)
+        counts[k] = counts.get(k, 0) + row.after
+    total = sum(counts.values())
+    return {k: v / total for k, v in counts.items()} if total else {}
+
+
+def _mix_frame(observed: dict[str, int], targets: dict[str, float]) -> pd.DataFrame:
+    total = sum(observed.values()) or 1
+    norm = sum(targets.values()) or 1
+    keys = sorted(set(observed) | set(targets))
+    share = [observed.get(k, 0) / total for k in keys]
+    target = [targets.get(k, 0.0) / norm for k in keys]
+    return pd.DataFrame({"key": keys, "share": share, "target": target,
+                         "deviation": [abs(a - b) for a, b in zip(share, target)]})
+
+
+def _mix_gates(recipe: Recipe, gates: Gates, stats: dict[str, VariantStats],
+               curate: CurateSummary | None) -> list[CheckOutcome]:
+    """Category and source shares vs the recipe's targets (default: the curated mix)."""
+    cfg = recipe.quality
+    outcomes: list[CheckOutcome] = []
+    for v in cfg.mix.variants:
+        if v not in stats:
+            continue
+        for check, key, targets in (("category_mix", "category", cfg.mix.category_targets),
+                                    ("source_mix", "source", cfg.mix.source_targets)):
+            targets = targets or _curated_mix(curate, key)
+            if targets:
+                per: Outcomes = {}
+                frame = _mix_frame(getattr(stats[v], f"by_{key}"), targets)
+                gates.validate(check, frame, v, check, per)
+                off = frame[frame["deviation"] > cfg.mix.tolerance]
+                for o in per.values():  # name the keys, not just their deviations
+                    o.examples = [f"{r.key} {r.share:.2f} vs {r.target:.2f}" for r in off.itertuples()][:5]
+                outcomes += per.values()
+    return outcomes
+
+
+def _verification_gates(recipe: Recipe, gates: Gates, stats: dict[str, VariantStats]) -> list[CheckOutcome]:
+    """Per category, the verified pass rate against its floor."""
+    cfg = recipe.quality
+    outcomes: list[CheckOutcome] = []
+    for v in cfg.verification_variants:
+        if v not in stats:
+            continue
+        rows = []
+        for cat, c in stats[v].verify.items():
+            checked = c.get("pass", 0) + c.get("fail", 0)
+            if checked:
+                floor = cfg.verification_floor.get(cat, cfg.verification_floor.get("*", 0.0))
+                rows.append({"category": cat, "pass_rate": c.get("pass", 0) / checked, "floor": floor})
+        per: Outcomes = {}
+        gates.validate("verification", pd.DataFrame(rows, columns=["category", "pass_rate", "floor"]),
+                       v, "verification", per)
+        outcomes += per.values()
+    return outcomes
+
+
+def check_variants(recipe: Recipe, work: WorkDir, variants: list[VariantInfo], tmp: Path, tick: Callable[[str], None],
+                   known: dict[str, str], curate: CurateSummary | None,
+                   ) -> tuple[dict[str, VariantStats], list[CheckOutcome], int]:
+    """Gate every variant; shards are copied into `tmp` and their sha256 put in `known`.
+    Returns (stats per variant, every check's outcome, bytes read)."""
+    gates = Gates(recipe, variants, tmp / "quality")
+    contaminated = contaminated_ids(work)
+    answers: dict[str, tuple[int, bytes]] = {}
+    stats: dict[str, VariantStats] = {}
+    outcomes: list[CheckOutcome] = []
+    bytes_in = 0
+    for spec in variants:
+        v = spec.name
+        per: Outcomes = {}
+        schema = per.setdefault(("schema", "arrow_schema_matches_features", ""),
+                                CheckOutcome("schema", v, "arrow_schema_matches_features", ""))
+        staged = stage_variant(work, spec, tmp, contaminated, answers, schema, known)
+        stats[v], bytes_in = staged.stats, bytes_in + staged.bytes_in
+        if staged.signals:  # one GX run per variant on the narrow signals (no text), across all shards
+            gates.validate(v, to_frame(staged.signals), v, "rows", per)
+        del staged
+        outcomes += per.values()
+        tick(f"{v}: {stats[v].rows:,} rows checked")
+    outcomes += _mix_gates(recipe, gates, stats, curate)
+    outcomes += _verification_gates(recipe, gates, stats)
+    gates.write_index()
+    return stats, outcomes, bytes_in
+
+
+def verdict(outcomes: list[CheckOutcome], blocking: list[str], tmp: Path, work: WorkDir, out_dir: Path,
+            ) -> list[CheckOutcome]:
+    """The advisory failures (warnings); on any blocking failure the report moves to
+    <work>/quality/ and the release stops with one line."""
+    block, warn = failures(outcomes, blocking)
+    if block:
+        report = work.path(tables.QUALITY_REPORT)
+        shutil.rmtree(report, ignore_errors=True)
+        shutil.move(tmp / "quality", report)
+        shutil.move(tmp / "quality.json", report / "quality.json")
+        more = f" (+{len(block) - 1} more)" if len(block) > 1 else ""
+        raise UserError(f"release blocked: {one_line(block[0])}{more}; nothing was written to {out_dir}; "
+                        f"see {report / 'quality.json'} and {report / 'data_docs/index.html'}")
+    return warn
