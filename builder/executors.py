@@ -7,7 +7,11 @@ wait with `wait_for_completion`.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -75,9 +79,37 @@ def make_executor(
     raise ValueError(f"unknown executor kind {cfg.kind!r}")
 
 
+@contextlib.contextmanager
+def _task_console(logging_dir: str) -> Iterator[None]:
+    """Local tasks' stderr goes to `<logging_dir>/console.log` while they run.
+
+    datatrove gives every task a fresh loguru handler on stderr at INFO (after ours are gone),
+    ~200 lines for the sample build; what they say is also in each task's own log file. Set
+    ANSWER_DISTILL_VERBOSE=1 to see it live."""
+    if os.environ.get("ANSWER_DISTILL_VERBOSE"):
+        yield
+        return
+    Path(logging_dir).mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    fd = os.open(Path(logging_dir) / "console.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.dup2(fd, 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(fd)
+
+
 def run_executor(executor: PipelineExecutor, cfg: ExecutorConfig, timeout_s: float | None = None) -> None:
     """Run `executor` (and its dependencies) to completion, or raise if any rank did not finish."""
-    executor.run()
+    if cfg.kind == "local":
+        with _task_console(str(executor.logging_dir.path)):
+            executor.run()
+    else:
+        executor.run()
     if cfg.kind == "slurm":
         wait_for_completion(executor, cfg.poll_s, timeout_s)
     missing = executor.get_incomplete_ranks(skip_completed=True)

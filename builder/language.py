@@ -329,9 +329,13 @@ def prompt_languages(text: object, *, cached: bool = True) -> frozenset[str]:
     return _prompt_languages(text) if cached else _prompt_languages.__wrapped__(text)
 
 
+# Greek letters standing alone or in pairs are math symbols (α, β, γ; αβ), not Greek words.
+_GREEK_SYMBOLS = regex.compile(r"(?<!\p{Greek})\p{Greek}{1,2}(?!\p{Greek})")
+
+
 @functools.lru_cache(maxsize=65_536)  # several replies (teachers, samples) share a prompt
 def _prompt_languages(text: str) -> frozenset[str]:
-    guess = identify(text)
+    guess = identify(_GREEK_SYMBOLS.sub(" ", text))
     if guess.language == UNKNOWN:
         return frozenset()
     latin = {k for k in guess.proportions if SCRIPT_OF.get(k) == "Latin"}

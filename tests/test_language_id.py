@@ -113,3 +113,12 @@ def test_labelled_rows_accuracy_on_the_corpus() -> None:
     acc = language_accuracy(labelled_language_rows())
     assert acc["en"]["accuracy"] >= 0.995
     assert acc["zh"]["accuracy"] >= 0.975 and acc["bn"]["accuracy"] >= 0.975
+
+
+def test_greek_letters_in_formulas_are_not_greek() -> None:
+    from builder.language import prompt_language_label
+
+    text = ("Below there is a Bangla multiple choice question. Question in Bangla: x³+2x²-3x+4=0 "
+            "সমীকরণের মুলগুলি α,β,γ হলে 1α+1β+1γ =?")
+    assert "el" not in prompt_language_label(text).split("+")
+    assert prompt_language_label("Η γρήγορη καφέ αλεπού πηδάει πάνω από τον τεμπέλη σκύλο και τρέχει μακριά") == "el"

@@ -210,15 +210,22 @@ def test_cli_release_refusal_is_one_line(release: Path) -> None:
     assert len(lines) == 1 and "is already built there" in lines[0] and "bump `version`" in lines[0], res.output
 
 
-def test_secrets_in_names_text_files_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_secrets_in_reads_every_file_shards_included(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pyarrow as pa
+
     from builder.release.folder import secrets_in
 
     (tmp_path / "sub").mkdir()
     (tmp_path / "README.md").write_text("clean\n")
     (tmp_path / "sub" / "notes.txt").write_text(f"leaked {PLANTED}\n")
-    (tmp_path / "sub" / "shard.parquet").write_bytes(PLANTED.encode())  # data shards are not re-read
+    (tmp_path / "sub" / "fake.parquet").write_bytes(PLANTED.encode())  # not parquet: searched as bytes
+    # A real shard (zstd pages): the hit is named by its column and row (from 0).
+    rows = [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": t}]}
+            for t in ("a", "b", f"here: {PLANTED}", "d")]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "sub" / "shard.parquet", compression="zstd")
     monkeypatch.setattr("builder.release.folder.secret_values", lambda: [])
     assert secrets_in(tmp_path) == []  # no secret in the environment: nothing to look for
     monkeypatch.undo()
     monkeypatch.setenv("HF_TOKEN", PLANTED)
-    assert secrets_in(tmp_path) == ["sub/notes.txt"]
+    assert secrets_in(tmp_path) == ["sub/fake.parquet", "sub/notes.txt",
+                                    "sub/shard.parquet, column messages.content, row 2"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -91,7 +92,7 @@ def test_read_token_is_a_clear_403(hub: HubServer, release: Path, monkeypatch: p
     with pytest.raises(UserError) as e:
         _push(hub, copy, monkeypatch, token=READ)
     msg = str(e.value)
-    assert msg.startswith(f"push {REPO}: upload_folder failed with HTTP 403: the token may not write")
+    assert msg.startswith(f"push {REPO}: create_commit failed with HTTP 403: the token may not write")
     assert "\n" not in msg and READ not in msg
     assert list(hub.refs(REPO)["tags"]) == ["v0.1.0"]
     assert hub.token_leaks(READ) == []
@@ -124,6 +125,135 @@ def test_cli_push_prints_one_line_on_error(release: Path, monkeypatch: pytest.Mo
     assert res.exit_code == 2
     lines = [line for line in res.output.splitlines() if line.strip()]
     assert len(lines) == 1 and "HF_TOKEN is not set" in lines[0]
+
+
+def test_a_push_racing_another_commit_changes_nothing(
+    hub: HubServer, release: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The commit names main's head as read when listing; if main moved since, the Hub's 412
+    refuses it, so no file the listing missed can survive into the tag."""
+    from huggingface_hub import HfApi
+
+    real_list = HfApi.list_repo_files
+
+    def list_then_someone_commits(self: HfApi, *args: Any, **kwargs: Any) -> list[str]:
+        files = real_list(self, *args, **kwargs)
+        HfApi(endpoint=hub.endpoint, token=WRITE).upload_file(
+            path_or_fileobj=b"x", path_in_repo="data/answer/train-00009-of-00010.parquet", repo_id=REPO,
+            repo_type="dataset")
+        return files
+
+    monkeypatch.setattr(HfApi, "list_repo_files", list_then_someone_commits)
+    with pytest.raises(UserError, match=rf"^push {REPO}: create_commit failed with HTTP 412: main moved while "
+                                        r"pushing \(another push\?\); nothing was changed, push again"):
+        _push(hub, release, monkeypatch)
+    assert hub.refs(REPO)["tags"] == {}
+    assert "README.md" not in hub.repo_files(REPO)
+
+
+def _cli_push(hub: HubServer, folder: Path, repo: str, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """`answer-distill push` with a write token: its exit must be 2, its output one line and
+    nothing may reach the Hub. Returns that line."""
+    from typer.testing import CliRunner
+
+    from builder.cli import app
+
+    monkeypatch.setenv("HF_TOKEN", WRITE)
+    res = CliRunner().invoke(app, ["push", str(folder), "--repo", repo, "--endpoint", hub.endpoint])
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert (res.exit_code, len(lines)) == (2, 1), res.output
+    assert hub.requests_log == []
+    return lines
+
+
+@pytest.mark.parametrize("repo", [
+    "answer-distill-sample", "test-org/", "/answer-distill-sample", "test-org/answer/distill",
+    "-org/name", "test-org/answer distill", "test-org/answer-distill\n", "test-org/ansẅer",
+    "test-org/answer--distill", "test-org/answer..distill", "test-org/a[/b]", "",
+])
+def test_cli_refuses_a_repo_id_that_is_not_org_name(
+    hub: HubServer, release: Path, repo: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    [line] = _cli_push(hub, release, repo, monkeypatch)
+    assert "is not a Hub dataset id; pass --repo org/name" in line
+
+
+def test_cli_refuses_a_folder_whose_files_do_not_match_the_manifest(
+    hub: HubServer, release: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(release, copy)
+    shard = copy / "data" / "answer" / "train-00001-of-00004.parquet"
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, one byte off: only the hash tells
+    shard.write_bytes(bytes(data))
+    [line] = _cli_push(hub, copy, REPO, monkeypatch)
+    assert "not a verified release: data/answer/train-00001-of-00004.parquet: sha256 differs" in line
+
+
+def test_cli_refuses_a_release_missing_a_config(
+    hub: HubServer, release: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The config's folder deleted: the manifest still lists its files.
+    gone = tmp_path / "gone"
+    shutil.copytree(release, gone)
+    shutil.rmtree(gone / "data" / "original")
+    [line] = _cli_push(hub, gone, REPO, monkeypatch)
+    assert "not a verified release: data/original/train-00000-of-00001.parquet: listed in the manifest but missing" in line
+
+    # ...and with a manifest rewritten to match (it verifies): the card still declares it.
+    _rewrite_manifest(gone, lambda m: m["configs"].pop("original"))
+    from builder.release.manifest import verify_release
+
+    assert verify_release(gone) == []
+    [line] = _cli_push(hub, gone, REPO, monkeypatch)
+    assert ("not a verified release: config original: no file matches data/original/train-*.parquet; "
+            "the release is missing that config") in line
+
+
+def test_card_must_declare_every_config_the_manifest_counts(
+    hub: HubServer, release: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import yaml
+
+    from builder.release.manifest import card_metadata
+
+    copy = tmp_path / "copy"
+    shutil.copytree(release, copy)
+    readme = copy / "README.md"
+    meta = card_metadata(readme)
+    body = readme.read_text().split("\n---", 1)[1]
+    meta["configs"] = [c for c in meta["configs"] if c["config_name"] != "control"]
+    readme.write_text("---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---" + body)
+    _rewrite_manifest(copy, lambda m: None)
+    with pytest.raises(UserError, match=r"not a verified release: config control: in manifest.json but not "
+                                        r"declared in the card's configs; rebuild it"):
+        _push(hub, copy, monkeypatch)
+    assert hub.requests_log == []
+
+
+def test_a_version_no_tag_can_be_made_from_is_refused_before_upload(
+    hub: HubServer, release: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(release, copy)
+    _rewrite_manifest(copy, lambda m: m.update(version="0.2.0/../main"))
+    with pytest.raises(UserError, match=r"not a verified release: manifest.json version '0.2.0/../main' is not semver"):
+        _push(hub, copy, monkeypatch)
+    assert hub.requests_log == []
+
+
+def _rewrite_manifest(folder: Path, edit: Any) -> None:
+    """Apply edit(manifest) and re-hash the folder, as if `release` had written it so."""
+    import json
+
+    from builder.release.manifest import write_manifest
+
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest.pop("files")
+    edit(manifest)
+    (folder / "manifest.json").unlink()
+    write_manifest(folder, manifest)
 
 
 def _retag(folder: Path, version: str) -> None:

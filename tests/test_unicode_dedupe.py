@@ -73,6 +73,10 @@ def test_number_check_reads_full_width_digits_and_chinese_numerals() -> None:
     assert number_key("3万元") == number_key("三万元") == number_key("30000元")
     assert number_key("三千克面粉") == number_key("3千克面粉")
     assert number_key("第三章") != number_key("第四章")
+    # a count of one before a classifier is the article "a": 一个 = 1个 = no number, so "一个" → "这个"
+    # (a one-character edit) cannot flip the check, while 两个 / 三个 still differ from it
+    assert number_key("买了一个西瓜和3个梨") == number_key("买了1个西瓜和3个梨") == number_key("买了这个西瓜和3个梨")
+    assert number_key("买了两个西瓜和3个梨") != number_key("买了一个西瓜和3个梨")
     # numerals inside words are not numbers: 十分 (very), 万一 (in case), 三角形 (triangle), 统一
     assert number_key("这十分重要，万一下雨呢？三角形统一") == 0
 

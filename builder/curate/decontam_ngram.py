@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from builder.curate.decontam_tokens import batch_windows
+from builder.curate.decontam_tokens import HashIndex, batch_windows
 
 
 def _runs(keys: np.ndarray) -> np.ndarray:
@@ -54,6 +54,9 @@ class GramIndex:
     coverable: np.ndarray  # per item: words covered by its distinctive windows
     common: int  # windows dropped as boilerplate
 
+    def __post_init__(self) -> None:
+        self.lookup = HashIndex(self.hashes)
+
     @classmethod
     def build(cls, token_lists: list[list[str]], n: int, max_items: int) -> GramIndex:
         h, item, pos = batch_windows(token_lists, n)
@@ -84,15 +87,15 @@ class GramIndex:
     def pairs(self, token_lists: list[list[str]]) -> dict[str, np.ndarray]:
         """Every (prompt, item) pair sharing a distinctive window, with its evidence:
         prompt, item, shared, covered, coverage, first and last matched item position."""
+        empty = {k: np.empty(0, np.int64) for k in ("prompt", "item", "shared", "covered", "first", "last")}
+        empty["coverage"] = np.empty(0)
         h, prompt, _ = batch_windows(token_lists, self.n)
         if not len(h) or not len(self.hashes):
-            return {k: np.empty(0, np.int64) for k in ("prompt", "item", "shared", "covered", "first", "last")} | {
-                "coverage": np.empty(0)
-            }
-        g = np.searchsorted(self.hashes, h)
-        g[g == len(self.hashes)] = 0
-        hit = self.hashes[g] == h
-        g, prompt = g[hit], prompt[hit]
+            return empty
+        hit, g = self.lookup.find(h)
+        if not len(hit):
+            return empty
+        prompt = prompt[hit]
         counts = self.ptr[g + 1] - self.ptr[g]
         total = int(counts.sum())
         # expand each matched window into its (item, pos) entries

@@ -9,7 +9,8 @@ edits, and "What is the capital of France?" has no 8-gram at all. Items under
   over the whole item, inside a prompt of any length. At T = 90 that allows about one
   changed word in ten, never a changed word in a six-word item.
 - ``fuzzy<T>``: a short prompt against items of similar length (ratio over words >= T),
-  for items too short to hold an anchor, or whose anchors edits broke.
+  for items under two anchors long (one edit can break all their anchors) or without a
+  distinctive anchor.
 Both confirm with the numbers: the aligned words must hold `min_number_share` of the
 item's numbers ("Compute C(8, 4)" is not "Compute C(8, 5)").
 """
@@ -22,7 +23,7 @@ import numpy as np
 import regex
 from rapidfuzz import fuzz, process
 
-from builder.curate.decontam_tokens import batch_windows, is_number
+from builder.curate.decontam_tokens import HashIndex, batch_windows, is_number
 
 _CJK_CHAR = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
 _OOV = "\x01"  # a prompt word no fuzzy item has: matches nothing
@@ -87,9 +88,15 @@ class FuzzyIndex:
         per_hash = np.bincount(hid) if len(h) else np.zeros(0, np.int64)
         keep = (per_hash[hid] <= max_items) & embeddable[item]
         self.a_hash, self.a_item = h[keep], item[keep]
+        self.a_lookup = HashIndex(np.unique(self.a_hash))
         self.anchors = np.bincount(self.a_item, minlength=n_items)
-        # whole-prompt pass: short items sorted by word count
-        whole = sorted((len(item_tokens[i]), self.codes[i], i) for i in self.codes if lens[i] < short_words)
+        # whole-prompt pass: items an edit can keep from the embedded pass (under 2 anchors long, or
+        # without a distinctive anchor); a whole prompt at ratio >= T shares an anchor with any other
+        whole = sorted(
+            (len(item_tokens[i]), self.codes[i], i)
+            for i in self.codes
+            if lens[i] < short_words and (lens[i] < 2 * anchor or self.anchors[i] == 0)
+        )
         self._lens = np.array([w[0] for w in whole], dtype=np.int64)
         self._codes = [w[1] for w in whole]
         self._ids = [w[2] for w in whole]
@@ -111,13 +118,12 @@ class FuzzyIndex:
             return {}
         sub = [token_lists[i] for i in todo]
         h, prompt, _ = batch_windows(sub, self.anchor)
-        lo = np.searchsorted(self.a_hash, h, "left")
-        hi = np.searchsorted(self.a_hash, h, "right")
-        counts = hi - lo
-        sel = counts > 0
-        if not sel.any():
+        hit, _ = self.a_lookup.find(h)
+        if not len(hit):
             return {}
-        lo, counts, prompt, h = lo[sel], counts[sel], prompt[sel], h[sel]
+        h, prompt = h[hit], prompt[hit]
+        lo = np.searchsorted(self.a_hash, h, "left")
+        counts = np.searchsorted(self.a_hash, h, "right") - lo
         run_start = np.repeat(np.cumsum(counts) - counts, counts)
         idx = np.repeat(lo, counts) + (np.arange(int(counts.sum())) - run_start)
         # distinct (prompt, item, anchor) triples, then anchors shared per (prompt, item)

@@ -17,12 +17,17 @@ from __future__ import annotations
 import re
 
 import numpy as np
-import regex
 
 from builder.curate.normalize import fold_text
 
-_CJK = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}"
-_WORD = regex.compile(rf"[{_CJK}]|\d+|[^\W\d{_CJK}]+")
+# Han (with radicals, 々 and 〇), Hiragana, Katakana, Hangul as code point ranges: stdlib re
+# runs this pattern about twice as fast as `regex` with \p{Han}… classes.
+_CJK = (
+    "\u2e80-\u2fdf\u3005\u3007\u3021-\u3029\u3038-\u303b\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf"
+    "\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\u1100-\u11ff\u3130-\u318f\ua960-\ua97f\uac00-\ud7af"
+    "\ud7b0-\ud7ff\U00020000-\U0003134f"
+)
+_WORD = re.compile(f"[{_CJK}]|\\d+|[^\\W\\d{_CJK}]+")
 # ASCII fast path: every non-word character becomes a space, then split (C speed). Only a
 # text with a digit glued to a letter ("5km", "x2") needs the regex to split it.
 _ASCII_NONWORD = bytes(i if (chr(i).isalnum() or chr(i) == "_") else ord(" ") for i in range(128)) + bytes(128)
@@ -85,3 +90,29 @@ def batch_windows(token_lists: list[list[str]], n: int) -> tuple[np.ndarray, np.
     offset = np.arange(len(h), dtype=np.int64) - starts[prompt]
     inside = offset + n <= lens[prompt]  # windows spanning two prompts are not n-grams
     return h[inside], prompt[inside], offset[inside]
+
+
+class HashIndex:
+    """Sorted hashes plus a bitmap of their low bits: most lookups of a window that is not in the
+    index end at one bitmap probe instead of a binary search."""
+
+    BITS = 24
+
+    def __init__(self, sorted_hashes: np.ndarray) -> None:
+        self.hashes = sorted_hashes
+        self.bitmap = np.zeros(1 << self.BITS, dtype=bool)
+        self.bitmap[(sorted_hashes & np.uint64((1 << self.BITS) - 1)).astype(np.int64)] = True
+
+    def candidates(self, h: np.ndarray) -> np.ndarray:
+        """Indices into h of the windows that may be in the index (all that are, a few that are not)."""
+        if not len(self.hashes):
+            return np.empty(0, dtype=np.int64)
+        return np.flatnonzero(self.bitmap[(h & np.uint64((1 << self.BITS) - 1)).astype(np.int64)])
+
+    def find(self, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(indices into h found in the index, their positions in the sorted hashes)."""
+        sel = self.candidates(h)
+        pos = np.searchsorted(self.hashes, h[sel])
+        pos[pos == len(self.hashes)] = 0
+        hit = self.hashes[pos] == h[sel]
+        return sel[hit], pos[hit]

@@ -146,9 +146,17 @@ def zh_numerals_as_digits(text: str) -> str:
     return "".join(parts) + text[last:]
 
 
+_ONE_COUNTED = re.compile(f"(?<![\\d.,第])1(?=[{''.join(sorted(_ZH_COUNTED))}])")
+
+
 def _numbers(text: str) -> list[str]:
-    """Numbers of a folded text in order, Chinese numerals read where they are numbers."""
-    return _NUMBER_RE.findall(zh_numerals_as_digits(text))
+    """Numbers of a folded text in order, Chinese numerals read where they are numbers. A count of
+    one before a Chinese classifier ("一个", "1本") is the article "a", not a number: it reads the
+    same either way and a one-character edit ("一个" → "这个") cannot flip the number check."""
+    text = zh_numerals_as_digits(text)
+    if not text.isascii() and "1" in text:
+        text = _ONE_COUNTED.sub("", text)
+    return _NUMBER_RE.findall(text)
 
 
 def number_key(text: str) -> int:
@@ -159,6 +167,8 @@ def number_key(text: str) -> int:
 
 def _number_key(folded: str) -> int:
     """number_key of a folded text whose Chinese numerals are already digits."""
+    if not folded.isascii() and "1" in folded:
+        folded = _ONE_COUNTED.sub("", folded)
     nums = _NUMBER_RE.findall(folded)
     if not nums:
         return 0

@@ -40,21 +40,8 @@ WRITES = (tables.REPLIES, tables.GENERATE_LEDGER, GenerateSummary)
 
 
 @dataclass
-class TeacherReport:
-    name: str
-    role: str
-    kind: str
-    model: str
-    items: int
-    already_stored: int
-    sent: int
-    ok: int
-    failed: dict[str, int]
-
-
-@dataclass
 class GenerateResult:
-    teachers: list[TeacherReport]
+    teachers: list[TeacherRun]
     steps: list[tuple[str, int, int, dict[str, int]]]
     accounting: list[dict[str, Any]]
     seconds: float
@@ -128,7 +115,7 @@ def _generate(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -
     # Export every teacher (also after an abort: what was stored, and why the rest is missing).
     ledger = Ledger(STAGE)
     parts = PartWriter(work.path(tables.REPLIES))
-    reports: list[TeacherReport] = []
+    reports: list[TeacherRun] = []
     books: list[dict[str, Any]] = []
     seen = {t.name for t, _, _ in plans}
     for teacher in cfg.teachers:
@@ -139,15 +126,16 @@ def _generate(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -
         folder = store_dir(work, teacher)
         stored = latest(folder)
         tally: TeacherTally = export_teacher(teacher, items, stored, parts, ledger, aborts[0] if aborts else "")
-        reports.append(TeacherReport(teacher.name, teacher.role, teacher.kind, teacher.model, len(items),
-                                     len(items) - n_todo, n_todo, tally.ok, tally.failed))  # fmt: skip
+        reports.append(TeacherRun(name=teacher.name, role=teacher.role, kind=teacher.kind, model=teacher.model,
+                                  items=len(items), already_stored=len(items) - n_todo, sent=n_todo, ok=tally.ok,
+                                  failed=tally.failed))  # fmt: skip
         books.append(accounting(folder, teacher, cfg.prices.get(teacher.model)))
     paths = parts.close()
     work.write_ledger(ledger)
     result = GenerateResult(reports, ledger.summary(), books, time.perf_counter() - t0, paths, warnings)
     work.write_summary(GenerateSummary(
         recipe=recipe.name, version=recipe.version, recipe_sha256=recipe.sha256, run_id=run_id,
-        teachers=[TeacherRun.model_validate(r.__dict__) for r in reports],
+        teachers=reports,
         accounting=[TeacherAccounting.model_validate(b) for b in books],
         steps=StepRow.rows(result.steps),
         rows=parts.total, warnings=warnings, seconds=result.seconds, error=aborts[0] if aborts else "",

@@ -13,8 +13,10 @@ from typing import Any
 
 from builder import __version__ as TOOLKIT_VERSION
 from builder.config.curate import PAPER_MIX
+from builder.language import iso_codes
 from builder.recipe import Recipe
 from builder.release import licenses
+from builder.release.redact_recipe import published_recipe
 from builder.release.versions import read_manifest, tag_for
 from builder.rows import SCHEMA_VERSION
 from builder.tables import SUMMARIES, CurateSummary, GenerateSummary, ResponsesSummary, VariantInfo, VariantsSummary
@@ -80,8 +82,8 @@ def row_licenses(stats: dict[str, VariantStats]) -> dict[str, set[str]]:
 
 def languages(recipe: Recipe, stats: dict[str, VariantStats]) -> list[str]:
     """The card's `language:` list: the recipe's, else the detected codes of released rows."""
-    return recipe.release.language or sorted(
-        {lang for s in stats.values() for lang in s.by_language if lang and len(lang) <= 3})
+    # "en+bn" rows count for both languages: a Bangla third of the rows must not vanish from the card.
+    return recipe.release.language or iso_codes([lab for s in stats.values() for lab in s.by_language if lab])
 
 
 def card_context(recipe: Recipe, specs: list[VariantInfo], stats: dict[str, VariantStats], summaries: Summaries,
@@ -165,10 +167,17 @@ def manifest_fields(recipe: Recipe, work: WorkDir, stats: dict[str, VariantStats
     """manifest.json's fields (its `files` list is added by `write_manifest`)."""
     decon = summaries.curate.decontamination if summaries.curate else None
     teachers = sorted({t for s in stats.values() for t in s.teachers})
+    # recipe.yaml is published with local paths and private endpoints replaced by markers:
+    # `sha256` is that file's, `source_sha256` the builder's own file's (the one the earlier
+    # stages' summaries name), and `redacted` each original's hash, so the builder can prove
+    # which path or endpoint was used without the release naming it.
+    published = published_recipe(recipe)
     return {
         "recipe_name": recipe.name, "version": recipe.version, "tag": tag_for(recipe.version),
         "built_at": built_at, "toolkit_version": TOOLKIT_VERSION, "schema_version": SCHEMA_VERSION,
-        "recipe": {"file": "recipe.yaml", "sha256": recipe.sha256},
+        "recipe": {"file": "recipe.yaml", "sha256": published.sha256 if published else recipe.sha256,
+                   "source_sha256": recipe.sha256},
+        "redacted": [r.as_dict() for r in published.redacted] if published else [],
         "configs": {v: {"num_examples": c["num_examples"], "num_bytes": c["num_bytes"]} for v, c in configs.items()},
         "teachers": [{"model": t.split("|")[0], "endpoint_kind": t.split("|")[1]} for t in teachers],
         "summarizers": sorted({x for s in stats.values() for x in s.summarizers}),

@@ -7,7 +7,6 @@ decides what blocks.
 
 from __future__ import annotations
 
-import shutil
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from builder.errors import UserError
 from builder.recipe import Recipe
 from builder.release.folder import SCHEMA, copy_hashed, is_published_schema, name_shards, secrets_in
 from builder.release.manifest import sha256_file
+from builder.release.redact_recipe import published_recipe
 from builder.tables import VariantInfo, VariantsSummary
 from builder.workdir import WorkDir
 from quality.derive import answer_keys, signal_table
@@ -162,16 +162,21 @@ def data_configs(tmp: Path, stats: dict[str, VariantStats]) -> dict[str, dict[st
 
 
 def write_documents(tmp: Path, recipe: Recipe, files: dict[str, str]) -> None:
-    """The text files next to the data (card, changelog…) and the recipe, as published."""
+    """The text files next to the data (card, changelog…) and the recipe, as published: its
+    local paths and private endpoints replaced by markers (never a copy of the file: the
+    originals would name the builder's machine and network; the manifest keeps their hashes)."""
     for name, text in files.items():
         (tmp / name).write_text(text)
-    if recipe.path is not None:
-        shutil.copyfile(recipe.path, tmp / "recipe.yaml")
+    recipe_file = published_recipe(recipe)
+    if recipe_file is not None:
+        (tmp / "recipe.yaml").write_bytes(recipe_file.text.encode())  # the bytes the manifest hashes
 
 
 def refuse_leaks(tmp: Path) -> None:
-    """A secret from the environment made it into a file: refuse to publish it."""
+    """A secret from the environment made it into a file (a data shard included): refuse to
+    publish it, naming the first file (and for a shard its column and row) in one line."""
     leaked = secrets_in(tmp)
     if leaked:
-        raise UserError(f"release refused: a secret from the environment appears in {leaked[0]}; "
+        more = f" (and {len(leaked) - 1} more file(s))" if len(leaked) > 1 else ""
+        raise UserError(f"release refused: a secret from the environment appears in {leaked[0]}{more}; "
                         "remove it from the recipe or data and re-run")

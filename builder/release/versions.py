@@ -15,6 +15,11 @@ def tag_for(version: str) -> str:
     return f"v{version}"
 
 
+def is_semver(version: object) -> bool:
+    """A version a tag can be made from (what the recipe accepts): MAJOR.MINOR.PATCH[-pre]."""
+    return isinstance(version, str) and _SEMVER.fullmatch(version) is not None
+
+
 def sort_key(version: str) -> tuple[int, int, int, int, str]:
     m = _SEMVER.match(version)
     if not m:
