@@ -77,7 +77,7 @@ def user_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except UserError as e:
-            err.print(f"[bold red]error:[/] {e}", highlight=False, markup=True, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, markup=True, soft_wrap=True)
             raise typer.Exit(2) from None
         except OSError as e:
             where = kwargs.get("out") or kwargs.get("work") or kwargs.get("release_dir")
@@ -142,7 +142,7 @@ def _run_curate(recipe: Recipe, work: Path) -> None:
     check_writable(work, "--work")
     res = run_curate(recipe, WorkDir(work), progress=ticker("curate"))
     for w in res.warnings:
-        err.print(f"[yellow]warning:[/] {w}", highlight=False)
+        err.print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
     console.print(steps_table(f"curate: {res.rows_in:,} rows in → {res.rows_out:,} prompts ({res.seconds:.1f}s)", res.steps))
     mix = ", ".join(f"{k} {v:,}" for k, v in sorted(res.by_category.items()))
     console.print(f"categories: {mix}", highlight=False)
@@ -206,7 +206,7 @@ def _run_release(recipe: Recipe, work: Path, out: Path | None = None, previous: 
         return
     res = run_release(recipe, work, target, progress=ticker("release"), previous=previous)
     for w in res.warnings:
-        err.print(f"[yellow]warning:[/] {w}", highlight=False)
+        err.print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
     rows = ", ".join(f"{k} {v:,}" for k, v in res.counts.items())
     lic = res.license if isinstance(res.license, str) else ", ".join(res.license)
     console.print(f"release v{res.version} ({res.seconds:.1f}s): {rows}; license {lic}", highlight=False)
@@ -374,7 +374,7 @@ def main() -> None:
     except Exception as e:  # a bug: keep the traceback for us, but never leak a secret
         if isinstance(e, SystemExit):
             raise
-        err.print(f"[bold red]internal error:[/] {redact(f'{type(e).__name__}: {e}')}", highlight=False)
+        err.print(f"[bold red]internal error:[/] {escape(redact(f'{type(e).__name__}: {e}'))}", highlight=False)
         if "--debug" in sys.argv:
             raise
         sys.exit(1)

@@ -64,8 +64,8 @@ class WorkDir:
     def stage_run(self, stage: str, fingerprint: dict[str, Any] | None = None) -> Iterator[Path]:
         """Write `stage`'s declared outputs to a staging folder; commit them together on success."""
         staging_root = self.root / ".staging"
-        for old in staging_root.glob(f"{stage}-*"):  # left by a killed run (the work lock is ours)
-            shutil.rmtree(old, ignore_errors=True)
+        for old in [*staging_root.glob(f"{stage}-*"), *(self.root / ".trash").glob(f"{stage}-*")]:
+            shutil.rmtree(old, ignore_errors=True)  # left by a killed run (the work lock is ours)
         staging = staging_root / f"{stage}-{os.getpid()}-{time.time_ns():x}"
         (staging / stage).mkdir(parents=True)
         self._open[stage] = staging

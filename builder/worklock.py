@@ -1,13 +1,16 @@
 """One run per work directory: an exclusive lock, released by the kernel when the holder dies.
 
 Two `generate` runs on one work directory paid for every prompt twice; two `curate` runs
-interleaved their outputs. `<work>/.lock` is held with flock(2) for the whole command; a kill
--9 releases it, so a stale lock never needs cleaning. The file says who holds it.
+interleaved their outputs. `<work>/.lock` is held with a POSIX record lock (lockf) for the whole
+command. Not flock: a flock is shared with forked children, and datatrove forks helper
+processes that outlive a kill -9 of the command, which left the directory locked for good;
+a record lock belongs to this process only and dies with it. The file says who holds it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -28,8 +31,10 @@ def work_lock(root: Path) -> Iterator[None]:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno not in (errno.EACCES, errno.EAGAIN):
+                raise
             holder = _holder(fd)
             raise UserError(f"{root}: another answer-distill run is using this work directory ({holder}); "
                             "wait for it to finish or stop it, or use another --work") from None  # fmt: skip

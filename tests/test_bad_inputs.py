@@ -442,3 +442,14 @@ def test_push_of_tampered_release_uploads_nothing(tiny_release: Path, tmp_path: 
                    child=tamper == "edit_data", env={"HF_TOKEN": token})  # fmt: skip
         one_line_error(*done, f"{copy}: not a verified release: {expect}", "rebuild it with `release`")
         assert hub.requests_log == []
+
+
+def test_an_error_naming_markup_like_text_prints_as_is(tmp_path: Path) -> None:
+    """Paths and ids like `a[/b]` are rich markup: the error line must print them, not crash."""
+    from typer.testing import CliRunner
+
+    from builder.cli import app
+
+    missing = tmp_path / "a[/b]" / "recipe.yaml"
+    res = CliRunner().invoke(app, ["curate", str(missing), "--work", str(tmp_path / "w")])
+    assert res.exit_code == 2 and "a[/b]" in res.output and "internal error" not in res.output

@@ -117,3 +117,17 @@ def test_rebuilding_an_unchanged_recipe_does_nothing_and_a_changed_one_asks_for_
         changed.unlink()
     assert third.returncode == 2 and "curate: unchanged" in third.stdout and "variants: unchanged" not in third.stdout
     assert "bump `version`" in third.stderr and len(third.stderr.strip().splitlines()) == 1
+
+
+def test_a_forked_child_that_outlives_the_holder_does_not_keep_the_lock(tmp_path: Path) -> None:
+    # datatrove forks helpers (a multiprocessing Manager) that survive a kill -9 of the command.
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import os, sys, time; from pathlib import Path; from builder.worklock import work_lock\n"
+        f"with work_lock(Path({str(tmp_path)!r})):\n"
+        "    if os.fork() == 0:\n        time.sleep(20); os._exit(0)\n"
+        "    print('held', flush=True); time.sleep(30)\n")], stdout=subprocess.PIPE, text=True, cwd=ROOT)  # fmt: skip
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    holder.kill()  # the parent only: its forked child lives on
+    holder.wait()
+    with work_lock(tmp_path):
+        pass

@@ -28,9 +28,23 @@ SCAN_WORKERS = 2  # shards searched at once; the benchmark target is 2 cores
 
 
 @contextlib.contextmanager
+def _alive(pid: str) -> bool:
+    """Is a process with this pid running (a release folder it stages is still in use)?"""
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def staging(out_dir: Path) -> Iterator[Path]:
     """Yield a temp dir; on success it becomes out_dir (one rename), on error it is removed."""
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    for old in out_dir.parent.glob(f".{out_dir.name}.tmp-*"):  # left by a killed release
+        if not _alive(old.name.rsplit("-", 1)[-1]):
+            shutil.rmtree(old, ignore_errors=True)
     tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
