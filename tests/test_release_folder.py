@@ -229,3 +229,13 @@ def test_secrets_in_reads_every_file_shards_included(tmp_path: Path, monkeypatch
     monkeypatch.setenv("HF_TOKEN", PLANTED)
     assert secrets_in(tmp_path) == ["sub/fake.parquet", "sub/notes.txt",
                                     "sub/shard.parquet, column messages.content, row 2"]
+
+
+def test_a_killed_releases_temp_folder_is_removed_by_the_next(tmp_path: Path) -> None:
+    from builder.release.folder import staging
+
+    stale = tmp_path / ".out.tmp-999999999"  # no such pid: its release was killed
+    (stale / "data").mkdir(parents=True)
+    with staging(tmp_path / "out") as tmp:
+        (tmp / "README.md").write_text("x")
+    assert not stale.exists() and (tmp_path / "out" / "README.md").is_file()

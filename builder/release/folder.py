@@ -27,7 +27,6 @@ SCAN_ROWS = 2_048  # rows per batch searched for secrets (as staging reads them)
 SCAN_WORKERS = 2  # shards searched at once; the benchmark target is 2 cores
 
 
-@contextlib.contextmanager
 def _alive(pid: str) -> bool:
     """Is a process with this pid running (a release folder it stages is still in use)?"""
     try:
@@ -39,6 +38,7 @@ def _alive(pid: str) -> bool:
     return True
 
 
+@contextlib.contextmanager
 def staging(out_dir: Path) -> Iterator[Path]:
     """Yield a temp dir; on success it becomes out_dir (one rename), on error it is removed."""
     out_dir.parent.mkdir(parents=True, exist_ok=True)
