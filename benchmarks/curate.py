@@ -120,6 +120,17 @@ def recipe_for(src: Path, folder: Path, start_method: str = "forkserver") -> Pat
     return path
 
 
+def _char_jaccard(a: str, b: str) -> float:
+    import unicodedata
+
+    def grams(t: str) -> set[str]:
+        t = " ".join(unicodedata.normalize("NFKC", t).casefold().split())
+        return {t[k : k + 3] for k in range(max(1, len(t) - 2))}
+
+    x, y = grams(a), grams(b)
+    return len(x & y) / max(1, len(x | y))
+
+
 def _rate(num: int, den: int) -> float | None:
     return round(num / den, 5) if den else None
 
@@ -143,6 +154,11 @@ def scores(work: Path, rows: list[dict], family: list[int], kind: list[str]) -> 
     dup = ("near_dup", "exact_dup")
     merged = {i: d for i, (r, d) in removed.items() if r in dup}
     right = {i: d in pid_row and family[pid_row[d]] == family[i] for i, d in merged.items()}
+    # Rows of different families can still be real near duplicates: a look-alike is its host prompt
+    # plus a span, a synthetic base can keep a short real prompt almost whole, real sets repeat
+    # themselves. Judged by an independent measure (character 3-gram Jaccard of NFKC text).
+    textual = {i: ok or (d in pid_row and _char_jaccard(rows[i]["text"], rows[pid_row[d]]["text"]) >= 0.5)
+               for i, (ok, d) in ((i, (right[i], merged[i])) for i in merged)}  # fmt: skip
     per_class: dict[str, dict] = {}
     for k in sorted(set(kind) & (adv.MERGE_KINDS | {"near_dup", "zh_dup", "short_dup", "exact_dup"})):
         rows_k = [i for i, x in enumerate(kind) if x == k]
@@ -169,7 +185,8 @@ def scores(work: Path, rows: list[dict], family: list[int], kind: list[str]) -> 
     all_leaks = [i for i, x in enumerate(kind) if x in LEAK_KINDS]
     return {
         "near_dup_recall": _rate(sum(1 for i in planted_dups if right.get(i)), len(planted_dups)),
-        "near_dup_precision": _rate(sum(right.values()), len(right)) if right else 1.0,
+        "near_dup_precision": _rate(sum(textual.values()), len(textual)) if textual else 1.0,
+        "near_dup_precision_family": _rate(sum(right.values()), len(right)) if right else 1.0,
         "near_dup_min_class_recall": min(v["recall"] for v in per_class.values()),
         "near_dup_min_class_precision": min(v["precision"] for v in per_class.values()),
         "number_variants_kept": min(v["kept"] for v in kept.values()),
@@ -233,6 +250,8 @@ def direct_decontam(semantic: bool) -> dict:
         res["rephrased_recall"] = _rate(sum(h is not None for _, h in reph), len(reph))
         if name != "legacy":
             res["rules"] = dict(Counter(h.rule for h in hits if h is not None))
+        if getattr(index, "semantic", None) is not None:
+            res["semantic_work"] = index.semantic.stats
         out[name] = res
         print(f"decontam direct [{name}]: {json.dumps(res)}")
     return out
@@ -325,6 +344,7 @@ def main(argv: list[str] | None = None) -> dict:
         "max_processes": peak.procs,
         "near_dup_recall": sc["near_dup_recall"],
         "near_dup_precision": sc["near_dup_precision"],
+        "near_dup_precision_family": sc["near_dup_precision_family"],
         "near_dup_min_class_recall": sc["near_dup_min_class_recall"],
         "near_dup_min_class_precision": sc["near_dup_min_class_precision"],
         "number_variants_kept": sc["number_variants_kept"],
@@ -357,6 +377,8 @@ def main(argv: list[str] | None = None) -> dict:
                 "semantic_fp_clean_zh": sem["fp_clean_zh"],
                 "semantic_extra_s_per_1k_prompts": round((sem["match_s"] - new["match_s"]) / direct["rows"] * 1000, 2),
                 "semantic_index_s": sem["index_s"],
+                "semantic_embedded_texts": sem["semantic_work"]["embedded_items"]
+                + sem["semantic_work"]["embedded_windows"],
             }
     print(json.dumps(out))
     return out

@@ -7,7 +7,8 @@ each other. Planted on top, with known truth:
 - near duplicates: 1-3 edits (word substitute/delete/insert on prompts of >= 30 tokens;
   punctuation, casing, whitespace on any prompt) -> must merge with their base;
 - number variants: one number changed -> must NOT merge;
-- Chinese near duplicates (character edits) -> must merge;
+- Chinese near duplicates (character edits, never of a Chinese numeral: those are numbers)
+  -> must merge;
 - short prompts (< 5 words) with surface edits -> must merge (exact after canonicalization).
 
 Usage: python benchmarks/near_dedupe.py [--n 1000000] [--quick] [--seed 0]
@@ -43,6 +44,8 @@ _CJK_CHAR = re.compile(r"[\u4e00-\u9fff]")
 _NUM = re.compile(r"\d+")
 _HAS_DIGIT = re.compile(r"\d")
 _NUMBERISH = re.compile(r"^[$€£(]?[\d.,:/%]+[)?.,!%]*$")
+_ZH_NUMERALS = set("零〇一二两三四五六七八九十百千万亿")
+_LIST_COMMA = re.compile(r"(?<!\d)[,，]|[,，](?!\d)")
 
 
 def load_seed_prompts(corpus: Path = CORPUS) -> list[tuple[str, str]]:
@@ -82,6 +85,7 @@ class _Maker:
         self.zh = [t for t, lang in seeds if lang == "zh"]
         self.vocab = [w for ws in self.en for w in ws if not _HAS_DIGIT.search(w)]
         self.zh_chars = [c for t in self.zh for c in _CJK_CHAR.findall(t)]
+        self.zh_edit_chars = [c for c in self.zh_chars if c not in _ZH_NUMERALS]
 
     def base(self, zh: bool) -> str:
         r = self.rng
@@ -113,7 +117,8 @@ class _Maker:
             return text.rstrip("?.!。？") + r.choice(["?", "!", ".", "。", " ?"])
         if op == 2:
             return re.sub(" ", lambda _: r.choice([" ", "  ", "\n", "\t"]), text)
-        return r.choice(["", " ", "\n"]) + text.replace(",", "").replace("，", "") + r.choice(["", " ", "\n"])
+        # commas go, except between digits ("180，70" is two numbers, "18070" one)
+        return r.choice(["", " ", "\n"]) + _LIST_COMMA.sub("", text) + r.choice(["", " ", "\n"])
 
     def word_edit(self, text: str) -> str:
         r = self.rng
@@ -132,19 +137,21 @@ class _Maker:
         return " ".join(words)
 
     def char_edit(self, text: str) -> str:
+        """One CJK character substituted, deleted or inserted; Chinese numerals are numbers, so
+        they are never edited, as digits are not."""
         r = self.rng
         chars = list(text)
-        slots = [i for i, c in enumerate(chars) if _CJK_CHAR.match(c)]
+        slots = [i for i, c in enumerate(chars) if _CJK_CHAR.match(c) and c not in _ZH_NUMERALS]
         if not slots:
             return text
         i = r.choice(slots)
         op = r.randrange(3)
         if op == 0:
-            chars[i] = r.choice(self.zh_chars)
+            chars[i] = r.choice(self.zh_edit_chars)
         elif op == 1:
             del chars[i]
         else:
-            chars.insert(i, r.choice(self.zh_chars))
+            chars.insert(i, r.choice(self.zh_edit_chars))
         return "".join(chars)
 
     def near_dup(self, text: str, zh: bool) -> str:

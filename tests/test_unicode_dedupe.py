@@ -77,8 +77,10 @@ def test_number_check_reads_full_width_digits_and_chinese_numerals() -> None:
     # (a one-character edit) cannot flip the check, while 两个 / 三个 still differ from it
     assert number_key("买了一个西瓜和3个梨") == number_key("买了1个西瓜和3个梨") == number_key("买了这个西瓜和3个梨")
     assert number_key("买了两个西瓜和3个梨") != number_key("买了一个西瓜和3个梨")
-    # numerals inside words are not numbers: 十分 (very), 万一 (in case), 三角形 (triangle), 统一
-    assert number_key("这十分重要，万一下雨呢？三角形统一") == 0
+    # 十分 (very), 万一 (in case), 统一 (unify) hold no number; a lone 三 always reads 3 (三角形 in both
+    # twins), so an edit next to it cannot flip the check
+    assert number_key("这十分重要，万一下雨呢？统一") == 0
+    assert number_key("三角形的面积") == number_key("3角形的面积") != number_key("四角形的面积")
 
 
 def test_changed_numbers_never_share_a_shingle() -> None:

@@ -89,6 +89,7 @@ class BenchmarkIndex:
         self.semantic: Any = None  # a decontam_semantic.SemanticPass when enabled
 
     def add(self, name: str, item_id: str, text: str) -> None:
+        """Add one item (before finish())."""
         key = (name, item_id)
         self.items[key] = text
         self.keys.append(key)
@@ -106,6 +107,10 @@ class BenchmarkIndex:
             self.semantic = SemanticPass(self.item_tokens, texts, cfg.semantic, cfg.min_number_share)
         self.fuzzy = FuzzyIndex(self.item_tokens, cfg.fuzzy_item_words, self.short_words, cfg.anchor_words,
                                 cfg.common_ngram_items, self.threshold, cfg.min_number_share)  # fmt: skip
+        self.item_tokens = []  # ~100 MB at the paper recipe's size; spans re-tokenize the few items hit
+
+    def _item_words(self, item: int) -> list[str]:
+        return words(self.items[self.keys[item]])
 
     def _hit(self, item: int, rule: str, score: float, span: str, detail: str = "") -> Hit:
         name, item_id = self.keys[item]
@@ -133,7 +138,7 @@ class BenchmarkIndex:
             if not self._numbers_held(it, p, token_lists, numbers):
                 continue  # same template, other numbers: another problem
             seen.add(p)
-            toks = self.item_tokens[it][int(pr["first"][j]) : int(pr["last"][j]) + self.n]
+            toks = self._item_words(it)[int(pr["first"][j]) : int(pr["last"][j]) + self.n]
             detail = f"{int(pr['shared'][j])} of {int(g.windows[it])} {self.n}-grams, {int(pr['covered'][j])} of {int(g.coverable[it])} words"
             out[p] = self._hit(it, f"ngram{self.n}", float(pr["coverage"][j]), key_of(toks), detail)
 

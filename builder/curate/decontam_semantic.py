@@ -72,6 +72,7 @@ class SemanticPass:
         self.u_hash, self.u_item = h[rare], item[rare]
         self.units = np.bincount(self.u_item, minlength=len(units))
         self._emb: dict[int, np.ndarray] = {}
+        self.stats = {"candidate_prompts": 0, "embedded_items": 0, "embedded_windows": 0, "hits": 0}
 
     def _candidates(self, token_lists: list[list[str]]) -> dict[int, list[tuple[float, int]]]:
         """prompt -> [(share of the item's rare units it holds, item)], best first, share >= min."""
@@ -116,11 +117,14 @@ class SemanticPass:
         if not cands:
             return {}
         need = sorted({i for c in cands.values() for _, i in c} - set(self._emb))
+        self.stats["candidate_prompts"] += len(cands)
+        self.stats["embedded_items"] += len(need)
         if need:
             vecs = self.embedder.encode([self.item_texts[i] for i in need], self.cfg.batch_size)
             self._emb.update(zip(need, vecs))
         order = sorted(cands)
         wins = [(p, w) for p in order for w in self._windows(texts[p])]
+        self.stats["embedded_windows"] += len(wins)
         vecs = self.embedder.encode([w for _, w in wins], self.cfg.batch_size)
         out: dict[int, tuple[int, float, str]] = {}
         per_prompt: dict[int, list[np.ndarray]] = {}
@@ -132,4 +136,5 @@ class SemanticPass:
                 cos = float((pv @ self._emb[item]).max())
                 if cos >= self.cfg.threshold and (p not in out or cos > out[p][1]):
                     out[p] = (item, cos, f"cosine {cos:.3f}, {share:.0%} of the item's content words")
+        self.stats["hits"] += len(out)
         return out

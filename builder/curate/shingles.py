@@ -18,8 +18,8 @@ Rules, in order:
 - every shingle hash is XOR-ed with a hash of the doc's number sequence, so two docs whose
   numbers differ share no shingle at all and can never be merged. Numbers are read from the
   folded text ("３０" is 30, "40,000" is 40000) and Chinese numerals count where they are
-  numbers: a run with a unit (十二, 一百零五, 两千) or of digits (二〇二四), a numeral before a
-  classifier or unit (两个, 三只, 五米) or after 第. Such numerals are written in Arabic digits
+  numbers: a run with a unit (十二, 一百零五, 两千) or of digits (二〇二四), a lone 二…九 or 两,
+  a lone 一, 十 or 零 before a classifier or unit (一个, 十只) or after 第. Such numerals are written in Arabic digits
   in the matching key, so "两个" and "2个" give the same shingles and the same number.
 """
 
@@ -91,7 +91,8 @@ _ZH_NUMBER_RE = re.compile(f"\\d+(?:[.,]\\d+)*|[{_ZH_NUMERAL}]+")
 _ZH_COUNTED = set(
     "个只本元块毛米厘克斤吨升里岁天年月日周号时秒人名位辆张条支件次遍倍台页行层棵朵匹头双对套杯瓶碗盒包箱袋亩份道题种批组队班届根颗粒枚座间户篇首部场"
 )
-_ZH_WORDS = {"万一", "千万", "一一"}  # "in case", "must", "one by one"
+_ZH_WORDS = {"万一", "千万", "一一", "千千万万"}  # "in case", "must", "one by one", "countless"
+_ZH_ALONE = set("二两三四五六七八九")
 
 
 def _zh_value(run: str) -> int:
@@ -133,7 +134,9 @@ def zh_numerals_as_digits(text: str) -> str:
             v = float(text[digits[0] : digits[1]].replace(",", "")) * _zh_value("一" + run)
             edits.append((digits[0], end, str(int(v)) if v.is_integer() else repr(v)))
             continue
-        counted = nxt in _ZH_COUNTED or nxt == "千" or text[start - 1 : start] == "第"
+        # a lone 二…九 or 两 is a number wherever it stands (三角形 reads 3角形 in both twins, and an
+        # edit next to it cannot flip it); a lone 一, 十 or 零 only before a classifier or after 第
+        counted = run in _ZH_ALONE or nxt in _ZH_COUNTED or nxt == "千" or text[start - 1 : start] == "第"
         if run in _ZH_WORDS or run in "百千万亿" or not (counted or len(run) > 1):
             continue
         edits.append((start, end, str(_zh_value(run))))
