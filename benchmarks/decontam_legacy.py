@@ -13,6 +13,9 @@ import numpy as np
 import regex
 from rapidfuzz import fuzz, process
 
+# The old rule's hashing is unchanged: it is the project's own (the tokenizer is what changed).
+from builder.curate.decontam_tokens import window_hashes, word_hashes
+
 _WORD = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]|\w+")
 
 
@@ -33,27 +36,6 @@ class Hit:
     item_id: str
     rule: str
     evidence: str
-
-
-_P = np.uint64(0x100000001B3)  # odd multiplier: window hashes wrap mod 2**64 by design
-
-
-def _word_hashes(tokens: list[str]) -> np.ndarray:
-    # Python's str hash is randomized per process but stable within it: index and prompts
-    # are hashed in the same process, which is all the comparison needs.
-    return np.fromiter((hash(w) for w in tokens), dtype=np.int64, count=len(tokens)).view(np.uint64)
-
-
-def window_hashes(flat: np.ndarray, n: int) -> np.ndarray:
-    """Polynomial hash of every n-word window of a word-hash array (vectorized)."""
-    m = len(flat) - n + 1
-    if m <= 0:
-        return np.empty(0, dtype=np.uint64)
-    h = np.zeros(m, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for k in range(n):
-            h = h * _P + flat[k : k + m]
-    return h
 
 
 class LegacyIndex:
@@ -80,7 +62,7 @@ class LegacyIndex:
         toks = words(text)
         key = (name, item_id)
         self.items[key] = text
-        h = np.unique(window_hashes(_word_hashes(toks), self.n))
+        h = np.unique(window_hashes(word_hashes(toks), self.n))
         self._hashes.append(h)
         self._owners.append(np.full(len(h), len(self.keys), dtype=np.int64))
         self.keys.append(key)
@@ -109,7 +91,7 @@ class LegacyIndex:
         """prompt index → (owner item index, word offset) of its first n-gram hit."""
         n = self.n
         lens = np.fromiter((len(t) for t in token_lists), dtype=np.int64, count=len(token_lists))
-        flat = _word_hashes([w for t in token_lists for w in t])
+        flat = word_hashes([w for t in token_lists for w in t])
         starts = np.concatenate(([0], np.cumsum(lens)))
         h = window_hashes(flat, n)
         if not len(h) or not len(self.gram_hashes):

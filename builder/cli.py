@@ -139,7 +139,6 @@ def _run_curate(recipe: Recipe, work: Path) -> None:
     from builder.curate.stage import run_curate
     from builder.workdir import WorkDir
 
-    check_writable(work, "--work")
     res = run_curate(recipe, WorkDir(work), progress=ticker("curate"))
     for w in res.warnings:
         err.print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
@@ -155,7 +154,6 @@ def _run_generate(recipe: Recipe, work: Path) -> None:
     from builder.generate.stage import run_generate
     from builder.workdir import WorkDir
 
-    check_writable(work, "--work")
     live = LiveProgress(console)
     try:
         res = run_generate(recipe, WorkDir(work), progress=live)
@@ -170,7 +168,6 @@ def _run_responses(recipe: Recipe, work: Path) -> None:
     from builder.responses.stage import run_responses
     from builder.workdir import WorkDir
 
-    check_writable(work, "--work")
     res = run_responses(recipe, WorkDir(work), progress=ticker("responses"))
     console.print(steps_table(
         f"responses: {res.rows_in:,} replies → {res.kept:,} kept, {res.quarantined:,} quarantined ({res.seconds:.1f}s)", res.steps))
@@ -184,22 +181,17 @@ def _run_variants(recipe: Recipe, work: Path) -> None:
     from builder.variants.stage import run_variants
     from builder.workdir import WorkDir
 
-    check_writable(work, "--work")
     var = run_variants(recipe, WorkDir(work), progress=ticker("variants"))
     console.print(steps_table(f"variants ({var.seconds:.1f}s): rows per variant; absent prompts by reason", var.steps))
     _where(work, tables.VARIANT, tables.VARIANTS_LEDGER)
 
 
 def _run_release(recipe: Recipe, work: Path, out: Path | None = None, previous: Path | None = None) -> None:
-    from builder.release.stage import run_release
-
-    if work.exists() and not work.is_dir():
-        raise UserError(f"{work}: --work is a file, not a folder; pass the folder `variants` wrote")
-    check_writable(out or work / "release", "the release folder (--out)")
-    from builder.release.stage import unchanged
+    from builder.release.stage import run_release, unchanged
     from builder.workdir import WorkDir
 
-    target = out or work / "release"
+    target = out or work / "release"  # --work itself was checked when the command took its lock
+    check_writable(target, "the release folder (--out)")
     if unchanged(recipe, WorkDir(work), target):
         console.print(f"release v{recipe.version}: {target} already holds this exact release; nothing to do",
                       highlight=False)  # fmt: skip

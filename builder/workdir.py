@@ -39,8 +39,10 @@ import pyarrow.parquet as pq
 from datasets import Features
 from pydantic import ValidationError
 
+from builder import __version__ as TOOLKIT_VERSION
 from builder.errors import UserError
 from builder.ledger import Ledger
+from builder.rows import stable_hash
 from builder.tables import LEDGERS, Folder, StageSummary, Table
 
 SHARD_ROWS = 50_000
@@ -92,9 +94,7 @@ class WorkDir:
         (self.root / stage).mkdir(parents=True, exist_ok=True)
         for rel in produced:
             os.replace(staging / rel, self.root / rel)
-        body = {"stage": stage, "outputs": produced, "digest": self.digest(produced), "fingerprint": fingerprint,
-                "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}  # fmt: skip
-        atomic_write_bytes(marker, json.dumps(body, indent=2, sort_keys=True, default=str).encode())
+        self._write_marker(stage, produced, fingerprint)
         shutil.rmtree(trash, ignore_errors=True)
         shutil.rmtree(staging, ignore_errors=True)
         with contextlib.suppress(OSError):  # only when empty: a concurrent reader never loses a path
@@ -127,35 +127,37 @@ class WorkDir:
 
     def fingerprint(self, sections: dict[str, Any], inputs: tuple[str, ...] = (), extra: Any = None) -> dict[str, Any]:
         """What a stage's outputs depend on: its recipe sections, the digests of the stages it
-        reads, the toolkit version. Equal to the marker's fingerprint: the stage has nothing to do."""
-        from builder import __version__
-        from builder.rows import stable_hash
-
+        reads, the toolkit version. Equal to the marker's fingerprint: the stage has nothing to do.
+        Returned as plain JSON values, so it compares equal to itself read back from a marker."""
         def dump(v: Any) -> Any:
             if hasattr(v, "model_dump"):
                 return v.model_dump(mode="json")
             return [dump(x) for x in v] if isinstance(v, (list, tuple)) else v
 
         dumped = {k: dump(v) for k, v in sections.items()}
-        return {
+        return json.loads(json.dumps({
             "recipe": stable_hash(dumped, 64),
             "inputs": {s: (self.marker(s) or {}).get("digest") for s in inputs},
             "extra": extra,
-            "toolkit": __version__,
-        }
+            "toolkit": TOOLKIT_VERSION,
+        }, default=str))  # fmt: skip
 
     def up_to_date(self, stage: str, fingerprint: dict[str, Any]) -> bool:
         got = self.marker(stage)
-        return got is not None and got.get("fingerprint") == json.loads(json.dumps(fingerprint, default=str))
+        return got is not None and got.get("fingerprint") == fingerprint
 
     def mark_complete(self, stage: str, fingerprint: dict[str, Any] | None = None) -> None:
         """Mark outputs written outside a stage run (test fixtures, prepared data) as complete."""
         folder = self.root / stage
         outputs = sorted(f"{stage}/{p.name}" for p in folder.iterdir() if p.name != MARKER) if folder.is_dir() else []
-        body = {"stage": stage, "outputs": outputs, "digest": self.digest(outputs), "fingerprint": fingerprint or {},
-                "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}  # fmt: skip
         folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(folder / MARKER, json.dumps(body, indent=2, sort_keys=True).encode())
+        self._write_marker(stage, outputs, fingerprint or {})
+
+    def _write_marker(self, stage: str, outputs: list[str], fingerprint: dict[str, Any]) -> None:
+        """The completion marker, written last and atomically: its presence means the outputs are whole."""
+        body = {"stage": stage, "outputs": outputs, "digest": self.digest(outputs), "fingerprint": fingerprint,
+                "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}  # fmt: skip
+        atomic_write_bytes(self.root / stage / MARKER, json.dumps(body, indent=2, sort_keys=True, default=str).encode())
 
     def require_complete(self, stage: str) -> dict[str, Any]:
         got = self.marker(stage)

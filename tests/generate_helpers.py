@@ -79,3 +79,29 @@ def openai_teacher(base_url: str, **over: Any) -> dict[str, Any]:
         else:
             t[k] = v
     return t
+
+
+def import_run(tmp: Path, rows: list[dict[str, Any]], imp: dict[str, Any], prompt_field: str = "problem",
+               samples: int = 1) -> list[dict[str, Any]]:  # fmt: skip
+    """Curate `rows` (one math source) and import replies for them with import spec `imp`;
+    the exported reply rows."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from builder.curate.stage import run_curate
+    from builder.generate.stage import run_generate
+    from builder.recipe import load_recipe
+
+    data = tmp / "data.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    src = {"name": "src", "path": str(data), "fields": {"prompt": prompt_field, "id": "id"}, "category": "math"}
+    teacher = {"name": "r1", "kind": "import", "model": "deepseek-ai/DeepSeek-R1", "samples": samples,
+               "imports": [{"source": "src", **imp}]}  # fmt: skip
+    recipe = load_recipe(write_recipe(tmp, {"teachers": [teacher]}, sources=[src]))
+    recipe.curate.near_dedupe.enabled = False
+    recipe.curate.decontaminate.enabled = False
+    work = WorkDir(tmp / "w")
+    run_curate(recipe, work)
+    run_generate(recipe, work)
+    return [r for f in work.shards(tables.REPLIES) for r in pq.read_table(f).to_pylist()]

@@ -132,3 +132,15 @@ def test_near_dedupe_on_a_real_local_ray_instance(tmp_path: Path) -> None:
     assert on_ray.removed == local.removed >= 30
     assert pq.read_table(on_ray.near_dups_path).equals(pq.read_table(local.near_dups_path))
     assert (tmp_path / "ray" / "logs" / "signature" / "completions" / "00001").exists()
+
+
+def test_local_runs_start_no_more_processes_than_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 20 MinHash bucket tasks at once on 2 cores multiplied memory (7.9 GB for 200k prompts).
+    import os
+
+    from builder.config.executor import ExecutorConfig
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert ExecutorConfig(kind="local").workers_for(20) == 2
+    assert ExecutorConfig(kind="local", workers=1).workers_for(20) == 1
+    assert ExecutorConfig(kind="ray").workers_for(20) == 20  # a cluster schedules its own

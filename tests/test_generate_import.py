@@ -20,7 +20,7 @@ from builder.errors import UserError
 from builder.generate.stage import run_generate
 from builder.recipe import load_recipe
 from builder.workdir import WorkDir
-from tests.generate_helpers import REPO, write_recipe
+from tests.generate_helpers import REPO, import_run, write_recipe
 
 SAMPLE_SOURCES = ("r1-mmlupro-pcmb", "r1-bangla-mmlu", "marco-o1-cot", "arena-hard-v2")
 
@@ -100,22 +100,6 @@ def test_bangla_trace_matches_its_prompt(tmp_path: Path) -> None:
     assert reply["reasoning_content"] == src["reason"].strip().removeprefix("<think>").removesuffix("</think>").strip()
 
 
-def _layout_run(tmp: Path, rows: list[dict[str, Any]], imp: dict[str, Any], prompt_field: str = "problem",
-                samples: int = 1) -> list[dict[str, Any]]:  # fmt: skip
-    data = tmp / "data.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    src = {"name": "src", "path": str(data), "fields": {"prompt": prompt_field, "id": "id"}, "category": "math"}
-    teacher = {"name": "r1", "kind": "import", "model": "deepseek-ai/DeepSeek-R1", "samples": samples,
-               "imports": [{"source": "src", **imp}]}  # fmt: skip
-    recipe = load_recipe(write_recipe(tmp, {"teachers": [teacher]}, sources=[src]))
-    recipe.curate.near_dedupe.enabled = False
-    recipe.curate.decontaminate.enabled = False
-    work = WorkDir(tmp / "w")
-    run_curate(recipe, work)
-    run_generate(recipe, work)
-    return _replies(work.root)
-
-
 def test_am_layout(tmp_path: Path) -> None:
     rows = [
         {"id": "a1", "problem": "What is 1+1?", "messages": [
@@ -127,7 +111,7 @@ def test_am_layout(tmp_path: Path) -> None:
             {"role": "assistant", "content": "<think>sum</think><answer>4</answer>"}]},
         {"id": "a3", "problem": "What is 3+3?", "messages": [{"role": "user", "content": "What is 3+3?"}]},
     ]  # fmt: skip
-    got = {r["content"]: r for r in _layout_run(tmp_path, rows, {"layout": "am"})}
+    got = {r["content"]: r for r in import_run(tmp_path, rows, {"layout": "am"})}
     assert got["2"]["reasoning_content"] == "add" and got["2"]["reasoning_format"] is None
     raw = got["<think>sum</think><answer>4</answer>"]
     assert raw["reasoning_format"] == "r1" and raw["reasoning_content"] is None
@@ -138,7 +122,7 @@ def test_am_layout(tmp_path: Path) -> None:
 def test_openr1_generations_are_samples(tmp_path: Path) -> None:
     rows = [{"id": "o1", "problem": "Find x.", "generations": ["<think>a</think>x=1", "<think>b</think>x=2"]},
             {"id": "o2", "problem": "Find y.", "generations": ["<think>c</think>y=3"]}]  # fmt: skip
-    out = _layout_run(tmp_path, rows, {"layout": "openr1"}, samples=2)
+    out = import_run(tmp_path, rows, {"layout": "openr1"}, samples=2)
     got = {(r["content"], r["sample_index"]) for r in out if r["status"] == "ok"}
     assert got == {("<think>a</think>x=1", 0), ("<think>b</think>x=2", 1), ("<think>c</think>y=3", 0)}
     missing = [r for r in out if r["status"] != "ok"]
@@ -149,7 +133,7 @@ def test_openthoughts_layout(tmp_path: Path) -> None:
     value = "<|begin_of_thought|>\nthink\n<|end_of_thought|>\n\n<|begin_of_solution|>\n42\n<|end_of_solution|>"
     rows = [{"id": "t1", "problem": "Answer?", "conversations": [{"from": "user", "value": "Answer?"},
                                                                  {"from": "assistant", "value": value}]}]  # fmt: skip
-    (r,) = _layout_run(tmp_path, rows, {"layout": "openthoughts"})
+    (r,) = import_run(tmp_path, rows, {"layout": "openthoughts"})
     assert r["content"] == value and r["reasoning_format"] == "skythought"
 
 

@@ -127,3 +127,14 @@ def test_hostile_yaml_is_one_line(tmp_path: Path, text: str, match: str) -> None
     with pytest.raises(UserError, match=match) as e:
         load_recipe(f)
     assert "\n" not in str(e.value)
+
+
+def test_checking_a_recipe_does_not_import_the_data_stack() -> None:
+    """A typo is reported in the time it takes to read the recipe: the CLI's check path must not
+    pull in `datasets`/pyarrow (a second or more) before it can say what is wrong."""
+    code = ("import sys; from pathlib import Path; from builder.cli import load; "
+            f"load(Path({str(ROOT / 'recipes/sample.yaml')!r})); "
+            "print(sorted(m for m in ('datasets', 'pyarrow', 'pandas') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

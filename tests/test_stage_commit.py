@@ -131,3 +131,16 @@ def test_a_forked_child_that_outlives_the_holder_does_not_keep_the_lock(tmp_path
     holder.wait()
     with work_lock(tmp_path):
         pass
+
+
+def test_an_unpinned_hub_source_is_never_up_to_date(tmp_path: Path) -> None:
+    from builder.curate.stage import fingerprint
+    from builder.recipe import Recipe
+
+    def recipe(revision: str | None) -> Recipe:
+        return Recipe.model_validate({"name": "r", "version": "0.1.0", "sources": [
+            {"name": "h", "kind": "hf", "dataset": "org/set", "revision": revision, "fields": {"prompt": "q"}}]})
+
+    work = WorkDir(tmp_path)
+    assert fingerprint(recipe("abc123"), work) == fingerprint(recipe("abc123"), work)  # pinned: stable
+    assert fingerprint(recipe(None), work) != fingerprint(recipe(None), work)  # unpinned: may have moved

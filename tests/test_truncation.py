@@ -14,20 +14,15 @@ import random
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
 from builder.cli import app
-from builder.curate.stage import run_curate
-from builder.generate.stage import run_generate
 from builder.reasoning_format import resolve_delimiters
-from builder.recipe import load_recipe
 from builder.responses import grammar, truncation
 from builder.responses.shapes import normalize
-from builder.workdir import WorkDir
 from tests.fixtures.adversarial_replies import CORPUS, build_cases, real_triples, score
-from tests.generate_helpers import write_recipe
+from tests.generate_helpers import import_run, write_recipe
 
 needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"real corpus not found at {CORPUS}")
 
@@ -199,29 +194,13 @@ def test_corpus_is_seeded() -> None:
 # ---------- imports: finish reasons and token counts are kept ----------
 
 
-def _import_run(tmp: Path, rows: list[dict[str, Any]], imp: dict[str, Any], samples: int = 1) -> list[dict[str, Any]]:
-    data = tmp / "data.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    src = {"name": "src", "path": str(data), "fields": {"prompt": "problem", "id": "id"}, "category": "math"}
-    teacher = {"name": "r1", "kind": "import", "model": "deepseek-ai/DeepSeek-R1", "samples": samples,
-               "imports": [{"source": "src", **imp}]}  # fmt: skip
-    recipe = load_recipe(write_recipe(tmp, {"teachers": [teacher]}, sources=[src]))
-    recipe.curate.near_dedupe.enabled = False
-    recipe.curate.decontaminate.enabled = False
-    work = WorkDir(tmp / "w")
-    run_curate(recipe, work)
-    run_generate(recipe, work)
-    return [r for f in sorted((tmp / "w" / "generate" / "replies").glob("part-*.parquet"))
-            for r in pq.read_table(f).to_pylist()]  # fmt: skip
-
-
 def test_fields_import_maps_finish_reason_and_tokens(tmp_path: Path) -> None:
     rows = [
         {"id": "1", "problem": "What is 1+1?", "t": "add them", "a": "2", "meta": {"finish": "stop", "n": 12}},
         {"id": "2", "problem": "What is 2+2?", "t": "add", "a": "The sum is", "meta": {"finish": "length", "n": 64}},
     ]
     imp = {"think": "t", "answer": "a", "finish_reason": "meta.finish", "completion_tokens": "meta.n", "max_tokens": 64}
-    got = {r["content"]: r for r in _import_run(tmp_path, rows, imp)}
+    got = {r["content"]: r for r in import_run(tmp_path, rows, imp)}
     assert (got["2"]["finish_reason"], got["2"]["completion_tokens"], got["2"]["max_tokens"]) == ("stop", 12, 64)
     assert got["The sum is"]["finish_reason"] == "length"
 
@@ -229,7 +208,7 @@ def test_fields_import_maps_finish_reason_and_tokens(tmp_path: Path) -> None:
 def test_openr1_layout_reads_its_finish_reasons(tmp_path: Path) -> None:
     rows = [{"id": "o1", "problem": "Find x.", "generations": ["<think>a</think>x=1", "<think>b, so"],
              "finish_reasons": ["stop", "length"]}]  # fmt: skip
-    out = _import_run(tmp_path, rows, {"layout": "openr1"}, samples=2)
+    out = import_run(tmp_path, rows, {"layout": "openr1"}, samples=2)
     assert {r["sample_index"]: r["finish_reason"] for r in out} == {0: "stop", 1: "length"}
 
 
@@ -246,7 +225,7 @@ def test_am_layout_has_no_finish_reason_and_the_text_decides(tmp_path: Path) -> 
     rows = [am("a1", "<think>\nadd\n</think>\n<answer>\nOne plus one is two.", "One plus one is two."),
             am("a2", "<think>\nadd\n</think>\n<answer>\n2\n</answer>", "2"),
             am("a3", "<think>\nadd them up, one and", "")]  # fmt: skip
-    got = {r["prompt_id"]: r for r in _import_run(tmp_path, rows, {"layout": "am"})}
+    got = {r["prompt_id"]: r for r in import_run(tmp_path, rows, {"layout": "am"})}
     verdicts = {}
     for row in got.values():
         assert row["status"] == "ok" and row["finish_reason"] is None

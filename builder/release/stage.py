@@ -10,7 +10,6 @@ Writes <out>/data/<variant>/train-0000k-of-0000n.parquet, README.md (the dataset
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -62,7 +61,7 @@ def unchanged(recipe: Recipe, work: WorkDir, out_dir: Path) -> bool:
     """True when `out_dir` already holds this exact release (same fingerprint): nothing to do.
     A folder holding this version built from other content is refused (bump the version)."""
     built = read_manifest(out_dir)
-    if built is not None and built.get("build_fingerprint") == json.loads(json.dumps(fingerprint(recipe, work))):
+    if built is not None and built.get("build_fingerprint") == fingerprint(recipe, work):
         return True
     refuse_existing(out_dir, recipe.version)
     return False

@@ -108,37 +108,34 @@ def reply_fields(body: Any) -> dict[str, Any]:
     return fields
 
 
+def _problem(col: str, v: Any) -> str:
+    """Why `v` cannot sit in REPLY column `col` ("" when it can)."""
+    if v is None:
+        return ""
+    if col in _STR_COLS:
+        return "" if isinstance(v, str) else f"{col} is {type(v).__name__}, not text"
+    if col in _INT_COLS:
+        limit = 2**31 - 1 if col in _INT32_COLS else INT64_MAX
+        ok = isinstance(v, int) and not isinstance(v, bool) and -limit <= v <= limit
+        return "" if ok else f"{col} is {v!r:.40}, not an integer in range"
+    if col in _FLOAT_COLS:
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        return "" if ok else f"{col} is {v!r:.40}, not a finite number"
+    return ""
+
+
+# What a failed row keeps of an unusable record: who and what it answered, never its text.
+_KEPT = ("generation_id", "prompt_id", "teacher_role", "teacher_model", "endpoint_kind", "prompt_template_id",
+         "prompt_template_hash", "created_at", "schema_version", "toolkit_version", *_INT_COLS)  # fmt: skip
+
+
 def checked_row(row: dict[str, Any]) -> dict[str, Any]:
     """A stored REPLY row made safe to export: any value of the wrong type makes it a failed
     `bad_reply_shape` row (text fields dropped, ids kept), so one bad record never stops export."""
-    problem = ""
-    for col in _STR_COLS:
-        v = row.get(col)
-        if v is not None and not isinstance(v, str):
-            problem = f"{col} is {type(v).__name__}, not text"
-            break
-    if not problem:
-        for col in _INT_COLS:
-            v = row.get(col)
-            limit = 2**31 - 1 if col in _INT32_COLS else INT64_MAX
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not -limit <= v <= limit):
-                problem = f"{col} is {v!r:.40}, not an integer in range"
-                break
-    if not problem:
-        for col in _FLOAT_COLS:
-            v = row.get(col)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
-                problem = f"{col} is {v!r:.40}, not a finite number"
-                break
+    problem = next((p for col in (*_STR_COLS, *_INT_COLS, *_FLOAT_COLS) if (p := _problem(col, row.get(col)))), "")
     if not problem:
         return row
-    safe = {k: (row.get(k) if isinstance(row.get(k), str) and k in ("generation_id", "prompt_id", "teacher_role",
-            "teacher_model", "endpoint_kind", "prompt_template_id", "prompt_template_hash", "created_at",
-            "schema_version", "toolkit_version") else None) for k in row}  # fmt: skip
-    for col in _INT_COLS:
-        v = row.get(col)
-        ok = isinstance(v, int) and not isinstance(v, bool) and -(2**31 - 1) <= v <= 2**31 - 1
-        safe[col] = v if ok else None
+    safe = {k: (row.get(k) if k in _KEPT and not _problem(k, row.get(k)) else None) for k in row}
     safe.update(status="failed", error_code=BAD_SHAPE, error_message=f"stored reply unusable: {problem}"[:300])
     return safe
 

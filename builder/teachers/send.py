@@ -9,23 +9,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 from builder.config.generate import Endpoint, TeacherConfig
 from builder.teachers.items import PERMANENT_CODES, WorkItem
+from builder.teachers.openai_backend import RunState, run_requests
 from builder.teachers.store import Latest, StoreWriter
-
-
-@dataclass
-class Sent:
-    """What one `send` did; `abort` is a whole-run failure (bad key, unknown model, unreachable)."""
-
-    ok: int = 0
-    failed: int = 0
-    requests: int = 0
-    retries: int = 0
-    abort: str = ""
 
 
 def schedule(teacher: TeacherConfig, items: list[WorkItem], stored: dict[str, Latest]) -> list[WorkItem]:
@@ -62,8 +51,9 @@ def send(
     endpoints: list[Endpoint] | None = None,
     share: float = 1.0,
     seed: int = 0,
-) -> Sent:
-    """Request every item from `teacher` and append each outcome to the store in `folder`.
+) -> RunState:
+    """Request every item from `teacher` and append each outcome to the store in `folder`;
+    the returned state's `abort` is a whole-run failure (bad key, unknown model, unreachable).
 
     `segment` names this writer's store segment (one per concurrent writer); `share` is this
     caller's part of the teacher's whole-run limits (a datatrove task's 1/world)."""
@@ -73,12 +63,10 @@ def send(
         batch = list(items)
         with StoreWriter(folder, segment or "vllm") as writer:
             stored = run_vllm(teacher, batch, writer, run_id)
-        return Sent(ok=stored, requests=len(batch))
+        return RunState(ok=stored, requests=len(batch))
     if teacher.kind == "openai":
-        from builder.teachers.openai_backend import run_requests
-
         with StoreWriter(folder, segment or "openai") as writer:
             state = asyncio.run(run_requests(items, teacher, endpoints or list(teacher.endpoints), writer, run_id,
                                              share=share, seed=seed))  # fmt: skip
-        return Sent(state.ok, state.failed, state.requests, state.retries, state.abort)
+        return state
     raise ValueError(f"teacher {teacher.name!r} is kind {teacher.kind!r}: only openai and vllm teachers are sent requests")

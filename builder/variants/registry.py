@@ -22,9 +22,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from builder.tables import VariantInfo
+if TYPE_CHECKING:  # tables pulls in `datasets` (~1 s): not on the CLI's recipe-check path
+    from builder.tables import VariantInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,8 @@ class VariantSpec:
     default: bool = True
 
     def info(self) -> VariantInfo:
+        from builder.tables import VariantInfo
+
         return VariantInfo(name=self.name, reply=self.reply, needs_summary=self.needs_summary, think=self.think,
                            exact_answer=self.exact_answer, blurb=self.blurb)
 

@@ -198,14 +198,11 @@ def _prompt_tokens(student: StudentConfig, prompts: list[dict[str, Any]]) -> lis
 
 
 def _variants(recipe: Recipe, work: WorkDir, progress: Any = None) -> VariantsResult:
-
+    # Writers below go to the run's staging folder (stage_run): a missing or corrupt input
+    # found later costs nothing of the last run's outputs.
     t0 = time.perf_counter()
     cfg = config_of(recipe)
     build = to_build(cfg.build)
-    # Inputs first: the writers below delete the last run's shards, which a missing or
-    # corrupt input must not cost.
-    work.require(tables.PROMPTS)
-    work.require(tables.PARSED)
     # Summaries (S_think) are computed only when a built variant's spec asks for them.
     summarize = any(REGISTRY[name].needs_summary for name in build)
     out = work.stage(STAGE)

@@ -35,6 +35,7 @@ not start, an internal error) is status `error`, never `pass`, and stays with it
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 import operator
@@ -275,11 +276,14 @@ def _literal(src: str | None) -> tuple[bool, Any]:
     if src is None:
         return True, None
     try:
-        import ast
-
         return True, ast.literal_eval(src)
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         return False, None
+
+
+def _prelude(plan: Plan, setup: str) -> list[str]:
+    """What runs before the calls, in both sandboxes: the test's own imports, then its setup."""
+    return [*plan.imports, setup] if setup else list(plan.imports)
 
 
 def _expected_values(plan: Plan, setup: str, limits: Limits) -> tuple[list[Any], Verdict | None]:
@@ -298,7 +302,7 @@ def _expected_values(plan: Plan, setup: str, limits: Limits) -> tuple[list[Any],
         else:
             pending.append(e)
     if pending:
-        payload = {"code": "", "prelude": [*plan.imports, setup] if setup else plan.imports, "alias": None,
+        payload = {"code": "", "prelude": _prelude(plan, setup), "alias": None,
                    "entry_point": None, "calls": pending}  # fmt: skip
         res = run_sandboxed(_CALLS, payload, limits)
         rep = res.report or {}
@@ -388,8 +392,7 @@ def verify_code(answer: str, tests: str | dict[str, Any] | None) -> Verdict:
         expected, problem = _expected_values(plan, spec.get("setup") or "", limits)
         if problem is not None:
             return problem
-        prelude = [*plan.imports, spec["setup"]] if spec.get("setup") else list(plan.imports)
-        payload = {"code": program, "prelude": prelude, "alias": plan.candidate_alias,
+        payload = {"code": program, "prelude": _prelude(plan, spec.get("setup") or ""), "alias": plan.candidate_alias,
                    "entry_point": spec.get("entry_point"), "calls": [c.call for c in plan.checks]}  # fmt: skip
         return _judge(plan, run_sandboxed(_CALLS, payload, limits), expected)
     except Exception as exc:  # noqa: BLE001 - a verifier fault is this item's error, never a pass

@@ -148,8 +148,6 @@ def _assert_check(test: ast.expr, ctx: _Context) -> Check | None:
                 return Check(_src(val), "close", expected=_src(exp), tol=_src(right), strict=op == "lt")
             return None
         if ctx.call_shaped(left) and not ctx.is_candidate(right):
-            if op in ("in", "notin"):
-                return Check(_src(left), "cmp", op, _src(right))
             return Check(_src(left), "cmp", op, _src(right))
         if ctx.call_shaped(right) and not ctx.is_candidate(left):
             if op in ("in", "notin"):

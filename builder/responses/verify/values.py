@@ -12,13 +12,10 @@ that were not plain data.
 
 from __future__ import annotations
 
-import json
-import math
 from typing import Any
 
 MAX_DEPTH = 64
 MAX_ITEMS = 200_000
-MAX_REPORT_BYTES = 4_000_000
 
 # Defines _enc(value) inside the sandbox; pure stdlib, names bound as defaults so a later
 # rebinding of the builtins does not change what an honest run sends.
@@ -153,17 +150,3 @@ def decode_results(raw: Any, n: int) -> list[tuple[bool, Any]]:
         else:
             raise BadValue("bad result item")
     return out
-
-
-def loads_bounded(text: str) -> Any:
-    """json.loads that turns a too-deep document into BadValue instead of a crash."""
-    if len(text) > MAX_REPORT_BYTES:
-        raise BadValue("report too large")
-    try:
-        return json.loads(text)
-    except (ValueError, RecursionError) as e:
-        raise BadValue(f"not JSON: {type(e).__name__}") from None
-
-
-def is_finite_number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
