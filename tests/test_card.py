@@ -249,3 +249,21 @@ def test_recipe_repo_id_and_card_metadata_knobs_are_checked_at_load(tmp_path: Pa
         path.write_text(recipe_text().replace("  repo_id: test-org/answer-distill-sample\n", f"  {key}: {value}\n"))
         with pytest.raises(UserError, match=rf"release\.{key}.*{expect}"):
             load_recipe(path)
+
+
+def test_source_datasets_name_hub_sources_only(tmp_path: Path) -> None:
+    extra = recipe_text().replace("  - name: alpaca-zh\n", (
+        "  - name: gsm8k-hub\n    kind: hf\n    dataset: openai/gsm8k\n    config: main\n"
+        "    fields: {prompt: question, response: answer}\n    license: mit\n"
+        "  - name: alpaca-zh\n    origin_dataset: llamafactory/alpaca_zh\n"))
+    assert "gsm8k-hub" in extra
+    path = tmp_path / "r.yaml"
+    path.write_text(extra)
+    recipe = load_recipe(path)
+    got = context.source_datasets(recipe, ["gsm8k-hub", "alpaca-zh", "r1-mmlupro-pcmb"])
+    assert got == ["extended|llamafactory/alpaca_zh", "extended|openai/gsm8k"]
+    assert context.source_datasets(recipe, ["r1-mmlupro-pcmb"]) == ["original"]
+    assert context.source_link("openai/gsm8k") == "https://huggingface.co/datasets/openai/gsm8k"
+    path.write_text(extra.replace("origin_dataset: llamafactory/alpaca_zh", "origin_dataset: alpaca_zh"))
+    with pytest.raises(UserError, match=r"origin_dataset 'alpaca_zh' is not a Hub id"):
+        load_recipe(path)

@@ -24,7 +24,7 @@ from builder.tables import SUMMARIES, CurateSummary, GenerateSummary, ResponsesS
 from builder.workdir import WorkDir
 from quality.stats import VariantStats, costs, rejections, spend_by_role
 
-# Authors as listed for arXiv 2504.09639 (a-m-team); checked against public listings of the paper.
+# Authors as printed on the paper (the a-m-team's own PDF of arXiv 2504.09639).
 PAPER_CITATION = """@misc{wang2025leveraging,
   title         = {Leveraging Reasoning Model Answers to Enhance Non-Reasoning Model Capability},
   author        = {Haotian Wang and Han Zhao and Shuaiting Chen and Xiaoyu Tian and Sitong Zhao and
