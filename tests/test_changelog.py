@@ -19,7 +19,7 @@ from builder.recipe import load_recipe
 from builder.release.changelog import flatten, recipe_diff
 from builder.release.content import content_sha256, diff, text_hashes
 from builder.release.stage import run_release
-from tests.test_release_helpers import build_work, rewrite_variant, shared_release, shared_work, write_recipe
+from tests.test_release_helpers import rewrite_variant, shared_release, shared_work, write_recipe
 
 LLM = """variants:
   summarizer:

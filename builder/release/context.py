@@ -41,7 +41,8 @@ CARD_FIELDS = frozenset((
     "front_matter", "pretty_name", "version", "tag", "description", "repo_id", "repo_placeholder", "total_rows",
     "toolkit_version", "schema_version", "built_at", "size_note", "max_student_tokens", "variants", "mix_variant",
     "mix", "paper_total", "mix_total", "curate", "teachers", "summarizers", "benchmarks", "decontam_hits",
-    "decontam_skipped", "sources", "tokens", "verification", "rejections", "costs", "checks", "checks_failed",
+    "decontam_skipped", "decontam_partial", "sources", "tokens", "verification", "rejections", "costs", "checks",
+    "checks_failed",
     "blocking_failed", "spend", "figures", "license_label", "license_statement", "attributions", "limitations",
     "paper_citation", "citation", "columns", "fill", "examples", "three_ways", "funnel", "recipe_name",
     "recipe_sha256",
@@ -180,7 +181,11 @@ def card_context(recipe: Recipe, specs: list[VariantInfo], stats: dict[str, Vari
         "teachers": teachers, "summarizers": sorted({x for s in stats.values() for x in s.summarizers}),
         "benchmarks": list(dict.fromkeys(curate.decontamination.benchmarks)) if curate else [],
         "decontam_hits": curate.decontamination.hits_per_benchmark if curate else {},
-        "decontam_skipped": list(dict.fromkeys(curate.decontamination.skipped_absent)) if curate else [],
+        # A benchmark with several files can be checked on some and skipped on others: "partly".
+        "decontam_skipped": [b for b in dict.fromkeys(curate.decontamination.skipped_absent)
+                             if b not in curate.decontamination.benchmarks] if curate else [],
+        "decontam_partial": [b for b in dict.fromkeys(curate.decontamination.skipped_absent)
+                             if b in curate.decontamination.benchmarks] if curate else [],
         "sources": [{"name": n, "license": next((lic for name, lic, _ in decision.attributions if name == n), ""),
                      "attribution": by_name[n].attribution if n in by_name else "",
                      "link": source_link(by_name[n].hub_id if n in by_name else None),
