@@ -142,7 +142,8 @@ def run_push(
 ) -> PushResult:
     """`repo_id` None: the repo id the release was built for (its manifest's `repo_id`)."""
     release_dir = Path(release_dir)
-    named = (read_manifest(release_dir) or {}).get("repo_id")
+    built = read_manifest(release_dir)
+    named = built.get("repo_id") if isinstance(built, dict) else None  # a malformed manifest: verify says so
     if repo_id is None:
         if not isinstance(named, str) or not named:
             raise UserError(f"{release_dir}: the release names no repo id; pass --repo org/name")
