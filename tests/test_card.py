@@ -267,3 +267,14 @@ def test_source_datasets_name_hub_sources_only(tmp_path: Path) -> None:
     path.write_text(extra.replace("origin_dataset: llamafactory/alpaca_zh", "origin_dataset: alpaca_zh"))
     with pytest.raises(UserError, match=r"origin_dataset 'alpaca_zh' is not a Hub id"):
         load_recipe(path)
+
+
+def test_recipe_languages_add_to_the_rows_never_hide_them(tmp_path: Path) -> None:
+    from collections import Counter
+
+    from quality.stats import VariantStats
+
+    path = tmp_path / "r.yaml"
+    path.write_text(recipe_text().replace("release:\n", "release:\n  language: [en, fr]\n"))
+    stats = {"answer": VariantStats(by_language=Counter({"zh": 3, "en+bn": 2, "unknown": 1}))}
+    assert context.languages(load_recipe(path), stats) == ["bn", "en", "fr", "zh"]

@@ -104,7 +104,8 @@ class QualityConfig(Strict):
 class ReleaseConfig(Strict):
     pretty_name: str | None = Field(None, description="the card's title")
     license: str | None = Field(None, description="force a license id; refused if a source forbids it")
-    language: list[str] = Field(default_factory=list, description="default: languages seen in the rows")
+    language: list[str] = Field(
+        default_factory=list, description="ISO 639 codes added to the card's languages (those seen in the rows are always listed)")
     task_categories: list[str] = Field(default_factory=lambda: ["text-generation"], description="card metadata")
     tags: list[str] = Field(
         default_factory=lambda: ["reasoning", "distillation", "sft", "synthetic"], description="card metadata"

@@ -138,9 +138,11 @@ def row_licenses(stats: dict[str, VariantStats]) -> dict[str, set[str]]:
 
 
 def languages(recipe: Recipe, stats: dict[str, VariantStats]) -> list[str]:
-    """The card's `language:` list: the recipe's, else the detected codes of released rows."""
+    """The card's `language:` list: the ISO codes detected in the released rows, plus any the
+    recipe names (release.language adds to what the rows hold; it never hides a language)."""
     # "en+bn" rows count for both languages: a Bangla third of the rows must not vanish from the card.
-    return recipe.release.language or iso_codes([lab for s in stats.values() for lab in s.by_language if lab])
+    detected = iso_codes([lab for s in stats.values() for lab in s.by_language if lab])
+    return sorted({*recipe.release.language, *detected})
 
 
 def card_context(recipe: Recipe, specs: list[VariantInfo], stats: dict[str, VariantStats], summaries: Summaries,
