@@ -135,6 +135,8 @@ def generate(work: Path, rows: int, shard_rows: int) -> dict[str, int]:
     WorkDir(work).write_summary(VariantsSummary(  # what the release reads: which variants, their specs
         counts=dict.fromkeys(VARIANTS, rows), absent={}, summarizer="extractive", variants=list(VARIANTS),
         specs=declare(VARIANTS), seconds=0.0))
+    for stage in ("curate", "variants"):
+        WorkDir(work).mark_complete(stage)  # as finished runs leave them (the release refuses half-written ones)
     return arrow_bytes
 
 

@@ -124,3 +124,21 @@ def test_recipe_diff_matches_named_items_by_name() -> None:
         "balance": ["- `curate.balance.seed`: `0` → `1`"]}
     moved = recipe_diff(old, old.replace("model: b", "model: c"))
     assert moved == {"teachers": ["- `generate.teachers[v3].model`: `b` → `c`"]}
+
+
+def test_text_hash_sees_message_boundaries_roles_and_slices() -> None:
+    from builder.release.content import _column_hashes
+
+    def msgs(*turns: tuple[str, str]) -> list[dict[str, str]]:
+        return [{"role": r, "content": c} for r, c in turns]
+
+    rows = [msgs(("user", "ab"), ("assistant", "c")), msgs(("user", "a"), ("assistant", "bc")),
+            msgs(("assistant", "ab"), ("user", "c")), msgs(("user", "ab"), ("assistant", "c"))]
+    col = pa.array(rows, pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())])))
+    h = _column_hashes(col)
+    assert len(set(h[:3])) == 3 and h[0] == h[3]
+    assert _column_hashes(col.slice(1, 3)) == h[1:]  # an array at an offset reads the same bytes
+    strings = pa.array(["x", None, "", "x"])
+    s = _column_hashes(strings)
+    assert s[0] == s[3] and s[1] != s[2]
+    assert _column_hashes(strings.slice(2)) == s[2:]

@@ -16,10 +16,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import yaml
 
-from builder.release.content import EMPTY, ConfigDiff, content_sha256, diff, text_hashes
+from builder.release.content import ConfigContent
 
 MISSING = object()
 GROUPS = (  # (label, predicate on the key path), first match wins
@@ -80,27 +79,13 @@ def recipe_diff(old_text: str | None, new_text: str | None) -> dict[str, list[st
     return out
 
 
-def config_content(folder: Path, configs: list[str]) -> dict[str, pa.Table]:
-    """Per config of a release folder: its (prompt_id, text_hash) table."""
-    return {c: text_hashes(folder, c) for c in configs}
-
-
-def content_hashes(tables: dict[str, pa.Table]) -> dict[str, str]:
-    """content_sha256 per config (written into the manifest and the changelog)."""
-    return {c: content_sha256(t) for c, t in tables.items()}
-
-
-def _content_table(previous: Path, new_tables: dict[str, pa.Table], old_configs: list[str],
-                   hashes: dict[str, str]) -> list[str]:
+def _content_table(content: dict[str, ConfigContent]) -> list[str]:
     lines = ["| config | rows before | rows now | change | added | removed | changed text | content sha256 |",
              "|---|---:|---:|---:|---:|---:|---:|---|"]
-    configs = list(new_tables)
-    for c in [*configs, *[c for c in old_configs if c not in configs]]:
-        old = text_hashes(previous, c) if c in old_configs else EMPTY
-        new = new_tables.get(c, EMPTY)
-        d: ConfigDiff = diff(old, new)
-        lines.append(f"| `{c}` | {old.num_rows:,} | {new.num_rows:,} | {_signed(new.num_rows - old.num_rows)} | "
-                     f"{d.added:,} | {d.removed:,} | {d.changed:,} | `{hashes.get(c, 'removed')[:16]}` |")
+    for c, x in content.items():
+        d = x.diff
+        lines.append(f"| `{c}` | {x.rows_before:,} | {x.rows_now:,} | {_signed(x.rows_now - x.rows_before)} | "
+                     f"{d.added:,} | {d.removed:,} | {d.changed:,} | `{(x.content_sha256 or 'removed')[:16]}` |")
     return lines
 
 
@@ -119,23 +104,27 @@ def _provenance_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return lines
 
 
+def old_configs(previous: Path | None) -> list[str]:
+    """The configs the previous release's manifest counts."""
+    configs = _read_json(previous / "manifest.json").get("configs") if previous is not None else None
+    return list(configs) if isinstance(configs, dict) else []
+
+
 def render(version: str, date: str, quality: dict[str, Any], previous: Path | None,
-           new_tables: dict[str, pa.Table], manifest: dict[str, Any], recipe_text: str | None) -> str:
-    hashes = content_hashes(new_tables)
+           content: dict[str, ConfigContent], manifest: dict[str, Any], recipe_text: str | None) -> str:
     lines = [f"# Changelog\n\n## v{version} ({date})\n"]
     if previous is None:
         lines.append("First release.\n")
-        lines += [f"- `{v}`: {s['rows']:,} rows, content sha256 `{hashes.get(v, '')[:16]}`"
-                  for v, s in quality["variants"].items()]
+        lines += [f"- `{v}`: {s['rows']:,} rows, content sha256 `{(content[v].content_sha256 or '')[:16]}`"
+                  for v, s in quality["variants"].items() if v in content]
         return "\n".join(lines) + "\n"
     old_manifest = _read_json(previous / "manifest.json")
     old_quality = _read_json(previous / "quality.json")
-    old_configs = list(old_manifest.get("configs") or {})
     lines.append(f"Compared with v{old_manifest.get('version', '?')}.\n")
     lines.append("### Content\n")
     lines.append("Rows are matched by `prompt_id`; *changed text* counts prompts in both releases whose "
                  "trained-on text (`messages`, tool definitions) differs.\n")
-    lines += _content_table(previous, new_tables, old_configs, hashes)
+    lines += _content_table(content)
 
     lines.append("\n### Recipe\n")
     old_recipe = previous / "recipe.yaml"

@@ -21,6 +21,7 @@ from builder import tables
 from builder.errors import UserError, secret_values
 from builder.recipe import Recipe
 from builder.release import card, card_data, changelog, columns, context, gates, licenses, staging
+from builder.release.content import compare
 from builder.release.folder import staging as staging_dir
 from builder.release.manifest import write_manifest
 from builder.release.redact_recipe import published_recipe
@@ -128,12 +129,12 @@ def run_release(recipe: Recipe, work: WorkDir | Path, out_dir: Path, progress: A
         if bad:
             raise UserError(f"release refused: the card breaks the Hub's metadata rules: {bad[0]}"
                             f"{f' (+{len(bad) - 1} more)' if len(bad) > 1 else ''}; fix the recipe's release: section")
-        content_tables = changelog.config_content(tmp, names)
+        content = compare(tmp, prev, names, changelog.old_configs(prev))
         fields = context.manifest_fields(recipe, work, stats, configs, summaries, decision, built_at, prev,
-                                         changelog.content_hashes(content_tables))
+                                         {c: x.content_sha256 for c, x in content.items() if x.content_sha256})
         published = published_recipe(recipe)
         documents = {"README.md": readme,
-                     "CHANGELOG.md": changelog.render(recipe.version, built_at[:10], quality, prev, content_tables,
+                     "CHANGELOG.md": changelog.render(recipe.version, built_at[:10], quality, prev, content,
                                                       fields, published.text if published else None)}
         if decision.license == "other" or (isinstance(decision.license, list) and "other" in decision.license):
             documents[card.LICENSE_FILE] = licenses.license_file(decision, ctx["pretty_name"])
