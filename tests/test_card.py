@@ -278,3 +278,15 @@ def test_recipe_languages_add_to_the_rows_never_hide_them(tmp_path: Path) -> Non
     path.write_text(recipe_text().replace("release:\n", "release:\n  language: [en, fr]\n"))
     stats = {"answer": VariantStats(by_language=Counter({"zh": 3, "en+bn": 2, "unknown": 1}))}
     assert context.languages(load_recipe(path), stats) == ["bn", "en", "fr", "zh"]
+
+
+def test_release_repo_option_sets_the_repo_id_and_changes_the_fingerprint(built: dict[str, Any]) -> None:
+    from builder.cli import _with_repo
+    from builder.release.stage import fingerprint
+
+    recipe = load_recipe(built["base"] / "recipe.yaml")
+    other = _with_repo(recipe, "other-org/elsewhere")
+    assert other.release.repo_id == "other-org/elsewhere" and recipe.release.repo_id == "test-org/answer-distill-sample"
+    assert other.path == recipe.path and other.sha256 == recipe.sha256  # still the recipe file it was loaded from
+    assert fingerprint(other, built["work"]) != fingerprint(recipe, built["work"])
+    assert _with_repo(recipe, None) is recipe

@@ -47,8 +47,10 @@ def two_releases(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
     rewrite_variant(work, "think_summary", llm_summaries)
     releases = first.parent
-    recipe = load_recipe(write_recipe(base / "recipe2.yaml", version="0.2.0", extra=LLM))
-    run_release(recipe, work, releases / "v0.2.0")
+    path = write_recipe(base / "recipe2.yaml", version="0.2.0", extra=LLM)
+    path.write_text(path.read_text().replace("  repo_id: test-org/answer-distill-sample\n", ""))  # no repo id now
+    res = run_release(load_recipe(path), work, releases / "v0.2.0")
+    (releases / "v0.2.0" / "warnings.txt").write_text("\n".join(res.warnings))  # for the test below; not published
     return first, releases / "v0.2.0"
 
 
@@ -78,6 +80,7 @@ def test_switching_the_summarizer_shows_changed_text_and_the_recipe_diff(two_rel
     assert "- `variants.summarizer.kind`: (not set) → `llm`" in recipe
     assert "- `variants.summarizer.teacher.model`: (not set) → `Qwen/Qwen2.5-7B-Instruct`" in recipe
     assert "version" not in recipe
+    assert "**other**\n\n- `release.repo_id`: `test-org/answer-distill-sample` → (not set)" in recipe
     made = _section(log, "What made the rows")
     assert "- summarizers: removed `extractive`; added `llm:Qwen/Qwen2.5-7B-Instruct`" in made
     # The previous release's own changelog follows.
@@ -142,3 +145,17 @@ def test_text_hash_sees_message_boundaries_roles_and_slices() -> None:
     s = _column_hashes(strings)
     assert s[0] == s[3] and s[1] != s[2]
     assert _column_hashes(strings.slice(2)) == s[2:]
+
+
+def test_without_a_repo_id_the_card_shows_a_marked_placeholder_and_the_release_warns(
+    two_releases: tuple[Path, Path]
+) -> None:
+    _, second = two_releases
+    body = (second / "README.md").read_text()
+    assert 'load_dataset("YOUR-ORG/release-fixture", "answer", revision="v0.2.0")' in body
+    assert "> **Placeholder.** `YOUR-ORG/release-fixture` stands for the Hub repository" in body
+    assert "test-org/answer-distill-sample" not in body
+    assert json.loads((second / "manifest.json").read_text())["repo_id"] is None
+    assert (second / "warnings.txt").read_text().endswith(
+        "the card's load snippet and citation name YOUR-ORG/release-fixture: no repo id was given; "
+        "pass `release --repo org/name` or set release.repo_id, then release a new version")

@@ -42,12 +42,15 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def flatten(node: Any, path: str = "") -> dict[str, Any]:
-    """Leaf values by key path: `a.b[2]`, or `generate.teachers[r1].model` for named items."""
+    """Leaf values by key path: `a.b[2]`, or `generate.teachers[r1].model` for named items.
+    A null or empty value is the same as an absent key (the recipe's defaults apply to both)."""
     out: dict[str, Any] = {}
-    if isinstance(node, dict) and node:
+    if node is None or node == {} or node == []:
+        return out
+    if isinstance(node, dict):
         for k, v in node.items():
             out |= flatten(v, f"{path}.{k}" if path else str(k))
-    elif isinstance(node, list) and node and all(isinstance(x, dict) and "name" in x for x in node):
+    elif isinstance(node, list) and all(isinstance(x, dict) and "name" in x for x in node):
         for x in node:
             out |= flatten({k: v for k, v in x.items() if k != "name"}, f"{path}[{x['name']}]")
     else:
