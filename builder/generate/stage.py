@@ -59,7 +59,10 @@ def _send_openai(recipe: Recipe, work: WorkDir, cfg: GenerateConfig, teacher: Te
                  todo: list[WorkItem], run_id: str) -> str:  # fmt: skip
     """Send `todo` as datatrove tasks (inline when there is one local task); returns an abort message."""
     from builder.generate.tasks import GenerateTask, send_share
+    from builder.teachers.openai_backend import api_key
 
+    for ep in teacher.endpoints:  # an unset key is one line here, not a failure in every task
+        api_key(ep, teacher.name)
     folder = store_dir(work, teacher)
     tasks = max(1, min(teacher.tasks or cfg.tasks or recipe.executor.tasks, len(todo)))
     if recipe.executor.kind == "local" and tasks == 1:
