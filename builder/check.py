@@ -149,15 +149,10 @@ def check_files(recipe: Recipe, report: CheckReport) -> None:
                     f"{recipe.path}: curate.decontaminate.benchmarks[{i}={b.name}]: file not found: {path}; "
                     "fix `path`, or set `optional: true` to build without it (the card then says so)"
                 )
-    by_name = {s.name: s for s in recipe.sources}
     for t in recipe.generate.teachers if recipe.generate else []:
         for i, spec in enumerate(t.imports):
-            src = by_name.get(spec.source)
-            where = f"generate.teachers[{t.name}].imports[{i}]"
-            if src is None:
-                report.problems.append(f"{recipe.path}: {where}.source: {spec.source!r} is not a recipe source; "
-                                       f"use one of {sorted(by_name)}")  # fmt: skip
-            elif spec.path and not recipe.resolve(spec.path).is_file():
+            where = f"generate.teachers[{t.name}].imports[{i}]"  # its source name was checked on load
+            if spec.path and not recipe.resolve(spec.path).is_file():
                 report.problems.append(f"{recipe.path}: {where}.path: file not found: {recipe.resolve(spec.path)}; fix `path`")
 
 
