@@ -175,3 +175,31 @@ def test_plan_reports_problems_and_still_prints_the_plan(srv: ServerHandle, tmp_
     assert proc.returncode == 0, proc.stderr
     assert "problem:" in proc.stderr and "CHECK_UNSET_KEY" in proc.stderr
     assert "generation estimate" in proc.stdout
+
+
+def test_plan_lists_an_absent_optional_benchmark_as_skipped(tmp_path: Path) -> None:
+    from builder.plan import plan_data
+
+    bench = tmp_path / "gsm8k.jsonl"
+    bench.write_text('{"question": "What is 2 + 2?"}\n')
+    present = {"name": "gsm8k", "path": str(bench), "text_fields": ["question"]}
+    absent = {"name": "gpqa_diamond", "path": "absent/gpqa.jsonl", "text_fields": ["question"], "optional": True}
+    recipe = load_recipe(write(tmp_path, [], [present, absent]))
+    dec = plan_data(recipe)["decontaminate"]
+    assert dec["benchmarks"] == ["gsm8k"] and dec["skipped"] == ["gpqa_diamond"]
+    assert run_check(recipe).skipped_benchmarks == [f"gpqa_diamond ({tmp_path / 'absent/gpqa.jsonl'})"]
+
+
+def test_curate_records_and_says_which_benchmarks_it_skipped(tmp_path: Path) -> None:
+    from builder.curate.stage import run_curate
+    from builder.tables import CurateSummary
+    from builder.workdir import WorkDir
+
+    absent = {"name": "aime24", "path": "absent/aime.jsonl", "text_fields": ["problem"], "optional": True}
+    recipe = load_recipe(write(tmp_path, [], [absent]))
+    recipe.curate.near_dedupe.enabled = False
+    res = run_curate(recipe, WorkDir(tmp_path / "w"))
+    assert any("aime24 skipped" in w for w in res.warnings)
+    summary = WorkDir(tmp_path / "w").read_summary(CurateSummary)
+    assert summary is not None and summary.decontamination.skipped_absent == ["aime24"]
+    assert any("aime24 skipped" in w for w in summary.warnings)
