@@ -203,3 +203,21 @@ def test_curate_records_and_says_which_benchmarks_it_skipped(tmp_path: Path) -> 
     summary = WorkDir(tmp_path / "w").read_summary(CurateSummary)
     assert summary is not None and summary.decontamination.skipped_absent == ["aime24"]
     assert any("aime24 skipped" in w for w in summary.warnings)
+
+
+def test_unset_key_is_one_line_from_the_stage_with_several_tasks(tmp_path: Path) -> None:
+    """Without `check` in front (a library call), the stage still says it in one line, before
+    any datatrove task starts or any store segment is written."""
+    from builder.errors import UserError
+    from builder.generate.stage import run_generate
+    from builder.workdir import WorkDir
+    from tests.generate_helpers import write_prompts, write_recipe
+
+    work = tmp_path / "w"
+    write_prompts(work, [{"text": f"q{i}"} for i in range(4)])
+    t = teacher("r1", dead_url(), key="CHECK_UNSET_KEY")
+    recipe = load_recipe(write_recipe(tmp_path, {"teachers": [t]}, executor={"kind": "local", "tasks": 2, "workers": 2}))
+    with pytest.raises(UserError) as e:
+        run_generate(recipe, WorkDir(work))
+    assert "CHECK_UNSET_KEY" in str(e.value) and "is not set" in str(e.value) and "\n" not in str(e.value)
+    assert not list((work / "generate").rglob("*.jsonl"))
