@@ -73,9 +73,14 @@ def test_live_fallback_asks_only_for_prompts_the_import_did_not_answer(srv: Serv
     assert summary is not None
     runs = {t.name: t for t in summary.teachers}
     assert runs["r1-live"].covered_by_earlier == 6 and runs["r1-live"].items == 4
-    # A re-run asks nothing: the import still covers its prompts, the live replies are stored.
-    _, recipe = _build(tmp_path, [src], [imp, live])
+    # A re-run asks nothing, and a paid reply stays exported even once the import covers its
+    # prompt too (prompt 1 is now in the traces): nothing paid for is thrown away.
+    traces.write_text("".join(json.dumps({"rid": f"demo-{i}", "t": "sum it", "a": str(2 * i)}) + "\n"
+                              for i in [*answered, 1]))  # fmt: skip
+    work, _ = _build(tmp_path, [src], [imp, live])
     assert srv.stats()["by_path"].get(CHAT, 0) == 4
+    live_rows = [r for r in _rows(work) if r["endpoint_kind"] == "openai"]
+    assert sorted(texts.index(t) for t in _texts(work, live_rows)) == [1, 4, 6, 7]
 
 
 def _texts(work: WorkDir, rows: list[dict[str, Any]]) -> list[str]:

@@ -8,7 +8,7 @@ teacher further skips every prompt an earlier teacher of the same role (recipe o
 answered *well*: for an import, the import stored a reply for it (status ok); for a requested
 teacher, its latest record is status ok, finish_reason `stop`, and holds an answer (content
 that is not blank once a leading <think>…</think> block is removed). Prompts this teacher
-already has stored replies for stay (what was paid for keeps being exported).
+already has a good stored reply for stay (what was paid for keeps being exported).
 """
 
 from __future__ import annotations
@@ -111,8 +111,9 @@ def items_for(recipe: Recipe, work: WorkDir, cfg: GenerateConfig, teacher: Teach
     if teacher.mode != "fallback":
         return items, 0
     covered = covered_prompts(recipe, work, cfg, teacher, prompts)
-    own = latest(store_dir(work, teacher))
-    keep_prompts = {it.prompt_id for it in items if it.prompt_id not in covered or it.generation_id in own}
+    own = latest(store_dir(work, teacher))  # its paid, good replies stay; a failed one is not retried
+    keep_prompts = {it.prompt_id for it in items
+                    if it.prompt_id not in covered or ((g := own.get(it.generation_id)) and g.entry.status == "ok")}
     return [it for it in items if it.prompt_id in keep_prompts], len({it.prompt_id for it in items} - keep_prompts)
 
 
