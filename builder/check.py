@@ -12,7 +12,8 @@ What is checked (and why here, not in the stage that would find it):
   as *skipped* (curate then records it in its summary, the card discloses it);
 - import files are present; the pinned tokenizer files are installed and hash-valid;
 - the work directory is empty or was built by this recipe (the name in its stage summaries);
-- the release folder does not already hold this version built from another recipe.
+- the version is not released yet (its tag on the Hub repo `release.repo_id`); a local release
+  folder holding it from another edit of the recipe is a warning.
 Warnings (never fatal): an unpinned Hub `revision`, a requested model without a price.
 """
 
@@ -206,24 +207,55 @@ def check_workdir(recipe: Recipe, work: Path, report: CheckReport) -> None:
     report.ok.append(f"{work}: this recipe's work directory")
 
 
-def check_release(recipe: Recipe, target: Path, report: CheckReport) -> None:
-    """The release folder does not already hold this version built from another recipe."""
+def check_release(recipe: Recipe, target: Path | None, report: CheckReport) -> None:
+    """This version is not published yet (its tag on the Hub repo `release.repo_id`: a pushed
+    version can never be pushed again). A local release folder holding this version from another
+    recipe file is only a warning: `release` refuses it only if the rows differ, which is not
+    known before the stages run."""
     import json
 
-    path = target / "manifest.json"
+    path = target / "manifest.json" if target is not None else None
     try:
-        manifest = json.loads(path.read_text()) if path.is_file() else None
+        manifest = json.loads(path.read_text()) if path is not None and path.is_file() else None
     except (OSError, ValueError):
         manifest = None
-    if not isinstance(manifest, dict) or manifest.get("version") != recipe.version:
-        return
-    rec = manifest.get("recipe")
-    built_from = rec.get("source_sha256") if isinstance(rec, dict) else None  # the builder's own file
-    if built_from and built_from != recipe.sha256:
-        report.problems.append(
-            f"{target}: version {recipe.version} is already released there from another recipe; "
-            f"bump `version` in {recipe.path} (or pass another --out)"
-        )
+    if isinstance(manifest, dict) and manifest.get("version") == recipe.version:
+        rec = manifest.get("recipe")
+        built_from = rec.get("source_sha256") if isinstance(rec, dict) else None  # the builder's own file
+        if built_from and built_from != recipe.sha256:
+            report.warnings.append(
+                f"{target}: already holds v{recipe.version} built from another edit of the recipe; if the rows "
+                f"change, `release` will refuse: bump `version` in {recipe.path} (or pass another --out)"
+            )
+    repo = recipe.release.repo_id
+    if repo:
+        problem = published_tag(repo, f"v{recipe.version}")
+        if problem:
+            report.problems.append(f"{recipe.path}: version: {problem}")
+
+
+def published_tag(repo_id: str, tag: str) -> str | None:
+    """What is wrong when `tag` already exists on the Hub dataset repo (None otherwise, also when
+    the repo does not exist yet). HF_ENDPOINT / HF_TOKEN as `push` reads them."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
+    endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    try:
+        refs = HfApi(endpoint=endpoint, token=os.environ.get("HF_TOKEN") or False).list_repo_refs(
+            repo_id, repo_type="dataset")  # fmt: skip
+    except HfHubHTTPError as e:
+        status = getattr(getattr(e, "response", None), "status_code", None)
+        if status in (401, 404):  # no such repo (or not visible): nothing published under it
+            return None
+        return f"could not list {repo_id}'s tags on {endpoint} (HTTP {status}); retry, or check HF_TOKEN"
+    except OfflineModeIsEnabled:
+        return None
+    except Exception as e:  # noqa: BLE001 - DNS, refused, TLS: the Hub is not reachable from here
+        return f"could not reach {endpoint} to list {repo_id}'s tags ({type(e).__name__}); check the network or HF_ENDPOINT"
+    if any(t.name == tag for t in refs.tags):
+        return f"{tag} is already released on {endpoint}/datasets/{repo_id}; bump `version` (a version is published once)"
+    return None
 
 
 def check_warnings(recipe: Recipe, report: CheckReport) -> None:
@@ -250,8 +282,8 @@ def run_check(recipe: Recipe, work: Path | None = None, out: Path | None = None,
     check_endpoints(recipe, scope, report, unset)
     if work is not None:
         check_workdir(recipe, work, report)
-        if scope in ("check", "build"):
-            check_release(recipe, out or work / "release", report)
+    if scope in ("check", "build"):
+        check_release(recipe, out or (work / "release" if work is not None else None), report)
     check_warnings(recipe, report)
     return report
 

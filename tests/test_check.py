@@ -156,17 +156,41 @@ def test_refused_key_and_not_a_work_dir(srv: ServerHandle, tmp_path: Path, monke
     assert "is not a work directory (thesis.tex)" in report.problems[1]
 
 
-def test_version_already_released_from_another_recipe(srv: ServerHandle, tmp_path: Path) -> None:
+def test_version_already_released_on_the_hub(srv: ServerHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from huggingface_hub import HfApi
+
+    from tests.servers.hub_server import hub_client_env, run_hub_server
+
+    path = write(tmp_path, [teacher("t", srv.base_url)])
+    path.write_text(path.read_text() + "release: {repo_id: test-org/released}\n")
+    recipe = load_recipe(path)
+    token = "hf_writeTokenForCheckTests"
+    with run_hub_server(tokens={token: "write"}) as hub, hub_client_env(hub, tmp_path / "hf_home"):
+        monkeypatch.setenv("HF_TOKEN", token)  # as `push` reads it
+        assert run_check(recipe).problems == []  # the repo does not exist yet
+        api = HfApi(endpoint=hub.endpoint, token=token)
+        api.create_repo("test-org/released", repo_type="dataset")
+        api.upload_file(path_or_fileobj=b"data", path_in_repo="x.txt", repo_id="test-org/released", repo_type="dataset")
+        api.create_tag("test-org/released", tag="v0.2.0", repo_type="dataset")
+        assert run_check(recipe).problems == []  # another version's tag
+        api.create_tag("test-org/released", tag="v0.1.0", repo_type="dataset")
+        report = run_check(recipe)
+        assert len(report.problems) == 1, (report.problems, report.warnings)
+        problem = report.problems[0]
+    assert "v0.1.0 is already released" in problem and "bump `version`" in problem
+
+
+def test_a_local_release_of_this_version_from_another_recipe_is_a_warning(srv: ServerHandle, tmp_path: Path) -> None:
     recipe = load_recipe(write(tmp_path, [teacher("t", srv.base_url)]))
     release = tmp_path / "w" / "release"
     release.mkdir(parents=True)
     manifest = {"version": "0.1.0", "recipe": {"sha256": "x", "source_sha256": "other"}}
     (release / "manifest.json").write_text(json.dumps(manifest))
     report = run_check(recipe, tmp_path / "w")
-    assert len(report.problems) == 1 and "already released" in report.problems[0] and "bump `version`" in report.problems[0]
-    manifest["recipe"]["source_sha256"] = recipe.sha256  # the same recipe: release itself decides
+    assert report.problems == [] and any("already holds v0.1.0" in w and "bump `version`" in w for w in report.warnings)
+    manifest["recipe"]["source_sha256"] = recipe.sha256  # the same recipe: `release` itself decides
     (release / "manifest.json").write_text(json.dumps(manifest))
-    assert run_check(recipe, tmp_path / "w").problems == []
+    assert not any("already holds" in w for w in run_check(recipe, tmp_path / "w").warnings)
 
 
 def test_plan_reports_problems_and_still_prints_the_plan(srv: ServerHandle, tmp_path: Path) -> None:

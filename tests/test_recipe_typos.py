@@ -168,3 +168,11 @@ def test_bad_teacher_selection_is_one_line_exit_2(tmp_path: Path, where: tuple[A
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and re.search(match, lines[0]), proc.stderr
     assert "Traceback" not in proc.stderr and not work.exists()
+
+
+def test_summarizer_refuses_generate_only_teacher_knobs(tmp_path: Path) -> None:
+    data = copy.deepcopy(SAMPLE)
+    data["variants"] = {"summarizer": {"kind": "llm", "teacher": {"kind": "vllm", "model": "Qwen/Qwen2.5-7B-Instruct",
+                                                                  "mode": "fallback"}}}  # fmt: skip
+    with pytest.raises(UserError, match=r"variants.summarizer.teacher: mode and sources choose generate's prompts"):
+        load_recipe(_write(tmp_path, data))
