@@ -1,6 +1,6 @@
 """`answer-distill check` (face): everything that would fail a paid build, found before it starts.
 
-Each check below returns lines, never raises: `run_check` gathers them all, so a recipe with
+Each check below adds lines to one report and never raises: `run_check` gathers them all, so a recipe with
 five mistakes shows five lines in one run, and nothing is written or paid before they are
 fixed. The same report runs at the start of `build`, `generate` and `plan`.
 
@@ -291,7 +291,12 @@ def run_check(recipe: Recipe, work: Path | None = None, out: Path | None = None,
 def print_report(report: CheckReport, out: Console, err: Console, *, verbose: bool = False, as_errors: bool = True) -> None:
     """Problems as `error:` lines (or `problem:` where the command goes on, like plan), then
     warnings and skipped benchmarks; `verbose` (the check command) also lists what passed."""
-    from rich.markup import escape
+    from rich.markup import escape as _escape
+
+    from builder.errors import redact
+
+    def escape(text: str) -> str:  # a server's text (its model list) is shown too: never a secret
+        return _escape(redact(text))
 
     if verbose:
         for line in report.ok:

@@ -349,7 +349,8 @@ def test_truncated_shard_names_it_and_the_producer(tmp_path: Path) -> None:
     shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
     # A teacher no request reaches (vLLM, never started): the shard is checked before anything is
     # sent. (An unreachable endpoint would now be reported first, by `check`.)
-    path = write_recipe(tmp_path, {"teachers": [{"name": "r1", "kind": "vllm", "model": "m"}]})
+    path = write_recipe(tmp_path, {"teachers": [{"name": "r1", "kind": "vllm", "model": "m"}],
+                                   "prices": {"m": {"input_per_1m": 0.1, "output_per_1m": 0.2}}})  # no warning line
     one_line_error(*run("generate", path, "--work", work, child=True), shard, "re-run `answer-distill curate`")
     for command in ("responses", "variants"):  # the other readers of the same table
         one_line_error(*run(command, path, "--work", work), shard, "re-run `answer-distill curate`")
