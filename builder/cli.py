@@ -44,6 +44,7 @@ WorkOpt = Annotated[Path, typer.Option("--work", "-w", help="Work directory for 
 F = TypeVar("F", bound=Callable[..., Any])
 
 if TYPE_CHECKING:
+    from builder.check import Scope
     from builder.recipe import Recipe
 
 
@@ -106,12 +107,12 @@ def load(recipe_path: Path) -> Recipe:
     return recipe
 
 
-def precheck(recipe: Recipe, work: Path | None, out: Path | None, scope: str) -> None:
+def precheck(recipe: Recipe, work: Path | None, out: Path | None, scope: Scope) -> None:
     """`answer-distill check` for this command, before anything is written or paid: every
     problem on its own line, then exit 2 (plan prints them and goes on)."""
     from builder.check import print_report, run_check
 
-    report = run_check(recipe, work, out, scope)  # type: ignore[arg-type]
+    report = run_check(recipe, work, out, scope)
     print_report(report, console, err, as_errors=scope != "plan")
     if report.failed and scope != "plan":
         raise typer.Exit(2)

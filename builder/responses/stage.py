@@ -18,7 +18,7 @@ import multiprocessing
 import shutil
 import time
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -278,19 +278,19 @@ class _Selector:
 
     def __init__(self, precedence: list[str], teachers: list[str]) -> None:
         self.keys = [*precedence, "sample_index", "generation_id"]
-        self.order = {name: i for i, name in enumerate(teachers)}
+        order = {name: i for i, name in enumerate(teachers)}
+        value: dict[str, Callable[[dict[str, Any]], Any]] = {
+            "verified_pass": lambda r: r["verify_status"] != "pass",
+            "finish_stop": lambda r: r.get("finish_reason") != "stop",
+            "teacher_order": lambda r: order.get(r.get("teacher") or "", len(order)),
+            "sample_index": lambda r: r["sample_index"] if r["sample_index"] is not None else 1 << 30,
+            "generation_id": lambda r: r["generation_id"],
+        }
+        self._values = [value[k] for k in self.keys]
         self.best: dict[str, tuple[tuple[Any, ...], str, tuple[Any, ...] | None]] = {}
 
     def rank(self, row: dict[str, Any]) -> tuple[Any, ...]:
-        sample = row["sample_index"] if row["sample_index"] is not None else 1 << 30
-        value = {
-            "verified_pass": lambda: row["verify_status"] != "pass",
-            "finish_stop": lambda: row.get("finish_reason") != "stop",
-            "teacher_order": lambda: self.order.get(row.get("teacher") or "", len(self.order)),
-            "sample_index": lambda: sample,
-            "generation_id": lambda: row["generation_id"],
-        }
-        return tuple(value[k]() for k in self.keys)
+        return tuple(v(row) for v in self._values)
 
     def offer(self, row: dict[str, Any]) -> None:
         key = f"{row['prompt_id']}\x00{row['teacher_role']}"
