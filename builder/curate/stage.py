@@ -230,6 +230,9 @@ def _curate(recipe: Recipe, work: WorkDir, progress: Any = None) -> CurateResult
     if recipe.curate.decontaminate.enabled:
         tick("decontaminate")
         drop, decontam_meta = _decontaminate(recipe, cols, work)
+        # Said loudly, not only recorded: the card must disclose what was not checked.
+        warnings += [f"decontamination against {b} skipped: its file is absent (optional: true)"
+                     for b in dict.fromkeys(decontam_meta.skipped_absent)]  # fmt: skip
         cols = _step(ledger, "decontaminate", cols, drop)
     tick("balance")
     bal = balance(cols["prompt_id"], cols["source"], cols["category"], recipe.curate.balance)
