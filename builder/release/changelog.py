@@ -131,7 +131,8 @@ def render(version: str, date: str, quality: dict[str, Any], previous: Path | No
 
     lines.append("\n### Recipe\n")
     old_recipe = previous / "recipe.yaml"
-    changes = recipe_diff(old_recipe.read_text() if old_recipe.is_file() else None, recipe_text)
+    changes = (recipe_diff(old_recipe.read_text(), recipe_text) if old_recipe.is_file()
+               else {"other": ["- the previous release publishes no recipe.yaml to compare with"]})
     if not changes:
         lines.append("- no recipe change other than the version")
     for label in [g for g, _ in GROUPS] + ["other"]:
