@@ -41,6 +41,9 @@ class Candidate:
     control: dict[str, Any] | None  # the selected kept PARSED row of the control teacher
     summary: str | None = None  # S_think, when the summarizer produced one that passed checks
     summary_failure: str | None = None
+    # (fragment rate, filler rate, repetition, final result covered, faithfulness) of `summary`
+    summary_scores: tuple[float, float, float, bool | None, float] | None = None
+    overthinking_z: float | None = None  # the reasoning reply's thinking length z-score
 
 
 VariantFn = Callable[[Candidate], "str | Skip"]
