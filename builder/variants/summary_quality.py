@@ -36,7 +36,7 @@ _CJK = re.compile(rf"[{_HAN}]")
 _LIST = re.compile(r"^(?:[-*•+]\s|#+\s|\d+[.)]\s|\(?[a-z]\)\s)")
 _NUMS = re.compile(r"\d+")
 # An opening that is a symbol, not a word: "k2/k1 = 5", "dy/dx", "x = 3", "f(x)", "n = PV/RT".
-IDENT = re.compile(r"^[\w']+(?:[^\w\s,.;:!?'’]|\s+[=<>≤≥≡+\-*/^]|$)|^\w(?:\W|$)")
+IDENT = re.compile(r"^[\w']+(?:[^\w\s,.;:!?'’]|\s+[=<>≤≥≡+\-*/^]|$)|^(?![ai]\s)\w(?:\W|$)")
 _DEPENDENT = re.compile(r"(?i)^(?:because|which|whereas|although|though|whether)\b")
 _MAIN_CLAUSE = re.compile(r"(?i),\s*(?:so(?!\s+that)|then|therefore|hence|thus|we|it|the)\b")
 _VERB_WORDS = (
@@ -57,7 +57,7 @@ _FILLER_EN = re.compile(
     r"that's not right|no wait|not correct|i'm confused|confusing|need to output|should output|must output|"
     r"i'm|i'll|i've|i'd|we'll|we'd|makes sense|looks (?:correct|right|good)|sounds right|seems (?:right|correct)|"
     r"to confirm|let me|doesn't make sense|does not make sense|makes no sense|need to think|might not|"
-    r"not sure|unsure|or something like that|or something)(?:\W|$)|^(?:or|no)\b|\bi (?:could|can|need|think|will|would|should|am|have|must|know|guess|recall)\b"
+    r"not sure|unsure|or something like that|or something|actually|as above|indeed)(?:\W|$)|^(?:or|no)\b|\bi (?:could|can|need|think|will|would|should|am|have|must|know|guess|recall|believe|remember|suppose|wonder)\b"
 )
 # "I" is case-sensitive: "i" is the imaginary unit, and "option I" / "(I)" an MMLU-Pro letter.
 _FILLER_I = re.compile(r"(?<![\w(])I(?:'m|'ll|'ve|'d|’m|’ll)?(?![\w)])")
