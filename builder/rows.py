@@ -191,6 +191,26 @@ VARIANT_FEATURES = Features(
     }
 )
 
+# A preference pair (the `pairs` config, builder/variants/pairs.py): TRL's conversational
+# preference format (prompt / chosen / rejected as message lists) plus why the rejected side lost.
+PAIR_FEATURES = Features(
+    {
+        "prompt_id": Value("string"),
+        "prompt": MESSAGES,
+        "chosen": MESSAGES,
+        "rejected": MESSAGES,
+        "rejection_reason": Value("string"),  # verified_fail | truncated | repetitive | inconsistent
+        "chosen_generation_id": Value("string"),
+        "rejected_generation_id": Value("string"),
+        "chosen_verify_status": Value("string"),
+        "rejected_verify_status": Value("string"),
+        "teacher_model": Value("string"),
+        "category": Value("string"),
+        "language": Value("string"),
+        **PROVENANCE,
+    }
+)
+
 # A parsed, validated and verified reply (the responses stage). Quarantined rows keep the
 # same schema in their own folder, with their reject codes.
 PARSED_FEATURES = Features(

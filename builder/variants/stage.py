@@ -37,14 +37,16 @@ from builder.tables import VariantsSummary
 from builder.tokens import count_tokens
 from builder.variants.llm_summary import LlmSummarizer
 from builder.variants.overthinking import CODE as OVERTHINKING
-from builder.variants.overthinking import LengthStats, difficulty, pass_rates
-from builder.variants.registry import REGISTRY, Candidate, Skip, declare, to_build
+from builder.variants.overthinking import LengthStats, difficulty, histogram, pass_rates
+from builder.variants.pairs import multi_samples, write_pairs
+from builder.variants.registry import REGISTRY, Candidate, Skip, declare, omitted, to_build
 from builder.variants.summarizer import SummaryGate, assess_summary, extractive_summary
+from builder.variants.summary_quality import Tally
 from builder.workdir import WorkDir
 
 STAGE = "variants"
 READS = (tables.PROMPTS, tables.PARSED, tables.QUARANTINE)
-WRITES = (tables.VARIANT, tables.VARIANTS_LEDGER, VariantsSummary)
+WRITES = (tables.VARIANT, tables.PAIRS, tables.VARIANTS_LEDGER, VariantsSummary)
 CHATML_OVERHEAD = 5  # <|im_start|> role \n … <|im_end|> \n: tokens per message beyond content
 # The reply columns a variant row needs (everything but the bookkeeping ones).
 REPLY_COLS = [
@@ -261,12 +263,19 @@ def _variants(recipe: Recipe, work: WorkDir, progress: Any = None) -> VariantsRe
         "summary_template_id": llm.template.id if llm else None,
         "summary_template_hash": llm.template.hash if llm else None,
     }
-    writers = {name: work.writer(tables.variant(name), cfg.shard_rows) for name in build}
+    chat = [name for name in build if not REGISTRY[name].preference]
+    want_pairs = len(chat) < len(build)
+    writers = {name: work.writer(tables.variant(name), cfg.shard_rows) for name in chat}
+    if want_pairs:
+        writers["pairs"] = work.writer(tables.PAIRS, cfg.shard_rows)
     absent: dict[str, Counter[str]] = {name: Counter() for name in build}
     zs: list[float | None] = []
+    tally = Tally()
     try:
         loaders = _buckets(work, cfg, tmp)
-        rates = pass_rates([*work.require(tables.PARSED), *work.shards(tables.QUARANTINE)])
+        reply_files = [*work.require(tables.PARSED), *work.shards(tables.QUARANTINE)]
+        rates = pass_rates(reply_files)
+        samples = multi_samples(reply_files) if want_pairs else {}
         stats = _length_stats(loaders, rates)
         for load in loaders:
             bucket = load()
@@ -283,8 +292,12 @@ def _variants(recipe: Recipe, work: WorkDir, progress: Any = None) -> VariantsRe
                         f"summarizing {sum(c.reasoning is not None for c in cands):,} thinking traces ({cfg.summarizer.kind})"
                     )
                 _summaries(cands, cfg, llm)
+                for c in cands:
+                    tally.add(c.summary_scores)
+            if want_pairs:
+                write_pairs(cands, samples, ledger, writers["pairs"], absent["pairs"], prov)
             prompt_tokens = _prompt_tokens(recipe.student, prompts)
-            for name in build:
+            for name in chat:
                 ledger.enter(name, len(cands))
                 # In chunks: a bucket's variant texts, token ids and row dicts at once would take GBs.
                 for lo in range(0, len(cands), TOKEN_CHUNK):
@@ -313,6 +326,10 @@ def _variants(recipe: Recipe, work: WorkDir, progress: Any = None) -> VariantsRe
             variants=build,
             specs=declare(build),
             seconds=res.seconds,
+            omitted=omitted(build),
+            overthinking_histogram=histogram(zs),
+            overthinking_z=cfg.overthinking_z,
+            summary_quality=tally.figures() if summarize else {},
         )
     )
     return res

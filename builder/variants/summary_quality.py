@@ -261,3 +261,35 @@ def score_summary(summary: str, think: str, answer: str = "") -> SummaryScores:
         exact.add(key)
         seen.append(set(key.split()))
     return SummaryScores(len(sents), frag / n, fill / n, rep / n, covers(summary, final_result(think, answer)))
+
+
+class Tally:
+    """Run-wide summary figures for the variants summary and quality.json (the card's source):
+    sentence-weighted rates over every scored summary, and result coverage where there is one."""
+
+    def __init__(self) -> None:
+        self.summaries = self.with_result = self.covered = 0
+        self.fragment = self.filler = self.repetition = self.faithfulness = 0.0
+
+    def add(self, scores: tuple[float, float, float, bool | None, float] | None) -> None:
+        if scores is None:
+            return
+        frag, fill, rep, covered, faith = scores
+        self.summaries += 1
+        self.fragment, self.filler, self.repetition = self.fragment + frag, self.filler + fill, self.repetition + rep
+        self.faithfulness += faith
+        if covered is not None:
+            self.with_result += 1
+            self.covered += covered
+
+    def figures(self) -> dict[str, float | int]:
+        n = self.summaries or 1
+        return {
+            "scored": self.summaries,
+            "fragment_rate_mean": round(self.fragment / n, 4),
+            "filler_rate_mean": round(self.filler / n, 4),
+            "repetition_mean": round(self.repetition / n, 4),
+            "final_result_coverage": round(self.covered / (self.with_result or 1), 4),
+            "with_final_result": self.with_result,
+            "faithfulness_score_mean": round(self.faithfulness / n, 4),
+        }
