@@ -225,3 +225,23 @@ def test_handchecked_rows_meet_the_targets_by_the_scorer_and_by_the_reader() -> 
     # The reader's verdicts: 26 of 30 read as summaries; the 4 flawed ones (steps repeated in
     # other words, jumbled derivatives, a source with mojibake) are what the scorer cannot see.
     assert ok == 26
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [
+        ({"summarizer": {"max_filler_rate": 2}}, "max_filler_rate"),
+        ({"summarizer": {"min_faithfulness": -0.1}}, "min_faithfulness"),
+        ({"summarizer": {"max_sentences": 0}}, "max_sentences"),
+        ({"overthinking_z": 0}, "overthinking_z"),
+        ({"summarizer": {"max_fragment_rat": 0.1}}, "max_fragment_rat"),  # a typo
+    ],
+)
+def test_bad_threshold_values_are_one_line_user_errors(section: dict[str, Any], key: str) -> None:
+    from builder.errors import UserError
+    from tests.fixtures.stages import sample_recipe
+
+    with pytest.raises(UserError) as e:
+        sample_recipe(variants=section)
+    msg = str(e.value)
+    assert "\n" not in msg and key in msg and "variants" in msg

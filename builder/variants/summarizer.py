@@ -12,7 +12,9 @@ monologue's loudest lines:
    a result other than the thinking's final one;
 3. the rest are ranked: the decisive step (the last sentence stating the final result) first,
    then equations, sentences that share the answer's vocabulary, causal steps and the plan;
-   they are taken within the budget, repeats skipped, and printed in their original order;
+   they are taken within the budget (at most `max_sentences`), repeats skipped, and printed in
+   their original order, the decisive step last (a thinking that checks its result afterwards
+   still ends the summary at the result);
 4. when no kept sentence states the final result, one closing sentence does ("The answer is B." /
    "答案是 B。"): the summary always ends at the thinking's result.
 
@@ -44,11 +46,13 @@ __all__ = ["SummaryGate", "check_summary", "extractive_summary", "final_answers"
 
 _CJK_END = ("。", "！", "？", "；")
 _TAGS = ("<think>", "</think>", "<answer>", "</answer>")
+# Leading discourse markers. Connectives go as they are ("So the …", "Thus x = 3"); interjections
+# and ordinals only with their punctuation: "Right triangles …" and "First law …" keep their word.
 _LEAD = re.compile(
-    r"^(?:(?:so|okay|ok|alright|well|hmm+|wait|but|and|now|then|therefore|thus|hence|yes|yeah|right|oh|ah|also|"
-    r"anyway|actually|final answer|first(?:ly)?|second(?:ly)?|next|finally|again|indeed|in (?:summary|conclusion|short)|"
-    r"overall|similarly|additionally|moreover|furthermore|therefore,? the|so yes|so,? in (?:summary|conclusion))"
-    r"\b[\s,.!:—-]*)+",
+    r"^(?:(?:(?:so|but|and|then|therefore|thus|hence|actually|so yes)\b[\s,.!:—-]*)"
+    r"|(?:(?:okay|ok|alright|well|hmm+|wait|yes|yeah|right|oh|ah|also|anyway|first(?:ly)?|second(?:ly)?|next|"
+    r"finally|again|indeed|now|in (?:summary|conclusion|short)|overall|similarly|additionally|moreover|"
+    r"furthermore|final answer)\s*[,.!:—-]+\s*))+",
     re.I,
 )
 _LEAD_ZH = re.compile(r"^(?:(?:所以|因此|那么|然后|首先|接下来|最后|另外|其次|于是|总之|综上所述?|嗯|好的|因而|故)[，,、\s]*)+")
