@@ -45,12 +45,16 @@ def _bare(text: str) -> str:
     return "".join(text.split())
 
 
+_DIGITS = frozenset("0123456789")
+
+
 def _has_number(n: str, source: str) -> bool:
     """`n` (commas dropped) occurs in `source` (commas dropped) as a whole number."""
     at = source.find(n)
     while at >= 0:
         before, after = source[at - 1 : at], source[at + len(n) : at + len(n) + 1]
-        if not (before.isdigit() or before == ".") and not after.isdigit():
+        # ASCII digits only: "3²" holds a 3 ("²".isdigit() is True).
+        if not (before in _DIGITS or before == ".") and after not in _DIGITS:
             return True
         at = source.find(n, at + 1)
     return False
