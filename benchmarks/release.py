@@ -103,7 +103,9 @@ def _shard(variant: str, start: int, n: int, pools: dict[str, list[str]]) -> Any
         "source_row_id": pa.array([str(i) for i in range(start, start + n)]),
         "schema_version": const(prov["schema_version"]), "toolkit_version": const(prov["toolkit_version"]),
     }
-    return pa.table(cols, schema=VARIANT_FEATURES.arrow_schema)
+    schema = VARIANT_FEATURES.arrow_schema
+    cols.update({f.name: pa.nulls(n, f.type) for f in schema if f.name not in cols})  # e.g. summary scores
+    return pa.table({f.name: cols[f.name] for f in schema}, schema=schema)
 
 
 def generate(work: Path, rows: int, shard_rows: int) -> dict[str, int]:

@@ -180,6 +180,36 @@ VARIANT_FEATURES = Features(
         "teacher_answer_tokens": Value("int32"),
         "student_tokens": Value("int32"),  # whole conversation, student tokenizer
         "assistant_student_tokens": Value("int32"),
+        # Summary quality and faithfulness (builder/variants/summary_quality.py, faithfulness.py);
+        # null on variants without a summary.
+        "summary_fragment_rate": Value("float32"),
+        "summary_filler_rate": Value("float32"),
+        "summary_repetition": Value("float32"),
+        "summary_final_covered": Value("bool"),  # null: the thinking states no checkable result
+        "faithfulness_score": Value("float32"),
+        # Thinking length as a z-score of log teacher tokens within category (and verified
+        # difficulty); null without a reasoning reply or a large enough group.
+        "overthinking_z": Value("float32"),
+        **PROVENANCE,
+    }
+)
+
+# A preference pair (the `pairs` config, builder/variants/pairs.py): TRL's conversational
+# preference format (prompt / chosen / rejected as message lists) plus why the rejected side lost.
+PAIR_FEATURES = Features(
+    {
+        "prompt_id": Value("string"),
+        "prompt": MESSAGES,
+        "chosen": MESSAGES,
+        "rejected": MESSAGES,
+        "rejection_reason": Value("string"),  # verified_fail | truncated | repetitive | inconsistent
+        "chosen_generation_id": Value("string"),
+        "rejected_generation_id": Value("string"),
+        "chosen_verify_status": Value("string"),
+        "rejected_verify_status": Value("string"),
+        "teacher_model": Value("string"),
+        "category": Value("string"),
+        "language": Value("string"),
         **PROVENANCE,
     }
 )

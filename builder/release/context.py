@@ -125,6 +125,20 @@ def quality_payload(recipe: Recipe, work: WorkDir, specs: list[VariantInfo], sta
         "spend_usd_by_role": spend,
         "cost_per_kept_row": costs(spend, {v: s.rows for v, s in stats.items()},
                                    {s.name: teacher_roles(s) for s in specs}),
+        **_self_checks(summaries),
+    }
+
+
+def _self_checks(summaries: Summaries) -> dict[str, Any]:
+    """The variants stage's self-check figures (issue 14): summary quality and faithfulness, the
+    thinking-length z-score histogram, and the configs built but not published (with why)."""
+    v = summaries.variants
+    if v is None:
+        return {}
+    return {
+        "summary_quality": {**v.summary_quality, "think_summary_absent": v.absent.get("think_summary", {})},
+        "overthinking": {"threshold_z": v.overthinking_z, "histogram": v.overthinking_histogram},
+        "omitted_configs": v.omitted,
     }
 
 

@@ -42,7 +42,7 @@ from builder.teachers.prompting import Template
 from builder.teachers.send import schedule, send
 from builder.teachers.store import Latest, RecordReader, latest
 from builder.variants.registry import Candidate
-from builder.variants.summarizer import check_summary
+from builder.variants.summarizer import SummaryGate, check_summary
 from builder.workdir import WorkDir
 
 FIELDS = ("question", "thinking")
@@ -159,7 +159,7 @@ class LlmSummarizer:
             for gid, job in jobs.items():
                 failure, text = self._outcome(self.stored.get(gid), reader)
                 if failure is None:
-                    failure = check_summary(text, job.think, job.answer, job.question, self.cfg.max_ratio)
+                    failure = check_summary(text, job.think, job.answer, job.question, self.cfg.max_ratio, SummaryGate.of(self.cfg))
                 if failure:
                     job.cand.summary_failure = failure
                 else:
