@@ -331,6 +331,6 @@ class ShardWriter:
         if not self.paths:  # an empty table still gets one shard, like write_shards
             self._roll()
             assert self._writer is not None
-            self._writer.write_table(self.schema.empty_table())
+            self._writer.write_table(arrow_table({k: [] for k in self.features}, self.features))
         self._finish()
         return self.paths
