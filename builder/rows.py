@@ -126,14 +126,14 @@ def arrow_schema(features: Features) -> pa.Schema:
     return features.arrow_schema
 
 
-def _storage(t: pa.DataType) -> pa.DataType:
+def storage_type(t: pa.DataType) -> pa.DataType:
     """`t` with every extension type (Json) replaced by its storage type (string)."""
     if isinstance(t, pa.BaseExtensionType):
         return t.storage_type
     if pa.types.is_list(t):
-        return pa.list_(pa.field(t.value_field.name, _storage(t.value_type)))
+        return pa.list_(pa.field(t.value_field.name, storage_type(t.value_type)))
     if pa.types.is_struct(t):
-        return pa.struct([pa.field(f.name, _storage(f.type)) for f in t])
+        return pa.struct([pa.field(f.name, storage_type(f.type)) for f in t])
     return t
 
 
@@ -141,7 +141,7 @@ def arrow_table(data: dict[str, list[Any]] | list[dict[str, Any]], features: Fea
     """Columns or rows as a table of `features`' schema. Arrow cannot build extension arrays
     from Python values, so Json items (JSON text here) go in as strings and are cast."""
     schema = features.arrow_schema
-    storage = pa.schema([pa.field(f.name, _storage(f.type)) for f in schema], metadata=schema.metadata)
+    storage = pa.schema([pa.field(f.name, storage_type(f.type)) for f in schema], metadata=schema.metadata)
     if isinstance(data, list):
         table = pa.Table.from_pylist([{k: r[k] for k in features} for r in data], schema=storage)
     else:
