@@ -73,10 +73,13 @@ def _shard(variant: str, start: int, n: int, pools: dict[str, list[str]]) -> Any
     replies = [pools[variant][(i * 7) % P] for i in range(start, start + n)]
     contents = [x for pair in zip(prompts, replies) for x in pair]
     roles = pa.array(["user", "assistant"] * n)
+    schema = VARIANT_FEATURES.arrow_schema
+    calls_type = schema.field("messages").type.value_type.field("tool_calls").type
     messages = pa.ListArray.from_arrays(
         pa.array(range(0, 2 * n + 1, 2), pa.int32()),
-        pa.StructArray.from_arrays([roles, pa.array(contents, pa.large_string()).cast(pa.string())],
-                                   names=["role", "content"]))
+        pa.StructArray.from_arrays([roles, pa.array(contents, pa.large_string()).cast(pa.string()),
+                                    pa.nulls(2 * n, calls_type)],
+                                   names=["role", "content", "tool_calls"]))
     prov = provenance_defaults()
 
     def const(v: Any, t: Any = None) -> Any:
@@ -84,7 +87,7 @@ def _shard(variant: str, start: int, n: int, pools: dict[str, list[str]]) -> Any
 
     student = [len(r) // 4 + len(p) // 4 + 15 for p, r in zip(prompts, replies)]
     cols = {
-        "prompt_id": pa.array(ids), "variant": const(variant), "messages": messages, "tools_json": const(None),
+        "prompt_id": pa.array(ids), "variant": const(variant), "messages": messages, "tools": pa.nulls(n, schema.field("tools").type),
         "category": pa.array(["math" if i % 3 == 0 else "chat" for i in range(start, start + n)]),
         "language": const("en"), "num_turns": const(1, pa.int32()),
         "generation_id": pa.array([f"g{x}" for x in ids]), "teacher_model": const("deepseek-reasoner"),
@@ -103,7 +106,6 @@ def _shard(variant: str, start: int, n: int, pools: dict[str, list[str]]) -> Any
         "source_row_id": pa.array([str(i) for i in range(start, start + n)]),
         "schema_version": const(prov["schema_version"]), "toolkit_version": const(prov["toolkit_version"]),
     }
-    schema = VARIANT_FEATURES.arrow_schema
     cols.update({f.name: pa.nulls(n, f.type) for f in schema if f.name not in cols})  # e.g. summary scores
     return pa.table({f.name: cols[f.name] for f in schema}, schema=schema)
 

@@ -111,7 +111,7 @@ def build_work(root: Path, n_en: int = 60, n_zh: int = 20, shard_rows: int = 25)
             row = {
                 "prompt_id": p["prompt_id"], "variant": variant,
                 "messages": [*p["messages"], {"role": "assistant", "content": text}],
-                "tools_json": None, "category": p["category"], "language": p["language"], "num_turns": 1,
+                "tools": None, "category": p["category"], "language": p["language"], "num_turns": 1,
                 "generation_id": f"g-{variant}-{p['prompt_id'][:12]}" if teacher else None,
                 "teacher_model": teacher, "endpoint_kind": "import" if teacher else None,
                 "prompt_template_id": "r1_system_v1" if teacher else None,

@@ -60,6 +60,7 @@ ALL_CHECKS = (
     "student_tokens_within_max",
     "language_consistent",
     "not_contaminated",
+    "tools_kept",  # a tool-use row carries its tool definitions in `tools`
     "category_mix",
     "source_mix",
     "verification_rate",

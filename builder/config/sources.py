@@ -26,6 +26,9 @@ class FieldMap(Strict):
     language: str | None = Field(None, description="per-row language code")
     id: str | None = Field(None, description="source row id; default: file:line or the row index")
     tools: str | None = Field(None, description="tool definitions (list/dict/JSON string)")
+    tool_calls: str | None = Field(
+        None, description="the community response's tool calls (OpenAI `tool_calls` or [{name, arguments}]; "
+        "list or JSON string): the `original` turn's structured `tool_calls`")
     options: str | None = Field(None, description="MCQ options appended to the prompt as 'A. …' lines")
 
     @model_validator(mode="after")

@@ -118,7 +118,8 @@ def omitted(names: Iterable[str]) -> dict[str, str]:
 def original(c: Candidate) -> str | Skip:
     resp = c.prompt.get("original_response")
     if not resp:
-        return Skip("no_original_response")
+        # A reply that only calls tools has no text: its calls are the turn (the stage adds them).
+        return "" if c.prompt.get("original_tool_calls") else Skip("no_original_response")
     # A community reply that carries reasoning tags would teach the non-reasoning student
     # to think aloud: it is left out of `original` (the card counts it) rather than edited.
     if "<think>" in resp or "</think>" in resp:

@@ -32,7 +32,7 @@ from builder.config.variants import VariantsConfig
 from builder.errors import UserError
 from builder.ledger import DROPPED, KEPT, Ledger
 from builder.recipe import Recipe
-from builder.rows import PARSED_FEATURES, PROMPT_FEATURES, provenance_defaults
+from builder.rows import PARSED_FEATURES, PROMPT_FEATURES, provenance_defaults, tools_list
 from builder.tables import VariantsSummary
 from builder.tokens import count_tokens
 from builder.variants.llm_summary import LlmSummarizer
@@ -234,7 +234,8 @@ def _length_stats(loaders: list[Callable[[], Bucket]], rates: dict[str, float]) 
 
 def _prompt_tokens(student: StudentConfig, prompts: list[dict[str, Any]]) -> list[int]:
     # Tool definitions go into the system turn by the chat template, so they count too.
-    texts = ["\n".join([*(m["content"] or "" for m in p["messages"]), p.get("tools_json") or ""]) for p in prompts]
+    texts = ["\n".join([*(m["content"] or "" for m in p["messages"]), *(c for m in p["messages"] for c in m.get("tool_calls") or []),
+                        p.get("tools_json") or ""]) for p in prompts]
     counts = count_tokens(student.tokenizer, texts)
     return [t + CHATML_OVERHEAD * len(p["messages"]) for t, p in zip(counts, prompts)]
 
@@ -350,9 +351,12 @@ def _variant_chunk(
     spec = REGISTRY[name]
     fn = spec.fn
     results = [fn(c) for c in cands]
-    a_tokens = count_tokens(student.tokenizer, [r if isinstance(r, str) else "" for r in results])
+    # A community response can be (or end in) tool calls; teacher replies carry none.
+    calls = [c.prompt.get("original_tool_calls") if spec.reply is None else None for c in cands]
+    a_tokens = count_tokens(student.tokenizer, [
+        "\n".join([r, *(k or [])]) if isinstance(r, str) else "" for r, k in zip(results, calls)])
     rows: list[dict[str, Any]] = []
-    for c, res, n_tok, p_tok in zip(cands, results, a_tokens, prompt_tokens):
+    for c, res, n_tok, p_tok, tool_calls in zip(cands, results, a_tokens, prompt_tokens, calls):
         p = c.prompt
         total = p_tok + n_tok + CHATML_OVERHEAD
         if isinstance(res, str) and total > student.max_tokens:
@@ -375,8 +379,8 @@ def _variant_chunk(
             {
                 "prompt_id": p["prompt_id"],
                 "variant": name,
-                "messages": [*p["messages"], {"role": "assistant", "content": res}],
-                "tools_json": p["tools_json"],
+                "messages": [*p["messages"], {"role": "assistant", "content": res, "tool_calls": tool_calls}],
+                "tools": tools_list(p["tools_json"]),
                 "category": p["category"],
                 "language": p["language"],
                 "num_turns": p["num_turns"],
