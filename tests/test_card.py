@@ -64,7 +64,7 @@ def test_every_published_column_is_described() -> None:
     assert columns.undescribed(VARIANT_FEATURES) == []
     rows = columns.table(VARIANT_FEATURES)
     assert [r["name"] for r in rows] == list(VARIANT_FEATURES)
-    assert {r["type"] for r in rows} >= {"string", "int32", "list<{role, content}>", "list<string>"}
+    assert {r["type"] for r in rows} >= {"string", "int32", "list<{role, content, tool_calls}>", "list<string>"}
 
 
 def test_card_fields_are_exactly_what_the_release_provides(built: dict[str, Any]) -> None:
