@@ -87,6 +87,7 @@ def test_two_local_tasks_write_the_same_rows_as_one(one_task: dict[str, pa.Table
     assert not (tmp_path / "w" / "responses" / "tasks").exists() or not any((tmp_path / "w" / "responses" / "tasks").iterdir())
 
 
+@pytest.mark.slow
 def test_a_killed_task_reruns_only_its_own_shards(one_task: dict[str, pa.Table], base: Path, tmp_path: Path) -> None:
     work = tmp_path / "w"
     shutil.copytree(base, work)
