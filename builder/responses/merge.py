@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shutil
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,30 +28,54 @@ from builder.workdir import ShardWriter, WorkDir
 Batch = tuple[list[dict[str, Any]], list[str]]  # processed rows, each row's prompt source
 
 
-def _rank(row: dict[str, Any]) -> tuple[bool, int, str]:
-    """Rejection sampling order: verified first, then lowest sample index (id breaks ties)."""
-    return (
-        row["verify_status"] != "pass",
-        row["sample_index"] if row["sample_index"] is not None else 1 << 30,
-        row["generation_id"],
-    )
+DEFAULT_PRECEDENCE = ["verified_pass", "teacher_order"]  # GenerateConfig.precedence's default
 
 
-class _Selector:
-    """The best-ranked kept sample per (prompt, role), kept as ids only."""
+class Selector:
+    """The best kept reply per (prompt, role) by `generate.precedence`, kept as ids only.
 
-    def __init__(self) -> None:
-        self.best: dict[str, tuple[tuple[bool, int, str], str]] = {}
+    A reply's rank is one value per precedence key (verified_pass: passed first; finish_stop:
+    finish_reason stop first; teacher_order: the teacher listed first in generate.teachers;
+    sample_index: lowest first), then the sample index and the generation id, so the choice
+    never depends on shard order. The runner-up is kept too: the first key where the winner
+    beats it is why the winner was chosen (`selected_by`)."""
+
+    def __init__(self, precedence: list[str], teachers: list[str]) -> None:
+        self.keys = [*precedence, "sample_index", "generation_id"]
+        order = {name: i for i, name in enumerate(teachers)}
+        value: dict[str, Callable[[dict[str, Any]], Any]] = {
+            "verified_pass": lambda r: r["verify_status"] != "pass",
+            "finish_stop": lambda r: r.get("finish_reason") != "stop",
+            "teacher_order": lambda r: order.get(r.get("teacher") or "", len(order)),
+            "sample_index": lambda r: r["sample_index"] if r["sample_index"] is not None else 1 << 30,
+            "generation_id": lambda r: r["generation_id"],
+        }
+        self._values = [value[k] for k in self.keys]
+        self.best: dict[str, tuple[tuple[Any, ...], str, tuple[Any, ...] | None]] = {}
+
+    def rank(self, row: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(v(row) for v in self._values)
 
     def offer(self, row: dict[str, Any]) -> None:
         key = f"{row['prompt_id']}\x00{row['teacher_role']}"
-        rank = _rank(row)
+        rank = self.rank(row)
         cur = self.best.get(key)
-        if cur is None or rank < cur[0]:
-            self.best[key] = (rank, row["generation_id"])
+        if cur is None:
+            self.best[key] = (rank, row["generation_id"], None)
+        elif rank < cur[0]:
+            self.best[key] = (rank, row["generation_id"], cur[0])
+        elif cur[2] is None or rank < cur[2]:
+            self.best[key] = (cur[0], cur[1], rank)
 
-    def chosen(self) -> set[str]:
-        return {gid for _, gid in self.best.values()}
+    def chosen(self) -> dict[str, str]:
+        """Selected generation id → the precedence key that decided ("only_reply": no rival)."""
+        out: dict[str, str] = {}
+        for rank, gid, runner in self.best.values():
+            if runner is None:
+                out[gid] = "only_reply"
+            else:
+                out[gid] = next(k for k, a, b in zip(self.keys, rank, runner) if a != b)
+        return out
 
 
 @dataclass
@@ -77,11 +101,10 @@ def read_outputs(scratch: Path, n_shards: int, batch_rows: int) -> Iterator[Batc
 
 
 def merge(batches: Iterator[Batch], work: WorkDir, ledger: Ledger, step: str, shard_rows: int,
-          out: Path, progress: Any = None, n_in: int = 0) -> Merged:  # fmt: skip
+          out: Path, selector: Selector, progress: Any = None, n_in: int = 0) -> Merged:  # fmt: skip
     """Write `parsed` and `quarantine` and record every row in `ledger` (entered by the caller)."""
     staging = ShardWriter(out / ".parsed-unselected", PARSED_FEATURES, shard_rows)
     quarantine = work.writer(tables.QUARANTINE, shard_rows)
-    selector = _Selector()
     seen: set[str] = set()
     m = Merged()
     for rows, sources in batches:
@@ -111,17 +134,18 @@ def merge(batches: Iterator[Batch], work: WorkDir, ledger: Ledger, step: str, sh
     staged = staging.close()
     quarantine.close()
 
-    # Second pass: set `selected`, one shard at a time.
-    chosen = pa.array(sorted(selector.chosen()), pa.string())
+    # Second pass: set `selected` and `selected_by`, one shard at a time.
+    why = selector.chosen()
     parsed = work.writer(tables.PARSED, shard_rows)
     for f in staged:
         t = pq.read_table(f)
-        sel = pc.is_in(t.column("generation_id"), value_set=chosen)
-        parsed.write_table(t.set_column(t.schema.get_field_index("selected"), "selected", sel))
+        by = pa.array([why.get(g) for g in t.column("generation_id").to_pylist()], pa.string())
+        t = t.set_column(t.schema.get_field_index("selected"), "selected", pc.is_valid(by))
+        parsed.write_table(t.set_column(t.schema.get_field_index("selected_by"), "selected_by", by))
         f.unlink()
     parsed.close()
     shutil.rmtree(staging.out_dir, ignore_errors=True)
-    m.kept, m.quarantined, m.selected = staging.rows, quarantine.rows, len(chosen)
+    m.kept, m.quarantined, m.selected = staging.rows, quarantine.rows, len(why)
     if m.rows_in != n_in or m.kept + m.quarantined != n_in:  # nothing lost between tasks and merge
         raise RuntimeError(f"responses accounting broken: {n_in:,} replies in, {m.rows_in:,} merged, "
                            f"{m.kept:,} kept + {m.quarantined:,} quarantined")  # fmt: skip

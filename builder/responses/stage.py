@@ -3,7 +3,8 @@
 READS / WRITES below (builder/tables.py). Kept replies go to `parsed`, where `selected` marks
 the one sample per (prompt, teacher role) the variants use; rejected ones go to `quarantine`
 with their reject codes. With n samples per prompt, the selected sample is the first kept one
-that passed verification, else the first kept one (rejection sampling).
+that passed verification, else the first kept one (rejection sampling); with several teachers
+of one role, `generate.precedence` decides (see Selector) and `selected_by` says why.
 
 Memory: replies stream through in batches (parsed in worker processes when
 `responses.workers` > 1) and are written as they come; only the prompts' small columns
@@ -34,7 +35,7 @@ from builder.ledger import Ledger
 from builder.reasoning_format import resolve_delimiters
 from builder.recipe import Recipe
 from builder.responses.grammar import REJECT_CODES, validate
-from builder.responses.merge import Batch, merge, read_outputs
+from builder.responses.merge import DEFAULT_PRECEDENCE, Batch, Selector, merge, read_outputs
 from builder.responses.shapes import normalize
 from builder.responses.tasks import ResponsesTask, after_shard, my_shards, output_path, write_output
 from builder.rows import provenance_defaults, stable_hash
@@ -235,6 +236,7 @@ def process_batch(
                 "prompt_id": r["prompt_id"],
                 "teacher_role": r["teacher_role"],
                 "sample_index": r["sample_index"],
+                "teacher": r.get("teacher"),
                 "teacher_model": r["teacher_model"],
                 "served_model": r.get("served_model"),
                 "endpoint_kind": r["endpoint_kind"],
@@ -256,6 +258,7 @@ def process_batch(
                 "teacher_answer_tokens": t_ans[i],
                 "student_answer_tokens": student[i],
                 "selected": False,
+                "selected_by": None,
                 **prov,
             }
         )
@@ -358,7 +361,9 @@ def _responses(recipe: Recipe, work: WorkDir, key: str, progress: Any = None) ->
     out = work.stage(STAGE)
     ledger = Ledger(STAGE)
     ledger.enter(STEP, n_in)
-    m = merge(batches, work, ledger, STEP, cfg.shard_rows, out, progress, n_in)
+    gen = recipe.generate
+    selector = Selector(gen.precedence if gen else DEFAULT_PRECEDENCE, [t.name for t in gen.teachers] if gen else [])
+    m = merge(batches, work, ledger, STEP, cfg.shard_rows, out, selector, progress, n_in)
     work.write_ledger(ledger)
     res = ResponsesResult(n_in, m.kept, m.quarantined, dict(m.reasons), dict(m.verify), time.perf_counter() - t0,
                           ledger.summary())  # fmt: skip
@@ -374,7 +379,10 @@ __all__ = ["run_responses", "process_batch", "REJECT_CODES", "STAGE_CODES", "Pro
 
 def fingerprint(recipe: Recipe, work: WorkDir) -> dict[str, Any]:
     """What this stage's outputs depend on (see WorkDir.fingerprint)."""
-    return work.fingerprint({"responses": recipe.responses, "student": recipe.student}, ("generate",), None)
+    gen = recipe.generate
+    choice = {"precedence": gen.precedence, "teachers": [t.name for t in gen.teachers]} if gen else None
+    return work.fingerprint({"responses": recipe.responses, "student": recipe.student, "selection": choice},
+                            ("generate",), None)  # fmt: skip
 
 
 def run_responses(recipe: Recipe, work: WorkDir, progress: Any = None) -> ResponsesResult:
