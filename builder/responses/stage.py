@@ -345,6 +345,7 @@ def _run_tasks(recipe: Recipe, work: WorkDir, n_tasks: int, key: str) -> Path:
 def _responses(recipe: Recipe, work: WorkDir, key: str, progress: Any = None) -> ResponsesResult:
     t0 = time.perf_counter()
     cfg = recipe.responses
+    work.require(tables.PROMPTS)  # checked first, as the readers of prompts do: a damaged shard is named
     files = work.require(tables.REPLIES)
     n_in = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
     n_tasks = _tasks(recipe, len(files))
