@@ -40,7 +40,7 @@ from builder.teachers.accounting import accounting
 from builder.teachers.items import WorkItem
 from builder.teachers.prompting import Template
 from builder.teachers.send import schedule, send
-from builder.teachers.store import Latest, RecordReader, latest
+from builder.teachers.store import Latest, RecordReader, StoreIndex, latest
 from builder.variants.registry import Candidate
 from builder.variants.summarizer import SummaryGate, check_summary
 from builder.workdir import WorkDir
@@ -115,7 +115,7 @@ class LlmSummarizer:
         # WorkItem and reply_row want a generate Template; it carries our id and hash as provenance.
         self._tpl = Template(self.template.id, self.template.version, self.template.system, "", self.template.hash)
         self.folder = work.store(tables.SUMMARY_STORE, self.teacher.name)
-        self.stored: dict[str, Latest] = latest(self.folder)
+        self.stored: StoreIndex = latest(self.folder)
         self.run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{os.getpid()}"
         self.requested = 0  # items sent this run (retries inside run_requests not counted)
 
