@@ -43,6 +43,8 @@ PROMPT_FEATURES = Features(
         "reference_answer": Value("string"),
         "tests_json": Value("string"),
         "verifier": Value("string"),
+        # IFEval-style instruction constraints the prompt states: JSON [{"id", "kwargs"}] (builder/constraints).
+        "constraints_json": Value("string"),
         **PROVENANCE,
     }
 )

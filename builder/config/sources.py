@@ -26,6 +26,10 @@ class FieldMap(Strict):
     id: str | None = Field(None, description="source row id; default: file:line or the row index")
     tools: str | None = Field(None, description="tool definitions (list/dict/JSON string)")
     options: str | None = Field(None, description="MCQ options appended to the prompt as 'A. …' lines")
+    constraints: str | None = Field(
+        None, description="known instruction constraints, a list (or JSON text) of IFEval {id, kwargs}; "
+        "unset: read from ifeval tests, else detected from the prompt (builder/constraints)",
+    )
 
     @model_validator(mode="after")
     def _prompt_or_messages(self) -> FieldMap:

@@ -13,6 +13,8 @@ import re
 from collections import Counter, defaultdict
 from typing import Any
 
+import orjson
+
 from builder.constraints import detect_en, detect_words, detect_zh
 from builder.constraints.spec import KWARGS, BadConstraints, Constraint, parse
 
@@ -95,3 +97,18 @@ def score(pairs: list[tuple[list[Constraint], list[Constraint]]]) -> dict[str, A
                        "arg_exact": fig(v["argok"], v["argn"] - v["argok"]), "n": v["tp"] + v["fn"]}
                    for k, v in sorted(per.items())},
     }  # fmt: skip
+
+
+def prompt_constraints(given: Any, tests_json: str | None, user_text: str) -> list[Constraint]:
+    """A prompt's constraints: the source's own list when it gives one (validated: BadConstraints
+    propagates, the caller quarantines), else an IFEval tests spec's, else what the text states."""
+    if given is not None:
+        return parse(given)
+    if tests_json and '"ifeval"' in tests_json:
+        try:
+            spec = orjson.loads(tests_json)
+            ids, kws = spec["instruction_id_list"], spec.get("kwargs") or [{} for _ in spec["instruction_id_list"]]
+            return parse([{"id": i, "kwargs": k} for i, k in zip(ids, kws, strict=True)])
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            pass  # an unreadable spec is the verifier's to report; detect instead
+    return detect(user_text)

@@ -35,7 +35,7 @@ def quoted(m: re.Match[str]) -> str:
 def _no_comma(text: str) -> Found:
     for s in sentences(text):
         m = re.search(r"\bcommas?\b", s, re.I)
-        if m and (re.search(_NEG, s[: m.start()], re.I) or re.match(r"\s*(?:are|is)\s+(?:not|never)\s+(?:allowed|permitted)", s[m.end() :], re.I)) and not re.search(r"separat\w*\s+(?:\w+\s+){0,3}(?:by|with)\s+(?:a\s+)?commas?", s, re.I):
+        if m and (re.search(_NEG, s[: m.start()], re.I) or re.match(r"\s+out\s+of", s[m.end() :], re.I) or re.match(r"\s*(?:are|is)\s+(?:not|never)\s+(?:allowed|permitted)", s[m.end() :], re.I)) and not re.search(r"separat\w*\s+(?:\w+\s+){0,3}(?:by|with)\s+(?:a\s+)?commas?", s, re.I):
             return [("punctuation:no_comma", {})]
     return []
 
@@ -56,7 +56,7 @@ def _counted(text: str, unit: str) -> list[tuple[str, int]]:
             out += [("less than", n + 1), ("at least", n)]
     if out:
         return out
-    pat = rf"(?P<n>{NUM})(?P<mid>\+?[\s-]*(?:or\s+(?:more|less|fewer)\s+)?(?:\w+[\s-]+)?){unit}s?\b(?P<after>[^.;\n]{{0,25}})"
+    pat = rf"(?P<n>{NUM})(?P<mid>\+?[\s-]*(?:or\s+(?:more|less|fewer)\s+)?(?:\w+[\s-]+)?){unit}s?\b(?P<after>[^.;\n]{{0,40}})"
     for m in re.finditer(pat, text, re.I):
         n = number(m.group("n"))
         if n is None or (unit == "word" and _caps_words(m.group("after"))):
@@ -185,14 +185,16 @@ def _sections(text: str) -> Found:
 
 
 def _json(text: str) -> Found:
+    fmt = (r"(?:\bin|\bas|\binto|\buse|\busing|\bwrap\w*|\breturn|\boutput|\bformat\w*|\bvalid|\bentire)\s+(?:\w+\s+){0,3}?json\b|"
+           r"\bjson\s+(?:format|code\s+block|block|only|output|object\s+(?:only|as\s+output))")  # fmt: skip
     for s in sentences(text):
-        if re.search(r"\bjson\b", s, re.I) and not re.search(rf"{_NEG}[^.]{{0,20}}\bjson\b", s, re.I):
+        if re.search(fmt, s, re.I) and not re.search(rf"{_NEG}[^.]{{0,20}}\bjson\b|\b(?:given|this|the\s+following|a)\s+json\s+(?:object|file|string|data)", s, re.I):
             return [("detectable_format:json_format", {})]
     return []
 
 
 def _title(text: str) -> Found:
-    if re.search(r"<<[^<>\n]*>>|double\s+angul?ar\s+brackets|double\s+angle\s+brackets", text, re.I):
+    if re.search(r"<<[^<>\n;(){}]*[A-Za-z][^<>\n;(){}]*>>|double\s+angul?ar\s+brackets|double\s+angle\s+brackets", text, re.I):
         return [("detectable_format:title", {})]
     return []
 
@@ -269,7 +271,8 @@ def _quotation(text: str) -> Found:
 
 def _postscript(text: str) -> Found:
     m = re.search(r"\bP\.\s?P\.\s?S\b|\bP\.\s?S\b\.?", text)
-    if not m or not re.search(r"post\s*-?\s*script|\bP\.\s?P?\.?\s?S\b", text, re.I):
+    directive = r"post\s*-?\s*script|\badd|\binclude|\bappend|\bend\b|\bending|\bclose|\bfinish|\bnote\b|\bstart\w*\s+with|\bat\s+the\s+end"
+    if not m or not any(re.search(r"\bP\.\s?P?\.?\s?S\b", s) and re.search(directive, s, re.I) for s in sentences(text)):
         return []
     marker = "P.P.S" if re.match(r"P\.\s?P", m.group(0)) else "P.S."
     return [("detectable_content:postscript", {"postscript_marker": marker})]
@@ -298,7 +301,7 @@ def _case(text: str) -> Found:
         if lower and re.search(rf"{_NEG}[^.]{{0,40}}lower[\s-]?case", s, re.I):
             out.append(("change_case:english_capital", {}))  # "not a single word … should contain lowercase letters"
         elif lower and not word_freq and re.search(r"\ball\b|\bentire|\bwhole|\bonly|\bno\b|\bnot\b|without|\bany\b|"
-                                                 r"\bresponse|\banswer|\breply", s, re.I):  # fmt: skip
+                                                 r"\bresponse|\banswer|\breply|\beverything", s, re.I):  # fmt: skip
             out.append(("change_case:english_lowercase", {}))
         elif re.search(r"capitali[sz]e\s+(?:all|every)\s+(?:of\s+)?(?:your\s+|the\s+)?(?:words|letters)|all\s+(?:the\s+)?letters\s+[^.]{0,40}"
                        r"capitali[sz]ed|in\s+all\s+caps\b", s, re.I):  # fmt: skip

@@ -51,9 +51,14 @@ def _forbidden(text: str) -> Found:
             rf"(?:{_LIST_TRIGGER})?(?P<rest>.+)",
             s, re.I,
         )  # fmt: skip
-        if m and re.search(r"\bkey\s*words?\b|\bwords?\b|\bterms?\b|[\"“'‘]|following", s[: m.start("rest")] + s[m.start("rest"):][:3], re.I):
-            out += _split_list(m.group("rest"))
-            continue
+        if m:
+            head, rest = s[m.start() : m.start("rest")], m.group("rest")
+            items = _split_list(rest)
+            named = re.search(r"\bkey\s*words?\b|\bwords?\b|\bterms?\b|\bphrases?\b|following", head, re.I)
+            quoted_words = re.match(r"\s*[\"“'‘]", rest) and all(re.fullmatch(r"[\w' -]+", w) for w in items)
+            if named or quoted_words:
+                out += items
+                continue
         m = re.search(rf"(?:the\s+)?(?:key)?words?\s+(?P<rest>.+?)\s+(?:should|must|may|can)\s*(?:not|n't|never)\s+"
                       rf"(?:appear|be\s+(?:used|mentioned|included)|occur)", s, re.I)  # fmt: skip
         if m:
@@ -66,7 +71,7 @@ def _frequency(text: str) -> Found:
     found: Found = []
     word = r"(?:[\"“'‘](?P<w1>[^\"”'’\n]{1,30})[\"”'’]|(?P<w2>[A-Za-z][\w'-]*))"
     pats = [
-        rf"(?:the\s+)?(?:key)?word\s+{word}\s+(?:should\s+|must\s+|to\s+|will\s+|needs\s+to\s+)?(?:appear|be\s+used|occur|be\s+mentioned|be\s+included|show\s+up)s?\s+(?:in\s+\w+\s+\w+\s+)?(?P<tail>[^.;\n]{{0,40}})",
+        rf"(?:the\s+)?(?:key)?word\s+{word}\s+(?:should\s+|must\s+|to\s+|will\s+|needs\s+to\s+|is\s+|gets\s+)?(?:appear|be\s+used|occur|be\s+mentioned|be\s+included|show\s+up)s?\s+(?:in\s+\w+\s+\w+\s+)?(?P<tail>[^.;\n]{{0,40}})",
         rf"(?:use|include|mention|repeat|say|contain)s?\s+(?:the\s+)?(?:key)?(?:word|name|term)?\s*{word}\s+(?P<tail>(?:for\s+)?(?:at\s+least|at\s+most|more\s+than|less\s+than|fewer\s+than|no\s+more\s+than|no\s+less\s+than|exactly|only|once|twice|thrice|\d+|{NUM}\s+(?:or\s+more\s+)?times)[^.;\n]{{0,30}})",
         rf"(?:key)?word\s+{word}\s+(?P<tail>(?:at\s+least|at\s+most|more\s+than|less\s+than|once|twice|\d+\s+times)[^.;\n]{{0,30}})",
     ]  # fmt: skip

@@ -79,7 +79,11 @@ def rules(text: str) -> Found:
     m = re.search(r"(?:先|首先)[^。\n]{0,6}(?:逐字|原样|一字不差地)?(?:重复|复述)(?:一遍|一下)?(?:我的|这个|上面的|以下的?|下面的)?(?:请求|问题|指令|要求)", text)
     if m:
         below = re.search(r"以下|下面", m.group(0))
-        req = text[m.end() :].split("\n\n", 1)[-1].strip() if below else text[: m.start()].rstrip(" ，,。").strip()
+        after = re.search(r"然后(?:再)?(?:回答|作答|答复)[^：:\n]{0,6}[：:]\s*(?P<q>.+)", text[m.end() :], re.S)
+        if after:
+            req = after.group("q").strip()
+        else:
+            req = text[m.end() :].split("\n\n", 1)[-1].strip() if below else text[: m.start()].rstrip(" ，,。请").strip()
         if req:
             out.append(("combination:repeat_prompt", {"prompt_to_repeat": req}))
     if re.search(r"\*{6}|(?:两|2)(?:个|种)(?:不同的)?(?:回答|回复|版本)", text):
@@ -93,7 +97,7 @@ def rules(text: str) -> Found:
     m = re.search(r"P\.\s?P\.\s?S|P\.\s?S\.?", text)
     if m and re.search(r"附言|后记|附注|结尾|末尾|最后", text):
         out.append(("detectable_content:postscript", {"postscript_marker": "P.P.S" if "P.P" in m.group(0) else "P.S."}))
-    m = re.search(rf"(?:至少)?\s*(?P<n>{ZH_NUM})\s*个[^。\n]{{0,6}}占位符", text)
+    m = re.search(rf"(?:至少)?\s*(?P<n>{ZH_NUM})\s*个[^。\n]{{0,12}}占位符", text)
     if m:
         out.append(("detectable_content:number_placeholders", {"num_placeholders": zh_number(m.group("n"))}))
     if re.search(r"(?:全部|全都|都|只|仅)(?:使用|用)?小写|小写字母", text) and not re.search(r"大写字母的?单词", text):
@@ -121,9 +125,9 @@ def _words(text: str) -> Found:
     if forb:
         out.append(("keywords:forbidden_words", {"forbidden_words": forb}))
     counted: set[str] = set()
-    for m in re.finditer(rf"{_ITEM}\s*(?:这个词|一词|这个单词)?[^。；\n]{{0,6}}?出现(?P<pre>至少|不少于|少于|不超过|最多|超过)?\s*(?P<n>{ZH_NUM})\s*次(?P<post>以上|或以上|以内|以下)?", text):
+    for m in re.finditer(rf"{_ITEM}\s*(?:这个词|一词|这个单词)?[^。；\n]{{0,6}}?(?P<pre0>至少|不少于|少于|不超过|最多|超过)?出现(?P<pre>至少|不少于|少于|不超过|最多|超过)?\s*(?P<n>{ZH_NUM})\s*次(?P<post>以上|或以上|以内|以下)?", text):
         n = zh_number(m.group("n"))
-        got = zh_relation(m.group("pre") or "", n or 0, m.group("post") or "") if n is not None else None
+        got = zh_relation(m.group("pre") or m.group("pre0") or "", n or 0, m.group("post") or "") if n is not None else None
         if got is None and n is not None:
             continue
         if got:

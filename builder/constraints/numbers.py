@@ -63,11 +63,11 @@ def zh_number(text: str) -> int | None:
 _REL_BEFORE = [
     (r"at\s+least|no\s+less\s+than|not\s+less\s+than|no\s+fewer\s+than|a\s+minimum\s+of|minimum\s+of|minimum|"
      r"min\.?|not\s+fewer\s+than", "at least", 0),
-    (r"more\s+than|over|greater\s+than|in\s+excess\s+of|upwards\s+of|exceed(?:s|ing)?", "at least", 1),
-    (r"less\s+than|fewer\s+than|under|below|shorter\s+than", "less than", 0),
     (r"at\s+most|no\s+more\s+than|not\s+more\s+than|up\s+to|a\s+maximum\s+of|maximum\s+of|maximum|max\.?|"
      r"within|no\s+longer\s+than|not\s+exceed(?:ing)?|(?:does|do|should|must|shall)\s+not\s+exceed|"
      r"never\s+exceed(?:ing)?|no\s+greater\s+than|not\s+go\s+over|(?:anything|nothing)\s+longer\s+than", "less than", 1),
+    (r"more\s+than|over|greater\s+than|in\s+excess\s+of|upwards\s+of|exceed(?:s|ing)?", "at least", 1),
+    (r"less\s+than|fewer\s+than|under|below|shorter\s+than", "less than", 0),
 ]  # fmt: skip
 _REL_AFTER = [
     (r"or\s+more|\+|or\s+above|or\s+greater|and\s+above|at\s+minimum", "at least", 0),
@@ -99,11 +99,12 @@ def relation(prefix: str, n: int, suffix: str = "") -> tuple[str, int] | None:
     return rel, n + add
 
 
-_ZH_REL = [
-    (r"(?:至少|最少|不少于|不低于|不小于|起码|最低)\s*$", "at least", 0),
-    (r"(?:超过|多于|大于|高于|多过)\s*$", "at least", 1),
-    (r"(?:少于|小于|低于|不足|不到)\s*$", "less than", 0),
-    (r"(?:最多|至多|不超过|不多于|不得超过|不能超过|不要超过|不可超过|不大于|不高于|控制在|以内的?|限制在)\s*$", "less than", 1),
+_ZH_VERB = r"(?:包含|包括|有|写|使用|用|出现)?\s*$"
+_ZH_REL = [  # longest first: 不超过 before 超过, 不少于 before 少于
+    (r"(?:至少|最少|不少于|不低于|不小于|起码|最低)" + _ZH_VERB, "at least", 0),
+    (r"(?:最多|至多|不超过|不多于|不得超过|不能超过|不要超过|不可超过|不大于|不高于|控制在|限制在)" + _ZH_VERB, "less than", 1),
+    (r"(?:超过|多于|大于|高于|多过)" + _ZH_VERB, "at least", 1),
+    (r"(?:少于|小于|低于|不足|不到)" + _ZH_VERB, "less than", 0),
 ]
 _ZH_REL_AFTER = [
     (r"^\s*(?:个|句|段|条|处|次|字|词|个字|个词|个单词)?\s*(?:以上|或以上|或更多)", "at least", 0),

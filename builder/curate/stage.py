@@ -27,6 +27,8 @@ from builder.errors import UserError
 from builder.language import prompt_language_label
 from builder.ledger import DROPPED, QUARANTINED, Ledger
 from builder.recipe import Recipe
+from builder.constraints.detect import prompt_constraints
+from builder.constraints.spec import BadConstraints, to_json
 from builder.rows import PROMPT_FEATURES, prompt_id_for, provenance_defaults
 from builder.sources.mapping import RowProblem, map_row
 from builder.sources.readers import BadRow, local_files, read_source
@@ -89,6 +91,11 @@ def _read_all(recipe: Recipe, ledger: Ledger, warnings: list[str]) -> dict[str, 
                 category = rec["category"]
                 if category not in CATEGORIES:
                     raise RowProblem("unknown_category", f"category {category!r}; map it with category_map")
+                try:
+                    last_user = next((m["content"] for m in reversed(msgs) if m["role"] == "user"), "")
+                    cons = prompt_constraints(rec["constraints"], rec["tests_json"], last_user)
+                except BadConstraints as e:
+                    raise RowProblem("bad_constraints", f"field `{src.fields.constraints}`: {e}") from None
                 n_user = sum(m["role"] == "user" for m in msgs)
                 if category == "chat" and n_user > 1:
                     category = "multi_turn"  # the paper counts multi-turn chat on its own
@@ -112,6 +119,7 @@ def _read_all(recipe: Recipe, ledger: Ledger, warnings: list[str]) -> dict[str, 
             cols["reference_answer"].append(rec["reference_answer"])
             cols["tests_json"].append(rec["tests_json"])
             cols["verifier"].append(src.verifier)
+            cols["constraints_json"].append(to_json(cons))
             cols["source"].append(src.name)
             cols["source_license"].append(src.license)
             cols["source_row_id"].append(row_id)
