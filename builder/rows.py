@@ -172,6 +172,9 @@ VARIANT_FEATURES = Features(
         "verify_method": Value("string"),
         "verify_reason": Value("string"),
         "quality_codes": List(Value("string")),  # informational codes on kept rows
+        # What the row's turn is when a policy chose it (adaptive; think_summary's format fallback): answer | summary.
+        "variant_choice": Value("string"),
+        "choice_reason": Value("string"),
         "repetition_score": Value("float32"),
         "think_language": Value("string"),
         "answer_language": Value("string"),

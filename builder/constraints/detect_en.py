@@ -304,9 +304,7 @@ def _case(text: str) -> Found:
                                                  r"\bresponse|\banswer|\breply|\beverything", s, re.I):  # fmt: skip
             out.append(("change_case:english_lowercase", {}))
         elif re.search(r"capitali[sz]e\s+(?:all|every)\s+(?:of\s+)?(?:your\s+|the\s+)?(?:words|letters)|all\s+(?:the\s+)?letters\s+[^.]{0,40}"
-                       r"capitali[sz]ed|in\s+all\s+caps\b", s, re.I):  # fmt: skip
-            out.append(("change_case:english_capital", {}))
-        elif not word_freq and re.search(rf"(?:\ball|\bentire\w*|\bonly|\bin|\bwrite\w*|\bresponse\s+(?:should|must)\s+be)"
+                       r"capitali[sz]ed|in\s+all\s+caps\b", s, re.I) or not word_freq and re.search(rf"(?:\ball|\bentire\w*|\bonly|\bin|\bwrite\w*|\bresponse\s+(?:should|must)\s+be)"
                                          rf"[^.]{{0,40}}?{_CAPS}|{_CAPS}\s+only", s, re.I) and \
                 not re.search(rf"{_NEG}[^.]{{0,30}}?{_CAPS}", s, re.I):  # fmt: skip
             out.append(("change_case:english_capital", {}))

@@ -59,8 +59,8 @@ def _forbidden(text: str) -> Found:
             if named or quoted_words:
                 out += items
                 continue
-        m = re.search(rf"(?:the\s+)?(?:key)?words?\s+(?P<rest>.+?)\s+(?:should|must|may|can)\s*(?:not|n't|never)\s+"
-                      rf"(?:appear|be\s+(?:used|mentioned|included)|occur)", s, re.I)  # fmt: skip
+        m = re.search(r"(?:the\s+)?(?:key)?words?\s+(?P<rest>.+?)\s+(?:should|must|may|can)\s*(?:not|n't|never)\s+"
+                      r"(?:appear|be\s+(?:used|mentioned|included)|occur)", s, re.I)  # fmt: skip
         if m:
             out += _split_list(m.group("rest"))
     out = list(dict.fromkeys(out))
@@ -114,9 +114,9 @@ def _times(tail: str) -> tuple[str, int] | None:
 def _existence(text: str, exclude: set[str]) -> Found:
     words: list[str] = []
     for s in sentences(text):
-        m = re.search(rf"\b(?:includ(?:e|es|ing)|contain(?:s|ing)?|us(?:e|es|ing)|mention(?:s|ing)?|hav(?:e|ing)|has|featur(?:e|ing)|"
-                      rf"incorporat(?:e|ing))\s+(?:all\s+)?(?:of\s+)?(?:the\s+|these\s+)?(?:following\s+)?"
-                      rf"(?P<trig>key\s*words?|keywords?|words?|terms?|items?|line)\s*[:\-]?\s*(?P<rest>.+)", s, re.I)  # fmt: skip
+        m = re.search(r"\b(?:includ(?:e|es|ing)|contain(?:s|ing)?|us(?:e|es|ing)|mention(?:s|ing)?|hav(?:e|ing)|has|featur(?:e|ing)|"
+                      r"incorporat(?:e|ing))\s+(?:all\s+)?(?:of\s+)?(?:the\s+|these\s+)?(?:following\s+)?"
+                      r"(?P<trig>key\s*words?|keywords?|words?|terms?|items?|line)\s*[:\-]?\s*(?P<rest>.+)", s, re.I)  # fmt: skip
         if not m:
             m = re.search(r"\b(?:mention|include)\s+(?P<rest>[\"“'‘].+)", s, re.I)
         if not m or re.search(rf"(?:{_NEG}|don't|must\s+not|should\s+not|\bstart|\bbegin)[^.,]{{0,30}}$", s[: m.start()], re.I) \

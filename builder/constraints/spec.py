@@ -49,7 +49,7 @@ INTS = {"num_words", "num_sentences", "num_paragraphs", "nth_paragraph", "num_bu
 LISTS = {"keywords", "forbidden_words"}
 RELATIONS = ("less than", "at least")
 KNOWN_IDS = frozenset(KWARGS)
-assert KNOWN_IDS == frozenset(CHECKERS), "every checker has a kwargs spec and back"
+assert frozenset(CHECKERS) == KNOWN_IDS, "every checker has a kwargs spec and back"
 
 
 class BadConstraints(ValueError):

@@ -20,6 +20,8 @@ import regex
 
 from builder import tables
 from builder.config.base import CATEGORIES
+from builder.constraints.detect import prompt_constraints
+from builder.constraints.spec import BadConstraints, to_json
 from builder.curate.balance import balance
 from builder.curate.decontam import build_index, match_all
 from builder.curate.normalize import dedupe_key, normalize_text
@@ -27,8 +29,6 @@ from builder.errors import UserError
 from builder.language import prompt_language_label
 from builder.ledger import DROPPED, QUARANTINED, Ledger
 from builder.recipe import Recipe
-from builder.constraints.detect import prompt_constraints
-from builder.constraints.spec import BadConstraints, to_json
 from builder.rows import PROMPT_FEATURES, prompt_id_for, provenance_defaults
 from builder.sources.mapping import RowProblem, map_row
 from builder.sources.readers import BadRow, local_files, read_source

@@ -29,12 +29,16 @@ import pyarrow.parquet as pq
 from builder import tables
 from builder.config.student import StudentConfig
 from builder.config.variants import VariantsConfig
+from builder.constraints.apply import constrain_summary
+from builder.constraints.spec import BadConstraints, contradictions, parse
 from builder.errors import UserError
 from builder.ledger import DROPPED, KEPT, Ledger
 from builder.recipe import Recipe
 from builder.rows import PARSED_FEATURES, PROMPT_FEATURES, provenance_defaults
 from builder.tables import VariantsSummary
 from builder.tokens import count_tokens
+from builder.variants.adaptive import choose
+from builder.variants.format_gate import Survival, apply_gate, broken
 from builder.variants.llm_summary import LlmSummarizer
 from builder.variants.registry import REGISTRY, Candidate, Skip, declare, to_build
 from builder.variants.summarizer import check_summary, extractive_summary
@@ -69,7 +73,29 @@ def config_of(recipe: Recipe) -> VariantsConfig:
     unknown = [v for v in to_build(cfg.build) if v not in REGISTRY]
     if unknown:
         raise UserError(f"{recipe.path}: variants.build: unknown variant(s) {unknown}; known: {sorted(REGISTRY)}")
+    unknown = [v for v in cfg.format_gate.variants or [] if v not in REGISTRY]
+    if unknown:
+        raise UserError(f"{recipe.path}: variants.format_gate.variants: unknown variant(s) {unknown}; known: {sorted(REGISTRY)}")
     return cfg
+
+
+def _constraints_of(c: Candidate) -> None:
+    """The prompt's constraints onto the candidate; a malformed column is a code, never a crash."""
+    try:
+        c.constraints = parse(c.prompt.get("constraints_json"))
+    except BadConstraints:
+        c.extra_codes.append("bad_constraints_json")
+        return
+    c.extra_codes += [f"constraints_contradict:{pair}" for pair in contradictions(c.constraints)]
+
+
+def _choose(c: Candidate, cfg: VariantsConfig, mix: dict[str, Counter[str]], reasons: Counter[str]) -> None:
+    assert c.reasoning is not None
+    answer = c.reasoning["answer"] or ""
+    breaks = broken(f"{c.summary}\n\n{answer}", answer, c.constraints) if c.summary and c.constraints else []
+    c.choice = choose(c, cfg.adaptive, breaks)
+    mix.setdefault(c.prompt["category"] or "unknown", Counter())[c.choice[0]] += 1
+    reasons[c.choice[1].split(":")[0]] += 1
 
 
 def _user_text(prompt: dict[str, Any]) -> str:
@@ -80,19 +106,23 @@ def _user_text(prompt: dict[str, Any]) -> str:
 _SUMMARY_JOB: tuple[list[Candidate], float, int] | None = None
 
 
-def _extractive_range(bounds: tuple[int, int]) -> list[tuple[str | None, str | None]]:
-    """(summary, failure) for candidates[lo:hi]; None, None where there is no reply."""
+def _extractive_range(bounds: tuple[int, int]) -> list[tuple[str | None, str | None, list[str]]]:
+    """(summary, failure, notes) for candidates[lo:hi]; None, None where there is no reply."""
     assert _SUMMARY_JOB is not None
     cands, ratio, max_chars = _SUMMARY_JOB
-    out: list[tuple[str | None, str | None]] = []
+    out: list[tuple[str | None, str | None, list[str]]] = []
     for c in cands[bounds[0] : bounds[1]]:
         if c.reasoning is None:
-            out.append((None, None))
+            out.append((None, None, []))
             continue
         think, answer = c.reasoning["think"] or "", c.reasoning["answer"] or ""
         summary = extractive_summary(think, answer, ratio, max_chars)
+        notes: list[str] = []
+        if c.constraints:  # the mechanical constraints applied; the rest declined (recorded)
+            summary, declined = constrain_summary(summary, answer, c.constraints)
+            notes = [f"summary_declined:{d}" for d in declined]
         failure = check_summary(summary, think, answer, _user_text(c.prompt), ratio)
-        out.append((None, failure) if failure else (summary, None))
+        out.append((None, failure, notes) if failure else (summary, None, notes))
     return out
 
 
@@ -117,7 +147,8 @@ def _summaries(cands: list[Candidate], cfg: VariantsConfig, llm: LlmSummarizer |
             parts = [_extractive_range(b) for b in bounds]
     finally:
         _SUMMARY_JOB = None
-    for c, (summary, failure) in zip(cands, (r for part in parts for r in part)):
+    for c, (summary, failure, notes) in zip(cands, (r for part in parts for r in part)):
+        c.extra_codes += notes
         if failure:
             c.summary_failure = failure
         elif summary is not None:
@@ -223,6 +254,11 @@ def _variants(recipe: Recipe, work: WorkDir, progress: Any = None) -> VariantsRe
     }
     writers = {name: work.writer(tables.variant(name), cfg.shard_rows) for name in build}
     absent: dict[str, Counter[str]] = {name: Counter() for name in build}
+    survival = Survival()
+    gated = set(cfg.format_gate.variants if cfg.format_gate.variants is not None
+                else [n for n in build if REGISTRY[n].needs_summary])  # fmt: skip
+    mix: dict[str, Counter[str]] = {}
+    reasons: Counter[str] = Counter()
     try:
         for prompts, replies in _buckets(work, cfg, tmp):
             selected = {(r["prompt_id"], r["teacher_role"]): r for r in replies}
@@ -230,6 +266,8 @@ def _variants(recipe: Recipe, work: WorkDir, progress: Any = None) -> VariantsRe
                 Candidate(p, selected.get((p["prompt_id"], "reasoning")), selected.get((p["prompt_id"], "control")))
                 for p in prompts
             ]
+            for c in cands:
+                _constraints_of(c)
             if summarize:
                 if progress:
                     progress(
@@ -237,13 +275,18 @@ def _variants(recipe: Recipe, work: WorkDir, progress: Any = None) -> VariantsRe
                     )
                 _summaries(cands, cfg, llm)
             prompt_tokens = _prompt_tokens(recipe.student, prompts)
+            if "adaptive" in build:
+                for c in cands:
+                    if c.reasoning is not None:
+                        _choose(c, cfg, mix, reasons)
             for name in build:
                 ledger.enter(name, len(cands))
                 # In chunks: a bucket's variant texts, token ids and row dicts at once would take GBs.
                 for lo in range(0, len(cands), TOKEN_CHUNK):
                     hi = lo + TOKEN_CHUNK
                     _variant_chunk(
-                        name, cands[lo:hi], prompt_tokens[lo:hi], recipe.student, ledger, writers[name], absent[name], prov, summ
+                        name, cands[lo:hi], prompt_tokens[lo:hi], recipe.student, ledger, writers[name], absent[name], prov, summ,
+                        (cfg, gated, survival),
                     )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -265,6 +308,9 @@ def _variants(recipe: Recipe, work: WorkDir, progress: Any = None) -> VariantsRe
             variants=build,
             specs=declare(build),
             seconds=res.seconds,
+            format_survival=survival.table(),
+            adaptive_mix={k: dict(v) for k, v in sorted(mix.items())},
+            adaptive_reasons=dict(reasons.most_common()),
         )
     )
     return res
@@ -280,13 +326,26 @@ def _variant_chunk(
     reasons: Counter[str],
     prov: dict[str, str],
     summ: dict[str, str | None],
+    gate: tuple[VariantsConfig, set[str], Survival],
 ) -> None:
     spec = REGISTRY[name]
     fn = spec.fn
-    results = [fn(c) for c in cands]
+    results: list[str | Skip] = [fn(c) for c in cands]
+    cfg, gated, survival = gate
+    codes: list[list[str]] = [list(c.extra_codes) for c in cands]
+    choices = [c.choice if name == "adaptive" else (("summary", "") if spec.needs_summary else None) for c in cands]
+    for i, (c, res) in enumerate(zip(cands, results)):
+        if not (isinstance(res, str) and c.constraints and cfg.format_gate.enabled and spec.reply == "reasoning"):
+            continue
+        answer = (c.reasoning or {}).get("answer") or ""
+        o = apply_gate(res, answer, c.summary, c.constraints, cfg.format_gate.on_break, name in gated, name,
+                       c.prompt["category"] or "", survival)  # fmt: skip
+        results[i] = o.turn if o.turn is not None else Skip(o.drop)
+        codes[i] += o.codes
+        choices[i] = o.choice or choices[i]
     a_tokens = count_tokens(student.tokenizer, [r if isinstance(r, str) else "" for r in results])
     rows: list[dict[str, Any]] = []
-    for c, res, n_tok, p_tok in zip(cands, results, a_tokens, prompt_tokens):
+    for c, res, n_tok, p_tok, extra, choice in zip(cands, results, a_tokens, prompt_tokens, codes, choices):
         p = c.prompt
         total = p_tok + n_tok + CHATML_OVERHEAD
         if isinstance(res, str) and total > student.max_tokens:
@@ -326,7 +385,9 @@ def _variant_chunk(
                 "verify_status": reply["verify_status"] if reply else "unverifiable",
                 "verify_method": reply["verify_method"] if reply else "none",
                 "verify_reason": reply["verify_reason"] if reply else "community_response",
-                "quality_codes": (reply["info_codes"] or []) if reply else [],
+                "quality_codes": [*((reply["info_codes"] or []) if reply else []), *extra],
+                "variant_choice": choice[0] if choice else None,
+                "choice_reason": choice[1] if choice else None,
                 "repetition_score": reply["repetition_score"] if reply else None,
                 "think_language": reply["think_language"] if reply else None,
                 "answer_language": reply["answer_language"] if reply else None,
