@@ -21,14 +21,20 @@ from builder.constraints.spec import KWARGS, BadConstraints, Constraint, parse
 _HAN = re.compile(r"[\u4e00-\u9fff]")
 
 
+
+_TRIGGER_RE = {rule: re.compile("|".join(map(re.escape, ts))) for rule, ts in detect_en.TRIGGERS.items()}
+
+
 def detect(prompt: str) -> list[Constraint]:
     """Every IFEval instruction the prompt states, deduplicated, in a stable order."""
     text = prompt or ""
     found: list[tuple[str, dict[str, Any]]] = []
     if re.search(r"[A-Za-z]{3}", text):
+        low = text.lower()  # a rule runs only when one of its trigger substrings is there
         for rule in detect_en.RULES:
-            found += rule(text)
-        found += detect_words.rules(text)
+            if _TRIGGER_RE[rule].search(low):
+                found += rule(text)
+        found += detect_words.rules(text, low)
     if _HAN.search(text):
         found += detect_zh.rules(text)
     out: dict[str, Constraint] = {}

@@ -82,12 +82,24 @@ def _caps_words(after: str) -> bool:
     return re.match(r"\s*(?:\w+\s+){0,3}(?:in\s+)?(?:all\s+)?(?:capital|caps|upper)|\s*(?:with|be)\s+(?:in\s+)?all\s+cap", after, re.I) is not None
 
 
+def _windows(text: str, unit: str, width: int = 90) -> list[str]:
+    """The stretches of text around each mention of `unit`: the count rules' slow patterns run there only."""
+    spans: list[list[int]] = []
+    for m in re.finditer(rf"{unit}", text, re.I):
+        a, b = max(0, m.start() - width), min(len(text), m.end() + width)
+        if spans and a <= spans[-1][1]:
+            spans[-1][1] = b
+        else:
+            spans.append([a, b])
+    return [text[a:b] for a, b in spans]
+
+
 def _length(text: str) -> Found:
     out: Found = []
     seen = set()
     for unit, cid, key in (("word", "length_constraints:number_words", "num_words"),
                            ("sentence", "length_constraints:number_sentences", "num_sentences")):  # fmt: skip
-        for rel, n in _counted(text, unit):
+        for rel, n in (got for w in _windows(text, unit) for got in _counted(w, unit)):
             if (cid, rel, n) not in seen:
                 seen.add((cid, rel, n))
                 out.append((cid, {"relation": rel, key: n}))
@@ -332,5 +344,16 @@ def _capital_words(s: str) -> Found:
     return found
 
 
+# A rule runs only when one of its trigger substrings is in the lower-cased prompt: most prompts
+# state no constraint, and a substring test is ~100x cheaper than the rule's patterns.
+TRIGGERS: dict[Any, tuple[str, ...]] = {
+    _no_comma: ("comma",), _length: ("word", "sentence"), _paragraphs: ("paragraph", "***", "divider", "asterisk"),
+    _bullets: ("bullet",), _constrained: ("my answer is",), _highlights: ("highlight", "italic", "*"),
+    _sections: ("section", "paragraph", "part", "chapter", "day", "slide", "point", "step", "episode", "act", "verse"),
+    _json: ("json",), _title: ("<<", "angul", "angle"), _repeat: ("repeat", "repleat", "restate", "copy", "echo", "reproduce"),
+    _two: ("******", "asterisk", "different", "distinct", "separate", "alternative"),
+    _end: ("end", "finish", "conclud", "clos", "last", "final", "wrap"), _quotation: ("quot",), _postscript: ("p.s", "p. s", "p.p"),
+    _placeholders: ("placeholder",), _case: ("lower", "capital", "caps", "upper", "small letters", "block letters"),
+}  # fmt: skip
 RULES = (_no_comma, _length, _paragraphs, _bullets, _constrained, _highlights, _sections, _json, _title, _repeat,
          _two, _end, _quotation, _postscript, _placeholders, _case)  # fmt: skip

@@ -39,10 +39,14 @@ def _split_list(raw: str) -> list[str]:
     return words if words and all(len(w.split()) <= 3 for w in words) else []
 
 
+_NEG_QUICK = re.compile(r"\bno\b|\bnot\b|n't\b|\bcannot\b|without|avoid|refrain|never|free\s+of|zero|ban|prohibit|forbid", re.I)
+_FORB_QUICK = re.compile(r"(?:us|includ|say|mention|contain|writ|hav|utiliz|employ)\w*\s|appear|occur", re.I)
+
+
 def _forbidden(text: str) -> Found:
     out: list[str] = []
     for s in sentences(text):
-        if re.search(r"\bletter\b|\bcommas?\b|capital|language", s, re.I):
+        if not (_NEG_QUICK.search(s) and _FORB_QUICK.search(s)) or re.search(r"\bletter\b|\bcommas?\b|capital|language", s, re.I):
             continue
         m = re.search(
             rf"(?:{_NEG}|don't|do\s+not|must\s+not|should\s+not|cannot|can't)\s*(?:\w+\s+){{0,3}}?"
@@ -67,8 +71,13 @@ def _forbidden(text: str) -> Found:
     return [("keywords:forbidden_words", {"forbidden_words": out})] if out else []
 
 
+_TIMES_QUICK = re.compile(r"times|once|twice|thrice|at\s+least|at\s+most|fewer|less|more|only|exactly", re.I)
+
+
 def _frequency(text: str) -> Found:
     found: Found = []
+    if not _TIMES_QUICK.search(text):
+        return found
     word = r"(?:[\"“'‘](?P<w1>[^\"”'’\n]{1,30})[\"”'’]|(?P<w2>[A-Za-z][\w'-]*))"
     pats = [
         rf"(?:the\s+)?(?:key)?word\s+{word}\s+(?:should\s+|must\s+|to\s+|will\s+|needs\s+to\s+|is\s+|gets\s+)?(?:appear|be\s+used|occur|be\s+mentioned|be\s+included|show\s+up)s?\s+(?:in\s+\w+\s+\w+\s+)?(?P<tail>[^.;\n]{{0,40}})",
@@ -111,9 +120,14 @@ def _times(tail: str) -> tuple[str, int] | None:
     return got
 
 
+_EXIST_QUICK = re.compile(r"(?:includ|contain|us|mention|hav|has|featur|incorporat)\w*\s+[^.]{0,40}(?:key|word|term|item|line|[\"“'‘])", re.I)
+
+
 def _existence(text: str, exclude: set[str]) -> Found:
     words: list[str] = []
     for s in sentences(text):
+        if not _EXIST_QUICK.search(s):
+            continue
         m = re.search(r"\b(?:includ(?:e|es|ing)|contain(?:s|ing)?|us(?:e|es|ing)|mention(?:s|ing)?|hav(?:e|ing)|has|featur(?:e|ing)|"
                       r"incorporat(?:e|ing))\s+(?:all\s+)?(?:of\s+)?(?:the\s+|these\s+)?(?:following\s+)?"
                       r"(?P<trig>key\s*words?|keywords?|words?|terms?|items?|line)\s*[:\-]?\s*(?P<rest>.+)", s, re.I)  # fmt: skip
@@ -167,11 +181,27 @@ def _language(text: str) -> Found:
     return []
 
 
-def rules(text: str) -> Found:
-    freq = _frequency(text)
+# Substrings that must be in the lower-cased prompt for the word rules to look (see detect.py).
+_FREQ_T = ("time", "once", "twice", "thrice")
+_EXIST_T = ("includ", "contain", "mention", "use", "using", "has ", "have", "having", "featur", "incorporat")
+_FORB_T = ("no ", "not", "n't", "cannot", "without", "avoid", "refrain", "never", "free of", "zero", "ban", "prohibit", "forbid")
+
+
+def rules(text: str, low: str | None = None) -> Found:
+    """The word rules; each runs only when one of its trigger substrings is in the lower-cased text."""
+    low = text.lower() if low is None else low
+
+    def has(ts: tuple[str, ...]) -> bool:
+        return any(t in low for t in ts)
+
+    # A counted or required word is named as a word, a term, a name, or in quotes.
+    named = has(("word", "term", "item", "line", "name", "phrase", '"', "“", "'", "‘", "mention"))
+    lang = _language(text) if not LANGUAGES.keys().isdisjoint(re.findall(r"[a-z]+", low)) else []
+    letters = _letters(text) if has(("letter",)) else []
+    freq = _frequency(text) if named and has(_FREQ_T) else []
     counted = {k["keyword"].lower() for _, k in freq}
-    forb = _forbidden(text)
+    forb = _forbidden(text) if named and has(_FORB_T) else []
     banned = {w.lower() for _, k in forb for w in k["forbidden_words"]}
-    out: list[tuple[str, dict[str, Any]]] = [*forb, *freq, *_existence(text, counted | banned), *_letters(text),
-                                             *_language(text)]  # fmt: skip
+    exist = _existence(text, counted | banned) if named and has(_EXIST_T) else []
+    out: list[tuple[str, dict[str, Any]]] = [*forb, *freq, *exist, *letters, *lang]
     return out
