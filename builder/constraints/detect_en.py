@@ -44,11 +44,11 @@ def _counted(text: str, unit: str) -> list[tuple[str, int]]:
     """(relation, n) for every bounded count of `unit` ('word', 'sentence'); a range or "exactly N" gives two."""
     out: list[tuple[str, int]] = []
     rng = rf"(?:between\s+|range\s+of\s+|from\s+)?(?P<a>{NUM})\s*(?:to|-|–|and|or)\s*(?P<b>{NUM})"
-    for m in regex.finditer(rf"{rng}[\s-]+(?:\w+[\s-]+)?{unit}s?\b|{unit}s?\s+(?:\w+\s+){{0,3}}?(?:in\s+the\s+range\s+of|between|from)\s+{rng}", text, re.I):
+    for m in regex.finditer(rf"{rng}[\s-]+{unit}s?\b|{unit}s?\s+(?:\w+\s+){{0,3}}?(?:in\s+the\s+range\s+of|between|from)\s+{rng}", text, re.I):
         if _caps_words(text[m.end() : m.end() + 40]):
             continue
         a, b = number(m.group("a")), number(m.group("b"))
-        if a is not None and b is not None and a < b:
+        if a is not None and b is not None and a < b and not _per_item(text[: m.start()]):
             out += [("at least", a), ("less than", b + 1)]
     for m in re.finditer(rf"\bexactly\s+(?P<n>{NUM})[\s-]+(?:\w+[\s-]+)?{unit}s?\b", text, re.I):
         n = number(m.group("n"))
@@ -59,7 +59,7 @@ def _counted(text: str, unit: str) -> list[tuple[str, int]]:
     pat = rf"(?P<n>{NUM})(?P<mid>\+?[\s-]*(?:or\s+(?:more|less|fewer)\s+)?(?:\w+[\s-]+)?){unit}s?\b(?P<after>[^.;\n]{{0,40}})"
     for m in re.finditer(pat, text, re.I):
         n = number(m.group("n"))
-        if n is None or (unit == "word" and _caps_words(m.group("after"))):
+        if n is None or (unit == "word" and _caps_words(m.group("after"))) or _per_item(text[: m.start()]):
             continue
         prefix = re.sub(r"\s*(?:a\s+total\s+of|in\s+total|a|only|just|total)\s*$", "", text[max(0, m.start() - 50) : m.start()], flags=re.I)
         got = relation(prefix, n, m.group("mid") + " " + m.group("after"))
@@ -75,6 +75,12 @@ def _counted(text: str, unit: str) -> list[tuple[str, int]]:
         if got is not None:
             out.append(got)
     return out
+
+
+def _per_item(before: str) -> bool:
+    """'each description … one or two sentences': a count per item, not the reply's length."""
+    clause = re.split(r"[.!?\n]", before)[-1]
+    return re.search(r"\b(?:each|every|per)\b", clause, re.I) is not None
 
 
 def _caps_words(after: str) -> bool:
@@ -263,7 +269,7 @@ def _end(text: str) -> Found:
         if re.match(r"\s*(?:a\s+)?(?:post\s*script|p\.\s?s|note)", rest, re.I) or re.match(r"\s*(?:a|an|single)\s", rest) or \
                 re.search(r"post\s*script|\bP\.\s?P?\.?\s?S\b", m.group(0), re.I):
             continue
-        q = re.match(_QUOTED, re.sub(r"^(?:exactly|the\s+words?)\s+", "", rest.lstrip(), flags=re.I))
+        q = re.match(_QUOTED, re.sub(r"^(?:exactly|the\s+words?|typing|writing|saying)\s+", "", rest.lstrip(), flags=re.I))
         if q:
             return [("startend:end_checker", {"end_phrase": quoted(q).strip()})]
         line = rest.strip("\n").split("\n")[0].strip()

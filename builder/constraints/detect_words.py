@@ -40,7 +40,7 @@ def _split_list(raw: str) -> list[str]:
 
 
 _NEG_QUICK = re.compile(r"\bno\b|\bnot\b|n't\b|\bcannot\b|without|avoid|refrain|never|free\s+of|zero|ban|prohibit|forbid", re.I)
-_FORB_QUICK = re.compile(r"(?:us|includ|say|mention|contain|writ|hav|utiliz|employ)\w*\s|appear|occur", re.I)
+_FORB_QUICK = re.compile(r"(?:us|includ|say|mention|contain|writ|hav|utiliz|employ)\w*\s|appear|occur|avoid|exclud|without|\bban\b", re.I)
 
 
 def _forbidden(text: str) -> Found:
@@ -63,6 +63,11 @@ def _forbidden(text: str) -> Found:
             if named or quoted_words:
                 out += items
                 continue
+        m = re.search(r"\b(?:avoid|without|exclude|excluding|ban|never\s+use)\s+(?:using\s+|mentioning\s+|saying\s+)?(?:the\s+|these\s+)?"
+                      r"(?:following\s+)?(?:key\s*)?(?:words?|terms?|phrases?)\s*[:\-]?\s*(?P<rest>.+)", s, re.I)
+        if m:
+            out += _split_list(m.group("rest"))
+            continue
         m = re.search(r"(?:the\s+)?(?:key)?words?\s+(?P<rest>.+?)\s+(?:should|must|may|can)\s*(?:not|n't|never)\s+"
                       r"(?:appear|be\s+(?:used|mentioned|included)|occur)", s, re.I)  # fmt: skip
         if m:
@@ -80,7 +85,7 @@ def _frequency(text: str) -> Found:
         return found
     word = r"(?:[\"“'‘](?P<w1>[^\"”'’\n]{1,30})[\"”'’]|(?P<w2>[A-Za-z][\w'-]*))"
     pats = [
-        rf"(?:the\s+)?(?:key)?word\s+{word}\s+(?:should\s+|must\s+|to\s+|will\s+|needs\s+to\s+|is\s+|gets\s+)?(?:appear|be\s+used|occur|be\s+mentioned|be\s+included|show\s+up)s?\s+(?:in\s+\w+\s+\w+\s+)?(?P<tail>[^.;\n]{{0,40}})",
+        rf"(?:the\s+)?(?:key)?word\s+{word}\s+(?:should\s+|must\s+|to\s+|will\s+|needs\s+to\s+|is\s+|gets\s+)?(?:appear|be\s+used|used|occur|be\s+mentioned|be\s+included|show\s+up|shows\s+up|turns?\s+up|comes?\s+up)s?\s+(?:in\s+\w+\s+\w+\s+)?(?P<tail>[^.;\n]{{0,40}})",
         rf"(?:use|include|mention|repeat|say|contain)s?\s+(?:the\s+)?(?:key)?(?:word|name|term)?\s*{word}\s+(?P<tail>(?:for\s+)?(?:at\s+least|at\s+most|more\s+than|less\s+than|fewer\s+than|no\s+more\s+than|no\s+less\s+than|exactly|only|once|twice|thrice|\d+|{NUM}\s+(?:or\s+more\s+)?times)[^.;\n]{{0,30}})",
         rf"(?:key)?word\s+{word}\s+(?P<tail>(?:at\s+least|at\s+most|more\s+than|less\s+than|once|twice|\d+\s+times)[^.;\n]{{0,30}})",
     ]  # fmt: skip
@@ -128,11 +133,11 @@ def _existence(text: str, exclude: set[str]) -> Found:
     for s in sentences(text):
         if not _EXIST_QUICK.search(s):
             continue
-        m = re.search(r"\b(?:includ(?:e|es|ing)|contain(?:s|ing)?|us(?:e|es|ing)|mention(?:s|ing)?|hav(?:e|ing)|has|featur(?:e|ing)|"
+        m = re.search(r"(?<!#)\b(?:includ(?:e|es|ing)|contain(?:s|ing)?|us(?:e|es|ing)|mention(?:s|ing)?|hav(?:e|ing)|has|featur(?:e|ing)|"
                       r"incorporat(?:e|ing))\s+(?:all\s+)?(?:of\s+)?(?:the\s+|these\s+)?(?:following\s+)?"
-                      r"(?P<trig>key\s*words?|keywords?|words?|terms?|items?|line)\s*[:\-]?\s*(?P<rest>.+)", s, re.I)  # fmt: skip
+                      r"(?P<trig>key\s*words?|keywords?|words?|terms?|items?|line)\b\s*[:\-]?\s*(?P<rest>.+)", s, re.I)  # fmt: skip
         if not m:
-            m = re.search(r"\b(?:mention|include)\s+(?P<rest>[\"“'‘].+)", s, re.I)
+            m = re.search(r"(?<!#)\b(?:mention|include)\s+(?P<rest>[\"“'‘].+)", s, re.I)
         if not m or re.search(rf"(?:{_NEG}|don't|must\s+not|should\s+not|\bstart|\bbegin)[^.,]{{0,30}}$", s[: m.start()], re.I) \
                 or re.search(r"\bletters?\b", m.group(0)[:40], re.I):
             continue
@@ -173,7 +178,7 @@ def _language(text: str) -> Found:
                            rf"{_ANY_LANG}|{_ANY_LANG}\s+(?:language\s+)?only|entirely\s+in|entire\s+(?:response|answer|reply|output)[^.]{{0,30}}\bin\b|"
                            r"(?:respond|reply|answer|write|response)\w*\s+(?:\w+\s+){0,3}(?:only\s+)?in\s+(?:the\s+)?" + _ANY_LANG +
                            r"(?:\s+language)?\s*[.,!]?$|exclusively\s+in|in\s+(?:the\s+)?" + _ANY_LANG + r"\s+language", s, re.I)  # fmt: skip
-        if not strong:
+        if not strong or not re.search(r"respon|repl|answer|writ|output|languag|\buse\b|using|speak|say|tell|explain", s, re.I):
             continue
         if lang == "en" and re.search(r"capital|lower[\s-]?case|letters", s, re.I):
             continue  # "in English, and in all capital letters" is the case rule

@@ -14,6 +14,8 @@ from builder.constraints.numbers import ZH_NUM, zh_number, zh_relation
 Found = list[tuple[str, dict[str, Any]]]
 _Q = r"[\"“”'‘’「」『』]"
 _ITEM = r"[\"“'‘「『](?P<w>[^\"”'’」』\n]{1,30})[\"”'’」』]"
+# Multi-character negations only: 不 alone sits inside ordinary words (不仅, 不同, 不用担心).
+_NEG_WORDS = r"(?:不要|不得|不能|不可|不准|禁止|避免|切勿|不许|不应|不允许|请勿)"
 _NEG = r"(?:不要|不得|不能|不可|不准|禁止|避免|切勿|别|勿|不许|不应|不允许|不)"
 _LANGS = {"英文": "en", "英语": "en", "中文": "zh", "汉语": "zh", "日语": "ja", "日文": "ja", "韩语": "ko", "韩文": "ko",
           "法语": "fr", "德语": "de", "西班牙语": "es", "俄语": "ru", "阿拉伯语": "ar", "意大利语": "it",
@@ -34,6 +36,8 @@ def _count(text: str, unit: str, cid: str, key: str) -> Found:
         n = zh_number(m.group("n"))
         if n is None:
             continue
+        if "每" in re.split(r"[。！？\n]", text[: m.start()])[-1][-12:]:
+            continue  # 每个短句不超过15个单词: per item, not the reply's length
         got = zh_relation(text[max(0, m.start() - 8) : m.start()], n, text[m.end() - 2 : m.end() + 6].lstrip(m.group(0)[-1:]))
         if got is None:
             got = zh_relation(text[max(0, m.start() - 8) : m.start()], n, text[m.end() : m.end() + 6])
@@ -116,11 +120,14 @@ def rules(text: str) -> Found:
 def _words(text: str) -> Found:
     out: Found = []
     forb: list[str] = []
-    for m in re.finditer(rf"{_NEG}[^。；\n]{{0,4}}(?:使用|出现|包含|提到|提及|说|用)(?:以下|下列|这些)?(?:的)?(?:词语|词汇|关键词|词|字眼)?[:：]?\s*(?P<rest>[^。；\n]+)", text):
+    for m in re.finditer(rf"{_NEG_WORDS}[^。；\n]{{0,4}}(?:使用|出现|包含|提到|提及|说|用)(?:以下|下列|这些)?(?:的)?(?P<named>词语|词汇|关键词|词|字眼)?[:：]?\s*(?P<rest>[^。；\n]+)", text):
         rest = m.group("rest")
         if re.match(r"\s*(?:任何)?逗号|字母", rest):
             continue
-        forb += _quoted_list(rest)
+        quoted = [q.group("w").strip() for q in re.finditer(_ITEM, rest)]
+        starts_quoted = re.match(r"\s*[:：]?\s*[\"“'‘「『]", rest) is not None
+        if (quoted and starts_quoted) or (m.group("named") and re.match(r"\s*[:：]", text[m.end("named") :])):
+            forb += quoted or _quoted_list(rest)
     forb = [w for w in dict.fromkeys(forb) if w]
     if forb:
         out.append(("keywords:forbidden_words", {"forbidden_words": forb}))
@@ -136,7 +143,8 @@ def _words(text: str) -> Found:
     for m in re.finditer(r"(?:包含|包括|使用|提到|提及|用到)(?:以下|下列|这些)?(?:的)?(?:关键词|关键字|词语|单词|词)[:：]?\s*(?P<rest>[^。；\n]+)", text):
         if re.search(rf"{_NEG}\s*$", text[max(0, m.start() - 4) : m.start()]):
             continue
-        ws = [w for w in _quoted_list(m.group("rest")) if w not in counted and w not in forb]
+        quoted = [q.group("w").strip() for q in re.finditer(_ITEM, m.group("rest"))]
+        ws = [w for w in quoted if w not in counted and w not in forb]  # a keyword list is quoted: "…"、"…"
         if ws:
             out.append(("keywords:existence", {"keywords": ws}))
     for m in re.finditer(rf"字母\s*{_Q}?(?P<l>[A-Za-z]){_Q}?[^。；\n]{{0,6}}?(?P<pre>至少|不少于|少于|不超过|最多)?\s*(?:出现)?\s*(?P<pre2>至少|不少于|少于|不超过|最多)?\s*(?P<n>{ZH_NUM})\s*次", text):

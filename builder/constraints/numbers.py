@@ -66,7 +66,7 @@ _REL_BEFORE = [
     (r"at\s+most|no\s+more\s+than|not\s+more\s+than|up\s+to|a\s+maximum\s+of|maximum\s+of|maximum|max\.?|"
      r"within|no\s+longer\s+than|not\s+exceed(?:ing)?|(?:does|do|should|must|shall)\s+not\s+exceed|"
      r"never\s+exceed(?:ing)?|no\s+greater\s+than|not\s+go\s+over|(?:anything|nothing)\s+longer\s+than", "less than", 1),
-    (r"more\s+than|over|greater\s+than|in\s+excess\s+of|upwards\s+of|exceed(?:s|ing)?", "at least", 1),
+    (r"more\s+than|over|greater\s+than|in\s+excess\s+of|upwards\s+of|exceed(?:s|ing)?|longer\s+than", "at least", 1),
     (r"less\s+than|fewer\s+than|under|below|shorter\s+than", "less than", 0),
 ]  # fmt: skip
 _REL_AFTER = [
