@@ -4,8 +4,13 @@ detector, the format survival gate, the adaptive variant); other parts add their
     python benchmarks/selfcheck.py [--quick] [--sample-work DIR]
 
 - Detector: IFEval's 541 prompts (../shared/corpus/ifeval, ground truth instruction_id_list +
-  kwargs) and our rephrased EN/ZH set (tests/fixtures/constraints_rephrased.jsonl): micro precision,
-  recall, argument exact match (case, spaces, a trailing period and list order ignored), per id.
+  kwargs) and our own EN/ZH sets (tests/fixtures/constraints_rephrased.jsonl, 69 prompts, and
+  constraints_heldout.jsonl, 34 prompts written later): micro precision, recall, argument exact
+  match (case, spaces, a trailing period and list order ignored), per id. Both own sets were
+  first scored blind (rephrased: P 0.965 R 0.902 args 0.945; held-out: P 1.0 R 0.897 args 1.0),
+  then the generic bugs they exposed were fixed: their figures here are no longer blind.
+- Wild prompts (no stated output constraints expected: GSM8K test, Arena-Hard v0.1, BELLE eval
+  ZH): how many prompts get any constraint (hand-checked in the issue note).
 - Survival on a constraint-bearing set with real replies: IFEval prompts with the GPT-4 replies
   IFEval ships as the bare answer. The corpus has no R1 thinking for IFEval prompts, so each row is
   given a real DeepSeek-R1 thinking trace (data/sample/pcmb_traces.jsonl, round robin) for the
@@ -20,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -54,11 +60,23 @@ def detector_figures() -> dict[str, Any]:
                  for r in rows]  # fmt: skip
         s = score(pairs)
         out["ifeval"] = {"prompts": len(rows), **_brief(s), "per_id": s["per_id"]}
-    fx = ROOT / "tests" / "fixtures" / "constraints_rephrased.jsonl"
-    rows = [json.loads(x) for x in fx.read_text(encoding="utf-8").splitlines() if x.strip()]
-    s = score([(detect(r["prompt"]), parse(r["constraints"])) for r in rows])
-    zh = sum(any("\u4e00" <= ch <= "\u9fff" for ch in r["prompt"]) for r in rows)
-    out["rephrased"] = {"prompts": len(rows), "zh_prompts": zh, **_brief(s), "per_id": s["per_id"]}
+    for name in ("rephrased", "heldout"):
+        fx = ROOT / "tests" / "fixtures" / f"constraints_{name}.jsonl"
+        rows = [json.loads(x) for x in fx.read_text(encoding="utf-8").splitlines() if x.strip()]
+        s = score([(detect(r["prompt"]), parse(r["constraints"])) for r in rows])
+        zh = sum(any("\u4e00" <= ch <= "\u9fff" for ch in r["prompt"]) for r in rows)
+        out[name] = {"prompts": len(rows), "zh_prompts": zh, **_brief(s), "per_id": s["per_id"]}
+    wild = {"gsm8k_test": ("gsm8k/test.jsonl", "question"), "arena_hard_v0.1": ("arena-hard/question_v0.1.jsonl", "prompt"),
+            "belle_eval_zh": ("belle-eval-zh/eval_set.jsonl", "question")}  # fmt: skip
+    out["wild"] = {}
+    for name, (path, key) in wild.items():
+        if (CORPUS / path).is_file():
+            prompts = [json.loads(x)[key] for x in (CORPUS / path).read_text(encoding="utf-8").splitlines() if x.strip()]
+            t0 = time.perf_counter()
+            hits = Counter(c.id for p in prompts for c in detect(p))
+            with_any = sum(1 for p in prompts if detect(p))
+            out["wild"][name] = {"prompts": len(prompts), "with_constraints": with_any, "ids": dict(hits),
+                                 "prompts_per_s": round(2 * len(prompts) / (time.perf_counter() - t0))}  # fmt: skip
     return out
 
 
@@ -145,6 +163,8 @@ def constraint_figures(quick: bool = False, sample_work: Path | None = None) -> 
         "rephrased_precision>=0.97": reph["precision"] >= 0.97,
         "rephrased_recall>=0.93": reph["recall"] >= 0.93,
         "rephrased_arg_exact>=0.9": reph["arg_exact"] >= 0.9,
+        "heldout_precision>=0.97": det["heldout"]["precision"] >= 0.97,
+        "heldout_recall>=0.93": det["heldout"]["recall"] >= 0.93,
         "gated_think_summary_keeps>=0.99": surv["fallback_answer"]["think_summary_kept"] >= 0.99 if surv else None,
         "adaptive_keeps>=0.99": surv["fallback_answer"]["adaptive_kept"] >= 0.99 if surv else None,
     }
@@ -155,7 +175,7 @@ def main() -> None:
     quick = "--quick" in sys.argv
     work = Path(sys.argv[sys.argv.index("--sample-work") + 1]) if "--sample-work" in sys.argv else None
     figs = constraint_figures(quick, work)
-    for part in ("ifeval", "rephrased"):
+    for part in ("ifeval", "rephrased", "heldout"):
         d = figs["detector"].get(part)
         if d:
             print(f"{part}: P {d['precision']} R {d['recall']} args {d['arg_exact']} ({d['prompts']} prompts)")
