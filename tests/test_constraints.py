@@ -187,3 +187,12 @@ def test_detected_kwargs_drive_lm_evals_own_checkers_to_our_verdicts() -> None:
             total += 1
             agree += ins.check_following(r["response"]) == ours
     assert total > 500 and agree / total >= 0.99, (agree, total)
+
+
+def test_recipe_policy_with_unknown_id_is_one_line_exit_2(tmp_path: Path) -> None:
+    recipe = (ROOT / "recipes" / "sample.yaml").read_text().replace("../data/", str(ROOT / "data") + "/")
+    path = tmp_path / "r.yaml"
+    path.write_text(recipe + "\nvariants:\n  adaptive: {answer_only_constraints: [detectable_format:jsonformat]}\n")
+    r = subprocess.run([sys.executable, "-m", "builder.cli", "plan", str(path)], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "variants.adaptive.answer_only_constraints" in r.stderr.replace("\n", "") and "jsonformat" in r.stderr
