@@ -194,6 +194,7 @@ def rewrite_variant(work: WorkDir, variant: str, edit: Any) -> None:
     edit(rows)
     cols = {k: [r[k] for r in rows] for k in VARIANT_FEATURES}
     work.write_columns(tables.variant(variant), cols, shard_rows=per_shard)
+    work.mark_complete("variants", (work.marker("variants") or {}).get("fingerprint"))  # the edit is its output now
 
 
 _BUILT: dict[str, Path] = {}
