@@ -87,7 +87,7 @@ def test_paths_shards_and_require_name_the_producer(tmp_path: Path) -> None:
     written = w.close()
     work.mark_complete("responses")  # written outside a stage run: marked as the stage's outputs
     assert written == work.require(tables.QUARANTINE)
-    cols = {k: ["x"] for k in tables.DECONTAMINATION.features}
+    cols = {k: [1.0 if k == "score" else "x"] for k in tables.DECONTAMINATION.features}
     written = work.write_columns(tables.DECONTAMINATION, cols)
     work.mark_complete("curate")
     assert written == work.require(tables.DECONTAMINATION)
