@@ -253,7 +253,7 @@ class VariantsSummary(StageSummary):
     specs: list[VariantInfo]  # the built variants' specs, in registry order
     seconds: float
     # The format survival gate (variants/format_gate.py): variant → category ("*": all) → counts and rates.
-    format_survival: dict[str, dict[str, dict[str, float]]] = Field(default_factory=dict)
+    format_survival: dict[str, dict[str, dict[str, int | float]]] = Field(default_factory=dict)
     # The adaptive variant's mix: category → choice ("answer" | "summary") → rows; and reasons → rows.
     adaptive_mix: dict[str, dict[str, int]] = Field(default_factory=dict)
     adaptive_reasons: dict[str, int] = Field(default_factory=dict)

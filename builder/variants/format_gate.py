@@ -45,8 +45,8 @@ class Survival:
             else:
                 c["survived"] += survived_out
 
-    def table(self) -> dict[str, dict[str, dict[str, float]]]:
-        out: dict[str, dict[str, dict[str, float]]] = {}
+    def table(self) -> dict[str, dict[str, dict[str, int | float]]]:
+        out: dict[str, dict[str, dict[str, int | float]]] = {}
         for v, cats in self.counts.items():
             tot: Counter[str] = Counter()
             out[v] = {}
@@ -57,7 +57,7 @@ class Survival:
         return out
 
 
-def _row(c: Counter[str]) -> dict[str, float]:
+def _row(c: Counter[str]) -> dict[str, int | float]:
     n = c["answer_keeps"]
     return {"checked": c["checked"], "answer_keeps": n, "survived_raw": c["survived_raw"], "survived": c["survived"],
             "dropped": c["dropped"], "survival_raw": round(c["survived_raw"] / n, 4) if n else 1.0,
