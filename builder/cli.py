@@ -390,6 +390,18 @@ def check(
 
 
 @app.command()
+@user_errors
+def constraints(
+    file: Annotated[Path, typer.Argument(help="JSONL rows with `id` and `prompt` (or `messages`).")],
+) -> None:
+    """Print the IFEval instruction constraints each prompt states: one JSON line per row."""
+    from builder.constraints.rows import lines
+
+    for line in list(lines(file)):  # every row read and checked before the first line is printed
+        print(line)
+
+
+@app.command()
 def version() -> None:
     """Print the toolkit version."""
     console.print(__version__)

@@ -56,6 +56,8 @@ PROMPT_FEATURES = Features(
         "reference_answer": Value("string"),
         "tests_json": Value("string"),
         "verifier": Value("string"),
+        # IFEval-style instruction constraints the prompt states: JSON [{"id", "kwargs"}] (builder/constraints).
+        "constraints_json": Value("string"),
         **PROVENANCE,
     }
 )
@@ -232,6 +234,9 @@ VARIANT_FEATURES = Features(
         "verify_method": Value("string"),
         "verify_reason": Value("string"),
         "quality_codes": List(Value("string")),  # informational codes on kept rows
+        # What the row's turn is when a policy chose it (adaptive; think_summary's format fallback): answer | summary.
+        "variant_choice": Value("string"),
+        "choice_reason": Value("string"),
         "repetition_score": Value("float32"),
         "think_language": Value("string"),
         "answer_language": Value("string"),

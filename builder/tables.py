@@ -264,6 +264,11 @@ class VariantsSummary(StageSummary):
     # Run-wide summary quality (builder/variants/summary_quality.Tally): every scored summary,
     # kept or quarantined; the per-row scores are the think_summary columns.
     summary_quality: dict[str, float | int] = {}
+    # The format survival gate (variants/format_gate.py): variant → category ("*": all) → counts and rates.
+    format_survival: dict[str, dict[str, dict[str, int | float]]] = Field(default_factory=dict)
+    # The adaptive variant's mix: category → choice ("answer" | "summary") → rows; and reasons → rows.
+    adaptive_mix: dict[str, dict[str, int]] = Field(default_factory=dict)
+    adaptive_reasons: dict[str, int] = Field(default_factory=dict)
 
 
 SUMMARIES: dict[str, type[StageSummary]] = {

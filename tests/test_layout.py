@@ -71,7 +71,7 @@ def _group(module: str) -> str:
         return f"stage:{parts[1]}"
     if len(parts) > 1 and parts[1] == "teachers":
         return "service"
-    if len(parts) > 1 and parts[1] == "sources":
+    if len(parts) > 1 and parts[1] in ("sources", "constraints"):  # libraries any stage may use
         return "sources"
     return "face"  # cli, console, plan, check
 

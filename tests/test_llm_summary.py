@@ -199,7 +199,7 @@ def test_teacher_config_is_validated_with_the_teacher_schema(run: Run) -> None:
 def test_template_hash_follows_its_content(tmp_path: Path) -> None:
     tpl = load_summary_template(TEMPLATE)
     edited = tmp_path / "summarize_think.yaml"
-    edited.write_text(TEMPLATE.read_text(encoding="utf-8").replace("version: 1", "version: 2"), encoding="utf-8")
+    edited.write_text(TEMPLATE.read_text(encoding="utf-8").replace("version: 2", "version: 3"), encoding="utf-8")
     assert load_summary_template(edited).hash != tpl.hash
     msgs = tpl.messages("Why {thinking}? \\boxed{}", "Think {question}")
     assert "Why {thinking}? \\boxed{}" in msgs[-1]["content"] and "Think {question}" in msgs[-1]["content"]

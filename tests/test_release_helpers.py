@@ -122,6 +122,7 @@ def build_work(root: Path, n_en: int = 60, n_zh: int = 20, shard_rows: int = 25)
                 "verify_status": p["verify"] if teacher else "unverifiable",
                 "verify_method": "mcq" if p["verify"] != "unverifiable" and teacher else "none",
                 "verify_reason": "", "quality_codes": [], "repetition_score": 0.01 if teacher else None,
+                "variant_choice": "summary" if variant == "think_summary" else None, "choice_reason": None,
                 "think_language": p["language"] if teacher else None,
                 "answer_language": p["language"] if teacher else None,
                 "teacher_think_tokens": p["think_tokens"] if teacher else None,

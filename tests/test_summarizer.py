@@ -141,7 +141,7 @@ def test_forked_summary_workers_match_the_inline_path() -> None:
     from pathlib import Path as _Path
 
     from builder.config.variants import VariantsConfig
-    from builder.variants import stage
+    from builder.variants import summary_job
     from builder.variants.registry import Candidate
 
     root = _Path(__file__).resolve().parents[1]
@@ -153,7 +153,7 @@ def test_forked_summary_workers_match_the_inline_path() -> None:
     ] + [Candidate({"messages": [{"role": "user", "content": "x"}]}, None, None)]
     assert len(cands) > 2048  # two chunks: the forked path
     cfg = VariantsConfig()
-    stage._summaries(cands, cfg)
+    summary_job.summaries(cands, cfg)
     expected = []
     for c in cands:
         if c.reasoning is None:

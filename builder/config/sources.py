@@ -30,6 +30,10 @@ class FieldMap(Strict):
         None, description="the community response's tool calls (OpenAI `tool_calls` or [{name, arguments}]; "
         "list or JSON string): the `original` turn's structured `tool_calls`")
     options: str | None = Field(None, description="MCQ options appended to the prompt as 'A. …' lines")
+    constraints: str | None = Field(
+        None, description="known instruction constraints, a list (or JSON text) of IFEval {id, kwargs}; "
+        "unset: read from ifeval tests, else detected from the prompt (builder/constraints)",
+    )
 
     @model_validator(mode="after")
     def _prompt_or_messages(self) -> FieldMap:

@@ -6,8 +6,9 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from builder.config.base import SHARD_ROWS, Strict
+from builder.config.base import CATEGORIES, SHARD_ROWS, Strict
 from builder.config.generate import TeacherConfig
+from builder.constraints.spec import KNOWN_IDS
 
 # What a summarizer teacher gets unless the recipe says otherwise: a folder name, near-greedy
 # short replies, and no reasoning parser (an instruct model's whole reply is the summary).
@@ -85,6 +86,68 @@ class SummarizerConfig(Strict):
         return t
 
 
+def _known_ids(ids: list[str]) -> list[str]:
+    unknown = sorted(set(ids) - KNOWN_IDS)
+    if unknown:
+        raise ValueError(f"unknown constraint id(s) {unknown}; known: IFEval's ids, e.g. punctuation:no_comma")
+    return ids
+
+
+class FormatGateConfig(Strict):
+    """The format survival gate: a row whose prompt carries constraints is checked on its whole
+    assistant turn; a turn that breaks a constraint its bare answer keeps gets `on_break`."""
+
+    enabled: bool = Field(True, description="check every variant row whose prompt carries constraints")
+    variants: list[str] | None = Field(
+        None, description="variants the policy applies to (registry names); unset: every variant that adds a summary"
+    )
+    on_break: Literal["fallback_answer", "drop", "rewrite"] = Field(
+        "fallback_answer",
+        description="fallback_answer: emit the bare answer (recorded in quality_codes and choice_reason); "
+        "drop: leave the row out with the broken id as ledger reason; rewrite: apply the constraints to the "
+        "summary (case, commas, forbidden words, length) and re-check, dropping what still breaks",
+    )
+
+
+class AdaptivePolicy(Strict):
+    """The `adaptive` variant: per row, answer only or summary + answer. Rules in this order; the first
+    that fires says `answer` with its reason, else the row gets the summary."""
+
+    answer_only_constraints: list[str] = Field(
+        default_factory=lambda: ["detectable_format:json_format", "startend:quotation", "combination:repeat_prompt",
+                                 "combination:two_responses", "detectable_format:constrained_response",
+                                 "length_constraints:nth_paragraph_first_word", "length_constraints:number_paragraphs"],
+        description="IFEval ids that constrain the whole reply's shape: a summary in front would break them",
+    )  # fmt: skip
+    answer_only_codes: list[str] = Field(
+        default_factory=lambda: ["think_answer_mismatch*", "summary_unfaithful*", "summary_not_faithful*"],
+        description="quality codes (fnmatch patterns) on the reply that make its summary untrustworthy",
+    )
+    answer_categories: list[str] = Field(
+        default_factory=list, description="categories that always get the answer only (e.g. tool_use)"
+    )
+    summary_verify: list[str] = Field(
+        default_factory=lambda: ["pass", "unverifiable"],
+        description="verification statuses that may get a summary (a failed reply's reasoning is not taught)",
+    )
+    min_think_tokens: int = Field(
+        200, ge=0, description="thinking shorter than this (teacher tokens) has nothing worth summarizing"
+    )
+    max_think_tokens: int | None = Field(
+        None, ge=1, description="thinking longer than this (teacher tokens) gets the answer only; unset: no cap"
+    )
+
+    _ids = field_validator("answer_only_constraints")(classmethod(lambda cls, v: _known_ids(v)))
+
+    @field_validator("answer_categories")
+    @classmethod
+    def _categories(cls, v: list[str]) -> list[str]:
+        unknown = sorted(set(v) - set(CATEGORIES))
+        if unknown:
+            raise ValueError(f"unknown categories {unknown}; known: {sorted(CATEGORIES)}")
+        return v
+
+
 class VariantsConfig(Strict):
     # None, not a list: which variants are built by default is the registry's to say
     # (builder/variants/registry.py), and config may not import a stage.
@@ -103,6 +166,8 @@ class VariantsConfig(Strict):
         "above its category's mean (and its verified difficulty's, when n samples give a pass rate) gets the "
         "`overthinking` info code; the z-score is the `overthinking_z` column",
     )  # fmt: skip
+    format_gate: FormatGateConfig = Field(default_factory=FormatGateConfig, description="the format survival gate")
+    adaptive: AdaptivePolicy = Field(default_factory=AdaptivePolicy, description="the `adaptive` variant's policy")
 
     @model_validator(mode="after")
     def _summarizer_teacher(self) -> VariantsConfig:

@@ -123,6 +123,9 @@ def quality_payload(recipe: Recipe, work: WorkDir, specs: list[VariantInfo], sta
         "variants": {v: s.summary() for v, s in stats.items()},
         "rejections": rejections(work, summaries.responses),
         "spend_usd_by_role": spend,
+        # The format survival gate and the adaptive variant's mix (variants stage summary).
+        "format_survival": summaries.variants.format_survival if summaries.variants else {},
+        "adaptive_mix": summaries.variants.adaptive_mix if summaries.variants else {},
         "cost_per_kept_row": costs(spend, {v: s.rows for v, s in stats.items()},
                                    {s.name: teacher_roles(s) for s in specs}),
         **_self_checks(summaries),

@@ -282,4 +282,6 @@ def map_row(src: SourceConfig, row: dict[str, Any], reference_re: regex.Pattern[
         "category": category,
         "language": language,
         "row_id": row_id,
+        # Raw, validated by curate (builder.constraints.spec.parse): a bad list is a quarantine code.
+        "constraints": None if not f.constraints or (c := get_path(row, f.constraints)) is _MISSING else c,
     }

@@ -32,6 +32,7 @@ import yaml
 from builder import tables
 from builder.config.generate import TeacherConfig
 from builder.config.variants import SummarizerConfig
+from builder.constraints.describe import describe
 from builder.errors import UserError
 from builder.recipe import Recipe
 from builder.rows import generation_id_for
@@ -47,7 +48,7 @@ from builder.workdir import WorkDir
 
 FIELDS = ("question", "thinking")
 _KEYS = {"id", "version", "system", "user"}
-_FIELD = re.compile(r"\{(question|thinking)\}")
+_FIELD = re.compile(r"\{(question|thinking|constraints)\}")  # {constraints}: optional (template version ≥ 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +59,10 @@ class SummaryTemplate:
     user: str  # holds {question} and {thinking}
     hash: str
 
-    def messages(self, question: str, thinking: str) -> list[dict[str, str]]:
+    def messages(self, question: str, thinking: str, constraints: str = "(none)") -> list[dict[str, str]]:
         # One pass, not str.format or chained replace: the prompt and the fields may hold braces
         # (\boxed{}, a question quoting "{thinking}") that must come through as they are.
-        fields = {"question": question, "thinking": thinking}
+        fields = {"question": question, "thinking": thinking, "constraints": constraints}
         user = _FIELD.sub(lambda m: fields[m.group(1)], self.user)
         head = [{"role": "system", "content": self.system}] if self.system else []
         return [*head, {"role": "user", "content": user}]
@@ -170,7 +171,8 @@ class LlmSummarizer:
     def _with_messages(self, todo: list[WorkItem], jobs: dict[str, _Job]) -> Iterator[WorkItem]:
         for it in todo:
             job = jobs[it.generation_id]
-            yield dataclasses.replace(it, messages=self.template.messages(job.question, job.think))
+            rules = describe(job.cand.constraints)  # the prompt's constraints the summary must obey
+            yield dataclasses.replace(it, messages=self.template.messages(job.question, job.think, rules))
 
     def _send(self, todo: Iterator[WorkItem], n: int) -> None:
         self.requested += n

@@ -24,7 +24,7 @@ variant's spec as data (`VariantSpec.info()`, builder.tables.VariantInfo) into i
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:  # tables pulls in `datasets` (~1 s): not on the CLI's recipe-check path
@@ -47,6 +47,10 @@ class Candidate:
     # (fragment rate, filler rate, repetition, final result covered, faithfulness) of `summary`
     summary_scores: tuple[float, float, float, bool | None, float] | None = None
     overthinking_z: float | None = None  # the reasoning reply's thinking length z-score
+    # The prompt's instruction constraints (builder.constraints.spec.Constraint, from constraints_json).
+    constraints: list[Any] = field(default_factory=list)
+    extra_codes: list[str] = field(default_factory=list)  # codes this stage adds (summary declined, contradictions)
+    choice: tuple[str, str] | None = None  # adaptive: (variant_choice, choice_reason), set by the stage
 
 
 VariantFn = Callable[[Candidate], "str | Skip"]
@@ -170,3 +174,16 @@ def control(c: Candidate) -> str | Skip:
                "truncated, repetitive or inconsistent one (TRL's conversational DPO format)")  # fmt: skip
 def pairs(c: Candidate) -> str | Skip:
     return Skip("built_from_all_samples")  # never called: builder/variants/pairs.py builds the rows
+
+
+@variant("adaptive", reply="reasoning", needs_summary=True, default=False,
+         blurb="per row, the answer only or a summary + the exact answer, chosen by the recipe's policy "
+               "(`variant_choice`, `choice_reason`)")
+def adaptive(c: Candidate) -> str | Skip:
+    if c.reasoning is None:
+        return Skip("no_kept_reply")
+    if not c.reasoning["answer"]:
+        return Skip("empty_answer")
+    if c.choice is not None and c.choice[0] == "summary" and c.summary:
+        return f"{c.summary}\n\n{c.reasoning['answer']}"
+    return c.reasoning["answer"]

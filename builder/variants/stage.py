@@ -12,7 +12,6 @@ Rows come out in curate order within a bucket (one bucket: curate order througho
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 import zlib
@@ -29,18 +28,21 @@ import pyarrow.parquet as pq
 from builder import tables
 from builder.config.student import StudentConfig
 from builder.config.variants import VariantsConfig
+from builder.constraints.spec import BadConstraints, contradictions, parse
 from builder.errors import UserError
 from builder.ledger import DROPPED, KEPT, Ledger
 from builder.recipe import Recipe
 from builder.rows import PARSED_FEATURES, PROMPT_FEATURES, provenance_defaults, tools_list
 from builder.tables import VariantsSummary
 from builder.tokens import count_tokens
+from builder.variants.adaptive import choose
+from builder.variants.format_gate import Survival, apply_gate, broken
 from builder.variants.llm_summary import LlmSummarizer
 from builder.variants.overthinking import CODE as OVERTHINKING
 from builder.variants.overthinking import LengthStats, difficulty, histogram, pass_rates
 from builder.variants.pairs import multi_samples, write_pairs
 from builder.variants.registry import REGISTRY, Candidate, Skip, declare, omitted, to_build
-from builder.variants.summarizer import SummaryGate, assess_summary, extractive_summary
+from builder.variants.summary_job import summaries, summary_columns
 from builder.variants.summary_quality import Tally
 from builder.workdir import WorkDir
 
@@ -73,74 +75,29 @@ def config_of(recipe: Recipe) -> VariantsConfig:
     unknown = [v for v in to_build(cfg.build) if v not in REGISTRY]
     if unknown:
         raise UserError(f"{recipe.path}: variants.build: unknown variant(s) {unknown}; known: {sorted(REGISTRY)}")
+    unknown = [v for v in cfg.format_gate.variants or [] if v not in REGISTRY]
+    if unknown:
+        raise UserError(f"{recipe.path}: variants.format_gate.variants: unknown variant(s) {unknown}; known: {sorted(REGISTRY)}")
     return cfg
 
 
-def _user_text(prompt: dict[str, Any]) -> str:
-    return next((m["content"] or "" for m in reversed(prompt["messages"] or []) if m["role"] == "user"), "")
-
-
-# Set just before forking summary workers: they read the candidates copy-on-write.
-_SUMMARY_JOB: tuple[list[Candidate], SummaryGate, int, int] | None = None
-Scores = tuple[float, float, float, "bool | None", float]
-
-
-def _assess(c: Candidate, summary: str, gate: SummaryGate) -> tuple[str | None, Scores | None]:
-    """(failure, scores) of a candidate's summary against the recipe's thresholds."""
-    r = c.reasoning or {}
-    failure, sc, faith = assess_summary(summary, r.get("think") or "", r.get("answer") or "", _user_text(c.prompt), gate)
-    if sc is None or faith is None:
-        return failure, None
-    return failure, (sc.fragment_rate, sc.filler_rate, sc.repetition, sc.final_covered, faith)
-
-
-def _extractive_range(bounds: tuple[int, int]) -> list[tuple[str | None, str | None, Scores | None]]:
-    """(summary, failure, scores) for candidates[lo:hi]; Nones where there is no reply."""
-    assert _SUMMARY_JOB is not None
-    cands, gate, max_chars, max_sents = _SUMMARY_JOB
-    out: list[tuple[str | None, str | None, Scores | None]] = []
-    for c in cands[bounds[0] : bounds[1]]:
-        if c.reasoning is None:
-            out.append((None, None, None))
-            continue
-        think, answer = c.reasoning["think"] or "", c.reasoning["answer"] or ""
-        summary = extractive_summary(think, answer, gate.max_ratio, max_chars, _user_text(c.prompt), max_sents)
-        failure, scores = _assess(c, summary, gate)
-        out.append((None if failure else summary, failure, scores))
-    return out
-
-
-def _summaries(cands: list[Candidate], cfg: VariantsConfig, llm: LlmSummarizer | None = None) -> None:
-    global _SUMMARY_JOB
-    s = cfg.summarizer
-    gate = SummaryGate.of(s)
-    if llm is not None:
-        llm.summarize(cands, [_user_text(c.prompt) for c in cands])
-        for c in cands:  # the LLM path checked them already; the scores become columns
-            if c.summary is not None:
-                c.summary_scores = _assess(c, c.summary, gate)[1]
-        return
-    _SUMMARY_JOB = (cands, gate, s.max_chars, s.max_sentences)
+def _constraints_of(c: Candidate) -> None:
+    """The prompt's constraints onto the candidate; a malformed column is a code, never a crash."""
     try:
-        workers = min(2, os.cpu_count() or 1)
-        chunk = 2_048
-        bounds = [(i, min(i + chunk, len(cands))) for i in range(0, len(cands), chunk)]
-        if workers > 1 and len(bounds) > 1:
-            import multiprocessing
+        c.constraints = parse(c.prompt.get("constraints_json"))
+    except BadConstraints:
+        c.extra_codes.append("bad_constraints_json")
+        return
+    c.extra_codes += [f"constraints_contradict:{pair}" for pair in contradictions(c.constraints)]
 
-            # The summary is pure Python over long texts: two forked workers halve it.
-            with multiprocessing.get_context("fork").Pool(workers) as pool:
-                parts = pool.map(_extractive_range, bounds)
-        else:
-            parts = [_extractive_range(b) for b in bounds]
-    finally:
-        _SUMMARY_JOB = None
-    for c, (summary, failure, scores) in zip(cands, (r for part in parts for r in part)):
-        c.summary_scores = scores
-        if failure:
-            c.summary_failure = failure
-        elif summary is not None:
-            c.summary = summary
+
+def _choose(c: Candidate, cfg: VariantsConfig, mix: dict[str, Counter[str]], reasons: Counter[str]) -> None:
+    assert c.reasoning is not None
+    answer = c.reasoning["answer"] or ""
+    breaks = broken(f"{c.summary}\n\n{answer}", answer, c.constraints) if c.summary and c.constraints else []
+    c.choice = choose(c, cfg.adaptive, breaks)
+    mix.setdefault(c.prompt["category"] or "unknown", Counter())[c.choice[0]] += 1
+    reasons[c.choice[1].split(":")[0]] += 1
 
 
 def _bucket_of(prompt_id: str | None, n: int) -> int:
@@ -272,6 +229,11 @@ def _variants(recipe: Recipe, work: WorkDir, progress: Any = None) -> VariantsRe
     absent: dict[str, Counter[str]] = {name: Counter() for name in build}
     zs: list[float | None] = []
     tally = Tally()
+    survival = Survival()
+    gated = set(cfg.format_gate.variants if cfg.format_gate.variants is not None
+                else [n for n in build if REGISTRY[n].needs_summary])  # fmt: skip
+    mix: dict[str, Counter[str]] = {}
+    reasons: Counter[str] = Counter()
     try:
         loaders = _buckets(work, cfg, tmp)
         reply_files = [*work.require(tables.PARSED), *work.shards(tables.QUARANTINE)]
@@ -282,6 +244,7 @@ def _variants(recipe: Recipe, work: WorkDir, progress: Any = None) -> VariantsRe
             bucket = load()
             prompts, cands = bucket[0], _candidates(bucket)
             for c in cands:
+                _constraints_of(c)
                 if c.reasoning is not None:
                     p = c.prompt
                     z = stats.z(p["category"] or "", difficulty(rates.get(p["prompt_id"])), c.reasoning["teacher_think_tokens"])
@@ -292,12 +255,16 @@ def _variants(recipe: Recipe, work: WorkDir, progress: Any = None) -> VariantsRe
                     progress(
                         f"summarizing {sum(c.reasoning is not None for c in cands):,} thinking traces ({cfg.summarizer.kind})"
                     )
-                _summaries(cands, cfg, llm)
+                summaries(cands, cfg, llm)
                 for c in cands:
                     tally.add(c.summary_scores)
             if want_pairs:
                 write_pairs(cands, samples, ledger, writers["pairs"], absent["pairs"], prov)
             prompt_tokens = _prompt_tokens(recipe.student, prompts)
+            if "adaptive" in build:
+                for c in cands:
+                    if c.reasoning is not None:
+                        _choose(c, cfg, mix, reasons)
             for name in chat:
                 ledger.enter(name, len(cands))
                 # In chunks: a bucket's variant texts, token ids and row dicts at once would take GBs.
@@ -305,7 +272,7 @@ def _variants(recipe: Recipe, work: WorkDir, progress: Any = None) -> VariantsRe
                     hi = lo + TOKEN_CHUNK
                     _variant_chunk(
                         name, cands[lo:hi], prompt_tokens[lo:hi], recipe.student, ledger, writers[name], absent[name], prov,
-                        summ, cfg.overthinking_z,
+                        summ, (cfg, gated, survival),
                     )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -331,6 +298,9 @@ def _variants(recipe: Recipe, work: WorkDir, progress: Any = None) -> VariantsRe
             overthinking_histogram=histogram(zs),
             overthinking_z=cfg.overthinking_z,
             summary_quality=tally.figures() if summarize else {},
+            format_survival=survival.table(),
+            adaptive_mix={k: dict(v) for k, v in sorted(mix.items())},
+            adaptive_reasons=dict(reasons.most_common()),
         )
     )
     return res
@@ -346,17 +316,29 @@ def _variant_chunk(
     reasons: Counter[str],
     prov: dict[str, str],
     summ: dict[str, str | None],
-    overthinking_z: float = 2.0,
+    gate: tuple[VariantsConfig, set[str], Survival],
 ) -> None:
     spec = REGISTRY[name]
     fn = spec.fn
-    results = [fn(c) for c in cands]
+    results: list[str | Skip] = [fn(c) for c in cands]
+    cfg, gated, survival = gate
+    codes: list[list[str]] = [list(c.extra_codes) for c in cands]
+    choices = [c.choice if name == "adaptive" else (("summary", "") if spec.needs_summary else None) for c in cands]
+    for i, (c, res) in enumerate(zip(cands, results)):
+        if not (isinstance(res, str) and c.constraints and cfg.format_gate.enabled and spec.reply == "reasoning"):
+            continue
+        answer = (c.reasoning or {}).get("answer") or ""
+        o = apply_gate(res, answer, c.summary, c.constraints, cfg.format_gate.on_break, name in gated, name,
+                       c.prompt["category"] or "", survival)  # fmt: skip
+        results[i] = o.turn if o.turn is not None else Skip(o.drop)
+        codes[i] += o.codes
+        choices[i] = o.choice or choices[i]
     # A community response can be (or end in) tool calls; teacher replies carry none.
     calls = [c.prompt.get("original_tool_calls") if spec.reply is None else None for c in cands]
     a_tokens = count_tokens(student.tokenizer, [
         "\n".join([r, *(k or [])]) if isinstance(r, str) else "" for r, k in zip(results, calls)])
     rows: list[dict[str, Any]] = []
-    for c, res, n_tok, p_tok, tool_calls in zip(cands, results, a_tokens, prompt_tokens, calls):
+    for c, res, n_tok, p_tok, tool_calls, extra, choice in zip(cands, results, a_tokens, prompt_tokens, calls, codes, choices):
         p = c.prompt
         total = p_tok + n_tok + CHATML_OVERHEAD
         if isinstance(res, str) and total > student.max_tokens:
@@ -375,6 +357,7 @@ def _variant_chunk(
             )
             continue
         reply = getattr(c, spec.reply) if spec.reply else None  # the teacher reply the spec builds from
+        with_summary = spec.needs_summary and not (choice and choice[0] == "answer")  # adaptive / fallback: answer only
         rows.append(
             {
                 "prompt_id": p["prompt_id"],
@@ -391,12 +374,15 @@ def _variant_chunk(
                 "endpoint_kind": reply["endpoint_kind"] if reply else None,
                 "prompt_template_id": reply["prompt_template_id"] if reply else None,
                 "prompt_template_hash": reply["prompt_template_hash"] if reply else None,
-                **(summ if spec.needs_summary else dict.fromkeys(summ)),
+                **(summ if with_summary else dict.fromkeys(summ)),
                 "reply_shape": reply["shape"] if reply else None,
                 "verify_status": reply["verify_status"] if reply else "unverifiable",
                 "verify_method": reply["verify_method"] if reply else "none",
                 "verify_reason": reply["verify_reason"] if reply else "community_response",
-                "quality_codes": _codes(reply, c.overthinking_z if spec.reply == "reasoning" else None, overthinking_z),
+                "quality_codes": [*_codes(reply, c.overthinking_z if spec.reply == "reasoning" else None, cfg.overthinking_z),
+                                  *extra],
+                "variant_choice": choice[0] if choice else None,
+                "choice_reason": choice[1] if choice else None,
                 "repetition_score": reply["repetition_score"] if reply else None,
                 "think_language": reply["think_language"] if reply else None,
                 "answer_language": reply["answer_language"] if reply else None,
@@ -404,7 +390,7 @@ def _variant_chunk(
                 "teacher_answer_tokens": reply["teacher_answer_tokens"] if reply else None,
                 "student_tokens": total,
                 "assistant_student_tokens": n_tok,
-                **_summary_columns(c.summary_scores if spec.needs_summary else None),
+                **summary_columns(c.summary_scores if with_summary else None),
                 "overthinking_z": c.overthinking_z if spec.reply == "reasoning" else None,
                 "source": p["source"],
                 "source_license": p["source_license"],
@@ -423,14 +409,6 @@ def _codes(reply: dict[str, Any] | None, z: float | None, threshold: float) -> l
     if z is not None and z > threshold:
         codes.append(OVERTHINKING)  # informational: the row stays, users may re-filter
     return codes
-
-
-_SUMMARY_COLS = ("summary_fragment_rate", "summary_filler_rate", "summary_repetition", "summary_final_covered",
-                 "faithfulness_score")  # fmt: skip
-
-
-def _summary_columns(scores: Scores | None) -> dict[str, Any]:
-    return dict(zip(_SUMMARY_COLS, scores)) if scores is not None else dict.fromkeys(_SUMMARY_COLS)
 
 
 def fingerprint(recipe: Recipe, work: WorkDir) -> dict[str, Any]:
