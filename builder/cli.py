@@ -22,7 +22,7 @@ import typer
 from rich.markup import escape
 
 from builder import __version__
-from builder.console import console, err, steps_table, ticker
+from builder.console import StepProgress, console, emit_json, err, final, print_ledger_reasons, set_mode, steps_table
 from builder.errors import UserError, redact
 from builder.worklock import work_lock
 
@@ -40,6 +40,8 @@ app = typer.Typer(
 )
 RecipeArg = Annotated[Path, typer.Argument(help="Recipe YAML (see recipes/sample.yaml).")]
 WorkOpt = Annotated[Path, typer.Option("--work", "-w", help="Work directory for this recipe's shards.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors, warnings and a final line.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON summary line per stage on stdout, nothing else there.")]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -139,13 +141,16 @@ def _run_curate(recipe: Recipe, work: Path) -> None:
     from builder.curate.stage import run_curate
     from builder.workdir import WorkDir
 
-    res = run_curate(recipe, WorkDir(work), progress=ticker("curate"))
+    with StepProgress("curate") as progress:
+        res = run_curate(recipe, WorkDir(work), progress=progress)
     for w in res.warnings:
         err.print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
     console.print(steps_table(f"curate: {res.rows_in:,} rows in → {res.rows_out:,} prompts ({res.seconds:.1f}s)", res.steps))
     mix = ", ".join(f"{k} {v:,}" for k, v in sorted(res.by_category.items()))
     console.print(f"categories: {mix}", highlight=False)
+    print_ledger_reasons(work / tables.CURATE_LEDGER.label)
     _where(work, tables.PROMPTS, tables.CURATE_LEDGER)
+    emit_json("curate", res)
 
 
 def _run_generate(recipe: Recipe, work: Path) -> None:
@@ -160,7 +165,9 @@ def _run_generate(recipe: Recipe, work: Path) -> None:
     finally:
         live.stop()
     print_generate(res, console)
+    print_ledger_reasons(work / tables.GENERATE_LEDGER.label)
     _where(work, tables.REPLIES, tables.GENERATE_LEDGER)
+    emit_json("generate", res)
 
 
 def _run_responses(recipe: Recipe, work: Path) -> None:
@@ -168,12 +175,15 @@ def _run_responses(recipe: Recipe, work: Path) -> None:
     from builder.responses.stage import run_responses
     from builder.workdir import WorkDir
 
-    res = run_responses(recipe, WorkDir(work), progress=ticker("responses"))
+    with StepProgress("responses") as progress:
+        res = run_responses(recipe, WorkDir(work), progress=progress)
     console.print(steps_table(
         f"responses: {res.rows_in:,} replies → {res.kept:,} kept, {res.quarantined:,} quarantined ({res.seconds:.1f}s)", res.steps))
     if res.verify:
         console.print("verification: " + ", ".join(f"{k} {v:,}" for k, v in sorted(res.verify.items())), highlight=False)
+    print_ledger_reasons(work / tables.RESPONSES_LEDGER.label)
     _where(work, tables.PARSED, tables.QUARANTINE)
+    emit_json("responses", res)
 
 
 def _run_variants(recipe: Recipe, work: Path) -> None:
@@ -181,9 +191,11 @@ def _run_variants(recipe: Recipe, work: Path) -> None:
     from builder.variants.stage import run_variants
     from builder.workdir import WorkDir
 
-    var = run_variants(recipe, WorkDir(work), progress=ticker("variants"))
+    with StepProgress("variants") as progress:
+        var = run_variants(recipe, WorkDir(work), progress=progress)
     console.print(steps_table(f"variants ({var.seconds:.1f}s): rows per variant; absent prompts by reason", var.steps))
     _where(work, tables.VARIANT, tables.VARIANTS_LEDGER)
+    emit_json("variants", var)
 
 
 def _run_release(recipe: Recipe, work: Path, out: Path | None = None, previous: Path | None = None) -> None:
@@ -195,14 +207,17 @@ def _run_release(recipe: Recipe, work: Path, out: Path | None = None, previous: 
     if unchanged(recipe, WorkDir(work), target):
         console.print(f"release v{recipe.version}: {target} already holds this exact release; nothing to do",
                       highlight=False)  # fmt: skip
+        emit_json("release", status="unchanged", out_dir=str(target), version=recipe.version)
         return
-    res = run_release(recipe, work, target, progress=ticker("release"), previous=previous)
+    with StepProgress("release") as progress:
+        res = run_release(recipe, work, target, progress=progress, previous=previous)
     for w in res.warnings:
         err.print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
     rows = ", ".join(f"{k} {v:,}" for k, v in res.counts.items())
     lic = res.license if isinstance(res.license, str) else ", ".join(res.license)
     console.print(f"release v{res.version} ({res.seconds:.1f}s): {rows}; license {lic}", highlight=False)
     console.print(f"folder: {res.out_dir}   card: {res.out_dir / 'README.md'}", highlight=False)
+    emit_json("release", res)
 
 
 # The stages `build` runs, in order; each also has its own command below.
@@ -216,38 +231,46 @@ STAGES: list[tuple[str, Callable[[Recipe, Path], None]]] = [
 
 @app.command()
 @user_errors
-def curate(recipe: RecipeArg, work: WorkOpt = Path("work")) -> None:
+def curate(recipe: RecipeArg, work: WorkOpt = Path("work"), quiet: QuietOpt = False, json_out: JsonOpt = False) -> None:
     """Read sources, normalize, dedupe (exact + MinHash), decontaminate, balance."""
+    set_mode(quiet, json_out)
     loaded = load(recipe)
     with _locked(work):
         _run_curate(loaded, work)
+    final(f"curate done: {work}")
 
 
 @app.command()
 @user_errors
-def generate(recipe: RecipeArg, work: WorkOpt = Path("work")) -> None:
+def generate(recipe: RecipeArg, work: WorkOpt = Path("work"), quiet: QuietOpt = False, json_out: JsonOpt = False) -> None:
     """Send every curated prompt to the teachers and store every reply whole (resumable)."""
+    set_mode(quiet, json_out)
     loaded = load(recipe)
     with _locked(work):
         _run_generate(loaded, work)
+    final(f"generate done: {work}")
 
 
 @app.command()
 @user_errors
-def responses(recipe: RecipeArg, work: WorkOpt = Path("work")) -> None:
+def responses(recipe: RecipeArg, work: WorkOpt = Path("work"), quiet: QuietOpt = False, json_out: JsonOpt = False) -> None:
     """Parse, validate and verify stored replies; select one kept reply per prompt and teacher role."""
+    set_mode(quiet, json_out)
     loaded = load(recipe)
     with _locked(work):
         _run_responses(loaded, work)
+    final(f"responses done: {work}")
 
 
 @app.command()
 @user_errors
-def variants(recipe: RecipeArg, work: WorkOpt = Path("work")) -> None:
+def variants(recipe: RecipeArg, work: WorkOpt = Path("work"), quiet: QuietOpt = False, json_out: JsonOpt = False) -> None:
     """Build every variant from prompts and selected replies (one row id per prompt across variants)."""
+    set_mode(quiet, json_out)
     loaded = load(recipe)
     with _locked(work):
         _run_variants(loaded, work)
+    final(f"variants done: {work}")
 
 
 @app.command()
@@ -257,11 +280,15 @@ def release(
     work: WorkOpt = Path("work"),
     out: Annotated[Path | None, typer.Option(help="Release folder to create (default: <work>/release).")] = None,
     previous: Annotated[Path | None, typer.Option(help="Previous release folder, for CHANGELOG.md.")] = None,
+    quiet: QuietOpt = False,
+    json_out: JsonOpt = False,
 ) -> None:
     """Check every variant (quality gates) and, if they pass, write a Hub-ready dataset folder."""
+    set_mode(quiet, json_out)
     loaded = load(recipe)
     with _locked(work):
         _run_release(loaded, work, out, previous)
+    final(f"release done: {out or work / 'release'}")
 
 
 @app.command()
@@ -271,13 +298,18 @@ def push(
     repo: Annotated[str, typer.Option("--repo", help="Hub dataset id, e.g. org/name.")],
     endpoint: Annotated[str | None, typer.Option(help="Hub URL (default: $HF_ENDPOINT or huggingface.co).")] = None,
     private: Annotated[bool, typer.Option(help="Create the repo as private.")] = False,
+    quiet: QuietOpt = False,
+    json_out: JsonOpt = False,
 ) -> None:
     """Upload a release to the Hub and tag the commit vX.Y.Z (token from $HF_TOKEN)."""
     from builder.release.push import run_push
 
-    res = run_push(release_dir, repo, endpoint=endpoint, private=private, progress=ticker("push"))
-    console.print(f"pushed {res.repo_id} @ {res.tag} (commit {res.commit[:12]}): {res.url}", highlight=False)
+    set_mode(quiet, json_out)
+    with StepProgress("push") as progress:
+        res = run_push(release_dir, repo, endpoint=endpoint, private=private, progress=progress)
     console.print(f'load it: load_dataset("{res.repo_id}", "answer", revision="{res.tag}")', highlight=False)
+    emit_json("push", res)
+    final(f"pushed {res.repo_id} @ {res.tag} (commit {res.commit[:12]}): {res.url}", always=True)
 
 
 @app.command()
@@ -286,8 +318,11 @@ def build(
     recipe: RecipeArg,
     work: WorkOpt = Path("work"),
     out: Annotated[Path | None, typer.Option(help="Release folder (default: <work>/release).")] = None,
+    quiet: QuietOpt = False,
+    json_out: JsonOpt = False,
 ) -> None:
     """Run every stage in order (curate → generate → responses → variants → release), checking each ledger."""
+    set_mode(quiet, json_out)
     loaded = load(recipe)  # once: every section validated before any stage runs
     t0 = time.perf_counter()
     with _locked(work):
@@ -296,11 +331,15 @@ def build(
             if _unchanged(name, loaded, work):
                 console.print(f"{name}: unchanged since its last run (same recipe section, same inputs); skipped",
                               highlight=False)  # fmt: skip
+                emit_json(name, status="unchanged")
                 continue
             fn(loaded, work)
         console.rule("[bold]release")
         _run_release(loaded, work, out)
-    console.rule(f"[bold green]build done in {time.perf_counter() - t0:.1f}s")
+    seconds = time.perf_counter() - t0
+    console.rule(f"[bold green]build done in {seconds:.1f}s")
+    emit_json("build", seconds=round(seconds, 1), release=str(out or work / "release"))
+    final(f"build done in {seconds:.1f}s: release v{loaded.version} in {out or work / 'release'}")
 
 
 @contextlib.contextmanager
@@ -344,23 +383,10 @@ def version() -> None:
     console.print(__version__)
 
 
-def _quiet_datatrove() -> None:
-    """datatrove logs every step to stderr through loguru; its logs also go to each step's
-    logging dir, so the console keeps warnings only (ANSWER_DISTILL_VERBOSE=1 keeps all)."""
-    import os
-
-    if os.environ.get("ANSWER_DISTILL_VERBOSE"):
-        return
-    try:
-        from loguru import logger
-    except ImportError:
-        return
-    logger.remove()
-    logger.add(sys.stderr, level="WARNING")
-
-
 def main() -> None:
-    _quiet_datatrove()
+    from builder.executors import quiet_datatrove_logs
+
+    quiet_datatrove_logs()
     try:
         app()
     except Exception as e:  # a bug: keep the traceback for us, but never leak a secret

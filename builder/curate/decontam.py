@@ -34,6 +34,7 @@ from builder.curate.decontam_ngram import GramIndex
 from builder.curate.decontam_short import FuzzyIndex, key_of
 from builder.curate.decontam_tokens import is_number, window_hashes, words
 from builder.errors import UserError
+from builder.progress import Progress, report
 from builder.recipe import Recipe
 
 __all__ = ["BenchmarkIndex", "Hit", "build_index", "load_benchmark_texts", "match_all", "window_hashes", "words"]
@@ -185,21 +186,29 @@ def _match_range(bounds: tuple[int, int]) -> list[Hit | None]:
     return index.match_many(texts[bounds[0] : bounds[1]])
 
 
-def match_all(index: BenchmarkIndex, texts: list[str], workers: int = 1, chunk: int = 50_000) -> list[Hit | None]:
-    """match_many over batches (bounded window-hash arrays), on `workers` forked processes."""
+def match_all(index: BenchmarkIndex, texts: list[str], workers: int = 1, chunk: int = 50_000,
+              progress: Progress | None = None) -> list[Hit | None]:  # fmt: skip
+    """match_many over batches (bounded window-hash arrays), on `workers` forked processes;
+    `progress` hears ("decontaminate", prompts matched, prompts) after each batch."""
     global _SHARED
     bounds = [(s, min(s + chunk, len(texts))) for s in range(0, len(texts), chunk)]
+    out: list[Hit | None] = []
     if workers <= 1 or len(bounds) < 2 or index.semantic is not None:  # the embedder is not fork-safe
-        return [h for b in bounds for h in index.match_many(texts[b[0] : b[1]])]
+        for lo, hi in bounds:
+            out += index.match_many(texts[lo:hi])
+            report(progress, "decontaminate", hi, len(texts))
+        return out
     import multiprocessing
 
     _SHARED = (index, texts)
     try:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
-            parts = pool.map(_match_range, bounds)
+            for part, (_, hi) in zip(pool.imap(_match_range, bounds), bounds):  # imap: in order, as done
+                out += part
+                report(progress, "decontaminate", hi, len(texts))
     finally:
         _SHARED = None
-    return [h for part in parts for h in part]
+    return out
 
 
 def _read_items(recipe: Recipe, b: BenchmarkFile) -> Iterable[tuple[str, str]] | None:

@@ -32,6 +32,7 @@ from builder.config.responses import ResponsesConfig
 from builder.config.student import StudentConfig
 from builder.language import names_target_language, prompt_languages
 from builder.ledger import KEPT, QUARANTINED, Ledger
+from builder.progress import Progress, counted, report
 from builder.reasoning_format import resolve_delimiters
 from builder.recipe import Recipe
 from builder.responses.grammar import REJECT_CODES, validate
@@ -321,7 +322,7 @@ def _results(
             yield fut.result(), s
 
 
-def _responses(recipe: Recipe, work: WorkDir, progress: Any = None) -> ResponsesResult:
+def _responses(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -> ResponsesResult:
     t0 = time.perf_counter()
     cfg = recipe.responses
     prompts = PromptIndex(work)
@@ -341,6 +342,7 @@ def _responses(recipe: Recipe, work: WorkDir, progress: Any = None) -> Responses
     verify_counts: Counter[str] = Counter()
     shapes: Counter[str] = Counter()
     n_done = 0
+    report(progress, "replies parsed, validated, verified", 0, n_in)
     for rows, sub in _results(_reply_batches(files, cfg.batch_rows), prompts, cfg, recipe.student, workers):
         kept: list[dict[str, Any]] = []
         dropped: list[dict[str, Any]] = []
@@ -371,15 +373,14 @@ def _responses(recipe: Recipe, work: WorkDir, progress: Any = None) -> Responses
         staging.write_rows(kept)
         quarantine.write_rows(dropped)
         n_done += len(rows)
-        if progress is not None:
-            progress(f"{n_done:,}/{n_in:,} replies")
+        report(progress, "replies parsed, validated, verified", n_done, n_in)
     staged = staging.close()
     quarantine.close()
 
     # Second pass: set `selected`, one shard at a time.
     chosen = pa.array(sorted(selector.chosen()), pa.string())
     parsed = work.writer(tables.PARSED, cfg.shard_rows)
-    for f in staged:
+    for f in counted(staged, progress, "selecting one reply per prompt and role (shards)", len(staged)):
         t = pq.read_table(f)
         sel = pc.is_in(t.column("generation_id"), value_set=chosen)
         parsed.write_table(t.set_column(t.schema.get_field_index("selected"), "selected", sel))
@@ -407,7 +408,7 @@ def fingerprint(recipe: Recipe, work: WorkDir) -> dict[str, Any]:
     return work.fingerprint({"responses": recipe.responses, "student": recipe.student}, ("generate",), None)
 
 
-def run_responses(recipe: Recipe, work: WorkDir, progress: Any = None) -> ResponsesResult:
+def run_responses(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -> ResponsesResult:
     """Parse, validate and verify every stored reply. Outputs are committed together at the end (WorkDir.stage_run)."""
     with work.stage_run(STAGE, fingerprint(recipe, work)):
         return _responses(recipe, work, progress)

@@ -31,6 +31,7 @@ from builder.config.student import StudentConfig
 from builder.config.variants import VariantsConfig
 from builder.errors import UserError
 from builder.ledger import DROPPED, KEPT, Ledger
+from builder.progress import Progress, counted, report
 from builder.recipe import Recipe
 from builder.rows import PARSED_FEATURES, PROMPT_FEATURES, provenance_defaults
 from builder.tables import VariantsSummary
@@ -96,12 +97,14 @@ def _extractive_range(bounds: tuple[int, int]) -> list[tuple[str | None, str | N
     return out
 
 
-def _summaries(cands: list[Candidate], cfg: VariantsConfig, llm: LlmSummarizer | None = None) -> None:
+def _summaries(cands: list[Candidate], cfg: VariantsConfig, llm: LlmSummarizer | None = None,
+               progress: Progress | None = None) -> None:  # fmt: skip
     global _SUMMARY_JOB
     s = cfg.summarizer
     if llm is not None:
-        llm.summarize(cands, [_user_text(c.prompt) for c in cands])
+        llm.summarize(cands, [_user_text(c.prompt) for c in cands], progress)
         return
+    step = "summarizing thinking (extractive)"
     _SUMMARY_JOB = (cands, s.max_ratio, s.max_chars)
     try:
         workers = min(2, os.cpu_count() or 1)
@@ -112,9 +115,9 @@ def _summaries(cands: list[Candidate], cfg: VariantsConfig, llm: LlmSummarizer |
 
             # The summary is pure Python over long texts: two forked workers halve it.
             with multiprocessing.get_context("fork").Pool(workers) as pool:
-                parts = pool.map(_extractive_range, bounds)
+                parts = list(counted(pool.imap(_extractive_range, bounds), progress, step, len(cands), weight=chunk))
         else:
-            parts = [_extractive_range(b) for b in bounds]
+            parts = [_extractive_range(b) for b in counted(bounds, progress, step, len(cands), weight=chunk)]
     finally:
         _SUMMARY_JOB = None
     for c, (summary, failure) in zip(cands, (r for part in parts for r in part)):
@@ -197,7 +200,7 @@ def _prompt_tokens(student: StudentConfig, prompts: list[dict[str, Any]]) -> lis
     return [t + CHATML_OVERHEAD * len(p["messages"]) for t, p in zip(counts, prompts)]
 
 
-def _variants(recipe: Recipe, work: WorkDir, progress: Any = None) -> VariantsResult:
+def _variants(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -> VariantsResult:
     # Writers below go to the run's staging folder (stage_run): a missing or corrupt input
     # found later costs nothing of the last run's outputs.
     t0 = time.perf_counter()
@@ -223,6 +226,7 @@ def _variants(recipe: Recipe, work: WorkDir, progress: Any = None) -> VariantsRe
     }
     writers = {name: work.writer(tables.variant(name), cfg.shard_rows) for name in build}
     absent: dict[str, Counter[str]] = {name: Counter() for name in build}
+    rows_done, rows_total = 0, len(build) * sum(pq.ParquetFile(f).metadata.num_rows for f in work.require(tables.PROMPTS))
     try:
         for prompts, replies in _buckets(work, cfg, tmp):
             selected = {(r["prompt_id"], r["teacher_role"]): r for r in replies}
@@ -231,11 +235,7 @@ def _variants(recipe: Recipe, work: WorkDir, progress: Any = None) -> VariantsRe
                 for p in prompts
             ]
             if summarize:
-                if progress:
-                    progress(
-                        f"summarizing {sum(c.reasoning is not None for c in cands):,} thinking traces ({cfg.summarizer.kind})"
-                    )
-                _summaries(cands, cfg, llm)
+                _summaries(cands, cfg, llm, progress)
             prompt_tokens = _prompt_tokens(recipe.student, prompts)
             for name in build:
                 ledger.enter(name, len(cands))
@@ -245,14 +245,14 @@ def _variants(recipe: Recipe, work: WorkDir, progress: Any = None) -> VariantsRe
                     _variant_chunk(
                         name, cands[lo:hi], prompt_tokens[lo:hi], recipe.student, ledger, writers[name], absent[name], prov, summ
                     )
+                    rows_done += min(hi, len(cands)) - lo
+                    report(progress, "building variant rows", rows_done, rows_total)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     counts: dict[str, int] = {}
     for name, w in writers.items():
         w.close()
         counts[name] = w.rows
-        if progress:
-            progress(f"{name}: {counts[name]:,} rows")
     work.write_ledger(ledger)
     absent_d = {k: dict(v) for k, v in absent.items()}
     res = VariantsResult(counts, absent_d, time.perf_counter() - t0, ledger.summary())
@@ -351,7 +351,7 @@ def fingerprint(recipe: Recipe, work: WorkDir) -> dict[str, Any]:
     return work.fingerprint({"variants": recipe.variants, "student": recipe.student}, ("curate", "responses"), None)
 
 
-def run_variants(recipe: Recipe, work: WorkDir, progress: Any = None) -> VariantsResult:
+def run_variants(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -> VariantsResult:
     """Build every variant from prompts and selected replies. Outputs are committed together at the end (WorkDir.stage_run)."""
     with work.stage_run(STAGE, fingerprint(recipe, work)):
         return _variants(recipe, work, progress)
