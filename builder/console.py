@@ -96,7 +96,11 @@ class RateColumn(ProgressColumn):
 class StepProgress:
     """The `Progress` a stage gets (builder/progress.py): a line per step start (with the time
     since the command began) and, on a terminal, a transient bar per step with done/total,
-    rate, elapsed and ETA. Use as a context manager so the bar is gone before the tables."""
+    rate, elapsed and ETA. Use as a context manager so the bar is gone before the tables.
+
+    The bar leaves sys.stdout / sys.stderr alone (rich would swap in proxies that print through
+    the console): datatrove's tasks log to `sys.stderr`, which must stay the real fd 2 that
+    executors.py points at each logging dir's console.log while a step runs."""
 
     def __init__(self, label: str, out: Console | None = None) -> None:
         self.label = label
@@ -115,7 +119,7 @@ class StepProgress:
                     self.bar = Progress(
                         SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         RateColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                        console=self.out, transient=True,
+                        console=self.out, transient=True, redirect_stderr=False, redirect_stdout=False,
                     )  # fmt: skip
                     self.bar.start()
                 if self.task is not None:
@@ -158,7 +162,7 @@ class LiveProgress:
         self.bar = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-            console=console, transient=True,
+            console=console, transient=True, redirect_stderr=False, redirect_stdout=False,
         )  # fmt: skip
         self.tasks: dict[str, Any] = {}
         self.live = console.is_terminal and not console.quiet  # no bar in a log: the table follows

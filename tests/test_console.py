@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import pty
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -53,7 +57,7 @@ def test_sample_build_names_every_slow_step(sample_build: SampleBuild) -> None:
     for step in ("curate: near_dedupe", "curate: decontaminate", "responses: replies parsed",
                  "variants: summarizing thinking", "release: quality checks"):  # fmt: skip
         assert step in out, step
-    assert "━" not in out  # no bar debris in a log
+    assert not re.search(r"━+\s*\d+/\d+", out)  # no bar debris (a bar with its M/N count) in a log
     assert "expected, not a failure" in out and "not_in_import" in out
 
 
@@ -170,3 +174,40 @@ def test_curate_reports_counts_to_its_progress_callback(tiny: Path, tmp_path: Pa
     run_curate(load_recipe(tiny), WorkDir(tmp_path / "w"), progress=lambda s, d=None, t=None: heard.append((s, d, t)))
     assert ("read", 2, 2) in heard  # both sources read
     assert [s for s, _, _ in heard if _ is None][:2] == ["read", "exact_dedupe"]
+
+
+def _in_a_terminal(*args: str | Path) -> tuple[int, str]:
+    """The CLI in a child whose stdout and stderr are a pseudo-terminal (what a user sees)."""
+    master, slave = pty.openpty()
+    env = {**os.environ, "COLUMNS": "160", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    env.pop("ANSWER_DISTILL_VERBOSE", None)
+    proc = subprocess.Popen([sys.executable, "-m", "builder.cli", *map(str, args)], cwd=REPO, env=env,
+                            stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)  # fmt: skip
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    rc = proc.wait(timeout=120)
+    return rc, re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode("utf-8", "replace"))
+
+
+def test_a_terminal_sees_bars_and_no_datatrove_line(tiny: Path, tmp_path: Path) -> None:
+    """On a terminal the near-dedupe steps run datatrove tasks in this process (one task each)
+    while a bar is live: their loguru lines must still go to the logging dirs, not the screen."""
+    data = yaml.safe_load(tiny.read_text())
+    data["curate"]["near_dedupe"] = {"enabled": True}
+    tiny.write_text(yaml.safe_dump(data))
+    rc, screen = _in_a_terminal("curate", tiny, "--work", tmp_path / "w")
+    assert rc == 0, screen[-3000:]
+    assert datatrove_lines(screen) == [], datatrove_lines(screen)[:5]
+    assert re.search(r"curate: read ━+\s*\d+/2", screen)  # the bar, with its count
+    assert "ETA" in screen
+    logs = tmp_path / "w" / "curate" / "near_dedupe" / "logs"
+    assert datatrove_lines("".join(p.read_text() for p in logs.rglob("console.log")))

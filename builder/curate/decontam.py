@@ -186,17 +186,20 @@ def _match_range(bounds: tuple[int, int]) -> list[Hit | None]:
     return index.match_many(texts[bounds[0] : bounds[1]])
 
 
+MATCH_STEP = "decontaminate: matching prompts"
+
+
 def match_all(index: BenchmarkIndex, texts: list[str], workers: int = 1, chunk: int = 50_000,
               progress: Progress | None = None) -> list[Hit | None]:  # fmt: skip
     """match_many over batches (bounded window-hash arrays), on `workers` forked processes;
-    `progress` hears ("decontaminate", prompts matched, prompts) after each batch."""
+    `progress` hears (MATCH_STEP, prompts matched, prompts) after each batch."""
     global _SHARED
     bounds = [(s, min(s + chunk, len(texts))) for s in range(0, len(texts), chunk)]
     out: list[Hit | None] = []
     if workers <= 1 or len(bounds) < 2 or index.semantic is not None:  # the embedder is not fork-safe
         for lo, hi in bounds:
             out += index.match_many(texts[lo:hi])
-            report(progress, "decontaminate", hi, len(texts))
+            report(progress, MATCH_STEP, hi, len(texts))
         return out
     import multiprocessing
 
@@ -205,7 +208,7 @@ def match_all(index: BenchmarkIndex, texts: list[str], workers: int = 1, chunk: 
         with multiprocessing.get_context("fork").Pool(workers) as pool:
             for part, (_, hi) in zip(pool.imap(_match_range, bounds), bounds):  # imap: in order, as done
                 out += part
-                report(progress, "decontaminate", hi, len(texts))
+                report(progress, MATCH_STEP, hi, len(texts))
     finally:
         _SHARED = None
     return out
@@ -233,9 +236,10 @@ def _read_items(recipe: Recipe, b: BenchmarkFile) -> Iterable[tuple[str, str]] |
     return out
 
 
-def build_index(recipe: Recipe, cfg: DecontamConfig) -> BenchmarkIndex:
+def build_index(recipe: Recipe, cfg: DecontamConfig, progress: Progress | None = None) -> BenchmarkIndex:
     index = BenchmarkIndex(cfg)
-    for b in cfg.benchmarks:
+    for i, b in enumerate(cfg.benchmarks):
+        report(progress, "decontaminate: indexing benchmark files", i, len(cfg.benchmarks))
         items = _read_items(recipe, b)
         if items is None:
             index.skipped.append(b.name)
@@ -243,6 +247,7 @@ def build_index(recipe: Recipe, cfg: DecontamConfig) -> BenchmarkIndex:
         index.benchmarks.append(b.name)
         for item_id, text in items:
             index.add(b.name, item_id, text)
+    report(progress, "decontaminate: indexing benchmark files", len(cfg.benchmarks), len(cfg.benchmarks))
     index.finish()
     return index
 

@@ -21,7 +21,7 @@ import regex
 from builder import tables
 from builder.config.base import CATEGORIES
 from builder.curate.balance import balance
-from builder.curate.decontam import build_index, match_all
+from builder.curate.decontam import MATCH_STEP, build_index, match_all
 from builder.curate.normalize import dedupe_key, normalize_text
 from builder.errors import UserError
 from builder.language import prompt_language_label
@@ -175,8 +175,8 @@ def _near_dedupe(recipe: Recipe, work: WorkDir, cols: dict[str, list[Any]],
 def _decontaminate(recipe: Recipe, cols: dict[str, list[Any]], work: WorkDir,
                    progress: Progress | None = None) -> tuple[dict[int, tuple[str, str]], DecontaminationSummary]:  # fmt: skip
     cfg = recipe.curate.decontaminate
-    progress_report(progress, "decontaminate", 0, len(cols["prompt_id"]))  # indexing the benchmarks comes first
-    index = build_index(recipe, cfg)
+    index = build_index(recipe, cfg, progress)
+    progress_report(progress, MATCH_STEP, 0, len(cols["prompt_id"]))
     drop: dict[int, tuple[str, str]] = {}
     report: dict[str, list[str]] = {k: [] for k in tables.DECONTAMINATION.features}
     texts = [_user_text(m) for m in cols["messages"]]
