@@ -80,6 +80,7 @@ def user_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except UserError as e:
             err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, markup=True, soft_wrap=True)
+            emit_json(fn.__name__, status="error", error=str(e))
             raise typer.Exit(2) from None
         except OSError as e:
             where = kwargs.get("out") or kwargs.get("work") or kwargs.get("release_dir")
@@ -87,10 +88,13 @@ def user_errors(fn: F) -> F:
             if line is None:
                 raise
             err.print(f"[bold red]error:[/] {escape(redact(line))}", highlight=False, markup=True, soft_wrap=True)
+            emit_json(fn.__name__, status="error", error=redact(line))
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err.print("[yellow]interrupted; stored work is kept, re-run to resume[/]")
             raise typer.Exit(130) from None
+        finally:
+            set_mode()  # the next command in this process (tests) starts talkative again
 
     return wrapper  # type: ignore[return-value]
 

@@ -81,8 +81,17 @@ def emit_json(stage: str, result: Any = None, **extra: Any) -> None:
             {"step": s[0], "in": s[1], "kept": s[2], "dropped": s[3]} if isinstance(s, (list, tuple)) else s
             for s in payload["steps"]
         ]
-    sys.stdout.write(json.dumps(payload, default=str, ensure_ascii=False, sort_keys=False) + "\n")
+    sys.stdout.write(json.dumps(payload, default=_plain, ensure_ascii=False) + "\n")
     sys.stdout.flush()
+
+
+def _plain(o: Any) -> Any:
+    """JSON for what results hold besides plain data: pydantic models, dataclasses, paths."""
+    if hasattr(o, "model_dump"):
+        return o.model_dump(mode="json")
+    if dataclasses.is_dataclass(o) and not isinstance(o, type):
+        return dataclasses.asdict(o)
+    return str(o)
 
 
 class RateColumn(ProgressColumn):
@@ -208,8 +217,8 @@ def print_generate(res: GenerateResult, console: Console) -> None:
             c.add_row(label, f"{int(v['requests']):,}", f"{int(v['retried']):,}", f"{int(v['prompt_tokens']):,}",
                       f"{int(v['completion_tokens']):,}", cost)  # fmt: skip
     console.print(c)
-    for w in res.warnings:
-        console.print(f"[yellow]warning:[/] {w}", highlight=False)
+    for w in res.warnings:  # stderr: `--quiet` keeps warnings
+        err.print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
 
 
 def print_reasons(rows: list[ReasonRow], out: Console | None = None) -> None:

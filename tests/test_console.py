@@ -160,9 +160,17 @@ def test_quiet_prints_only_a_final_line(tiny: Path, tmp_path: Path) -> None:
     assert err == ""
 
 
-def test_quiet_keeps_errors(tmp_path: Path) -> None:
+def test_quiet_and_json_keep_errors(tmp_path: Path) -> None:
     rc, out, err = _cli("curate", tmp_path / "missing.yaml", "--work", tmp_path / "w", "--quiet")
     assert rc == 2 and out == "" and "missing.yaml" in err
+    rc, out, err = _cli("curate", tmp_path / "missing.yaml", "--work", tmp_path / "w", "--json")
+    (line,) = out.splitlines()
+    got = json.loads(line)
+    assert rc == 2 and got["status"] == "error" and "missing.yaml" in got["error"] and "missing.yaml" in err
+    rc, out, _ = _cli("plan", tmp_path / "missing.yaml")  # the next command is talkative again
+    assert rc == 2 and out == ""
+    rc, out, _ = _cli("version")
+    assert rc == 0 and out.strip()
 
 
 def test_curate_reports_counts_to_its_progress_callback(tiny: Path, tmp_path: Path) -> None:
@@ -211,3 +219,18 @@ def test_a_terminal_sees_bars_and_no_datatrove_line(tiny: Path, tmp_path: Path) 
     assert "ETA" in screen
     logs = tmp_path / "w" / "curate" / "near_dedupe" / "logs"
     assert datatrove_lines("".join(p.read_text() for p in logs.rglob("console.log")))
+
+
+def test_build_json_then_quiet(tiny: Path, tmp_path: Path) -> None:
+    """`build --json`: one JSON line per stage and one for the build, nothing else on stdout;
+    a second `build --quiet` (every stage unchanged) prints only its final line."""
+    work = tmp_path / "w"
+    rc, out, err = _cli("build", tiny, "--work", work, "--json")
+    assert rc == 0, out + err
+    lines = [json.loads(x) for x in out.splitlines()]
+    assert [x["stage"] for x in lines] == ["curate", "generate", "responses", "variants", "release", "build"]
+    assert lines[1]["teachers"][0]["name"] == "r1" and lines[1]["teachers"][0]["failed"] == {"not_in_import": 1}
+    assert lines[4]["counts"]["answer"] == 12 and lines[4]["version"] == "0.1.0"
+    rc, out, err = _cli("build", tiny, "--work", work, "--quiet")
+    assert rc == 0, out + err
+    assert re.fullmatch(rf"build done in \d+\.\ds: release v0\.1\.0 in {re.escape(str(work / 'release'))}\n", out), out
