@@ -52,6 +52,7 @@ CONTROL_IGNORED = frozenset({"missing_think", "answer_tags_absent"})
 # "generation_failed:<error_code>" and verification outcomes not kept "verify_<status>".
 STAGE_CODES = frozenset({"unknown_prompt", "duplicate_generation", "unknown_reasoning_format", "unknown_teacher_role"})
 ROLES = frozenset({"reasoning", "control"})  # the roles the variants read
+INLINE_SLICE = 512  # rows per process_batch call when batches run in this process
 _PROMPT_COLS = ["prompt_id", "category", "reference_answer", "tests_json", "verifier", "source"]
 
 
@@ -301,7 +302,8 @@ def _results(
     if workers <= 1:
         for b in batches:
             sub = prompts.subset([r.get("prompt_id") or "" for r in b])
-            yield process_batch(b, sub, cfg, student), sub
+            for lo in range(0, len(b), INLINE_SLICE):  # in slices, so progress moves within a batch
+                yield process_batch(b[lo : lo + INLINE_SLICE], sub, cfg, student), sub
         return
     # forkserver: this process holds Arrow's thread pools, which a plain fork can deadlock.
     # Preloading imports the heavy modules once in the server, not once per worker (no-op
