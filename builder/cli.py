@@ -22,7 +22,19 @@ import typer
 from rich.markup import escape
 
 from builder import __version__
-from builder.console import StepProgress, console, emit_json, err, final, print_ledger_reasons, set_mode, steps_table
+from builder.console import (
+    StepProgress,
+    console,
+    emit_json,
+    err,
+    final,
+    set_mode,
+    show_curate,
+    show_generate,
+    show_release,
+    show_responses,
+    show_variants,
+)
 from builder.errors import UserError, redact
 from builder.worklock import work_lock
 
@@ -46,6 +58,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON summary line per
 F = TypeVar("F", bound=Callable[..., Any])
 
 if TYPE_CHECKING:
+    from builder.check import Scope
     from builder.recipe import Recipe
 
 
@@ -112,6 +125,18 @@ def load(recipe_path: Path) -> Recipe:
     return recipe
 
 
+def precheck(recipe: Recipe, work: Path | None, out: Path | None, scope: Scope) -> None:
+    """`answer-distill check` for this command, before anything is written or paid: every
+    problem on its own line, then exit 2 (plan prints them and goes on)."""
+    from builder.check import print_report, run_check
+
+    report = run_check(recipe, work, out, scope)
+    print_report(report, console, err, as_errors=scope != "plan")
+    if report.failed and scope != "plan":
+        emit_json(scope, status="error", error=f"{len(report.problems)} problem(s)", problems=report.problems)
+        raise typer.Exit(2)
+
+
 def check_writable(path: Path, what: str) -> None:
     """Before a stage runs: `path` is (or can become) a folder this process can write, else
     one line. Root ignores permission bits, so a real file is written, which also finds a
@@ -135,31 +160,17 @@ def check_writable(path: Path, what: str) -> None:
         raise UserError(f"{path}: cannot write {what} there ({os.strerror(e.errno or 0)}); {hint}") from None
 
 
-def _where(work: Path, *tables: Any) -> None:
-    """Where a stage's tables lie, from their declarations (builder/tables.py)."""
-    console.print("   ".join(f"{t.name}: {work / t.label}" for t in tables), highlight=False)
-
-
 def _run_curate(recipe: Recipe, work: Path) -> None:
-    from builder import tables
     from builder.curate.stage import run_curate
     from builder.workdir import WorkDir
 
     with StepProgress("curate") as progress:
         res = run_curate(recipe, WorkDir(work), progress=progress)
-    for w in res.warnings:
-        err.print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
-    console.print(steps_table(f"curate: {res.rows_in:,} rows in → {res.rows_out:,} prompts ({res.seconds:.1f}s)", res.steps))
-    mix = ", ".join(f"{k} {v:,}" for k, v in sorted(res.by_category.items()))
-    console.print(f"categories: {mix}", highlight=False)
-    print_ledger_reasons(work / tables.CURATE_LEDGER.label)
-    _where(work, tables.PROMPTS, tables.CURATE_LEDGER)
-    emit_json("curate", res)
+    show_curate(res, work)
 
 
 def _run_generate(recipe: Recipe, work: Path) -> None:
-    from builder import tables
-    from builder.console import LiveProgress, print_generate
+    from builder.console import LiveProgress
     from builder.generate.stage import run_generate
     from builder.workdir import WorkDir
 
@@ -168,38 +179,25 @@ def _run_generate(recipe: Recipe, work: Path) -> None:
         res = run_generate(recipe, WorkDir(work), progress=live)
     finally:
         live.stop()
-    print_generate(res, console)
-    print_ledger_reasons(work / tables.GENERATE_LEDGER.label)
-    _where(work, tables.REPLIES, tables.GENERATE_LEDGER)
-    emit_json("generate", res)
+    show_generate(res, work)
 
 
 def _run_responses(recipe: Recipe, work: Path) -> None:
-    from builder import tables
     from builder.responses.stage import run_responses
     from builder.workdir import WorkDir
 
     with StepProgress("responses") as progress:
         res = run_responses(recipe, WorkDir(work), progress=progress)
-    console.print(steps_table(
-        f"responses: {res.rows_in:,} replies → {res.kept:,} kept, {res.quarantined:,} quarantined ({res.seconds:.1f}s)", res.steps))
-    if res.verify:
-        console.print("verification: " + ", ".join(f"{k} {v:,}" for k, v in sorted(res.verify.items())), highlight=False)
-    print_ledger_reasons(work / tables.RESPONSES_LEDGER.label)
-    _where(work, tables.PARSED, tables.QUARANTINE)
-    emit_json("responses", res)
+    show_responses(res, work)
 
 
 def _run_variants(recipe: Recipe, work: Path) -> None:
-    from builder import tables
     from builder.variants.stage import run_variants
     from builder.workdir import WorkDir
 
     with StepProgress("variants") as progress:
         var = run_variants(recipe, WorkDir(work), progress=progress)
-    console.print(steps_table(f"variants ({var.seconds:.1f}s): rows per variant; absent prompts by reason", var.steps))
-    _where(work, tables.VARIANT, tables.VARIANTS_LEDGER)
-    emit_json("variants", var)
+    show_variants(var, work)
 
 
 def _run_release(recipe: Recipe, work: Path, out: Path | None = None, previous: Path | None = None) -> None:
@@ -215,13 +213,7 @@ def _run_release(recipe: Recipe, work: Path, out: Path | None = None, previous: 
         return
     with StepProgress("release") as progress:
         res = run_release(recipe, work, target, progress=progress, previous=previous)
-    for w in res.warnings:
-        err.print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
-    rows = ", ".join(f"{k} {v:,}" for k, v in res.counts.items())
-    lic = res.license if isinstance(res.license, str) else ", ".join(res.license)
-    console.print(f"release v{res.version} ({res.seconds:.1f}s): {rows}; license {lic}", highlight=False)
-    console.print(f"folder: {res.out_dir}   card: {res.out_dir / 'README.md'}", highlight=False)
-    emit_json("release", res)
+    show_release(res)
 
 
 # The stages `build` runs, in order; each also has its own command below.
@@ -250,6 +242,7 @@ def generate(recipe: RecipeArg, work: WorkOpt = Path("work"), quiet: QuietOpt = 
     """Send every curated prompt to the teachers and store every reply whole (resumable)."""
     set_mode(quiet, json_out)
     loaded = load(recipe)
+    precheck(loaded, work, None, "generate")
     with _locked(work):
         _run_generate(loaded, work)
     final(f"generate done: {work}")
@@ -328,6 +321,7 @@ def build(
     """Run every stage in order (curate → generate → responses → variants → release), checking each ledger."""
     set_mode(quiet, json_out)
     loaded = load(recipe)  # once: every section validated before any stage runs
+    precheck(loaded, work, out, "build")
     t0 = time.perf_counter()
     with _locked(work):
         for name, fn in STAGES:
@@ -378,7 +372,26 @@ def plan(
     """Print what a recipe would read, keep and build, without reading any data."""
     from builder.plan import print_plan
 
-    print_plan(load(recipe), console, work)
+    loaded = load(recipe)
+    precheck(loaded, work, None, "plan")
+    print_plan(loaded, console, work)
+
+
+@app.command()
+@user_errors
+def check(
+    recipe: RecipeArg,
+    work: Annotated[Path | None, typer.Option("--work", "-w", help="The work directory a build would use.")] = None,
+    out: Annotated[Path | None, typer.Option(help="The release folder a build would write (default: <work>/release).")] = None,
+) -> None:
+    """Find what would fail a paid build (keys, endpoints, models, files, work dir, version), all at once."""
+    from builder.check import print_report, run_check
+
+    report = run_check(load(recipe), work, out, "check")
+    print_report(report, console, err, verbose=True)
+    if report.failed:
+        raise typer.Exit(2)
+    console.print("check: no problems found", highlight=False)
 
 
 @app.command()

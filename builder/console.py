@@ -33,8 +33,12 @@ from rich.text import Text
 if TYPE_CHECKING:
     from rich.progress import Task
 
+    from builder.curate.stage import CurateResult
     from builder.generate.stage import GenerateResult
     from builder.ledger import ReasonRow
+    from builder.release.stage import ReleaseResult
+    from builder.responses.stage import ResponsesResult
+    from builder.variants.stage import VariantsResult
 
 console = Console(stderr=False)
 err = Console(stderr=True)
@@ -217,8 +221,7 @@ def print_generate(res: GenerateResult, console: Console) -> None:
             c.add_row(label, f"{int(v['requests']):,}", f"{int(v['retried']):,}", f"{int(v['prompt_tokens']):,}",
                       f"{int(v['completion_tokens']):,}", cost)  # fmt: skip
     console.print(c)
-    for w in res.warnings:  # stderr: `--quiet` keeps warnings
-        err.print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
+    _warn(res.warnings)
 
 
 def print_reasons(rows: list[ReasonRow], out: Console | None = None) -> None:
@@ -251,3 +254,64 @@ def print_ledger_reasons(ledger: Path, out: Console | None = None) -> None:
 
     if ledger.is_file():
         print_reasons(top_reasons(ledger), out)
+
+
+def where(work: Path, *declared: Any) -> None:
+    """Where a stage's tables lie, from their declarations (builder/tables.py)."""
+    console.print("   ".join(f"{t.name}: {work / t.label}" for t in declared), highlight=False)
+
+
+def _warn(lines: list[str]) -> None:
+    for w in lines:  # stderr: `--quiet` keeps warnings
+        err.print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
+
+
+# One function per stage: what the CLI shows after it ran (tables, reasons, paths, JSON line).
+def show_curate(res: CurateResult, work: Path) -> None:
+    from builder import tables  # here: it pulls in `datasets`, which a recipe typo must not wait for
+
+    _warn(res.warnings)
+    console.print(steps_table(f"curate: {res.rows_in:,} rows in → {res.rows_out:,} prompts ({res.seconds:.1f}s)", res.steps))
+    mix = ", ".join(f"{k} {v:,}" for k, v in sorted(res.by_category.items()))
+    console.print(f"categories: {mix}", highlight=False)
+    print_ledger_reasons(work / tables.CURATE_LEDGER.label)
+    where(work, tables.PROMPTS, tables.CURATE_LEDGER)
+    emit_json("curate", res)
+
+
+def show_generate(res: GenerateResult, work: Path) -> None:
+    from builder import tables
+
+    print_generate(res, console)
+    print_ledger_reasons(work / tables.GENERATE_LEDGER.label)
+    where(work, tables.REPLIES, tables.GENERATE_LEDGER)
+    emit_json("generate", res)
+
+
+def show_responses(res: ResponsesResult, work: Path) -> None:
+    from builder import tables
+
+    console.print(steps_table(
+        f"responses: {res.rows_in:,} replies → {res.kept:,} kept, {res.quarantined:,} quarantined ({res.seconds:.1f}s)", res.steps))  # fmt: skip
+    if res.verify:
+        console.print("verification: " + ", ".join(f"{k} {v:,}" for k, v in sorted(res.verify.items())), highlight=False)
+    print_ledger_reasons(work / tables.RESPONSES_LEDGER.label)
+    where(work, tables.PARSED, tables.QUARANTINE)
+    emit_json("responses", res)
+
+
+def show_variants(res: VariantsResult, work: Path) -> None:
+    from builder import tables
+
+    console.print(steps_table(f"variants ({res.seconds:.1f}s): rows per variant; absent prompts by reason", res.steps))
+    where(work, tables.VARIANT, tables.VARIANTS_LEDGER)
+    emit_json("variants", res)
+
+
+def show_release(res: ReleaseResult) -> None:
+    _warn(res.warnings)
+    rows = ", ".join(f"{k} {v:,}" for k, v in res.counts.items())
+    lic = res.license if isinstance(res.license, str) else ", ".join(res.license)
+    console.print(f"release v{res.version} ({res.seconds:.1f}s): {rows}; license {lic}", highlight=False)
+    console.print(f"folder: {res.out_dir}   card: {res.out_dir / 'README.md'}", highlight=False)
+    emit_json("release", res)

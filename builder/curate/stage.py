@@ -178,7 +178,7 @@ def _decontaminate(recipe: Recipe, cols: dict[str, list[Any]], work: WorkDir,
     index = build_index(recipe, cfg, progress)
     progress_report(progress, MATCH_STEP, 0, len(cols["prompt_id"]))
     drop: dict[int, tuple[str, str]] = {}
-    report: dict[str, list[str]] = {k: [] for k in tables.DECONTAMINATION.features}
+    report: dict[str, list[Any]] = {k: [] for k in tables.DECONTAMINATION.features}
     texts = [_user_text(m) for m in cols["messages"]]
     hits = match_all(index, texts, workers=min(2, os.cpu_count() or 1) if len(texts) >= 100_000 else 1,
                      progress=progress)
@@ -188,7 +188,8 @@ def _decontaminate(recipe: Recipe, cols: dict[str, list[Any]], work: WorkDir,
         drop[i] = ("contaminated", f"{hit.benchmark}:{hit.item_id} ({hit.rule})")
         for k, v in (("benchmark", hit.benchmark), ("item_id", hit.item_id), ("prompt_id", cols["prompt_id"][i]),
                      ("source", cols["source"][i]), ("source_row_id", cols["source_row_id"][i]),
-                     ("rule", hit.rule), ("evidence", hit.evidence)):
+                     ("rule", hit.rule), ("score", float(hit.score)), ("span", hit.clipped_span),
+                     ("evidence", hit.evidence)):
             report[k].append(v)
     work.write_columns(tables.DECONTAMINATION, report)
     meta = DecontaminationSummary(
@@ -237,6 +238,9 @@ def _curate(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -> 
     if recipe.curate.decontaminate.enabled:
         tick("decontaminate")
         drop, decontam_meta = _decontaminate(recipe, cols, work, progress)
+        # Said loudly, not only recorded: the card must disclose what was not checked.
+        warnings += [f"decontamination against {b} skipped: its file is absent (optional: true)"
+                     for b in dict.fromkeys(decontam_meta.skipped_absent)]  # fmt: skip
         cols = _step(ledger, "decontaminate", cols, drop)
     tick("balance")
     bal = balance(cols["prompt_id"], cols["source"], cols["category"], recipe.curate.balance)
