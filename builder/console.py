@@ -207,10 +207,16 @@ def print_generate(res: GenerateResult, console: Console) -> None:
         t.add_row(f"{r.name} ({r.role}, {r.kind})", r.model, f"{r.items:,}", f"{r.already_stored:,}", f"{r.sent:,}",
                   f"{r.ok:,}", f"{sum(r.failed.values()):,}")  # fmt: skip
     console.print(t)
+    from builder.ledger import EXPECTED
+
     for r in res.teachers:
-        if r.failed:
-            reasons = ", ".join(f"{k} {v:,}" for k, v in sorted(r.failed.items(), key=lambda kv: -kv[1]))
-            console.print(f"{r.name} failed: {reasons}", highlight=False)
+        ranked = sorted(r.failed.items(), key=lambda kv: -kv[1])
+        failed = ", ".join(f"{k} {v:,}" for k, v in ranked if k not in EXPECTED)
+        expected = ", ".join(f"{k} {v:,}" for k, v in ranked if k in EXPECTED)
+        if failed:
+            console.print(f"{r.name} failed: {failed}", highlight=False)
+        if expected:
+            console.print(f"[dim]{r.name} not answered, as expected: {expected}[/]", highlight=False)
     c = Table(title="tokens and cost (every stored attempt, all runs; by category in summary.json)", title_justify="left")
     for col in ("teacher / source", "requests", "retried", "prompt tok", "completion tok", "USD"):
         c.add_column(col, justify="left" if col == "teacher / source" else "right")

@@ -58,7 +58,8 @@ def test_sample_build_names_every_slow_step(sample_build: SampleBuild) -> None:
                  "variants: summarizing thinking", "release: quality checks"):  # fmt: skip
         assert step in out, step
     assert not re.search(r"━+\s*\d+/\d+", out)  # no bar debris (a bar with its M/N count) in a log
-    assert "expected, not a failure" in out and "not_in_import" in out
+    assert "expected, not a failure" in out and "r1 not answered, as expected: not_in_import" in out
+    assert "failed: not_in_import" not in out
 
 
 def _terminal() -> tuple[Console, io.StringIO]:
@@ -234,3 +235,22 @@ def test_build_json_then_quiet(tiny: Path, tmp_path: Path) -> None:
     rc, out, err = _cli("build", tiny, "--work", work, "--quiet")
     assert rc == 0, out + err
     assert re.fullmatch(rf"build done in \d+\.\ds: release v0\.1\.0 in {re.escape(str(work / 'release'))}\n", out), out
+
+
+def test_generation_bar_on_a_terminal_only() -> None:
+    from builder.console import LiveProgress
+
+    ev = {"teacher": "r1", "total": 50, "done": 20, "ok": 19, "failed": 1, "completion_tokens": 4000, "elapsed_s": 2.0}
+    con, buf = _terminal()
+    live = LiveProgress(con)
+    live({**ev, "phase": "start"})
+    live({**ev, "phase": "update"})
+    live.bar.refresh()
+    live.stop()
+    assert "20/50" in buf.getvalue() and "10.0 req/s" in buf.getvalue() and "failed 1" in buf.getvalue()
+    quiet = Console(file=io.StringIO(), force_terminal=False)
+    live = LiveProgress(quiet)
+    live({**ev, "phase": "start"})
+    live({**ev, "phase": "update"})
+    live.stop()
+    assert quiet.file.getvalue() == ""
