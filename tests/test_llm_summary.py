@@ -59,6 +59,7 @@ class Run:
     requests: int  # the server's count after the first run
     rows: dict[str, dict[str, Any]]  # think_summary rows by prompt_id
     ledger: list[dict[str, Any]]
+    heard: list[tuple[str, int | None, int | None]]  # what run_variants told its progress callback
 
 
 @pytest.fixture(scope="module")
@@ -77,12 +78,13 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
                 {"match": refused["think"][:120], "steps": [{"status": 400}]},  # a permanent failure
             ]
         )
-        run_variants(_recipe(srv.base_url), planted.work)
+        heard: list[tuple[str, int | None, int | None]] = []
+        run_variants(_recipe(srv.base_url), planted.work, progress=lambda s, d=None, t=None: heard.append((s, d, t)))
         root = planted.work.root
         rows = {r["prompt_id"]: r for r in _read(root / "variants" / "think_summary")}
         ledger = pq.read_table(root / "variants" / "ledger.parquet").to_pylist()
         yield Run(planted, srv, selected, contradicted["prompt_id"], refused["prompt_id"],
-                  srv.stats()["requests_total"], rows, ledger)  # fmt: skip
+                  srv.stats()["requests_total"], rows, ledger, heard)  # fmt: skip
 
 
 def _reasons(run: Run) -> dict[str, str]:
@@ -128,6 +130,12 @@ def test_checks_and_failed_requests_leave_the_prompt_out_with_a_reason(run: Run)
     kept = {r["prompt_id"] for r in run.ledger if r["step"] == "think_summary" and r["status"] == "kept"}
     assert kept == set(run.rows)
     assert not ({run.contradicted, run.refused, run.planted.zh_kept_prompt} & set(run.rows))
+
+
+def test_the_llm_summarizer_reports_its_requests_as_they_are_stored(run: Run) -> None:
+    counts = [(d, t) for s, d, t in run.heard if s == f"summarizing thinking ({MODEL})"]
+    assert counts and counts[-1][0] == counts[-1][1] == run.requests  # every request settled, ok or failed
+    assert any(s == "building variant rows" for s, _, _ in run.heard)
 
 
 def test_rerun_requests_nothing_and_gives_the_same_rows(run: Run) -> None:

@@ -27,36 +27,17 @@ from train_reference import sft  # noqa: E402
 from train_reference.config import QWEN_EOS_ID, QWEN_PAD_ID, load_recipe  # noqa: E402
 from train_reference.tiny_model import build_tiny_qwen2, subset_release  # noqa: E402
 
-STEPS = 20
+STEPS = 20  # training.max_steps of recipes/train/cpu_smoke.yaml
 # The sample's `answer` rows with the shortest replies (one token: "No", "yes", "2", "是", ...):
 # cheap steps, and a reply a 10M-parameter model learns to end with <|im_end|> in 20 steps.
 N_ROWS = 16
 
-RECIPE = """\
-model:
-  name_or_path: {model}
-  revision: null
-  dtype: float32
-dataset:
-  path: {release}
-  config: answer
-global_batch_size: 4
-training:
-  output_dir: {out}
-  learning_rate: 1e-2
-  lr_scheduler_type: constant
-  warmup_steps: 0
-  max_steps: {steps}
-  per_device_train_batch_size: 4
-  max_length: 1024
-  bf16: false
-  activation_checkpointing: false
-  logging_steps: 1
-  save_strategy: "no"
-  report_to: none
-  seed: 0
-  disable_tqdm: true
-"""
+# The recipe of train_reference/README.md's CPU smoke command; only its paths are replaced here.
+SMOKE_RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "train" / "cpu_smoke.yaml"
+
+
+def _paths(model: Path, release: Path, out: Path) -> list[str]:
+    return [f"model.name_or_path={model}", f"dataset.path={release}", f"training.output_dir={out}"]
 
 
 def tokenizer_dir() -> Path:
@@ -91,14 +72,11 @@ def train_tiny(sample_release: Path, root: Path) -> dict[str, Any]:
     # The sample's multi-turn rows (tool use) are in `original`: their earlier assistant turns
     # must stay out of the loss. Collated only, not trained.
     subset_release(sample_release, release, "original", 4, min_assistant_turns=2)
-    recipe_path = root / "tiny.yaml"
-    recipe_path.write_text(RECIPE.format(model=model_dir, release=release, out=root / "out", steps=STEPS))
-    overrides = ["dataset.config=original", f"training.output_dir={root / 'out-original'}"]
-    multi = load_recipe(recipe_path, overrides)
+    multi = load_recipe(SMOKE_RECIPE, [*_paths(model_dir, release, root / "out-original"), "dataset.config=original"])
     prepared_multi = sft.prepare(multi, root / "work-original")
     multi_batch = first_batch(sft.build_trainer(multi, prepared_multi), prepared_multi, 4)
 
-    recipe = load_recipe(recipe_path)
+    recipe = load_recipe(SMOKE_RECIPE, _paths(model_dir, release, root / "out"))
     prepared = sft.prepare(recipe, root / "work")
     trainer = sft.build_trainer(recipe, prepared)
     batch, rows = first_batch(trainer, prepared, 8)

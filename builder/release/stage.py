@@ -11,7 +11,6 @@ Writes <out>/data/<variant>/train-0000k-of-0000n.parquet, README.md (the dataset
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 from builder import tables
 from builder.errors import UserError, secret_values
+from builder.progress import Progress, report
 from builder.recipe import Recipe
 from builder.release import card, card_data, changelog, columns, context, gates, licenses, staging
 from builder.release.content import compare
@@ -84,10 +84,9 @@ def unchanged(recipe: Recipe, work: WorkDir, out_dir: Path) -> bool:
     return False
 
 
-def run_release(recipe: Recipe, work: WorkDir | Path, out_dir: Path, progress: Any = None,
+def run_release(recipe: Recipe, work: WorkDir | Path, out_dir: Path, progress: Progress | None = None,
                 previous: Path | None = None) -> ReleaseResult:
     t0 = time.perf_counter()
-    tick: Callable[[str], None] = progress or (lambda _msg: None)
     work = work if isinstance(work, WorkDir) else WorkDir(work)
     out_dir = Path(out_dir)
     refuse_existing(out_dir, recipe.version)
@@ -96,20 +95,19 @@ def run_release(recipe: Recipe, work: WorkDir | Path, out_dir: Path, progress: A
     _refuse_secret_recipe(recipe)
     prev = find_previous(out_dir, recipe.name, recipe.version, previous)
     built_at = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-    tick(f"checking {', '.join(s.name for s in variants)} (loading Great Expectations)")
     summaries = context.Summaries.read(work)
     template = card_template(recipe)
     card.check_fields(template, context.CARD_FIELDS)  # a bad template fails before the gates run
     with staging_dir(out_dir) as tmp:
         known: dict[str, str] = {}  # release-relative path → sha256, taken while staging
-        stats, outcomes, bytes_in = gates.check_variants(recipe, work, variants, tmp, tick, known,
+        stats, outcomes, bytes_in = gates.check_variants(recipe, work, variants, tmp, progress, known,
                                                          summaries.curate)
         blocking = recipe.quality.blocking
         quality = context.quality_payload(recipe, work, variants, stats, summaries, built_at)
         write_quality_json(tmp / "quality.json", quality, outcomes, blocking)
         warn = gates.verdict(outcomes, blocking, tmp, work, out_dir)
         quality["checks"] = checks_table(outcomes, blocking)
-        tick("statistics, figures and the dataset card")
+        report(progress, "statistics, figures and the dataset card")
         from quality.plots import all_figures  # matplotlib only once the gates passed
 
         figures = all_figures(stats, tmp / "figures", context.teacher_variants(variants))

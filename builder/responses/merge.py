@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from builder import tables
 from builder.ledger import KEPT, QUARANTINED, Ledger
+from builder.progress import Progress, counted, report
 from builder.responses.tasks import output_path
 from builder.rows import PARSED_FEATURES
 from builder.workdir import ShardWriter, WorkDir
@@ -101,7 +102,7 @@ def read_outputs(scratch: Path, n_shards: int, batch_rows: int) -> Iterator[Batc
 
 
 def merge(batches: Iterator[Batch], work: WorkDir, ledger: Ledger, step: str, shard_rows: int,
-          out: Path, selector: Selector, progress: Any = None, n_in: int = 0) -> Merged:  # fmt: skip
+          out: Path, selector: Selector, progress: Progress | None = None, n_in: int = 0) -> Merged:  # fmt: skip
     """Write `parsed` and `quarantine` and record every row in `ledger` (entered by the caller)."""
     staging = ShardWriter(out / ".parsed-unselected", PARSED_FEATURES, shard_rows)
     quarantine = work.writer(tables.QUARANTINE, shard_rows)
@@ -129,15 +130,14 @@ def merge(batches: Iterator[Batch], work: WorkDir, ledger: Ledger, step: str, sh
         staging.write_rows(kept)
         quarantine.write_rows(dropped)
         m.rows_in += len(rows)
-        if progress is not None:
-            progress(f"{m.rows_in:,}/{n_in:,} replies")
+        report(progress, "replies parsed, validated, verified", m.rows_in, n_in)
     staged = staging.close()
     quarantine.close()
 
     # Second pass: set `selected` and `selected_by`, one shard at a time.
     why = selector.chosen()
     parsed = work.writer(tables.PARSED, shard_rows)
-    for f in staged:
+    for f in counted(staged, progress, "selecting one reply per prompt and role (shards)", len(staged)):
         t = pq.read_table(f)
         by = pa.array([why.get(g) for g in t.column("generation_id").to_pylist()], pa.string())
         t = t.set_column(t.schema.get_field_index("selected"), "selected", pc.is_valid(by))

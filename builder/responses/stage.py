@@ -32,6 +32,7 @@ from builder.config.responses import ResponsesConfig
 from builder.config.student import StudentConfig
 from builder.language import names_target_language, prompt_languages
 from builder.ledger import Ledger
+from builder.progress import Progress
 from builder.reasoning_format import resolve_delimiters
 from builder.recipe import Recipe
 from builder.responses.grammar import REJECT_CODES, validate
@@ -53,6 +54,7 @@ CONTROL_IGNORED = frozenset({"missing_think", "answer_tags_absent"})
 # "generation_failed:<error_code>" and verification outcomes not kept "verify_<status>".
 STAGE_CODES = frozenset({"unknown_prompt", "duplicate_generation", "unknown_reasoning_format", "unknown_teacher_role"})
 ROLES = frozenset({"reasoning", "control"})  # the roles the variants read
+INLINE_SLICE = 512  # rows per process_batch call when batches run in this process
 _PROMPT_COLS = ["prompt_id", "category", "reference_answer", "tests_json", "verifier", "source"]
 
 
@@ -278,7 +280,8 @@ def _results(
     if workers <= 1:
         for b in batches:
             sub = prompts.subset([r.get("prompt_id") or "" for r in b])
-            yield process_batch(b, sub, cfg, student), sub
+            for lo in range(0, len(b), INLINE_SLICE):  # in slices, so progress moves within a batch
+                yield process_batch(b[lo : lo + INLINE_SLICE], sub, cfg, student), sub
         return
     # forkserver: this process holds Arrow's thread pools, which a plain fork can deadlock.
     # Preloading imports the heavy modules once in the server, not once per worker (no-op
@@ -342,7 +345,7 @@ def _run_tasks(recipe: Recipe, work: WorkDir, n_tasks: int, key: str) -> Path:
     return scratch
 
 
-def _responses(recipe: Recipe, work: WorkDir, key: str, progress: Any = None) -> ResponsesResult:
+def _responses(recipe: Recipe, work: WorkDir, key: str, progress: Progress | None = None) -> ResponsesResult:
     t0 = time.perf_counter()
     cfg = recipe.responses
     work.require(tables.PROMPTS)  # checked first, as the readers of prompts do: a damaged shard is named
@@ -386,7 +389,7 @@ def fingerprint(recipe: Recipe, work: WorkDir) -> dict[str, Any]:
                             ("generate",), None)  # fmt: skip
 
 
-def run_responses(recipe: Recipe, work: WorkDir, progress: Any = None) -> ResponsesResult:
+def run_responses(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -> ResponsesResult:
     """Parse, validate and verify every stored reply. Outputs are committed together at the end (WorkDir.stage_run)."""
     fp = fingerprint(recipe, work)
     key = stable_hash(fp, 16)

@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 import yaml
@@ -34,11 +35,13 @@ from builder.config.generate import TeacherConfig
 from builder.config.variants import SummarizerConfig
 from builder.constraints.describe import describe
 from builder.errors import UserError
+from builder.progress import Progress, report
 from builder.recipe import Recipe
 from builder.rows import generation_id_for
 from builder.tables import SummarizerAccounting
 from builder.teachers.accounting import accounting
 from builder.teachers.items import WorkItem
+from builder.teachers.monitor import StoreMonitor
 from builder.teachers.prompting import Template
 from builder.teachers.send import schedule, send
 from builder.teachers.store import Latest, RecordReader, StoreIndex, latest
@@ -131,7 +134,7 @@ class LlmSummarizer:
         return generation_id_for(f"{reasoning_generation_id}:{digest}", t.model, t.sampling.identity(),
                                  self._tpl.id, self._tpl.hash, 0)  # fmt: skip
 
-    def summarize(self, cands: list[Candidate], questions: list[str]) -> None:
+    def summarize(self, cands: list[Candidate], questions: list[str], progress: Progress | None = None) -> None:
         """Fill `summary` or `summary_failure` on every candidate that has a reasoning reply."""
         jobs: dict[str, _Job] = {}
         items: list[WorkItem] = []
@@ -153,7 +156,7 @@ class LlmSummarizer:
                                   p["source_row_id"] or "", p["category"] or ""))  # fmt: skip
         todo = schedule(self.teacher, items, self.stored)
         if todo:
-            self._send(self._with_messages(todo, jobs), len(todo))
+            self._send(self._with_messages(todo, jobs), len(todo), progress)
             self.stored = latest(self.folder)
         reader = RecordReader()
         try:
@@ -174,9 +177,15 @@ class LlmSummarizer:
             rules = describe(job.cand.constraints)  # the prompt's constraints the summary must obey
             yield dataclasses.replace(it, messages=self.template.messages(job.question, job.think, rules))
 
-    def _send(self, todo: Iterator[WorkItem], n: int) -> None:
+    def _send(self, todo: Iterator[WorkItem], n: int, progress: Progress | None = None) -> None:
         self.requested += n
-        state = send(todo, self.teacher, self.folder, self.run_id, segment="summarize")
+
+        def heard(ev: dict[str, Any]) -> None:  # the store monitor's events, as (step, done, total)
+            report(progress, f"summarizing thinking ({self.teacher.model})", ev["done"], ev["total"])
+
+        top = self.teacher.sampling.steps()[-1]
+        with StoreMonitor(self.folder, self.run_id, "summarizer", n, top, heard if progress else None):
+            state = send(todo, self.teacher, self.folder, self.run_id, segment="summarize")
         if state.abort:  # nothing worked (bad key, unknown model, unreachable): one line, stop the stage
             raise UserError(f"{self.recipe.path}: variants.summarizer: {state.abort}")
 

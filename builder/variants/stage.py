@@ -31,6 +31,7 @@ from builder.config.variants import VariantsConfig
 from builder.constraints.spec import BadConstraints, contradictions, parse
 from builder.errors import UserError
 from builder.ledger import DROPPED, KEPT, Ledger
+from builder.progress import Progress, report
 from builder.recipe import Recipe
 from builder.rows import PARSED_FEATURES, PROMPT_FEATURES, provenance_defaults, tools_list
 from builder.tables import VariantsSummary
@@ -197,7 +198,7 @@ def _prompt_tokens(student: StudentConfig, prompts: list[dict[str, Any]]) -> lis
     return [t + CHATML_OVERHEAD * len(p["messages"]) for t, p in zip(counts, prompts)]
 
 
-def _variants(recipe: Recipe, work: WorkDir, progress: Any = None) -> VariantsResult:
+def _variants(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -> VariantsResult:
     # Writers below go to the run's staging folder (stage_run): a missing or corrupt input
     # found later costs nothing of the last run's outputs.
     t0 = time.perf_counter()
@@ -229,6 +230,7 @@ def _variants(recipe: Recipe, work: WorkDir, progress: Any = None) -> VariantsRe
     absent: dict[str, Counter[str]] = {name: Counter() for name in build}
     zs: list[float | None] = []
     tally = Tally()
+    rows_done, rows_total = 0, len(chat) * sum(pq.ParquetFile(f).metadata.num_rows for f in work.require(tables.PROMPTS))
     survival = Survival()
     gated = set(cfg.format_gate.variants if cfg.format_gate.variants is not None
                 else [n for n in build if REGISTRY[n].needs_summary])  # fmt: skip
@@ -251,11 +253,7 @@ def _variants(recipe: Recipe, work: WorkDir, progress: Any = None) -> VariantsRe
                     c.overthinking_z = z
                     zs.append(z)
             if summarize:
-                if progress:
-                    progress(
-                        f"summarizing {sum(c.reasoning is not None for c in cands):,} thinking traces ({cfg.summarizer.kind})"
-                    )
-                summaries(cands, cfg, llm)
+                summaries(cands, cfg, llm, progress)
                 for c in cands:
                     tally.add(c.summary_scores)
             if want_pairs:
@@ -274,14 +272,14 @@ def _variants(recipe: Recipe, work: WorkDir, progress: Any = None) -> VariantsRe
                         name, cands[lo:hi], prompt_tokens[lo:hi], recipe.student, ledger, writers[name], absent[name], prov,
                         summ, (cfg, gated, survival),
                     )
+                    rows_done += min(hi, len(cands)) - lo
+                    report(progress, "building variant rows", rows_done, rows_total)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     counts: dict[str, int] = {}
     for name, w in writers.items():
         w.close()
         counts[name] = w.rows
-        if progress:
-            progress(f"{name}: {counts[name]:,} rows")
     work.write_ledger(ledger)
     absent_d = {k: dict(v) for k, v in absent.items()}
     res = VariantsResult(counts, absent_d, time.perf_counter() - t0, ledger.summary())
@@ -416,7 +414,7 @@ def fingerprint(recipe: Recipe, work: WorkDir) -> dict[str, Any]:
     return work.fingerprint({"variants": recipe.variants, "student": recipe.student}, ("curate", "responses"), None)
 
 
-def run_variants(recipe: Recipe, work: WorkDir, progress: Any = None) -> VariantsResult:
+def run_variants(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -> VariantsResult:
     """Build every variant from prompts and selected replies. Outputs are committed together at the end (WorkDir.stage_run)."""
     with work.stage_run(STAGE, fingerprint(recipe, work)):
         return _variants(recipe, work, progress)

@@ -10,6 +10,7 @@ from typing import Any
 
 from builder.config.variants import VariantsConfig
 from builder.constraints.apply import constrain_summary
+from builder.progress import Progress, counted
 from builder.variants.llm_summary import LlmSummarizer
 from builder.variants.registry import Candidate
 from builder.variants.summarizer import SummaryGate, assess_summary, extractive_summary
@@ -53,16 +54,18 @@ def _extractive_range(bounds: tuple[int, int]) -> list[tuple[str | None, str | N
     return out
 
 
-def summaries(cands: list[Candidate], cfg: VariantsConfig, llm: LlmSummarizer | None = None) -> None:
+def summaries(cands: list[Candidate], cfg: VariantsConfig, llm: LlmSummarizer | None = None,
+              progress: Progress | None = None) -> None:  # fmt: skip
     global _SUMMARY_JOB
     s = cfg.summarizer
     gate = SummaryGate.of(s)
     if llm is not None:
-        llm.summarize(cands, [user_text(c.prompt) for c in cands])
+        llm.summarize(cands, [user_text(c.prompt) for c in cands], progress)
         for c in cands:  # the LLM path checked them already; the scores become columns
             if c.summary is not None:
                 c.summary_scores = assess(c, c.summary, gate)[1]
         return
+    step = "summarizing thinking (extractive)"
     _SUMMARY_JOB = (cands, gate, s.max_chars, s.max_sentences)
     try:
         workers = min(2, os.cpu_count() or 1)
@@ -73,9 +76,9 @@ def summaries(cands: list[Candidate], cfg: VariantsConfig, llm: LlmSummarizer | 
 
             # The summary is pure Python over long texts: two forked workers halve it.
             with multiprocessing.get_context("fork").Pool(workers) as pool:
-                parts = pool.map(_extractive_range, bounds)
+                parts = list(counted(pool.imap(_extractive_range, bounds), progress, step, len(cands), weight=chunk))
         else:
-            parts = [_extractive_range(b) for b in bounds]
+            parts = [_extractive_range(b) for b in counted(bounds, progress, step, len(cands), weight=chunk)]
     finally:
         _SUMMARY_JOB = None
     for c, (summary, failure, scores, notes) in zip(cands, (r for part in parts for r in part)):
