@@ -52,7 +52,11 @@ variants) or "info" (kept; recorded so users can re-filter).
 | cut_open_boxed             | info     | truncation evidence: \\boxed{ never closed                           |
 | cut_open_bold              | info     | truncation evidence: the last line opens ** and never closes it      |
 | cut_dangling_end           | info     | truncation evidence: ends on a comma, operator, "the", "and", "的"…  |
+| cut_open_label             | info     | truncation evidence: ends on a label ("**Answer:**") with nothing after|
+| cut_open_bracket           | info     | truncation evidence: the last line leaves a bracket open             |
+| cut_partial_option         | info     | truncation evidence: a named option's text stops mid-way             |
 | cut_unterminated_prose     | info     | truncation evidence: running prose stops without finishing a sentence|
+| cut_no_final_result        | info     | truncation evidence: MCQ / \\boxed{} prompt, no final result, unpunctuated |
 
 Truncation (`truncation.find_cut`): a known finish reason is trusted ("stop" means the
 model chose to stop); the text and token rules judge a reply whose finish reason is unknown
@@ -154,6 +158,7 @@ def validate(
     infer_truncation: bool = False,
     prompt_scripts: frozenset[str] = frozenset(),
     expects_thinking: bool = True,
+    prompt: str = "",
 ) -> Validation:
     """Reject codes and scores for one normalized reply. Never raises on bad input.
 
@@ -161,7 +166,8 @@ def validate(
     row carries them. `infer_truncation`: judge truncation from the text and token counts
     when `finish_reason` is None (unknown). `prompt_scripts`: scripts present in the prompt
     (`language.prompt_scripts`), whose letters an answer may quote. `expects_thinking`: False
-    for a control (non-reasoning) teacher, whose plain answer is not prefilled thinking."""
+    for a control (non-reasoning) teacher, whose plain answer is not prefilled thinking.
+    `prompt`: the user turn, for the truncation rules that read its options."""
     codes = [c for c in parsed.codes if c in REJECT_CODES]
     info = [c for c in parsed.codes if c not in REJECT_CODES]
     if parsed.shape in _UNPARSED:
@@ -175,7 +181,8 @@ def validate(
         codes.append("abnormal_finish")
     else:
         cut = truncation.find_cut(
-            parsed, finish_reason, completion_tokens, max_tokens, infer=infer_truncation, expects_thinking=expects_thinking
+            parsed, finish_reason, completion_tokens, max_tokens, infer=infer_truncation, expects_thinking=expects_thinking,
+            prompt=prompt if isinstance(prompt, str) else "",
         )
         if cut is not None:
             codes.append(cut.code)

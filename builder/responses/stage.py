@@ -198,6 +198,7 @@ def process_batch(
                 max_tokens=r.get("max_tokens"),
                 infer_truncation=True,
                 prompt_scripts=prompt_scripts(text),
+                prompt=text,
                 expects_thinking=r.get("teacher_role") != "control",
                 **kw,
             )
