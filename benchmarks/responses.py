@@ -603,6 +603,25 @@ def language_figures(n_replies: int = 3000) -> dict[str, Any]:
     return {"accuracy": acc, "label": label, "us_per_reply": ours * 1e6, "script_us_per_reply": script * 1e6}
 
 
+def consistency_figures() -> dict[str, Any]:
+    """Think–answer consistency on every real trace (builder/responses/consistency.py):
+    verdict counts and the mismatch rate among checkable rows, per source; µs per reply."""
+    from builder.responses.consistency import MISMATCH, NOT_CHECKABLE, check
+    from tests.fixtures.adversarial_replies import real_triples
+
+    counts: dict[str, Counter[str]] = {}
+    triples = real_triples()
+    start = time.perf_counter()
+    for t in triples:
+        v = check(t.think, t.answer, t.prompt, "math" if t.source == "sky-t1" else "")
+        counts.setdefault(t.source, Counter())[v.verdict] += 1
+    us = (time.perf_counter() - start) / max(1, len(triples)) * 1e6
+    rate = {
+        src: round(c[MISMATCH] / max(1, sum(c.values()) - c[NOT_CHECKABLE]), 4) for src, c in sorted(counts.items())
+    }
+    return {"rate": rate, "counts": {k: dict(v) for k, v in sorted(counts.items())}, "us_per_reply": round(us, 1)}
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_300_000, help="replies to process (default 1,300,000)")
@@ -685,6 +704,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"language id: strict {json.dumps({k: v['accuracy'] for k, v in langs['accuracy'].items()})}, "
               f"row label {json.dumps({k: v['accuracy'] for k, v in langs['label'].items()})}; "
               f"{langs['us_per_reply']:.0f} us/reply (script pass alone {langs['script_us_per_reply']:.0f} us)")
+        cons = consistency_figures()
+        print(f"think-answer consistency: mismatch rate {json.dumps(cons['rate'])}, {json.dumps(cons['counts'])}, "
+              f"{cons['us_per_reply']:.0f} us/reply")  # fmt: skip
     finally:
         if args.work is None:
             shutil.rmtree(root, ignore_errors=True)
@@ -726,6 +748,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "language_label_accuracy_claimed": {k: v["accuracy_claimed"] for k, v in langs["label"].items()},
         "language_id_us_per_reply": round(langs["us_per_reply"], 1),
         "script_pass_us_per_reply": round(langs["script_us_per_reply"], 1),
+        "think_answer_mismatch_rate": cons["rate"],
+        "think_answer_verdicts": cons["counts"],
+        "consistency_us_per_reply": cons["us_per_reply"],
         "load_avg_1m": round(os.getloadavg()[0], 2),
         "bench_total_s": round(time.perf_counter() - t_all, 1),
     }
