@@ -13,6 +13,7 @@ tests/fixtures/adversarial_replies.py (benchmarks/responses.py, held-out seed).
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -224,9 +225,23 @@ def _fragment_words(last_line: str) -> int:
     return _words(last_line[ends[-1].end() :]) if ends else 0
 
 
+@functools.lru_cache(maxsize=4096)  # a prompt's replies (teachers, samples) ask again
+def option_letters(prompt: str) -> str:
+    """The option letters a multiple-choice prompt lists, in order ("" when it lists none)."""
+    found = {m.group(1) for m in _PROMPT_OPTIONS.finditer(prompt)}
+    if not {"A", "B", "C"} <= found:
+        return ""
+    out = "ABC"
+    for letter in "DEFGHIJ":  # contiguous from A: a stray "I." in the text is not option I
+        if letter not in found:
+            break
+        out += letter
+    return out
+
+
 def is_multiple_choice(prompt: str) -> bool:
     """The prompt lists options A, B, C (lines "A. …", "(B) …" or a dict {'A': …})."""
-    return len({m.group(1) for m in _PROMPT_OPTIONS.finditer(prompt)} & {"A", "B", "C"}) == 3
+    return bool(option_letters(prompt))
 
 
 def _no_final_result(text: str, prompt: str) -> bool:

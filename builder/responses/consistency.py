@@ -26,33 +26,69 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
+from typing import Any
 
 import orjson
 
-from builder.responses.answer_end import is_multiple_choice
+from builder.responses.answer_end import is_multiple_choice, option_letters
 from builder.responses.verify.mathcheck import last_boxed, verify_math
-from builder.responses.verify.mcq import _NEGATED, _TIER1, extract_choice
+from builder.responses.verify.mcq import _NEGATED, _TIER1, LETTERS, _tier1_letters, extract_choice
 
 CODE = "think_answer_mismatch"
 MATCH, MISMATCH, NOT_CHECKABLE = "match", "mismatch", "not_checkable"
 VERDICTS = (MATCH, MISMATCH, NOT_CHECKABLE)
 _TAIL = 1500  # characters of the thinking where it concludes
+_CONCLUSION = 500  # characters of its last lines, where the result a math answer boxes is stated
 _SHORT_WORDS = 6
 _MATH_TIMEOUT_S = 10.0  # as verify_math: the first call also imports sympy
 
+_O = r"(?:option\s+|choice\s+)?\(?([A-J])\b\)?"  # a letter, maybe named "option"
 _COMMIT = (
-    re.compile(r"(?:go|going|stick|settle)\s+(?:with|on)\s+(?:option\s+|choice\s+)?\(?([A-J])\b"),
-    re.compile(r"(?:^|[.\n]\s*)So,?\s+(?:option\s+)?\(?([A-J])\)?\s*[:.)]"),
-    re.compile(r"\b(?:option\s+)?\(?([A-J])\)?\s+(?:is|must be|should be|seems)\s+(?:the\s+)?(?:correct|right|answer)"),
+    re.compile(rf"(?:go|going|stick|settle)\s+(?:with|on)\s+{_O}"),
+    re.compile(
+        rf"(?:^|[.\n]\s*)So,?\s+(?:the\s+answer\s+is\s+|definitely\s+|clearly\s+|it'?s\s+)?{_O}\s*(?:[:.)]|$)", re.M
+    ),
+    re.compile(rf"answer\s+(?:is|would\s+be|should\s+be)\s+(?:likely|probably|most\s+likely)\s+{_O}"),
+    re.compile(r"(?:corresponds\s+to|matches|choose|pick|select|should\s+be|must\s+be)\s+option\s+\(?([A-J])\b"),
+    re.compile(rf"correct\s+(?:pair|one|statement|option|choice|word|sequence|spelling|form)\s+is\s+{_O}"),
+)
+# "X is correct", "option D: বনমালী বাবু is the correct answer" — and, when the question asks
+# for the wrong one ("কোনটি সঠিক নয়", "which is incorrect"), "X is incorrect".
+_RIGHT = r"(?:the\s+)?(?:correct|right)(?!\s+(?:formula|spelling|form|value|calculation|pair))"
+_WRONG = r"(?:the\s+)?(?:incorrect|wrong|false|not\s+correct|the\s+odd\s+one|the\s+exception)"
+_IS = r"(?:is|must\s+be|should\s+be|seems|would\s+be)"
+_LETTER_IS = r"\b([A-J])\)?(?:\s*:\s*[^.\n]{1,40}?)?\s+"  # "option D", "(D)", "D: text"
+_POSITIVE = re.compile(rf"{_LETTER_IS}{_IS}\s+{_RIGHT}", re.M)
+_NEGATIVE = re.compile(rf"{_LETTER_IS}{_IS}\s+{_WRONG}", re.M)
+_NEGATIVE_ODD = re.compile(
+    rf"(?:incorrect|wrong|false|odd)\s+(?:statement|option|choice|word|one|answer|function|pair)\s+is\s+{_O}"
+)
+# Bangla "নয়" (is not), "ভুল" (wrong), "অসত্য" (untrue); NFC, as prompts are compared in NFC.
+_NEGATIVE_QUESTION = re.compile(
+    unicodedata.normalize(
+        "NFC", r"নয়|ভুল|অসত্য|incorrect|not\s+(?:true|correct)|false|except|least\s+likely|不正确|错误|不是"
+    ),
+    re.I,
+)
+_OPTIONS_PART = re.compile(r"Options\b|\{\s*['\"]A['\"]\s*:|\n\s*\(?A[.)]\s")
+_ANSWER_IS = re.compile(
+    r"answer\s*(?:is|would\s+be|should\s+be|:|=|-)?\s*\**\s*:?\s*(?:option\s+|choice\s+)?"
+    r"[\(\[（`\"“]?\**\s*((?-i:[A-J]))\s*\**[\)\]）`\"”]?(?![A-Za-z0-9])",
+    re.I,
 )
 _HEDGE = re.compile(r"\b(?:alternatively|maybe|perhaps|might|if|unless|or|like|not|wait)\b", re.I)
 _NUMBER = r"[-+−]?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?(?!\s*[-+*/^=\\]|[a-zA-Z(\d])"
 _LEAD = r"(?:answer|result|total|value)\s*(?:is|=|:|should\s+be|would\s+be|must\s+be)\s*:?\s*\**\s*"
 _STATED = re.compile(rf"{_LEAD}(?:\$([^$\n]+)\$|\\\((.+?)\\\)|({_NUMBER}))", re.I)
-_STATED_TEXT = re.compile(r"(?:final\s+)?answer\s*(?:is|should\s+be|would\s+be|:)\s*:?\s*\**\s*[\"“']?([^\n.\"”']{1,60})", re.I)
+# "I'm confident with the answer 1 - 12i." / a last display block: math-verify parses or declines.
+_STATED_EXPR = re.compile(r"(?:the|final)\s+answer\s*(?:is|:)?\s+([-+(\d\\][^\n]{0,40}?)\s*\.?\s*$", re.I | re.M)
+_STATED_TEXT = re.compile(
+    r"(?:final\s+)?answer\s*(?:is|should\s+be|would\s+be|:)\s*:?\s*\**\s*[\"“']?([^\n.\"”']{1,60})", re.I
+)
 _MARKUP = re.compile(r"[*_`$]|\\text\{|\\mathrm\{|[{}]")
 _ARTICLES = re.compile(r"^(?:the|a|an)\s+")
 
@@ -70,8 +106,8 @@ class Consistency:
 
 
 def _kind(answer: str, prompt: str, category: str, verifier: str) -> str:
-    if verifier == "mcq" or is_multiple_choice(prompt):
-        return "mcq"
+    if verifier == "mcq" or is_multiple_choice(prompt) or _tier1_letters(answer):
+        return "mcq"  # options listed, or an answer that states a letter ("The answer is (B)")
     if verifier == "math" or category == "math" or "\\boxed" in answer:
         return "math"
     line = _MARKUP.sub("", answer).strip()
@@ -80,18 +116,38 @@ def _kind(answer: str, prompt: str, category: str, verifier: str) -> str:
     return "none"
 
 
-def _think_letter(tail: str) -> str | None:
+def _think_letter(tail: str, negative: bool, letters: str) -> str | None:
     """The last letter the thinking commits to: "the answer is B", "go with option C",
     "So D: …", "D is correct"; a hedge in the same sentence ("maybe the answer is A",
     "Alternatively, B") is not a commitment."""
     found: list[tuple[int, str]] = []
-    for pat in (*_TIER1, *_COMMIT):
+    # mcq.py's statements, re-anchored on their keyword (its optional prefixes cost ~5x here),
+    # its Chinese and Bangla ones only where their keyword occurs.
+    pats = [*_answer_statements(tail), *_COMMIT, *((_NEGATIVE, _NEGATIVE_ODD) if negative else (_POSITIVE,))]
+    for pat in pats:
         for m in pat.finditer(tail):
-            start = max(tail.rfind(".", 0, m.start()), tail.rfind("\n", 0, m.start())) + 1
-            if _HEDGE.search(tail[start : m.start() + 1]) or _NEGATED.search(tail[m.start() : m.end()]):
+            at = m.start(1)
+            start = max(tail.rfind(".", 0, at), tail.rfind("\n", 0, at)) + 1
+            if m.group(1) not in letters or _HEDGE.search(tail[start:at]) or _NEGATED.search(tail[m.start() : m.end()]):
                 continue
-            found.append((m.start(), m.group(1).upper()))
+            found.append((at, m.group(1)))
     return max(found)[1] if found else None
+
+
+def _answer_letter(answer: str) -> tuple[str | None, str]:
+    """`mcq.extract_choice`, with its first tier re-anchored on its keywords (as `_think_letter`):
+    the same letter on R1's answers at a fifth of the cost."""
+    found = {m.group(1) for p in _answer_statements(answer) for m in p.finditer(answer)}
+    if len(found) == 1:
+        return found.pop(), "ok"
+    return extract_choice(answer)
+
+
+def _answer_statements(text: str) -> list[re.Pattern[str]]:
+    pats = [_TIER1[0], _ANSWER_IS]
+    return pats + [
+        p for p, key in ((_TIER1[4], ("答案", "选项")), (_TIER1[5], ("উত্তর",))) if any(k in text for k in key)
+    ]
 
 
 def _stated_number(text: str) -> str | None:
@@ -99,10 +155,34 @@ def _stated_number(text: str) -> str | None:
     return next(g for g in found[-1] if g).strip() if found else None
 
 
-def _math_value(text: str, tail_only: bool) -> str | None:
-    part = text[-_TAIL:] if tail_only else text
-    boxed = last_boxed(part)
-    return boxed if boxed is not None else _stated_number(part[-_TAIL:])
+def _math_value(text: str) -> str | None:
+    """The last `\\boxed{}`, else the last stated result ("the answer is 42", "answer: $x=3$")."""
+    boxed = last_boxed(text)
+    if boxed is not None:
+        return boxed
+    stated = _stated_number(text[-_TAIL:])
+    if stated is not None:
+        return stated
+    expr = _STATED_EXPR.findall(text[-_TAIL:])
+    return expr[-1].strip() if expr else None
+
+
+_LATEX_NOISE = re.compile(r"\\left|\\right|\\[,;!]|\\displaystyle|\s+|\$")
+
+
+def _fold_math(text: str) -> str:
+    return _LATEX_NOISE.sub("", text.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac"))
+
+
+def _concluded(value: str, tail: str) -> bool:
+    """The thinking's last lines state `value`: an expression appears there; a bare number
+    appears as a result ("= 17", "is 17", "x = 17")."""
+    v, t = _fold_math(value), _fold_math(tail[-_CONCLUSION:])
+    if not v:
+        return False
+    if _as_number(value) is None:
+        return v in t
+    return re.search(rf"(?:=|is|be|:|\\\(|\{{)\\?\(?{re.escape(v)}(?![\d.]\d|\d)", t) is not None
 
 
 def _as_number(text: str) -> Fraction | None:
@@ -128,6 +208,16 @@ def _same_math(a: str, b: str) -> bool | None:
     return False if v.status == "fail" and v.reason == "mismatch" else None
 
 
+def _script(text: str) -> str:
+    """ "latin", "cjk" or "other": enough to tell that two short answers are in different languages."""
+    letters = [ch for ch in text if ch.isalpha()]
+    if not letters:
+        return "none"
+    if all(ch.isascii() for ch in letters):
+        return "latin"
+    return "cjk" if any("\u3400" <= ch <= "\u9fff" for ch in letters) else "other"
+
+
 def normalize_text(text: str) -> str:
     """Case, width, markup, quotes, final punctuation and a leading article folded away."""
     t = unicodedata.normalize("NFKC", _MARKUP.sub("", text)).casefold().strip()
@@ -142,16 +232,26 @@ def check(think: object, answer: object, prompt: str = "", category: str = "", v
     kind = _kind(answer, prompt or "", category or "", verifier or "")
     tail = think[-_TAIL:]
     if kind == "mcq":
-        t = _think_letter(tail)
-        a, why = extract_choice(answer)
+        prompt = unicodedata.normalize("NFC", prompt or "")
+        # Only letters the prompt offers ("18 J" is a unit, "I think" a pronoun, with A–D).
+        negative = (
+            _NEGATIVE_QUESTION.search(_OPTIONS_PART.split(prompt, 1)[0]) is not None
+        )  # the question, not its options
+        letters = option_letters(prompt) or LETTERS
+        # Its last lines first (where R1 concludes; a quarter of the cost), then the whole tail.
+        t = _think_letter(tail[-_CONCLUSION:], negative, letters) or _think_letter(tail, negative, letters)
+        a, why = _answer_letter(answer)
         if t is None or a is None:
             return Consistency(NOT_CHECKABLE, kind, t, a if why == "ok" else None)
         return Consistency(MATCH if t == a else MISMATCH, kind, t, a)
     if kind == "math":
-        t, a = _math_value(think, True), _math_value(answer, False)
-        if t is None or a is None:
-            return Consistency(NOT_CHECKABLE, kind, t, a)
-        same = _same_math(t, a)
+        a = _math_value(answer)
+        if a is None:
+            return Consistency(NOT_CHECKABLE, kind, _math_value(tail), None)
+        if _concluded(a, tail):
+            return Consistency(MATCH, kind, a, a)
+        t = _math_value(tail)  # an explicit statement only: the last lines are not a result
+        same = None if t is None else _same_math(t, a)
         if same is None:
             return Consistency(NOT_CHECKABLE, kind, t, a)
         return Consistency(MATCH if same else MISMATCH, kind, t, a)
@@ -161,5 +261,47 @@ def check(think: object, answer: object, prompt: str = "", category: str = "", v
         if not found:
             return Consistency(NOT_CHECKABLE, kind, None, a)
         t = found[-1].strip()
-        return Consistency(MATCH if normalize_text(t) == normalize_text(a) else MISMATCH, kind, t, a)
+        nt, na = normalize_text(t), normalize_text(a)
+        if _script(nt) != _script(na):
+            return Consistency(NOT_CHECKABLE, kind, t, a)  # "Cannot Determine" vs "无法判断": another language
+        same = nt == na or (min(len(nt), len(na)) >= 2 and (na in nt or nt in na))
+        return Consistency(MATCH if same else MISMATCH, kind, t, a)
     return Consistency(NOT_CHECKABLE, kind, None, None)
+
+
+# ---------- the stage's per-row hook and the summary's figures ----------
+
+
+def row_check(parsed: Any, prompt: str, pinfo: dict[str, Any], teacher_role: object, info: list[str]) -> str | None:
+    """The `consistency_json` of one validated reply (None for a control teacher's, which has
+    no thinking); appends CODE to `info` on a mismatch."""
+    if teacher_role == "control":
+        return None
+    c = check(parsed.think, parsed.answer, prompt, pinfo.get("category") or "", pinfo.get("verifier") or "")
+    if c.verdict == MISMATCH:
+        info.append(CODE)
+    return c.to_json()
+
+
+def verdict_of(consistency_json: object) -> str:
+    """The verdict stored in a `consistency_json` cell ("not_checkable" when there is none)."""
+    if not isinstance(consistency_json, str):
+        return NOT_CHECKABLE
+    try:
+        verdict = orjson.loads(consistency_json).get("verdict")
+    except (orjson.JSONDecodeError, AttributeError):
+        return NOT_CHECKABLE
+    return verdict if verdict in VERDICTS else NOT_CHECKABLE
+
+
+def summarize(counts: Mapping[tuple[str, str, str], int]) -> dict[str, dict[str, float]]:
+    """Per "source | teacher": rows per verdict and the mismatch rate among checkable rows
+    (the responses summary's `consistency`, which the card shows)."""
+    out: dict[str, dict[str, float]] = {}
+    for (source, teacher, verdict), n in sorted(counts.items()):
+        row = out.setdefault(f"{source or 'unknown'} | {teacher}", dict.fromkeys(VERDICTS, 0))
+        row[verdict] += n
+    for row in out.values():
+        checkable = row[MATCH] + row[MISMATCH]
+        row["mismatch_rate"] = round(row[MISMATCH] / checkable, 4) if checkable else 0.0
+    return out

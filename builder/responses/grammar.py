@@ -40,6 +40,7 @@ variants) or "info" (kept; recorded so users can re-filter).
 | answer_tags_absent         | info     | no answer tags: answer = text after the think block (R1 often omits) |
 | two_reasoning_fields       | info     | reasoning_content and reasoning both set and different               |
 | replacement_chars          | info     | some U+FFFD in the reply (broken multi-byte characters upstream)     |
+| think_answer_mismatch      | info     | the thinking's final result differs from the answer's (consistency.py)|
 | cut_finish_length          | info     | truncation evidence: finish_reason "length"                          |
 | cut_token_budget           | info     | truncation evidence: completion_tokens >= max_tokens, finish unknown |
 | cut_final_answer_in_reasoning | info  | evidence for answer_in_reasoning                                     |
@@ -102,7 +103,7 @@ REJECT_CODES = frozenset(
     }
 )  # fmt: skip
 INFO_CODES = frozenset(
-    {"answer_tags_absent", "two_reasoning_fields", "replacement_chars"}
+    {"answer_tags_absent", "two_reasoning_fields", "replacement_chars", "think_answer_mismatch"}
     | {truncation.EVIDENCE_PREFIX + e for e in truncation.EVIDENCE}
 )
 CODES = REJECT_CODES | INFO_CODES

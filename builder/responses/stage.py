@@ -34,6 +34,7 @@ from builder.language import names_target_language, prompt_languages
 from builder.ledger import KEPT, QUARANTINED, Ledger
 from builder.reasoning_format import resolve_delimiters
 from builder.recipe import Recipe
+from builder.responses import consistency
 from builder.responses.grammar import REJECT_CODES, validate
 from builder.responses.shapes import normalize
 from builder.rows import PARSED_FEATURES, provenance_defaults
@@ -174,6 +175,7 @@ def process_batch(
     all_codes: list[list[str]] = []
     all_info: list[list[str]] = []
     vals = []
+    cons: dict[int, str] = {}  # think–answer consistency evidence (consistency.row_check)
     to_verify: list[tuple[int, str, dict[str, Any]]] = []
     for i, (r, p) in enumerate(zip(replies, parsed_all)):
         pinfo = prompts.get(r.get("prompt_id") or "")
@@ -210,6 +212,7 @@ def process_batch(
                 codes.append("unknown_reasoning_format")
             if any(SECRET_MARKER in (r.get(k) or "") for k in ("content", "reasoning_content", "reasoning")):
                 codes.append("secret_in_reply")  # the teacher echoed a key: never a training row
+            cons[i] = consistency.row_check(p, text, pinfo, r.get("teacher_role"), info)
             codes += [c for c in info if c in cfg.reject_info]
             if not codes and answers[i]:
                 to_verify.append((i, answers[i], pinfo))
@@ -249,6 +252,7 @@ def process_batch(
                 "verify_status": v_status,
                 "verify_method": v_method,
                 "verify_reason": v_reason,
+                "consistency_json": cons.get(i),
                 "repetition_score": float(val.repetition_score) if val else 0.0,
                 "think_language": val.think_language if val else "unknown",
                 "answer_language": val.answer_language if val else "unknown",
@@ -341,6 +345,7 @@ def _responses(recipe: Recipe, work: WorkDir, progress: Any = None) -> Responses
     reasons: Counter[str] = Counter()
     verify_counts: Counter[str] = Counter()
     shapes: Counter[str] = Counter()
+    agree: Counter[tuple[str, str, str]] = Counter()  # (source, teacher model, verdict) of kept rows
     n_done = 0
     for rows, sub in _results(_reply_batches(files, cfg.batch_rows), prompts, cfg, recipe.student, workers):
         kept: list[dict[str, Any]] = []
@@ -368,6 +373,7 @@ def _responses(recipe: Recipe, work: WorkDir, progress: Any = None) -> Responses
                 kept.append(row)
                 selector.offer(row)
                 verify_counts[f"{row['teacher_role']}:{row['verify_method']}:{row['verify_status']}"] += 1
+                agree[(src, row["teacher_model"], consistency.verdict_of(row["consistency_json"]))] += 1
                 ledger.record(STEP, KEPT, source=src, source_row_id=gid, prompt_id=row["prompt_id"])
         staging.write_rows(kept)
         quarantine.write_rows(dropped)
@@ -396,6 +402,7 @@ def _responses(recipe: Recipe, work: WorkDir, progress: Any = None) -> Responses
     work.write_summary(ResponsesSummary(
         rows_in=n_in, kept=n_kept, quarantined=quarantine.rows, selected=len(chosen), reasons=dict(reasons),
         verify=dict(verify_counts), shapes=dict(shapes), seconds=res.seconds,
+        consistency=consistency.summarize(agree),
     ))  # fmt: skip
     return res
 
