@@ -55,13 +55,32 @@ _COMMIT = (
     re.compile(rf"answer\s+(?:is|would\s+be|should\s+be)\s+(?:likely|probably|most\s+likely)\s+{_O}"),
     re.compile(r"(?:corresponds\s+to|matches|choose|pick|select|should\s+be|must\s+be)\s+option\s+\(?([A-J])\b"),
     re.compile(rf"correct\s+(?:pair|one|statement|option|choice|word|sequence|spelling|form)\s+is\s+{_O}"),
+    re.compile(rf"answer\s+(?:here\s+)?must\s+be\s+{_O}"),
+    re.compile(
+        r"(?:^|[.\n,]\s*)(?:[Ss]o|[Dd]efinitely|[Hh]ence|[Tt]hus|[Tt]herefore),?\s+option\s+\(?([A-J])\b\)?"
+        r"(?!\s*(?:is|are|seems|was)\s+(?:out|wrong|incorrect|not|false|also|excluded|eliminated))",
+        re.M,
+    ),
+    re.compile(r"(?:which|that)\s+(?:is|would\s+be)\s+option\s+\(?([A-J])\b"),
+    re.compile(
+        r"option\s+\(?([A-J])\)?\s+(?:is|says)\s+[^.\n]{1,60}?,?\s+which\s+(?:should|must)\s+be\s+the\s+(?:correct|right)"
+    ),
+    re.compile(r"(?:^|[.\n]\s*)So,?\s+(?:option\s+)?\(?([A-J])\)?\s+looks\s+(?:correct|right)", re.M),
+    re.compile(r"\((?:option\s+)?([A-J])\)\s+(?:is|are|would\s+be|should\s+be)\s+the\b"),  # "SO2 (option C) is the …"
+    re.compile(rf"answer\s+here\s+is\s+{_O}"),
+    re.compile(r"mak(?:es|ing)\s+(?:option\s+)?\(?([A-J])\)?\s+the\s+(?:correct|right|best)"),
+    re.compile(r"(?:^|[.\n]\s*)(?:Definitely|Option)\s+\(?([A-J])\)?\s*[.!]", re.M),
+    # "option B is [M⁻¹L³T⁻²]. That must be the correct answer."
+    re.compile(
+        r"option\s+\(?([A-J])\)?\s+is\s+[^.\n]{1,60}\.\s+That\s+(?:should|must|would)\s+be\s+the\s+(?:correct|right)"
+    ),
 )
 # "X is correct", "option D: বনমালী বাবু is the correct answer" — and, when the question asks
 # for the wrong one ("কোনটি সঠিক নয়", "which is incorrect"), "X is incorrect".
 _RIGHT = r"(?:the\s+)?(?:correct|right)(?!\s+(?:formula|spelling|form|value|calculation|pair))"
 _WRONG = r"(?:the\s+)?(?:incorrect|wrong|false|not\s+correct|the\s+odd\s+one|the\s+exception)"
 _IS = r"(?:is|must\s+be|should\s+be|seems|would\s+be)"
-_LETTER_IS = r"\b([A-J])\)?(?:\s*:\s*[^.\n]{1,40}?)?\s+"  # "option D", "(D)", "D: text"
+_LETTER_IS = r"\b([A-J])\)?(?:\s*[:,]\s*[^.\n]{1,40}?,?)?\s+"  # "option D", "(D)", "D: text", "D, HIV,"
 _POSITIVE = re.compile(rf"{_LETTER_IS}{_IS}\s+{_RIGHT}", re.M)
 _NEGATIVE = re.compile(rf"{_LETTER_IS}{_IS}\s+{_WRONG}", re.M)
 _NEGATIVE_ODD = re.compile(
@@ -70,15 +89,21 @@ _NEGATIVE_ODD = re.compile(
 # Bangla "নয়" (is not), "ভুল" (wrong), "অসত্য" (untrue); NFC, as prompts are compared in NFC.
 _NEGATIVE_QUESTION = re.compile(
     unicodedata.normalize(
-        "NFC", r"নয়|ভুল|অসত্য|incorrect|not\s+(?:true|correct)|false|except|least\s+likely|不正确|错误|不是"
+        "NFC", r"নয়|ভুল|অসত্য|মিথ্যা|incorrect|not\s+(?:true|correct)|false|except|least\s+likely|不正确|错误|不是"
     ),
     re.I,
 )
+_NOT_FALSE = re.compile(unicodedata.normalize("NFC", r"মিথ্যা\s*নয়|not\s+false|不是错误"), re.I)  # "which is not false?"
 _OPTIONS_PART = re.compile(r"Options\b|\{\s*['\"]A['\"]\s*:|\n\s*\(?A[.)]\s")
 _ANSWER_IS = re.compile(
     r"answer\s*(?:is|would\s+be|should\s+be|:|=|-)?\s*\**\s*:?\s*(?:option\s+|choice\s+)?"
     r"[\(\[（`\"“]?\**\s*((?-i:[A-J]))\s*\**[\)\]）`\"”]?(?![A-Za-z0-9])",
     re.I,
+)
+_ANSWER_OPENS = re.compile(r"^\W{0,3}([A-J])[.):]\s")
+# "অপশন C তে" (in option C) — not "অপশন D ভুল" (option D is wrong) or "… নয়" (is not).
+_BANGLA_OPTION = re.compile(
+    unicodedata.normalize("NFC", r"(?:অপশন|বিকল্প)\s*\(?([A-J])\b(?![^।.\n]{0,12}(?:ভুল|নয়|সঠিক নয়))")
 )
 _HEDGE = re.compile(r"\b(?:alternatively|maybe|perhaps|might|if|unless|or|like|not|wait)\b", re.I)
 _NUMBER = r"[-+−]?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?(?!\s*[-+*/^=\\]|[a-zA-Z(\d])"
@@ -127,7 +152,8 @@ def _think_letter(tail: str, negative: bool, letters: str) -> str | None:
     for pat in pats:
         for m in pat.finditer(tail):
             at = m.start(1)
-            start = max(tail.rfind(".", 0, at), tail.rfind("\n", 0, at)) + 1
+            # The clause it is in: "Maybe …, but since B is the closest, I'll go with B" commits.
+            start = max(max(tail.rfind(c, 0, at) for c in ".?!;\n") + 1, tail.rfind(" but ", 0, at) + 1)
             if m.group(1) not in letters or _HEDGE.search(tail[start:at]) or _NEGATED.search(tail[m.start() : m.end()]):
                 continue
             found.append((at, m.group(1)))
@@ -140,7 +166,14 @@ def _answer_letter(answer: str) -> tuple[str | None, str]:
     found = {m.group(1) for p in _answer_statements(answer) for m in p.finditer(answer)}
     if len(found) == 1:
         return found.pop(), "ok"
-    return extract_choice(answer)
+    letter, why = extract_choice(answer)
+    if why != "no_choice":
+        return letter, why
+    # An answer that opens on its option ("A. ভাইরাস** …") or names it in Bangla ("অপশন C তে").
+    named = {m.group(1) for m in _ANSWER_OPENS.finditer(answer[:40])} | set(
+        _BANGLA_OPTION.findall(unicodedata.normalize("NFC", answer))
+    )
+    return (named.pop(), "ok") if len(named) == 1 else (None, "no_choice" if not named else "ambiguous")
 
 
 def _answer_statements(text: str) -> list[re.Pattern[str]]:
@@ -167,11 +200,16 @@ def _math_value(text: str) -> str | None:
     return expr[-1].strip() if expr else None
 
 
-_LATEX_NOISE = re.compile(r"\\left|\\right|\\[,;!]|\\displaystyle|\s+|\$")
+_LATEX_NOISE = re.compile(r"\\left|\\right|\\[,;! ]|\\displaystyle|\s+|\$")
+_FRAC = re.compile(r"\\[dt]?frac\{([^{}]+)\}\{([^{}]+)\}")
+_TEXT = re.compile(r"\\(?:text|mathrm|textbf)\{([^{}]*)\}")
 
 
 def _fold_math(text: str) -> str:
-    return _LATEX_NOISE.sub("", text.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac"))
+    """LaTeX and plain renderings of one value made alike: \\frac{a}{b} → a/b, \\text{x} → x,
+    π → \\pi, sizing and spacing commands and blanks dropped."""
+    text = _TEXT.sub(r"\1", _FRAC.sub(r"\1/\2", text)).replace("π", "\\pi")
+    return _LATEX_NOISE.sub("", text)
 
 
 def _concluded(value: str, tail: str) -> bool:
@@ -182,7 +220,13 @@ def _concluded(value: str, tail: str) -> bool:
         return False
     if _as_number(value) is None:
         return v in t
-    return re.search(rf"(?:=|is|be|:|\\\(|\{{)\\?\(?{re.escape(v)}(?![\d.]\d|\d)", t) is not None
+    return (
+        re.search(
+            rf"(?:(?:=|is|be|are|:)(?:indeed|clearly|exactly|just|still)?|\\\(|\{{)\\?\(?{re.escape(v)}(?![\d.]\d|\d)",
+            t,
+        )
+        is not None
+    )
 
 
 def _as_number(text: str) -> Fraction | None:
@@ -234,9 +278,8 @@ def check(think: object, answer: object, prompt: str = "", category: str = "", v
     if kind == "mcq":
         prompt = unicodedata.normalize("NFC", prompt or "")
         # Only letters the prompt offers ("18 J" is a unit, "I think" a pronoun, with A–D).
-        negative = (
-            _NEGATIVE_QUESTION.search(_OPTIONS_PART.split(prompt, 1)[0]) is not None
-        )  # the question, not its options
+        question = _OPTIONS_PART.split(prompt, 1)[0]  # the question, not its options
+        negative = _NEGATIVE_QUESTION.search(question) is not None and not _NOT_FALSE.search(question)
         letters = option_letters(prompt) or LETTERS
         # Its last lines first (where R1 concludes; a quarter of the cost), then the whole tail.
         t = _think_letter(tail[-_CONCLUSION:], negative, letters) or _think_letter(tail, negative, letters)
