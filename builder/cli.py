@@ -44,6 +44,7 @@ WorkOpt = Annotated[Path, typer.Option("--work", "-w", help="Work directory for 
 F = TypeVar("F", bound=Callable[..., Any])
 
 if TYPE_CHECKING:
+    from builder.check import Scope
     from builder.recipe import Recipe
 
 
@@ -104,6 +105,17 @@ def load(recipe_path: Path) -> Recipe:
     if unknown:
         raise UserError(f"{recipe_path}: variants.build: unknown variant(s) {unknown}; known: {sorted(REGISTRY)}")
     return recipe
+
+
+def precheck(recipe: Recipe, work: Path | None, out: Path | None, scope: Scope) -> None:
+    """`answer-distill check` for this command, before anything is written or paid: every
+    problem on its own line, then exit 2 (plan prints them and goes on)."""
+    from builder.check import print_report, run_check
+
+    report = run_check(recipe, work, out, scope)
+    print_report(report, console, err, as_errors=scope != "plan")
+    if report.failed and scope != "plan":
+        raise typer.Exit(2)
 
 
 def check_writable(path: Path, what: str) -> None:
@@ -228,6 +240,7 @@ def curate(recipe: RecipeArg, work: WorkOpt = Path("work")) -> None:
 def generate(recipe: RecipeArg, work: WorkOpt = Path("work")) -> None:
     """Send every curated prompt to the teachers and store every reply whole (resumable)."""
     loaded = load(recipe)
+    precheck(loaded, work, None, "generate")
     with _locked(work):
         _run_generate(loaded, work)
 
@@ -289,6 +302,7 @@ def build(
 ) -> None:
     """Run every stage in order (curate → generate → responses → variants → release), checking each ledger."""
     loaded = load(recipe)  # once: every section validated before any stage runs
+    precheck(loaded, work, out, "build")
     t0 = time.perf_counter()
     with _locked(work):
         for name, fn in STAGES:
@@ -335,7 +349,26 @@ def plan(
     """Print what a recipe would read, keep and build, without reading any data."""
     from builder.plan import print_plan
 
-    print_plan(load(recipe), console, work)
+    loaded = load(recipe)
+    precheck(loaded, work, None, "plan")
+    print_plan(loaded, console, work)
+
+
+@app.command()
+@user_errors
+def check(
+    recipe: RecipeArg,
+    work: Annotated[Path | None, typer.Option("--work", "-w", help="The work directory a build would use.")] = None,
+    out: Annotated[Path | None, typer.Option(help="The release folder a build would write (default: <work>/release).")] = None,
+) -> None:
+    """Find what would fail a paid build (keys, endpoints, models, files, work dir, version), all at once."""
+    from builder.check import print_report, run_check
+
+    report = run_check(load(recipe), work, out, "check")
+    print_report(report, console, err, verbose=True)
+    if report.failed:
+        raise typer.Exit(2)
+    console.print("check: no problems found", highlight=False)
 
 
 @app.command()

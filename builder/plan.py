@@ -62,7 +62,11 @@ def plan_data(recipe: Recipe) -> dict[str, Any]:
         "version": recipe.version,
         "sources": sources,
         "dedupe": {"exact": True, "near": recipe.curate.near_dedupe.model_dump()},
-        "decontaminate": {"ngram": d.ngram, "benchmarks": [b.name for b in d.benchmarks]},
+        # An absent optional file is skipped by curate: listed apart, never as if it were used.
+        "decontaminate": {"ngram": d.ngram,
+                          "benchmarks": list(dict.fromkeys(b.name for b in d.benchmarks if recipe.resolve(b.path).is_file())),
+                          "skipped": list(dict.fromkeys(b.name for b in d.benchmarks
+                                                        if b.optional and not recipe.resolve(b.path).is_file()))},
         "balance": recipe.curate.balance.model_dump(),
         "expected_mix": expected_mix(recipe),
         "executor": recipe.executor.model_dump(),
@@ -85,7 +89,11 @@ def print_plan(recipe: Recipe, console: Console, work: Path | None = None) -> No
     console.print(t)
     console.print(f"dedupe: exact + MinHash {recipe.curate.near_dedupe.ngram}-grams, "
                   f"{recipe.curate.near_dedupe.buckets}×{recipe.curate.near_dedupe.hashes_per_bucket} bands")
-    console.print(f"decontaminate: {data['decontaminate']['ngram']}-grams vs {', '.join(data['decontaminate']['benchmarks']) or 'nothing'}")
+    dec = data["decontaminate"]
+    console.print(f"decontaminate: {dec['ngram']}-grams vs {', '.join(dec['benchmarks']) or 'nothing'}", highlight=False)
+    if dec["skipped"]:
+        console.print(f"decontaminate: [bold yellow]SKIPPED[/] (file absent, optional): {', '.join(dec['skipped'])}; "
+                      "the curate summary, manifest and card will say so", highlight=False)  # fmt: skip
     mix = data["expected_mix"]
     if mix:
         m = Table(title=f"target mix ({recipe.curate.balance.target_total:,} prompts)", title_justify="left")

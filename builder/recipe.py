@@ -178,6 +178,19 @@ def format_validation_error(file: Path, err: ValidationError, data: Any, root: t
     return f"{file}: {where}: {msg}{more}"
 
 
+def _check_source_names(file: Path, recipe: Recipe) -> None:
+    """Source names a teacher refers to (its `sources:`, its imports) must be recipe sources."""
+    known = [s.name for s in recipe.sources]
+    for i, t in enumerate(recipe.generate.teachers if recipe.generate else []):
+        named = [("sources.include", n) for n in t.sources.include] + [("sources.exclude", n) for n in t.sources.exclude]
+        named += [(f"imports[{j}].source", spec.source) for j, spec in enumerate(t.imports)]
+        for key, name in named:
+            if name not in known:
+                close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+                hint = f"did you mean `{close[0]}`?" if close else f"use one of {known}"
+                raise UserError(f"{file}: generate.teachers[{i}={t.name}].{key}: unknown source {name!r}; {hint}")
+
+
 def load_recipe(path: str | Path) -> Recipe:
     file = Path(path)
     if file.is_dir():
@@ -210,6 +223,7 @@ def load_recipe(path: str | Path) -> Recipe:
         recipe = Recipe.model_validate(data)
     except ValidationError as e:
         raise UserError(format_validation_error(file, e, data)) from None
+    _check_source_names(file, recipe)
     recipe.path = file.resolve()
     recipe.sha256 = hashlib.sha256(raw).hexdigest()
     for name in recipe.secret_envs():

@@ -54,6 +54,7 @@ REPLY_FEATURES = Features(
         "prompt_id": Value("string"),
         "sample_index": Value("int32"),
         "teacher_role": Value("string"),  # "reasoning" | "control" | "summarizer"
+        "teacher": Value("string"),  # the recipe's teacher name (generate.teachers[].name)
         "teacher_model": Value("string"),
         "served_model": Value("string"),
         "endpoint_kind": Value("string"),  # "openai" | "vllm" | "import"
@@ -103,8 +104,10 @@ DECONTAMINATION_FEATURES = Features(
         "prompt_id": Value("string"),
         "source": Value("string"),
         "source_row_id": Value("string"),
-        "rule": Value("string"),  # "ngram<N>" | "fuzzy<T>"
-        "evidence": Value("string"),
+        "rule": Value("string"),  # "ngram<N>" | "fuzzy<T>" | "embedded-fuzzy<T>" | "semantic"
+        "score": Value("float32"),  # item coverage (ngram), ratio (fuzzy), cosine (semantic): re-filterable
+        "span": Value("string"),  # the matched text (<= 300 chars)
+        "evidence": Value("string"),  # JSON: score, span and the rule's own detail
     }
 )
 
@@ -189,6 +192,7 @@ PARSED_FEATURES = Features(
         "prompt_id": Value("string"),
         "teacher_role": Value("string"),
         "sample_index": Value("int32"),
+        "teacher": Value("string"),
         "teacher_model": Value("string"),
         "served_model": Value("string"),
         "endpoint_kind": Value("string"),
@@ -212,6 +216,9 @@ PARSED_FEATURES = Features(
         "teacher_answer_tokens": Value("int32"),
         "student_answer_tokens": Value("int32"),
         "selected": Value("bool"),
+        # Why the selected row won over the other kept replies of its prompt and role: the
+        # generate.precedence key that decided (e.g. "teacher_order"), or "only_reply".
+        "selected_by": Value("string"),
         "schema_version": Value("string"),
         "toolkit_version": Value("string"),
     }

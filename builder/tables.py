@@ -200,6 +200,7 @@ class TeacherRun(_Model):
     sent: int
     ok: int
     failed: dict[str, int]
+    covered_by_earlier: int = 0  # mode fallback: prompts an earlier teacher answered well, not asked
 
 
 class GenerateSummary(StageSummary):

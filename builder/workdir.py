@@ -116,6 +116,43 @@ class WorkDir:
                         h.update(chunk)
         return h.hexdigest()
 
+    def _stats(self, rels: list[str]) -> dict[str, list[int]]:
+        """Size and mtime of every parquet file under these outputs, so a reader can tell, with a
+        stat and no re-read, that a committed shard was since changed, truncated or deleted."""
+        out: dict[str, list[int]] = {}
+        for rel in rels:
+            base = self.root / rel
+            for f in sorted(base.rglob("*.parquet")) if base.is_dir() else [base]:
+                if f.is_file() and f.suffix == ".parquet":
+                    st = f.stat()
+                    out[f.relative_to(self.root).as_posix()] = [st.st_size, st.st_mtime_ns]
+        return out
+
+    def _check_unchanged(self, table: Table, files: list[Path]) -> None:
+        """A committed table's shards are the ones its marker recorded, unchanged since."""
+        if table.producer in self._open:
+            return
+        recorded = (self.marker(table.producer) or {}).get("files")
+        if not isinstance(recorded, dict):
+            return  # a marker from before stats were recorded
+        base = self.path(table).relative_to(self.root).as_posix()
+        here = {f.relative_to(self.root).as_posix(): f for f in files}
+        for rel, (size, mtime) in recorded.items():
+            if not (rel == base or rel.startswith(base + "/")):
+                continue
+            f = here.get(rel)
+            why = "was deleted" if f is None else None
+            if f is not None:
+                st = f.stat()
+                why = None if [st.st_size, st.st_mtime_ns] == [size, mtime] else "was changed"
+            if why:
+                raise UserError(f"{self.root / rel}: {why} after the {table.producer} stage committed it; "
+                                f"re-run `answer-distill {table.producer}` (or delete {self.root / table.producer})")
+        extra = sorted(set(here) - set(recorded))
+        if extra:
+            raise UserError(f"{self.root / extra[0]}: not written by the {table.producer} stage's last run; "
+                            f"remove it or re-run `answer-distill {table.producer}`")
+
     def marker(self, stage: str) -> dict[str, Any] | None:
         """The completion marker of `stage`'s last committed run, or None."""
         path = self.root / stage / MARKER
@@ -156,6 +193,7 @@ class WorkDir:
     def _write_marker(self, stage: str, outputs: list[str], fingerprint: dict[str, Any]) -> None:
         """The completion marker, written last and atomically: its presence means the outputs are whole."""
         body = {"stage": stage, "outputs": outputs, "digest": self.digest(outputs), "fingerprint": fingerprint,
+                "files": self._stats(outputs),
                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}  # fmt: skip
         atomic_write_bytes(self.root / stage / MARKER, json.dumps(body, indent=2, sort_keys=True, default=str).encode())
 
@@ -192,6 +230,7 @@ class WorkDir:
         files = sorted(path.glob("part-*.parquet")) if table.sharded else [p for p in [path] if p.is_file()]
         for f in files:
             check_footer(f, table.producer)
+        self._check_unchanged(table, files)
         return files
 
     def require(self, table: Table) -> list[Path]:

@@ -11,6 +11,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# Releases hash redacted paths under the builder's key (builder/release/redact_recipe.py): a fixed
+# one here, so no test writes a key file into the user's config folder and markers are stable.
+os.environ.setdefault("ANSWER_DISTILL_REDACTION_KEY", "tests-only-redaction-key")
+
 
 @pytest.fixture(scope="session")
 def sample_release(tmp_path_factory: pytest.TempPathFactory) -> Path:

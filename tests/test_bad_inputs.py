@@ -30,7 +30,7 @@ from typer.testing import CliRunner
 
 from builder.cli import app
 from builder.teachers.store import StoreWriter, latest
-from tests.generate_helpers import openai_teacher, write_prompts, write_recipe
+from tests.generate_helpers import write_prompts, write_recipe
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "COLUMNS": "200", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
@@ -347,8 +347,10 @@ def test_truncated_shard_names_it_and_the_producer(tmp_path: Path) -> None:
     write_prompts(work, [{"text": f"question {i}"} for i in range(20)])
     (shard,) = (work / "curate/prompts").glob("part-*.parquet")
     shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
-    # A teacher no request reaches: the shard is checked before anything is sent.
-    path = write_recipe(tmp_path, {"teachers": [openai_teacher("http://127.0.0.1:9/v1")]})
+    # A teacher no request reaches (vLLM, never started): the shard is checked before anything is
+    # sent. (An unreachable endpoint would now be reported first, by `check`.)
+    path = write_recipe(tmp_path, {"teachers": [{"name": "r1", "kind": "vllm", "model": "m"}],
+                                   "prices": {"m": {"input_per_1m": 0.1, "output_per_1m": 0.2}}})  # no warning line
     one_line_error(*run("generate", path, "--work", work, child=True), shard, "re-run `answer-distill curate`")
     for command in ("responses", "variants"):  # the other readers of the same table
         one_line_error(*run(command, path, "--work", work), shard, "re-run `answer-distill curate`")

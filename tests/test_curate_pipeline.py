@@ -61,6 +61,8 @@ def test_planted_leaks_are_caught_with_benchmark_and_item(sample_curated: Path) 
             assert p["id"] in hits, p["id"]
             want = "gsm8k" if "gsm8k" in p["id"] else "math500"
             assert hits[p["id"]]["benchmark"] == want and hits[p["id"]]["rule"] == "ngram8"
+            hit = hits[p["id"]]  # evidence as columns a user can re-filter on, and as JSON
+            assert 0 < hit["score"] <= 1 and hit["span"] and json.loads(hit["evidence"])["span"] == hit["span"]
     # Number-only variants are different problems: not exact dups, not contaminated.
     ledger = pq.read_table(sample_curated / "curate/ledger.parquet").to_pylist()
     nums = [r for r in ledger if r["source_row_id"].startswith("numbers-") and r["step"] == "exact_dedupe"]

@@ -103,6 +103,16 @@ def test_same_template_with_new_numbers_is_another_problem(idx: BenchmarkIndex) 
     assert idx.match(zh) is None
 
 
+def test_chinese_numerals_are_numbers_for_matching_and_the_number_check() -> None:
+    item = "小明有三十九个苹果，送给同学十二个，又买了二十五个，现在小明一共有多少个苹果？请写出算式。"
+    idx = index_of({"zh-num": item})
+    assert words("三十九个") == words("39个") == ["39", "个"]
+    assert idx.match(item.replace("三十九", "39").replace("十二", "12")) is not None  # digits for numerals
+    assert idx.match(item) is not None
+    other = item.replace("三十九", "四十七").replace("十二", "十五").replace("二十五", "三十")
+    assert idx.match(other) is None  # the same template with other numbers is another problem
+
+
 def test_one_changed_word_in_a_short_item_is_not_a_leak(idx: BenchmarkIndex) -> None:
     assert idx.match("What is the capital of Spain?") is None
     assert idx.match("Which of these is the capital of France in 1900?") is None

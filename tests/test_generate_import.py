@@ -142,12 +142,9 @@ def test_import_naming_an_unknown_source(tmp_path: Path) -> None:
     data.write_text('{"id": 1, "problem": "p", "a": "x"}\n')
     src = {"name": "src", "path": str(data), "fields": {"prompt": "problem", "id": "id"}}
     teacher = {"name": "r1", "kind": "import", "model": "m", "imports": [{"source": "nope", "answer": "a"}]}
-    recipe = load_recipe(write_recipe(tmp_path, {"teachers": [teacher]}, sources=[src]))
-    recipe.curate.near_dedupe.enabled = False
-    work = WorkDir(tmp_path / "w")
-    run_curate(recipe, work)
-    with pytest.raises(UserError, match="source 'nope' is not a recipe source"):
-        run_generate(recipe, work)
+    # Found when the recipe loads, before curate reads anything.
+    with pytest.raises(UserError, match=r"generate.teachers\[0=r1\].imports\[0\].source: unknown source 'nope'"):
+        load_recipe(write_recipe(tmp_path, {"teachers": [teacher]}, sources=[src]))
 
 
 @pytest.mark.parametrize(

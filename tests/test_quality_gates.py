@@ -60,6 +60,7 @@ def test_blocking_failures_stop_the_release(tmp_path: Path) -> None:
     contaminated = pq.read_table(work.shards(tables.variant("full"))[0]).column("prompt_id")[2].as_py()
     pq.write_table(pa.table({"benchmark": ["gsm8k"], "prompt_id": [contaminated]}),
                    work.path(tables.DECONTAMINATION))  # only prompt_id is read
+    work.mark_complete("curate", (work.marker("curate") or {}).get("fingerprint"))  # planted as curate's output
     recipe = load_recipe(write_recipe(tmp_path / "r.yaml"))
     out = tmp_path / "releases" / "v0.1.0"
     with pytest.raises(UserError) as e:
@@ -124,12 +125,14 @@ def test_shard_schemas_are_checked_and_normalised(tmp_path: Path) -> None:
     # A shard written without the HF features metadata is rewritten with it…
     shard = work.shards(tables.variant("control"))[0]
     pq.write_table(pq.read_table(shard).replace_schema_metadata(None), shard)
+    work.mark_complete("variants")  # planted as the stage's own output
     recipe = load_recipe(write_recipe(tmp_path / "r.yaml"))
     run_release(recipe, work, tmp_path / "ok")
     out = next((tmp_path / "ok" / "data" / "control").glob("*.parquet"))
     assert is_published_schema(pq.read_schema(out)) and not is_published_schema(pq.read_schema(shard))
     # …but a shard missing a column is a blocking schema failure.
     pq.write_table(pq.read_table(shard).drop_columns(["verify_status"]), shard)
+    work.mark_complete("variants")
     with pytest.raises(UserError, match=r"control: schema \(arrow_schema_matches_features\)"):
         run_release(recipe, work, tmp_path / "bad")
     assert not (tmp_path / "bad").exists()

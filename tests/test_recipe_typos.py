@@ -138,3 +138,41 @@ def test_checking_a_recipe_does_not_import_the_data_stack() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("where", "value", "match"),
+    [
+        (("generate", "teachers", 0, "sources"), {"include": ["r1-mmlupro-pcbm"]},
+         r"generate.teachers\[0=r1\].sources.include: unknown source 'r1-mmlupro-pcbm'; did you mean `r1-mmlupro-pcmb`\?"),
+        (("generate", "teachers", 1, "sources"), {"exclude": ["nothing-like-it"]},
+         r"generate.teachers\[1=control\].sources.exclude: unknown source 'nothing-like-it'; use one of \["),
+        (("generate", "precedence"), ["verified_pass", "teacher_ordr"], r"generate.precedence\[1\]: Input should be .verified_pass., .finish_stop., .teacher_order. or .sample_index."),
+        (("generate", "teachers", 0, "mode"), "fallback", r"teacher r1: mode fallback needs an earlier reasoning teacher"),
+    ],
+    ids=["include", "exclude", "precedence", "fallback-first"],
+)
+def test_bad_teacher_selection_is_one_line_exit_2(tmp_path: Path, where: tuple[Any, ...], value: Any, match: str) -> None:
+    data = copy.deepcopy(SAMPLE)
+    node = data
+    for part in where[:-1]:
+        node = node[part]
+    node[where[-1]] = value
+    f = tmp_path / "recipes" / "recipe.yaml"  # beside the sample's data, as sample.yaml is
+    f.parent.mkdir()
+    f.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    work = tmp_path / "work"
+    proc = subprocess.run([sys.executable, "-m", "builder.cli", "build", str(f), "--work", str(work)],
+                          capture_output=True, text=True, timeout=120, env={"COLUMNS": "400", "PATH": ""})  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and re.search(match, lines[0]), proc.stderr
+    assert "Traceback" not in proc.stderr and not work.exists()
+
+
+def test_summarizer_refuses_generate_only_teacher_knobs(tmp_path: Path) -> None:
+    data = copy.deepcopy(SAMPLE)
+    data["variants"] = {"summarizer": {"kind": "llm", "teacher": {"kind": "vllm", "model": "Qwen/Qwen2.5-7B-Instruct",
+                                                                  "mode": "fallback"}}}  # fmt: skip
+    with pytest.raises(UserError, match=r"variants.summarizer.teacher: mode and sources choose generate's prompts"):
+        load_recipe(_write(tmp_path, data))

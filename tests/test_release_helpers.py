@@ -154,7 +154,7 @@ def build_work(root: Path, n_en: int = 60, n_zh: int = 20, shard_rows: int = 25)
                             "hits_per_benchmark": {"gsm8k": 1}},
     }))
     report = {"benchmark": ["gsm8k"], "item_id": ["test-17"], "prompt_id": ["not-a-released-prompt"],
-              "source": ["community-planted"], "source_row_id": ["p1"], "rule": ["ngram"], "evidence": ["…"]}
+              "source": ["community-planted"], "source_row_id": ["p1"], "rule": ["ngram"], "score": [1.0], "span": ["…"], "evidence": ["…"]}
     work.write_columns(tables.DECONTAMINATION, report)
     work.write_summary(generate_summary([("r1", "reasoning", TEACHER, 1.25), ("control", "control", CONTROL, 1.25)]))
     for stage in ("curate", "generate", "variants"):
@@ -193,6 +193,7 @@ def rewrite_variant(work: WorkDir, variant: str, edit: Any) -> None:
     edit(rows)
     cols = {k: [r[k] for r in rows] for k in VARIANT_FEATURES}
     work.write_columns(tables.variant(variant), cols, shard_rows=per_shard)
+    work.mark_complete("variants", (work.marker("variants") or {}).get("fingerprint"))  # the edit is its output now
 
 
 _BUILT: dict[str, Path] = {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from builder.errors import SECRET_ENVS_VAR, UserError
 from builder.recipe import load_recipe
 from builder.release.folder import secret_in_parquet
 from builder.release.manifest import sha256_file, verify_release
-from builder.release.redact_recipe import LOCAL_PATH, PRIVATE_ENDPOINT, marker, redact_text
+from builder.release.redact_recipe import KEY_ENV, LOCAL_PATH, PRIVATE_ENDPOINT, keyed_hash, marker, redact_text
 from builder.release.stage import run_release
 from tests.test_release_helpers import SAMPLE, build_work, rewrite_variant, write_recipe
 
@@ -30,7 +31,7 @@ PRIVATE_URL = "http://10.1.2.3:8000/v1"
 
 
 def sha(s: str) -> str:
-    return hashlib.sha256(s.encode()).hexdigest()
+    return keyed_hash(s)  # under the tests' key (tests/conftest.py)
 
 
 def teacher_section(base_url: str, env: str) -> str:
@@ -117,18 +118,18 @@ def test_published_recipe_names_no_local_path_or_private_host(tmp_path: Path,
     assert f"path: {marker(LOCAL_PATH, pcmb)}\n" in published
     assert f'base_url: "{marker(PRIVATE_ENDPOINT, PRIVATE_URL)}"' in published
     assert "base_url: https://api.deepseek.com/v1" in published  # a public host stays
-    assert "# the lab's vLLM box, <private endpoint sha256:" in published  # comments kept, hidden
+    assert "# the lab's vLLM box, <private endpoint hmac:" in published  # comments kept, hidden
     for original in (str(SAMPLE), "10.1.2.3", str(tmp_path)):
         assert files_naming(out, original) == [], original
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["recipe"] == {"file": "recipe.yaml", "sha256": sha256_file(out / "recipe.yaml"),
                                   "source_sha256": recipe.sha256}
     redacted = manifest["redacted"]
-    assert {"key_path": "sources[0].path", "kind": LOCAL_PATH, "sha256": sha(pcmb)} in redacted
+    assert {"key_path": "sources[0].path", "kind": LOCAL_PATH, "hmac_sha256": sha(pcmb)} in redacted
     assert {"key_path": "generate.teachers[0].endpoints[0].base_url", "kind": PRIVATE_ENDPOINT,
-            "sha256": sha(PRIVATE_URL)} in redacted
-    assert {"key_path": "#comment", "kind": PRIVATE_ENDPOINT, "sha256": sha("10.1.2.3")} in redacted
-    assert {"key_path": "#comment", "kind": LOCAL_PATH, "sha256": sha(f"{SAMPLE}/raw/")} in redacted
+            "hmac_sha256": sha(PRIVATE_URL)} in redacted
+    assert {"key_path": "#comment", "kind": PRIVATE_ENDPOINT, "hmac_sha256": sha("10.1.2.3")} in redacted
+    assert {"key_path": "#comment", "kind": LOCAL_PATH, "hmac_sha256": sha(f"{SAMPLE}/raw/")} in redacted
     assert not any(r["key_path"].endswith("endpoints[1].base_url") for r in redacted)
     assert verify_release(out) == []
     assert load_recipe(out / "recipe.yaml").sources[0].path == marker(LOCAL_PATH, pcmb)  # still a valid recipe
@@ -140,7 +141,7 @@ def test_published_recipe_names_no_local_path_or_private_host(tmp_path: Path,
 def test_private_endpoints_are_redacted(url: str) -> None:
     out = redact_text(f"endpoints:\n  - base_url: {url}\n")
     assert out.text == f"endpoints:\n  - base_url: {marker(PRIVATE_ENDPOINT, url)}\n"
-    assert [(r.key_path, r.kind, r.sha256) for r in out.redacted] == [("endpoints[0].base_url", PRIVATE_ENDPOINT, sha(url))]
+    assert [(r.key_path, r.kind, r.hmac_sha256) for r in out.redacted] == [("endpoints[0].base_url", PRIVATE_ENDPOINT, sha(url))]
 
 
 def test_relative_paths_public_hosts_and_text_stay() -> None:
@@ -172,3 +173,20 @@ def test_paths_anywhere_and_escaped_values() -> None:
     # dumped instead (comments lost, nothing named).
     assert out.text.startswith("# Published by answer-distill") and "/home/me/été/x" not in out.text
     assert {r.key_path for r in out.redacted} == {"#comment", "description", "executor.venv_path", "data_dir", "odd"}
+
+
+def test_redaction_hashes_are_keyed_so_private_addresses_cannot_be_enumerated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    raw = f"name: r\nbase_url: {PRIVATE_URL}\n"
+    published = redact_text(raw)
+    plain = hashlib.sha256(PRIVATE_URL.encode()).hexdigest()
+    assert plain[:12] not in published.text and all(r.hmac_sha256 != plain for r in published.redacted)
+    assert redact_text(raw).text == published.text  # same key: a re-run release is byte-identical
+    assert redact_text(raw, hash_key=b"another builder").text != published.text
+    # Without the variable, a random key is created once, private to the user, and reused.
+    monkeypatch.delenv(KEY_ENV)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    first = redact_text(raw).text
+    key_file = tmp_path / "cfg" / "answer-distill" / "redaction.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600 and len(key_file.read_bytes()) == 64
+    assert redact_text(raw).text == first != published.text
+    assert os.environ.get(KEY_ENV) is None

@@ -54,6 +54,7 @@ def pooled(tmp_path_factory: pytest.TempPathFactory, run: Run) -> tuple[Run, lis
         pq.read_table(root / "generate/replies/part-00000.parquet").slice(0, 3),
         root / "generate/replies/part-00001.parquet",
     )
+    WorkDir(root).mark_complete("generate")  # the added shard is part of generate's outputs
     recipe = sample_recipe(responses={"keep_verify": ["pass", "fail", "unverifiable"], "workers": 2, "batch_rows": 64})
     planted = dataclasses.replace(run.planted, work=WorkDir(root), replies=run.planted.replies + dupes)
     return Run(planted, run_responses(recipe, WorkDir(root))), dupes

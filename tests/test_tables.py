@@ -84,9 +84,45 @@ def test_paths_shards_and_require_name_the_producer(tmp_path: Path) -> None:
         work.require(tables.DECONTAMINATION)
     w = work.writer(tables.QUARANTINE, shard_rows=1)
     w.write_rows([])
-    assert w.close() == work.require(tables.QUARANTINE)
-    cols = {k: ["x"] for k in tables.DECONTAMINATION.features}
-    assert work.write_columns(tables.DECONTAMINATION, cols) == work.require(tables.DECONTAMINATION)
+    written = w.close()
+    work.mark_complete("responses")  # written outside a stage run: marked as the stage's outputs
+    assert written == work.require(tables.QUARANTINE)
+    cols = {k: [1.0 if k == "score" else "x"] for k in tables.DECONTAMINATION.features}
+    written = work.write_columns(tables.DECONTAMINATION, cols)
+    work.mark_complete("curate")
+    assert written == work.require(tables.DECONTAMINATION)
+
+
+def _committed_quarantine(tmp_path: Path) -> tuple[WorkDir, list[Path]]:
+    work = WorkDir(tmp_path)
+    with work.stage_run("responses"):
+        w = work.writer(tables.QUARANTINE, shard_rows=1)
+        w.write_rows([{k: "x" if getattr(v, "dtype", None) == "string" else None for k, v in tables.QUARANTINE.features.items()}] * 2)
+        w.close()
+    files = work.require(tables.QUARANTINE)
+    assert len(files) == 2
+    return work, files
+
+
+def test_a_shard_changed_after_commit_is_refused_by_name(tmp_path: Path) -> None:
+    work, files = _committed_quarantine(tmp_path)
+    data = bytearray(files[0].read_bytes())
+    data[8] ^= 0xFF  # damage in the first data page: the footer still reads
+    files[0].write_bytes(bytes(data))
+    with pytest.raises(UserError, match=rf"{files[0].name}: was changed after the responses stage committed it; re-run"):
+        work.require(tables.QUARANTINE)
+
+
+def test_a_deleted_or_foreign_shard_is_refused_by_name(tmp_path: Path) -> None:
+    work, files = _committed_quarantine(tmp_path)
+    extra = files[0].with_name("part-99999.parquet")
+    extra.write_bytes(files[0].read_bytes())
+    with pytest.raises(UserError, match=r"part-99999.parquet: not written by the responses stage's last run"):
+        work.require(tables.QUARANTINE)
+    extra.unlink()
+    files[1].unlink()  # a lost shard would silently lose rows
+    with pytest.raises(UserError, match=rf"{files[1].name}: was deleted after the responses stage committed it"):
+        work.require(tables.QUARANTINE)
 
 
 def test_summaries_are_typed_both_ways(tmp_path: Path) -> None:

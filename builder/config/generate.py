@@ -149,6 +149,21 @@ class Price(Strict):
     output_per_1m: float = Field(ge=0, description="USD per 1M completion tokens")
 
 
+class SourceSelect(Strict):
+    """Which curated prompts a teacher is asked, by source name (checked against `sources:`)."""
+
+    include: list[str] = Field(default_factory=list, description="only prompts of these sources; empty: every source")
+    exclude: list[str] = Field(default_factory=list, description="never prompts of these sources")
+
+    def admits(self, source: str) -> bool:
+        return (not self.include or source in self.include) and source not in self.exclude
+
+
+# Keys of generate.precedence, in the order a recipe lists them; see builder/responses/stage.py.
+PRECEDENCE_KEYS = ("verified_pass", "finish_stop", "teacher_order", "sample_index")
+PrecedenceKey = Literal["verified_pass", "finish_stop", "teacher_order", "sample_index"]
+
+
 class TeacherConfig(Strict):
     name: str = Field(description="store folder and ledger step; unique")
     role: Literal["reasoning", "control"] = Field("reasoning", description="reasoning teacher or non-reasoning control")
@@ -167,6 +182,13 @@ class TeacherConfig(Strict):
     imports: list[ImportSpec] = Field(default_factory=list, description="kind=import: where the replies are")
     vllm: VllmSettings = Field(default_factory=VllmSettings, description="kind=vllm: engine settings")
     tasks: int | None = Field(None, ge=1, description="datatrove tasks for this teacher (default: generate.tasks, executor.tasks)")
+    sources: SourceSelect = Field(default_factory=SourceSelect, description="which sources' prompts this teacher gets")
+    mode: Literal["all", "fallback"] = Field(
+        "all",
+        description="fallback: ask only for prompts no earlier teacher of the same role answered well: an "
+        "import's stored reply, or a requested reply that ended with finish_reason stop and holds an answer "
+        "(builder/generate/todo.py); replies this teacher already stored keep being exported",
+    )
 
     @model_validator(mode="after")
     def _backend(self) -> TeacherConfig:
@@ -190,6 +212,13 @@ class GenerateConfig(Strict):
     )
     prices: dict[str, Price] = Field(default_factory=dict, description="model → USD per 1M tokens")
     tasks: int | None = Field(None, ge=1, description="datatrove tasks (default: executor.tasks)")
+    precedence: list[PrecedenceKey] = Field(
+        default_factory=lambda: ["verified_pass", "teacher_order"],
+        description="which kept reply of a prompt and role the variants use, when several teachers or samples "
+        "answered it: keys compared in order (verified_pass: a passed verification first; finish_stop: "
+        "finish_reason stop first; teacher_order: the teacher listed first; sample_index: the lowest sample), "
+        "then the lowest sample and the generation id; each parsed row records the key that decided (`selected_by`)",
+    )
 
     @model_validator(mode="after")
     def _unique(self) -> GenerateConfig:
@@ -197,6 +226,12 @@ class GenerateConfig(Strict):
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"teacher names must be unique; repeated: {dup}")
+        if len(set(self.precedence)) != len(self.precedence):
+            raise ValueError(f"precedence lists a key twice: {self.precedence}")
+        for i, t in enumerate(self.teachers):
+            if t.mode == "fallback" and not any(e.role == t.role for e in self.teachers[:i]):
+                raise ValueError(f"teacher {t.name}: mode fallback needs an earlier {t.role} teacher to fall back from; "
+                                 "list it after the teacher (or import) it backs up")  # fmt: skip
         return self
 
     def templates_for(self, teacher: TeacherConfig) -> dict[str, str]:

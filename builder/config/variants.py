@@ -53,6 +53,8 @@ class SummarizerConfig(Strict):
             raise ValueError("kind must be openai or vllm: summaries are requested, not imported")
         if t is not None and t.samples != 1:
             raise ValueError("samples must be 1: one summary per reasoning reply")
+        if t is not None and (t.mode != "all" or t.sources.include or t.sources.exclude):
+            raise ValueError("mode and sources choose generate's prompts; the summarizer summarizes every kept reply")
         return t
 
 

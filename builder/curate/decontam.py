@@ -51,9 +51,13 @@ class Hit:
     detail: str = ""
 
     @property
+    def clipped_span(self) -> str:
+        return self.span[:_SPAN_CHARS]
+
+    @property
     def evidence(self) -> str:
         """One JSON object: score, matched span (<= 300 chars), and the rule's own detail."""
-        out: dict[str, Any] = {"score": round(float(self.score), 4), "span": self.span[:_SPAN_CHARS]}
+        out: dict[str, Any] = {"score": round(float(self.score), 4), "span": self.clipped_span}
         if self.detail:
             out["detail"] = self.detail
         return json.dumps(out, ensure_ascii=False)

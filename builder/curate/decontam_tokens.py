@@ -7,6 +7,9 @@
 - Each Han, Hiragana, Katakana or Hangul character is its own word, so Chinese text gets
   character n-grams.
 - Digit groups "40,000" read as "40000", so a reformatted number still matches.
+- Chinese numerals that are numbers read as digits ("三十九个" is 39 / 个, as in near dedupe's
+  keys), so an AlignBench-style item and a prompt agree however each writes its numbers, and
+  the number check sees them: the same template with other Chinese numerals is another problem.
 
 Hashes: a word is hashed with Python's str hash (randomized per process, stable within it
 and in forked children), an n-gram by a polynomial of its word hashes (wraps mod 2**64).
@@ -19,6 +22,7 @@ import re
 import numpy as np
 
 from builder.curate.normalize import fold_text
+from builder.curate.shingles import zh_numerals_as_digits
 
 # Han (with radicals, 々 and 〇), Hiragana, Katakana, Hangul as code point ranges: stdlib re
 # runs this pattern about twice as fast as `regex` with \p{Han}… classes.
@@ -40,7 +44,7 @@ _DIGIT = re.compile(r"\d")
 def words(text: str) -> list[str]:
     """Decontamination words of a text (see the module docstring)."""
     if not text.isascii():
-        text = fold_text(text)
+        text = zh_numerals_as_digits(fold_text(text))
     if "," in text and _DIGIT.search(text):
         text = _THOUSANDS.sub("", text)
     if text.isascii():

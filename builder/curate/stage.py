@@ -171,7 +171,7 @@ def _decontaminate(recipe: Recipe, cols: dict[str, list[Any]], work: WorkDir) ->
     cfg = recipe.curate.decontaminate
     index = build_index(recipe, cfg)
     drop: dict[int, tuple[str, str]] = {}
-    report: dict[str, list[str]] = {k: [] for k in tables.DECONTAMINATION.features}
+    report: dict[str, list[Any]] = {k: [] for k in tables.DECONTAMINATION.features}
     texts = [_user_text(m) for m in cols["messages"]]
     hits = match_all(index, texts, workers=min(2, os.cpu_count() or 1) if len(texts) >= 100_000 else 1)
     for i, hit in enumerate(hits):
@@ -180,7 +180,8 @@ def _decontaminate(recipe: Recipe, cols: dict[str, list[Any]], work: WorkDir) ->
         drop[i] = ("contaminated", f"{hit.benchmark}:{hit.item_id} ({hit.rule})")
         for k, v in (("benchmark", hit.benchmark), ("item_id", hit.item_id), ("prompt_id", cols["prompt_id"][i]),
                      ("source", cols["source"][i]), ("source_row_id", cols["source_row_id"][i]),
-                     ("rule", hit.rule), ("evidence", hit.evidence)):
+                     ("rule", hit.rule), ("score", float(hit.score)), ("span", hit.clipped_span),
+                     ("evidence", hit.evidence)):
             report[k].append(v)
     work.write_columns(tables.DECONTAMINATION, report)
     meta = DecontaminationSummary(
@@ -229,6 +230,9 @@ def _curate(recipe: Recipe, work: WorkDir, progress: Any = None) -> CurateResult
     if recipe.curate.decontaminate.enabled:
         tick("decontaminate")
         drop, decontam_meta = _decontaminate(recipe, cols, work)
+        # Said loudly, not only recorded: the card must disclose what was not checked.
+        warnings += [f"decontamination against {b} skipped: its file is absent (optional: true)"
+                     for b in dict.fromkeys(decontam_meta.skipped_absent)]  # fmt: skip
         cols = _step(ledger, "decontaminate", cols, drop)
     tick("balance")
     bal = balance(cols["prompt_id"], cols["source"], cols["category"], recipe.curate.balance)

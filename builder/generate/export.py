@@ -92,6 +92,7 @@ def export_teacher(
                 row = reader.read(got.entry)
                 row["attempts"] = got.attempts_total
                 row = checked_row(row)  # a record of any shape exports; a bad one as a failed row
+                row["teacher"] = teacher.name  # also for records stored before the column existed
             parts.add(row)
             if row["status"] == "ok":
                 tally.ok += 1

@@ -24,7 +24,7 @@ from builder import tables
 from builder.config.generate import GenerateConfig, TeacherConfig
 from builder.errors import UserError
 from builder.generate.export import PartWriter, TeacherTally, export_teacher
-from builder.generate.todo import STAGE, config_of, load_prompts, store_dir, teacher_items
+from builder.generate.todo import STAGE, config_of, items_for, load_prompts, store_dir
 from builder.ledger import Ledger
 from builder.recipe import Recipe
 from builder.tables import GenerateSummary, StepRow, TeacherAccounting, TeacherRun
@@ -59,7 +59,10 @@ def _send_openai(recipe: Recipe, work: WorkDir, cfg: GenerateConfig, teacher: Te
                  todo: list[WorkItem], run_id: str) -> str:  # fmt: skip
     """Send `todo` as datatrove tasks (inline when there is one local task); returns an abort message."""
     from builder.generate.tasks import GenerateTask, send_share
+    from builder.teachers.openai_backend import api_key
 
+    for ep in teacher.endpoints:  # an unset key is one line here, not a failure in every task
+        api_key(ep, teacher.name)
     folder = store_dir(work, teacher)
     tasks = max(1, min(teacher.tasks or cfg.tasks or recipe.executor.tasks, len(todo)))
     if recipe.executor.kind == "local" and tasks == 1:
@@ -88,9 +91,11 @@ def _generate(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -
     warnings: list[str] = []
     work.stage(STAGE)
     plans: list[tuple[TeacherConfig, list[WorkItem], int]] = []
+    covered: dict[str, int] = {}  # teacher → prompts a fallback teacher left to an earlier one
     aborts: list[str] = []
     for teacher in cfg.teachers:
-        items = teacher_items(recipe, cfg, teacher, prompts)
+        # Planned only now, after the teachers before it ran: a fallback teacher sees their replies.
+        items, covered[teacher.name] = items_for(recipe, work, cfg, teacher, prompts)
         folder = store_dir(work, teacher)
         todo = schedule(teacher, items, latest(folder))
         plans.append((teacher, items, len(todo)))
@@ -120,7 +125,7 @@ def _generate(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -
     seen = {t.name for t, _, _ in plans}
     for teacher in cfg.teachers:
         if teacher.name not in seen:
-            items = teacher_items(recipe, cfg, teacher, prompts)
+            items, covered[teacher.name] = items_for(recipe, work, cfg, teacher, prompts)
             plans.append((teacher, items, 0))
     for teacher, items, n_todo in plans:
         folder = store_dir(work, teacher)
@@ -128,7 +133,7 @@ def _generate(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -
         tally: TeacherTally = export_teacher(teacher, items, stored, parts, ledger, aborts[0] if aborts else "")
         reports.append(TeacherRun(name=teacher.name, role=teacher.role, kind=teacher.kind, model=teacher.model,
                                   items=len(items), already_stored=len(items) - n_todo, sent=n_todo, ok=tally.ok,
-                                  failed=tally.failed))  # fmt: skip
+                                  failed=tally.failed, covered_by_earlier=covered[teacher.name]))  # fmt: skip
         books.append(accounting(folder, teacher, cfg.prices.get(teacher.model)))
     paths = parts.close()
     work.write_ledger(ledger)

@@ -17,7 +17,7 @@ from typing import Any
 from datatrove.pipeline.base import PipelineStep
 
 from builder.config.generate import TeacherConfig
-from builder.errors import redact
+from builder.errors import UserError, redact
 from builder.teachers.items import WorkItem
 from builder.teachers.send import send
 
@@ -69,6 +69,13 @@ class GenerateTask(PipelineStep):
             recipe = load_recipe(self.recipe_path)
             teacher, mine, folder = pending_for(recipe, WorkDir(self.work), self.teacher, rank, world_size)
             counts = send_share(teacher, mine, folder, self.run_id, rank, world_size)
+        except UserError as e:  # the user's to fix: one line through the abort file, no traceback
+            from builder import tables
+
+            store = WorkDir(self.work).store(tables.GENERATE_STORE, self.teacher)
+            store.mkdir(parents=True, exist_ok=True)
+            abort_file(store, rank).write_text(str(e) + "\n")
+            return iter(())
         except Exception as e:  # noqa: BLE001 - re-raised below, redacted and without its frames
             failure = redact(" ".join(f"{type(e).__name__}: {e}".split()))[:500]
         if failure:

@@ -2,6 +2,13 @@
 
 Shared by the stage (which plans every teacher) and its datatrove tasks (each plans its share
 on whichever node runs it), so neither imports the other.
+
+A teacher's items cover the prompts of its `sources:` (include / exclude). A `mode: fallback`
+teacher further skips every prompt an earlier teacher of the same role (recipe order) already
+answered *well*: for an import, the import stored a reply for it (status ok); for a requested
+teacher, its latest record is status ok, finish_reason `stop`, and holds an answer (content
+that is not blank once a leading <think>…</think> block is removed). Prompts this teacher
+already has a good stored reply for stay (what was paid for keeps being exported).
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from builder.recipe import Recipe
 from builder.teachers.items import WorkItem, build_items
 from builder.teachers.prompting import load_templates, template_for
 from builder.teachers.send import schedule
-from builder.teachers.store import latest
+from builder.teachers.store import Latest, RecordReader, latest
 from builder.workdir import WorkDir, read_table
 
 STAGE = "generate"
@@ -50,6 +57,10 @@ def load_prompts(work: WorkDir, rank: int = 0, world: int = 1) -> dict[str, list
 
 
 def teacher_items(recipe: Recipe, cfg: GenerateConfig, teacher: TeacherConfig, prompts: dict[str, list[Any]]) -> list[WorkItem]:
+    """One item per prompt × sample of the teacher's sources (every prompt when it names none)."""
+    if teacher.sources.include or teacher.sources.exclude:
+        keep = [i for i, s in enumerate(prompts["source"]) if teacher.sources.admits(s)]
+        prompts = {k: [v[i] for i in keep] for k, v in prompts.items()}
     mapping = cfg.templates_for(teacher)
     if not teacher.templates and (teacher.kind == "import" or teacher.role == "control"):
         # Imported replies were prompted by their authors, not by us; the non-reasoning control
@@ -60,10 +71,56 @@ def teacher_items(recipe: Recipe, cfg: GenerateConfig, teacher: TeacherConfig, p
     return build_items(teacher, prompts, templates, mapping)
 
 
+def answered_well(teacher: TeacherConfig, got: Latest | None, reader: RecordReader) -> bool:
+    """The fallback rule (module docstring): did this stored record answer its prompt well?"""
+    if got is None or got.entry.status != "ok":
+        return False
+    if teacher.kind == "import":
+        return True
+    if got.entry.finish_reason != "stop":
+        return False
+    content = reader.read(got.entry).get("content")
+    if not isinstance(content, str):
+        return False
+    _, closed, rest = content.partition("</think>")
+    return bool((rest if closed else content).strip())
+
+
+def covered_prompts(recipe: Recipe, work: WorkDir, cfg: GenerateConfig, teacher: TeacherConfig,
+                    prompts: dict[str, list[Any]]) -> set[str]:  # fmt: skip
+    """Prompt ids some teacher listed before `teacher`, of its role, answered well."""
+    covered: set[str] = set()
+    reader = RecordReader()
+    try:
+        for earlier in cfg.teachers[: cfg.teachers.index(teacher)]:
+            if earlier.role != teacher.role:
+                continue
+            stored = latest(store_dir(work, earlier))
+            for it in teacher_items(recipe, cfg, earlier, prompts):
+                if it.prompt_id not in covered and answered_well(earlier, stored.get(it.generation_id), reader):
+                    covered.add(it.prompt_id)
+    finally:
+        reader.close()
+    return covered
+
+
+def items_for(recipe: Recipe, work: WorkDir, cfg: GenerateConfig, teacher: TeacherConfig,
+              prompts: dict[str, list[Any]]) -> tuple[list[WorkItem], int]:  # fmt: skip
+    """The teacher's items (sources, then fallback applied) and how many prompts fallback skipped."""
+    items = teacher_items(recipe, cfg, teacher, prompts)
+    if teacher.mode != "fallback":
+        return items, 0
+    covered = covered_prompts(recipe, work, cfg, teacher, prompts)
+    own = latest(store_dir(work, teacher))  # its paid, good replies stay; a failed one is not retried
+    keep_prompts = {it.prompt_id for it in items
+                    if it.prompt_id not in covered or ((g := own.get(it.generation_id)) and g.entry.status == "ok")}
+    return [it for it in items if it.prompt_id in keep_prompts], len({it.prompt_id for it in items} - keep_prompts)
+
+
 def pending_for(recipe: Recipe, work: WorkDir, name: str, rank: int = 0, world: int = 1) -> tuple[TeacherConfig, list[WorkItem], Path]:
     """What datatrove task `rank` of `world` needs: the teacher, its pending items, its store folder."""
     cfg = config_of(recipe)
     teacher = next(t for t in cfg.teachers if t.name == name)
-    items = teacher_items(recipe, cfg, teacher, load_prompts(work, rank, world))
+    items, _ = items_for(recipe, work, cfg, teacher, load_prompts(work, rank, world))
     folder = store_dir(work, teacher)
     return teacher, schedule(teacher, items, latest(folder)), folder

@@ -1,7 +1,13 @@
 """The recipe as a release publishes it: every local absolute path and every private or local
-endpoint replaced by a marker such as `<local path sha256:1a2b3c4d5e6f>`, so a published
+endpoint replaced by a marker such as `<local path hmac:1a2b3c4d5e6f>`, so a published
 recipe.yaml names nothing of the builder's machine or network. The manifest keeps each
-original's full sha256 (`redacted`), so the builder can still prove which one was used.
+original's full keyed hash (`redacted`), so the builder can still prove which one was used.
+
+The hash is an HMAC-SHA256 under the builder's own key, not a bare sha256: private addresses
+and short paths are few enough that anyone could hash every candidate ("10.0.0.1:8000/v1" …)
+and read the original back from a plain digest. The key comes from $ANSWER_DISTILL_REDACTION_KEY
+or, by default, a random key created once in the user's config folder (never published); the
+same key gives the same markers, so a re-run release is byte-identical.
 
 Values are found by their shape, key names being only hints (a recipe section added later is
 covered too), and the same strings are replaced in the raw text, so the published file keeps its comments
@@ -12,10 +18,14 @@ original written with YAML escapes), the redacted values are dumped as YAML inst
 from __future__ import annotations
 
 import hashlib
+import hmac
 import ipaddress
+import os
 import re
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -54,14 +64,14 @@ NETWORK_SCHEMES = {"http", "https", "ws", "wss", "grpc", "grpcs", "tcp", "udp", 
 
 @dataclass(frozen=True)
 class Redaction:
-    """One redacted value: where it was (a key path, or "#comment"), what it was, its sha256."""
+    """One redacted value: where it was (a key path, or "#comment"), what it was, its keyed hash."""
 
     key_path: str
     kind: str
-    sha256: str
+    hmac_sha256: str
 
     def as_dict(self) -> dict[str, str]:
-        return {"key_path": self.key_path, "kind": self.kind, "sha256": self.sha256}
+        return {"key_path": self.key_path, "kind": self.kind, "hmac_sha256": self.hmac_sha256}
 
 
 @dataclass(frozen=True)
@@ -76,13 +86,40 @@ class PublishedRecipe:
         return hashlib.sha256(self.text.encode()).hexdigest()
 
 
-def sha256_text(s: str) -> str:
-    return hashlib.sha256(s.encode()).hexdigest()
+KEY_ENV = "ANSWER_DISTILL_REDACTION_KEY"
 
 
-def marker(kind: str, original: str) -> str:
-    """What replaces `original`: its kind and a short hash (the manifest holds the full one)."""
-    return f"<{kind} sha256:{sha256_text(original)[:12]}>"
+def _key_file() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "answer-distill" / "redaction.key"
+
+
+def redaction_key() -> bytes:
+    """The builder's key: from the environment, else the key file, created (0600) on first use."""
+    if env := os.environ.get(KEY_ENV):
+        return env.encode()
+    path = _key_file()
+    try:
+        return path.read_bytes().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another release created it meanwhile
+        return path.read_bytes().strip()
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(secrets.token_hex(32).encode())
+    return path.read_bytes().strip()
+
+
+def keyed_hash(s: str, key: bytes | None = None) -> str:
+    return hmac.new(key if key is not None else redaction_key(), s.encode(), hashlib.sha256).hexdigest()
+
+
+def marker(kind: str, original: str, key: bytes | None = None) -> str:
+    """What replaces `original`: its kind and a short keyed hash (the manifest holds the full one)."""
+    return f"<{kind} hmac:{keyed_hash(original, key)[:12]}>"
 
 
 def private_host(host: str) -> bool:
@@ -192,8 +229,8 @@ class Replacer:
     word ("/data" leaves "../data/x" and "hf://datasets" alone), a URL wherever it starts
     (a longer URL on the same host is hidden with it). Longest first, in one pass."""
 
-    def __init__(self, kinds: dict[str, str]) -> None:
-        self.markers = {o: marker(k, o) for o, k in kinds.items()}
+    def __init__(self, kinds: dict[str, str], key: bytes) -> None:
+        self.markers = {o: marker(k, o, key) for o, k in kinds.items()}
         alternatives = []
         for o in sorted(kinds, key=len, reverse=True):
             if "://" in o:
@@ -221,8 +258,9 @@ class Replacer:
         return self(node) if isinstance(node, str) else node
 
 
-def redact_text(raw: str) -> PublishedRecipe:
+def redact_text(raw: str, hash_key: bytes | None = None) -> PublishedRecipe:
     """The published form of a recipe's text (see the module docstring)."""
+    hkey = hash_key if hash_key is not None else redaction_key()
     tree = yaml.safe_load(raw)
     kinds: dict[str, str] = {}  # original → kind
     where: list[tuple[str, str]] = []  # (key path, original)
@@ -232,28 +270,28 @@ def redact_text(raw: str) -> PublishedRecipe:
             where.append((path, original))
     # A private endpoint's host, named on its own elsewhere ("vLLM on 10.1.2.3"), is hidden too.
     hosts = Replacer({h: PRIVATE_ENDPOINT for o, k in kinds.items() if k == PRIVATE_ENDPOINT
-                      and (h := notable_host(o)) and h not in kinds})
-    endpoints = Replacer(kinds)
+                      and (h := notable_host(o)) and h not in kinds}, hkey)
+    endpoints = Replacer(kinds, hkey)
     for path, _key, value in strings(tree):
         for h in hosts.found(endpoints(value)):  # not the host inside "gpu01:8000/v1" itself
             kinds.setdefault(h, PRIVATE_ENDPOINT)
             where.append((path, h))
-    values = Replacer(kinds)
+    values = Replacer(kinds, hkey)
     expected = values.tree(tree)
     text = values(raw)
     # What the text still names that no value does sits in a comment: hide it there too.
     comments = {o: k for k, o in in_text(text) if o not in kinds}
     comments |= {h: PRIVATE_ENDPOINT for h in hosts.found(text)}
     if comments:
-        text = Replacer(comments)(text)
+        text = Replacer(comments, hkey)(text)
         kinds |= comments
         where += [("#comment", o) for o in comments]
-    if yaml.safe_load(text) != expected or Replacer(kinds).left_in(text):
+    if yaml.safe_load(text) != expected or Replacer(kinds, hkey).left_in(text):
         # An original written with YAML escapes, or a comment that could not be told apart
         # from a value: publish the redacted values alone (comments are lost, nothing leaks).
         text = "# Published by answer-distill: local paths and private endpoints replaced by markers.\n"
         text += yaml.safe_dump(expected, sort_keys=False, allow_unicode=True, width=120)
-        if Replacer(kinds).left_in(text):  # cannot happen by construction; never publish it if it does
+        if Replacer(kinds, hkey).left_in(text):  # cannot happen by construction; never publish it if it does
             raise UserError("release refused: the published recipe would still name a local path or private "
                             "endpoint; write it plainly (no YAML escapes) and re-run")
     seen: set[tuple[str, str]] = set()
@@ -261,7 +299,7 @@ def redact_text(raw: str) -> PublishedRecipe:
     for path, original in where:
         if (path, original) not in seen:
             seen.add((path, original))
-            redacted.append(Redaction(path, kinds[original], sha256_text(original)))
+            redacted.append(Redaction(path, kinds[original], keyed_hash(original, hkey)))
     return PublishedRecipe(text, redacted)
 
 

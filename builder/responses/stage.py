@@ -3,7 +3,8 @@
 READS / WRITES below (builder/tables.py). Kept replies go to `parsed`, where `selected` marks
 the one sample per (prompt, teacher role) the variants use; rejected ones go to `quarantine`
 with their reject codes. With n samples per prompt, the selected sample is the first kept one
-that passed verification, else the first kept one (rejection sampling).
+that passed verification, else the first kept one (rejection sampling); with several teachers
+of one role, `generate.precedence` decides (see _Selector) and `selected_by` says why.
 
 Memory: replies stream through in batches (parsed in worker processes when
 `responses.workers` > 1) and are written as they come; only the prompts' small columns
@@ -17,7 +18,7 @@ import multiprocessing
 import shutil
 import time
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -238,6 +239,7 @@ def process_batch(
                 "prompt_id": r["prompt_id"],
                 "teacher_role": r["teacher_role"],
                 "sample_index": r["sample_index"],
+                "teacher": r.get("teacher"),
                 "teacher_model": r["teacher_model"],
                 "served_model": r.get("served_model"),
                 "endpoint_kind": r["endpoint_kind"],
@@ -260,36 +262,61 @@ def process_batch(
                 "teacher_answer_tokens": t_ans[i],
                 "student_answer_tokens": student[i],
                 "selected": False,
+                "selected_by": None,
                 **prov,
             }
         )
     return out
 
 
-def _rank(row: dict[str, Any]) -> tuple[bool, int, str]:
-    """Rejection sampling order: verified first, then lowest sample index (id breaks ties)."""
-    return (
-        row["verify_status"] != "pass",
-        row["sample_index"] if row["sample_index"] is not None else 1 << 30,
-        row["generation_id"],
-    )
+DEFAULT_PRECEDENCE = ["verified_pass", "teacher_order"]  # GenerateConfig.precedence's default
 
 
 class _Selector:
-    """The best-ranked kept sample per (prompt, role), kept as ids only."""
+    """The best kept reply per (prompt, role) by `generate.precedence`, kept as ids only.
 
-    def __init__(self) -> None:
-        self.best: dict[str, tuple[tuple[bool, int, str], str]] = {}
+    A reply's rank is one value per precedence key (verified_pass: passed first; finish_stop:
+    finish_reason stop first; teacher_order: the teacher listed first in generate.teachers;
+    sample_index: lowest first), then the sample index and the generation id, so the choice
+    never depends on shard order. The runner-up is kept too: the first key where the winner
+    beats it is why the winner was chosen (`selected_by`)."""
+
+    def __init__(self, precedence: list[str], teachers: list[str]) -> None:
+        self.keys = [*precedence, "sample_index", "generation_id"]
+        order = {name: i for i, name in enumerate(teachers)}
+        value: dict[str, Callable[[dict[str, Any]], Any]] = {
+            "verified_pass": lambda r: r["verify_status"] != "pass",
+            "finish_stop": lambda r: r.get("finish_reason") != "stop",
+            "teacher_order": lambda r: order.get(r.get("teacher") or "", len(order)),
+            "sample_index": lambda r: r["sample_index"] if r["sample_index"] is not None else 1 << 30,
+            "generation_id": lambda r: r["generation_id"],
+        }
+        self._values = [value[k] for k in self.keys]
+        self.best: dict[str, tuple[tuple[Any, ...], str, tuple[Any, ...] | None]] = {}
+
+    def rank(self, row: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(v(row) for v in self._values)
 
     def offer(self, row: dict[str, Any]) -> None:
         key = f"{row['prompt_id']}\x00{row['teacher_role']}"
-        rank = _rank(row)
+        rank = self.rank(row)
         cur = self.best.get(key)
-        if cur is None or rank < cur[0]:
-            self.best[key] = (rank, row["generation_id"])
+        if cur is None:
+            self.best[key] = (rank, row["generation_id"], None)
+        elif rank < cur[0]:
+            self.best[key] = (rank, row["generation_id"], cur[0])
+        elif cur[2] is None or rank < cur[2]:
+            self.best[key] = (cur[0], cur[1], rank)
 
-    def chosen(self) -> set[str]:
-        return {gid for _, gid in self.best.values()}
+    def chosen(self) -> dict[str, str]:
+        """Selected generation id → the precedence key that decided ("only_reply": no rival)."""
+        out: dict[str, str] = {}
+        for rank, gid, runner in self.best.values():
+            if runner is None:
+                out[gid] = "only_reply"
+            else:
+                out[gid] = next(k for k, a, b in zip(self.keys, rank, runner) if a != b)
+        return out
 
 
 def _reply_batches(files: list[Path], batch_rows: int) -> Iterator[list[dict[str, Any]]]:
@@ -340,7 +367,8 @@ def _responses(recipe: Recipe, work: WorkDir, progress: Any = None) -> Responses
     ledger.enter(STEP, n_in)
     staging = ShardWriter(out / ".parsed-unselected", PARSED_FEATURES, cfg.shard_rows)
     quarantine = work.writer(tables.QUARANTINE, cfg.shard_rows)
-    selector = _Selector()
+    gen = recipe.generate
+    selector = _Selector(gen.precedence if gen else DEFAULT_PRECEDENCE, [t.name for t in gen.teachers] if gen else [])
     seen: set[str] = set()
     reasons: Counter[str] = Counter()
     verify_counts: Counter[str] = Counter()
@@ -384,12 +412,13 @@ def _responses(recipe: Recipe, work: WorkDir, progress: Any = None) -> Responses
     quarantine.close()
 
     # Second pass: set `selected`, one shard at a time.
-    chosen = pa.array(sorted(selector.chosen()), pa.string())
+    why = selector.chosen()
     parsed = work.writer(tables.PARSED, cfg.shard_rows)
     for f in staged:
         t = pq.read_table(f)
-        sel = pc.is_in(t.column("generation_id"), value_set=chosen)
-        parsed.write_table(t.set_column(t.schema.get_field_index("selected"), "selected", sel))
+        by = pa.array([why.get(g) for g in t.column("generation_id").to_pylist()], pa.string())
+        t = t.set_column(t.schema.get_field_index("selected"), "selected", pc.is_valid(by))
+        parsed.write_table(t.set_column(t.schema.get_field_index("selected_by"), "selected_by", by))
         f.unlink()
     parsed.close()
     shutil.rmtree(staging.out_dir, ignore_errors=True)
@@ -400,7 +429,7 @@ def _responses(recipe: Recipe, work: WorkDir, progress: Any = None) -> Responses
         n_in, n_kept, quarantine.rows, dict(reasons), dict(verify_counts), time.perf_counter() - t0, ledger.summary()
     )
     work.write_summary(ResponsesSummary(
-        rows_in=n_in, kept=n_kept, quarantined=quarantine.rows, selected=len(chosen), reasons=dict(reasons),
+        rows_in=n_in, kept=n_kept, quarantined=quarantine.rows, selected=len(why), reasons=dict(reasons),
         verify=dict(verify_counts), shapes=dict(shapes), seconds=res.seconds,
         consistency=consistency.summarize(agree),
     ))  # fmt: skip
@@ -412,7 +441,10 @@ __all__ = ["run_responses", "process_batch", "REJECT_CODES", "STAGE_CODES", "Pro
 
 def fingerprint(recipe: Recipe, work: WorkDir) -> dict[str, Any]:
     """What this stage's outputs depend on (see WorkDir.fingerprint)."""
-    return work.fingerprint({"responses": recipe.responses, "student": recipe.student}, ("generate",), None)
+    gen = recipe.generate
+    choice = {"precedence": gen.precedence, "teachers": [t.name for t in gen.teachers]} if gen else None
+    return work.fingerprint({"responses": recipe.responses, "student": recipe.student, "selection": choice},
+                            ("generate",), None)  # fmt: skip
 
 
 def run_responses(recipe: Recipe, work: WorkDir, progress: Any = None) -> ResponsesResult:

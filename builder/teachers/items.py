@@ -75,6 +75,7 @@ def reply_row(item: WorkItem, teacher: TeacherConfig, **fields: Any) -> dict[str
         prompt_id=item.prompt_id,
         sample_index=item.sample_index,
         teacher_role=teacher.role,
+        teacher=teacher.name,
         teacher_model=teacher.model,
         endpoint_kind=teacher.kind,
         prompt_template_id=item.template.id,

@@ -24,7 +24,7 @@ _MAX_SHORT = 512  # finish_reason, model: short strings, not documents
 
 # REPLY_FEATURES columns by the Python type a row must hold (None allowed everywhere).
 _STR_COLS = (
-    "generation_id", "prompt_id", "teacher_role", "teacher_model", "served_model", "endpoint_kind",
+    "generation_id", "prompt_id", "teacher_role", "teacher", "teacher_model", "served_model", "endpoint_kind",
     "prompt_template_id", "prompt_template_hash", "sampling_json", "reasoning_format", "content",
     "reasoning_content", "reasoning", "finish_reason", "status", "error_code", "error_message", "created_at",
     "schema_version", "toolkit_version",
@@ -125,7 +125,7 @@ def _problem(col: str, v: Any) -> str:
 
 
 # What a failed row keeps of an unusable record: who and what it answered, never its text.
-_KEPT = ("generation_id", "prompt_id", "teacher_role", "teacher_model", "endpoint_kind", "prompt_template_id",
+_KEPT = ("generation_id", "prompt_id", "teacher_role", "teacher", "teacher_model", "endpoint_kind", "prompt_template_id",
          "prompt_template_hash", "created_at", "schema_version", "toolkit_version", *_INT_COLS)  # fmt: skip
 
 
