@@ -175,8 +175,7 @@ def process_batch(
 
     all_codes: list[list[str]] = []
     all_info: list[list[str]] = []
-    vals = []
-    cons: dict[int, str] = {}  # think–answer consistency evidence (consistency.row_check)
+    vals, cons = [], {}  # cons: row → its consistency_json (consistency.row_check)
     to_verify: list[tuple[int, str, dict[str, Any]]] = []
     for i, (r, p) in enumerate(zip(replies, parsed_all)):
         pinfo = prompts.get(r.get("prompt_id") or "")
@@ -372,8 +371,7 @@ def _responses(recipe: Recipe, work: WorkDir, progress: Any = None) -> Responses
     seen: set[str] = set()
     reasons: Counter[str] = Counter()
     verify_counts: Counter[str] = Counter()
-    shapes: Counter[str] = Counter()
-    agree: Counter[tuple[str, str, str]] = Counter()  # (source, teacher model, verdict) of kept rows
+    shapes, agree = Counter[str](), Counter[tuple[str, str, str]]()  # agree: (source, teacher, verdict) of kept rows
     n_done = 0
     for rows, sub in _results(_reply_batches(files, cfg.batch_rows), prompts, cfg, recipe.student, workers):
         kept: list[dict[str, Any]] = []
@@ -430,8 +428,7 @@ def _responses(recipe: Recipe, work: WorkDir, progress: Any = None) -> Responses
     )
     work.write_summary(ResponsesSummary(
         rows_in=n_in, kept=n_kept, quarantined=quarantine.rows, selected=len(why), reasons=dict(reasons),
-        verify=dict(verify_counts), shapes=dict(shapes), seconds=res.seconds,
-        consistency=consistency.summarize(agree),
+        verify=dict(verify_counts), shapes=dict(shapes), seconds=res.seconds, consistency=consistency.summarize(agree),
     ))  # fmt: skip
     return res
 
