@@ -195,6 +195,15 @@ CUT_WITH_PROMPT = [
     ("The answer is **D: ATP**. ATP stores energy for the cell. Other", "", "unterminated_prose"),
     ("Solve it step by step.\nSo x = 2 + 3 = 5", "Find x. Put the final answer within \\boxed{}.", "no_final_result"),
     ("The roots are found.\nSo x equals two", "Find x.", "unterminated_prose"),
+    ("The correct answer is **C. টাইফয়েড**\n\n**ব্যাখ্যা:** সালম", "", "unterminated_prose"),  # a prose label
+    ("Thus v = 10 m/s.\n\n**Answer:** A. 10 m/", "", "dangling_end"),
+    ("Multiply.\nSo `(1 + 8i)/5 = 1/5 + (8", "", "open_bracket"),
+    ('Compare them.\nSentence A: "a train', "", "open_bracket"),
+    # The cut lands where the question's own words end: not the prompt's option, still a cut.
+    ("The correct answer is **D: 6.66 D**.\n\n**Explanation:**  \nদুটি অভিন্ন লেন্স সংস্পর্শে",
+     "দুটি অভিন্ন লেন্স সংস্পর্শে রাখা হলো। Options: {'A': 'x', 'B': 'y', 'C': 'z', 'D': '6.66 D'}", "unterminated_prose"),
+    ("Answer follows.\nThe correct answer is **A: জাইকা** (JICA), যা জাপানের বৈদেশিক সাহায্য সংস্থা হিসেব", "",
+     "unterminated_prose"),
 ]  # fmt: skip
 COMPLETE_WITH_PROMPT = [
     ("Premise does not entail it.\nit is not possible to tell",

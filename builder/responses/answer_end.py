@@ -167,7 +167,11 @@ def _open_label(last_line: str) -> bool:
 def _open_bracket(last_line: str) -> bool:
     """The last line opens more brackets than it closes (inline code and math set aside;
     intervals such as "[0, 1)" balance in total)."""
+    if last_line.count("`") % 2 and "```" not in last_line:
+        return True  # an inline code span left open ("`(1 + 8i)/5 = 1/5 + (8")
     line = _INLINE_SPANS.sub(" ", _CURRENCY.sub("", last_line))
+    if (line.count('"') % 2 or line.count("“") > line.count("”")) and line.rstrip()[-1:].isalnum():
+        return True  # a quotation left open mid-word ('Sentence A: "a train')
     if "\\" in line or "`" in line or "$" in line:
         return False  # math or code whose spans we cannot delimit
     return sum(map(line.count, _OPENERS)) > sum(map(line.count, _CLOSERS))
@@ -189,8 +193,11 @@ def _quotes_prompt(last_line: str, prompt: str) -> bool:
     body = _casefold_ws(_OPTION.sub("", _LABEL.sub("", _LIST_ITEM.sub("", line, count=1), count=1), count=1))
     if len(body) < 2:
         return False
-    # The whole phrase, not the start of a longer word ("তরলের ত" inside "তরলের তাপমাত্রা").
-    return re.search(rf"(?<!\w){re.escape(body)}(?![\w\u0980-\u09ff])", _casefold_ws(prompt)) is not None
+    # A whole phrase of its own there (an option, a list item, a quoted span): followed by a
+    # delimiter, not by more of a sentence ("দুটি অভিন্ন লেন্স সংস্পর্শে" from the question) nor
+    # by more of a word ("তরলের ত" inside "তরলের তাপমাত্রা").
+    phrase = r"\s+".join(map(re.escape, body.split()))
+    return re.search(rf"(?<![\w\u0980-\u09ff]){phrase}(?=\s*(?:$|[\n'\"”’,;)}}\]。？?!.\\]))", prompt, re.I) is not None
 
 
 def _opens_quote(last_line: str) -> bool:
@@ -204,6 +211,9 @@ def _opens_quote(last_line: str) -> bool:
 _OPTION_TEXT = re.compile(r"(?:^|[\s*:：(\[])\(?\[?[A-J]\]?[.):]?\s+(\S.*)$")
 
 
+_OPTION_LINE = re.compile(r"^\(?[A-J][.):]\s+\S")
+
+
 def _partial_option(last_line: str, prompt: str) -> bool:
     """An answer line naming an option whose text stops inside the prompt's wording of it
     ("**Answer:** C. বি" where the prompt has "বিদ্যুৎ চুম্বকীয় আবেশ")."""
@@ -211,8 +221,8 @@ def _partial_option(last_line: str, prompt: str) -> bool:
         return False
     line = _MARKUP.sub("", last_line.strip())
     m = _OPTION_TEXT.search(line)
-    if m is None or extract_choice(last_line)[0] is None:
-        return False
+    if m is None or (extract_choice(last_line)[0] is None and not _OPTION_LINE.match(line)):
+        return False  # neither an answer statement nor a line opening on its option ("D. মাইকেল …")
     body = _casefold_ws(m.group(1))
     folded = _casefold_ws(prompt)
     hits = [h.end() for h in re.finditer(re.escape(body), folded)] if body else []
@@ -274,7 +284,8 @@ def answer_cut(answer: str, prompt: str = "") -> str | None:
     if _open_bold(last_line):
         return "open_bold"
     end = text[-1]
-    if end in _DANGLING_CHARS or (end in _OPERATORS and len(text) > 1 and text[-2] in " \t\n"):
+    spaced_or_numeric = len(text) > 1 and (text[-2] in " \t\n" or (end == "-" and text[-2] in "0123456789"))
+    if end in _DANGLING_CHARS or end == "/" or (end in _OPERATORS and spaced_or_numeric):  # "2m =", "380-"
         return "dangling_end"
     if _BARE_MARKER.match(last_line) or _BARE_NUMBER.search(text):
         return "dangling_end"  # a list item or step that has only its marker
@@ -315,6 +326,11 @@ _ABBREV_END = re.compile(r"(?:^|[\s(*\[])(?:[A-J]|e\.g|i\.e|etc|vs|Dr|Mr|Mrs|Ms|
 # A line that opens with a label ("**Answer:**", "Final answer:", "সঠিক উত্তর:", "答案：").
 _ANSWER_LABEL = re.compile(r"^\W{0,4}[^\W\d][^:：\n]{0,30}[:：]\s*(?:\*\*|__)?\s*\S")
 _ANSWER_LINE_WORDS = 8
+# Labels that introduce prose, not a result: what follows them must finish its sentence.
+_PROSE_LABEL = re.compile(
+    r"explanation|reasoning|reason|calculation|solution|analysis|note|step|ব্যাখ্যা|কারণ|বিশ্লেষণ|সমাধান|解释|解析|分析|理由",
+    re.I,
+)
 
 
 def _finished_at(body: str) -> list[int]:
@@ -345,8 +361,12 @@ def _unfinished_line(last_line: str, alone: bool) -> bool:
         return _words(fragment) >= 1
     if alone:
         return False  # a one-line reply without a full stop ("The capital of France is Paris")
-    if _ANSWER_LABEL.match(line) and _words(body) < _ANSWER_LINE_WORDS:
+    label = _ANSWER_LABEL.match(line)
+    if label and _words(body) < _ANSWER_LINE_WORDS and not _PROSE_LABEL.search(label.group(0)):
         return False  # "**Answer:** Tetrahedron", "Answer: drink": a labelled final result
-    if _LIST_ITEM.match(line) or _ANSWER_OPTION.match(line) or extract_choice(line)[0] is not None:
+    if _LIST_ITEM.match(line) or _ANSWER_OPTION.match(line):
         return False  # a list of phrases; an answer line that names its option
+    after_bold = line.rsplit("**", 1)[-1] if line.count("**") >= 2 else ""
+    if extract_choice(line)[0] is not None and _words(re.split(r"\)", after_bold)[-1]) < _UNTERMINATED_ITEM:
+        return False  # "The correct answer is **B**", not "… **A: 0°** because work done is maximized when"
     return re.match(r"^\W*\[?[A-J]\]", _LABEL.sub("", line)) is None  # "**সঠিক উত্তর:** [C] ঝড়"
