@@ -230,7 +230,7 @@ class ResponsesSummary(StageSummary):
     seconds: float
     # "<source> | <teacher model>" → rows per think–answer verdict (match / mismatch /
     # not_checkable) and mismatch_rate among checkable rows, kept rows only (the card's table).
-    consistency: dict[str, dict[str, float]] = Field(default_factory=dict)
+    consistency: dict[str, dict[str, int | float]] = Field(default_factory=dict)
 
 
 class VariantInfo(_Model):

@@ -337,10 +337,10 @@ def verdict_of(consistency_json: object) -> str:
     return verdict if verdict in VERDICTS else NOT_CHECKABLE
 
 
-def summarize(counts: Mapping[tuple[str, str, str], int]) -> dict[str, dict[str, float]]:
+def summarize(counts: Mapping[tuple[str, str, str], int]) -> dict[str, dict[str, int | float]]:
     """Per "source | teacher": rows per verdict and the mismatch rate among checkable rows
     (the responses summary's `consistency`, which the card shows)."""
-    out: dict[str, dict[str, float]] = {}
+    out: dict[str, dict[str, int | float]] = {}
     for (source, teacher, verdict), n in sorted(counts.items()):
         row = out.setdefault(f"{source or 'unknown'} | {teacher}", dict.fromkeys(VERDICTS, 0))
         row[verdict] += n
