@@ -198,6 +198,16 @@ def _run_variants(recipe: Recipe, work: Path) -> None:
     _where(work, tables.VARIANT, tables.VARIANTS_LEDGER)
 
 
+def _with_repo(recipe: Recipe, repo: str | None) -> Recipe:
+    """`--repo org/name` in place of the recipe's release.repo_id (it is part of the release's content)."""
+    if repo is None:
+        return recipe
+    from builder.release.push import check_repo_id
+
+    check_repo_id(repo, "release")
+    return recipe.model_copy(update={"release": recipe.release.model_copy(update={"repo_id": repo})})
+
+
 def _run_release(recipe: Recipe, work: Path, out: Path | None = None, previous: Path | None = None) -> None:
     from builder.release.stage import run_release, unchanged
     from builder.workdir import WorkDir
@@ -216,6 +226,9 @@ def _run_release(recipe: Recipe, work: Path, out: Path | None = None, previous: 
     console.print(f"release v{res.version} ({res.seconds:.1f}s): {rows}; license {lic}", highlight=False)
     console.print(f"folder: {res.out_dir}   card: {res.out_dir / 'README.md'}", highlight=False)
 
+
+RepoOpt = Annotated[str | None, typer.Option(
+    "--repo", help="Hub dataset id (org/name) the card's load snippet and citation name; default: release.repo_id.")]
 
 # The stages `build` runs, in order; each also has its own command below.
 STAGES: list[tuple[str, Callable[[Recipe, Path], None]]] = [
@@ -270,9 +283,10 @@ def release(
     work: WorkOpt = Path("work"),
     out: Annotated[Path | None, typer.Option(help="Release folder to create (default: <work>/release).")] = None,
     previous: Annotated[Path | None, typer.Option(help="Previous release folder, for CHANGELOG.md.")] = None,
+    repo: RepoOpt = None,
 ) -> None:
     """Check every variant (quality gates) and, if they pass, write a Hub-ready dataset folder."""
-    loaded = load(recipe)
+    loaded = _with_repo(load(recipe), repo)
     with _locked(work):
         _run_release(loaded, work, out, previous)
 
@@ -281,7 +295,8 @@ def release(
 @user_errors
 def push(
     release_dir: Annotated[Path, typer.Argument(help="A folder written by `release`.")],
-    repo: Annotated[str, typer.Option("--repo", help="Hub dataset id, e.g. org/name.")],
+    repo: Annotated[str | None, typer.Option(
+        "--repo", help="Hub dataset id, e.g. org/name (default: the repo id the release was built for).")] = None,
     endpoint: Annotated[str | None, typer.Option(help="Hub URL (default: $HF_ENDPOINT or huggingface.co).")] = None,
     private: Annotated[bool, typer.Option(help="Create the repo as private.")] = False,
 ) -> None:
@@ -289,6 +304,8 @@ def push(
     from builder.release.push import run_push
 
     res = run_push(release_dir, repo, endpoint=endpoint, private=private, progress=ticker("push"))
+    for w in res.warnings:
+        err.print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
     console.print(f"pushed {res.repo_id} @ {res.tag} (commit {res.commit[:12]}): {res.url}", highlight=False)
     console.print(f'load it: load_dataset("{res.repo_id}", "answer", revision="{res.tag}")', highlight=False)
 
@@ -299,9 +316,10 @@ def build(
     recipe: RecipeArg,
     work: WorkOpt = Path("work"),
     out: Annotated[Path | None, typer.Option(help="Release folder (default: <work>/release).")] = None,
+    repo: RepoOpt = None,
 ) -> None:
     """Run every stage in order (curate → generate → responses → variants → release), checking each ledger."""
-    loaded = load(recipe)  # once: every section validated before any stage runs
+    loaded = _with_repo(load(recipe), repo)  # once: every section validated before any stage runs
     precheck(loaded, work, out, "build")
     t0 = time.perf_counter()
     with _locked(work):

@@ -39,7 +39,9 @@ def _recipe(base_url: str, **summarizer: Any) -> Any:
     return sample_recipe(variants={
         "build": ["answer", "think_summary"],
         # The server's one-sentence summaries are long next to the shortest hand-made thinking.
-        "summarizer": {"kind": "llm", "max_ratio": 0.9, "teacher": teacher, **summarizer},
+        # The loopback server's canned summary names no final result: the result-coverage gate
+        # (on by default) would leave every checkable row out; its own test is test_summary_quality.py.
+        "summarizer": {"kind": "llm", "max_ratio": 0.9, "teacher": teacher, "require_final_result": False, **summarizer},
     })  # fmt: skip
 
 
@@ -119,10 +121,10 @@ def test_the_request_is_our_prompt_with_question_and_thinking(run: Run) -> None:
 
 def test_checks_and_failed_requests_leave_the_prompt_out_with_a_reason(run: Run) -> None:
     reasons = _reasons(run)
-    assert reasons[run.contradicted] == "summary_contradicts_answer"
+    assert reasons[run.contradicted] == "summary_unfaithful_answer"
     assert reasons[run.refused] == "summary_failed:bad_request"
     # The server summarizes in English: the Chinese prompt's summary fails the language check.
-    assert reasons[run.planted.zh_kept_prompt] == "summary_language_mismatch"
+    assert reasons[run.planted.zh_kept_prompt] == "summary_unfaithful_language"
     kept = {r["prompt_id"] for r in run.ledger if r["step"] == "think_summary" and r["status"] == "kept"}
     assert kept == set(run.rows)
     assert not ({run.contradicted, run.refused, run.planted.zh_kept_prompt} & set(run.rows))

@@ -11,6 +11,7 @@ halts at <|im_end|> because of the saved generation config.
 from __future__ import annotations
 
 import copy
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -119,29 +120,41 @@ def test_labels_are_the_last_assistant_reply_and_im_end(trained: dict[str, Any])
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(trained["out"])  # carries the model's original template
-    multi_turn = 0
+    multi_turn = with_tools = 0
     for batch, rows in trained["batches"]:
         for b, row in enumerate(rows):
             multi_turn += check_labels(tok, batch, b, row)
+            with_tools += bool(row["tools"])
     assert multi_turn >= 4  # the release's tool-use rows: earlier assistant turns stayed masked
+    assert with_tools >= 4  # ... trained with their tool definitions in the system turn
 
 
 def check_labels(tok: Any, batch: dict[str, Any], b: int, row: dict[str, Any]) -> bool:
-    """Row `b` of `batch` trains on exactly its last reply + <|im_end|>; True if multi-turn."""
+    """Row `b` of `batch` trains on exactly its last reply (text and tool calls) + <|im_end|>,
+    and its input holds the row's tool definitions; True if multi-turn."""
     messages = row["prompt"] + row["completion"]
-    prompt_ids = tok.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=True, return_dict=True)[
-        "input_ids"
-    ]
-    full_ids = tok.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"]
-    reply_ids = tok(row["completion"][0]["content"], add_special_tokens=False)["input_ids"]
-    # expected targets: the reply's tokens, then <|im_end|>; not the trailing "\n"
-    assert full_ids[len(prompt_ids) :] == [*reply_ids, QWEN_EOS_ID, *tok("\n")["input_ids"]]
+    kw: dict[str, Any] = {"tokenize": True, "return_dict": True, "tools": row["tools"] or None}
+    prompt_ids = tok.apply_chat_template(row["prompt"], add_generation_prompt=True, **kw)["input_ids"]
+    full_ids = tok.apply_chat_template(messages, **kw)["input_ids"]
+    reply = row["completion"][0]
+    target = full_ids[len(prompt_ids) : -1]
+    # expected targets: the reply's tokens (its tool calls too), then <|im_end|>; not the trailing "\n"
+    assert full_ids[-1:] == tok("\n")["input_ids"] and target[-1] == QWEN_EOS_ID
+    if not reply["tool_calls"]:
+        assert target == [*tok(reply["content"], add_special_tokens=False)["input_ids"], QWEN_EOS_ID]
+    else:
+        text = tok.decode(target)
+        assert text.count("<tool_call>") == len(reply["tool_calls"])
+        assert all(f'"name": "{c["function"]["name"]}"' in text for c in reply["tool_calls"])
     ids = batch["input_ids"][b].tolist()
     labels = batch["labels"][b].tolist()
     assert ids[: len(full_ids)] == full_ids
+    if row["tools"]:  # TRL passed the row's tools to the template: the schemas are in the input
+        system = tok.decode(ids[: ids.index(QWEN_EOS_ID)])
+        assert "<tools>" in system and all(json.dumps(t["function"]["name"]) in system for t in row["tools"])
     trained_pos = [i for i, lab in enumerate(labels) if lab != -100]
     assert trained_pos == list(range(len(prompt_ids), len(full_ids) - 1))
-    assert [labels[i] for i in trained_pos] == [*reply_ids, QWEN_EOS_ID]
+    assert [labels[i] for i in trained_pos] == target
     return sum(m["role"] == "assistant" for m in messages) > 1
 
 

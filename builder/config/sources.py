@@ -8,6 +8,7 @@ import regex
 from pydantic import Field, field_validator, model_validator
 
 from builder.config.base import CATEGORIES, Strict
+from builder.config.release import repo_id_problem
 
 FileFormat = Literal["auto", "jsonl", "json", "parquet", "csv"]
 
@@ -25,6 +26,9 @@ class FieldMap(Strict):
     language: str | None = Field(None, description="per-row language code")
     id: str | None = Field(None, description="source row id; default: file:line or the row index")
     tools: str | None = Field(None, description="tool definitions (list/dict/JSON string)")
+    tool_calls: str | None = Field(
+        None, description="the community response's tool calls (OpenAI `tool_calls` or [{name, arguments}]; "
+        "list or JSON string): the `original` turn's structured `tool_calls`")
     options: str | None = Field(None, description="MCQ options appended to the prompt as 'A. …' lines")
 
     @model_validator(mode="after")
@@ -50,6 +54,9 @@ class SourceConfig(Strict):
     language: str = Field("auto", description="a code like 'en'/'zh', or 'auto' to detect")
     license: str = Field("undeclared", description="the source's license id (goes on every row and the card)")
     attribution: str = Field("", description="attribution text for the card")
+    origin_dataset: str | None = Field(
+        None, description="local files taken from a Hub dataset: its id (org/name), listed in the card's "
+        "source_datasets and linked (kind=hf sources use `dataset`)")
     priority: int = Field(100, description="lower wins exact/near-duplicate ties")
     limit: int | None = Field(None, ge=0, description="read at most this many rows")
     verifier: Literal["auto", "math", "mcq", "code", "ifeval", "none"] = Field(
@@ -86,4 +93,11 @@ class SourceConfig(Strict):
                 raise ValueError(f"category_map[{raw!r}] = {cat!r}; use one of {CATEGORIES}")
         if self.category not in CATEGORIES:
             raise ValueError(f"category {self.category!r} is unknown; use one of {CATEGORIES}")
+        if self.origin_dataset and repo_id_problem(self.origin_dataset):
+            raise ValueError(f"origin_dataset {self.origin_dataset!r} is not a Hub id; use org/name")
         return self
+
+    @property
+    def hub_id(self) -> str | None:
+        """The Hub dataset the rows come from (the card's source_datasets), if any."""
+        return self.dataset if self.kind == "hf" else self.origin_dataset

@@ -30,6 +30,33 @@ class SummarizerConfig(Strict):
     )
     max_ratio: float = Field(0.35, gt=0, le=1, description="summary chars ≤ this × thinking chars")
     max_chars: int = Field(2_000, ge=1, description="extractive budget cap in characters")
+    max_sentences: int = Field(8, ge=1, description="extractive: at most this many sentences (a summary, not a digest)")
+    # Quality thresholds (builder/variants/summary_quality.py), applied to every summary, extractive
+    # or LLM: a summary past one is left out of think_summary with the code in parentheses.
+    max_fragment_rate: float = Field(
+        0.0, ge=0, le=1,
+        description="share of incomplete sentences allowed (cut at a colon, no final stop, list debris) "
+        "(summary_fragment)",
+    )  # fmt: skip
+    max_filler_rate: float = Field(
+        0.0, ge=0, le=1,
+        description="share of self-talk / hesitation sentences allowed ('Okay, let's see.', 'wait', questions, "
+        "我需要…) (summary_filler)",
+    )  # fmt: skip
+    max_repetition: float = Field(
+        0.0, ge=0, le=1, description="share of sentences repeating an earlier one allowed (summary_repetitive)"
+    )
+    require_final_result: bool = Field(
+        True,
+        description="the summary must state the thinking's final result (option letter, boxed value, 'answer is …') "
+        "when the thinking states one (summary_missing_result)",
+    )
+    min_faithfulness: float = Field(
+        1.0, ge=0, le=1,
+        description="share of the summary's numbers, formulas and named entities that must occur in the thinking or "
+        "prompt (summary_unfaithful_number | _formula | _entity); a contradicting final answer, another language "
+        "or a summary over max_ratio always fail (summary_unfaithful_answer | _language | _length)",
+    )  # fmt: skip
     teacher: TeacherConfig | None = Field(
         None, description="kind=llm: a teacher of the generate schema (kind openai | vllm, model, endpoints…)"
     )
@@ -70,6 +97,12 @@ class VariantsConfig(Strict):
         description="prompts joined with their replies at a time; more are first hash-partitioned on disk",
     )  # fmt: skip
     shard_rows: int = Field(SHARD_ROWS, ge=1, description="rows per output parquet shard")
+    overthinking_z: float = Field(
+        2.0, gt=0,
+        description="a reply whose thinking length (log teacher tokens) is more than this many standard deviations "
+        "above its category's mean (and its verified difficulty's, when n samples give a pass rate) gets the "
+        "`overthinking` info code; the z-score is the `overthinking_z` column",
+    )  # fmt: skip
 
     @model_validator(mode="after")
     def _summarizer_teacher(self) -> VariantsConfig:

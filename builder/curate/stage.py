@@ -77,7 +77,8 @@ def _read_all(recipe: Recipe, ledger: Ledger, warnings: list[str]) -> dict[str, 
                 continue
             try:
                 rec = map_row(src, item.data, ref_re)
-                msgs = [{"role": m["role"], "content": normalize_text(m["content"], form)} for m in rec["messages"]]
+                msgs = [{"role": m["role"], "content": normalize_text(m["content"], form), "tool_calls": m["tool_calls"]}
+                        for m in rec["messages"]]
                 size = sum(len(m["content"]) for m in msgs)
                 if size > max_chars:
                     raise RowProblem("too_long", f"prompt has {size:,} chars > max_prompt_chars={max_chars:,}")
@@ -109,6 +110,7 @@ def _read_all(recipe: Recipe, ledger: Ledger, warnings: list[str]) -> dict[str, 
             cols["original_response"].append(
                 normalize_text(rec["original_response"], form) if rec["original_response"] else None
             )
+            cols["original_tool_calls"].append(rec["original_tool_calls"])
             cols["reference_answer"].append(rec["reference_answer"])
             cols["tests_json"].append(rec["tests_json"])
             cols["verifier"].append(src.verifier)

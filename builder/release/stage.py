@@ -20,10 +20,13 @@ from typing import Any
 from builder import tables
 from builder.errors import UserError, secret_values
 from builder.recipe import Recipe
-from builder.release import card, changelog, context, gates, licenses, staging
+from builder.release import card, card_data, changelog, columns, context, gates, licenses, staging
+from builder.release.content import compare
 from builder.release.folder import staging as staging_dir
 from builder.release.manifest import write_manifest
+from builder.release.redact_recipe import published_recipe
 from builder.release.versions import find_previous, read_manifest, refuse_existing
+from builder.rows import VARIANT_FEATURES
 from builder.workdir import WorkDir
 from quality.report import checks_table, one_line, write_quality_json
 
@@ -48,6 +51,20 @@ def _refuse_secret_recipe(recipe: Recipe) -> None:
     if any(v.encode() in recipe_bytes for v in secret_values()):
         raise UserError(f"{recipe.path}: contains the value of a secret environment variable; keep tokens "
                         "in the environment only (the recipe is published with the release)")
+
+
+def card_template(recipe: Recipe) -> Path:
+    """The card body's template: the recipe's `release.card_template` (relative to the recipe
+    file), else the toolkit's dataset_card.md."""
+    given = recipe.release.card_template
+    if not given:
+        return card.TEMPLATE
+    base = recipe.path.parent if recipe.path is not None else Path.cwd()
+    path = (base / given).resolve()
+    if not path.is_file():
+        raise UserError(f"{recipe.path}: release.card_template: {path} is not a file; fix the path "
+                        "(relative to the recipe) or remove the key to use the default card")
+    return path
 
 
 def fingerprint(recipe: Recipe, work: WorkDir) -> dict[str, Any]:
@@ -81,6 +98,8 @@ def run_release(recipe: Recipe, work: WorkDir | Path, out_dir: Path, progress: A
     built_at = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
     tick(f"checking {', '.join(s.name for s in variants)} (loading Great Expectations)")
     summaries = context.Summaries.read(work)
+    template = card_template(recipe)
+    card.check_fields(template, context.CARD_FIELDS)  # a bad template fails before the gates run
     with staging_dir(out_dir) as tmp:
         known: dict[str, str] = {}  # release-relative path → sha256, taken while staging
         stats, outcomes, bytes_in = gates.check_variants(recipe, work, variants, tmp, tick, known,
@@ -96,15 +115,35 @@ def run_release(recipe: Recipe, work: WorkDir | Path, out_dir: Path, progress: A
         figures = all_figures(stats, tmp / "figures", context.teacher_variants(variants))
         decision = licenses.decide(recipe, context.row_licenses(stats))
         configs = staging.data_configs(tmp, stats)
-        ctx = context.card_context(recipe, variants, stats, summaries, quality, decision, figures, built_at)
-        ctx["front_matter"] = card.front_matter(configs, decision.license, context.languages(recipe, stats),
-                                                recipe.release.task_categories, recipe.release.tags, ctx["pretty_name"])
-        staging.write_documents(tmp, recipe, {
-            "README.md": card.render(ctx),
-            "CHANGELOG.md": changelog.render(recipe.version, built_at[:10], quality, prev),
-        })
-        write_manifest(tmp, {**context.manifest_fields(recipe, work, stats, configs, summaries, decision, built_at, prev),
-                             "build_fingerprint": build_fingerprint}, known)
+        names = list(stats)
+        evidence = {"columns": columns.table(VARIANT_FEATURES), "fill": card_data.fill_rates(tmp, names),
+                    "examples": card_data.example_rows(tmp, names), "three_ways": card_data.three_ways(tmp),
+                    "funnel": card_data.funnel(work)}
+        ctx = context.card_context(recipe, variants, stats, summaries, quality, decision, figures, built_at, evidence)
+        ctx["front_matter"] = card.front_matter(
+            configs, decision.license, context.languages(recipe, stats), recipe.release.task_categories,
+            recipe.release.tags, ctx["pretty_name"], context.source_datasets(recipe, [s["name"] for s in ctx["sources"]]),
+            license_name=context.license_name(recipe))
+        readme = card.render(ctx, template)
+        bad = card.problems(readme)
+        if bad:
+            raise UserError(f"release refused: the card breaks the Hub's metadata rules: {bad[0]}"
+                            f"{f' (+{len(bad) - 1} more)' if len(bad) > 1 else ''}; fix the recipe's release: section")
+        content = compare(tmp, prev, names, changelog.old_configs(prev))
+        fields = context.manifest_fields(recipe, work, stats, configs, summaries, decision, built_at, prev,
+                                         {c: x.content_sha256 for c, x in content.items() if x.content_sha256})
+        published = published_recipe(recipe)
+        documents = {"README.md": readme,
+                     "CHANGELOG.md": changelog.render(recipe.version, built_at[:10], quality, prev, content,
+                                                      fields, published.text if published else None)}
+        if decision.license == "other" or (isinstance(decision.license, list) and "other" in decision.license):
+            documents[card.LICENSE_FILE] = licenses.license_file(decision, ctx["pretty_name"])
+        staging.write_documents(tmp, recipe, documents)
+        write_manifest(tmp, {**fields, "build_fingerprint": build_fingerprint}, known)
         staging.refuse_leaks(tmp)
-    return ReleaseResult(out_dir, recipe.version, {v: s.rows for v, s in stats.items()}, [one_line(o) for o in warn],
+    notes = [one_line(o) for o in warn]
+    if ctx["repo_placeholder"]:
+        notes.append(f"the card's load snippet and citation name {ctx['repo_id']}: no repo id was given; "
+                     "pass `release --repo org/name` or set release.repo_id, then release a new version")
+    return ReleaseResult(out_dir, recipe.version, {v: s.rows for v, s in stats.items()}, notes,
                          decision.license, time.perf_counter() - t0, bytes_in, quality["checks"])

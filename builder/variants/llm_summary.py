@@ -40,9 +40,9 @@ from builder.teachers.accounting import accounting
 from builder.teachers.items import WorkItem
 from builder.teachers.prompting import Template
 from builder.teachers.send import schedule, send
-from builder.teachers.store import Latest, RecordReader, latest
+from builder.teachers.store import Latest, RecordReader, StoreIndex, latest
 from builder.variants.registry import Candidate
-from builder.variants.summarizer import check_summary
+from builder.variants.summarizer import SummaryGate, check_summary
 from builder.workdir import WorkDir
 
 FIELDS = ("question", "thinking")
@@ -115,7 +115,7 @@ class LlmSummarizer:
         # WorkItem and reply_row want a generate Template; it carries our id and hash as provenance.
         self._tpl = Template(self.template.id, self.template.version, self.template.system, "", self.template.hash)
         self.folder = work.store(tables.SUMMARY_STORE, self.teacher.name)
-        self.stored: dict[str, Latest] = latest(self.folder)
+        self.stored: StoreIndex = latest(self.folder)
         self.run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{os.getpid()}"
         self.requested = 0  # items sent this run (retries inside run_requests not counted)
 
@@ -159,7 +159,7 @@ class LlmSummarizer:
             for gid, job in jobs.items():
                 failure, text = self._outcome(self.stored.get(gid), reader)
                 if failure is None:
-                    failure = check_summary(text, job.think, job.answer, job.question, self.cfg.max_ratio)
+                    failure = check_summary(text, job.think, job.answer, job.question, self.cfg.max_ratio, SummaryGate.of(self.cfg))
                 if failure:
                     job.cand.summary_failure = failure
                 else:

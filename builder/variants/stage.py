@@ -17,7 +17,7 @@ import shutil
 import time
 import zlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,17 +32,21 @@ from builder.config.variants import VariantsConfig
 from builder.errors import UserError
 from builder.ledger import DROPPED, KEPT, Ledger
 from builder.recipe import Recipe
-from builder.rows import PARSED_FEATURES, PROMPT_FEATURES, provenance_defaults
+from builder.rows import PARSED_FEATURES, PROMPT_FEATURES, provenance_defaults, tools_list
 from builder.tables import VariantsSummary
 from builder.tokens import count_tokens
 from builder.variants.llm_summary import LlmSummarizer
-from builder.variants.registry import REGISTRY, Candidate, Skip, declare, to_build
-from builder.variants.summarizer import check_summary, extractive_summary
+from builder.variants.overthinking import CODE as OVERTHINKING
+from builder.variants.overthinking import LengthStats, difficulty, histogram, pass_rates
+from builder.variants.pairs import multi_samples, write_pairs
+from builder.variants.registry import REGISTRY, Candidate, Skip, declare, omitted, to_build
+from builder.variants.summarizer import SummaryGate, assess_summary, extractive_summary
+from builder.variants.summary_quality import Tally
 from builder.workdir import WorkDir
 
 STAGE = "variants"
-READS = (tables.PROMPTS, tables.PARSED)
-WRITES = (tables.VARIANT, tables.VARIANTS_LEDGER, VariantsSummary)
+READS = (tables.PROMPTS, tables.PARSED, tables.QUARANTINE)
+WRITES = (tables.VARIANT, tables.PAIRS, tables.VARIANTS_LEDGER, VariantsSummary)
 CHATML_OVERHEAD = 5  # <|im_start|> role \n … <|im_end|> \n: tokens per message beyond content
 # The reply columns a variant row needs (everything but the bookkeeping ones).
 REPLY_COLS = [
@@ -77,32 +81,46 @@ def _user_text(prompt: dict[str, Any]) -> str:
 
 
 # Set just before forking summary workers: they read the candidates copy-on-write.
-_SUMMARY_JOB: tuple[list[Candidate], float, int] | None = None
+_SUMMARY_JOB: tuple[list[Candidate], SummaryGate, int, int] | None = None
+Scores = tuple[float, float, float, "bool | None", float]
 
 
-def _extractive_range(bounds: tuple[int, int]) -> list[tuple[str | None, str | None]]:
-    """(summary, failure) for candidates[lo:hi]; None, None where there is no reply."""
+def _assess(c: Candidate, summary: str, gate: SummaryGate) -> tuple[str | None, Scores | None]:
+    """(failure, scores) of a candidate's summary against the recipe's thresholds."""
+    r = c.reasoning or {}
+    failure, sc, faith = assess_summary(summary, r.get("think") or "", r.get("answer") or "", _user_text(c.prompt), gate)
+    if sc is None or faith is None:
+        return failure, None
+    return failure, (sc.fragment_rate, sc.filler_rate, sc.repetition, sc.final_covered, faith)
+
+
+def _extractive_range(bounds: tuple[int, int]) -> list[tuple[str | None, str | None, Scores | None]]:
+    """(summary, failure, scores) for candidates[lo:hi]; Nones where there is no reply."""
     assert _SUMMARY_JOB is not None
-    cands, ratio, max_chars = _SUMMARY_JOB
-    out: list[tuple[str | None, str | None]] = []
+    cands, gate, max_chars, max_sents = _SUMMARY_JOB
+    out: list[tuple[str | None, str | None, Scores | None]] = []
     for c in cands[bounds[0] : bounds[1]]:
         if c.reasoning is None:
-            out.append((None, None))
+            out.append((None, None, None))
             continue
         think, answer = c.reasoning["think"] or "", c.reasoning["answer"] or ""
-        summary = extractive_summary(think, answer, ratio, max_chars)
-        failure = check_summary(summary, think, answer, _user_text(c.prompt), ratio)
-        out.append((None, failure) if failure else (summary, None))
+        summary = extractive_summary(think, answer, gate.max_ratio, max_chars, _user_text(c.prompt), max_sents)
+        failure, scores = _assess(c, summary, gate)
+        out.append((None if failure else summary, failure, scores))
     return out
 
 
 def _summaries(cands: list[Candidate], cfg: VariantsConfig, llm: LlmSummarizer | None = None) -> None:
     global _SUMMARY_JOB
     s = cfg.summarizer
+    gate = SummaryGate.of(s)
     if llm is not None:
         llm.summarize(cands, [_user_text(c.prompt) for c in cands])
+        for c in cands:  # the LLM path checked them already; the scores become columns
+            if c.summary is not None:
+                c.summary_scores = _assess(c, c.summary, gate)[1]
         return
-    _SUMMARY_JOB = (cands, s.max_ratio, s.max_chars)
+    _SUMMARY_JOB = (cands, gate, s.max_chars, s.max_sentences)
     try:
         workers = min(2, os.cpu_count() or 1)
         chunk = 2_048
@@ -117,7 +135,8 @@ def _summaries(cands: list[Candidate], cfg: VariantsConfig, llm: LlmSummarizer |
             parts = [_extractive_range(b) for b in bounds]
     finally:
         _SUMMARY_JOB = None
-    for c, (summary, failure) in zip(cands, (r for part in parts for r in part)):
+    for c, (summary, failure, scores) in zip(cands, (r for part in parts for r in part)):
+        c.summary_scores = scores
         if failure:
             c.summary_failure = failure
         elif summary is not None:
@@ -165,10 +184,12 @@ def _read_bucket(path: Path) -> list[dict[str, Any]]:
     return pq.read_table(path).to_pylist() if path.is_file() else []
 
 
-def _buckets(
-    work: WorkDir, cfg: VariantsConfig, tmp: Path
-) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
-    """(prompts in curate order, selected reply rows) per bucket."""
+Bucket = tuple[list[dict[str, Any]], list[dict[str, Any]]]
+
+
+def _buckets(work: WorkDir, cfg: VariantsConfig, tmp: Path) -> list[Callable[[], Bucket]]:
+    """Loaders of (prompts in curate order, selected reply rows), one per bucket; callable twice
+    (the overthinking statistics take a first pass over every bucket)."""
     prompt_files = work.require(tables.PROMPTS)
     parsed_files = work.require(tables.PARSED)
     n_prompts = sum(pq.ParquetFile(f).metadata.num_rows for f in prompt_files)
@@ -181,18 +202,40 @@ def _buckets(
         for f in parsed_files:
             t = pq.read_table(f, columns=reply_cols)
             replies += t.filter(pc.equal(t.column("selected"), True)).to_pylist()
-        yield prompts, replies
-        return
+        return [lambda: (prompts, replies)]
     _partition(prompt_files, None, PROMPT_FEATURES.arrow_schema, n, tmp / "prompts", order=True)
     _partition(parsed_files, reply_cols, reply_schema, n, tmp / "replies", selected_only=True)
-    for i in range(n):
+
+    def load(i: int) -> Bucket:
         prompts = sorted(_read_bucket(tmp / "prompts" / f"bucket-{i:05d}.parquet"), key=lambda r: r[_ORDER])
-        yield prompts, _read_bucket(tmp / "replies" / f"bucket-{i:05d}.parquet")
+        return prompts, _read_bucket(tmp / "replies" / f"bucket-{i:05d}.parquet")
+
+    return [lambda i=i: load(i) for i in range(n)]
+
+
+def _candidates(bucket: Bucket) -> list[Candidate]:
+    prompts, replies = bucket
+    selected = {(r["prompt_id"], r["teacher_role"]): r for r in replies}
+    return [
+        Candidate(p, selected.get((p["prompt_id"], "reasoning")), selected.get((p["prompt_id"], "control")))
+        for p in prompts
+    ]
+
+
+def _length_stats(loaders: list[Callable[[], Bucket]], rates: dict[str, float]) -> LengthStats:
+    stats = LengthStats()
+    for load in loaders:
+        for c in _candidates(load()):
+            if c.reasoning is not None:
+                pid = c.prompt["prompt_id"]
+                stats.add(c.prompt["category"] or "", difficulty(rates.get(pid)), c.reasoning["teacher_think_tokens"])
+    return stats
 
 
 def _prompt_tokens(student: StudentConfig, prompts: list[dict[str, Any]]) -> list[int]:
     # Tool definitions go into the system turn by the chat template, so they count too.
-    texts = ["\n".join([*(m["content"] or "" for m in p["messages"]), p.get("tools_json") or ""]) for p in prompts]
+    texts = ["\n".join([*(m["content"] or "" for m in p["messages"]), *(c for m in p["messages"] for c in m.get("tool_calls") or []),
+                        p.get("tools_json") or ""]) for p in prompts]
     counts = count_tokens(student.tokenizer, texts)
     return [t + CHATML_OVERHEAD * len(p["messages"]) for t, p in zip(counts, prompts)]
 
@@ -221,29 +264,48 @@ def _variants(recipe: Recipe, work: WorkDir, progress: Any = None) -> VariantsRe
         "summary_template_id": llm.template.id if llm else None,
         "summary_template_hash": llm.template.hash if llm else None,
     }
-    writers = {name: work.writer(tables.variant(name), cfg.shard_rows) for name in build}
+    chat = [name for name in build if not REGISTRY[name].preference]
+    want_pairs = len(chat) < len(build)
+    writers = {name: work.writer(tables.variant(name), cfg.shard_rows) for name in chat}
+    if want_pairs:
+        writers["pairs"] = work.writer(tables.PAIRS, cfg.shard_rows)
     absent: dict[str, Counter[str]] = {name: Counter() for name in build}
+    zs: list[float | None] = []
+    tally = Tally()
     try:
-        for prompts, replies in _buckets(work, cfg, tmp):
-            selected = {(r["prompt_id"], r["teacher_role"]): r for r in replies}
-            cands = [
-                Candidate(p, selected.get((p["prompt_id"], "reasoning")), selected.get((p["prompt_id"], "control")))
-                for p in prompts
-            ]
+        loaders = _buckets(work, cfg, tmp)
+        reply_files = [*work.require(tables.PARSED), *work.shards(tables.QUARANTINE)]
+        rates = pass_rates(reply_files)
+        samples = multi_samples(reply_files) if want_pairs else {}
+        stats = _length_stats(loaders, rates)
+        for load in loaders:
+            bucket = load()
+            prompts, cands = bucket[0], _candidates(bucket)
+            for c in cands:
+                if c.reasoning is not None:
+                    p = c.prompt
+                    z = stats.z(p["category"] or "", difficulty(rates.get(p["prompt_id"])), c.reasoning["teacher_think_tokens"])
+                    c.overthinking_z = z
+                    zs.append(z)
             if summarize:
                 if progress:
                     progress(
                         f"summarizing {sum(c.reasoning is not None for c in cands):,} thinking traces ({cfg.summarizer.kind})"
                     )
                 _summaries(cands, cfg, llm)
+                for c in cands:
+                    tally.add(c.summary_scores)
+            if want_pairs:
+                write_pairs(cands, samples, ledger, writers["pairs"], absent["pairs"], prov)
             prompt_tokens = _prompt_tokens(recipe.student, prompts)
-            for name in build:
+            for name in chat:
                 ledger.enter(name, len(cands))
                 # In chunks: a bucket's variant texts, token ids and row dicts at once would take GBs.
                 for lo in range(0, len(cands), TOKEN_CHUNK):
                     hi = lo + TOKEN_CHUNK
                     _variant_chunk(
-                        name, cands[lo:hi], prompt_tokens[lo:hi], recipe.student, ledger, writers[name], absent[name], prov, summ
+                        name, cands[lo:hi], prompt_tokens[lo:hi], recipe.student, ledger, writers[name], absent[name], prov,
+                        summ, cfg.overthinking_z,
                     )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -265,6 +327,10 @@ def _variants(recipe: Recipe, work: WorkDir, progress: Any = None) -> VariantsRe
             variants=build,
             specs=declare(build),
             seconds=res.seconds,
+            omitted=omitted(build),
+            overthinking_histogram=histogram(zs),
+            overthinking_z=cfg.overthinking_z,
+            summary_quality=tally.figures() if summarize else {},
         )
     )
     return res
@@ -280,13 +346,17 @@ def _variant_chunk(
     reasons: Counter[str],
     prov: dict[str, str],
     summ: dict[str, str | None],
+    overthinking_z: float = 2.0,
 ) -> None:
     spec = REGISTRY[name]
     fn = spec.fn
     results = [fn(c) for c in cands]
-    a_tokens = count_tokens(student.tokenizer, [r if isinstance(r, str) else "" for r in results])
+    # A community response can be (or end in) tool calls; teacher replies carry none.
+    calls = [c.prompt.get("original_tool_calls") if spec.reply is None else None for c in cands]
+    a_tokens = count_tokens(student.tokenizer, [
+        "\n".join([r, *(k or [])]) if isinstance(r, str) else "" for r, k in zip(results, calls)])
     rows: list[dict[str, Any]] = []
-    for c, res, n_tok, p_tok in zip(cands, results, a_tokens, prompt_tokens):
+    for c, res, n_tok, p_tok, tool_calls in zip(cands, results, a_tokens, prompt_tokens, calls):
         p = c.prompt
         total = p_tok + n_tok + CHATML_OVERHEAD
         if isinstance(res, str) and total > student.max_tokens:
@@ -309,8 +379,8 @@ def _variant_chunk(
             {
                 "prompt_id": p["prompt_id"],
                 "variant": name,
-                "messages": [*p["messages"], {"role": "assistant", "content": res}],
-                "tools_json": p["tools_json"],
+                "messages": [*p["messages"], {"role": "assistant", "content": res, "tool_calls": tool_calls}],
+                "tools": tools_list(p["tools_json"]),
                 "category": p["category"],
                 "language": p["language"],
                 "num_turns": p["num_turns"],
@@ -326,7 +396,7 @@ def _variant_chunk(
                 "verify_status": reply["verify_status"] if reply else "unverifiable",
                 "verify_method": reply["verify_method"] if reply else "none",
                 "verify_reason": reply["verify_reason"] if reply else "community_response",
-                "quality_codes": (reply["info_codes"] or []) if reply else [],
+                "quality_codes": _codes(reply, c.overthinking_z if spec.reply == "reasoning" else None, overthinking_z),
                 "repetition_score": reply["repetition_score"] if reply else None,
                 "think_language": reply["think_language"] if reply else None,
                 "answer_language": reply["answer_language"] if reply else None,
@@ -334,6 +404,8 @@ def _variant_chunk(
                 "teacher_answer_tokens": reply["teacher_answer_tokens"] if reply else None,
                 "student_tokens": total,
                 "assistant_student_tokens": n_tok,
+                **_summary_columns(c.summary_scores if spec.needs_summary else None),
+                "overthinking_z": c.overthinking_z if spec.reply == "reasoning" else None,
                 "source": p["source"],
                 "source_license": p["source_license"],
                 "source_row_id": p["source_row_id"],
@@ -344,6 +416,21 @@ def _variant_chunk(
             name, KEPT, source=p["source"] or "", source_row_id=p["source_row_id"] or "", prompt_id=p["prompt_id"]
         )
     writer.write_rows(rows)
+
+
+def _codes(reply: dict[str, Any] | None, z: float | None, threshold: float) -> list[str]:
+    codes = list(reply["info_codes"] or []) if reply else []
+    if z is not None and z > threshold:
+        codes.append(OVERTHINKING)  # informational: the row stays, users may re-filter
+    return codes
+
+
+_SUMMARY_COLS = ("summary_fragment_rate", "summary_filler_rate", "summary_repetition", "summary_final_covered",
+                 "faithfulness_score")  # fmt: skip
+
+
+def _summary_columns(scores: Scores | None) -> dict[str, Any]:
+    return dict(zip(_SUMMARY_COLS, scores)) if scores is not None else dict.fromkeys(_SUMMARY_COLS)
 
 
 def fingerprint(recipe: Recipe, work: WorkDir) -> dict[str, Any]:
