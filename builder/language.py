@@ -274,12 +274,44 @@ def _refine(
     return out, frozenset(uncertain)
 
 
-def identify(text: object, *, sample_chars: int = SAMPLE_CHARS) -> LanguageGuess:
+# What is not the matrix language of a mixed text: quoted material (text to translate, a
+# title), a parenthesised gloss ("বৃত্তটি … ? (For which value of c …?)"), a line of bare code
+# and a Latin tail after a colon ("翻译以下句子：This book is very interesting.").
+_QUOTED = regex.compile(r"[\"“「『«‘][^\"”」』»’\n]{2,}[\"”」』»’]|\([^()\n]{3,}\)|（[^（）\n]{3,}）")
+_LATIN_TAIL = regex.compile(r"(?<=[^\p{Latin}\s])\s*[:：]\s*[\p{Latin}\p{N}\p{P}\p{S}\s]+$", regex.M)
+_LATIN_LINE = regex.compile(r"^[\p{Latin}\p{N}\p{P}\p{S}\s]+$", regex.M)
+OWNED_MIN_LETTERS = 2.0  # letters of a script one language owns that name it when nothing else does
+
+
+def _matrix(prose: str) -> str:
+    """`prose` without what a mixed text embeds (see `_QUOTED`): its frame's language is left."""
+    return _LATIN_LINE.sub(" ", _LATIN_TAIL.sub(" ", _QUOTED.sub(" ", prose)))
+
+
+def identify(text: object, *, sample_chars: int = SAMPLE_CHARS, frame: bool = True) -> LanguageGuess:
     """Guess the language of `text`: scripts first, the model for shared scripts (see the
-    module docstring)."""
+    module docstring). A text that reads as mixed is judged again on its frame (`_matrix`):
+    a Chinese request to translate an English sentence is Chinese; a Bangla question with an
+    English gloss in brackets is Bangla (`frame=False` keeps "mixed" and its proportions: a
+    prompt's allowed languages are all it holds). A formula with a few letters of a script only
+    one language writes ("xy+x2y2=1 হলে dy/dx=?") is that language."""
     if not isinstance(text, str) or not text:
         return LanguageGuess(UNKNOWN, {}, 0.0)
     prose = strip_code_and_math(_sample(text, sample_chars))
+    guess = _identify_prose(prose)
+    if guess.language == MIXED and frame:
+        framed = _identify_prose(_matrix(prose))
+        if framed.language not in (MIXED, UNKNOWN):
+            return framed
+    elif guess.language == UNKNOWN:
+        counts = _counts(_FORMULA.sub(" ", prose))
+        owned = [k for k in counts if k not in _SHARED_DEFAULT]
+        if len(owned) == 1 and counts[owned[0]] >= OWNED_MIN_LETTERS:
+            return LanguageGuess(owned[0], {owned[0]: 1.0}, counts[owned[0]])
+    return guess
+
+
+def _identify_prose(prose: str) -> LanguageGuess:
     counts = _counts(prose)
     english = "en" in counts and _english(prose)
     if len(counts) > 1 and not english:  # formulas, acronyms and terms are not a second language
@@ -335,9 +367,11 @@ _GREEK_SYMBOLS = regex.compile(r"(?<!\p{Greek})\p{Greek}{1,2}(?!\p{Greek})")
 
 @functools.lru_cache(maxsize=65_536)  # several replies (teachers, samples) share a prompt
 def _prompt_languages(text: str) -> frozenset[str]:
-    guess = identify(_GREEK_SYMBOLS.sub(" ", text))
+    guess = identify(_GREEK_SYMBOLS.sub(" ", text), frame=False)
     if guess.language == UNKNOWN:
         return frozenset()
+    if guess.letters < MIN_LETTERS:  # a formula around a word of a script one language owns
+        return frozenset({guess.language})
     latin = {k for k in guess.proportions if SCRIPT_OF.get(k) == "Latin"}
     allowed = {k for k, v in guess.proportions.items() if k not in latin and v * guess.letters >= MIN_LETTERS}
     latin_share = sum(guess.proportions[k] for k in latin)

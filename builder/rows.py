@@ -301,6 +301,8 @@ PARSED_FEATURES = Features(
         "verify_status": Value("string"),
         "verify_method": Value("string"),
         "verify_reason": Value("string"),
+        # Think–answer consistency evidence: {"verdict", "kind", "think", "answer"} (responses/consistency.py).
+        "consistency_json": Value("string"),
         "repetition_score": Value("float32"),
         "think_language": Value("string"),
         "answer_language": Value("string"),

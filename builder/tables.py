@@ -232,6 +232,9 @@ class ResponsesSummary(StageSummary):
     verify: dict[str, int]  # "<role>:<method>:<status>" → rows
     shapes: dict[str, int]
     seconds: float
+    # "<source> | <teacher model>" → rows per think–answer verdict (match / mismatch /
+    # not_checkable) and mismatch_rate among checkable rows, kept rows only (the card's table).
+    consistency: dict[str, dict[str, int | float]] = Field(default_factory=dict)
 
 
 class VariantInfo(_Model):

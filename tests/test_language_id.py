@@ -110,9 +110,37 @@ def test_labelled_rows_accuracy() -> None:
 
 @needs_corpus
 def test_labelled_rows_accuracy_on_the_corpus() -> None:
-    acc = language_accuracy(labelled_language_rows())
-    assert acc["en"]["accuracy"] >= 0.995
-    assert acc["zh"]["accuracy"] >= 0.975 and acc["bn"]["accuracy"] >= 0.975
+    """Issue 12's target, per language at the row level (measured en 0.9996, zh 0.9944, bn 0.992;
+    the misses left are translation prompts whose text is mostly the English to translate)."""
+    rows = labelled_language_rows()
+    acc = language_accuracy(rows)
+    assert all(acc[lang]["accuracy"] >= 0.99 for lang in ("en", "zh", "bn")), acc
+    for lang, texts in rows.items():
+        labels = [language.prompt_language_label(t) for t in texts]
+        assert sum(lang in lab.split("+") for lab in labels) >= 0.99 * len(labels), lang
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ('请将英语"I was the youngest son, and the youngest but two."翻译成中文', "zh"),
+        ("翻译以下句子：This book is very interesting.", "zh"),
+        ("为以下代码片段编写注释。\ndef factorial(n):\n if n == 0:\n  return 1", "zh"),
+        ("কাজ এর পরিমাণ শূন্য হলে, বল ও সরণের মধ্যবর্তী কোণ কত? (If the work done is zero, what is the angle?)", "bn"),
+        ("tan-1x+tan-1y+tan-1z=π হলে, x+y+z=?", "bn"),
+        ("The word “নদী” means river in English, and it is used in many poems about the countryside.", "en"),
+    ],
+)
+def test_mixed_rows_are_judged_on_their_frame(text: str, code: str) -> None:
+    assert language.identify(text).language == code
+
+
+def test_frame_pass_is_off_for_a_prompts_allowed_languages() -> None:
+    """An English instruction around a quoted Bangla question still allows both."""
+    text = "Below there is a Bangla question, answer it.\n    Question in Bangla: 'আন্তর্জাতিক শিক্ষক দিবস কবে পালিত হয়?'"
+    assert language.identify(text, frame=False).language == language.MIXED
+    assert {"en", "bn"} <= language.prompt_languages(text, cached=False)
+    assert language.prompt_language_label("xy+x2y2=1 হলে dy/dx=?") == "bn"
 
 
 def test_greek_letters_in_formulas_are_not_greek() -> None:

@@ -263,7 +263,38 @@ def test_recipe_settings_map_onto_every_config_default() -> None:
     from builder.curate.near_dedupe import near_dedupe_config
 
     assert near_dedupe_config(NearDedupeSettings()) == NearDedupeConfig()
-    changed = near_dedupe_config(NearDedupeSettings(ngram=3, buckets=14, hashes_per_bucket=8, char_ngram=2,
-                                                    seed=7, numbers_must_match=False, verify_threshold=None))
+    changed = near_dedupe_config(
+        NearDedupeSettings(
+            ngram=3,
+            buckets=14,
+            hashes_per_bucket=8,
+            char_ngram=2,
+            seed=7,
+            numbers_must_match=False,
+            verify_threshold=None,
+        )
+    )
     assert (changed.ngram, changed.buckets, changed.hashes_per_bucket, changed.char_ngram) == (3, 14, 8, 2)
     assert (changed.seed, changed.numbers_must_match, changed.verify_threshold) == (7, False, None)
+
+
+def test_forkserver_workers_start_warm() -> None:
+    """The local executor's forkserver imports the MinHash steps once (worker_preload), and the
+    preload module imports cleanly on its own (a failed preload would be silently skipped)."""
+    import subprocess
+    import sys
+
+    import multiprocess
+    from multiprocess import forkserver
+
+    from builder.curate.near_dedupe import FORKSERVER_PRELOAD, preload_forkserver
+    from builder.executors import ExecutorConfig
+
+    before = list(forkserver._forkserver._preload_modules)
+    try:
+        preload_forkserver(ExecutorConfig(kind="local", start_method="forkserver"))
+        assert forkserver._forkserver._preload_modules == FORKSERVER_PRELOAD
+    finally:
+        multiprocess.get_context("forkserver").set_forkserver_preload(before)
+    code = "import builder.curate.worker_preload, sys; sys.exit('datatrove.pipeline.readers' not in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

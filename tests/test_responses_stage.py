@@ -239,3 +239,31 @@ def test_mbpp_answers_run_against_their_tests(run: Run) -> None:
     for gid, status in run.planted.code_status.items():
         row = run.by_gid[gid]
         assert (row["verify_method"], row["verify_status"]) == ("code", status), row["verify_reason"]
+
+
+def test_think_answer_consistency_is_recorded_and_summarized(run: Run) -> None:
+    """Real PCMB traces: the thinking's letter is the answer's; the same reply with its answer's
+    letter changed is a mismatch with both letters as evidence (issue 14 item 5)."""
+    from builder.config.responses import ResponsesConfig
+    from builder.responses.consistency import CODE, verdict_of
+
+    letters = run.planted.pcmb_letters
+    verdicts = Counter(verdict_of(run.by_gid[g]["consistency_json"]) for g in letters if g in run.kept_ids)
+    assert verdicts["match"] >= 0.9 * sum(verdicts.values()), verdicts
+    gid = next(g for g in letters if run.planted.reply(g)["content"].rstrip().endswith(")."))
+    reply = dict(run.planted.reply(gid))
+    gold = reply["content"].rstrip()[-3]
+    wrong = "A" if gold != "A" else "B"
+    reply["content"] = reply["content"].rstrip()[:-3] + f"{wrong})."
+    out = process_batch([reply], PromptIndex(run.planted.work).subset([reply["prompt_id"]]), ResponsesConfig())[0]
+    assert CODE in out["info_codes"]
+    assert json.loads(out["consistency_json"]) == {"verdict": "mismatch", "kind": "mcq", "think": gold, "answer": wrong}
+    assert CODE not in out["reject_codes"]  # a signal unless the recipe lists it in reject_info
+    strict = ResponsesConfig(reject_info=[CODE])
+    assert CODE in process_batch([reply], PromptIndex(run.planted.work).subset([reply["prompt_id"]]), strict)[0][
+        "reject_codes"
+    ]
+    summary = json.loads((run.planted.work.root / "responses" / "summary.json").read_text(encoding="utf-8"))
+    rows = summary["consistency"]
+    assert rows and all({"match", "mismatch", "not_checkable", "mismatch_rate"} <= set(v) for v in rows.values())
+    assert sum(v["match"] for v in rows.values()) >= len(verdicts)

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from builder.cli import app
 from builder.reasoning_format import resolve_delimiters
-from builder.responses import grammar, truncation
+from builder.responses import answer_end, grammar, truncation
 from builder.responses.shapes import normalize
 from tests.fixtures.adversarial_replies import CORPUS, build_cases, real_triples, score
 from tests.generate_helpers import import_run, write_recipe
@@ -142,8 +142,9 @@ def test_no_real_pcmb_sky_or_marco_answer_is_called_cut() -> None:
 
 def test_real_bangla_answers_rarely_called_cut() -> None:
     """R1's Bangla-MMLU answers: those flagged are mostly cut mid-word in the source data itself."""
-    answers = [t.answer for t in real_triples() if t.source == "r1-bangla"]
-    flagged = [a for a in answers if truncation.answer_cut(a)]
+    triples = [t for t in real_triples() if t.source == "r1-bangla"]
+    answers = [t.answer for t in triples]
+    flagged = [t.answer for t in triples if truncation.answer_cut(t.answer, t.prompt)]
     assert len(flagged) <= 0.005 * len(answers), [a[-60:] for a in flagged]
 
 
@@ -176,7 +177,60 @@ def test_adversarial_corpus_recall(scored: dict[str, Any]) -> None:
         assert key not in rc or rc[key]["rate"] == 1.0
     # Text alone: most mid-sentence cuts; a cut after a full sentence looks finished (measured,
     # not hidden: benchmarks/responses.py prints the full-corpus figures).
-    assert rc["cut_answer:none"]["rate"] >= 0.5
+    assert rc["cut_answer:none"]["rate"] >= 0.85
+    assert rc["truncated:text_only:evident"]["rate"] >= 0.93
+
+
+# ---------- evidence that needs the prompt or the line's shape ----------
+
+MCQ = "Which gas?\nOptions: {'A': 'অক্সিজেন', 'B': 'বিদ্যুৎ চুম্বকীয় আবেশ', 'C': 'নাইট্রোজেন', 'D': 'হিলিয়াম'}"
+CUT_WITH_PROMPT = [
+    ("The correct answer is B.\n\n**Explanation:**", "", "open_label"),
+    ("Thus the full rotation is 360 degrees.\nThe minute hand of a clock completes a full rotation (360", "",
+     "open_bracket"),
+    ('The word comes from Sanskrit.\n\n**Explanation:**  \n"', "", "dangling_end"),
+    ("Transformers work by induction.\n\n**Answer:** B. বি", MCQ, "partial_option"),
+    ("The charge moves.\nTotal = 46 + 12 + 48", MCQ, "no_final_result"),
+    ("The correct answer is **A: নাগরিকত্ব**.\n\n**Reasoning:**  \nরোহিঙ্গাদ", "", "unterminated_prose"),
+    ("The answer is **D: ATP**. ATP stores energy for the cell. Other", "", "unterminated_prose"),
+    ("Solve it step by step.\nSo x = 2 + 3 = 5", "Find x. Put the final answer within \\boxed{}.", "no_final_result"),
+    ("The roots are found.\nSo x equals two", "Find x.", "unterminated_prose"),
+    ("The correct answer is **C. টাইফয়েড**\n\n**ব্যাখ্যা:** সালম", "", "unterminated_prose"),  # a prose label
+    ("Thus v = 10 m/s.\n\n**Answer:** A. 10 m/", "", "dangling_end"),
+    ("Multiply.\nSo `(1 + 8i)/5 = 1/5 + (8", "", "open_bracket"),
+    ('Compare them.\nSentence A: "a train', "", "open_bracket"),
+    # The cut lands where the question's own words end: not the prompt's option, still a cut.
+    ("The correct answer is **D: 6.66 D**.\n\n**Explanation:**  \nদুটি অভিন্ন লেন্স সংস্পর্শে",
+     "দুটি অভিন্ন লেন্স সংস্পর্শে রাখা হলো। Options: {'A': 'x', 'B': 'y', 'C': 'z', 'D': '6.66 D'}", "unterminated_prose"),
+    ("Answer follows.\nThe correct answer is **A: জাইকা** (JICA), যা জাপানের বৈদেশিক সাহায্য সংস্থা হিসেব", "",
+     "unterminated_prose"),
+]  # fmt: skip
+COMPLETE_WITH_PROMPT = [
+    ("Premise does not entail it.\nit is not possible to tell",
+     "Options:\n- yes\n- it is not possible to tell\n- no"),
+    ("Transformers work by induction.\n\n**Answer:** B. বিদ্যুৎ চুম্বকীয় আবেশ", MCQ),
+    ("The blank is a tool.\n\n**Answer:** pencil", "Fill the blank: ___ is to write"),
+    ("Work it out.\nThe answer is A", MCQ),
+    ("The result follows.\n\\boxed{7}", "Put the final answer within \\boxed{}."),
+    ("Jim has spent $50.00 ($20 and $30).", ""),
+    ("It matches.\n\n**Answer:**  \nB. '(2n+1)π '", MCQ),
+]
+
+
+@pytest.mark.parametrize(("answer", "prompt", "evidence"), CUT_WITH_PROMPT, ids=[e + ":" + a[-16:] for a, _, e in CUT_WITH_PROMPT])
+def test_cut_answers_caught_with_the_prompt(answer: str, prompt: str, evidence: str) -> None:
+    assert truncation.answer_cut(answer, prompt) == evidence
+
+
+@pytest.mark.parametrize(("answer", "prompt"), COMPLETE_WITH_PROMPT, ids=[a[-20:] for a, _ in COMPLETE_WITH_PROMPT])
+def test_complete_answers_with_the_prompt_are_not_cut(answer: str, prompt: str) -> None:
+    assert truncation.answer_cut(answer, prompt) is None
+
+
+def test_multiple_choice_prompts_are_recognised() -> None:
+    assert answer_end.is_multiple_choice(MCQ)
+    assert answer_end.is_multiple_choice("Pick one.\nA. red\nB. green\nC. blue\nD. none")
+    assert not answer_end.is_multiple_choice("A. Smith wrote the book. Who was the publisher?")
 
 
 def test_adversarial_corpus_precision(scored: dict[str, Any]) -> None:

@@ -40,6 +40,7 @@ variants) or "info" (kept; recorded so users can re-filter).
 | answer_tags_absent         | info     | no answer tags: answer = text after the think block (R1 often omits) |
 | two_reasoning_fields       | info     | reasoning_content and reasoning both set and different               |
 | replacement_chars          | info     | some U+FFFD in the reply (broken multi-byte characters upstream)     |
+| think_answer_mismatch      | info     | the thinking's final result differs from the answer's (consistency.py)|
 | cut_finish_length          | info     | truncation evidence: finish_reason "length"                          |
 | cut_token_budget           | info     | truncation evidence: completion_tokens >= max_tokens, finish unknown |
 | cut_final_answer_in_reasoning | info  | evidence for answer_in_reasoning                                     |
@@ -52,7 +53,11 @@ variants) or "info" (kept; recorded so users can re-filter).
 | cut_open_boxed             | info     | truncation evidence: \\boxed{ never closed                           |
 | cut_open_bold              | info     | truncation evidence: the last line opens ** and never closes it      |
 | cut_dangling_end           | info     | truncation evidence: ends on a comma, operator, "the", "and", "的"…  |
+| cut_open_label             | info     | truncation evidence: ends on a label ("**Answer:**") with nothing after|
+| cut_open_bracket           | info     | truncation evidence: the last line leaves a bracket open             |
+| cut_partial_option         | info     | truncation evidence: a named option's text stops mid-way             |
 | cut_unterminated_prose     | info     | truncation evidence: running prose stops without finishing a sentence|
+| cut_no_final_result        | info     | truncation evidence: MCQ / \\boxed{} prompt, no final result, unpunctuated |
 
 Truncation (`truncation.find_cut`): a known finish reason is trusted ("stop" means the
 model chose to stop); the text and token rules judge a reply whose finish reason is unknown
@@ -98,7 +103,7 @@ REJECT_CODES = frozenset(
     }
 )  # fmt: skip
 INFO_CODES = frozenset(
-    {"answer_tags_absent", "two_reasoning_fields", "replacement_chars"}
+    {"answer_tags_absent", "two_reasoning_fields", "replacement_chars", "think_answer_mismatch"}
     | {truncation.EVIDENCE_PREFIX + e for e in truncation.EVIDENCE}
 )
 CODES = REJECT_CODES | INFO_CODES
@@ -154,6 +159,7 @@ def validate(
     infer_truncation: bool = False,
     prompt_scripts: frozenset[str] = frozenset(),
     expects_thinking: bool = True,
+    prompt: str = "",
 ) -> Validation:
     """Reject codes and scores for one normalized reply. Never raises on bad input.
 
@@ -161,7 +167,8 @@ def validate(
     row carries them. `infer_truncation`: judge truncation from the text and token counts
     when `finish_reason` is None (unknown). `prompt_scripts`: scripts present in the prompt
     (`language.prompt_scripts`), whose letters an answer may quote. `expects_thinking`: False
-    for a control (non-reasoning) teacher, whose plain answer is not prefilled thinking."""
+    for a control (non-reasoning) teacher, whose plain answer is not prefilled thinking.
+    `prompt`: the user turn, for the truncation rules that read its options."""
     codes = [c for c in parsed.codes if c in REJECT_CODES]
     info = [c for c in parsed.codes if c not in REJECT_CODES]
     if parsed.shape in _UNPARSED:
@@ -175,7 +182,8 @@ def validate(
         codes.append("abnormal_finish")
     else:
         cut = truncation.find_cut(
-            parsed, finish_reason, completion_tokens, max_tokens, infer=infer_truncation, expects_thinking=expects_thinking
+            parsed, finish_reason, completion_tokens, max_tokens, infer=infer_truncation, expects_thinking=expects_thinking,
+            prompt=prompt if isinstance(prompt, str) else "",
         )
         if cut is not None:
             codes.append(cut.code)

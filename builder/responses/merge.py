@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from builder import tables
 from builder.ledger import KEPT, QUARANTINED, Ledger
 from builder.progress import Progress, counted, report
+from builder.responses.consistency import verdict_of
 from builder.responses.tasks import output_path
 from builder.rows import PARSED_FEATURES
 from builder.workdir import ShardWriter, WorkDir
@@ -88,6 +89,7 @@ class Merged:
     reasons: Counter[str] = field(default_factory=Counter)
     verify: Counter[str] = field(default_factory=Counter)
     shapes: Counter[str] = field(default_factory=Counter)
+    agree: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (source, teacher, consistency verdict)
 
 
 def read_outputs(scratch: Path, n_shards: int, batch_rows: int) -> Iterator[Batch]:
@@ -126,6 +128,7 @@ def merge(batches: Iterator[Batch], work: WorkDir, ledger: Ledger, step: str, sh
                 kept.append(row)
                 selector.offer(row)
                 m.verify[f"{row['teacher_role']}:{row['verify_method']}:{row['verify_status']}"] += 1
+                m.agree[(src, row["teacher_model"], verdict_of(row.get("consistency_json")))] += 1
                 ledger.record(step, KEPT, source=src, source_row_id=gid, prompt_id=row["prompt_id"])
         staging.write_rows(kept)
         quarantine.write_rows(dropped)

@@ -35,6 +35,7 @@ from builder.ledger import Ledger
 from builder.progress import Progress
 from builder.reasoning_format import resolve_delimiters
 from builder.recipe import Recipe
+from builder.responses import consistency
 from builder.responses.grammar import REJECT_CODES, validate
 from builder.responses.merge import DEFAULT_PRECEDENCE, Batch, Selector, merge, read_outputs
 from builder.responses.shapes import normalize
@@ -177,7 +178,7 @@ def process_batch(
 
     all_codes: list[list[str]] = []
     all_info: list[list[str]] = []
-    vals = []
+    vals, cons = [], {}  # cons: row → its consistency_json (consistency.row_check)
     to_verify: list[tuple[int, str, dict[str, Any]]] = []
     for i, (r, p) in enumerate(zip(replies, parsed_all)):
         pinfo = prompts.get(r.get("prompt_id") or "")
@@ -202,6 +203,7 @@ def process_batch(
                 max_tokens=r.get("max_tokens"),
                 infer_truncation=True,
                 prompt_scripts=prompt_scripts(text),
+                prompt=text,
                 expects_thinking=r.get("teacher_role") != "control",
                 **kw,
             )
@@ -213,6 +215,7 @@ def process_batch(
                 codes.append("unknown_reasoning_format")
             if any(SECRET_MARKER in (r.get(k) or "") for k in ("content", "reasoning_content", "reasoning")):
                 codes.append("secret_in_reply")  # the teacher echoed a key: never a training row
+            cons[i] = consistency.row_check(p, text, pinfo, r.get("teacher_role"), info)
             codes += [c for c in info if c in cfg.reject_info]
             if not codes and answers[i]:
                 to_verify.append((i, answers[i], pinfo))
@@ -253,6 +256,7 @@ def process_batch(
                 "verify_status": v_status,
                 "verify_method": v_method,
                 "verify_reason": v_reason,
+                "consistency_json": cons.get(i),
                 "repetition_score": float(val.repetition_score) if val else 0.0,
                 "think_language": val.think_language if val else "unknown",
                 "answer_language": val.answer_language if val else "unknown",
@@ -373,7 +377,7 @@ def _responses(recipe: Recipe, work: WorkDir, key: str, progress: Progress | Non
                           ledger.summary())  # fmt: skip
     work.write_summary(ResponsesSummary(
         rows_in=n_in, kept=m.kept, quarantined=m.quarantined, selected=m.selected, reasons=dict(m.reasons),
-        verify=dict(m.verify), shapes=dict(m.shapes), seconds=res.seconds,
+        verify=dict(m.verify), shapes=dict(m.shapes), seconds=res.seconds, consistency=consistency.summarize(m.agree),
     ))  # fmt: skip
     return res
 

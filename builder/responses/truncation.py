@@ -26,16 +26,29 @@ OpenThoughts…) carry none, so the text is the only witness there. `find_cut` r
 | dangling_end               | truncated_in_answer  | finish unknown; the answer ends on a comma, an operator, an   |
 |                            |                      | opening bracket or a word that cannot end a sentence ("the",  |
 |                            |                      | "and", "of", "的", "和", "এবং" …)                             |
+| open_label                 | truncated_in_answer  | finish unknown; the last line is a label ("**Answer:**",      |
+|                            |                      | "Given:") with nothing after it                               |
+| open_bracket               | truncated_in_answer  | finish unknown; the last line opens more brackets than it     |
+|                            |                      | closes (inline code and math set aside)                       |
+| partial_option             | truncated_in_answer  | finish unknown; an answer line names an option whose text     |
+|                            |                      | stops inside the prompt's wording of it ("C. বি")             |
 | unterminated_prose         | truncated_in_answer  | finish unknown; the last line is running prose (not a list    |
-|                            |                      | item, heading, table row or short label) and stops with no    |
-|                            |                      | sentence-final punctuation (see `_unterminated`)              |
+|                            |                      | item, heading, table row, labelled short result, the prompt's |
+|                            |                      | own phrase or a one-line reply) and stops after a letter:     |
+|                            |                      | words after its last finished sentence, or no finished        |
+|                            |                      | sentence after lines that finish theirs (answer_end.py)       |
+| no_final_result            | truncated_in_answer  | finish unknown; it stops unpunctuated and the prompt is       |
+|                            |                      | multiple choice (no letter chosen) or asks for `\\boxed{}`   |
+|                            |                      | (none given)                                                  |
 
 `truncated_in_think` when the reply never reached an answer (think not closed, content null,
 blank content beside a reasoning field, or an R1 reasoning reply with no delimiter at all),
 else `truncated_in_answer`.
 
-What text cannot do (measured in benchmarks/responses.py): an answer cut right after a
-complete sentence, list item or line looks finished, and nothing in the text says otherwise.
+What text cannot do (measured in benchmarks/responses.py, reported apart as the
+`after_sentence` class): an answer cut right after a complete sentence, list item or line looks
+finished, and nothing in the text says otherwise; nor does one cut after a complete equation
+("= 18") or after the last word of a one-line reply.
 Replies whose finish reason is known ("stop", "eos"…) are trusted: the text rules run only when
 it is unknown, so a model that chose to stop mid-list is not called truncated.
 
@@ -49,11 +62,11 @@ they flag 53 of the 74 that closed their thinking and then hit the cap, and 0 of
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 
 from builder.language import MIXED, UNKNOWN, identify
 from builder.reasoning_format import R1
+from builder.responses.answer_end import answer_cut
 from builder.responses.shapes import ANSWER_ONLY, NULL_CONTENT, REASONING_FIELD, UNCLOSED_THINK, Parsed
 
 IN_THINK = "truncated_in_think"
@@ -63,7 +76,7 @@ CODES = (IN_THINK, IN_ANSWER, MISROUTED)
 EVIDENCE = (
     "finish_length", "token_budget", "final_answer_in_reasoning", "open_think", "null_content",
     "empty_content", "open_answer_tag", "open_fence", "open_math", "open_boxed", "open_bold",
-    "dangling_end", "unterminated_prose",
+    "dangling_end", "open_label", "open_bracket", "partial_option", "unterminated_prose", "no_final_result",
 )  # fmt: skip
 # The info code that carries the evidence beside the reject code (grammar.INFO_CODES).
 EVIDENCE_PREFIX = "cut_"
@@ -115,168 +128,6 @@ def ends_with_final_answer(think: str) -> bool:
     return end not in (head, MIXED, UNKNOWN) and head not in (MIXED, UNKNOWN)
 
 
-# ---------- the answer's end: stopped mid-way? ----------
-
-_FENCE = re.compile(r"^[ \t]*(?:```|~~~)", re.M)
-_BEGIN = re.compile(r"\\begin\{([A-Za-z*]+)\}")
-# Characters after which nothing can end: separators, opening brackets and quotes.
-_DANGLING_CHARS = frozenset(",;([{&“‘«，、；（【《「『：")
-# Binary operators dangle only after a space ("2m =", "x +"); "Cu²+" and "PO₄³-" are charges.
-_OPERATORS = frozenset("=+-*/×÷<≤≥→")
-# Words that do not end a sentence (English function words; Chinese and Bangla connectives).
-# Words that can end one ("it is", "as is", "log in", "like that", Chinese sentence-final 的 / 是)
-# are left out; a single capital "A" is an option letter, not an article.
-_DANGLING_WORDS_TEXT = """a an the and or nor of to than whose whereas because although via per versus vs e.g. i.e.
-    between among into onto its their our your my with for from such very"""
-_DANGLING_WORDS = frozenset(_DANGLING_WORDS_TEXT.split())
-_DANGLING_CJK = ("和", "与", "及", "或", "对", "把", "被", "从", "向", "因为", "所以", "但是", "而且", "如果",
-                 "并且", "以及", "其中", "例如", "由于", "通过")  # fmt: skip
-_DANGLING_BN = frozenset({"এবং", "ও", "বা", "যে", "কিন্তু", "তবে", "যদি", "কারণ", "অথবা", "থেকে"})
-_TERMINAL = frozenset(".!?。！？…।॥؟۔։።»›)]}\"'”’」』》）】*`$|>:%°")
-_SENTENCE_END = re.compile(r"[.!?。！？।؟۔](?:[\s\"'”’」』）)*]|$)")
-_WORD = re.compile(r"[\w'’\-.]+$")
-_BOLD = re.compile(r"(?<!\*)\*\*(?!\*)")  # "**", not part of "***" or a "******" separator
-_BARE_MARKER = re.compile(r"^\s*(?:[-*+•]|\d+[.)]|\d+\.\s*\*\*)\s*$")
-_BARE_NUMBER = re.compile(r":\s*\n\s*\d+\s*$")  # "Impacts:\n1": a numbered list announced, then cut
-_LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d+[.)]|[A-Za-z][.)])\s")
-_LABEL = re.compile(r"^\s*(?:[-*+]\s*)?\*\*[^*]+\*\*\s*:?\s*")  # "**Answer:** …" / "- **Step 1:** …"
-# An answer line that restates a multiple-choice option: the option's text has no punctuation.
-_ANSWER_OPTION = re.compile(r"^(?:\*\*[^*]*\*\*\s*:?\s*|[^\s:：*][^:：]{0,30}[:：]\s*)?\(?[A-Ea-e১-৪ক-ঘ][.):]\s")
-_OPTION = re.compile(r"^\(?[A-Za-z0-9]\s?[.):]\s+")  # "C. …", "(b) …": an option label, not a sentence
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
-_UNTERMINATED_WORDS = 3  # words of an unfinished sentence after a finished one on the same line
-_UNTERMINATED_ITEM = 4  # words of an unfinished last item among items that end with punctuation
-_UNTERMINATED_LINE = 15  # words of a line that is one unfinished sentence (after finished lines)
-_OPEN_SPAN = 1500  # chars: a math block left open further back than this is a typo, not a cut
-
-
-def _words(text: str) -> int:
-    """Words, with a run of CJK characters counted as one word per two characters."""
-    cjk = len(_CJK.findall(text))
-    return len(_CJK.sub(" ", text).split()) + cjk // 2
-
-
-def _open_math(text: str) -> bool:
-    """The text ends inside math: the last opener of a kind has no closer after it."""
-    n = len(text)
-    if text.count("$$") % 2 and n - text.rfind("$$") <= _OPEN_SPAN:
-        return True
-    i = text.rfind("\\[")
-    if i >= 0 and text.find("\\]", i) < 0 and n - i <= _OPEN_SPAN:
-        return True
-    i = text.rfind("\\(")
-    if i >= 0 and text.find("\\)", i) < 0 and "\n" not in text[i:]:  # inline math is one line
-        return True
-    i = text.rfind("\\begin{")
-    if i >= 0:
-        m = _BEGIN.match(text, i)
-        if m and text.find(f"\\end{{{m.group(1)}}}", i) < 0 and n - i <= _OPEN_SPAN:
-            return True
-    return False
-
-
-def _open_boxed(text: str) -> bool:
-    i = text.rfind("\\boxed{")
-    if i < 0:
-        return False
-    depth = 0
-    for ch in text[i + 6 :]:
-        if ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-            if depth == 0:
-                return False
-    return True
-
-
-def _without_code(text: str) -> str:
-    """The answer with closed fenced blocks removed (their insides prove nothing about prose)."""
-    if "```" not in text and "~~~" not in text:
-        return text
-    return re.sub(r"^[ \t]*(```|~~~).*?^[ \t]*\1[^\n]*$", " ", text, flags=re.M | re.S)
-
-
-def _open_bold(line: str) -> bool:
-    """The line opens more `**` than it closes, and its last one opens (it follows a space, an
-    opening bracket or nothing; a closing `**` follows text, as in "মালো**।")."""
-    marks = list(_BOLD.finditer(line))
-    if len(marks) % 2 == 0:
-        return False
-    i, j = marks[-1].start(), marks[-1].end()
-    after = line[j : j + 1]
-    if after and not (after.isalnum() or after in "([{“‘«（'\"$\\_`"):
-        return False  # "**।": a closing mark whose opener the data lost
-    return i == 0 or line[i - 1].isspace() or line[i - 1] in "([{“‘«（"
-
-
-def _ends_terminated(line: str) -> bool:
-    end = line[-1]
-    return end in _TERMINAL or end.isdigit() or line.endswith("**")
-
-
-def _unterminated(text: str, last_line: str) -> bool:
-    """The last line is running prose that stops without finishing its sentence.
-
-    Three ways to tell, each needing a writer who does finish sentences: a finished sentence
-    then >= 3 words of an unfinished one on the same line; a one-sentence line of >= 15 words
-    after a finished line; or >= 4 words when the lines before it (>= 3 of the last 12 prose
-    lines or list items) nearly all end with punctuation (a list of sentences cut mid-item)."""
-    line = last_line.strip()
-    if not line or line.startswith(("#", "|", ">")):
-        return False  # headings, tables and quotes end without punctuation
-    if _ANSWER_OPTION.match(line) or not any(ch.islower() or ch.isalpha() and not ch.isascii() for ch in line):
-        return False  # an option's text ("**Answer:** C. …", "B. …") or an all-caps title
-    item = _LIST_ITEM.match(line) is not None
-    body = _OPTION.sub("", _LABEL.sub("", _LIST_ITEM.sub("", line, count=1), count=1), count=1)
-    before = [ln.strip() for ln in text[: len(text) - len(last_line)].splitlines()[-12:]]
-    before = [ln for ln in before if ln and not ln.startswith(("#", "|", "```", "~~~", "\\", "$$"))]
-    styled = len(before) >= 3 and sum(map(_ends_terminated, before)) >= 0.8 * len(before)
-    if styled and _words(body) >= _UNTERMINATED_ITEM:
-        return True
-    if item:
-        return False  # a list of phrases ends without punctuation
-    ends = list(_SENTENCE_END.finditer(body))
-    if ends:  # a finished sentence, then an unfinished one on the same line
-        fragment = body[ends[-1].end() :].strip()
-        if fragment.startswith(("-", "—", "–", "#", "~")) or all(w.startswith("#") for w in fragment.split()):
-            return False  # a quote's attribution ("… - Paul Rand") or hashtags
-        return _words(fragment) >= _UNTERMINATED_WORDS
-    if _words(body) < _UNTERMINATED_LINE:
-        return False  # titles, signatures, labels, poem lines, terse answers
-    return bool(before) and _ends_terminated(before[-1])  # the text around it does end sentences
-
-
-def answer_cut(answer: str) -> str | None:
-    """The evidence that this answer stops mid-way, or None (see the module table)."""
-    text = answer.rstrip()
-    if not text:
-        return None
-    if len(_FENCE.findall(text)) % 2:
-        return "open_fence"
-    prose = _without_code(text)
-    if _open_boxed(prose):
-        return "open_boxed"
-    if _open_math(prose):
-        return "open_math"
-    last_line = text[text.rfind("\n") + 1 :]
-    if _open_bold(last_line):
-        return "open_bold"
-    end = text[-1]
-    if end in _DANGLING_CHARS or (end in _OPERATORS and len(text) > 1 and text[-2] in " \t\n"):
-        return "dangling_end"
-    if _BARE_MARKER.match(last_line) or _BARE_NUMBER.search(text):
-        return "dangling_end"  # a list item or step that has only its marker
-    word = _WORD.search(text)
-    if word is not None and word.group(0) != "A" and word.group(0).lower() in _DANGLING_WORDS:
-        return "dangling_end"
-    if text.endswith(_DANGLING_CJK) or text.rsplit(None, 1)[-1] in _DANGLING_BN:
-        return "dangling_end"
-    if unicodedata.category(end)[0] not in "LM":  # digits, symbols, emoji, closing punctuation
-        return None
-    return "unterminated_prose" if _unterminated(text, last_line) else None
-
-
 # ---------- the one entry point ----------
 
 
@@ -305,12 +156,14 @@ def find_cut(
     *,
     infer: bool = True,
     expects_thinking: bool = True,
+    prompt: str = "",
 ) -> Cut | None:
     """The truncation (or misrouted answer) in one normalized reply, with its evidence.
 
     `infer`: judge from the text when `finish_reason` is None (unknown). `expects_thinking`:
     a reasoning teacher's reply (False for a control teacher, whose plain answers are whole
-    replies, not prefilled thinking). Never raises."""
+    replies, not prefilled thinking). `prompt`: the user turn, whose options and requested
+    final form (`\\boxed{}`) the text rules use. Never raises."""
     before = _stopped_before_answer(parsed, expects_thinking)
     where = IN_THINK if before else IN_ANSWER
     if finish_reason == "length":
@@ -338,7 +191,7 @@ def find_cut(
     if "unclosed_answer" in parsed.codes:
         return Cut(IN_ANSWER, "open_answer_tag")
     if isinstance(parsed.answer, str):
-        evidence = answer_cut(parsed.answer)
+        evidence = answer_cut(parsed.answer, prompt)
         if evidence is not None:
             return Cut(IN_ANSWER, evidence)
     return None
