@@ -290,3 +290,19 @@ def test_release_repo_option_sets_the_repo_id_and_changes_the_fingerprint(built:
     assert other.path == recipe.path and other.sha256 == recipe.sha256  # still the recipe file it was loaded from
     assert fingerprint(other, built["work"]) != fingerprint(recipe, built["work"])
     assert _with_repo(recipe, None) is recipe
+
+
+def test_the_card_shows_the_self_checks_of_the_sample(sample_release: Path) -> None:
+    """Issue-14 figures reach the reader: summary quality, think–answer consistency per source and
+    teacher, format survival, the thinking-length histogram; the same numbers as quality.json."""
+    card_text = (sample_release / "README.md").read_text()
+    section = card_text.split("## Self-checks", 1)[1].split("\n## ", 1)[0]
+    quality = json.loads((sample_release / "quality.json").read_text())
+    assert quality["consistency"], "the responses stage's consistency tally is in quality.json"
+    for key, c in quality["consistency"].items():
+        source, teacher = key.split(" | ", 1)
+        assert f"| {source} | {teacher} | {c.get('match', 0):,} | {c.get('mismatch', 0):,} |" in section
+    assert f"**Summaries** (`think_summary`, {quality['summary_quality']['scored']:,} scored)" in section
+    assert "| `think_summary` | all |" in section  # the sample has a constraint-bearing prompt
+    hist = quality["overthinking"]["histogram"]
+    assert sum(hist.values()) > 0 and f"-1..0   {hist['-1..0']:6d}" in section

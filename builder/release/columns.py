@@ -30,6 +30,8 @@ DESCRIPTIONS: dict[str, str] = {
     "verify_method": "the checker used: math, mcq, code, ifeval or none",
     "verify_reason": "why the checker decided as it did (empty on a plain pass)",
     "quality_codes": "informational codes on kept rows (e.g. a boxed answer missing)",
+    "variant_choice": "`adaptive` (and a gated fallback): summary (summary + answer) or answer (the answer only)",
+    "choice_reason": "why that choice was made (the recipe policy's rule that decided)",
     "repetition_score": "share of repeated n-grams in the reply (0 = none); loops score near 1",
     "think_language": "detected language of the teacher's thinking",
     "answer_language": "detected language of the teacher's answer",

@@ -45,7 +45,7 @@ CARD_FIELDS = frozenset((
     "checks_failed",
     "blocking_failed", "spend", "figures", "license_label", "license_statement", "attributions", "limitations",
     "paper_citation", "citation", "columns", "fill", "examples", "three_ways", "funnel", "recipe_name",
-    "recipe_sha256",
+    "recipe_sha256", "self_checks",
 ))
 PLACEHOLDER_ORG = "YOUR-ORG"  # the load snippet's marked stand-in when no repo id was given
 
@@ -128,6 +128,8 @@ def quality_payload(recipe: Recipe, work: WorkDir, specs: list[VariantInfo], sta
         "adaptive_mix": summaries.variants.adaptive_mix if summaries.variants else {},
         "cost_per_kept_row": costs(spend, {v: s.rows for v, s in stats.items()},
                                    {s.name: teacher_roles(s) for s in specs}),
+        # Think–answer agreement of the kept reasoning replies, per "source | teacher model".
+        "consistency": summaries.responses.consistency if summaries.responses else {},
         **_self_checks(summaries),
     }
 
@@ -137,12 +139,31 @@ def _self_checks(summaries: Summaries) -> dict[str, Any]:
     thinking-length z-score histogram, and the configs built but not published (with why)."""
     v = summaries.variants
     if v is None:
-        return {}
+        return {"self_checks": self_check_rows(summaries)}
     return {
         "summary_quality": {**v.summary_quality, "think_summary_absent": v.absent.get("think_summary", {})},
         "overthinking": {"threshold_z": v.overthinking_z, "histogram": v.overthinking_histogram},
         "omitted_configs": v.omitted,
+        "self_checks": self_check_rows(summaries),
     }
+
+
+def self_check_rows(summaries: Summaries) -> dict[str, Any]:
+    """The card's "Self-checks" section: the figures above as small tables (plain values)."""
+    v, r = summaries.variants, summaries.responses
+    consistency = [{"source": k.split(" | ", 1)[0], "teacher": k.split(" | ", 1)[-1], **c}
+                   for k, c in sorted((r.consistency if r else {}).items())]  # fmt: skip
+    survival = [{"variant": name, "category": cat, **t}
+                for name, cats in sorted((v.format_survival if v else {}).items())
+                for cat, t in sorted(cats.items(), key=lambda kv: (kv[0] != "*", kv[0]))]  # fmt: skip
+    mix = [{"category": cat, "summary": m.get("summary", 0), "answer": m.get("answer", 0)}
+           for cat, m in sorted((v.adaptive_mix if v else {}).items())]  # fmt: skip
+    hist = v.overthinking_histogram if v else {}
+    peak = max(hist.values(), default=0) or 1
+    bars = [{"bin": b, "n": n, "bar": "█" * round(20 * n / peak)} for b, n in hist.items() if b != "none"]
+    return {"summary": v.summary_quality if v else {}, "consistency": consistency, "survival": survival,
+            "adaptive_mix": mix, "overthinking": bars, "overthinking_z": v.overthinking_z if v else None,
+            "omitted": v.omitted if v else {}}
 
 
 def row_licenses(stats: dict[str, VariantStats]) -> dict[str, set[str]]:
@@ -221,6 +242,7 @@ def card_context(recipe: Recipe, specs: list[VariantInfo], stats: dict[str, Vari
         "columns": evidence["columns"], "fill": evidence["fill"], "examples": evidence["examples"],
         "three_ways": evidence["three_ways"], "funnel": evidence["funnel"],
         "recipe_name": recipe.name, "recipe_sha256": recipe.sha256,
+        "self_checks": quality["self_checks"],
     }
 
 
