@@ -12,9 +12,10 @@ Each stage runs as `answer-distill <stage> RECIPE -w W` in its own process, one 
 other, exactly as a user runs them: curate (exact + MinHash near dedupe + decontamination +
 balance), generate (the import backend), responses (parse, validate, verify: MCQ by letter,
 code in the sandbox), variants (all default variants, extractive summarizer), release (every
-config, quality gates). Per stage: wall time, CPU time of the stage's process and everything
-it waited for (RUSAGE_CHILDREN: pools and sandboxes included), peak RSS of the whole process
-tree (sampled every 0.2 s, benchmarks/memtree.py), and rows in / kept / dropped read from the
+config, quality gates). Per stage: wall time, CPU time of the stage's whole process tree (each
+process's own time, sampled; or RUSAGE_CHILDREN, what the stage reaped, when larger: datatrove's
+forkserver workers are never reaped by the stage, sandboxes are), peak RSS of the whole process
+tree (sampled every 0.2 s, as benchmarks/memtree.py does; the driver is not counted), and rows in / kept / dropped read from the
 stage's ledger, each checked against the tables it wrote (`accounting_ok`).
 
 The last line printed is one JSON object: rows, total_s, peak_rss_mb, accounting_ok, stages
@@ -33,11 +34,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
@@ -45,11 +49,10 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from memtree import TreePeak  # noqa: E402
 from rehearsal_data import BENCH, Generated, write_inputs  # noqa: E402
 
 STAGES = ("curate", "generate", "responses", "variants", "release")
-STAGE_KEYS = ("wall_s", "cpu_s", "peak_rss_mb", "rows_in", "kept", "dropped", "ok", "error", "max_processes")
+STAGE_KEYS = ("wall_s", "cpu_s", "peak_rss_mb", "rows_in", "kept", "dropped", "ok", "error", "max_processes", "cpu_reaped_s")
 LICENSES = {"chat": "cc-by-nc-4.0", "mcq": "undeclared", "math": "mit", "code": "cc-by-4.0",
             "tool_use": "apache-2.0", "multi_turn": "apache-2.0", "instruction_following": "cc-by-nc-4.0"}  # fmt: skip
 
@@ -107,9 +110,57 @@ def recipe(gen: Generated, folder: Path) -> Path:
     return path
 
 
+def _log(line: str) -> None:
+    print(line, flush=True)  # progress shows while stdout is a file
+
+
 def _children_cpu() -> float:
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime
+
+
+class _StageTree:
+    """Samples a stage's process tree every interval_s: the largest summed RSS, and each
+    process's own CPU time (user + system, children excluded) as last seen. A process that
+    ends between two samples loses its last interval here; RUSAGE_CHILDREN catches what the
+    stage reaped, so the caller keeps the larger of the two."""
+
+    def __init__(self, pid: int, interval_s: float = 0.2) -> None:
+        self.root = psutil.Process(pid)
+        self.interval_s, self.mb, self.procs = interval_s, 0.0, 0
+        self.cpu: dict[tuple[int, float], float] = {}  # (pid, create_time) → CPU seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        try:
+            procs = [self.root, *self.root.children(recursive=True)]
+        except psutil.Error:
+            return
+        self.procs = max(self.procs, len(procs))
+        rss = 0
+        for proc in procs:
+            try:
+                with proc.oneshot():
+                    rss += proc.memory_info().rss
+                    t = proc.cpu_times()
+                    self.cpu[(proc.pid, proc.create_time())] = t.user + t.system
+            except psutil.Error:
+                continue
+        self.mb = max(self.mb, rss / 2**20)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._sample()
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> _StageTree:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def run_stage(stage: str, recipe_path: Path, work: Path, logs: Path) -> dict[str, Any]:
@@ -117,10 +168,13 @@ def run_stage(stage: str, recipe_path: Path, work: Path, logs: Path) -> dict[str
     cmd = [sys.executable, "-m", "builder.cli", stage, str(recipe_path), "--work", str(work)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     cpu0, t0 = _children_cpu(), time.perf_counter()
-    with (logs / f"{stage}.out").open("w") as out, (logs / f"{stage}.err").open("w") as err, TreePeak(0.2) as peak:
-        rc = subprocess.call(cmd, cwd=ROOT, env=env, stdout=out, stderr=err)
-    res = {"wall_s": round(time.perf_counter() - t0, 1), "cpu_s": round(_children_cpu() - cpu0, 1),
-           "peak_rss_mb": round(peak.mb, 1), "max_processes": peak.procs}  # fmt: skip
+    with (logs / f"{stage}.out").open("w") as out, (logs / f"{stage}.err").open("w") as err:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=err)
+        with _StageTree(proc.pid) as tree:
+            rc = proc.wait()
+    reaped = _children_cpu() - cpu0
+    res = {"wall_s": round(time.perf_counter() - t0, 1), "cpu_s": round(max(reaped, sum(tree.cpu.values())), 1),
+           "cpu_reaped_s": round(reaped, 1), "peak_rss_mb": round(tree.mb, 1), "max_processes": tree.procs}  # fmt: skip
     if rc != 0:
         lines = [ln for ln in (logs / f"{stage}.err").read_text(errors="replace").splitlines() if ln.strip()]
         res["error"] = f"exit {rc}: {lines[-1] if lines else '(no stderr)'}"
@@ -182,7 +236,7 @@ def accounting(work: Path, stage: str, release_dir: Path) -> dict[str, Any]:
     return {"rows_in": rows_in, "kept": kept, "dropped": dropped, "ok": bool(ok), "steps": by_step}
 
 
-def rehearse(rows: int, seed: int, root: Path, log=print) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def rehearse(rows: int, seed: int, root: Path, log: Callable[[str], None] = _log) -> dict[str, Any]:
     load_start = [round(x, 2) for x in os.getloadavg()]
     t0 = time.perf_counter()
     gen = write_inputs(rows, root / "inputs", seed)
@@ -206,6 +260,11 @@ def rehearse(rows: int, seed: int, root: Path, log=print) -> dict[str, Any]:  # 
         if "error" in res:
             log(f"  stderr tail:\n{(logs / f'{stage}.err').read_text(errors='replace')[-3000:]}")
             break
+    return summary(gen, stages, inputs_s, load_start)
+
+
+def summary(gen: Generated, stages: dict[str, dict[str, Any]], inputs_s: float, load_start: list[float]) -> dict[str, Any]:
+    """The JSON line: whole-build figures over the stages that ran (accounting_ok needs all five)."""
     complete = len(stages) == len(STAGES) and all("error" not in s for s in stages.values())
     return {
         "rows": gen.rows,

@@ -137,6 +137,9 @@ def load_pools(corpus: Path = CORPUS) -> Pools:
             last = turns.pop()
         if len(turns) >= 3:
             p.chats.append({"messages": turns, "response": last["content"]})
+    for pools in (p.chat, p.math):
+        for lang in pools:
+            pools[lang].sort(key=lambda t: len(t[0]))
     for r in _jl(corpus / "arena-hard/model_answer_v2.0_o3-mini-2025-01-31.jsonl"):
         ans = r["messages"][-1]["content"]
         ans = ans.get("answer") if isinstance(ans, dict) else ans
@@ -153,7 +156,9 @@ def load_pools(corpus: Path = CORPUS) -> Pools:
 
 
 def _pair(pool: list[tuple[str, str | None]], k: int) -> tuple[str, str | None]:
-    """Pair number k of a pool: (i, j) with j ≠ i, each pair once for k < n·(n-1)."""
+    """Pair number k of a length-sorted pool: (i, i + step), each pair once for k < n·(n-1).
+    Small steps first: the two halves have about the same length, so two rows that share one
+    half share about a third of their shingles (near dedupe merges at half)."""
     n = len(pool)
     i, step = k % n, 1 + (k // n) % (n - 1)
     (a, ra), (b, rb) = pool[i], pool[(i + step) % n]
@@ -167,7 +172,8 @@ def _base_row(cat: str, k: int, rng: random.Random, p: Pools) -> dict[str, Any]:
     if cat in ("chat", "math", "instruction_following"):
         lang = "zh" if rng.random() < ZH_SHARE else "en"
         pool = (p.math if cat == "math" else p.chat)[lang]
-        text, resp = _pair(pool, k)
+        # instruction following pairs from the far half of the step range: never a chat row's pair
+        text, resp = _pair(pool, k + (len(pool) * (len(pool) // 2) if cat == "instruction_following" else 0))
         if cat == "instruction_following":
             c = rng.choice(CONSTRAINTS).format(n=rng.randint(40, 300), k=rng.randint(2, 6))
             text, resp = f"{text}\n\n{c}", None
@@ -180,16 +186,14 @@ def _base_row(cat: str, k: int, rng: random.Random, p: Pools) -> dict[str, Any]:
         c = p.code[k % len(p.code)]
         return {"prompt": f"Task {k + 1}: {c['prompt']}", "response": c["code"], "tests": c["tests"],
                 "answer_code": c["code"]}  # fmt: skip
-    other = _pair(p.chat["en"], k)[0].split("\n\n", 2)[-1].removeprefix("2. ")
+    # A conversation repeats, so its rows are numbered and carry a distinct real request.
+    other = p.chat["en"][(k * 7919) % len(p.chat["en"])][0]
+    base = p.tools[k % len(p.tools)] if cat == "tool_use" else p.chats[k % len(p.chats)]
+    msgs = [dict(m) for m in base["messages"]]
+    msgs[-1]["content"] += f"\n\nAlso, separately (request {k + 1}): {other}"
     if cat == "tool_use":
-        t = p.tools[k % len(p.tools)]
-        msgs = [dict(m) for m in t["messages"]]
-        msgs[-1]["content"] += f"\n\nAlso, separately: {other}"
-        return {"messages": msgs, "tools": t["tools"]}
-    c = p.chats[k % len(p.chats)]
-    msgs = [dict(m) for m in c["messages"]]
-    msgs[-1]["content"] += f"\n\nAlso, separately: {other}"
-    return {"messages": msgs, "response": c["response"]}
+        return {"messages": msgs, "tools": base["tools"]}
+    return {"messages": msgs, "response": base["response"]}
 
 
 def _text_of(row: dict[str, Any]) -> str:
