@@ -81,7 +81,7 @@ class Pools:
     tools: list[dict] = field(default_factory=list)  # messages, tools
     chats: list[dict] = field(default_factory=list)  # messages, response
     traces: list[tuple[str, str]] = field(default_factory=list)  # (think, answer)
-    control: list[str] = field(default_factory=list)
+    control: dict[str, list[str]] = field(default_factory=dict)  # lang → answers
     leaks: list[tuple[str, str]] = field(default_factory=list)  # (category, benchmark text)
 
 
@@ -89,6 +89,17 @@ def _strip_think(t: str) -> str:
     t = t.strip()
     t = t.removeprefix("<think>").removesuffix("</think>")
     return t.strip()
+
+
+def _script_lang(text: str) -> str | None:
+    """'zh' or 'en' by script (o3-mini answered Arena-Hard v2 in many languages), else None."""
+    letters = [c for c in text if c.isalpha()]
+    if not letters:
+        return None
+    cjk = sum(1 for c in letters if "\u4e00" <= c <= "\u9fff") / len(letters)
+    if cjk > 0.3:
+        return "zh"
+    return "en" if sum(1 for c in letters if c.isascii()) / len(letters) > 0.98 else None
 
 
 def load_pools(corpus: Path = CORPUS) -> Pools:
@@ -143,8 +154,8 @@ def load_pools(corpus: Path = CORPUS) -> Pools:
     for r in _jl(corpus / "arena-hard/model_answer_v2.0_o3-mini-2025-01-31.jsonl"):
         ans = r["messages"][-1]["content"]
         ans = ans.get("answer") if isinstance(ans, dict) else ans
-        if isinstance(ans, str) and ans.strip():
-            p.control.append(ans)
+        if isinstance(ans, str) and ans.strip() and (lang := _script_lang(ans)):
+            p.control.setdefault(lang, []).append(ans)
     leak_files = (("math", "gsm8k_test.jsonl", "question"), ("math", "math500.jsonl", "problem"),
                   ("chat", "mmlu_test.jsonl", "question"), ("chat", "humaneval.jsonl", "prompt"),
                   ("instruction_following", "ifeval.jsonl", "prompt"), ("chat", "mt_bench.jsonl", "turns"))  # fmt: skip
@@ -319,7 +330,8 @@ def write_inputs(n: int, folder: Path, seed: int = 0, corpus: Path = CORPUS) -> 
             rec, shape = reply(row, rng, p)
             rec["id"] = rid
             if cat == "chat":
-                rec["control"] = p.control[gen.rows % len(p.control)]
+                answers = p.control[row.get("lang", "en")]  # a control reply in the prompt's language
+                rec["control"] = answers[gen.rows % len(answers)]
             row = {k: v for k, v in row.items() if k not in ("trace", "answer_code")}
             row["id"] = rid
             fp, fr = handles[cat]
