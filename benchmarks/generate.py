@@ -8,7 +8,9 @@ client and stores them. Each client runs in its own process so CPU and RSS are i
     python benchmarks/generate.py --quick    # under a minute
 
 Baselines measured in the same run: a plain sequential openai-client loop (sampled) and
-datatrove's InferenceRunner (endpoint server type) on the same server. Then a run with
+datatrove's InferenceRunner (endpoint server type) on the same server, each bounded by
+--baseline-timeout (60 s): one that hangs (datatrove's readiness probe once did, for over ten
+minutes) is killed with its process group and reported with its reason. Then a run with
 10% injected faults (429/5xx/dropped connections/cut bodies) checks lost and duplicate
 replies. The last line is one JSON object.
 """
@@ -16,10 +18,12 @@ replies. The last line is one JSON object.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -118,12 +122,26 @@ def client_datatrove(base_url: str, n: int, conc: int, folder: str) -> dict[str,
     return {"wall_s": time.perf_counter() - t0, "requests": n}
 
 
-def _child(role: str, **kw: Any) -> dict[str, Any]:
+class BaselineTimeout(RuntimeError):
+    pass
+
+
+def _child(role: str, timeout_s: float = 1800, **kw: Any) -> dict[str, Any]:
+    """Run one client in its own process group; past `timeout_s` the whole group is killed (a
+    baseline stuck in a readiness probe must not hold the benchmark) and BaselineTimeout raised."""
     cmd = [sys.executable, __file__, "--role", role, "--kw", json.dumps(kw)]
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1800)
-    if out.returncode != 0:
-        raise RuntimeError(f"{role} client failed: {(out.stderr or out.stdout).strip().splitlines()[-1:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # fmt: skip
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise BaselineTimeout(f"{role} did not finish within {timeout_s:.0f} s (stopped)") from None
+    if proc.returncode != 0:
+        raise RuntimeError(f"{role} client failed: {(stderr or stdout).strip().splitlines()[-1:]}")
+    return json.loads(stdout.strip().splitlines()[-1])
 
 
 def main() -> dict[str, Any]:
@@ -133,6 +151,8 @@ def main() -> dict[str, Any]:
     ap.add_argument("--concurrency", type=int, default=256)
     ap.add_argument("--latency", type=float, default=2.0)
     ap.add_argument("--tokens", type=int, default=4000, help="tokens per reply (4 chars a token)")
+    ap.add_argument("--baseline-timeout", type=float, default=60.0,
+                    help="seconds a baseline may run before it is stopped and reported with its reason")  # fmt: skip
     ap.add_argument("--role", help=argparse.SUPPRESS)
     ap.add_argument("--kw", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -165,15 +185,21 @@ def main() -> dict[str, Any]:
             ours, ideal = runs["aiohttp"], conc / lat
             achieved = ours["rate"]
 
-            seq = _child("sequential", base_url=srv.base_url, n=n_seq)
-            seq_rate = seq["requests"] / seq["wall_s"]
-            print(f"sequential openai loop: {seq_rate:.2f} req/s ({n_seq} requests sampled)")
+            seq_rate, seq_reason = 0.0, ""
+            try:
+                seq = _child("sequential", timeout_s=args.baseline_timeout, base_url=srv.base_url, n=n_seq)
+                seq_rate = seq["requests"] / seq["wall_s"]
+                print(f"sequential openai loop: {seq_rate:.2f} req/s ({n_seq} requests sampled)")
+            except Exception as e:  # noqa: BLE001 - any failure is reported as the reason
+                seq_reason = str(e)[:300]
+                print(f"sequential baseline could not run: {seq_reason}")
 
             dt_speedup: float | None = None
             dt_rate = 0.0
             dt_reason = ""
             try:
-                dt = _child("datatrove", base_url=srv.base_url, n=min(n, 2048), conc=conc, folder=str(tmp / "dt"))
+                dt = _child("datatrove", timeout_s=args.baseline_timeout, base_url=srv.base_url, n=min(n, 2048),
+                            conc=conc, folder=str(tmp / "dt"))  # fmt: skip
                 dt_rate = dt["requests"] / dt["wall_s"]
                 dt_speedup = achieved / dt_rate
                 print(f"datatrove InferenceRunner (endpoint): {dt_rate:.1f} req/s on {dt['requests']} requests")
@@ -202,7 +228,8 @@ def main() -> dict[str, Any]:
         "client_cpu_ms_per_request": round(ours["cpu_s"] / n * 1000, 3),
         "peak_rss_mb": round(ours["peak_rss_mb"], 1),
         "rss_mid_run_mb": round(ours["rss_mid_mb"], 1),
-        "speedup_vs_sequential": round(achieved / seq_rate, 1),
+        "speedup_vs_sequential": round(achieved / seq_rate, 1) if seq_rate else None,
+        "sequential_note": seq_reason or None,
         "speedup_vs_datatrove_runner": round(dt_speedup, 2) if dt_speedup else None,
         "datatrove_runner_note": dt_reason or None,
         "fault_requests": n_fault,
@@ -214,7 +241,7 @@ def main() -> dict[str, Any]:
             "throughput_vs_ideal": round(runs["openai"]["rate"] / ideal, 3),
             "client_cpu_ms_per_request": round(runs["openai"]["cpu_s"] / n * 1000, 3),
             "peak_rss_mb": round(runs["openai"]["peak_rss_mb"], 1),
-            "speedup_vs_sequential": round(runs["openai"]["rate"] / seq_rate, 1),
+            "speedup_vs_sequential": round(runs["openai"]["rate"] / seq_rate, 1) if seq_rate else None,
             "speedup_vs_datatrove_runner": round(runs["openai"]["rate"] / dt_rate, 2) if dt_speedup else None,
         },
     }

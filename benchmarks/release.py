@@ -9,7 +9,8 @@ peak RSS is the stage's own:
   load back  verify_release (sha256 of every file, counts) + load_dataset of configs
   baseline   what Dataset.push_to_hub does to make its parquet shards (Dataset from the
              same shards, embed_table_storage map, shard(contiguous) + to_parquet at
-             500 MB), into a local folder, on the same data subset as a release rerun
+             500 MB), into a local folder, on the same data subset as a release rerun;
+             bounded by --baseline-timeout (60 s): past it, stopped and reported with the reason
 
 Prints figures, then one JSON object as the last line. `--quick` finishes in under 60 s.
 Usage: python benchmarks/release.py [--quick] [--rows N] [--keep DIR]
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
 import resource
 import shutil
 import sys
@@ -30,6 +32,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bounded import bounded  # noqa: E402
 
 VARIANTS = ("answer", "think_summary", "full")
 THINK_CHARS, ANSWER_CHARS, SUMMARY_CHARS = 12_000, 1_500, 500
@@ -73,10 +78,13 @@ def _shard(variant: str, start: int, n: int, pools: dict[str, list[str]]) -> Any
     replies = [pools[variant][(i * 7) % P] for i in range(start, start + n)]
     contents = [x for pair in zip(prompts, replies) for x in pair]
     roles = pa.array(["user", "assistant"] * n)
+    schema = VARIANT_FEATURES.arrow_schema
+    calls_type = schema.field("messages").type.value_type.field("tool_calls").type
     messages = pa.ListArray.from_arrays(
         pa.array(range(0, 2 * n + 1, 2), pa.int32()),
-        pa.StructArray.from_arrays([roles, pa.array(contents, pa.large_string()).cast(pa.string())],
-                                   names=["role", "content"]))
+        pa.StructArray.from_arrays([roles, pa.array(contents, pa.large_string()).cast(pa.string()),
+                                    pa.nulls(2 * n, calls_type)],
+                                   names=["role", "content", "tool_calls"]))
     prov = provenance_defaults()
 
     def const(v: Any, t: Any = None) -> Any:
@@ -84,7 +92,7 @@ def _shard(variant: str, start: int, n: int, pools: dict[str, list[str]]) -> Any
 
     student = [len(r) // 4 + len(p) // 4 + 15 for p, r in zip(prompts, replies)]
     cols = {
-        "prompt_id": pa.array(ids), "variant": const(variant), "messages": messages, "tools_json": const(None),
+        "prompt_id": pa.array(ids), "variant": const(variant), "messages": messages, "tools": pa.nulls(n, schema.field("tools").type),
         "category": pa.array(["math" if i % 3 == 0 else "chat" for i in range(start, start + n)]),
         "language": const("en"), "num_turns": const(1, pa.int32()),
         "generation_id": pa.array([f"g{x}" for x in ids]), "teacher_model": const("deepseek-reasoner"),
@@ -103,7 +111,8 @@ def _shard(variant: str, start: int, n: int, pools: dict[str, list[str]]) -> Any
         "source_row_id": pa.array([str(i) for i in range(start, start + n)]),
         "schema_version": const(prov["schema_version"]), "toolkit_version": const(prov["toolkit_version"]),
     }
-    return pa.table(cols, schema=VARIANT_FEATURES.arrow_schema)
+    cols.update({f.name: pa.nulls(n, f.type) for f in schema if f.name not in cols})  # e.g. summary scores
+    return pa.table({f.name: cols[f.name] for f in schema}, schema=schema)
 
 
 def generate(work: Path, rows: int, shard_rows: int) -> dict[str, int]:
@@ -135,6 +144,8 @@ def generate(work: Path, rows: int, shard_rows: int) -> dict[str, int]:
     WorkDir(work).write_summary(VariantsSummary(  # what the release reads: which variants, their specs
         counts=dict.fromkeys(VARIANTS, rows), absent={}, summarizer="extractive", variants=list(VARIANTS),
         specs=declare(VARIANTS), seconds=0.0))
+    for stage in ("curate", "variants"):
+        WorkDir(work).mark_complete(stage)  # as finished runs leave them (the release refuses half-written ones)
     return arrow_bytes
 
 
@@ -240,6 +251,8 @@ def main() -> None:
     ap.add_argument("--subset-shards", type=int, default=0,
                     help="shards per variant for the baseline comparison (0: all, reusing the main release run)")
     ap.add_argument("--keep", type=Path, default=None, help="work in this folder and keep it")
+    ap.add_argument("--baseline-timeout", type=float, default=60.0,
+                    help="seconds the push_to_hub baseline may run before it is stopped and reported")  # fmt: skip
     args = ap.parse_args()
     rows = args.rows or (12_000 if args.quick else 1_300_000)
     shard_rows = min(args.shard_rows, 4_000) if args.quick else args.shard_rows
@@ -279,20 +292,30 @@ def main() -> None:
             ours = _in_child(do_release, str(sub), str(recipe), str(base / "subset-release"))
         else:
             sub, ours = base / "work", rel
-        theirs = _in_child(do_baseline, str(sub), str(base / "baseline"), str(base / "hf-cache-baseline"))
-        sub_mb = theirs["arrow_bytes"] / 1e6
-        speedup = theirs["seconds"] / ours["seconds"]
-        print(f"subset {sub_mb:,.0f} MB: release {ours['seconds']:.1f}s ({sub_mb / ours['seconds']:,.0f} MB/s) vs "
-              f"push_to_hub conversion {theirs['seconds']:.1f}s ({sub_mb / theirs['seconds']:,.0f} MB/s)", flush=True)
+        theirs = bounded(do_baseline, str(sub), str(base / "baseline"), str(base / "hf-cache-baseline"),
+                         timeout_s=args.baseline_timeout)  # fmt: skip
+        if "error" in theirs:
+            print(f"push_to_hub conversion baseline could not run: {theirs['error']}", flush=True)
+            theirs = {"seconds": float("nan"), "dataset_from_parquet_s": float("nan"), "arrow_bytes": 0,
+                      "error": theirs["error"]}  # fmt: skip
+            sub_mb, speedup = 0.0, None
+        else:
+            sub_mb = theirs["arrow_bytes"] / 1e6
+            speedup = theirs["seconds"] / ours["seconds"]
+            print(f"subset {sub_mb:,.0f} MB: release {ours['seconds']:.1f}s ({sub_mb / ours['seconds']:,.0f} MB/s) vs "
+                  f"push_to_hub conversion {theirs['seconds']:.1f}s ({sub_mb / theirs['seconds']:,.0f} MB/s)",
+                  flush=True)  # fmt: skip
         result = {
             "rows_per_variant": rows, "variants": len(VARIANTS), "arrow_mb": round(total_mb, 1),
             "parquet_mb": round(disk_mb, 1), "release_s": round(rel["seconds"], 2),
             "write_validate_mb_per_s": round(mbps, 1), "load_back_s": round(back["seconds"], 2),
             "peak_rss_mb": round(rel["peak_rss_mb"], 1), "load_back_peak_rss_mb": round(back["peak_rss_mb"], 1),
             "subset_mb": round(sub_mb, 1), "subset_release_s": round(ours["seconds"], 2),
-            "push_to_hub_conversion_s": round(theirs["seconds"], 2),
-            "baseline_dataset_from_parquet_s": round(theirs["dataset_from_parquet_s"], 2),
-            "speedup_vs_push_to_hub_conversion": round(speedup, 2),
+            "push_to_hub_conversion_s": None if speedup is None else round(theirs["seconds"], 2),
+            "baseline_dataset_from_parquet_s": None if speedup is None else round(theirs["dataset_from_parquet_s"], 2),
+            "speedup_vs_push_to_hub_conversion": None if speedup is None else round(speedup, 2),
+            "baseline_note": theirs.get("error"),
+            "loadavg": [round(x, 2) for x in os.getloadavg()],
             "wall_s": round(time.perf_counter() - t_all, 1),
         }
         print(json.dumps(result))

@@ -229,14 +229,16 @@ def check_release(recipe: Recipe, target: Path | None, report: CheckReport) -> N
             )
     repo = recipe.release.repo_id
     if repo:
-        problem = published_tag(repo, f"v{recipe.version}")
-        if problem:
-            report.problems.append(f"{recipe.path}: version: {problem}")
+        found = published_tag(repo, f"v{recipe.version}")
+        if found:
+            kind, line = found  # an unreachable Hub only warns: offline builds are normal, and push refuses a moved tag
+            (report.problems if kind == "problem" else report.warnings).append(f"{recipe.path}: version: {line}")
 
 
-def published_tag(repo_id: str, tag: str) -> str | None:
-    """What is wrong when `tag` already exists on the Hub dataset repo (None otherwise, also when
-    the repo does not exist yet). HF_ENDPOINT / HF_TOKEN as `push` reads them."""
+def published_tag(repo_id: str, tag: str) -> tuple[str, str] | None:
+    """("problem", why) when `tag` already exists on the Hub dataset repo; ("warning", why) when the
+    Hub cannot be asked; None when the tag is free (also when the repo does not exist yet).
+    HF_ENDPOINT / HF_TOKEN as `push` reads them."""
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
@@ -248,13 +250,14 @@ def published_tag(repo_id: str, tag: str) -> str | None:
         status = getattr(getattr(e, "response", None), "status_code", None)
         if status in (401, 404):  # no such repo (or not visible): nothing published under it
             return None
-        return f"could not list {repo_id}'s tags on {endpoint} (HTTP {status}); retry, or check HF_TOKEN"
+        return "warning", f"could not list {repo_id}'s tags on {endpoint} (HTTP {status}); `push` will check again"
     except OfflineModeIsEnabled:
         return None
     except Exception as e:  # noqa: BLE001 - DNS, refused, TLS: the Hub is not reachable from here
-        return f"could not reach {endpoint} to list {repo_id}'s tags ({type(e).__name__}); check the network or HF_ENDPOINT"
+        return "warning", (f"could not reach {endpoint} to list {repo_id}'s tags ({type(e).__name__}); "
+                           "not checked whether this version is released (`push` will check)")
     if any(t.name == tag for t in refs.tags):
-        return f"{tag} is already released on {endpoint}/datasets/{repo_id}; bump `version` (a version is published once)"
+        return "problem", f"{tag} is already released on {endpoint}/datasets/{repo_id}; bump `version` (a version is published once)"
     return None
 
 

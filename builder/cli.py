@@ -22,7 +22,20 @@ import typer
 from rich.markup import escape
 
 from builder import __version__
-from builder.console import console, err, steps_table, ticker
+from builder.console import (
+    StepProgress,
+    console,
+    emit_json,
+    err,
+    final,
+    set_mode,
+    show_curate,
+    show_generate,
+    show_release,
+    show_responses,
+    show_variants,
+    show_warnings,
+)
 from builder.errors import UserError, redact
 from builder.worklock import work_lock
 
@@ -40,6 +53,8 @@ app = typer.Typer(
 )
 RecipeArg = Annotated[Path, typer.Argument(help="Recipe YAML (see recipes/sample.yaml).")]
 WorkOpt = Annotated[Path, typer.Option("--work", "-w", help="Work directory for this recipe's shards.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors, warnings and a final line.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON summary line per stage on stdout, nothing else there.")]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -79,6 +94,7 @@ def user_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except UserError as e:
             err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, markup=True, soft_wrap=True)
+            emit_json(fn.__name__, status="error", error=str(e))
             raise typer.Exit(2) from None
         except OSError as e:
             where = kwargs.get("out") or kwargs.get("work") or kwargs.get("release_dir")
@@ -86,10 +102,13 @@ def user_errors(fn: F) -> F:
             if line is None:
                 raise
             err.print(f"[bold red]error:[/] {escape(redact(line))}", highlight=False, markup=True, soft_wrap=True)
+            emit_json(fn.__name__, status="error", error=redact(line))
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err.print("[yellow]interrupted; stored work is kept, re-run to resume[/]")
             raise typer.Exit(130) from None
+        finally:
+            set_mode()  # the next command in this process (tests) starts talkative again
 
     return wrapper  # type: ignore[return-value]
 
@@ -115,6 +134,7 @@ def precheck(recipe: Recipe, work: Path | None, out: Path | None, scope: Scope) 
     report = run_check(recipe, work, out, scope)
     print_report(report, console, err, as_errors=scope != "plan")
     if report.failed and scope != "plan":
+        emit_json(scope, status="error", error=f"{len(report.problems)} problem(s)", problems=report.problems)
         raise typer.Exit(2)
 
 
@@ -141,28 +161,17 @@ def check_writable(path: Path, what: str) -> None:
         raise UserError(f"{path}: cannot write {what} there ({os.strerror(e.errno or 0)}); {hint}") from None
 
 
-def _where(work: Path, *tables: Any) -> None:
-    """Where a stage's tables lie, from their declarations (builder/tables.py)."""
-    console.print("   ".join(f"{t.name}: {work / t.label}" for t in tables), highlight=False)
-
-
 def _run_curate(recipe: Recipe, work: Path) -> None:
-    from builder import tables
     from builder.curate.stage import run_curate
     from builder.workdir import WorkDir
 
-    res = run_curate(recipe, WorkDir(work), progress=ticker("curate"))
-    for w in res.warnings:
-        err.print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
-    console.print(steps_table(f"curate: {res.rows_in:,} rows in → {res.rows_out:,} prompts ({res.seconds:.1f}s)", res.steps))
-    mix = ", ".join(f"{k} {v:,}" for k, v in sorted(res.by_category.items()))
-    console.print(f"categories: {mix}", highlight=False)
-    _where(work, tables.PROMPTS, tables.CURATE_LEDGER)
+    with StepProgress("curate") as progress:
+        res = run_curate(recipe, WorkDir(work), progress=progress)
+    show_curate(res, work)
 
 
 def _run_generate(recipe: Recipe, work: Path) -> None:
-    from builder import tables
-    from builder.console import LiveProgress, print_generate
+    from builder.console import LiveProgress
     from builder.generate.stage import run_generate
     from builder.workdir import WorkDir
 
@@ -171,31 +180,35 @@ def _run_generate(recipe: Recipe, work: Path) -> None:
         res = run_generate(recipe, WorkDir(work), progress=live)
     finally:
         live.stop()
-    print_generate(res, console)
-    _where(work, tables.REPLIES, tables.GENERATE_LEDGER)
+    show_generate(res, work)
 
 
 def _run_responses(recipe: Recipe, work: Path) -> None:
-    from builder import tables
     from builder.responses.stage import run_responses
     from builder.workdir import WorkDir
 
-    res = run_responses(recipe, WorkDir(work), progress=ticker("responses"))
-    console.print(steps_table(
-        f"responses: {res.rows_in:,} replies → {res.kept:,} kept, {res.quarantined:,} quarantined ({res.seconds:.1f}s)", res.steps))
-    if res.verify:
-        console.print("verification: " + ", ".join(f"{k} {v:,}" for k, v in sorted(res.verify.items())), highlight=False)
-    _where(work, tables.PARSED, tables.QUARANTINE)
+    with StepProgress("responses") as progress:
+        res = run_responses(recipe, WorkDir(work), progress=progress)
+    show_responses(res, work)
 
 
 def _run_variants(recipe: Recipe, work: Path) -> None:
-    from builder import tables
     from builder.variants.stage import run_variants
     from builder.workdir import WorkDir
 
-    var = run_variants(recipe, WorkDir(work), progress=ticker("variants"))
-    console.print(steps_table(f"variants ({var.seconds:.1f}s): rows per variant; absent prompts by reason", var.steps))
-    _where(work, tables.VARIANT, tables.VARIANTS_LEDGER)
+    with StepProgress("variants") as progress:
+        var = run_variants(recipe, WorkDir(work), progress=progress)
+    show_variants(var, work)
+
+
+def _with_repo(recipe: Recipe, repo: str | None) -> Recipe:
+    """`--repo org/name` in place of the recipe's release.repo_id (it is part of the release's content)."""
+    if repo is None:
+        return recipe
+    from builder.release.push import check_repo_id
+
+    check_repo_id(repo, "release")
+    return recipe.model_copy(update={"release": recipe.release.model_copy(update={"repo_id": repo})})
 
 
 def _run_release(recipe: Recipe, work: Path, out: Path | None = None, previous: Path | None = None) -> None:
@@ -207,15 +220,15 @@ def _run_release(recipe: Recipe, work: Path, out: Path | None = None, previous: 
     if unchanged(recipe, WorkDir(work), target):
         console.print(f"release v{recipe.version}: {target} already holds this exact release; nothing to do",
                       highlight=False)  # fmt: skip
+        emit_json("release", status="unchanged", out_dir=str(target), version=recipe.version)
         return
-    res = run_release(recipe, work, target, progress=ticker("release"), previous=previous)
-    for w in res.warnings:
-        err.print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
-    rows = ", ".join(f"{k} {v:,}" for k, v in res.counts.items())
-    lic = res.license if isinstance(res.license, str) else ", ".join(res.license)
-    console.print(f"release v{res.version} ({res.seconds:.1f}s): {rows}; license {lic}", highlight=False)
-    console.print(f"folder: {res.out_dir}   card: {res.out_dir / 'README.md'}", highlight=False)
+    with StepProgress("release") as progress:
+        res = run_release(recipe, work, target, progress=progress, previous=previous)
+    show_release(res)
 
+
+RepoOpt = Annotated[str | None, typer.Option(
+    "--repo", help="Hub dataset id (org/name) the card's load snippet and citation name; default: release.repo_id.")]
 
 # The stages `build` runs, in order; each also has its own command below.
 STAGES: list[tuple[str, Callable[[Recipe, Path], None]]] = [
@@ -228,39 +241,47 @@ STAGES: list[tuple[str, Callable[[Recipe, Path], None]]] = [
 
 @app.command()
 @user_errors
-def curate(recipe: RecipeArg, work: WorkOpt = Path("work")) -> None:
+def curate(recipe: RecipeArg, work: WorkOpt = Path("work"), quiet: QuietOpt = False, json_out: JsonOpt = False) -> None:
     """Read sources, normalize, dedupe (exact + MinHash), decontaminate, balance."""
+    set_mode(quiet, json_out)
     loaded = load(recipe)
     with _locked(work):
         _run_curate(loaded, work)
+    final(f"curate done: {work}")
 
 
 @app.command()
 @user_errors
-def generate(recipe: RecipeArg, work: WorkOpt = Path("work")) -> None:
+def generate(recipe: RecipeArg, work: WorkOpt = Path("work"), quiet: QuietOpt = False, json_out: JsonOpt = False) -> None:
     """Send every curated prompt to the teachers and store every reply whole (resumable)."""
+    set_mode(quiet, json_out)
     loaded = load(recipe)
     precheck(loaded, work, None, "generate")
     with _locked(work):
         _run_generate(loaded, work)
+    final(f"generate done: {work}")
 
 
 @app.command()
 @user_errors
-def responses(recipe: RecipeArg, work: WorkOpt = Path("work")) -> None:
+def responses(recipe: RecipeArg, work: WorkOpt = Path("work"), quiet: QuietOpt = False, json_out: JsonOpt = False) -> None:
     """Parse, validate and verify stored replies; select one kept reply per prompt and teacher role."""
+    set_mode(quiet, json_out)
     loaded = load(recipe)
     with _locked(work):
         _run_responses(loaded, work)
+    final(f"responses done: {work}")
 
 
 @app.command()
 @user_errors
-def variants(recipe: RecipeArg, work: WorkOpt = Path("work")) -> None:
+def variants(recipe: RecipeArg, work: WorkOpt = Path("work"), quiet: QuietOpt = False, json_out: JsonOpt = False) -> None:
     """Build every variant from prompts and selected replies (one row id per prompt across variants)."""
+    set_mode(quiet, json_out)
     loaded = load(recipe)
     with _locked(work):
         _run_variants(loaded, work)
+    final(f"variants done: {work}")
 
 
 @app.command()
@@ -270,27 +291,39 @@ def release(
     work: WorkOpt = Path("work"),
     out: Annotated[Path | None, typer.Option(help="Release folder to create (default: <work>/release).")] = None,
     previous: Annotated[Path | None, typer.Option(help="Previous release folder, for CHANGELOG.md.")] = None,
+    repo: RepoOpt = None,
+    quiet: QuietOpt = False,
+    json_out: JsonOpt = False,
 ) -> None:
     """Check every variant (quality gates) and, if they pass, write a Hub-ready dataset folder."""
-    loaded = load(recipe)
+    set_mode(quiet, json_out)
+    loaded = _with_repo(load(recipe), repo)
     with _locked(work):
         _run_release(loaded, work, out, previous)
+    final(f"release done: {out or work / 'release'}")
 
 
 @app.command()
 @user_errors
 def push(
     release_dir: Annotated[Path, typer.Argument(help="A folder written by `release`.")],
-    repo: Annotated[str, typer.Option("--repo", help="Hub dataset id, e.g. org/name.")],
+    repo: Annotated[str | None, typer.Option(
+        "--repo", help="Hub dataset id, e.g. org/name (default: the repo id the release was built for).")] = None,
     endpoint: Annotated[str | None, typer.Option(help="Hub URL (default: $HF_ENDPOINT or huggingface.co).")] = None,
     private: Annotated[bool, typer.Option(help="Create the repo as private.")] = False,
+    quiet: QuietOpt = False,
+    json_out: JsonOpt = False,
 ) -> None:
     """Upload a release to the Hub and tag the commit vX.Y.Z (token from $HF_TOKEN)."""
     from builder.release.push import run_push
 
-    res = run_push(release_dir, repo, endpoint=endpoint, private=private, progress=ticker("push"))
-    console.print(f"pushed {res.repo_id} @ {res.tag} (commit {res.commit[:12]}): {res.url}", highlight=False)
+    set_mode(quiet, json_out)
+    with StepProgress("push") as progress:
+        res = run_push(release_dir, repo, endpoint=endpoint, private=private, progress=progress)
+    show_warnings(res.warnings)
     console.print(f'load it: load_dataset("{res.repo_id}", "answer", revision="{res.tag}")', highlight=False)
+    emit_json("push", res)
+    final(f"pushed {res.repo_id} @ {res.tag} (commit {res.commit[:12]}): {res.url}", always=True)
 
 
 @app.command()
@@ -299,9 +332,13 @@ def build(
     recipe: RecipeArg,
     work: WorkOpt = Path("work"),
     out: Annotated[Path | None, typer.Option(help="Release folder (default: <work>/release).")] = None,
+    repo: RepoOpt = None,
+    quiet: QuietOpt = False,
+    json_out: JsonOpt = False,
 ) -> None:
     """Run every stage in order (curate → generate → responses → variants → release), checking each ledger."""
-    loaded = load(recipe)  # once: every section validated before any stage runs
+    set_mode(quiet, json_out)
+    loaded = _with_repo(load(recipe), repo)  # once: every section validated before any stage runs
     precheck(loaded, work, out, "build")
     t0 = time.perf_counter()
     with _locked(work):
@@ -310,11 +347,15 @@ def build(
             if _unchanged(name, loaded, work):
                 console.print(f"{name}: unchanged since its last run (same recipe section, same inputs); skipped",
                               highlight=False)  # fmt: skip
+                emit_json(name, status="unchanged")
                 continue
             fn(loaded, work)
         console.rule("[bold]release")
         _run_release(loaded, work, out)
-    console.rule(f"[bold green]build done in {time.perf_counter() - t0:.1f}s")
+    seconds = time.perf_counter() - t0
+    console.rule(f"[bold green]build done in {seconds:.1f}s")
+    emit_json("build", seconds=round(seconds, 1), release=str(out or work / "release"))
+    final(f"build done in {seconds:.1f}s: release v{loaded.version} in {out or work / 'release'}")
 
 
 @contextlib.contextmanager
@@ -372,28 +413,27 @@ def check(
 
 
 @app.command()
+@user_errors
+def constraints(
+    file: Annotated[Path, typer.Argument(help="JSONL rows with `id` and `prompt` (or `messages`).")],
+) -> None:
+    """Print the IFEval instruction constraints each prompt states: one JSON line per row."""
+    from builder.constraints.rows import lines
+
+    for line in list(lines(file)):  # every row read and checked before the first line is printed
+        print(line)
+
+
+@app.command()
 def version() -> None:
     """Print the toolkit version."""
     console.print(__version__)
 
 
-def _quiet_datatrove() -> None:
-    """datatrove logs every step to stderr through loguru; its logs also go to each step's
-    logging dir, so the console keeps warnings only (ANSWER_DISTILL_VERBOSE=1 keeps all)."""
-    import os
-
-    if os.environ.get("ANSWER_DISTILL_VERBOSE"):
-        return
-    try:
-        from loguru import logger
-    except ImportError:
-        return
-    logger.remove()
-    logger.add(sys.stderr, level="WARNING")
-
-
 def main() -> None:
-    _quiet_datatrove()
+    from builder.executors import quiet_datatrove_logs
+
+    quiet_datatrove_logs()
     try:
         app()
     except Exception as e:  # a bug: keep the traceback for us, but never leak a secret

@@ -103,13 +103,33 @@ def _task_console(logging_dir: str) -> Iterator[None]:
         os.close(fd)
 
 
+def quiet_datatrove_logs() -> None:
+    """Keep datatrove's loguru output off the console outside its tasks: warnings and errors only.
+
+    Importing datatrove adds a stderr handler at DEBUG, and every task's end re-adds it
+    (`close_task_logger`), so this runs at CLI start and again around every executor run.
+    Each task's full log stays in its logging dir. ANSWER_DISTILL_VERBOSE=1 keeps everything."""
+    if os.environ.get("ANSWER_DISTILL_VERBOSE"):
+        return
+    try:
+        from loguru import logger
+    except ImportError:
+        return
+    logger.remove()
+    logger.add(sys.stderr, level="WARNING")
+
+
 def run_executor(executor: PipelineExecutor, cfg: ExecutorConfig, timeout_s: float | None = None) -> None:
     """Run `executor` (and its dependencies) to completion, or raise if any rank did not finish."""
-    if cfg.kind == "local":
-        with _task_console(str(executor.logging_dir.path)):
+    quiet_datatrove_logs()  # the import of datatrove (in make_executor) re-added its DEBUG handler
+    try:
+        if cfg.kind == "local":
+            with _task_console(str(executor.logging_dir.path)):
+                executor.run()
+        else:
             executor.run()
-    else:
-        executor.run()
+    finally:
+        quiet_datatrove_logs()  # the last task in this process re-added it too
     if cfg.kind == "slurm":
         wait_for_completion(executor, cfg.poll_s, timeout_s)
     missing = executor.get_incomplete_ranks(skip_completed=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -120,3 +121,92 @@ def verify_ledger_file(path: Path) -> dict[str, tuple[int, int]]:
         k = per.setdefault(step, [0, 0])
         k[0 if status == KEPT else 1] += 1
     return {s: (v[0], v[1]) for s, v in per.items()}
+
+
+# Why a row was quarantined or failed → what to do about it. `{source}` is the source's name.
+# One table for every stage's reasons, so the console, and anything else that explains a
+# ledger, says the same thing. A reason missing here is shown without a hint.
+HINTS: dict[str, str] = {
+    "unknown_category": "add `category_map` (or a fixed `category`) for source {source}",
+    "missing_field": "check `fields:` of source {source}: a mapped field is absent in these rows",
+    "wrong_type": "check `fields:` of source {source}: a mapped field has another type (text expected)",
+    "empty_prompt": "these rows of {source} have an empty prompt; nothing to do if that is right",
+    "no_user_turn": "map `messages` of source {source} to the conversation with at least one user turn",
+    "too_long": "raise the source's length limit, or accept that these prompts are dropped",
+    "bad_json": "fix the file of source {source} at that line (one JSON object per line)",
+    "bad_utf8": "re-encode the file of source {source} as UTF-8",
+    "not_text": "source {source} holds binary data; point `path` at the text file",
+    "not_an_object": "each line of source {source} must be a JSON object",
+    "truncated_file": "the file of source {source} is cut; download it again",
+    "corrupt_file": "the file of source {source} is corrupt; download it again",
+    "too_many_options": "an MCQ of {source} has more than 26 options; drop or split it",
+    "bad_unicode": "the file of source {source} holds lone surrogates; re-export it as valid UTF-8",
+    "not_serializable": "source {source} holds values JSON cannot store (NaN, bytes); clean them",
+    "failed:auth_failed": "the endpoint refused the key: check the teacher's `api_key_env`",
+    "failed:model_not_found": "the endpoint does not serve this model: check the teacher's `model`",
+    "failed:connection_error": "the endpoint did not answer: check `base_url`, then re-run (stored replies are kept)",
+    "failed:rate_limited": "re-run to retry; lower `limits.requests_per_minute` if it persists",
+    "failed:server_error": "re-run to retry (stored replies are kept)",
+    "failed:timeout": "re-run to retry; raise `limits.timeout_s` for long replies",
+    "failed:bad_request": "the endpoint rejected the request: check `sampling` against what it accepts",
+    "context_length_exceeded": "the prompt does not fit the model's context; lower `max_tokens` or accept the loss",
+    "content_filter": "the provider refused these prompts; nothing to do, or use another teacher",
+    "verify_fail": "the teacher's answer did not match the reference; kept out on purpose (`responses.keep`)",
+    "repetition_loop": "the reply loops; kept out on purpose (tune `responses.repetition` if too strict)",
+    "unclosed_answer": "the reply has no closing </answer>; usually a truncated reply (raise `max_tokens`)",
+    "missing_think": "the reply has no thinking: check the teacher's `reasoning_format`",
+    "unknown_reasoning_format": "set `reasoning_format` on the teacher (r1, skythought, marco…)",
+    "too_long_for_student": "longer than `student.max_tokens`; raise it or accept the loss",
+    "language_mismatch_think": "the thinking is in another language than the prompt; kept out on purpose",
+    "language_mismatch_answer": "the answer is in another language than the prompt; kept out on purpose",
+}
+# Absences that are the recipe's design, not failures: shown as expected.
+EXPECTED: dict[str, str] = {
+    "not_in_import": "expected: the import has replies for some prompts only",
+    "generation_failed:not_in_import": "expected: the import has replies for some prompts only",
+}
+
+
+def hint_for(reason: str, source: str) -> str:
+    """The fix (or the expected-absence note) for a ledger reason, '' when none is known."""
+    base = reason.removeprefix("generation_failed:")  # responses names generate's failures so
+    text = EXPECTED.get(reason) or HINTS.get(reason) or HINTS.get(base) or HINTS.get(f"failed:{base}", "")
+    return text.replace("{source}", source or "?")
+
+
+@dataclass
+class ReasonRow:
+    """One (source, reason) among a step's drops: how many of the source's rows, one example."""
+
+    step: str
+    source: str
+    reason: str
+    count: int
+    of: int
+    example: str
+    hint: str
+    expected: bool
+
+
+def top_reasons(path: Path, per_source: int = 3) -> list[ReasonRow]:
+    """Per step and source, the `per_source` most frequent quarantine / failure reasons of a
+    written ledger, each with one example (`file:line` where the reader knew it). Ordinary
+    curation drops (duplicates, contamination, balance quotas) are the steps table's business."""
+    cols = ["step", "source", "status", "reason", "location", "source_row_id"]
+    t = pq.read_table(path, columns=cols).to_pydict()
+    totals: Counter[tuple[str, str]] = Counter(zip(t["step"], t["source"]))
+    found: dict[tuple[str, str, str], list[Any]] = {}
+    for step, src, status, reason, loc, rid in zip(*(t[c] for c in cols)):
+        if status == KEPT or not (status == QUARANTINED or reason in HINTS or reason in EXPECTED):
+            continue
+        row = found.setdefault((step, src, reason), [0, loc or (f"row {rid[:16]}" if rid else "")])
+        row[0] += 1
+    out: list[ReasonRow] = []
+    by_source: dict[tuple[str, str], list[tuple[str, list[Any]]]] = {}
+    for (step, src, reason), v in found.items():
+        by_source.setdefault((step, src), []).append((reason, v))
+    for (step, src), reasons in sorted(by_source.items()):
+        for reason, (n, example) in sorted(reasons, key=lambda kv: -kv[1][0])[:per_source]:
+            out.append(ReasonRow(step, src, reason, n, totals[(step, src)], example, hint_for(reason, src),
+                                 reason in EXPECTED))  # fmt: skip
+    return out

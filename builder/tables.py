@@ -10,6 +10,7 @@
     quarantine        responses/quarantine/part-*.parquet PARSED_FEATURES           responses
     responses ledger  responses/ledger.parquet            LEDGER_FEATURES           responses
     variant <v>       variants/<v>/part-*.parquet         VARIANT_FEATURES          variants
+    pairs             variants/pairs/part-*.parquet       PAIR_FEATURES             variants
     variants ledger   variants/ledger.parquet             LEDGER_FEATURES           variants
 
 Each stage also writes `<stage>/summary.json`, typed below (CurateSummary … VariantsSummary)
@@ -32,6 +33,7 @@ from builder.config.generate import Price
 from builder.rows import (
     DECONTAMINATION_FEATURES,
     LEDGER_FEATURES,
+    PAIR_FEATURES,
     PARSED_FEATURES,
     PROMPT_FEATURES,
     REPLY_FEATURES,
@@ -80,6 +82,8 @@ PARSED = Table("parsed", "responses/parsed", PARSED_FEATURES, "responses", shard
 QUARANTINE = Table("quarantine", "responses/quarantine", PARSED_FEATURES, "responses", sharded=True)
 RESPONSES_LEDGER = _ledger("responses")
 VARIANT = Table("variant", "variants/{variant}", VARIANT_FEATURES, "variants", sharded=True)  # the family
+# Preference pairs: a variants table of its own schema; the release publishes chat configs only.
+PAIRS = Table("pairs", "variants/pairs", PAIR_FEATURES, "variants", sharded=True)
 VARIANTS_LEDGER = _ledger("variants")
 LEDGERS = {t.producer: t for t in (CURATE_LEDGER, GENERATE_LEDGER, RESPONSES_LEDGER, VARIANTS_LEDGER)}
 
@@ -252,6 +256,19 @@ class VariantsSummary(StageSummary):
     variants: list[str]
     specs: list[VariantInfo]  # the built variants' specs, in registry order
     seconds: float
+    # Built but not published by the release, with the reason (the `pairs` config's own schema).
+    omitted: dict[str, str] = {}
+    # Thinking length z-scores of the reasoning replies (builder/variants/overthinking.py), binned.
+    overthinking_histogram: dict[str, int] = {}
+    overthinking_z: float | None = None  # the recipe's threshold for the `overthinking` code
+    # Run-wide summary quality (builder/variants/summary_quality.Tally): every scored summary,
+    # kept or quarantined; the per-row scores are the think_summary columns.
+    summary_quality: dict[str, float | int] = {}
+    # The format survival gate (variants/format_gate.py): variant → category ("*": all) → counts and rates.
+    format_survival: dict[str, dict[str, dict[str, int | float]]] = Field(default_factory=dict)
+    # The adaptive variant's mix: category → choice ("answer" | "summary") → rows; and reasons → rows.
+    adaptive_mix: dict[str, dict[str, int]] = Field(default_factory=dict)
+    adaptive_reasons: dict[str, int] = Field(default_factory=dict)
 
 
 SUMMARIES: dict[str, type[StageSummary]] = {

@@ -42,7 +42,7 @@ from pydantic import ValidationError
 from builder import __version__ as TOOLKIT_VERSION
 from builder.errors import UserError
 from builder.ledger import Ledger
-from builder.rows import stable_hash
+from builder.rows import arrow_table, stable_hash
 from builder.tables import LEDGERS, Folder, StageSummary, Table
 
 SHARD_ROWS = 50_000
@@ -254,7 +254,7 @@ class WorkDir:
         path = self.path(table)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        pq.write_table(pa.table({k: cols[k] for k in table.features}, schema=table.features.arrow_schema), tmp)
+        pq.write_table(arrow_table(cols, table.features), tmp)
         os.replace(tmp, path)
         return [path]
 
@@ -307,7 +307,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 def write_shards(rows: dict[str, list[Any]], features: Features, out_dir: Path, shard_rows: int = SHARD_ROWS) -> list[Path]:
     """Write column lists as parquet shards with the explicit schema (replacing old shards)."""
     writer = ShardWriter(out_dir, features, shard_rows)
-    writer.write_table(pa.table({k: rows[k] for k in features}, schema=features.arrow_schema))
+    writer.write_table(arrow_table(rows, features))
     return writer.close()
 
 
@@ -364,12 +364,12 @@ class ShardWriter:
 
     def write_rows(self, rows: list[dict[str, Any]]) -> None:
         if rows:
-            self.write_table(pa.Table.from_pylist([{k: r[k] for k in self.features} for r in rows], schema=self.schema))
+            self.write_table(arrow_table(rows, self.features))
 
     def close(self) -> list[Path]:
         if not self.paths:  # an empty table still gets one shard, like write_shards
             self._roll()
             assert self._writer is not None
-            self._writer.write_table(self.schema.empty_table())
+            self._writer.write_table(arrow_table({k: [] for k in self.features}, self.features))
         self._finish()
         return self.paths

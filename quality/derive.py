@@ -8,6 +8,7 @@ measured ~6x faster than a lazy `<think>[\\s\\S]*?</think>` regex.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable
 
 import pandas as pd
@@ -82,6 +83,36 @@ def missing_columns(table: pa.Table, columns: Iterable[str]) -> pa.Array:
     return pc.binary_join_element_wise(*parts, "") if parts else pa.array([""] * table.num_rows)
 
 
+def _function_defs(tools: list[str] | None) -> bool:
+    """A non-empty list of tool definitions, each {"function": {"name": …}} (TRL's shape)."""
+    if not tools:
+        return False
+    try:
+        defs = [json.loads(t) for t in tools]
+    except (TypeError, ValueError):
+        return False
+    return all(isinstance(d, dict) and isinstance(d.get("function"), dict)
+               and isinstance(d["function"].get("name"), str) and d["function"]["name"] for d in defs)
+
+
+def tools_kept(table: pa.Table) -> pa.Array:
+    """Per row: False where tool definitions are lost — a row that uses tools (a `tool` turn,
+    or tool calls on a turn) without its function definitions in `tools` would train the
+    student to call tools it was never shown — or where `tools` holds something that is not a
+    list of function definitions. True otherwise (a tool_use row whose definitions sit in its
+    system text, as Glaive's do, has nothing to lose)."""
+    msgs = table.column("messages").combine_chunks()
+    flat = msgs.flatten()
+    parents = pc.list_parent_indices(msgs)
+    calls = pc.fill_null(pc.list_value_length(pc.struct_field(flat, "tool_calls")), 0)
+    uses = pc.or_(pc.fill_null(pc.equal(pc.struct_field(flat, "role"), "tool"), False), pc.greater(calls, 0))
+    tool_rows = set(pc.filter(parents, uses).to_pylist())
+    out = []
+    for i, tools in enumerate(table.column("tools").to_pylist()):
+        out.append(_function_defs(tools) if i in tool_rows or tools is not None else True)
+    return pa.array(out, pa.bool_())
+
+
 def signal_table(
     table: pa.Table,
     variant: str,
@@ -118,6 +149,7 @@ def signal_table(
         "starts_with_think": last(pc.starts_with(text, "<think>")),
         "language_ok": language_ok(lang, ans_lang),
         "contaminated": pc.is_in(table.column("prompt_id"), value_set=contaminated),
+        "tools_kept": tools_kept(table),
     }
     if think:  # a second scan only where the tags must be exactly one pair
         cols["think_open"] = last(pc.count_substring(text, "<think>"))

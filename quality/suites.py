@@ -65,6 +65,7 @@ def variant_expectations(gx: Any, variant: str, max_tokens: int, language_mostly
         E.ExpectColumnValuesToBeInSet(column="language_ok", value_set=[True], mostly=language_mostly,
                                       meta=m("language_consistent")),
         E.ExpectColumnValuesToBeInSet(column="contaminated", value_set=[False], meta=m("not_contaminated")),
+        E.ExpectColumnValuesToBeInSet(column="tools_kept", value_set=[True], meta=m("tools_kept")),
     ]
     if not think:
         exps.append(E.ExpectColumnValuesToBeInSet(column="think_tags", value_set=[0], meta=m("tag_grammar")))

@@ -74,12 +74,20 @@ def dump_jsonl(name: str, rows: list[dict]) -> None:
     print(f"sample/{name}: {len(rows)} rows")
 
 
+def with_key_response(row: dict) -> dict:
+    """An MMLU-Pro row plus `key_response`: its community answer, the answer key, in MMLU-Pro's
+    own phrasing ("The answer is (X)."). The same prompts carry a real reasoning trace, so the
+    sample's `original`, `answer` and `think_summary` configs share these prompt_ids."""
+    return {**row, "key_response": f"The answer is ({row['answer_letter']})."}
+
+
 def sample() -> None:
     """The sample build's sources: small real slices, plus planted duplicates and leaks."""
     import re
 
     SAMPLE.mkdir(parents=True, exist_ok=True)
-    dump_jsonl("pcmb_traces.jsonl", head_jsonl(CORPUS / "r1-mmlupro-pcmb-traces/pcmb_traces.jsonl", 120))
+    dump_jsonl("pcmb_traces.jsonl", [with_key_response(r) for r in
+                                     head_jsonl(CORPUS / "r1-mmlupro-pcmb-traces/pcmb_traces.jsonl", 120)])
     dump_jsonl("bangla_r1.jsonl", head_jsonl(CORPUS / "r1-bangla-mmlu-reasoning/r1_bangla_mmlu_reasoning.jsonl", 120))
     gsm = head_jsonl(CORPUS / "gsm8k/train.jsonl", 150)
     dump_jsonl("gsm8k_train.jsonl", gsm)

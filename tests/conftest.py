@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -16,9 +17,17 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("ANSWER_DISTILL_REDACTION_KEY", "tests-only-redaction-key")
 
 
+@dataclass
+class SampleBuild:
+    release: Path
+    stdout: str
+    stderr: str
+
+
 @pytest.fixture(scope="session")
-def sample_release(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The Hub-ready folder of `answer-distill build recipes/sample.yaml`, built once per session.
+def sample_build(tmp_path_factory: pytest.TempPathFactory) -> SampleBuild:
+    """`answer-distill build recipes/sample.yaml`, built once per session: the release folder and
+    what the command printed (stdout and stderr apart).
 
     Runs the real CLI in a child process (~12 s, offline), exactly as the README tells users to.
     """
@@ -29,4 +38,10 @@ def sample_release(tmp_path_factory: pytest.TempPathFactory) -> Path:
     release = work / "release"
     if done.returncode != 0 or not (release / "README.md").is_file():
         pytest.fail(f"sample build failed (exit {done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    return release
+    return SampleBuild(release, done.stdout, done.stderr)
+
+
+@pytest.fixture(scope="session")
+def sample_release(sample_build: SampleBuild) -> Path:
+    """The Hub-ready folder of the session's sample build."""
+    return sample_build.release

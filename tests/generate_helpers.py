@@ -27,8 +27,9 @@ def write_prompts(work: Path, prompts: list[dict[str, Any]]) -> list[str]:
         cols["category"].append(p.get("category", "chat"))
         cols["language"].append("en")
         cols["num_turns"].append(sum(m["role"] == "user" for m in msgs))
-        for k in ("original_response", "reference_answer", "tests_json"):
+        for k in ("original_response", "original_tool_calls", "reference_answer", "tests_json"):
             cols[k].append(None)
+        cols["constraints_json"].append(p.get("constraints_json", "[]"))
         cols["verifier"].append("none")
         cols["source"].append(p.get("source", "demo"))
         cols["source_license"].append("mit")

@@ -180,6 +180,18 @@ def test_version_already_released_on_the_hub(srv: ServerHandle, tmp_path: Path, 
     assert "v0.1.0 is already released" in problem and "bump `version`" in problem
 
 
+def test_an_unreachable_hub_only_warns_so_offline_builds_run(
+    srv: ServerHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, [teacher("t", srv.base_url)])
+    path.write_text(path.read_text() + "release: {repo_id: test-org/somewhere}\n")
+    monkeypatch.setenv("HF_ENDPOINT", dead_url())
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    report = run_check(load_recipe(path))
+    assert report.problems == [], report.problems
+    assert any("could not reach" in w and "`push` will check" in w for w in report.warnings), report.warnings
+
+
 def test_a_local_release_of_this_version_from_another_recipe_is_a_warning(srv: ServerHandle, tmp_path: Path) -> None:
     recipe = load_recipe(write(tmp_path, [teacher("t", srv.base_url)]))
     release = tmp_path / "w" / "release"

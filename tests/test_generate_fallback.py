@@ -144,20 +144,20 @@ def test_precedence_between_two_reasoning_teachers_is_recorded_per_row(srv: Serv
 
 
 def test_selector_prefers_a_verified_pass_over_teacher_order() -> None:
-    from builder.responses.stage import _Selector
+    from builder.responses.merge import Selector
 
     def row(gid: str, teacher: str, status: str, finish: str = "stop") -> dict[str, Any]:
         return {"generation_id": gid, "prompt_id": "p", "teacher_role": "reasoning", "teacher": teacher,
                 "sample_index": 0, "verify_status": status, "finish_reason": finish}  # fmt: skip
 
-    sel = _Selector(["verified_pass", "teacher_order"], ["first", "second"])
+    sel = Selector(["verified_pass", "teacher_order"], ["first", "second"])
     for r in (row("g1", "first", "fail"), row("g2", "second", "pass"), row("g3", "second", "fail")):
         sel.offer(r)
     assert sel.chosen() == {"g2": "verified_pass"}
-    sel = _Selector(["finish_stop", "teacher_order"], ["first", "second"])
+    sel = Selector(["finish_stop", "teacher_order"], ["first", "second"])
     for r in (row("g1", "first", "pass", "length"), row("g2", "second", "pass")):
         sel.offer(r)
     assert sel.chosen() == {"g2": "finish_stop"}
-    sel = _Selector(["teacher_order"], ["first", "second"])
+    sel = Selector(["teacher_order"], ["first", "second"])
     sel.offer(row("g9", "second", "pass"))
     assert sel.chosen() == {"g9": "only_reply"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 from pathlib import Path
@@ -39,6 +40,24 @@ def test_system_prompt_merges_and_tools_are_wrapped() -> None:
     tools = request_tools('[{"name": "f", "parameters": {}}]')
     assert tools == [{"type": "function", "function": {"name": "f", "parameters": {}}}]
     assert request_tools(None) is None and request_tools("not json") is None
+
+
+def test_stored_tool_calls_go_to_the_teacher_in_openai_wire_shape() -> None:
+    plain = load_template(PROMPTS_DIR / "r1-system.yaml")
+    call = json.dumps({"type": "function", "function": {"name": "f", "arguments": {"x": 1}}})
+    msgs = build_messages([
+        {"role": "user", "content": "Go", "tool_calls": None},
+        {"role": "assistant", "content": "", "tool_calls": [call, call]},
+        {"role": "tool", "content": "1", "tool_calls": None},
+        {"role": "tool", "content": "2", "tool_calls": None},
+        {"role": "user", "content": "And now?", "tool_calls": None},
+    ], plain)
+    sent = msgs[2]  # after the template's system turn and the first user turn
+    # OpenAI's shape: an id per call, arguments as JSON text; each tool turn answers one call.
+    assert sent["tool_calls"] == [
+        {"id": f"call_1_{k}", "type": "function", "function": {"name": "f", "arguments": '{"x":1}'}} for k in (0, 1)]
+    assert [m.get("tool_call_id") for m in msgs[3:5]] == ["call_1_0", "call_1_1"]
+    assert "tool_calls" not in msgs[1] and "tool_call_id" not in msgs[-1]
 
 
 def test_token_bucket_paces_requests() -> None:

@@ -17,7 +17,7 @@ PACKAGES = ("builder", "quality", "train_reference")
 CORE = {
     "builder", "builder.recipe", "builder.config", "builder.rows", "builder.tables", "builder.ledger",
     "builder.workdir", "builder.errors", "builder.executors", "builder.tokens", "builder.language",
-    "builder.reasoning_format", "builder.sandbox", "builder.embeddings", "builder.worklock",
+    "builder.reasoning_format", "builder.sandbox", "builder.embeddings", "builder.worklock", "builder.progress",
 }  # fmt: skip
 STAGES = ("curate", "generate", "responses", "variants", "release")
 MAX_LINES = 450
@@ -71,7 +71,7 @@ def _group(module: str) -> str:
         return f"stage:{parts[1]}"
     if len(parts) > 1 and parts[1] == "teachers":
         return "service"
-    if len(parts) > 1 and parts[1] == "sources":
+    if len(parts) > 1 and parts[1] in ("sources", "constraints"):  # libraries any stage may use
         return "sources"
     return "face"  # cli, console, plan, check
 

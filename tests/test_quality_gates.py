@@ -14,18 +14,19 @@ from builder import tables
 from builder.errors import UserError
 from builder.recipe import load_recipe
 from builder.release.stage import run_release
-from builder.rows import VARIANT_FEATURES
+from builder.rows import VARIANT_FEATURES, storage_type
 from quality.derive import digest, ends_with_answer, last_turns, missing_columns
 from tests.test_release_helpers import build_work, rewrite_variant, write_recipe
 
 
 def test_last_turns_handles_empty_and_null_conversations() -> None:
+    messages = VARIANT_FEATURES.arrow_schema.field("messages").type
     arr = pa.array([
         [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a1"}],
         None,
         [],
         [{"role": "assistant", "content": "a4"}],
-    ], VARIANT_FEATURES.arrow_schema.field("messages").type)
+    ], storage_type(messages)).cast(messages)  # Arrow builds Json (extension) arrays only by a cast
     roles, contents = last_turns(pa.chunked_array([arr.slice(0, 2), arr.slice(2)]))
     assert roles.to_pylist() == ["assistant", None, None, "assistant"]
     assert contents.to_pylist() == ["a1", None, None, "a4"]

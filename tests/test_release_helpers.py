@@ -111,7 +111,7 @@ def build_work(root: Path, n_en: int = 60, n_zh: int = 20, shard_rows: int = 25)
             row = {
                 "prompt_id": p["prompt_id"], "variant": variant,
                 "messages": [*p["messages"], {"role": "assistant", "content": text}],
-                "tools_json": None, "category": p["category"], "language": p["language"], "num_turns": 1,
+                "tools": None, "category": p["category"], "language": p["language"], "num_turns": 1,
                 "generation_id": f"g-{variant}-{p['prompt_id'][:12]}" if teacher else None,
                 "teacher_model": teacher, "endpoint_kind": "import" if teacher else None,
                 "prompt_template_id": "r1_system_v1" if teacher else None,
@@ -122,6 +122,7 @@ def build_work(root: Path, n_en: int = 60, n_zh: int = 20, shard_rows: int = 25)
                 "verify_status": p["verify"] if teacher else "unverifiable",
                 "verify_method": "mcq" if p["verify"] != "unverifiable" and teacher else "none",
                 "verify_reason": "", "quality_codes": [], "repetition_score": 0.01 if teacher else None,
+                "variant_choice": "summary" if variant == "think_summary" else None, "choice_reason": None,
                 "think_language": p["language"] if teacher else None,
                 "answer_language": p["language"] if teacher else None,
                 "teacher_think_tokens": p["think_tokens"] if teacher else None,
@@ -131,7 +132,7 @@ def build_work(root: Path, n_en: int = 60, n_zh: int = 20, shard_rows: int = 25)
                 "source": p["source"], "source_license": p["license"], "source_row_id": p["row_id"], **prov,
             }
             for k in VARIANT_FEATURES:
-                cols[k].append(row[k])
+                cols[k].append(row.get(k))  # columns a test row leaves out (scores) are null
         work.write_columns(tables.variant(variant), cols, shard_rows=shard_rows)
     work.write_ledger(ledger)
     # As the variants stage records it: what was built, and each variant's spec as data.

@@ -267,3 +267,61 @@ def _retag(folder: Path, version: str) -> None:
     manifest.update(version=version, tag=f"v{version}")
     (folder / "manifest.json").unlink()
     write_manifest(folder, manifest)
+
+
+@pytest.mark.parametrize("field, expect", [
+    ("license_name", "license `other` needs a `license_name`"),
+    ("annotations_creators", "annotations_creators 'by hand' is not one of"),
+])
+def test_cli_refuses_a_card_whose_metadata_breaks_the_hub_rules(
+    hub: HubServer, release: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, field: str, expect: str
+) -> None:
+    import yaml
+
+    from builder.release.manifest import card_metadata
+
+    copy = tmp_path / "copy"
+    shutil.copytree(release, copy)
+    readme = copy / "README.md"
+    meta = card_metadata(readme)
+    body = readme.read_text().split("\n---", 1)[1]
+    if field == "license_name":
+        meta.pop("license_name")
+    else:
+        meta[field] = ["by hand"]
+    readme.write_text("---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---" + body)
+    _rewrite_manifest(copy, lambda m: None)  # re-hashed: only the card's rules can refuse it
+    [line] = _cli_push(hub, copy, REPO, monkeypatch)
+    assert f"{copy}: not a verified release: README.md: metadata: {expect}" in line
+
+
+def test_push_defaults_to_the_repo_the_release_was_built_for(
+    hub: HubServer, release: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    assert json.loads((release / "manifest.json").read_text())["repo_id"] == REPO
+    monkeypatch.setenv("HF_TOKEN", WRITE)
+    res = run_push(release, None, endpoint=hub.endpoint)
+    assert (res.repo_id, res.tag, res.warnings) == (REPO, "v0.1.0", [])
+    assert hub.refs(REPO)["tags"] == {"v0.1.0": res.commit}
+
+
+def test_pushing_to_another_repo_than_the_card_names_warns(
+    hub: HubServer, release: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_TOKEN", WRITE)
+    res = run_push(release, "test-org/elsewhere", endpoint=hub.endpoint)
+    assert res.warnings == [f"the card's load snippet and citation name {REPO}, not test-org/elsewhere; "
+                            "build the next version with `release --repo test-org/elsewhere`"]
+
+
+def test_a_release_naming_no_repo_needs_repo(hub: HubServer, release: Path, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(release, copy)
+    _rewrite_manifest(copy, lambda m: m.update(repo_id=None))
+    monkeypatch.setenv("HF_TOKEN", WRITE)
+    with pytest.raises(UserError, match=r"the release names no repo id; pass --repo org/name"):
+        run_push(copy, None, endpoint=hub.endpoint)
+    assert hub.requests_log == []

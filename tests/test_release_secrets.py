@@ -175,6 +175,24 @@ def test_paths_anywhere_and_escaped_values() -> None:
     assert {r.key_path for r in out.redacted} == {"#comment", "description", "executor.venv_path", "data_dir", "odd"}
 
 
+def test_secret_in_json_typed_tools_and_tool_calls_is_found(tmp_path: Path) -> None:
+    # `tools` and `tool_calls` are Json (an Arrow extension type over strings): searched too.
+    from builder.rows import VARIANT_FEATURES, arrow_table, json_text
+
+    base = {k: None for k in VARIANT_FEATURES}
+    call = json_text({"type": "function", "function": {"name": "login", "arguments": {"token": KEY}}})
+    rows = [{**base, "prompt_id": str(i), "quality_codes": [], "tools": [json_text({"function": {"name": "f"}})],
+             "messages": [{"role": "assistant", "content": "", "tool_calls": [call] if i == 7 else None}]}
+            for i in range(10)]
+    path = tmp_path / "t.parquet"
+    # No statistics: the footer would hold the min/max strings and catch what the scan missed.
+    pq.write_table(arrow_table(rows, VARIANT_FEATURES), path, write_statistics=False)
+    assert secret_in_parquet(path, [KEY]) == "column messages.tool_calls, row 7"
+    rows[3]["tools"] = [json_text({"function": {"name": "f", "description": f"use {KEY}"}})]
+    pq.write_table(arrow_table(rows, VARIANT_FEATURES), path, write_statistics=False)
+    assert secret_in_parquet(path, [KEY]) == "column tools, row 3"
+
+
 def test_redaction_hashes_are_keyed_so_private_addresses_cannot_be_enumerated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     raw = f"name: r\nbase_url: {PRIVATE_URL}\n"
     published = redact_text(raw)

@@ -87,8 +87,11 @@ def test_second_version_gets_a_changelog_diff(release: Path, tmp_path: Path) -> 
     run_release(recipe, work, out)
     log = (out / "CHANGELOG.md").read_text()
     assert "## v0.2.0" in log and "Compared with v0.1.0." in log
-    assert "| `answer` | **all** | 80 | 75 | -5 |" in log
+    # Content: 5 prompts removed from answer (and think_summary), none added or changed.
+    assert "| `answer` | 80 | 75 | -5 | 0 | 5 | 0 |" in log
+    assert "| `think_summary` | 80 | 75 | -5 | 0 | 5 | 0 |" in log
+    assert "| `full` | 80 | 80 | +0 | 0 | 0 | 0 |" in log
     assert "| `answer` | alpaca-zh | 20 | 15 | -5 |" in log
-    assert "| `full` | **all** | 80 | 80 | +0 |" in log
+    assert "- no recipe change other than the version" in log
     assert "## v0.1.0" in log  # the previous release's entries follow
     assert '"previous_version": "0.1.0"' in (out / "manifest.json").read_text()

@@ -227,8 +227,10 @@ def test_no_replies_gives_empty_shards_and_absent_variants(run: Run, tmp_path: P
     n = len(run.planted.prompts)
     assert var.counts["answer"] == var.counts["control"] == 0
     assert var.absent["answer"] == {"no_kept_reply": n}
-    clean = [p["original_response"] for p in run.planted.prompts.values()
-             if p["original_response"] and "think>" not in p["original_response"]]
+    # A community reply with clean text, or one that only calls tools (its calls are the turn).
+    clean = [p for p in run.planted.prompts.values()
+             if (p["original_response"] and "think>" not in p["original_response"])
+             or (not p["original_response"] and p["original_tool_calls"])]
     assert var.counts["original"] == len(clean)
 
 

@@ -11,6 +11,7 @@ halts at <|im_end|> because of the saved generation config.
 from __future__ import annotations
 
 import copy
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -26,36 +27,17 @@ from train_reference import sft  # noqa: E402
 from train_reference.config import QWEN_EOS_ID, QWEN_PAD_ID, load_recipe  # noqa: E402
 from train_reference.tiny_model import build_tiny_qwen2, subset_release  # noqa: E402
 
-STEPS = 20
+STEPS = 20  # training.max_steps of recipes/train/cpu_smoke.yaml
 # The sample's `answer` rows with the shortest replies (one token: "No", "yes", "2", "是", ...):
 # cheap steps, and a reply a 10M-parameter model learns to end with <|im_end|> in 20 steps.
 N_ROWS = 16
 
-RECIPE = """\
-model:
-  name_or_path: {model}
-  revision: null
-  dtype: float32
-dataset:
-  path: {release}
-  config: answer
-global_batch_size: 4
-training:
-  output_dir: {out}
-  learning_rate: 1e-2
-  lr_scheduler_type: constant
-  warmup_steps: 0
-  max_steps: {steps}
-  per_device_train_batch_size: 4
-  max_length: 1024
-  bf16: false
-  activation_checkpointing: false
-  logging_steps: 1
-  save_strategy: "no"
-  report_to: none
-  seed: 0
-  disable_tqdm: true
-"""
+# The recipe of train_reference/README.md's CPU smoke command; only its paths are replaced here.
+SMOKE_RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "train" / "cpu_smoke.yaml"
+
+
+def _paths(model: Path, release: Path, out: Path) -> list[str]:
+    return [f"model.name_or_path={model}", f"dataset.path={release}", f"training.output_dir={out}"]
 
 
 def tokenizer_dir() -> Path:
@@ -90,14 +72,11 @@ def train_tiny(sample_release: Path, root: Path) -> dict[str, Any]:
     # The sample's multi-turn rows (tool use) are in `original`: their earlier assistant turns
     # must stay out of the loss. Collated only, not trained.
     subset_release(sample_release, release, "original", 4, min_assistant_turns=2)
-    recipe_path = root / "tiny.yaml"
-    recipe_path.write_text(RECIPE.format(model=model_dir, release=release, out=root / "out", steps=STEPS))
-    overrides = ["dataset.config=original", f"training.output_dir={root / 'out-original'}"]
-    multi = load_recipe(recipe_path, overrides)
+    multi = load_recipe(SMOKE_RECIPE, [*_paths(model_dir, release, root / "out-original"), "dataset.config=original"])
     prepared_multi = sft.prepare(multi, root / "work-original")
     multi_batch = first_batch(sft.build_trainer(multi, prepared_multi), prepared_multi, 4)
 
-    recipe = load_recipe(recipe_path)
+    recipe = load_recipe(SMOKE_RECIPE, _paths(model_dir, release, root / "out"))
     prepared = sft.prepare(recipe, root / "work")
     trainer = sft.build_trainer(recipe, prepared)
     batch, rows = first_batch(trainer, prepared, 8)
@@ -119,29 +98,41 @@ def test_labels_are_the_last_assistant_reply_and_im_end(trained: dict[str, Any])
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(trained["out"])  # carries the model's original template
-    multi_turn = 0
+    multi_turn = with_tools = 0
     for batch, rows in trained["batches"]:
         for b, row in enumerate(rows):
             multi_turn += check_labels(tok, batch, b, row)
+            with_tools += bool(row["tools"])
     assert multi_turn >= 4  # the release's tool-use rows: earlier assistant turns stayed masked
+    assert with_tools >= 4  # ... trained with their tool definitions in the system turn
 
 
 def check_labels(tok: Any, batch: dict[str, Any], b: int, row: dict[str, Any]) -> bool:
-    """Row `b` of `batch` trains on exactly its last reply + <|im_end|>; True if multi-turn."""
+    """Row `b` of `batch` trains on exactly its last reply (text and tool calls) + <|im_end|>,
+    and its input holds the row's tool definitions; True if multi-turn."""
     messages = row["prompt"] + row["completion"]
-    prompt_ids = tok.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=True, return_dict=True)[
-        "input_ids"
-    ]
-    full_ids = tok.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"]
-    reply_ids = tok(row["completion"][0]["content"], add_special_tokens=False)["input_ids"]
-    # expected targets: the reply's tokens, then <|im_end|>; not the trailing "\n"
-    assert full_ids[len(prompt_ids) :] == [*reply_ids, QWEN_EOS_ID, *tok("\n")["input_ids"]]
+    kw: dict[str, Any] = {"tokenize": True, "return_dict": True, "tools": row["tools"] or None}
+    prompt_ids = tok.apply_chat_template(row["prompt"], add_generation_prompt=True, **kw)["input_ids"]
+    full_ids = tok.apply_chat_template(messages, **kw)["input_ids"]
+    reply = row["completion"][0]
+    target = full_ids[len(prompt_ids) : -1]
+    # expected targets: the reply's tokens (its tool calls too), then <|im_end|>; not the trailing "\n"
+    assert full_ids[-1:] == tok("\n")["input_ids"] and target[-1] == QWEN_EOS_ID
+    if not reply["tool_calls"]:
+        assert target == [*tok(reply["content"], add_special_tokens=False)["input_ids"], QWEN_EOS_ID]
+    else:
+        text = tok.decode(target)
+        assert text.count("<tool_call>") == len(reply["tool_calls"])
+        assert all(f'"name": "{c["function"]["name"]}"' in text for c in reply["tool_calls"])
     ids = batch["input_ids"][b].tolist()
     labels = batch["labels"][b].tolist()
     assert ids[: len(full_ids)] == full_ids
+    if row["tools"]:  # TRL passed the row's tools to the template: the schemas are in the input
+        system = tok.decode(ids[: ids.index(QWEN_EOS_ID)])
+        assert "<tools>" in system and all(json.dumps(t["function"]["name"]) in system for t in row["tools"])
     trained_pos = [i for i, lab in enumerate(labels) if lab != -100]
     assert trained_pos == list(range(len(prompt_ids), len(full_ids) - 1))
-    assert [labels[i] for i in trained_pos] == [*reply_ids, QWEN_EOS_ID]
+    assert [labels[i] for i in trained_pos] == target
     return sum(m["role"] == "assistant" for m in messages) > 1
 
 

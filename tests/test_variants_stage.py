@@ -13,7 +13,7 @@ import pytest
 
 from builder.config.variants import VariantsConfig
 from builder.ledger import KEPT
-from builder.rows import VARIANT_FEATURES
+from builder.rows import VARIANT_FEATURES, tools_list
 from builder.tokens import load_tokenizer
 from builder.variants.registry import to_build
 from builder.variants.stage import run_variants
@@ -21,7 +21,8 @@ from builder.workdir import WorkDir
 from tests.fixtures.stages import SAMPLE, Planted, build_responded, sample_recipe
 
 VARIANTS = to_build(None)  # the registry's default variants
-COMMUNITY = {"gsm8k-train", "mbpp", "alpaca-zh", "tool-use-demo"}
+# r1-mmlupro-pcmb: its answer key is the community response (the sample's one-prompt-three-ways rows).
+COMMUNITY = {"gsm8k-train", "mbpp", "alpaca-zh", "tool-use-demo", "r1-mmlupro-pcmb"}
 
 
 def _read(folder: Path) -> list[dict[str, Any]]:
@@ -69,10 +70,10 @@ def test_variants_share_prompt_ids_and_prompt_turns(built: Built) -> None:
             assert r["messages"][:-1] == p["messages"]
             assert r["messages"][-1]["role"] == "assistant"
             assert len(r["messages"]) == len(p["messages"]) + 1
-            assert (r["source"], r["source_row_id"], r["tools_json"]) == (
+            assert (r["source"], r["source_row_id"], r["tools"]) == (
                 p["source"],
                 p["source_row_id"],
-                p["tools_json"],
+                tools_list(p["tools_json"]),
             )
     both = set(built.by_pid["answer"]) & set(built.by_pid["full"]) & set(built.by_pid["think_summary"])
     assert len(both) >= 200
@@ -135,6 +136,10 @@ def test_original_only_where_the_community_answered(built: Built) -> None:
         if resp and "<think>" not in resp and "</think>" not in resp:
             assert _assistant(originals[pid]) == resp
             assert originals[pid]["generation_id"] is None and originals[pid]["verify_reason"] == "community_response"
+            assert originals[pid]["messages"][-1]["tool_calls"] == p["original_tool_calls"]
+        elif not resp and p["original_tool_calls"]:  # a reply that only calls tools: its calls are the turn
+            last = originals[pid]["messages"][-1]
+            assert last["content"] == "" and last["tool_calls"] == p["original_tool_calls"]
         else:
             assert pid not in originals
             tagged += bool(resp)
@@ -143,7 +148,7 @@ def test_original_only_where_the_community_answered(built: Built) -> None:
     assert sorted(set(missing.values())) == ["no_original_response", "think_tag_in_original"]
     assert sum(v == "think_tag_in_original" for v in missing.values()) == tagged
     for pid, p in built.planted.prompts.items():
-        if p["source"] in {"r1-mmlupro-pcmb", "r1-bangla-mmlu", "marco-o1-cot", "arena-hard-v2"}:
+        if p["source"] in {"r1-bangla-mmlu", "marco-o1-cot", "arena-hard-v2"}:
             assert missing[pid] == "no_original_response"
 
 
@@ -167,7 +172,11 @@ def test_multi_turn_tool_prompts_keep_their_turns(built: Built) -> None:
         assert roles[0] == "system" and roles.count("user") == r["num_turns"]
         assert roles[-2] in ("user", "tool") and roles[-1] == "assistant"
         assert "assistant" in roles[:-1]  # the earlier assistant turns survive
-        assert r["tools_json"]
+        # ... with their structured tool calls, and the tool definitions ride along in `tools`.
+        calls = [json.loads(c) for m in r["messages"][:-1] for c in m["tool_calls"] or []]
+        assert calls and all(c["type"] == "function" and isinstance(c["function"]["arguments"], dict) for c in calls)
+        names = {json.loads(t)["function"]["name"] for t in r["tools"]}
+        assert {c["function"]["name"] for c in calls} <= names
 
 
 def test_every_ledger_step_accounts_for_every_prompt(built: Built) -> None:

@@ -1,6 +1,8 @@
 """Score a model on the paper's seven benchmarks and print a Table 1-style comparison.
 
     python train_reference/evaluate.py --config recipes/eval/paper.yaml --model PATH
+    python train_reference/evaluate.py --config recipes/eval/paper.yaml \
+        --base-url http://gpu-node:8000/v1 --model served-name     # a running vLLM / OpenAI-compatible server
 
 Writes OUT/results.json, OUT/table.md and OUT/items/<benchmark>.jsonl. Exit codes:
 0 all benchmarks ran (or were skipped as optional), 1 some failed (the rest are still
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -25,7 +28,10 @@ from train_reference.evaluation.config import EvalUserError, load_config  # noqa
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", required=True, help="evaluation recipe (YAML)")
-    ap.add_argument("--model", required=True, help="model folder (or Hub id)")
+    ap.add_argument("--model", required=True, help="model folder (or Hub id); with --base-url, the served model's name")
+    ap.add_argument("--base-url", help="evaluate a served model: its OpenAI-compatible API root, e.g. http://host:8000/v1")
+    ap.add_argument("--api-key-env", help="env var holding the server's key (default: OPENAI_API_KEY, if set)")
+    ap.add_argument("--concurrency", type=int, default=8, help="requests in flight to the served model")
     ap.add_argument("--model-name", help="name in the table (default: the folder's name)")
     ap.add_argument("--output-dir", help="where results go (default: the recipe's output_dir)")
     ap.add_argument("--benchmarks", help="comma-separated subset of the recipe's benchmarks")
@@ -39,6 +45,12 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         cfg = load_config(args.config)
+        if args.api_key_env:  # lm-eval's chat backend reads $OPENAI_API_KEY; the value is never printed
+            if not os.environ.get(args.api_key_env):
+                raise EvalUserError(f"--api-key-env {args.api_key_env}: that environment variable is not set")
+            os.environ["OPENAI_API_KEY"] = os.environ[args.api_key_env]
+        if args.base_url and args.backend:
+            raise EvalUserError("--backend picks a local backend; a served model (--base-url) needs none")
         if args.backend:
             cfg = cfg.model_copy(update={"backend": args.backend})
         if args.max_new_tokens:
@@ -53,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
             only=[s.strip() for s in args.benchmarks.split(",")] if args.benchmarks else None,
             limit=args.limit,
             manifest=args.manifest,
+            base_url=args.base_url,
+            concurrency=args.concurrency,
         )
     except EvalUserError as exc:
         print(f"evaluate: error: {exc}", file=sys.stderr)

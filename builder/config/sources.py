@@ -8,6 +8,7 @@ import regex
 from pydantic import Field, field_validator, model_validator
 
 from builder.config.base import CATEGORIES, Strict
+from builder.config.release import repo_id_problem
 
 FileFormat = Literal["auto", "jsonl", "json", "parquet", "csv"]
 
@@ -25,7 +26,14 @@ class FieldMap(Strict):
     language: str | None = Field(None, description="per-row language code")
     id: str | None = Field(None, description="source row id; default: file:line or the row index")
     tools: str | None = Field(None, description="tool definitions (list/dict/JSON string)")
+    tool_calls: str | None = Field(
+        None, description="the community response's tool calls (OpenAI `tool_calls` or [{name, arguments}]; "
+        "list or JSON string): the `original` turn's structured `tool_calls`")
     options: str | None = Field(None, description="MCQ options appended to the prompt as 'A. …' lines")
+    constraints: str | None = Field(
+        None, description="known instruction constraints, a list (or JSON text) of IFEval {id, kwargs}; "
+        "unset: read from ifeval tests, else detected from the prompt (builder/constraints)",
+    )
 
     @model_validator(mode="after")
     def _prompt_or_messages(self) -> FieldMap:
@@ -50,6 +58,9 @@ class SourceConfig(Strict):
     language: str = Field("auto", description="a code like 'en'/'zh', or 'auto' to detect")
     license: str = Field("undeclared", description="the source's license id (goes on every row and the card)")
     attribution: str = Field("", description="attribution text for the card")
+    origin_dataset: str | None = Field(
+        None, description="local files taken from a Hub dataset: its id (org/name), listed in the card's "
+        "source_datasets and linked (kind=hf sources use `dataset`)")
     priority: int = Field(100, description="lower wins exact/near-duplicate ties")
     limit: int | None = Field(None, ge=0, description="read at most this many rows")
     verifier: Literal["auto", "math", "mcq", "code", "ifeval", "none"] = Field(
@@ -86,4 +97,11 @@ class SourceConfig(Strict):
                 raise ValueError(f"category_map[{raw!r}] = {cat!r}; use one of {CATEGORIES}")
         if self.category not in CATEGORIES:
             raise ValueError(f"category {self.category!r} is unknown; use one of {CATEGORIES}")
+        if self.origin_dataset and repo_id_problem(self.origin_dataset):
+            raise ValueError(f"origin_dataset {self.origin_dataset!r} is not a Hub id; use org/name")
         return self
+
+    @property
+    def hub_id(self) -> str | None:
+        """The Hub dataset the rows come from (the card's source_datasets), if any."""
+        return self.dataset if self.kind == "hf" else self.origin_dataset

@@ -34,6 +34,7 @@ from builder.curate.decontam_ngram import GramIndex
 from builder.curate.decontam_short import FuzzyIndex, key_of
 from builder.curate.decontam_tokens import is_number, window_hashes, words
 from builder.errors import UserError
+from builder.progress import Progress, report
 from builder.recipe import Recipe
 
 __all__ = ["BenchmarkIndex", "Hit", "build_index", "load_benchmark_texts", "match_all", "window_hashes", "words"]
@@ -189,21 +190,32 @@ def _match_range(bounds: tuple[int, int]) -> list[Hit | None]:
     return index.match_many(texts[bounds[0] : bounds[1]])
 
 
-def match_all(index: BenchmarkIndex, texts: list[str], workers: int = 1, chunk: int = 50_000) -> list[Hit | None]:
-    """match_many over batches (bounded window-hash arrays), on `workers` forked processes."""
+MATCH_STEP = "decontaminate: matching prompts"
+
+
+def match_all(index: BenchmarkIndex, texts: list[str], workers: int = 1, chunk: int = 50_000,
+              progress: Progress | None = None) -> list[Hit | None]:  # fmt: skip
+    """match_many over batches (bounded window-hash arrays), on `workers` forked processes;
+    `progress` hears (MATCH_STEP, prompts matched, prompts) after each batch."""
     global _SHARED
     bounds = [(s, min(s + chunk, len(texts))) for s in range(0, len(texts), chunk)]
+    out: list[Hit | None] = []
     if workers <= 1 or len(bounds) < 2 or index.semantic is not None:  # the embedder is not fork-safe
-        return [h for b in bounds for h in index.match_many(texts[b[0] : b[1]])]
+        for lo, hi in bounds:
+            out += index.match_many(texts[lo:hi])
+            report(progress, MATCH_STEP, hi, len(texts))
+        return out
     import multiprocessing
 
     _SHARED = (index, texts)
     try:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
-            parts = pool.map(_match_range, bounds)
+            for part, (_, hi) in zip(pool.imap(_match_range, bounds), bounds):  # imap: in order, as done
+                out += part
+                report(progress, MATCH_STEP, hi, len(texts))
     finally:
         _SHARED = None
-    return [h for part in parts for h in part]
+    return out
 
 
 def _read_items(recipe: Recipe, b: BenchmarkFile) -> Iterable[tuple[str, str]] | None:
@@ -228,9 +240,10 @@ def _read_items(recipe: Recipe, b: BenchmarkFile) -> Iterable[tuple[str, str]] |
     return out
 
 
-def build_index(recipe: Recipe, cfg: DecontamConfig) -> BenchmarkIndex:
+def build_index(recipe: Recipe, cfg: DecontamConfig, progress: Progress | None = None) -> BenchmarkIndex:
     index = BenchmarkIndex(cfg)
-    for b in cfg.benchmarks:
+    for i, b in enumerate(cfg.benchmarks):
+        report(progress, "decontaminate: indexing benchmark files", i, len(cfg.benchmarks))
         items = _read_items(recipe, b)
         if items is None:
             index.skipped.append(b.name)
@@ -238,6 +251,7 @@ def build_index(recipe: Recipe, cfg: DecontamConfig) -> BenchmarkIndex:
         index.benchmarks.append(b.name)
         for item_id, text in items:
             index.add(b.name, item_id, text)
+    report(progress, "decontaminate: indexing benchmark files", len(cfg.benchmarks), len(cfg.benchmarks))
     index.finish()
     return index
 

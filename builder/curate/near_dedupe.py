@@ -37,6 +37,7 @@ from builder.curate.minhash_inputs import input_spec, shard_reader
 from builder.curate.minhash_signatures import MODE_STATS, PositionedMinhashSignature
 from builder.curate.minhash_winners import order_keys, read_sidecars, resolve_winners, rewrite_remove_files
 from builder.executors import ExecutorConfig, make_executor, run_executor
+from builder.progress import Progress, report
 
 NEAR_DUPS_FILE = "near_dups.parquet"
 
@@ -60,6 +61,7 @@ def near_dedupe(
     cfg: NearDedupeConfig | None = None,
     executor: ExecutorConfig | None = None,
     resume: bool = False,
+    progress: Progress | None = None,
 ) -> NearDedupeResult:
     """Find near-duplicate prompts in `input_dir` and write `work_dir/near_dups.parquet`.
 
@@ -129,7 +131,8 @@ def near_dedupe(
             run_executor_check(ex)
         seconds["all_steps"] = time.perf_counter() - t0
     else:
-        for name, ex in (("signature", sig), ("buckets", buckets), ("cluster", cluster)):
+        for i, (name, ex) in enumerate((("signature", sig), ("buckets", buckets), ("cluster", cluster))):
+            report(progress, "near_dedupe", i, 3)
             t0 = time.perf_counter()
             run_executor(ex, executor)
             seconds[name] = time.perf_counter() - t0
@@ -141,6 +144,7 @@ def near_dedupe(
         _check_signature(logs / "signature", input_dir, files)
         _check_buckets(dups_dir, mh.num_buckets)
 
+    report(progress, "near_dedupe", 3, 3)
     t0 = time.perf_counter()
     tables = read_sidecars(ids_dir, sig_tasks)
     docs_in = sum(t.num_rows for t in tables)
@@ -229,6 +233,7 @@ def run_near_dedupe(
     work_dir: Path,
     settings: Any = None,
     executor: Any = None,
+    progress: Progress | None = None,
 ) -> dict[str, str]:
     """In-memory entry for the curate stage: {removed prompt_id: kept prompt_id}.
 
@@ -248,7 +253,7 @@ def run_near_dedupe(
     per = -(-len(prompt_ids) // n_files) or 1
     for i in range(n_files):
         pq.write_table(table.slice(i * per, per), shards / f"{i:05d}.parquet")
-    res = near_dedupe(shards, work_dir, near_dedupe_config(settings), ex)
+    res = near_dedupe(shards, work_dir, near_dedupe_config(settings), ex, progress=progress)
     out = pq.read_table(res.near_dups_path, columns=["prompt_id", "kept_prompt_id"]).to_pydict()
     return dict(zip(out["prompt_id"], out["kept_prompt_id"]))
 

@@ -20,12 +20,16 @@ import regex
 
 from builder import tables
 from builder.config.base import CATEGORIES
+from builder.constraints.detect import prompt_constraints
+from builder.constraints.spec import BadConstraints, parse, to_json
 from builder.curate.balance import balance
-from builder.curate.decontam import build_index, match_all
+from builder.curate.decontam import MATCH_STEP, build_index, match_all
 from builder.curate.normalize import dedupe_key, normalize_text
 from builder.errors import UserError
 from builder.language import prompt_language_label
 from builder.ledger import DROPPED, QUARANTINED, Ledger
+from builder.progress import Progress
+from builder.progress import report as progress_report
 from builder.recipe import Recipe
 from builder.rows import PROMPT_FEATURES, prompt_id_for, provenance_defaults
 from builder.sources.mapping import RowProblem, map_row
@@ -56,7 +60,7 @@ def _user_text(messages: list[dict[str, str]]) -> str:
     return "\n".join(m["content"] for m in messages if m["role"] == "user")
 
 
-def _read_all(recipe: Recipe, ledger: Ledger, warnings: list[str]) -> dict[str, list[Any]]:
+def _read_all(recipe: Recipe, ledger: Ledger, warnings: list[str], progress: Progress | None = None) -> dict[str, list[Any]]:
     """Read every source in priority order into columns; quarantine what can't be used."""
     cols: dict[str, list[Any]] = {k: [] for k in PROMPT_FEATURES}
     cols["_key"] = []
@@ -65,7 +69,8 @@ def _read_all(recipe: Recipe, ledger: Ledger, warnings: list[str]) -> dict[str, 
     form = recipe.curate.normalize.unicode_form
     prov = provenance_defaults()
     ordered = sorted(recipe.sources, key=lambda s: s.priority)  # stable: recipe order breaks ties
-    for src in ordered:
+    for k, src in enumerate(ordered):
+        progress_report(progress, "read", k, len(ordered))  # sources read so far (a file's rows are not known ahead)
         ref_re = regex.compile(src.reference_regex, regex.M) if src.reference_regex else None
         n_src = 0
         for item in read_source(recipe, src, warnings):
@@ -77,7 +82,8 @@ def _read_all(recipe: Recipe, ledger: Ledger, warnings: list[str]) -> dict[str, 
                 continue
             try:
                 rec = map_row(src, item.data, ref_re)
-                msgs = [{"role": m["role"], "content": normalize_text(m["content"], form)} for m in rec["messages"]]
+                msgs = [{"role": m["role"], "content": normalize_text(m["content"], form), "tool_calls": m["tool_calls"]}
+                        for m in rec["messages"]]
                 size = sum(len(m["content"]) for m in msgs)
                 if size > max_chars:
                     raise RowProblem("too_long", f"prompt has {size:,} chars > max_prompt_chars={max_chars:,}")
@@ -89,6 +95,10 @@ def _read_all(recipe: Recipe, ledger: Ledger, warnings: list[str]) -> dict[str, 
                 category = rec["category"]
                 if category not in CATEGORIES:
                     raise RowProblem("unknown_category", f"category {category!r}; map it with category_map")
+                try:  # a source's own list is validated here; the rest are detected on kept rows (below)
+                    given = None if rec["constraints"] is None else to_json(parse(rec["constraints"]))
+                except BadConstraints as e:
+                    raise RowProblem("bad_constraints", f"field `{src.fields.constraints}`: {e}") from None
                 n_user = sum(m["role"] == "user" for m in msgs)
                 if category == "chat" and n_user > 1:
                     category = "multi_turn"  # the paper counts multi-turn chat on its own
@@ -109,9 +119,11 @@ def _read_all(recipe: Recipe, ledger: Ledger, warnings: list[str]) -> dict[str, 
             cols["original_response"].append(
                 normalize_text(rec["original_response"], form) if rec["original_response"] else None
             )
+            cols["original_tool_calls"].append(rec["original_tool_calls"])
             cols["reference_answer"].append(rec["reference_answer"])
             cols["tests_json"].append(rec["tests_json"])
             cols["verifier"].append(src.verifier)
+            cols["constraints_json"].append(given)
             cols["source"].append(src.name)
             cols["source_license"].append(src.license)
             cols["source_row_id"].append(row_id)
@@ -121,6 +133,7 @@ def _read_all(recipe: Recipe, ledger: Ledger, warnings: list[str]) -> dict[str, 
         if n_src == 0:
             warnings.append(f"source {src.name}: read 0 rows")
     ledger.kept_many("read", cols["source"], cols["source_row_id"], cols["prompt_id"])
+    progress_report(progress, "read", len(ordered), len(ordered))
     return cols
 
 
@@ -155,25 +168,29 @@ def _exact_dedupe(cols: dict[str, list[Any]]) -> dict[int, tuple[str, str]]:
     return drop
 
 
-def _near_dedupe(recipe: Recipe, work: WorkDir, cols: dict[str, list[Any]]) -> dict[int, tuple[str, str]]:
+def _near_dedupe(recipe: Recipe, work: WorkDir, cols: dict[str, list[Any]],
+                 progress: Progress | None = None) -> dict[int, tuple[str, str]]:  # fmt: skip
     from builder.curate.near_dedupe import run_near_dedupe
 
     texts = [_user_text(m) for m in cols["messages"]]
     removed = run_near_dedupe(
         cols["prompt_id"], texts, cols["language"], work.stage(STAGE) / "near_dedupe",
-        recipe.curate.near_dedupe, recipe.executor,
+        recipe.curate.near_dedupe, recipe.executor, progress,
     )
     index = {pid: i for i, pid in enumerate(cols["prompt_id"])}
     return {index[pid]: ("near_dup", kept) for pid, kept in removed.items()}
 
 
-def _decontaminate(recipe: Recipe, cols: dict[str, list[Any]], work: WorkDir) -> tuple[dict[int, tuple[str, str]], DecontaminationSummary]:
+def _decontaminate(recipe: Recipe, cols: dict[str, list[Any]], work: WorkDir,
+                   progress: Progress | None = None) -> tuple[dict[int, tuple[str, str]], DecontaminationSummary]:  # fmt: skip
     cfg = recipe.curate.decontaminate
-    index = build_index(recipe, cfg)
+    index = build_index(recipe, cfg, progress)
+    progress_report(progress, MATCH_STEP, 0, len(cols["prompt_id"]))
     drop: dict[int, tuple[str, str]] = {}
     report: dict[str, list[Any]] = {k: [] for k in tables.DECONTAMINATION.features}
     texts = [_user_text(m) for m in cols["messages"]]
-    hits = match_all(index, texts, workers=min(2, os.cpu_count() or 1) if len(texts) >= 100_000 else 1)
+    hits = match_all(index, texts, workers=min(2, os.cpu_count() or 1) if len(texts) >= 100_000 else 1,
+                     progress=progress)
     for i, hit in enumerate(hits):
         if hit is None:
             continue
@@ -196,7 +213,7 @@ def _decontaminate(recipe: Recipe, cols: dict[str, list[Any]], work: WorkDir) ->
     return drop, meta
 
 
-def _curate(recipe: Recipe, work: WorkDir, progress: Any = None) -> CurateResult:
+def _curate(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -> CurateResult:
     t0 = time.perf_counter()
     ledger = Ledger(STAGE)
     warnings: list[str] = []
@@ -213,7 +230,7 @@ def _curate(recipe: Recipe, work: WorkDir, progress: Any = None) -> CurateResult
             progress(step)
 
     tick("read")
-    cols = _read_all(recipe, ledger, warnings)
+    cols = _read_all(recipe, ledger, warnings, progress)
     rows_in = ledger.steps["read"].rows_in if "read" in ledger.steps else 0
     if rows_in == 0:
         from builder.errors import UserError
@@ -225,11 +242,11 @@ def _curate(recipe: Recipe, work: WorkDir, progress: Any = None) -> CurateResult
     cols = _step(ledger, "exact_dedupe", cols, _exact_dedupe(cols))
     if recipe.curate.near_dedupe.enabled and cols["prompt_id"]:
         tick("near_dedupe")
-        cols = _step(ledger, "near_dedupe", cols, _near_dedupe(recipe, work, cols))
+        cols = _step(ledger, "near_dedupe", cols, _near_dedupe(recipe, work, cols, progress))
     decontam_meta = DecontaminationSummary(benchmarks=[], skipped_absent=[])
     if recipe.curate.decontaminate.enabled:
         tick("decontaminate")
-        drop, decontam_meta = _decontaminate(recipe, cols, work)
+        drop, decontam_meta = _decontaminate(recipe, cols, work, progress)
         # Said loudly, not only recorded: the card must disclose what was not checked.
         warnings += [f"decontamination against {b} skipped: its file is absent (optional: true)"
                      for b in dict.fromkeys(decontam_meta.skipped_absent)]  # fmt: skip
@@ -244,6 +261,12 @@ def _curate(recipe: Recipe, work: WorkDir, progress: Any = None) -> CurateResult
         if ledger.steps[a].kept != ledger.steps[b].rows_in:
             raise RuntimeError(f"ledger chain broken: {a} kept {ledger.steps[a].kept} but {b} received {ledger.steps[b].rows_in}")
 
+    tick("constraints")
+    # Detection costs ~0.6 ms a prompt: only the kept ones are read (an IFEval tests spec is used as given).
+    cols["constraints_json"] = [
+        c if c is not None else to_json(prompt_constraints(None, t, next((m["content"] for m in reversed(msgs) if m["role"] == "user"), "")))
+        for c, t, msgs in zip(cols["constraints_json"], cols["tests_json"], cols["messages"])
+    ]
     tick("write")
     work.write_columns(tables.PROMPTS, cols)
     work.write_ledger(ledger)
@@ -296,7 +319,7 @@ def fingerprint(recipe: Recipe, work: WorkDir) -> dict[str, Any]:
     return work.fingerprint({"sources": recipe.sources, "curate": recipe.curate}, (), source_stats(recipe))
 
 
-def run_curate(recipe: Recipe, work: WorkDir, progress: Any = None) -> CurateResult:
+def run_curate(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -> CurateResult:
     """Read, normalize, dedupe, decontaminate and balance every source. Outputs are committed together at the end (WorkDir.stage_run)."""
     with work.stage_run(STAGE, fingerprint(recipe, work)):
         return _curate(recipe, work, progress)

@@ -8,6 +8,7 @@ assumptions fill in (R1-like replies of ~4k tokens at ~30 tokens/s per stream).
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +107,7 @@ def _observed(work: Path | None, teacher: str) -> dict[str, float]:
     stored = latest(WorkDir(work).store(tables.GENERATE_STORE, teacher))
     reader = RecordReader()
     try:
-        for got in list(stored.values())[:2000]:  # a sample is enough for means
+        for got in itertools.islice(stored.values(), 2000):  # a sample is enough for means
             e = got.entry
             if e.status != "ok" or not e.completion_tokens:
                 continue

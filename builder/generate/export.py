@@ -13,7 +13,7 @@ from builder.ledger import DROPPED, KEPT, Ledger
 from builder.rows import REPLY_FEATURES
 from builder.teachers.items import WorkItem, ledger_reason, reply_row
 from builder.teachers.reply_shape import checked_row
-from builder.teachers.store import Latest, RecordReader
+from builder.teachers.store import RecordReader, StoreIndex
 from builder.workdir import SHARD_ROWS, ShardWriter
 
 _BATCH = 2048
@@ -67,7 +67,7 @@ class TeacherTally:
 def export_teacher(
     teacher: TeacherConfig,
     items: list[WorkItem],
-    latest: dict[str, Latest],
+    latest: StoreIndex,
     parts: PartWriter,
     ledger: Ledger,
     abort: str = "",
@@ -77,20 +77,23 @@ def export_teacher(
     ledger.enter(step, len(items))
     tally = TeacherTally(items=len(items))
     reader = RecordReader()
+    where = latest.positions([it.generation_id for it in items]).tolist()  # one vectorized lookup
     try:
-        for it in items:
-            got = latest.get(it.generation_id)
-            if got is None:
+        for it, pos in zip(items, where):
+            if pos < 0:
                 code = "not_in_import" if teacher.kind == "import" else "not_attempted"
-                msg = ("no imported reply matches this prompt's (source, source_row_id)" if code == "not_in_import"
-                       else abort or "not requested yet: the run stopped before this request; re-run to resume")
+                msg = (
+                    "no imported reply matches this prompt's (source, source_row_id)"
+                    if code == "not_in_import"
+                    else abort or "not requested yet: the run stopped before this request; re-run to resume"
+                )
                 it.max_tokens = 0 if teacher.kind == "import" else teacher.sampling.max_tokens
                 # No reply was created: no timestamp, so an unchanged store exports identical bytes.
                 row = reply_row(it, teacher, status="failed", error_code=code, error_message=msg, attempts=0,
                                 created_at=None)  # fmt: skip
             else:
-                row = reader.read(got.entry)
-                row["attempts"] = got.attempts_total
+                row = reader.read(latest.entry(pos))
+                row["attempts"] = int(latest.attempts_total[pos])
                 row = checked_row(row)  # a record of any shape exports; a bad one as a failed row
                 row["teacher"] = teacher.name  # also for records stored before the column existed
             parts.add(row)

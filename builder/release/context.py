@@ -6,6 +6,7 @@ summaries. Nothing here reads shards or writes files.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,11 +24,67 @@ from builder.tables import SUMMARIES, CurateSummary, GenerateSummary, ResponsesS
 from builder.workdir import WorkDir
 from quality.stats import VariantStats, costs, rejections, spend_by_role
 
-DEFAULT_CITATION = """@article{answer_distill_2025,
-  title   = {Leveraging Reasoning Model Answers to Enhance Non-Reasoning Model Capability},
-  journal = {arXiv preprint arXiv:2504.09639},
-  year    = {2025}
+# Authors as printed on the paper (the a-m-team's own PDF of arXiv 2504.09639).
+PAPER_CITATION = """@misc{wang2025leveraging,
+  title         = {Leveraging Reasoning Model Answers to Enhance Non-Reasoning Model Capability},
+  author        = {Haotian Wang and Han Zhao and Shuaiting Chen and Xiaoyu Tian and Sitong Zhao and
+                   Yunjie Ji and Yiping Peng and Xiangang Li},
+  year          = {2025},
+  eprint        = {2504.09639},
+  archivePrefix = {arXiv},
+  primaryClass  = {cs.CL},
+  url           = {https://arxiv.org/abs/2504.09639}
 }"""
+# Every field a card template may name (tests/test_card.py checks it is exactly what
+# card_context returns, plus the front matter): checked before the gates run.
+CARD_FIELDS = frozenset((
+    "front_matter", "pretty_name", "version", "tag", "description", "repo_id", "repo_placeholder", "total_rows",
+    "toolkit_version", "schema_version", "built_at", "size_note", "max_student_tokens", "variants", "mix_variant",
+    "mix", "paper_total", "mix_total", "curate", "teachers", "summarizers", "benchmarks", "decontam_hits",
+    "decontam_skipped", "decontam_partial", "sources", "tokens", "verification", "rejections", "costs", "checks",
+    "checks_failed",
+    "blocking_failed", "spend", "figures", "license_label", "license_statement", "attributions", "limitations",
+    "paper_citation", "citation", "columns", "fill", "examples", "three_ways", "funnel", "recipe_name",
+    "recipe_sha256",
+))
+PLACEHOLDER_ORG = "YOUR-ORG"  # the load snippet's marked stand-in when no repo id was given
+
+
+def repo_id(recipe: Recipe) -> tuple[str, bool]:
+    """(the Hub id the card names, whether it is a placeholder)."""
+    if recipe.release.repo_id:
+        return recipe.release.repo_id, False
+    return f"{PLACEHOLDER_ORG}/{recipe.name}", True
+
+
+def dataset_citation(recipe: Recipe, built_at: str) -> str:
+    """The recipe's `release.citation`, else a @misc entry for this release of the dataset."""
+    if recipe.release.citation:
+        return recipe.release.citation.strip()
+    repo, _ = repo_id(recipe)
+    key = re.sub(r"[^a-z0-9]+", "_", f"{recipe.name}_{recipe.version}".lower()).strip("_")
+    title = recipe.release.pretty_name or recipe.name
+    return (f"@misc{{{key},\n  title        = {{{title} (v{recipe.version})}},\n"
+            f"  author       = {{{repo.split('/')[0]}}},\n  year         = {{{built_at[:4]}}},\n"
+            f"  howpublished = {{\\url{{https://huggingface.co/datasets/{repo}}}}},\n"
+            f"  note         = {{Hugging Face dataset, revision {tag_for(recipe.version)}; built with "
+            f"answer-distill {TOOLKIT_VERSION}}}\n}}")
+
+
+def license_name(recipe: Recipe) -> str:
+    """The card's `license_name` for a release labelled `other` (a lowercase id)."""
+    return re.sub(r"[^a-z0-9.+-]+", "-", f"{recipe.name}-source-licenses".lower()).strip("-")
+
+
+def source_link(hub_id: str | None) -> str:
+    return f"https://huggingface.co/datasets/{hub_id}" if hub_id else ""
+
+
+def source_datasets(recipe: Recipe, names: list[str]) -> list[str]:
+    """The card's `source_datasets`: `extended|<hub id>` per released source taken from the Hub."""
+    by_name = {s.name: s for s in recipe.sources}
+    ids = sorted({by_name[n].hub_id for n in names if n in by_name and by_name[n].hub_id})
+    return [f"extended|{i}" for i in ids] or ["original"]
 
 
 @dataclass(frozen=True)
@@ -66,8 +123,25 @@ def quality_payload(recipe: Recipe, work: WorkDir, specs: list[VariantInfo], sta
         "variants": {v: s.summary() for v, s in stats.items()},
         "rejections": rejections(work, summaries.responses),
         "spend_usd_by_role": spend,
+        # The format survival gate and the adaptive variant's mix (variants stage summary).
+        "format_survival": summaries.variants.format_survival if summaries.variants else {},
+        "adaptive_mix": summaries.variants.adaptive_mix if summaries.variants else {},
         "cost_per_kept_row": costs(spend, {v: s.rows for v, s in stats.items()},
                                    {s.name: teacher_roles(s) for s in specs}),
+        **_self_checks(summaries),
+    }
+
+
+def _self_checks(summaries: Summaries) -> dict[str, Any]:
+    """The variants stage's self-check figures (issue 14): summary quality and faithfulness, the
+    thinking-length z-score histogram, and the configs built but not published (with why)."""
+    v = summaries.variants
+    if v is None:
+        return {}
+    return {
+        "summary_quality": {**v.summary_quality, "think_summary_absent": v.absent.get("think_summary", {})},
+        "overthinking": {"threshold_z": v.overthinking_z, "histogram": v.overthinking_histogram},
+        "omitted_configs": v.omitted,
     }
 
 
@@ -81,15 +155,19 @@ def row_licenses(stats: dict[str, VariantStats]) -> dict[str, set[str]]:
 
 
 def languages(recipe: Recipe, stats: dict[str, VariantStats]) -> list[str]:
-    """The card's `language:` list: the recipe's, else the detected codes of released rows."""
+    """The card's `language:` list: the ISO codes detected in the released rows, plus any the
+    recipe names (release.language adds to what the rows hold; it never hides a language)."""
     # "en+bn" rows count for both languages: a Bangla third of the rows must not vanish from the card.
-    return recipe.release.language or iso_codes([lab for s in stats.values() for lab in s.by_language if lab])
+    detected = iso_codes([lab for s in stats.values() for lab in s.by_language if lab])
+    return sorted({*recipe.release.language, *detected})
 
 
 def card_context(recipe: Recipe, specs: list[VariantInfo], stats: dict[str, VariantStats], summaries: Summaries,
                  quality: dict[str, Any], decision: licenses.LicenseDecision, figures: dict[str, str],
-                 built_at: str) -> dict[str, Any]:
-    """Everything `dataset_card.md` is rendered with (front matter added by the caller)."""
+                 built_at: str, evidence: dict[str, Any]) -> dict[str, Any]:
+    """Everything `dataset_card.md` is rendered with (front matter added by the caller).
+    `evidence`: what `card_data` read from the staged folder and the ledgers (columns, fill
+    rates, examples, three_ways, funnel)."""
     blurbs = {s.name: s.blurb for s in specs}
     mix_variant = next(iter(stats))  # the exact-answer variant when released: it leads
     ms = stats[mix_variant]
@@ -102,9 +180,12 @@ def card_context(recipe: Recipe, specs: list[VariantInfo], stats: dict[str, Vari
         size_note = (f"This is a small release ({total:,} rows across configs, from {len(source_names)} sources); "
                      "it demonstrates the method and the toolkit, not the paper's 1.3M-row scale.")
     teachers = sorted({t.replace("|", " via ") for s in stats.values() for t in s.teachers})
+    repo, placeholder = repo_id(recipe)
+    checks = quality["checks"]
+    failed = [c for c in checks if not c["success"]]
     return {
         "pretty_name": recipe.release.pretty_name or recipe.name, "version": recipe.version, "tag": tag_for(recipe.version),
-        "description": (recipe.description or "").strip(), "repo_id": recipe.release.repo_id or f"<org>/{recipe.name}",
+        "description": (recipe.description or "").strip(), "repo_id": repo, "repo_placeholder": placeholder,
         "total_rows": total, "toolkit_version": TOOLKIT_VERSION, "schema_version": SCHEMA_VERSION,
         "built_at": built_at[:10], "size_note": size_note, "max_student_tokens": recipe.student.max_tokens,
         "variants": [{"name": v, "description": blurbs.get(v) or v, "rows": s.rows, "num_bytes": s.num_bytes}
@@ -119,17 +200,26 @@ def card_context(recipe: Recipe, specs: list[VariantInfo], stats: dict[str, Vari
         "teachers": teachers, "summarizers": sorted({x for s in stats.values() for x in s.summarizers}),
         "benchmarks": list(dict.fromkeys(curate.decontamination.benchmarks)) if curate else [],
         "decontam_hits": curate.decontamination.hits_per_benchmark if curate else {},
+        # A benchmark with several files can be checked on some and skipped on others: "partly".
+        "decontam_skipped": [b for b in dict.fromkeys(curate.decontamination.skipped_absent)
+                             if b not in curate.decontamination.benchmarks] if curate else [],
+        "decontam_partial": [b for b in dict.fromkeys(curate.decontamination.skipped_absent)
+                             if b in curate.decontamination.benchmarks] if curate else [],
         "sources": [{"name": n, "license": next((lic for name, lic, _ in decision.attributions if name == n), ""),
                      "attribution": by_name[n].attribution if n in by_name else "",
+                     "link": source_link(by_name[n].hub_id if n in by_name else None),
                      "rows": [stats[v].by_source.get(n, 0) for v in stats]}
                     for n in source_names],
         "tokens": quality["variants"][mix_variant]["tokens"], "verification": quality["variants"][mix_variant]["verification"],
         "rejections": quality["rejections"]["ledgers"], "costs": quality["cost_per_kept_row"],
-        "checks": quality["checks"], "figures": figures,
+        "checks": checks, "checks_failed": failed, "blocking_failed": [c for c in failed if c["blocking"]],
+        "spend": quality["spend_usd_by_role"], "figures": figures,
         "license_label": decision.license if isinstance(decision.license, str) else ", ".join(decision.license),
         "license_statement": decision.statement, "attributions": decision.attributions,
         "limitations": [size_note] if size_note else [],
-        "citation": recipe.release.citation or DEFAULT_CITATION,
+        "paper_citation": PAPER_CITATION, "citation": dataset_citation(recipe, built_at),
+        "columns": evidence["columns"], "fill": evidence["fill"], "examples": evidence["examples"],
+        "three_ways": evidence["three_ways"], "funnel": evidence["funnel"],
         "recipe_name": recipe.name, "recipe_sha256": recipe.sha256,
     }
 
@@ -163,8 +253,9 @@ def _stage_dates(work: WorkDir) -> dict[str, str]:
 
 def manifest_fields(recipe: Recipe, work: WorkDir, stats: dict[str, VariantStats], configs: dict[str, dict[str, int]],
                     summaries: Summaries, decision: licenses.LicenseDecision, built_at: str,
-                    prev: Path | None) -> dict[str, Any]:
-    """manifest.json's fields (its `files` list is added by `write_manifest`)."""
+                    prev: Path | None, content: dict[str, str]) -> dict[str, Any]:
+    """manifest.json's fields (its `files` list is added by `write_manifest`); `content`: each
+    config's content_sha256 (see content.py)."""
     decon = summaries.curate.decontamination if summaries.curate else None
     teachers = sorted({t for s in stats.values() for t in s.teachers})
     # recipe.yaml is published with local paths and private endpoints replaced by markers:
@@ -178,7 +269,9 @@ def manifest_fields(recipe: Recipe, work: WorkDir, stats: dict[str, VariantStats
         "recipe": {"file": "recipe.yaml", "sha256": published.sha256 if published else recipe.sha256,
                    "source_sha256": recipe.sha256},
         "redacted": [r.as_dict() for r in published.redacted] if published else [],
-        "configs": {v: {"num_examples": c["num_examples"], "num_bytes": c["num_bytes"]} for v, c in configs.items()},
+        "repo_id": recipe.release.repo_id,
+        "configs": {v: {"num_examples": c["num_examples"], "num_bytes": c["num_bytes"],
+                        "content_sha256": content.get(v)} for v, c in configs.items()},
         "teachers": [{"model": t.split("|")[0], "endpoint_kind": t.split("|")[1]} for t in teachers],
         "summarizers": sorted({x for s in stats.values() for x in s.summarizers}),
         "prompt_templates": sorted({f"{i}:{h}" for s in stats.values() for i, h in s.templates}),

@@ -96,6 +96,8 @@ def _text_rows(arr: pa.Array, needles: list[str], path: str) -> Iterator[tuple[s
     lists are searched through their values (mapped back to rows by their offsets), structs
     through their fields. Values under null slots are searched too: they are in the file."""
     t = arr.type
+    if isinstance(t, pa.BaseExtensionType):  # Json (`tools`, `tool_calls`): JSON text in a string column
+        arr, t = arr.storage, t.storage_type
     if pa.types.is_dictionary(t):
         arr, t = arr.dictionary_decode(), t.value_type
     if (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t)
@@ -125,6 +127,8 @@ def _text_rows(arr: pa.Array, needles: list[str], path: str) -> Iterator[tuple[s
 
 
 def _has_text(t: pa.DataType) -> bool:
+    if isinstance(t, pa.BaseExtensionType):
+        return _has_text(t.storage_type)
     if pa.types.is_dictionary(t):
         return _has_text(t.value_type)
     if pa.types.is_nested(t):

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import shutil
 import threading
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
 from builder import tables
 from builder.errors import UserError
+from builder.progress import Progress, report
 from builder.recipe import Recipe
 from builder.release.staging import contaminated_ids, stage_variant
 from builder.tables import CurateSummary, VariantInfo
@@ -143,7 +143,7 @@ def _verification_gates(recipe: Recipe, gates: Gates, stats: dict[str, VariantSt
     return outcomes
 
 
-def check_variants(recipe: Recipe, work: WorkDir, variants: list[VariantInfo], tmp: Path, tick: Callable[[str], None],
+def check_variants(recipe: Recipe, work: WorkDir, variants: list[VariantInfo], tmp: Path, progress: Progress | None,
                    known: dict[str, str], curate: CurateSummary | None,
                    ) -> tuple[dict[str, VariantStats], list[CheckOutcome], int]:
     """Gate every variant; shards are copied into `tmp` and their sha256 put in `known`.
@@ -154,7 +154,9 @@ def check_variants(recipe: Recipe, work: WorkDir, variants: list[VariantInfo], t
     stats: dict[str, VariantStats] = {}
     outcomes: list[CheckOutcome] = []
     bytes_in = 0
-    for spec in variants:
+    step = "quality checks per variant (Great Expectations)"
+    report(progress, step, 0, len(variants))
+    for i, spec in enumerate(variants):
         v = spec.name
         per: Outcomes = {}
         schema = per.setdefault(("schema", "arrow_schema_matches_features", ""),
@@ -165,7 +167,7 @@ def check_variants(recipe: Recipe, work: WorkDir, variants: list[VariantInfo], t
             gates.validate(v, to_frame(staged.signals), v, "rows", per)
         del staged
         outcomes += per.values()
-        tick(f"{v}: {stats[v].rows:,} rows checked")
+        report(progress, step, i + 1, len(variants))
     outcomes += _mix_gates(recipe, gates, stats, curate)
     outcomes += _verification_gates(recipe, gates, stats)
     gates.write_index()

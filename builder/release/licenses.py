@@ -77,3 +77,13 @@ def decide(recipe: Recipe, row_licenses: dict[str, set[str]]) -> LicenseDecision
         + ". Keep the attributions below; each row's `source_license` column names its terms."
     )
     return LicenseDecision(label, statement, [], attributions)
+
+
+def license_file(decision: LicenseDecision, title: str) -> str:
+    """LICENSE.md for a release labelled `other` (the card's `license_link`): the statement,
+    then every source with its license and attribution."""
+    lines = [f"# License of {title}", "", decision.statement, "", "| source | license | attribution |",
+             "|---|---|---|"]
+    lines += [f"| {name} | {lic} | {attribution or '—'} |" for name, lic, attribution in decision.attributions]
+    lines += ["", "Teacher outputs are also subject to the teachers' own terms (DeepSeek-R1: MIT)."]
+    return "\n".join(lines) + "\n"

@@ -14,14 +14,15 @@ request (whose headers carry the token), and are redacted once more by `UserErro
 from __future__ import annotations
 
 import os
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
 
+from builder.config.release import repo_id_problem
 from builder.errors import UserError
+from builder.release import card
 from builder.release.manifest import MANIFEST, card_metadata, verify_release
 from builder.release.versions import is_semver, read_manifest, tag_for
 
@@ -29,8 +30,6 @@ DEFAULT_ENDPOINT = "https://huggingface.co"
 TOKEN_ENV = "HF_TOKEN"
 BRANCH = "main"
 KEEP = frozenset({".gitattributes"})  # repo files a release never deletes (the Hub's LFS rules)
-# org/name, as the Hub spells dataset ids (ASCII only; the client adds its own rules below).
-REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+", re.ASCII)
 
 
 @dataclass
@@ -40,6 +39,7 @@ class PushResult:
     commit: str
     url: str
     deleted: int = 0  # files of an earlier release removed by this push's commit
+    warnings: list[str] = field(default_factory=list)
 
 
 def _shown(text: str) -> str:
@@ -47,10 +47,9 @@ def _shown(text: str) -> str:
     return ascii(text[:120]).replace("[", "\\x5b").replace("]", "\\x5d")
 
 
-def check_repo_id(repo_id: str) -> None:
-    bad = not REPO_ID.fullmatch(repo_id) or "--" in repo_id or ".." in repo_id or repo_id.endswith(".git")
-    if bad or len(repo_id.split("/")[1]) > 96:
-        raise UserError(f"push: {_shown(repo_id)} is not a Hub dataset id; pass --repo org/name "
+def check_repo_id(repo_id: str, command: str = "push") -> None:
+    if repo_id_problem(repo_id):
+        raise UserError(f"{command}: {_shown(repo_id)} is not a Hub dataset id; pass --repo org/name "
                         "(letters, digits, '-', '_', '.'; no '--' or '..')")
 
 
@@ -136,15 +135,24 @@ def _release_files(release_dir: Path) -> list[str]:
 
 def run_push(
     release_dir: Path,
-    repo_id: str,
+    repo_id: str | None,
     endpoint: str | None = None,
     private: bool = False,
     progress: Any = None,
 ) -> PushResult:
+    """`repo_id` None: the repo id the release was built for (its manifest's `repo_id`)."""
     release_dir = Path(release_dir)
+    built = read_manifest(release_dir)
+    named = built.get("repo_id") if isinstance(built, dict) else None  # a malformed manifest: verify says so
+    if repo_id is None:
+        if not isinstance(named, str) or not named:
+            raise UserError(f"{release_dir}: the release names no repo id; pass --repo org/name")
+        repo_id = named
     check_repo_id(repo_id)
     problems = verify_release(release_dir)
     problems = problems or card_problems(release_dir)
+    if not problems and (release_dir / "README.md").is_file():
+        problems = card.problems((release_dir / "README.md").read_text(errors="replace"))
     if problems:
         more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
         raise UserError(f"{release_dir}: not a verified release: {problems[0]}{more}; rebuild it with `release`")
@@ -202,4 +210,8 @@ def run_push(
             raise
         raise UserError(f"push {repo_id}: cannot reach {endpoint} ({type(e).__name__}); check HF_ENDPOINT / --endpoint") from None
     url = f"{endpoint}/datasets/{repo_id}/tree/{tag}"
-    return PushResult(repo_id, tag, commit.oid, url, deleted=len(stale))
+    notes = []
+    if named != repo_id:
+        notes.append(f"the card's load snippet and citation name {named or 'a placeholder'}, not {repo_id}; "
+                     f"build the next version with `release --repo {repo_id}`")
+    return PushResult(repo_id, tag, commit.oid, url, deleted=len(stale), warnings=notes)

@@ -11,7 +11,6 @@ Writes <out>/data/<variant>/train-0000k-of-0000n.parquet, README.md (the dataset
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,11 +18,15 @@ from typing import Any
 
 from builder import tables
 from builder.errors import UserError, secret_values
+from builder.progress import Progress, report
 from builder.recipe import Recipe
-from builder.release import card, changelog, context, gates, licenses, staging
+from builder.release import card, card_data, changelog, columns, context, gates, licenses, staging
+from builder.release.content import compare
 from builder.release.folder import staging as staging_dir
 from builder.release.manifest import write_manifest
+from builder.release.redact_recipe import published_recipe
 from builder.release.versions import find_previous, read_manifest, refuse_existing
+from builder.rows import VARIANT_FEATURES
 from builder.workdir import WorkDir
 from quality.report import checks_table, one_line, write_quality_json
 
@@ -50,6 +53,20 @@ def _refuse_secret_recipe(recipe: Recipe) -> None:
                         "in the environment only (the recipe is published with the release)")
 
 
+def card_template(recipe: Recipe) -> Path:
+    """The card body's template: the recipe's `release.card_template` (relative to the recipe
+    file), else the toolkit's dataset_card.md."""
+    given = recipe.release.card_template
+    if not given:
+        return card.TEMPLATE
+    base = recipe.path.parent if recipe.path is not None else Path.cwd()
+    path = (base / given).resolve()
+    if not path.is_file():
+        raise UserError(f"{recipe.path}: release.card_template: {path} is not a file; fix the path "
+                        "(relative to the recipe) or remove the key to use the default card")
+    return path
+
+
 def fingerprint(recipe: Recipe, work: WorkDir) -> dict[str, Any]:
     """What a release's content depends on: its recipe sections and every stage's output digest."""
     return work.fingerprint({"name": recipe.name, "version": recipe.version, "description": recipe.description,
@@ -67,10 +84,9 @@ def unchanged(recipe: Recipe, work: WorkDir, out_dir: Path) -> bool:
     return False
 
 
-def run_release(recipe: Recipe, work: WorkDir | Path, out_dir: Path, progress: Any = None,
+def run_release(recipe: Recipe, work: WorkDir | Path, out_dir: Path, progress: Progress | None = None,
                 previous: Path | None = None) -> ReleaseResult:
     t0 = time.perf_counter()
-    tick: Callable[[str], None] = progress or (lambda _msg: None)
     work = work if isinstance(work, WorkDir) else WorkDir(work)
     out_dir = Path(out_dir)
     refuse_existing(out_dir, recipe.version)
@@ -79,32 +95,53 @@ def run_release(recipe: Recipe, work: WorkDir | Path, out_dir: Path, progress: A
     _refuse_secret_recipe(recipe)
     prev = find_previous(out_dir, recipe.name, recipe.version, previous)
     built_at = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-    tick(f"checking {', '.join(s.name for s in variants)} (loading Great Expectations)")
     summaries = context.Summaries.read(work)
+    template = card_template(recipe)
+    card.check_fields(template, context.CARD_FIELDS)  # a bad template fails before the gates run
     with staging_dir(out_dir) as tmp:
         known: dict[str, str] = {}  # release-relative path → sha256, taken while staging
-        stats, outcomes, bytes_in = gates.check_variants(recipe, work, variants, tmp, tick, known,
+        stats, outcomes, bytes_in = gates.check_variants(recipe, work, variants, tmp, progress, known,
                                                          summaries.curate)
         blocking = recipe.quality.blocking
         quality = context.quality_payload(recipe, work, variants, stats, summaries, built_at)
         write_quality_json(tmp / "quality.json", quality, outcomes, blocking)
         warn = gates.verdict(outcomes, blocking, tmp, work, out_dir)
         quality["checks"] = checks_table(outcomes, blocking)
-        tick("statistics, figures and the dataset card")
+        report(progress, "statistics, figures and the dataset card")
         from quality.plots import all_figures  # matplotlib only once the gates passed
 
         figures = all_figures(stats, tmp / "figures", context.teacher_variants(variants))
         decision = licenses.decide(recipe, context.row_licenses(stats))
         configs = staging.data_configs(tmp, stats)
-        ctx = context.card_context(recipe, variants, stats, summaries, quality, decision, figures, built_at)
-        ctx["front_matter"] = card.front_matter(configs, decision.license, context.languages(recipe, stats),
-                                                recipe.release.task_categories, recipe.release.tags, ctx["pretty_name"])
-        staging.write_documents(tmp, recipe, {
-            "README.md": card.render(ctx),
-            "CHANGELOG.md": changelog.render(recipe.version, built_at[:10], quality, prev),
-        })
-        write_manifest(tmp, {**context.manifest_fields(recipe, work, stats, configs, summaries, decision, built_at, prev),
-                             "build_fingerprint": build_fingerprint}, known)
+        names = list(stats)
+        evidence = {"columns": columns.table(VARIANT_FEATURES), "fill": card_data.fill_rates(tmp, names),
+                    "examples": card_data.example_rows(tmp, names), "three_ways": card_data.three_ways(tmp),
+                    "funnel": card_data.funnel(work)}
+        ctx = context.card_context(recipe, variants, stats, summaries, quality, decision, figures, built_at, evidence)
+        ctx["front_matter"] = card.front_matter(
+            configs, decision.license, context.languages(recipe, stats), recipe.release.task_categories,
+            recipe.release.tags, ctx["pretty_name"], context.source_datasets(recipe, [s["name"] for s in ctx["sources"]]),
+            license_name=context.license_name(recipe))
+        readme = card.render(ctx, template)
+        bad = card.problems(readme)
+        if bad:
+            raise UserError(f"release refused: the card breaks the Hub's metadata rules: {bad[0]}"
+                            f"{f' (+{len(bad) - 1} more)' if len(bad) > 1 else ''}; fix the recipe's release: section")
+        content = compare(tmp, prev, names, changelog.old_configs(prev))
+        fields = context.manifest_fields(recipe, work, stats, configs, summaries, decision, built_at, prev,
+                                         {c: x.content_sha256 for c, x in content.items() if x.content_sha256})
+        published = published_recipe(recipe)
+        documents = {"README.md": readme,
+                     "CHANGELOG.md": changelog.render(recipe.version, built_at[:10], quality, prev, content,
+                                                      fields, published.text if published else None)}
+        if decision.license == "other" or (isinstance(decision.license, list) and "other" in decision.license):
+            documents[card.LICENSE_FILE] = licenses.license_file(decision, ctx["pretty_name"])
+        staging.write_documents(tmp, recipe, documents)
+        write_manifest(tmp, {**fields, "build_fingerprint": build_fingerprint}, known)
         staging.refuse_leaks(tmp)
-    return ReleaseResult(out_dir, recipe.version, {v: s.rows for v, s in stats.items()}, [one_line(o) for o in warn],
+    notes = [one_line(o) for o in warn]
+    if ctx["repo_placeholder"]:
+        notes.append(f"the card's load snippet and citation name {ctx['repo_id']}: no repo id was given; "
+                     "pass `release --repo org/name` or set release.repo_id, then release a new version")
+    return ReleaseResult(out_dir, recipe.version, {v: s.rows for v, s in stats.items()}, notes,
                          decision.license, time.perf_counter() - t0, bytes_in, quality["checks"])

@@ -4,7 +4,7 @@ READS / WRITES below (builder/tables.py). Kept replies go to `parsed`, where `se
 the one sample per (prompt, teacher role) the variants use; rejected ones go to `quarantine`
 with their reject codes. With n samples per prompt, the selected sample is the first kept one
 that passed verification, else the first kept one (rejection sampling); with several teachers
-of one role, `generate.precedence` decides (see _Selector) and `selected_by` says why.
+of one role, `generate.precedence` decides (see Selector) and `selected_by` says why.
 
 Memory: replies stream through in batches (parsed in worker processes when
 `responses.workers` > 1) and are written as they come; only the prompts' small columns
@@ -17,30 +17,32 @@ from __future__ import annotations
 import multiprocessing
 import shutil
 import time
-from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from builder import tables
 from builder.config.responses import ResponsesConfig
 from builder.config.student import StudentConfig
 from builder.language import names_target_language, prompt_languages
-from builder.ledger import KEPT, QUARANTINED, Ledger
+from builder.ledger import Ledger
+from builder.progress import Progress
 from builder.reasoning_format import resolve_delimiters
 from builder.recipe import Recipe
 from builder.responses.grammar import REJECT_CODES, validate
+from builder.responses.merge import DEFAULT_PRECEDENCE, Batch, Selector, merge, read_outputs
 from builder.responses.shapes import normalize
-from builder.rows import PARSED_FEATURES, provenance_defaults
+from builder.responses.tasks import ResponsesTask, after_shard, my_shards, output_path, write_output
+from builder.rows import provenance_defaults, stable_hash
 from builder.tables import ResponsesSummary
 from builder.teachers.reply_shape import SECRET_MARKER
-from builder.workdir import ShardWriter, WorkDir
+from builder.workdir import WorkDir
 
 STAGE = "responses"
 READS = (tables.PROMPTS, tables.REPLIES)
@@ -52,6 +54,7 @@ CONTROL_IGNORED = frozenset({"missing_think", "answer_tags_absent"})
 # "generation_failed:<error_code>" and verification outcomes not kept "verify_<status>".
 STAGE_CODES = frozenset({"unknown_prompt", "duplicate_generation", "unknown_reasoning_format", "unknown_teacher_role"})
 ROLES = frozenset({"reasoning", "control"})  # the roles the variants read
+INLINE_SLICE = 512  # rows per process_batch call when batches run in this process
 _PROMPT_COLS = ["prompt_id", "category", "reference_answer", "tests_json", "verifier", "source"]
 
 
@@ -264,56 +267,6 @@ def process_batch(
     return out
 
 
-DEFAULT_PRECEDENCE = ["verified_pass", "teacher_order"]  # GenerateConfig.precedence's default
-
-
-class _Selector:
-    """The best kept reply per (prompt, role) by `generate.precedence`, kept as ids only.
-
-    A reply's rank is one value per precedence key (verified_pass: passed first; finish_stop:
-    finish_reason stop first; teacher_order: the teacher listed first in generate.teachers;
-    sample_index: lowest first), then the sample index and the generation id, so the choice
-    never depends on shard order. The runner-up is kept too: the first key where the winner
-    beats it is why the winner was chosen (`selected_by`)."""
-
-    def __init__(self, precedence: list[str], teachers: list[str]) -> None:
-        self.keys = [*precedence, "sample_index", "generation_id"]
-        order = {name: i for i, name in enumerate(teachers)}
-        value: dict[str, Callable[[dict[str, Any]], Any]] = {
-            "verified_pass": lambda r: r["verify_status"] != "pass",
-            "finish_stop": lambda r: r.get("finish_reason") != "stop",
-            "teacher_order": lambda r: order.get(r.get("teacher") or "", len(order)),
-            "sample_index": lambda r: r["sample_index"] if r["sample_index"] is not None else 1 << 30,
-            "generation_id": lambda r: r["generation_id"],
-        }
-        self._values = [value[k] for k in self.keys]
-        self.best: dict[str, tuple[tuple[Any, ...], str, tuple[Any, ...] | None]] = {}
-
-    def rank(self, row: dict[str, Any]) -> tuple[Any, ...]:
-        return tuple(v(row) for v in self._values)
-
-    def offer(self, row: dict[str, Any]) -> None:
-        key = f"{row['prompt_id']}\x00{row['teacher_role']}"
-        rank = self.rank(row)
-        cur = self.best.get(key)
-        if cur is None:
-            self.best[key] = (rank, row["generation_id"], None)
-        elif rank < cur[0]:
-            self.best[key] = (rank, row["generation_id"], cur[0])
-        elif cur[2] is None or rank < cur[2]:
-            self.best[key] = (cur[0], cur[1], rank)
-
-    def chosen(self) -> dict[str, str]:
-        """Selected generation id → the precedence key that decided ("only_reply": no rival)."""
-        out: dict[str, str] = {}
-        for rank, gid, runner in self.best.values():
-            if runner is None:
-                out[gid] = "only_reply"
-            else:
-                out[gid] = next(k for k, a, b in zip(self.keys, rank, runner) if a != b)
-        return out
-
-
 def _reply_batches(files: list[Path], batch_rows: int) -> Iterator[list[dict[str, Any]]]:
     for f in files:
         for b in pq.ParquetFile(f).iter_batches(batch_size=batch_rows):
@@ -327,7 +280,8 @@ def _results(
     if workers <= 1:
         for b in batches:
             sub = prompts.subset([r.get("prompt_id") or "" for r in b])
-            yield process_batch(b, sub, cfg, student), sub
+            for lo in range(0, len(b), INLINE_SLICE):  # in slices, so progress moves within a batch
+                yield process_batch(b[lo : lo + INLINE_SLICE], sub, cfg, student), sub
         return
     # forkserver: this process holds Arrow's thread pools, which a plain fork can deadlock.
     # Preloading imports the heavy modules once in the server, not once per worker (no-op
@@ -348,82 +302,78 @@ def _results(
             yield fut.result(), s
 
 
-def _responses(recipe: Recipe, work: WorkDir, progress: Any = None) -> ResponsesResult:
+def _with_sources(results: Iterator[tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]], prompts: PromptIndex) -> Iterator[Batch]:
+    for rows, sub in results:
+        yield rows, [prompts.source_of(r["prompt_id"], sub) for r in rows]
+
+
+def task_shards(recipe: Recipe, work: WorkDir, scratch: Path, rank: int, world: int, workers: int) -> int:
+    """One datatrove task's body (builder/responses/tasks.py): its reply shards that have no
+    output yet, each processed and written whole; returns how many it wrote."""
+    files = work.require(tables.REPLIES)
+    mine = my_shards(len(files), scratch, rank, world)
+    if mine:
+        scratch.mkdir(parents=True, exist_ok=True)
+        prompts = PromptIndex(work)
+        cfg = recipe.responses
+        for n, i in enumerate(mine, 1):
+            results = _results(_reply_batches([files[i]], cfg.batch_rows), prompts, cfg, recipe.student, workers)
+            write_output(output_path(scratch, i), _with_sources(results, prompts))
+            after_shard(scratch, rank, n)
+    return len(mine)
+
+
+def _tasks(recipe: Recipe, n_files: int) -> int:
+    n = recipe.responses.tasks or (recipe.executor.tasks if recipe.executor.kind != "local" else 1)
+    return max(1, min(n, n_files))
+
+
+def _run_tasks(recipe: Recipe, work: WorkDir, n_tasks: int, key: str) -> Path:
+    """Run the datatrove tasks (resumable: completed ranks and written shards are skipped); their
+    outputs' folder. Keyed by the stage's fingerprint: another recipe or other replies start afresh."""
+    from builder.executors import make_executor, run_executor
+
+    root = work.stage(STAGE) / "tasks"
+    for old in root.glob("*"):
+        if old.name != key:
+            shutil.rmtree(old, ignore_errors=True)
+    scratch = root / key / "outputs"
+    ex_cfg = recipe.executor.model_copy(update={"tasks": n_tasks})
+    workers = min(recipe.responses.workers, recipe.executor.cpus_per_task)
+    step = ResponsesTask(task_shards, recipe, str(work.root.resolve()), str(scratch.resolve()), workers)
+    run_executor(make_executor([step], ex_cfg, root / key / "logs", "responses"), ex_cfg)
+    return scratch
+
+
+def _responses(recipe: Recipe, work: WorkDir, key: str, progress: Progress | None = None) -> ResponsesResult:
     t0 = time.perf_counter()
     cfg = recipe.responses
-    prompts = PromptIndex(work)
+    work.require(tables.PROMPTS)  # checked first, as the readers of prompts do: a damaged shard is named
     files = work.require(tables.REPLIES)
     n_in = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
-    n_batches = sum(-(-pq.ParquetFile(f).metadata.num_rows // cfg.batch_rows) for f in files)
-    workers = cfg.workers if n_batches > 1 else 1  # a pool only pays off with work to share
+    n_tasks = _tasks(recipe, len(files))
+    if n_tasks == 1 and recipe.executor.kind == "local":
+        # One task: process in this process (a pool of `workers`), straight into the merge.
+        prompts = PromptIndex(work)
+        n_batches = sum(-(-pq.ParquetFile(f).metadata.num_rows // cfg.batch_rows) for f in files)
+        workers = cfg.workers if n_batches > 1 else 1  # a pool only pays off with work to share
+        batches = _with_sources(_results(_reply_batches(files, cfg.batch_rows), prompts, cfg, recipe.student, workers), prompts)
+    else:
+        scratch = _run_tasks(recipe, work, n_tasks, key)
+        batches = read_outputs(scratch, len(files), cfg.batch_rows)
 
     out = work.stage(STAGE)
     ledger = Ledger(STAGE)
     ledger.enter(STEP, n_in)
-    staging = ShardWriter(out / ".parsed-unselected", PARSED_FEATURES, cfg.shard_rows)
-    quarantine = work.writer(tables.QUARANTINE, cfg.shard_rows)
     gen = recipe.generate
-    selector = _Selector(gen.precedence if gen else DEFAULT_PRECEDENCE, [t.name for t in gen.teachers] if gen else [])
-    seen: set[str] = set()
-    reasons: Counter[str] = Counter()
-    verify_counts: Counter[str] = Counter()
-    shapes: Counter[str] = Counter()
-    n_done = 0
-    for rows, sub in _results(_reply_batches(files, cfg.batch_rows), prompts, cfg, recipe.student, workers):
-        kept: list[dict[str, Any]] = []
-        dropped: list[dict[str, Any]] = []
-        for row in rows:
-            gid = row["generation_id"]
-            if gid in seen:  # the same reply stored twice (e.g. overlapping shards after a resume)
-                row["reject_codes"] = ["duplicate_generation", *row["reject_codes"]]
-            seen.add(gid)
-            shapes[row["shape"]] += 1
-            src = prompts.source_of(row["prompt_id"], sub)
-            if row["reject_codes"]:
-                dropped.append(row)
-                reasons[row["reject_codes"][0]] += 1
-                ledger.record(
-                    STEP,
-                    QUARANTINED,
-                    source=src,
-                    source_row_id=gid,
-                    prompt_id=row["prompt_id"],
-                    reason=row["reject_codes"][0],
-                    detail=",".join(row["reject_codes"]),
-                )
-            else:
-                kept.append(row)
-                selector.offer(row)
-                verify_counts[f"{row['teacher_role']}:{row['verify_method']}:{row['verify_status']}"] += 1
-                ledger.record(STEP, KEPT, source=src, source_row_id=gid, prompt_id=row["prompt_id"])
-        staging.write_rows(kept)
-        quarantine.write_rows(dropped)
-        n_done += len(rows)
-        if progress is not None:
-            progress(f"{n_done:,}/{n_in:,} replies")
-    staged = staging.close()
-    quarantine.close()
-
-    # Second pass: set `selected`, one shard at a time.
-    why = selector.chosen()
-    parsed = work.writer(tables.PARSED, cfg.shard_rows)
-    for f in staged:
-        t = pq.read_table(f)
-        by = pa.array([why.get(g) for g in t.column("generation_id").to_pylist()], pa.string())
-        t = t.set_column(t.schema.get_field_index("selected"), "selected", pc.is_valid(by))
-        parsed.write_table(t.set_column(t.schema.get_field_index("selected_by"), "selected_by", by))
-        f.unlink()
-    parsed.close()
-    shutil.rmtree(staging.out_dir, ignore_errors=True)
+    selector = Selector(gen.precedence if gen else DEFAULT_PRECEDENCE, [t.name for t in gen.teachers] if gen else [])
+    m = merge(batches, work, ledger, STEP, cfg.shard_rows, out, selector, progress, n_in)
     work.write_ledger(ledger)
-
-    n_kept = staging.rows
-    res = ResponsesResult(
-        n_in, n_kept, quarantine.rows, dict(reasons), dict(verify_counts), time.perf_counter() - t0, ledger.summary()
-    )
+    res = ResponsesResult(n_in, m.kept, m.quarantined, dict(m.reasons), dict(m.verify), time.perf_counter() - t0,
+                          ledger.summary())  # fmt: skip
     work.write_summary(ResponsesSummary(
-        rows_in=n_in, kept=n_kept, quarantined=quarantine.rows, selected=len(why), reasons=dict(reasons),
-        verify=dict(verify_counts), shapes=dict(shapes), seconds=res.seconds,
+        rows_in=n_in, kept=m.kept, quarantined=m.quarantined, selected=m.selected, reasons=dict(m.reasons),
+        verify=dict(m.verify), shapes=dict(m.shapes), seconds=res.seconds,
     ))  # fmt: skip
     return res
 
@@ -439,7 +389,11 @@ def fingerprint(recipe: Recipe, work: WorkDir) -> dict[str, Any]:
                             ("generate",), None)  # fmt: skip
 
 
-def run_responses(recipe: Recipe, work: WorkDir, progress: Any = None) -> ResponsesResult:
+def run_responses(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -> ResponsesResult:
     """Parse, validate and verify every stored reply. Outputs are committed together at the end (WorkDir.stage_run)."""
-    with work.stage_run(STAGE, fingerprint(recipe, work)):
-        return _responses(recipe, work, progress)
+    fp = fingerprint(recipe, work)
+    key = stable_hash(fp, 16)
+    with work.stage_run(STAGE, fp):
+        res = _responses(recipe, work, key, progress)
+    shutil.rmtree(work.stage(STAGE) / "tasks" / key, ignore_errors=True)  # committed: the task outputs are spent
+    return res

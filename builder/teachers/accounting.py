@@ -2,38 +2,57 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from builder.config.generate import Price, TeacherConfig
-from builder.teachers.store import scan
+from builder.teachers.store import records
 
 _KEYS = ("records", "requests", "ok", "failed", "retried", "prompt_tokens", "completion_tokens", "reasoning_tokens")
 
 
-def _blank() -> dict[str, float]:
-    return {**dict.fromkeys(_KEYS, 0), "cost_usd": 0.0}
+def _sums(t: pa.Table, key: str | None) -> dict[str, dict[str, float]]:
+    """_KEYS and cost summed per value of `key` (None: the whole table), by Arrow's group kernels."""
+    aggs = [("records", "sum"), ("a", "sum"), ("ok", "sum"), ("failed", "sum"), ("retried", "sum"),
+            ("pt", "sum"), ("ct", "sum"), ("rt", "sum"), ("cost", "sum")]  # fmt: skip
+    names = ("records", "requests", "ok", "failed", "retried", "prompt_tokens", "completion_tokens",
+             "reasoning_tokens", "cost_usd")  # fmt: skip
+    g = t.group_by([key] if key else []).aggregate(aggs)
+    out: dict[str, dict[str, float]] = {}
+    cols = {n: g[f"{c}_{f}"].to_pylist() for n, (c, f) in zip(names, aggs)}
+    labels = g[key].to_pylist() if key else [""]
+    for i, label in enumerate(labels):
+        out[label] = {n: (cols[n][i] or 0) for n in names}
+        out[label]["cost_usd"] = float(out[label]["cost_usd"])
+    return out
 
 
 def accounting(folder: Path, teacher: TeacherConfig, price: Price | None) -> dict[str, Any]:
     """Tokens, requests and cost over every stored record (retried and superseded ones too)."""
-    groups: dict[str, dict[str, dict[str, float]]] = {k: defaultdict(_blank) for k in ("run", "source", "category")}
-    total = _blank()
-    for e in scan(folder):
-        cost = (e.prompt_tokens * price.input_per_1m + e.completion_tokens * price.output_per_1m) / 1e6 if price else 0.0
-        vals = {
-            "records": 1, "requests": e.attempts, "ok": int(e.status == "ok"), "failed": int(e.status != "ok"),
-            "retried": max(0, e.attempts - 1), "prompt_tokens": e.prompt_tokens,
-            "completion_tokens": e.completion_tokens, "reasoning_tokens": e.reasoning_tokens, "cost_usd": cost,
-        }  # fmt: skip
-        for bucket in (total, groups["run"][e.run], groups["source"][e.source], groups["category"][e.category]):
-            for k, v in vals.items():
-                bucket[k] += v
+    t, _ = records(folder)
+    ok = pc.equal(t["s"], "ok")
+    t = t.select(["a", "pt", "ct", "rt", "r", "src", "cat"]).append_column("ok", pc.cast(ok, pa.int64()))
+    t = t.append_column("failed", pc.subtract(1, t["ok"])).append_column(
+        "records", pa.array(np.ones(t.num_rows, np.int64))
+    )
+    t = t.append_column("retried", pc.max_element_wise(pc.subtract(t["a"], 1), 0))
+    pt, ct = t["pt"].to_numpy().astype(np.float64), t["ct"].to_numpy().astype(np.float64)
+    cost = (pt * price.input_per_1m + ct * price.output_per_1m) / 1e6 if price else np.zeros(t.num_rows)
+    t = t.append_column("cost", pa.array(cost, pa.float64()))
+    blank = {**dict.fromkeys(_KEYS, 0), "cost_usd": 0.0}
+    total = _sums(t, None).get("", blank) if t.num_rows else blank
+    by = {
+        k: dict(sorted(_sums(t, col).items())) if t.num_rows else {}
+        for k, col in (("run", "r"), ("source", "src"), ("category", "cat"))
+    }
     return {
         "teacher": teacher.name,
         "model": teacher.model,
         "price": price.model_dump() if price else None,
         "total": total,
-        **{f"by_{k}": {name: dict(v) for name, v in sorted(g.items())} for k, g in groups.items()},
+        **{f"by_{k}": v for k, v in by.items()},
     }

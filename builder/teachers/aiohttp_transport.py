@@ -5,7 +5,9 @@ parsing, header normalisation), measured on the benchmark; at hundreds of reques
 per process that CPU turns into event-loop lag and lost throughput. This transport sends
 the same request (Bearer auth, JSON body, `<base_url>/chat/completions`) and raises
 `HTTPFailure` for non-200 answers, which the backend classifies exactly like the openai
-client's errors. The default stays `client: openai`.
+client's errors. It is the default (`client: aiohttp`): benchmarks/generate.py measured it at
+≤ 0.5 ms of client CPU per request at 0.95 of ideal throughput; `client: openai` stays for
+setups that need the openai client (proxies from the environment, its own retries off anyway).
 """
 
 from __future__ import annotations

@@ -66,14 +66,34 @@ def template_for(category: str, mapping: dict[str, str]) -> str:
     return mapping.get(category) or mapping.get("default") or "plain"
 
 
-def build_messages(messages: list[dict[str, str]], template: Template) -> list[dict[str, str]]:
+def _wire(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Stored turns as the OpenAI API takes them: tool calls (stored in TRL's shape, JSON text
+    per call) get an id and JSON-string arguments; a tool turn answers the next pending call."""
+    out: list[dict[str, Any]] = []
+    pending: list[str] = []
+    for i, m in enumerate(messages):
+        turn: dict[str, Any] = {"role": m["role"], "content": m["content"]}
+        if m.get("tool_calls"):
+            calls = [orjson.loads(c) for c in m["tool_calls"]]
+            turn["tool_calls"] = [
+                {"id": c.get("id") or f"call_{i}_{k}", "type": "function",
+                 "function": {"name": c["function"]["name"], "arguments": orjson.dumps(c["function"]["arguments"]).decode()}}
+                for k, c in enumerate(calls)]
+            pending = [c["id"] for c in turn["tool_calls"]]
+        elif m["role"] == "tool" and pending:
+            turn["tool_call_id"] = pending.pop(0)
+        out.append(turn)
+    return out
+
+
+def build_messages(messages: list[dict[str, Any]], template: Template) -> list[dict[str, Any]]:
     """The conversation up to its last user turn, with the template's system prompt and suffix.
 
     A multi-turn prompt gets a reply to its last user turn: trailing assistant/tool turns
     (a community answer) are cut. An existing system message keeps its text after ours.
     """
     last_user = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=-1)
-    convo = [dict(role=m["role"], content=m["content"]) for m in messages[: last_user + 1]]
+    convo = _wire(messages[: last_user + 1])
     if template.suffix and last_user >= 0:
         convo[-1]["content"] = convo[-1]["content"] + template.suffix
     if template.system:

@@ -11,32 +11,42 @@ import asyncio
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
+
 from builder.config.generate import Endpoint, TeacherConfig
 from builder.teachers.items import PERMANENT_CODES, WorkItem
 from builder.teachers.openai_backend import RunState, run_requests
-from builder.teachers.store import Latest, StoreWriter
+from builder.teachers.store import StoreIndex, StoreWriter
 
 
-def schedule(teacher: TeacherConfig, items: list[WorkItem], stored: dict[str, Latest]) -> list[WorkItem]:
-    """Items still to request, each with the max_tokens of its next attempt."""
-    steps = teacher.sampling.steps()
+def schedule(teacher: TeacherConfig, items: list[WorkItem], stored: StoreIndex) -> list[WorkItem]:
+    """Items still to request, each with the max_tokens of its next attempt. Decided in numpy over
+    all items at once (a 1.3M-item resume does no per-item lookups); only pending items are touched."""
+    steps = np.asarray(teacher.sampling.steps(), dtype=np.int64)  # ascending
+    pos = stored.positions([it.generation_id for it in items])
+    have = pos >= 0
+    p = pos[have]
+    status, finish, code, m = (stored.column(k)[p] for k in ("s", "f", "c", "m"))
+
+    def is_(col: np.ndarray, name: str, values: Iterable[str]) -> np.ndarray:
+        hits = [i for i, v in enumerate(stored.strings(name)) if v in values]
+        return np.isin(col, hits)
+
+    ok = is_(status, "s", ("ok",))
+    nxt = np.searchsorted(steps, m, side="right")  # the first step above the stored budget
+    # ok but cut by `length` with a longer step left: the ladder picks up where it stopped
+    # (imports cannot be asked again); failed and not permanent: retried with its budget.
+    again = np.where(ok, is_(finish, "f", ("length",)) & (nxt < len(steps)) & (teacher.kind != "import"),
+                     ~is_(code, "c", PERMANENT_CODES))  # fmt: skip
+    budget = np.where(ok, steps[np.minimum(nxt, len(steps) - 1)], np.where(m > 0, m, steps[0]))
+    want = np.full(len(items), steps[0], dtype=np.int64)
+    todo_mask = ~have
+    todo_mask[np.flatnonzero(have)[again]] = True
+    want[np.flatnonzero(have)] = budget
     todo: list[WorkItem] = []
-    for it in items:
-        got = stored.get(it.generation_id)
-        if got is None:
-            it.max_tokens = steps[0]
-            todo.append(it)
-            continue
-        e = got.entry
-        if e.status == "ok":
-            nxt = [s for s in steps if s > e.max_tokens]
-            if e.finish_reason == "length" and nxt and teacher.kind != "import":
-                it.max_tokens = nxt[0]  # a recipe with a longer ladder picks up where it stopped
-                todo.append(it)
-            continue
-        if e.error_code in PERMANENT_CODES:
-            continue
-        it.max_tokens = e.max_tokens or steps[0]
+    for i in np.flatnonzero(todo_mask).tolist():
+        it = items[i]
+        it.max_tokens = int(want[i])
         todo.append(it)
     return todo
 
@@ -69,4 +79,6 @@ def send(
             state = asyncio.run(run_requests(items, teacher, endpoints or list(teacher.endpoints), writer, run_id,
                                              share=share, seed=seed))  # fmt: skip
         return state
-    raise ValueError(f"teacher {teacher.name!r} is kind {teacher.kind!r}: only openai and vllm teachers are sent requests")
+    raise ValueError(
+        f"teacher {teacher.name!r} is kind {teacher.kind!r}: only openai and vllm teachers are sent requests"
+    )

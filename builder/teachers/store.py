@@ -12,46 +12,28 @@ tail (a record cut by a crash) is ignored on reading: the index line points past
 the data or does not parse. Any other unreadable index line (disk damage, a hand edit) is
 skipped with a warning: its reply counts as not stored and is requested again.
 
-Reading: the latest record of a generation_id wins (``q``: a nanosecond stamp); every
-record counts toward attempts and token accounting, so retried and superseded requests
-are paid for in the summary.
+Reading (builder/teachers/store_index.py): the latest record of a generation_id wins (``q``: a
+nanosecond stamp); every record counts toward attempts and token accounting, so retried and
+superseded requests are paid for in the summary. The index is read in columns (Arrow), not one
+Python object per record, and a segment's parsed index is cached in ``<segment>.idx.parquet``
+(stamped with the ``.idx`` size and mtime; the ``.idx`` stays the truth), so opening a
+1.3M-reply store to see what is pending takes seconds and a few hundred MB.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-log = logging.getLogger(__name__)
-# scan() runs several times per stage (schedule, export, accounting): warn once per line.
-_warned: set[tuple[Path, int]] = set()
+from builder.teachers import store_index
+from builder.teachers.store_index import Entry, Latest, StoreIndex, records
 
-
-@dataclass(slots=True)
-class Entry:
-    generation_id: str
-    status: str
-    error_code: str
-    finish_reason: str
-    max_tokens: int
-    attempts: int  # HTTP attempts behind this record
-    prompt_tokens: int
-    completion_tokens: int
-    reasoning_tokens: int
-    run: str
-    source: str
-    category: str
-    seq: int
-    data: Path
-    offset: int
-    length: int
+__all__ = ["Entry", "Latest", "RecordReader", "StoreIndex", "StoreWriter", "latest", "records", "scan"]
 
 
 class StoreWriter:
@@ -102,6 +84,8 @@ class StoreWriter:
         if self.written == 0:  # no empty segments piling up across resumes
             self.data_path.unlink(missing_ok=True)
             self.idx_path.unlink(missing_ok=True)
+        elif self.written >= store_index.CACHE_MIN_ROWS:
+            store_index.segment_table(self.idx_path)  # a sealed segment: its parquet index, for the next open
 
     def __enter__(self) -> StoreWriter:
         return self
@@ -111,55 +95,15 @@ class StoreWriter:
 
 
 def scan(folder: Path) -> Iterator[Entry]:
-    """Every intact record in the store folder, in no particular order."""
-    if not folder.is_dir():
-        return
-    for idx_path in sorted(folder.glob("*.idx")):
-        data = idx_path.with_suffix(".jsonl")
-        size = data.stat().st_size if data.is_file() else 0
-        with idx_path.open("rb") as fh:
-            for lineno, line in enumerate(fh, 1):
-                try:
-                    d = orjson.loads(line)
-                    e = Entry(
-                        d["g"], d["s"], d["c"], d["f"], d["m"], d["a"], d["pt"], d["ct"], d["rt"],
-                        d["r"], d["src"], d["cat"], d["q"], data, d["o"], d["n"],
-                    )  # fmt: skip
-                    # Offsets and stamps are compared and summed: a wrong type is damage too.
-                    if not (type(e.seq) is type(e.offset) is type(e.length) is int and type(e.generation_id) is str):
-                        raise TypeError("wrong field types")
-                except (ValueError, KeyError, TypeError) as exc:  # orjson.JSONDecodeError is a ValueError
-                    # A torn tail (a crash cut the last write: no newline) is expected after a
-                    # kill; a whole line that does not parse is damage, so say so.
-                    if line.endswith(b"\n") and (idx_path, lineno) not in _warned:
-                        _warned.add((idx_path, lineno))
-                        log.warning("%s:%d: unreadable reply-index line skipped (%s); its reply counts as not "
-                                    "stored and is requested again", idx_path, lineno, str(exc)[:80] or type(exc).__name__)
-                    continue
-                if e.offset + e.length > size:
-                    continue  # the index outlived its data line (crash between the two writes)
-                yield e
+    """Every intact record in the store folder, one object each (small stores; see records())."""
+    idx = StoreIndex.every_record(folder)
+    for i in range(len(idx)):
+        yield idx.entry(i)
 
 
-@dataclass(slots=True)
-class Latest:
-    entry: Entry
-    attempts_total: int  # every HTTP attempt for this id, over all records and runs
-    records: int
-
-
-def latest(folder: Path) -> dict[str, Latest]:
-    out: dict[str, Latest] = {}
-    for e in scan(folder):
-        cur = out.get(e.generation_id)
-        if cur is None:
-            out[e.generation_id] = Latest(e, e.attempts, 1)
-            continue
-        cur.attempts_total += e.attempts
-        cur.records += 1
-        if e.seq > cur.entry.seq:
-            cur.entry = e
-    return out
+def latest(folder: Path) -> StoreIndex:
+    """The latest record of every generation_id (a Mapping; vectorized lookups: `positions`)."""
+    return StoreIndex.open(folder)
 
 
 class RecordReader:

@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 import yaml
@@ -32,22 +33,25 @@ import yaml
 from builder import tables
 from builder.config.generate import TeacherConfig
 from builder.config.variants import SummarizerConfig
+from builder.constraints.describe import describe
 from builder.errors import UserError
+from builder.progress import Progress, report
 from builder.recipe import Recipe
 from builder.rows import generation_id_for
 from builder.tables import SummarizerAccounting
 from builder.teachers.accounting import accounting
 from builder.teachers.items import WorkItem
+from builder.teachers.monitor import StoreMonitor
 from builder.teachers.prompting import Template
 from builder.teachers.send import schedule, send
-from builder.teachers.store import Latest, RecordReader, latest
+from builder.teachers.store import Latest, RecordReader, StoreIndex, latest
 from builder.variants.registry import Candidate
-from builder.variants.summarizer import check_summary
+from builder.variants.summarizer import SummaryGate, check_summary
 from builder.workdir import WorkDir
 
 FIELDS = ("question", "thinking")
 _KEYS = {"id", "version", "system", "user"}
-_FIELD = re.compile(r"\{(question|thinking)\}")
+_FIELD = re.compile(r"\{(question|thinking|constraints)\}")  # {constraints}: optional (template version ≥ 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +62,10 @@ class SummaryTemplate:
     user: str  # holds {question} and {thinking}
     hash: str
 
-    def messages(self, question: str, thinking: str) -> list[dict[str, str]]:
+    def messages(self, question: str, thinking: str, constraints: str = "(none)") -> list[dict[str, str]]:
         # One pass, not str.format or chained replace: the prompt and the fields may hold braces
         # (\boxed{}, a question quoting "{thinking}") that must come through as they are.
-        fields = {"question": question, "thinking": thinking}
+        fields = {"question": question, "thinking": thinking, "constraints": constraints}
         user = _FIELD.sub(lambda m: fields[m.group(1)], self.user)
         head = [{"role": "system", "content": self.system}] if self.system else []
         return [*head, {"role": "user", "content": user}]
@@ -115,7 +119,7 @@ class LlmSummarizer:
         # WorkItem and reply_row want a generate Template; it carries our id and hash as provenance.
         self._tpl = Template(self.template.id, self.template.version, self.template.system, "", self.template.hash)
         self.folder = work.store(tables.SUMMARY_STORE, self.teacher.name)
-        self.stored: dict[str, Latest] = latest(self.folder)
+        self.stored: StoreIndex = latest(self.folder)
         self.run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{os.getpid()}"
         self.requested = 0  # items sent this run (retries inside run_requests not counted)
 
@@ -130,7 +134,7 @@ class LlmSummarizer:
         return generation_id_for(f"{reasoning_generation_id}:{digest}", t.model, t.sampling.identity(),
                                  self._tpl.id, self._tpl.hash, 0)  # fmt: skip
 
-    def summarize(self, cands: list[Candidate], questions: list[str]) -> None:
+    def summarize(self, cands: list[Candidate], questions: list[str], progress: Progress | None = None) -> None:
         """Fill `summary` or `summary_failure` on every candidate that has a reasoning reply."""
         jobs: dict[str, _Job] = {}
         items: list[WorkItem] = []
@@ -152,14 +156,14 @@ class LlmSummarizer:
                                   p["source_row_id"] or "", p["category"] or ""))  # fmt: skip
         todo = schedule(self.teacher, items, self.stored)
         if todo:
-            self._send(self._with_messages(todo, jobs), len(todo))
+            self._send(self._with_messages(todo, jobs), len(todo), progress)
             self.stored = latest(self.folder)
         reader = RecordReader()
         try:
             for gid, job in jobs.items():
                 failure, text = self._outcome(self.stored.get(gid), reader)
                 if failure is None:
-                    failure = check_summary(text, job.think, job.answer, job.question, self.cfg.max_ratio)
+                    failure = check_summary(text, job.think, job.answer, job.question, self.cfg.max_ratio, SummaryGate.of(self.cfg))
                 if failure:
                     job.cand.summary_failure = failure
                 else:
@@ -170,11 +174,18 @@ class LlmSummarizer:
     def _with_messages(self, todo: list[WorkItem], jobs: dict[str, _Job]) -> Iterator[WorkItem]:
         for it in todo:
             job = jobs[it.generation_id]
-            yield dataclasses.replace(it, messages=self.template.messages(job.question, job.think))
+            rules = describe(job.cand.constraints)  # the prompt's constraints the summary must obey
+            yield dataclasses.replace(it, messages=self.template.messages(job.question, job.think, rules))
 
-    def _send(self, todo: Iterator[WorkItem], n: int) -> None:
+    def _send(self, todo: Iterator[WorkItem], n: int, progress: Progress | None = None) -> None:
         self.requested += n
-        state = send(todo, self.teacher, self.folder, self.run_id, segment="summarize")
+
+        def heard(ev: dict[str, Any]) -> None:  # the store monitor's events, as (step, done, total)
+            report(progress, f"summarizing thinking ({self.teacher.model})", ev["done"], ev["total"])
+
+        top = self.teacher.sampling.steps()[-1]
+        with StoreMonitor(self.folder, self.run_id, "summarizer", n, top, heard if progress else None):
+            state = send(todo, self.teacher, self.folder, self.run_id, segment="summarize")
         if state.abort:  # nothing worked (bad key, unknown model, unreachable): one line, stop the stage
             raise UserError(f"{self.recipe.path}: variants.summarizer: {state.abort}")
 

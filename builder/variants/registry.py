@@ -13,6 +13,9 @@ rest of the pipeline needs to know, so nothing downstream names a variant:
                    summary check compares against (the release reads it first)
     blurb          the dataset card's one-line description of the assistant turn
     default        built when the recipe leaves `variants.build` unset
+    preference     its rows are preference pairs (builder/variants/pairs.py, table `pairs`), built
+                   from all of a prompt's samples, not one assistant turn: `fn` is not called, and
+                   the release, which publishes chat configs, leaves it out (the summary says why)
 
 The release and `quality/` may not import this stage: the variants stage writes each built
 variant's spec as data (`VariantSpec.info()`, builder.tables.VariantInfo) into its summary.
@@ -21,7 +24,7 @@ variant's spec as data (`VariantSpec.info()`, builder.tables.VariantInfo) into i
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:  # tables pulls in `datasets` (~1 s): not on the CLI's recipe-check path
@@ -41,6 +44,13 @@ class Candidate:
     control: dict[str, Any] | None  # the selected kept PARSED row of the control teacher
     summary: str | None = None  # S_think, when the summarizer produced one that passed checks
     summary_failure: str | None = None
+    # (fragment rate, filler rate, repetition, final result covered, faithfulness) of `summary`
+    summary_scores: tuple[float, float, float, bool | None, float] | None = None
+    overthinking_z: float | None = None  # the reasoning reply's thinking length z-score
+    # The prompt's instruction constraints (builder.constraints.spec.Constraint, from constraints_json).
+    constraints: list[Any] = field(default_factory=list)
+    extra_codes: list[str] = field(default_factory=list)  # codes this stage adds (summary declined, contradictions)
+    choice: tuple[str, str] | None = None  # adaptive: (variant_choice, choice_reason), set by the stage
 
 
 VariantFn = Callable[[Candidate], "str | Skip"]
@@ -57,6 +67,7 @@ class VariantSpec:
     think: bool = False
     exact_answer: bool = False
     default: bool = True
+    preference: bool = False
 
     def info(self) -> VariantInfo:
         from builder.tables import VariantInfo
@@ -69,11 +80,12 @@ REGISTRY: dict[str, VariantSpec] = {}
 
 
 def variant(name: str, *, reply: Reply | None, blurb: str, needs_summary: bool = False, think: bool = False,
-            exact_answer: bool = False, default: bool = True) -> Callable[[VariantFn], VariantFn]:
+            exact_answer: bool = False, default: bool = True, preference: bool = False
+            ) -> Callable[[VariantFn], VariantFn]:  # fmt: skip
     def register(fn: VariantFn) -> VariantFn:
         if name in REGISTRY:  # a second spec would silently replace the first
             raise ValueError(f"variant {name!r} is already registered")
-        REGISTRY[name] = VariantSpec(name, fn, reply, blurb, needs_summary, think, exact_answer, default)
+        REGISTRY[name] = VariantSpec(name, fn, reply, blurb, needs_summary, think, exact_answer, default, preference)
         return fn
 
     return register
@@ -90,9 +102,19 @@ def to_build(build: Iterable[str] | None) -> list[str]:
 
 
 def declare(names: Iterable[str]) -> list[VariantInfo]:
-    """The specs of `names` as data, in registry order (the order the release publishes in)."""
+    """The chat specs of `names` as data, in registry order (the order the release publishes in);
+    preference variants are left out (their own schema; see `omitted`)."""
     wanted = set(names)
-    return [s.info() for n, s in REGISTRY.items() if n in wanted]
+    return [s.info() for n, s in REGISTRY.items() if n in wanted and not s.preference]
+
+
+def omitted(names: Iterable[str]) -> dict[str, str]:
+    """Built variants the release does not publish, with the reason the variants summary records."""
+    return {
+        n: "preference pairs (prompt / chosen / rejected) have their own schema; the release publishes "
+        "chat configs only: load variants/pairs/ from the work dir"
+        for n in names if n in REGISTRY and REGISTRY[n].preference
+    }  # fmt: skip
 
 
 @variant("original", reply=None,
@@ -100,7 +122,8 @@ def declare(names: Iterable[str]) -> list[VariantInfo]:
 def original(c: Candidate) -> str | Skip:
     resp = c.prompt.get("original_response")
     if not resp:
-        return Skip("no_original_response")
+        # A reply that only calls tools has no text: its calls are the turn (the stage adds them).
+        return "" if c.prompt.get("original_tool_calls") else Skip("no_original_response")
     # A community reply that carries reasoning tags would teach the non-reasoning student
     # to think aloud: it is left out of `original` (the card counts it) rather than edited.
     if "<think>" in resp or "</think>" in resp:
@@ -144,3 +167,23 @@ def control(c: Candidate) -> str | Skip:
     if c.control is None:
         return Skip("no_control_reply")
     return c.control["answer"] or Skip("empty_answer")
+
+
+@variant("pairs", reply="reasoning", default=False, preference=True,
+         blurb="preference pairs from n samples per prompt: a verified (or best) answer against a failed, "
+               "truncated, repetitive or inconsistent one (TRL's conversational DPO format)")  # fmt: skip
+def pairs(c: Candidate) -> str | Skip:
+    return Skip("built_from_all_samples")  # never called: builder/variants/pairs.py builds the rows
+
+
+@variant("adaptive", reply="reasoning", needs_summary=True, default=False,
+         blurb="per row, the answer only or a summary + the exact answer, chosen by the recipe's policy "
+               "(`variant_choice`, `choice_reason`)")
+def adaptive(c: Candidate) -> str | Skip:
+    if c.reasoning is None:
+        return Skip("no_kept_reply")
+    if not c.reasoning["answer"]:
+        return Skip("empty_answer")
+    if c.choice is not None and c.choice[0] == "summary" and c.summary:
+        return f"{c.summary}\n\n{c.reasoning['answer']}"
+    return c.reasoning["answer"]

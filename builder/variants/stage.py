@@ -12,12 +12,11 @@ Rows come out in curate order within a bucket (one bucket: curate order througho
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 import zlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,20 +28,28 @@ import pyarrow.parquet as pq
 from builder import tables
 from builder.config.student import StudentConfig
 from builder.config.variants import VariantsConfig
+from builder.constraints.spec import BadConstraints, contradictions, parse
 from builder.errors import UserError
 from builder.ledger import DROPPED, KEPT, Ledger
+from builder.progress import Progress, report
 from builder.recipe import Recipe
-from builder.rows import PARSED_FEATURES, PROMPT_FEATURES, provenance_defaults
+from builder.rows import PARSED_FEATURES, PROMPT_FEATURES, provenance_defaults, tools_list
 from builder.tables import VariantsSummary
 from builder.tokens import count_tokens
+from builder.variants.adaptive import choose
+from builder.variants.format_gate import Survival, apply_gate, broken
 from builder.variants.llm_summary import LlmSummarizer
-from builder.variants.registry import REGISTRY, Candidate, Skip, declare, to_build
-from builder.variants.summarizer import check_summary, extractive_summary
+from builder.variants.overthinking import CODE as OVERTHINKING
+from builder.variants.overthinking import LengthStats, difficulty, histogram, pass_rates
+from builder.variants.pairs import multi_samples, write_pairs
+from builder.variants.registry import REGISTRY, Candidate, Skip, declare, omitted, to_build
+from builder.variants.summary_job import summaries, summary_columns
+from builder.variants.summary_quality import Tally
 from builder.workdir import WorkDir
 
 STAGE = "variants"
-READS = (tables.PROMPTS, tables.PARSED)
-WRITES = (tables.VARIANT, tables.VARIANTS_LEDGER, VariantsSummary)
+READS = (tables.PROMPTS, tables.PARSED, tables.QUARANTINE)
+WRITES = (tables.VARIANT, tables.PAIRS, tables.VARIANTS_LEDGER, VariantsSummary)
 CHATML_OVERHEAD = 5  # <|im_start|> role \n … <|im_end|> \n: tokens per message beyond content
 # The reply columns a variant row needs (everything but the bookkeeping ones).
 REPLY_COLS = [
@@ -69,59 +76,29 @@ def config_of(recipe: Recipe) -> VariantsConfig:
     unknown = [v for v in to_build(cfg.build) if v not in REGISTRY]
     if unknown:
         raise UserError(f"{recipe.path}: variants.build: unknown variant(s) {unknown}; known: {sorted(REGISTRY)}")
+    unknown = [v for v in cfg.format_gate.variants or [] if v not in REGISTRY]
+    if unknown:
+        raise UserError(f"{recipe.path}: variants.format_gate.variants: unknown variant(s) {unknown}; known: {sorted(REGISTRY)}")
     return cfg
 
 
-def _user_text(prompt: dict[str, Any]) -> str:
-    return next((m["content"] or "" for m in reversed(prompt["messages"] or []) if m["role"] == "user"), "")
-
-
-# Set just before forking summary workers: they read the candidates copy-on-write.
-_SUMMARY_JOB: tuple[list[Candidate], float, int] | None = None
-
-
-def _extractive_range(bounds: tuple[int, int]) -> list[tuple[str | None, str | None]]:
-    """(summary, failure) for candidates[lo:hi]; None, None where there is no reply."""
-    assert _SUMMARY_JOB is not None
-    cands, ratio, max_chars = _SUMMARY_JOB
-    out: list[tuple[str | None, str | None]] = []
-    for c in cands[bounds[0] : bounds[1]]:
-        if c.reasoning is None:
-            out.append((None, None))
-            continue
-        think, answer = c.reasoning["think"] or "", c.reasoning["answer"] or ""
-        summary = extractive_summary(think, answer, ratio, max_chars)
-        failure = check_summary(summary, think, answer, _user_text(c.prompt), ratio)
-        out.append((None, failure) if failure else (summary, None))
-    return out
-
-
-def _summaries(cands: list[Candidate], cfg: VariantsConfig, llm: LlmSummarizer | None = None) -> None:
-    global _SUMMARY_JOB
-    s = cfg.summarizer
-    if llm is not None:
-        llm.summarize(cands, [_user_text(c.prompt) for c in cands])
-        return
-    _SUMMARY_JOB = (cands, s.max_ratio, s.max_chars)
+def _constraints_of(c: Candidate) -> None:
+    """The prompt's constraints onto the candidate; a malformed column is a code, never a crash."""
     try:
-        workers = min(2, os.cpu_count() or 1)
-        chunk = 2_048
-        bounds = [(i, min(i + chunk, len(cands))) for i in range(0, len(cands), chunk)]
-        if workers > 1 and len(bounds) > 1:
-            import multiprocessing
+        c.constraints = parse(c.prompt.get("constraints_json"))
+    except BadConstraints:
+        c.extra_codes.append("bad_constraints_json")
+        return
+    c.extra_codes += [f"constraints_contradict:{pair}" for pair in contradictions(c.constraints)]
 
-            # The summary is pure Python over long texts: two forked workers halve it.
-            with multiprocessing.get_context("fork").Pool(workers) as pool:
-                parts = pool.map(_extractive_range, bounds)
-        else:
-            parts = [_extractive_range(b) for b in bounds]
-    finally:
-        _SUMMARY_JOB = None
-    for c, (summary, failure) in zip(cands, (r for part in parts for r in part)):
-        if failure:
-            c.summary_failure = failure
-        elif summary is not None:
-            c.summary = summary
+
+def _choose(c: Candidate, cfg: VariantsConfig, mix: dict[str, Counter[str]], reasons: Counter[str]) -> None:
+    assert c.reasoning is not None
+    answer = c.reasoning["answer"] or ""
+    breaks = broken(f"{c.summary}\n\n{answer}", answer, c.constraints) if c.summary and c.constraints else []
+    c.choice = choose(c, cfg.adaptive, breaks)
+    mix.setdefault(c.prompt["category"] or "unknown", Counter())[c.choice[0]] += 1
+    reasons[c.choice[1].split(":")[0]] += 1
 
 
 def _bucket_of(prompt_id: str | None, n: int) -> int:
@@ -165,10 +142,12 @@ def _read_bucket(path: Path) -> list[dict[str, Any]]:
     return pq.read_table(path).to_pylist() if path.is_file() else []
 
 
-def _buckets(
-    work: WorkDir, cfg: VariantsConfig, tmp: Path
-) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
-    """(prompts in curate order, selected reply rows) per bucket."""
+Bucket = tuple[list[dict[str, Any]], list[dict[str, Any]]]
+
+
+def _buckets(work: WorkDir, cfg: VariantsConfig, tmp: Path) -> list[Callable[[], Bucket]]:
+    """Loaders of (prompts in curate order, selected reply rows), one per bucket; callable twice
+    (the overthinking statistics take a first pass over every bucket)."""
     prompt_files = work.require(tables.PROMPTS)
     parsed_files = work.require(tables.PARSED)
     n_prompts = sum(pq.ParquetFile(f).metadata.num_rows for f in prompt_files)
@@ -181,23 +160,45 @@ def _buckets(
         for f in parsed_files:
             t = pq.read_table(f, columns=reply_cols)
             replies += t.filter(pc.equal(t.column("selected"), True)).to_pylist()
-        yield prompts, replies
-        return
+        return [lambda: (prompts, replies)]
     _partition(prompt_files, None, PROMPT_FEATURES.arrow_schema, n, tmp / "prompts", order=True)
     _partition(parsed_files, reply_cols, reply_schema, n, tmp / "replies", selected_only=True)
-    for i in range(n):
+
+    def load(i: int) -> Bucket:
         prompts = sorted(_read_bucket(tmp / "prompts" / f"bucket-{i:05d}.parquet"), key=lambda r: r[_ORDER])
-        yield prompts, _read_bucket(tmp / "replies" / f"bucket-{i:05d}.parquet")
+        return prompts, _read_bucket(tmp / "replies" / f"bucket-{i:05d}.parquet")
+
+    return [lambda i=i: load(i) for i in range(n)]
+
+
+def _candidates(bucket: Bucket) -> list[Candidate]:
+    prompts, replies = bucket
+    selected = {(r["prompt_id"], r["teacher_role"]): r for r in replies}
+    return [
+        Candidate(p, selected.get((p["prompt_id"], "reasoning")), selected.get((p["prompt_id"], "control")))
+        for p in prompts
+    ]
+
+
+def _length_stats(loaders: list[Callable[[], Bucket]], rates: dict[str, float]) -> LengthStats:
+    stats = LengthStats()
+    for load in loaders:
+        for c in _candidates(load()):
+            if c.reasoning is not None:
+                pid = c.prompt["prompt_id"]
+                stats.add(c.prompt["category"] or "", difficulty(rates.get(pid)), c.reasoning["teacher_think_tokens"])
+    return stats
 
 
 def _prompt_tokens(student: StudentConfig, prompts: list[dict[str, Any]]) -> list[int]:
     # Tool definitions go into the system turn by the chat template, so they count too.
-    texts = ["\n".join([*(m["content"] or "" for m in p["messages"]), p.get("tools_json") or ""]) for p in prompts]
+    texts = ["\n".join([*(m["content"] or "" for m in p["messages"]), *(c for m in p["messages"] for c in m.get("tool_calls") or []),
+                        p.get("tools_json") or ""]) for p in prompts]
     counts = count_tokens(student.tokenizer, texts)
     return [t + CHATML_OVERHEAD * len(p["messages"]) for t, p in zip(counts, prompts)]
 
 
-def _variants(recipe: Recipe, work: WorkDir, progress: Any = None) -> VariantsResult:
+def _variants(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -> VariantsResult:
     # Writers below go to the run's staging folder (stage_run): a missing or corrupt input
     # found later costs nothing of the last run's outputs.
     t0 = time.perf_counter()
@@ -221,38 +222,64 @@ def _variants(recipe: Recipe, work: WorkDir, progress: Any = None) -> VariantsRe
         "summary_template_id": llm.template.id if llm else None,
         "summary_template_hash": llm.template.hash if llm else None,
     }
-    writers = {name: work.writer(tables.variant(name), cfg.shard_rows) for name in build}
+    chat = [name for name in build if not REGISTRY[name].preference]
+    want_pairs = len(chat) < len(build)
+    writers = {name: work.writer(tables.variant(name), cfg.shard_rows) for name in chat}
+    if want_pairs:
+        writers["pairs"] = work.writer(tables.PAIRS, cfg.shard_rows)
     absent: dict[str, Counter[str]] = {name: Counter() for name in build}
+    zs: list[float | None] = []
+    tally = Tally()
+    rows_done, rows_total = 0, len(chat) * sum(pq.ParquetFile(f).metadata.num_rows for f in work.require(tables.PROMPTS))
+    survival = Survival()
+    gated = set(cfg.format_gate.variants if cfg.format_gate.variants is not None
+                else [n for n in build if REGISTRY[n].needs_summary])  # fmt: skip
+    mix: dict[str, Counter[str]] = {}
+    reasons: Counter[str] = Counter()
     try:
-        for prompts, replies in _buckets(work, cfg, tmp):
-            selected = {(r["prompt_id"], r["teacher_role"]): r for r in replies}
-            cands = [
-                Candidate(p, selected.get((p["prompt_id"], "reasoning")), selected.get((p["prompt_id"], "control")))
-                for p in prompts
-            ]
+        loaders = _buckets(work, cfg, tmp)
+        reply_files = [*work.require(tables.PARSED), *work.shards(tables.QUARANTINE)]
+        rates = pass_rates(reply_files)
+        samples = multi_samples(reply_files) if want_pairs else {}
+        stats = _length_stats(loaders, rates)
+        for load in loaders:
+            bucket = load()
+            prompts, cands = bucket[0], _candidates(bucket)
+            for c in cands:
+                _constraints_of(c)
+                if c.reasoning is not None:
+                    p = c.prompt
+                    z = stats.z(p["category"] or "", difficulty(rates.get(p["prompt_id"])), c.reasoning["teacher_think_tokens"])
+                    c.overthinking_z = z
+                    zs.append(z)
             if summarize:
-                if progress:
-                    progress(
-                        f"summarizing {sum(c.reasoning is not None for c in cands):,} thinking traces ({cfg.summarizer.kind})"
-                    )
-                _summaries(cands, cfg, llm)
+                summaries(cands, cfg, llm, progress)
+                for c in cands:
+                    tally.add(c.summary_scores)
+            if want_pairs:
+                write_pairs(cands, samples, ledger, writers["pairs"], absent["pairs"], prov)
             prompt_tokens = _prompt_tokens(recipe.student, prompts)
-            for name in build:
+            if "adaptive" in build:
+                for c in cands:
+                    if c.reasoning is not None:
+                        _choose(c, cfg, mix, reasons)
+            for name in chat:
                 ledger.enter(name, len(cands))
                 # In chunks: a bucket's variant texts, token ids and row dicts at once would take GBs.
                 for lo in range(0, len(cands), TOKEN_CHUNK):
                     hi = lo + TOKEN_CHUNK
                     _variant_chunk(
-                        name, cands[lo:hi], prompt_tokens[lo:hi], recipe.student, ledger, writers[name], absent[name], prov, summ
+                        name, cands[lo:hi], prompt_tokens[lo:hi], recipe.student, ledger, writers[name], absent[name], prov,
+                        summ, (cfg, gated, survival),
                     )
+                    rows_done += min(hi, len(cands)) - lo
+                    report(progress, "building variant rows", rows_done, rows_total)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     counts: dict[str, int] = {}
     for name, w in writers.items():
         w.close()
         counts[name] = w.rows
-        if progress:
-            progress(f"{name}: {counts[name]:,} rows")
     work.write_ledger(ledger)
     absent_d = {k: dict(v) for k, v in absent.items()}
     res = VariantsResult(counts, absent_d, time.perf_counter() - t0, ledger.summary())
@@ -265,6 +292,13 @@ def _variants(recipe: Recipe, work: WorkDir, progress: Any = None) -> VariantsRe
             variants=build,
             specs=declare(build),
             seconds=res.seconds,
+            omitted=omitted(build),
+            overthinking_histogram=histogram(zs),
+            overthinking_z=cfg.overthinking_z,
+            summary_quality=tally.figures() if summarize else {},
+            format_survival=survival.table(),
+            adaptive_mix={k: dict(v) for k, v in sorted(mix.items())},
+            adaptive_reasons=dict(reasons.most_common()),
         )
     )
     return res
@@ -280,13 +314,29 @@ def _variant_chunk(
     reasons: Counter[str],
     prov: dict[str, str],
     summ: dict[str, str | None],
+    gate: tuple[VariantsConfig, set[str], Survival],
 ) -> None:
     spec = REGISTRY[name]
     fn = spec.fn
-    results = [fn(c) for c in cands]
-    a_tokens = count_tokens(student.tokenizer, [r if isinstance(r, str) else "" for r in results])
+    results: list[str | Skip] = [fn(c) for c in cands]
+    cfg, gated, survival = gate
+    codes: list[list[str]] = [list(c.extra_codes) for c in cands]
+    choices = [c.choice if name == "adaptive" else (("summary", "") if spec.needs_summary else None) for c in cands]
+    for i, (c, res) in enumerate(zip(cands, results)):
+        if not (isinstance(res, str) and c.constraints and cfg.format_gate.enabled and spec.reply == "reasoning"):
+            continue
+        answer = (c.reasoning or {}).get("answer") or ""
+        o = apply_gate(res, answer, c.summary, c.constraints, cfg.format_gate.on_break, name in gated, name,
+                       c.prompt["category"] or "", survival)  # fmt: skip
+        results[i] = o.turn if o.turn is not None else Skip(o.drop)
+        codes[i] += o.codes
+        choices[i] = o.choice or choices[i]
+    # A community response can be (or end in) tool calls; teacher replies carry none.
+    calls = [c.prompt.get("original_tool_calls") if spec.reply is None else None for c in cands]
+    a_tokens = count_tokens(student.tokenizer, [
+        "\n".join([r, *(k or [])]) if isinstance(r, str) else "" for r, k in zip(results, calls)])
     rows: list[dict[str, Any]] = []
-    for c, res, n_tok, p_tok in zip(cands, results, a_tokens, prompt_tokens):
+    for c, res, n_tok, p_tok, tool_calls, extra, choice in zip(cands, results, a_tokens, prompt_tokens, calls, codes, choices):
         p = c.prompt
         total = p_tok + n_tok + CHATML_OVERHEAD
         if isinstance(res, str) and total > student.max_tokens:
@@ -305,12 +355,13 @@ def _variant_chunk(
             )
             continue
         reply = getattr(c, spec.reply) if spec.reply else None  # the teacher reply the spec builds from
+        with_summary = spec.needs_summary and not (choice and choice[0] == "answer")  # adaptive / fallback: answer only
         rows.append(
             {
                 "prompt_id": p["prompt_id"],
                 "variant": name,
-                "messages": [*p["messages"], {"role": "assistant", "content": res}],
-                "tools_json": p["tools_json"],
+                "messages": [*p["messages"], {"role": "assistant", "content": res, "tool_calls": tool_calls}],
+                "tools": tools_list(p["tools_json"]),
                 "category": p["category"],
                 "language": p["language"],
                 "num_turns": p["num_turns"],
@@ -321,12 +372,15 @@ def _variant_chunk(
                 "endpoint_kind": reply["endpoint_kind"] if reply else None,
                 "prompt_template_id": reply["prompt_template_id"] if reply else None,
                 "prompt_template_hash": reply["prompt_template_hash"] if reply else None,
-                **(summ if spec.needs_summary else dict.fromkeys(summ)),
+                **(summ if with_summary else dict.fromkeys(summ)),
                 "reply_shape": reply["shape"] if reply else None,
                 "verify_status": reply["verify_status"] if reply else "unverifiable",
                 "verify_method": reply["verify_method"] if reply else "none",
                 "verify_reason": reply["verify_reason"] if reply else "community_response",
-                "quality_codes": (reply["info_codes"] or []) if reply else [],
+                "quality_codes": [*_codes(reply, c.overthinking_z if spec.reply == "reasoning" else None, cfg.overthinking_z),
+                                  *extra],
+                "variant_choice": choice[0] if choice else None,
+                "choice_reason": choice[1] if choice else None,
                 "repetition_score": reply["repetition_score"] if reply else None,
                 "think_language": reply["think_language"] if reply else None,
                 "answer_language": reply["answer_language"] if reply else None,
@@ -334,6 +388,8 @@ def _variant_chunk(
                 "teacher_answer_tokens": reply["teacher_answer_tokens"] if reply else None,
                 "student_tokens": total,
                 "assistant_student_tokens": n_tok,
+                **summary_columns(c.summary_scores if with_summary else None),
+                "overthinking_z": c.overthinking_z if spec.reply == "reasoning" else None,
                 "source": p["source"],
                 "source_license": p["source_license"],
                 "source_row_id": p["source_row_id"],
@@ -346,12 +402,19 @@ def _variant_chunk(
     writer.write_rows(rows)
 
 
+def _codes(reply: dict[str, Any] | None, z: float | None, threshold: float) -> list[str]:
+    codes = list(reply["info_codes"] or []) if reply else []
+    if z is not None and z > threshold:
+        codes.append(OVERTHINKING)  # informational: the row stays, users may re-filter
+    return codes
+
+
 def fingerprint(recipe: Recipe, work: WorkDir) -> dict[str, Any]:
     """What this stage's outputs depend on (see WorkDir.fingerprint)."""
     return work.fingerprint({"variants": recipe.variants, "student": recipe.student}, ("curate", "responses"), None)
 
 
-def run_variants(recipe: Recipe, work: WorkDir, progress: Any = None) -> VariantsResult:
+def run_variants(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -> VariantsResult:
     """Build every variant from prompts and selected replies. Outputs are committed together at the end (WorkDir.stage_run)."""
     with work.stage_run(STAGE, fingerprint(recipe, work)):
         return _variants(recipe, work, progress)

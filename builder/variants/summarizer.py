@@ -1,93 +1,230 @@
 """S_think: a summary of the teacher's thinking, and the checks every summary must pass.
 
-The extractive summarizer is deterministic and offline (rows say `summarizer=extractive`):
-it keeps the thinking's sentences that carry the most of the answer's vocabulary plus its
-opening (the plan) and closing (the conclusion), in their original order, within a budget.
+The extractive summarizer is deterministic and offline (rows say `summarizer=extractive`). It
+writes a short impersonal account of the approach and its key steps, not a pick of the
+monologue's loudest lines:
+
+1. every thinking sentence is cleaned: leading discourse markers ("So,", "Okay,", "Wait,",
+   所以 / 那么 …) are cut and the sentence re-capitalised; "the answer should be X" becomes
+   "the answer is X"; a bare equation line gets its full stop;
+2. it is dropped when it is a fragment or self-talk (summary_quality: the scorer's own rules),
+   restates the prompt, is followed by a correction ("Wait, no …": an abandoned path), or states
+   a result other than the thinking's final one;
+3. the rest are ranked: the decisive step (the last sentence stating the final result) first,
+   then equations, sentences that share the answer's vocabulary, causal steps and the plan;
+   they are taken within the budget (at most `max_sentences`), repeats skipped, and printed in
+   their original order, the decisive step last (a thinking that checks its result afterwards
+   still ends the summary at the result);
+4. when no kept sentence states the final result, one closing sentence does ("The answer is B." /
+   "答案是 B。"): the summary always ends at the thinking's result.
+
+Budget: min(max_chars, max_ratio x len(think)) characters, separators included.
 """
 
 from __future__ import annotations
 
 import re
 
-import regex
-
-from builder.language import identify, prompt_languages
-
-# Sentence ends: Latin punctuation needs the space after it ("3.5" and "e.g." stay whole);
-# CJK full stops are followed directly by the next sentence; every line break ends one too
-# (R1 and GSM8K-style steps put one step per line).
-# Stdlib `re` splits these simple patterns ~3× faster than `regex`, with the same output.
-_SENT = re.compile(r"(?<=[.!?])\s+|(?<=[。！？；])\s*|\s*\n\s*")
-# Code in the thinking is drafts of the answer; joined into prose it would be garbage.
-_FENCE = regex.compile(r"```.*?(?:```|\Z)", regex.S)
-_CJK_END = ("。", "！", "？", "；")
-_WORD = regex.compile(r"[\p{Han}]|\w{3,}")
-_BOXED = regex.compile(r"\\boxed\{((?:[^{}]|\{[^{}]*\})*)\}")
-# The letter stays upper-case: "the answer is a bit subtle" states no option.
-_LETTER = regex.compile(
-    r"(?i)\banswer(?:\s+is|:)\s*\**\s*\(?((?-i:[A-J]))\)?(?![\w])|(?:答案|选项)\s*(?:是|为|：|:)\s*\(?((?-i:[A-J]))\)?"
+from builder.variants.faithfulness import check_faithful
+from builder.variants.summary_quality import (
+    IDENT,
+    SummaryScores,
+    boxed_values,
+    final_result,
+    fold,
+    is_cjk,
+    is_filler,
+    is_fragment,
+    is_repeat,
+    score_summary,
+    sentences,
+    stated_results,
+    words,
 )
+
+__all__ = ["SummaryGate", "check_summary", "extractive_summary", "final_answers", "sentences"]
+
+_CJK_END = ("。", "！", "？", "；")
 _TAGS = ("<think>", "</think>", "<answer>", "</answer>")
+# Leading discourse markers. Connectives go as they are ("So the …", "Thus x = 3"); interjections
+# and ordinals only with their punctuation: "Right triangles …" and "First law …" keep their word.
+_LEAD = re.compile(
+    r"^(?:(?:(?:so|but|and|then|therefore|thus|hence|actually|so yes)\b[\s,.!:—-]*)"
+    r"|(?:(?:okay|ok|alright|well|hmm+|wait|yes|yeah|right|oh|ah|also|anyway|first(?:ly)?|second(?:ly)?|next|"
+    r"finally|again|indeed|now|in (?:summary|conclusion|short)|overall|similarly|additionally|moreover|"
+    r"furthermore|final answer)\s*[,.!:—-]+\s*))+",
+    re.I,
+)
+_LEAD_ZH = re.compile(r"^(?:(?:所以|因此|那么|然后|首先|接下来|最后|另外|其次|于是|总之|综上所述?|嗯|好的|因而|故)[，,、\s]*)+")
+_MARKUP = re.compile(r"^(?:[-*•+]\s+|#+\s+|\d+[.)]\s+)|\*\*")
+_HEDGE = re.compile(r"(?i)\b(answer|result|option|choice)\s+(?:should|must|would|will|might)\s+be\b")
+_BARE_ANSWER = re.compile(r"^(?:the\s+)?(?:correct\s+)?answer\s+is\b", re.I)
+_CORRECTION = re.compile(
+    r"^(?:wait|no[,.!]|hmm|but wait|actually|hold on|oops|that's (?:not|wrong)|that is (?:not|wrong)|i made|"
+    r"不对|等等|等一下|不过|错了|不，)",
+    re.I,
+)
+_MATH = re.compile(r"=|\\\(|\\\[|\$|\\frac|\\sqrt|[≤≥×÷]|\d\s*[-+*/^]\s*\d")
+_CAUSAL = re.compile(r"(?i)\b(?:because|since|gives|implies|using|formula|law|therefore|so that|means)\b|因为|由于|得到|根据|公式|所以")
+_NEUTRAL_RESULT = {"en": "The answer is {}.", "zh": "答案是 {}。"}
 
 
-def sentences(text: str) -> list[str]:
-    """The text's sentences (and lines), fenced code blocks left out."""
-    if "```" in text:
-        text = _FENCE.sub("\n", text)
-    return [s.strip() for s in _SENT.split(text) if s and s.strip()]
+def final_answers(text: str) -> set[str]:
+    """The final answers a text states: boxed values, option letters, "answer is <number>"."""
+    return stated_results(text)
 
 
-def extractive_summary(think: str, answer: str, max_ratio: float, max_chars: int) -> str:
-    """The thinking's most answer-like sentences plus its first and last, within the budget.
+def _clean(s: str) -> str:
+    """One thinking sentence as a summary sentence: markers cut, hedges settled, capitalised."""
+    s = _MARKUP.sub("", s).strip()
+    s = _LEAD_ZH.sub("", _LEAD.sub("", s)).strip()
+    s = _HEDGE.sub(lambda m: f"{m.group(1)} is", s)
+    if _BARE_ANSWER.match(s) and not s.lower().startswith("the "):
+        s = "The " + s[0].lower() + s[1:]
+    if s and s[0].islower() and not IDENT.match(s):
+        s = s[0].upper() + s[1:]  # "thus the …" was cut to "the …"; "x = 3", "f(x)", "number=85" stay
+    if s and _MATH.search(s) and not s.endswith((".", "!", "?", "。", "！", "？", ":", "：", ",")):
+        s += "。" if is_cjk(s) else "."
+    return s
 
-    Budget: min(max_chars, max_ratio x len(think)) characters, separators included.
-    """
-    sents = sentences(think or "")
-    if not sents:
+
+def _restates_prompt(sentence_words: list[str], prompt_words: set[str]) -> bool:
+    ws = set(sentence_words)
+    return len(ws) >= 6 and len(ws & prompt_words) >= 0.6 * len(ws)
+
+
+def extractive_summary(
+    think: str, answer: str, max_ratio: float, max_chars: int, prompt: str = "", max_sentences: int = 8
+) -> str:
+    """A short impersonal account of the thinking's approach and key steps, ending at its result."""
+    raw = sentences(think or "")
+    if not raw:
         return ""
     budget = min(max_chars, int(len(think) * max_ratio))
-    answer_vocab = {w.casefold() for w in _WORD.findall(answer or "")}
-    scored = []
-    for i, s in enumerate(sents):
-        words = [w.casefold() for w in _WORD.findall(s)]
-        overlap = sum(w in answer_vocab for w in words) / (len(words) or 1)
-        position = 1.0 if i == 0 or i == len(sents) - 1 else 0.0
-        scored.append((-(overlap + position), i))  # best first; earlier sentence breaks ties
+    result = final_result(think, answer)
+    prompt_words = set(words(prompt))
+    answer_vocab = set(words(answer or ""))
+    cleaned: list[tuple[int, str, list[str], set[str]]] = []
+    for i, r in enumerate(raw):
+        s = _clean(r)
+        if not s or is_fragment(s) or is_filler(s):
+            continue
+        ws = words(s)
+        if _restates_prompt(ws, prompt_words):
+            continue
+        if i + 1 < len(raw) and _CORRECTION.match(raw[i + 1]):
+            continue  # the next sentence abandons this one
+        stated = stated_results(s)
+        if stated and (result is None or result not in stated):
+            continue  # an intermediate or abandoned result: never a second answer
+        cleaned.append((i, s, ws, stated))
+    # One conclusion: the last sentence stating the result is the decisive step; earlier
+    # statements of it are the same conclusion again.
+    decisive = next((i for i, _, _, st in reversed(cleaned) if result is not None and result in st), -1)
+    kept: list[tuple[float, int, str]] = []
+    for i, s, ws, stated in cleaned:
+        if i != decisive and stated:
+            continue
+        score = sum(w in answer_vocab for w in ws) / (len(ws) or 1)
+        score += 1.0 if _MATH.search(s) else 0.0
+        score += 0.5 if _CAUSAL.search(s) else 0.0
+        score += 0.5 if not kept else 0.0  # the plan
+        kept.append((score, i, s))
+    by_index = {i: s for _, i, s in kept}
+    order = sorted(kept, key=lambda k: (k[1] != decisive, -k[0], k[1]))
     chosen: list[int] = []
+    seen: list[set[str]] = []
+    exact: set[str] = set()
     used = 0
-    for _, i in sorted(scored):
-        cost = len(sents[i]) + 1  # the sentence and at most one separator
-        if used + cost > budget:
+    for _, i, s in order:
+        cost = len(s) + 1
+        if len(chosen) >= max_sentences:
+            break
+        if used + cost > budget or is_repeat(s, seen, exact):
             continue
         chosen.append(i)
         used += cost
-    out = ""
+        exact.add(fold(s))
+        seen.append(set(fold(s).split()))
+    # Once more in reading order, as the scorer reads it: a kept sentence that repeats an
+    # earlier one (the ranking saw them the other way round) goes.
+    parts: list[str] = []
+    seen, exact = [], set()
     for i in sorted(chosen):
-        s = sents[i]
+        s = by_index[i]
+        if is_repeat(s, seen, exact):
+            if i == decisive:
+                decisive = -1
+            continue
+        parts.append(s)
+        exact.add(fold(s))
+        seen.append(set(fold(s).split()))
+    if decisive in chosen and parts and parts[-1] != by_index[decisive]:
+        # The thinking stated its result, then checked it: the summary ends at the result.
+        parts.remove(by_index[decisive])
+        parts.append(by_index[decisive])
+    chosen = [i for i in chosen if by_index[i] in parts]
+    if result is not None and decisive not in chosen:
+        # Nothing kept states the result: one neutral closing sentence does, after the
+        # steps that fit with it (later, lower-ranked steps make room).
+        shown = f"\\boxed{{{result}}}" if result in {r.replace(" ", "") for r in boxed_values(think + answer)} else result
+        closing = _NEUTRAL_RESULT["zh" if is_cjk(think[:400]) else "en"].format(shown)
+        while parts and (len(_join(parts + [closing])) > budget or len(parts) >= max_sentences):
+            parts.pop()
+        parts.append(closing)
+        if len(closing) > budget:
+            return ""
+    return _join(parts)
+
+
+def _join(parts: list[str]) -> str:
+    out = ""
+    for s in parts:
         out = s if not out else out + ("" if out.endswith(_CJK_END) else " ") + s
     return out
 
 
-def final_answers(text: str) -> set[str]:
-    """The final answers a text states: boxed values and 'answer is X' letters."""
-    found = {b.replace(" ", "") for b in _BOXED.findall(text)}
-    found |= {(a or b).upper() for a, b in _LETTER.findall(text)}
-    return found
+class SummaryGate:
+    """The recipe's summary thresholds (variants.summarizer), applied to every summary."""
+
+    __slots__ = ("max_ratio", "max_fragment_rate", "max_filler_rate", "max_repetition", "require_result", "min_faithfulness")
+
+    def __init__(self, max_ratio: float = 0.35, max_fragment_rate: float = 1.0, max_filler_rate: float = 1.0,
+                 max_repetition: float = 1.0, require_result: bool = False, min_faithfulness: float = 0.0) -> None:
+        self.max_ratio = max_ratio
+        self.max_fragment_rate = max_fragment_rate
+        self.max_filler_rate = max_filler_rate
+        self.max_repetition = max_repetition
+        self.require_result = require_result
+        self.min_faithfulness = min_faithfulness
+
+    @classmethod
+    def of(cls, cfg: object) -> SummaryGate:
+        """From a SummarizerConfig (config may not import a stage, so the stage converts)."""
+        g = getattr
+        return cls(g(cfg, "max_ratio"), g(cfg, "max_fragment_rate"), g(cfg, "max_filler_rate"), g(cfg, "max_repetition"),
+                   g(cfg, "require_final_result"), g(cfg, "min_faithfulness"))
 
 
-def check_summary(summary: str, think: str, answer: str, prompt_text: str, max_ratio: float) -> str | None:
-    """None when the summary is usable, else a machine-readable failure code."""
+def assess_summary(
+    summary: str, think: str, answer: str, prompt_text: str, gate: SummaryGate
+) -> tuple[str | None, SummaryScores | None, float | None]:
+    """(failure code or None, quality scores, faithfulness score) of one summary."""
     if not summary or not summary.strip():
-        return "summary_empty"
-    if len(summary) > max_ratio * len(think or ""):
-        return "summary_too_long"
+        return "summary_empty", None, None
     if any(t in summary for t in _TAGS):
-        return "summary_has_tags"  # would leak reasoning markup into a non-reasoning SFT set
-    stated, final = final_answers(summary), final_answers(answer or "")
-    if stated and final and not (stated & final):
-        return "summary_contradicts_answer"
-    allowed = prompt_languages(prompt_text)
-    lang = identify(summary).language
-    if allowed and lang not in ("mixed", "unknown") and lang not in allowed:
-        return "summary_language_mismatch"
-    return None
+        return "summary_has_tags", None, None  # would leak reasoning markup into a non-reasoning SFT set
+    faith = check_faithful(summary, think or "", answer or "", prompt_text, gate.max_ratio, gate.min_faithfulness)
+    scores = score_summary(summary, think or "", answer or "")
+    failure = faith.failure or scores.failure(
+        gate.max_fragment_rate, gate.max_filler_rate, gate.max_repetition, gate.require_result
+    )
+    return failure, scores, faith.score
+
+
+def check_summary(
+    summary: str, think: str, answer: str, prompt_text: str, max_ratio: float, gate: SummaryGate | None = None
+) -> str | None:
+    """None when the summary is usable, else a machine-readable failure code."""
+    g = gate or SummaryGate(max_ratio)
+    return assess_summary(summary, think, answer, prompt_text, g)[0]

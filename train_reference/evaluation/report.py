@@ -74,7 +74,9 @@ def render_markdown(report: dict[str, Any]) -> str:
                 lines.append(f"- {bench} prompt `{name}` sha256 `{digest[:16]}…`")
     lines += [
         "",
-        f"Backend: {report['backend']}; lm-eval {report.get('lm_eval_version', '?')}; "
+        f"Backend: {report['backend']}"
+        + (f" (model `{report['model']}` served at `{report['base_url']}`)" if report.get("base_url") else "")
+        + f"; lm-eval {report.get('lm_eval_version', '?')}; "
         f"chat template applied: {report['apply_chat_template']}; "
         f"decontamination source: {report['decontamination_source']}.",
     ]

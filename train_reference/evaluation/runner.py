@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from train_reference.evaluation import contamination, judge, lmeval_runner
+from train_reference.evaluation import contamination, judge, lmeval_runner, served
 from train_reference.evaluation.config import (
     BenchmarkConfig,
     EvalConfig,
@@ -77,8 +77,11 @@ def evaluate(
     only: list[str] | None = None,
     limit: int | None = None,
     manifest: str | None = None,
+    base_url: str | None = None,
+    concurrency: int = 8,
 ) -> dict[str, Any]:
-    """Run the recipe on `model`; returns the report (also written under out_dir)."""
+    """Run the recipe on `model`; returns the report (also written under out_dir). With
+    `base_url`, `model` is the name a running OpenAI-compatible server serves (served.py)."""
     from train_reference.evaluation.report import write_report
 
     benches = cfg.benchmarks
@@ -92,8 +95,12 @@ def evaluate(
         benches = [b.model_copy(update={"limit": limit}) for b in benches]
     if any(b.kind == "judge" for b in benches) and cfg.judge is None:
         raise EvalUserError("the recipe has judge benchmarks but no `judge:` section")
-    check_model_path(model)
-    backend = pick_backend(cfg.backend)
+    if base_url:
+        served.check_served(base_url, model)
+        backend = served.BACKEND
+    else:
+        check_model_path(model)
+        backend = pick_backend(cfg.backend)
     out_dir = out_dir or resolve_path(cfg.output_dir)
     items_dir = out_dir / "items"
     items_dir.mkdir(parents=True, exist_ok=True)
@@ -106,7 +113,10 @@ def evaluate(
             rec["task"] = b.task
         rec["data"] = {k: str(v) for k, v in b.resolved_files().items()} or "lm-eval default"
         why = _missing_data(b)
-        if why:
+        cannot = served.skipped(b) if base_url else None
+        if cannot:
+            rec["status"] = cannot
+        elif why:
             rec["status"] = ("skipped: " if b.optional else "failed: ") + why
         else:
             runnable.append(b)
@@ -132,7 +142,12 @@ def evaluate(
     lm = None
     if runnable:
         try:
-            lm = lmeval_runner.load_lm(backend, model, cfg)
+            if base_url:
+                lm = served.load_served_lm(base_url, model, cfg, concurrency)
+            else:
+                lm = lmeval_runner.load_lm(backend, model, cfg)
+        except EvalUserError:
+            raise
         except Exception as exc:  # a model that will not load is a user-facing input problem
             raise EvalUserError(f"{model}: could not load model ({_one_line(exc)})") from None
 
@@ -163,6 +178,7 @@ def evaluate(
     report: dict[str, Any] = {
         "model": model,
         "model_name": model_name or Path(model).name,
+        "base_url": served.api_root(base_url) if base_url else None,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "backend": backend,
         "apply_chat_template": cfg.apply_chat_template,

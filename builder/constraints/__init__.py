@@ -1,0 +1,1 @@
+"""Instruction constraints: IFEval checkers, a prompt detector, mechanical application (a library)."""

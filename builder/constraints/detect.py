@@ -1,0 +1,120 @@
+"""detect(prompt) → the IFEval instructions a prompt states, with IFEval's kwargs.
+
+English rules: detect_en.py (format, length, case, start/end) and detect_words.py (keywords,
+letters, language); Chinese rules: detect_zh.py. Only the user's own words are read: quoted
+material the instruction is *about* is still read (IFEval prompts quote their examples), but a
+constraint whose required argument cannot be read is not emitted. `score` compares detections
+with IFEval-style ground truth (instruction-level micro precision / recall, argument exact match).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from typing import Any
+
+import orjson
+
+from builder.constraints import detect_en, detect_words, detect_zh
+from builder.constraints.spec import KWARGS, BadConstraints, Constraint, parse
+
+_HAN = re.compile(r"[\u4e00-\u9fff]")
+
+
+
+_TRIGGER_RE = {rule: re.compile("|".join(map(re.escape, ts))) for rule, ts in detect_en.TRIGGERS.items()}
+
+
+def detect(prompt: str) -> list[Constraint]:
+    """Every IFEval instruction the prompt states, deduplicated, in a stable order."""
+    text = prompt or ""
+    found: list[tuple[str, dict[str, Any]]] = []
+    if re.search(r"[A-Za-z]{3}", text):
+        low = text.lower()  # a rule runs only when one of its trigger substrings is there
+        for rule in detect_en.RULES:
+            if _TRIGGER_RE[rule].search(low):
+                found += rule(text)
+        found += detect_words.rules(text, low)
+    if _HAN.search(text):
+        found += detect_zh.rules(text)
+    out: dict[str, Constraint] = {}
+    for cid, kw in found:
+        try:  # a rule's kwargs go through the same validation as an import's
+            (c,) = parse([{"id": cid, "kwargs": kw}])
+        except BadConstraints:
+            continue
+        out.setdefault(c.key(), c)
+    return sorted(out.values(), key=lambda c: list(KWARGS).index(c.id))
+
+
+def last_user_text(messages: list[dict[str, Any]] | None, prompt: str | None = None) -> str:
+    if prompt is not None:
+        return prompt
+    return next((m.get("content") or "" for m in reversed(messages or []) if m.get("role") == "user"), "")
+
+
+def _norm(v: Any) -> Any:
+    if isinstance(v, str):
+        return " ".join(v.split()).casefold().strip(" .")
+    if isinstance(v, list):
+        return sorted(_norm(x) for x in v)
+    return v
+
+
+def args_equal(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Exact match up to case, surrounding spaces and a trailing period; lists as sets."""
+    a = {k: v for k, v in a.items() if v is not None}
+    b = {k: v for k, v in b.items() if v is not None}
+    return a.keys() == b.keys() and all(_norm(a[k]) == _norm(b[k]) for k in a)
+
+
+def score(pairs: list[tuple[list[Constraint], list[Constraint]]]) -> dict[str, Any]:
+    """Micro P/R over instruction ids (multiset per prompt) and argument exact match on matched ids."""
+    tp = fp = fn = argok = argn = 0
+    per: dict[str, Counter[str]] = defaultdict(Counter)
+    for got, gold in pairs:
+        gold_left = list(gold)
+        for c in got:
+            same = [g for g in gold_left if g.id == c.id]
+            if not same:
+                fp += 1
+                per[c.id]["fp"] += 1
+                continue
+            best = next((g for g in same if args_equal(c.kwargs, g.kwargs)), same[0])
+            gold_left.remove(best)
+            tp += 1
+            per[c.id]["tp"] += 1
+            argn += 1
+            per[c.id]["argn"] += 1
+            if args_equal(c.kwargs, best.kwargs):
+                argok += 1
+                per[c.id]["argok"] += 1
+        for g in gold_left:
+            fn += 1
+            per[g.id]["fn"] += 1
+
+    def fig(t: int, f: int) -> float:
+        return round(t / (t + f), 4) if t + f else 1.0
+
+    return {
+        "precision": fig(tp, fp), "recall": fig(tp, fn), "arg_exact": fig(argok, argn - argok),
+        "tp": tp, "fp": fp, "fn": fn,
+        "per_id": {k: {"precision": fig(v["tp"], v["fp"]), "recall": fig(v["tp"], v["fn"]),
+                       "arg_exact": fig(v["argok"], v["argn"] - v["argok"]), "n": v["tp"] + v["fn"]}
+                   for k, v in sorted(per.items())},
+    }  # fmt: skip
+
+
+def prompt_constraints(given: Any, tests_json: str | None, user_text: str) -> list[Constraint]:
+    """A prompt's constraints: the source's own list when it gives one (validated: BadConstraints
+    propagates, the caller quarantines), else an IFEval tests spec's, else what the text states."""
+    if given is not None:
+        return parse(given)
+    if tests_json and '"ifeval"' in tests_json:
+        try:
+            spec = orjson.loads(tests_json)
+            ids, kws = spec["instruction_id_list"], spec.get("kwargs") or [{} for _ in spec["instruction_id_list"]]
+            return parse([{"id": i, "kwargs": k} for i, k in zip(ids, kws, strict=True)])
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            pass  # an unreadable spec is the verifier's to report; detect instead
+    return detect(user_text)

@@ -1,0 +1,212 @@
+"""English phrasings of IFEval's word-level instructions: keywords that must / must not appear,
+how often a word or a letter appears, and the response language."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from builder.constraints.detect_en import _NEG, _QUOTED, Found, quoted, sentences
+from builder.constraints.numbers import NUM, number, relation
+
+LANGUAGES = {
+    "kannada": "kn", "korean": "ko", "punjabi": "pa", "gujarati": "gu", "telugu": "te", "tamil": "ta", "thai": "th",
+    "bengali": "bn", "bangla": "bn", "greek": "el", "hebrew": "he", "malayalam": "ml", "japanese": "ja",
+    "chinese": "zh", "mandarin": "zh", "hindi": "hi", "marathi": "mr", "nepali": "ne", "russian": "ru",
+    "bulgarian": "bg", "ukrainian": "uk", "arabic": "ar", "persian": "fa", "farsi": "fa", "urdu": "ur",
+    "vietnamese": "vi", "swahili": "sw", "german": "de", "french": "fr", "spanish": "es", "italian": "it",
+    "portuguese": "pt", "finnish": "fi", "indonesian": "id", "tagalog": "tl", "turkish": "tr", "polish": "pl",
+    "dutch": "nl", "swedish": "sv", "amharic": "am", "english": "en", "danish": "da", "norwegian": "no",
+    "czech": "cs", "romanian": "ro", "hungarian": "hu", "malay": "ms",
+}  # fmt: skip
+_LANG_ALT = "|".join(sorted(LANGUAGES, key=len, reverse=True))
+_LANG = r"(?P<lang>" + _LANG_ALT + r")"
+_ANY_LANG = r"(?:" + _LANG_ALT + r")"
+# Words and phrases a keyword list may hold; a list stops at the sentence end or one of these.
+_STOP = r"\s+(?:in|into|to|within|throughout|anywhere|at\s+all|for|when|while|as|so|because|on|from|and\s+(?:make|be|use|do|wrap|have|end|should|must|the\s+(?:letter|word))|but|or\s+(?:any|their))\b"
+_LIST_TRIGGER = (r"(?:key\s*words?|keywords?|words?|terms?|phrases?|names?)(?:\s+(?:of|like|such\s+as))?\s*[:\-]?\s*")
+
+
+def _split_list(raw: str) -> list[str]:
+    """'waste, material and meal' / '"a", "b"' / "['bad', 'underperform']" → words."""
+    q = [quoted(m) for m in re.finditer(_QUOTED, raw)]
+    if q:
+        return [w.strip() for w in q if w.strip()]
+    raw = re.split(_STOP, raw, maxsplit=1, flags=re.I)[0]
+    raw = raw.strip(" .:;[]()")
+    parts = re.split(r"\s*,\s*(?:and\s+|or\s+)?|\s+and\s+|\s+or\s+|\s*/\s*", raw)
+    words = [p.strip(" .'\"“”[]") for p in parts if p.strip(" .'\"“”[]")]
+    return words if words and all(len(w.split()) <= 3 for w in words) else []
+
+
+_NEG_QUICK = re.compile(r"\bno\b|\bnot\b|n't\b|\bcannot\b|without|avoid|refrain|never|free\s+of|zero|ban|prohibit|forbid", re.I)
+_FORB_QUICK = re.compile(r"(?:us|includ|say|mention|contain|writ|hav|utiliz|employ)\w*\s|appear|occur|avoid|exclud|without|\bban\b", re.I)
+
+
+def _forbidden(text: str) -> Found:
+    out: list[str] = []
+    for s in sentences(text):
+        if not (_NEG_QUICK.search(s) and _FORB_QUICK.search(s)) or re.search(r"\bletter\b|\bcommas?\b|capital|language", s, re.I):
+            continue
+        m = re.search(
+            rf"(?:{_NEG}|don't|do\s+not|must\s+not|should\s+not|cannot|can't)\s*(?:\w+\s+){{0,3}}?"
+            rf"(?:us(?:e|ing)|includ(?:e|ing)|say(?:ing)?|mention(?:ing)?|contain(?:ing)?|writ(?:e|ing)|hav(?:e|ing)|"
+            rf"utiliz(?:e|ing)|employ(?:ing)?)\s+(?:any\s+of\s+|any\s+)?(?:the\s+)?(?:following\s+)?"
+            rf"(?:{_LIST_TRIGGER})?(?P<rest>.+)",
+            s, re.I,
+        )  # fmt: skip
+        if m:
+            head, rest = s[m.start() : m.start("rest")], m.group("rest")
+            items = _split_list(rest)
+            named = re.search(r"\bkey\s*words?\b|\bwords?\b|\bterms?\b|\bphrases?\b|following", head, re.I)
+            quoted_words = re.match(r"\s*[\"“'‘]", rest) and all(re.fullmatch(r"[\w' -]+", w) for w in items)
+            if named or quoted_words:
+                out += items
+                continue
+        m = re.search(r"\b(?:avoid|without|exclude|excluding|ban|never\s+use)\s+(?:using\s+|mentioning\s+|saying\s+)?(?:the\s+|these\s+)?"
+                      r"(?:following\s+)?(?:key\s*)?(?:words?|terms?|phrases?)\s*[:\-]?\s*(?P<rest>.+)", s, re.I)
+        if m:
+            out += _split_list(m.group("rest"))
+            continue
+        m = re.search(r"(?:the\s+)?(?:key)?words?\s+(?P<rest>.+?)\s+(?:should|must|may|can)\s*(?:not|n't|never)\s+"
+                      r"(?:appear|be\s+(?:used|mentioned|included)|occur)", s, re.I)  # fmt: skip
+        if m:
+            out += _split_list(m.group("rest"))
+    out = list(dict.fromkeys(out))
+    return [("keywords:forbidden_words", {"forbidden_words": out})] if out else []
+
+
+_TIMES_QUICK = re.compile(r"times|once|twice|thrice|at\s+least|at\s+most|fewer|less|more|only|exactly", re.I)
+
+
+def _frequency(text: str) -> Found:
+    found: Found = []
+    if not _TIMES_QUICK.search(text):
+        return found
+    word = r"(?:[\"“'‘](?P<w1>[^\"”'’\n]{1,30})[\"”'’]|(?P<w2>[A-Za-z][\w'-]*))"
+    pats = [
+        rf"(?:the\s+)?(?:key)?word\s+{word}\s+(?:should\s+|must\s+|to\s+|will\s+|needs\s+to\s+|is\s+|gets\s+)?(?:appear|be\s+used|used|occur|be\s+mentioned|be\s+included|show\s+up|shows\s+up|turns?\s+up|comes?\s+up)s?\s+(?:in\s+\w+\s+\w+\s+)?(?P<tail>[^.;\n]{{0,40}})",
+        rf"(?:use|include|mention|repeat|say|contain)s?\s+(?:the\s+)?(?:key)?(?:word|name|term)?\s*{word}\s+(?P<tail>(?:for\s+)?(?:at\s+least|at\s+most|more\s+than|less\s+than|fewer\s+than|no\s+more\s+than|no\s+less\s+than|exactly|only|once|twice|thrice|\d+|{NUM}\s+(?:or\s+more\s+)?times)[^.;\n]{{0,30}})",
+        rf"(?:key)?word\s+{word}\s+(?P<tail>(?:at\s+least|at\s+most|more\s+than|less\s+than|once|twice|\d+\s+times)[^.;\n]{{0,30}})",
+    ]  # fmt: skip
+    seen = set()
+    for pat in pats:
+        pat = pat.replace("(?P<tail>", "(?=(?P<tail>", 1) + ")"  # a lookahead: the next keyword's match may start inside it
+        for m in re.finditer(pat, text, re.I):
+            w = (m.group("w1") or m.group("w2")).strip()
+            tail = m.group("tail")
+            got = _times(tail)
+            if got is None or w.lower() in ("letter", "with", "that", "which", "of", "in") or w.lower() in seen or \
+                    re.match(rf"[^.]{{0,20}}{NUM}\s+(?:words|sentences|paragraphs)", tail, re.I):
+                continue
+            seen.add(w.lower())
+            rng = re.match(rf"\s*(?P<a>{NUM})\s*(?:to|or|-)\s*(?P<b>{NUM})\s+times", tail, re.I)
+            if rng and number(rng.group("a")) is not None and number(rng.group("b")) is not None:
+                found.append(("keywords:frequency", {"keyword": w, "relation": "at least", "frequency": number(rng.group("a"))}))
+                got = ("less than", number(rng.group("b")) + 1)
+            found.append(("keywords:frequency", {"keyword": w, "relation": got[0], "frequency": got[1]}))
+    return found
+
+
+def _times(tail: str) -> tuple[str, int] | None:
+    t = tail.strip()
+    if re.match(rf"(?:{NUM})\s*(?:to|or|-)\s*(?:{NUM})\s+times", t, re.I):
+        return ("range", 0)
+    if re.match(r"(?:only\s+)?once\b", t, re.I) and not re.search(r"at\s+least\s+once", t, re.I):
+        return ("less than", 2)
+    m = re.search(rf"(?P<n>{NUM})(?P<after>\s*(?:times?)?\s*(?:or\s+(?:more|less|fewer))?)", t, re.I)
+    if not m or number(m.group("n")) is None:
+        return None
+    n = number(m.group("n"))
+    after = re.sub(r"^\s*times?", "", m.group("after"))
+    got = relation(t[: m.start()], n, after)
+    if got is None and re.match(r"\s*(?:(?:only|just)\s+)?$", t[: m.start()], re.I) and m.group("n").lower() in ("once", "twice", "thrice"):
+        return None if t[: m.start()].strip() else ("at least", n)
+    return got
+
+
+_EXIST_QUICK = re.compile(r"(?:includ|contain|us|mention|hav|has|featur|incorporat)\w*\s+[^.]{0,40}(?:key|word|term|item|line|[\"“'‘])", re.I)
+
+
+def _existence(text: str, exclude: set[str]) -> Found:
+    words: list[str] = []
+    for s in sentences(text):
+        if not _EXIST_QUICK.search(s):
+            continue
+        m = re.search(r"(?<!#)\b(?:includ(?:e|es|ing)|contain(?:s|ing)?|us(?:e|es|ing)|mention(?:s|ing)?|hav(?:e|ing)|has|featur(?:e|ing)|"
+                      r"incorporat(?:e|ing))\s+(?:all\s+)?(?:of\s+)?(?:the\s+|these\s+)?(?:following\s+)?"
+                      r"(?P<trig>key\s*words?|keywords?|words?|terms?|items?|line)\b\s*[:\-]?\s*(?P<rest>.+)", s, re.I)  # fmt: skip
+        if not m:
+            m = re.search(r"(?<!#)\b(?:mention|include)\s+(?P<rest>[\"“'‘].+)", s, re.I)
+        if not m or re.search(rf"(?:{_NEG}|don't|must\s+not|should\s+not|\bstart|\bbegin)[^.,]{{0,30}}$", s[: m.start()], re.I) \
+                or re.search(r"\bletters?\b", m.group(0)[:40], re.I):
+            continue
+        rest = m.group("rest")
+        if re.match(rf"[^.]{{0,40}}\b(?:at\s+least|at\s+most|more\s+than|less\s+than|{NUM}\s+times|once|twice)\b", rest, re.I) \
+                and not re.search(r"\band\b|,", rest.split(" at ")[0]):  # fmt: skip
+            continue  # a counted word: keywords:frequency
+        ws = _split_list(re.split(r"\s+(?:at\s+least|at\s+most|for\s+at)\b", rest)[0])
+        words += [w for w in ws if w.lower() not in exclude]
+    words = list(dict.fromkeys(words))
+    return [("keywords:existence", {"keywords": words})] if words else []
+
+
+def _letters(text: str) -> Found:
+    found: Found = []
+    for m in re.finditer(r"\bletters?\s+[\"“'‘]?(?P<l>[A-Za-z])[\"”'’]?(?![\w])(?P<tail>[^.;\n]{0,60})", text):
+        before = text[max(0, m.start() - 60) : m.start()]
+        tail = m.group("tail")
+        if re.search(rf"(?:{_NEG}|don't|do\s+not)[^.]{{0,30}}$", before, re.I) and not re.search(r"more\s+than", tail, re.I):
+            found.append(("keywords:letter_frequency", {"letter": m.group("l").lower(), "let_relation": "less than", "let_frequency": 1}))
+            continue
+        got = _times(tail) or _times(before[-30:] + " " + tail.split(" in ")[0])
+        if got:
+            if re.search(r"\bmore\s+than\b", tail, re.I) and re.search(r"avoid|not|n't", before + tail.split("more")[0], re.I):
+                n = number(re.search(rf"more\s+than\s+(?P<n>{NUM})", tail, re.I).group("n")) or 0
+                got = ("less than", n + 1)
+            found.append(("keywords:letter_frequency", {"letter": m.group("l").lower(), "let_relation": got[0], "let_frequency": got[1]}))
+    return found
+
+
+def _language(text: str) -> Found:
+    for s in sentences(text):
+        m = re.search(rf"\b{_LANG}\b", s, re.I)
+        if not m:
+            continue
+        lang = LANGUAGES[m.group("lang").lower()]
+        strong = re.search(r"no\s+other\s+language|other\s+languages?\s+(?:is|are)\s+not|only\s+(?:in|using|use)\s+(?:the\s+)?"
+                           rf"{_ANY_LANG}|{_ANY_LANG}\s+(?:language\s+)?only|entirely\s+in|entire\s+(?:response|answer|reply|output)[^.]{{0,30}}\bin\b|"
+                           r"(?:respond|reply|answer|write|response)\w*\s+(?:\w+\s+){0,3}(?:only\s+)?in\s+(?:the\s+)?" + _ANY_LANG +
+                           r"(?:\s+language)?\s*[.,!]?$|exclusively\s+in|in\s+(?:the\s+)?" + _ANY_LANG + r"\s+language", s, re.I)  # fmt: skip
+        if not strong or not re.search(r"respon|repl|answer|writ|output|languag|\buse\b|using|speak|say|tell|explain", s, re.I):
+            continue
+        if lang == "en" and re.search(r"capital|lower[\s-]?case|letters", s, re.I):
+            continue  # "in English, and in all capital letters" is the case rule
+        return [("language:response_language", {"language": lang})]
+    return []
+
+
+# Substrings that must be in the lower-cased prompt for the word rules to look (see detect.py).
+_FREQ_T = ("time", "once", "twice", "thrice")
+_EXIST_T = ("includ", "contain", "mention", "use", "using", "has ", "have", "having", "featur", "incorporat")
+_FORB_T = ("no ", "not", "n't", "cannot", "without", "avoid", "refrain", "never", "free of", "zero", "ban", "prohibit", "forbid")
+
+
+def rules(text: str, low: str | None = None) -> Found:
+    """The word rules; each runs only when one of its trigger substrings is in the lower-cased text."""
+    low = text.lower() if low is None else low
+
+    def has(ts: tuple[str, ...]) -> bool:
+        return any(t in low for t in ts)
+
+    # A counted or required word is named as a word, a term, a name, or in quotes.
+    named = has(("word", "term", "item", "line", "name", "phrase", '"', "“", "'", "‘", "mention"))
+    lang = _language(text) if not LANGUAGES.keys().isdisjoint(re.findall(r"[a-z]+", low)) else []
+    letters = _letters(text) if has(("letter",)) else []
+    freq = _frequency(text) if named and has(_FREQ_T) else []
+    counted = {k["keyword"].lower() for _, k in freq}
+    forb = _forbidden(text) if named and has(_FORB_T) else []
+    banned = {w.lower() for _, k in forb for w in k["forbidden_words"]}
+    exist = _existence(text, counted | banned) if named and has(_EXIST_T) else []
+    out: list[tuple[str, dict[str, Any]]] = [*forb, *freq, *exist, *letters, *lang]
+    return out

@@ -1,0 +1,295 @@
+"""What a reader would call a summary: sentence kinds and the per-summary quality scores.
+
+One classifier serves both sides: the extractive summarizer keeps only sentences it calls
+complete, impersonal and new, and the scorer that fills the rows' quality columns (and the
+card's figures, benchmarks/selfcheck_summaries.py) applies the same rules to any summary,
+extractive or LLM-written. Rules, English and Chinese (R1 thinks in Chinese on Chinese
+prompts):
+
+    fragment     no sentence-final punctuation, ends on ':' / ',' / '：', starts in lower case or
+                 with a list marker, unbalanced brackets or quotes, or under 3 words (2 CJK chars)
+    filler       first-person self-talk and hesitation: "Okay, let's see.", "I think", "wait",
+                 "maybe", a question, "the user is asking", 嗯 / 让我 / 我需要 / 等等 / 也许 …
+    repeat       the same sentence again (case, spacing and punctuation folded), or one whose
+                 words are ≥ 80% those of an earlier one
+    final result the thinking's final result (an option letter, a boxed value, the last stated
+                 "answer is …") stated in the summary; None when the thinking states none
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+import regex
+
+# Sentence ends: Latin punctuation needs the space after it ("3.5" and "e.g." stay whole);
+# CJK full stops are followed directly by the next sentence; every line break ends one too.
+_SENT = re.compile(r"(?<=[.!?])\s+|(?<=[.!?][\"”’)])\s+|(?<=[。！？；])\s*|\s*\n\s*")
+_FENCE = regex.compile(r"```.*?(?:```|\Z)", regex.S)
+_END_OK = (".", "!", "。", "！", ".)", ".\"", ".”", "$.", ")." )
+# Stdlib `re` on the hot paths (every thinking sentence): ~3x faster than `regex` here.
+_HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_WORD = re.compile(rf"[{_HAN}]|[^\W_{_HAN}]+")
+_CJK = re.compile(rf"[{_HAN}]")
+_LIST = re.compile(r"^(?:[-*•+]\s|#+\s|\d+[.)]\s|\(?[a-z]\)\s)")
+_NUMS = re.compile(r"\d+")
+# An opening that is a symbol, not a word: "k2/k1 = 5", "dy/dx", "x = 3", "f(x)", "n = PV/RT".
+IDENT = re.compile(r"^[\w']+(?:[^\w\s,.;:!?'’]|\s+[=<>≤≥≡+\-*/^]|$)|^(?![ai]\s)\w(?:\W|$)")
+_DEPENDENT = re.compile(r"(?i)^(?:because|which|whereas|although|though|whether)\b")
+_MAIN_CLAUSE = re.compile(r"(?i),\s*(?:so(?!\s+that)|then|therefore|hence|thus|we|it|the)\b")
+_VERB_WORDS = (
+    "is are was were be been being has have had do does did can could will would shall should may might must "
+    "gives give gave equals equal means mean makes make becomes become yields yield produces produce causes cause "
+    "contains contain matches match uses use depends depend requires require forms form occurs occur acts act "
+    "reduces reduce leads lead corresponds correspond holds hold follows follow increases increase decreases "
+    "decrease remains remain results result applies apply states state describes describe refers refer "
+    "includes include represents represent involves involve shows show works work isn't aren't wasn't doesn't"
+)
+_VERBS = frozenset(_VERB_WORDS.split())
+_PAIRS = (("(", ")"), ("[", "]"), ("{", "}"), ("“", "”"), ("（", "）"))
+# Self-talk, hesitation and chat about the asker, as whole words (case-folded text).
+_FILLER_EN = re.compile(
+    r"(?:^|\W)(?:me|my|myself|let's|let us|okay|ok|hmm+|um+|uh|wait|oh|ah|whoa|oops|yeah|"
+    r"alright|maybe|perhaps|probably|not sure|hold on|let me|the user|user's|double-check|"
+    r"re-?check|think again|seems like|might be|could be|hopefully|alternatively|that's wrong|that is wrong|"
+    r"that's not right|no wait|not correct|i'm confused|confusing|need to output|should output|must output|"
+    r"i'm|i'll|i've|i'd|we'll|we'd|makes sense|looks (?:correct|right|good)|sounds right|seems (?:right|correct)|"
+    r"to confirm|let me|doesn't make sense|does not make sense|makes no sense|need to think|might not|"
+    r"not sure|unsure|or something like that|or something|actually|as above|indeed)(?:\W|$)|^(?:or|no)\b|\bi (?:could|can|need|think|will|would|should|am|have|must|know|guess|recall|believe|remember|suppose|wonder)\b"
+)
+# "I" is case-sensitive: "i" is the imaginary unit, and "option I" / "(I)" an MMLU-Pro letter.
+_FILLER_I = re.compile(r"(?<![\w(])I(?:'m|'ll|'ve|'d|’m|’ll)?(?![\w)])")
+_LETTER_BEFORE = re.compile(r"(?i)(?:option|choice|answer|is|and|or|:)\s*\(?$")
+_FILLER_ZH = re.compile(
+    r"我(?!们)|嗯|好的|让我|等等|等一下|不对|也许|或许|大概|可能是|应该是吧|用户|对吧|对吗|吧[？?。]|呢[？?]|好吧|检查|回忆|看起来|似乎|确认一下"
+)
+# Option letters and boxed values: the results a final answer states.
+_BOXED = regex.compile(r"\\boxed\{((?:[^{}]|\{[^{}]*\})*)\}")
+# A stated result, not a mention: "the answer is (B)", "correct option is B", "Option B is correct",
+# 答案是 B; "option E says …" states nothing. The letter stays upper-case ("answer is a bit …").
+_LETTER = regex.compile(
+    r"(?i)\b(?:answer|correct(?:\s+(?:option|choice|answer))?)(?:\s+here)?(?:\s+(?:is|should\s+be|must\s+be|would\s+be|=))?"
+    r"(?:\s+(?:option|choice))?\s*[:：]?\s*\**\s*\(?((?-i:[A-J]))\)?(?![\w])"
+    r"|(?:\b(?:option|choice)\s*)?(?<![\w(])\(?((?-i:[A-J]))\)?\s+is\s+(?:the\s+)?(?:correct|right|answer)\b"
+    r"|(?:答案|选项|选)\s*(?:是|为|：|:)?\s*\(?((?-i:[A-J]))\)?"
+)
+# Every _BOXED / _LETTER / _ANSWER_TAIL match contains one of these (a cheap pre-check).
+_RESULT_WORDS = ("answer", "option", "choice", "correct", "boxed", "result", "答案", "选", "结果")
+_ANSWER_TAIL = regex.compile(r"(?i)(?:answer|result)\s+(?:is|=|:)\s*\$?([-+]?\d[\d,]*(?:\.\d+)?)|(?:答案|结果)(?:是|为)\s*([-+]?\d[\d,]*(?:\.\d+)?)")
+
+
+def sentences(text: str) -> list[str]:
+    """The text's sentences (and lines), fenced code blocks left out."""
+    if "```" in text:
+        text = _FENCE.sub("\n", text)
+    return [s.strip() for s in _SENT.split(text) if s and s.strip()]
+
+
+def words(text: str) -> list[str]:
+    return [w.casefold() for w in _WORD.findall(text)]
+
+
+def is_cjk(text: str) -> bool:
+    if not _CJK.search(text):
+        return False
+    han = len(_CJK.findall(text))
+    return han > 0 and han >= 0.3 * len(_WORD.findall(text))
+
+
+def is_fragment(s: str) -> bool:
+    """True when `s` is not a complete sentence (see the module docstring)."""
+    s = s.strip()
+    if not s or _LIST.match(s):
+        return True
+    if not s.endswith(_END_OK) and not s.endswith(("?", "？")):
+        return True
+    if any(s.count(a) != s.count(b) for a, b in _PAIRS) or s.count('"') % 2 or s.count("$") % 2:
+        return True
+    if is_cjk(s):
+        return len(_CJK.findall(s)) < 6 and not any(ch.isdigit() for ch in s)  # "计算平均分。" is a heading
+    if s.endswith(("...", "…")):
+        return True  # trails off
+    if _DEPENDENT.match(s) and not _MAIN_CLAUSE.search(s):
+        return True  # "Because that would be secondary." leans on a sentence left out
+    first = next((ch for ch in s if ch.isalpha()), "")
+    toks = s.split()
+    if (first.islower() and not IDENT.match(s)) or len(toks) < 3:
+        return True
+    head, colon, tail = s.rpartition(":")
+    if colon and len(tail.split()) <= 1 and not stated_results(s):
+        return True  # "Options in ml: A." — cut at a colon
+    # A short sentence with no verb is a note, not a sentence ("Between B and D.", "Not the main reason.").
+    return len(toks) < 6 and "=" not in s and not any(t.strip(".,;:!?()").casefold() in _VERBS for t in toks)
+
+
+def is_filler(s: str) -> bool:
+    """True for self-talk and hesitation: first person singular, interjections, questions."""
+    s = s.strip()
+    if "?" in s or "？" in s:
+        return True  # a question to oneself is a hesitation, not a step
+    if _FILLER_ZH.search(s):
+        return True
+    for m in _FILLER_I.finditer(s):
+        if not _LETTER_BEFORE.search(s[max(0, m.start() - 12) : m.start()]):
+            return True
+    return bool(_FILLER_EN.search(s.casefold().replace("’", "'")))
+
+
+def fold(s: str) -> str:
+    """A sentence's identity for repeat detection: words only, case-folded."""
+    return " ".join(words(s))
+
+
+def is_repeat(s: str, seen: list[set[str]], seen_exact: set[str]) -> bool:
+    """True when `s` repeats an earlier sentence (exact after folding, or ≥ 80% of its words)."""
+    key = fold(s)
+    if key in seen_exact:
+        return True
+    nums = set(_NUMS.findall(s))
+    if len(nums) >= 3:
+        for prev in seen:
+            prev_nums = {w for w in prev if w.isdigit()}
+            if len(prev_nums) >= 3 and (nums <= prev_nums or prev_nums <= nums):
+                return True  # the same computation again, in other words
+    ws = set(key.split())
+    if len(ws) >= 4:
+        for prev in seen:
+            if len(ws & prev) >= 0.8 * max(len(ws), len(prev)):
+                return True
+    return False
+
+
+def boxed_values(text: str) -> list[str]:
+    return _BOXED.findall(text)
+
+
+def _may_state(text: str) -> bool:
+    low = text.casefold()
+    return any(k in low for k in _RESULT_WORDS)
+
+
+def stated_results(text: str) -> set[str]:
+    """Results a text states: option letters, boxed values, "answer is <number>"."""
+    if not _may_state(text):
+        return set()
+    found = {b.replace(" ", "") for b in _BOXED.findall(text)}
+    found |= {"".join(g).upper() for g in _LETTER.findall(text)}
+    found |= {(a or b).replace(",", "") for a, b in _ANSWER_TAIL.findall(text)}
+    return found
+
+
+@lru_cache(maxsize=8)  # the summarizer and the scorer ask for the same trace's result in turn
+def final_result(think: str, answer: str = "") -> str | None:
+    """The thinking's final result: the last one it states, of the kind the answer states.
+
+    An MCQ thinking ends "So the answer is B." (an answer that states a letter makes the
+    thinking's last letter the result, not an intermediate "1.8 mm"); a math one "\\boxed{12}"
+    or "the answer is 12". Falls back to the answer's own result when the thinking states none;
+    None when neither states a checkable result (chat, code, open questions).
+    """
+    ans = _results_in_order(answer or "")
+    want_letter = any(is_letter(a) for a in ans) if ans else None
+    tail = think[-1500:] if think else ""
+    for s in reversed(sentences(tail)):
+        got = [g for g in _results_in_order(s) if want_letter is None or is_letter(g) == want_letter]
+        if got:
+            return got[-1]
+    return ans[-1] if ans else None
+
+
+def is_letter(result: str) -> bool:
+    return len(result) == 1 and "A" <= result <= "J"
+
+
+def _results_in_order(text: str) -> list[str]:
+    if not _may_state(text):
+        return []
+    hits: list[tuple[int, str]] = [(m.start(), m.group(1).replace(" ", "")) for m in _BOXED.finditer(text)]
+    hits += [(m.start(), "".join(g for g in m.groups() if g).upper()) for m in _LETTER.finditer(text)]
+    hits += [(m.start(), (m.group(1) or m.group(2)).replace(",", "")) for m in _ANSWER_TAIL.finditer(text)]
+    return [v for _, v in sorted(hits)]
+
+
+def covers(summary: str, result: str | None) -> bool | None:
+    """Does the summary state `result`? None when there is no result to state."""
+    if result is None:
+        return None
+    stated = stated_results(summary)
+    if result in stated:
+        return True
+    if len(result) == 1 and result.isalpha():
+        return False  # a bare letter elsewhere ("a", "B12") is no statement of the option
+    return result.replace(" ", "") in summary.replace(" ", "")
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryScores:
+    sentences: int
+    fragment_rate: float
+    filler_rate: float
+    repetition: float  # share of sentences that repeat an earlier one
+    final_covered: bool | None
+
+    def failure(self, max_fragment: float, max_filler: float, max_repetition: float, require_result: bool) -> str | None:
+        """The first quality threshold the summary breaks, as a quarantine code, else None."""
+        if self.fragment_rate > max_fragment:
+            return "summary_fragment"
+        if self.filler_rate > max_filler:
+            return "summary_filler"
+        if self.repetition > max_repetition:
+            return "summary_repetitive"
+        if require_result and self.final_covered is False:
+            return "summary_missing_result"
+        return None
+
+
+def score_summary(summary: str, think: str, answer: str = "") -> SummaryScores:
+    """The quality scores of one summary against the thinking it summarizes."""
+    sents = sentences(summary)
+    n = len(sents) or 1
+    frag = sum(is_fragment(s) for s in sents)
+    fill = sum(is_filler(s) for s in sents)
+    seen: list[set[str]] = []
+    exact: set[str] = set()
+    rep = 0
+    for s in sents:
+        if is_repeat(s, seen, exact):
+            rep += 1
+        key = fold(s)
+        exact.add(key)
+        seen.append(set(key.split()))
+    return SummaryScores(len(sents), frag / n, fill / n, rep / n, covers(summary, final_result(think, answer)))
+
+
+class Tally:
+    """Run-wide summary figures for the variants summary and quality.json (the card's source):
+    sentence-weighted rates over every scored summary, and result coverage where there is one."""
+
+    def __init__(self) -> None:
+        self.summaries = self.with_result = self.covered = 0
+        self.fragment = self.filler = self.repetition = self.faithfulness = 0.0
+
+    def add(self, scores: tuple[float, float, float, bool | None, float] | None) -> None:
+        if scores is None:
+            return
+        frag, fill, rep, covered, faith = scores
+        self.summaries += 1
+        self.fragment, self.filler, self.repetition = self.fragment + frag, self.filler + fill, self.repetition + rep
+        self.faithfulness += faith
+        if covered is not None:
+            self.with_result += 1
+            self.covered += covered
+
+    def figures(self) -> dict[str, float | int]:
+        n = self.summaries or 1
+        return {
+            "scored": self.summaries,
+            "fragment_rate_mean": round(self.fragment / n, 4),
+            "filler_rate_mean": round(self.filler / n, 4),
+            "repetition_mean": round(self.repetition / n, 4),
+            "final_result_coverage": round(self.covered / (self.with_result or 1), 4),
+            "with_final_result": self.with_result,
+            "faithfulness_score_mean": round(self.faithfulness / n, 4),
+        }

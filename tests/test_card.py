@@ -1,0 +1,292 @@
+"""The dataset card: Hub metadata that passes the card rules, a default config that
+`load_dataset(folder)` picks, column descriptions, example rows, one prompt three ways,
+honest quality gates, decontamination coverage, citations and the repo id; and the bad
+inputs around it (a template naming an unknown field, a repo id that is not org/name).
+
+One release is built for the module from the release-test work dir (real R1 traces and
+Alpaca rows), with a category target the rows miss, so an advisory check fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from builder.errors import UserError
+from builder.recipe import load_recipe
+from builder.release import card, columns, context
+from builder.release.manifest import card_metadata
+from builder.release.stage import run_release
+from builder.rows import VARIANT_FEATURES
+from tests.test_release_helpers import build_work, recipe_text
+
+ROOT = Path(__file__).resolve().parents[1]
+MISSED_TARGET = "  mix: {tolerance: 0.2, category_targets: {chat: 0.5, math: 0.5}}"
+
+
+def _recipe(path: Path, version: str = "0.1.0", repo: str | None = "test-org/answer-distill-sample",
+            extra: str = "") -> Path:
+    text = recipe_text(version).replace("  mix: {tolerance: 0.2}", MISSED_TARGET)
+    text = text.replace("  repo_id: test-org/answer-distill-sample\n", f"  repo_id: {repo}\n" if repo else "")
+    path.write_text(text + extra)
+    return path
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    base = tmp_path_factory.mktemp("card")
+    work = build_work(base / "work")
+    recipe = load_recipe(_recipe(base / "recipe.yaml"))
+    seen: dict[str, Any] = {}
+    real = card.render
+
+    def capture(ctx: dict[str, Any], template: Path = card.TEMPLATE) -> str:
+        seen.update(ctx)
+        return real(ctx, template)
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(card, "render", capture)
+    try:
+        res = run_release(recipe, work, base / "v0.1.0")
+    finally:
+        mp.undo()
+    return {"dir": base / "v0.1.0", "ctx": seen, "result": res, "base": base, "work": work}
+
+
+def test_every_published_column_is_described() -> None:
+    assert columns.undescribed(VARIANT_FEATURES) == []
+    rows = columns.table(VARIANT_FEATURES)
+    assert [r["name"] for r in rows] == list(VARIANT_FEATURES)
+    assert {r["type"] for r in rows} >= {"string", "int32", "list<{role, content, tool_calls}>", "list<string>"}
+
+
+def test_card_fields_are_exactly_what_the_release_provides(built: dict[str, Any]) -> None:
+    assert set(built["ctx"]) == set(context.CARD_FIELDS)
+
+
+def test_card_metadata_passes_the_hub_rules(built: dict[str, Any]) -> None:
+    from huggingface_hub import DatasetCard
+
+    text = (built["dir"] / "README.md").read_text()
+    assert card.problems(text) == []
+    data = DatasetCard(text).data.to_dict()
+    assert data["license"] == "other"  # alpaca-zh is CC BY-NC
+    assert data["license_name"] == "release-fixture-source-licenses"
+    assert data["license_link"] == "LICENSE.md" and (built["dir"] / "LICENSE.md").is_file()
+    assert "alpaca-zh | cc-by-nc-4.0" in (built["dir"] / "LICENSE.md").read_text()
+    assert data["annotations_creators"] == ["machine-generated"]
+    assert sorted(data["language"]) == ["en", "zh"]
+    assert data["task_categories"] == ["text-generation"] and data["size_categories"] == ["n<1K"]
+    assert data["source_datasets"] == ["original"]  # the fixture's sources are local files only
+    defaults = [c["config_name"] for c in data["configs"] if c.get("default")]
+    assert defaults == ["answer"]
+    assert {i["config_name"] for i in data["dataset_info"]} == {c["config_name"] for c in data["configs"]}
+
+
+@pytest.mark.parametrize("edit, expect", [
+    (lambda m: m.pop("license_name"), "license `other` needs a `license_name`"),
+    (lambda m: m.pop("license_link"), "license `other` needs a `license_link`"),
+    (lambda m: m.update(license="Apache 2"), "license 'Apache 2' is not a Hub license id"),
+    (lambda m: m.update(language=["en", "Chinese"]), "language 'Chinese' is not an ISO 639 code"),
+    (lambda m: m.update(annotations_creators=["robots"]), "annotations_creators 'robots' is not one of"),
+    (lambda m: m.update(source_datasets=["gsm8k"]), "source_datasets entry 'gsm8k' is not original"),
+    (lambda m: [c.pop("default", None) for c in m["configs"]], "0 configs marked `default: true`"),
+    (lambda m: m["dataset_info"].pop(), "has no `dataset_info` entry"),
+])
+def test_card_rules_catch_each_broken_field(built: dict[str, Any], edit: Any, expect: str) -> None:
+    readme = built["dir"] / "README.md"
+    meta = card_metadata(readme)
+    edit(meta)
+    body = readme.read_text().split("\n---", 1)[1]
+    problems = card.problems("---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---" + body)
+    assert any(expect in p for p in problems), problems
+
+
+def test_load_dataset_without_a_config_name_loads_answer(built: dict[str, Any], tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import datasets
+
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    ds = datasets.load_dataset(str(built["dir"]), cache_dir=str(tmp_path / "cache"))["train"]
+    manifest = json.loads((built["dir"] / "manifest.json").read_text())
+    assert set(ds["variant"]) == {"answer"}
+    assert ds.num_rows == manifest["configs"]["answer"]["num_examples"]
+
+
+def test_a_failed_check_is_printed_as_failed(built: dict[str, Any]) -> None:
+    body = (built["dir"] / "README.md").read_text()
+    quality = json.loads((built["dir"] / "quality.json").read_text())
+    failed = [c for c in quality["checks"] if not c["success"]]
+    assert [(c["variant"], c["check"], c["blocking"]) for c in failed] == [("answer", "category_mix", False)]
+    assert "| answer | category_mix | no | **fail** |" in body
+    assert "Every config passed every check" not in body
+    assert "**1 advisory check(s) failed**" in body and "`answer` category_mix" in body
+
+
+def test_body_sections(built: dict[str, Any]) -> None:
+    body = (built["dir"] / "README.md").read_text()
+    for heading in ("## One prompt, three ways", "## Columns", "### Example rows", "### Decontamination coverage",
+                    "### Rejection funnel", "### Cost", "## Uses", "## Out-of-scope uses",
+                    "## Bias, risks and limitations", "## License", "## Citation"):
+        assert f"\n{heading}\n" in body, heading
+    for name, desc in columns.DESCRIPTIONS.items():
+        if name in VARIANT_FEATURES:
+            assert f"| `{name}` |" in body and desc in body, name
+    for v in ("answer", "original", "think_summary", "full", "control"):
+        assert f"<summary><code>{v}</code></summary>" in body
+    # Decontamination coverage names the benchmark whose files were absent.
+    assert "**Not checked:** `gpqa_diamond`" in body
+    # The funnel is the variants ledger: original dropped prompts without a community response.
+    assert "| variants | original | 80 | 20 | 60 | no_original_response 60 |" in body
+    assert "Cost per kept row (USD): `answer` 0.015625" in body
+    # The paper with its authors, and a citation for the dataset naming the real repo.
+    assert "author        = {Haotian Wang and Han Zhao" in body and "eprint        = {2504.09639}" in body
+    assert "howpublished = {\\url{https://huggingface.co/datasets/test-org/answer-distill-sample}}" in body
+    assert 'load_dataset("test-org/answer-distill-sample", "answer", revision="v0.1.0")' in body
+    assert "YOUR-ORG" not in body and "<org>" not in body
+
+
+def test_one_prompt_three_ways(built: dict[str, Any]) -> None:
+    tw = built["ctx"]["three_ways"]
+    assert tw["shared"] == 20 and set(tw["replies"]) == {"original", "answer", "think_summary"}
+    body = (built["dir"] / "README.md").read_text()
+    assert f"`prompt_id` `{tw['prompt_id']}`" in body
+    # The same prompt's rows in each config: the card's texts are theirs (truncated).
+    import pyarrow.parquet as pq
+
+    for config, shown in tw["replies"].items():
+        rows = [r for f in sorted((built["dir"] / "data" / config).glob("*.parquet"))
+                for r in pq.read_table(f).to_pylist() if r["prompt_id"] == tw["prompt_id"]]
+        assert len(rows) == 1
+        assert rows[0]["messages"][-1]["content"].strip().startswith(shown.split(" … [")[0])
+
+
+def test_no_shared_prompt_is_said(tmp_path: Path) -> None:
+    from builder.release.card_data import three_ways
+
+    (tmp_path / "data" / "answer").mkdir(parents=True)
+    tw = three_ways(tmp_path)
+    assert tw == {"shared": 0, "configs": []}
+    ctx = {k: None for k in context.CARD_FIELDS}
+    src = "{% if three_ways.shared %}x{% else %}NONE{% endif %}"
+    (tmp_path / "t.md").write_text(src)
+    assert card.render({**ctx, "three_ways": tw}, tmp_path / "t.md") == "NONE"
+    assert "No prompt of this release is in all three" in card.TEMPLATE.read_text()
+
+
+def test_without_a_repo_id_the_card_marks_a_placeholder_and_warns(built: dict[str, Any]) -> None:
+    recipe = load_recipe(_recipe(built["base"] / "norepo.yaml", repo=None))
+    repo, placeholder = context.repo_id(recipe)
+    assert placeholder and repo == "YOUR-ORG/release-fixture"
+    template = (ROOT / "dataset_card.md").read_text()
+    assert "{% if repo_placeholder %}" in template and "**Placeholder.**" in template
+
+
+# ---- bad input: a card template naming an unknown field; a repo id that is not org/name ----
+
+def _cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "builder.cli", *map(str, args)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=180, check=False)
+
+
+def _one_line(done: subprocess.CompletedProcess[str]) -> str:
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error:")]
+    assert done.returncode == 2 and len(errors) == 1 and "Traceback" not in done.stderr, done.stdout + done.stderr
+    return errors[0]
+
+
+def test_a_card_template_with_an_unknown_field_is_one_line_and_writes_nothing(built: dict[str, Any]) -> None:
+    base = built["base"]
+    (base / "card.md").write_text("---\n{{ front_matter }}---\n# {{ pretty_name }}\n\nRows: {{ total_rows }}\n"
+                                  "Made by {{ maintainer_email }}.\n")
+    recipe = _recipe(base / "bad-template.yaml", version="0.9.0", extra="  card_template: card.md\n")
+    out = base / "v0.9.0"
+    line = _one_line(_cli("release", recipe, "--work", built["work"].root, "--out", out))
+    assert f"{base / 'card.md'}: line 6: unknown field 'maintainer_email'; the card's fields are:" in line
+    assert not out.exists() and not list(base.glob(".*tmp*"))
+
+
+def test_a_misspelt_field_gets_a_suggestion(tmp_path: Path) -> None:
+    (tmp_path / "t.md").write_text("{{ pretty_name }}\n{% for v in variant %}{{ v }}{% endfor %}\n")
+    with pytest.raises(UserError, match=r"t.md: line 2: unknown field 'variant'; did you mean 'variants'\? "):
+        card.check_fields(tmp_path / "t.md", context.CARD_FIELDS)
+
+
+def test_card_template_syntax_error_and_missing_file_are_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.md"
+    bad.write_text("ok\n{% for x in %}\n")
+    with pytest.raises(UserError, match=r"bad.md: line 2: not a valid card template"):
+        card.check_fields(bad, context.CARD_FIELDS)
+    with pytest.raises(UserError, match=r"cannot read the card template"):
+        card.check_fields(tmp_path / "absent.md", context.CARD_FIELDS)
+
+
+@pytest.mark.parametrize("repo", ["answer-distill", "org/name/extra", "org/na me", "org--x/name"])
+def test_release_refuses_a_repo_id_that_is_not_org_name(built: dict[str, Any], repo: str) -> None:
+    out = built["base"] / "never"
+    line = _one_line(_cli("release", built["base"] / "recipe.yaml", "--work", built["work"].root,
+                          "--out", out, "--repo", repo))
+    assert "is not a Hub dataset id; pass --repo org/name" in line
+    assert not out.exists()
+
+
+def test_recipe_repo_id_and_card_metadata_knobs_are_checked_at_load(tmp_path: Path) -> None:
+    for key, value, expect in (("repo_id", "just-a-name", "is not a Hub dataset id"),
+                               ("task_categories", "[chat-bot]", "are not Hub task categories"),
+                               ("license", "Apache 2", "is not a Hub license id"),
+                               ("language", "[english]", "are not ISO 639 codes")):
+        path = tmp_path / f"{key}.yaml"
+        path.write_text(recipe_text().replace("  repo_id: test-org/answer-distill-sample\n", f"  {key}: {value}\n"))
+        with pytest.raises(UserError, match=rf"release\.{key}.*{expect}"):
+            load_recipe(path)
+
+
+def test_source_datasets_name_hub_sources_only(tmp_path: Path) -> None:
+    extra = recipe_text().replace("  - name: alpaca-zh\n", (
+        "  - name: gsm8k-hub\n    kind: hf\n    dataset: openai/gsm8k\n    config: main\n"
+        "    fields: {prompt: question, response: answer}\n    license: mit\n"
+        "  - name: alpaca-zh\n    origin_dataset: llamafactory/alpaca_zh\n"))
+    assert "gsm8k-hub" in extra
+    path = tmp_path / "r.yaml"
+    path.write_text(extra)
+    recipe = load_recipe(path)
+    got = context.source_datasets(recipe, ["gsm8k-hub", "alpaca-zh", "r1-mmlupro-pcmb"])
+    assert got == ["extended|llamafactory/alpaca_zh", "extended|openai/gsm8k"]
+    assert context.source_datasets(recipe, ["r1-mmlupro-pcmb"]) == ["original"]
+    assert context.source_link("openai/gsm8k") == "https://huggingface.co/datasets/openai/gsm8k"
+    path.write_text(extra.replace("origin_dataset: llamafactory/alpaca_zh", "origin_dataset: alpaca_zh"))
+    with pytest.raises(UserError, match=r"origin_dataset 'alpaca_zh' is not a Hub id"):
+        load_recipe(path)
+
+
+def test_recipe_languages_add_to_the_rows_never_hide_them(tmp_path: Path) -> None:
+    from collections import Counter
+
+    from quality.stats import VariantStats
+
+    path = tmp_path / "r.yaml"
+    path.write_text(recipe_text().replace("release:\n", "release:\n  language: [en, fr]\n"))
+    stats = {"answer": VariantStats(by_language=Counter({"zh": 3, "en+bn": 2, "unknown": 1}))}
+    assert context.languages(load_recipe(path), stats) == ["bn", "en", "fr", "zh"]
+
+
+def test_release_repo_option_sets_the_repo_id_and_changes_the_fingerprint(built: dict[str, Any]) -> None:
+    from builder.cli import _with_repo
+    from builder.release.stage import fingerprint
+
+    recipe = load_recipe(built["base"] / "recipe.yaml")
+    other = _with_repo(recipe, "other-org/elsewhere")
+    assert other.release.repo_id == "other-org/elsewhere" and recipe.release.repo_id == "test-org/answer-distill-sample"
+    assert other.path == recipe.path and other.sha256 == recipe.sha256  # still the recipe file it was loaded from
+    assert fingerprint(other, built["work"]) != fingerprint(recipe, built["work"])
+    assert _with_repo(recipe, None) is recipe

@@ -1,0 +1,168 @@
+"""The responses stage as datatrove tasks: two local tasks (and Ray, and a Slurm array run by a
+fake `sbatch`) write the same rows as one in-process run; a task killed with SIGKILL is re-run
+for its own shards only, and no shard output is written twice."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from builder.responses.stage import _run_tasks, fingerprint, run_responses
+from builder.responses.tasks import KILL_ENV
+from builder.rows import stable_hash
+from builder.workdir import WorkDir
+from tests.fixtures.stages import build_responded, sample_recipe
+
+SHARDS = 4
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Curated prompts and the sample's replies split over 4 shards, the last repeating three
+    replies of the first (as after a resumed generation): duplicates cross task boundaries."""
+    planted, _ = build_responded(tmp_path_factory.mktemp("resp-tasks") / "seed")
+    root = tmp_path_factory.mktemp("resp-tasks-base")
+    shutil.copytree(planted.work.root / "curate", root / "curate")
+    shutil.copytree(planted.work.root / "generate", root / "generate")
+    replies = root / "generate" / "replies"
+    t = pa.concat_tables([pq.read_table(f) for f in sorted(replies.glob("part-*.parquet"))])
+    for f in replies.glob("part-*.parquet"):
+        f.unlink()
+    step = -(-t.num_rows // (SHARDS - 1))
+    for i in range(SHARDS - 1):
+        pq.write_table(t.slice(i * step, step), replies / f"part-{i:05d}.parquet")
+    pq.write_table(t.slice(0, 3), replies / f"part-{SHARDS - 1:05d}.parquet")
+    WorkDir(root).mark_complete("generate")  # the re-split shards are generate's outputs
+    return root
+
+
+def _recipe(tasks: int, executor: dict[str, Any] | None = None) -> Any:
+    return sample_recipe(responses={"tasks": tasks, "workers": 1, "batch_rows": 16},
+                         executor=executor or {"kind": "local", "tasks": tasks})  # fmt: skip
+
+
+def _run(base: Path, dest: Path, recipe: Any) -> dict[str, pa.Table]:
+    if not dest.exists():
+        shutil.copytree(base, dest)
+    run_responses(recipe, WorkDir(dest))
+    return _outputs(dest)
+
+
+def _outputs(work: Path) -> dict[str, pa.Table]:
+    out = work / "responses"
+
+    def read(folder: str) -> pa.Table:
+        return pa.concat_tables([pq.read_table(f) for f in sorted((out / folder).glob("part-*.parquet"))])
+
+    return {"parsed": read("parsed"), "quarantine": read("quarantine"), "ledger": pq.read_table(out / "ledger.parquet")}
+
+
+@pytest.fixture(scope="module")
+def one_task(base: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, pa.Table]:
+    return _run(base, tmp_path_factory.mktemp("one") / "w", _recipe(1))
+
+
+def _same(a: dict[str, pa.Table], b: dict[str, pa.Table]) -> None:
+    for name in a:
+        assert a[name].num_rows == b[name].num_rows, name
+        assert a[name].equals(b[name]), name
+
+
+def test_two_local_tasks_write_the_same_rows_as_one(one_task: dict[str, pa.Table], base: Path, tmp_path: Path) -> None:
+    assert one_task["quarantine"].num_rows and one_task["parsed"].num_rows
+    dups = [c[0] for c in one_task["quarantine"].column("reject_codes").to_pylist()].count("duplicate_generation")
+    assert dups == 3  # found across tasks by the merge
+    two = _run(base, tmp_path / "w", _recipe(2))
+    _same(one_task, two)
+    assert not (tmp_path / "w" / "responses" / "tasks").exists() or not any((tmp_path / "w" / "responses" / "tasks").iterdir())
+
+
+@pytest.mark.slow
+def test_a_killed_task_reruns_only_its_own_shards(one_task: dict[str, pa.Table], base: Path, tmp_path: Path) -> None:
+    work = tmp_path / "w"
+    shutil.copytree(base, work)
+    # The first run in its own process: task 1 SIGKILLs itself right after its first shard. A local
+    # pool never hears back from a killed worker, so the stuck run is then killed too (kill -9).
+    code = ("from tests.fixtures.stages import sample_recipe; from builder.workdir import WorkDir; "
+            "from builder.responses.stage import run_responses; "
+            f"run_responses(sample_recipe(responses={{'tasks': 2, 'workers': 1, 'batch_rows': 16}}, "
+            f"executor={{'kind': 'local', 'tasks': 2}}), WorkDir({str(work)!r}))")  # fmt: skip
+    env = {**os.environ, KILL_ENV: "1:1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 240
+    while not list((work / "responses" / "tasks").glob("*/outputs/killed-1")) and proc.poll() is None:
+        assert time.monotonic() < deadline, "task 1 was never killed"
+        time.sleep(0.2)
+    time.sleep(1.0)  # let task 0 get on with its shards
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    (outputs,) = (work / "responses" / "tasks").glob("*/outputs")
+    written = {p.name: p.stat().st_ino for p in outputs.glob("*.parquet")}
+    assert "00001.parquet" in written and "00003.parquet" not in written  # task 1 died after its first shard
+    assert not (work / "responses" / "_COMPLETE.json").exists()  # nothing committed
+    # The tasks alone first: shards already written are left alone, the missing ones are written.
+    recipe, wd = _recipe(2), WorkDir(work)
+    key = stable_hash(fingerprint(recipe, wd), 16)
+    assert _run_tasks(recipe, wd, 2, key).resolve() == outputs.resolve()
+    again = {p.name: p.stat().st_ino for p in outputs.glob("*.parquet")}
+    assert sorted(again) == [f"{i:05d}.parquet" for i in range(SHARDS)]
+    assert all(again[n] == ino for n, ino in written.items())  # never written twice
+    after = _run(base, work, recipe)  # every rank complete now: the merge only
+    _same(one_task, after)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="pip install 'answer-distill[ray]'")
+def test_responses_on_a_real_local_ray_instance(one_task: dict[str, pa.Table], base: Path, tmp_path: Path) -> None:
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        cfg = {"kind": "ray", "tasks": 2, "workers": 2, "cpus_per_task": 1, "mem_per_cpu_gb": 1}
+        on_ray = _run(base, tmp_path / "w", _recipe(2, cfg))
+    finally:
+        ray.shutdown()
+    _same(one_task, on_ray)
+
+
+def test_responses_as_a_slurm_array_run_by_a_fake_sbatch(one_task: dict[str, pa.Table], base: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """`sbatch` runs each array index of the script it is given, as Slurm would (SLURM_ARRAY_TASK_ID,
+    SLURM_NODELIST, `srun` running the command, `scontrol` naming the node): the real datatrove
+    launch script and pickled pipeline, one index after another."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    (bin_dir / "sbatch").write_text(
+        "#!/bin/bash\n"
+        'for last; do :; done\n'
+        f'n=$(ls "{calls}" | wc -l); cp "$last" "{calls}/$n.script"\n'
+        'range=$(sed -n "s/^#SBATCH --array=\\([0-9]*-[0-9]*\\).*/\\1/p" "$last")\n'
+        'if [ -n "$range" ]; then\n'
+        '  for i in $(seq ${range%-*} ${range#*-}); do SLURM_NODELIST=localhost SLURM_ARRAY_TASK_ID=$i RUN_OFFSET=0 bash "$last" >/dev/null 2>&1; done\n'
+        'fi\n'
+        'echo "Submitted batch job $((4200 + n))"\n'
+    )  # fmt: skip
+    (bin_dir / "srun").write_text('#!/bin/bash\nexec "${@: -2}"\n')  # srun [opts] launch_pickled_pipeline PIK
+    (bin_dir / "scontrol").write_text('#!/bin/bash\necho "${@: -1}"\n')  # show hostnames NODELIST
+    for f in ("sbatch", "srun", "scontrol"):
+        (bin_dir / f).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
+    cfg = {"kind": "slurm", "tasks": 2, "workers": 2, "partition": "cpu", "poll_s": 0.1}
+    on_slurm = _run(base, tmp_path / "w", _recipe(2, cfg))
+    _same(one_task, on_slurm)
+    assert "#SBATCH --array=0-1" in (calls / "0.script").read_text()
