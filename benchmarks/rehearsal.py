@@ -1,0 +1,305 @@
+"""Rehearsal: the paper's whole build, offline, at full size on this machine.
+
+    python benchmarks/rehearsal.py --quick            # 50,000 rows
+    python benchmarks/rehearsal.py --rows 1300000     # the paper's size
+
+Inputs (benchmarks/rehearsal_data.py, written under a temp dir): N prompts made from real ones
+in ../shared/corpus in roughly the paper's category mix, with seeded exact / near duplicates and
+benchmark leaks; N real-shaped DeepSeek-R1 replies (real traces, damaged shapes at a seeded
+rate) in AM-DeepSeek-R1-Distilled's layout, plus o3-mini control answers for chat prompts.
+
+Each stage runs as `answer-distill <stage> RECIPE -w W` in its own process, one after the
+other, exactly as a user runs them: curate (exact + MinHash near dedupe + decontamination +
+balance), generate (the import backend), responses (parse, validate, verify: MCQ by letter,
+code in the sandbox), variants (all default variants, extractive summarizer), release (every
+config, quality gates). Per stage: wall time, CPU time of the stage's whole process tree (each
+process's own time, sampled; or RUSAGE_CHILDREN, what the stage reaped, when larger: datatrove's
+forkserver workers are never reaped by the stage, sandboxes are), peak RSS of the whole process
+tree (sampled every 0.2 s, as benchmarks/memtree.py does; the driver is not counted), and rows in / kept / dropped read from the
+stage's ledger, each checked against the tables it wrote (`accounting_ok`).
+
+The last line printed is one JSON object: rows, total_s, peak_rss_mb, accounting_ok, stages
+{stage: {wall_s, cpu_s, peak_rss_mb, rows_in, kept, dropped, ...}}, load_avg {start, end},
+inputs (what was planted). A stage that fails records `error` (exit code, last stderr line)
+and the build stops there. The machine is shared: compare runs only with their load_avg.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from rehearsal_data import BENCH, Generated, write_inputs  # noqa: E402
+
+STAGES = ("curate", "generate", "responses", "variants", "release")
+STAGE_KEYS = ("wall_s", "cpu_s", "peak_rss_mb", "rows_in", "kept", "dropped", "ok", "error", "max_processes", "cpu_reaped_s")
+LICENSES = {"chat": "cc-by-nc-4.0", "mcq": "undeclared", "math": "mit", "code": "cc-by-4.0",
+            "tool_use": "apache-2.0", "multi_turn": "apache-2.0", "instruction_following": "cc-by-nc-4.0"}  # fmt: skip
+
+
+def recipe(gen: Generated, folder: Path) -> Path:
+    """The rehearsal recipe: one source per generated file, an AM-layout import per source."""
+    fields = {
+        "chat": {"prompt": "prompt", "response": "response", "id": "id", "language": "lang"},
+        "mcq": {"prompt": "prompt", "reference": "answer", "id": "id", "category": "cat"},
+        "math": {"prompt": "prompt", "response": "response", "id": "id", "language": "lang"},
+        "code": {"prompt": "prompt", "response": "response", "tests": "tests", "id": "id"},
+        "tool_use": {"messages": "messages", "tools": "tools", "id": "id"},
+        "multi_turn": {"messages": "messages", "response": "response", "id": "id"},
+        "instruction_following": {"prompt": "prompt", "id": "id", "language": "lang"},
+    }
+    extra: dict[str, dict[str, Any]] = {
+        "mcq": {"verifier": "mcq"},
+        "code": {"verifier": "code", "tests_format": "mbpp"},
+    }
+    sources = []
+    for name, (prompts, _) in gen.sources.items():
+        src = {"name": name, "path": str(prompts), "fields": fields[name], "license": LICENSES[name],
+               "attribution": "rehearsal: built from real prompts in shared/corpus"}  # fmt: skip
+        if name != "mcq":
+            src["category"] = name
+        src.update(extra.get(name, {"verifier": "none"}))
+        sources.append(src)
+    imports = [{"source": name, "path": str(replies), "id_field": "id", "layout": "am", "finish_reason": "finish_reason"}
+               for name, (_, replies) in gen.sources.items()]  # fmt: skip
+    benchmarks = [
+        {"name": n, "path": str(BENCH / f), "text_fields": [k], "id_field": "id"}
+        for n, f, k in (("gsm8k", "gsm8k_test.jsonl", "question"), ("math500", "math500.jsonl", "problem"),
+                        ("humaneval", "humaneval.jsonl", "prompt"), ("ifeval", "ifeval.jsonl", "prompt"),
+                        ("mt_bench", "mt_bench.jsonl", "turns"), ("mmlu", "mmlu_test.jsonl", "question"))
+    ]  # fmt: skip
+    data = {
+        "name": "rehearsal",
+        "version": "0.1.0",
+        "sources": sources,
+        "curate": {"decontaminate": {"ngram": 8, "benchmarks": benchmarks}, "balance": {"seed": 0}},
+        "generate": {"prompts_dir": str(ROOT / "recipes" / "prompts"), "teachers": [
+            {"name": "r1", "role": "reasoning", "kind": "import", "model": "deepseek-ai/DeepSeek-R1", "imports": imports},
+            {"name": "control", "role": "control", "kind": "import", "model": "o3-mini-2025-01-31",
+             "sources": {"include": ["chat"]},
+             "imports": [{"source": "chat", "path": str(gen.sources["chat"][1]), "id_field": "id", "answer": "control"}]},
+        ]},
+        "quality": {"blocking": ["schema", "not_null", "unique_row_id", "tag_grammar", "summary_ends_with_answer",
+                                 "student_tokens_within_max", "not_contaminated", "verification_rate"],
+                    "verification_floor": {"*": 0.5}},
+        "release": {"pretty_name": "answer-distill rehearsal"},
+        "executor": {"kind": "local", "tasks": 2, "workers": 2},
+    }  # fmt: skip
+    path = folder / "recipe.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _log(line: str) -> None:
+    print(line, flush=True)  # progress shows while stdout is a file
+
+
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+class _StageTree:
+    """Samples a stage's process tree every interval_s: the largest summed RSS, and each
+    process's own CPU time (user + system, children excluded) as last seen. A process that
+    ends between two samples loses its last interval here; RUSAGE_CHILDREN catches what the
+    stage reaped, so the caller keeps the larger of the two."""
+
+    def __init__(self, pid: int, interval_s: float = 0.2) -> None:
+        self.root = psutil.Process(pid)
+        self.interval_s, self.mb, self.procs = interval_s, 0.0, 0
+        self.cpu: dict[tuple[int, float], float] = {}  # (pid, create_time) → CPU seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        try:
+            procs = [self.root, *self.root.children(recursive=True)]
+        except psutil.Error:
+            return
+        self.procs = max(self.procs, len(procs))
+        rss = 0
+        for proc in procs:
+            try:
+                with proc.oneshot():
+                    rss += proc.memory_info().rss
+                    t = proc.cpu_times()
+                    self.cpu[(proc.pid, proc.create_time())] = t.user + t.system
+            except psutil.Error:
+                continue
+        self.mb = max(self.mb, rss / 2**20)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._sample()
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> _StageTree:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def run_stage(stage: str, recipe_path: Path, work: Path, logs: Path) -> dict[str, Any]:
+    """One CLI stage in its own process: wall, CPU (children included), peak tree RSS, exit."""
+    cmd = [sys.executable, "-m", "builder.cli", stage, str(recipe_path), "--work", str(work)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cpu0, t0 = _children_cpu(), time.perf_counter()
+    with (logs / f"{stage}.out").open("w") as out, (logs / f"{stage}.err").open("w") as err:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=err)
+        with _StageTree(proc.pid) as tree:
+            rc = proc.wait()
+    reaped = _children_cpu() - cpu0
+    res = {"wall_s": round(time.perf_counter() - t0, 1), "cpu_s": round(max(reaped, sum(tree.cpu.values())), 1),
+           "cpu_reaped_s": round(reaped, 1), "peak_rss_mb": round(tree.mb, 1), "max_processes": tree.procs}  # fmt: skip
+    if rc != 0:
+        lines = [ln for ln in (logs / f"{stage}.err").read_text(errors="replace").splitlines() if ln.strip()]
+        res["error"] = f"exit {rc}: {lines[-1] if lines else '(no stderr)'}"
+    return res
+
+
+def _rows(folder: Path) -> int:
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in sorted(folder.rglob("*.parquet")))
+
+
+def _ledger(work: Path, stage: str) -> list[tuple[str, int, int, Counter]]:
+    """(step, in, kept, dropped by reason) per ledger step, in first-seen order."""
+    t = pq.read_table(work / stage / "ledger.parquet", columns=["step", "reason"])
+    steps: dict[str, list] = {}
+    counts = t.group_by(["step", "reason"]).aggregate([([], "count_all")]).to_pylist()
+    order = pc.unique(t["step"]).to_pylist()
+    for step in order:
+        steps[step] = [0, 0, Counter()]
+    for r in counts:
+        s = steps[r["step"]]
+        s[0] += r["count_all"]
+        if r["reason"]:
+            s[2][r["reason"]] += r["count_all"]
+        else:
+            s[1] += r["count_all"]
+    return [(k, v[0], v[1], v[2]) for k, v in steps.items()]
+
+
+def accounting(work: Path, stage: str, release_dir: Path) -> dict[str, Any]:
+    """rows_in / kept / dropped of a stage from its ledger, each identity checked (`ok`)."""
+    if stage == "release":
+        variants = {p.name: _rows(p) for p in sorted((work / "variants").iterdir()) if p.is_dir()}
+        written = {p.name: _rows(p) for p in sorted((release_dir / "data").iterdir()) if p.is_dir()}
+        manifest = json.loads((release_dir / "manifest.json").read_text())["configs"]
+        rows_in, kept = sum(variants.values()), sum(written.values())
+        ok = variants == written and all(manifest[k]["num_examples"] == v for k, v in written.items())
+        return {"rows_in": rows_in, "kept": kept, "dropped": rows_in - kept, "ok": ok, "configs": written}
+    steps = _ledger(work, stage)
+    ok = all(n == k + sum(d.values()) for _, n, k, d in steps)
+    by_step = {s: {"in": n, "kept": k, "dropped": dict(d)} for s, n, k, d in steps}
+    reasons = sum((d for *_, d in steps), Counter())
+    if stage == "curate":  # steps in sequence: each step reads what the previous kept
+        ok &= all(steps[i][1] == steps[i - 1][2] for i in range(1, len(steps)))
+        rows_in, kept = steps[0][1], steps[-1][2]
+        ok &= kept == _rows(work / "curate/prompts") and rows_in == kept + sum(reasons.values())
+    elif stage == "generate":  # one step per teacher; every reply (failed ones too) is a row
+        rows_in, kept = sum(s[1] for s in steps), sum(s[2] for s in steps)
+        ok &= rows_in == _rows(work / "generate/replies") and steps[0][1] == _rows(work / "curate/prompts")
+    elif stage == "responses":
+        rows_in, kept = sum(s[1] for s in steps), sum(s[2] for s in steps)
+        ok &= rows_in == _rows(work / "generate/replies") and kept == _rows(work / "responses/parsed")
+        ok &= rows_in - kept == _rows(work / "responses/quarantine")
+    else:  # variants: one step per variant, each over every curated prompt
+        rows_in, kept = sum(s[1] for s in steps), sum(s[2] for s in steps)
+        prompts = _rows(work / "curate/prompts")
+        ok &= all(s[1] == prompts and s[2] == _rows(work / "variants" / s[0]) for s in steps)
+    dropped = sum(reasons.values())
+    ok &= rows_in == kept + dropped
+    return {"rows_in": rows_in, "kept": kept, "dropped": dropped, "ok": bool(ok), "steps": by_step}
+
+
+def rehearse(rows: int, seed: int, root: Path, log: Callable[[str], None] = _log) -> dict[str, Any]:
+    load_start = [round(x, 2) for x in os.getloadavg()]
+    t0 = time.perf_counter()
+    gen = write_inputs(rows, root / "inputs", seed)
+    inputs_s = time.perf_counter() - t0
+    log(f"inputs: {gen.rows:,} rows in {inputs_s:.1f}s; kinds {dict(gen.kinds)}; shapes {dict(gen.shapes)}")
+    recipe_path = recipe(gen, root)
+    work, logs = root / "work", root / "logs"
+    logs.mkdir()
+    stages: dict[str, dict[str, Any]] = {}
+    for stage in STAGES:
+        res = run_stage(stage, recipe_path, work, logs)
+        if "error" not in res:
+            try:
+                res.update(accounting(work, stage, work / "release"))
+            except Exception as e:  # a missing table is a finding, not a crash of the benchmark
+                res["error"] = f"accounting: {type(e).__name__}: {e}"
+        stages[stage] = res
+        log(f"{stage}: {json.dumps({k: v for k, v in res.items() if k != 'steps'})}")
+        if "steps" in res:
+            log(f"  steps: {json.dumps(res['steps'])}")
+        if "error" in res:
+            log(f"  stderr tail:\n{(logs / f'{stage}.err').read_text(errors='replace')[-3000:]}")
+            break
+    return summary(gen, stages, inputs_s, load_start)
+
+
+def summary(gen: Generated, stages: dict[str, dict[str, Any]], inputs_s: float, load_start: list[float]) -> dict[str, Any]:
+    """The JSON line: whole-build figures over the stages that ran (accounting_ok needs all five)."""
+    complete = len(stages) == len(STAGES) and all("error" not in s for s in stages.values())
+    return {
+        "rows": gen.rows,
+        "total_s": round(sum(s["wall_s"] for s in stages.values()), 1),
+        "cpu_s": round(sum(s["cpu_s"] for s in stages.values()), 1),
+        "peak_rss_mb": round(max(s["peak_rss_mb"] for s in stages.values()), 1),
+        "accounting_ok": complete and all(s.get("ok") for s in stages.values()),
+        "complete": complete,
+        "stages": {k: {x: v[x] for x in STAGE_KEYS if x in v} for k, v in stages.items()},
+        "inputs_s": round(inputs_s, 1),
+        "inputs": {"kinds": dict(gen.kinds), "shapes": dict(gen.shapes)},
+        "load_avg": {"start": load_start, "end": [round(x, 2) for x in os.getloadavg()]},
+        "cpus": os.cpu_count(),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=1_300_000, help="prompts (and replies) to build")
+    ap.add_argument("--quick", action="store_true", help="50,000 rows")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--keep", type=Path, default=None, help="build in this folder and keep it (default: a temp dir)")
+    args = ap.parse_args(argv)
+    rows = 50_000 if args.quick else args.rows
+    if args.keep is not None:
+        if args.keep.exists():
+            shutil.rmtree(args.keep)
+        args.keep.mkdir(parents=True)
+        out = rehearse(rows, args.seed, args.keep)
+    else:
+        with tempfile.TemporaryDirectory(prefix="rehearsal-") as tmp:
+            out = rehearse(rows, args.seed, Path(tmp))
+    print(json.dumps(out))
+    return out
+
+
+if __name__ == "__main__":
+    main()

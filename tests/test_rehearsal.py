@@ -1,0 +1,101 @@
+"""benchmarks/rehearsal.py: its generator (small N), its recipe, and its accounting on a real build.
+
+The full rehearsal takes minutes even at 2,000 rows; here the same functions run on pieces:
+the generator writes 400 rows (unique ids, a reply per row, every planted kind and shape), the
+recipe it writes loads as a typed Recipe, and `accounting` + `summary` read the session's
+sample build (tests/conftest.py) — and catch a ledger that lost a row.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import rehearsal  # noqa: E402
+import rehearsal_data  # noqa: E402
+
+needs_corpus = pytest.mark.skipif(
+    not rehearsal_data.CORPUS.is_dir(), reason="the rehearsal's prompts come from ../shared/corpus (absent)"
+)
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> rehearsal_data.Generated:
+    return rehearsal_data.write_inputs(400, tmp_path_factory.mktemp("rehearsal-inputs"), seed=3)
+
+
+@needs_corpus
+def test_generator_rows_replies_and_planted_work(generated: rehearsal_data.Generated) -> None:
+    ids: list[str] = []
+    texts: list[str] = []
+    for name, (prompts, replies) in generated.sources.items():
+        rows = [json.loads(line) for line in prompts.read_text(encoding="utf-8").split("\n") if line]
+        recs = [json.loads(line) for line in replies.read_text(encoding="utf-8").split("\n") if line]
+        assert [r["id"] for r in rows] == [r["id"] for r in recs], name  # one reply per prompt, same order
+        ids += [r["id"] for r in rows]
+        texts += [r["prompt"] if "prompt" in r else json.dumps(r["messages"], ensure_ascii=False) for r in rows]
+        if name == "chat":
+            assert all(isinstance(r["control"], str) and r["control"] for r in recs)
+        if name == "code":
+            assert all(r["tests"] for r in rows)
+    assert len(ids) == len(set(ids)) == generated.rows >= 400
+    # base rows are distinct texts; only planted duplicates may repeat a text (after folding)
+    assert len(set(texts)) >= generated.kinds["base"]
+    assert {"base", "exact_dup", "near_dup", "leak"} <= set(generated.kinds)
+    assert set(generated.shapes) >= {"split", "inline_answer_tags", "truncated", "null_content"}
+    counts = {n: sum(1 for _ in p.open()) for n, (p, _) in generated.sources.items()}
+    assert counts["chat"] > counts["math"] > counts["code"] > 0  # roughly the paper's mix
+
+
+@needs_corpus
+def test_generator_is_seeded(tmp_path: Path, generated: rehearsal_data.Generated) -> None:
+    again = rehearsal_data.write_inputs(400, tmp_path, seed=3)
+    for name, (prompts, replies) in again.sources.items():
+        assert prompts.read_bytes() == generated.sources[name][0].read_bytes()
+        assert replies.read_bytes() == generated.sources[name][1].read_bytes()
+
+
+@needs_corpus
+def test_recipe_loads(tmp_path: Path, generated: rehearsal_data.Generated) -> None:
+    from builder.recipe import load_recipe
+
+    recipe = load_recipe(rehearsal.recipe(generated, tmp_path))
+    assert {s.name for s in recipe.sources} == set(rehearsal_data.SHARES)
+    assert [t.kind for t in recipe.generate.teachers] == ["import", "import"]
+
+
+def test_accounting_and_json_on_the_sample_build(sample_release: Path, tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    shutil.copytree(sample_release.parent, work, ignore=shutil.ignore_patterns(".lock"))
+    stages = {}
+    for stage in rehearsal.STAGES:
+        acc = rehearsal.accounting(work, stage, work / "release")
+        assert acc["ok"], (stage, acc)
+        assert acc["rows_in"] == acc["kept"] + acc["dropped"] > 0
+        stages[stage] = {"wall_s": 1.0, "cpu_s": 1.0, "peak_rss_mb": 10.0, **acc}
+    out = rehearsal.summary(rehearsal_data.Generated({}, 743), stages, 0.0, [0.0, 0.0, 0.0])
+    assert out["accounting_ok"] is True
+    assert {"rows", "total_s", "peak_rss_mb", "accounting_ok", "stages", "load_avg"} <= set(out)
+    for s in out["stages"].values():
+        assert {"wall_s", "cpu_s", "peak_rss_mb", "rows_in", "kept", "dropped"} <= set(s)
+    json.dumps(out)
+    # A stage that failed leaves the build incomplete: never accounting_ok.
+    partial = {k: v for k, v in stages.items() if k in ("curate", "generate")}
+    assert rehearsal.summary(rehearsal_data.Generated({}, 743), partial, 0.0, [0.0] * 3)["accounting_ok"] is False
+
+    # A ledger that lost one row no longer adds up, and the summary says so.
+    ledger = work / "responses" / "ledger.parquet"
+    table = pq.read_table(ledger)
+    pq.write_table(table.slice(1), ledger)
+    broken = rehearsal.accounting(work, "responses", work / "release")
+    assert broken["ok"] is False
+    stages["responses"].update(broken)
+    assert rehearsal.summary(rehearsal_data.Generated({}, 743), stages, 0.0, [0.0] * 3)["accounting_ok"] is False
