@@ -241,8 +241,9 @@ def print_reasons(rows: list[ReasonRow], out: Console | None = None) -> None:
         where = f" ({escape(r.step)})" if r.step not in ("read", "parse_validate_verify") else ""
         example = f", e.g. {escape(r.example)}" if r.example else ""
         hint = f" [cyan]→ {escape(r.hint)}[/]" if r.hint else ""
+        # soft_wrap: one line per reason, never a `file:line` split across lines (copy-paste, grep)
         out.print(f"  {escape(r.source or '-')}{where}: {r.count:,} of {r.of:,} rows {escape(r.reason)}{example}{hint}",
-                  highlight=False)  # fmt: skip
+                  highlight=False, soft_wrap=True)  # fmt: skip
     expected: dict[str, list[ReasonRow]] = {}
     for r in rows:
         if r.expected:

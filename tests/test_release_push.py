@@ -161,7 +161,7 @@ def _cli_push(hub: HubServer, folder: Path, repo: str, monkeypatch: pytest.Monke
     monkeypatch.setenv("HF_TOKEN", WRITE)
     res = CliRunner().invoke(app, ["push", str(folder), "--repo", repo, "--endpoint", hub.endpoint])
     lines = [line for line in res.output.splitlines() if line.strip()]
-    assert (res.exit_code, len(lines)) == (2, 1), res.output
+    assert (res.exit_code, len(lines)) == (2, 1), (res.output, repr(res.exception))
     assert hub.requests_log == []
     return lines
 
@@ -189,6 +189,23 @@ def test_cli_refuses_a_folder_whose_files_do_not_match_the_manifest(
     shard.write_bytes(bytes(data))
     [line] = _cli_push(hub, copy, REPO, monkeypatch)
     assert "not a verified release: data/answer/train-00001-of-00004.parquet: sha256 differs" in line
+
+
+@pytest.mark.parametrize("where", ["data", "footer_text"])
+def test_damage_anywhere_in_a_shard_is_one_line_never_a_crash(
+    hub: HubServer, release: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """In a data page, or in a column name in the footer (which once raised UnicodeDecodeError)."""
+    copy = tmp_path / "copy"
+    shutil.copytree(release, copy)
+    shard = copy / "data" / "answer" / "train-00000-of-00004.parquet"
+    data = bytearray(shard.read_bytes())
+    footer_len = int.from_bytes(data[-8:-4], "little")
+    at = data.index(b"endpoint_kind", len(data) - 8 - footer_len) + 9 if where == "footer_text" else 64
+    data[at] ^= 0xFF  # footer_text: "endpoint_\x94ind", not UTF-8
+    shard.write_bytes(bytes(data))
+    [line] = _cli_push(hub, copy, REPO, monkeypatch)
+    assert "not a verified release: data/answer/train-00000-of-00004.parquet: sha256 differs" in line
 
 
 def test_cli_refuses_a_release_missing_a_config(

@@ -98,7 +98,7 @@ def verify_release(folder: Path) -> list[str]:
         for f in sorted((folder / "data" / config).glob("*.parquet")):
             try:
                 actual += pq.read_metadata(f).num_rows
-            except (pa.ArrowInvalid, OSError):
+            except (pa.ArrowInvalid, OSError, ValueError):  # ValueError: a damaged footer's text (UnicodeDecodeError)
                 problems.append(f"{f.relative_to(folder).as_posix()}: not a readable parquet file")
         if actual != want:
             problems.append(f"data/{config}: {actual:,} rows but the manifest says {want:,}")
