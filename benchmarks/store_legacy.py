@@ -15,29 +15,10 @@ from typing import Any
 import orjson
 
 from builder.teachers.items import PERMANENT_CODES
+from builder.teachers.store_index import Entry  # the record layout is unchanged; only reading differs
 
 log = logging.getLogger("benchmarks.store_legacy")
 _warned: set[tuple[Path, int]] = set()
-
-
-@dataclass(slots=True)
-class Entry:
-    generation_id: str
-    status: str
-    error_code: str
-    finish_reason: str
-    max_tokens: int
-    attempts: int  # HTTP attempts behind this record
-    prompt_tokens: int
-    completion_tokens: int
-    reasoning_tokens: int
-    run: str
-    source: str
-    category: str
-    seq: int
-    data: Path
-    offset: int
-    length: int
 
 
 def scan(folder: Path) -> Iterator[Entry]:
