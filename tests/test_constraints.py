@@ -196,3 +196,15 @@ def test_recipe_policy_with_unknown_id_is_one_line_exit_2(tmp_path: Path) -> Non
     r = subprocess.run([sys.executable, "-m", "builder.cli", "plan", str(path)], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "variants.adaptive.answer_only_constraints" in r.stderr.replace("\n", "") and "jsonformat" in r.stderr
+
+
+def test_forked_detection_matches_the_inline_path() -> None:
+    """curate splits detection over forked workers on large runs: same values, same order."""
+    from builder.constraints.detect import constraints_json_many
+
+    texts = ["Answer in all lowercase letters, no commas.", "What is 2+2?", "Write at least 300 words.",
+             "请用不超过50个字回答。", "Wrap your entire response in JSON."]  # fmt: skip
+    items = [(None, f"{t} ({i})") for i in range(60) for t in texts]
+    inline = constraints_json_many(items, workers=1, chunk=7)
+    assert constraints_json_many(items, workers=2, chunk=7) == inline
+    assert sum(j != "[]" for j in inline) == 3 * 60  # lowercase+commas, word count, JSON: found every time
