@@ -6,7 +6,6 @@ this docstring, the logger name and dropping the writer (which did not change).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +14,7 @@ from typing import Any
 import orjson
 
 from builder.teachers.items import PERMANENT_CODES
-from builder.teachers.store_index import Entry  # the record layout is unchanged; only reading differs
-
-log = logging.getLogger("benchmarks.store_legacy")
-_warned: set[tuple[Path, int]] = set()
+from builder.teachers.store_index import Entry, warn_bad_line  # the record layout is unchanged; only reading differs
 
 
 def scan(folder: Path) -> Iterator[Entry]:
@@ -42,15 +38,8 @@ def scan(folder: Path) -> Iterator[Entry]:
                 except (ValueError, KeyError, TypeError) as exc:  # orjson.JSONDecodeError is a ValueError
                     # A torn tail (a crash cut the last write: no newline) is expected after a
                     # kill; a whole line that does not parse is damage, so say so.
-                    if line.endswith(b"\n") and (idx_path, lineno) not in _warned:
-                        _warned.add((idx_path, lineno))
-                        log.warning(
-                            "%s:%d: unreadable reply-index line skipped (%s); its reply counts as not "
-                            "stored and is requested again",
-                            idx_path,
-                            lineno,
-                            str(exc)[:80] or type(exc).__name__,
-                        )
+                    if line.endswith(b"\n"):
+                        warn_bad_line(idx_path, lineno, exc)
                     continue
                 if e.offset + e.length > size:
                     continue  # the index outlived its data line (crash between the two writes)

@@ -227,7 +227,7 @@ def print_generate(res: GenerateResult, console: Console) -> None:
             c.add_row(label, f"{int(v['requests']):,}", f"{int(v['retried']):,}", f"{int(v['prompt_tokens']):,}",
                       f"{int(v['completion_tokens']):,}", cost)  # fmt: skip
     console.print(c)
-    _warn(res.warnings)
+    show_warnings(res.warnings)
 
 
 def print_reasons(rows: list[ReasonRow], out: Console | None = None) -> None:
@@ -268,7 +268,7 @@ def where(work: Path, *declared: Any) -> None:
     console.print("   ".join(f"{t.name}: {work / t.label}" for t in declared), highlight=False)
 
 
-def _warn(lines: list[str]) -> None:
+def show_warnings(lines: list[str]) -> None:
     for w in lines:  # stderr: `--quiet` keeps warnings
         err.print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
 
@@ -277,7 +277,7 @@ def _warn(lines: list[str]) -> None:
 def show_curate(res: CurateResult, work: Path) -> None:
     from builder import tables  # here: it pulls in `datasets`, which a recipe typo must not wait for
 
-    _warn(res.warnings)
+    show_warnings(res.warnings)
     console.print(steps_table(f"curate: {res.rows_in:,} rows in → {res.rows_out:,} prompts ({res.seconds:.1f}s)", res.steps))
     mix = ", ".join(f"{k} {v:,}" for k, v in sorted(res.by_category.items()))
     console.print(f"categories: {mix}", highlight=False)
@@ -315,12 +315,8 @@ def show_variants(res: VariantsResult, work: Path) -> None:
     emit_json("variants", res)
 
 
-def show_warnings(warnings: list[str]) -> None:
-    _warn(warnings)
-
-
 def show_release(res: ReleaseResult) -> None:
-    _warn(res.warnings)
+    show_warnings(res.warnings)
     rows = ", ".join(f"{k} {v:,}" for k, v in res.counts.items())
     lic = res.license if isinstance(res.license, str) else ", ".join(res.license)
     console.print(f"release v{res.version} ({res.seconds:.1f}s): {rows}; license {lic}", highlight=False)

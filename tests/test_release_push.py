@@ -215,21 +215,30 @@ def test_cli_refuses_a_release_missing_a_config(
             "the release is missing that config") in line
 
 
-def test_card_must_declare_every_config_the_manifest_counts(
-    hub: HubServer, release: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _with_card_metadata(release: Path, copy: Path, edit: Any) -> Path:
+    """A copy of the release whose card metadata `edit` changed, re-hashed in the manifest (so only
+    the card's own rules can refuse it)."""
     import yaml
 
     from builder.release.manifest import card_metadata
 
-    copy = tmp_path / "copy"
     shutil.copytree(release, copy)
     readme = copy / "README.md"
     meta = card_metadata(readme)
     body = readme.read_text().split("\n---", 1)[1]
-    meta["configs"] = [c for c in meta["configs"] if c["config_name"] != "control"]
+    edit(meta)
     readme.write_text("---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---" + body)
     _rewrite_manifest(copy, lambda m: None)
+    return copy
+
+
+def test_card_must_declare_every_config_the_manifest_counts(
+    hub: HubServer, release: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def drop_control(meta: dict[str, Any]) -> None:
+        meta["configs"] = [c for c in meta["configs"] if c["config_name"] != "control"]
+
+    copy = _with_card_metadata(release, tmp_path / "copy", drop_control)
     with pytest.raises(UserError, match=r"not a verified release: config control: in manifest.json but not "
                                         r"declared in the card's configs; rebuild it"):
         _push(hub, copy, monkeypatch)
@@ -280,21 +289,13 @@ def _retag(folder: Path, version: str) -> None:
 def test_cli_refuses_a_card_whose_metadata_breaks_the_hub_rules(
     hub: HubServer, release: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, field: str, expect: str
 ) -> None:
-    import yaml
+    def break_rule(meta: dict[str, Any]) -> None:
+        if field == "license_name":
+            meta.pop("license_name")
+        else:
+            meta[field] = ["by hand"]
 
-    from builder.release.manifest import card_metadata
-
-    copy = tmp_path / "copy"
-    shutil.copytree(release, copy)
-    readme = copy / "README.md"
-    meta = card_metadata(readme)
-    body = readme.read_text().split("\n---", 1)[1]
-    if field == "license_name":
-        meta.pop("license_name")
-    else:
-        meta[field] = ["by hand"]
-    readme.write_text("---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---" + body)
-    _rewrite_manifest(copy, lambda m: None)  # re-hashed: only the card's rules can refuse it
+    copy = _with_card_metadata(release, tmp_path / "copy", break_rule)
     [line] = _cli_push(hub, copy, REPO, monkeypatch)
     assert f"{copy}: not a verified release: README.md: metadata: {expect}" in line
 

@@ -208,3 +208,13 @@ def test_redaction_hashes_are_keyed_so_private_addresses_cannot_be_enumerated(tm
     assert key_file.stat().st_mode & 0o777 == 0o600 and len(key_file.read_bytes()) == 64
     assert redact_text(raw).text == first != published.text
     assert os.environ.get(KEY_ENV) is None
+
+
+def test_an_empty_redaction_key_file_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(KEY_ENV)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    key_file = tmp_path / "cfg" / "answer-distill" / "redaction.key"
+    key_file.parent.mkdir(parents=True)
+    key_file.write_text("\n")
+    with pytest.raises(UserError, match=r"redaction.key: the redaction key file is empty; delete it"):
+        redact_text(f"base_url: {PRIVATE_URL}\n")

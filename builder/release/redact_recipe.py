@@ -100,9 +100,13 @@ def redaction_key() -> bytes:
         return env.encode()
     path = _key_file()
     try:
-        return path.read_bytes().strip()
+        key = path.read_bytes().strip()
     except FileNotFoundError:
-        pass
+        key = None
+    if key == b"":  # an empty key would hash as plainly as no key: never use it
+        raise UserError(f"{path}: the redaction key file is empty; delete it (a new key is made) or set {KEY_ENV}")
+    if key is not None:
+        return key
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

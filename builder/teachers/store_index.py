@@ -94,6 +94,14 @@ def _wrong_type(k: str, v: Any) -> bool:
     return type(v) is not str and not (v is None and k != "g")
 
 
+def warn_bad_line(idx_path: Path, lineno: int, exc: Exception) -> None:
+    """Once per damaged index line (the stages open the store several times)."""
+    if (idx_path, lineno) not in _warned:
+        _warned.add((idx_path, lineno))
+        log.warning("%s:%d: unreadable reply-index line skipped (%s); its reply counts as not stored and is "
+                    "requested again", idx_path, lineno, str(exc)[:80] or type(exc).__name__)  # fmt: skip
+
+
 def _parse_slow(idx_path: Path, body: bytes) -> pa.Table:
     """Line by line: skip (and warn about) every line that does not parse or has wrong types."""
     cols: dict[str, list[Any]] = {k: [] for k in _FIELDS}
@@ -106,15 +114,7 @@ def _parse_slow(idx_path: Path, body: bytes) -> pa.Table:
             if bad:
                 raise TypeError(f"wrong type for {bad!r}")
         except (ValueError, KeyError, TypeError) as exc:  # orjson.JSONDecodeError is a ValueError
-            if (idx_path, lineno) not in _warned:
-                _warned.add((idx_path, lineno))
-                log.warning(
-                    "%s:%d: unreadable reply-index line skipped (%s); its reply counts as not "
-                    "stored and is requested again",
-                    idx_path,
-                    lineno,
-                    str(exc)[:80] or type(exc).__name__,
-                )
+            warn_bad_line(idx_path, lineno, exc)
             continue
         for k, v in zip(_FIELDS, vals):
             cols[k].append(v)
