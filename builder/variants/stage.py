@@ -146,8 +146,7 @@ Bucket = tuple[list[dict[str, Any]], list[dict[str, Any]]]
 
 
 def _buckets(work: WorkDir, cfg: VariantsConfig, tmp: Path) -> list[Callable[[], Bucket]]:
-    """Loaders of (prompts in curate order, selected reply rows), one per bucket; callable twice
-    (the overthinking statistics take a first pass over every bucket)."""
+    """Loaders of (prompts in curate order, selected reply rows), one per bucket."""
     prompt_files = work.require(tables.PROMPTS)
     parsed_files = work.require(tables.PARSED)
     n_prompts = sum(pq.ParquetFile(f).metadata.num_rows for f in prompt_files)
@@ -180,13 +179,19 @@ def _candidates(bucket: Bucket) -> list[Candidate]:
     ]
 
 
-def _length_stats(loaders: list[Callable[[], Bucket]], rates: dict[str, float]) -> LengthStats:
+def _length_stats(work: WorkDir, rates: dict[str, float]) -> LengthStats:
+    """Thinking-length moments over every selected reasoning reply, from four narrow columns (a
+    first pass over the buckets would decode every thinking text twice). Rows in prompt_id order:
+    the float sums, hence the z-scores, do not depend on how the tables are laid out."""
+    prompts = pa.concat_tables([pq.read_table(f, columns=["prompt_id", "category"]) for f in work.require(tables.PROMPTS)])
+    replies = pa.concat_tables([
+        pq.read_table(f, columns=["prompt_id", "teacher_role", "teacher_think_tokens", "selected"])
+        for f in work.require(tables.PARSED)])  # fmt: skip
+    replies = replies.filter(pc.and_(pc.equal(replies["selected"], True), pc.equal(replies["teacher_role"], "reasoning")))
+    joined = replies.select(["prompt_id", "teacher_think_tokens"]).join(prompts, "prompt_id").sort_by("prompt_id")
     stats = LengthStats()
-    for load in loaders:
-        for c in _candidates(load()):
-            if c.reasoning is not None:
-                pid = c.prompt["prompt_id"]
-                stats.add(c.prompt["category"] or "", difficulty(rates.get(pid)), c.reasoning["teacher_think_tokens"])
+    for pid, cat, tokens in zip(*(joined[c].to_pylist() for c in ("prompt_id", "category", "teacher_think_tokens"))):
+        stats.add(cat or "", difficulty(rates.get(pid)), tokens)
     return stats
 
 
@@ -241,7 +246,7 @@ def _variants(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -
         reply_files = [*work.require(tables.PARSED), *work.shards(tables.QUARANTINE)]
         rates = pass_rates(reply_files)
         samples = multi_samples(reply_files) if want_pairs else {}
-        stats = _length_stats(loaders, rates)
+        stats = _length_stats(work, rates)
         for load in loaders:
             bucket = load()
             prompts, cands = bucket[0], _candidates(bucket)
