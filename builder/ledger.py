@@ -42,6 +42,7 @@ class Ledger:
     def __init__(self, stage: str) -> None:
         self.stage = stage
         self._cols: dict[str, list[str]] = {k: [] for k in LEDGER_FEATURES}
+        self._parts: list[pa.Table] = []  # other ledgers' rows (add_part), before _cols
         self.steps: dict[str, StepCount] = {}
 
     def enter(self, step: str, n: int) -> None:
@@ -91,6 +92,25 @@ class Ledger:
         for key in ("reason", "detail", "location"):
             self._cols[key].extend([""] * n)
 
+    def add_part(self, table: pa.Table, steps: list[tuple[str, int, int, dict[str, int]]]) -> None:
+        """Another ledger of this stage (a task's part): its rows, kept as Arrow, and its step
+        counts (its `summary()`); `check_parts` tells whether the rows say the same."""
+        for step, rows_in, kept, dropped in steps:
+            c = self.steps.setdefault(step, StepCount())
+            c.rows_in += rows_in
+            c.kept += kept
+            c.dropped.update(dropped)
+        self._parts.append(table)
+
+    def check_parts(self) -> None:
+        """The rows themselves (not only the counters) account for every step's kept and dropped."""
+        g = self.table().group_by(["step", "status"]).aggregate([("stage", "count")]).to_pylist()
+        got = Counter({(r["step"], r["status"] == KEPT): r["stage_count"] for r in g})
+        for step, c in self.steps.items():
+            if (got[(step, True)], got[(step, False)]) != (c.kept, c.dropped_total):
+                raise LedgerMismatch(f"ledger {self.stage}/{step}: {c.kept} kept + {c.dropped_total} dropped counted, "
+                                     f"but {got[(step, True)]} + {got[(step, False)]} rows recorded")  # fmt: skip
+
     def check(self) -> None:
         for step, c in self.steps.items():
             if c.rows_in != c.kept + c.dropped_total:
@@ -100,7 +120,8 @@ class Ledger:
                 )
 
     def table(self) -> pa.Table:
-        return pa.table(self._cols, schema=LEDGER_FEATURES.arrow_schema)
+        own = pa.table(self._cols, schema=LEDGER_FEATURES.arrow_schema)
+        return pa.concat_tables([*(t.cast(own.schema) for t in self._parts), own]) if self._parts else own
 
     def close(self, out_dir: Path) -> Path:
         self.check()

@@ -22,6 +22,7 @@ from builder.responses.stage import _run_tasks, fingerprint, run_responses
 from builder.responses.tasks import KILL_ENV
 from builder.rows import stable_hash
 from builder.workdir import WorkDir
+from tests.fixtures.slurm import fake_slurm
 from tests.fixtures.stages import build_responded, sample_recipe
 
 SHARDS = 4
@@ -139,29 +140,7 @@ def test_responses_on_a_real_local_ray_instance(one_task: dict[str, pa.Table], b
 
 def test_responses_as_a_slurm_array_run_by_a_fake_sbatch(one_task: dict[str, pa.Table], base: Path, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    """`sbatch` runs each array index of the script it is given, as Slurm would (SLURM_ARRAY_TASK_ID,
-    SLURM_NODELIST, `srun` running the command, `scontrol` naming the node): the real datatrove
-    launch script and pickled pipeline, one index after another."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    calls = tmp_path / "calls"
-    calls.mkdir()
-    (bin_dir / "sbatch").write_text(
-        "#!/bin/bash\n"
-        'for last; do :; done\n'
-        f'n=$(ls "{calls}" | wc -l); cp "$last" "{calls}/$n.script"\n'
-        'range=$(sed -n "s/^#SBATCH --array=\\([0-9]*-[0-9]*\\).*/\\1/p" "$last")\n'
-        'if [ -n "$range" ]; then\n'
-        '  for i in $(seq ${range%-*} ${range#*-}); do SLURM_NODELIST=localhost SLURM_ARRAY_TASK_ID=$i RUN_OFFSET=0 bash "$last" >/dev/null 2>&1; done\n'
-        'fi\n'
-        'echo "Submitted batch job $((4200 + n))"\n'
-    )  # fmt: skip
-    (bin_dir / "srun").write_text('#!/bin/bash\nexec "${@: -2}"\n')  # srun [opts] launch_pickled_pipeline PIK
-    (bin_dir / "scontrol").write_text('#!/bin/bash\necho "${@: -1}"\n')  # show hostnames NODELIST
-    for f in ("sbatch", "srun", "scontrol"):
-        (bin_dir / f).chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
+    calls = fake_slurm(tmp_path, monkeypatch)
     cfg = {"kind": "slurm", "tasks": 2, "workers": 2, "partition": "cpu", "poll_s": 0.1}
     on_slurm = _run(base, tmp_path / "w", _recipe(2, cfg))
     _same(one_task, on_slurm)
