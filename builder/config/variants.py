@@ -156,8 +156,10 @@ class VariantsConfig(Strict):
     )
     summarizer: SummarizerConfig = Field(default_factory=SummarizerConfig, description="who writes S_think")
     bucket_rows: int = Field(
-        200_000, ge=1,
-        description="prompts joined with their replies at a time; more are first hash-partitioned on disk",
+        50_000, ge=1,
+        description="prompts joined with their replies at a time (one bucket; a task's memory grows with it, about "
+        "20 KB per prompt, 60 KB with the two forked summary workers of a one-task run); more are first "
+        "hash-partitioned on disk by prompt_id",
     )  # fmt: skip
     tasks: int | None = Field(
         None,

@@ -99,7 +99,7 @@ def read_bucket(folder: Path, writers: dict[str, Any], ledger: Ledger) -> Bucket
             pf = pq.ParquetFile(f)
             for k in range(pf.num_row_groups):
                 w.write_table(pf.read_row_group(k))
-    ledger.add_part(pq.read_table(folder / LEDGER), st.steps)
+    ledger.add_part(folder / LEDGER, st.steps)  # read when the ledger is written
     return st
 
 

@@ -133,6 +133,7 @@ class Plan:
         self.gated = set(gate.variants if gate.variants is not None else [v for v in build if REGISTRY[v].needs_summary])
         self.folder: str | None = None  # the partition (None: one bucket, read straight from the inputs)
         self.workers = 2  # extractive summary processes per bucket
+        self.rows_done, self.rows_total = 0, 0  # progress (in this process)
 
     def features(self) -> dict[str, Any]:
         out = {name: tables.VARIANT.features for name in self.chat}
@@ -184,7 +185,8 @@ def run_bucket(plan: Plan, work: WorkDir, i: int, writers: dict[str, Any], ledge
             hi = lo + TOKEN_CHUNK
             variant_chunk(name, cands[lo:hi], p_tokens[lo:hi], plan.recipe.student, ledger, writers[name], absent[name],
                           prov, plan.summ, (cfg, plan.gated, survival))  # fmt: skip
-            report(progress, "building variant rows", min(hi, len(cands)), len(cands))
+            plan.rows_done += min(hi, len(cands)) - lo
+            report(progress, "building variant rows", plan.rows_done, plan.rows_total)
     return BucketStats.of(absent, histogram(zs), tally, survival, mix, reasons, ledger)
 
 
@@ -251,6 +253,7 @@ def _variants(recipe: Recipe, work: WorkDir, key: str, progress: Progress | None
     n = buckets.count(work, cfg.bucket_rows)
     rates = pass_rates([*work.require(tables.PARSED), *work.shards(tables.QUARANTINE)])
     plan = Plan(recipe, build, summ, _length_stats(work, rates), n)
+    plan.rows_total = len(plan.chat) * n_prompts
     del rates
     writers = {name: work.writer(tables.variant(name), cfg.shard_rows) for name in plan.chat}
     if plan.want_pairs:
@@ -258,30 +261,32 @@ def _variants(recipe: Recipe, work: WorkDir, key: str, progress: Progress | None
     ledger = Ledger(STAGE)
     total = BucketStats()
     n_tasks = _tasks(recipe, n)
-    if llm is not None or (n_tasks == 1 and recipe.executor.kind == "local"):  # this process, bucket after bucket
-        tmp = work.stage(STAGE) / ".buckets"
-        shutil.rmtree(tmp, ignore_errors=True)
-        try:
+    tmp = work.stage(STAGE) / ".buckets"  # this process's partition and ledger parts
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        if llm is not None or (n_tasks == 1 and recipe.executor.kind == "local"):  # here, bucket after bucket
+            tmp.mkdir(parents=True)
             if n > 1:
                 buckets.partition(work, n, tmp, plan.want_pairs)
                 plan.folder = str(tmp)
             for i in range(n):
                 part = Ledger(STAGE)
                 total.add(run_bucket(plan, work, i, writers, part, llm, progress))
-                ledger.add_part(part.table(), part.summary())
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    else:
-        scratch = _run_tasks(plan, work, n_tasks, key)
-        for i in range(n):
-            total.add(read_bucket(bucket_dir(scratch, i), writers, ledger))
-            report(progress, "merging buckets", i + 1, n)
-    counts: dict[str, int] = {}
-    for name, w in writers.items():
-        w.close()
-        counts[name] = w.rows
-    check_accounting(ledger, counts, n_prompts)
-    work.write_ledger(ledger)
+                pq.write_table(part.table(), tmp / f"ledger-{i:05d}.parquet")  # on disk until the ledger is written
+                ledger.add_part(tmp / f"ledger-{i:05d}.parquet", part.summary())
+        else:
+            scratch = _run_tasks(plan, work, n_tasks, key)
+            for i in range(n):
+                total.add(read_bucket(bucket_dir(scratch, i), writers, ledger))
+                report(progress, "merging buckets", i + 1, n)
+        counts: dict[str, int] = {}
+        for name, w in writers.items():
+            w.close()
+            counts[name] = w.rows
+        check_accounting(ledger, counts, n_prompts)
+        work.write_ledger(ledger)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     res = VariantsResult(counts, total.absent, time.perf_counter() - t0, ledger.summary())
     work.write_summary(
         VariantsSummary(
