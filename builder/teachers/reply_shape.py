@@ -124,6 +124,24 @@ def _problem(col: str, v: Any) -> str:
     return ""
 
 
+def _well_typed(row: dict[str, Any]) -> bool:
+    """The common case, decided with exact type checks only (export runs this once per reply); any
+    doubt (a str subclass, a huge int) goes to the column-by-column check."""
+    get = row.get
+    for col in _STR_COLS:
+        if type(get(col)) not in _STR_OK:
+            return False
+    for col in _INT_COLS:
+        v = get(col)
+        if v is not None and (type(v) is not int or not 0 <= v <= 2**31 - 1):
+            return False
+    v = get("latency_s")
+    return v is None or (type(v) is float and math.isfinite(v))
+
+
+_STR_OK = (str, type(None))
+
+
 # What a failed row keeps of an unusable record: who and what it answered, never its text.
 _KEPT = ("generation_id", "prompt_id", "teacher_role", "teacher", "teacher_model", "endpoint_kind", "prompt_template_id",
          "prompt_template_hash", "created_at", "schema_version", "toolkit_version", *_INT_COLS)  # fmt: skip
@@ -132,6 +150,8 @@ _KEPT = ("generation_id", "prompt_id", "teacher_role", "teacher", "teacher_model
 def checked_row(row: dict[str, Any]) -> dict[str, Any]:
     """A stored REPLY row made safe to export: any value of the wrong type makes it a failed
     `bad_reply_shape` row (text fields dropped, ids kept), so one bad record never stops export."""
+    if _well_typed(row):
+        return row
     problem = next((p for col in (*_STR_COLS, *_INT_COLS, *_FLOAT_COLS) if (p := _problem(col, row.get(col)))), "")
     if not problem:
         return row
