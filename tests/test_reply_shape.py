@@ -49,6 +49,8 @@ BAD_BODIES = {
     "choices-object": _with(choices={"0": {}}),
     "body-list": [GOOD],
     "details-string": _with(usage={"prompt_tokens": 1, "completion_tokens": 1, "completion_tokens_details": "x"}),
+    "tool-calls-string": _with(choices__0__message={"content": None, "tool_calls": "get_weather()"}),
+    "tool-calls-of-strings": _with(choices__0__message={"content": None, "tool_calls": ["get_weather"]}),
 }
 
 

@@ -224,3 +224,18 @@ def test_the_same_question_offered_other_tools_is_not_a_duplicate(tmp_path: Path
     dropped = {r["source_row_id"]: r["reason"] for r in ledger if r["status"] != "kept"}
     # c repeats a (key order aside); d is a near twin of a with the same tools; b and e differ in tools.
     assert dropped == {"c": "exact_dup", "d": "near_dup"}
+
+
+def test_a_prompt_ending_in_a_tool_result_sends_the_result() -> None:
+    from builder.teachers.prompting import Template, build_messages
+
+    tpl = Template(id="t", version=1, system="SYS", suffix=" SUFFIX", hash="h")
+    convo = [{"role": "user", "content": "Weather in Bern?"},
+             {"role": "assistant", "content": "", "tool_calls": [json.dumps(CALL)]},
+             {"role": "tool", "content": '{"temp_c": 21}'}]  # fmt: skip
+    sent = build_messages(convo, tpl)
+    assert [m["role"] for m in sent] == ["system", "user", "assistant", "tool"]
+    assert sent[-1]["content"] == '{"temp_c": 21}' and sent[-1]["tool_call_id"] == sent[2]["tool_calls"][0]["id"]
+    assert sent[1]["content"] == "Weather in Bern? SUFFIX"  # the suffix stays on the user's turn
+    # A community answer after the result is cut, as after a user turn.
+    assert build_messages([*convo, {"role": "assistant", "content": "It is 21 C."}], tpl) == sent
