@@ -120,9 +120,15 @@ def load(recipe_path: Path) -> Recipe:
     from builder.variants.registry import REGISTRY, to_build
 
     recipe = load_recipe(recipe_path)
-    unknown = [v for v in to_build(recipe.variants.build) if v not in REGISTRY]
-    if unknown:
-        raise UserError(f"{recipe_path}: variants.build: unknown variant(s) {unknown}; known: {sorted(REGISTRY)}")
+    named = {  # every knob that names variants: a typo is caught here, not by the stage that reads it
+        "variants.build": to_build(recipe.variants.build),
+        "variants.format_gate.variants": recipe.variants.format_gate.variants or [],
+        "quality.mix.variants": recipe.quality.mix.variants,
+        "quality.verification_variants": recipe.quality.verification_variants,
+    }
+    bad = [f"{key}: unknown variant(s) {u}" for key, names in named.items() if (u := [v for v in names if v not in REGISTRY])]
+    if bad:
+        raise UserError(f"{recipe_path}: {'; '.join(bad)}; known: {sorted(REGISTRY)}")
     return recipe
 
 
