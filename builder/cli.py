@@ -117,16 +117,10 @@ def load(recipe_path: Path) -> Recipe:
     """The whole recipe, validated, plus the checks that need a stage's registry (variant names):
     everything a typo can break fails here, before any work directory is written."""
     from builder.recipe import load_recipe
-    from builder.variants.registry import REGISTRY, to_build
+    from builder.variants.registry import REGISTRY, unknown_names
 
     recipe = load_recipe(recipe_path)
-    named = {  # every knob that names variants: a typo is caught here, not by the stage that reads it
-        "variants.build": to_build(recipe.variants.build),
-        "variants.format_gate.variants": recipe.variants.format_gate.variants or [],
-        "quality.mix.variants": recipe.quality.mix.variants,
-        "quality.verification_variants": recipe.quality.verification_variants,
-    }
-    bad = [f"{key}: unknown variant(s) {u}" for key, names in named.items() if (u := [v for v in names if v not in REGISTRY])]
+    bad = unknown_names(recipe)
     if bad:
         raise UserError(f"{recipe_path}: {'; '.join(bad)}; known: {sorted(REGISTRY)}")
     return recipe

@@ -20,13 +20,13 @@ from builder import tables
 from builder.errors import UserError, secret_values
 from builder.progress import Progress, report
 from builder.recipe import Recipe
-from builder.release import card, card_data, changelog, columns, context, gates, licenses, staging
+from builder.release import card, card_data, changelog, columns, context, gates, licenses, pairs, staging
 from builder.release.content import compare
 from builder.release.folder import staging as staging_dir
 from builder.release.manifest import write_manifest
 from builder.release.redact_recipe import published_recipe
 from builder.release.versions import find_previous, read_manifest, refuse_existing
-from builder.rows import VARIANT_FEATURES
+from builder.rows import PAIR_FEATURES, VARIANT_FEATURES
 from builder.workdir import WorkDir
 from quality.report import checks_table, one_line, write_quality_json
 
@@ -113,15 +113,19 @@ def run_release(recipe: Recipe, work: WorkDir | Path, out_dir: Path, progress: P
         figures = all_figures(stats, tmp / "figures", context.teacher_variants(variants))
         decision = licenses.decide(recipe, context.row_licenses(stats))
         configs = staging.data_configs(tmp, stats)
+        staged_pairs = pairs.stage_pairs(work, tmp, known)  # its own schema: staged apart, off by default
+        if staged_pairs is not None:
+            configs[pairs.NAME] = staged_pairs.config
         names = list(stats)
         evidence = {"columns": columns.table(VARIANT_FEATURES), "fill": card_data.fill_rates(tmp, names),
                     "examples": card_data.example_rows(tmp, names), "three_ways": card_data.three_ways(tmp),
                     "funnel": card_data.funnel(work)}
         ctx = context.card_context(recipe, variants, stats, summaries, quality, decision, figures, built_at, evidence)
+        ctx["pairs"] = pairs.card_section(staged_pairs)
         ctx["front_matter"] = card.front_matter(
             configs, decision.license, context.languages(recipe, stats), recipe.release.task_categories,
             recipe.release.tags, ctx["pretty_name"], context.source_datasets(recipe, [s["name"] for s in ctx["sources"]]),
-            license_name=context.license_name(recipe))
+            license_name=context.license_name(recipe), features={pairs.NAME: PAIR_FEATURES})
         readme = card.render(ctx, template)
         bad = card.problems(readme)
         if bad:
