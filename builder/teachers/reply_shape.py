@@ -173,6 +173,8 @@ def checked_row(row: dict[str, Any]) -> dict[str, Any]:
 def scrub_secrets(fields: dict[str, Any], secrets: list[str]) -> dict[str, Any]:
     """The reply with every occurrence of a key replaced by SECRET_MARKER (before it is stored)."""
     keys = sorted({k for k in secrets if k and len(k) >= 6 and k != "EMPTY"}, key=len, reverse=True)
+    if not keys:  # keyless endpoints (vLLM, local servers): nothing to look for
+        return fields
     for col in _TEXT_FIELDS:
         v = fields.get(col)
         if isinstance(v, str):
