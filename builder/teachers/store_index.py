@@ -3,7 +3,10 @@
 A 1.3M-reply store has 1.3M index lines; read as one Python object per line they cost about a
 gigabyte and tens of seconds on every open (each generate task, export, accounting). Here each
 segment's ``.idx`` is parsed by Arrow's JSON reader into columns, the latest record per
-generation_id is picked with sort and group kernels, and lookups are vectorized (`positions`).
+generation_id is picked by sorting (fixed-width ids as integer words and a 64-bit hash,
+builder/teachers/store_keys.py; other ids by dictionary codes), and lookups are vectorized
+(`positions`). Arrow buffers made while opening come from the system allocator (see
+`_system_pool`): at 1.3M records the whole open stays under 1 GB with the caller's items.
 
 Compaction: after a segment's index is parsed, its columns are kept in ``<segment>.idx.parquet``
 (a cache, never the truth) stamped with the ``.idx`` file's size and mtime; the next open reads
@@ -193,7 +196,8 @@ def records(folder: Path) -> tuple[pa.Table, list[Path]]:
 def _system_pool() -> Iterator[None]:
     """Arrow's default pool (mimalloc) keeps the pages of freed buffers for reuse: parsing a 1.3M-record
     index and sorting it left ~300 MB more resident than it held. Buffers made here come from the
-    system allocator, which gives them back; each buffer frees into the pool that made it."""
+    system allocator, which gives them back; each buffer frees into the pool that made it. The
+    default pool is process-wide: another thread's Arrow work meanwhile uses the system one too."""
     before = pa.default_memory_pool()
     pa.set_memory_pool(pa.system_memory_pool())
     try:
