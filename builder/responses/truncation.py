@@ -67,6 +67,8 @@ from dataclasses import dataclass
 from builder.language import MIXED, UNKNOWN, identify
 from builder.reasoning_format import R1
 from builder.responses.answer_end import answer_cut
+from builder.responses.conclusion import missing_conclusion
+from builder.responses.partial_word import partial_word
 from builder.responses.shapes import ANSWER_ONLY, NULL_CONTENT, REASONING_FIELD, UNCLOSED_THINK, Parsed
 
 IN_THINK = "truncated_in_think"
@@ -77,6 +79,7 @@ EVIDENCE = (
     "finish_length", "token_budget", "final_answer_in_reasoning", "open_think", "null_content",
     "empty_content", "open_answer_tag", "open_fence", "open_math", "open_boxed", "open_bold",
     "dangling_end", "open_label", "open_bracket", "partial_option", "unterminated_prose", "no_final_result",
+    "partial_word", "missing_conclusion",
 )  # fmt: skip
 # The info code that carries the evidence beside the reject code (grammar.INFO_CODES).
 EVIDENCE_PREFIX = "cut_"
@@ -128,6 +131,13 @@ def ends_with_final_answer(think: str) -> bool:
     return end not in (head, MIXED, UNKNOWN) and head not in (MIXED, UNKNOWN)
 
 
+def _tail_cut(text: str) -> bool:
+    """The text's last paragraph stops mid-way by the answer rules: thinking cut while it
+    weighed the options (their Bangla wording makes its tail look like an answer), not an
+    answer that vLLM filed as reasoning. Used only when the finish reason is unknown."""
+    return answer_cut(_last_paragraph(text)) is not None or partial_word(text, "")
+
+
 # ---------- the one entry point ----------
 
 
@@ -176,7 +186,9 @@ def find_cut(
     think = parsed.think
     field_shape = parsed.shape in (NULL_CONTENT, REASONING_FIELD)
     if before and think and (field_shape or known) and ends_with_final_answer(think):
-        return Cut(MISROUTED, "final_answer_in_reasoning")
+        if known or not _tail_cut(think):
+            return Cut(MISROUTED, "final_answer_in_reasoning")
+        return Cut(IN_THINK, "null_content" if parsed.shape == NULL_CONTENT else "empty_content")
     if known or not infer:
         return None
     if before:
@@ -184,7 +196,7 @@ def find_cut(
             return Cut(IN_THINK, "open_think")
         if parsed.shape == ANSWER_ONLY:  # prefilled "<think>", no "</think>"
             text = parsed.answer or ""
-            return None if ends_with_final_answer(text) else Cut(IN_THINK, "open_think")
+            return None if ends_with_final_answer(text) and not _tail_cut(text) else Cut(IN_THINK, "open_think")
         if think is None:
             return None  # nothing at all: missing_think / empty_answer say it
         return Cut(IN_THINK, "null_content" if parsed.shape == NULL_CONTENT else "empty_content")
@@ -194,4 +206,8 @@ def find_cut(
         evidence = answer_cut(parsed.answer, prompt)
         if evidence is not None:
             return Cut(IN_ANSWER, evidence)
+        if partial_word(parsed.answer, f"{prompt}\n{think or ''}"):
+            return Cut(IN_ANSWER, "partial_word")
+        if missing_conclusion(think, parsed.answer, prompt):
+            return Cut(IN_ANSWER, "missing_conclusion")
     return None

@@ -1,0 +1,41 @@
+"""Does the text stop inside a word? (a text rule of `truncation.find_cut`).
+
+A token budget cuts between tokens, and a tokenizer splits rare and non-Latin words into
+pieces, so a cut reply often ends on part of a word: "ডায়াকাইনেসি" for "ডায়াকাইনেসিস",
+"approxim" for "approximately". Without a dictionary, the reply and its prompt are one: the
+last word is a piece when it never occurs as a whole word in them, yet begins a longer word
+that does (the reply names its terms more than once; a question's options and terms come
+from the prompt). A finished last word ("বোঝায়", "Paris") is either seen whole elsewhere or
+begins no other word there.
+
+Chinese and Japanese have no word breaks: a text ending in those scripts is left alone, as is
+a last word of one Latin letter ("A", an option) or two ("is").
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# A word: letters plus the combining marks of Indic scripts (Bangla vowel signs are not \w).
+_W = r"(?:[^\W\d_]|[\u0900-\u0dff\u0300-\u036f])"
+_LAST_WORD = re.compile(rf"{_W}+$")
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff\uac00-\ud7af]")
+_MIN_LATIN = 3  # letters of a Latin last word before it can be called a piece
+
+
+def partial_word(text: str, context: str) -> bool:
+    """The text ends on a piece of a word: not seen whole in `text` (before its end) or
+    `context`, but the start of a longer word seen there."""
+    text = unicodedata.normalize("NFC", text.rstrip())
+    last = _LAST_WORD.search(text, max(0, len(text) - 80))
+    if last is None:
+        return False
+    piece = last.group(0)
+    if _CJK.search(piece) or (piece.isascii() and len(piece) < _MIN_LATIN):
+        return False
+    corpus = unicodedata.normalize("NFC", context) + "\n" + text[: last.start()]
+    p = re.escape(piece)
+    if re.search(rf"(?<!{_W}){p}(?!{_W})", corpus):
+        return False  # seen whole: a word of its own
+    return re.search(rf"(?<!{_W}){p}{_W}", corpus) is not None
