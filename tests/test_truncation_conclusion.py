@@ -101,13 +101,27 @@ def test_partial_word(text: str, context: str, expected: bool) -> None:
         "The correct answer is **C**.\n\n**Explanation**: ভ্যানডার ওয়ালসের সমীকরণটি বাস্তব গ্যাসের আচরণ বর্ণনা করে, যেখানে চাপ (P)",
         "The correct answer is **D:40**. It follows from the rule.\n\nWhen a 3×3 matrix \\( A \\)",
         "Given:\n- Wavelength (λ) = 5000 Å = 5 × 10⁻",
+        "সুতরাং, DO এর পরিমাণ = (৬ গ্রাম × ১০<sup>৫</sup> গ্রাম) ÷ ১০<",
+        "অথবা, সমাকলন করে পাই:  \n∫<sub>",
+        "মোট মোল = 1.282 mol।  \n   মোল ভগ্নাংশ = 0.",
+        "The correct answer is C: 1/4.\n\nEach toss has two faces.\nBoth tosses are fair.\n"
+        "When a coin is tossed twice, there are 4",
     ],
 )
 def test_prose_cut_before_a_closing_span_or_an_exponent(answer: str) -> None:
     assert truncation.answer_cut(answer) in ("unterminated_prose", "dangling_end")
 
 
-@pytest.mark.parametrize("answer", ["Some reasons.\n\nThe answer is (B)", "**Answer:** A (C₆H₅COOH)", "It is PO₄³⁻"])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "Some reasons.\n\nThe answer is (B)",
+        "**Answer:** A (C₆H₅COOH)",
+        "It is PO₄³⁻",
+        "Thus x = 0.",  # an English full stop after a number
+        "মূল দুটি α ও 3α।  \nগুণফল থেকে পাই α² = 4/9।  \nসুতরাং k/12 = ±2/3।  \nতাই k = ±8",  # a result line
+    ],
+)
 def test_answer_lines_ending_on_a_span_are_complete(answer: str) -> None:
     assert truncation.answer_cut(answer) is None
 

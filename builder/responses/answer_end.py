@@ -46,6 +46,8 @@ _LABEL = re.compile(r"^\s*(?:[-*+]\s*)?\*\*[^*]+\*\*\s*:?\s*")  # "**Answer:** �
 _ANSWER_OPTION = re.compile(r"^(?:\*\*[^*]*\*\*\s*:?\s*|[^\s:：*][^:：]{0,30}[:：]\s*)?\(?[A-Ea-e১-৪ক-ঘ][.):]\s")
 _OPTION = re.compile(r"^\(?[A-Za-z0-9]\s?[.):]\s+")  # "C. …", "(b) …": an option label, not a sentence
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_OPEN_TAG_END = re.compile(r"<(?:su[bp]|b|i|em|strong)?>?$")
+_BANGLA_DECIMAL_END = re.compile(r"[\u0980-\u09ff][^।\n]*[=≈]\s*[-+−]?\d+\.$")
 _UNTERMINATED_WORDS = 3  # words of an unfinished sentence after a finished one on the same line
 _UNTERMINATED_ITEM = 4  # words of an unfinished last item among items that end with punctuation
 _UNTERMINATED_LINE = 15  # words of a line that is one unfinished sentence (after finished lines)
@@ -289,6 +291,8 @@ def answer_cut(answer: str, prompt: str = "") -> str | None:
     spaced_or_numeric = len(text) > 1 and (text[-2] in " \t\n" or (end == "-" and text[-2] in "0123456789"))
     if end in _DANGLING_CHARS or end == "/" or (end in _OPERATORS and spaced_or_numeric):  # "2m =", "380-"
         return "dangling_end"
+    if _OPEN_TAG_END.search(last_line) or _BANGLA_DECIMAL_END.search(last_line):
+        return "dangling_end"  # "১০<", "∫<sub>"; "মোল ভগ্নাংশ = 0." (Bangla ends sentences with "।")
     if end in "⁻⁺" and len(text) > 1 and text[-2].isdecimal():  # "5 × 10⁻": an exponent to come ("PO₄³⁻" is a charge)
         return "dangling_end"
     if _BARE_MARKER.match(last_line) or _BARE_NUMBER.search(text):
@@ -314,7 +318,8 @@ def answer_cut(answer: str, prompt: str = "") -> str | None:
             return "unterminated_prose"
         return "no_final_result" if end not in ".!?。！？।*" and _no_final_result(text, prompt) else None
     if cat == "N":
-        if _fragment_words(last_line) >= _UNTERMINATED_NUMBER:
+        equation = any(c in last_line for c in "=⇒→≈")  # "k = ±8": a result line ends on its number
+        if _fragment_words(last_line) >= _UNTERMINATED_NUMBER or (not equation and _unterminated(text, last_line)):
             return "unterminated_prose"
         return "no_final_result" if _no_final_result(text, prompt) else None
     if _unterminated(text, last_line):

@@ -25,7 +25,8 @@ OpenThoughts…) carry none, so the text is the only witness there. `find_cut` r
 | open_bold                  | truncated_in_answer  | finish unknown; the last line opens `**` and never closes it  |
 | dangling_end               | truncated_in_answer  | finish unknown; the answer ends on a comma, an operator, an   |
 |                            |                      | opening bracket or a word that cannot end a sentence ("the",  |
-|                            |                      | "and", "of", "的", "和", "এবং" …)                             |
+|                            |                      | "and", "of", "的", "和", "এবং" …), an exponent to come       |
+|                            |                      | ("5 × 10⁻"), an open HTML tag, a Bangla line's "= 0."         |
 | open_label                 | truncated_in_answer  | finish unknown; the last line is a label ("**Answer:**",      |
 |                            |                      | "Given:") with nothing after it                               |
 | open_bracket               | truncated_in_answer  | finish unknown; the last line opens more brackets than it     |
@@ -36,19 +37,35 @@ OpenThoughts…) carry none, so the text is the only witness there. `find_cut` r
 |                            |                      | item, heading, table row, labelled short result, the prompt's |
 |                            |                      | own phrase or a one-line reply) and stops after a letter:     |
 |                            |                      | words after its last finished sentence, or no finished        |
-|                            |                      | sentence after lines that finish theirs (answer_end.py)       |
+|                            |                      | sentence after lines that finish theirs (answer_end.py); also |
+|                            |                      | prose cut just before a closing span ("যেখানে চাপ (P)", "When  |
+|                            |                      | a matrix \\( A \\)") and a number ending such a line          |
 | no_final_result            | truncated_in_answer  | finish unknown; it stops unpunctuated and the prompt is       |
 |                            |                      | multiple choice (no letter chosen) or asks for `\\boxed{}`   |
 |                            |                      | (none given)                                                  |
+| partial_word               | truncated_in_answer  | finish unknown; the last word is a piece of a word the reply  |
+|                            |                      | or prompt uses whole ("ডায়াকাইনেসি"), never seen whole itself |
+|                            |                      | (partial_word.py)                                             |
+| missing_conclusion         | truncated_in_answer  | finish unknown; the thinking commits to a result (a letter, a |
+|                            |                      | boxed or stated value) and the answer states no result at all:|
+|                            |                      | no letter, not the option's wording, no `\\boxed{}`, not the  |
+|                            |                      | value (conclusion.py) — catches cuts after a full sentence    |
+
+With the finish unknown, a reasoning whose tail reads as an answer but stops mid-way (the answer
+rules or a piece of a word on its last paragraph) is a thinking cut while it weighed the
+options (R1 quotes Bangla options in its thinking), not vLLM's misrouted answer.
 
 `truncated_in_think` when the reply never reached an answer (think not closed, content null,
 blank content beside a reasoning field, or an R1 reasoning reply with no delimiter at all),
 else `truncated_in_answer`.
 
 What text cannot do (measured in benchmarks/responses.py, reported apart as the
-`after_sentence` class): an answer cut right after a complete sentence, list item or line looks
-finished, and nothing in the text says otherwise; nor does one cut after a complete equation
-("= 18") or after the last word of a one-line reply.
+`after_sentence` class, and per tuned / held-out half in benchmarks/truncation_split.py): an
+answer cut right after a complete sentence, list item or line looks finished unless the thinking
+concluded something the answer never states (`missing_conclusion`); an answer that states its
+result first ("The correct answer is **B: ফোটন**।") and is cut in its explanation after a full
+sentence is not caught, nor one cut after a complete equation ("= 18") or after the last word
+of a one-line reply.
 Replies whose finish reason is known ("stop", "eos"…) are trusted: the text rules run only when
 it is unknown, so a model that chose to stop mid-list is not called truncated.
 
