@@ -397,7 +397,7 @@ def _unfinished_before_span(text: str, last_line: str) -> bool:
     head = last_line[: m.start()].rstrip()
     if not head or unicodedata.category(head[-1])[0] not in "LM" or _OPTION_LETTER_END.search(head):
         return False
-    if extract_choice(last_line)[0] is not None or _ANSWER_OPTION.match(last_line.strip()):
-        return False
+    if _OPTION_LETTER_END.search(last_line) or _ANSWER_OPTION.match(last_line.strip()):
+        return False  # "The answer is (B)", "B. text (gloss)"
     body = text[: len(text) - len(last_line)] + head
     return _unterminated(body, head) or _unfinished_line(head, alone=len(head) >= len(body))

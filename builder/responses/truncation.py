@@ -79,6 +79,7 @@ they flag 53 of the 74 that closed their thinking and then hit the cap, and 0 of
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from builder.language import MIXED, UNKNOWN, identify
@@ -148,11 +149,18 @@ def ends_with_final_answer(think: str) -> bool:
     return end not in (head, MIXED, UNKNOWN) and head not in (MIXED, UNKNOWN)
 
 
-def _tail_cut(text: str) -> bool:
-    """The text's last paragraph stops mid-way by the answer rules: thinking cut while it
-    weighed the options (their Bangla wording makes its tail look like an answer), not an
-    answer that vLLM filed as reasoning. Used only when the finish reason is unknown."""
-    return answer_cut(_last_paragraph(text)) is not None or partial_word(text, "")
+def _tail_cut(text: str, prompt: str) -> bool:
+    """The text stops mid-way: thinking cut while it weighed the options (their Bangla wording
+    makes its tail look like an answer), not an answer that vLLM filed as reasoning. Its last
+    paragraph is cut by the answer rules, or ends on a piece of a word, or — when only the
+    language change made it read as an answer (no answer markup, no "Answer:" lead) — ends on
+    a letter. Used only when the finish reason is unknown."""
+    last = _last_paragraph(text)
+    if answer_cut(last) is not None or partial_word(text, prompt):
+        return True
+    if _ANSWER_MARKUP.search(text, max(0, len(text) - _TAIL_CHARS)) or _ANSWER_LEAD.search(last):
+        return False
+    return unicodedata.category(text.rstrip()[-1:] or ".")[0] in "LM"
 
 
 # ---------- the one entry point ----------
@@ -203,7 +211,7 @@ def find_cut(
     think = parsed.think
     field_shape = parsed.shape in (NULL_CONTENT, REASONING_FIELD)
     if before and think and (field_shape or known) and ends_with_final_answer(think):
-        if known or not _tail_cut(think):
+        if known or not _tail_cut(think, prompt):
             return Cut(MISROUTED, "final_answer_in_reasoning")
         return Cut(IN_THINK, "null_content" if parsed.shape == NULL_CONTENT else "empty_content")
     if known or not infer:
@@ -213,7 +221,7 @@ def find_cut(
             return Cut(IN_THINK, "open_think")
         if parsed.shape == ANSWER_ONLY:  # prefilled "<think>", no "</think>"
             text = parsed.answer or ""
-            return None if ends_with_final_answer(text) and not _tail_cut(text) else Cut(IN_THINK, "open_think")
+            return None if ends_with_final_answer(text) and not _tail_cut(text, prompt) else Cut(IN_THINK, "open_think")
         if think is None:
             return None  # nothing at all: missing_think / empty_answer say it
         return Cut(IN_THINK, "null_content" if parsed.shape == NULL_CONTENT else "empty_content")
