@@ -86,6 +86,8 @@ def test_option_texts_read_dicts_and_lines() -> None:
         ("The capital is Paris", "Which city is the capital of France?", False),  # no longer word
         ("The answer is in", "Look inside the box.", False),  # a short Latin word
         ("答案是北", "北京是首都。", False),  # no word breaks in Chinese
+        ("- **A. brunnencens** সম্", "Options: A, B", True),  # ends on a virama
+        ("**সঠিক উত্তর:** C. আলাউদ্দীন হোসেন শাহ্", "'C': 'আলাউদ্দীন হোসেন শাহ্'", False),  # a virama word, whole
     ],
 )
 def test_partial_word(text: str, context: str, expected: bool) -> None:
@@ -104,6 +106,8 @@ def test_partial_word(text: str, context: str, expected: bool) -> None:
         "সুতরাং, DO এর পরিমাণ = (৬ গ্রাম × ১০<sup>৫</sup> গ্রাম) ÷ ১০<",
         "অথবা, সমাকলন করে পাই:  \n∫<sub>",
         "মোট মোল = 1.282 mol।  \n   মোল ভগ্নাংশ = 0.",
+        "The roots sum to 1.\n\nThe correct answer is D: x²-x-",
+        "Ionic packing enhances the attraction. Thus, **CaF₂**",
         "The correct answer is C: 1/4.\n\nEach toss has two faces.\nBoth tosses are fair.\n"
         "When a coin is tossed twice, there are 4",
     ],

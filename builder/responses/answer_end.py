@@ -293,6 +293,8 @@ def answer_cut(answer: str, prompt: str = "") -> str | None:
         return "dangling_end"
     if _OPEN_TAG_END.search(last_line) or _BANGLA_DECIMAL_END.search(last_line):
         return "dangling_end"  # "১০<", "∫<sub>"; "মোল ভগ্নাংশ = 0." (Bangla ends sentences with "।")
+    if end == "-" and len(text) > 1 and (text[-2].isascii() and text[-2].isalpha() or text[-2] in "'\"*"):
+        return "dangling_end"  # "x²-x-", "NATO-", "'-": a hyphen or minus after a letter or a quote
     if end in "⁻⁺" and len(text) > 1 and text[-2].isdecimal():  # "5 × 10⁻": an exponent to come ("PO₄³⁻" is a charge)
         return "dangling_end"
     if _BARE_MARKER.match(last_line) or _BARE_NUMBER.search(text):
@@ -395,9 +397,11 @@ def _unfinished_before_span(text: str, last_line: str) -> bool:
     if m is None or m.start() == 0:
         return False
     head = last_line[: m.start()].rstrip()
-    if not head or unicodedata.category(head[-1])[0] not in "LM" or _OPTION_LETTER_END.search(head):
+    if not head or _OPTION_LETTER_END.search(last_line) or _ANSWER_OPTION.match(last_line.strip()):
+        return False  # "The answer is (B)", "**Answer:** A (C₆H₅COOH)", "B. text (gloss)"
+    if head[-1] in ",，、":
+        return True  # "Thus, **CH₄**", "Among the options, **A (১৫%)**": the sentence goes on
+    if unicodedata.category(head[-1])[0] not in "LM" or _OPTION_LETTER_END.search(head):
         return False
-    if _OPTION_LETTER_END.search(last_line) or _ANSWER_OPTION.match(last_line.strip()):
-        return False  # "The answer is (B)", "B. text (gloss)"
     body = text[: len(text) - len(last_line)] + head
     return _unterminated(body, head) or _unfinished_line(head, alone=len(head) >= len(body))

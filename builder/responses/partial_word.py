@@ -9,7 +9,8 @@ from the prompt). A finished last word ("বোঝায়", "Paris") is either
 begins no other word there.
 
 Chinese and Japanese have no word breaks: a text ending in those scripts is left alone, as is
-a last word of one Latin letter ("A", an option) or two ("is").
+a last word of one Latin letter ("A", an option) or two ("is"). An Indic last word ending on
+a virama ("সম্") is a piece unless the reply or prompt has it whole ("শাহ্").
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ _W = r"(?:[^\W\d_]|[\u0900-\u0dff\u0300-\u036f])"
 _LAST_WORD = re.compile(rf"{_W}+$")
 _W_CHAR = re.compile(_W)
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff\uac00-\ud7af]")
+_VIRAMAS = frozenset("\u094d\u09cd\u0a4d\u0acd\u0b4d\u0bcd\u0c4d\u0ccd\u0d4d")
 _MIN_LATIN = 3  # letters of a Latin last word before it can be called a piece
 
 
@@ -39,6 +41,7 @@ def partial_word(text: str, context: str) -> bool:
     piece = last.group(0)
     if _CJK.search(piece) or (piece.isascii() and len(piece) < _MIN_LATIN):
         return False
+    virama = piece[-1] in _VIRAMAS  # "সম্": Indic words almost never end on a virama
     corpus = unicodedata.normalize("NFC", context) + "\n" + unicodedata.normalize("NFC", text.rstrip())[: -len(piece)]
     longer = False
     at = corpus.find(piece)
@@ -49,4 +52,4 @@ def partial_word(text: str, context: str) -> bool:
                 return False  # seen whole: a word of its own
             longer = True
         at = corpus.find(piece, at + 1)
-    return longer
+    return longer or virama

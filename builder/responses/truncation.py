@@ -26,7 +26,8 @@ OpenThoughts…) carry none, so the text is the only witness there. `find_cut` r
 | dangling_end               | truncated_in_answer  | finish unknown; the answer ends on a comma, an operator, an   |
 |                            |                      | opening bracket or a word that cannot end a sentence ("the",  |
 |                            |                      | "and", "of", "的", "和", "এবং" …), an exponent to come       |
-|                            |                      | ("5 × 10⁻"), an open HTML tag, a Bangla line's "= 0."         |
+|                            |                      | ("5 × 10⁻"), a hyphen after a letter ("x²-x-"), an open HTML  |
+|                            |                      | tag, a Bangla line's "= 0."                                   |
 | open_label                 | truncated_in_answer  | finish unknown; the last line is a label ("**Answer:**",      |
 |                            |                      | "Given:") with nothing after it                               |
 | open_bracket               | truncated_in_answer  | finish unknown; the last line opens more brackets than it     |
@@ -39,7 +40,8 @@ OpenThoughts…) carry none, so the text is the only witness there. `find_cut` r
 |                            |                      | words after its last finished sentence, or no finished        |
 |                            |                      | sentence after lines that finish theirs (answer_end.py); also |
 |                            |                      | prose cut just before a closing span ("যেখানে চাপ (P)", "When  |
-|                            |                      | a matrix \\( A \\)") and a number ending such a line          |
+|                            |                      | a matrix \\( A \\)", "Thus, **CaF₂**") and a number ending such |
+|                            |                      | a line                                                        |
 | no_final_result            | truncated_in_answer  | finish unknown; it stops unpunctuated and the prompt is       |
 |                            |                      | multiple choice (no letter chosen) or asks for `\\boxed{}`   |
 |                            |                      | (none given)                                                  |
