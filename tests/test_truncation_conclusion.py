@@ -108,6 +108,11 @@ def test_partial_word(text: str, context: str, expected: bool) -> None:
         "মোট মোল = 1.282 mol।  \n   মোল ভগ্নাংশ = 0.",
         "The roots sum to 1.\n\nThe correct answer is D: x²-x-",
         "Ionic packing enhances the attraction. Thus, **CaF₂**",
+        "The correct answer is C: √",
+        "The correct answer is B: 4×",
+        "Both are subsets.\n- Therefore, the correct hierarchy is ℤ ⊂",
+        "It simplifies to 1/3.\n\n**Answer:** D)",
+        "লব = (২×৩×৪) × ১০^{-",
         "The correct answer is C: 1/4.\n\nEach toss has two faces.\nBoth tosses are fair.\n"
         "When a coin is tossed twice, there are 4",
     ],
@@ -123,6 +128,7 @@ def test_prose_cut_before_a_closing_span_or_an_exponent(answer: str) -> None:
         "**Answer:** A (C₆H₅COOH)",
         "It is PO₄³⁻",
         "Thus x = 0.",  # an English full stop after a number
+        "So it is (A)",
         "মূল দুটি α ও 3α।  \nগুণফল থেকে পাই α² = 4/9।  \nসুতরাং k/12 = ±2/3।  \nতাই k = ±8",  # a result line
     ],
 )

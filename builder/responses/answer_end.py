@@ -46,6 +46,7 @@ _LABEL = re.compile(r"^\s*(?:[-*+]\s*)?\*\*[^*]+\*\*\s*:?\s*")  # "**Answer:** �
 _ANSWER_OPTION = re.compile(r"^(?:\*\*[^*]*\*\*\s*:?\s*|[^\s:：*][^:：]{0,30}[:：]\s*)?\(?[A-Ea-e১-৪ক-ঘ][.):]\s")
 _OPTION = re.compile(r"^\(?[A-Za-z0-9]\s?[.):]\s+")  # "C. …", "(b) …": an option label, not a sentence
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_BARE_OPTION_END = re.compile(r"(?:^|[\s*:：])(?<!\()[A-J]\)\**$")
 _OPEN_TAG_END = re.compile(r"<(?:su[bp]|b|i|em|strong)?>?$")
 _BANGLA_DECIMAL_END = re.compile(r"[\u0980-\u09ff][^।\n]*[=≈]\s*[-+−]?\d+\.$")
 _UNTERMINATED_WORDS = 3  # words of an unfinished sentence after a finished one on the same line
@@ -293,8 +294,10 @@ def answer_cut(answer: str, prompt: str = "") -> str | None:
         return "dangling_end"
     if _OPEN_TAG_END.search(last_line) or _BANGLA_DECIMAL_END.search(last_line):
         return "dangling_end"  # "১০<", "∫<sub>"; "মোল ভগ্নাংশ = 0." (Bangla ends sentences with "।")
-    if end == "-" and len(text) > 1 and (text[-2].isascii() and text[-2].isalpha() or text[-2] in "'\"*"):
-        return "dangling_end"  # "x²-x-", "NATO-", "'-": a hyphen or minus after a letter or a quote
+    if end == "-" and len(text) > 1 and (text[-2].isascii() and text[-2].isalpha() or text[-2] in "'\"*([{"):
+        return "dangling_end"  # "x²-x-", "NATO-", "'-", "10^{-": a hyphen or minus after a letter or an opener
+    if end in "√×÷" or (end in "⊂⊆∈∪∩" and text[-2:-1].isspace()) or _BARE_OPTION_END.search(last_line):
+        return "dangling_end"  # "C: √", "B: 4×", "ℤ ⊂"; "**Answer:** D)": an option whose text is to come
     if end in "⁻⁺" and len(text) > 1 and text[-2].isdecimal():  # "5 × 10⁻": an exponent to come ("PO₄³⁻" is a charge)
         return "dangling_end"
     if _BARE_MARKER.match(last_line) or _BARE_NUMBER.search(text):

@@ -26,8 +26,9 @@ OpenThoughts…) carry none, so the text is the only witness there. `find_cut` r
 | dangling_end               | truncated_in_answer  | finish unknown; the answer ends on a comma, an operator, an   |
 |                            |                      | opening bracket or a word that cannot end a sentence ("the",  |
 |                            |                      | "and", "of", "的", "和", "এবং" …), an exponent to come       |
-|                            |                      | ("5 × 10⁻"), a hyphen after a letter ("x²-x-"), an open HTML  |
-|                            |                      | tag, a Bangla line's "= 0."                                   |
+|                            |                      | ("5 × 10⁻"), a hyphen after a letter ("x²-x-"), "√", "×", "⊂",|
+|                            |                      | an option with no text ("**Answer:** D)"), an open HTML tag, a|
+|                            |                      | Bangla line's "= 0."                                          |
 | open_label                 | truncated_in_answer  | finish unknown; the last line is a label ("**Answer:**",      |
 |                            |                      | "Given:") with nothing after it                               |
 | open_bracket               | truncated_in_answer  | finish unknown; the last line opens more brackets than it     |
