@@ -69,6 +69,12 @@ def test_an_answer_that_states_a_result_is_not_cut(think: str, answer: str, prom
     assert not missing_conclusion(think, answer, prompt)
 
 
+def test_an_option_cut_at_its_decimal_point() -> None:
+    prompt = "Find μ.\nOptions: {'A': '0.25', 'B': '0.40', 'C': '0.5', 'D': '0.8'}"
+    assert truncation.answer_cut("Solving gives μ = 0.40.\n\n**Answer:** B. 0.", prompt) == "partial_option"
+    assert truncation.answer_cut("Solving gives μ = 0.5.\n\n**Answer:** C. 0.5.", prompt) is None
+
+
 def test_option_texts_read_dicts_and_lines() -> None:
     assert option_texts(MCQ)["D"] == "মহেশখালি (Moheshkhali)"
     assert option_texts("Pick.\nA. red\n(B) green\nC) blue") == {"A": "red", "B": "green", "C": "blue"}
@@ -113,6 +119,7 @@ def test_partial_word(text: str, context: str, expected: bool) -> None:
         "Both are subsets.\n- Therefore, the correct hierarchy is ℤ ⊂",
         "It simplifies to 1/3.\n\n**Answer:** D)",
         "লব = (২×৩×৪) × ১০^{-",
+        "ঘনত্ব ৩৬-৩৮% থাকে। এটির নির্দিষ্ট মাধ্যাকর্ষণ প্রায় ১.",
         "The correct answer is C: 1/4.\n\nEach toss has two faces.\nBoth tosses are fair.\n"
         "When a coin is tossed twice, there are 4",
     ],

@@ -48,7 +48,8 @@ _OPTION = re.compile(r"^\(?[A-Za-z0-9]\s?[.):]\s+")  # "C. …", "(b) …": an o
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _BARE_OPTION_END = re.compile(r"(?:^|[\s*:：])(?<!\()[A-J]\)\**$")
 _OPEN_TAG_END = re.compile(r"<(?:su[bp]|b|i|em|strong)?>?$")
-_BANGLA_DECIMAL_END = re.compile(r"[\u0980-\u09ff][^।\n]*[=≈]\s*[-+−]?\d+\.$")
+# A Bangla sentence (it ends with "।") that stops on "১." / "= 0.": a decimal point, not a full stop.
+_BANGLA_DECIMAL_END = re.compile(r"[\u0980-\u09ff][^।.!?\n]*\s[-+−]?\d+\.$")
 _UNTERMINATED_WORDS = 3  # words of an unfinished sentence after a finished one on the same line
 _UNTERMINATED_ITEM = 4  # words of an unfinished last item among items that end with punctuation
 _UNTERMINATED_LINE = 15  # words of a line that is one unfinished sentence (after finished lines)
@@ -314,7 +315,8 @@ def answer_cut(answer: str, prompt: str = "") -> str | None:
     if _open_bracket(last_line):
         return "open_bracket"
     cat = unicodedata.category(end)[0]
-    if cat in "LMN" and _partial_option(last_line, prompt):
+    decimal = end == "." and text[-2:-1].isdigit()  # "**Answer:** B. 0." of "0.40"
+    if (cat in "LMN" or decimal) and _partial_option(last_line, prompt):
         return "partial_option"
     if _quotes_prompt(last_line, prompt):
         return None  # the prompt's own option or phrase

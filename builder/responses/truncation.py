@@ -28,13 +28,14 @@ OpenThoughts…) carry none, so the text is the only witness there. `find_cut` r
 |                            |                      | "and", "of", "的", "和", "এবং" …), an exponent to come       |
 |                            |                      | ("5 × 10⁻"), a hyphen after a letter ("x²-x-"), "√", "×", "⊂",|
 |                            |                      | an option with no text ("**Answer:** D)"), an open HTML tag, a|
-|                            |                      | Bangla line's "= 0."                                          |
+|                            |                      | Bangla sentence ending "১." (a decimal point: Bangla ends     |
+|                            |                      | sentences with "।")                                           |
 | open_label                 | truncated_in_answer  | finish unknown; the last line is a label ("**Answer:**",      |
 |                            |                      | "Given:") with nothing after it                               |
 | open_bracket               | truncated_in_answer  | finish unknown; the last line opens more brackets than it     |
 |                            |                      | closes (inline code and math set aside)                       |
 | partial_option             | truncated_in_answer  | finish unknown; an answer line names an option whose text     |
-|                            |                      | stops inside the prompt's wording of it ("C. বি")             |
+|                            |                      | stops inside the prompt's wording of it ("C. বি", "B. 0." of 0.40)|
 | unterminated_prose         | truncated_in_answer  | finish unknown; the last line is running prose (not a list    |
 |                            |                      | item, heading, table row, labelled short result, the prompt's |
 |                            |                      | own phrase or a one-line reply) and stops after a letter:     |
