@@ -100,8 +100,9 @@ def run_release(recipe: Recipe, work: WorkDir | Path, out_dir: Path, progress: P
     card.check_fields(template, context.CARD_FIELDS)  # a bad template fails before the gates run
     with staging_dir(out_dir) as tmp:
         known: dict[str, str] = {}  # release-relative path → sha256, taken while staging
+        hashes: dict[str, Any] = {}  # config → (prompt_id, text_hash), taken while staging
         stats, outcomes, bytes_in = gates.check_variants(recipe, work, variants, tmp, progress, known,
-                                                         summaries.curate)
+                                                         summaries.curate, hashes)
         blocking = recipe.quality.blocking
         quality = context.quality_payload(recipe, work, variants, stats, summaries, built_at)
         write_quality_json(tmp / "quality.json", quality, outcomes, blocking)
@@ -127,7 +128,7 @@ def run_release(recipe: Recipe, work: WorkDir | Path, out_dir: Path, progress: P
         if bad:
             raise UserError(f"release refused: the card breaks the Hub's metadata rules: {bad[0]}"
                             f"{f' (+{len(bad) - 1} more)' if len(bad) > 1 else ''}; fix the recipe's release: section")
-        content = compare(tmp, prev, names, changelog.old_configs(prev))
+        content = compare(tmp, prev, names, changelog.old_configs(prev), hashes)
         fields = context.manifest_fields(recipe, work, stats, configs, summaries, decision, built_at, prev,
                                          {c: x.content_sha256 for c, x in content.items() if x.content_sha256})
         published = published_recipe(recipe)

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 from builder import tables
 from builder.errors import UserError
 from builder.recipe import Recipe
+from builder.release.content import batch_hashes
 from builder.release.folder import SCHEMA, copy_hashed, is_published_schema, name_shards, secrets_in
 from builder.release.manifest import sha256_file
 from builder.release.redact_recipe import published_recipe
@@ -41,6 +42,7 @@ class Shard:
     signals: list[pa.Table] = field(default_factory=list)
     stats: VariantStats = field(default_factory=VariantStats)
     answer_keys: list[tuple[str, tuple[int, bytes]]] = field(default_factory=list)
+    hashes: list[pa.Table] = field(default_factory=list)  # (prompt_id, text_hash) per batch
     dest: Path | None = None
     sha256: str = ""
     error: str = ""
@@ -52,6 +54,7 @@ class StagedVariant:
 
     stats: VariantStats = field(default_factory=VariantStats)
     signals: list[pa.Table] = field(default_factory=list)
+    hashes: list[pa.Table] = field(default_factory=list)
     bytes_in: int = 0
 
 
@@ -109,6 +112,7 @@ def load_shard(k: int, path: Path, spec: VariantInfo, contaminated: pa.Array, an
             s.signals.append(signal_table(table, spec.name, contaminated, answers, teacher=spec.reply is not None,
                                           think=spec.think, summary=spec.needs_summary))
             s.stats.add(table)
+            s.hashes.append(batch_hashes(table))  # the content hash, taken while the text is in memory
     finally:
         if writer is not None:
             writer.close()
@@ -143,6 +147,7 @@ def stage_variant(work: WorkDir, spec: VariantInfo, tmp: Path, contaminated: pa.
                 schema.merge(True, done.rows, 0, [])
                 answers.update(done.answer_keys)
                 out.signals += done.signals
+                out.hashes += done.hashes
                 out.stats.merge(done.stats)
                 staged.append(done.dest)
                 hashes.append(done.sha256)
