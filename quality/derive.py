@@ -210,5 +210,12 @@ def signal_table(
 
 
 def to_frame(tables: list[pa.Table]) -> pd.DataFrame:
-    """All shards' signals of one variant as one pandas frame (Arrow-backed: no Python objects)."""
-    return pa.concat_tables(tables, promote_options="permissive").to_pandas(types_mapper=pd.ArrowDtype)
+    """All shards' signals of one variant as one pandas frame (Arrow-backed: no Python objects).
+    Integer columns without nulls become numpy int64: GX compares those with vectorized
+    operators, while on Arrow-backed integers its range check calls a Python function per row."""
+    frame = pa.concat_tables(tables, promote_options="permissive").to_pandas(types_mapper=pd.ArrowDtype)
+    for name in frame.columns:
+        col = frame[name]
+        if pd.api.types.is_integer_dtype(col.dtype) and not col.hasnans:
+            frame[name] = col.to_numpy(dtype=np.int64)
+    return frame
