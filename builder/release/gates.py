@@ -18,6 +18,7 @@ from builder.progress import Progress, report
 from builder.recipe import Recipe
 from builder.release import content
 from builder.release.staging import contaminated_ids, stage_variant
+from builder.release.tasks import collect_variant
 from builder.tables import CurateSummary, VariantInfo
 from builder.workdir import WorkDir
 from quality.derive import to_frame
@@ -159,10 +160,10 @@ def _verification_gates(recipe: Recipe, gates: Gates, stats: dict[str, VariantSt
 
 def check_variants(recipe: Recipe, work: WorkDir, variants: list[VariantInfo], tmp: Path, progress: Progress | None,
                    known: dict[str, str], curate: CurateSummary | None, hashes: dict[str, pa.Table] | None = None,
-                   ) -> tuple[dict[str, VariantStats], list[CheckOutcome], int]:
-    """Gate every variant; shards are copied into `tmp`, their sha256 put in `known` and each
-    variant's (prompt_id, text_hash) pairs in `hashes`. Returns (stats per variant, every
-    check's outcome, bytes read)."""
+                   scratch: Path | None = None) -> tuple[dict[str, VariantStats], list[CheckOutcome], int]:
+    """Gate every variant; shards are copied into `tmp` (staged here, or from the release tasks'
+    `scratch`), their sha256 put in `known` and each variant's (prompt_id, text_hash) pairs in
+    `hashes`. Returns (stats per variant, every check's outcome, bytes read)."""
     gates = Gates(recipe, variants, tmp / "quality")
     contaminated = contaminated_ids(work)
     answers: dict[str, tuple[int, bytes]] = {}
@@ -178,7 +179,8 @@ def check_variants(recipe: Recipe, work: WorkDir, variants: list[VariantInfo], t
             per: Outcomes = {}
             schema = per.setdefault(("schema", "arrow_schema_matches_features", ""),
                                     CheckOutcome("schema", v, "arrow_schema_matches_features", ""))
-            staged = stage_variant(work, spec, tmp, contaminated, answers, schema, known)
+            staged = (collect_variant(scratch, work, spec, tmp, answers, schema, known) if scratch is not None
+                      else stage_variant(work, spec, tmp, contaminated, answers, schema, known))
             stats[v], bytes_in = staged.stats, bytes_in + staged.bytes_in
             if hashes is not None:
                 hashes[v] = pa.concat_tables(staged.hashes) if staged.hashes else content.EMPTY
