@@ -178,16 +178,36 @@ class ConfigContent:
     diff: ConfigDiff
 
 
+@dataclass(frozen=True)
+class Taken:
+    """A config's content as staged: its digest and rows, and its (prompt_id, text_hash) table
+    only when a previous release will be diffed against it (else ~50 bytes a row saved)."""
+
+    sha256: str
+    rows: int
+    table: pa.Table | None
+
+    @classmethod
+    def of(cls, parts: list[pa.Table], keep: bool) -> Taken:
+        t = pa.concat_tables(parts) if parts else EMPTY
+        return cls(content_sha256(t), t.num_rows, t if keep else None)
+
+
 def compare(folder: Path, previous: Path | None, configs: list[str], old_configs: list[str],
-            taken: dict[str, pa.Table] | None = None) -> dict[str, ConfigContent]:
+            taken: dict[str, Taken] | None = None) -> dict[str, ConfigContent]:
     """Per config (this release's, then those only the previous one had). `taken` holds this
-    release's hashes, taken while its shards were staged (a config missing there is read back
-    from `folder`); the previous release's are read one config at a time."""
+    release's content, taken while its shards were staged (a config missing there is read back
+    from `folder`); the previous release's hashes are read one config at a time."""
     taken = taken or {}
     out: dict[str, ConfigContent] = {}
     for c in [*configs, *[c for c in old_configs if c not in configs]]:
-        new = (taken[c] if c in taken else text_hashes(folder, c)) if c in configs else EMPTY
         old = text_hashes(previous, c) if previous is not None and c in old_configs else EMPTY
-        out[c] = ConfigContent(old.num_rows, new.num_rows, content_sha256(new) if c in configs else None,
-                               diff(old, new))
+        if c not in configs:
+            out[c] = ConfigContent(old.num_rows, 0, None, diff(old, EMPTY))
+            continue
+        new = taken.get(c) or Taken.of([text_hashes(folder, c)], keep=True)
+        if new.table is None and old.num_rows:
+            new = Taken.of([text_hashes(folder, c)], keep=True)  # kept no table: read it back
+        change = diff(old, new.table) if new.table is not None else ConfigDiff(new.rows, 0, 0, 0)
+        out[c] = ConfigContent(old.num_rows, new.rows, new.sha256, change)
     return out

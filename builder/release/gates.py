@@ -10,7 +10,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
 
 from builder import tables
 from builder.errors import UserError
@@ -159,11 +158,12 @@ def _verification_gates(recipe: Recipe, gates: Gates, stats: dict[str, VariantSt
 
 
 def check_variants(recipe: Recipe, work: WorkDir, variants: list[VariantInfo], tmp: Path, progress: Progress | None,
-                   known: dict[str, str], curate: CurateSummary | None, hashes: dict[str, pa.Table] | None = None,
-                   scratch: Path | None = None) -> tuple[dict[str, VariantStats], list[CheckOutcome], int]:
+                   known: dict[str, str], curate: CurateSummary | None, taken: dict[str, content.Taken] | None = None,
+                   scratch: Path | None = None, keep_hashes: bool = False,
+                   ) -> tuple[dict[str, VariantStats], list[CheckOutcome], int]:
     """Gate every variant; shards are copied into `tmp` (staged here, or from the release tasks'
-    `scratch`), their sha256 put in `known` and each variant's (prompt_id, text_hash) pairs in
-    `hashes`. Returns (stats per variant, every check's outcome, bytes read)."""
+    `scratch`), their sha256 put in `known` and each variant's content in `taken` (with its
+    per-row hashes when `keep_hashes`). Returns (stats per variant, every check's outcome, bytes read)."""
     gates = Gates(recipe, variants, tmp / "quality")
     contaminated = contaminated_ids(work)
     answers: dict[str, tuple[int, bytes]] = {}
@@ -182,8 +182,8 @@ def check_variants(recipe: Recipe, work: WorkDir, variants: list[VariantInfo], t
             staged = (collect_variant(scratch, work, spec, tmp, answers, schema, known) if scratch is not None
                       else stage_variant(work, spec, tmp, contaminated, answers, schema, known))
             stats[v], bytes_in = staged.stats, bytes_in + staged.bytes_in
-            if hashes is not None:
-                hashes[v] = pa.concat_tables(staged.hashes) if staged.hashes else content.EMPTY
+            if taken is not None:
+                taken[v] = content.Taken.of(staged.hashes, keep_hashes)
             # One GX run per variant on the narrow signals (no text), across all shards, on
             # the GX thread while the next variant is staged.
             pending.append((per, gates.submit(v, to_frame(staged.signals), v, "rows") if staged.signals else None))

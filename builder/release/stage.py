@@ -108,9 +108,9 @@ def run_release(recipe: Recipe, work: WorkDir | Path, out_dir: Path, progress: P
         scratch = tasks.run_tasks(recipe, work, variants, n_tasks, key)
     with staging_dir(out_dir) as tmp:
         known: dict[str, str] = {}  # release-relative path → sha256, taken while staging
-        hashes: dict[str, Any] = {}  # config → (prompt_id, text_hash), taken while staging
+        taken: dict[str, Any] = {}  # config → its content hash, taken while staging
         stats, outcomes, bytes_in = gates.check_variants(recipe, work, variants, tmp, progress, known,
-                                                         summaries.curate, hashes, scratch)
+                                                         summaries.curate, taken, scratch, prev is not None)
         blocking = recipe.quality.blocking
         quality = context.quality_payload(recipe, work, variants, stats, summaries, built_at)
         write_quality_json(tmp / "quality.json", quality, outcomes, blocking)
@@ -136,7 +136,7 @@ def run_release(recipe: Recipe, work: WorkDir | Path, out_dir: Path, progress: P
         if bad:
             raise UserError(f"release refused: the card breaks the Hub's metadata rules: {bad[0]}"
                             f"{f' (+{len(bad) - 1} more)' if len(bad) > 1 else ''}; fix the recipe's release: section")
-        content = compare(tmp, prev, names, changelog.old_configs(prev), hashes)
+        content = compare(tmp, prev, names, changelog.old_configs(prev), taken)
         fields = context.manifest_fields(recipe, work, stats, configs, summaries, decision, built_at, prev,
                                          {c: x.content_sha256 for c, x in content.items() if x.content_sha256})
         published = published_recipe(recipe)
