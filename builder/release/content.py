@@ -67,7 +67,11 @@ def _streams(arr: pa.Array, s: np.ndarray, e: np.ndarray, small: list, big: list
             small.append((view, b0, b1))
         else:
             big.append((memoryview(view), b0.tolist(), b1.tolist()))
-    elif not pa.types.is_null(t):  # fixed-width values (numbers, flags): their bytes
+    elif pa.types.is_boolean(t):
+        _streams(arr.cast(pa.uint8()), s, e, small, big, name)
+    elif not (pa.types.is_integer(t) or pa.types.is_floating(t)) and not pa.types.is_null(t):
+        _streams(arr.cast(pa.string()), s, e, small, big, name)  # dates, decimals…: their text
+    elif not pa.types.is_null(t):  # numbers: their bytes
         vals = np.ascontiguousarray(arr.fill_null(0).to_numpy(zero_copy_only=False))
         w = vals.dtype.itemsize
         small.append((vals.view(np.uint8), s * w, e * w))

@@ -43,7 +43,6 @@ class Gates:
         self._worker = ThreadPoolExecutor(max_workers=1)  # FIFO: pages keep their order
         self._ready = self._worker.submit(self._setup, variants, recipe.student.max_tokens)
         self._worker.submit(_warm_figures)
-        self._runner: GxRunner | None = None
 
     def _setup(self, variants: list[VariantInfo], max_tokens: int) -> GxRunner:
         runner = GxRunner()
