@@ -43,8 +43,8 @@ def _recipe(path: Path, tasks: int | None, executor: str = "") -> Any:
 def _release(base: Path, dest: Path, recipe: Any) -> Path:
     if not (dest / "work").exists():
         shutil.copytree(base, dest / "work")
-    run_release(recipe, WorkDir(dest / "work"), dest / "out")
-    return dest / "out"
+    run_release(recipe, WorkDir(dest / "work"), dest / "work" / "release")  # the CLI's default folder
+    return dest / "work" / "release"
 
 
 def _published(out: Path) -> dict[str, Any]:
@@ -68,7 +68,7 @@ def test_two_local_tasks_publish_the_same_release_as_one(one_task: dict[str, Any
     assert len([k for k in one_task["data"] if k.startswith("data/answer/")]) == 4
     two = _published(_release(base, tmp_path, _recipe(tmp_path / "r.yaml", 2)))
     assert two == one_task
-    assert not any((tmp_path / "work" / "release" / "tasks").iterdir())  # committed: scratch removed
+    assert not (tmp_path / "work" / "release-tasks").exists()  # committed: scratch removed
 
 
 @pytest.mark.slow
@@ -80,11 +80,11 @@ def test_a_killed_task_reruns_only_its_own_shards(one_task: dict[str, Any], base
     code = ("from pathlib import Path; from builder.recipe import load_recipe; "
             "from builder.release.stage import run_release; "
             f"run_release(load_recipe({str(recipe_path)!r}), Path({str(tmp_path / 'work')!r}), "
-            f"Path({str(tmp_path / 'out')!r}))")  # fmt: skip
+            f"Path({str(tmp_path / 'work' / 'release')!r}))")  # fmt: skip
     env = {**os.environ, KILL_ENV: "1:1", "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-c", code], env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    tasks = tmp_path / "work" / "release" / "tasks"
+    tasks = tmp_path / "work" / "release-tasks"
     deadline = time.monotonic() + 240
     while not list(tasks.glob("*/outputs/killed-1")) and proc.poll() is None:
         assert time.monotonic() < deadline, "task 1 was never killed"
@@ -96,7 +96,7 @@ def test_a_killed_task_reruns_only_its_own_shards(one_task: dict[str, Any], base
     parts = {p.name for p in (outputs / "parts").glob("*.pkl")}
     written = {p.relative_to(outputs).as_posix(): p.stat().st_ino for p in (outputs / "data").rglob("*.parquet")}
     assert "answer-00001.pkl" in parts and "answer-00003.pkl" not in parts  # task 1 died after its first shard
-    assert not (tmp_path / "out").exists()  # nothing published
+    assert not (tmp_path / "work" / "release").exists()  # nothing published
     # The tasks alone first: shards already written are left alone, the missing ones are written.
     recipe, work = load_recipe(recipe_path), WorkDir(tmp_path / "work")
     key = stable_hash(fingerprint(recipe, work), 16)

@@ -149,7 +149,7 @@ def run_release(recipe: Recipe, work: WorkDir | Path, out_dir: Path, progress: P
         write_manifest(tmp, {**fields, "build_fingerprint": build_fingerprint}, known)
         staging.refuse_leaks(tmp)
     if scratch is not None:
-        shutil.rmtree(scratch.parent, ignore_errors=True)  # committed: the task outputs are spent
+        shutil.rmtree(tasks.scratch_root(work), ignore_errors=True)  # committed: the task outputs are spent
     notes = [one_line(o) for o in warn]
     if ctx["repo_placeholder"]:
         notes.append(f"the card's load snippet and citation name {ctx['repo_id']}: no repo id was given; "

@@ -1,8 +1,8 @@
 """The release's per-shard work as datatrove tasks over the variants' shards, on the recipe's
 executor (local, Slurm, Ray); the driver then merges their results and runs the gates.
 
-Layout, under <work>/release/tasks/<key>/ (key: the release's fingerprint, so another recipe
-or other variants start afresh):
+Layout, under <work>/release-tasks/<key>/outputs/ (key: the release's fingerprint, so another
+recipe or other variants start afresh; not under <work>/release, the default release folder):
   data/<variant>/train-0000k-of-0000n.parquet  the published shard of input shard k of n
                                                (final Hub names: n is the input shard count)
   parts/<variant>-0000k.pkl                    that shard's signals, partial statistics, content
@@ -128,6 +128,10 @@ class ReleaseTask(PipelineStep):
         return iter(())
 
 
+def scratch_root(work: WorkDir) -> Path:
+    return work.root / "release-tasks"
+
+
 def task_count(recipe: Recipe, n_units: int) -> int:
     """release.tasks, else executor.tasks on Slurm / Ray and 1 (this process) on local."""
     n = recipe.release.tasks or (recipe.executor.tasks if recipe.executor.kind != "local" else 1)
@@ -139,7 +143,7 @@ def run_tasks(recipe: Recipe, work: WorkDir, specs: list[VariantInfo], n_tasks: 
     returns the scratch folder. Another key's scratch (another recipe or input) is removed."""
     from builder.executors import make_executor, run_executor
 
-    root = work.root / "release" / "tasks"
+    root = scratch_root(work)
     for old in root.glob("*"):
         if old.name != key:
             shutil.rmtree(old, ignore_errors=True)
