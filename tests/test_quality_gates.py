@@ -38,6 +38,35 @@ def test_ends_with_answer_is_exact() -> None:
     assert got == [True, False, False, False]
 
 
+def test_ends_with_answer_from_buffers_matches_the_text_rule() -> None:
+    """The buffer-level check (no text decoded) agrees with the string rule, multi-byte
+    characters, empty and missing turns included."""
+    from quality.derive import answer_keys, ends_with_answer_column, last_turn_index
+
+    messages = VARIANT_FEATURES.arrow_schema.field("messages").type
+
+    def table(pids: list[str], replies: list[str | None]) -> pa.Table:
+        rows = [None if r is None else [{"role": "user", "content": "q"}, {"role": "assistant", "content": r}]
+                for r in replies]
+        return pa.table({"prompt_id": pids, "messages": pa.array(rows, storage_type(messages)).cast(messages)})
+
+    answers = dict(answer_keys(table(["p1", "p2", "p3", "p4"], ["答案是 42。", "B", "", None])))
+    assert set(answers) == {"p1", "p2", "p3"} and answers["p1"][0] == len("答案是 42。".encode())
+    pids = ["p1", "p1", "p2", "p3", "p4", "p2", "p1"]
+    texts = ["总结。答案是 42。", "答案是 42。 ", "Answer: b", "anything", "x", None, "案是 42。"]
+    flat, idx = last_turn_index(table(pids, texts).column("messages"))
+    got = ends_with_answer_column(pa.array(pids), flat, idx, answers).to_pylist()
+    assert got == ends_with_answer(pids, texts, answers) == [True, False, False, True, False, False, False]
+
+
+def test_language_ok_per_distinct_pair() -> None:
+    from quality.derive import language_ok
+
+    lang = pa.chunked_array([["en", "en+bn", "zh", None, "en"], ["und", "en"]])
+    ans = pa.chunked_array([["en", "bn", "en", "fr", "unknown"], ["fr", None]])
+    assert language_ok(lang, ans).to_pylist() == [True, True, False, True, True, True, True]
+
+
 def test_missing_columns_names_the_nulls() -> None:
     t = pa.table({"a": ["x", None, None], "b": [1, 2, None]})
     assert missing_columns(t, ["a", "b"]).to_pylist() == ["", "a,", "a,b,"]
@@ -57,7 +86,12 @@ def test_blocking_failures_stop_the_release(tmp_path: Path) -> None:
 
     rewrite_variant(work, "answer", plant_tags)
     rewrite_variant(work, "think_summary", break_summary)
+    def fake_close(rows: list[dict[str, Any]]) -> None:  # "<think>… rethink> …": no real close tag
+        reply = rows[0]["messages"][-1]
+        reply["content"] = reply["content"].replace("</think>", " rethink>", 1)
+
     rewrite_variant(work, "control", cross_shard_duplicate)
+    rewrite_variant(work, "full", fake_close)
     contaminated = pq.read_table(work.shards(tables.variant("full"))[0]).column("prompt_id")[2].as_py()
     pq.write_table(pa.table({"benchmark": ["gsm8k"], "prompt_id": [contaminated]}),
                    work.path(tables.DECONTAMINATION))  # only prompt_id is read
@@ -73,7 +107,7 @@ def test_blocking_failures_stop_the_release(tmp_path: Path) -> None:
     report = json.loads((work.root / "quality" / "quality.json").read_text())
     assert report["passed"] is False
     failed = {(c["variant"], c["check"]) for c in report["checks"] if not c["success"]}
-    assert {("answer", "tag_grammar"), ("think_summary", "summary_ends_with_answer"),
+    assert {("answer", "tag_grammar"), ("full", "tag_grammar"), ("think_summary", "summary_ends_with_answer"),
             ("control", "unique_row_id")} <= failed
     assert {("answer", "not_contaminated"), ("full", "not_contaminated"),
             ("think_summary", "not_contaminated")} <= failed
