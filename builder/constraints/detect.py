@@ -19,20 +19,19 @@ from builder.constraints import detect_en, detect_words, detect_zh
 from builder.constraints.spec import KWARGS, BadConstraints, Constraint, parse, to_json
 
 _HAN = re.compile(r"[\u4e00-\u9fff]")
-
-
-
-_TRIGGER_RE = {rule: re.compile("|".join(map(re.escape, ts))) for rule, ts in detect_en.TRIGGERS.items()}
+_LATIN3 = re.compile(r"[A-Za-z]{3}")
+_RULES = [(rule, detect_en.TRIGGERS[rule], detect_en.GATES.get(rule)) for rule in detect_en.RULES]
 
 
 def detect(prompt: str) -> list[Constraint]:
     """Every IFEval instruction the prompt states, deduplicated, in a stable order."""
     text = prompt or ""
     found: list[tuple[str, dict[str, Any]]] = []
-    if re.search(r"[A-Za-z]{3}", text):
+    if _LATIN3.search(text):
         low = text.lower()  # a rule runs only when one of its trigger substrings is there
-        for rule in detect_en.RULES:
-            if _TRIGGER_RE[rule].search(low):
+        gate_low = detect_en.case_gate(text, low)
+        for rule, triggers, gate in _RULES:
+            if any(t in low for t in triggers) and (gate is None or gate_low is None or gate(text, gate_low)):
                 found += rule(text)
         found += detect_words.rules(text, low)
     if _HAN.search(text):
