@@ -226,7 +226,7 @@ _FORB_GATE = re.compile(
 _QUOTED_AFTER_MENTION = re.compile(r"(?:mention|include)\s+[\"“'‘]")
 
 
-def rules(text: str, low: str | None = None) -> Found:
+def rules(text: str, low: str | None = None, gated: bool = True) -> Found:
     """The word rules; each runs only when one of its trigger substrings is in the lower-cased text."""
     low = text.lower() if low is None else low
 
@@ -235,7 +235,7 @@ def rules(text: str, low: str | None = None) -> Found:
 
     # A counted or required word is named as a word, a term, a name, or in quotes.
     named = has(("word", "term", "item", "line", "name", "phrase", '"', "“", "'", "‘", "mention"))
-    gate = case_gate(text, low)  # None: no tighter gate is exact for this text
+    gate = case_gate(text, low) if gated else None  # None: no tighter gate is exact for this text
     lang = _language(text) if has(_LANG_NAMES) and not LANGUAGES.keys().isdisjoint(_AZ.findall(low)) else []
     letters = _letters(text) if has(("letter",)) else []
     freq = _frequency(text, gate) if named and has(_FREQ_T) else []

@@ -75,7 +75,6 @@ def _read_all(recipe: Recipe, ledger: Ledger, warnings: list[str], progress: Pro
         n_src = 0
         for item in read_source(recipe, src, warnings):
             n_src += 1
-            ledger.enter("read", 1)
             if isinstance(item, BadRow):
                 ledger.record("read", QUARANTINED, source=src.name, source_row_id=item.row_id,
                               reason=item.reason, detail=item.detail, location=item.location)
@@ -130,6 +129,7 @@ def _read_all(recipe: Recipe, ledger: Ledger, warnings: list[str], progress: Pro
             cols["schema_version"].append(prov["schema_version"])
             cols["toolkit_version"].append(prov["toolkit_version"])
             cols["_key"].append(dedupe_key(msgs))
+        ledger.enter("read", n_src)  # once a source, not once a row
         if n_src == 0:
             warnings.append(f"source {src.name}: read 0 rows")
     ledger.kept_many("read", cols["source"], cols["source_row_id"], cols["prompt_id"])
