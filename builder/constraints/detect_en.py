@@ -277,8 +277,11 @@ _END = re.compile(
 )
 
 
+_END_LOWER = re.compile(_END.pattern)  # its literals are lower case: on ASCII text, re.I ≡ matching the lower-cased text
+
+
 def _end(text: str) -> Found:
-    for m in _END.finditer(text):
+    for m in _END_LOWER.finditer(text.lower()) if text.isascii() else _END.finditer(text):
         rest = text[m.end() :]
         if re.match(r"\s*(?:a\s+)?(?:post\s*script|p\.\s?s|note)", rest, re.I) or re.match(r"\s*(?:a|an|single)\s", rest) or \
                 re.search(r"post\s*script|\bP\.\s?P?\.?\s?S\b", m.group(0), re.I):

@@ -262,7 +262,7 @@ def _curate(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -> 
             raise RuntimeError(f"ledger chain broken: {a} kept {ledger.steps[a].kept} but {b} received {ledger.steps[b].rows_in}")
 
     tick("constraints")
-    # Detection costs ~0.2-0.5 ms a prompt: only the kept ones are read (an IFEval tests spec is
+    # Detection costs ~0.1 ms a prompt: only the kept ones are read (an IFEval tests spec is
     # used as given, a source's own list too), over two forked workers on large runs.
     todo = [i for i, c in enumerate(cols["constraints_json"]) if c is None]
     found = constraints_json_many(
