@@ -25,7 +25,9 @@ directly on the whole adversarial set (every attributable item, all clean prompt
 new and the legacy rule; `--semantic` adds the optional embedding pass there, and its cost.
 
 Usage: python benchmarks/curate.py [--n 1000000] [--quick] [--baseline-n 10000] [--semantic]
-The last line printed is one JSON object. Timings on a shared machine are noisy.
+The last line printed is one JSON object. Timings on a shared machine are noisy: `step_cpu_s` (CPU
+seconds per step, the whole process tree, sampled by benchmarks/memtree.py) and `prompts_per_cpu_s`
+do not grow with the machine's load the way `step_s` and `prompts_per_s` do.
 """
 
 from __future__ import annotations
