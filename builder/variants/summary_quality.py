@@ -26,7 +26,11 @@ import regex
 
 # Sentence ends: Latin punctuation needs the space after it ("3.5" and "e.g." stay whole);
 # CJK full stops are followed directly by the next sentence; every line break ends one too.
-_SENT = re.compile(r"(?<=[.!?])\s+|(?<=[.!?][\"”’)])\s+|(?<=[。！？；])\s*|\s*\n\s*")
+# Per line (a line break always ends a sentence), a boundary match starts at the sentence's own
+# final punctuation, kept with the sentence: a scan that starts on a character class, ~2x faster
+# than splitting on look-behinds.
+_SENT = re.compile(r"[.!?][\"”’)]?\s+|[。！？；]\s*")
+_CJK_STOP, _CLOSERS = frozenset("。！？；"), frozenset("\"”’)")
 _FENCE = regex.compile(r"```.*?(?:```|\Z)", regex.S)
 _END_OK = (".", "!", "。", "！", ".)", ".\"", ".”", "$.", ")." )
 # Stdlib `re` on the hot paths (every thinking sentence): ~3x faster than `regex` here.
@@ -77,6 +81,9 @@ _LETTER = regex.compile(
 )
 # Every _BOXED / _LETTER / _ANSWER_TAIL match contains one of these (a cheap pre-check).
 _RESULT_WORDS = ("answer", "option", "choice", "correct", "boxed", "result", "答案", "选", "结果")
+# The words (case-folded) without which _LETTER, or _ANSWER_TAIL, cannot match.
+_LETTER_WORDS = ("answer", "correct", "right", "答案", "选")
+_TAIL_WORDS = ("answer", "result", "答案", "结果")
 _ANSWER_TAIL = regex.compile(r"(?i)(?:answer|result)\s+(?:is|=|:)\s*\$?([-+]?\d[\d,]*(?:\.\d+)?)|(?:答案|结果)(?:是|为)\s*([-+]?\d[\d,]*(?:\.\d+)?)")
 
 
@@ -84,10 +91,25 @@ def sentences(text: str) -> list[str]:
     """The text's sentences (and lines), fenced code blocks left out."""
     if "```" in text:
         text = _FENCE.sub("\n", text)
-    return [s.strip() for s in _SENT.split(text) if s and s.strip()]
+    out: list[str] = []
+    for line in text.split("\n"):
+        start = 0
+        for m in _SENT.finditer(line):
+            end = m.start()
+            end += 1 if line[end] in _CJK_STOP else 2 if line[end + 1] in _CLOSERS else 1
+            s = line[start:end].strip()
+            if s:
+                out.append(s)
+            start = m.end()
+        s = line[start:].strip()
+        if s:
+            out.append(s)
+    return out
 
 
 def words(text: str) -> list[str]:
+    if text.isascii():  # lower() == casefold() there, and it keeps every word character one
+        return _WORD.findall(text.lower())
     return [w.casefold() for w in _WORD.findall(text)]
 
 
@@ -98,6 +120,9 @@ def is_cjk(text: str) -> bool:
     return han > 0 and han >= 0.3 * len(_WORD.findall(text))
 
 
+# The summarizer classifies a thinking sentence, then the scorer the same sentence in the summary:
+# a small cache answers the second time.
+@lru_cache(maxsize=2048)
 def is_fragment(s: str) -> bool:
     """True when `s` is not a complete sentence (see the module docstring)."""
     s = s.strip()
@@ -124,6 +149,7 @@ def is_fragment(s: str) -> bool:
     return len(toks) < 6 and "=" not in s and not any(t.strip(".,;:!?()").casefold() in _VERBS for t in toks)
 
 
+@lru_cache(maxsize=2048)
 def is_filler(s: str) -> bool:
     """True for self-talk and hesitation: first person singular, interjections, questions."""
     s = s.strip()
@@ -142,9 +168,11 @@ def fold(s: str) -> str:
     return " ".join(words(s))
 
 
-def is_repeat(s: str, seen: list[set[str]], seen_exact: set[str]) -> bool:
-    """True when `s` repeats an earlier sentence (exact after folding, or ≥ 80% of its words)."""
-    key = fold(s)
+def is_repeat(s: str, seen: list[set[str]], seen_exact: set[str], key: str | None = None) -> bool:
+    """True when `s` repeats an earlier sentence (exact after folding, or ≥ 80% of its words);
+    `key`: fold(s) when the caller has it."""
+    if key is None:
+        key = fold(s)
     if key in seen_exact:
         return True
     nums = set(_NUMS.findall(s))
@@ -165,18 +193,27 @@ def boxed_values(text: str) -> list[str]:
     return _BOXED.findall(text)
 
 
-def _may_state(text: str) -> bool:
+def _may_state(text: str) -> tuple[bool, bool, bool] | None:
+    """Which of _BOXED, _LETTER, _ANSWER_TAIL can match `text` (a word each needs); None: none can."""
     low = text.casefold()
-    return any(k in low for k in _RESULT_WORDS)
+    if not any(k in low for k in _RESULT_WORDS):
+        return None
+    if "\u0130" in text:  # "İ" matches (?i)"i" but casefolds to two characters: run them all
+        return True, True, True
+    return ("\\boxed{" in text, any(k in low for k in _LETTER_WORDS), any(k in low for k in _TAIL_WORDS))
 
 
 def stated_results(text: str) -> set[str]:
     """Results a text states: option letters, boxed values, "answer is <number>"."""
-    if not _may_state(text):
+    kinds = _may_state(text)
+    if kinds is None:
         return set()
-    found = {b.replace(" ", "") for b in _BOXED.findall(text)}
-    found |= {"".join(g).upper() for g in _LETTER.findall(text)}
-    found |= {(a or b).replace(",", "") for a, b in _ANSWER_TAIL.findall(text)}
+    boxed, letter, tail = kinds
+    found = {b.replace(" ", "") for b in _BOXED.findall(text)} if boxed else set()
+    if letter:
+        found |= {"".join(g).upper() for g in _LETTER.findall(text)}
+    if tail:
+        found |= {(a or b).replace(",", "") for a, b in _ANSWER_TAIL.findall(text)}
     return found
 
 
@@ -204,11 +241,15 @@ def is_letter(result: str) -> bool:
 
 
 def _results_in_order(text: str) -> list[str]:
-    if not _may_state(text):
+    kinds = _may_state(text)
+    if kinds is None:
         return []
-    hits: list[tuple[int, str]] = [(m.start(), m.group(1).replace(" ", "")) for m in _BOXED.finditer(text)]
-    hits += [(m.start(), "".join(g for g in m.groups() if g).upper()) for m in _LETTER.finditer(text)]
-    hits += [(m.start(), (m.group(1) or m.group(2)).replace(",", "")) for m in _ANSWER_TAIL.finditer(text)]
+    boxed, letter, tail = kinds
+    hits: list[tuple[int, str]] = [(m.start(), m.group(1).replace(" ", "")) for m in _BOXED.finditer(text)] if boxed else []
+    if letter:
+        hits += [(m.start(), "".join(g for g in m.groups() if g).upper()) for m in _LETTER.finditer(text)]
+    if tail:
+        hits += [(m.start(), (m.group(1) or m.group(2)).replace(",", "")) for m in _ANSWER_TAIL.finditer(text)]
     return [v for _, v in sorted(hits)]
 
 
@@ -255,9 +296,9 @@ def score_summary(summary: str, think: str, answer: str = "") -> SummaryScores:
     exact: set[str] = set()
     rep = 0
     for s in sents:
-        if is_repeat(s, seen, exact):
-            rep += 1
         key = fold(s)
+        if is_repeat(s, seen, exact, key):
+            rep += 1
         exact.add(key)
         seen.append(set(key.split()))
     return SummaryScores(len(sents), frag / n, fill / n, rep / n, covers(summary, final_result(think, answer)))
