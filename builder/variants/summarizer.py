@@ -65,6 +65,7 @@ _CORRECTION = re.compile(
 )
 _MATH = re.compile(r"=|\\\(|\\\[|\$|\\frac|\\sqrt|[≤≥×÷]|\d\s*[-+*/^]\s*\d")
 _CAUSAL = re.compile(r"(?i)\b(?:because|since|gives|implies|using|formula|law|therefore|so that|means)\b|因为|由于|得到|根据|公式|所以")
+_CAUSAL_WORDS = ("because", "since", "gives", "implies", "using", "formula", "law", "therefore", "so that", "means")
 _NEUTRAL_RESULT = {"en": "The answer is {}.", "zh": "答案是 {}。"}
 
 
@@ -73,8 +74,9 @@ def final_answers(text: str) -> set[str]:
     return stated_results(text)
 
 
-def _clean(s: str) -> str:
-    """One thinking sentence as a summary sentence: markers cut, hedges settled, capitalised."""
+def _clean(s: str) -> tuple[str, bool]:
+    """One thinking sentence as a summary sentence: markers cut, hedges settled, capitalised; and
+    whether it holds math (a full stop added at the end changes no _MATH match)."""
     s = _MARKUP.sub("", s).strip()
     s = _LEAD_ZH.sub("", _LEAD.sub("", s)).strip()
     s = _HEDGE.sub(lambda m: f"{m.group(1)} is", s)
@@ -82,9 +84,18 @@ def _clean(s: str) -> str:
         s = "The " + s[0].lower() + s[1:]
     if s and s[0].islower() and not IDENT.match(s):
         s = s[0].upper() + s[1:]  # "thus the …" was cut to "the …"; "x = 3", "f(x)", "number=85" stay
-    if s and _MATH.search(s) and not s.endswith((".", "!", "?", "。", "！", "？", ":", "：", ",")):
+    math = bool(s) and _MATH.search(s) is not None
+    if math and not s.endswith((".", "!", "?", "。", "！", "？", ":", "：", ",")):
         s += "。" if is_cjk(s) else "."
-    return s
+    return s, math
+
+
+def _causal(s: str) -> bool:
+    if s.isascii():  # lower() is exact there: no _CAUSAL match without one of its words
+        low = s.lower()
+        if not any(k in low for k in _CAUSAL_WORDS):
+            return False
+    return _CAUSAL.search(s) is not None
 
 
 def _restates_prompt(sentence_words: list[str], prompt_words: set[str]) -> bool:
@@ -106,8 +117,8 @@ def extractive_summary(
     # Every sentence is cleaned and ranked (cheap); the filters (fragment, filler, the prompt again,
     # an abandoned path, another result) run only on the sentences the ranking reaches, memoised:
     # the summary is the one filtering all of them first would give, at a fraction of the cost.
-    cands = [(i, s, words(s)) for i, s in ((i, _clean(r)) for i, r in enumerate(raw)) if s]
-    by_index = {i: (s, ws) for i, s, ws in cands}
+    cands = [(i, s, words(s), math) for i, (s, math) in ((i, _clean(r)) for i, r in enumerate(raw)) if s]
+    by_index = {i: (s, ws) for i, s, ws, _ in cands}
     stated_of: dict[int, set[str]] = {}
     usable_of: dict[int, bool] = {}
 
@@ -133,17 +144,17 @@ def extractive_summary(
     # statements of it are the same conclusion again.
     decisive = -1
     if result is not None:
-        decisive = next((i for i, _, _ in reversed(cands) if result in stated(i) and usable(i)), -1)
+        decisive = next((i for i, _, _, _ in reversed(cands) if result in stated(i) and usable(i)), -1)
 
     def eligible(i: int) -> bool:
         return usable(i) and (i == decisive or not stated(i))
 
-    plan = next((i for i, _, _ in cands if eligible(i)), -1)  # the first kept sentence: the plan
+    plan = next((i for i, _, _, _ in cands if eligible(i)), -1)  # the first kept sentence: the plan
     ranked: list[tuple[float, int]] = []
-    for i, s, ws in cands:
+    for i, s, ws, math in cands:
         score = sum(w in answer_vocab for w in ws) / (len(ws) or 1)
-        score += 1.0 if _MATH.search(s) else 0.0
-        score += 0.5 if _CAUSAL.search(s) else 0.0
+        score += 1.0 if math else 0.0
+        score += 0.5 if _causal(s) else 0.0
         score += 0.5 if i == plan else 0.0
         ranked.append((score, i))
     order = sorted(ranked, key=lambda k: (k[1] != decisive, -k[0], k[1]))

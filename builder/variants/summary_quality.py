@@ -37,6 +37,7 @@ _END_OK = (".", "!", "。", "！", ".)", ".\"", ".”", "$.", ")." )
 _HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _WORD = re.compile(rf"[{_HAN}]|[^\W_{_HAN}]+")
 _CJK = re.compile(rf"[{_HAN}]")
+_ASCII_WORD = re.compile(r"[a-z0-9]+")
 _LIST = re.compile(r"^(?:[-*•+]\s|#+\s|\d+[.)]\s|\(?[a-z]\)\s)")
 _NUMS = re.compile(r"\d+")
 # An opening that is a symbol, not a word: "k2/k1 = 5", "dy/dx", "x = 3", "f(x)", "n = PV/RT".
@@ -84,6 +85,8 @@ _RESULT_WORDS = ("answer", "option", "choice", "correct", "boxed", "result", "�
 # The words (case-folded) without which _LETTER, or _ANSWER_TAIL, cannot match.
 _LETTER_WORDS = ("answer", "correct", "right", "答案", "选")
 _TAIL_WORDS = ("answer", "result", "答案", "结果")
+# Outside 答案 / 选, a _LETTER match holds a capital A-J that no word character follows (same `regex` \w).
+_LETTER_HINT = regex.compile(r"[A-J](?![\w])")
 _ANSWER_TAIL = regex.compile(r"(?i)(?:answer|result)\s+(?:is|=|:)\s*\$?([-+]?\d[\d,]*(?:\.\d+)?)|(?:答案|结果)(?:是|为)\s*([-+]?\d[\d,]*(?:\.\d+)?)")
 
 
@@ -108,8 +111,8 @@ def sentences(text: str) -> list[str]:
 
 
 def words(text: str) -> list[str]:
-    if text.isascii():  # lower() == casefold() there, and it keeps every word character one
-        return _WORD.findall(text.lower())
+    if text.isascii():  # lower() == casefold() there; _WORD is [a-z0-9]+ on lower-case ASCII
+        return _ASCII_WORD.findall(text.lower())
     return [w.casefold() for w in _WORD.findall(text)]
 
 
@@ -190,7 +193,7 @@ def is_repeat(s: str, seen: list[set[str]], seen_exact: set[str], key: str | Non
 
 
 def boxed_values(text: str) -> list[str]:
-    return _BOXED.findall(text)
+    return _BOXED.findall(text) if "\\boxed{" in text else []
 
 
 def _may_state(text: str) -> tuple[bool, bool, bool] | None:
@@ -200,21 +203,13 @@ def _may_state(text: str) -> tuple[bool, bool, bool] | None:
         return None
     if "\u0130" in text:  # "İ" matches (?i)"i" but casefolds to two characters: run them all
         return True, True, True
-    return ("\\boxed{" in text, any(k in low for k in _LETTER_WORDS), any(k in low for k in _TAIL_WORDS))
+    letter = any(k in low for k in _LETTER_WORDS) and ("答案" in text or "选" in text or bool(_LETTER_HINT.search(text)))
+    return "\\boxed{" in text, letter, any(k in low for k in _TAIL_WORDS)
 
 
 def stated_results(text: str) -> set[str]:
     """Results a text states: option letters, boxed values, "answer is <number>"."""
-    kinds = _may_state(text)
-    if kinds is None:
-        return set()
-    boxed, letter, tail = kinds
-    found = {b.replace(" ", "") for b in _BOXED.findall(text)} if boxed else set()
-    if letter:
-        found |= {"".join(g).upper() for g in _LETTER.findall(text)}
-    if tail:
-        found |= {(a or b).replace(",", "") for a, b in _ANSWER_TAIL.findall(text)}
-    return found
+    return set(_results_in_order(text))
 
 
 @lru_cache(maxsize=8)  # the summarizer and the scorer ask for the same trace's result in turn
@@ -240,17 +235,19 @@ def is_letter(result: str) -> bool:
     return len(result) == 1 and "A" <= result <= "J"
 
 
-def _results_in_order(text: str) -> list[str]:
+# The faithfulness check and the scorer read the same summary's and answer's results in turn.
+@lru_cache(maxsize=64)
+def _results_in_order(text: str) -> tuple[str, ...]:
     kinds = _may_state(text)
     if kinds is None:
-        return []
+        return ()
     boxed, letter, tail = kinds
     hits: list[tuple[int, str]] = [(m.start(), m.group(1).replace(" ", "")) for m in _BOXED.finditer(text)] if boxed else []
     if letter:
         hits += [(m.start(), "".join(g for g in m.groups() if g).upper()) for m in _LETTER.finditer(text)]
     if tail:
         hits += [(m.start(), (m.group(1) or m.group(2)).replace(",", "")) for m in _ANSWER_TAIL.finditer(text)]
-    return [v for _, v in sorted(hits)]
+    return tuple(v for _, v in sorted(hits))
 
 
 def covers(summary: str, result: str | None) -> bool | None:
