@@ -191,14 +191,8 @@ def consistency_cpu_s(work: WorkDir) -> float:
     return time.process_time() - c
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    ap.add_argument("--rows", type=int, default=10_000, help="replies in the replicated workload (default 10,000)")
-    ap.add_argument("--repeats", type=int, default=2, help="runs of variants per mode; the best CPU time is kept")
-    ap.add_argument("--quick", action="store_true", help="2,000 replies, 1 repeat")
-    args = ap.parse_args(argv)
-    if args.quick:
-        args.rows, args.repeats = 2_000, 1
+def measure(rows: int, repeats: int) -> dict[str, Any]:
+    """The figures of the module docstring, for `rows` replies, each mode run `repeats` times."""
     from builder.recipe import load_recipe
     from builder.responses.stage import run_responses
     from builder.variants.stage import run_variants
@@ -207,7 +201,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="bench-selfcheck-cost-"))
     try:
         prompts, replies = rb.build_base(root / "base")
-        rb.write_replicated(root / "work", prompts, replies, args.rows, 100_000)
+        rb.write_replicated(root / "work", prompts, replies, rows, 100_000)
         work = WorkDir(root / "work")
         with rb._TreeRss() as tree:  # forkserver workers are not reaped by us: sampled
             c0, t0 = rb._own_cpu_s(), time.perf_counter()
@@ -217,7 +211,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         count_tokens(recipe.student.tokenizer, ["warm-up"])  # the tokenizer loads once, outside the timings
         runs: dict[str, list[tuple[float, float]]] = {"on": [], "checks_off": [], "legacy": []}
         counts: dict[str, dict[str, int]] = {}
-        for i in range(args.repeats):
+        for i in range(repeats):
             for m in ["legacy", "checks_off", "on"] if i % 2 == 0 else ["on", "checks_off", "legacy"]:
                 with mode(m):
                     res, cpu, wall = _timed(lambda: run_variants(recipe, work))
@@ -231,8 +225,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     best = {m: min(r[0] for r in v) for m, v in runs.items()}
     on, off, legacy = best["on"], best["checks_off"], best["legacy"]
     out = {
-        "rows": args.rows,
-        "repeats": args.repeats,
+        "rows": rows,
+        "repeats": repeats,
         "responses_cpu_s": round(resp_cpu, 2),
         "responses_wall_s": round(resp_wall, 2),
         "consistency_cpu_s": round(cons, 2),
@@ -248,6 +242,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "load_avg_1m": round(os.getloadavg()[0], 2),
     }
     out["target_met"] = out["selfcheck_added_pct"] <= TARGET_PCT
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--rows", type=int, default=10_000, help="replies in the replicated workload (default 10,000)")
+    ap.add_argument("--repeats", type=int, default=2, help="runs of variants per mode; the best CPU time is kept")
+    ap.add_argument("--quick", action="store_true", help="2,000 replies, 1 repeat")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.rows, args.repeats = 2_000, 1
+    out = measure(args.rows, args.repeats)
     print(json.dumps(out))
     return out
 

@@ -145,6 +145,7 @@ def test_the_cost_benchmark_patches_real_collaborators() -> None:
     """A renamed collaborator must fail the benchmark loudly, not leave the checks on unseen."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import selfcheck_cost
+
     from builder.variants import stage, summary_job
 
     on = (stage._constraints_of, summary_job.assess, summary_job.extractive_summary)
