@@ -93,7 +93,7 @@ def _clean(s: str) -> tuple[str, bool]:
 def _causal(s: str) -> bool:
     if s.isascii():  # lower() is exact there: no _CAUSAL match without one of its words
         low = s.lower()
-        if not any(k in low for k in _CAUSAL_WORDS):
+        if not any(map(low.__contains__, _CAUSAL_WORDS)):
             return False
     return _CAUSAL.search(s) is not None
 
@@ -152,7 +152,7 @@ def extractive_summary(
     plan = next((i for i, _, _, _ in cands if eligible(i)), -1)  # the first kept sentence: the plan
     ranked: list[tuple[float, int]] = []
     for i, s, ws, math in cands:
-        score = sum(w in answer_vocab for w in ws) / (len(ws) or 1)
+        score = sum(map(answer_vocab.__contains__, ws)) / (len(ws) or 1)
         score += 1.0 if math else 0.0
         score += 0.5 if _causal(s) else 0.0
         score += 0.5 if i == plan else 0.0

@@ -199,12 +199,12 @@ def boxed_values(text: str) -> list[str]:
 def _may_state(text: str) -> tuple[bool, bool, bool] | None:
     """Which of _BOXED, _LETTER, _ANSWER_TAIL can match `text` (a word each needs); None: none can."""
     low = text.casefold()
-    if not any(k in low for k in _RESULT_WORDS):
+    if not any(map(low.__contains__, _RESULT_WORDS)):
         return None
     if "\u0130" in text:  # "İ" matches (?i)"i" but casefolds to two characters: run them all
         return True, True, True
-    letter = any(k in low for k in _LETTER_WORDS) and ("答案" in text or "选" in text or bool(_LETTER_HINT.search(text)))
-    return "\\boxed{" in text, letter, any(k in low for k in _TAIL_WORDS)
+    letter = any(map(low.__contains__, _LETTER_WORDS)) and ("答案" in text or "选" in text or bool(_LETTER_HINT.search(text)))
+    return "\\boxed{" in text, letter, any(map(low.__contains__, _TAIL_WORDS))
 
 
 def stated_results(text: str) -> set[str]:
