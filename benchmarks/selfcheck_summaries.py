@@ -10,8 +10,8 @@ card's columns come from), on:
 
 Targets (issue 14 item 3): no fragment sentence, no repeated sentence, filler / self-talk
 sentences ≤ 1%, the thinking's final result in ≥ 95% of the summaries that have one.
-`timing_figures` runs benchmarks/responses.py's workload (responses + variants, real stages,
-same process) with the new checks on and off and reports the share they add (target ≤ 30%).
+`timing_figures` is benchmarks/selfcheck_cost.py's measure(): responses + variants CPU with the
+checks on, off and as before issue 14, same process, and the share they add (target ≤ 30%).
 
     python benchmarks/selfcheck_summaries.py [--quick] [--no-timing]
 
@@ -23,11 +23,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -155,57 +153,12 @@ def overthinking_figures(traces: list[dict[str, str]], z: float = 2.0) -> dict[s
     }
 
 
-@contextmanager
-def checks_off() -> Iterator[None]:
-    """The variants stage without this issue's checks: no scores, no faithfulness, no z-scores."""
-    from builder.variants import overthinking, stage
-
-    saved = stage._assess, stage._length_stats, stage.pass_rates
-    stage._assess = lambda c, summary, gate: (None, None)  # type: ignore[assignment]
-    stage._length_stats = lambda loaders, rates: overthinking.LengthStats()  # type: ignore[assignment]
-    stage.pass_rates = lambda files: {}  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        stage._assess, stage._length_stats, stage.pass_rates = saved
-
-
 def timing_figures(rows: int, repeats: int = 2) -> dict[str, Any]:
-    """responses + variants seconds with the checks on vs off, alternating, same process."""
+    """responses + variants CPU with the checks on, off and before issue 14 (benchmarks/selfcheck_cost.py)."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    import responses as rb
+    import selfcheck_cost
 
-    on: list[float] = []
-    off: list[float] = []
-    cpu_on: list[float] = []
-    cpu_off: list[float] = []
-    with tempfile.TemporaryDirectory(prefix="selfcheck-") as tmp:
-        base = Path(tmp) / "base"
-        prompts, replies = rb.build_base(base)
-        for i in range(repeats):
-            for mode in ("off", "on") if i % 2 == 0 else ("on", "off"):
-                work = Path(tmp) / f"w-{mode}-{i}"
-                rb.write_replicated(work, prompts, replies, rows, 50_000)
-                if mode == "off":
-                    with checks_off():
-                        r = rb.run_stages(work)
-                    off.append(r["responses_s"] + r["variants_s"])
-                    cpu_off.append(r["cpu_s"])
-                else:
-                    r = rb.run_stages(work)
-                    on.append(r["responses_s"] + r["variants_s"])
-                    cpu_on.append(r["cpu_s"])
-    best_on, best_off = min(on), min(off)
-    return {
-        "timing_rows": rows,
-        "responses_variants_s_checks_on": round(best_on, 2),
-        "responses_variants_s_checks_off": round(best_off, 2),
-        "checks_added_share": round(best_on / best_off - 1, 4),
-        # CPU seconds (this process + its workers): the machine is shared, wall time is noisy.
-        "responses_variants_cpu_s_checks_on": round(min(cpu_on), 2),
-        "responses_variants_cpu_s_checks_off": round(min(cpu_off), 2),
-        "checks_added_share_cpu": round(min(cpu_on) / min(cpu_off) - 1, 4),
-    }
+    return selfcheck_cost.measure(rows, repeats)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -241,6 +241,11 @@ def _without_terms(text: str, counts: dict[str, float]) -> dict[str, float]:
     return {k: v for k, v in counts.items() if k != "en"}
 
 
+def preload_models() -> None:
+    """Load the identifiers now: a process about to fork workers loads them once for all of them."""
+    _models()
+
+
 def _english(prose: str) -> bool:
     """Latin text whose words are >= ENGLISH_SHARE English function words (>= 8 words)."""
     words = prose[: 2 * MODEL_CHARS].lower().split()

@@ -64,17 +64,23 @@ def numbers(text: str) -> set[str]:
     return {n.replace(",", "").lstrip("+") for n in _NUM.findall(text)}
 
 
+_RELATIONS = frozenset("=≤≥<>")
+
+
 def formulas(text: str) -> set[str]:
-    found = {_bare(next(g for g in m.groups() if g)) for m in _TEX.finditer(text)}
-    prose = _TEX.sub(" ", text)
-    found |= {_bare(m.group(0)).rstrip(".,;") for m in _EQ.finditer(prose)}
+    found: set[str] = set()
+    if "$" in text or "\\" in text:  # every _TEX match holds one of them
+        found = {_bare(next(g for g in m.groups() if g)) for m in _TEX.finditer(text)}
+        text = _TEX.sub(" ", text)
+    if not _RELATIONS.isdisjoint(text):  # _EQ is slow to fail: skip prose with no relation sign
+        found |= {_bare(m.group(0)).rstrip(".,;") for m in _EQ.finditer(text)}
     return {f for f in found if f}
 
 
 def entities(text: str) -> set[str]:
     """Capitalised words or runs of them, leaving out each sentence's first word."""
     out: set[str] = set()
-    for s in sentences(_TEX.sub(" ", text)):
+    for s in sentences(_TEX.sub(" ", text) if "$" in text or "\\" in text else text):
         for m in _ENTITY.finditer(s):
             name = m.group(0)
             if m.start() == len(s) - len(s.lstrip()):  # sentence-initial: capitalised by grammar
@@ -104,14 +110,16 @@ def check_faithful(
         for a, b in (({x for x in stated if is_letter(x)}, {x for x in final if is_letter(x)}),
                      ({x for x in stated if not is_letter(x)}, {x for x in final if not is_letter(x)}))
     )  # fmt: skip
-    src_plain, src_bare = source.replace(",", ""), _bare(source)
     missing: dict[str, list[str]] = {"number": [], "formula": [], "entity": []}
     atoms = 0
-    for n in numbers(summary):
+    nums, forms = numbers(summary), formulas(summary)
+    src_plain = source.replace(",", "") if nums else ""  # copies of the whole thinking: only when needed
+    src_bare = _bare(source) if forms else ""
+    for n in nums:
         atoms += 1
         if not _has_number(n.lstrip("-"), src_plain):
             missing["number"].append(n)
-    for f in formulas(summary):
+    for f in forms:
         atoms += 1
         if f not in src_bare and f[:1].lower() + f[1:] not in src_bare:  # a re-capitalised opening
             missing["formula"].append(f)
@@ -126,7 +134,7 @@ def check_faithful(
         failure = "summary_unfaithful_answer"
     else:
         allowed = prompt_languages(prompt)
-        lang = identify(summary).language
+        lang = identify(summary).language if allowed else "unknown"
         if allowed and lang not in ("mixed", "unknown") and lang not in allowed:
             failure = "summary_unfaithful_language"
         elif len(summary) > max_ratio * len(think or ""):

@@ -31,7 +31,6 @@ from builder.variants.summary_quality import (
     SummaryScores,
     boxed_values,
     final_result,
-    fold,
     is_cjk,
     is_filler,
     is_fragment,
@@ -66,6 +65,7 @@ _CORRECTION = re.compile(
 )
 _MATH = re.compile(r"=|\\\(|\\\[|\$|\\frac|\\sqrt|[≤≥×÷]|\d\s*[-+*/^]\s*\d")
 _CAUSAL = re.compile(r"(?i)\b(?:because|since|gives|implies|using|formula|law|therefore|so that|means)\b|因为|由于|得到|根据|公式|所以")
+_CAUSAL_WORDS = ("because", "since", "gives", "implies", "using", "formula", "law", "therefore", "so that", "means")
 _NEUTRAL_RESULT = {"en": "The answer is {}.", "zh": "答案是 {}。"}
 
 
@@ -74,8 +74,9 @@ def final_answers(text: str) -> set[str]:
     return stated_results(text)
 
 
-def _clean(s: str) -> str:
-    """One thinking sentence as a summary sentence: markers cut, hedges settled, capitalised."""
+def _clean(s: str) -> tuple[str, bool]:
+    """One thinking sentence as a summary sentence: markers cut, hedges settled, capitalised; and
+    whether it holds math (a full stop added at the end changes no _MATH match)."""
     s = _MARKUP.sub("", s).strip()
     s = _LEAD_ZH.sub("", _LEAD.sub("", s)).strip()
     s = _HEDGE.sub(lambda m: f"{m.group(1)} is", s)
@@ -83,9 +84,18 @@ def _clean(s: str) -> str:
         s = "The " + s[0].lower() + s[1:]
     if s and s[0].islower() and not IDENT.match(s):
         s = s[0].upper() + s[1:]  # "thus the …" was cut to "the …"; "x = 3", "f(x)", "number=85" stay
-    if s and _MATH.search(s) and not s.endswith((".", "!", "?", "。", "！", "？", ":", "：", ",")):
+    math = bool(s) and _MATH.search(s) is not None
+    if math and not s.endswith((".", "!", "?", "。", "！", "？", ":", "：", ",")):
         s += "。" if is_cjk(s) else "."
-    return s
+    return s, math
+
+
+def _causal(s: str) -> bool:
+    if s.isascii():  # lower() is exact there: no _CAUSAL match without one of its words
+        low = s.lower()
+        if not any(map(low.__contains__, _CAUSAL_WORDS)):
+            return False
+    return _CAUSAL.search(s) is not None
 
 
 def _restates_prompt(sentence_words: list[str], prompt_words: set[str]) -> bool:
@@ -104,66 +114,87 @@ def extractive_summary(
     result = final_result(think, answer)
     prompt_words = set(words(prompt))
     answer_vocab = set(words(answer or ""))
-    cleaned: list[tuple[int, str, list[str], set[str]]] = []
-    for i, r in enumerate(raw):
-        s = _clean(r)
-        if not s or is_fragment(s) or is_filler(s):
-            continue
-        ws = words(s)
-        if _restates_prompt(ws, prompt_words):
-            continue
-        if i + 1 < len(raw) and _CORRECTION.match(raw[i + 1]):
-            continue  # the next sentence abandons this one
-        stated = stated_results(s)
-        if stated and (result is None or result not in stated):
-            continue  # an intermediate or abandoned result: never a second answer
-        cleaned.append((i, s, ws, stated))
-    # One conclusion: the last sentence stating the result is the decisive step; earlier
+    # Every sentence is cleaned and ranked (cheap); the filters (fragment, filler, the prompt again,
+    # an abandoned path, another result) run only on the sentences the ranking reaches, memoised:
+    # the summary is the one filtering all of them first would give, at a fraction of the cost.
+    cands = [(i, s, words(s), math) for i, (s, math) in ((i, _clean(r)) for i, r in enumerate(raw)) if s]
+    by_index = {i: (s, ws) for i, s, ws, _ in cands}
+    stated_of: dict[int, set[str]] = {}
+    usable_of: dict[int, bool] = {}
+
+    def stated(i: int) -> set[str]:
+        st = stated_of.get(i)
+        if st is None:
+            st = stated_of[i] = stated_results(by_index[i][0])
+        return st
+
+    def usable(i: int) -> bool:
+        ok = usable_of.get(i)
+        if ok is None:
+            s, ws = by_index[i]
+            ok = not (is_fragment(s) or is_filler(s) or _restates_prompt(ws, prompt_words)
+                      or (i + 1 < len(raw) and _CORRECTION.match(raw[i + 1])))  # next one abandons it
+            if ok:
+                st = stated(i)  # an intermediate or abandoned result: never a second answer
+                ok = not (st and (result is None or result not in st))
+            usable_of[i] = ok
+        return ok
+
+    # One conclusion: the last usable sentence stating the result is the decisive step; earlier
     # statements of it are the same conclusion again.
-    decisive = next((i for i, _, _, st in reversed(cleaned) if result is not None and result in st), -1)
-    kept: list[tuple[float, int, str]] = []
-    for i, s, ws, stated in cleaned:
-        if i != decisive and stated:
-            continue
-        score = sum(w in answer_vocab for w in ws) / (len(ws) or 1)
-        score += 1.0 if _MATH.search(s) else 0.0
-        score += 0.5 if _CAUSAL.search(s) else 0.0
-        score += 0.5 if not kept else 0.0  # the plan
-        kept.append((score, i, s))
-    by_index = {i: s for _, i, s in kept}
-    order = sorted(kept, key=lambda k: (k[1] != decisive, -k[0], k[1]))
+    decisive = -1
+    if result is not None:
+        decisive = next((i for i, _, _, _ in reversed(cands) if result in stated(i) and usable(i)), -1)
+
+    def eligible(i: int) -> bool:
+        return usable(i) and (i == decisive or not stated(i))
+
+    plan = next((i for i, _, _, _ in cands if eligible(i)), -1)  # the first kept sentence: the plan
+    ranked: list[tuple[float, int]] = []
+    for i, s, ws, math in cands:
+        score = sum(map(answer_vocab.__contains__, ws)) / (len(ws) or 1)
+        score += 1.0 if math else 0.0
+        score += 0.5 if _causal(s) else 0.0
+        score += 0.5 if i == plan else 0.0
+        ranked.append((score, i))
+    order = sorted(ranked, key=lambda k: (k[1] != decisive, -k[0], k[1]))
     chosen: list[int] = []
     seen: list[set[str]] = []
     exact: set[str] = set()
     used = 0
-    for _, i, s in order:
-        cost = len(s) + 1
+    for _, i in order:
         if len(chosen) >= max_sentences:
             break
-        if used + cost > budget or is_repeat(s, seen, exact):
+        s, ws = by_index[i]
+        cost = len(s) + 1
+        if used + cost > budget or not eligible(i):
+            continue
+        key = " ".join(ws)  # fold(s)
+        if is_repeat(s, seen, exact, key):
             continue
         chosen.append(i)
         used += cost
-        exact.add(fold(s))
-        seen.append(set(fold(s).split()))
+        exact.add(key)
+        seen.append(set(key.split()))
     # Once more in reading order, as the scorer reads it: a kept sentence that repeats an
     # earlier one (the ranking saw them the other way round) goes.
     parts: list[str] = []
     seen, exact = [], set()
     for i in sorted(chosen):
-        s = by_index[i]
-        if is_repeat(s, seen, exact):
+        s, ws = by_index[i]
+        key = " ".join(ws)
+        if is_repeat(s, seen, exact, key):
             if i == decisive:
                 decisive = -1
             continue
         parts.append(s)
-        exact.add(fold(s))
-        seen.append(set(fold(s).split()))
-    if decisive in chosen and parts and parts[-1] != by_index[decisive]:
+        exact.add(key)
+        seen.append(set(key.split()))
+    if decisive in chosen and parts and parts[-1] != by_index[decisive][0]:
         # The thinking stated its result, then checked it: the summary ends at the result.
-        parts.remove(by_index[decisive])
-        parts.append(by_index[decisive])
-    chosen = [i for i in chosen if by_index[i] in parts]
+        parts.remove(by_index[decisive][0])
+        parts.append(by_index[decisive][0])
+    chosen = [i for i in chosen if by_index[i][0] in parts]
     if result is not None and decisive not in chosen:
         # Nothing kept states the result: one neutral closing sentence does, after the
         # steps that fit with it (later, lower-ranked steps make room).

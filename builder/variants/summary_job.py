@@ -10,6 +10,7 @@ from typing import Any
 
 from builder.config.variants import VariantsConfig
 from builder.constraints.apply import constrain_summary
+from builder.language import preload_models
 from builder.progress import Progress, counted
 from builder.variants.llm_summary import LlmSummarizer
 from builder.variants.registry import Candidate
@@ -68,6 +69,7 @@ def summaries(cands: list[Candidate], cfg: VariantsConfig, llm: LlmSummarizer | 
                 c.summary_scores = assess(c, c.summary, gate)[1]
         return
     step = "summarizing thinking (extractive)"
+    preload_models()  # the summary's language check: loaded here once, not in every forked worker
     _SUMMARY_JOB = (cands, gate, s.max_chars, s.max_sentences)
     try:
         workers = min(workers, os.cpu_count() or 1)

@@ -26,13 +26,18 @@ import regex
 
 # Sentence ends: Latin punctuation needs the space after it ("3.5" and "e.g." stay whole);
 # CJK full stops are followed directly by the next sentence; every line break ends one too.
-_SENT = re.compile(r"(?<=[.!?])\s+|(?<=[.!?][\"”’)])\s+|(?<=[。！？；])\s*|\s*\n\s*")
+# Per line (a line break always ends a sentence), a boundary match starts at the sentence's own
+# final punctuation, kept with the sentence: a scan that starts on a character class, ~2x faster
+# than splitting on look-behinds.
+_SENT = re.compile(r"[.!?][\"”’)]?\s+|[。！？；]\s*")
+_CJK_STOP, _CLOSERS = frozenset("。！？；"), frozenset("\"”’)")
 _FENCE = regex.compile(r"```.*?(?:```|\Z)", regex.S)
 _END_OK = (".", "!", "。", "！", ".)", ".\"", ".”", "$.", ")." )
 # Stdlib `re` on the hot paths (every thinking sentence): ~3x faster than `regex` here.
 _HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _WORD = re.compile(rf"[{_HAN}]|[^\W_{_HAN}]+")
 _CJK = re.compile(rf"[{_HAN}]")
+_ASCII_WORD = re.compile(r"[a-z0-9]+")
 _LIST = re.compile(r"^(?:[-*•+]\s|#+\s|\d+[.)]\s|\(?[a-z]\)\s)")
 _NUMS = re.compile(r"\d+")
 # An opening that is a symbol, not a word: "k2/k1 = 5", "dy/dx", "x = 3", "f(x)", "n = PV/RT".
@@ -77,6 +82,11 @@ _LETTER = regex.compile(
 )
 # Every _BOXED / _LETTER / _ANSWER_TAIL match contains one of these (a cheap pre-check).
 _RESULT_WORDS = ("answer", "option", "choice", "correct", "boxed", "result", "答案", "选", "结果")
+# The words (case-folded) without which _LETTER, or _ANSWER_TAIL, cannot match.
+_LETTER_WORDS = ("answer", "correct", "right", "答案", "选")
+_TAIL_WORDS = ("answer", "result", "答案", "结果")
+# Outside 答案 / 选, a _LETTER match holds a capital A-J that no word character follows (same `regex` \w).
+_LETTER_HINT = regex.compile(r"[A-J](?![\w])")
 _ANSWER_TAIL = regex.compile(r"(?i)(?:answer|result)\s+(?:is|=|:)\s*\$?([-+]?\d[\d,]*(?:\.\d+)?)|(?:答案|结果)(?:是|为)\s*([-+]?\d[\d,]*(?:\.\d+)?)")
 
 
@@ -84,10 +94,25 @@ def sentences(text: str) -> list[str]:
     """The text's sentences (and lines), fenced code blocks left out."""
     if "```" in text:
         text = _FENCE.sub("\n", text)
-    return [s.strip() for s in _SENT.split(text) if s and s.strip()]
+    out: list[str] = []
+    for line in text.split("\n"):
+        start = 0
+        for m in _SENT.finditer(line):
+            end = m.start()
+            end += 1 if line[end] in _CJK_STOP else 2 if line[end + 1] in _CLOSERS else 1
+            s = line[start:end].strip()
+            if s:
+                out.append(s)
+            start = m.end()
+        s = line[start:].strip()
+        if s:
+            out.append(s)
+    return out
 
 
 def words(text: str) -> list[str]:
+    if text.isascii():  # lower() == casefold() there; _WORD is [a-z0-9]+ on lower-case ASCII
+        return _ASCII_WORD.findall(text.lower())
     return [w.casefold() for w in _WORD.findall(text)]
 
 
@@ -98,6 +123,9 @@ def is_cjk(text: str) -> bool:
     return han > 0 and han >= 0.3 * len(_WORD.findall(text))
 
 
+# The summarizer classifies a thinking sentence, then the scorer the same sentence in the summary:
+# a small cache answers the second time.
+@lru_cache(maxsize=2048)
 def is_fragment(s: str) -> bool:
     """True when `s` is not a complete sentence (see the module docstring)."""
     s = s.strip()
@@ -124,6 +152,7 @@ def is_fragment(s: str) -> bool:
     return len(toks) < 6 and "=" not in s and not any(t.strip(".,;:!?()").casefold() in _VERBS for t in toks)
 
 
+@lru_cache(maxsize=2048)
 def is_filler(s: str) -> bool:
     """True for self-talk and hesitation: first person singular, interjections, questions."""
     s = s.strip()
@@ -142,9 +171,11 @@ def fold(s: str) -> str:
     return " ".join(words(s))
 
 
-def is_repeat(s: str, seen: list[set[str]], seen_exact: set[str]) -> bool:
-    """True when `s` repeats an earlier sentence (exact after folding, or ≥ 80% of its words)."""
-    key = fold(s)
+def is_repeat(s: str, seen: list[set[str]], seen_exact: set[str], key: str | None = None) -> bool:
+    """True when `s` repeats an earlier sentence (exact after folding, or ≥ 80% of its words);
+    `key`: fold(s) when the caller has it."""
+    if key is None:
+        key = fold(s)
     if key in seen_exact:
         return True
     nums = set(_NUMS.findall(s))
@@ -162,22 +193,23 @@ def is_repeat(s: str, seen: list[set[str]], seen_exact: set[str]) -> bool:
 
 
 def boxed_values(text: str) -> list[str]:
-    return _BOXED.findall(text)
+    return _BOXED.findall(text) if "\\boxed{" in text else []
 
 
-def _may_state(text: str) -> bool:
+def _may_state(text: str) -> tuple[bool, bool, bool] | None:
+    """Which of _BOXED, _LETTER, _ANSWER_TAIL can match `text` (a word each needs); None: none can."""
     low = text.casefold()
-    return any(k in low for k in _RESULT_WORDS)
+    if not any(map(low.__contains__, _RESULT_WORDS)):
+        return None
+    if "\u0130" in text:  # "İ" matches (?i)"i" but casefolds to two characters: run them all
+        return True, True, True
+    letter = any(map(low.__contains__, _LETTER_WORDS)) and ("答案" in text or "选" in text or bool(_LETTER_HINT.search(text)))
+    return "\\boxed{" in text, letter, any(map(low.__contains__, _TAIL_WORDS))
 
 
 def stated_results(text: str) -> set[str]:
     """Results a text states: option letters, boxed values, "answer is <number>"."""
-    if not _may_state(text):
-        return set()
-    found = {b.replace(" ", "") for b in _BOXED.findall(text)}
-    found |= {"".join(g).upper() for g in _LETTER.findall(text)}
-    found |= {(a or b).replace(",", "") for a, b in _ANSWER_TAIL.findall(text)}
-    return found
+    return set(_results_in_order(text))
 
 
 @lru_cache(maxsize=8)  # the summarizer and the scorer ask for the same trace's result in turn
@@ -203,13 +235,19 @@ def is_letter(result: str) -> bool:
     return len(result) == 1 and "A" <= result <= "J"
 
 
-def _results_in_order(text: str) -> list[str]:
-    if not _may_state(text):
-        return []
-    hits: list[tuple[int, str]] = [(m.start(), m.group(1).replace(" ", "")) for m in _BOXED.finditer(text)]
-    hits += [(m.start(), "".join(g for g in m.groups() if g).upper()) for m in _LETTER.finditer(text)]
-    hits += [(m.start(), (m.group(1) or m.group(2)).replace(",", "")) for m in _ANSWER_TAIL.finditer(text)]
-    return [v for _, v in sorted(hits)]
+# The faithfulness check and the scorer read the same summary's and answer's results in turn.
+@lru_cache(maxsize=64)
+def _results_in_order(text: str) -> tuple[str, ...]:
+    kinds = _may_state(text)
+    if kinds is None:
+        return ()
+    boxed, letter, tail = kinds
+    hits: list[tuple[int, str]] = [(m.start(), m.group(1).replace(" ", "")) for m in _BOXED.finditer(text)] if boxed else []
+    if letter:
+        hits += [(m.start(), "".join(g for g in m.groups() if g).upper()) for m in _LETTER.finditer(text)]
+    if tail:
+        hits += [(m.start(), (m.group(1) or m.group(2)).replace(",", "")) for m in _ANSWER_TAIL.finditer(text)]
+    return tuple(v for _, v in sorted(hits))
 
 
 def covers(summary: str, result: str | None) -> bool | None:
@@ -255,9 +293,9 @@ def score_summary(summary: str, think: str, answer: str = "") -> SummaryScores:
     exact: set[str] = set()
     rep = 0
     for s in sents:
-        if is_repeat(s, seen, exact):
-            rep += 1
         key = fold(s)
+        if is_repeat(s, seen, exact, key):
+            rep += 1
         exact.add(key)
         seen.append(set(key.split()))
     return SummaryScores(len(sents), frag / n, fill / n, rep / n, covers(summary, final_result(think, answer)))

@@ -1,0 +1,158 @@
+"""The cheap summarizer and checks give what the plain versions give (issue 14's cost target).
+
+Each fast path is compared with a plain reference written here the obvious way: the sentence
+scan with the look-behind split, words without the ASCII path, result statements with every
+regex run, and the summarizer that filters every sentence before ranking. Inputs: the repo's
+real R1 traces (data/sample/pcmb_traces.jsonl) and fuzzed strings built from the characters
+the rules turn on.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from builder.variants import summarizer as sz
+from builder.variants import summary_quality as sq
+
+ROOT = Path(__file__).resolve().parents[1]
+TRACES = [json.loads(x) for x in (ROOT / "data" / "sample" / "pcmb_traces.jsonl").read_text().splitlines() if x.strip()]
+_OLD_SENT = re.compile(r"(?<=[.!?])\s+|(?<=[.!?][\"”’)])\s+|(?<=[。！？；])\s*|\s*\n\s*")
+
+
+def _old_sentences(text: str) -> list[str]:
+    if "```" in text:
+        text = sq._FENCE.sub("\n", text)
+    return [s.strip() for s in _OLD_SENT.split(text) if s and s.strip()]
+
+
+def _fuzz(alphabet: str, n: int, seed: int) -> list[str]:
+    rnd = random.Random(seed)
+    return ["".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 16))) for _ in range(n)]
+
+
+def test_sentences_match_the_lookbehind_split() -> None:
+    texts = [t["reasoning"] for t in TRACES] + _fuzz('.!?。！？；"”’)\n\r \t\u2028\u3000xa', 20_000, 1)
+    for t in texts:
+        assert sq.sentences(t) == _old_sentences(t), repr(t[:80])
+
+
+def test_words_ascii_path_matches_the_general_one() -> None:
+    for t in [t["reasoning"][:3000] for t in TRACES] + _fuzz("aZ_9 -'.é", 5_000, 2):
+        assert sq.words(t) == [w.casefold() for w in sq._WORD.findall(t)]
+
+
+def _old_stated(text: str) -> set[str]:
+    if not any(k in text.casefold() for k in sq._RESULT_WORDS):
+        return set()
+    found = {b.replace(" ", "") for b in sq._BOXED.findall(text)}
+    found |= {"".join(g).upper() for g in sq._LETTER.findall(text)}
+    return found | {(a or b).replace(",", "") for a, b in sq._ANSWER_TAIL.findall(text)}
+
+
+@pytest.mark.parametrize("text", [
+    "So the answer is B.", "Option C is correct.", "B is right, the answer here", "rİght: (B) is right",
+    "答案是 C", "选 D", "\\boxed{12} is the result", "The result is 3,200.", "the answer = 7", "no result here",
+    "CORRECT OPTION IS (E)", "anſwer is B", "答案是B选项", "the answer is B²", "answer: (B)x", "the answer is Bx",
+    "Answer: \\boxed{C} and option d is correct",
+])  # fmt: skip
+def test_result_statements_match_running_every_regex(text: str) -> None:
+    assert sq.stated_results(text) == _old_stated(text)
+
+
+def test_result_statements_on_real_sentences() -> None:
+    for t in TRACES:
+        for s in sq.sentences(t["reasoning"])[-40:]:
+            assert sq.stated_results(s) == _old_stated(s), s
+
+
+def _eager_summary(think: str, answer: str, max_ratio: float, max_chars: int, prompt: str, max_sentences: int) -> str:
+    """The summarizer as first written: every sentence filtered, then ranked and taken."""
+    raw = sq.sentences(think)
+    if not raw:
+        return ""
+    budget = min(max_chars, int(len(think) * max_ratio))
+    result = sq.final_result(think, answer)
+    prompt_words, vocab = set(sq.words(prompt)), set(sq.words(answer))
+    cleaned = []
+    for i, r in enumerate(raw):
+        s = sz._clean(r)[0]
+        if not s or sq.is_fragment(s) or sq.is_filler(s):
+            continue
+        ws = sq.words(s)
+        if sz._restates_prompt(ws, prompt_words) or (i + 1 < len(raw) and sz._CORRECTION.match(raw[i + 1])):
+            continue
+        stated = sq.stated_results(s)
+        if stated and (result is None or result not in stated):
+            continue
+        cleaned.append((i, s, ws, stated))
+    decisive = next((i for i, _, _, st in reversed(cleaned) if result is not None and result in st), -1)
+    kept: list[tuple[float, int, str]] = []
+    for i, s, ws, stated in cleaned:
+        if i != decisive and stated:
+            continue
+        score = sum(w in vocab for w in ws) / (len(ws) or 1) + (1.0 if sz._MATH.search(s) else 0.0)
+        score += (0.5 if sz._CAUSAL.search(s) else 0.0) + (0.5 if not kept else 0.0)
+        kept.append((score, i, s))
+    by_index = {i: s for _, i, s in kept}
+    chosen, seen, exact, used = [], [], set(), 0  # type: ignore[var-annotated]
+    for _, i, s in sorted(kept, key=lambda k: (k[1] != decisive, -k[0], k[1])):
+        if len(chosen) >= max_sentences:
+            break
+        if used + len(s) + 1 > budget or sq.is_repeat(s, seen, exact):
+            continue
+        chosen.append(i)
+        used += len(s) + 1
+        exact.add(sq.fold(s))
+        seen.append(set(sq.fold(s).split()))
+    parts, seen, exact = [], [], set()
+    for i in sorted(chosen):
+        if sq.is_repeat(by_index[i], seen, exact):
+            decisive = -1 if i == decisive else decisive
+            continue
+        parts.append(by_index[i])
+        exact.add(sq.fold(by_index[i]))
+        seen.append(set(sq.fold(by_index[i]).split()))
+    if decisive in chosen and parts and parts[-1] != by_index[decisive]:
+        parts.remove(by_index[decisive])
+        parts.append(by_index[decisive])
+    chosen = [i for i in chosen if by_index[i] in parts]
+    if result is not None and decisive not in chosen:
+        boxed = {r.replace(" ", "") for r in sq.boxed_values(think + answer)}
+        closing = sz._NEUTRAL_RESULT["zh" if sq.is_cjk(think[:400]) else "en"].format(
+            f"\\boxed{{{result}}}" if result in boxed else result)  # fmt: skip
+        while parts and (len(sz._join(parts + [closing])) > budget or len(parts) >= max_sentences):
+            parts.pop()
+        parts.append(closing)
+        if len(closing) > budget:
+            return ""
+    return sz._join(parts)
+
+
+@pytest.mark.parametrize("max_ratio,max_sentences", [(0.35, 8), (0.1, 3), (0.9, 20)])
+def test_lazy_filtering_gives_the_eager_summary(max_ratio: float, max_sentences: int) -> None:
+    for t in TRACES:
+        args = (t["reasoning"], t["answer_text"], max_ratio, 2000, t["question"], max_sentences)
+        assert sz.extractive_summary(*args) == _eager_summary(*args), t["id"]
+
+
+def test_the_cost_benchmark_patches_real_collaborators() -> None:
+    """A renamed collaborator must fail the benchmark loudly, not leave the checks on unseen."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import selfcheck_cost
+
+    from builder.variants import stage, summary_job
+
+    on = (stage._constraints_of, summary_job.assess, summary_job.extractive_summary)
+    for m in ("checks_off", "legacy"):
+        with selfcheck_cost.mode(m):
+            assert stage._constraints_of is not on[0] and summary_job.assess is not on[1]
+            assert (summary_job.extractive_summary is selfcheck_cost.legacy_summary) == (m == "legacy")
+    assert (stage._constraints_of, summary_job.assess, summary_job.extractive_summary) == on
+    s = selfcheck_cost.legacy_summary(TRACES[0]["reasoning"], TRACES[0]["answer_text"], 0.35, 2000)
+    assert s and len(s) <= 2000
