@@ -26,6 +26,7 @@ import os
 import shutil
 import tempfile
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -207,6 +208,23 @@ def source_files(name: str) -> dict[str, Path]:
     return verify_files(name, Path(str(dist.locate_file(""))))
 
 
+def _derived_tokenizer_json(src: TokenizerSource, tok: dict[str, Any]) -> dict[str, Any]:
+    """The derivation of the packaged tokenizer.json that `src` declares (fewer added tokens)."""
+    if src.max_added_id is not None:
+        tok["added_tokens"] = [t for t in tok["added_tokens"] if t["id"] <= src.max_added_id]
+    return tok
+
+
+@cache
+def _tokenizer_json(name: str) -> dict[str, Any]:
+    """`name`'s derived tokenizer.json, parsed once per process (orjson: the file is 7-11 MB and
+    each tiktoken build needs it; three json.loads of it cost ~1.5 CPU-s in every worker)."""
+    import orjson
+
+    tok = orjson.loads(source_files(name)["tokenizer.json"].read_bytes())
+    return _derived_tokenizer_json(_source(name), tok)
+
+
 @cache
 def tokenizer_files(name: str) -> dict[str, str]:
     """`name`'s tokenizer.json and tokenizer_config.json as text: the packaged files,
@@ -216,11 +234,10 @@ def tokenizer_files(name: str) -> dict[str, str]:
     texts = {role: path.read_text(encoding="utf-8") for role, path in paths.items()}
     if src.max_added_id is None and src.chat_template is None:
         return texts
-    tok = json.loads(texts["tokenizer.json"])
+    tok = _derived_tokenizer_json(src, json.loads(texts["tokenizer.json"]))
     cfg = json.loads(texts["tokenizer_config.json"])
     if src.max_added_id is not None:
         keep = src.max_added_id
-        tok["added_tokens"] = [t for t in tok["added_tokens"] if t["id"] <= keep]
         cfg["added_tokens_decoder"] = {k: v for k, v in cfg["added_tokens_decoder"].items() if int(k) <= keep}
     if src.chat_template is not None:
         got = hashlib.sha256(src.chat_template.encode()).hexdigest()
@@ -352,15 +369,18 @@ def tiktoken_encoding(name: str) -> tiktoken.Encoding:
 
     Text must be passed through `tiktoken_normalize(name, text)` first.
     """
-    tok = json.loads(tokenizer_files(name)["tokenizer.json"])
+    tok = _tokenizer_json(name)
     decode = _byte_decoder()
     specials = {t["content"]: t["id"] for t in tok["added_tokens"]}
     # DeepSeek's vocab also lists its first added tokens (ids 0-2); they are specials here.
-    ranks = {
-        bytes(decode[ch] for ch in piece): rank
-        for piece, rank in tok["model"]["vocab"].items()
-        if piece not in specials
-    }
+    vocab = {piece: rank for piece, rank in tok["model"]["vocab"].items() if piece not in specials}
+    unknown = set("".join(vocab)) - decode.keys()
+    if unknown:
+        raise TokenizerFilesError(f"{name}: vocab pieces hold characters outside the byte-level alphabet: "
+                                  f"{sorted(unknown)[:5]!r}; use count_tokens_hf")  # fmt: skip
+    # Each stand-in character → the byte it encodes, in C (str.translate), not a Python loop per piece.
+    to_byte = str.maketrans({ch: chr(b) for ch, b in decode.items()})
+    ranks = {piece.translate(to_byte).encode("latin-1"): rank for piece, rank in vocab.items()}
     pat, _ = _tiktoken_pattern(name, tok)
     return tiktoken.Encoding(
         name=f"answer-distill-{name}",
@@ -378,7 +398,19 @@ def tiktoken_normalize(name: str, text: str) -> str:
 
 @cache
 def _normal_form(name: str) -> str | None:
-    return _tiktoken_pattern(name, json.loads(tokenizer_files(name)["tokenizer.json"]))[1]
+    return _tiktoken_pattern(name, _tokenizer_json(name))[1]
+
+
+@cache
+def _special_finder(name: str) -> Callable[[str], bool]:
+    """Whether a text holds one of `name`'s added tokens. DeepSeek has 818 of them: testing each
+    on every text cost more than a fifth of the counting; grouped by their first two characters,
+    a text is searched for a group's tokens only when it holds the group's prefix."""
+    groups: dict[str, list[str]] = {}
+    for sp in tiktoken_encoding(name).special_tokens_set:
+        groups.setdefault(sp[:2], []).append(sp)
+    pairs = [(prefix, tuple(group)) for prefix, group in sorted(groups.items())]
+    return lambda t: any(prefix in t and any(sp in t for sp in group) for prefix, group in pairs)
 
 
 def count_tokens_tiktoken(name: str, texts: list[str]) -> list[int]:
@@ -388,12 +420,11 @@ def count_tokens_tiktoken(name: str, texts: list[str]) -> list[int]:
     # A plain loop: encode_batch hands every text to a thread pool, which on 2 cores cost
     # more than the encoding and held every text's ids until the end. encode_ordinary is
     # the same BPE without the special-token scan, valid when no special token occurs.
-    specials = tuple(enc.special_tokens_set)
+    has_special = _special_finder(name)
 
     def count(chunk: list[str]) -> list[int]:
         return [
-            len(enc.encode(t, allowed_special="all")) if "<" in t and any(sp in t for sp in specials)
-            else len(enc.encode_ordinary(t))
+            len(enc.encode(t, allowed_special="all")) if has_special(t) else len(enc.encode_ordinary(t))
             for t in chunk
         ]
 
