@@ -215,10 +215,10 @@ def _derived_tokenizer_json(src: TokenizerSource, tok: dict[str, Any]) -> dict[s
     return tok
 
 
-@cache
 def _tokenizer_json(name: str) -> dict[str, Any]:
-    """`name`'s derived tokenizer.json, parsed once per process (orjson: the file is 7-11 MB and
-    each tiktoken build needs it; three json.loads of it cost ~1.5 CPU-s in every worker)."""
+    """`name`'s derived tokenizer.json, parsed (orjson: the file is 7-11 MB; json.loads of it,
+    three times per tiktoken build, cost ~1.5 CPU-s in every worker). Not cached: the parsed
+    file is ~100 MB of Python objects, needed only while an encoding is built."""
     import orjson
 
     tok = orjson.loads(source_files(name)["tokenizer.json"].read_bytes())
@@ -363,12 +363,17 @@ def _tiktoken_pattern(name: str, tok: dict[str, Any]) -> tuple[str, str | None]:
     )
 
 
-@cache
 def tiktoken_encoding(name: str) -> tiktoken.Encoding:
     """A tiktoken Encoding built from `name`'s BPE vocab, pre-tokenizer regex and added tokens.
 
     Text must be passed through `tiktoken_normalize(name, text)` first.
     """
+    return _tiktoken_build(name)[0]
+
+
+@cache
+def _tiktoken_build(name: str) -> tuple[tiktoken.Encoding, str | None]:
+    """(`name`'s Encoding, the Unicode normal form to apply first), from one parse of its file."""
     tok = _tokenizer_json(name)
     decode = _byte_decoder()
     specials = {t["content"]: t["id"] for t in tok["added_tokens"]}
@@ -381,13 +386,9 @@ def tiktoken_encoding(name: str) -> tiktoken.Encoding:
     # Each stand-in character → the byte it encodes, in C (str.translate), not a Python loop per piece.
     to_byte = str.maketrans({ch: chr(b) for ch, b in decode.items()})
     ranks = {piece.translate(to_byte).encode("latin-1"): rank for piece, rank in vocab.items()}
-    pat, _ = _tiktoken_pattern(name, tok)
-    return tiktoken.Encoding(
-        name=f"answer-distill-{name}",
-        pat_str=pat,
-        mergeable_ranks=ranks,
-        special_tokens=specials,
-    )
+    pat, form = _tiktoken_pattern(name, tok)
+    enc = tiktoken.Encoding(name=f"answer-distill-{name}", pat_str=pat, mergeable_ranks=ranks, special_tokens=specials)
+    return enc, form
 
 
 def tiktoken_normalize(name: str, text: str) -> str:
@@ -396,9 +397,8 @@ def tiktoken_normalize(name: str, text: str) -> str:
     return unicodedata.normalize(form, text) if form else text
 
 
-@cache
 def _normal_form(name: str) -> str | None:
-    return _tiktoken_pattern(name, _tokenizer_json(name))[1]
+    return _tiktoken_build(name)[1]
 
 
 @cache

@@ -56,6 +56,7 @@ CONTROL_IGNORED = frozenset({"missing_think", "answer_tags_absent"})
 STAGE_CODES = frozenset({"unknown_prompt", "duplicate_generation", "unknown_reasoning_format", "unknown_teacher_role"})
 ROLES = frozenset({"reasoning", "control"})  # the roles the variants read
 INLINE_SLICE = 512  # rows per process_batch call when batches run in this process
+PRELOAD = "builder.responses.worker_preload"  # what the forkserver of the stage's processes imports
 _PROMPT_COLS = ["prompt_id", "category", "reference_answer", "tests_json", "verifier", "source"]
 
 
@@ -288,10 +289,10 @@ def _results(
                 yield process_batch(b[lo : lo + INLINE_SLICE], sub, cfg, student), sub
         return
     # forkserver: this process holds Arrow's thread pools, which a plain fork can deadlock.
-    # Preloading imports the heavy modules once in the server, not once per worker (no-op
-    # if the server is already running).
+    # Preloading builds the imports, tokenizers and language models once in the server, not
+    # once per worker (worker_preload.py; no-op if the server is already running).
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["builder.responses.stage", "builder.responses.verify", "builder.tokens"])
+    ctx.set_forkserver_preload([PRELOAD])
     with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
         pending: deque[tuple[Future[list[dict[str, Any]]], dict[str, dict[str, Any]]]] = deque()
         for b in batches:
@@ -343,6 +344,10 @@ def _run_tasks(recipe: Recipe, work: WorkDir, n_tasks: int, key: str) -> Path:
             shutil.rmtree(old, ignore_errors=True)
     scratch = root / key / "outputs"
     ex_cfg = recipe.executor.model_copy(update={"tasks": n_tasks})
+    if ex_cfg.kind == "local" and ex_cfg.start_method == "forkserver":  # tasks start warm (worker_preload.py)
+        import multiprocess
+
+        multiprocess.get_context("forkserver").set_forkserver_preload(["__main__", PRELOAD])
     workers = min(recipe.responses.workers, recipe.executor.cpus_per_task)
     step = ResponsesTask(task_shards, recipe, str(work.root.resolve()), str(scratch.resolve()), workers)
     run_executor(make_executor([step], ex_cfg, root / key / "logs", "responses"), ex_cfg)
