@@ -40,6 +40,7 @@ from builder.responses.grammar import REJECT_CODES, validate
 from builder.responses.merge import DEFAULT_PRECEDENCE, Batch, Selector, merge, read_outputs
 from builder.responses.shapes import normalize
 from builder.responses.tasks import ResponsesTask, after_shard, my_shards, output_path, write_output
+from builder.responses.token_counts import teacher_counts
 from builder.rows import provenance_defaults, stable_hash
 from builder.tables import ResponsesSummary
 from builder.teachers.reply_shape import SECRET_MARKER
@@ -172,8 +173,7 @@ def process_batch(
     answers = [p.answer if isinstance(p.answer, str) else "" for p in parsed_all]
     thinks = [p.think if isinstance(p.think, str) else "" for p in parsed_all]
     student = count_tokens(student_cfg.tokenizer, answers)
-    t_think = count_tokens(cfg.teacher_tokenizer, thinks)
-    t_ans = count_tokens(cfg.teacher_tokenizer, answers)
+    t_think, t_ans = teacher_counts(replies, parsed_all, thinks, answers, cfg.teacher_tokenizer)
     prov = provenance_defaults()
     kw = {} if cfg.repetition_threshold is None else {"repetition_threshold": cfg.repetition_threshold}
 
