@@ -30,6 +30,14 @@ whose language their source states (English / Chinese / Bangla questions), stric
 and the rows' `language` label; `language_id_us_per_reply` against the script pass alone
 (`script_pass_us_per_reply`), same run. Timings on a shared 2-core machine are noisy.
 
+Scaling (issue 16): the same stages again as 1 task and as 2 tasks (one process each, the
+local datatrove executor; variants too once its config has `tasks`), back to back.
+`scaling_2_tasks` is their wall-time ratio, as this shared machine gave it (read it beside
+`load_avg_1m` in `scaling_runs`); `scaling_2_tasks_responses_idle_estimate` is what 2 idle cores
+would give the responses stage, from each process's CPU (tasks in parallel, the rest serial).
+`replies_per_cpu_s` counts every process of the tree; `variants_cpu_share` is the part of it
+after responses. `--no-scaling` skips these runs.
+
 The last line printed is one JSON object: replies_per_s, peak_rss_mb, speedup_vs_naive,
 code_tests_per_s, rows, wall_s, …, truncation_recall_*, clean_truncation_reject_rate,
 language_id_accuracy, language_id_us_per_reply.
@@ -391,6 +399,7 @@ def run_stages(work_root: Path, tasks: int | None = None) -> dict[str, Any]:
         start = time.perf_counter()
         res = run_responses(recipe, wd)
         mid = time.perf_counter()
+        resp_kids, resp_own, resp_peak = dict(tree.child_cpu), _own_cpu_s() - own_cpu, tree.peak
         var = run_variants(recipe, wd)
         end = time.perf_counter()
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -399,6 +408,10 @@ def run_stages(work_root: Path, tasks: int | None = None) -> dict[str, Any]:
         "responses_s": mid - start,
         "variants_s": end - mid,
         "cpu_s": _own_cpu_s() - own_cpu + sum(tree.child_cpu.values()),
+        # responses alone: this process, and each child's CPU (largest first: with tasks, the tasks)
+        "responses_cpu_s": resp_own + sum(resp_kids.values()),
+        "responses_children_cpu_s": sorted(resp_kids.values(), reverse=True),
+        "responses_rss_tree_peak_mb": resp_peak / 2**20,
         "rows_in": res.rows_in,
         "kept": res.kept,
         "quarantined": res.quarantined,
@@ -438,11 +451,21 @@ def scaling_figures(work_root: Path) -> dict[str, Any]:
         wall = r["responses_s"] + r["variants_s"]
         runs[str(tasks)] = {"wall_s": round(wall, 2), "cpu_s": round(r["cpu_s"], 2),
                             "responses_s": round(r["responses_s"], 2), "variants_s": round(r["variants_s"], 2),
+                            "responses_cpu_s": round(r["responses_cpu_s"], 2),
+                            "responses_children_cpu_s": [round(c, 2) for c in r["responses_children_cpu_s"][:4]],
+                            "responses_peak_rss_mb": round(r["responses_rss_tree_peak_mb"], 1),
                             "peak_rss_mb": round(r["rss_tree_peak_mb"], 1), "load_avg_1m": round(os.getloadavg()[0], 2)}  # fmt: skip
     one, two = runs["1"], runs["2"]
+    # Responses on 2 idle cores, from the CPU each process used: the 1-task run is one process;
+    # in the 2-task run the two largest children are the tasks (in parallel), the rest (driver,
+    # merge, forkserver) is serial. Sampled every 0.2 s, so a task's last moments may be missed.
+    tasks_cpu = two["responses_children_cpu_s"][:2]
+    critical = two["responses_cpu_s"] - sum(tasks_cpu) + max(tasks_cpu, default=0.0)
     out = {
         "scaling_2_tasks": round(one["wall_s"] / two["wall_s"], 3),
         "scaling_2_tasks_cpu_bound": round(2 * one["cpu_s"] / two["cpu_s"], 3),
+        "scaling_2_tasks_responses_wall": round(one["responses_s"] / two["responses_s"], 3),
+        "scaling_2_tasks_responses_idle_estimate": round(one["responses_cpu_s"] / critical, 3) if critical else None,
         "runs": runs,
     }
     print(f"scaling: 1 task {one['wall_s']:.1f} s wall / {one['cpu_s']:.1f} CPU s, 2 tasks {two['wall_s']:.1f} s "
@@ -784,6 +807,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "replies_per_s_2_idle_cores": round(2 * args.rows / ours["cpu_s"], 1),  # if both cores were ours alone
         "scaling_2_tasks": scaling and scaling["scaling_2_tasks"],
         "scaling_2_tasks_cpu_bound": scaling and scaling["scaling_2_tasks_cpu_bound"],
+        "scaling_2_tasks_responses_wall": scaling and scaling["scaling_2_tasks_responses_wall"],
+        "scaling_2_tasks_responses_idle_estimate": scaling and scaling["scaling_2_tasks_responses_idle_estimate"],
+        "responses_cpu_s": round(ours["responses_cpu_s"], 2),
+        "variants_cpu_share": round(1 - ours["responses_cpu_s"] / ours["cpu_s"], 3),
+        "responses_peak_rss_mb": round(ours["responses_rss_tree_peak_mb"], 1),
         "scaling_runs": scaling and scaling["runs"],
         "speedup_per_cpu_s": None if naive_note else round(cpu_speedup, 2),
         "naive_replies_per_s": None if naive_note else round(naive_rate, 1),
