@@ -62,7 +62,10 @@ from adversarial_edits import (  # noqa: E402  (re-exported: tests and benchmark
 __all__ = ["FOLD_KINDS", "KEEP_KINDS", "MERGE_KINDS", "Editor", "dedupe_variants", "digit_change", "to_fullwidth",
            "zh_number_change", "zh_numeral", "zh_numeral_form"]  # fmt: skip
 
-CORPUS = ROOT.parent / "shared" / "corpus"
+sys.path.insert(0, str(ROOT))  # tests.corpus
+from tests.corpus import corpus_dir  # noqa: E402
+
+CORPUS = corpus_dir()
 REPO_BENCH = ROOT / "data" / "benchmarks"
 
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")

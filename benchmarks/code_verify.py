@@ -26,8 +26,9 @@ sys.path.insert(0, str(ROOT))
 
 from builder.responses.verify.codecheck import verify_code_batch  # noqa: E402
 from builder.sandbox import isolation_plan  # noqa: E402
+from tests.corpus import corpus_dir  # noqa: E402
 
-CORPUS = ROOT.parent / "shared" / "corpus"
+CORPUS = corpus_dir()
 
 
 def load_items() -> list[tuple[str, str]]:

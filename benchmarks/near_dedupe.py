@@ -38,8 +38,9 @@ from builder.curate.minhash_config import NearDedupeConfig, NearDedupeResult  # 
 from builder.curate.near_dedupe import near_dedupe  # noqa: E402
 from builder.curate.shingles import ShingleParams, canonical, shingle_hashes  # noqa: E402
 from builder.executors import ExecutorConfig  # noqa: E402
+from tests.corpus import corpus_dir  # noqa: E402
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+CORPUS = corpus_dir()
 _CJK_CHAR = re.compile(r"[\u4e00-\u9fff]")
 _NUM = re.compile(r"\d+")
 _HAS_DIGIT = re.compile(r"\d")

@@ -40,7 +40,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT.parent / "shared" / "corpus"
+from tests.corpus import corpus_dir  # noqa: E402
+
+CORPUS = corpus_dir()
 BENCH = ROOT / "data" / "benchmarks"
 
 # The paper's mix (Figure 2); MCQ rows with their own R1 traces take part of the chat share.

@@ -21,7 +21,6 @@ detector, the format survival gate, the adaptive variant); other parts add their
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -33,7 +32,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-CORPUS = Path(os.environ.get("ANSWER_DISTILL_CORPUS", ROOT.parent / "shared" / "corpus"))
+from tests.corpus import corpus_dir  # noqa: E402
+
+CORPUS = corpus_dir()
 
 from builder.config.variants import AdaptivePolicy  # noqa: E402
 from builder.constraints.apply import constrain_summary  # noqa: E402

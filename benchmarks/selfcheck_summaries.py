@@ -38,8 +38,9 @@ from builder.variants.faithfulness import check_faithful  # noqa: E402
 from builder.variants.overthinking import LengthStats, histogram  # noqa: E402
 from builder.variants.summarizer import extractive_summary  # noqa: E402
 from builder.variants.summary_quality import fold, is_filler, is_fragment, score_summary, sentences  # noqa: E402
+from tests.corpus import corpus_dir  # noqa: E402
 
-CORPUS = ROOT.parent / "shared" / "corpus"
+CORPUS = corpus_dir()
 MAX_RATIO, MAX_CHARS, MAX_SENTS = 0.35, 2000, 8  # the recipe defaults (builder/config/variants.py)
 
 

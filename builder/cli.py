@@ -117,12 +117,12 @@ def load(recipe_path: Path) -> Recipe:
     """The whole recipe, validated, plus the checks that need a stage's registry (variant names):
     everything a typo can break fails here, before any work directory is written."""
     from builder.recipe import load_recipe
-    from builder.variants.registry import REGISTRY, to_build
+    from builder.variants.registry import REGISTRY, unknown_names
 
     recipe = load_recipe(recipe_path)
-    unknown = [v for v in to_build(recipe.variants.build) if v not in REGISTRY]
-    if unknown:
-        raise UserError(f"{recipe_path}: variants.build: unknown variant(s) {unknown}; known: {sorted(REGISTRY)}")
+    bad = unknown_names(recipe)
+    if bad:
+        raise UserError(f"{recipe_path}: {'; '.join(bad)}; known: {sorted(REGISTRY)}")
     return recipe
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -119,11 +121,72 @@ def quiet_datatrove_logs() -> None:
     logger.add(sys.stderr, level="WARNING")
 
 
+class _PoolWatch:
+    """A local run's pool workers, watched from a thread while the main thread waits in the pool.
+
+    A worker killed from outside (kill -9, the OOM killer, a segfault) takes its task with it:
+    multiprocessing's Pool starts a new worker but never fails nor resubmits the task, so the
+    run waited forever. A worker that exits on a signal other than SIGTERM (the pool's own
+    teardown) is such a death: the watch records it and interrupts the main thread, and
+    run_executor fails with one line naming the task(s) left unfinished."""
+
+    def __init__(self, interval_s: float = 0.2) -> None:
+        self.killed: list[tuple[int, int]] = []  # (pid, signal)
+        self._interval = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pool-watch", daemon=True)
+
+    def _run(self) -> None:
+        import multiprocess  # the multiprocessing fork datatrove's local executor uses
+
+        seen: dict[int, Any] = {}
+        while not self._stop.wait(self._interval):
+            for proc in multiprocess.active_children():  # also reaps: exit codes are read below
+                seen.setdefault(proc.pid, proc)
+            for pid, proc in list(seen.items()):
+                code = proc.exitcode
+                if code is None:
+                    continue
+                del seen[pid]
+                if code < 0 and -code != signal.SIGTERM and not self._stop.is_set():
+                    self.killed.append((pid, -code))
+            if self.killed:  # a real SIGINT: it wakes the main thread blocked in the pool's wait
+                signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+                return
+
+    def __enter__(self) -> _PoolWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _killed_message(executor: PipelineExecutor, killed: list[tuple[int, int]]) -> str:
+    logs = Path(executor.logging_dir.path) / "logs"
+    started = [r for r in executor.get_incomplete_ranks(skip_completed=True) if (logs / f"task_{r:05d}.log").exists()]
+    who = ", ".join(f"pid {pid} (signal {sig})" for pid, sig in killed)
+    tasks = ", ".join(str(r) for r in started[:10]) or "unknown"
+    return (f"a local worker process was killed while running a task ({who}); the run stopped with task rank(s) "
+            f"{tasks} unfinished (logs in {logs}); re-run to resume: completed tasks are skipped")
+
+
 def run_executor(executor: PipelineExecutor, cfg: ExecutorConfig, timeout_s: float | None = None) -> None:
     """Run `executor` (and its dependencies) to completion, or raise if any rank did not finish."""
     quiet_datatrove_logs()  # the import of datatrove (in make_executor) re-added its DEBUG handler
     try:
-        if cfg.kind == "local":
+        # The watch signals the main thread: a run from another thread goes unwatched.
+        if cfg.kind == "local" and getattr(executor, "workers", 1) != 1 and threading.current_thread() is threading.main_thread():
+            watch = _PoolWatch()
+            try:
+                with _task_console(str(executor.logging_dir.path)), watch:
+                    executor.run()
+            except KeyboardInterrupt:
+                if not watch.killed:
+                    raise  # a real Ctrl-C
+                raise RuntimeError(_killed_message(executor, watch.killed)) from None
+        elif cfg.kind == "local":
             with _task_console(str(executor.logging_dir.path)):
                 executor.run()
         else:

@@ -80,6 +80,7 @@ REPLY_FEATURES = Features(
         "content": Value("string"),
         "reasoning_content": Value("string"),
         "reasoning": Value("string"),
+        "tool_calls_json": Value("string"),  # the teacher's own tool calls (message.tool_calls), JSON text
         "finish_reason": Value("string"),
         "prompt_tokens": Value("int64"),
         "completion_tokens": Value("int64"),

@@ -1,8 +1,9 @@
 """Turn a variant shard into a small, flat frame of check signals (no long text).
 
 GX then validates these narrow columns, so a shard's text is scanned once by Arrow
-kernels instead of once per expectation. Tags are counted with substring counts, which
-measured ~6x faster than a lazy `<think>[\\s\\S]*?</think>` regex.
+kernels instead of once per expectation. Tags are counted as literal matches (RE2 skips to
+them with memchr), which measured ~6x faster than a lazy `<think>[\\s\\S]*?</think>` regex
+and ~5x faster than `count_substring`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -43,37 +45,77 @@ def last_turns(messages: pa.ChunkedArray | pa.Array) -> tuple[pa.Array, pa.Array
     return pc.take(pc.struct_field(flat, "role"), idx), pc.take(pc.struct_field(flat, "content"), idx)
 
 
-def digest(text: str) -> bytes:
-    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+def digest(text: str | bytes) -> bytes:
+    return hashlib.blake2b(text.encode() if isinstance(text, str) else text, digest_size=16).digest()
+
+
+def _text_slices(flat: pa.StructArray, idx: pa.Array) -> tuple[memoryview, list[int], list[int]]:
+    """The UTF-8 bytes of each row's last message, as (buffer, starts, ends): one slice of
+    the flattened content per row (start == end and -1 for a row with no message). No string
+    is copied or decoded."""
+    content = pc.struct_field(flat, "content")
+    raw = content.buffers()[1]
+    off = (np.frombuffer(raw, dtype=np.int32)[content.offset:content.offset + len(content) + 1] if raw is not None
+           else np.zeros(1, np.int32)).astype(np.int64)
+    data = content.buffers()[2]
+    valid = content.is_valid().to_numpy(zero_copy_only=False) if len(content) else np.zeros(0, bool)
+    i = idx.to_numpy(zero_copy_only=False)
+    has = ~np.isnan(i) if i.dtype.kind == "f" else np.ones(len(i), bool)
+    j = np.where(has, np.nan_to_num(i, nan=0) if i.dtype.kind == "f" else i, 0).astype(np.int64)
+    if len(valid):
+        has &= valid[np.minimum(j, len(valid) - 1)]
+    starts = np.where(has, off[j], 0)
+    ends = np.where(has, off[np.minimum(j + 1, len(off) - 1)], -1)
+    return memoryview(data if data is not None else b""), starts.tolist(), ends.tolist()
 
 
 def answer_keys(table: pa.Table) -> Iterable[tuple[str, tuple[int, bytes]]]:
-    """prompt_id → (length, digest) of the `answer` variant's assistant turn."""
-    _, content = last_turns(table.column("messages"))
-    for pid, text in zip(table.column("prompt_id").to_pylist(), content.to_pylist()):
-        if text is not None:
-            yield pid, (len(text), digest(text))
+    """prompt_id → (UTF-8 length, digest) of the `answer` variant's assistant turn, hashed
+    from the Arrow buffer (no text decoded)."""
+    flat, idx = last_turn_index(table.column("messages"))
+    data, starts, ends = _text_slices(flat, idx)
+    for pid, a, b in zip(table.column("prompt_id").to_pylist(), starts, ends):
+        if b >= 0:
+            yield pid, (b - a, digest(data[a:b]))
 
 
 def ends_with_answer(pids: list[str], texts: list[str | None], answers: dict[str, tuple[int, bytes]]) -> list[bool]:
-    out: list[bool] = []
-    for pid, text in zip(pids, texts):
-        key = answers.get(pid)
-        out.append(bool(text is not None and key and len(text) >= key[0] and digest(text[len(text) - key[0]:]) == key[1]))
-    return out
+    """Per text: it ends with the exact answer text of its prompt (the key from answer_keys)."""
+    data = [t.encode() if t is not None else None for t in texts]
+    return [bool(b is not None and _ends(memoryview(b), 0, len(b), answers.get(p))) for p, b in zip(pids, data)]
+
+
+def _ends(data: memoryview, a: int, b: int, key: tuple[int, bytes] | None) -> bool:
+    # Bytes, not characters: UTF-8 is suffix-safe, so the last n bytes equal the answer's
+    # bytes exactly when the last characters equal the answer.
+    return key is not None and b >= 0 and b - a >= key[0] and digest(data[b - key[0]:b]) == key[1]
+
+
+def ends_with_answer_column(pids: pa.ChunkedArray | pa.Array, flat: pa.StructArray, idx: pa.Array,
+                            answers: dict[str, tuple[int, bytes]]) -> pa.Array:
+    """ends_with_answer on a shard's last turns, read from the Arrow buffer (no text decoded)."""
+    data, starts, ends = _text_slices(flat, idx)
+    get = answers.get
+    return pa.array([_ends(data, a, b, get(p)) for p, a, b in zip(pids.to_pylist(), starts, ends)], pa.bool_())
 
 
 # Detector verdicts that make no claim (short answers like "C", code, mixed scripts).
 NO_CLAIM = ["unknown", "und", "mixed", ""]
 
 
+def _language_ok(p: str, a: str) -> bool:
+    return a in NO_CLAIM or p in NO_CLAIM or a in p.split("+")
+
+
 def language_ok(lang: pa.ChunkedArray, ans_lang: pa.ChunkedArray) -> pa.Array:
     """The answer is in one of the prompt's languages ("en+bn" allows both), or either side
-    makes no language claim."""
-    out = []
-    for p, a in zip(lang.to_pylist(), ans_lang.to_pylist()):
-        out.append(a is None or a in NO_CLAIM or p is None or p in NO_CLAIM or a in p.split("+"))
-    return pa.array(out, pa.bool_())
+    makes no language claim (null included). Decided once per distinct (prompt, answer)
+    language pair, then spread to the rows by a dictionary's indices."""
+    pair = pc.binary_join_element_wise(lang, ans_lang, "\x00")  # null where either side is null
+    pair = pair.combine_chunks() if isinstance(pair, pa.ChunkedArray) else pair
+    enc = pc.dictionary_encode(pair)
+    verdicts = pa.array([_language_ok(*v.split("\x00", 1)) for v in enc.dictionary.to_pylist()], pa.bool_())
+    return pc.fill_null(pc.take(verdicts, enc.indices), True)
 
 
 def missing_columns(table: pa.Table, columns: Iterable[str]) -> pa.Array:
@@ -106,10 +148,15 @@ def tools_kept(table: pa.Table) -> pa.Array:
     parents = pc.list_parent_indices(msgs)
     calls = pc.fill_null(pc.list_value_length(pc.struct_field(flat, "tool_calls")), 0)
     uses = pc.or_(pc.fill_null(pc.equal(pc.struct_field(flat, "role"), "tool"), False), pc.greater(calls, 0))
-    tool_rows = set(pc.filter(parents, uses).to_pylist())
-    out = []
-    for i, tools in enumerate(table.column("tools").to_pylist()):
-        out.append(_function_defs(tools) if i in tool_rows or tools is not None else True)
+    tools = table.column("tools")
+    need = tools.is_valid().to_numpy(zero_copy_only=False) if isinstance(tools, pa.Array) else \
+        np.concatenate([c.is_valid().to_numpy(zero_copy_only=False) for c in tools.chunks] or [np.zeros(0, bool)])
+    need = need.copy()
+    need[pc.filter(parents, uses).to_numpy()] = True  # rows that use tools
+    out = np.ones(table.num_rows, bool)  # a row with no tools and no tool use has nothing to lose
+    rows = np.flatnonzero(need)
+    if len(rows):  # only those rows are decoded
+        out[rows] = [_function_defs(t) for t in pc.take(tools, pa.array(rows)).to_pylist()]
     return pa.array(out, pa.bool_())
 
 
@@ -144,18 +191,18 @@ def signal_table(
         "last_role": last(pc.struct_field(flat, "role")),
         "assistant_chars": last(pc.binary_length(text)),
         "student_tokens": table.column("student_tokens"),
-        # "think>" ends both "<think>" and "</think>": one scan counts every tag.
-        "think_tags": last(pc.count_substring(text, "think>")),
+        # "think>" ends both "<think>" and "</think>": one scan counts every tag. RE2 finds a
+        # literal with memchr: ~5x faster than count_substring on long replies.
+        "think_tags": last(pc.count_substring_regex(text, "think>")),
         "starts_with_think": last(pc.starts_with(text, "<think>")),
         "language_ok": language_ok(lang, ans_lang),
         "contaminated": pc.is_in(table.column("prompt_id"), value_set=contaminated),
         "tools_kept": tools_kept(table),
     }
     if think:  # a second scan only where the tags must be exactly one pair
-        cols["think_open"] = last(pc.count_substring(text, "<think>"))
+        cols["think_open"] = last(pc.count_substring_regex(text, "<think>"))
     if summary:
-        cols["ends_with_answer"] = pa.array(
-            ends_with_answer(table.column("prompt_id").to_pylist(), last(text).to_pylist(), answers or {}))
+        cols["ends_with_answer"] = ends_with_answer_column(table.column("prompt_id"), flat, idx, answers or {})
     out = pa.table(cols)
     for c in ("variant", "schema_version", "category", "source", "missing", "last_role"):
         out = out.set_column(out.schema.get_field_index(c), c, pc.dictionary_encode(out.column(c)))
@@ -163,5 +210,12 @@ def signal_table(
 
 
 def to_frame(tables: list[pa.Table]) -> pd.DataFrame:
-    """All shards' signals of one variant as one pandas frame (Arrow-backed: no Python objects)."""
-    return pa.concat_tables(tables, promote_options="permissive").to_pandas(types_mapper=pd.ArrowDtype)
+    """All shards' signals of one variant as one pandas frame (Arrow-backed: no Python objects).
+    Integer columns without nulls become numpy int64: GX compares those with vectorized
+    operators, while on Arrow-backed integers its range check calls a Python function per row."""
+    frame = pa.concat_tables(tables, promote_options="permissive").to_pandas(types_mapper=pd.ArrowDtype)
+    for name in frame.columns:
+        col = frame[name]
+        if pd.api.types.is_integer_dtype(col.dtype) and not col.hasnans:
+            frame[name] = col.to_numpy(dtype=np.int64)
+    return frame

@@ -24,7 +24,7 @@ from builder.recipe import load_recipe
 from builder.release import card, columns, context
 from builder.release.manifest import card_metadata
 from builder.release.stage import run_release
-from builder.rows import VARIANT_FEATURES
+from builder.rows import PAIR_FEATURES, VARIANT_FEATURES
 from tests.test_release_helpers import build_work, recipe_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,6 +62,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def test_every_published_column_is_described() -> None:
     assert columns.undescribed(VARIANT_FEATURES) == []
+    assert columns.undescribed(PAIR_FEATURES) == []  # the `pairs` config's own table
     rows = columns.table(VARIANT_FEATURES)
     assert [r["name"] for r in rows] == list(VARIANT_FEATURES)
     assert {r["type"] for r in rows} >= {"string", "int32", "list<{role, content, tool_calls}>", "list<string>"}

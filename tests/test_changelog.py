@@ -130,7 +130,10 @@ def test_recipe_diff_matches_named_items_by_name() -> None:
 
 
 def test_text_hash_sees_message_boundaries_roles_and_slices() -> None:
-    from builder.release.content import _column_hashes
+    from builder.release.content import row_hashes
+
+    def _column_hashes(col: pa.Array) -> list[bytes]:
+        return row_hashes(pa.table({"messages": col})).to_pylist()
 
     def msgs(*turns: tuple[str, str]) -> list[dict[str, str]]:
         return [{"role": r, "content": c} for r, c in turns]

@@ -257,3 +257,19 @@ def test_unset_key_is_one_line_from_the_stage_with_several_tasks(tmp_path: Path)
         run_generate(recipe, WorkDir(work))
     assert "CHECK_UNSET_KEY" in str(e.value) and "is not set" in str(e.value) and "\n" not in str(e.value)
     assert not list((work / "generate").rglob("*.jsonl"))
+
+
+def test_unknown_variant_names_are_one_line_at_check_time(srv: ServerHandle, tmp_path: Path) -> None:
+    recipe = write(tmp_path, [teacher("t", srv.base_url)])
+    data = yaml.safe_load(recipe.read_text())
+    data["variants"] = {"build": ["answer", "fulll"], "format_gate": {"variants": ["think_sumary"]}}
+    data["quality"] = {"mix": {"variants": ["answr"]}}
+    recipe.write_text(yaml.safe_dump(data, sort_keys=False))
+    before = snapshot(tmp_path)
+    proc = cli("check", str(recipe), "--work", str(tmp_path / "w"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stdout + proc.stderr
+    (line,) = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    for key, name in (("variants.build", "fulll"), ("variants.format_gate.variants", "think_sumary"),
+                      ("quality.mix.variants", "answr")):  # fmt: skip
+        assert f"{key}: unknown variant(s) ['{name}']" in line, line
+    assert snapshot(tmp_path) == before

@@ -17,10 +17,11 @@ from builder.constraints.spec import BadConstraints, Constraint, contradictions,
 from builder.variants.adaptive import choose
 from builder.variants.format_gate import Survival, apply_gate
 from builder.variants.registry import Candidate
+from tests.corpus import corpus_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "constraints_rephrased.jsonl"
-IFEVAL = ROOT.parent / "shared" / "corpus" / "ifeval" / "input_data.jsonl"
+IFEVAL = corpus_dir() / "ifeval" / "input_data.jsonl"
 
 
 @pytest.mark.parametrize(("name", "least"), [("rephrased", 60), ("heldout", 30)])
@@ -156,7 +157,7 @@ def test_cli_prints_one_line_per_row_and_refuses_bad_rows(tmp_path: Path) -> Non
     assert r.returncode == 2 and r.stdout == "" and len(r.stderr.strip().splitlines()) <= 2 and "bad.jsonl:2" in r.stderr.replace("\n", "")
 
 
-GPT4 = ROOT.parent / "shared" / "corpus" / "ifeval" / "input_response_data_gpt4_20231107_145030.jsonl"
+GPT4 = corpus_dir() / "ifeval" / "input_response_data_gpt4_20231107_145030.jsonl"
 # lm-eval's checkers for these need nltk data (punkt) or langdetect models, absent offline.
 _NEEDS_DATA = {"length_constraints:number_sentences", "language:response_language", "change_case:english_capital",
                "change_case:english_lowercase", "change_case:capital_word_frequency"}  # fmt: skip

@@ -25,12 +25,13 @@ from builder.curate.decontam import BenchmarkIndex, build_index
 from builder.curate.decontam_tokens import words
 from builder.errors import UserError
 from builder.recipe import load_recipe
+from tests.corpus import corpus_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import adversarial as adv  # noqa: E402
 
-CORPUS = ROOT.parent / "shared" / "corpus"
+CORPUS = corpus_dir()
 BENCH = ROOT / "data" / "benchmarks"
 
 GSM = ("Janet's ducks lay 16 eggs per day. She eats three for breakfast every morning and bakes muffins for her "

@@ -15,13 +15,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.corpus import corpus_dir
 from tests.servers.openai_server import run_server
 from train_reference.evaluation import judge
 from train_reference.evaluation.config import load_config
 from train_reference.evaluation.runner import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "corpus"
+SHARED = corpus_dir()
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 

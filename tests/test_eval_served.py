@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.corpus import corpus_dir
 from tests.servers.openai_server import run_server
 from train_reference.evaluation.served import SKIP_LOGLIKELIHOOD, api_root
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "corpus"
+SHARED = corpus_dir()
 SMOKE = str(ROOT / "recipes" / "eval" / "cpu_smoke.yaml")
 VERDICT = {"content": "Fair.\n\nRating: [[7]]"}
 needs_api = pytest.mark.skipif(

@@ -144,3 +144,47 @@ def test_local_runs_start_no_more_processes_than_cores(monkeypatch: pytest.Monke
     assert ExecutorConfig(kind="local").workers_for(20) == 2
     assert ExecutorConfig(kind="local", workers=1).workers_for(20) == 1
     assert ExecutorConfig(kind="ray").workers_for(20) == 20  # a cluster schedules its own
+
+
+_KILL_SCRIPT = '''
+import os, signal, sys, threading, time
+from pathlib import Path
+from builder.executors import ExecutorConfig, make_executor, run_executor
+
+D = Path(sys.argv[1])
+
+def step(data, rank: int = 0, world_size: int = 1):
+    (D / f"pid{rank}").write_text(str(os.getpid()))
+    time.sleep(1 if rank == 0 else 30)
+    yield from data or []
+
+def kill_rank_1():
+    while not (D / "pid1").exists():
+        time.sleep(0.05)
+    time.sleep(0.3)
+    os.kill(int((D / "pid1").read_text()), signal.SIGKILL)
+
+if __name__ == "__main__":  # the pool may spawn: workers import this file
+    threading.Thread(target=kill_rank_1, daemon=True).start()
+    cfg = ExecutorConfig(tasks=2, workers=2)
+    run_executor(make_executor([step], cfg, D / "logs", "kill"), cfg)
+'''
+
+
+def test_a_killed_pool_worker_fails_the_run_in_one_line_not_a_hang(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = tmp_path / "kill_worker.py"
+    script.write_text(_KILL_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    try:  # before the watch, the pool waited forever for the dead worker's task
+        proc = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True,
+                              timeout=60, env=env)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        pytest.fail("the run hung after a pool worker was killed")
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    pid = (tmp_path / "pid1").read_text()
+    assert "RuntimeError: a local worker process was killed" in last and f"pid {pid} (signal 9)" in last, last
+    assert "1" in last.split("task rank(s)")[1].split("unfinished")[0]

@@ -317,3 +317,15 @@ def test_missing_curate_output(tmp_path: Path, srv: ServerHandle) -> None:
     recipe = write_recipe(tmp_path, {"teachers": [openai_teacher(srv.base_url)]})
     with pytest.raises(UserError, match="run `answer-distill curate` first"):
         run_generate(load_recipe(recipe), WorkDir(tmp_path / "empty"))
+
+
+def test_the_teachers_own_tool_calls_are_stored(srv: ServerHandle, tmp_path: Path) -> None:
+    calls = [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Bern"}'}}]
+    srv.control(script=[{"match": "Weather in Bern", "steps": [{"content": None, "tool_calls": calls,
+                                                                 "finish_reason": "tool_calls"}]}])  # fmt: skip
+    rows, _ = _run(tmp_path, [{"text": "Weather in Bern?"}, {"text": "Tell me about pears."}], [openai_teacher(srv.base_url)])
+    got = _by_text(rows, ["Weather in Bern?", "Tell me about pears."])
+    called = got["Weather in Bern?"]
+    assert called["status"] == "ok" and called["finish_reason"] == "tool_calls" and called["content"] is None
+    assert json.loads(called["tool_calls_json"]) == calls
+    assert got["Tell me about pears."]["tool_calls_json"] is None

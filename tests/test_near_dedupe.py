@@ -28,8 +28,9 @@ from builder.curate.shingles import (
     shingle_hashes,
 )
 from builder.executors import ExecutorConfig
+from tests.corpus import corpus_dir
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+CORPUS = corpus_dir()
 EX = ExecutorConfig(tasks=2, workers=1, skip_completed=False)  # workers=1: no process pool, fast tests
 
 

@@ -160,20 +160,43 @@ def test_every_prompt_is_in_the_pairs_step_of_the_ledger(built: dict[str, Any]) 
     assert built["summary"]["counts"]["pairs"] == 1
 
 
-def test_pairs_is_omitted_from_the_release_with_a_reason(built: dict[str, Any], tmp_path: Path) -> None:
+def test_pairs_is_published_as_its_own_config_when_built(built: dict[str, Any], tmp_path: Path) -> None:
+    from builder.release.manifest import card_metadata, verify_release
     from builder.release.stage import run_release
 
     s = built["summary"]
-    assert "pairs" in s["omitted"] and "chat configs only" in s["omitted"]["pairs"]
-    assert [v["name"] for v in s["specs"]] == ["answer", "think_summary"]
+    assert s["omitted"] == {} and [v["name"] for v in s["specs"]] == ["answer", "think_summary"]
     assert "pairs" not in {i.name for i in declare(REGISTRY)} and REGISTRY["pairs"].default is False
     out = tmp_path / "release"
     run_release(built["recipe"], built["work"], out)
-    assert sorted(p.name for p in (out / "data").iterdir()) == ["answer", "think_summary"]
+    assert sorted(p.name for p in (out / "data").iterdir()) == ["answer", "pairs", "think_summary"]
+    published = pq.read_table(sorted((out / "data" / "pairs").glob("train-*.parquet")))
+    assert published.schema.equals(PAIR_FEATURES.arrow_schema, check_metadata=False)
+    assert published.to_pylist() == built["pairs"].to_pylist()
+    # The card declares it with its own features; `answer` stays the default config.
+    meta = card_metadata(out / "README.md")
+    cfg = {c["config_name"]: c for c in meta["configs"]}
+    assert cfg["pairs"]["data_files"][0]["path"] == "data/pairs/train-*.parquet" and cfg["answer"].get("default")
+    info = {i["config_name"]: i for i in meta["dataset_info"]}
+    assert {f["name"] for f in info["pairs"]["features"]} >= {"prompt", "chosen", "rejected", "rejection_reason"}
+    assert info["pairs"]["splits"][0]["num_examples"] == published.num_rows
+    card = (out / "README.md").read_text()
+    assert "### `pairs`: preference pairs" in card and "| verified_fail | 1 |" in card
+    assert "| `rejection_reason` | string |" in card
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["configs"]["pairs"]["num_examples"] == published.num_rows
+    assert verify_release(out) == []  # row counts, hashes and card agree
+    ds = Dataset.from_parquet(str(out / "data" / "pairs" / "*.parquet"))
+    assert ds[0]["chosen"][0]["role"] == "assistant" and ds[0]["prompt"][-1]["role"] == "user"
     q = json.loads((out / "quality.json").read_text())
-    assert q["omitted_configs"] == s["omitted"]
+    assert q["omitted_configs"] == {}
     assert sum(q["overthinking"]["histogram"].values()) == sum(s["overthinking_histogram"].values()) > 0
     assert q["summary_quality"]["scored"] > 0
+
+
+def test_pairs_is_off_unless_the_recipe_builds_it(sample_release: Path) -> None:
+    assert "pairs" not in {p.name for p in (sample_release / "data").iterdir()}
+    assert "preference pairs" not in (sample_release / "README.md").read_text()
 
 
 def test_rows_carry_the_overthinking_z_and_code(built: dict[str, Any]) -> None:

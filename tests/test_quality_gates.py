@@ -38,6 +38,35 @@ def test_ends_with_answer_is_exact() -> None:
     assert got == [True, False, False, False]
 
 
+def test_ends_with_answer_from_buffers_matches_the_text_rule() -> None:
+    """The buffer-level check (no text decoded) agrees with the string rule, multi-byte
+    characters, empty and missing turns included."""
+    from quality.derive import answer_keys, ends_with_answer_column, last_turn_index
+
+    messages = VARIANT_FEATURES.arrow_schema.field("messages").type
+
+    def table(pids: list[str], replies: list[str | None]) -> pa.Table:
+        rows = [None if r is None else [{"role": "user", "content": "q"}, {"role": "assistant", "content": r}]
+                for r in replies]
+        return pa.table({"prompt_id": pids, "messages": pa.array(rows, storage_type(messages)).cast(messages)})
+
+    answers = dict(answer_keys(table(["p1", "p2", "p3", "p4"], ["答案是 42。", "B", "", None])))
+    assert set(answers) == {"p1", "p2", "p3"} and answers["p1"][0] == len("答案是 42。".encode())
+    pids = ["p1", "p1", "p2", "p3", "p4", "p2", "p1"]
+    texts = ["总结。答案是 42。", "答案是 42。 ", "Answer: b", "anything", "x", None, "案是 42。"]
+    flat, idx = last_turn_index(table(pids, texts).column("messages"))
+    got = ends_with_answer_column(pa.array(pids), flat, idx, answers).to_pylist()
+    assert got == ends_with_answer(pids, texts, answers) == [True, False, False, True, False, False, False]
+
+
+def test_language_ok_per_distinct_pair() -> None:
+    from quality.derive import language_ok
+
+    lang = pa.chunked_array([["en", "en+bn", "zh", None, "en"], ["und", "en"]])
+    ans = pa.chunked_array([["en", "bn", "en", "fr", "unknown"], ["fr", None]])
+    assert language_ok(lang, ans).to_pylist() == [True, True, False, True, True, True, True]
+
+
 def test_missing_columns_names_the_nulls() -> None:
     t = pa.table({"a": ["x", None, None], "b": [1, 2, None]})
     assert missing_columns(t, ["a", "b"]).to_pylist() == ["", "a,", "a,b,"]

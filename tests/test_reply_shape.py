@@ -13,7 +13,7 @@ import pytest
 
 from builder.generate.stage import run_generate
 from builder.recipe import load_recipe
-from builder.teachers.reply_shape import BAD_SHAPE, checked_row, reply_fields
+from builder.teachers.reply_shape import BAD_SHAPE, _problem, checked_row, reply_fields
 from builder.workdir import WorkDir
 from tests.generate_helpers import openai_teacher, write_prompts, write_recipe
 from tests.servers.openai_server import ServerHandle, run_server
@@ -49,6 +49,8 @@ BAD_BODIES = {
     "choices-object": _with(choices={"0": {}}),
     "body-list": [GOOD],
     "details-string": _with(usage={"prompt_tokens": 1, "completion_tokens": 1, "completion_tokens_details": "x"}),
+    "tool-calls-string": _with(choices__0__message={"content": None, "tool_calls": "get_weather()"}),
+    "tool-calls-of-strings": _with(choices__0__message={"content": None, "tool_calls": ["get_weather"]}),
 }
 
 
@@ -98,3 +100,23 @@ def test_generation_survives_every_bad_shape_and_resumes(srv: ServerHandle, tmp_
     run_generate(recipe, WorkDir(work))
     rows = [r for f in sorted((work / "generate/replies").glob("part-*.parquet")) for r in pq.read_table(f).to_pylist()]
     assert all(r["status"] == "ok" for r in rows) and len(rows) == len(texts)
+
+
+TRICKY = {
+    "str subclass": {"status": type("S", (str,), {})("ok")},
+    "bool count": {"attempts": True},
+    "int64 count": {"prompt_tokens": 2**40},  # fine in an int64 column
+    "int32 overflow": {"attempts": 2**40},
+    "negative count": {"completion_tokens": -1},
+    "int latency": {"latency_s": 3},
+    "nan latency": {"latency_s": float("nan")},
+    "float count": {"max_tokens": 8.0},
+}
+
+
+@pytest.mark.parametrize("name", list(TRICKY))
+def test_the_fast_type_check_agrees_with_the_column_by_column_one(name: str) -> None:
+    row = {"generation_id": "g", "status": "ok", "content": "A", "latency_s": 0.5, **TRICKY[name]}
+    col, v = next(iter(TRICKY[name].items()))
+    out = checked_row(dict(row))
+    assert (out["status"] == "ok") == (_problem(col, v) == ""), out

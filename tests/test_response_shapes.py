@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections import Counter
@@ -16,9 +15,10 @@ import pytest
 from builder.reasoning_format import MARCO, R1, SKYTHOUGHT, Delimiters, resolve_delimiters
 from builder.responses import shapes
 from builder.responses.shapes import normalize
+from tests.corpus import corpus_dir
 
 FIXTURES = Path(__file__).parent / "fixtures" / "replies"
-CORPUS = Path(os.environ.get("ANSWER_DISTILL_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpus"))
+CORPUS = corpus_dir()
 needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"real corpus not found at {CORPUS}")
 
 

@@ -13,8 +13,9 @@ import jinja2.sandbox
 import pytest
 
 from builder import tokens
+from tests.corpus import corpus_dir
 
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+CORPUS = corpus_dir()
 # A user's clone has no ../shared: these measure against real traces and skip without them.
 needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"real corpus not found at {CORPUS} (../shared/corpus)")
 NAMES = sorted(tokens.SOURCES)

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 
 from builder.config.sources import SourceConfig
@@ -200,3 +201,41 @@ def test_qwen25_training_text_contains_the_tool_schemas_and_calls(sample_release
     # Without the row's tools (what sft.py did before) the schemas are absent.
     bare = render(tok, rows[0]["messages"], None, training, tokenize=False)
     assert "<tools>" not in bare
+
+
+def test_the_same_question_offered_other_tools_is_not_a_duplicate(tmp_path: Path) -> None:
+    from builder.curate.stage import run_curate
+    from builder.workdir import WorkDir
+    from tests.test_curate_inputs import real_questions
+    from tests.test_curate_inputs import write_recipe as curate_recipe
+
+    q = real_questions(1)[0]
+    near = q.rsplit(" ", 1)[0] + " exactly?"  # one word changed: a near twin of q
+    other = {**WEATHER, "name": "get_forecast"}
+    reordered = dict(reversed(list(WEATHER.items())))  # the same definition, keys in another order
+    rows = [("a", q, [WEATHER]), ("b", q, [other]), ("c", q, [reordered]), ("d", near, [WEATHER]), ("e", near, None)]
+    src = tmp_path / "tools.jsonl"
+    src.write_text("".join(json.dumps({"id": i, "q": text, **({"t": t} if t else {})}) + "\n" for i, text, t in rows))
+    recipe = load_recipe(curate_recipe(tmp_path, [{"name": "s", "path": str(src), "category": "tool_use",
+                                                   "fields": {"prompt": "q", "tools": "t", "id": "id"}}],
+                                       curate={"decontaminate": {"enabled": False}}))  # fmt: skip
+    run_curate(recipe, WorkDir(tmp_path / "w"))
+    ledger = pq.read_table(tmp_path / "w/curate/ledger.parquet").to_pylist()
+    dropped = {r["source_row_id"]: r["reason"] for r in ledger if r["status"] != "kept"}
+    # c repeats a (key order aside); d is a near twin of a with the same tools; b and e differ in tools.
+    assert dropped == {"c": "exact_dup", "d": "near_dup"}
+
+
+def test_a_prompt_ending_in_a_tool_result_sends_the_result() -> None:
+    from builder.teachers.prompting import Template, build_messages
+
+    tpl = Template(id="t", version=1, system="SYS", suffix=" SUFFIX", hash="h")
+    convo = [{"role": "user", "content": "Weather in Bern?"},
+             {"role": "assistant", "content": "", "tool_calls": [json.dumps(CALL)]},
+             {"role": "tool", "content": '{"temp_c": 21}'}]  # fmt: skip
+    sent = build_messages(convo, tpl)
+    assert [m["role"] for m in sent] == ["system", "user", "assistant", "tool"]
+    assert sent[-1]["content"] == '{"temp_c": 21}' and sent[-1]["tool_call_id"] == sent[2]["tool_calls"][0]["id"]
+    assert sent[1]["content"] == "Weather in Bern? SUFFIX"  # the suffix stays on the user's turn
+    # A community answer after the result is cut, as after a user turn.
+    assert build_messages([*convo, {"role": "assistant", "content": "It is 21 C."}], tpl) == sent

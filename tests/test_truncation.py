@@ -170,15 +170,15 @@ def test_adversarial_corpus_recall(scored: dict[str, Any]) -> None:
     rc = scored["right_code"]
     assert rc["truncated:with_finish"]["rate"] == 1.0
     assert rc["truncated:tokens"]["rate"] == 1.0
-    assert rc["cut_think:none"]["rate"] >= 0.98
+    assert rc["cut_think:none"]["rate"] >= 0.99
     assert rc["misrouted_all"]["rate"] >= 0.97
     for where in ("in_code", "in_math"):
         key = f"cut_answer:none:{where}"
         assert key not in rc or rc[key]["rate"] == 1.0
     # Text alone: most mid-sentence cuts; a cut after a full sentence looks finished (measured,
     # not hidden: benchmarks/responses.py prints the full-corpus figures).
-    assert rc["cut_answer:none"]["rate"] >= 0.85
-    assert rc["truncated:text_only:evident"]["rate"] >= 0.93
+    assert rc["cut_answer:none"]["rate"] >= 0.93
+    assert rc["truncated:text_only:evident"]["rate"] >= 0.97
 
 
 # ---------- evidence that needs the prompt or the line's shape ----------

@@ -22,12 +22,13 @@ from builder.curate.near_dedupe import run_near_dedupe
 from builder.curate.normalize import fold_text
 from builder.curate.shingles import ShingleParams, number_key, shingle_hashes
 from builder.executors import ExecutorConfig
+from tests.corpus import corpus_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import adversarial as adv  # noqa: E402
 
-CORPUS = ROOT.parent / "shared" / "corpus"
+CORPUS = corpus_dir()
 EX = ExecutorConfig(tasks=2, workers=1, skip_completed=False)
 P = ShingleParams()
 

@@ -19,8 +19,9 @@ from builder.responses.verify.codecheck import (
     verify_code_batch,
 )
 from builder.sandbox import Limits, isolation_plan, run_sandboxed
+from tests.corpus import corpus_dir
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+CORPUS = corpus_dir()
 needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus not present")
 
 

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from builder.responses.verify.ifeval import COVERED_INSTRUCTIONS, check_instruction, verify_ifeval
+from tests.corpus import corpus_dir
 
 ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT.parent / "shared" / "corpus" / "ifeval"
+CORPUS = corpus_dir() / "ifeval"
 REFERENCE = ROOT / "tests" / "fixtures" / "ifeval_gpt4_reference_verdicts.json"
 
 # (instruction id, kwargs, a response that follows it, one that does not)

@@ -11,8 +11,9 @@ import pytest
 
 from builder.responses.verify.deadline import DeadlineExceeded, run_with_deadline
 from builder.responses.verify.mathcheck import last_boxed, normalize_reference, verify_math
+from tests.corpus import corpus_dir
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+CORPUS = corpus_dir()
 pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus not present")
 
 

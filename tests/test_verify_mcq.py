@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from builder.responses.verify.mcq import extract_choice, verify_mcq
+from tests.corpus import corpus_dir
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+CORPUS = corpus_dir()
 needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus not present")
 
 

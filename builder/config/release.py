@@ -118,6 +118,9 @@ class ReleaseConfig(Strict):
     card_template: str | None = Field(
         None, description="jinja2 template of the card body, relative to the recipe file; default: the "
         "toolkit's dataset_card.md (an unknown field in it stops the release with one line)")
+    tasks: int | None = Field(
+        None, ge=1, description="datatrove tasks over the variants' shards on the recipe's executor (each "
+        "stages and checks every tasks-th shard); None: executor.tasks on slurm/ray, 1 (this process) on local")
 
     @field_validator("repo_id")
     @classmethod

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Any
 
+import orjson
 import regex
 
 # Cf characters that carry no meaning in prompts. ZWJ/ZWNJ (U+200C/D) are kept: they change
@@ -37,9 +39,26 @@ def normalize_text(text: str, form: str = "NFC") -> str:
     return text.strip()
 
 
-def dedupe_key(messages: list[dict[str, str]]) -> str:
-    """Canonical conversation for exact dedupe: case- and whitespace-insensitive, roles kept."""
-    return "\x1e".join(m["role"] + "\x1f" + " ".join(m["content"].casefold().split()) for m in messages)
+def tools_signature(tools_json: str | None) -> str:
+    """The prompt's tool definitions, key order ignored ("" when it has none)."""
+    if not tools_json:
+        return ""
+    try:
+        return orjson.dumps(orjson.loads(tools_json), option=orjson.OPT_SORT_KEYS).decode()
+    except orjson.JSONDecodeError:
+        return tools_json
+
+
+def dedupe_key(messages: list[dict[str, Any]], tools_json: str | None = None) -> str:
+    """Canonical conversation for exact dedupe: case- and whitespace-insensitive, roles kept. A
+    turn's tool calls and the prompt's tool definitions count too (the same question offered
+    other tools is another prompt); appended only where present, so plain keys are unchanged."""
+    key = "\x1e".join(
+        m["role"] + "\x1f" + " ".join(m["content"].casefold().split())
+        + ("\x1d" + orjson.dumps(m["tool_calls"], option=orjson.OPT_SORT_KEYS).decode() if m.get("tool_calls") else "")
+        for m in messages
+    )  # fmt: skip
+    return key + "\x1c" + tools_signature(tools_json) if tools_json else key
 
 
 # ---- matching keys: folding that only ever feeds comparisons, never the stored text ----

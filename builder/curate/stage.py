@@ -24,7 +24,7 @@ from builder.constraints.detect import constraints_json_many
 from builder.constraints.spec import BadConstraints, parse, to_json
 from builder.curate.balance import balance
 from builder.curate.decontam import MATCH_STEP, build_index, match_all
-from builder.curate.normalize import dedupe_key, normalize_text
+from builder.curate.normalize import dedupe_key, normalize_text, tools_signature
 from builder.errors import UserError
 from builder.language import prompt_language_label
 from builder.ledger import DROPPED, QUARANTINED, Ledger
@@ -129,7 +129,7 @@ def _read_all(recipe: Recipe, ledger: Ledger, warnings: list[str], progress: Pro
             cols["source_row_id"].append(row_id)
             cols["schema_version"].append(prov["schema_version"])
             cols["toolkit_version"].append(prov["toolkit_version"])
-            cols["_key"].append(dedupe_key(msgs))
+            cols["_key"].append(dedupe_key(msgs, rec["tools_json"]))
         if n_src == 0:
             warnings.append(f"source {src.name}: read 0 rows")
     ledger.kept_many("read", cols["source"], cols["source_row_id"], cols["prompt_id"])
@@ -178,7 +178,9 @@ def _near_dedupe(recipe: Recipe, work: WorkDir, cols: dict[str, list[Any]],
         recipe.curate.near_dedupe, recipe.executor, progress,
     )
     index = {pid: i for i, pid in enumerate(cols["prompt_id"])}
-    return {index[pid]: ("near_dup", kept) for pid, kept in removed.items()}
+    tools = [tools_signature(t) for t in cols["tools_json"]]
+    # Texts alone are compared: a near twin offered other tools is another prompt, and stays.
+    return {index[pid]: ("near_dup", kept) for pid, kept in removed.items() if tools[index[pid]] == tools[index.get(kept, index[pid])]}
 
 
 def _decontaminate(recipe: Recipe, cols: dict[str, list[Any]], work: WorkDir,

@@ -17,6 +17,7 @@ from typing import Any
 
 import jinja2
 import jinja2.meta
+from datasets import Features
 from datasets.info import DatasetInfo, DatasetInfosDict
 from datasets.splits import SplitDict, SplitInfo
 from datasets.utils.metadata import MetadataConfigs
@@ -50,9 +51,10 @@ def front_matter(
     pretty_name: str,
     source_datasets: list[str] | None = None,
     license_name: str | None = None,
+    features: dict[str, Features] | None = None,
 ) -> str:
     """YAML: the Hub metadata, `configs:` (data_files per variant, `answer` the default) and
-    `dataset_info:` (features, splits)."""
+    `dataset_info:` (features, splits); a config named in `features` has its own (`pairs`)."""
     other = license_id == "other" or (isinstance(license_id, list) and "other" in license_id)
     extra: dict[str, Any] = {"license_name": license_name, "license_link": LICENSE_FILE} if other else {}
     data = DatasetCardData(
@@ -64,7 +66,7 @@ def front_matter(
     )
     infos = {
         name: DatasetInfo(
-            features=VARIANT_FEATURES, config_name=name,
+            features=(features or {}).get(name, VARIANT_FEATURES), config_name=name,
             splits=SplitDict({"train": SplitInfo("train", num_bytes=c["num_bytes"], num_examples=c["num_examples"])}),
             download_size=c["download_size"], dataset_size=c["num_bytes"],
         )

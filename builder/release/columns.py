@@ -1,5 +1,5 @@
-"""What each published column means: the card's column table reads these next to the types
-declared in `builder.rows.VARIANT_FEATURES` (HF `Features` carry no per-column text).
+"""What each published column means: the card's column tables read these next to the types
+declared in `builder.rows.VARIANT_FEATURES` and `PAIR_FEATURES` (HF `Features` carry no per-column text).
 
 A column the Features declare without a description here is a test failure
 (tests/test_card.py), so a new column cannot reach the Hub undescribed.
@@ -45,6 +45,15 @@ DESCRIPTIONS: dict[str, str] = {
     "summary_final_covered": "whether the summary states the thinking's final result (null: none checkable)",
     "faithfulness_score": "share of the summary's numbers, formulas and names found in the thinking or prompt",
     "overthinking_z": "thinking length (log teacher tokens) as a z-score within its category (or verified difficulty)",
+    # The `pairs` config (builder.rows.PAIR_FEATURES).
+    "prompt": "`pairs`: the conversation up to the reply, as messages",
+    "chosen": "`pairs`: the preferred assistant turn (a verified pass, or the best-scoring kept sample)",
+    "rejected": "`pairs`: the assistant turn that lost (never the same text as `chosen`)",
+    "rejection_reason": "`pairs`: why the rejected sample lost: verified_fail, truncated, repetitive or inconsistent",
+    "chosen_generation_id": "`pairs`: the teacher reply behind `chosen`",
+    "rejected_generation_id": "`pairs`: the teacher reply behind `rejected`",
+    "chosen_verify_status": "`pairs`: verify_status of the chosen reply",
+    "rejected_verify_status": "`pairs`: verify_status of the rejected reply",
     "source": "the community dataset the prompt came from (see Sources)",
     "source_license": "that source's license; filter on it to keep only rows whose terms suit you",
     "source_row_id": "the row's id in its source",

@@ -1,7 +1,8 @@
 """Content fingerprints of a release's configs, and what changed between two releases.
 
 A row's text hash covers what a model trains on: `messages` (and the tool definitions,
-`tools_json` or `tools`, where the schema has them). A config's `content_sha256` is the
+`tools_json` or `tools`, where the schema has them): every text and the shape around it
+(value lengths, list sizes), read from Arrow buffers. A config's `content_sha256` is the
 sha256 of its (prompt_id, text hash) pairs sorted by prompt_id, so it does not depend on how
 the rows were sharded or ordered, and it changes when any trained-on text changes.
 The per-prompt hashes of two releases are joined in Arrow (no Python dict of every row).
@@ -14,72 +15,134 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 TEXT_COLUMNS = ("messages", "tools_json", "tools")
 BATCH_ROWS = 4_096
+SHORT = ("role",)  # string fields gathered into the shape blob rather than hashed in place
+EMPTY = pa.table({"prompt_id": pa.array([], pa.string()), "text_hash": pa.array([], pa.binary(16))})
 
 
-def _string_slices(arr: pa.Array) -> tuple[memoryview, np.ndarray]:
-    """A string array's data buffer and its value offsets: the bytes of values [a, b) are one
-    contiguous slice, data[off[a]:off[b]] (no Python string is made)."""
-    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset:arr.offset + len(arr) + 1]
-    data = arr.buffers()[2]
-    return memoryview(data if data is not None else b""), offsets
+def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The indices of every range [starts[i], ends[i]), concatenated in order."""
+    counts = ends - starts
+    total = int(counts.sum())
+    if not total:
+        return np.zeros(0, dtype=np.int64)
+    shift = np.repeat(starts - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
+    return np.arange(total, dtype=np.int64) + shift
 
 
-def _column_hashes(col: pa.Array) -> list[bytes]:
-    """Per row, a sha256 over the column's value, read from Arrow buffers where the layout
-    allows (chat messages, strings), else from its Python value (small columns)."""
-    n = len(col)
-    if pa.types.is_list(col.type) and pa.types.is_struct(col.type.value_type):
-        lo = np.frombuffer(col.buffers()[1], dtype=np.int32)[col.offset:col.offset + n + 1]
-        children = col.values.flatten()  # relative to the struct's own offset, as the list offsets are
-        if all(c.type == pa.string() for c in children):
-            parts = [_string_slices(c) for c in children]
-            out = []
-            for i in range(n):
-                a, b = int(lo[i]), int(lo[i + 1])
-                h = hashlib.sha256()
-                for data, off in parts:  # the bytes, and where each message's text starts and ends
-                    h.update(data[off[a]:off[b]])
-                    h.update((off[a:b + 1] - off[a]).tobytes())
-                out.append(h.digest())
-            return out
-    if col.type == pa.string():
-        data, off = _string_slices(col)
-        valid = col.is_valid().to_numpy(zero_copy_only=False)
-        return [hashlib.sha256(data[off[i]:off[i + 1]]).digest() if valid[i] else b"\0" for i in range(n)]
-    return [hashlib.sha256(orjson.dumps(v, option=orjson.OPT_SORT_KEYS)).digest() for v in col.to_pylist()]
+def _streams(arr: pa.Array, s: np.ndarray, e: np.ndarray, small: list, big: list, name: str = "") -> None:
+    """Walk a column down to its leaves; per top-level row i, the elements of `arr` it owns are
+    [s[i], e[i]). Every list level and string leaf adds its value lengths to `small` (the
+    row's shape); string bytes go to `big` (long texts, hashed in place) or `small` (short
+    ones such as roles, gathered into the row's shape blob)."""
+    t = arr.type
+    if isinstance(t, pa.BaseExtensionType):  # Json: JSON text in a string column
+        arr, t = arr.storage, t.storage_type
+    if pa.types.is_dictionary(t):
+        arr, t = arr.dictionary_decode(), t.value_type
+    # Validity: a null differs from an empty value (always fed, so the bytes follow the schema).
+    small.append((arr.is_valid().to_numpy(zero_copy_only=False).view(np.uint8), s, e))
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        off = arr.offsets.to_numpy().astype(np.int64)
+        small.append((np.diff(off).astype(np.int32).view(np.uint8), s * 4, e * 4))
+        _streams(arr.values, off[s], off[e], small, big)
+    elif pa.types.is_struct(t):
+        for i in range(t.num_fields):
+            _streams(arr.field(i), s, e, small, big, t.field(i).name)
+    elif pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t):
+        wide = np.int64 if pa.types.is_large_string(t) or pa.types.is_large_binary(t) else np.int32
+        raw = arr.buffers()[1]
+        off = (np.frombuffer(raw, dtype=wide)[arr.offset:arr.offset + len(arr) + 1] if raw is not None
+               else np.zeros(len(arr) + 1, wide)).astype(np.int64)
+        small.append((np.diff(off).astype(np.int32).view(np.uint8), s * 4, e * 4))
+        data = arr.buffers()[2]
+        view = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+        b0, b1 = off[s], off[e]
+        if name in SHORT:
+            small.append((view, b0, b1))
+        else:
+            big.append((memoryview(view), b0.tolist(), b1.tolist()))
+    elif pa.types.is_boolean(t):
+        _streams(arr.cast(pa.uint8()), s, e, small, big, name)
+    elif not (pa.types.is_integer(t) or pa.types.is_floating(t)) and not pa.types.is_null(t):
+        _streams(arr.cast(pa.string()), s, e, small, big, name)  # dates, decimals…: their text
+    elif not pa.types.is_null(t):  # numbers: their bytes
+        vals = np.ascontiguousarray(arr.fill_null(0).to_numpy(zero_copy_only=False))
+        w = vals.dtype.itemsize
+        small.append((vals.view(np.uint8), s * w, e * w))
+
+
+def row_hashes(table: pa.Table | pa.RecordBatch) -> pa.Array:
+    """Per row, a 16-byte sha256 over its trained-on text (TEXT_COLUMNS present), read from
+    the Arrow buffers: per row one shape blob (every value length and the short strings,
+    gathered with numpy) plus the long texts in place — no Python string, ~2 hash updates a row."""
+    n = table.num_rows
+    cols = [c for c in TEXT_COLUMNS if c in table.schema.names]
+    if not cols:
+        return pa.array([b"\0" * 16] * n, pa.binary(16))
+    small: list = []
+    big: list = []
+    rows = np.arange(n + 1, dtype=np.int64)
+    for c in cols:
+        col = table.column(c)
+        col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+        _streams(col, rows[:-1], rows[1:], small, big)
+    # The shape blob: each small stream's bytes of row i, streams in order, rows one after another.
+    owner = [np.repeat(np.arange(n), b1 - b0) for _, b0, b1 in small]
+    gathered = np.concatenate([v[_ranges(b0, b1)] for v, b0, b1 in small]) if small else np.zeros(0, np.uint8)
+    order = np.argsort(np.concatenate(owner), kind="stable") if small else np.zeros(0, np.int64)
+    blob = memoryview(gathered[order].tobytes())
+    per_row = np.sum([b1 - b0 for _, b0, b1 in small], axis=0) if small else np.zeros(n, np.int64)
+    bo = np.concatenate(([0], np.cumsum(per_row))).tolist()
+    sha = hashlib.sha256
+    out = []
+    for i in range(n):
+        h = sha(blob[bo[i]:bo[i + 1]])
+        for mv, b0, b1 in big:
+            h.update(mv[b0[i]:b1[i]])
+        out.append(h.digest()[:16])
+    return pa.array(out, pa.binary(16))
+
+
+def batch_hashes(table: pa.Table | pa.RecordBatch) -> pa.Table:
+    """(prompt_id, text_hash) of a table's rows."""
+    ids = table.column("prompt_id")
+    ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+    return pa.table({"prompt_id": ids.cast(pa.string()), "text_hash": row_hashes(table)})
 
 
 def text_hashes(folder: Path, config: str) -> pa.Table:
-    """(prompt_id, text_hash) for every row of a config in a release folder, streamed; the
-    texts are hashed from Arrow buffers (a 13 kB `full` row costs one sha256, no decode)."""
-    ids: list[pa.Array] = []
-    hashes: list[bytes] = []
+    """(prompt_id, text_hash) for every row of a config in a release folder, streamed (the
+    previous release's side of a changelog; this release's are taken while staging)."""
+    parts: list[pa.Table] = []
     for path in sorted((folder / "data" / config).glob("*.parquet")):
         pf = pq.ParquetFile(path)
         cols = [c for c in TEXT_COLUMNS if c in pf.schema_arrow.names]
         for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=["prompt_id", *cols]):
-            per_col = [_column_hashes(batch.column(c)) for c in cols]
-            ids.append(batch.column("prompt_id"))
-            if per_col:
-                hashes += [hashlib.sha256(b"".join(row)).digest()[:16] for row in zip(*per_col, strict=True)]
-            else:
-                hashes += [b"\0" * 16] * batch.num_rows
-    prompt_ids = pa.concat_arrays(ids).cast(pa.string()) if ids else pa.array([], pa.string())
-    return pa.table({"prompt_id": prompt_ids, "text_hash": pa.array(hashes, pa.binary(16))})
+            parts.append(batch_hashes(batch))
+    return pa.concat_tables(parts) if parts else EMPTY
 
 
 def content_sha256(hashes: pa.Table) -> str:
+    """sha256 over "prompt_id \\0 text_hash" of every row, sorted by prompt_id: one Arrow join
+    per chunk of rows and one hash update over its buffer (the same bytes a loop would feed)."""
     t = hashes.sort_by("prompt_id")
     h = hashlib.sha256()
-    for pid, th in zip(t.column("prompt_id").to_pylist(), t.column("text_hash").to_pylist()):
-        h.update((pid or "").encode() + b"\0" + th)
+    step = 1 << 20
+    for a in range(0, t.num_rows, step):
+        part = t.slice(a, step)
+        pid = pc.fill_null(part.column("prompt_id").combine_chunks(), "").cast(pa.binary())
+        joined = pc.binary_join_element_wise(pid, part.column("text_hash").combine_chunks().cast(pa.binary()),
+                                             pa.scalar(b"\0", pa.binary()))
+        _, off_buf, data = joined.buffers()
+        off = np.frombuffer(off_buf, dtype=np.int32)[joined.offset:joined.offset + len(joined) + 1]
+        if data is not None:
+            h.update(memoryview(data)[int(off[0]):int(off[-1])])
     return h.hexdigest()
 
 
@@ -107,7 +170,6 @@ def diff(old: pa.Table, new: pa.Table) -> ConfigDiff:
     return ConfigDiff(int(added), int(removed), int(changed), int(unchanged))
 
 
-EMPTY = pa.table({"prompt_id": pa.array([], pa.string()), "text_hash": pa.array([], pa.binary(16))})
 
 
 @dataclass(frozen=True)
@@ -120,13 +182,36 @@ class ConfigContent:
     diff: ConfigDiff
 
 
-def compare(folder: Path, previous: Path | None, configs: list[str], old_configs: list[str]) -> dict[str, ConfigContent]:
-    """Per config (this release's, then those only the previous one had): one config's hash
-    tables in memory at a time, so memory stays at one config's (prompt_id, hash) pairs."""
+@dataclass(frozen=True)
+class Taken:
+    """A config's content as staged: its digest and rows, and its (prompt_id, text_hash) table
+    only when a previous release will be diffed against it (else ~50 bytes a row saved)."""
+
+    sha256: str
+    rows: int
+    table: pa.Table | None
+
+    @classmethod
+    def of(cls, parts: list[pa.Table], keep: bool) -> Taken:
+        t = pa.concat_tables(parts) if parts else EMPTY
+        return cls(content_sha256(t), t.num_rows, t if keep else None)
+
+
+def compare(folder: Path, previous: Path | None, configs: list[str], old_configs: list[str],
+            taken: dict[str, Taken] | None = None) -> dict[str, ConfigContent]:
+    """Per config (this release's, then those only the previous one had). `taken` holds this
+    release's content, taken while its shards were staged (a config missing there is read back
+    from `folder`); the previous release's hashes are read one config at a time."""
+    taken = taken or {}
     out: dict[str, ConfigContent] = {}
     for c in [*configs, *[c for c in old_configs if c not in configs]]:
-        new = text_hashes(folder, c) if c in configs else EMPTY
         old = text_hashes(previous, c) if previous is not None and c in old_configs else EMPTY
-        out[c] = ConfigContent(old.num_rows, new.num_rows, content_sha256(new) if c in configs else None,
-                               diff(old, new))
+        if c not in configs:
+            out[c] = ConfigContent(old.num_rows, 0, None, diff(old, EMPTY))
+            continue
+        new = taken.get(c) or Taken.of([text_hashes(folder, c)], keep=True)
+        if new.table is None and old.num_rows:
+            new = Taken.of([text_hashes(folder, c)], keep=True)  # kept no table: read it back
+        change = diff(old, new.table) if new.table is not None else ConfigDiff(new.rows, 0, 0, 0)
+        out[c] = ConfigContent(old.num_rows, new.rows, new.sha256, change)
     return out

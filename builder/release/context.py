@@ -45,7 +45,7 @@ CARD_FIELDS = frozenset((
     "checks_failed",
     "blocking_failed", "spend", "figures", "license_label", "license_statement", "attributions", "limitations",
     "paper_citation", "citation", "columns", "fill", "examples", "three_ways", "funnel", "recipe_name",
-    "recipe_sha256", "self_checks",
+    "recipe_sha256", "self_checks", "pairs",
 ))
 PLACEHOLDER_ORG = "YOUR-ORG"  # the load snippet's marked stand-in when no repo id was given
 

@@ -6,7 +6,7 @@ release (the report is kept in <work>/quality/), advisory ones become warnings.
 from __future__ import annotations
 
 import shutil
-import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +15,9 @@ from builder import tables
 from builder.errors import UserError
 from builder.progress import Progress, report
 from builder.recipe import Recipe
+from builder.release import content
 from builder.release.staging import contaminated_ids, stage_variant
+from builder.release.tasks import collect_variant
 from builder.tables import CurateSummary, VariantInfo
 from builder.workdir import WorkDir
 from quality.derive import to_frame
@@ -29,41 +31,46 @@ Outcomes = dict[tuple[str, str, str], CheckOutcome]
 class Gates:
     """The GX runner and its suites: per variant, mix, verification.
 
-    GX's import (~2-5 s, pure Python) runs in a background thread while the first shards are
-    read and scanned (Arrow kernels, GIL released), so it costs little wall time."""
+    GX work is pure Python (it holds the GIL); staging is mostly Arrow kernels, parquet and
+    hashing (GIL released). So GX runs on one worker thread of its own: its import (~2-5 s)
+    while the first shards are read, then each variant's validation while the next variant
+    is staged, then matplotlib's import for the figures."""
 
     def __init__(self, recipe: Recipe, variants: list[VariantInfo], qdir: Path) -> None:
         self.cfg = recipe.quality
         self.qdir = qdir
-        self.pages: list[tuple[str, str, bool]] = []  # (label, html path, success)
-        self._runner: GxRunner | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._setup, args=(variants, recipe.student.max_tokens), daemon=True)
-        self._thread.start()
+        self.pages: list[tuple[str, str, bool]] = []  # (label, html path, success), in validation order
+        self._worker = ThreadPoolExecutor(max_workers=1)  # FIFO: pages keep their order
+        self._ready = self._worker.submit(self._setup, variants, recipe.student.max_tokens)
+        self._worker.submit(_warm_figures)
 
-    def _setup(self, variants: list[VariantInfo], max_tokens: int) -> None:
-        try:
-            runner = GxRunner()
-            E = runner.gx.expectations
-            for s in variants:  # which checks apply follows the variant's spec flags
-                runner.define(s.name, variant_expectations(runner.gx, s.name, max_tokens, self.cfg.language_mostly,
-                                                           think=s.think, summary=s.needs_summary))
-            for check in ("category_mix", "source_mix"):
-                runner.define(check, [E.ExpectColumnValuesToBeBetween(
-                    column="deviation", max_value=self.cfg.mix.tolerance, meta={"check": check})])
-            runner.define("verification", [E.ExpectColumnPairValuesAToBeGreaterThanB(
-                column_A="pass_rate", column_B="floor", or_equal=True, meta={"check": "verification_rate"})])
-            self._runner = runner
-        except BaseException as e:  # re-raised in the caller's thread by `runner`
-            self._error = e
+    def _setup(self, variants: list[VariantInfo], max_tokens: int) -> GxRunner:
+        runner = GxRunner()
+        E = runner.gx.expectations
+        for s in variants:  # which checks apply follows the variant's spec flags
+            runner.define(s.name, variant_expectations(runner.gx, s.name, max_tokens, self.cfg.language_mostly,
+                                                       think=s.think, summary=s.needs_summary))
+        for check in ("category_mix", "source_mix"):
+            runner.define(check, [E.ExpectColumnValuesToBeBetween(
+                column="deviation", max_value=self.cfg.mix.tolerance, meta={"check": check})])
+        runner.define("verification", [E.ExpectColumnPairValuesAToBeGreaterThanB(
+            column_A="pass_rate", column_B="floor", or_equal=True, meta={"check": "verification_rate"})])
+        return runner
 
     @property
     def runner(self) -> GxRunner:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        assert self._runner is not None
-        return self._runner
+        return self._ready.result()  # a failed setup re-raises here, in the caller's thread
+
+    def submit(self, key: str, frame: pd.DataFrame, variant: str, label: str) -> Future[Outcomes]:
+        """validate() on the worker thread; the future holds the outcomes."""
+        def job() -> Outcomes:
+            into: Outcomes = {}
+            self.validate(key, frame, variant, label, into)
+            return into
+        return self._worker.submit(job)
+
+    def close(self) -> None:
+        self._worker.shutdown(wait=True)
 
     def validate(self, key: str, frame: pd.DataFrame, variant: str, label: str, into: Outcomes) -> None:
         result = self.runner.run(key, frame, "prompt_id" if "prompt_id" in frame.columns else None)
@@ -80,6 +87,12 @@ class Gates:
         (self.qdir / "data_docs" / "index.html").write_text(
             f"<!doctype html><meta charset=utf-8><title>Validation results</title>"
             f"<h1>Great Expectations validation results</h1><ul>\n{items}\n</ul>\n")
+
+
+def _warm_figures() -> None:
+    """Import matplotlib's figure and Agg canvas (~1-2 s of Python) while shards are staged."""
+    from matplotlib import figure  # noqa: F401
+    from matplotlib.backends import backend_agg  # noqa: F401
 
 
 def _curated_mix(curate: CurateSummary | None, key: str) -> dict[str, float]:
@@ -144,10 +157,12 @@ def _verification_gates(recipe: Recipe, gates: Gates, stats: dict[str, VariantSt
 
 
 def check_variants(recipe: Recipe, work: WorkDir, variants: list[VariantInfo], tmp: Path, progress: Progress | None,
-                   known: dict[str, str], curate: CurateSummary | None,
+                   known: dict[str, str], curate: CurateSummary | None, taken: dict[str, content.Taken] | None = None,
+                   scratch: Path | None = None, keep_hashes: bool = False,
                    ) -> tuple[dict[str, VariantStats], list[CheckOutcome], int]:
-    """Gate every variant; shards are copied into `tmp` and their sha256 put in `known`.
-    Returns (stats per variant, every check's outcome, bytes read)."""
+    """Gate every variant; shards are copied into `tmp` (staged here, or from the release tasks'
+    `scratch`), their sha256 put in `known` and each variant's content in `taken` (with its
+    per-row hashes when `keep_hashes`). Returns (stats per variant, every check's outcome, bytes read)."""
     gates = Gates(recipe, variants, tmp / "quality")
     contaminated = contaminated_ids(work)
     answers: dict[str, tuple[int, bytes]] = {}
@@ -156,20 +171,31 @@ def check_variants(recipe: Recipe, work: WorkDir, variants: list[VariantInfo], t
     bytes_in = 0
     step = "quality checks per variant (Great Expectations)"
     report(progress, step, 0, len(variants))
-    for i, spec in enumerate(variants):
-        v = spec.name
-        per: Outcomes = {}
-        schema = per.setdefault(("schema", "arrow_schema_matches_features", ""),
-                                CheckOutcome("schema", v, "arrow_schema_matches_features", ""))
-        staged = stage_variant(work, spec, tmp, contaminated, answers, schema, known)
-        stats[v], bytes_in = staged.stats, bytes_in + staged.bytes_in
-        if staged.signals:  # one GX run per variant on the narrow signals (no text), across all shards
-            gates.validate(v, to_frame(staged.signals), v, "rows", per)
-        del staged
-        outcomes += per.values()
-        report(progress, step, i + 1, len(variants))
-    outcomes += _mix_gates(recipe, gates, stats, curate)
-    outcomes += _verification_gates(recipe, gates, stats)
+    pending: list[tuple[Outcomes, Future[Outcomes] | None]] = []
+    try:
+        for i, spec in enumerate(variants):
+            v = spec.name
+            per: Outcomes = {}
+            schema = per.setdefault(("schema", "arrow_schema_matches_features", ""),
+                                    CheckOutcome("schema", v, "arrow_schema_matches_features", ""))
+            staged = (collect_variant(scratch, work, spec, tmp, answers, schema, known) if scratch is not None
+                      else stage_variant(work, spec, tmp, contaminated, answers, schema, known))
+            stats[v], bytes_in = staged.stats, bytes_in + staged.bytes_in
+            if taken is not None:
+                taken[v] = content.Taken.of(staged.hashes, keep_hashes)
+            # One GX run per variant on the narrow signals (no text), across all shards, on
+            # the GX thread while the next variant is staged.
+            pending.append((per, gates.submit(v, to_frame(staged.signals), v, "rows") if staged.signals else None))
+            del staged
+            report(progress, step, i + 1, len(variants))
+        for per, job in pending:
+            if job is not None:
+                per.update(job.result())
+            outcomes += per.values()
+        outcomes += _mix_gates(recipe, gates, stats, curate)
+        outcomes += _verification_gates(recipe, gates, stats)
+    finally:
+        gates.close()
     gates.write_index()
     return stats, outcomes, bytes_in
 

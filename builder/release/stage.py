@@ -10,6 +10,7 @@ Writes <out>/data/<variant>/train-0000k-of-0000n.parquet, README.md (the dataset
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -20,13 +21,13 @@ from builder import tables
 from builder.errors import UserError, secret_values
 from builder.progress import Progress, report
 from builder.recipe import Recipe
-from builder.release import card, card_data, changelog, columns, context, gates, licenses, staging
+from builder.release import card, card_data, changelog, columns, context, gates, licenses, pairs, staging, tasks
 from builder.release.content import compare
 from builder.release.folder import staging as staging_dir
 from builder.release.manifest import write_manifest
 from builder.release.redact_recipe import published_recipe
 from builder.release.versions import find_previous, read_manifest, refuse_existing
-from builder.rows import VARIANT_FEATURES
+from builder.rows import PAIR_FEATURES, VARIANT_FEATURES, stable_hash
 from builder.workdir import WorkDir
 from quality.report import checks_table, one_line, write_quality_json
 
@@ -69,8 +70,9 @@ def card_template(recipe: Recipe) -> Path:
 
 def fingerprint(recipe: Recipe, work: WorkDir) -> dict[str, Any]:
     """What a release's content depends on: its recipe sections and every stage's output digest."""
+    release = recipe.release.model_copy(update={"tasks": None})  # how many tasks never changes the content
     return work.fingerprint({"name": recipe.name, "version": recipe.version, "description": recipe.description,
-                             "quality": recipe.quality, "release": recipe.release},
+                             "quality": recipe.quality, "release": release},
                             ("curate", "generate", "responses", "variants"))  # fmt: skip
 
 
@@ -98,10 +100,17 @@ def run_release(recipe: Recipe, work: WorkDir | Path, out_dir: Path, progress: P
     summaries = context.Summaries.read(work)
     template = card_template(recipe)
     card.check_fields(template, context.CARD_FIELDS)  # a bad template fails before the gates run
+    n_tasks = tasks.task_count(recipe, len(tasks.units(work, variants)))
+    key = stable_hash(build_fingerprint, 16)
+    scratch = None
+    if n_tasks > 1 or recipe.executor.kind != "local":  # else: staged in this process (threads)
+        report(progress, f"staging shards in {n_tasks} {recipe.executor.kind} task(s)")
+        scratch = tasks.run_tasks(recipe, work, variants, n_tasks, key)
     with staging_dir(out_dir) as tmp:
         known: dict[str, str] = {}  # release-relative path → sha256, taken while staging
+        taken: dict[str, Any] = {}  # config → its content hash, taken while staging
         stats, outcomes, bytes_in = gates.check_variants(recipe, work, variants, tmp, progress, known,
-                                                         summaries.curate)
+                                                         summaries.curate, taken, scratch, prev is not None)
         blocking = recipe.quality.blocking
         quality = context.quality_payload(recipe, work, variants, stats, summaries, built_at)
         write_quality_json(tmp / "quality.json", quality, outcomes, blocking)
@@ -113,21 +122,25 @@ def run_release(recipe: Recipe, work: WorkDir | Path, out_dir: Path, progress: P
         figures = all_figures(stats, tmp / "figures", context.teacher_variants(variants))
         decision = licenses.decide(recipe, context.row_licenses(stats))
         configs = staging.data_configs(tmp, stats)
+        staged_pairs = pairs.stage_pairs(work, tmp, known)  # its own schema: staged apart, off by default
+        if staged_pairs is not None:
+            configs[pairs.NAME] = staged_pairs.config
         names = list(stats)
         evidence = {"columns": columns.table(VARIANT_FEATURES), "fill": card_data.fill_rates(tmp, names),
                     "examples": card_data.example_rows(tmp, names), "three_ways": card_data.three_ways(tmp),
                     "funnel": card_data.funnel(work)}
         ctx = context.card_context(recipe, variants, stats, summaries, quality, decision, figures, built_at, evidence)
+        ctx["pairs"] = pairs.card_section(staged_pairs)
         ctx["front_matter"] = card.front_matter(
             configs, decision.license, context.languages(recipe, stats), recipe.release.task_categories,
             recipe.release.tags, ctx["pretty_name"], context.source_datasets(recipe, [s["name"] for s in ctx["sources"]]),
-            license_name=context.license_name(recipe))
+            license_name=context.license_name(recipe), features={pairs.NAME: PAIR_FEATURES})
         readme = card.render(ctx, template)
         bad = card.problems(readme)
         if bad:
             raise UserError(f"release refused: the card breaks the Hub's metadata rules: {bad[0]}"
                             f"{f' (+{len(bad) - 1} more)' if len(bad) > 1 else ''}; fix the recipe's release: section")
-        content = compare(tmp, prev, names, changelog.old_configs(prev))
+        content = compare(tmp, prev, names, changelog.old_configs(prev), taken)
         fields = context.manifest_fields(recipe, work, stats, configs, summaries, decision, built_at, prev,
                                          {c: x.content_sha256 for c, x in content.items() if x.content_sha256})
         published = published_recipe(recipe)
@@ -139,6 +152,8 @@ def run_release(recipe: Recipe, work: WorkDir | Path, out_dir: Path, progress: P
         staging.write_documents(tmp, recipe, documents)
         write_manifest(tmp, {**fields, "build_fingerprint": build_fingerprint}, known)
         staging.refuse_leaks(tmp)
+    if scratch is not None:
+        shutil.rmtree(tasks.scratch_root(work), ignore_errors=True)  # committed: the task outputs are spent
     notes = [one_line(o) for o in warn]
     if ctx["repo_placeholder"]:
         notes.append(f"the card's load snippet and citation name {ctx['repo_id']}: no repo id was given; "

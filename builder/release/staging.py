@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 from builder import tables
 from builder.errors import UserError
 from builder.recipe import Recipe
+from builder.release.content import batch_hashes
 from builder.release.folder import SCHEMA, copy_hashed, is_published_schema, name_shards, secrets_in
 from builder.release.manifest import sha256_file
 from builder.release.redact_recipe import published_recipe
@@ -41,6 +42,7 @@ class Shard:
     signals: list[pa.Table] = field(default_factory=list)
     stats: VariantStats = field(default_factory=VariantStats)
     answer_keys: list[tuple[str, tuple[int, bytes]]] = field(default_factory=list)
+    hashes: list[pa.Table] = field(default_factory=list)  # (prompt_id, text_hash) per batch
     dest: Path | None = None
     sha256: str = ""
     error: str = ""
@@ -52,6 +54,7 @@ class StagedVariant:
 
     stats: VariantStats = field(default_factory=VariantStats)
     signals: list[pa.Table] = field(default_factory=list)
+    hashes: list[pa.Table] = field(default_factory=list)
     bytes_in: int = 0
 
 
@@ -82,14 +85,15 @@ def contaminated_ids(work: WorkDir) -> pa.Array:
 
 
 def load_shard(k: int, path: Path, spec: VariantInfo, contaminated: pa.Array, answers: dict[str, tuple[int, bytes]],
-               staging_dir: Path) -> Shard:
+               dest: Path, write: bool = True) -> Shard:
     """The per-shard work, streamed in record batches: memory stays near one batch whatever
     the shard size (read_table on a 676 MB shard peaked at 1.9 GB RSS, batches at 0.7 GB).
-    Arrow kernels release the GIL, so two shards run on two cores."""
+    Arrow kernels release the GIL, so two shards run on two cores. The published shard goes to
+    `dest`; with `write` False it is already there (a resumed task): only hashed, never rewritten."""
     s = Shard(k, path)
     pf = pq.ParquetFile(path)
     s.rows = pf.metadata.num_rows
-    s.dest = staging_dir / f".part-{k:05d}.parquet"
+    s.dest = dest
     published = is_published_schema(pf.schema_arrow, check_metadata=True)
     if not published and not is_published_schema(pf.schema_arrow, check_metadata=False):
         try:  # fails on missing or mistyped columns: a schema failure, not a crash
@@ -97,23 +101,40 @@ def load_shard(k: int, path: Path, spec: VariantInfo, contaminated: pa.Array, an
         except (ValueError, pa.ArrowInvalid, KeyError) as e:
             s.error = f"{path}: {str(e)[:160]}"
             return s
-    writer = None if published else pq.ParquetWriter(s.dest, SCHEMA, compression="zstd")
+    writer = None if published or not write else pq.ParquetWriter(s.dest, SCHEMA, compression="zstd")
     try:
         for batch in pf.iter_batches(batch_size=BATCH_ROWS):
             table = pa.Table.from_batches([batch])
             if not published:
                 table = table.cast(SCHEMA)
-                writer.write_table(table)  # type: ignore[union-attr]
+                if writer is not None:
+                    writer.write_table(table)
             if spec.exact_answer:
                 s.answer_keys += answer_keys(table)
             s.signals.append(signal_table(table, spec.name, contaminated, answers, teacher=spec.reply is not None,
                                           think=spec.think, summary=spec.needs_summary))
             s.stats.add(table)
+            s.hashes.append(batch_hashes(table))  # the content hash, taken while the text is in memory
     finally:
         if writer is not None:
             writer.close()
-    s.sha256 = copy_hashed(path, s.dest) if published else sha256_file(s.dest)
+    s.sha256 = copy_hashed(path, s.dest) if published and write else sha256_file(s.dest)
     return s
+
+
+def fold(out: StagedVariant, done: Shard, schema: CheckOutcome, answers: dict[str, tuple[int, bytes]]) -> bool:
+    """One shard's results into its variant's (in shard order); False for a shard that could
+    not take the published schema (a schema failure, its rows not staged)."""
+    if done.error:
+        schema.merge(False, done.rows, done.rows, [done.path.name])
+        schema.detail = done.error
+        return False
+    schema.merge(True, done.rows, 0, [])
+    answers.update(done.answer_keys)
+    out.signals += done.signals
+    out.hashes += done.hashes
+    out.stats.merge(done.stats)
+    return True
 
 
 def stage_variant(work: WorkDir, spec: VariantInfo, tmp: Path, contaminated: pa.Array,
@@ -131,21 +152,15 @@ def stage_variant(work: WorkDir, spec: VariantInfo, tmp: Path, contaminated: pa.
         pending: deque[Future[Shard]] = deque()
         for k, path in enumerate(shards):
             out.bytes_in += path.stat().st_size
-            pending.append(pool.submit(load_shard, k, path, spec, contaminated, answers, tmp / "data" / v))
+            pending.append(pool.submit(load_shard, k, path, spec, contaminated, answers,
+                                       tmp / "data" / v / f".part-{k:05d}.parquet"))
             # At most WORKERS + 1 shards in memory at once.
             while len(pending) > WORKERS or (k == len(shards) - 1 and pending):
                 done = pending.popleft().result()
-                if done.error:
-                    schema.merge(False, done.rows, done.rows, [done.path.name])
-                    schema.detail = done.error
-                    continue
-                assert done.dest is not None
-                schema.merge(True, done.rows, 0, [])
-                answers.update(done.answer_keys)
-                out.signals += done.signals
-                out.stats.merge(done.stats)
-                staged.append(done.dest)
-                hashes.append(done.sha256)
+                if fold(out, done, schema, answers):
+                    assert done.dest is not None
+                    staged.append(done.dest)
+                    hashes.append(done.sha256)
     for final, sha in zip(name_shards(tmp / "data" / v, staged), hashes):
         known[final.relative_to(tmp).as_posix()] = sha
     return out

@@ -46,6 +46,10 @@ _LABEL = re.compile(r"^\s*(?:[-*+]\s*)?\*\*[^*]+\*\*\s*:?\s*")  # "**Answer:** �
 _ANSWER_OPTION = re.compile(r"^(?:\*\*[^*]*\*\*\s*:?\s*|[^\s:：*][^:：]{0,30}[:：]\s*)?\(?[A-Ea-e১-৪ক-ঘ][.):]\s")
 _OPTION = re.compile(r"^\(?[A-Za-z0-9]\s?[.):]\s+")  # "C. …", "(b) …": an option label, not a sentence
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_BARE_OPTION_END = re.compile(r"(?:^|[\s*:：])(?<!\()[A-J]\)\**$")
+_OPEN_TAG_END = re.compile(r"<(?:su[bp]|b|i|em|strong)?>?$")
+# A Bangla sentence (it ends with "।") that stops on "১." / "= 0.": a decimal point, not a full stop.
+_BANGLA_DECIMAL_END = re.compile(r"[\u0980-\u09ff][^।.!?\n]*\s[-+−]?\d+\.$")
 _UNTERMINATED_WORDS = 3  # words of an unfinished sentence after a finished one on the same line
 _UNTERMINATED_ITEM = 4  # words of an unfinished last item among items that end with punctuation
 _UNTERMINATED_LINE = 15  # words of a line that is one unfinished sentence (after finished lines)
@@ -223,10 +227,12 @@ def _partial_option(last_line: str, prompt: str) -> bool:
     m = _OPTION_TEXT.search(line)
     if m is None or (extract_choice(last_line)[0] is None and not _OPTION_LINE.match(line)):
         return False  # neither an answer statement nor a line opening on its option ("D. মাইকেল …")
-    body = _casefold_ws(m.group(1))
-    folded = _casefold_ws(prompt)
+    body = _casefold_ws(unicodedata.normalize("NFC", m.group(1)))
+    folded = _casefold_ws(unicodedata.normalize("NFC", prompt))  # "য়" one code point or two
     hits = [h.end() for h in re.finditer(re.escape(body), folded)] if body else []
-    return bool(hits) and all(folded[e : e + 1].isalnum() or "\u0980" <= folded[e : e + 1] <= "\u09ff" for e in hits)
+    more = "°%" if body[-1:].isdigit() else ""  # "B. 79" of "79°"
+    nxt = [folded[e : e + 1] for e in hits]
+    return bool(hits) and all(c and (c.isalnum() or "\u0980" <= c <= "\u09ff" or c in more) for c in nxt)
 
 
 def _fragment_words(last_line: str) -> int:
@@ -287,6 +293,14 @@ def answer_cut(answer: str, prompt: str = "") -> str | None:
     spaced_or_numeric = len(text) > 1 and (text[-2] in " \t\n" or (end == "-" and text[-2] in "0123456789"))
     if end in _DANGLING_CHARS or end == "/" or (end in _OPERATORS and spaced_or_numeric):  # "2m =", "380-"
         return "dangling_end"
+    if _OPEN_TAG_END.search(last_line) or _BANGLA_DECIMAL_END.search(last_line):
+        return "dangling_end"  # "১০<", "∫<sub>"; "মোল ভগ্নাংশ = 0." (Bangla ends sentences with "।")
+    if end == "-" and len(text) > 1 and (text[-2].isascii() and text[-2].isalpha() or text[-2] in "'\"*([{"):
+        return "dangling_end"  # "x²-x-", "NATO-", "'-", "10^{-": a hyphen or minus after a letter or an opener
+    if end in "√×÷" or (end in "⊂⊆∈∪∩" and text[-2:-1].isspace()) or _BARE_OPTION_END.search(last_line):
+        return "dangling_end"  # "C: √", "B: 4×", "ℤ ⊂"; "**Answer:** D)": an option whose text is to come
+    if end in "⁻⁺" and len(text) > 1 and text[-2].isdecimal():  # "5 × 10⁻": an exponent to come ("PO₄³⁻" is a charge)
+        return "dangling_end"
     if _BARE_MARKER.match(last_line) or _BARE_NUMBER.search(text):
         return "dangling_end"  # a list item or step that has only its marker
     word = _WORD.search(text)
@@ -301,14 +315,18 @@ def answer_cut(answer: str, prompt: str = "") -> str | None:
     if _open_bracket(last_line):
         return "open_bracket"
     cat = unicodedata.category(end)[0]
-    if cat in "LM" and _partial_option(last_line, prompt):
+    decimal = end == "." and text[-2:-1].isdigit()  # "**Answer:** B. 0." of "0.40"
+    if (cat in "LMN" or decimal) and _partial_option(last_line, prompt):
         return "partial_option"
     if _quotes_prompt(last_line, prompt):
         return None  # the prompt's own option or phrase
     if cat not in "LMN":  # symbols, emoji, closing punctuation: only a missing final result tells
+        if _unfinished_before_span(text, last_line):
+            return "unterminated_prose"
         return "no_final_result" if end not in ".!?。！？।*" and _no_final_result(text, prompt) else None
     if cat == "N":
-        if _fragment_words(last_line) >= _UNTERMINATED_NUMBER:
+        equation = any(c in last_line for c in "=⇒→≈")  # "k = ±8": a result line ends on its number
+        if _fragment_words(last_line) >= _UNTERMINATED_NUMBER or (not equation and _unterminated(text, last_line)):
             return "unterminated_prose"
         return "no_final_result" if _no_final_result(text, prompt) else None
     if _unterminated(text, last_line):
@@ -370,3 +388,25 @@ def _unfinished_line(last_line: str, alone: bool) -> bool:
     if extract_choice(line)[0] is not None and _words(re.split(r"\)", after_bold)[-1]) < _UNTERMINATED_ITEM:
         return False  # "The correct answer is **B**", not "… **A: 0°** because work done is maximized when"
     return re.match(r"^\W*\[?[A-J]\]", _LABEL.sub("", line)) is None  # "**সঠিক উত্তর:** [C] ঝড়"
+
+
+# A closed span at the end of a line: "(P)", "(Directly Proportional)", "`k`", "**x**", "\\( A \\)".
+_CLOSING_SPAN = re.compile(r"\s*(?:\([^()\n]*\)|（[^（）\n]*）|`[^`\n]+`|\*\*[^*\n]+\*\*|\\\(.*?\\\)|\$[^$\n]+\$)$")
+
+
+def _unfinished_before_span(text: str, last_line: str) -> bool:
+    """The line ends on a closed span (a gloss in brackets, inline code or math, bold) and the
+    prose before it is an unfinished sentence ("… যেখানে চাপ (P)", "When a 3×3 matrix \\( A \\)");
+    an answer line ("**Answer:** A (C₆H₅COOH)", "The answer is (B)") is not."""
+    m = _CLOSING_SPAN.search(last_line)
+    if m is None or m.start() == 0:
+        return False
+    head = last_line[: m.start()].rstrip()
+    if not head or _OPTION_LETTER_END.search(last_line) or _ANSWER_OPTION.match(last_line.strip()):
+        return False  # "The answer is (B)", "**Answer:** A (C₆H₅COOH)", "B. text (gloss)"
+    if head[-1] in ",，、":
+        return True  # "Thus, **CH₄**", "Among the options, **A (১৫%)**": the sentence goes on
+    if unicodedata.category(head[-1])[0] not in "LM" or _OPTION_LETTER_END.search(head):
+        return False
+    body = text[: len(text) - len(last_line)] + head
+    return _unterminated(body, head) or _unfinished_line(head, alone=len(head) >= len(body))

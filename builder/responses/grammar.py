@@ -58,6 +58,8 @@ variants) or "info" (kept; recorded so users can re-filter).
 | cut_partial_option         | info     | truncation evidence: a named option's text stops mid-way             |
 | cut_unterminated_prose     | info     | truncation evidence: running prose stops without finishing a sentence|
 | cut_no_final_result        | info     | truncation evidence: MCQ / \\boxed{} prompt, no final result, unpunctuated |
+| cut_partial_word           | info     | truncation evidence: the answer ends on a piece of a word seen whole in the reply |
+| cut_missing_conclusion     | info     | truncation evidence: the thinking's result (letter, value) never stated in the answer |
 
 Truncation (`truncation.find_cut`): a known finish reason is trusted ("stop" means the
 model chose to stop); the text and token rules judge a reply whose finish reason is unknown

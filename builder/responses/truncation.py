@@ -25,30 +25,51 @@ OpenThoughts…) carry none, so the text is the only witness there. `find_cut` r
 | open_bold                  | truncated_in_answer  | finish unknown; the last line opens `**` and never closes it  |
 | dangling_end               | truncated_in_answer  | finish unknown; the answer ends on a comma, an operator, an   |
 |                            |                      | opening bracket or a word that cannot end a sentence ("the",  |
-|                            |                      | "and", "of", "的", "和", "এবং" …)                             |
+|                            |                      | "and", "of", "的", "和", "এবং" …), an exponent to come       |
+|                            |                      | ("5 × 10⁻"), a hyphen after a letter ("x²-x-"), "√", "×", "⊂",|
+|                            |                      | an option with no text ("**Answer:** D)"), an open HTML tag, a|
+|                            |                      | Bangla sentence ending "১." (a decimal point: Bangla ends     |
+|                            |                      | sentences with "।")                                           |
 | open_label                 | truncated_in_answer  | finish unknown; the last line is a label ("**Answer:**",      |
 |                            |                      | "Given:") with nothing after it                               |
 | open_bracket               | truncated_in_answer  | finish unknown; the last line opens more brackets than it     |
 |                            |                      | closes (inline code and math set aside)                       |
 | partial_option             | truncated_in_answer  | finish unknown; an answer line names an option whose text     |
-|                            |                      | stops inside the prompt's wording of it ("C. বি")             |
+|                            |                      | stops inside the prompt's wording of it ("C. বি", "B. 0." of 0.40)|
 | unterminated_prose         | truncated_in_answer  | finish unknown; the last line is running prose (not a list    |
 |                            |                      | item, heading, table row, labelled short result, the prompt's |
 |                            |                      | own phrase or a one-line reply) and stops after a letter:     |
 |                            |                      | words after its last finished sentence, or no finished        |
-|                            |                      | sentence after lines that finish theirs (answer_end.py)       |
+|                            |                      | sentence after lines that finish theirs (answer_end.py); also |
+|                            |                      | prose cut just before a closing span ("যেখানে চাপ (P)", "When  |
+|                            |                      | a matrix \\( A \\)", "Thus, **CaF₂**") and a number ending such |
+|                            |                      | a line                                                        |
 | no_final_result            | truncated_in_answer  | finish unknown; it stops unpunctuated and the prompt is       |
 |                            |                      | multiple choice (no letter chosen) or asks for `\\boxed{}`   |
 |                            |                      | (none given)                                                  |
+| partial_word               | truncated_in_answer  | finish unknown; the last word is a piece of a word the reply  |
+|                            |                      | or prompt uses whole ("ডায়াকাইনেসি"), never seen whole itself |
+|                            |                      | (partial_word.py)                                             |
+| missing_conclusion         | truncated_in_answer  | finish unknown; the thinking commits to a result (a letter, a |
+|                            |                      | boxed or stated value) and the answer states no result at all:|
+|                            |                      | no letter, not the option's wording, no `\\boxed{}`, not the  |
+|                            |                      | value (conclusion.py) — catches cuts after a full sentence    |
+
+With the finish unknown, a reasoning whose tail reads as an answer but stops mid-way (the answer
+rules or a piece of a word on its last paragraph) is a thinking cut while it weighed the
+options (R1 quotes Bangla options in its thinking), not vLLM's misrouted answer.
 
 `truncated_in_think` when the reply never reached an answer (think not closed, content null,
 blank content beside a reasoning field, or an R1 reasoning reply with no delimiter at all),
 else `truncated_in_answer`.
 
 What text cannot do (measured in benchmarks/responses.py, reported apart as the
-`after_sentence` class): an answer cut right after a complete sentence, list item or line looks
-finished, and nothing in the text says otherwise; nor does one cut after a complete equation
-("= 18") or after the last word of a one-line reply.
+`after_sentence` class, and per tuned / held-out half in benchmarks/truncation_split.py): an
+answer cut right after a complete sentence, list item or line looks finished unless the thinking
+concluded something the answer never states (`missing_conclusion`); an answer that states its
+result first ("The correct answer is **B: ফোটন**।") and is cut in its explanation after a full
+sentence is not caught, nor one cut after a complete equation ("= 18") or after the last word
+of a one-line reply.
 Replies whose finish reason is known ("stop", "eos"…) are trusted: the text rules run only when
 it is unknown, so a model that chose to stop mid-list is not called truncated.
 
@@ -62,11 +83,14 @@ they flag 53 of the 74 that closed their thinking and then hit the cap, and 0 of
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from builder.language import MIXED, UNKNOWN, identify
 from builder.reasoning_format import R1
 from builder.responses.answer_end import answer_cut
+from builder.responses.conclusion import missing_conclusion
+from builder.responses.partial_word import partial_word
 from builder.responses.shapes import ANSWER_ONLY, NULL_CONTENT, REASONING_FIELD, UNCLOSED_THINK, Parsed
 
 IN_THINK = "truncated_in_think"
@@ -77,6 +101,7 @@ EVIDENCE = (
     "finish_length", "token_budget", "final_answer_in_reasoning", "open_think", "null_content",
     "empty_content", "open_answer_tag", "open_fence", "open_math", "open_boxed", "open_bold",
     "dangling_end", "open_label", "open_bracket", "partial_option", "unterminated_prose", "no_final_result",
+    "partial_word", "missing_conclusion",
 )  # fmt: skip
 # The info code that carries the evidence beside the reject code (grammar.INFO_CODES).
 EVIDENCE_PREFIX = "cut_"
@@ -128,6 +153,20 @@ def ends_with_final_answer(think: str) -> bool:
     return end not in (head, MIXED, UNKNOWN) and head not in (MIXED, UNKNOWN)
 
 
+def _tail_cut(text: str, prompt: str) -> bool:
+    """The text stops mid-way: thinking cut while it weighed the options (their Bangla wording
+    makes its tail look like an answer), not an answer that vLLM filed as reasoning. Its last
+    paragraph is cut by the answer rules, or ends on a piece of a word, or — when only the
+    language change made it read as an answer (no answer markup, no "Answer:" lead) — ends on
+    a letter. Used only when the finish reason is unknown."""
+    last = _last_paragraph(text)
+    if answer_cut(last) is not None or partial_word(text, prompt):
+        return True
+    if _ANSWER_MARKUP.search(text, max(0, len(text) - _TAIL_CHARS)) or _ANSWER_LEAD.search(last):
+        return False
+    return unicodedata.category(text.rstrip()[-1:] or ".")[0] in "LM"
+
+
 # ---------- the one entry point ----------
 
 
@@ -176,7 +215,9 @@ def find_cut(
     think = parsed.think
     field_shape = parsed.shape in (NULL_CONTENT, REASONING_FIELD)
     if before and think and (field_shape or known) and ends_with_final_answer(think):
-        return Cut(MISROUTED, "final_answer_in_reasoning")
+        if known or not _tail_cut(think, prompt):
+            return Cut(MISROUTED, "final_answer_in_reasoning")
+        return Cut(IN_THINK, "null_content" if parsed.shape == NULL_CONTENT else "empty_content")
     if known or not infer:
         return None
     if before:
@@ -184,7 +225,7 @@ def find_cut(
             return Cut(IN_THINK, "open_think")
         if parsed.shape == ANSWER_ONLY:  # prefilled "<think>", no "</think>"
             text = parsed.answer or ""
-            return None if ends_with_final_answer(text) else Cut(IN_THINK, "open_think")
+            return None if ends_with_final_answer(text) and not _tail_cut(text, prompt) else Cut(IN_THINK, "open_think")
         if think is None:
             return None  # nothing at all: missing_think / empty_answer say it
         return Cut(IN_THINK, "null_content" if parsed.shape == NULL_CONTENT else "empty_content")
@@ -194,4 +235,8 @@ def find_cut(
         evidence = answer_cut(parsed.answer, prompt)
         if evidence is not None:
             return Cut(IN_ANSWER, evidence)
+        if partial_word(parsed.answer, f"{prompt}\n{think or ''}"):
+            return Cut(IN_ANSWER, "partial_word")
+        if missing_conclusion(think, parsed.answer, prompt):
+            return Cut(IN_ANSWER, "missing_conclusion")
     return None

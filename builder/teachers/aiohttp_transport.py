@@ -35,10 +35,11 @@ class AiohttpApi:
             connector=aiohttp.TCPConnector(limit=connections, limit_per_host=connections),
             timeout=aiohttp.ClientTimeout(total=timeout_s, sock_connect=connect_timeout_s),
             trust_env=False,
+            headers=self._headers,  # session defaults: not merged from a new dict on every request
         )
 
     async def post_chat(self, body: bytes) -> bytes:
-        async with self._session.post(self._url, data=body, headers=self._headers) as resp:
+        async with self._session.post(self._url, data=body) as resp:
             data = await resp.read()
             if resp.status != 200:
                 import orjson

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,8 +53,14 @@ def build_items(
     return items
 
 
+_now: list[Any] = [-1, ""]  # (whole second, its text): one datetime per second, not per reply
+
+
 def now_iso() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    t = int(time.time())
+    if t != _now[0]:
+        _now[:] = [t, dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat(timespec="seconds")]
+    return _now[1]
 
 
 def sampling_json(teacher: TeacherConfig, max_tokens: int, sample_index: int) -> str:

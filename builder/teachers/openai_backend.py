@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -141,6 +142,8 @@ class EndpointPool:
         self._turn = 0
 
     def pick(self) -> Client:
+        if len(self.clients) == 1:
+            return self.clients[0]
         self._turn = (self._turn + 1) % len(self.clients)
         n = len(self.clients)
         return min((self.clients[(self._turn + i) % n] for i in range(n)), key=lambda c: c.outstanding)
@@ -373,9 +376,13 @@ async def run_requests(
             writer.sync()
 
     sync_task = asyncio.create_task(syncer())
+    # What is alive now (the items, their messages, the clients) lives for the whole run: frozen,
+    # the collector stops walking it on every collection the replies' churn triggers.
+    gc.freeze()
     try:
         await asyncio.gather(*(worker(i) for i in range(conc)))
     finally:
+        gc.unfreeze()
         sync_task.cancel()
         for c in pool.clients:
             for api in c.apis:

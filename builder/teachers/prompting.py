@@ -87,15 +87,18 @@ def _wire(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def build_messages(messages: list[dict[str, Any]], template: Template) -> list[dict[str, Any]]:
-    """The conversation up to its last user turn, with the template's system prompt and suffix.
+    """The conversation up to its last user or tool turn, with the template's system prompt and
+    the suffix on the last user turn.
 
-    A multi-turn prompt gets a reply to its last user turn: trailing assistant/tool turns
-    (a community answer) are cut. An existing system message keeps its text after ours.
+    A multi-turn prompt gets a reply to its last user turn, or to the tool results that answer
+    the calls made after it (the teacher goes on from the results): trailing assistant turns (a
+    community answer) are cut. An existing system message keeps its text after ours.
     """
     last_user = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=-1)
-    convo = _wire(messages[: last_user + 1])
+    end = max((i for i, m in enumerate(messages) if m["role"] in ("user", "tool")), default=-1)
+    convo = _wire(messages[: end + 1])
     if template.suffix and last_user >= 0:
-        convo[-1]["content"] = convo[-1]["content"] + template.suffix
+        convo[last_user]["content"] = convo[last_user]["content"] + template.suffix
     if template.system:
         if convo and convo[0]["role"] == "system":
             convo[0]["content"] = f"{template.system}\n\n{convo[0]['content']}"

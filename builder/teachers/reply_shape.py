@@ -18,7 +18,7 @@ BAD_SHAPE = "bad_reply_shape"
 # What an API key echoed in a reply becomes before the reply is stored; the responses stage
 # quarantines a reply holding it (`secret_in_reply`).
 SECRET_MARKER = "[REDACTED-SECRET]"
-_TEXT_FIELDS = ("content", "reasoning_content", "reasoning", "served_model", "error_message")
+_TEXT_FIELDS = ("content", "reasoning_content", "reasoning", "tool_calls_json", "served_model", "error_message")
 INT64_MAX = 2**63 - 1
 _MAX_SHORT = 512  # finish_reason, model: short strings, not documents
 
@@ -26,7 +26,7 @@ _MAX_SHORT = 512  # finish_reason, model: short strings, not documents
 _STR_COLS = (
     "generation_id", "prompt_id", "teacher_role", "teacher", "teacher_model", "served_model", "endpoint_kind",
     "prompt_template_id", "prompt_template_hash", "sampling_json", "reasoning_format", "content",
-    "reasoning_content", "reasoning", "finish_reason", "status", "error_code", "error_message", "created_at",
+    "reasoning_content", "reasoning", "tool_calls_json", "finish_reason", "status", "error_code", "error_message", "created_at",
     "schema_version", "toolkit_version",
 )  # fmt: skip
 _INT_COLS = ("sample_index", "prompt_tokens", "completion_tokens", "reasoning_tokens", "attempts", "max_tokens")
@@ -61,6 +61,15 @@ def _content(value: Any) -> str | None:
         except (TypeError, orjson.JSONEncodeError):
             raise BadShape("content parts are not JSON") from None
     raise BadShape(f"content is {type(value).__name__}, not text or parts")
+
+
+def _tool_calls(value: Any) -> str | None:
+    """The teacher's own tool calls, kept whole as JSON text (ids, names, argument strings as sent)."""
+    if not value:
+        return None
+    if not isinstance(value, list) or not all(isinstance(c, dict) for c in value):
+        raise BadShape("message.tool_calls is not a list of objects")
+    return orjson.dumps(value).decode()
 
 
 def reply_fields(body: Any) -> dict[str, Any]:
@@ -98,6 +107,7 @@ def reply_fields(body: Any) -> dict[str, Any]:
             "prompt_tokens": _count(usage.get("prompt_tokens"), "usage.prompt_tokens"),
             "completion_tokens": _count(usage.get("completion_tokens"), "usage.completion_tokens"),
             "reasoning_tokens": _count(details.get("reasoning_tokens"), "usage.completion_tokens_details.reasoning_tokens"),
+            "tool_calls_json": _tool_calls(msg.get("tool_calls")),
             "status": "ok",
         }
     except BadShape as e:
@@ -124,6 +134,24 @@ def _problem(col: str, v: Any) -> str:
     return ""
 
 
+def _well_typed(row: dict[str, Any]) -> bool:
+    """The common case, decided with exact type checks only (export runs this once per reply); any
+    doubt (a str subclass, a huge int) goes to the column-by-column check."""
+    get = row.get
+    for col in _STR_COLS:
+        if type(get(col)) not in _STR_OK:
+            return False
+    for col in _INT_COLS:
+        v = get(col)
+        if v is not None and (type(v) is not int or not 0 <= v <= 2**31 - 1):
+            return False
+    v = get("latency_s")
+    return v is None or (type(v) is float and math.isfinite(v))
+
+
+_STR_OK = (str, type(None))
+
+
 # What a failed row keeps of an unusable record: who and what it answered, never its text.
 _KEPT = ("generation_id", "prompt_id", "teacher_role", "teacher", "teacher_model", "endpoint_kind", "prompt_template_id",
          "prompt_template_hash", "created_at", "schema_version", "toolkit_version", *_INT_COLS)  # fmt: skip
@@ -132,6 +160,8 @@ _KEPT = ("generation_id", "prompt_id", "teacher_role", "teacher", "teacher_model
 def checked_row(row: dict[str, Any]) -> dict[str, Any]:
     """A stored REPLY row made safe to export: any value of the wrong type makes it a failed
     `bad_reply_shape` row (text fields dropped, ids kept), so one bad record never stops export."""
+    if _well_typed(row):
+        return row
     problem = next((p for col in (*_STR_COLS, *_INT_COLS, *_FLOAT_COLS) if (p := _problem(col, row.get(col)))), "")
     if not problem:
         return row
@@ -143,6 +173,8 @@ def checked_row(row: dict[str, Any]) -> dict[str, Any]:
 def scrub_secrets(fields: dict[str, Any], secrets: list[str]) -> dict[str, Any]:
     """The reply with every occurrence of a key replaced by SECRET_MARKER (before it is stored)."""
     keys = sorted({k for k in secrets if k and len(k) >= 6 and k != "EMPTY"}, key=len, reverse=True)
+    if not keys:  # keyless endpoints (vLLM, local servers): nothing to look for
+        return fields
     for col in _TEXT_FIELDS:
         v = fields.get(col)
         if isinstance(v, str):

@@ -3,7 +3,10 @@
 A 1.3M-reply store has 1.3M index lines; read as one Python object per line they cost about a
 gigabyte and tens of seconds on every open (each generate task, export, accounting). Here each
 segment's ``.idx`` is parsed by Arrow's JSON reader into columns, the latest record per
-generation_id is picked with sort and group kernels, and lookups are vectorized (`positions`).
+generation_id is picked by sorting (fixed-width ids as integer words and a 64-bit hash,
+builder/teachers/store_keys.py; other ids by dictionary codes), and lookups are vectorized
+(`positions`). Arrow buffers made while opening come from the system allocator (see
+`_system_pool`): at 1.3M records the whole open stays under 1 GB with the caller's items.
 
 Compaction: after a segment's index is parsed, its columns are kept in ``<segment>.idx.parquet``
 (a cache, never the truth) stamped with the ``.idx`` file's size and mtime; the next open reads
@@ -23,6 +26,7 @@ import io
 import logging
 import os
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +37,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 import pyarrow.parquet as pq
+
+from builder.teachers.store_keys import IdKeys
 
 log = logging.getLogger("builder.teachers.store")
 _warned: set[tuple[Path, int]] = set()  # the stages open the store several times: warn once per line
@@ -186,6 +192,20 @@ def records(folder: Path) -> tuple[pa.Table, list[Path]]:
     return pa.concat_tables(tables), paths
 
 
+@contextmanager
+def _system_pool() -> Iterator[None]:
+    """Arrow's default pool (mimalloc) keeps the pages of freed buffers for reuse: parsing a 1.3M-record
+    index and sorting it left ~300 MB more resident than it held. Buffers made here come from the
+    system allocator, which gives them back; each buffer frees into the pool that made it. The
+    default pool is process-wide: another thread's Arrow work meanwhile uses the system one too."""
+    before = pa.default_memory_pool()
+    pa.set_memory_pool(pa.system_memory_pool())
+    try:
+        yield
+    finally:
+        pa.set_memory_pool(before)
+
+
 class _Columns(dict):  # type: ignore[type-arg]
     """Int columns as numpy; string columns as (dictionary codes, distinct values): built lazily."""
 
@@ -194,13 +214,18 @@ class _Columns(dict):  # type: ignore[type-arg]
         self.table = table
 
     def __missing__(self, k: str) -> Any:
+        with _system_pool():
+            val = self._convert(k)
+        self[k] = val
+        return val
+
+    def _convert(self, k: str) -> Any:
         col = self.table[k]
         if k in _STRS:
             enc = pc.dictionary_encode(col.fill_null("")).combine_chunks()
             val: Any = (enc.indices.to_numpy(zero_copy_only=False), enc.dictionary.to_pylist())
         else:
             val = col.to_numpy()
-        self[k] = val
         return val
 
 
@@ -216,6 +241,7 @@ class StoreIndex(Mapping[str, Latest]):
         self.attempts_total, self.records = attempts_total, records
         self._cols: _Columns | None = None
         self._dict: dict[str, int] | None = None
+        self._keys: IdKeys | None = None  # sorted fixed-width id hashes: lookups without a hash table
 
     @classmethod
     def every_record(cls, folder: Path) -> StoreIndex:
@@ -226,9 +252,22 @@ class StoreIndex(Mapping[str, Latest]):
 
     @classmethod
     def open(cls, folder: Path) -> StoreIndex:
-        """The latest record per generation_id, with every record's attempts summed. Ids become
-        dictionary codes (one hash pass), then numpy sorts integers, never strings."""
-        t, paths = records(folder)
+        """The latest record per generation_id, with every record's attempts summed."""
+        with _system_pool():
+            t, paths = records(folder)
+            keys = IdKeys.of(t["g"])
+            made = keys.latest(t) if keys is not None else None
+            if made is None:  # ids of several widths, or two ids sharing a 64-bit hash
+                return cls._open_by_dictionary(t, paths)
+            ids, row, attempts, counts = made
+            # The ids live on in `ids` (hash order): the table's copy would only double them.
+            idx = cls(t.drop_columns(["g"]), paths, ids, row, attempts, counts)
+            idx._keys = IdKeys.of(ids)
+            return idx
+
+    @classmethod
+    def _open_by_dictionary(cls, t: pa.Table, paths: list[Path]) -> StoreIndex:
+        """Ids become dictionary codes (one hash pass), then numpy sorts integers, never strings."""
         n = t.num_rows
         enc = pc.dictionary_encode(t["g"])  # one dictionary over all chunks; no copy of the ids first
         chunks = [c.indices.to_numpy(zero_copy_only=False) for c in enc.chunks]
@@ -272,8 +311,11 @@ class StoreIndex(Mapping[str, Latest]):
 
     def positions(self, ids: list[str] | pa.Array) -> np.ndarray:
         """Row of each id in this index, -1 where it is not stored."""
-        arr = ids if isinstance(ids, pa.Array | pa.ChunkedArray) else pa.array(ids, type=pa.string())
-        return pc.index_in(arr, value_set=self._ids).fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+        with _system_pool():
+            arr = ids if isinstance(ids, pa.Array | pa.ChunkedArray) else pa.array(ids, type=pa.string())
+            if self._keys is not None and (found := self._keys.find(arr)) is not None:
+                return found
+            return pc.index_in(arr, value_set=self._ids).fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
 
     def column(self, name: str) -> np.ndarray:
         """A column of the latest records, by id position: numpy (int columns) or dictionary codes

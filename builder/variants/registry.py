@@ -14,8 +14,8 @@ rest of the pipeline needs to know, so nothing downstream names a variant:
     blurb          the dataset card's one-line description of the assistant turn
     default        built when the recipe leaves `variants.build` unset
     preference     its rows are preference pairs (builder/variants/pairs.py, table `pairs`), built
-                   from all of a prompt's samples, not one assistant turn: `fn` is not called, and
-                   the release, which publishes chat configs, leaves it out (the summary says why)
+                   from all of a prompt's samples, not one assistant turn: `fn` is not called; the
+                   release publishes them as the `pairs` config with its own schema (release/pairs.py)
 
 The release and `quality/` may not import this stage: the variants stage writes each built
 variant's spec as data (`VariantSpec.info()`, builder.tables.VariantInfo) into its summary.
@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:  # tables pulls in `datasets` (~1 s): not on the CLI's recipe-check path
+    from builder.recipe import Recipe
     from builder.tables import VariantInfo
 
 
@@ -101,6 +102,19 @@ def to_build(build: Iterable[str] | None) -> list[str]:
     return list(build) if build is not None else [n for n, s in REGISTRY.items() if s.default]
 
 
+def unknown_names(recipe: Recipe) -> list[str]:
+    """"<key>: unknown variant(s) [...]" for every recipe knob naming a variant the registry lacks:
+    a typo is caught when the recipe is loaded (`check`), not by the stage that reads the knob."""
+    named = {
+        "variants.build": to_build(recipe.variants.build),
+        "variants.format_gate.variants": recipe.variants.format_gate.variants or [],
+        "quality.mix.variants": recipe.quality.mix.variants,
+        "quality.verification_variants": recipe.quality.verification_variants,
+    }
+    return [f"{key}: unknown variant(s) {bad}" for key, names in named.items()
+            if (bad := [v for v in names if v not in REGISTRY])]  # fmt: skip
+
+
 def declare(names: Iterable[str]) -> list[VariantInfo]:
     """The chat specs of `names` as data, in registry order (the order the release publishes in);
     preference variants are left out (their own schema; see `omitted`)."""
@@ -109,11 +123,11 @@ def declare(names: Iterable[str]) -> list[VariantInfo]:
 
 
 def omitted(names: Iterable[str]) -> dict[str, str]:
-    """Built variants the release does not publish, with the reason the variants summary records."""
+    """Built variants the release does not publish, with the reason the variants summary records.
+    The release publishes the `pairs` table as its own config (builder/release/pairs.py)."""
     return {
-        n: "preference pairs (prompt / chosen / rejected) have their own schema; the release publishes "
-        "chat configs only: load variants/pairs/ from the work dir"
-        for n in names if n in REGISTRY and REGISTRY[n].preference
+        n: "preference rows have their own schema and only the `pairs` table is published"
+        for n in names if n in REGISTRY and REGISTRY[n].preference and n != "pairs"
     }  # fmt: skip
 
 

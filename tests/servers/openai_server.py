@@ -21,7 +21,7 @@ Endpoints
     ``{"script": [{"match": "substring", "steps": [STEP, ...]}, ...]}``
         queue STEPs, consumed in order by the next requests whose messages contain
         ``match`` ("" matches all). A STEP is a dict of directive keys (below) and/or
-        literal fields: ``content``, ``reasoning_content``, ``reasoning``,
+        literal fields: ``content``, ``reasoning_content``, ``reasoning``, ``tool_calls``,
         ``finish_reason`` (the message is then exactly these), or ``status`` (+ optional
         ``body``: str or JSON, ``headers``: dict) for a raw response.
 
@@ -859,9 +859,9 @@ class OpenAIServer:
         choices = []
         completion_tokens = reasoning_tokens = 0
         for i in range(n):
-            if step and {"content", "reasoning_content", "reasoning", "finish_reason"} & step.keys():
+            if step and {"content", "reasoning_content", "reasoning", "finish_reason", "tool_calls"} & step.keys():
                 msg = {"role": "assistant", "content": step.get("content")}
-                for f in ("reasoning_content", "reasoning"):
+                for f in ("reasoning_content", "reasoning", "tool_calls"):
                     if f in step:
                         msg[f] = step[f]
                 finish = step.get("finish_reason", "stop")
