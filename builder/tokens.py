@@ -208,21 +208,16 @@ def source_files(name: str) -> dict[str, Path]:
     return verify_files(name, Path(str(dist.locate_file(""))))
 
 
-def _derived_tokenizer_json(src: TokenizerSource, tok: dict[str, Any]) -> dict[str, Any]:
-    """The derivation of the packaged tokenizer.json that `src` declares (fewer added tokens)."""
-    if src.max_added_id is not None:
-        tok["added_tokens"] = [t for t in tok["added_tokens"] if t["id"] <= src.max_added_id]
-    return tok
-
-
 def _tokenizer_json(name: str) -> dict[str, Any]:
-    """`name`'s derived tokenizer.json, parsed (orjson: the file is 7-11 MB; json.loads of it,
-    three times per tiktoken build, cost ~1.5 CPU-s in every worker). Not cached: the parsed
-    file is ~100 MB of Python objects, needed only while an encoding is built."""
+    """`name`'s tokenizer.json with its source's derivation (fewer added tokens), parsed with
+    orjson (7-11 MB: json.loads, three times per tiktoken build, cost ~1.5 CPU-s per worker).
+    Not cached: ~100 MB of Python objects, needed only while an encoding or file is built."""
     import orjson
 
-    tok = orjson.loads(source_files(name)["tokenizer.json"].read_bytes())
-    return _derived_tokenizer_json(_source(name), tok)
+    tok, keep = orjson.loads(source_files(name)["tokenizer.json"].read_bytes()), _source(name).max_added_id
+    if keep is not None:
+        tok["added_tokens"] = [t for t in tok["added_tokens"] if t["id"] <= keep]
+    return tok
 
 
 @cache
@@ -234,10 +229,9 @@ def tokenizer_files(name: str) -> dict[str, str]:
     texts = {role: path.read_text(encoding="utf-8") for role, path in paths.items()}
     if src.max_added_id is None and src.chat_template is None:
         return texts
-    tok = _derived_tokenizer_json(src, json.loads(texts["tokenizer.json"]))
+    tok = _tokenizer_json(name)
     cfg = json.loads(texts["tokenizer_config.json"])
-    if src.max_added_id is not None:
-        keep = src.max_added_id
+    if (keep := src.max_added_id) is not None:
         cfg["added_tokens_decoder"] = {k: v for k, v in cfg["added_tokens_decoder"].items() if int(k) <= keep}
     if src.chat_template is not None:
         got = hashlib.sha256(src.chat_template.encode()).hexdigest()
@@ -379,10 +373,8 @@ def _tiktoken_build(name: str) -> tuple[tiktoken.Encoding, str | None]:
     specials = {t["content"]: t["id"] for t in tok["added_tokens"]}
     # DeepSeek's vocab also lists its first added tokens (ids 0-2); they are specials here.
     vocab = {piece: rank for piece, rank in tok["model"]["vocab"].items() if piece not in specials}
-    unknown = set("".join(vocab)) - decode.keys()
-    if unknown:
-        raise TokenizerFilesError(f"{name}: vocab pieces hold characters outside the byte-level alphabet: "
-                                  f"{sorted(unknown)[:5]!r}; use count_tokens_hf")  # fmt: skip
+    if unknown := set("".join(vocab)) - decode.keys():
+        raise TokenizerFilesError(f"{name}: vocab characters outside the byte alphabet {sorted(unknown)[:5]!r}")
     # Each stand-in character → the byte it encodes, in C (str.translate), not a Python loop per piece.
     to_byte = str.maketrans({ch: chr(b) for ch, b in decode.items()})
     ranks = {piece.translate(to_byte).encode("latin-1"): rank for piece, rank in vocab.items()}
@@ -393,19 +385,14 @@ def _tiktoken_build(name: str) -> tuple[tiktoken.Encoding, str | None]:
 
 def tiktoken_normalize(name: str, text: str) -> str:
     """What `tokenizers` does to `name`'s text before pre-tokenizing (tiktoken does not)."""
-    form = _normal_form(name)
+    form = _tiktoken_build(name)[1]
     return unicodedata.normalize(form, text) if form else text
-
-
-def _normal_form(name: str) -> str | None:
-    return _tiktoken_build(name)[1]
 
 
 @cache
 def _special_finder(name: str) -> Callable[[str], bool]:
-    """Whether a text holds one of `name`'s added tokens. DeepSeek has 818 of them: testing each
-    on every text cost more than a fifth of the counting; grouped by their first two characters,
-    a text is searched for a group's tokens only when it holds the group's prefix."""
+    """Whether a text holds one of `name`'s added tokens (DeepSeek has 818: testing each cost a fifth
+    of the counting), searching a group of them only in texts that hold the group's first two characters."""
     groups: dict[str, list[str]] = {}
     for sp in tiktoken_encoding(name).special_tokens_set:
         groups.setdefault(sp[:2], []).append(sp)
@@ -415,7 +402,7 @@ def _special_finder(name: str) -> Callable[[str], bool]:
 
 def count_tokens_tiktoken(name: str, texts: list[str]) -> list[int]:
     enc = tiktoken_encoding(name)
-    form = _normal_form(name)
+    form = _tiktoken_build(name)[1]
     normed = [unicodedata.normalize(form, t) for t in texts] if form else texts
     # A plain loop: encode_batch hands every text to a thread pool, which on 2 cores cost
     # more than the encoding and held every text's ids until the end. encode_ordinary is
