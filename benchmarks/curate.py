@@ -25,7 +25,9 @@ directly on the whole adversarial set (every attributable item, all clean prompt
 new and the legacy rule; `--semantic` adds the optional embedding pass there, and its cost.
 
 Usage: python benchmarks/curate.py [--n 1000000] [--quick] [--baseline-n 10000] [--semantic]
-The last line printed is one JSON object. Timings on a shared machine are noisy.
+The last line printed is one JSON object. Timings on a shared machine are noisy: `step_cpu_s` (CPU
+seconds per step, the whole process tree, sampled by benchmarks/memtree.py) and `prompts_per_cpu_s`
+do not grow with the machine's load the way `step_s` and `prompts_per_s` do.
 """
 
 from __future__ import annotations
@@ -298,10 +300,21 @@ def main(argv: list[str] | None = None) -> dict:
         recipe = load_recipe(recipe_for(folder / "prompts.jsonl", folder, args.start_method))
         t0 = time.perf_counter()
         with TreePeak() as peak:  # the whole tree: this process (it holds the corpus) and every worker
-            res = run_curate(recipe, WorkDir(folder / "work"))
+            marks: list[tuple[str, float]] = []
+
+            def mark(step: str, done: int | None = None, total: int | None = None) -> None:
+                if done is None:  # a step starts (the stage's own tick): the tree's CPU so far
+                    marks.append((step, peak.cpu_s()))
+
+            res = run_curate(recipe, WorkDir(folder / "work"), mark)
+            marks.append(("", peak.cpu_s()))
         secs = time.perf_counter() - t0
+        # CPU seconds per step, the whole process tree (load-independent, unlike step_s on a shared machine)
+        step_cpu = {a: round(tb - ta, 2) for (a, ta), (_, tb) in zip(marks, marks[1:])}
+        cpu_total = round(marks[-1][1] - marks[0][1], 1)
         rss = peak.mb
         print("step seconds:", res.step_seconds)
+        print(f"step CPU seconds (process tree, {cpu_total}s in all):", step_cpu)
         for step, n_in, kept, dropped in res.steps:
             print(f"  {step:14s} in {n_in:>9,} kept {kept:>9,} dropped {dict(dropped)}")
         sc = scores(folder / "work", rows, family, kind)
@@ -340,6 +353,9 @@ def main(argv: list[str] | None = None) -> dict:
         "prompts_per_s": round(ours_pps, 1),
         "wall_s": round(secs, 1),
         "step_s": res.step_seconds,
+        "step_cpu_s": step_cpu,
+        "cpu_s": cpu_total,
+        "prompts_per_cpu_s": round(len(rows) / cpu_total, 1),
         "peak_rss_mb": round(rss, 1),
         "max_processes": peak.procs,
         "near_dup_recall": sc["near_dup_recall"],

@@ -25,12 +25,18 @@ def tree_rss_mb(proc: psutil.Process | None = None) -> float:
 
 
 class TreePeak:
-    """with TreePeak() as peak: ... ; peak.mb is the largest tree RSS seen, peak.procs the most processes."""
+    """with TreePeak() as peak: ... ; peak.mb is the largest tree RSS seen, peak.procs the most processes,
+    peak.cpu_s() the CPU seconds (user + system) the tree has used so far.
+
+    CPU time is load-independent where wall time is not (a shared machine): each process's last
+    sampled total is kept after it exits, so a worker's final < interval_s of work can be missed."""
 
     def __init__(self, interval_s: float = 0.05) -> None:
         self.interval_s = interval_s
         self.mb = 0.0
         self.procs = 0
+        self._cpu: dict[tuple[int, float], float] = {}  # (pid, create time) → user + system seconds
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -43,7 +49,29 @@ class TreePeak:
                 kids = []
             self.procs = max(self.procs, 1 + len(kids))
             self.mb = max(self.mb, tree_rss_mb(me))
+            self._sample_cpu([me, *kids])
             self._stop.wait(self.interval_s)
+
+    def _sample_cpu(self, procs: list[psutil.Process]) -> None:
+        for p in procs:
+            try:
+                t = p.cpu_times()
+                key = (p.pid, p.create_time())
+            except psutil.Error:
+                continue
+            with self._lock:
+                self._cpu[key] = max(self._cpu.get(key, 0.0), t.user + t.system)
+
+    def cpu_s(self) -> float:
+        """CPU seconds of the whole tree so far (sampled now for the live processes)."""
+        me = psutil.Process()
+        try:
+            kids = me.children(recursive=True)
+        except psutil.Error:
+            kids = []
+        self._sample_cpu([me, *kids])
+        with self._lock:
+            return sum(self._cpu.values())
 
     def __enter__(self) -> TreePeak:
         self._thread.start()

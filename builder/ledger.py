@@ -9,6 +9,7 @@ A step that loses a row fails the build loudly.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ class Ledger:
     def __init__(self, stage: str) -> None:
         self.stage = stage
         self._cols: dict[str, list[str]] = {k: [] for k in LEDGER_FEATURES}
+        self._parts: list[pa.Table | Path] = []  # other ledgers' rows (add_part), before _cols
         self.steps: dict[str, StepCount] = {}
 
     def enter(self, step: str, n: int) -> None:
@@ -91,6 +93,36 @@ class Ledger:
         for key in ("reason", "detail", "location"):
             self._cols[key].extend([""] * n)
 
+    def add_part(self, rows: pa.Table | Path, steps: list[tuple[str, int, int, dict[str, int]]]) -> None:
+        """Another ledger of this stage (a task's part): its rows (Arrow, or a parquet file read
+        only when the ledger is written: a million-row stage's parts need not all be in memory)
+        and its step counts (its `summary()`); `check_parts` tells whether the rows say the same."""
+        for step, rows_in, kept, dropped in steps:
+            c = self.steps.setdefault(step, StepCount())
+            c.rows_in += rows_in
+            c.kept += kept
+            c.dropped.update(dropped)
+        self._parts.append(rows)
+
+    def _tables(self, columns: list[str] | None = None) -> Iterator[pa.Table]:
+        """The parts, then this ledger's own rows, one table at a time."""
+        for p in self._parts:
+            t = pq.read_table(p, columns=columns) if isinstance(p, Path) else p
+            yield t.select(columns) if columns else t.cast(LEDGER_FEATURES.arrow_schema)
+        own = pa.table(self._cols, schema=LEDGER_FEATURES.arrow_schema)
+        yield own.select(columns) if columns else own
+
+    def check_parts(self) -> None:
+        """The rows themselves (not only the counters) account for every step's kept and dropped."""
+        got: Counter[tuple[str, bool]] = Counter()
+        for t in self._tables(["step", "status"]):
+            for r in t.group_by(["step", "status"]).aggregate([("status", "count")]).to_pylist():
+                got[(r["step"], r["status"] == KEPT)] += r["status_count"]
+        for step, c in self.steps.items():
+            if (got[(step, True)], got[(step, False)]) != (c.kept, c.dropped_total):
+                raise LedgerMismatch(f"ledger {self.stage}/{step}: {c.kept} kept + {c.dropped_total} dropped counted, "
+                                     f"but {got[(step, True)]} + {got[(step, False)]} rows recorded")  # fmt: skip
+
     def check(self) -> None:
         for step, c in self.steps.items():
             if c.rows_in != c.kept + c.dropped_total:
@@ -100,13 +132,18 @@ class Ledger:
                 )
 
     def table(self) -> pa.Table:
-        return pa.table(self._cols, schema=LEDGER_FEATURES.arrow_schema)
+        return pa.concat_tables(list(self._tables()))
 
     def close(self, out_dir: Path) -> Path:
         self.check()
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / "ledger.parquet"
-        pq.write_table(self.table(), path)
+        if not self._parts:
+            pq.write_table(self.table(), path)
+            return path
+        with pq.ParquetWriter(path, LEDGER_FEATURES.arrow_schema) as w:  # part by part: bounded memory
+            for t in self._tables():
+                w.write_table(t)
         return path
 
     def summary(self) -> list[tuple[str, int, int, dict[str, int]]]:

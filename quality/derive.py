@@ -199,8 +199,10 @@ def signal_table(
         "contaminated": pc.is_in(table.column("prompt_id"), value_set=contaminated),
         "tools_kept": tools_kept(table),
     }
-    if think:  # a second scan only where the tags must be exactly one pair
+    if think:  # more scans only where the tags must be exactly one pair: any "…think>" word
+        # would otherwise stand in for a missing "</think>"
         cols["think_open"] = last(pc.count_substring_regex(text, "<think>"))
+        cols["think_close"] = last(pc.count_substring_regex(text, "</think>"))
     if summary:
         cols["ends_with_answer"] = ends_with_answer_column(table.column("prompt_id"), flat, idx, answers or {})
     out = pa.table(cols)

@@ -72,6 +72,7 @@ def variant_expectations(gx: Any, variant: str, max_tokens: int, language_mostly
     else:  # exactly one <think>…</think> block, at the start
         exps += [
             E.ExpectColumnValuesToBeInSet(column="think_open", value_set=[1], meta=m("tag_grammar")),
+            E.ExpectColumnValuesToBeInSet(column="think_close", value_set=[1], meta=m("tag_grammar")),
             E.ExpectColumnValuesToBeInSet(column="think_tags", value_set=[2], meta=m("tag_grammar")),
             E.ExpectColumnValuesToBeInSet(column="starts_with_think", value_set=[True], meta=m("tag_grammar")),
         ]

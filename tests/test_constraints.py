@@ -209,3 +209,39 @@ def test_forked_detection_matches_the_inline_path() -> None:
     inline = constraints_json_many(items, workers=1, chunk=7)
     assert constraints_json_many(items, workers=2, chunk=7) == inline
     assert sum(j != "[]" for j in inline) == 3 * 60  # lowercase+commas, word count, JSON: found every time
+
+
+# Phrasings at the edges of the detector's cheap gates (a gate that is too tight drops these).
+_GATE_EDGES = [
+    "Exclude the words apple and pear.", "Excluding these key words: red, blue.", "Never use the terms foo, bar.",
+    "Banned words using slang are fine; do not use 'lol' or 'omg'.", "Don't use:   'alpha', 'beta'.",
+    "Do not include any of the following: cat, dog.", "The word 'very' should not appear in your reply.",
+    "Avoid mentioning these phrases   :  hello world, goodbye.", "Words like 'ok' must never be used.",
+    "Mention \"Paris\" in your answer.", "Include the keywords sun and moon.", "Use the word 'blue' at least 3 times.",
+    "Say 'yes' twice.", "EMPHASIZE at least 2 sections with markdown.", "Bold 3 phrases.", "Write in ALL CAPS.",
+    "Your response should be in upper-case only.", "Capitalize all words.", "Stress words: at least twice in caps.",
+    "End your response with 'Any questions?'", "The last sentence should be: Bye.", "The end of your reply must read OK",
+    "Finish it with \"Done\".", "Day X: plan. Write 5 days.", "Use SECTION X for 3 sections.", "Write in Italian only.",
+    "请不要使用逗号。", "回答不超过50个单词。", "用三句话回答。", "请写3段，用***分隔。", "请用英文回答。",
+    "以“谢谢”结尾。", "请高亮至少2处。", "全部使用小写字母。", "请给出两个不同的回答，用******分隔。",
+    "“苹果”这个词至少出现3次。", "包含关键词“春天”、“花”。", "字母a至少出现5次。", "不要使用以下词语：坏、差。",
+    "HİGHLIGHT at least 2 sections with markdown.", "Wrıte ın all lowercase letters.", "Avoıd the words x, y.",
+]  # fmt: skip
+
+
+def test_gates_change_no_detection() -> None:
+    """The substring gates only skip rules that could not match: gated == ungated on real and edge prompts."""
+    prompts = list(_GATE_EDGES)
+    for name in ("rephrased", "heldout"):
+        fx = FIXTURE.parent / f"constraints_{name}.jsonl"
+        prompts += [json.loads(x)["prompt"] for x in fx.read_text(encoding="utf-8").splitlines() if x.strip()]
+    if IFEVAL.is_file():
+        prompts += [json.loads(x)["prompt"] for x in IFEVAL.read_text(encoding="utf-8").splitlines() if x.strip()]
+    prompts += [p.upper() for p in prompts[:200]]
+    found = 0
+    for p in prompts:
+        got = detect(p)
+        assert got == detect(p, gated=False), p
+        found += bool(got)
+    assert found >= len(prompts) // 2  # the set really states constraints (the check is not vacuous)
+    assert detect("Never use the terms foo, bar.")[0].kwargs["forbidden_words"] == ["foo", "bar"]

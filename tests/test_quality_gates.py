@@ -86,7 +86,12 @@ def test_blocking_failures_stop_the_release(tmp_path: Path) -> None:
 
     rewrite_variant(work, "answer", plant_tags)
     rewrite_variant(work, "think_summary", break_summary)
+    def fake_close(rows: list[dict[str, Any]]) -> None:  # "<think>… rethink> …": no real close tag
+        reply = rows[0]["messages"][-1]
+        reply["content"] = reply["content"].replace("</think>", " rethink>", 1)
+
     rewrite_variant(work, "control", cross_shard_duplicate)
+    rewrite_variant(work, "full", fake_close)
     contaminated = pq.read_table(work.shards(tables.variant("full"))[0]).column("prompt_id")[2].as_py()
     pq.write_table(pa.table({"benchmark": ["gsm8k"], "prompt_id": [contaminated]}),
                    work.path(tables.DECONTAMINATION))  # only prompt_id is read
@@ -102,7 +107,7 @@ def test_blocking_failures_stop_the_release(tmp_path: Path) -> None:
     report = json.loads((work.root / "quality" / "quality.json").read_text())
     assert report["passed"] is False
     failed = {(c["variant"], c["check"]) for c in report["checks"] if not c["success"]}
-    assert {("answer", "tag_grammar"), ("think_summary", "summary_ends_with_answer"),
+    assert {("answer", "tag_grammar"), ("full", "tag_grammar"), ("think_summary", "summary_ends_with_answer"),
             ("control", "unique_row_id")} <= failed
     assert {("answer", "not_contaminated"), ("full", "not_contaminated"),
             ("think_summary", "not_contaminated")} <= failed

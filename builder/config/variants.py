@@ -156,9 +156,18 @@ class VariantsConfig(Strict):
     )
     summarizer: SummarizerConfig = Field(default_factory=SummarizerConfig, description="who writes S_think")
     bucket_rows: int = Field(
-        200_000, ge=1,
-        description="prompts joined with their replies at a time; more are first hash-partitioned on disk",
+        50_000, ge=1,
+        description="prompts joined with their replies at a time (one bucket; a task's memory grows with it, about "
+        "20 KB per prompt, 60 KB with the two forked summary workers of a one-task run); more are first "
+        "hash-partitioned on disk by prompt_id",
     )  # fmt: skip
+    tasks: int | None = Field(
+        None,
+        ge=1,
+        description="datatrove tasks over the buckets on the recipe's executor (each owns every tasks-th bucket; "
+        "at most one per bucket); None: executor.tasks on slurm/ray, 1 (this process) on local. The llm "
+        "summarizer always runs in this process (its reply store has one writer)",
+    )
     shard_rows: int = Field(SHARD_ROWS, ge=1, description="rows per output parquet shard")
     overthinking_z: float = Field(
         2.0, gt=0,

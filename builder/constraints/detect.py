@@ -5,6 +5,12 @@ letters, language); Chinese rules: detect_zh.py. Only the user's own words are r
 material the instruction is *about* is still read (IFEval prompts quote their examples), but a
 constraint whose required argument cannot be read is not emitted. `score` compares detections
 with IFEval-style ground truth (instruction-level micro precision / recall, argument exact match).
+
+Cost: most prompts state no constraint, so a rule runs only when the lower-cased prompt holds one
+of its trigger substrings and, where a trigger is a common word ("end", "part", "*", "use"), a
+tighter gate its own patterns cannot match without (detect_en.GATES, detect_words.rules, the
+literals in detect_zh.rules). Gates only skip work: `detect(p, gated=False)` gives the same list
+(tests/test_constraints.py compares them).
 """
 
 from __future__ import annotations
@@ -19,24 +25,26 @@ from builder.constraints import detect_en, detect_words, detect_zh
 from builder.constraints.spec import KWARGS, BadConstraints, Constraint, parse, to_json
 
 _HAN = re.compile(r"[\u4e00-\u9fff]")
+_LATIN3 = re.compile(r"[A-Za-z]{3}")
+_RULES = [(rule, frozenset(detect_en.TRIGGERS[rule]), detect_en.GATES.get(rule)) for rule in detect_en.RULES]
+_TRIGGERS = tuple(dict.fromkeys(t for rule in detect_en.RULES for t in detect_en.TRIGGERS[rule]))
 
 
-
-_TRIGGER_RE = {rule: re.compile("|".join(map(re.escape, ts))) for rule, ts in detect_en.TRIGGERS.items()}
-
-
-def detect(prompt: str) -> list[Constraint]:
-    """Every IFEval instruction the prompt states, deduplicated, in a stable order."""
+def detect(prompt: str, gated: bool = True) -> list[Constraint]:
+    """Every IFEval instruction the prompt states, deduplicated, in a stable order. `gated=False`
+    runs every rule its trigger allows, without the tighter gates (tests: the gates change nothing)."""
     text = prompt or ""
     found: list[tuple[str, dict[str, Any]]] = []
-    if re.search(r"[A-Za-z]{3}", text):
+    if _LATIN3.search(text):
         low = text.lower()  # a rule runs only when one of its trigger substrings is there
-        for rule in detect_en.RULES:
-            if _TRIGGER_RE[rule].search(low):
+        gate_low = detect_en.case_gate(text, low) if gated else None
+        present = {t for t in _TRIGGERS if t in low}  # each trigger substring tested once
+        for rule, triggers, gate in _RULES:
+            if not triggers.isdisjoint(present) and (gate is None or gate_low is None or gate(text, gate_low)):
                 found += rule(text)
-        found += detect_words.rules(text, low)
+        found += detect_words.rules(text, low, gated)
     if _HAN.search(text):
-        found += detect_zh.rules(text)
+        found += detect_zh.rules(text, gated)
     out: dict[str, Constraint] = {}
     for cid, kw in found:
         try:  # a rule's kwargs go through the same validation as an import's
@@ -130,7 +138,7 @@ def _json_range(bounds: tuple[int, int]) -> list[str]:
 
 def constraints_json_many(items: list[tuple[str | None, str]], workers: int = 1, chunk: int = 4_096) -> list[str]:
     """`constraints_json` of many (tests_json, user_text) pairs, in order. Detection is pure
-    Python (~0.2-0.5 ms a prompt): on a large curate run it is split over forked workers."""
+    Python (~0.1 ms a prompt, most of it gated away): on a large curate run it is split over forked workers."""
     global _JOB
     bounds = [(i, min(i + chunk, len(items))) for i in range(0, len(items), chunk)]
     if workers <= 1 or len(bounds) < 2:

@@ -22,6 +22,17 @@ _QUOTE_OPEN = "\"'“‘「`"
 _QUOTED = r"[\"“](?P<q1>[^\"”\n]+)[\"”]|'(?P<q2>[^'\n]+)'|‘(?P<q3>[^’\n]+)’|`(?P<q4>[^`\n]+)`"
 
 
+# Characters `re.I` matches to an ASCII letter although str.lower() does not give that letter
+# (dotted / dotless i, long s, Kelvin sign): a substring gate on the lower-cased text could
+# skip a rule that would match, so no gate is used on a text that has one.
+_ODD_CASE = re.compile("[\u0130\u0131\u017f\u212a]")
+
+
+def case_gate(text: str, low: str) -> str | None:
+    """`low` when substring tests on it are exact stand-ins for `re.I` matches on `text`, else None."""
+    return low if text.isascii() or not _ODD_CASE.search(text) else None
+
+
 def sentences(text: str) -> list[str]:
     """Instruction-sized pieces: sentences, lines and list items."""
     parts = re.split(r"(?<=[.!?;])\s+(?=[A-Z0-9\"'“(*-])|\n+", text)
@@ -185,9 +196,12 @@ def _highlights(text: str) -> Found:
     return []
 
 
+_SECTION_SP = ("SECTION|Section|section|PARAGRAPH|Paragraph|PART|Part|CHAPTER|Chapter|Day|DAY|SLIDE|Slide|POINT|Point|"
+               "STEP|Step|Episode|EPISODE|Act|ACT|Verse|VERSE")
+
+
 def _sections(text: str) -> Found:
-    sp = (r"SECTION|Section|section|PARAGRAPH|Paragraph|PART|Part|CHAPTER|Chapter|Day|DAY|SLIDE|Slide|POINT|Point|"
-          r"STEP|Step|Episode|EPISODE|Act|ACT|Verse|VERSE")
+    sp = _SECTION_SP
     m = re.search(rf"\b(?P<sp>{sp})\s+(?:X|\{{?x\}}?|\[?N\]?)\b", text)
     if not m:  # "SECTION 1 and SECTION 2": an upper-case marker with its numbers
         m = re.search(r"\b(?P<sp>SECTION|PART|PARAGRAPH|CHAPTER|Section|Part)\s+1\b[^\n]{0,30}\b(?P=sp)\s+2\b", text)
@@ -263,8 +277,11 @@ _END = re.compile(
 )
 
 
+_END_LOWER = re.compile(_END.pattern)  # its literals are lower case: on ASCII text, re.I ≡ matching the lower-cased text
+
+
 def _end(text: str) -> Found:
-    for m in _END.finditer(text):
+    for m in _END_LOWER.finditer(text.lower()) if text.isascii() else _END.finditer(text):
         rest = text[m.end() :]
         if re.match(r"\s*(?:a\s+)?(?:post\s*script|p\.\s?s|note)", rest, re.I) or re.match(r"\s*(?:a|an|single)\s", rest) or \
                 re.search(r"post\s*script|\bP\.\s?P?\.?\s?S\b", m.group(0), re.I):
@@ -361,5 +378,16 @@ TRIGGERS: dict[Any, tuple[str, ...]] = {
     _end: ("end", "finish", "conclud", "clos", "last", "final", "wrap"), _quotation: ("quot",), _postscript: ("p.s", "p. s", "p.p"),
     _placeholders: ("placeholder",), _case: ("lower", "capital", "caps", "upper", "small letters", "block letters"),
 }  # fmt: skip
+# Tighter gates where a trigger is a common word ("end", "part", "*"): a substring or pattern
+# that every match of the rule's own patterns contains, tested on the lower-cased text.
+_CASE_GATE = re.compile(r"capital(?:ized)?\s+letter|capitals|all[\s-]+caps|upper[\s-]?case|block\s+letters|caps\s+lock|"
+                        r"lower[\s-]?case|small\s+letters|capitali[sz]|stress\s+words")  # fmt: skip
+_SECTION_WORDS = tuple(_SECTION_SP.split("|"))
+GATES: dict[Any, Any] = {
+    _highlights: lambda text, low: any(w in low for w in ("highlight", "italic", "emphasi", "bold")),
+    _case: lambda text, low: _CASE_GATE.search(low) is not None,
+    _end: lambda text, low: any(w in low for w in ("with", "by", "should", "must", "has", "need")),
+    _sections: lambda text, low: any(w in text for w in _SECTION_WORDS),  # its patterns are case-sensitive
+}
 RULES = (_no_comma, _length, _paragraphs, _bullets, _constrained, _highlights, _sections, _json, _title, _repeat,
          _two, _end, _quotation, _postscript, _placeholders, _case)  # fmt: skip

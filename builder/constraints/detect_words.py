@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from builder.constraints.detect_en import _NEG, _QUOTED, Found, quoted, sentences
+from builder.constraints.detect_en import _NEG, _QUOTED, Found, case_gate, quoted, sentences
 from builder.constraints.numbers import NUM, number, relation
 
 LANGUAGES = {
@@ -39,6 +39,17 @@ def _split_list(raw: str) -> list[str]:
     return words if words and all(len(w.split()) <= 3 for w in words) else []
 
 
+_FORB_M1 = re.compile(
+    rf"(?:{_NEG}|don't|do\s+not|must\s+not|should\s+not|cannot|can't)\s*(?:\w+\s+){{0,3}}?"
+    rf"(?:us(?:e|ing)|includ(?:e|ing)|say(?:ing)?|mention(?:ing)?|contain(?:ing)?|writ(?:e|ing)|hav(?:e|ing)|"
+    rf"utiliz(?:e|ing)|employ(?:ing)?)\s+(?:any\s+of\s+|any\s+)?(?:the\s+)?(?:following\s+)?"
+    rf"(?:{_LIST_TRIGGER})?(?P<rest>.+)",
+    re.I,
+)  # fmt: skip
+_FORB_M2 = re.compile(r"\b(?:avoid|without|exclude|excluding|ban|never\s+use)\s+(?:using\s+|mentioning\s+|saying\s+)?(?:the\s+|these\s+)?"
+                      r"(?:following\s+)?(?:key\s*)?(?:words?|terms?|phrases?)\s*[:\-]?\s*(?P<rest>.+)", re.I)  # fmt: skip
+_FORB_M3 = re.compile(r"(?:the\s+)?(?:key)?words?\s+(?P<rest>.+?)\s+(?:should|must|may|can)\s*(?:not|n't|never)\s+"
+                      r"(?:appear|be\s+(?:used|mentioned|included)|occur)", re.I)  # fmt: skip
 _NEG_QUICK = re.compile(r"\bno\b|\bnot\b|n't\b|\bcannot\b|without|avoid|refrain|never|free\s+of|zero|ban|prohibit|forbid", re.I)
 _FORB_QUICK = re.compile(r"(?:us|includ|say|mention|contain|writ|hav|utiliz|employ)\w*\s|appear|occur|avoid|exclud|without|\bban\b", re.I)
 
@@ -48,13 +59,7 @@ def _forbidden(text: str) -> Found:
     for s in sentences(text):
         if not (_NEG_QUICK.search(s) and _FORB_QUICK.search(s)) or re.search(r"\bletter\b|\bcommas?\b|capital|language", s, re.I):
             continue
-        m = re.search(
-            rf"(?:{_NEG}|don't|do\s+not|must\s+not|should\s+not|cannot|can't)\s*(?:\w+\s+){{0,3}}?"
-            rf"(?:us(?:e|ing)|includ(?:e|ing)|say(?:ing)?|mention(?:ing)?|contain(?:ing)?|writ(?:e|ing)|hav(?:e|ing)|"
-            rf"utiliz(?:e|ing)|employ(?:ing)?)\s+(?:any\s+of\s+|any\s+)?(?:the\s+)?(?:following\s+)?"
-            rf"(?:{_LIST_TRIGGER})?(?P<rest>.+)",
-            s, re.I,
-        )  # fmt: skip
+        m = _FORB_M1.search(s)
         if m:
             head, rest = s[m.start() : m.start("rest")], m.group("rest")
             items = _split_list(rest)
@@ -63,13 +68,11 @@ def _forbidden(text: str) -> Found:
             if named or quoted_words:
                 out += items
                 continue
-        m = re.search(r"\b(?:avoid|without|exclude|excluding|ban|never\s+use)\s+(?:using\s+|mentioning\s+|saying\s+)?(?:the\s+|these\s+)?"
-                      r"(?:following\s+)?(?:key\s*)?(?:words?|terms?|phrases?)\s*[:\-]?\s*(?P<rest>.+)", s, re.I)
+        m = _FORB_M2.search(s)
         if m:
             out += _split_list(m.group("rest"))
             continue
-        m = re.search(r"(?:the\s+)?(?:key)?words?\s+(?P<rest>.+?)\s+(?:should|must|may|can)\s*(?:not|n't|never)\s+"
-                      r"(?:appear|be\s+(?:used|mentioned|included)|occur)", s, re.I)  # fmt: skip
+        m = _FORB_M3.search(s)
         if m:
             out += _split_list(m.group("rest"))
     out = list(dict.fromkeys(out))
@@ -79,20 +82,33 @@ def _forbidden(text: str) -> Found:
 _TIMES_QUICK = re.compile(r"times|once|twice|thrice|at\s+least|at\s+most|fewer|less|more|only|exactly", re.I)
 
 
-def _frequency(text: str) -> Found:
-    found: Found = []
-    if not _TIMES_QUICK.search(text):
-        return found
-    word = r"(?:[\"“'‘](?P<w1>[^\"”'’\n]{1,30})[\"”'’]|(?P<w2>[A-Za-z][\w'-]*))"
+_FREQ_WORD = r"(?:[\"“'‘](?P<w1>[^\"”'’\n]{1,30})[\"”'’]|(?P<w2>[A-Za-z][\w'-]*))"
+
+
+def _freq_patterns(word: str = _FREQ_WORD) -> list[tuple[tuple[str, ...], re.Pattern[str]]]:
+    """(substrings one of which a match needs in the lower-cased text, pattern), compiled once."""
     pats = [
         rf"(?:the\s+)?(?:key)?word\s+{word}\s+(?:should\s+|must\s+|to\s+|will\s+|needs\s+to\s+|is\s+|gets\s+)?(?:appear|be\s+used|used|occur|be\s+mentioned|be\s+included|show\s+up|shows\s+up|turns?\s+up|comes?\s+up)s?\s+(?:in\s+\w+\s+\w+\s+)?(?P<tail>[^.;\n]{{0,40}})",
         rf"(?:use|include|mention|repeat|say|contain)s?\s+(?:the\s+)?(?:key)?(?:word|name|term)?\s*{word}\s+(?P<tail>(?:for\s+)?(?:at\s+least|at\s+most|more\s+than|less\s+than|fewer\s+than|no\s+more\s+than|no\s+less\s+than|exactly|only|once|twice|thrice|\d+|{NUM}\s+(?:or\s+more\s+)?times)[^.;\n]{{0,30}})",
         rf"(?:key)?word\s+{word}\s+(?P<tail>(?:at\s+least|at\s+most|more\s+than|less\s+than|once|twice|\d+\s+times)[^.;\n]{{0,30}})",
     ]  # fmt: skip
+    needs = [("word",), ("use", "include", "mention", "repeat", "say", "contain"), ("word",)]
+    # the tail is a lookahead: the next keyword's match may start inside it
+    return [(n, re.compile(pat.replace("(?P<tail>", "(?=(?P<tail>", 1) + ")", re.I)) for n, pat in zip(needs, pats)]
+
+
+_FREQ_PATS = _freq_patterns()
+
+
+def _frequency(text: str, low: str | None = None) -> Found:
+    found: Found = []
+    if not _TIMES_QUICK.search(text):
+        return found
     seen = set()
-    for pat in pats:
-        pat = pat.replace("(?P<tail>", "(?=(?P<tail>", 1) + ")"  # a lookahead: the next keyword's match may start inside it
-        for m in re.finditer(pat, text, re.I):
+    for needs, pat in _FREQ_PATS:
+        if low is not None and not any(t in low for t in needs):
+            continue
+        for m in pat.finditer(text):
             w = (m.group("w1") or m.group("w2")).strip()
             tail = m.group("tail")
             got = _times(tail)
@@ -130,6 +146,8 @@ _EXIST_QUICK = re.compile(r"(?:includ|contain|us|mention|hav|has|featur|incorpor
 
 def _existence(text: str, exclude: set[str]) -> Found:
     words: list[str] = []
+    if not _EXIST_QUICK.search(text):  # a sentence's match is a whole-text match too
+        return []
     for s in sentences(text):
         if not _EXIST_QUICK.search(s):
             continue
@@ -192,7 +210,23 @@ _EXIST_T = ("includ", "contain", "mention", "use", "using", "has ", "have", "hav
 _FORB_T = ("no ", "not", "n't", "cannot", "without", "avoid", "refrain", "never", "free of", "zero", "ban", "prohibit", "forbid")
 
 
-def rules(text: str, low: str | None = None) -> Found:
+_AZ = re.compile(r"[a-z]+")
+_LANG_NAMES = tuple(LANGUAGES)
+# What _forbidden's three patterns need to emit (lower-cased text): a list named as words, terms,
+# phrases or "the following" within the negated clause, or a quoted list right after the verb
+# (the verb's patterns, so a clause's match is a match here too).
+_VERB = r"(?:us(?:e|ing)|includ(?:e|ing)|say(?:ing)?|mention(?:ing)?|contain(?:ing)?|writ(?:e|ing)|hav(?:e|ing)|utiliz(?:e|ing)|employ(?:ing)?)"
+_FORB_GATE = re.compile(
+    rf"(?:word|term|phrase|following)\w*\s+(?:\w+\s+){{0,2}}{_VERB}"  # named before the verb
+    rf"|{_VERB}\s+(?:any\s+of\s+|any\s+)?(?:the\s+)?(?:following|key|word|term|phrase)"  # named after it
+    rf"|{_VERB}\s+[\w\s:\-]*?[\"“'‘]"  # a quoted list
+    r"|(?:avoid|without|exclude|excluding|ban|never\s+use)\s+[\w\s]*?(?:word|term|phrase)"
+    r"|(?:should|must|may|can)\s*(?:not|n't|never)\s+(?:appear|be\s+(?:used|mentioned|included)|occur)"
+)  # fmt: skip
+_QUOTED_AFTER_MENTION = re.compile(r"(?:mention|include)\s+[\"“'‘]")
+
+
+def rules(text: str, low: str | None = None, gated: bool = True) -> Found:
     """The word rules; each runs only when one of its trigger substrings is in the lower-cased text."""
     low = text.lower() if low is None else low
 
@@ -201,12 +235,14 @@ def rules(text: str, low: str | None = None) -> Found:
 
     # A counted or required word is named as a word, a term, a name, or in quotes.
     named = has(("word", "term", "item", "line", "name", "phrase", '"', "“", "'", "‘", "mention"))
-    lang = _language(text) if not LANGUAGES.keys().isdisjoint(re.findall(r"[a-z]+", low)) else []
+    gate = case_gate(text, low) if gated else None  # None: no tighter gate is exact for this text
+    lang = _language(text) if has(_LANG_NAMES) and not LANGUAGES.keys().isdisjoint(_AZ.findall(low)) else []
     letters = _letters(text) if has(("letter",)) else []
-    freq = _frequency(text) if named and has(_FREQ_T) else []
+    freq = _frequency(text, gate) if named and has(_FREQ_T) else []
     counted = {k["keyword"].lower() for _, k in freq}
-    forb = _forbidden(text) if named and has(_FORB_T) else []
+    forb = _forbidden(text) if named and has(_FORB_T) and (gate is None or _FORB_GATE.search(low)) else []
     banned = {w.lower() for _, k in forb for w in k["forbidden_words"]}
-    exist = _existence(text, counted | banned) if named and has(_EXIST_T) else []
+    exist = _existence(text, counted | banned) if named and has(_EXIST_T) and (
+        gate is None or has(("word", "term", "item", "line")) or _QUOTED_AFTER_MENTION.search(low)) else []
     out: list[tuple[str, dict[str, Any]]] = [*forb, *freq, *exist, *letters, *lang]
     return out

@@ -36,14 +36,16 @@ def pass_rates(files: Iterable[str | object]) -> dict[str, float]:
 
     Reads only three columns of `parsed` and `quarantine` (a failed verification is quarantined).
     """
-    parts = []
-    for f in files:
-        t = pq.read_table(f, columns=["prompt_id", "teacher_role", "verify_status"])
-        t = t.filter(pc.and_(pc.equal(t["teacher_role"], "reasoning"), pc.is_in(t["verify_status"], pa.array(["pass", "fail"]))))
-        parts.append(t.select(["prompt_id"]).append_column("ok", pc.cast(pc.equal(t["verify_status"], "pass"), pa.int32())))
-    if not parts:
-        return {}
-    g = pa.concat_tables(parts).group_by("prompt_id").aggregate([("ok", "sum"), ("ok", "count")])
+    parts = [pq.read_table(f, columns=["prompt_id", "teacher_role", "verify_status"]) for f in files]
+    return pass_rates_of(pa.concat_tables(parts)) if parts else {}
+
+
+def pass_rates_of(t: pa.Table) -> dict[str, float]:
+    """pass_rates over a table of samples (prompt_id, teacher_role, verify_status): a per-prompt
+    figure, so one bucket's samples give its prompts' rates exactly."""
+    t = t.filter(pc.and_(pc.equal(t["teacher_role"], "reasoning"), pc.is_in(t["verify_status"], pa.array(["pass", "fail"]))))
+    t = t.select(["prompt_id"]).append_column("ok", pc.cast(pc.equal(t["verify_status"], "pass"), pa.int32()))
+    g = t.group_by("prompt_id").aggregate([("ok", "sum"), ("ok", "count")])
     g = g.filter(pc.greater_equal(g["ok_count"], 2))
     return {p: s / n for p, s, n in zip(g["prompt_id"].to_pylist(), g["ok_sum"].to_pylist(), g["ok_count"].to_pylist())}
 

@@ -108,32 +108,26 @@ SAMPLE_COLS = ["generation_id", "prompt_id", "teacher_role", "sample_index", "te
                "reject_codes", "info_codes", "verify_status", "repetition_score"]  # fmt: skip
 
 
-def multi_samples(files: list[Any]) -> dict[str, list[dict[str, Any]]]:
-    """prompt_id → every reasoning sample (kept or quarantined) of prompts with two or more.
-
-    Counts first (three small columns), then reads the texts of those prompts only: with one
-    sample per prompt (the common build) nothing else is read.
-    """
-    import pyarrow as pa
+def _many(ids: Any) -> Any:
+    """The prompt ids that occur at least twice in a table with a prompt_id column."""
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
-    ids = []
-    for f in files:
-        t = pq.read_table(f, columns=["prompt_id", "teacher_role"])
-        ids.append(t.filter(pc.equal(t["teacher_role"], "reasoning")).select(["prompt_id"]))
-    if not ids:
-        return {}
-    counts = pa.concat_tables(ids).group_by("prompt_id").aggregate([("prompt_id", "count")])
-    many = counts.filter(pc.greater_equal(counts["prompt_id_count"], 2))["prompt_id"]
+    counts = ids.select(["prompt_id"]).group_by("prompt_id").aggregate([("prompt_id", "count")])
+    return counts.filter(pc.greater_equal(counts["prompt_id_count"], 2))["prompt_id"]
+
+
+def multi_samples_of(t: Any) -> dict[str, list[dict[str, Any]]]:
+    """prompt_id → every reasoning sample (kept or quarantined) of prompts with two or more, from a
+    table of samples (SAMPLE_COLS; a bucket's: a prompt's samples are all in its bucket), in order."""
+    import pyarrow.compute as pc
+
+    t = t.filter(pc.equal(t["teacher_role"], "reasoning"))
+    many = _many(t)
     out: dict[str, list[dict[str, Any]]] = {}
     if len(many) == 0:
         return out
-    for f in files:
-        t = pq.read_table(f, columns=SAMPLE_COLS)
-        t = t.filter(pc.and_(pc.equal(t["teacher_role"], "reasoning"), pc.is_in(t["prompt_id"], many)))
-        for r in t.to_pylist():
-            out.setdefault(r["prompt_id"], []).append(r)
+    for r in t.filter(pc.is_in(t["prompt_id"], many)).to_pylist():
+        out.setdefault(r["prompt_id"], []).append(r)
     return out
 
 

@@ -4,19 +4,26 @@ READS / WRITES below (builder/tables.py): the selected rows of `parsed`; one tab
 one row id (prompt_id) per prompt shared by every variant, and a ledger where each variant is a
 step: every curated prompt is either in it or absent with a reason.
 
-Memory: prompts and selected replies are joined in buckets of about `bucket_rows` prompts.
-When there is more than one bucket, both sides are first hash-partitioned by prompt_id into
-temporary parquet files, so a bucket's prompts and replies are the only rows in memory.
-Rows come out in curate order within a bucket (one bucket: curate order throughout).
+Buckets: prompts and their replies are joined in buckets of about `bucket_rows` prompts, hash
+partitions by prompt_id (builder/variants/buckets.py), so everything per prompt (its n samples,
+its pass rate, its pair) is in one bucket; a bucket's rows are the only texts in memory. What
+must be global is computed first by the driver over narrow columns: the thinking-length moments
+behind the overthinking z-scores (within category over the whole set).
+
+Tasks: with `variants.tasks` > 1 (or executor.tasks on Slurm / Ray) the buckets are built by
+datatrove tasks on the recipe's executor (builder/variants/tasks.py), each bucket written whole to
+a fingerprint-named scratch folder, resumable per bucket; the driver then reads them in bucket
+order (builder/variants/merge.py) and checks the accounting. One task on the local executor
+builds the buckets in this process. Rows come out in curate order within a bucket, buckets in
+order, whatever the number of tasks (one bucket: curate order throughout).
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
-import zlib
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,41 +33,33 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from builder import tables
-from builder.config.student import StudentConfig
 from builder.config.variants import VariantsConfig
 from builder.constraints.spec import BadConstraints, contradictions, parse
 from builder.errors import UserError
-from builder.ledger import DROPPED, KEPT, Ledger
+from builder.ledger import Ledger
 from builder.progress import Progress, report
 from builder.recipe import Recipe
-from builder.rows import PARSED_FEATURES, PROMPT_FEATURES, provenance_defaults, tools_list
+from builder.rows import provenance_defaults, stable_hash
 from builder.tables import VariantsSummary
-from builder.tokens import count_tokens
+from builder.variants import buckets
 from builder.variants.adaptive import choose
-from builder.variants.format_gate import Survival, apply_gate, broken
+from builder.variants.buckets import Bucket
+from builder.variants.format_gate import Survival, broken
 from builder.variants.llm_summary import LlmSummarizer
-from builder.variants.overthinking import CODE as OVERTHINKING
-from builder.variants.overthinking import LengthStats, difficulty, histogram, pass_rates
-from builder.variants.pairs import multi_samples, write_pairs
-from builder.variants.registry import REGISTRY, Candidate, Skip, declare, omitted, to_build
-from builder.variants.summary_job import summaries, summary_columns
+from builder.variants.merge import BucketStats, check_accounting, read_bucket
+from builder.variants.overthinking import LengthStats, difficulty, histogram, pass_rates, pass_rates_of
+from builder.variants.pairs import multi_samples_of, write_pairs
+from builder.variants.registry import REGISTRY, Candidate, declare, omitted, to_build
+from builder.variants.summary_job import summaries
 from builder.variants.summary_quality import Tally
+from builder.variants.tasks import BucketFiles, VariantsTask, after_bucket, bucket_dir, my_buckets
+from builder.variants.variant_rows import TOKEN_CHUNK, prompt_tokens, variant_chunk
 from builder.workdir import WorkDir
 
 STAGE = "variants"
 READS = (tables.PROMPTS, tables.PARSED, tables.QUARANTINE)
 WRITES = (tables.VARIANT, tables.PAIRS, tables.VARIANTS_LEDGER, VariantsSummary)
-CHATML_OVERHEAD = 5  # <|im_start|> role \n … <|im_end|> \n: tokens per message beyond content
-# The reply columns a variant row needs (everything but the bookkeeping ones).
-REPLY_COLS = [
-    "generation_id", "prompt_id", "teacher_role", "teacher_model", "served_model", "endpoint_kind", "prompt_template_id",
-    "prompt_template_hash", "think", "answer", "shape", "info_codes", "verify_status", "verify_method",
-    "verify_reason", "repetition_score", "think_language", "answer_language", "teacher_think_tokens",
-    "teacher_answer_tokens",
-]  # fmt: skip
-_ORDER = "_order"
-# Candidates turned into variant rows at a time (their texts and row dicts are held at once).
-TOKEN_CHUNK = 2_048
+TASKS = ".tasks"  # hidden: variants/<name>/ folders are the variant tables (WorkDir.members)
 
 
 @dataclass
@@ -101,84 +100,6 @@ def _choose(c: Candidate, cfg: VariantsConfig, mix: dict[str, Counter[str]], rea
     reasons[c.choice[1].split(":")[0]] += 1
 
 
-def _bucket_of(prompt_id: str | None, n: int) -> int:
-    return zlib.crc32((prompt_id or "").encode()) % n
-
-
-def _partition(
-    files: list[Path],
-    columns: list[str] | None,
-    schema: pa.Schema,
-    n: int,
-    out: Path,
-    selected_only: bool = False,
-    order: bool = False,
-) -> None:
-    """Hash-partition shards by prompt_id into out/bucket-<i>.parquet (optionally tagging input order)."""
-    out.mkdir(parents=True, exist_ok=True)
-    writers: dict[int, pq.ParquetWriter] = {}
-    seen = 0
-    try:
-        for f in files:
-            for b in pq.ParquetFile(f).iter_batches(batch_size=8192, columns=columns):
-                t = pa.Table.from_batches([b]).cast(schema)
-                if order:
-                    t = t.append_column(_ORDER, pa.array(range(seen, seen + t.num_rows), pa.int64()))
-                seen += b.num_rows
-                if selected_only:
-                    t = t.filter(pc.equal(t.column("selected"), True)).drop_columns(["selected"])
-                buckets = pa.array([_bucket_of(p, n) for p in t.column("prompt_id").to_pylist()], pa.int32())
-                for i in sorted(set(buckets.to_pylist())):
-                    part = t.filter(pc.equal(buckets, i))
-                    if i not in writers:
-                        writers[i] = pq.ParquetWriter(out / f"bucket-{i:05d}.parquet", part.schema)
-                    writers[i].write_table(part)
-    finally:
-        for w in writers.values():
-            w.close()
-
-
-def _read_bucket(path: Path) -> list[dict[str, Any]]:
-    return pq.read_table(path).to_pylist() if path.is_file() else []
-
-
-Bucket = tuple[list[dict[str, Any]], list[dict[str, Any]]]
-
-
-def _buckets(work: WorkDir, cfg: VariantsConfig, tmp: Path) -> list[Callable[[], Bucket]]:
-    """Loaders of (prompts in curate order, selected reply rows), one per bucket."""
-    prompt_files = work.require(tables.PROMPTS)
-    parsed_files = work.require(tables.PARSED)
-    n_prompts = sum(pq.ParquetFile(f).metadata.num_rows for f in prompt_files)
-    n = max(1, -(-n_prompts // cfg.bucket_rows))
-    reply_cols = [*REPLY_COLS, "selected"]
-    reply_schema = pa.schema([PARSED_FEATURES.arrow_schema.field(c) for c in reply_cols])
-    if n == 1:
-        prompts = [r for f in prompt_files for r in pq.read_table(f).to_pylist()]
-        replies: list[dict[str, Any]] = []
-        for f in parsed_files:
-            t = pq.read_table(f, columns=reply_cols)
-            replies += t.filter(pc.equal(t.column("selected"), True)).to_pylist()
-        return [lambda: (prompts, replies)]
-    _partition(prompt_files, None, PROMPT_FEATURES.arrow_schema, n, tmp / "prompts", order=True)
-    _partition(parsed_files, reply_cols, reply_schema, n, tmp / "replies", selected_only=True)
-
-    def load(i: int) -> Bucket:
-        prompts = sorted(_read_bucket(tmp / "prompts" / f"bucket-{i:05d}.parquet"), key=lambda r: r[_ORDER])
-        return prompts, _read_bucket(tmp / "replies" / f"bucket-{i:05d}.parquet")
-
-    return [lambda i=i: load(i) for i in range(n)]
-
-
-def _candidates(bucket: Bucket) -> list[Candidate]:
-    prompts, replies = bucket
-    selected = {(r["prompt_id"], r["teacher_role"]): r for r in replies}
-    return [
-        Candidate(p, selected.get((p["prompt_id"], "reasoning")), selected.get((p["prompt_id"], "control")))
-        for p in prompts
-    ]
-
-
 def _length_stats(work: WorkDir, rates: dict[str, float]) -> LengthStats:
     """Thinking-length moments over every selected reasoning reply, from four narrow columns (a
     first pass over the buckets would decode every thinking text twice). Rows in prompt_id order:
@@ -195,15 +116,125 @@ def _length_stats(work: WorkDir, rates: dict[str, float]) -> LengthStats:
     return stats
 
 
-def _prompt_tokens(student: StudentConfig, prompts: list[dict[str, Any]]) -> list[int]:
-    # Tool definitions go into the system turn by the chat template, so they count too.
-    texts = ["\n".join([*(m["content"] or "" for m in p["messages"]), *(c for m in p["messages"] for c in m.get("tool_calls") or []),
-                        p.get("tools_json") or ""]) for p in prompts]
-    counts = count_tokens(student.tokenizer, texts)
-    return [t + CHATML_OVERHEAD * len(p["messages"]) for t, p in zip(counts, prompts)]
+class Plan:
+    """What every bucket needs, decided once by the driver; picklable, so it travels to the tasks.
+    `stats` are the run-wide thinking-length moments (overthinking z-scores are within category
+    over the whole set): one cheap pre-pass over narrow columns, never per task. (A plain class,
+    not a dataclass: datatrove's executor.json writes a dataclass out field by field.)"""
+
+    def __init__(self, recipe: Recipe, build: list[str], summ: dict[str, str | None], stats: LengthStats,
+                 n: int) -> None:  # fmt: skip
+        self.recipe, self.build, self.stats, self.n = recipe, build, stats, n
+        self.chat = [name for name in build if not REGISTRY[name].preference]  # in build order
+        self.want_pairs = len(self.chat) < len(build)
+        self.summarize = any(REGISTRY[name].needs_summary for name in build)
+        self.summ = summ  # summary rows' provenance
+        gate = recipe.variants.format_gate
+        self.gated = set(gate.variants if gate.variants is not None else [v for v in build if REGISTRY[v].needs_summary])
+        self.folder: str | None = None  # the partition (None: one bucket, read straight from the inputs)
+        self.workers = 2  # extractive summary processes per bucket
+        self.rows_done, self.rows_total = 0, 0  # progress (in this process)
+
+    def features(self) -> dict[str, Any]:
+        out = {name: tables.VARIANT.features for name in self.chat}
+        return {**out, "pairs": tables.PAIRS.features} if self.want_pairs else out
 
 
-def _variants(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -> VariantsResult:
+def _candidates(bucket: Bucket) -> list[Candidate]:
+    selected = {(r["prompt_id"], r["teacher_role"]): r for r in bucket.replies}
+    return [Candidate(p, selected.get((p["prompt_id"], "reasoning")), selected.get((p["prompt_id"], "control")))
+            for p in bucket.prompts]  # fmt: skip
+
+
+def run_bucket(plan: Plan, work: WorkDir, i: int, writers: dict[str, Any], ledger: Ledger,
+               llm: LlmSummarizer | None = None, progress: Progress | None = None) -> BucketStats:  # fmt: skip
+    """Bucket i → its rows (into `writers`), its ledger part (`ledger`, this bucket's own) and figures."""
+    cfg = plan.recipe.variants
+    bucket = buckets.load(work, plan.n, Path(plan.folder) if plan.folder else None, i, plan.want_pairs)
+    cands = _candidates(bucket)
+    rates = pass_rates_of(bucket.samples)
+    prov = provenance_defaults()
+    absent: dict[str, Counter[str]] = {name: Counter() for name in plan.build}
+    zs: list[float | None] = []
+    tally, survival = Tally(), Survival()
+    mix: dict[str, Counter[str]] = {}
+    reasons: Counter[str] = Counter()
+    for c in cands:
+        _constraints_of(c)
+        if c.reasoning is not None:
+            p = c.prompt
+            c.overthinking_z = plan.stats.z(p["category"] or "", difficulty(rates.get(p["prompt_id"])),
+                                            c.reasoning["teacher_think_tokens"])  # fmt: skip
+            zs.append(c.overthinking_z)
+    if plan.summarize:
+        summaries(cands, cfg, llm, progress, workers=plan.workers)
+        for c in cands:
+            tally.add(c.summary_scores)
+    if plan.want_pairs:
+        write_pairs(cands, multi_samples_of(bucket.samples), ledger, writers["pairs"], absent["pairs"], prov)
+    del bucket  # the candidates hold what is still needed
+    p_tokens = prompt_tokens(plan.recipe.student, [c.prompt for c in cands])
+    if "adaptive" in plan.build:
+        for c in cands:
+            if c.reasoning is not None:
+                _choose(c, cfg, mix, reasons)
+    for name in plan.chat:
+        ledger.enter(name, len(cands))
+        # In chunks: a bucket's variant texts, token ids and row dicts at once would take GBs.
+        for lo in range(0, len(cands), TOKEN_CHUNK):
+            hi = lo + TOKEN_CHUNK
+            variant_chunk(name, cands[lo:hi], p_tokens[lo:hi], plan.recipe.student, ledger, writers[name], absent[name],
+                          prov, plan.summ, (cfg, plan.gated, survival))  # fmt: skip
+            plan.rows_done += min(hi, len(cands)) - lo
+            report(progress, "building variant rows", plan.rows_done, plan.rows_total)
+    return BucketStats.of(absent, histogram(zs), tally, survival, mix, reasons, ledger)
+
+
+def task_buckets(plan: Plan, work: WorkDir, scratch: Path, rank: int, world: int) -> int:
+    """One datatrove task's body (builder/variants/tasks.py): its buckets that have no output yet,
+    each built and written whole; returns how many it wrote."""
+    mine = my_buckets(plan.n, scratch, rank, world)
+    for n, i in enumerate(mine, 1):
+        out = BucketFiles(scratch, i, plan.features())
+        part = Ledger(STAGE)
+        out.commit(part, run_bucket(plan, work, i, out.writers, part))
+        after_bucket(scratch, rank, n)
+    return len(mine)
+
+
+def _tasks(recipe: Recipe, n_buckets: int) -> int:
+    cfg = recipe.variants
+    if cfg.summarizer.kind == "llm" and any(REGISTRY[v].needs_summary for v in to_build(cfg.build)):
+        return 1  # the LLM summarizer's store has one writer: this process
+    n = cfg.tasks or (recipe.executor.tasks if recipe.executor.kind != "local" else 1)
+    return max(1, min(n, n_buckets))
+
+
+def _run_tasks(plan: Plan, work: WorkDir, n_tasks: int, key: str) -> Path:
+    """Partition (once), then run the datatrove tasks (resumable: completed ranks and written buckets
+    are skipped); their outputs' folder. Keyed by the stage's fingerprint: another recipe or other
+    inputs start afresh."""
+    from builder.executors import make_executor, run_executor
+
+    recipe = plan.recipe
+    root = work.stage(STAGE) / TASKS
+    for old in root.glob("*"):
+        if old.name != key:
+            shutil.rmtree(old, ignore_errors=True)
+    if plan.n > 1:
+        folder = root / key / "buckets"
+        buckets.partition(work, plan.n, folder, plan.want_pairs)
+        plan.folder = str(folder.resolve())
+    scratch = root / key / "outputs"
+    scratch.mkdir(parents=True, exist_ok=True)
+    ex_cfg = recipe.executor.model_copy(update={"tasks": n_tasks})
+    plan.workers = min(2, recipe.executor.cpus_per_task) if recipe.executor.kind != "local" else 1
+    step = VariantsTask(task_buckets, plan, str(work.root.resolve()), str(scratch.resolve()))
+    run_executor(make_executor([step], ex_cfg, root / key / "logs", STAGE), ex_cfg)
+    return scratch
+
+
+def _variants(recipe: Recipe, work: WorkDir, key: str, progress: Progress | None = None) -> VariantsResult:
     # Writers below go to the run's staging folder (stage_run): a missing or corrupt input
     # found later costs nothing of the last run's outputs.
     t0 = time.perf_counter()
@@ -211,208 +242,71 @@ def _variants(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -
     build = to_build(cfg.build)
     # Summaries (S_think) are computed only when a built variant's spec asks for them.
     summarize = any(REGISTRY[name].needs_summary for name in build)
-    out = work.stage(STAGE)
-    tmp = out / ".buckets"
-    shutil.rmtree(tmp, ignore_errors=True)
-    ledger = Ledger(STAGE)
-    prov = provenance_defaults()
-    llm = (
-        LlmSummarizer(recipe, work, cfg.summarizer)
-        if summarize and cfg.summarizer.kind == "llm"
-        else None
-    )
+    llm = LlmSummarizer(recipe, work, cfg.summarizer) if summarize and cfg.summarizer.kind == "llm" else None
     # Summary rows' provenance: who summarized, with which prompt (llm only).
     summ: dict[str, str | None] = {
         "summarizer": llm.label if llm else "extractive",
         "summary_template_id": llm.template.id if llm else None,
         "summary_template_hash": llm.template.hash if llm else None,
     }
-    chat = [name for name in build if not REGISTRY[name].preference]
-    want_pairs = len(chat) < len(build)
-    writers = {name: work.writer(tables.variant(name), cfg.shard_rows) for name in chat}
-    if want_pairs:
+    n_prompts = sum(pq.ParquetFile(f).metadata.num_rows for f in work.require(tables.PROMPTS))
+    n = buckets.count(work, cfg.bucket_rows)
+    rates = pass_rates([*work.require(tables.PARSED), *work.shards(tables.QUARANTINE)])
+    plan = Plan(recipe, build, summ, _length_stats(work, rates), n)
+    plan.rows_total = len(plan.chat) * n_prompts
+    del rates
+    writers = {name: work.writer(tables.variant(name), cfg.shard_rows) for name in plan.chat}
+    if plan.want_pairs:
         writers["pairs"] = work.writer(tables.PAIRS, cfg.shard_rows)
-    absent: dict[str, Counter[str]] = {name: Counter() for name in build}
-    zs: list[float | None] = []
-    tally = Tally()
-    rows_done, rows_total = 0, len(chat) * sum(pq.ParquetFile(f).metadata.num_rows for f in work.require(tables.PROMPTS))
-    survival = Survival()
-    gated = set(cfg.format_gate.variants if cfg.format_gate.variants is not None
-                else [n for n in build if REGISTRY[n].needs_summary])  # fmt: skip
-    mix: dict[str, Counter[str]] = {}
-    reasons: Counter[str] = Counter()
+    ledger = Ledger(STAGE)
+    total = BucketStats()
+    n_tasks = _tasks(recipe, n)
+    tmp = work.stage(STAGE) / ".buckets"  # this process's partition and ledger parts
+    shutil.rmtree(tmp, ignore_errors=True)
     try:
-        loaders = _buckets(work, cfg, tmp)
-        reply_files = [*work.require(tables.PARSED), *work.shards(tables.QUARANTINE)]
-        rates = pass_rates(reply_files)
-        samples = multi_samples(reply_files) if want_pairs else {}
-        stats = _length_stats(work, rates)
-        for load in loaders:
-            bucket = load()
-            prompts, cands = bucket[0], _candidates(bucket)
-            for c in cands:
-                _constraints_of(c)
-                if c.reasoning is not None:
-                    p = c.prompt
-                    z = stats.z(p["category"] or "", difficulty(rates.get(p["prompt_id"])), c.reasoning["teacher_think_tokens"])
-                    c.overthinking_z = z
-                    zs.append(z)
-            if summarize:
-                summaries(cands, cfg, llm, progress)
-                for c in cands:
-                    tally.add(c.summary_scores)
-            if want_pairs:
-                write_pairs(cands, samples, ledger, writers["pairs"], absent["pairs"], prov)
-            prompt_tokens = _prompt_tokens(recipe.student, prompts)
-            if "adaptive" in build:
-                for c in cands:
-                    if c.reasoning is not None:
-                        _choose(c, cfg, mix, reasons)
-            for name in chat:
-                ledger.enter(name, len(cands))
-                # In chunks: a bucket's variant texts, token ids and row dicts at once would take GBs.
-                for lo in range(0, len(cands), TOKEN_CHUNK):
-                    hi = lo + TOKEN_CHUNK
-                    _variant_chunk(
-                        name, cands[lo:hi], prompt_tokens[lo:hi], recipe.student, ledger, writers[name], absent[name], prov,
-                        summ, (cfg, gated, survival),
-                    )
-                    rows_done += min(hi, len(cands)) - lo
-                    report(progress, "building variant rows", rows_done, rows_total)
+        if llm is not None or (n_tasks == 1 and recipe.executor.kind == "local"):  # here, bucket after bucket
+            tmp.mkdir(parents=True)
+            if n > 1:
+                buckets.partition(work, n, tmp, plan.want_pairs)
+                plan.folder = str(tmp)
+            for i in range(n):
+                part = Ledger(STAGE)
+                total.add(run_bucket(plan, work, i, writers, part, llm, progress))
+                pq.write_table(part.table(), tmp / f"ledger-{i:05d}.parquet")  # on disk until the ledger is written
+                ledger.add_part(tmp / f"ledger-{i:05d}.parquet", part.summary())
+        else:
+            scratch = _run_tasks(plan, work, n_tasks, key)
+            for i in range(n):
+                total.add(read_bucket(bucket_dir(scratch, i), writers, ledger))
+                report(progress, "merging buckets", i + 1, n)
+        counts: dict[str, int] = {}
+        for name, w in writers.items():
+            w.close()
+            counts[name] = w.rows
+        check_accounting(ledger, counts, n_prompts)
+        work.write_ledger(ledger)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    counts: dict[str, int] = {}
-    for name, w in writers.items():
-        w.close()
-        counts[name] = w.rows
-    work.write_ledger(ledger)
-    absent_d = {k: dict(v) for k, v in absent.items()}
-    res = VariantsResult(counts, absent_d, time.perf_counter() - t0, ledger.summary())
+    res = VariantsResult(counts, total.absent, time.perf_counter() - t0, ledger.summary())
     work.write_summary(
         VariantsSummary(
             counts=counts,
-            absent=absent_d,
+            absent=total.absent,
             summarizer=summ["summarizer"] or "",
             summarizer_accounting=llm.accounting() if llm else None,
             variants=build,
             specs=declare(build),
             seconds=res.seconds,
             omitted=omitted(build),
-            overthinking_histogram=histogram(zs),
+            overthinking_histogram=total.histogram or histogram([]),
             overthinking_z=cfg.overthinking_z,
-            summary_quality=tally.figures() if summarize else {},
-            format_survival=survival.table(),
-            adaptive_mix={k: dict(v) for k, v in sorted(mix.items())},
-            adaptive_reasons=dict(reasons.most_common()),
+            summary_quality=total.tally_obj().figures() if summarize else {},
+            format_survival=total.survival_obj().table(),
+            adaptive_mix={k: v for k, v in sorted(total.mix.items())},
+            adaptive_reasons=dict(Counter(total.reasons).most_common()),
         )
     )
     return res
-
-
-def _variant_chunk(
-    name: str,
-    cands: list[Candidate],
-    prompt_tokens: list[int],
-    student: StudentConfig,
-    ledger: Ledger,
-    writer: Any,
-    reasons: Counter[str],
-    prov: dict[str, str],
-    summ: dict[str, str | None],
-    gate: tuple[VariantsConfig, set[str], Survival],
-) -> None:
-    spec = REGISTRY[name]
-    fn = spec.fn
-    results: list[str | Skip] = [fn(c) for c in cands]
-    cfg, gated, survival = gate
-    codes: list[list[str]] = [list(c.extra_codes) for c in cands]
-    choices = [c.choice if name == "adaptive" else (("summary", "") if spec.needs_summary else None) for c in cands]
-    for i, (c, res) in enumerate(zip(cands, results)):
-        if not (isinstance(res, str) and c.constraints and cfg.format_gate.enabled and spec.reply == "reasoning"):
-            continue
-        answer = (c.reasoning or {}).get("answer") or ""
-        o = apply_gate(res, answer, c.summary, c.constraints, cfg.format_gate.on_break, name in gated, name,
-                       c.prompt["category"] or "", survival)  # fmt: skip
-        results[i] = o.turn if o.turn is not None else Skip(o.drop)
-        codes[i] += o.codes
-        choices[i] = o.choice or choices[i]
-    # A community response can be (or end in) tool calls; teacher replies carry none.
-    calls = [c.prompt.get("original_tool_calls") if spec.reply is None else None for c in cands]
-    a_tokens = count_tokens(student.tokenizer, [
-        "\n".join([r, *(k or [])]) if isinstance(r, str) else "" for r, k in zip(results, calls)])
-    rows: list[dict[str, Any]] = []
-    for c, res, n_tok, p_tok, tool_calls, extra, choice in zip(cands, results, a_tokens, prompt_tokens, calls, codes, choices):
-        p = c.prompt
-        total = p_tok + n_tok + CHATML_OVERHEAD
-        if isinstance(res, str) and total > student.max_tokens:
-            res = Skip("too_long_for_student")
-        if not isinstance(res, str):
-            reason = res.reason if isinstance(res, Skip) else "variant_error"
-            reasons[reason] += 1
-            ledger.record(
-                name,
-                DROPPED,
-                source=p["source"] or "",
-                source_row_id=p["source_row_id"] or "",
-                prompt_id=p["prompt_id"],
-                reason=reason,
-                detail=f"{total} tokens" if reason == "too_long_for_student" else "",
-            )
-            continue
-        reply = getattr(c, spec.reply) if spec.reply else None  # the teacher reply the spec builds from
-        with_summary = spec.needs_summary and not (choice and choice[0] == "answer")  # adaptive / fallback: answer only
-        rows.append(
-            {
-                "prompt_id": p["prompt_id"],
-                "variant": name,
-                "messages": [*p["messages"], {"role": "assistant", "content": res, "tool_calls": tool_calls}],
-                "tools": tools_list(p["tools_json"]),
-                "category": p["category"],
-                "language": p["language"],
-                "num_turns": p["num_turns"],
-                "generation_id": reply["generation_id"] if reply else None,
-                # Who actually wrote the reply: the served / imported model when it is known
-                # (an import can mix models; an API may serve a dated alias).
-                "teacher_model": (reply.get("served_model") or reply["teacher_model"]) if reply else None,
-                "endpoint_kind": reply["endpoint_kind"] if reply else None,
-                "prompt_template_id": reply["prompt_template_id"] if reply else None,
-                "prompt_template_hash": reply["prompt_template_hash"] if reply else None,
-                **(summ if with_summary else dict.fromkeys(summ)),
-                "reply_shape": reply["shape"] if reply else None,
-                "verify_status": reply["verify_status"] if reply else "unverifiable",
-                "verify_method": reply["verify_method"] if reply else "none",
-                "verify_reason": reply["verify_reason"] if reply else "community_response",
-                "quality_codes": [*_codes(reply, c.overthinking_z if spec.reply == "reasoning" else None, cfg.overthinking_z),
-                                  *extra],
-                "variant_choice": choice[0] if choice else None,
-                "choice_reason": choice[1] if choice else None,
-                "repetition_score": reply["repetition_score"] if reply else None,
-                "think_language": reply["think_language"] if reply else None,
-                "answer_language": reply["answer_language"] if reply else None,
-                "teacher_think_tokens": reply["teacher_think_tokens"] if reply else None,
-                "teacher_answer_tokens": reply["teacher_answer_tokens"] if reply else None,
-                "student_tokens": total,
-                "assistant_student_tokens": n_tok,
-                **summary_columns(c.summary_scores if with_summary else None),
-                "overthinking_z": c.overthinking_z if spec.reply == "reasoning" else None,
-                "source": p["source"],
-                "source_license": p["source_license"],
-                "source_row_id": p["source_row_id"],
-                **prov,
-            }
-        )
-        ledger.record(
-            name, KEPT, source=p["source"] or "", source_row_id=p["source_row_id"] or "", prompt_id=p["prompt_id"]
-        )
-    writer.write_rows(rows)
-
-
-def _codes(reply: dict[str, Any] | None, z: float | None, threshold: float) -> list[str]:
-    codes = list(reply["info_codes"] or []) if reply else []
-    if z is not None and z > threshold:
-        codes.append(OVERTHINKING)  # informational: the row stays, users may re-filter
-    return codes
-
 
 def fingerprint(recipe: Recipe, work: WorkDir) -> dict[str, Any]:
     """What this stage's outputs depend on (see WorkDir.fingerprint)."""
@@ -421,5 +315,11 @@ def fingerprint(recipe: Recipe, work: WorkDir) -> dict[str, Any]:
 
 def run_variants(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -> VariantsResult:
     """Build every variant from prompts and selected replies. Outputs are committed together at the end (WorkDir.stage_run)."""
-    with work.stage_run(STAGE, fingerprint(recipe, work)):
-        return _variants(recipe, work, progress)
+    fp = fingerprint(recipe, work)
+    key = stable_hash(fp, 16)
+    with work.stage_run(STAGE, fp):
+        res = _variants(recipe, work, key, progress)
+    shutil.rmtree(work.stage(STAGE) / TASKS / key, ignore_errors=True)  # committed: the task outputs are spent
+    with contextlib.suppress(OSError):  # only when empty (another key's run may be under way)
+        (work.stage(STAGE) / TASKS).rmdir()
+    return res

@@ -55,7 +55,9 @@ def _extractive_range(bounds: tuple[int, int]) -> list[tuple[str | None, str | N
 
 
 def summaries(cands: list[Candidate], cfg: VariantsConfig, llm: LlmSummarizer | None = None,
-              progress: Progress | None = None) -> None:  # fmt: skip
+              progress: Progress | None = None, workers: int = 2) -> None:  # fmt: skip
+    """Summaries onto the candidates; extractive ones in up to `workers` forked processes (1 in a
+    datatrove task on the local executor: its pool's processes may not fork children)."""
     global _SUMMARY_JOB
     s = cfg.summarizer
     gate = SummaryGate.of(s)
@@ -68,7 +70,7 @@ def summaries(cands: list[Candidate], cfg: VariantsConfig, llm: LlmSummarizer | 
     step = "summarizing thinking (extractive)"
     _SUMMARY_JOB = (cands, gate, s.max_chars, s.max_sentences)
     try:
-        workers = min(2, os.cpu_count() or 1)
+        workers = min(workers, os.cpu_count() or 1)
         chunk = 2_048
         bounds = [(i, min(i + chunk, len(cands))) for i in range(0, len(cands), chunk)]
         if workers > 1 and len(bounds) > 1:

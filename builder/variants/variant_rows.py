@@ -1,0 +1,134 @@
+"""Variant rows: candidates (a prompt, its selected replies, summary, choice) → rows of one variant
+table, chunk by chunk, with every absent prompt recorded in the ledger with its reason."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from builder.config.student import StudentConfig
+from builder.config.variants import VariantsConfig
+from builder.ledger import DROPPED, KEPT, Ledger
+from builder.rows import tools_list
+from builder.tokens import count_tokens
+from builder.variants.format_gate import Survival, apply_gate
+from builder.variants.overthinking import CODE as OVERTHINKING
+from builder.variants.registry import REGISTRY, Candidate, Skip
+from builder.variants.summary_job import summary_columns
+
+CHATML_OVERHEAD = 5  # <|im_start|> role \n … <|im_end|> \n: tokens per message beyond content
+# Candidates turned into variant rows at a time (their texts and row dicts are held at once).
+TOKEN_CHUNK = 2_048
+
+
+def prompt_tokens(student: StudentConfig, prompts: list[dict[str, Any]]) -> list[int]:
+    # Tool definitions go into the system turn by the chat template, so they count too.
+    texts = ["\n".join([*(m["content"] or "" for m in p["messages"]), *(c for m in p["messages"] for c in m.get("tool_calls") or []),
+                        p.get("tools_json") or ""]) for p in prompts]
+    counts = count_tokens(student.tokenizer, texts)
+    return [t + CHATML_OVERHEAD * len(p["messages"]) for t, p in zip(counts, prompts)]
+
+
+def variant_chunk(
+    name: str,
+    cands: list[Candidate],
+    prompt_tokens: list[int],
+    student: StudentConfig,
+    ledger: Ledger,
+    writer: Any,
+    reasons: Counter[str],
+    prov: dict[str, str],
+    summ: dict[str, str | None],
+    gate: tuple[VariantsConfig, set[str], Survival],
+) -> None:
+    spec = REGISTRY[name]
+    fn = spec.fn
+    results: list[str | Skip] = [fn(c) for c in cands]
+    cfg, gated, survival = gate
+    codes: list[list[str]] = [list(c.extra_codes) for c in cands]
+    choices = [c.choice if name == "adaptive" else (("summary", "") if spec.needs_summary else None) for c in cands]
+    for i, (c, res) in enumerate(zip(cands, results)):
+        if not (isinstance(res, str) and c.constraints and cfg.format_gate.enabled and spec.reply == "reasoning"):
+            continue
+        answer = (c.reasoning or {}).get("answer") or ""
+        o = apply_gate(res, answer, c.summary, c.constraints, cfg.format_gate.on_break, name in gated, name,
+                       c.prompt["category"] or "", survival)  # fmt: skip
+        results[i] = o.turn if o.turn is not None else Skip(o.drop)
+        codes[i] += o.codes
+        choices[i] = o.choice or choices[i]
+    # A community response can be (or end in) tool calls; teacher replies carry none.
+    calls = [c.prompt.get("original_tool_calls") if spec.reply is None else None for c in cands]
+    a_tokens = count_tokens(student.tokenizer, [
+        "\n".join([r, *(k or [])]) if isinstance(r, str) else "" for r, k in zip(results, calls)])
+    rows: list[dict[str, Any]] = []
+    for c, res, n_tok, p_tok, tool_calls, extra, choice in zip(cands, results, a_tokens, prompt_tokens, calls, codes, choices):
+        p = c.prompt
+        total = p_tok + n_tok + CHATML_OVERHEAD
+        if isinstance(res, str) and total > student.max_tokens:
+            res = Skip("too_long_for_student")
+        if not isinstance(res, str):
+            reason = res.reason if isinstance(res, Skip) else "variant_error"
+            reasons[reason] += 1
+            ledger.record(
+                name,
+                DROPPED,
+                source=p["source"] or "",
+                source_row_id=p["source_row_id"] or "",
+                prompt_id=p["prompt_id"],
+                reason=reason,
+                detail=f"{total} tokens" if reason == "too_long_for_student" else "",
+            )
+            continue
+        reply = getattr(c, spec.reply) if spec.reply else None  # the teacher reply the spec builds from
+        with_summary = spec.needs_summary and not (choice and choice[0] == "answer")  # adaptive / fallback: answer only
+        rows.append(
+            {
+                "prompt_id": p["prompt_id"],
+                "variant": name,
+                "messages": [*p["messages"], {"role": "assistant", "content": res, "tool_calls": tool_calls}],
+                "tools": tools_list(p["tools_json"]),
+                "category": p["category"],
+                "language": p["language"],
+                "num_turns": p["num_turns"],
+                "generation_id": reply["generation_id"] if reply else None,
+                # Who actually wrote the reply: the served / imported model when it is known
+                # (an import can mix models; an API may serve a dated alias).
+                "teacher_model": (reply.get("served_model") or reply["teacher_model"]) if reply else None,
+                "endpoint_kind": reply["endpoint_kind"] if reply else None,
+                "prompt_template_id": reply["prompt_template_id"] if reply else None,
+                "prompt_template_hash": reply["prompt_template_hash"] if reply else None,
+                **(summ if with_summary else dict.fromkeys(summ)),
+                "reply_shape": reply["shape"] if reply else None,
+                "verify_status": reply["verify_status"] if reply else "unverifiable",
+                "verify_method": reply["verify_method"] if reply else "none",
+                "verify_reason": reply["verify_reason"] if reply else "community_response",
+                "quality_codes": [*_codes(reply, c.overthinking_z if spec.reply == "reasoning" else None, cfg.overthinking_z),
+                                  *extra],
+                "variant_choice": choice[0] if choice else None,
+                "choice_reason": choice[1] if choice else None,
+                "repetition_score": reply["repetition_score"] if reply else None,
+                "think_language": reply["think_language"] if reply else None,
+                "answer_language": reply["answer_language"] if reply else None,
+                "teacher_think_tokens": reply["teacher_think_tokens"] if reply else None,
+                "teacher_answer_tokens": reply["teacher_answer_tokens"] if reply else None,
+                "student_tokens": total,
+                "assistant_student_tokens": n_tok,
+                **summary_columns(c.summary_scores if with_summary else None),
+                "overthinking_z": c.overthinking_z if spec.reply == "reasoning" else None,
+                "source": p["source"],
+                "source_license": p["source_license"],
+                "source_row_id": p["source_row_id"],
+                **prov,
+            }
+        )
+        ledger.record(
+            name, KEPT, source=p["source"] or "", source_row_id=p["source_row_id"] or "", prompt_id=p["prompt_id"]
+        )
+    writer.write_rows(rows)
+
+
+def _codes(reply: dict[str, Any] | None, z: float | None, threshold: float) -> list[str]:
+    codes = list(reply["info_codes"] or []) if reply else []
+    if z is not None and z > threshold:
+        codes.append(OVERTHINKING)  # informational: the row stays, users may re-filter
+    return codes
