@@ -30,6 +30,14 @@ whose language their source states (English / Chinese / Bangla questions), stric
 and the rows' `language` label; `language_id_us_per_reply` against the script pass alone
 (`script_pass_us_per_reply`), same run. Timings on a shared 2-core machine are noisy.
 
+Scaling (issue 16): the same stages again as 1 task and as 2 tasks (one process each, the
+local datatrove executor; variants too once its config has `tasks`), back to back.
+`scaling_2_tasks` is their wall-time ratio, as this shared machine gave it (read it beside
+`load_avg_1m` in `scaling_runs`); `scaling_2_tasks_responses_idle_estimate` is what 2 idle cores
+would give the responses stage, from each process's CPU (tasks in parallel, the rest serial).
+`replies_per_cpu_s` counts every process of the tree; `variants_cpu_share` is the part of it
+after responses. `--no-scaling` skips these runs.
+
 The last line printed is one JSON object: replies_per_s, peak_rss_mb, speedup_vs_naive,
 code_tests_per_s, rows, wall_s, …, truncation_recall_*, clean_truncation_reject_rate,
 language_id_accuracy, language_id_us_per_reply.
@@ -367,19 +375,33 @@ class _TreeRss:
         self._thread.join()
 
 
-def run_stages(work_root: Path) -> dict[str, Any]:
-    """run_responses + run_variants on the work dir, exactly as the CLI's `variants` command."""
+def _with_tasks(recipe: Any, tasks: int) -> Any:
+    """The recipe with `tasks` datatrove tasks of one process each for responses (and for variants
+    when its config has `tasks`), all running at once on the local executor."""
+    updates: dict[str, Any] = {"responses": recipe.responses.model_copy(update={"tasks": tasks, "workers": 1})}
+    if "tasks" in type(recipe.variants).model_fields:
+        updates["variants"] = recipe.variants.model_copy(update={"tasks": tasks})
+    updates["executor"] = recipe.executor.model_copy(update={"kind": "local", "workers": tasks, "cpus_per_task": 1})
+    return recipe.model_copy(update=updates)
+
+
+def run_stages(work_root: Path, tasks: int | None = None) -> dict[str, Any]:
+    """run_responses + run_variants on the work dir, exactly as the CLI's `variants` command
+    (with `tasks`: as `_with_tasks` configures them, for the scaling figure)."""
     from builder.recipe import load_recipe
     from builder.responses.stage import run_responses
     from builder.variants.stage import run_variants
 
     recipe = load_recipe(ROOT / "recipes" / "sample.yaml")
+    if tasks is not None:
+        recipe = _with_tasks(recipe, tasks)
     wd = WorkDir(work_root)
     own_cpu = _own_cpu_s()
     with _TreeRss() as tree:
         start = time.perf_counter()
         res = run_responses(recipe, wd)
         mid = time.perf_counter()
+        resp_kids, resp_own, resp_peak = dict(tree.child_cpu), _own_cpu_s() - own_cpu, tree.peak
         var = run_variants(recipe, wd)
         end = time.perf_counter()
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -388,6 +410,10 @@ def run_stages(work_root: Path) -> dict[str, Any]:
         "responses_s": mid - start,
         "variants_s": end - mid,
         "cpu_s": _own_cpu_s() - own_cpu + sum(tree.child_cpu.values()),
+        # responses alone: this process, and each child's CPU (largest first: with tasks, the tasks)
+        "responses_cpu_s": resp_own + sum(resp_kids.values()),
+        "responses_children_cpu_s": sorted(resp_kids.values(), reverse=True),
+        "responses_rss_tree_peak_mb": resp_peak / 2**20,
         "rows_in": res.rows_in,
         "kept": res.kept,
         "quarantined": res.quarantined,
@@ -400,9 +426,11 @@ def run_stages(work_root: Path) -> dict[str, Any]:
     }
 
 
-def _run_stages_subprocess(work_root: Path, profile: Path | None) -> dict[str, Any]:
+def _run_stages_subprocess(work_root: Path, profile: Path | None, tasks: int | None = None) -> dict[str, Any]:
     """The stages in a fresh interpreter, so its peak RSS is the stages' own."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--stages-only", str(work_root)]
+    if tasks is not None:
+        cmd += ["--tasks", str(tasks)]
     if profile:
         cmd[1:1] = ["-m", "cProfile", "-o", str(profile)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -411,6 +439,39 @@ def _run_stages_subprocess(work_root: Path, profile: Path | None) -> dict[str, A
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     # The interpreter itself and any grandchildren it reaped.
     out["rss_subprocess_tree_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return out
+
+
+def scaling_figures(work_root: Path) -> dict[str, Any]:
+    """The same stages as 1 task and as 2 tasks (one process each, datatrove's local executor),
+    back to back on the same work dir. `scaling_2_tasks`: wall(1 task) / wall(2 tasks), what this
+    machine gave, load included; `scaling_2_tasks_cpu_bound`: 2 × CPU(1 task) / CPU(2 tasks),
+    what 2 idle cores would give (only the splitting's own CPU cost lowers it)."""
+    runs: dict[str, Any] = {}
+    for tasks in (1, 2):
+        r = _run_stages_subprocess(work_root, None, tasks)
+        wall = r["responses_s"] + r["variants_s"]
+        runs[str(tasks)] = {"wall_s": round(wall, 2), "cpu_s": round(r["cpu_s"], 2),
+                            "responses_s": round(r["responses_s"], 2), "variants_s": round(r["variants_s"], 2),
+                            "responses_cpu_s": round(r["responses_cpu_s"], 2),
+                            "responses_children_cpu_s": [round(c, 2) for c in r["responses_children_cpu_s"][:4]],
+                            "responses_peak_rss_mb": round(r["responses_rss_tree_peak_mb"], 1),
+                            "peak_rss_mb": round(r["rss_tree_peak_mb"], 1), "load_avg_1m": round(os.getloadavg()[0], 2)}  # fmt: skip
+    one, two = runs["1"], runs["2"]
+    # Responses on 2 idle cores, from the CPU each process used: the 1-task run is one process;
+    # in the 2-task run the two largest children are the tasks (in parallel), the rest (driver,
+    # merge, forkserver) is serial. Sampled every 0.2 s, so a task's last moments may be missed.
+    tasks_cpu = two["responses_children_cpu_s"][:2]
+    critical = two["responses_cpu_s"] - sum(tasks_cpu) + max(tasks_cpu, default=0.0)
+    out = {
+        "scaling_2_tasks": round(one["wall_s"] / two["wall_s"], 3),
+        "scaling_2_tasks_cpu_bound": round(2 * one["cpu_s"] / two["cpu_s"], 3),
+        "scaling_2_tasks_responses_wall": round(one["responses_s"] / two["responses_s"], 3),
+        "scaling_2_tasks_responses_idle_estimate": round(one["responses_cpu_s"] / critical, 3) if critical else None,
+        "runs": runs,
+    }
+    print(f"scaling: 1 task {one['wall_s']:.1f} s wall / {one['cpu_s']:.1f} CPU s, 2 tasks {two['wall_s']:.1f} s "
+          f"wall / {two['cpu_s']:.1f} CPU s: x{out['scaling_2_tasks']:.2f} (cpu-bound x{out['scaling_2_tasks_cpu_bound']:.2f})")  # fmt: skip
     return out
 
 
@@ -647,10 +708,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--triples", type=int, default=None, help="real traces for the truncation corpus (default all)")
     ap.add_argument("--baseline-timeout", type=float, default=60.0,
                     help="seconds the naive baseline may run before it is stopped and reported")  # fmt: skip
+    ap.add_argument("--no-scaling", action="store_true", help="skip the 1-task vs 2-task runs (scaling_2_tasks)")
     ap.add_argument("--stages-only", type=Path, default=None, help=argparse.SUPPRESS)  # the timed child
+    ap.add_argument("--tasks", type=int, default=None, help=argparse.SUPPRESS)  # the child's task count
     args = ap.parse_args(argv)
     if args.stages_only:
-        out = run_stages(args.stages_only)
+        out = run_stages(args.stages_only, args.tasks)
         print(json.dumps(out))
         return out
     if args.quick:
@@ -666,7 +729,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     try:
         t = time.perf_counter()
         prompts, replies = build_base(root / "base")
-        n_prompts, _ = write_replicated(root / "work", prompts, replies, args.rows, 100_000)
+        # At least 8 reply shards, so 2 tasks get equal halves (a task owns whole shards).
+        n_prompts, _ = write_replicated(root / "work", prompts, replies, args.rows, min(100_000, -(-args.rows // 8)))
         print(
             f"work dir: {args.rows:,} replies ({replies.num_rows} real base replies x copies), "
             f"{n_prompts:,} prompts, written in {time.perf_counter() - t:.1f} s"
@@ -686,6 +750,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"largest child {ours['rss_children_max_mb']:,.0f} MB"
         )
         print(f"       verification: {ours['verify']}")
+        scaling = None if args.no_scaling else scaling_figures(root / "work")
 
         # The baseline runs in its own process, bounded in time (benchmarks/bounded.py).
         naive = bounded(_naive_timed, str(root / "work"), naive_rows, str(root / "naive"),
@@ -742,6 +807,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "cpu_s": round(ours["cpu_s"], 2),
         "replies_per_cpu_s": round(args.rows / ours["cpu_s"], 1),
         "replies_per_s_2_idle_cores": round(2 * args.rows / ours["cpu_s"], 1),  # if both cores were ours alone
+        "scaling_2_tasks": scaling and scaling["scaling_2_tasks"],
+        "scaling_2_tasks_cpu_bound": scaling and scaling["scaling_2_tasks_cpu_bound"],
+        "scaling_2_tasks_responses_wall": scaling and scaling["scaling_2_tasks_responses_wall"],
+        "scaling_2_tasks_responses_idle_estimate": scaling and scaling["scaling_2_tasks_responses_idle_estimate"],
+        "responses_cpu_s": round(ours["responses_cpu_s"], 2),
+        "variants_cpu_share": round(1 - ours["responses_cpu_s"] / ours["cpu_s"], 3),
+        "responses_peak_rss_mb": round(ours["responses_rss_tree_peak_mb"], 1),
+        "scaling_runs": scaling and scaling["runs"],
         "speedup_per_cpu_s": None if naive_note else round(cpu_speedup, 2),
         "naive_replies_per_s": None if naive_note else round(naive_rate, 1),
         "naive_rows": naive_rows,

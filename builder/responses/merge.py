@@ -23,12 +23,9 @@ from builder import tables
 from builder.ledger import KEPT, QUARANTINED, Ledger
 from builder.progress import Progress, counted, report
 from builder.responses.consistency import verdict_of
-from builder.responses.tasks import output_path
+from builder.responses.tasks import OUTPUT_SCHEMA, output_path
 from builder.rows import PARSED_FEATURES
 from builder.workdir import ShardWriter, WorkDir
-
-Batch = tuple[list[dict[str, Any]], list[str]]  # processed rows, each row's prompt source
-
 
 DEFAULT_PRECEDENCE = ["verified_pass", "teacher_order"]  # GenerateConfig.precedence's default
 
@@ -92,47 +89,62 @@ class Merged:
     agree: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (source, teacher, consistency verdict)
 
 
-def read_outputs(scratch: Path, n_shards: int, batch_rows: int) -> Iterator[Batch]:
-    """Every task output in shard order, as (rows, sources) batches; a missing one is an error."""
+def read_outputs(scratch: Path, n_shards: int, batch_rows: int) -> Iterator[pa.Table]:
+    """Every task output in shard order, as OUTPUT_SCHEMA tables; a missing one is an error."""
     for i in range(n_shards):
         path = output_path(scratch, i)
         if not path.is_file():
             raise RuntimeError(f"{path}: the responses task for reply shard {i} left no output; re-run the stage")
         for b in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
-            sources = b.column("source").to_pylist()
-            yield b.drop_columns(["source"]).to_pylist(), sources
+            yield pa.Table.from_batches([b])
 
 
-def merge(batches: Iterator[Batch], work: WorkDir, ledger: Ledger, step: str, shard_rows: int,
+# Columns the merge reads per row (the selector's keys, the counters, the ledger); the texts
+# stay in Arrow from the worker to the written shard.
+_ROW_COLS = ("generation_id", "prompt_id", "teacher_role", "sample_index", "teacher", "teacher_model",
+             "finish_reason", "shape", "verify_status", "verify_method", "consistency_json", "source")  # fmt: skip
+
+
+def merge(batches: Iterator[pa.Table], work: WorkDir, ledger: Ledger, step: str, shard_rows: int,
           out: Path, selector: Selector, progress: Progress | None = None, n_in: int = 0) -> Merged:  # fmt: skip
-    """Write `parsed` and `quarantine` and record every row in `ledger` (entered by the caller)."""
+    """Write `parsed` and `quarantine` and record every row in `ledger` (entered by the caller).
+    `batches`: OUTPUT_SCHEMA tables (builder/responses/tasks.py) in input order."""
     staging = ShardWriter(out / ".parsed-unselected", PARSED_FEATURES, shard_rows)
     quarantine = work.writer(tables.QUARANTINE, shard_rows)
     seen: set[str] = set()
     m = Merged()
-    for rows, sources in batches:
-        kept: list[dict[str, Any]] = []
-        dropped: list[dict[str, Any]] = []
-        for row, src in zip(rows, sources):
-            gid = row["generation_id"]
+    codes_at = OUTPUT_SCHEMA.get_field_index("reject_codes")
+    for t in batches:
+        cols = {c: t.column(c).to_pylist() for c in _ROW_COLS}
+        codes = t.column(codes_at).to_pylist()
+        keep: list[bool] = []
+        duplicated = False
+        for i, gid in enumerate(cols["generation_id"]):
             if gid in seen:  # the same reply stored twice (e.g. overlapping shards after a resume)
-                row["reject_codes"] = ["duplicate_generation", *row["reject_codes"]]
+                codes[i] = ["duplicate_generation", *codes[i]]
+                duplicated = True
             seen.add(gid)
-            m.shapes[row["shape"]] += 1
-            if row["reject_codes"]:
-                dropped.append(row)
-                m.reasons[row["reject_codes"][0]] += 1
-                ledger.record(step, QUARANTINED, source=src, source_row_id=gid, prompt_id=row["prompt_id"],
-                              reason=row["reject_codes"][0], detail=",".join(row["reject_codes"]))  # fmt: skip
+            src, pid = cols["source"][i], cols["prompt_id"][i]
+            m.shapes[cols["shape"][i]] += 1
+            if codes[i]:
+                keep.append(False)
+                m.reasons[codes[i][0]] += 1
+                ledger.record(step, QUARANTINED, source=src, source_row_id=gid, prompt_id=pid,
+                              reason=codes[i][0], detail=",".join(codes[i]))  # fmt: skip
             else:
-                kept.append(row)
+                keep.append(True)
+                row = {c: v[i] for c, v in cols.items()}
                 selector.offer(row)
                 m.verify[f"{row['teacher_role']}:{row['verify_method']}:{row['verify_status']}"] += 1
-                m.agree[(src, row["teacher_model"], verdict_of(row.get("consistency_json")))] += 1
-                ledger.record(step, KEPT, source=src, source_row_id=gid, prompt_id=row["prompt_id"])
-        staging.write_rows(kept)
-        quarantine.write_rows(dropped)
-        m.rows_in += len(rows)
+                m.agree[(src, row["teacher_model"], verdict_of(row["consistency_json"]))] += 1
+                ledger.record(step, KEPT, source=src, source_row_id=gid, prompt_id=pid)
+        if duplicated:
+            t = t.set_column(codes_at, OUTPUT_SCHEMA.field(codes_at), pa.array(codes, OUTPUT_SCHEMA.field(codes_at).type))
+        t = t.drop_columns(["source"])
+        mask = pa.array(keep, pa.bool_())
+        staging.write_table(t.filter(mask))
+        quarantine.write_table(t.filter(pc.invert(mask)))
+        m.rows_in += t.num_rows
         report(progress, "replies parsed, validated, verified", m.rows_in, n_in)
     staged = staging.close()
     quarantine.close()

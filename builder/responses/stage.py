@@ -37,9 +37,10 @@ from builder.reasoning_format import resolve_delimiters
 from builder.recipe import Recipe
 from builder.responses import consistency
 from builder.responses.grammar import REJECT_CODES, validate
-from builder.responses.merge import DEFAULT_PRECEDENCE, Batch, Selector, merge, read_outputs
+from builder.responses.merge import DEFAULT_PRECEDENCE, Selector, merge, read_outputs
 from builder.responses.shapes import normalize
-from builder.responses.tasks import ResponsesTask, after_shard, my_shards, output_path, write_output
+from builder.responses.tasks import ResponsesTask, after_shard, my_shards, output_path, output_table, write_output
+from builder.responses.token_counts import teacher_counts
 from builder.rows import provenance_defaults, stable_hash
 from builder.tables import ResponsesSummary
 from builder.teachers.reply_shape import SECRET_MARKER
@@ -56,6 +57,7 @@ CONTROL_IGNORED = frozenset({"missing_think", "answer_tags_absent"})
 STAGE_CODES = frozenset({"unknown_prompt", "duplicate_generation", "unknown_reasoning_format", "unknown_teacher_role"})
 ROLES = frozenset({"reasoning", "control"})  # the roles the variants read
 INLINE_SLICE = 512  # rows per process_batch call when batches run in this process
+PRELOAD = "builder.responses.worker_preload"  # what the forkserver of the stage's processes imports
 _PROMPT_COLS = ["prompt_id", "category", "reference_answer", "tests_json", "verifier", "source"]
 
 
@@ -96,9 +98,6 @@ class PromptIndex:
             return {}
         return {r["prompt_id"]: r for r in self.table.take(pa.array(wanted, pa.int64())).to_pylist()}
 
-    def source_of(self, prompt_id: str, cache: dict[str, dict[str, Any]]) -> str:
-        row = cache.get(prompt_id)
-        return (row or {}).get("source") or ""
 
 
 def _verify_all(todo: list[tuple[int, str, dict[str, Any]]], cfg: ResponsesConfig) -> dict[int, tuple[str, str, str]]:
@@ -171,8 +170,7 @@ def process_batch(
     answers = [p.answer if isinstance(p.answer, str) else "" for p in parsed_all]
     thinks = [p.think if isinstance(p.think, str) else "" for p in parsed_all]
     student = count_tokens(student_cfg.tokenizer, answers)
-    t_think = count_tokens(cfg.teacher_tokenizer, thinks)
-    t_ans = count_tokens(cfg.teacher_tokenizer, answers)
+    t_think, t_ans = teacher_counts(replies, parsed_all, thinks, answers, cfg.teacher_tokenizer)
     prov = provenance_defaults()
     kw = {} if cfg.repetition_threshold is None else {"repetition_threshold": cfg.repetition_threshold}
 
@@ -271,6 +269,14 @@ def process_batch(
     return out
 
 
+def process_table(
+    replies: list[dict[str, Any]], prompts: dict[str, dict[str, Any]], cfg: ResponsesConfig, student: StudentConfig
+) -> pa.Table:
+    """`process_batch` as one OUTPUT_SCHEMA table (each row's prompt source added, for the ledger)."""
+    rows = process_batch(replies, prompts, cfg, student)
+    return output_table(rows, [(prompts.get(r["prompt_id"]) or {}).get("source") or "" for r in rows])
+
+
 def _reply_batches(files: list[Path], batch_rows: int) -> Iterator[list[dict[str, Any]]]:
     for f in files:
         for b in pq.ParquetFile(f).iter_batches(batch_size=batch_rows):
@@ -279,36 +285,29 @@ def _reply_batches(files: list[Path], batch_rows: int) -> Iterator[list[dict[str
 
 def _results(
     batches: Iterator[list[dict[str, Any]]], prompts: PromptIndex, cfg: ResponsesConfig, student: StudentConfig, workers: int
-) -> Iterator[tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]]:
-    """(processed rows, prompt subset) per batch, in input order, with a bounded number in flight."""
+) -> Iterator[pa.Table]:
+    """Processed batches (`process_table`), in input order, with a bounded number in flight."""
     if workers <= 1:
         for b in batches:
             sub = prompts.subset([r.get("prompt_id") or "" for r in b])
             for lo in range(0, len(b), INLINE_SLICE):  # in slices, so progress moves within a batch
-                yield process_batch(b[lo : lo + INLINE_SLICE], sub, cfg, student), sub
+                yield process_table(b[lo : lo + INLINE_SLICE], sub, cfg, student)
         return
     # forkserver: this process holds Arrow's thread pools, which a plain fork can deadlock.
-    # Preloading imports the heavy modules once in the server, not once per worker (no-op
-    # if the server is already running).
+    # Preloading builds the imports, tokenizers and language models once in the server, not
+    # once per worker (worker_preload.py; no-op if the server is already running).
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["builder.responses.stage", "builder.responses.verify", "builder.tokens"])
+    ctx.set_forkserver_preload([PRELOAD])
     with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-        pending: deque[tuple[Future[list[dict[str, Any]]], dict[str, dict[str, Any]]]] = deque()
+        pending: deque[Future[pa.Table]] = deque()
         for b in batches:
             # Each task carries only its own prompts, never the whole index.
             sub = prompts.subset([r.get("prompt_id") or "" for r in b])
-            pending.append((pool.submit(process_batch, b, sub, cfg, student), sub))
+            pending.append(pool.submit(process_table, b, sub, cfg, student))
             if len(pending) >= 2 * workers:
-                fut, s = pending.popleft()
-                yield fut.result(), s
+                yield pending.popleft().result()
         while pending:
-            fut, s = pending.popleft()
-            yield fut.result(), s
-
-
-def _with_sources(results: Iterator[tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]], prompts: PromptIndex) -> Iterator[Batch]:
-    for rows, sub in results:
-        yield rows, [prompts.source_of(r["prompt_id"], sub) for r in rows]
+            yield pending.popleft().result()
 
 
 def task_shards(recipe: Recipe, work: WorkDir, scratch: Path, rank: int, world: int, workers: int) -> int:
@@ -322,7 +321,7 @@ def task_shards(recipe: Recipe, work: WorkDir, scratch: Path, rank: int, world: 
         cfg = recipe.responses
         for n, i in enumerate(mine, 1):
             results = _results(_reply_batches([files[i]], cfg.batch_rows), prompts, cfg, recipe.student, workers)
-            write_output(output_path(scratch, i), _with_sources(results, prompts))
+            write_output(output_path(scratch, i), results)
             after_shard(scratch, rank, n)
     return len(mine)
 
@@ -343,6 +342,10 @@ def _run_tasks(recipe: Recipe, work: WorkDir, n_tasks: int, key: str) -> Path:
             shutil.rmtree(old, ignore_errors=True)
     scratch = root / key / "outputs"
     ex_cfg = recipe.executor.model_copy(update={"tasks": n_tasks})
+    if ex_cfg.kind == "local" and ex_cfg.start_method == "forkserver":  # tasks start warm (worker_preload.py)
+        import multiprocess
+
+        multiprocess.get_context("forkserver").set_forkserver_preload(["__main__", PRELOAD])
     workers = min(recipe.responses.workers, recipe.executor.cpus_per_task)
     step = ResponsesTask(task_shards, recipe, str(work.root.resolve()), str(scratch.resolve()), workers)
     run_executor(make_executor([step], ex_cfg, root / key / "logs", "responses"), ex_cfg)
@@ -361,7 +364,7 @@ def _responses(recipe: Recipe, work: WorkDir, key: str, progress: Progress | Non
         prompts = PromptIndex(work)
         n_batches = sum(-(-pq.ParquetFile(f).metadata.num_rows // cfg.batch_rows) for f in files)
         workers = cfg.workers if n_batches > 1 else 1  # a pool only pays off with work to share
-        batches = _with_sources(_results(_reply_batches(files, cfg.batch_rows), prompts, cfg, recipe.student, workers), prompts)
+        batches = _results(_reply_batches(files, cfg.batch_rows), prompts, cfg, recipe.student, workers)
     else:
         scratch = _run_tasks(recipe, work, n_tasks, key)
         batches = read_outputs(scratch, len(files), cfg.batch_rows)

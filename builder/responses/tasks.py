@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from datatrove.pipeline.base import PipelineStep
 
-from builder.rows import PARSED_FEATURES
+from builder.rows import PARSED_FEATURES, arrow_table
 
 # A fault-injection hook for the kill -9 test: "rank:shards" makes task `rank` SIGKILL itself
 # after writing that many shards (tests/test_responses_tasks.py). Never set in a real run.
@@ -39,13 +39,18 @@ def output_path(scratch: Path, shard: int) -> Path:
     return scratch / f"{shard:05d}.parquet"
 
 
-def write_output(path: Path, batches: Any) -> None:
-    """(rows, sources) batches → one output file, renamed into place when whole."""
+def output_table(rows: list[dict[str, Any]], sources: list[str]) -> pa.Table:
+    """Rows of `process_batch` and each row's prompt source as one OUTPUT_SCHEMA table: what a
+    worker hands back and a task writes (Arrow crosses processes and files without a per-row cost)."""
+    return arrow_table(rows, PARSED_FEATURES).append_column("source", pa.array(sources, pa.string()))
+
+
+def write_output(path: Path, tables: Any) -> None:
+    """OUTPUT_SCHEMA tables → one output file, renamed into place when whole."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with pq.ParquetWriter(tmp, OUTPUT_SCHEMA) as w:
-        for rows, sources in batches:
-            t = pa.Table.from_pylist(rows, schema=PARSED_FEATURES.arrow_schema)
-            w.write_table(t.append_column("source", pa.array(sources, pa.string())))
+        for t in tables:
+            w.write_table(t)
     os.replace(tmp, path)  # whole or absent
 
 

@@ -37,6 +37,17 @@ _TIER1 = [
     re.compile(rf"(?:正确)?(?:答案|选项)\s*(?:是|为|应为|应该是)?\s*[:：]?\s*\**\s*[\(（]?\s*({_L})(?![A-Za-z])"),
     re.compile(rf"(?:সঠিক\s*)?(?:উত্তর|উত্তরঃ)\s*(?:হলো|হল|হচ্ছে)?\s*[:ঃ]?\s*\**\s*[\(\[]?({_L})(?![A-Za-z])"),
 ]
+# A literal each _TIER1 pattern cannot match without (same flags, so the same case rules): the
+# patterns open with optional groups, so `re` tries them at every position of a long answer;
+# skipping a pattern whose literal is absent cannot change what it finds.
+_TIER1_NEEDS = [
+    re.compile(r"\\boxed"),
+    re.compile("answer", re.I),
+    re.compile("option|choice", re.I),
+    re.compile("option|choice", re.I),
+    re.compile("答案|选项"),
+    re.compile("উত্তর"),
+]
 _TIER2 = [
     re.compile(rf"\*\*\s*(?:option\s+|choice\s+)?\(?({_L})\)?\s*(?:[.:)]|\*\*)", re.I),
 ]
@@ -48,7 +59,9 @@ _NEGATED = re.compile(r"\b(?:not|n't|isn't|exclude|eliminat|rule[sd]? out|incorr
 
 def _tier1_letters(text: str) -> list[str]:
     found: list[tuple[int, str]] = []
-    for pat in _TIER1:
+    for pat, needs in zip(_TIER1, _TIER1_NEEDS, strict=True):
+        if not needs.search(text):
+            continue
         for m in pat.finditer(text):
             before = text[max(0, m.start() - 1) : m.start()]
             if before.isalpha() and before.isascii():  # e.g. "reanswer", not a statement

@@ -1,0 +1,25 @@
+"""Imported once in the forkserver that starts the responses stage's processes, so they start warm.
+
+Each worker process of the stage (the `responses.workers` pool, or a datatrove task on the local
+executor) otherwise imports the stage and builds the same things before its first batch: the two
+tiktoken encodings (~0.5 CPU-s each), py3langid's models (~0.7 CPU-s, an lzma-packed file) and
+the stage's imports (~1.3 CPU-s). Built here, in the server, they are paid once and every
+worker forked from it shares them. Only the default tokenizers are built; a recipe naming others
+builds them in each worker, as before. A failure here is left to the workers to report.
+Importing this module has no other effect.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import builder.responses.stage  # noqa: F401
+import builder.responses.verify  # noqa: F401
+from builder import language, tokens
+from builder.config.responses import ResponsesConfig
+from builder.config.student import StudentConfig
+
+with contextlib.suppress(Exception):  # e.g. a tokenizer package missing: each worker says so itself
+    for _name in {ResponsesConfig.model_fields["teacher_tokenizer"].default, StudentConfig.model_fields["tokenizer"].default}:
+        tokens.count_tokens(_name, ["warm"])
+    language.identify("warm up the models: bonjour tout le monde, comment allez-vous aujourd'hui ?")
