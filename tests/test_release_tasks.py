@@ -23,6 +23,7 @@ from builder.release.staging import published
 from builder.release.tasks import KILL_ENV, run_tasks
 from builder.rows import stable_hash
 from builder.workdir import WorkDir
+from tests.fixtures.slurm import fake_slurm
 from tests.test_release_helpers import build_work, write_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -126,26 +127,7 @@ def test_release_tasks_as_a_slurm_array_run_by_a_fake_sbatch(one_task: dict[str,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     """`sbatch` runs each array index of the script it is given, as Slurm would: the real datatrove
     launch script and pickled pipeline, one index after another (see test_responses_tasks.py)."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    calls = tmp_path / "calls"
-    calls.mkdir()
-    (bin_dir / "sbatch").write_text(
-        "#!/bin/bash\n"
-        'for last; do :; done\n'
-        f'n=$(ls "{calls}" | wc -l); cp "$last" "{calls}/$n.script"\n'
-        'range=$(sed -n "s/^#SBATCH --array=\\([0-9]*-[0-9]*\\).*/\\1/p" "$last")\n'
-        'if [ -n "$range" ]; then\n'
-        '  for i in $(seq ${range%-*} ${range#*-}); do SLURM_NODELIST=localhost SLURM_ARRAY_TASK_ID=$i RUN_OFFSET=0 bash "$last" >/dev/null 2>&1; done\n'
-        'fi\n'
-        'echo "Submitted batch job $((4200 + n))"\n'
-    )  # fmt: skip
-    (bin_dir / "srun").write_text('#!/bin/bash\nexec "${@: -2}"\n')
-    (bin_dir / "scontrol").write_text('#!/bin/bash\necho "${@: -1}"\n')
-    for f in ("sbatch", "srun", "scontrol"):
-        (bin_dir / f).chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    calls = fake_slurm(tmp_path, monkeypatch)
     executor = "executor: {kind: slurm, tasks: 2, workers: 2, partition: cpu, poll_s: 0.1}\n"
     on_slurm = _published(_release(base, tmp_path, _recipe(tmp_path / "r.yaml", None, executor)))
     assert on_slurm == one_task
