@@ -61,9 +61,10 @@ def test_a_conclusion_the_answer_never_reaches_is_a_cut(think: str, answer: str,
         ("So I end up with x = 6.", "Multiplying both sides gives x = 6.", "Solve x."),  # "I" is no option
         ("In conclusion, 2.5625 is the improper fraction 41/16.", "2.5625 as a fraction is 41/16.", "Simplify."),
         ("", "The answer is 4.", "2 + 2?"),  # no thinking: nothing to compare with
+        (THINK_H, "Here is the function.\n\n```python\ndef f(n):\n    return n * 2\n```", "Write f."),  # closed code
     ],
     ids=["letter", "other-letter", "wording", "wording-part", "bangla-digits", "boxed", "pronoun-I", "math-last",
-         "no-think"],
+         "no-think", "closed-code"],
 )  # fmt: skip
 def test_an_answer_that_states_a_result_is_not_cut(think: str, answer: str, prompt: str) -> None:
     assert not missing_conclusion(think, answer, prompt)

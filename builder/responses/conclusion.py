@@ -102,6 +102,9 @@ def missing_conclusion(think: str | None, answer: str, prompt: str = "") -> bool
     never states, nor states any other result in its place."""
     if not think or not answer.strip() or "\\boxed" in answer or "\\fbox" in answer:
         return False  # a boxed result is a conclusion (consistency compares it)
+    end = answer.rstrip()
+    if end.endswith("```") and end.count("```") % 2 == 0:
+        return False  # a finished code block is its own result: a thinking about something else is a mismatch
     tail = think[-_TAIL:]
     prompt = unicodedata.normalize("NFC", prompt)
     if _answer_letter(answer)[1] != "no_choice":
