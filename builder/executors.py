@@ -121,6 +121,16 @@ def quiet_datatrove_logs() -> None:
     logger.add(sys.stderr, level="WARNING")
 
 
+def preload_forkserver(executor: ExecutorConfig, modules: list[str]) -> None:
+    """Have the local executor's forkserver import `modules` once (datatrove's `multiprocess`
+    server preloads only `__main__`), so the workers forked from it start warm instead of each
+    importing and building the same things. No effect on other executors, nor once the server runs."""
+    if executor.kind == "local" and executor.start_method == "forkserver":
+        import multiprocess
+
+        multiprocess.get_context("forkserver").set_forkserver_preload(modules)
+
+
 class _PoolWatch:
     """A local run's pool workers, watched from a thread while the main thread waits in the pool.
 

@@ -288,12 +288,12 @@ def test_forkserver_workers_start_warm() -> None:
     import multiprocess
     from multiprocess import forkserver
 
-    from builder.curate.near_dedupe import FORKSERVER_PRELOAD, preload_forkserver
-    from builder.executors import ExecutorConfig
+    from builder.curate.near_dedupe import FORKSERVER_PRELOAD
+    from builder.executors import ExecutorConfig, preload_forkserver
 
     before = list(forkserver._forkserver._preload_modules)
     try:
-        preload_forkserver(ExecutorConfig(kind="local", start_method="forkserver"))
+        preload_forkserver(ExecutorConfig(kind="local", start_method="forkserver"), FORKSERVER_PRELOAD)
         assert forkserver._forkserver._preload_modules == FORKSERVER_PRELOAD
     finally:
         multiprocess.get_context("forkserver").set_forkserver_preload(before)

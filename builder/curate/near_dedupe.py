@@ -36,21 +36,12 @@ from builder.curate.minhash_config import BUFFER, NearDedupeConfig, NearDedupeEr
 from builder.curate.minhash_inputs import input_spec, shard_reader
 from builder.curate.minhash_signatures import MODE_STATS, PositionedMinhashSignature
 from builder.curate.minhash_winners import order_keys, read_sidecars, resolve_winners, rewrite_remove_files
-from builder.executors import ExecutorConfig, make_executor, run_executor
+from builder.executors import ExecutorConfig, make_executor, preload_forkserver, run_executor
 from builder.progress import Progress, report
 
 NEAR_DUPS_FILE = "near_dups.parquet"
 # Modules datatrove's forkserver imports before forking workers (see worker_preload.py).
 FORKSERVER_PRELOAD = ["__main__", "builder.curate.worker_preload"]
-
-
-def preload_forkserver(executor: ExecutorConfig) -> None:
-    """Have the local executor's forkserver import the MinHash steps once (it preloads only
-    `__main__`), so its workers do not each import them. No effect once the server runs."""
-    if executor.kind == "local" and executor.start_method == "forkserver":
-        import multiprocess
-
-        multiprocess.get_context("forkserver").set_forkserver_preload(FORKSERVER_PRELOAD)
 
 
 def _stat_total(logs: Path, key: str) -> int:
@@ -94,7 +85,7 @@ def near_dedupe(
         base / x for x in ("signatures", "ids", "buckets", "clusters", "fullsigs")
     )
     sig_tasks = max(1, min(executor.tasks, len(files)))  # a rank without files would only add empty outputs
-    preload_forkserver(executor)
+    preload_forkserver(executor, FORKSERVER_PRELOAD)  # the MinHash steps imported once, in the server
     shingles = cfg.shingle_params() if cfg.tokenizer == "fast" else None
     # full signatures (for candidate verification) come from our vectorized signature path only
     full = str(full_dir) if shingles and cfg.vectorized else None

@@ -5,7 +5,7 @@ the forkserver method; the server preloads only `__main__`, so every worker proc
 the step modules (numpy, pyarrow, datatrove, our shingles) and, unpickling each step, ran
 datatrove's dependency check, which scans every installed distribution's metadata for
 "pyarrow" / "orjson": about 1.1 CPU-seconds per worker, several workers per curate run.
-Imported in the server (`near_dedupe.preload_forkserver`), all of it is paid once and shared
+Imported in the server (`executors.preload_forkserver`, from near_dedupe), all of it is paid once and shared
 by every worker forked from it. Importing this module has no other effect.
 """
 

@@ -334,7 +334,7 @@ def _tasks(recipe: Recipe, n_files: int) -> int:
 def _run_tasks(recipe: Recipe, work: WorkDir, n_tasks: int, key: str) -> Path:
     """Run the datatrove tasks (resumable: completed ranks and written shards are skipped); their
     outputs' folder. Keyed by the stage's fingerprint: another recipe or other replies start afresh."""
-    from builder.executors import make_executor, run_executor
+    from builder.executors import make_executor, preload_forkserver, run_executor
 
     root = work.stage(STAGE) / "tasks"
     for old in root.glob("*"):
@@ -342,10 +342,7 @@ def _run_tasks(recipe: Recipe, work: WorkDir, n_tasks: int, key: str) -> Path:
             shutil.rmtree(old, ignore_errors=True)
     scratch = root / key / "outputs"
     ex_cfg = recipe.executor.model_copy(update={"tasks": n_tasks})
-    if ex_cfg.kind == "local" and ex_cfg.start_method == "forkserver":  # tasks start warm (worker_preload.py)
-        import multiprocess
-
-        multiprocess.get_context("forkserver").set_forkserver_preload(["__main__", PRELOAD])
+    preload_forkserver(ex_cfg, ["__main__", PRELOAD])  # local tasks start warm (worker_preload.py)
     workers = min(recipe.responses.workers, recipe.executor.cpus_per_task)
     step = ResponsesTask(task_shards, recipe, str(work.root.resolve()), str(scratch.resolve()), workers)
     run_executor(make_executor([step], ex_cfg, root / key / "logs", "responses"), ex_cfg)

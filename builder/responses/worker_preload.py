@@ -22,4 +22,4 @@ from builder.config.student import StudentConfig
 with contextlib.suppress(Exception):  # e.g. a tokenizer package missing: each worker says so itself
     for _name in {ResponsesConfig.model_fields["teacher_tokenizer"].default, StudentConfig.model_fields["tokenizer"].default}:
         tokens.count_tokens(_name, ["warm"])
-    language.identify("warm up the models: bonjour tout le monde, comment allez-vous aujourd'hui ?")
+    language.preload_models()
