@@ -23,6 +23,7 @@ from builder.release.staging import published
 from builder.release.tasks import KILL_ENV, run_tasks
 from builder.rows import stable_hash
 from builder.workdir import WorkDir
+from tests.fixtures.ray_local import RAY_EXECUTOR, local_ray
 from tests.fixtures.slurm import fake_slurm
 from tests.test_release_helpers import build_work, write_recipe
 
@@ -112,14 +113,9 @@ def test_a_killed_task_reruns_only_its_own_shards(one_task: dict[str, Any], base
 @pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="pip install 'answer-distill[ray]'")
 def test_release_tasks_on_a_real_local_ray_instance(one_task: dict[str, Any], base: Path, tmp_path: Path) -> None:
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        executor = "executor: {kind: ray, tasks: 2, workers: 2, cpus_per_task: 1, mem_per_cpu_gb: 1}\n"
+    with local_ray():
+        executor = f"executor: {json.dumps(RAY_EXECUTOR)}\n"  # JSON is YAML
         on_ray = _published(_release(base, tmp_path, _recipe(tmp_path / "r.yaml", None, executor)))
-    finally:
-        ray.shutdown()
     assert on_ray == one_task
 
 

@@ -23,6 +23,7 @@ from builder.responses.stage import _run_tasks, fingerprint, run_responses
 from builder.responses.tasks import KILL_ENV
 from builder.rows import stable_hash
 from builder.workdir import WorkDir
+from tests.fixtures.ray_local import RAY_EXECUTOR, local_ray
 from tests.fixtures.slurm import fake_slurm
 from tests.fixtures.stages import build_responded, sample_recipe
 
@@ -129,14 +130,8 @@ def test_a_killed_task_reruns_only_its_own_shards(one_task: dict[str, pa.Table],
 @pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="pip install 'answer-distill[ray]'")
 def test_responses_on_a_real_local_ray_instance(one_task: dict[str, pa.Table], base: Path, tmp_path: Path) -> None:
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        cfg = {"kind": "ray", "tasks": 2, "workers": 2, "cpus_per_task": 1, "mem_per_cpu_gb": 1}
-        on_ray = _run(base, tmp_path / "w", _recipe(2, cfg))
-    finally:
-        ray.shutdown()
+    with local_ray():
+        on_ray = _run(base, tmp_path / "w", _recipe(2, RAY_EXECUTOR))
     _same(one_task, on_ray)
 
 
