@@ -33,6 +33,7 @@ import ast
 import json
 import random
 import re
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # tests.corpus when run as a script
 from tests.corpus import corpus_dir  # noqa: E402
 
 CORPUS = corpus_dir()
