@@ -123,15 +123,24 @@ _VOWEL_SIGN_SCRIPTS = frozenset(
 )
 
 
+def _script_letters() -> str:
+    """One group per script, group i+1 = `_SCRIPTS[i]`'s letters (a script is one Unicode
+    property value, so no code point is in two groups)."""
+    groups = []
+    for script in _SCRIPTS:
+        # \p{L} too: script Han includes CJK punctuation-like symbols we must not count.
+        kinds = r"\p{L}\p{M}" if script in _VOWEL_SIGN_SCRIPTS else r"\p{L}"
+        groups.append(rf"([\p{{{script}}}&&[{kinds}]]+)")
+    return "|".join(groups)
+
+
 def _build_table() -> np.ndarray:
     table = np.zeros(0x110000, dtype=np.uint8)
     everything = "".join(map(chr, range(_TABLE_SIZE)))
-    for index, script in enumerate(_SCRIPTS, start=1):
-        # \p{L} too: script Han includes CJK punctuation-like symbols we must not count.
-        kinds = r"\p{L}\p{M}" if script in _VOWEL_SIGN_SCRIPTS else r"\p{L}"
-        letters = "".join(regex.findall(rf"[\p{{{script}}}&&[{kinds}]]", everything, flags=regex.V1))
-        points = np.frombuffer(letters.encode("utf-32-le"), dtype=np.uint32)
-        table[points] = index
+    # One pass over runs of one script's letters (a start-up cost of every process that loads
+    # this module), not one pass per script.
+    for m in regex.finditer(_script_letters(), everything, flags=regex.V1):
+        table[m.start() : m.end()] = m.lastindex
     return table
 
 

@@ -405,15 +405,17 @@ def count_tokens_tiktoken(name: str, texts: list[str]) -> list[int]:
     form = _tiktoken_build(name)[1]
     normed = [unicodedata.normalize(form, t) for t in texts] if form else texts
     # A plain loop: encode_batch hands every text to a thread pool, which on 2 cores cost
-    # more than the encoding and held every text's ids until the end. encode_ordinary is
-    # the same BPE without the special-token scan, valid when no special token occurs.
+    # more than the encoding and held every text's ids until the end. Without a special token
+    # in the text, its ids come as one buffer, not a list of ints (~12 % of a count; the BPE of
+    # encode_ordinary: no special allowed).
     has_special = _special_finder(name)
+    core = getattr(enc, "_core_bpe", None)
+    fast = hasattr(core, "encode_to_tiktoken_buffer")  # tiktoken's private API; its public one otherwise
+    ordinary = (lambda t: memoryview(core.encode_to_tiktoken_buffer(t, set())).nbytes >> 2) if fast else (
+        lambda t: len(enc.encode_ordinary(t)))  # fmt: skip
 
     def count(chunk: list[str]) -> list[int]:
-        return [
-            len(enc.encode(t, allowed_special="all")) if has_special(t) else len(enc.encode_ordinary(t))
-            for t in chunk
-        ]
+        return [len(enc.encode(t, allowed_special="all")) if has_special(t) else ordinary(t) for t in chunk]
 
     if len(normed) < 1024:
         return count(normed)
