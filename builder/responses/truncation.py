@@ -92,6 +92,8 @@ from builder.responses.answer_end import answer_cut
 from builder.responses.conclusion import missing_conclusion
 from builder.responses.partial_word import partial_word
 from builder.responses.shapes import ANSWER_ONLY, NULL_CONTENT, REASONING_FIELD, UNCLOSED_THINK, Parsed
+from builder.responses.unfinished import EVIDENCE as UNFINISHED_EVIDENCE
+from builder.responses.unfinished import unfinished
 
 IN_THINK = "truncated_in_think"
 IN_ANSWER = "truncated_in_answer"
@@ -101,7 +103,7 @@ EVIDENCE = (
     "finish_length", "token_budget", "final_answer_in_reasoning", "open_think", "null_content",
     "empty_content", "open_answer_tag", "open_fence", "open_math", "open_boxed", "open_bold",
     "dangling_end", "open_label", "open_bracket", "partial_option", "unterminated_prose", "no_final_result",
-    "partial_word", "missing_conclusion",
+    "partial_word", "missing_conclusion", *UNFINISHED_EVIDENCE,
 )  # fmt: skip
 # The info code that carries the evidence beside the reject code (grammar.INFO_CODES).
 EVIDENCE_PREFIX = "cut_"
@@ -239,4 +241,7 @@ def find_cut(
             return Cut(IN_ANSWER, "partial_word")
         if missing_conclusion(think, parsed.answer, prompt):
             return Cut(IN_ANSWER, "missing_conclusion")
+        evidence = unfinished(think, parsed.answer, prompt)
+        if evidence is not None:
+            return Cut(IN_ANSWER, evidence)
     return None

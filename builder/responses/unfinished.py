@@ -31,10 +31,14 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from builder.responses.answer_end import option_letters
+from builder.responses.answer_end import _finished_at, option_letters
 from builder.responses.conclusion import _fold, _names_letter, _states_wording, option_texts, thinking_letter
-from builder.responses.consistency import _answer_letter
 
+EVIDENCE = (
+    "short_option", "bodiless_item", "open_intro", "dangling_word", "dangling_equals", "clause_before_span",
+    "unpunctuated_item", "bangla_unterminated", "open_section", "open_connective", "open_one_liner",
+    "unproven_choice",
+)  # fmt: skip
 _MARKUP = re.compile(r"[*_`]+")
 # "… is **C: text", "**Answer:** D) 1", "B. text": an option letter, its delimiter, its text.
 _NAMED_OPTION = re.compile(r"(?:^|[\s:：(\[])\(?([A-J])\)?\s*[.):：]\s*(\S.*?)\s*[।.]?$")
@@ -45,10 +49,9 @@ _INTRO = re.compile(
     r"এরকম|নিচে(?:র)?|নিম্নরূপ|如下|以下)\s*[:：.]?\s*$",
     re.I,
 )
-_OPEN_WORDS = frozenset(
-    """in on at by as that which who whom where when whose while if is are was were be been being will would can
-    could should may might must not also both each this these those has have had does did but though""".split()
-)
+_OPEN_WORDS_TEXT = """in on at by as that which who whom where when whose while if is are was were be been being will
+    would can could should may might must not also both each this these those has have had does did but though we"""
+_OPEN_WORDS = frozenset(_OPEN_WORDS_TEXT.split())
 _DANGLING_LINE_WORDS = 5
 _HEADING = re.compile(r"^\s*(?:#{1,6}\s|\|)")
 # An explanation section's header line: "**Explanation:**", "Explanation:", "**ব্যাখ্যা:**", "解释：".
@@ -56,10 +59,22 @@ _EXPLAIN = re.compile(
     r"^\W{0,4}(?:explanation|reasoning|reason|why|ব্যাখ্যা|কারণ|বিশ্লেষণ|解释|解析|理由)\W{0,6}$", re.I | re.M
 )
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_SENTENCE_ANY = re.compile(r"[.!?।。！？](?:\s|$)")
 
 
 def _last_line(text: str) -> str:
     return text[text.rfind("\n") + 1 :].strip()
+
+
+_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
+
+
+def _option_fold(text: str) -> str:
+    """Width, case, quotes, a final full stop and format characters (ZWNJ, also as a dict's
+    "\\u200c" escape) folded away."""
+    text = _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
+    text = "".join(ch for ch in unicodedata.normalize("NFKC", text) if unicodedata.category(ch) != "Cf")
+    return text.casefold().strip(" '\"‘’“”").rstrip(" .।")
 
 
 def _short_option(line: str, prompt: str) -> bool:
@@ -70,10 +85,12 @@ def _short_option(line: str, prompt: str) -> bool:
     m = _NAMED_OPTION.search(_MARKUP.sub("", line))
     if m is None or m.group(1) not in options:
         return False
-    said = unicodedata.normalize("NFKC", m.group(2)).casefold().strip(" '\"‘’“”")
-    full = unicodedata.normalize("NFKC", options[m.group(1)]).casefold().strip(" '\"")
+    said, full = _option_fold(m.group(2)), _option_fold(options[m.group(1)])
+    if not said or len(said) >= len(full) or not full.startswith(said):
+        return False
     words, whole = said.split(), full.split()
-    return 0 < len(words) < len(whole) and whole[: len(words)] == words
+    # Stops at a word break ("1" of "1 F") or inside a token ("0" of "0.8 Hz", "(CH₃)" of "(CH₃)₃C⁺").
+    return whole[: len(words)] == words or not full[len(said)].isspace()
 
 
 def _item_body(content: str) -> bool:
@@ -128,22 +145,129 @@ def _choice_stated(answer: str, letter: str, prompt: str) -> bool:
     return bool(nums) and all(n in text for n in nums)
 
 
+_EXPLAIN_INLINE = re.compile(r"^\W{0,4}(?:explanation|ব্যাখ্যা)\W{0,4}[:：]\W{0,4}", re.I | re.M)
+
+
 def _unproven_choice(answer: str, letter: str, prompt: str) -> bool:
-    m = None
-    for m in _EXPLAIN.finditer(answer):
-        pass
-    if m is None:
-        # "**ব্যাখ্যা:** text" on one line: a header with its body after it.
-        inline = list(re.finditer(r"^\W{0,4}(?:explanation|ব্যাখ্যা)\W{0,4}[:：]\W{0,4}", answer, re.I | re.M))
-        if not inline:
-            return False
-        start = inline[-1].end()
-    else:
-        start = m.end()
-    head, body = answer[:start], answer[start:]
-    if not body.strip() or not _choice_stated(head, letter, prompt):
+    """The answer states the chosen option, then explains in one sentence at most without
+    returning to it (its letter, wording or number): the explanation was cut."""
+    heads = list(_EXPLAIN.finditer(answer)) or list(_EXPLAIN_INLINE.finditer(answer))  # "**ব্যাখ্যা:** text"
+    if not heads:
         return False
+    start = heads[-1].end()
+    head, body = answer[:start], answer[start:]
+    if not body.strip() or len(_SENTENCE_ANY.findall(body)) > 1 or not _choice_stated(head, letter, prompt):
+        return False  # a longer explanation may argue by elimination without naming the choice again
     return not _choice_stated(body, letter, prompt)
+
+
+_BN = re.compile(r"[\u0980-\u09ff]")
+_TERMINAL = tuple(".!?।॥。！？…:;)]}\"'”’*`$|>")
+# Closing spans at a line's end: a quotation, a gloss in brackets, italics, bold, inline code or math.
+_SPAN_END = re.compile(
+    r"""\s*(?:"[^"\n]+"|'[^'\n]+'|“[^”\n]+”|‘[^’\n]+’|\([^()\n]*\)|\*\*[^*\n]+\*\*|\*[^*\n]+\*|`[^`\n]+`|\$[^$\n]+\$|\\\(.*?\\\))$"""
+)
+_ANSWER_CUE = re.compile(r"answer|correct|option|উত্তর|সঠিক|答案|选项", re.I)
+
+
+def _terminated(line: str) -> bool:
+    return line.rstrip().endswith(_TERMINAL)
+
+
+def _clause_before_span(line: str) -> bool:
+    """The line ends on closed spans ("… এবং "খেজুর"", "Other options like Lucas reagent (B)") after
+    a finished sentence, and the words between are a clause that never finished."""
+    head, n = line, 0
+    while (m := _SPAN_END.search(head)) is not None and m.start() > 0:
+        head, n = head[: m.start()], n + 1
+    if n == 0 or not head.strip():
+        return False
+    ends = _finished_at(head)
+    if not ends:
+        return False
+    fragment = head[ends[-1] :].strip()
+    words = fragment.split()
+    return len(words) >= 2 and _ANSWER_CUE.search(fragment) is None and fragment[-1:] not in ":：—–-="
+
+
+def _sibling_punctuated(text: str) -> bool:
+    """The last list item stops unpunctuated where the item before it at its level (same marker,
+    same indent; up to 12 lines back) ends its sentence: "- **C** ভুল, কারণ … নয়।" then
+    "- **D** সঠিক, কারণ 1 atm = 101"."""
+    lines = [ln for ln in text.rstrip().splitlines() if ln.strip()]
+    last = _ITEM.match(lines[-1]) if lines else None
+    if last is None or _terminated(lines[-1]):
+        return False
+    for ln in reversed(lines[-13:-1]):
+        prev = _ITEM.match(ln)
+        if prev is None or prev.group(1) != last.group(1):
+            continue  # a continuation line, or another level of the list
+        if prev.group(2)[-1] != last.group(2)[-1]:
+            return False  # another list
+        body = prev.group(3).strip()
+        return len(body.split()) >= 4 and body.endswith((".", "।", "。"))
+    return False
+
+
+# A section that explains (its body must finish a sentence): "**Explanation:**", "Given:", "ব্যাখ্যা:".
+_PROSE_HEADER = re.compile(
+    r"^\W{0,4}(?:explanation|reasoning|reason|given|solution|calculation|analysis|ব্যাখ্যা|কারণ|বিশ্লেষণ|সমাধান|"
+    r"解释|解析|分析)\W{0,4}[:：]\W{0,4}",
+    re.I | re.M,
+)
+# A line that opens with a connective and a comma: "Thus, …", "Here, …", "এখানে, …", "সুতরাং, …".
+_CONNECTIVE = re.compile(
+    r"^\W{0,4}(?:thus|hence|therefore|so|here|now|then|finally|এখানে|সুতরাং|অতএব|তাই|অর্থাৎ|ফলে|因此|所以)\s*[,，]\s*\S",
+    re.I,
+)
+
+
+def _ends_sentence(line: str) -> bool:
+    line = line.rstrip()
+    if line.endswith(("\\)", "\\]")):
+        return line[:-2].rstrip().endswith((".", "।"))  # "\\( x = 5 \\)" ends no sentence; "…\\) ।" does
+    return _terminated(line)
+
+
+def _open_section(text: str) -> bool:
+    """The answer's last section is an explanation whose body never finishes a sentence."""
+    heads = list(_PROSE_HEADER.finditer(text))
+    if not heads:
+        return False
+    body = text[heads[-1].end() :].strip()
+    lines = [ln.strip() for ln in body.splitlines() if ln.strip()]
+    if not lines or len(lines) > 2 or any(_ends_sentence(ln) for ln in lines):
+        return False
+    return not any(_ITEM.match(ln) and len(ln.split()) < 6 for ln in lines[:-1])
+
+
+def _open_connective(line: str) -> bool:
+    return _CONNECTIVE.match(line) is not None and not _ends_sentence(line) and not _LABELLED.match(line)
+
+
+def _open_one_liner(text: str) -> bool:
+    """A one-line answer that opens a sentence it never finishes: "To solve …, we start by …",
+    or >= 10 words with a comma and no full stop."""
+    if "\n" in text or _terminated(text):
+        return False
+    if re.match(r"^To [a-z]+\b[^.!?]*,", text):
+        return True
+    return len(text.split()) >= 10 and "," in text and _SENTENCE_ANY.search(text) is None
+
+
+_LABELLED = re.compile(r"^\W{0,4}[^:：\n]{1,30}[:：]")
+
+
+def _bangla_prose(line: str, text: str) -> bool:
+    """A Bangla prose line of >= 6 words, not a labelled answer line, ends without "।" right after
+    a finished Bangla sentence (on the same line or the line before)."""
+    if _HEADING.match(line) or _terminated(line) or len(line.split()) < 6 or _LABELLED.match(line):
+        return False
+    letters = sum(ch.isalpha() for ch in line)
+    if not letters or len(_BN.findall(line)) < 0.5 * letters or _ANSWER_CUE.search(line):
+        return False
+    lines = [ln.strip() for ln in text.rstrip().splitlines() if ln.strip()]
+    return "।" in line or (len(lines) > 1 and lines[-2].endswith("।"))
 
 
 def unfinished(think: str | None, answer: str, prompt: str = "") -> str | None:
@@ -160,9 +284,23 @@ def unfinished(think: str | None, answer: str, prompt: str = "") -> str | None:
         return "open_intro"
     if _dangling_word(last):
         return "dangling_word"
+    if text.endswith("="):
+        return "dangling_equals"
+    if _clause_before_span(last):
+        return "clause_before_span"
+    if _sibling_punctuated(text):
+        return "unpunctuated_item"
+    if _bangla_prose(last, text):
+        return "bangla_unterminated"
+    if _open_section(text):
+        return "open_section"
+    if _open_connective(last):
+        return "open_connective"
+    if _open_one_liner(text):
+        return "open_one_liner"
     if not think or not prompt or not option_letters(prompt):
         return None
     letter = thinking_letter(think, prompt)
-    if letter is None:
-        return None
+    if letter is not None and _unproven_choice(text, letter, prompt):
+        return "unproven_choice"
     return None
