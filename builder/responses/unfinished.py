@@ -36,7 +36,7 @@ from builder.responses.conclusion import _fold, _names_letter, _states_wording, 
 
 EVIDENCE = (
     "short_option", "bodiless_item", "open_intro", "dangling_word", "dangling_equals", "clause_before_span",
-    "unpunctuated_item", "bangla_unterminated", "open_section", "open_connective", "open_one_liner",
+    "dangling_dash", "unpunctuated_item", "bangla_unterminated", "open_section", "open_connective", "open_one_liner",
     "unproven_choice",
 )  # fmt: skip
 _MARKUP = re.compile(r"[*_`]+")
@@ -66,6 +66,7 @@ def _last_line(text: str) -> str:
     return text[text.rfind("\n") + 1 :].strip()
 
 
+_DASHES = str.maketrans("−–—", "---")  # NFKC reads "⁻¹" as "−1"; prompts write "-1"
 _ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
 
 
@@ -74,7 +75,7 @@ def _option_fold(text: str) -> str:
     "\\u200c" escape) folded away."""
     text = _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
     text = "".join(ch for ch in unicodedata.normalize("NFKC", text) if unicodedata.category(ch) != "Cf")
-    return text.casefold().strip(" '\"‘’“”").rstrip(" .।")
+    return text.translate(_DASHES).casefold().strip(" '\"‘’“”").rstrip(" .।")
 
 
 def _short_option(line: str, prompt: str) -> bool:
@@ -126,8 +127,25 @@ def _bodiless_item(text: str) -> bool:
     return False
 
 
+def _next_number_only(text: str) -> bool:
+    """The last line is only the next marker of a list: a bare "4" after item "3.", a bare "D"
+    after options "A. …", "B. …", "C. …"."""
+    lines = [ln.strip() for ln in text.rstrip().splitlines() if ln.strip()]
+    if len(lines) < 2 or len(lines[-1]) > 3:
+        return False
+    last = lines[-1]
+    if last.isdecimal():
+        before = str(int(last) - 1)
+    elif len(last) == 1 and "B" <= last <= "J":
+        before = chr(ord(last) - 1)
+    else:
+        return False
+    marker = re.compile(rf"^(?:\*\*)?\(?{before}[.)]\s+\S")
+    return any(marker.match(ln) for ln in lines[-12:-1])
+
+
 def _dangling_word(line: str) -> bool:
-    if _HEADING.match(line) or _ITEM.match(line) and len(line.split()) < 8:
+    if _HEADING.match(line) or _ITEM.match(line) and len(line.split()) < 4:
         return False
     words = line.split()
     return len(words) >= _DANGLING_LINE_WORDS and words[-1].casefold() in _OPEN_WORDS
@@ -145,7 +163,7 @@ def _choice_stated(answer: str, letter: str, prompt: str) -> bool:
     return bool(nums) and all(n in text for n in nums)
 
 
-_EXPLAIN_INLINE = re.compile(r"^\W{0,4}(?:explanation|ব্যাখ্যা)\W{0,4}[:：]\W{0,4}", re.I | re.M)
+_EXPLAIN_INLINE = re.compile(r"^[^\w(]{0,4}(?:explanation|ব্যাখ্যা)\W{0,4}[:：]\W{0,4}", re.I | re.M)
 
 
 def _unproven_choice(answer: str, letter: str, prompt: str) -> bool:
@@ -187,7 +205,9 @@ def _clause_before_span(line: str) -> bool:
         return False
     fragment = head[ends[-1] :].strip()
     words = fragment.split()
-    return len(words) >= 2 and _ANSWER_CUE.search(fragment) is None and fragment[-1:] not in ":：—–-="
+    if not words:  # a new sentence that is only a quotation so far ("… বোঝায়। "তরতর"")
+        return line.rstrip()[-1:] in "\"”'’" and n == 1
+    return (len(words) >= 2 or fragment.endswith((",", "，"))) and _ANSWER_CUE.search(fragment) is None and fragment[-1:] not in ":：—–-="
 
 
 def _sibling_punctuated(text: str) -> bool:
@@ -211,7 +231,7 @@ def _sibling_punctuated(text: str) -> bool:
 
 # A section that explains (its body must finish a sentence): "**Explanation:**", "Given:", "ব্যাখ্যা:".
 _PROSE_HEADER = re.compile(
-    r"^\W{0,4}(?:explanation|reasoning|reason|given|solution|calculation|analysis|ব্যাখ্যা|কারণ|বিশ্লেষণ|সমাধান|"
+    r"^\W{0,4}(?:explanation|reasoning|reason|given|solution|calculation|analysis|ব্যাখ্যা|কারণ|বিশ্লেষণ|সমাধান|গণনা|"
     r"解释|解析|分析)\W{0,4}[:：]\W{0,4}",
     re.I | re.M,
 )
@@ -222,11 +242,13 @@ _CONNECTIVE = re.compile(
 )
 
 
+_CLOSERS = re.compile(r"(?:\\\)|\\\]|[*_)\]}\"'”’」』》）$`\s])+$")
+
+
 def _ends_sentence(line: str) -> bool:
-    line = line.rstrip()
-    if line.endswith(("\\)", "\\]")):
-        return line[:-2].rstrip().endswith((".", "।"))  # "\\( x = 5 \\)" ends no sentence; "…\\) ।" does
-    return _terminated(line)
+    """The line ends a sentence: . ! ? । 。 … before any closing brackets, quotes, bold or math
+    ("(e.g., mercury)", "\\( x = 5 \\)", '"Look up"' end none)."""
+    return _CLOSERS.sub("", line.rstrip()).endswith((".", "!", "?", "।", "。", "！", "？", "…"))
 
 
 def _open_section(text: str) -> bool:
@@ -238,6 +260,8 @@ def _open_section(text: str) -> bool:
     lines = [ln.strip() for ln in body.splitlines() if ln.strip()]
     if not lines or len(lines) > 2 or any(_ends_sentence(ln) for ln in lines):
         return False
+    if _LABELLED.match(lines[-1]) or _ANSWER_CUE.search(lines[-1]):
+        return False  # "**Answer:** A. 14 Mpc": the section ended, the answer line follows
     return not any(_ITEM.match(ln) and len(ln.split()) < 6 for ln in lines[:-1])
 
 
@@ -248,11 +272,12 @@ def _open_connective(line: str) -> bool:
 def _open_one_liner(text: str) -> bool:
     """A one-line answer that opens a sentence it never finishes: "To solve …, we start by …",
     or >= 10 words with a comma and no full stop."""
-    if "\n" in text or _terminated(text):
+    if "\n" in text or _ends_sentence(text) or text.endswith(("**", ":", "：")):
         return False
-    if re.match(r"^To [a-z]+\b[^.!?]*,", text):
-        return True
-    return len(text.split()) >= 10 and "," in text and _SENTENCE_ANY.search(text) is None
+    if re.match(r"^To [a-z]+\b", text) and len(text.split()) >= 4:
+        return True  # "To solve …, we start by …", "To find how many": R1 / Sky-T1 open a solution so
+    clause = "," in text or re.search(r"\b(?:because|since|as|so that|which|where)\b", text) is not None
+    return len(text.split()) >= 8 and clause and _SENTENCE_ANY.search(text) is None
 
 
 _LABELLED = re.compile(r"^\W{0,4}[^:：\n]{1,30}[:：]")
@@ -286,6 +311,10 @@ def unfinished(think: str | None, answer: str, prompt: str = "") -> str | None:
         return "dangling_word"
     if text.endswith("="):
         return "dangling_equals"
+    if text.endswith(("—", "–")) or text[-1] == "-" and len(text) > 1 and text[-2].isalpha():
+        return "dangling_dash"  # "… গিলে খায়—", "নিম্ন-" (answer_end takes "NATO-" only for ASCII)
+    if _next_number_only(text):
+        return "bodiless_item"
     if _clause_before_span(last):
         return "clause_before_span"
     if _sibling_punctuated(text):
