@@ -45,7 +45,7 @@ _NAMED_OPTION = re.compile(r"(?:^|[\s:：(\[])\(?([A-J])\)?\s*[.):：]\s*(\S.*?)
 _ITEM = re.compile(r"^(\s*)([-*+•]|\d+[.)])\s+(.*)$")
 _BOLD_HEAD = re.compile(r"^\*\*[^*\n]+\*\*(.*)$")
 _INTRO = re.compile(
-    r"(?:\bhere(?:'s| is| are)\b[^.\n]*|\bas follows|\bfollowing(?: \w+){0,2}|\bbelow|\bthe steps are|"
+    r"(?:\bhere(?:'s| is| are)\b[^.\n:：]*|\bas follows|\bfollowing(?: \w+){0,2}|\bbelow|\bthe steps are|"
     r"এরকম|নিচে(?:র)?|নিম্নরূপ|如下|以下)\s*[:：.]?\s*$",
     re.I,
 )
@@ -127,6 +127,9 @@ def _bodiless_item(text: str) -> bool:
     return False
 
 
+_MARKER = re.compile(r"^(?:\*\*)?\(?(\d+|[A-J])[.)]\s+\S")
+
+
 def _next_number_only(text: str) -> bool:
     """The last line is only the next marker of a list: a bare "4" after item "3.", a bare "D"
     after options "A. …", "B. …", "C. …"."""
@@ -140,8 +143,8 @@ def _next_number_only(text: str) -> bool:
         before = chr(ord(last) - 1)
     else:
         return False
-    marker = re.compile(rf"^(?:\*\*)?\(?{before}[.)]\s+\S")
-    return any(marker.match(ln) for ln in lines[-12:-1])
+    markers = [m.group(1) for ln in lines[-12:-1] if (m := _MARKER.match(ln))]
+    return bool(markers) and markers[-1] == before  # the list's last item is the one before
 
 
 def _dangling_word(line: str) -> bool:
@@ -185,7 +188,8 @@ _TERMINAL = tuple(".!?।॥。！？…:;)]}\"'”’*`$|>")
 _SPAN_END = re.compile(
     r"""\s*(?:"[^"\n]+"|'[^'\n]+'|“[^”\n]+”|‘[^’\n]+’|\([^()\n]*\)|\*\*[^*\n]+\*\*|\*[^*\n]+\*|`[^`\n]+`|\$[^$\n]+\$|\\\(.*?\\\))$"""
 )
-_ANSWER_CUE = re.compile(r"answer|correct|option|উত্তর|সঠিক|答案|选项", re.I)
+_ANSWER_CUE = re.compile(r"answer|correct|উত্তর|সঠিক|答案", re.I)
+_OPTION_WORD = re.compile(r"option|choice|বিকল্প|অপশন|选项", re.I)
 
 
 def _terminated(line: str) -> bool:
@@ -195,6 +199,8 @@ def _terminated(line: str) -> bool:
 def _clause_before_span(line: str) -> bool:
     """The line ends on closed spans ("… এবং "খেজুর"", "Other options like Lucas reagent (B)") after
     a finished sentence, and the words between are a clause that never finished."""
+    if _ends_sentence(line.rstrip().rstrip("\"”'’*_)")):
+        return False  # the sentence ends inside the span: '… the meaning of "subconscious."'
     head, n = line, 0
     while (m := _SPAN_END.search(head)) is not None and m.start() > 0:
         head, n = head[: m.start()], n + 1
@@ -207,6 +213,8 @@ def _clause_before_span(line: str) -> bool:
     words = fragment.split()
     if not words:  # a new sentence that is only a quotation so far ("… বোঝায়। "তরতর"")
         return line.rstrip()[-1:] in "\"”'’" and n == 1
+    if _OPTION_WORD.search(fragment) and len(words) <= 3:
+        return False  # "… . So option (B)": a terse answer statement
     return (len(words) >= 2 or fragment.endswith((",", "，"))) and _ANSWER_CUE.search(fragment) is None and fragment[-1:] not in ":：—–-="
 
 
@@ -286,7 +294,8 @@ _LABELLED = re.compile(r"^\W{0,4}[^:：\n]{1,30}[:：]")
 def _bangla_prose(line: str, text: str) -> bool:
     """A Bangla prose line of >= 6 words, not a labelled answer line, ends without "।" right after
     a finished Bangla sentence (on the same line or the line before)."""
-    if _HEADING.match(line) or _terminated(line) or len(line.split()) < 6 or _LABELLED.match(line):
+    words = [w for w in line.split() if any(ch.isalpha() for ch in w)]  # "অনুপাত = C/d = π ≈ ৩" has 3
+    if _HEADING.match(line) or _terminated(line) or len(words) < 6 or _LABELLED.match(line):
         return False
     letters = sum(ch.isalpha() for ch in line)
     if not letters or len(_BN.findall(line)) < 0.5 * letters or _ANSWER_CUE.search(line):
