@@ -643,7 +643,40 @@ def truncation_figures(max_triples: int | None, seed: int = HELD_OUT_SEED) -> di
     result["triples"] = min(len(triples), max_triples or len(triples))
     result["us_per_case"] = round((time.perf_counter() - start) / len(cases) * 1e6, 1)
     result["cpu_us_per_case"] = round((time.process_time() - cpu) / len(cases) * 1e6, 1)
+    result.update(find_cut_cost(cases))
     return result
+
+
+def find_cut_cost(cases: list[Any], rounds: int = 3) -> dict[str, float]:
+    """CPU µs per reply of `truncation.find_cut` alone (parsing done beforehand), with and
+    without the rules of unfinished.py, same process, best of `rounds` each."""
+    from builder.reasoning_format import resolve_delimiters
+    from builder.responses import truncation
+
+    rows = []
+    for case in cases:
+        r = case.row
+        parsed = normalize(r["content"], r.get("reasoning_content"), r.get("reasoning"), r.get("finish_reason"),
+                           resolve_delimiters(r["reasoning_format"]))  # fmt: skip
+        rows.append((parsed, r.get("finish_reason"), r.get("completion_tokens"), r.get("max_tokens"), r["prompt"]))
+
+    def best() -> float:
+        times = []
+        for _ in range(rounds):
+            cpu = time.process_time()
+            for parsed, finish, used, budget, prompt in rows:
+                truncation.find_cut(parsed, finish, used, budget, prompt=prompt)
+            times.append(time.process_time() - cpu)
+        return min(times) / len(rows) * 1e6
+
+    with_rules = best()
+    real = truncation.unfinished
+    truncation.unfinished = lambda *a, **k: None  # type: ignore[assignment]
+    try:
+        without = best()
+    finally:
+        truncation.unfinished = real
+    return {"find_cut_cpu_us": round(with_rules, 1), "find_cut_cpu_us_without_unfinished": round(without, 1)}
 
 
 def print_truncation(trunc: dict[str, Any]) -> None:
@@ -679,6 +712,8 @@ def truncation_keys(trunc: dict[str, Any]) -> dict[str, Any]:
         "truncation_cases": trunc["cases"],
         "truncation_us_per_case": trunc["us_per_case"],
         "truncation_cpu_us_per_case": trunc["cpu_us_per_case"],
+        "truncation_find_cut_cpu_us_per_reply": trunc["find_cut_cpu_us"],
+        "truncation_find_cut_cpu_us_per_reply_without_unfinished": trunc["find_cut_cpu_us_without_unfinished"],
     }
 
 

@@ -16,6 +16,7 @@ and reported on the other.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -57,6 +58,7 @@ def _states_wording(wording: str, answer: str) -> bool:
     return len(grams) >= 3 and len(grams & _trigrams(text)) >= 0.5 * len(grams)
 
 
+@functools.lru_cache(maxsize=4096)  # a prompt's replies (teachers, samples, rules) ask again
 def option_texts(prompt: str) -> dict[str, str]:
     """The wording of each option the prompt lists, by letter (first wording wins)."""
     out: dict[str, str] = {}

@@ -59,6 +59,8 @@ _EXPLAIN = re.compile(
     r"^\W{0,4}(?:explanation|reasoning|reason|why|ব্যাখ্যা|কারণ|বিশ্লেষণ|解释|解析|理由)\W{0,6}$", re.I | re.M
 )
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_TAIL_CHARS = 4000
+_SECTION_CHARS = 1500  # a cut explanation (one sentence, two lines at most) lies in the answer's end
 _SENTENCE_ANY = re.compile(r"[.!?।。！？](?:\s|$)")
 
 
@@ -66,6 +68,7 @@ def _last_line(text: str) -> str:
     return text[text.rfind("\n") + 1 :].strip()
 
 
+_FORMAT_CHARS = re.compile("[\u00ad\u200b-\u200f\u2060\ufeff]")  # soft hyphen, ZWSP/ZWNJ/ZWJ, marks, BOM
 _DASHES = str.maketrans("−–—", "---")  # NFKC reads "⁻¹" as "−1"; prompts write "-1"
 _ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
 
@@ -74,7 +77,7 @@ def _option_fold(text: str) -> str:
     """Width, case, quotes, a final full stop and format characters (ZWNJ, also as a dict's
     "\\u200c" escape) folded away."""
     text = _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
-    text = "".join(ch for ch in unicodedata.normalize("NFKC", text) if unicodedata.category(ch) != "Cf")
+    text = _FORMAT_CHARS.sub("", unicodedata.normalize("NFKC", text))
     return text.translate(_DASHES).casefold().strip(" '\"‘’“”").rstrip(" .।")
 
 
@@ -169,17 +172,19 @@ def _choice_stated(answer: str, letter: str, prompt: str) -> bool:
 _EXPLAIN_INLINE = re.compile(r"^[^\w(]{0,4}(?:explanation|ব্যাখ্যা)\W{0,4}[:：]\W{0,4}", re.I | re.M)
 
 
-def _unproven_choice(answer: str, letter: str, prompt: str) -> bool:
+def _unproven_choice(answer: str, think: str, prompt: str) -> bool:
     """The answer states the chosen option, then explains in one sentence at most without
     returning to it (its letter, wording or number): the explanation was cut."""
-    heads = list(_EXPLAIN.finditer(answer)) or list(_EXPLAIN_INLINE.finditer(answer))  # "**ব্যাখ্যা:** text"
+    at = max(0, len(answer) - _SECTION_CHARS)
+    heads = list(_EXPLAIN.finditer(answer, at)) or list(_EXPLAIN_INLINE.finditer(answer, at))  # "**ব্যাখ্যা:** …"
     if not heads:
         return False
     start = heads[-1].end()
     head, body = answer[:start], answer[start:]
-    if not body.strip() or len(_SENTENCE_ANY.findall(body)) > 1 or not _choice_stated(head, letter, prompt):
+    if not body.strip() or len(_SENTENCE_ANY.findall(body)) > 1:
         return False  # a longer explanation may argue by elimination without naming the choice again
-    return not _choice_stated(body, letter, prompt)
+    letter = thinking_letter(think, prompt)  # the costly part: last
+    return letter is not None and _choice_stated(head, letter, prompt) and not _choice_stated(body, letter, prompt)
 
 
 _BN = re.compile(r"[\u0980-\u09ff]")
@@ -261,7 +266,7 @@ def _ends_sentence(line: str) -> bool:
 
 def _open_section(text: str) -> bool:
     """The answer's last section is an explanation whose body never finishes a sentence."""
-    heads = list(_PROSE_HEADER.finditer(text))
+    heads = list(_PROSE_HEADER.finditer(text, max(0, len(text) - _SECTION_CHARS)))
     if not heads:
         return False
     body = text[heads[-1].end() :].strip()
@@ -294,14 +299,18 @@ _LABELLED = re.compile(r"^\W{0,4}[^:：\n]{1,30}[:：]")
 def _bangla_prose(line: str, text: str) -> bool:
     """A Bangla prose line of >= 6 words, not a labelled answer line, ends without "।" right after
     a finished Bangla sentence (on the same line or the line before)."""
+    if _terminated(line) or _HEADING.match(line) or _LABELLED.match(line) or _ANSWER_CUE.search(line):
+        return False
+    bangla = len(_BN.findall(line))
+    if bangla < 6 or bangla < 0.5 * sum(ch.isalpha() for ch in line):
+        return False
     words = [w for w in line.split() if any(ch.isalpha() for ch in w)]  # "অনুপাত = C/d = π ≈ ৩" has 3
-    if _HEADING.match(line) or _terminated(line) or len(words) < 6 or _LABELLED.match(line):
+    if len(words) < 6:
         return False
-    letters = sum(ch.isalpha() for ch in line)
-    if not letters or len(_BN.findall(line)) < 0.5 * letters or _ANSWER_CUE.search(line):
-        return False
-    lines = [ln.strip() for ln in text.rstrip().splitlines() if ln.strip()]
-    return "।" in line or (len(lines) > 1 and lines[-2].endswith("।"))
+    if "।" in line:
+        return True
+    before = text[: len(text) - len(line)].rstrip()
+    return before.endswith("।")
 
 
 def unfinished(think: str | None, answer: str, prompt: str = "") -> str | None:
@@ -309,6 +318,7 @@ def unfinished(think: str | None, answer: str, prompt: str = "") -> str | None:
     text = answer.rstrip()
     if not text:
         return None
+    text = text[-_TAIL_CHARS:] if len(text) > _TAIL_CHARS else text  # the rules read the answer's end
     last = _last_line(text)
     if prompt and _short_option(last, prompt):
         return "short_option"
@@ -338,7 +348,4 @@ def unfinished(think: str | None, answer: str, prompt: str = "") -> str | None:
         return "open_one_liner"
     if not think or not prompt or not option_letters(prompt):
         return None
-    letter = thinking_letter(think, prompt)
-    if letter is not None and _unproven_choice(text, letter, prompt):
-        return "unproven_choice"
-    return None
+    return "unproven_choice" if _unproven_choice(text, think, prompt) else None
