@@ -135,11 +135,13 @@ _MARKER = re.compile(r"^(?:\*\*)?\(?(\d+|[A-J])[.)]\s+\S")
 
 def _next_number_only(text: str) -> bool:
     """The last line is only the next marker of a list: a bare "4" after item "3.", a bare "D"
-    after options "A. …", "B. …", "C. …"."""
+    after options "A. …", "B. …", "C. …", a bare "1" after a finished paragraph."""
     lines = [ln.strip() for ln in text.rstrip().splitlines() if ln.strip()]
     if len(lines) < 2 or len(lines[-1]) > 3:
         return False
     last = lines[-1]
+    if last == "1" and lines[-2].endswith((".", "।", "。")):
+        return True  # a numbered list begun after a finished paragraph
     if last.isdecimal():
         before = str(int(last) - 1)
     elif len(last) == 1 and "B" <= last <= "J":
@@ -238,7 +240,8 @@ def _sibling_punctuated(text: str) -> bool:
         if prev.group(2)[-1] != last.group(2)[-1]:
             return False  # another list
         body = prev.group(3).strip()
-        return len(body.split()) >= 4 and body.endswith((".", "।", "。"))
+        # A sibling that ends its sentence, or goes on with a comma ("- "হাসি হাসি" (B) ভাব প্রকাশ করে,").
+        return len(body.split()) >= 4 and body.endswith((".", "।", "。", ",", "，", ";"))
     return False
 
 
@@ -287,8 +290,10 @@ def _open_one_liner(text: str) -> bool:
     or >= 10 words with a comma and no full stop."""
     if "\n" in text or _ends_sentence(text) or text.endswith(("**", ":", "：")):
         return False
-    if re.match(r"^To [a-z]+\b", text) and len(text.split()) >= 4:
-        return True  # "To solve …, we start by …", "To find how many": R1 / Sky-T1 open a solution so
+    ends = [m.end() for m in _SENTENCE_ANY.finditer(text)]
+    opener = text[ends[-1] :].strip() if ends else text  # "The correct answer is option A. To find"
+    if re.match(r"^To [a-z]+\b", opener) and len(opener.split()) >= 2:
+        return True  # "To solve …, we start by …", "To find": R1 / Sky-T1 open a solution so
     clause = "," in text or re.search(r"\b(?:because|since|as|so that|which|where)\b", text) is not None
     return len(text.split()) >= 8 and clause and _SENTENCE_ANY.search(text) is None
 
@@ -330,8 +335,8 @@ def unfinished(think: str | None, answer: str, prompt: str = "") -> str | None:
         return "dangling_word"
     if text.endswith("="):
         return "dangling_equals"
-    if text.endswith(("—", "–")) or text[-1] == "-" and len(text) > 1 and text[-2].isalpha():
-        return "dangling_dash"  # "… গিলে খায়—", "নিম্ন-" (answer_end takes "NATO-" only for ASCII)
+    if text.endswith(("—", "–")) or text[-1] == "-" and len(text) > 1 and (text[-2].isalpha() or text[-2].isdecimal()):
+        return "dangling_dash"  # "… গিলে খায়—", "নিম্ন-", "১৯৫২-" (answer_end: ASCII only)
     if _next_number_only(text):
         return "bodiless_item"
     if _clause_before_span(last):
