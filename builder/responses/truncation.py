@@ -54,6 +54,12 @@ OpenThoughts…) carry none, so the text is the only witness there. `find_cut` r
 |                            |                      | boxed or stated value) and the answer states no result at all:|
 |                            |                      | no letter, not the option's wording, no `\\boxed{}`, not the  |
 |                            |                      | value (conclusion.py) — catches cuts after a full sentence    |
+| short_option, bodiless_item, | truncated_in_answer | finish unknown; the answer stops before what it set up: an |
+| open_intro, dangling_word, … |                      | option's wording cut at a word break, a last list item with|
+| (unfinished.EVIDENCE)        |                      | only its label or marker, "Here is the code" with nothing  |
+|                              |                      | after, an explanation section that never finishes a        |
+|                              |                      | sentence or never returns to the chosen option, … (the     |
+|                              |                      | table in unfinished.py)                                    |
 
 With the finish unknown, a reasoning whose tail reads as an answer but stops mid-way (the answer
 rules or a piece of a word on its last paragraph) is a thinking cut while it weighed the
@@ -69,7 +75,9 @@ answer cut right after a complete sentence, list item or line looks finished unl
 concluded something the answer never states (`missing_conclusion`); an answer that states its
 result first ("The correct answer is **B: ফোটন**।") and is cut in its explanation after a full
 sentence is not caught, nor one cut after a complete equation ("= 18") or after the last word
-of a one-line reply.
+of a one-line reply. unfinished.py adds what a careful reader still sees after a full sentence
+(an explanation of one sentence that never names the chosen option; an intro line with nothing
+after it); `after_sentence` recall stays near 0.6 (benchmarks/responses.py).
 Replies whose finish reason is known ("stop", "eos"…) are trusted: the text rules run only when
 it is unknown, so a model that chose to stop mid-list is not called truncated.
 
