@@ -18,6 +18,7 @@ the raw shared-corpus traces (load_real_traces) is kept as `parse_validate_repli
 
     python benchmarks/responses.py --quick          # 10,000 replies, < 60 s on 2 idle cores
     python benchmarks/responses.py [--rows 1300000]
+    python benchmarks/responses.py --quick --only truncation   # the truncation keys alone (~1 min)
 
 Truncation and language figures (issue: imported replies without a finish reason; vLLM's
 reasoning shapes; language identification): the seeded adversarial corpus of
@@ -636,12 +637,84 @@ def truncation_figures(max_triples: int | None, seed: int = HELD_OUT_SEED) -> di
     triples = real_triples()
     random.Random(seed).shuffle(triples)
     cases = build_cases(triples[:max_triples] if max_triples else triples, seed=seed)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     result = score(cases)
     result["cases"] = len(cases)
     result["triples"] = min(len(triples), max_triples or len(triples))
     result["us_per_case"] = round((time.perf_counter() - start) / len(cases) * 1e6, 1)
+    result["cpu_us_per_case"] = round((time.process_time() - cpu) / len(cases) * 1e6, 1)
+    result.update(find_cut_cost(cases))
     return result
+
+
+def find_cut_cost(cases: list[Any], rounds: int = 3) -> dict[str, float]:
+    """CPU µs per reply of `truncation.find_cut` alone (parsing done beforehand), with and
+    without the rules of unfinished.py, same process, best of `rounds` each."""
+    from builder.reasoning_format import resolve_delimiters
+    from builder.responses import truncation
+
+    rows = []
+    for case in cases:
+        r = case.row
+        parsed = normalize(r["content"], r.get("reasoning_content"), r.get("reasoning"), r.get("finish_reason"),
+                           resolve_delimiters(r["reasoning_format"]))  # fmt: skip
+        rows.append((parsed, r.get("finish_reason"), r.get("completion_tokens"), r.get("max_tokens"), r["prompt"]))
+
+    def once() -> float:
+        cpu = time.process_time()
+        for parsed, finish, used, budget, prompt in rows:
+            truncation.find_cut(parsed, finish, used, budget, prompt=prompt)
+        return (time.process_time() - cpu) / len(rows) * 1e6
+
+    real = truncation.unfinished
+    with_rules, without = [], []
+    try:
+        for _ in range(rounds):  # interleaved, so a busy spell on the shared machine hits both
+            truncation.unfinished = real
+            with_rules.append(once())
+            truncation.unfinished = lambda *a, **k: None  # type: ignore[assignment]
+            without.append(once())
+    finally:
+        truncation.unfinished = real
+    return {"find_cut_cpu_us": round(min(with_rules), 1), "find_cut_cpu_us_without_unfinished": round(min(without), 1)}
+
+
+def print_truncation(trunc: dict[str, Any]) -> None:
+    rc = trunc["right_code"]
+    print(f"truncation corpus: {trunc['cases']:,} cases from {trunc['triples']:,} real traces, "
+          f"{trunc['us_per_case']:.0f} us/case; right code (rate, n):")  # fmt: skip
+    for key in ("truncated:with_finish", "truncated:tokens", "truncated:text_only", "truncated:text_only:evident",
+                "cut_think:none",
+                "cut_answer:none", "cut_answer:none:mid_sentence", "cut_answer:none:after_sentence",
+                "cut_answer:none:in_math", "cut_answer:none:in_code", "misrouted_all", "clean"):  # fmt: skip
+        if key in rc:
+            print(f"   {key:34s} {rc[key]['rate']:.4f}  n={rc[key]['n']}")
+
+
+def truncation_keys(trunc: dict[str, Any]) -> dict[str, Any]:
+    """The truncation figures of the JSON line (the same keys with or without `--only truncation`)."""
+    rc = trunc["right_code"]
+    return {
+        "truncation_recall_with_finish": rc["truncated:with_finish"]["rate"],
+        "truncation_recall_no_finish_tokens": rc["truncated:tokens"]["rate"],
+        "truncation_recall_no_finish_text_only": rc["truncated:text_only"]["rate"],
+        "truncation_recall_text_only_evident": rc["truncated:text_only:evident"]["rate"],
+        "truncation_text_only_looks_complete_share": round(
+            rc["cut_answer:none:after_sentence"]["n"] / rc["truncated:text_only"]["n"], 4
+        ),
+        "truncation_recall_text_only_think": rc["cut_think:none"]["rate"],
+        "truncation_recall_text_only_answer": {
+            k.rsplit(":", 1)[1]: rc[k]["rate"] for k in rc if k.startswith("cut_answer:none:")
+        },
+        "misrouted_recall": rc["misrouted_all"]["rate"],
+        "clean_truncation_reject_rate": rc["clean"]["rate"],
+        "clean_any_reject_rate": trunc["clean_any_reject"]["clean"]["rate"],
+        "truncation_cases": trunc["cases"],
+        "truncation_us_per_case": trunc["us_per_case"],
+        "truncation_cpu_us_per_case": trunc["cpu_us_per_case"],
+        "truncation_find_cut_cpu_us_per_reply": trunc["find_cut_cpu_us"],
+        "truncation_find_cut_cpu_us_per_reply_without_unfinished": trunc["find_cut_cpu_us_without_unfinished"],
+    }
 
 
 def language_figures(n_replies: int = 3000) -> dict[str, Any]:
@@ -709,6 +782,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--baseline-timeout", type=float, default=60.0,
                     help="seconds the naive baseline may run before it is stopped and reported")  # fmt: skip
     ap.add_argument("--no-scaling", action="store_true", help="skip the 1-task vs 2-task runs (scaling_2_tasks)")
+    ap.add_argument("--only", choices=("truncation",), default=None,
+                    help="run only this part and print its keys of the JSON line (same names)")  # fmt: skip
     ap.add_argument("--stages-only", type=Path, default=None, help=argparse.SUPPRESS)  # the timed child
     ap.add_argument("--tasks", type=int, default=None, help=argparse.SUPPRESS)  # the child's task count
     args = ap.parse_args(argv)
@@ -722,6 +797,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.parse_rows = args.parse_rows or 10_000
         args.code_items = min(args.code_items, 40)
         args.triples = args.triples or 600
+    if args.only == "truncation":
+        trunc = truncation_figures(args.triples)
+        print_truncation(trunc)
+        out = {**truncation_keys(trunc), "load_avg_1m": round(os.getloadavg()[0], 2)}
+        print(json.dumps(out))
+        return out
     naive_rows = min(args.rows, args.naive_rows or 10_000)
     parse_rows = min(args.rows, args.parse_rows or 50_000)
     t_all = time.perf_counter()
@@ -774,15 +855,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"code verification: {items} problems, {passed} passed, {code_rate:.1f} tests/s (4 sandboxes)")
 
         trunc = truncation_figures(args.triples)
-        rc = trunc["right_code"]
-        print(f"truncation corpus: {trunc['cases']:,} cases from {trunc['triples']:,} real traces, "
-              f"{trunc['us_per_case']:.0f} us/case; right code (rate, n):")  # fmt: skip
-        for key in ("truncated:with_finish", "truncated:tokens", "truncated:text_only", "truncated:text_only:evident",
-                    "cut_think:none",
-                    "cut_answer:none", "cut_answer:none:mid_sentence", "cut_answer:none:after_sentence",
-                    "cut_answer:none:in_math", "cut_answer:none:in_code", "misrouted_all", "clean"):  # fmt: skip
-            if key in rc:
-                print(f"   {key:34s} {rc[key]['rate']:.4f}  n={rc[key]['n']}")
+        print_truncation(trunc)
         langs = language_figures()
         print(f"language id: strict {json.dumps({k: v['accuracy'] for k, v in langs['accuracy'].items()})}, "
               f"row label {json.dumps({k: v['accuracy'] for k, v in langs['label'].items()})}; "
@@ -820,21 +893,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "naive_rows": naive_rows,
         "parse_validate_replies_per_s": round(pv_rate, 1),
         "kept": ours["kept"],
-        "truncation_recall_with_finish": rc["truncated:with_finish"]["rate"],
-        "truncation_recall_no_finish_tokens": rc["truncated:tokens"]["rate"],
-        "truncation_recall_no_finish_text_only": rc["truncated:text_only"]["rate"],
-        "truncation_recall_text_only_evident": rc["truncated:text_only:evident"]["rate"],
-        "truncation_text_only_looks_complete_share": round(
-            rc["cut_answer:none:after_sentence"]["n"] / rc["truncated:text_only"]["n"], 4
-        ),
-        "truncation_recall_text_only_think": rc["cut_think:none"]["rate"],
-        "truncation_recall_text_only_answer": {
-            k.rsplit(":", 1)[1]: rc[k]["rate"] for k in rc if k.startswith("cut_answer:none:")
-        },
-        "misrouted_recall": rc["misrouted_all"]["rate"],
-        "clean_truncation_reject_rate": rc["clean"]["rate"],
-        "clean_any_reject_rate": trunc["clean_any_reject"]["clean"]["rate"],
-        "truncation_cases": trunc["cases"],
+        **truncation_keys(trunc),
         "language_id_accuracy": {k: v["accuracy"] for k, v in langs["accuracy"].items()},
         "language_label_accuracy": {k: v["accuracy"] for k, v in langs["label"].items()},
         "language_label_accuracy_claimed": {k: v["accuracy_claimed"] for k, v in langs["label"].items()},

@@ -16,6 +16,7 @@ and reported on the other.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -57,6 +58,7 @@ def _states_wording(wording: str, answer: str) -> bool:
     return len(grams) >= 3 and len(grams & _trigrams(text)) >= 0.5 * len(grams)
 
 
+@functools.lru_cache(maxsize=4096)  # a prompt's replies (teachers, samples, rules) ask again
 def option_texts(prompt: str) -> dict[str, str]:
     """The wording of each option the prompt lists, by letter (first wording wins)."""
     out: dict[str, str] = {}
@@ -97,6 +99,13 @@ def _math_missing(tail: str, answer: str) -> bool:
     return not (last and re.search(rf"(?<![\d.]){re.escape(last[-1])}(?![\d])", tail[-_CONCLUSION:]))
 
 
+def thinking_letter(think: str, prompt: str) -> str | None:
+    """The option letter the thinking's tail commits to (the prompt's letters, else A–J but "I")."""
+    tail = think[-_TAIL:]
+    letters = option_letters(unicodedata.normalize("NFC", prompt)) or _UNLISTED  # MMLU-Pro's A–J unlisted
+    return _think_letter(tail[-_CONCLUSION:], False, letters) or _think_letter(tail, False, letters)
+
+
 def missing_conclusion(think: str | None, answer: str, prompt: str = "") -> bool:
     """The thinking commits to a result (a letter, a boxed or stated value) that the answer
     never states, nor states any other result in its place."""
@@ -109,8 +118,7 @@ def missing_conclusion(think: str | None, answer: str, prompt: str = "") -> bool
     prompt = unicodedata.normalize("NFC", prompt)
     if _answer_letter(answer)[1] != "no_choice":
         return False  # it commits to a letter (another one is a mismatch, not a cut)
-    letters = option_letters(prompt) or _UNLISTED  # options the prompt does not list (MMLU-Pro's A–J)
-    letter = _think_letter(tail[-_CONCLUSION:], False, letters) or _think_letter(tail, False, letters)
+    letter = thinking_letter(think, prompt)
     if letter is not None:
         return _mcq_missing(letter, answer, prompt)
     return not is_multiple_choice(prompt) and _math_missing(tail, answer)

@@ -54,6 +54,12 @@ OpenThoughts…) carry none, so the text is the only witness there. `find_cut` r
 |                            |                      | boxed or stated value) and the answer states no result at all:|
 |                            |                      | no letter, not the option's wording, no `\\boxed{}`, not the  |
 |                            |                      | value (conclusion.py) — catches cuts after a full sentence    |
+| short_option, bodiless_item, | truncated_in_answer | finish unknown; the answer stops before what it set up: an |
+| open_intro, dangling_word, … |                      | option's wording cut at a word break, a last list item with|
+| (unfinished.EVIDENCE)        |                      | only its label or marker, "Here is the code" with nothing  |
+|                              |                      | after, an explanation section that never finishes a        |
+|                              |                      | sentence or never returns to the chosen option, … (the     |
+|                              |                      | table in unfinished.py)                                    |
 
 With the finish unknown, a reasoning whose tail reads as an answer but stops mid-way (the answer
 rules or a piece of a word on its last paragraph) is a thinking cut while it weighed the
@@ -69,7 +75,9 @@ answer cut right after a complete sentence, list item or line looks finished unl
 concluded something the answer never states (`missing_conclusion`); an answer that states its
 result first ("The correct answer is **B: ফোটন**।") and is cut in its explanation after a full
 sentence is not caught, nor one cut after a complete equation ("= 18") or after the last word
-of a one-line reply.
+of a one-line reply. unfinished.py adds what a careful reader still sees after a full sentence
+(an explanation of one sentence that never names the chosen option; an intro line with nothing
+after it); `after_sentence` recall stays near 0.6 (benchmarks/responses.py).
 Replies whose finish reason is known ("stop", "eos"…) are trusted: the text rules run only when
 it is unknown, so a model that chose to stop mid-list is not called truncated.
 
@@ -92,6 +100,8 @@ from builder.responses.answer_end import answer_cut
 from builder.responses.conclusion import missing_conclusion
 from builder.responses.partial_word import partial_word
 from builder.responses.shapes import ANSWER_ONLY, NULL_CONTENT, REASONING_FIELD, UNCLOSED_THINK, Parsed
+from builder.responses.unfinished import EVIDENCE as UNFINISHED_EVIDENCE
+from builder.responses.unfinished import unfinished
 
 IN_THINK = "truncated_in_think"
 IN_ANSWER = "truncated_in_answer"
@@ -101,7 +111,7 @@ EVIDENCE = (
     "finish_length", "token_budget", "final_answer_in_reasoning", "open_think", "null_content",
     "empty_content", "open_answer_tag", "open_fence", "open_math", "open_boxed", "open_bold",
     "dangling_end", "open_label", "open_bracket", "partial_option", "unterminated_prose", "no_final_result",
-    "partial_word", "missing_conclusion",
+    "partial_word", "missing_conclusion", *UNFINISHED_EVIDENCE,
 )  # fmt: skip
 # The info code that carries the evidence beside the reject code (grammar.INFO_CODES).
 EVIDENCE_PREFIX = "cut_"
@@ -239,4 +249,7 @@ def find_cut(
             return Cut(IN_ANSWER, "partial_word")
         if missing_conclusion(think, parsed.answer, prompt):
             return Cut(IN_ANSWER, "missing_conclusion")
+        evidence = unfinished(think, parsed.answer, prompt)
+        if evidence is not None:
+            return Cut(IN_ANSWER, evidence)
     return None
