@@ -1,7 +1,8 @@
 """Content fingerprints of a release's configs, and what changed between two releases.
 
 A row's text hash covers what a model trains on: `messages` (and the tool definitions,
-`tools_json` or `tools`, where the schema has them): every text and the shape around it
+`tools_json` or `tools`, where the schema has them), or for the `pairs` config its `prompt`,
+`chosen` and `rejected` message lists: every text and the shape around it
 (value lengths, list sizes), read from Arrow buffers. A config's `content_sha256` is the
 sha256 of its (prompt_id, text hash) pairs sorted by prompt_id, so it does not depend on how
 the rows were sharded or ordered, and it changes when any trained-on text changes.
@@ -19,7 +20,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-TEXT_COLUMNS = ("messages", "tools_json", "tools")
+# A chat config has the first three, `pairs` the last three: no schema has both kinds, so
+# adding the pairs' columns left every chat config's hash as it was.
+TEXT_COLUMNS = ("messages", "tools_json", "tools", "prompt", "chosen", "rejected")
 BATCH_ROWS = 4_096
 SHORT = ("role",)  # string fields gathered into the shape blob rather than hashed in place
 EMPTY = pa.table({"prompt_id": pa.array([], pa.string()), "text_hash": pa.array([], pa.binary(16))})
