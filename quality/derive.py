@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -160,6 +161,21 @@ def tools_kept(table: pa.Table) -> pa.Array:
     return pa.array(out, pa.bool_())
 
 
+def count_think_tags(text: pa.Array, pair: pa.Array | None = None) -> pa.Array:
+    """Per text, how many times "think>" occurs (exactly what count_substring_regex(text, "think>")
+    returns). RE2 skips to a literal by memchr on its first byte, and "t" is one byte in ~14 of
+    English while "k" is one in ~100: counting "k>" costs ~1/3 of counting "think>". Every "think>"
+    holds a "k>", and each "<think>" / "</think>" (`pair`: their counts, when taken) holds one
+    "think>", so where the "k>" count equals `pair` (0 when not given) it is the answer; only the
+    other texts (rare: a tag-like "k>" elsewhere) are counted again in full."""
+    k = pc.count_substring_regex(text, "k>")
+    unsure = pc.fill_null(pc.greater(k, pair if pair is not None else 0), False)
+    rows = pc.indices_nonzero(unsure)
+    if not len(rows):
+        return k
+    return pc.replace_with_mask(k, unsure, pc.count_substring_regex(pc.take(text, rows), "think>"))
+
+
 def signal_table(
     table: pa.Table,
     variant: str,
@@ -180,6 +196,10 @@ def signal_table(
         return pc.take(values, idx)
 
     required = (*REQUIRED, *TEACHER_REQUIRED) if teacher else REQUIRED
+    pair = None  # "<think>" + "</think>" counts: taken where the variant opens with a think block
+    if think:
+        opened, closed = pc.count_substring_regex(text, "<think>"), pc.count_substring_regex(text, "</think>")
+        pair = pc.add(opened, closed)
     lang, ans_lang = table.column("language"), table.column("answer_language")
     cols: dict[str, pa.Array | pa.ChunkedArray] = {
         "prompt_id": table.column("prompt_id"),
@@ -191,9 +211,8 @@ def signal_table(
         "last_role": last(pc.struct_field(flat, "role")),
         "assistant_chars": last(pc.binary_length(text)),
         "student_tokens": table.column("student_tokens"),
-        # "think>" ends both "<think>" and "</think>": one scan counts every tag. RE2 finds a
-        # literal with memchr: ~5x faster than count_substring on long replies.
-        "think_tags": last(pc.count_substring_regex(text, "think>")),
+        # "think>" ends both "<think>" and "</think>": one count covers every tag.
+        "think_tags": last(count_think_tags(text, pair)),
         "starts_with_think": last(pc.starts_with(text, "<think>")),
         "language_ok": language_ok(lang, ans_lang),
         "contaminated": pc.is_in(table.column("prompt_id"), value_set=contaminated),
@@ -201,8 +220,7 @@ def signal_table(
     }
     if think:  # more scans only where the tags must be exactly one pair: any "…think>" word
         # would otherwise stand in for a missing "</think>"
-        cols["think_open"] = last(pc.count_substring_regex(text, "<think>"))
-        cols["think_close"] = last(pc.count_substring_regex(text, "</think>"))
+        cols["think_open"], cols["think_close"] = last(opened), last(closed)
     if summary:
         cols["ends_with_answer"] = ends_with_answer_column(table.column("prompt_id"), flat, idx, answers or {})
     out = pa.table(cols)
@@ -212,12 +230,21 @@ def signal_table(
 
 
 def to_frame(tables: list[pa.Table]) -> pd.DataFrame:
-    """All shards' signals of one variant as one pandas frame (Arrow-backed: no Python objects).
-    Integer columns without nulls become numpy int64: GX compares those with vectorized
-    operators, while on Arrow-backed integers its range check calls a Python function per row."""
-    frame = pa.concat_tables(tables, promote_options="permissive").to_pandas(types_mapper=pd.ArrowDtype)
-    for name in frame.columns:
-        col = frame[name]
-        if pd.api.types.is_integer_dtype(col.dtype) and not col.hasnans:
-            frame[name] = col.to_numpy(dtype=np.int64)
-    return frame
+    """All shards' signals of one variant as one pandas frame, with no Python object per row.
+    Integer and boolean columns without nulls become numpy (GX compares those with vectorized
+    operators, while on Arrow-backed integers its range check calls a Python function per row),
+    dictionary columns pandas categoricals (GX filters the frame once per expectation: taking
+    int32 codes costs less than taking Arrow dictionaries), the rest Arrow-backed."""
+    table = pa.concat_tables(tables, promote_options="permissive")
+    cols: dict[str, Any] = {}
+    for name, col in zip(table.column_names, table.columns):
+        t = col.type
+        if pa.types.is_dictionary(t):
+            cols[name] = col.to_pandas()  # Categorical (chunks' dictionaries unified)
+        elif pa.types.is_integer(t) and not col.null_count:
+            cols[name] = col.to_numpy().astype(np.int64)
+        elif pa.types.is_boolean(t) and not col.null_count:
+            cols[name] = col.to_numpy()
+        else:
+            cols[name] = pd.Series(col.to_pandas(types_mapper=pd.ArrowDtype))
+    return pd.DataFrame(cols, index=pd.RangeIndex(table.num_rows))

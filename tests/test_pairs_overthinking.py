@@ -215,3 +215,43 @@ def test_summary_rows_carry_their_scores(built: dict[str, Any]) -> None:
     assert all(r["summary_fragment_rate"] == 0 and r["summary_repetition"] == 0 for r in rows)
     assert all(r["summary_final_covered"] in (True, None) for r in rows)
     assert all(r["faithfulness_score"] is None for r in built["answer"])  # no summary, no score
+
+
+def test_the_pairs_content_hash_covers_its_texts(built: dict[str, Any], tmp_path: Path) -> None:
+    """The manifest and changelog hash `pairs` like every config; a pairs file whose chosen text
+    changed (same prompt_id, same row count) changes the hash and shows as changed text."""
+    import shutil
+
+    from builder.release.content import content_sha256, text_hashes
+    from builder.release.stage import run_release
+    from builder.workdir import WorkDir
+
+    first = tmp_path / "v1"
+    run_release(built["recipe"], built["work"], first)
+    before = json.loads((first / "manifest.json").read_text())["configs"]["pairs"]["content_sha256"]
+    assert before and before == content_sha256(text_hashes(first, "pairs"))
+    assert f"- `pairs`: 1 rows, content sha256 `{before[:16]}`" in (first / "CHANGELOG.md").read_text()
+
+    shutil.copytree(built["work"].root, tmp_path / "work2")
+    work = WorkDir(tmp_path / "work2")
+    (shard,) = work.shards(tables.PAIRS)
+    t = pq.read_table(shard)
+    chosen = t.column("chosen").combine_chunks()  # edit the first chosen turn's text in Arrow (Json columns)
+    turns = chosen.values
+    texts = turns.field("content").to_pylist()
+    texts[0] += " (edited)"
+    fields = [pa.array(texts, f.type) if f.name == "content" else turns.field(i) for i, f in enumerate(turns.type)]
+    edited = pa.ListArray.from_arrays(chosen.offsets, pa.StructArray.from_arrays(fields, fields=list(turns.type)),
+                                      type=chosen.type)
+    pq.write_table(t.set_column(t.schema.get_field_index("chosen"), "chosen", edited), shard)
+    work.mark_complete("variants")  # as a re-run of the variants stage would leave it
+    second = tmp_path / "v2"
+    recipe = built["recipe"].model_copy(update={"version": "0.2.0"})
+    run_release(recipe, work, second, previous=first)
+    after = json.loads((second / "manifest.json").read_text())["configs"]["pairs"]["content_sha256"]
+    assert after and after != before and after == content_sha256(text_hashes(second, "pairs"))
+    log = (second / "CHANGELOG.md").read_text()
+    (line,) = [ln for ln in log.splitlines() if ln.startswith("| `pairs` |")]
+    assert [c.strip() for c in line.split("|")[2:-1]] == ["1", "1", "+0", "0", "0", "1", f"`{after[:16]}`"]
+    answer = [ln for ln in log.splitlines() if ln.startswith("| `answer` |")]
+    assert answer and answer[0].split("|")[6].strip() == "0"  # the chat configs are unchanged

@@ -15,7 +15,7 @@ from builder.errors import UserError
 from builder.recipe import load_recipe
 from builder.release.stage import run_release
 from builder.rows import VARIANT_FEATURES, storage_type
-from quality.derive import digest, ends_with_answer, last_turns, missing_columns
+from quality.derive import count_think_tags, digest, ends_with_answer, last_turns, missing_columns
 from tests.test_release_helpers import build_work, rewrite_variant, write_recipe
 
 
@@ -65,6 +65,22 @@ def test_language_ok_per_distinct_pair() -> None:
     lang = pa.chunked_array([["en", "en+bn", "zh", None, "en"], ["und", "en"]])
     ans = pa.chunked_array([["en", "bn", "en", "fr", "unknown"], ["fr", None]])
     assert language_ok(lang, ans).to_pylist() == [True, True, False, True, True, True, True]
+
+
+@pytest.mark.parametrize("pair", [False, True])
+def test_think_tag_count_is_the_full_count(pair: bool) -> None:
+    """The "k>" shortcut returns exactly count_substring_regex(text, "think>"), with texts built
+    to fool it: "k>" that is no tag, tag-like words, doubled and broken tags, nulls, non-ASCII."""
+    import pyarrow.compute as pc
+
+    texts = pa.array(["", None, "no tags at all", "<think>a</think>b", "<think>a</think> rethink> b",
+                      "<mark>x</mark> <think>y</think>", "<think><think></think>", "think>think>k>",
+                      "</think>", "<thinks> <think >", "日本k>語<think>é</think>", "k>" * 3, "a/think>"])
+    want = pc.count_substring_regex(texts, "think>")
+    given = pc.add(pc.count_substring_regex(texts, "<think>"), pc.count_substring_regex(texts, "</think>"))
+    got = count_think_tags(texts, given if pair else None)
+    assert got.to_pylist() == want.to_pylist()
+    assert count_think_tags(pa.array(["plain", "text"])).to_pylist() == [0, 0]  # nothing to recount
 
 
 def test_missing_columns_names_the_nulls() -> None:

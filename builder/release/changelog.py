@@ -120,6 +120,8 @@ def render(version: str, date: str, quality: dict[str, Any], previous: Path | No
         lines.append("First release.\n")
         lines += [f"- `{v}`: {s['rows']:,} rows, content sha256 `{(content[v].content_sha256 or '')[:16]}`"
                   for v, s in quality["variants"].items() if v in content]
+        lines += [f"- `{c}`: {x.rows_now:,} rows, content sha256 `{(x.content_sha256 or '')[:16]}`"
+                  for c, x in content.items() if c not in quality["variants"]]  # e.g. pairs: no quality entry
         return "\n".join(lines) + "\n"
     old_manifest = _read_json(previous / "manifest.json")
     old_quality = _read_json(previous / "quality.json")

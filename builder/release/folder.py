@@ -73,10 +73,12 @@ def copy_hashed(src: Path, dest: Path) -> str:
     hashing it on the way so the manifest needs no second read. Returns its sha256."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     h = hashlib.sha256()
-    with src.open("rb") as fin, dest.open("wb") as fout:
-        while chunk := fin.read(CHUNK):
-            h.update(chunk)  # hashlib releases the GIL on large buffers
-            fout.write(chunk)
+    buf = bytearray(CHUNK)  # one buffer, refilled: no new 8 MB bytes object per chunk
+    view = memoryview(buf)
+    with src.open("rb", buffering=0) as fin, dest.open("wb") as fout:  # buffered: writes all of it
+        while n := fin.readinto(buf):
+            h.update(view[:n])  # hashlib releases the GIL on large buffers
+            fout.write(view[:n])
     return h.hexdigest()
 
 

@@ -4,7 +4,8 @@ lists, builder.rows.PAIR_FEATURES), published when the variants run built them â
 
 Its schema is not a chat config's, so it is staged apart from them: every shard cast to the
 declared schema (a shard that cannot take it refuses the release in one line), written under its
-Hub name and hashed into the manifest. The chat configs' gates do not apply (there is no single
+Hub name and hashed into the manifest, and its content hash (prompt / chosen / rejected, see
+content.py) taken on the way, as the chat configs' are, for the manifest and the changelog. The chat configs' gates do not apply (there is no single
 assistant turn); the secret scan of the whole folder does. The card gets its own section: rows,
 rejection reasons and columns.
 """
@@ -22,6 +23,7 @@ import pyarrow.parquet as pq
 from builder import tables
 from builder.errors import UserError
 from builder.release import columns
+from builder.release.content import Taken, batch_hashes
 from builder.release.folder import name_shards
 from builder.release.manifest import sha256_file
 from builder.rows import PAIR_FEATURES
@@ -35,11 +37,14 @@ NAME = tables.PAIRS.name
 class StagedPairs:
     config: dict[str, int]  # num_examples, num_bytes, download_size: as the chat configs'
     reasons: Counter[str] = field(default_factory=Counter)  # rejection_reason â†’ rows
+    taken: Taken | None = None  # its content hash, taken while staging
 
 
-def stage_pairs(work: WorkDir, tmp: Path, known: dict[str, str]) -> StagedPairs | None:
+def stage_pairs(work: WorkDir, tmp: Path, known: dict[str, str], keep_hashes: bool = False) -> StagedPairs | None:
     """Stage `pairs` into tmp/data/pairs/ when the last variants run built it with rows; each
-    file's sha256 goes into `known` (relative to tmp). None: not built, or no prompt had a pair."""
+    file's sha256 goes into `known` (relative to tmp), its content into `taken` (with its per-row
+    hashes when `keep_hashes`: a previous release to diff against). None: not built, or no
+    prompt had a pair."""
     summary = work.read_summary(VariantsSummary)
     files = work.shards(tables.PAIRS)
     if summary is None or NAME not in summary.variants or not files:
@@ -49,7 +54,7 @@ def stage_pairs(work: WorkDir, tmp: Path, known: dict[str, str]) -> StagedPairs 
     schema = PAIR_FEATURES.arrow_schema
     out = tmp / "data" / NAME
     out.mkdir(parents=True, exist_ok=True)
-    staged, hashes = [], []
+    staged, hashes, rows = [], [], []
     got = StagedPairs({"num_examples": 0, "num_bytes": 0, "download_size": 0})
     for k, path in enumerate(files):
         try:  # missing or mistyped columns: the work dir is not what this toolkit wrote
@@ -63,6 +68,8 @@ def stage_pairs(work: WorkDir, tmp: Path, known: dict[str, str]) -> StagedPairs 
         got.config["num_examples"] += t.num_rows
         got.config["num_bytes"] += t.nbytes
         got.reasons.update(r or "" for r in t.column("rejection_reason").to_pylist())
+        rows.append(batch_hashes(t))
+    got.taken = Taken.of(rows, keep_hashes)
     for final, sha in zip(name_shards(out, staged), hashes):
         known[final.relative_to(tmp).as_posix()] = sha
         got.config["download_size"] += final.stat().st_size

@@ -122,9 +122,11 @@ def run_release(recipe: Recipe, work: WorkDir | Path, out_dir: Path, progress: P
         figures = all_figures(stats, tmp / "figures", context.teacher_variants(variants))
         decision = licenses.decide(recipe, context.row_licenses(stats))
         configs = staging.data_configs(tmp, stats)
-        staged_pairs = pairs.stage_pairs(work, tmp, known)  # its own schema: staged apart, off by default
+        # Its own schema: staged apart, off by default; its content is hashed like every config's.
+        staged_pairs = pairs.stage_pairs(work, tmp, known, prev is not None)
         if staged_pairs is not None:
             configs[pairs.NAME] = staged_pairs.config
+            taken[pairs.NAME] = staged_pairs.taken
         names = list(stats)
         evidence = {"columns": columns.table(VARIANT_FEATURES), "fill": card_data.fill_rates(tmp, names),
                     "examples": card_data.example_rows(tmp, names), "three_ways": card_data.three_ways(tmp),
@@ -140,7 +142,7 @@ def run_release(recipe: Recipe, work: WorkDir | Path, out_dir: Path, progress: P
         if bad:
             raise UserError(f"release refused: the card breaks the Hub's metadata rules: {bad[0]}"
                             f"{f' (+{len(bad) - 1} more)' if len(bad) > 1 else ''}; fix the recipe's release: section")
-        content = compare(tmp, prev, names, changelog.old_configs(prev), taken)
+        content = compare(tmp, prev, list(configs), changelog.old_configs(prev), taken)
         fields = context.manifest_fields(recipe, work, stats, configs, summaries, decision, built_at, prev,
                                          {c: x.content_sha256 for c, x in content.items() if x.content_sha256})
         published = published_recipe(recipe)
