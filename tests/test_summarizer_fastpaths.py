@@ -36,6 +36,8 @@ EDGES = [
     "THE ANSWER WOULD BE C", "the option might be D", "the choice will be\nE", "result should  be 7", "so yes the answer is 2",
     "final answer: 42", "In summary, 3 + 4 = 7", "3 × 4", "≤ 5", "\\frac{1}{2}", "$x$", "costs 5 - 3 dollars", "Ｏkay, fine",
     "Thus the value is 3", "thus, x", "and then", "but wait", "Answer ſhould be B", "the ANSWER SHOULD BE b",
+    "alſo, x", "Alſo the", "oK, fine", "hmmmm, right", "In summary, yes", "in short x", "Ïn summary", "Additionally, y",
+    "Furthermore, z", "final answer is 3", "so yes", "Therefore x", "the", "Theorem 2",
 ]
 
 

@@ -71,7 +71,11 @@ _NEUTRAL_RESULT = {"en": "The answer is {}.", "zh": "答案是 {}。"}
 # and most match none of them. A non-ASCII first character always runs _LEAD (re.I folds "ſ" to
 # "s"); _MARKUP's \d is Unicode (str.isdecimal).
 _MARKUP_FIRST = frozenset("-*•+#")
-_LEAD_FIRST = frozenset("sbathowyrfnimSBATHOWYRFNIM")  # first letters of _LEAD's words
+# _LEAD's words (case-folded), "in " for its three "in …" phrases: an ASCII opening that starts with
+# none of them cannot match (outside ASCII, re.I folds "ſ" to "s" and "K" to "k": the pattern decides).
+_LEAD_WORDS = ("so", "but", "and", "then", "therefore", "thus", "hence", "actually", "okay", "ok", "alright", "well",
+               "hmm", "wait", "yes", "yeah", "right", "oh", "ah", "also", "anyway", "first", "second", "next", "finally",
+               "again", "indeed", "now", "in ", "overall", "final answer", "similarly", "additionally", "moreover", "furthermore")  # fmt: skip
 _LEAD_ZH_FIRST = frozenset("所因那然首接最另其于总综嗯好故")
 _HEDGE_WORDS = ("answer", "result", "option", "choice")
 _MATH_HINT = re.compile(r"[=\\$≤≥×÷\d]")  # a character every _MATH alternative holds
@@ -88,7 +92,7 @@ def _clean(s: str) -> tuple[str, bool]:
     if "**" in s or s[:1] in _MARKUP_FIRST or s[:1].isdecimal():
         s = _MARKUP.sub("", s)
     s = s.strip()
-    if s[:1] in _LEAD_FIRST or not s[:1].isascii():
+    if not (head := s[:13]).isascii() or head.lower().startswith(_LEAD_WORDS):
         s = _LEAD.sub("", s)
     if s[:1] in _LEAD_ZH_FIRST:
         s = _LEAD_ZH.sub("", s)

@@ -158,7 +158,7 @@ def is_filler(s: str) -> bool:
     s = s.strip()
     if "?" in s or "？" in s:
         return True  # a question to oneself is a hesitation, not a step
-    if _FILLER_ZH.search(s):
+    if not s.isascii() and _FILLER_ZH.search(s):  # every _FILLER_ZH word is CJK
         return True
     for m in _FILLER_I.finditer(s):
         if not _LETTER_BEFORE.search(s[max(0, m.start() - 12) : m.start()]):
@@ -178,6 +178,8 @@ def is_repeat(s: str, seen: list[set[str]], seen_exact: set[str], key: str | Non
         key = fold(s)
     if key in seen_exact:
         return True
+    if not seen:
+        return False
     nums = set(_NUMS.findall(s))
     if len(nums) >= 3:
         for prev in seen:
