@@ -440,21 +440,6 @@ def count_tokens_hf(name: str, texts: list[str]) -> list[int]:
     return out
 
 
-# Names whose count of `head + text` is count(head) + count(text) when `joins_additively` says so
-# (tests/test_tokens_additive.py proves it on the corpus against `tokenizers`): a head ending in a
-# line break ends a pre-token there (every pattern alternative that can hold a line break ends at
-# one unless more whitespace follows), no added token holds whitespace, and NFC composes nothing
-# onto a line break.
-ADDITIVE_PROVEN: frozenset[str] = TIKTOKEN_PROVEN
-
-
-def joins_additively(name: str, head: str, text: str) -> bool:
-    """Whether count(head + text) == count(head) + count(text) for `name`, by the rule above."""
-    if not head:
-        return True
-    return name in ADDITIVE_PROVEN and head.endswith("\n") and text[:1] != "" and not text[0].isspace()
-
-
 def count_tokens(name: str, texts: list[str]) -> list[int]:
     """Token count of each text in `name`'s tokenizer; added tokens in the text count as one,
     nothing (BOS/EOS) is added."""

@@ -10,7 +10,7 @@ from builder.config.student import StudentConfig
 from builder.config.variants import VariantsConfig
 from builder.ledger import DROPPED, KEPT, Ledger
 from builder.rows import tools_list
-from builder.tokens import count_tokens, joins_additively
+from builder.tokens import TIKTOKEN_PROVEN, count_tokens
 from builder.variants.format_gate import Survival, apply_gate
 from builder.variants.overthinking import CODE as OVERTHINKING
 from builder.variants.registry import REGISTRY, Candidate, Skip
@@ -19,6 +19,21 @@ from builder.variants.summary_job import summary_columns
 CHATML_OVERHEAD = 5  # <|im_start|> role \n … <|im_end|> \n: tokens per message beyond content
 # Candidates turned into variant rows at a time (their texts and row dicts are held at once).
 TOKEN_CHUNK = 2_048
+
+
+# Names whose count of `head + text` is count(head) + count(text) when `joins_additively` says so
+# (tests/test_tokens_additive.py proves it on the corpus against `tokenizers`): a head ending in a
+# line break ends a pre-token there (every pattern alternative that can hold a line break ends at
+# one unless more whitespace follows), no added token holds whitespace, and NFC composes nothing
+# onto a line break.
+ADDITIVE_PROVEN: frozenset[str] = TIKTOKEN_PROVEN  # builder/tokens.py's tiktoken patterns
+
+
+def joins_additively(name: str, head: str, text: str) -> bool:
+    """Whether count(head + text) == count(head) + count(text) for `name`, by the rule above."""
+    if not head:
+        return True
+    return name in ADDITIVE_PROVEN and head.endswith("\n") and text[:1] != "" and not text[0].isspace()
 
 
 def prompt_tokens(student: StudentConfig, prompts: list[dict[str, Any]]) -> list[int]:
