@@ -200,6 +200,16 @@ def test_schema_and_token_counts(built: Built) -> None:
         assert row["student_tokens"] > row["assistant_student_tokens"]
 
 
+def test_turns_ending_in_the_answer_count_as_a_whole(built: Built) -> None:
+    # think_summary / full / answer turns are counted as head + the answer (counted once per prompt):
+    # every row's figure equals the `tokenizers` count of the whole turn.
+    tok = load_tokenizer("qwen2.5")
+    rows = [r for v in ("answer", "think_summary", "full") for r in built.rows[v]]
+    assert len(rows) > 30
+    whole = tok.encode_batch_fast([_assistant(r) for r in rows], add_special_tokens=False)
+    assert [r["assistant_student_tokens"] for r in rows] == [len(e.ids) for e in whole]
+
+
 def test_too_long_for_student(built: Built, tmp_path: Path) -> None:
     tokens = sorted(r["student_tokens"] for r in built.rows["full"])
     limit = tokens[len(tokens) // 2]  # about half the `full` rows fit

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import regex
 
 from builder.language import identify, prompt_languages
-from builder.variants.summary_quality import is_letter, sentences, stated_results
+from builder.variants.summary_quality import answer_results, is_letter, sentences, stated_results
 
 _NUM = re.compile(r"(?<![^\W\d_])(?<![\d.])[-+]?\d[\d,]*(?:\.\d+)?(?!\d)")
 _TEX = regex.compile(r"\\\((.+?)\\\)|\\\[(.+?)\\\]|\$\$(.+?)\$\$|\$(?![\d\s])([^$]+?)(?<!\s)\$", regex.S)  # "$100" is money
@@ -103,7 +103,7 @@ def check_faithful(
 ) -> Faithfulness:
     """The summary's faithfulness score and its first failure; atoms fail only below `min_score`."""
     source = f"{think}\n{prompt}"
-    stated, final = stated_results(summary), stated_results(answer or "")
+    stated, final = stated_results(summary), set(answer_results(answer or ""))
     # Like with like: "answer is 1.8 mm" and "answer is (I)" are one answer in two kinds.
     contradicts = any(
         bool(a and b and not (a & b))

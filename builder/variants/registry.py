@@ -52,6 +52,7 @@ class Candidate:
     constraints: list[Any] = field(default_factory=list)
     extra_codes: list[str] = field(default_factory=list)  # codes this stage adds (summary declined, contradictions)
     choice: tuple[str, str] | None = None  # adaptive: (variant_choice, choice_reason), set by the stage
+    answer_tokens: int | None = None  # the reasoning answer's student tokens, counted once for every variant
 
 
 VariantFn = Callable[[Candidate], "str | Skip"]

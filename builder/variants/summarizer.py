@@ -67,6 +67,18 @@ _MATH = re.compile(r"=|\\\(|\\\[|\$|\\frac|\\sqrt|[≤≥×÷]|\d\s*[-+*/^]\s*\d
 _CAUSAL = re.compile(r"(?i)\b(?:because|since|gives|implies|using|formula|law|therefore|so that|means)\b|因为|由于|得到|根据|公式|所以")
 _CAUSAL_WORDS = ("because", "since", "gives", "implies", "using", "formula", "law", "therefore", "so that", "means")
 _NEUTRAL_RESULT = {"en": "The answer is {}.", "zh": "答案是 {}。"}
+# Necessary conditions of the patterns above, tested first: _clean runs on every thinking sentence,
+# and most match none of them. A non-ASCII first character always runs _LEAD (re.I folds "ſ" to
+# "s"); _MARKUP's \d is Unicode (str.isdecimal).
+_MARKUP_FIRST = frozenset("-*•+#")
+# _LEAD's words (case-folded), "in " for its three "in …" phrases: an ASCII opening that starts with
+# none of them cannot match (outside ASCII, re.I folds "ſ" to "s" and "K" to "k": the pattern decides).
+_LEAD_WORDS = ("so", "but", "and", "then", "therefore", "thus", "hence", "actually", "okay", "ok", "alright", "well",
+               "hmm", "wait", "yes", "yeah", "right", "oh", "ah", "also", "anyway", "first", "second", "next", "finally",
+               "again", "indeed", "now", "in ", "overall", "final answer", "similarly", "additionally", "moreover", "furthermore")  # fmt: skip
+_LEAD_ZH_FIRST = frozenset("所因那然首接最另其于总综嗯好故")
+_HEDGE_WORDS = ("answer", "result", "option", "choice")
+_MATH_HINT = re.compile(r"[=\\$≤≥×÷\d]")  # a character every _MATH alternative holds
 
 
 def final_answers(text: str) -> set[str]:
@@ -77,14 +89,21 @@ def final_answers(text: str) -> set[str]:
 def _clean(s: str) -> tuple[str, bool]:
     """One thinking sentence as a summary sentence: markers cut, hedges settled, capitalised; and
     whether it holds math (a full stop added at the end changes no _MATH match)."""
-    s = _MARKUP.sub("", s).strip()
-    s = _LEAD_ZH.sub("", _LEAD.sub("", s)).strip()
-    s = _HEDGE.sub(lambda m: f"{m.group(1)} is", s)
+    if "**" in s or s[:1] in _MARKUP_FIRST or s[:1].isdecimal():
+        s = _MARKUP.sub("", s)
+    s = s.strip()
+    if not (head := s[:13]).isascii() or head.lower().startswith(_LEAD_WORDS):
+        s = _LEAD.sub("", s)
+    if s[:1] in _LEAD_ZH_FIRST:
+        s = _LEAD_ZH.sub("", s)
+    s = s.strip()
+    if not s.isascii() or ("be" in (low := s.lower()) and any(map(low.__contains__, _HEDGE_WORDS))):
+        s = _HEDGE.sub(lambda m: f"{m.group(1)} is", s)
     if _BARE_ANSWER.match(s) and not s.lower().startswith("the "):
         s = "The " + s[0].lower() + s[1:]
     if s and s[0].islower() and not IDENT.match(s):
         s = s[0].upper() + s[1:]  # "thus the …" was cut to "the …"; "x = 3", "f(x)", "number=85" stay
-    math = bool(s) and _MATH.search(s) is not None
+    math = bool(s) and _MATH_HINT.search(s) is not None and _MATH.search(s) is not None
     if math and not s.endswith((".", "!", "?", "。", "！", "？", ":", "：", ",")):
         s += "。" if is_cjk(s) else "."
     return s, math

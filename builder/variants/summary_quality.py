@@ -158,7 +158,7 @@ def is_filler(s: str) -> bool:
     s = s.strip()
     if "?" in s or "？" in s:
         return True  # a question to oneself is a hesitation, not a step
-    if _FILLER_ZH.search(s):
+    if not s.isascii() and _FILLER_ZH.search(s):  # every _FILLER_ZH word is CJK
         return True
     for m in _FILLER_I.finditer(s):
         if not _LETTER_BEFORE.search(s[max(0, m.start() - 12) : m.start()]):
@@ -178,6 +178,8 @@ def is_repeat(s: str, seen: list[set[str]], seen_exact: set[str], key: str | Non
         key = fold(s)
     if key in seen_exact:
         return True
+    if not seen:
+        return False
     nums = set(_NUMS.findall(s))
     if len(nums) >= 3:
         for prev in seen:
@@ -221,7 +223,7 @@ def final_result(think: str, answer: str = "") -> str | None:
     or "the answer is 12". Falls back to the answer's own result when the thinking states none;
     None when neither states a checkable result (chat, code, open questions).
     """
-    ans = _results_in_order(answer or "")
+    ans = answer_results(answer or "")
     want_letter = any(is_letter(a) for a in ans) if ans else None
     tail = think[-1500:] if think else ""
     for s in reversed(sentences(tail)):
@@ -248,6 +250,14 @@ def _results_in_order(text: str) -> tuple[str, ...]:
     if tail:
         hits += [(m.start(), (m.group(1) or m.group(2)).replace(",", "")) for m in _ANSWER_TAIL.finditer(text)]
     return tuple(v for _, v in sorted(hits))
+
+
+@lru_cache(maxsize=4)
+def answer_results(answer: str) -> tuple[str, ...]:
+    """The results a row's answer states, in order. Its own cache: the summarizer asks (final_result),
+    then the faithfulness check, and the thinking's sentences in between would evict a long answer
+    from _results_in_order's (its letter scan is the costliest of the row)."""
+    return _results_in_order.__wrapped__(answer)
 
 
 def covers(summary: str, result: str | None) -> bool | None:

@@ -10,7 +10,7 @@ from builder.config.student import StudentConfig
 from builder.config.variants import VariantsConfig
 from builder.ledger import DROPPED, KEPT, Ledger
 from builder.rows import tools_list
-from builder.tokens import count_tokens
+from builder.tokens import TIKTOKEN_PROVEN, count_tokens
 from builder.variants.format_gate import Survival, apply_gate
 from builder.variants.overthinking import CODE as OVERTHINKING
 from builder.variants.registry import REGISTRY, Candidate, Skip
@@ -21,12 +21,44 @@ CHATML_OVERHEAD = 5  # <|im_start|> role \n … <|im_end|> \n: tokens per messag
 TOKEN_CHUNK = 2_048
 
 
+# Names whose count of `head + text` is count(head) + count(text) when `joins_additively` says so
+# (tests/test_tokens_additive.py proves it on the corpus against `tokenizers`): a head ending in a
+# line break ends a pre-token there (every pattern alternative that can hold a line break ends at
+# one unless more whitespace follows), no added token holds whitespace, and NFC composes nothing
+# onto a line break.
+ADDITIVE_PROVEN: frozenset[str] = TIKTOKEN_PROVEN  # builder/tokens.py's tiktoken patterns
+
+
+def joins_additively(name: str, head: str, text: str) -> bool:
+    """Whether count(head + text) == count(head) + count(text) for `name`, by the rule above."""
+    if not head:
+        return True
+    return name in ADDITIVE_PROVEN and head.endswith("\n") and text[:1] != "" and not text[0].isspace()
+
+
 def prompt_tokens(student: StudentConfig, prompts: list[dict[str, Any]]) -> list[int]:
     # Tool definitions go into the system turn by the chat template, so they count too.
     texts = ["\n".join([*(m["content"] or "" for m in p["messages"]), *(c for m in p["messages"] for c in m.get("tool_calls") or []),
                         p.get("tools_json") or ""]) for p in prompts]
     counts = count_tokens(student.tokenizer, texts)
     return [t + CHATML_OVERHEAD * len(p["messages"]) for t, p in zip(counts, prompts)]
+
+
+def turn_tokens(tokenizer: str, cands: list[Candidate], turns: list[str]) -> list[int]:
+    """Student tokens of each candidate's assistant turn. answer, think_summary, full and adaptive
+    turns end in the same reasoning answer after a line break: where the tokenizer's count is
+    additive there (builder/tokens.py joins_additively), a turn is its head's count plus the
+    answer's, and the answer is counted once per candidate across all variants."""
+    heads: list[str | None] = []
+    for c, t in zip(cands, turns):
+        a = (c.reasoning or {}).get("answer") or ""
+        head = t[: len(t) - len(a)] if a and t.endswith(a) else None
+        heads.append(head if head is not None and joins_additively(tokenizer, head, a) else None)
+    todo = [c for c, h in zip(cands, heads) if h is not None and c.answer_tokens is None]
+    for c, n in zip(todo, count_tokens(tokenizer, [(c.reasoning or {}).get("answer") or "" for c in todo])):
+        c.answer_tokens = n
+    counts = count_tokens(tokenizer, [t if h is None else h for t, h in zip(turns, heads)])
+    return [n if h is None else n + (c.answer_tokens or 0) for n, h, c in zip(counts, heads, cands)]
 
 
 def variant_chunk(
@@ -58,8 +90,8 @@ def variant_chunk(
         choices[i] = o.choice or choices[i]
     # A community response can be (or end in) tool calls; teacher replies carry none.
     calls = [c.prompt.get("original_tool_calls") if spec.reply is None else None for c in cands]
-    a_tokens = count_tokens(student.tokenizer, [
-        "\n".join([r, *(k or [])]) if isinstance(r, str) else "" for r, k in zip(results, calls)])
+    a_tokens = turn_tokens(student.tokenizer, cands, ["\n".join([r, *(k or [])]) if isinstance(r, str) else ""
+                                                      for r, k in zip(results, calls)])  # fmt: skip
     rows: list[dict[str, Any]] = []
     for c, res, n_tok, p_tok, tool_calls, extra, choice in zip(cands, results, a_tokens, prompt_tokens, calls, codes, choices):
         p = c.prompt
