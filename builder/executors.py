@@ -134,11 +134,13 @@ def preload_forkserver(executor: ExecutorConfig, modules: list[str]) -> None:
 class _PoolWatch:
     """A local run's pool workers, watched from a thread while the main thread waits in the pool.
 
-    A worker killed from outside (kill -9, the OOM killer, a segfault) takes its task with it:
-    multiprocessing's Pool starts a new worker but never fails nor resubmits the task, so the
-    run waited forever. A worker that exits on a signal other than SIGTERM (the pool's own
-    teardown) is such a death: the watch records it and interrupts the main thread, and
-    run_executor fails with one line naming the task(s) left unfinished."""
+    A worker killed from outside (kill -9, the OOM killer, a segfault, a stray SIGTERM) takes its
+    task with it: multiprocessing's Pool starts a new worker but never fails nor resubmits the
+    task, so the run waited forever. Any other signal death is such a kill. SIGTERM is also how
+    the pool tears itself down, so a SIGTERM death counts only once a replacement worker appears:
+    the pool replaces dead workers while it runs, never while it terminates. The watch records
+    the kill and interrupts the main thread, and run_executor fails with one line naming the
+    task(s) left unfinished."""
 
     def __init__(self, interval_s: float = 0.2) -> None:
         self.killed: list[tuple[int, int]] = []  # (pid, signal)
@@ -150,16 +152,26 @@ class _PoolWatch:
         import multiprocess  # the multiprocessing fork datatrove's local executor uses
 
         seen: dict[int, Any] = {}
+        termed: list[int] = []  # workers dead on SIGTERM: teardown, unless the pool replaces them
         while not self._stop.wait(self._interval):
+            new = False
             for proc in multiprocess.active_children():  # also reaps: exit codes are read below
-                seen.setdefault(proc.pid, proc)
+                if proc.pid not in seen:
+                    seen[proc.pid] = proc
+                    new = True
             for pid, proc in list(seen.items()):
                 code = proc.exitcode
                 if code is None:
                     continue
                 del seen[pid]
-                if code < 0 and -code != signal.SIGTERM and not self._stop.is_set():
-                    self.killed.append((pid, -code))
+                if code < 0 and not self._stop.is_set():
+                    if -code == signal.SIGTERM:
+                        termed.append(pid)
+                    else:
+                        self.killed.append((pid, -code))
+            if new and termed:  # checked after the deaths: the pool may replace within one poll
+                self.killed += [(pid, signal.SIGTERM) for pid in termed]
+                termed.clear()
             if self.killed:  # a real SIGINT: it wakes the main thread blocked in the pool's wait
                 signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
                 return

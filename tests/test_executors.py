@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
 import stat
 from pathlib import Path
 
@@ -162,7 +163,7 @@ def kill_rank_1():
     while not (D / "pid1").exists():
         time.sleep(0.05)
     time.sleep(0.3)
-    os.kill(int((D / "pid1").read_text()), signal.SIGKILL)
+    os.kill(int((D / "pid1").read_text()), int(sys.argv[2]))
 
 if __name__ == "__main__":  # the pool may spawn: workers import this file
     threading.Thread(target=kill_rank_1, daemon=True).start()
@@ -171,7 +172,8 @@ if __name__ == "__main__":  # the pool may spawn: workers import this file
 '''
 
 
-def test_a_killed_pool_worker_fails_the_run_in_one_line_not_a_hang(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_a_killed_pool_worker_fails_the_run_in_one_line_not_a_hang(tmp_path: Path, sig: int) -> None:
     import subprocess
     import sys
 
@@ -179,12 +181,12 @@ def test_a_killed_pool_worker_fails_the_run_in_one_line_not_a_hang(tmp_path: Pat
     script.write_text(_KILL_SCRIPT)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     try:  # before the watch, the pool waited forever for the dead worker's task
-        proc = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True,
+        proc = subprocess.run([sys.executable, str(script), str(tmp_path), str(int(sig))], capture_output=True, text=True,
                               timeout=60, env=env)  # fmt: skip
     except subprocess.TimeoutExpired:
         pytest.fail("the run hung after a pool worker was killed")
     assert proc.returncode != 0
     last = proc.stderr.strip().splitlines()[-1]
     pid = (tmp_path / "pid1").read_text()
-    assert "RuntimeError: a local worker process was killed" in last and f"pid {pid} (signal 9)" in last, last
+    assert "RuntimeError: a local worker process was killed" in last and f"pid {pid} (signal {int(sig)})" in last, last
     assert "1" in last.split("task rank(s)")[1].split("unfinished")[0]
