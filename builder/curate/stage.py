@@ -10,7 +10,6 @@ Steps, each accounted for in the ledger (rows in = kept + dropped):
 
 from __future__ import annotations
 
-import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -20,11 +19,11 @@ import regex
 
 from builder import tables
 from builder.config.base import CATEGORIES
-from builder.constraints.detect import constraints_json_many
 from builder.constraints.spec import BadConstraints, parse, to_json
 from builder.curate.balance import balance
-from builder.curate.decontam import MATCH_STEP, build_index, match_all
+from builder.curate.decontam import build_index
 from builder.curate.normalize import dedupe_key, normalize_text, tools_signature
+from builder.curate.prompt_work import match_and_detect, workers_for
 from builder.errors import UserError
 from builder.language import prompt_language_label
 from builder.ledger import DROPPED, QUARANTINED, Ledger
@@ -183,16 +182,28 @@ def _near_dedupe(recipe: Recipe, work: WorkDir, cols: dict[str, list[Any]],
     return {index[pid]: ("near_dup", kept) for pid, kept in removed.items() if tools[index[pid]] == tools[index.get(kept, index[pid])]}
 
 
+def _constraint_items(cols: dict[str, list[Any]]) -> tuple[list[int], list[tuple[str | None, str]]]:
+    """Rows whose constraints are to be detected (a source's own list is used as given; an IFEval
+    tests spec is read by prompt_constraints) and their (tests_json, last user turn)."""
+    todo = [i for i, c in enumerate(cols["constraints_json"]) if c is None]
+    return todo, [(cols["tests_json"][i], next((m["content"] for m in reversed(cols["messages"][i])
+                                                if m["role"] == "user"), "")) for i in todo]  # fmt: skip
+
+
 def _decontaminate(recipe: Recipe, cols: dict[str, list[Any]], work: WorkDir,
                    progress: Progress | None = None) -> tuple[dict[int, tuple[str, str]], DecontaminationSummary]:  # fmt: skip
+    """Decontamination hits; constraints of every row are detected in the same pool (see prompt_work)
+    into the `_detected` column, which the later steps carry along."""
     cfg = recipe.curate.decontaminate
     index = build_index(recipe, cfg, progress)
-    progress_report(progress, MATCH_STEP, 0, len(cols["prompt_id"]))
     drop: dict[int, tuple[str, str]] = {}
     report: dict[str, list[Any]] = {k: [] for k in tables.DECONTAMINATION.features}
     texts = [_user_text(m) for m in cols["messages"]]
-    hits = match_all(index, texts, workers=min(2, os.cpu_count() or 1) if len(texts) >= 100_000 else 1,
-                     progress=progress)
+    todo, items = _constraint_items(cols)
+    hits, found = match_and_detect(index, texts, items, workers_for(len(texts)), progress)
+    cols["_detected"] = [None] * len(texts)
+    for i, j in zip(todo, found):
+        cols["_detected"][i] = j
     for i, hit in enumerate(hits):
         if hit is None:
             continue
@@ -264,16 +275,15 @@ def _curate(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -> 
             raise RuntimeError(f"ledger chain broken: {a} kept {ledger.steps[a].kept} but {b} received {ledger.steps[b].rows_in}")
 
     tick("constraints")
-    # Detection costs ~0.1 ms a prompt: only the kept ones are read (an IFEval tests spec is
-    # used as given, a source's own list too), over two forked workers on large runs.
-    todo = [i for i, c in enumerate(cols["constraints_json"]) if c is None]
-    found = constraints_json_many(
-        [(cols["tests_json"][i], next((m["content"] for m in reversed(cols["messages"][i]) if m["role"] == "user"), ""))
-         for i in todo],
-        workers=min(2, os.cpu_count() or 1) if len(todo) >= 20_000 else 1,
-    )  # fmt: skip
-    for i, j in zip(todo, found):
-        cols["constraints_json"][i] = j
+    # Detection costs ~0.1 ms a prompt; it ran beside decontamination (prompt_work) unless that was off.
+    detected = cols.pop("_detected", None)
+    if detected is None:
+        todo, items = _constraint_items(cols)
+        _, detected_todo = match_and_detect(None, [], items, workers_for(len(items)))
+        detected = [None] * len(cols["prompt_id"])
+        for i, j in zip(todo, detected_todo):
+            detected[i] = j
+    cols["constraints_json"] = [c if c is not None else d for c, d in zip(cols["constraints_json"], detected)]
     tick("write")
     work.write_columns(tables.PROMPTS, cols)
     work.write_ledger(ledger)
