@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -179,25 +179,29 @@ class BenchmarkIndex:
         return self.match_many([text])[0]
 
 
-# Set in the parent just before forking, so workers share the index copy-on-write; str
-# hashes stay comparable because forked children inherit the parent's hash seed.
-_SHARED: tuple[BenchmarkIndex, list[str]] | None = None
+# A worker's own copy of the index, sent once when it starts (builder/pools: workers are not
+# forked from the driver, so they hold the index and their batch, not the driver's prompts).
+_INDEX: BenchmarkIndex | None = None
 
 
-def _match_range(bounds: tuple[int, int]) -> list[Hit | None]:
-    assert _SHARED is not None
-    index, texts = _SHARED
-    return index.match_many(texts[bounds[0] : bounds[1]])
+def _set_index(index: BenchmarkIndex) -> None:
+    global _INDEX
+    _INDEX = index
+
+
+def _match_batch(texts: list[str]) -> list[Hit | None]:
+    assert _INDEX is not None
+    return _INDEX.match_many(texts)
 
 
 MATCH_STEP = "decontaminate: matching prompts"
 
 
-def match_all(index: BenchmarkIndex, texts: list[str], workers: int = 1, chunk: int = 50_000,
+def match_all(index: BenchmarkIndex, texts: Sequence[str], workers: int = 1, chunk: int = 50_000,
               progress: Progress | None = None) -> list[Hit | None]:  # fmt: skip
-    """match_many over batches (bounded window-hash arrays), on `workers` forked processes;
+    """match_many over batches (bounded window-hash arrays), on `workers` processes of a lean
+    pool; `texts` is sliced one batch at a time (curate passes an Arrow column);
     `progress` hears (MATCH_STEP, prompts matched, prompts) after each batch."""
-    global _SHARED
     bounds = [(s, min(s + chunk, len(texts))) for s in range(0, len(texts), chunk)]
     out: list[Hit | None] = []
     if workers <= 1 or len(bounds) < 2 or index.semantic is not None:  # the embedder is not fork-safe
@@ -205,16 +209,13 @@ def match_all(index: BenchmarkIndex, texts: list[str], workers: int = 1, chunk: 
             out += index.match_many(texts[lo:hi])
             report(progress, MATCH_STEP, hi, len(texts))
         return out
-    import multiprocessing
+    from builder.pools import lean_pool
 
-    _SHARED = (index, texts)
-    try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            for part, (_, hi) in zip(pool.imap(_match_range, bounds), bounds):  # imap: in order, as done
-                out += part
-                report(progress, MATCH_STEP, hi, len(texts))
-    finally:
-        _SHARED = None
+    with lean_pool(workers, _set_index, (index,), preload=[__name__]) as pool:
+        batches = (texts[lo:hi] for lo, hi in bounds)  # the pool's feeder pulls them as workers free up
+        for part, (_, hi) in zip(pool.imap(_match_batch, batches), bounds):  # imap: in order, as done
+            out += part
+            report(progress, MATCH_STEP, hi, len(texts))
     return out
 
 
