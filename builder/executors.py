@@ -44,6 +44,7 @@ def make_executor(
     if cfg.kind == "local":
         from datatrove.executor.local import LocalPipelineExecutor
 
+        _manager_start_method(cfg.start_method)
         return LocalPipelineExecutor(start_method=cfg.start_method, **common)
     if cfg.kind == "slurm":
         from datatrove.executor.slurm import SlurmPipelineExecutor
@@ -119,6 +120,16 @@ def quiet_datatrove_logs() -> None:
         return
     logger.remove()
     logger.add(sys.stderr, level="WARNING")
+
+
+def _manager_start_method(method: str) -> None:
+    """datatrove's local run starts a `multiprocess.Manager()` (its rank queue) with the default
+    context, `fork` on Linux: a copy of the driver whose RSS counts the driver's whole heap (the
+    curate driver holds every prompt). Its server is started like the workers instead."""
+    import multiprocess
+
+    if method != "fork" and multiprocess.get_start_method(allow_none=True) != method:
+        multiprocess.set_start_method(method, force=True)
 
 
 def preload_forkserver(executor: ExecutorConfig, modules: list[str]) -> None:

@@ -8,6 +8,9 @@ from a small server process instead, and get only what their jobs send them.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 import multiprocessing
 from collections.abc import Callable
 from multiprocessing.pool import Pool
@@ -24,3 +27,14 @@ def lean_pool(workers: int, initializer: Callable[..., Any] | None = None, inita
     if preload:
         ctx.set_forkserver_preload(preload)
     return ctx.Pool(workers, initializer=initializer, initargs=initargs)
+
+
+def release_freed_memory() -> None:
+    """Hand memory freed by Python and Arrow back to the OS (RSS), e.g. after a step drops a big
+    structure: glibc keeps freed heap pages mapped until trimmed, Arrow's allocator keeps its pools."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()

@@ -184,9 +184,27 @@ class BenchmarkIndex:
 _INDEX: BenchmarkIndex | None = None
 
 
-def _set_index(index: BenchmarkIndex) -> None:
+def _set_index(index: BenchmarkIndex | Path) -> None:
     global _INDEX
-    _INDEX = index
+    _INDEX = load_index(index) if isinstance(index, Path) else index
+
+
+def dump_index(index: BenchmarkIndex, path: Path) -> Path:
+    """The index pickled to `path`, so a driver can drop its copy while pool workers load theirs."""
+    import pickle
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        pickle.dump(index, f, protocol=pickle.HIGHEST_PROTOCOL)
+    return path
+
+
+def load_index(path: Path) -> BenchmarkIndex:
+    import pickle
+
+    with open(path, "rb") as f:
+        index: BenchmarkIndex = pickle.load(f)
+    return index
 
 
 def _match_batch(texts: list[str]) -> list[Hit | None]:
@@ -197,14 +215,18 @@ def _match_batch(texts: list[str]) -> list[Hit | None]:
 MATCH_STEP = "decontaminate: matching prompts"
 
 
-def match_all(index: BenchmarkIndex, texts: Sequence[str], workers: int = 1, chunk: int = 50_000,
+def match_all(index: BenchmarkIndex | Path, texts: Sequence[str], workers: int = 1, chunk: int = 10_000,
               progress: Progress | None = None) -> list[Hit | None]:  # fmt: skip
-    """match_many over batches (bounded window-hash arrays), on `workers` processes of a lean
-    pool; `texts` is sliced one batch at a time (curate passes an Arrow column);
+    """match_many over batches (bounded window-hash and token-list memory), on `workers` processes
+    of a lean pool; `index` may be a dump_index file (each worker loads it; the caller need not
+    hold one); `texts` is sliced one batch at a time (curate passes an Arrow column);
     `progress` hears (MATCH_STEP, prompts matched, prompts) after each batch."""
     bounds = [(s, min(s + chunk, len(texts))) for s in range(0, len(texts), chunk)]
     out: list[Hit | None] = []
-    if workers <= 1 or len(bounds) < 2 or index.semantic is not None:  # the embedder is not fork-safe
+    if isinstance(index, Path) and (workers <= 1 or len(bounds) < 2):
+        index = load_index(index)
+    if workers <= 1 or len(bounds) < 2 or (not isinstance(index, Path) and index.semantic is not None):
+        assert not isinstance(index, Path)  # the embedder is not fork-safe: run here
         for lo, hi in bounds:
             out += index.match_many(texts[lo:hi])
             report(progress, MATCH_STEP, hi, len(texts))

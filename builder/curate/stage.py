@@ -14,6 +14,7 @@ import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,11 +28,12 @@ from builder.constraints.detect import constraints_json_many
 from builder.constraints.spec import BadConstraints, parse, to_json
 from builder.curate.balance import balance
 from builder.curate.columns import ChunkedTexts, ConstraintItems, interned, key_digest
-from builder.curate.decontam import MATCH_STEP, build_index, match_all
+from builder.curate.decontam import MATCH_STEP, build_index, dump_index, match_all
 from builder.curate.normalize import dedupe_key, normalize_text, tools_signature
 from builder.errors import UserError
 from builder.language import prompt_language_label
 from builder.ledger import DROPPED, QUARANTINED, Ledger
+from builder.pools import release_freed_memory
 from builder.progress import Progress
 from builder.progress import report as progress_report
 from builder.recipe import Recipe
@@ -225,12 +227,23 @@ def _decontaminate(recipe: Recipe, t: pa.Table, work: WorkDir,
                    progress: Progress | None = None) -> tuple[dict[int, tuple[str, str]], DecontaminationSummary]:  # fmt: skip
     cfg = recipe.curate.decontaminate
     index = build_index(recipe, cfg, progress)
+    benchmarks, skipped, n_items, common = index.benchmarks, index.skipped, len(index.items), index.common_ngrams
+    workers = min(2, os.cpu_count() or 1) if t.num_rows >= 100_000 else 1
+    source: Any = index
+    if workers > 1 and index.semantic is None:
+        # Workers load the index from a file: the driver does not keep a third copy while they match.
+        source = dump_index(index, work.stage(STAGE) / f".decontam-index-{os.getpid()}.pickle")
+        del index
+        release_freed_memory()
     progress_report(progress, MATCH_STEP, 0, t.num_rows)
     drop: dict[int, tuple[str, str]] = {}
     report: dict[str, list[Any]] = {k: [] for k in tables.DECONTAMINATION.features}
     texts = ChunkedTexts(t["_user"])  # a batch at a time, into the workers' jobs
-    hits = match_all(index, texts, workers=min(2, os.cpu_count() or 1) if len(texts) >= 100_000 else 1,
-                     progress=progress)
+    try:
+        hits = match_all(source, texts, workers=workers, progress=progress)
+    finally:
+        if isinstance(source, Path):
+            source.unlink(missing_ok=True)
     rows = [i for i, hit in enumerate(hits) if hit is not None]
     found = t.select(_LEDGER_COLS).take(pa.array(rows, pa.int64())).to_pydict()
     for n, i in enumerate(rows):
@@ -244,13 +257,13 @@ def _decontaminate(recipe: Recipe, t: pa.Table, work: WorkDir,
             report[k].append(v)
     work.write_columns(tables.DECONTAMINATION, report)
     meta = DecontaminationSummary(
-        benchmarks=index.benchmarks,
-        skipped_absent=index.skipped,
+        benchmarks=benchmarks,
+        skipped_absent=skipped,
         ngram=cfg.ngram,
         fuzzy_threshold=cfg.fuzzy_threshold,
         hits_per_benchmark=dict(Counter(report["benchmark"])),
-        items=len(index.items),
-        common_ngrams_ignored=index.common_ngrams,
+        items=n_items,
+        common_ngrams_ignored=common,
     )
     return drop, meta
 
@@ -273,6 +286,7 @@ def _curate(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -> 
 
     tick("read")
     cols = _read_all(recipe, ledger, warnings, progress)
+    release_freed_memory()  # the step's Python objects and the previous table
     rows_in = ledger.steps["read"].rows_in if "read" in ledger.steps else 0
     if rows_in == 0:
         from builder.errors import UserError
@@ -282,9 +296,11 @@ def _curate(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -> 
         raise UserError(f"{recipe.path}: the sources yielded 0 rows{why}; check each source's path and limit")
     tick("exact_dedupe")
     cols = _step(ledger, "exact_dedupe", cols, _exact_dedupe(cols))
+    release_freed_memory()  # the step's Python objects and the previous table
     if recipe.curate.near_dedupe.enabled and cols.num_rows:
         tick("near_dedupe")
         cols = _step(ledger, "near_dedupe", cols, _near_dedupe(recipe, work, cols, progress))
+        release_freed_memory()  # the step's Python objects and the previous table
     decontam_meta = DecontaminationSummary(benchmarks=[], skipped_absent=[])
     if recipe.curate.decontaminate.enabled:
         tick("decontaminate")
@@ -293,6 +309,7 @@ def _curate(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -> 
         warnings += [f"decontamination against {b} skipped: its file is absent (optional: true)"
                      for b in dict.fromkeys(decontam_meta.skipped_absent)]  # fmt: skip
         cols = _step(ledger, "decontaminate", cols, drop)
+        release_freed_memory()  # the step's Python objects and the previous table
     tick("balance")
     bal = balance(cols["prompt_id"].to_pylist(), interned(cols["source"]), interned(cols["category"]), recipe.curate.balance)
     cols = _step(ledger, "balance", cols, {i: ("over_quota", r) for i, r in enumerate(bal.reason) if not bal.keep[i]})
