@@ -91,6 +91,7 @@ class BenchmarkIndex:
         self.skipped: list[str] = []
         self.common_ngrams = 0
         self.item_tokens: list[list[str]] = []
+        self.added: list[tuple[str, str, str]] = []  # every add(), in order: what rebuild_index replays
         self.semantic: Any = None  # a decontam_semantic.SemanticPass when enabled
 
     def add(self, name: str, item_id: str, text: str) -> None:
@@ -98,6 +99,7 @@ class BenchmarkIndex:
         key = (name, item_id)
         self.items[key] = text
         self.keys.append(key)
+        self.added.append((name, item_id, text))
         self.item_tokens.append(words(text))
 
     def finish(self) -> None:
@@ -184,27 +186,29 @@ class BenchmarkIndex:
 _INDEX: BenchmarkIndex | None = None
 
 
-def _set_index(index: BenchmarkIndex | Path) -> None:
-    global _INDEX
-    _INDEX = load_index(index) if isinstance(index, Path) else index
+IndexSpec = tuple[DecontamConfig, list[tuple[str, str, str]], list[str], list[str]]
 
 
-def dump_index(index: BenchmarkIndex, path: Path) -> Path:
-    """The index pickled to `path`, so a driver can drop its copy while pool workers load theirs."""
-    import pickle
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as f:
-        pickle.dump(index, f, protocol=pickle.HIGHEST_PROTOCOL)
-    return path
+def index_spec(index: BenchmarkIndex) -> IndexSpec:
+    """What rebuilds `index` in another process: its config and items (a few MB, not the index).
+    The index hashes words with Python's per-process str hash, so a worker that did not fork from
+    the process that built it must build its own (rebuild_index), and hash its prompts alike."""
+    return index.cfg, list(index.added), list(index.benchmarks), list(index.skipped)
 
 
-def load_index(path: Path) -> BenchmarkIndex:
-    import pickle
-
-    with open(path, "rb") as f:
-        index: BenchmarkIndex = pickle.load(f)
+def rebuild_index(spec: IndexSpec) -> BenchmarkIndex:
+    cfg, added, benchmarks, skipped = spec
+    index = BenchmarkIndex(cfg)
+    for name, item_id, text in added:
+        index.add(name, item_id, text)
+    index.benchmarks, index.skipped = benchmarks, skipped
+    index.finish()
     return index
+
+
+def _set_index(index: BenchmarkIndex | tuple) -> None:
+    global _INDEX
+    _INDEX = rebuild_index(index) if isinstance(index, tuple) else index
 
 
 def _match_batch(texts: list[str]) -> list[Hit | None]:
@@ -215,25 +219,26 @@ def _match_batch(texts: list[str]) -> list[Hit | None]:
 MATCH_STEP = "decontaminate: matching prompts"
 
 
-def match_all(index: BenchmarkIndex | Path, texts: Sequence[str], workers: int = 1, chunk: int = 10_000,
+def match_all(index: BenchmarkIndex | IndexSpec, texts: Sequence[str], workers: int = 1, chunk: int = 10_000,
               progress: Progress | None = None) -> list[Hit | None]:  # fmt: skip
     """match_many over batches (bounded window-hash and token-list memory), on `workers` processes
-    of a lean pool; `index` may be a dump_index file (each worker loads it; the caller need not
+    of a lean pool; `index` may be an index_spec (each worker builds its own; the caller need not
     hold one); `texts` is sliced one batch at a time (curate passes an Arrow column);
     `progress` hears (MATCH_STEP, prompts matched, prompts) after each batch."""
     bounds = [(s, min(s + chunk, len(texts))) for s in range(0, len(texts), chunk)]
     out: list[Hit | None] = []
-    if isinstance(index, Path) and (workers <= 1 or len(bounds) < 2):
-        index = load_index(index)
-    if workers <= 1 or len(bounds) < 2 or (not isinstance(index, Path) and index.semantic is not None):
-        assert not isinstance(index, Path)  # the embedder is not fork-safe: run here
+    if isinstance(index, tuple) and (workers <= 1 or len(bounds) < 2):
+        index = rebuild_index(index)
+    if workers <= 1 or len(bounds) < 2 or (not isinstance(index, tuple) and index.semantic is not None):
+        assert not isinstance(index, tuple)  # the embedder is not fork-safe: run here
         for lo, hi in bounds:
             out += index.match_many(texts[lo:hi])
             report(progress, MATCH_STEP, hi, len(texts))
         return out
     from builder.pools import lean_pool
 
-    with lean_pool(workers, _set_index, (index,), preload=[__name__]) as pool:
+    spec = index if isinstance(index, tuple) else index_spec(index)  # str hashes are per process: workers rebuild
+    with lean_pool(workers, _set_index, (spec,), preload=[__name__]) as pool:
         batches = (texts[lo:hi] for lo, hi in bounds)  # the pool's feeder pulls them as workers free up
         for part, (_, hi) in zip(pool.imap(_match_batch, batches), bounds):  # imap: in order, as done
             out += part

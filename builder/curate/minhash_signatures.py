@@ -28,7 +28,9 @@ from builder.curate.shingles import (
 )
 
 _SIG_BATCH = 4096  # docs per batched signature computation
-_MINHASH_CELLS = 1 << 22  # shingles x hashes per numpy product (32 MiB of uint64)
+# shingles x hashes per numpy product: 512 KiB of uint64 stays in a core's L2 cache, so the multiply, add
+# and min passes run from cache, not memory (40k real prompts: 2.0 -> 0.25 CPU-s; 32 MiB chunks before)
+_MINHASH_CELLS = 1 << 16
 # stat name per shingle mode, summed by the orchestrator from datatrove's per-rank stats files
 MODE_STATS = {MODE_WORD: "shingles_word", MODE_CJK: "shingles_cjk_chars", MODE_EXACT: "shingles_exact_short"}
 
@@ -88,7 +90,8 @@ class PositionedMinhashSignature(MinhashDedupSignature):
             hi_doc = int(np.searchsorted(ends, offsets[lo_doc] + _MINHASH_CELLS // self.num_hashes, "right"))
             hi_doc = max(hi_doc, lo_doc + 1)
             lo, hi = offsets[lo_doc], ends[hi_doc - 1]
-            phv = flat[lo:hi, None] * a + b
+            phv = flat[lo:hi, None] * a
+            phv += b
             mins = np.minimum.reduceat(phv, offsets[lo_doc:hi_doc] - lo, axis=0)
             mins >>= self._shift
             out[lo_doc:hi_doc] = mins

@@ -10,11 +10,9 @@ Steps, each accounted for in the ledger (rows in = kept + dropped):
 
 from __future__ import annotations
 
-import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,12 +22,12 @@ import regex
 
 from builder import tables
 from builder.config.base import CATEGORIES
-from builder.constraints.detect import constraints_json_many
 from builder.constraints.spec import BadConstraints, parse, to_json
 from builder.curate.balance import balance
 from builder.curate.columns import ChunkedTexts, ConstraintItems, interned, key_digest
-from builder.curate.decontam import MATCH_STEP, build_index, dump_index, match_all
+from builder.curate.decontam import build_index, index_spec
 from builder.curate.normalize import dedupe_key, normalize_text, tools_signature
+from builder.curate.prompt_work import match_and_detect, workers_for
 from builder.errors import UserError
 from builder.language import prompt_language_label
 from builder.ledger import DROPPED, QUARANTINED, Ledger
@@ -223,27 +221,37 @@ def _near_dedupe(recipe: Recipe, work: WorkDir, t: pa.Table,
     return {index[pid]: ("near_dup", kept) for pid, kept in removed.items() if tools[index[pid]] == tools[index.get(kept, index[pid])]}
 
 
+def _constraint_rows(t: pa.Table) -> np.ndarray:
+    """Rows whose constraints are to be detected (a source's own list is used as given; an IFEval
+    tests spec is read by prompt_constraints); ConstraintItems gives their (tests_json, last user turn)."""
+    return np.flatnonzero(pc.is_null(t["constraints_json"]).to_numpy(zero_copy_only=False))
+
+
 def _decontaminate(recipe: Recipe, t: pa.Table, work: WorkDir,
-                   progress: Progress | None = None) -> tuple[dict[int, tuple[str, str]], DecontaminationSummary]:  # fmt: skip
+                   progress: Progress | None = None) -> tuple[dict[int, tuple[str, str]], DecontaminationSummary, pa.Table]:  # fmt: skip
+    """Decontamination hits; constraints of every row are detected in the same pool (see prompt_work)
+    into the `_detected` column, which the later steps carry along."""
     cfg = recipe.curate.decontaminate
     index = build_index(recipe, cfg, progress)
     benchmarks, skipped, n_items, common = index.benchmarks, index.skipped, len(index.items), index.common_ngrams
-    workers = min(2, os.cpu_count() or 1) if t.num_rows >= 100_000 else 1
+    workers = workers_for(t.num_rows)
     source: Any = index
     if workers > 1 and index.semantic is None:
-        # Workers load the index from a file: the driver does not keep a third copy while they match.
-        source = dump_index(index, work.stage(STAGE) / f".decontam-index-{os.getpid()}.pickle")
+        # Each worker builds its own index from the items: the driver does not keep a third copy.
+        source = index_spec(index)
         del index
         release_freed_memory()
-    progress_report(progress, MATCH_STEP, 0, t.num_rows)
     drop: dict[int, tuple[str, str]] = {}
     report: dict[str, list[Any]] = {k: [] for k in tables.DECONTAMINATION.features}
     texts = ChunkedTexts(t["_user"])  # a batch at a time, into the workers' jobs
-    try:
-        hits = match_all(source, texts, workers=workers, progress=progress)
-    finally:
-        if isinstance(source, Path):
-            source.unlink(missing_ok=True)
+    todo = _constraint_rows(t)
+    hits, found_c = match_and_detect(source, texts, ConstraintItems(t, todo), workers, progress)
+    detected: list[str | None] = [None] * t.num_rows
+    for i, j in zip(todo.tolist(), found_c):
+        detected[i] = j
+    del found_c
+    t = t.append_column("_detected", pa.array(detected, pa.string()))
+    del detected
     rows = [i for i, hit in enumerate(hits) if hit is not None]
     found = t.select(_LEDGER_COLS).take(pa.array(rows, pa.int64())).to_pydict()
     for n, i in enumerate(rows):
@@ -265,7 +273,7 @@ def _decontaminate(recipe: Recipe, t: pa.Table, work: WorkDir,
         items=n_items,
         common_ngrams_ignored=common,
     )
-    return drop, meta
+    return drop, meta, t
 
 
 def _curate(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -> CurateResult:
@@ -304,7 +312,7 @@ def _curate(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -> 
     decontam_meta = DecontaminationSummary(benchmarks=[], skipped_absent=[])
     if recipe.curate.decontaminate.enabled:
         tick("decontaminate")
-        drop, decontam_meta = _decontaminate(recipe, cols, work, progress)
+        drop, decontam_meta, cols = _decontaminate(recipe, cols, work, progress)
         # Said loudly, not only recorded: the card must disclose what was not checked.
         warnings += [f"decontamination against {b} skipped: its file is absent (optional: true)"
                      for b in dict.fromkeys(decontam_meta.skipped_absent)]  # fmt: skip
@@ -321,17 +329,17 @@ def _curate(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -> 
             raise RuntimeError(f"ledger chain broken: {a} kept {ledger.steps[a].kept} but {b} received {ledger.steps[b].rows_in}")
 
     tick("constraints")
-    # Detection costs ~0.1 ms a prompt: only the kept ones are read (an IFEval tests spec is
-    # used as given, a source's own list too), over two forked workers on large runs.
-    todo = np.flatnonzero(pc.is_null(cols["constraints_json"]).to_numpy(zero_copy_only=False))
-    found = constraints_json_many(ConstraintItems(cols, todo),
-                                  workers=min(2, os.cpu_count() or 1) if len(todo) >= 20_000 else 1)  # fmt: skip
-    given = cols["constraints_json"].to_pylist()
-    for i, j in zip(todo.tolist(), found):
-        given[i] = j
-    cols = cols.set_column(cols.schema.get_field_index("constraints_json"), cols.schema.field("constraints_json"),
-                           pa.array(given, pa.string()))  # fmt: skip
-    del given, found
+    # Detection costs ~0.1 ms a prompt; it ran beside decontamination (prompt_work) unless that was off.
+    if "_detected" not in cols.column_names:
+        todo = _constraint_rows(cols)
+        _, found = match_and_detect(None, [], ConstraintItems(cols, todo), workers_for(len(todo)))
+        detected: list[str | None] = [None] * cols.num_rows
+        for i, j in zip(todo.tolist(), found):
+            detected[i] = j
+        cols = cols.append_column("_detected", pa.array(detected, pa.string()))
+        del detected, found
+    merged = pc.coalesce(cols["constraints_json"], cols["_detected"])
+    cols = cols.set_column(cols.schema.get_field_index("constraints_json"), cols.schema.field("constraints_json"), merged)
     tick("write")
     work.write_columns(tables.PROMPTS, cols)
     work.write_ledger(ledger)

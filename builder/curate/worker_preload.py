@@ -22,6 +22,10 @@ import builder.curate.minhash_inputs  # noqa: F401
 import builder.curate.minhash_signatures  # noqa: F401
 import builder.curate.shingles  # noqa: F401
 
+# Reading a parquet file makes pyarrow import pandas (~1 CPU-s): once here, not once per signature worker.
+with contextlib.suppress(ImportError):
+    import pandas  # noqa: F401
+
 # datatrove's check is lru_cached per process: fill the cache here, for every worker forked later.
 with contextlib.suppress(Exception):  # a private helper; if it moves, workers just check for themselves
     from datatrove.utils._import_utils import _is_distribution_available

@@ -1,0 +1,92 @@
+"""Curate's per-prompt work after near dedupe, decontamination matching and constraint detection,
+shared by one forked pool so both cores stay busy.
+
+Both are pure per prompt (a prompt's hit and its constraints never depend on another prompt),
+so they can run side by side in any chunking. Constraints are detected for every row that
+reaches decontamination (not only those balance keeps later): the stage carries them along and
+uses those of the kept rows, exactly what detecting on the kept rows alone would give. Detecting
+a few more rows (the contaminated and over-quota ones, a few % on real mixes) costs less than
+running the two steps one after another on one core each: decontamination alone forked only
+from 100k prompts, and neither could fill the other's idle core.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from builder.constraints.detect import constraints_json_many, prompt_constraints
+from builder.constraints.spec import to_json
+from builder.curate.decontam import MATCH_STEP, IndexSpec, index_spec, rebuild_index
+from builder.progress import Progress, report
+
+if TYPE_CHECKING:
+    from builder.curate.decontam import BenchmarkIndex, Hit
+
+PARALLEL_FROM = 20_000  # prompts: below this, forking costs more than it saves
+MATCH_CHUNK = 10_000  # prompts per decontamination job (bounded window-hash arrays)
+DETECT_CHUNK = 4_096  # prompts per detection job
+
+# A worker's own index, loaded once when it starts. Workers come from a lean pool (builder/pools),
+# not forked from the driver: they hold the index and their job's batch, not the driver's prompts.
+_INDEX: BenchmarkIndex | None = None
+
+
+def _start(index: BenchmarkIndex | IndexSpec | None) -> None:
+    global _INDEX
+    _INDEX = rebuild_index(index) if isinstance(index, tuple) else index
+
+
+def _job(job: tuple[str, int, list[Any]]) -> tuple[str, int, list]:
+    kind, lo, batch = job
+    if kind == "match":
+        assert _INDEX is not None
+        return kind, lo, _INDEX.match_many(batch)
+    return kind, lo, [to_json(prompt_constraints(None, t, u)) for t, u in batch]
+
+
+def workers_for(n: int) -> int:
+    return min(2, os.cpu_count() or 1) if n >= PARALLEL_FROM else 1
+
+
+def match_and_detect(
+    index: BenchmarkIndex | IndexSpec | None,
+    texts: Sequence[str],
+    items: Sequence[tuple[str | None, str]],
+    workers: int = 1,
+    progress: Progress | None = None,
+) -> tuple[list[Hit | None], list[str]]:
+    """(`index.match_many(texts)`, `constraints_json_many(items)`), in order, on `workers` processes
+    of a lean pool; no matching without an index. `index` may be a decontam.index_spec (each
+    worker builds its own index from it: str hashes are per process); `texts` and `items` are sliced a job at a time (curate passes Arrow-backed
+    views). `progress` hears (MATCH_STEP, matched, prompts)."""
+    n = len(texts) if index is not None else 0
+    jobs = [("match", lo, min(lo + MATCH_CHUNK, n)) for lo in range(0, n, MATCH_CHUNK)]
+    jobs += [("detect", lo, min(lo + DETECT_CHUNK, len(items))) for lo in range(0, len(items), DETECT_CHUNK)]
+    hits: list[Hit | None] = [None] * n
+    found: list[str] = [""] * len(items)
+    report(progress, MATCH_STEP, 0, n)
+    if isinstance(index, tuple) and (workers <= 1 or len(jobs) < 2):
+        index = rebuild_index(index)
+    if workers <= 1 or len(jobs) < 2 or (index is not None and not isinstance(index, tuple) and index.semantic is not None):
+        # one process (the embedder is not fork-safe)
+        assert not isinstance(index, tuple)
+        for lo in range(0, n, MATCH_CHUNK):
+            hits[lo : lo + MATCH_CHUNK] = index.match_many(texts[lo : lo + MATCH_CHUNK])  # type: ignore[union-attr]
+            report(progress, MATCH_STEP, min(lo + MATCH_CHUNK, n), n)
+        return hits, constraints_json_many(items, workers=workers)
+    from builder.pools import lean_pool
+
+    matched = 0
+    # Each job carries its batch, built as the pool's feeder pulls it (not all at once).
+    batches = ((kind, lo, (texts if kind == "match" else items)[lo:hi]) for kind, lo, hi in jobs)
+    spec = index if index is None or isinstance(index, tuple) else index_spec(index)  # str hashes are per process
+    with lean_pool(workers, _start, (spec,), preload=[__name__]) as pool:
+        for kind, lo, part in pool.imap_unordered(_job, batches):
+            out: list = hits if kind == "match" else found
+            out[lo : lo + len(part)] = part
+            if kind == "match":
+                matched += len(part)
+                report(progress, MATCH_STEP, matched, n)
+    return hits, found

@@ -1,0 +1,59 @@
+"""curate's decontamination matching and constraint detection share one forked pool
+(builder/curate/prompt_work.py): same hits and constraints, in order, as one process."""
+
+from __future__ import annotations
+
+import pytest
+
+import builder.curate.prompt_work as pw
+from builder.config.curate import DecontamConfig
+from builder.constraints.detect import constraints_json_many
+from builder.curate.decontam import BenchmarkIndex
+
+GSM = ("Janet's ducks lay 16 eggs per day. She eats three for breakfast every morning and bakes muffins for her "
+       "friends every day with four. She sells the remainder at the farmers' market daily for $2 per fresh duck egg. "
+       "How much in dollars does she make every day at the farmers' market?")  # fmt: skip
+ZH = "一块长方形菜地长12米，宽8米，如果每平方米收获白菜5千克，这块地一共能收获多少千克白菜？"
+
+
+@pytest.fixture(scope="module")
+def index() -> BenchmarkIndex:
+    idx = BenchmarkIndex(DecontamConfig())
+    for item_id, text in (("gsm", GSM), ("zh", ZH), ("short", "What is the capital of France?")):
+        idx.add("bench", item_id, text)
+    idx.finish()
+    return idx
+
+
+def _texts() -> list[str]:
+    base = [
+        f"Please solve: {GSM} Answer in all lowercase letters.",  # leak embedded, plus a constraint
+        "What is the capital of France?",  # short leak
+        ZH + "请用不超过50个字回答。",  # Chinese leak with a Chinese constraint
+        "Write at least 300 words about ducks.",  # clean, a constraint
+        "How many hours a week does he spend reading if he reads 2 hours a day?",  # clean
+        "What is the capital of Spain?",  # clean look-alike
+    ]
+    return [f"{t} ({i})" if i % 3 else t for i in range(40) for t in base]
+
+
+def test_pool_gives_the_one_process_results(index: BenchmarkIndex, monkeypatch: pytest.MonkeyPatch) -> None:
+    texts = _texts()
+    items = [(None, t) for t in texts]
+    serial_hits, serial_found = pw.match_and_detect(index, texts, items, workers=1)
+    assert serial_hits == index.match_many(texts)
+    assert serial_found == constraints_json_many(items)
+    monkeypatch.setattr(pw, "MATCH_CHUNK", 7)  # many small jobs of both kinds, finishing out of order
+    monkeypatch.setattr(pw, "DETECT_CHUNK", 5)
+    seen: list[tuple[int, int]] = []
+    hits, found = pw.match_and_detect(index, texts, items, workers=2, progress=lambda s, d=None, t=None: seen.append((d, t)))
+    assert hits == serial_hits and found == serial_found
+    assert sum(h is not None for h in hits) >= 3 * 40 * 2 // 3  # the leaks are found (not a vacuous match)
+    assert sum(j != "[]" for j in found) >= 2 * 40  # constraints are found (not a vacuous list)
+    assert seen[-1] == (len(texts), len(texts))  # progress ends at every prompt matched
+
+
+def test_detection_alone_without_an_index() -> None:
+    items = [(None, "Write at least 300 words."), (None, "What is 2+2?")] * 5_000
+    hits, found = pw.match_and_detect(None, [], items, workers=2)
+    assert hits == [] and found == constraints_json_many(items[:2]) * 5_000
