@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-import builder.pools
+import builder.executors
 from builder.constraints.detect import constraints_json_many
 from builder.curate.columns import ChunkedTexts, ConstraintItems
 from builder.curate.stage import _read_all
@@ -23,21 +23,21 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_lean_pool_workers_are_not_forked_from_the_driver() -> None:
     # A worker forked from the driver is its child and maps its whole heap (its RSS counts it).
-    with builder.pools.lean_pool(2) as pool:
+    with builder.executors.lean_pool(2) as pool:
         parents = {pool.apply(os.getppid) for _ in range(4)}
     assert os.getpid() not in parents
 
 
 def test_constraint_detection_runs_in_a_lean_pool(monkeypatch: pytest.MonkeyPatch) -> None:
     used: list[set[int]] = []
-    real = builder.pools.lean_pool
+    real = builder.executors.lean_pool
 
     def spy(*a, **k):  # type: ignore[no-untyped-def]
         pool = real(*a, **k)
         used.append({pool.apply(os.getppid) for _ in range(2)})
         return pool
 
-    monkeypatch.setattr(builder.pools, "lean_pool", spy)
+    monkeypatch.setattr(builder.executors, "lean_pool", spy)
     items = [(None, "Answer in exactly 3 bullet points. What is rain?"), (None, "Hi")] * 300
     got = constraints_json_many(items, workers=2, chunk=100)
     assert got == constraints_json_many(items, workers=1)  # same answers, in order
@@ -45,8 +45,8 @@ def test_constraint_detection_runs_in_a_lean_pool(monkeypatch: pytest.MonkeyPatc
 
 
 def test_no_stage_pool_is_forked_from_the_driver() -> None:
-    # Curate's pools go through builder.pools; a `fork` context there would bring the heap back.
-    for path in [*ROOT.glob("builder/curate/*.py"), *ROOT.glob("builder/constraints/*.py"), ROOT / "builder/pools.py"]:
+    # Curate's pools go through builder.executors; a `fork` context there would bring the heap back.
+    for path in [*ROOT.glob("builder/curate/*.py"), *ROOT.glob("builder/constraints/*.py"), ROOT / "builder/executors.py"]:
         assert not re.search(r"""get_context\(\s*["']fork["']\s*\)""", path.read_text()), path
 
 

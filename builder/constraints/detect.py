@@ -136,11 +136,11 @@ def _json_batch(items: list[tuple[str | None, str]]) -> list[str]:
 def constraints_json_many(items: Sequence[tuple[str | None, str]], workers: int = 1, chunk: int = 4_096) -> list[str]:
     """`constraints_json` of many (tests_json, user_text) pairs, in order. Detection is pure
     Python (~0.1 ms a prompt, most of it gated away): on a large curate run it is split over the
-    workers of a lean pool (builder/pools), each sent its batch; `items` is sliced a batch at a time."""
+    workers of a lean pool (executors.lean_pool), each sent its batch; `items` is sliced a batch at a time."""
     bounds = [(i, min(i + chunk, len(items))) for i in range(0, len(items), chunk)]
     if workers <= 1 or len(bounds) < 2:
         return [j for lo, hi in bounds for j in _json_batch(list(items[lo:hi]))]
-    from builder.pools import lean_pool
+    from builder.executors import lean_pool
 
     with lean_pool(workers, preload=[__name__]) as pool:
         parts = pool.imap(_json_batch, (list(items[lo:hi]) for lo, hi in bounds))  # in order, fed as workers free up

@@ -181,7 +181,7 @@ class BenchmarkIndex:
         return self.match_many([text])[0]
 
 
-# A worker's own copy of the index, sent once when it starts (builder/pools: workers are not
+# A worker's own copy of the index, sent once when it starts (executors.lean_pool: workers are not
 # forked from the driver, so they hold the index and their batch, not the driver's prompts).
 _INDEX: BenchmarkIndex | None = None
 
@@ -235,7 +235,7 @@ def match_all(index: BenchmarkIndex | IndexSpec, texts: Sequence[str], workers: 
             out += index.match_many(texts[lo:hi])
             report(progress, MATCH_STEP, hi, len(texts))
         return out
-    from builder.pools import lean_pool
+    from builder.executors import lean_pool
 
     spec = index if isinstance(index, tuple) else index_spec(index)  # str hashes are per process: workers rebuild
     with lean_pool(workers, _set_index, (spec,), preload=[__name__]) as pool:

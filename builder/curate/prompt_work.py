@@ -28,7 +28,7 @@ PARALLEL_FROM = 20_000  # prompts: below this, forking costs more than it saves
 MATCH_CHUNK = 10_000  # prompts per decontamination job (bounded window-hash arrays)
 DETECT_CHUNK = 4_096  # prompts per detection job
 
-# A worker's own index, loaded once when it starts. Workers come from a lean pool (builder/pools),
+# A worker's own index, loaded once when it starts. Workers come from a lean pool (executors.lean_pool),
 # not forked from the driver: they hold the index and their job's batch, not the driver's prompts.
 _INDEX: BenchmarkIndex | None = None
 
@@ -76,7 +76,7 @@ def match_and_detect(
             hits[lo : lo + MATCH_CHUNK] = index.match_many(texts[lo : lo + MATCH_CHUNK])  # type: ignore[union-attr]
             report(progress, MATCH_STEP, min(lo + MATCH_CHUNK, n), n)
         return hits, constraints_json_many(items, workers=workers)
-    from builder.pools import lean_pool
+    from builder.executors import lean_pool
 
     matched = 0
     # Each job carries its batch, built as the pool's feeder pulls it (not all at once).

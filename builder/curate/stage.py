@@ -29,9 +29,9 @@ from builder.curate.decontam import build_index, index_spec
 from builder.curate.normalize import dedupe_key, normalize_text, tools_signature
 from builder.curate.prompt_work import match_and_detect, workers_for
 from builder.errors import UserError
+from builder.executors import release_freed_memory, stop_forkservers
 from builder.language import prompt_language_label
 from builder.ledger import DROPPED, QUARANTINED, Ledger
-from builder.pools import release_freed_memory
 from builder.progress import Progress
 from builder.progress import report as progress_report
 from builder.recipe import Recipe
@@ -308,6 +308,7 @@ def _curate(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -> 
     if recipe.curate.near_dedupe.enabled and cols.num_rows:
         tick("near_dedupe")
         cols = _step(ledger, "near_dedupe", cols, _near_dedupe(recipe, work, cols, progress))
+        stop_forkservers()  # datatrove's idle server would stay for the rest of the stage
         release_freed_memory()  # the step's Python objects and the previous table
     decontam_meta = DecontaminationSummary(benchmarks=[], skipped_absent=[])
     if recipe.curate.decontaminate.enabled:
@@ -317,6 +318,7 @@ def _curate(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -> 
         warnings += [f"decontamination against {b} skipped: its file is absent (optional: true)"
                      for b in dict.fromkeys(decontam_meta.skipped_absent)]  # fmt: skip
         cols = _step(ledger, "decontaminate", cols, drop)
+        stop_forkservers()
         release_freed_memory()  # the step's Python objects and the previous table
     tick("balance")
     bal = balance(cols["prompt_id"].to_pylist(), interned(cols["source"]), interned(cols["category"]), recipe.curate.balance)
