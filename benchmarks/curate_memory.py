@@ -3,8 +3,8 @@
 Generates the rehearsal's inputs (benchmarks/rehearsal_data.py, real prompts from shared/corpus)
 for `--rows` prompts (or reuses `--root`'s), runs `answer-distill curate` on them in a subprocess
 and samples every process of its tree. The tree peak is what a memory budget is checked
-against (benchmarks/memtree.py); `driver_kb_per_row` is the driver's peak RSS over its RSS
-just after start-up (imports), per input row. `--compare DIR` checks the outputs row for row
+against (benchmarks/memtree.py); `driver_kb_per_row` is the driver's peak RSS over the RSS of a
+process that imported the same modules, per input row. `--compare DIR` checks the outputs row for row
 against another work dir's curate outputs (benchmarks/curate_same.py).
 
     python benchmarks/curate_memory.py --rows 200000 --root /tmp/cm [--compare /tmp/other/work]
@@ -82,6 +82,15 @@ def run(recipe: Path, work: Path, interval_s: float = 0.25) -> dict[str, Any]:
             "at_peak": [{"pid": pid, "role": role, "mb": round(mb)} for pid, role, mb in peak[1]]}  # fmt: skip
 
 
+def _import_mb() -> int:
+    """RSS of a process that has imported what the curate driver imports (the per-row cost excludes it)."""
+    code = "import psutil, builder.cli, builder.curate.stage; print(psutil.Process().memory_info().rss)"
+    repo = Path(__file__).resolve().parents[1]
+    got = subprocess.run([sys.executable, "-c", code], cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)},
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    return round(int(got.stdout.split()[-1]) / 2**20)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", type=int, default=20_000)
@@ -98,7 +107,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     rows = json.loads((args.root / "work" / "curate" / "summary.json").read_text())["rows_in"] if out["rc"] == 0 else 0
     out["rows_in"] = rows
     if rows:
-        out["driver_kb_per_row"] = round((out["driver_peak_mb"] - out["driver_start_mb"]) * 1024 / rows, 2)
+        out["driver_import_mb"] = _import_mb()
+        out["driver_kb_per_row"] = round((out["driver_peak_mb"] - out["driver_import_mb"]) * 1024 / rows, 2)
         out["tree_kb_per_row"] = round(out["tree_peak_mb"] * 1024 / rows, 2)
     if args.compare is not None and out["rc"] == 0:
         from curate_same import compare
