@@ -8,12 +8,17 @@ wait with `wait_for_completion`.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import gc
+import multiprocessing
+import multiprocessing.forkserver
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from multiprocessing.pool import Pool
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +49,7 @@ def make_executor(
     if cfg.kind == "local":
         from datatrove.executor.local import LocalPipelineExecutor
 
+        _manager_start_method(cfg.start_method)
         return LocalPipelineExecutor(start_method=cfg.start_method, **common)
     if cfg.kind == "slurm":
         from datatrove.executor.slurm import SlurmPipelineExecutor
@@ -119,6 +125,16 @@ def quiet_datatrove_logs() -> None:
         return
     logger.remove()
     logger.add(sys.stderr, level="WARNING")
+
+
+def _manager_start_method(method: str) -> None:
+    """datatrove's local run starts a `multiprocess.Manager()` (its rank queue) with the default
+    context, `fork` on Linux: a copy of the driver whose RSS counts the driver's whole heap (the
+    curate driver holds every prompt). Its server is started like the workers instead."""
+    import multiprocess
+
+    if method != "fork" and multiprocess.get_start_method(allow_none=True) != method:
+        multiprocess.set_start_method(method, force=True)
 
 
 def preload_forkserver(executor: ExecutorConfig, modules: list[str]) -> None:
@@ -233,3 +249,44 @@ def wait_for_completion(executor: PipelineExecutor, poll_s: float = 30, timeout_
         if timeout_s is not None and time.monotonic() - start > timeout_s:
             raise TimeoutError(f"{executor.logging_dir.path}: tasks still running after {timeout_s:.0f}s")
         time.sleep(poll_s)
+
+
+# ---- lean pools: workers that do not inherit the driver's heap ----
+# A worker forked from a driver that holds a million prompts maps every page of it: its RSS
+# counts them (a process tree's summed RSS, what a memory budget is checked against, counts
+# them once per worker) and any page it touches is copied. A forkserver's workers are forked
+# from a small server process instead, and get only what their jobs send them.
+LEAN_START_METHOD = "forkserver"
+
+
+
+def lean_pool(workers: int, initializer: Callable[..., Any] | None = None, initargs: tuple[Any, ...] = (),
+              preload: list[str] | None = None) -> Pool:  # fmt: skip
+    """A Pool of `workers` started from the forkserver; `preload` modules are imported once in
+    the server (only on its first start) so each worker starts warm. Jobs and `initargs` travel pickled."""
+    ctx = multiprocessing.get_context(LEAN_START_METHOD)
+    if preload:
+        ctx.set_forkserver_preload(preload)
+    return ctx.Pool(workers, initializer=initializer, initargs=initargs)
+
+
+def release_freed_memory() -> None:
+    """Hand memory freed by Python and Arrow back to the OS (RSS), e.g. after a step drops a big
+    structure: glibc keeps freed heap pages mapped until trimmed, Arrow's allocator keeps its pools."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+
+
+def stop_forkservers() -> None:
+    """Stop the forkservers a step started (datatrove's `multiprocess` one and ours): an idle
+    server holds its preloaded modules (~50-150 MB) for the rest of the run otherwise. The next
+    pool starts a fresh one. Private API of both libraries: if it moves, the servers just stay."""
+    import multiprocess.forkserver as mp_fs
+
+    for fs in (mp_fs, multiprocessing.forkserver):
+        with contextlib.suppress(Exception):
+            fs._forkserver._stop()  # type: ignore[attr-defined]

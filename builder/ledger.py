@@ -44,6 +44,7 @@ class Ledger:
         self.stage = stage
         self._cols: dict[str, list[str]] = {k: [] for k in LEDGER_FEATURES}
         self._parts: list[pa.Table | Path] = []  # other ledgers' rows (add_part), before _cols
+        self._chunks: list[pa.Table] = []  # own rows already in Arrow (kept_arrow), in order, before _cols
         self.steps: dict[str, StepCount] = {}
 
     def enter(self, step: str, n: int) -> None:
@@ -93,6 +94,23 @@ class Ledger:
         for key in ("reason", "detail", "location"):
             self._cols[key].extend([""] * n)
 
+    def kept_arrow(self, step: str, rows: pa.Table) -> None:
+        """kept_many for rows already in Arrow (`source`, `source_row_id`, `prompt_id` columns):
+        stored as Arrow (a million kept rows per step cost their bytes, not a Python str each)."""
+        n = rows.num_rows
+        self.steps.setdefault(step, StepCount()).kept += n
+        self._flush()
+        const = {"stage": self.stage, "step": step, "status": KEPT, "reason": "", "detail": "", "location": ""}
+        cols = {k: rows[k] if k in ("source", "source_row_id", "prompt_id") else pa.repeat(pa.scalar(const[k], pa.string()), n)
+                for k in LEDGER_FEATURES}  # fmt: skip
+        self._chunks.append(pa.table(cols).cast(LEDGER_FEATURES.arrow_schema))
+
+    def _flush(self) -> None:
+        """Move the rows recorded so far into an Arrow chunk (keeps the ledger's row order)."""
+        if self._cols["step"]:
+            self._chunks.append(pa.table(self._cols, schema=LEDGER_FEATURES.arrow_schema))
+            self._cols = {k: [] for k in LEDGER_FEATURES}
+
     def add_part(self, rows: pa.Table | Path, steps: list[tuple[str, int, int, dict[str, int]]]) -> None:
         """Another ledger of this stage (a task's part): its rows (Arrow, or a parquet file read
         only when the ledger is written: a million-row stage's parts need not all be in memory)
@@ -109,8 +127,8 @@ class Ledger:
         for p in self._parts:
             t = pq.read_table(p, columns=columns) if isinstance(p, Path) else p
             yield t.select(columns) if columns else t.cast(LEDGER_FEATURES.arrow_schema)
-        own = pa.table(self._cols, schema=LEDGER_FEATURES.arrow_schema)
-        yield own.select(columns) if columns else own
+        for own in [*self._chunks, pa.table(self._cols, schema=LEDGER_FEATURES.arrow_schema)]:
+            yield own.select(columns) if columns else own
 
     def check_parts(self) -> None:
         """The rows themselves (not only the counters) account for every step's kept and dropped."""
@@ -138,7 +156,7 @@ class Ledger:
         self.check()
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / "ledger.parquet"
-        if not self._parts:
+        if not self._parts and not self._chunks:
             pq.write_table(self.table(), path)
             return path
         with pq.ParquetWriter(path, LEDGER_FEATURES.arrow_schema) as w:  # part by part: bounded memory

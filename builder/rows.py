@@ -143,10 +143,14 @@ def storage_type(t: pa.DataType) -> pa.DataType:
     return t
 
 
-def arrow_table(data: dict[str, list[Any]] | list[dict[str, Any]], features: Features) -> pa.Table:
-    """Columns or rows as a table of `features`' schema. Arrow cannot build extension arrays
-    from Python values, so Json items (JSON text here) go in as strings and are cast."""
+def arrow_table(data: dict[str, list[Any]] | list[dict[str, Any]] | pa.Table, features: Features) -> pa.Table:
+    """Columns or rows (or an Arrow table: its `features` columns) as a table of `features`' schema.
+    Arrow cannot build extension arrays from Python values, so Json items (JSON text here) go in
+    as strings and are cast."""
     schema = features.arrow_schema
+    if isinstance(data, pa.Table):
+        table = data.select(list(features))
+        return table if table.schema == schema else table.cast(schema)
     storage = pa.schema([pa.field(f.name, storage_type(f.type)) for f in schema], metadata=schema.metadata)
     if isinstance(data, list):
         table = pa.Table.from_pylist([{k: r[k] for k in features} for r in data], schema=storage)

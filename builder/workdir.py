@@ -247,8 +247,9 @@ class WorkDir:
             raise ValueError(f"{table.name}: one file, not shards; use write_columns")
         return ShardWriter(self.path(table), table.features, shard_rows)
 
-    def write_columns(self, table: Table, cols: dict[str, list[Any]], shard_rows: int = SHARD_ROWS) -> list[Path]:
-        """Write a whole table from column lists, with its declared schema (old shards go)."""
+    def write_columns(self, table: Table, cols: dict[str, list[Any]] | pa.Table, shard_rows: int = SHARD_ROWS) -> list[Path]:
+        """Write a whole table from column lists (or an Arrow table holding at least its columns),
+        with its declared schema (old shards go)."""
         if table.sharded:
             return write_shards(cols, table.features, self.path(table), shard_rows)
         path = self.path(table)
@@ -304,8 +305,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def write_shards(rows: dict[str, list[Any]], features: Features, out_dir: Path, shard_rows: int = SHARD_ROWS) -> list[Path]:
-    """Write column lists as parquet shards with the explicit schema (replacing old shards)."""
+def write_shards(rows: dict[str, list[Any]] | pa.Table, features: Features, out_dir: Path, shard_rows: int = SHARD_ROWS) -> list[Path]:
+    """Write column lists (or an Arrow table) as parquet shards with the explicit schema (replacing old shards)."""
     writer = ShardWriter(out_dir, features, shard_rows)
     writer.write_table(arrow_table(rows, features))
     return writer.close()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -128,31 +129,20 @@ def prompt_constraints(given: Any, tests_json: str | None, user_text: str) -> li
     return detect(user_text)
 
 
-# Set just before forking: the workers read the texts copy-on-write.
-_JOB: list[tuple[str | None, str]] = []
+def _json_batch(items: list[tuple[str | None, str]]) -> list[str]:
+    return [to_json(prompt_constraints(None, t, u)) for t, u in items]
 
 
-def _json_range(bounds: tuple[int, int]) -> list[str]:
-    return [to_json(prompt_constraints(None, t, u)) for t, u in _JOB[bounds[0] : bounds[1]]]
-
-
-def constraints_json_many(items: list[tuple[str | None, str]], workers: int = 1, chunk: int = 4_096) -> list[str]:
+def constraints_json_many(items: Sequence[tuple[str | None, str]], workers: int = 1, chunk: int = 4_096) -> list[str]:
     """`constraints_json` of many (tests_json, user_text) pairs, in order. Detection is pure
-    Python (~0.1 ms a prompt, most of it gated away): on a large curate run it is split over forked workers."""
-    global _JOB
+    Python (~0.1 ms a prompt, most of it gated away): on a large curate run it is split over the
+    workers of a lean pool (executors.lean_pool), each sent its batch; `items` is sliced a batch at a time."""
     bounds = [(i, min(i + chunk, len(items))) for i in range(0, len(items), chunk)]
     if workers <= 1 or len(bounds) < 2:
-        _JOB = items
-        try:
-            return [j for b in bounds for j in _json_range(b)]
-        finally:
-            _JOB = []
-    import multiprocessing
+        return [j for lo, hi in bounds for j in _json_batch(list(items[lo:hi]))]
+    from builder.executors import lean_pool
 
-    _JOB = items
-    try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            return [j for part in pool.map(_json_range, bounds) for j in part]
-    finally:
-        _JOB = []
+    with lean_pool(workers, preload=[__name__]) as pool:
+        parts = pool.imap(_json_batch, (list(items[lo:hi]) for lo, hi in bounds))  # in order, fed as workers free up
+        return [j for part in parts for j in part]
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,6 +91,7 @@ class BenchmarkIndex:
         self.skipped: list[str] = []
         self.common_ngrams = 0
         self.item_tokens: list[list[str]] = []
+        self.added: list[tuple[str, str, str]] = []  # every add(), in order: what rebuild_index replays
         self.semantic: Any = None  # a decontam_semantic.SemanticPass when enabled
 
     def add(self, name: str, item_id: str, text: str) -> None:
@@ -98,6 +99,7 @@ class BenchmarkIndex:
         key = (name, item_id)
         self.items[key] = text
         self.keys.append(key)
+        self.added.append((name, item_id, text))
         self.item_tokens.append(words(text))
 
     def finish(self) -> None:
@@ -179,42 +181,68 @@ class BenchmarkIndex:
         return self.match_many([text])[0]
 
 
-# Set in the parent just before forking, so workers share the index copy-on-write; str
-# hashes stay comparable because forked children inherit the parent's hash seed.
-_SHARED: tuple[BenchmarkIndex, list[str]] | None = None
+# A worker's own copy of the index, sent once when it starts (executors.lean_pool: workers are not
+# forked from the driver, so they hold the index and their batch, not the driver's prompts).
+_INDEX: BenchmarkIndex | None = None
 
 
-def _match_range(bounds: tuple[int, int]) -> list[Hit | None]:
-    assert _SHARED is not None
-    index, texts = _SHARED
-    return index.match_many(texts[bounds[0] : bounds[1]])
+IndexSpec = tuple[DecontamConfig, list[tuple[str, str, str]], list[str], list[str]]
+
+
+def index_spec(index: BenchmarkIndex) -> IndexSpec:
+    """What rebuilds `index` in another process: its config and items (a few MB, not the index).
+    The index hashes words with Python's per-process str hash, so a worker that did not fork from
+    the process that built it must build its own (rebuild_index), and hash its prompts alike."""
+    return index.cfg, list(index.added), list(index.benchmarks), list(index.skipped)
+
+
+def rebuild_index(spec: IndexSpec) -> BenchmarkIndex:
+    cfg, added, benchmarks, skipped = spec
+    index = BenchmarkIndex(cfg)
+    for name, item_id, text in added:
+        index.add(name, item_id, text)
+    index.benchmarks, index.skipped = benchmarks, skipped
+    index.finish()
+    return index
+
+
+def _set_index(index: BenchmarkIndex | tuple) -> None:
+    global _INDEX
+    _INDEX = rebuild_index(index) if isinstance(index, tuple) else index
+
+
+def _match_batch(texts: list[str]) -> list[Hit | None]:
+    assert _INDEX is not None
+    return _INDEX.match_many(texts)
 
 
 MATCH_STEP = "decontaminate: matching prompts"
 
 
-def match_all(index: BenchmarkIndex, texts: list[str], workers: int = 1, chunk: int = 50_000,
+def match_all(index: BenchmarkIndex | IndexSpec, texts: Sequence[str], workers: int = 1, chunk: int = 10_000,
               progress: Progress | None = None) -> list[Hit | None]:  # fmt: skip
-    """match_many over batches (bounded window-hash arrays), on `workers` forked processes;
+    """match_many over batches (bounded window-hash and token-list memory), on `workers` processes
+    of a lean pool; `index` may be an index_spec (each worker builds its own; the caller need not
+    hold one); `texts` is sliced one batch at a time (curate passes an Arrow column);
     `progress` hears (MATCH_STEP, prompts matched, prompts) after each batch."""
-    global _SHARED
     bounds = [(s, min(s + chunk, len(texts))) for s in range(0, len(texts), chunk)]
     out: list[Hit | None] = []
-    if workers <= 1 or len(bounds) < 2 or index.semantic is not None:  # the embedder is not fork-safe
+    if isinstance(index, tuple) and (workers <= 1 or len(bounds) < 2):
+        index = rebuild_index(index)
+    if workers <= 1 or len(bounds) < 2 or (not isinstance(index, tuple) and index.semantic is not None):
+        assert not isinstance(index, tuple)  # the embedder is not fork-safe: run here
         for lo, hi in bounds:
             out += index.match_many(texts[lo:hi])
             report(progress, MATCH_STEP, hi, len(texts))
         return out
-    import multiprocessing
+    from builder.executors import lean_pool
 
-    _SHARED = (index, texts)
-    try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            for part, (_, hi) in zip(pool.imap(_match_range, bounds), bounds):  # imap: in order, as done
-                out += part
-                report(progress, MATCH_STEP, hi, len(texts))
-    finally:
-        _SHARED = None
+    spec = index if isinstance(index, tuple) else index_spec(index)  # str hashes are per process: workers rebuild
+    with lean_pool(workers, _set_index, (spec,), preload=[__name__]) as pool:
+        batches = (texts[lo:hi] for lo, hi in bounds)  # the pool's feeder pulls them as workers free up
+        for part, (_, hi) in zip(pool.imap(_match_batch, batches), bounds):  # imap: in order, as done
+            out += part
+            report(progress, MATCH_STEP, hi, len(texts))
     return out
 
 

@@ -230,9 +230,9 @@ def _check_buckets(dups_dir: Path, num_buckets: int) -> None:
 
 
 def run_near_dedupe(
-    prompt_ids: list[str],
-    texts: list[str],
-    languages: list[str] | None,
+    prompt_ids: list[str] | pa.ChunkedArray,
+    texts: list[str] | pa.ChunkedArray,
+    languages: list[str] | pa.ChunkedArray | None,
     work_dir: Path,
     settings: Any = None,
     executor: Any = None,
@@ -247,9 +247,12 @@ def run_near_dedupe(
     shards = work_dir / "input"
     shutil.rmtree(shards, ignore_errors=True)
     shards.mkdir(parents=True)
-    cols: dict[str, Any] = {"id": pa.array(prompt_ids, pa.string()), "text": pa.array(texts, pa.string())}
+    def arrow(v: Any) -> Any:  # curate passes its Arrow columns as they are
+        return v if isinstance(v, (pa.Array, pa.ChunkedArray)) else pa.array(v, pa.string())
+
+    cols: dict[str, Any] = {"id": arrow(prompt_ids), "text": arrow(texts)}
     if languages is not None:
-        cols["lang"] = pa.array(languages, pa.string())
+        cols["lang"] = arrow(languages)
     table = pa.table(cols)
     ex = executor_config(executor)
     n_files = max(1, min(ex.tasks, len(prompt_ids) // 10_000 or 1))  # one shard per task, but not tiny ones

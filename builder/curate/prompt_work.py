@@ -13,11 +13,12 @@ from 100k prompts, and neither could fill the other's idle core.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from builder.constraints.detect import constraints_json_many, prompt_constraints
 from builder.constraints.spec import to_json
-from builder.curate.decontam import MATCH_STEP
+from builder.curate.decontam import MATCH_STEP, IndexSpec, index_spec, rebuild_index
 from builder.progress import Progress, report
 
 if TYPE_CHECKING:
@@ -27,19 +28,22 @@ PARALLEL_FROM = 20_000  # prompts: below this, forking costs more than it saves
 MATCH_CHUNK = 10_000  # prompts per decontamination job (bounded window-hash arrays)
 DETECT_CHUNK = 4_096  # prompts per detection job
 
-# Set in the parent just before forking: workers read the index and the texts copy-on-write (and
-# inherit the parent's str hash seed, so the index's hashed keys stay comparable).
-_SHARED: tuple[BenchmarkIndex | None, list[str], list[tuple[str | None, str]]] | None = None
+# A worker's own index, loaded once when it starts. Workers come from a lean pool (executors.lean_pool),
+# not forked from the driver: they hold the index and their job's batch, not the driver's prompts.
+_INDEX: BenchmarkIndex | None = None
 
 
-def _job(job: tuple[str, int, int]) -> tuple[str, int, list]:
-    kind, lo, hi = job
-    assert _SHARED is not None
-    index, texts, items = _SHARED
+def _start(index: BenchmarkIndex | IndexSpec | None) -> None:
+    global _INDEX
+    _INDEX = rebuild_index(index) if isinstance(index, tuple) else index
+
+
+def _job(job: tuple[str, int, list[Any]]) -> tuple[str, int, list]:
+    kind, lo, batch = job
     if kind == "match":
-        assert index is not None
-        return kind, lo, index.match_many(texts[lo:hi])
-    return kind, lo, [to_json(prompt_constraints(None, t, u)) for t, u in items[lo:hi]]
+        assert _INDEX is not None
+        return kind, lo, _INDEX.match_many(batch)
+    return kind, lo, [to_json(prompt_constraints(None, t, u)) for t, u in batch]
 
 
 def workers_for(n: int) -> int:
@@ -47,39 +51,42 @@ def workers_for(n: int) -> int:
 
 
 def match_and_detect(
-    index: BenchmarkIndex | None,
-    texts: list[str],
-    items: list[tuple[str | None, str]],
+    index: BenchmarkIndex | IndexSpec | None,
+    texts: Sequence[str],
+    items: Sequence[tuple[str | None, str]],
     workers: int = 1,
     progress: Progress | None = None,
 ) -> tuple[list[Hit | None], list[str]]:
-    """(`index.match_many(texts)`, `constraints_json_many(items)`), in order, on `workers` forked
-    processes; no matching without an index. `progress` hears (MATCH_STEP, matched, prompts)."""
-    global _SHARED
+    """(`index.match_many(texts)`, `constraints_json_many(items)`), in order, on `workers` processes
+    of a lean pool; no matching without an index. `index` may be a decontam.index_spec (each
+    worker builds its own index from it: str hashes are per process); `texts` and `items` are sliced a job at a time (curate passes Arrow-backed
+    views). `progress` hears (MATCH_STEP, matched, prompts)."""
     n = len(texts) if index is not None else 0
     jobs = [("match", lo, min(lo + MATCH_CHUNK, n)) for lo in range(0, n, MATCH_CHUNK)]
     jobs += [("detect", lo, min(lo + DETECT_CHUNK, len(items))) for lo in range(0, len(items), DETECT_CHUNK)]
     hits: list[Hit | None] = [None] * n
     found: list[str] = [""] * len(items)
     report(progress, MATCH_STEP, 0, n)
-    if workers <= 1 or len(jobs) < 2 or (index is not None and index.semantic is not None):
+    if isinstance(index, tuple) and (workers <= 1 or len(jobs) < 2):
+        index = rebuild_index(index)
+    if workers <= 1 or len(jobs) < 2 or (index is not None and not isinstance(index, tuple) and index.semantic is not None):
         # one process (the embedder is not fork-safe)
+        assert not isinstance(index, tuple)
         for lo in range(0, n, MATCH_CHUNK):
             hits[lo : lo + MATCH_CHUNK] = index.match_many(texts[lo : lo + MATCH_CHUNK])  # type: ignore[union-attr]
             report(progress, MATCH_STEP, min(lo + MATCH_CHUNK, n), n)
         return hits, constraints_json_many(items, workers=workers)
-    import multiprocessing
+    from builder.executors import lean_pool
 
-    _SHARED = (index, texts, items)
     matched = 0
-    try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            for kind, lo, part in pool.imap_unordered(_job, jobs):
-                out: list = hits if kind == "match" else found
-                out[lo : lo + len(part)] = part
-                if kind == "match":
-                    matched += len(part)
-                    report(progress, MATCH_STEP, matched, n)
-    finally:
-        _SHARED = None
+    # Each job carries its batch, built as the pool's feeder pulls it (not all at once).
+    batches = ((kind, lo, (texts if kind == "match" else items)[lo:hi]) for kind, lo, hi in jobs)
+    spec = index if index is None or isinstance(index, tuple) else index_spec(index)  # str hashes are per process
+    with lean_pool(workers, _start, (spec,), preload=[__name__]) as pool:
+        for kind, lo, part in pool.imap_unordered(_job, batches):
+            out: list = hits if kind == "match" else found
+            out[lo : lo + len(part)] = part
+            if kind == "match":
+                matched += len(part)
+                report(progress, MATCH_STEP, matched, n)
     return hits, found

@@ -15,22 +15,27 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import regex
 
 from builder import tables
 from builder.config.base import CATEGORIES
 from builder.constraints.spec import BadConstraints, parse, to_json
 from builder.curate.balance import balance
-from builder.curate.decontam import build_index
+from builder.curate.columns import ChunkedTexts, ConstraintItems, interned, key_digest
+from builder.curate.decontam import build_index, index_spec
 from builder.curate.normalize import dedupe_key, normalize_text, tools_signature
 from builder.curate.prompt_work import match_and_detect, workers_for
 from builder.errors import UserError
+from builder.executors import release_freed_memory, stop_forkservers
 from builder.language import prompt_language_label
 from builder.ledger import DROPPED, QUARANTINED, Ledger
 from builder.progress import Progress
 from builder.progress import report as progress_report
 from builder.recipe import Recipe
-from builder.rows import PROMPT_FEATURES, prompt_id_for, provenance_defaults
+from builder.rows import PROMPT_FEATURES, arrow_table, prompt_id_for, provenance_defaults
 from builder.sources.mapping import RowProblem, map_row
 from builder.sources.readers import BadRow, local_files, read_source
 from builder.tables import BalanceRow, CurateSummary, DecontaminationSummary, StepRow
@@ -59,10 +64,28 @@ def _user_text(messages: list[dict[str, str]]) -> str:
     return "\n".join(m["content"] for m in messages if m["role"] == "user")
 
 
-def _read_all(recipe: Recipe, ledger: Ledger, warnings: list[str], progress: Progress | None = None) -> dict[str, list[Any]]:
-    """Read every source in priority order into columns; quarantine what can't be used."""
-    cols: dict[str, list[Any]] = {k: [] for k in PROMPT_FEATURES}
-    cols["_key"] = []
+READ_BATCH = 20_000  # rows held as Python objects before they become Arrow columns
+
+
+def _new_batch() -> dict[str, list[Any]]:
+    return {k: [] for k in [*PROMPT_FEATURES, "_key", "_user"]}
+
+
+def _to_arrow(cols: dict[str, list[Any]], parts: list[pa.Table]) -> None:
+    """The batch's rows as Arrow: the prompt columns, the exact-dedupe digest `_key` and the
+    user text `_user` (what near dedupe and decontamination read). The lists are emptied."""
+    if cols["prompt_id"]:
+        t = arrow_table(cols, PROMPT_FEATURES)
+        t = t.append_column("_key", pa.array(cols["_key"], pa.binary(16)))
+        parts.append(t.append_column("_user", pa.array(cols["_user"], pa.string())))
+    for v in cols.values():
+        v.clear()
+
+
+def _read_all(recipe: Recipe, ledger: Ledger, warnings: list[str], progress: Progress | None = None) -> pa.Table:
+    """Read every source in priority order into Arrow columns; quarantine what can't be used."""
+    cols = _new_batch()
+    parts: list[pa.Table] = []
     max_chars = recipe.curate.normalize.max_prompt_chars
     min_chars = recipe.curate.normalize.min_prompt_chars
     form = recipe.curate.normalize.unicode_form
@@ -127,103 +150,130 @@ def _read_all(recipe: Recipe, ledger: Ledger, warnings: list[str], progress: Pro
             cols["source_row_id"].append(row_id)
             cols["schema_version"].append(prov["schema_version"])
             cols["toolkit_version"].append(prov["toolkit_version"])
-            cols["_key"].append(dedupe_key(msgs, rec["tools_json"]))
+            cols["_key"].append(key_digest(dedupe_key(msgs, rec["tools_json"])))
+            cols["_user"].append(text)
+            if len(cols["_key"]) >= READ_BATCH:
+                _to_arrow(cols, parts)
         ledger.enter("read", n_src)  # once a source, not once a row
         if n_src == 0:
             warnings.append(f"source {src.name}: read 0 rows")
-    ledger.kept_many("read", cols["source"], cols["source_row_id"], cols["prompt_id"])
+    _to_arrow(cols, parts)
+    table = pa.concat_tables(parts) if parts else arrow_table(_new_batch(), PROMPT_FEATURES)
+    if not parts:
+        table = table.append_column("_key", pa.array([], pa.binary(16))).append_column("_user", pa.array([], pa.string()))
+    ledger.kept_arrow("read", table.select(_LEDGER_COLS))
     progress_report(progress, "read", len(ordered), len(ordered))
-    return cols
+    return table
 
 
-def _take(cols: dict[str, list[Any]], keep: list[bool]) -> dict[str, list[Any]]:
-    return {k: [v for v, ok in zip(vals, keep) if ok] for k, vals in cols.items()}
+_LEDGER_COLS = ["source", "source_row_id", "prompt_id"]
 
 
-def _step(ledger: Ledger, step: str, cols: dict[str, list[Any]], drop: dict[int, tuple[str, str]]) -> dict[str, list[Any]]:
+def _column(t: pa.Table, name: str, rows: list[int]) -> list[Any]:
+    """Column `name` of rows `rows` only, as Python values."""
+    return t[name].take(pa.array(rows, pa.int64())).to_pylist() if rows else []
+
+
+def _step(ledger: Ledger, step: str, t: pa.Table, drop: dict[int, tuple[str, str]]) -> pa.Table:
     """Record one step's fate for every row; `drop` maps row index → (reason, detail)."""
-    n = len(cols["prompt_id"])
-    ledger.enter(step, n)
-    keep = [i not in drop for i in range(n)]
-    ledger.kept_many(
-        step,
-        [s for s, k in zip(cols["source"], keep) if k],
-        [r for r, k in zip(cols["source_row_id"], keep) if k],
-        [p for p, k in zip(cols["prompt_id"], keep) if k],
-    )
-    for i, (reason, detail) in sorted(drop.items()):
-        ledger.record(step, DROPPED, source=cols["source"][i], source_row_id=cols["source_row_id"][i],
-                      prompt_id=cols["prompt_id"][i], reason=reason, detail=detail)
-    return _take(cols, keep)
+    ledger.enter(step, t.num_rows)
+    keep = np.ones(t.num_rows, dtype=bool)
+    order = sorted(drop)
+    keep[order] = False
+    mask = pa.array(keep)
+    ledger.kept_arrow(step, t.select(_LEDGER_COLS).filter(mask))
+    gone = t.select(_LEDGER_COLS).take(pa.array(order, pa.int64())).to_pydict()
+    for k, i in enumerate(order):
+        reason, detail = drop[i]
+        ledger.record(step, DROPPED, source=gone["source"][k], source_row_id=gone["source_row_id"][k],
+                      prompt_id=gone["prompt_id"][k], reason=reason, detail=detail)
+    return t.filter(mask)
 
 
-def _exact_dedupe(cols: dict[str, list[Any]]) -> dict[int, tuple[str, str]]:
-    first: dict[str, int] = {}
-    drop: dict[int, tuple[str, str]] = {}
-    for i, key in enumerate(cols["_key"]):
+def _exact_dedupe(t: pa.Table) -> dict[int, tuple[str, str]]:
+    first: dict[bytes, int] = {}
+    twin: dict[int, int] = {}
+    for i, key in enumerate(t["_key"].to_pylist()):
         j = first.setdefault(key, i)
         if j != i:
-            drop[i] = ("exact_dup", cols["prompt_id"][j])
-    return drop
+            twin[i] = j
+    del first
+    kept = dict(zip(twin.values(), _column(t, "prompt_id", list(twin.values()))))
+    return {i: ("exact_dup", kept[j]) for i, j in twin.items()}
 
 
-def _near_dedupe(recipe: Recipe, work: WorkDir, cols: dict[str, list[Any]],
+def _near_dedupe(recipe: Recipe, work: WorkDir, t: pa.Table,
                  progress: Progress | None = None) -> dict[int, tuple[str, str]]:  # fmt: skip
     from builder.curate.near_dedupe import run_near_dedupe
 
-    texts = [_user_text(m) for m in cols["messages"]]
     removed = run_near_dedupe(
-        cols["prompt_id"], texts, cols["language"], work.stage(STAGE) / "near_dedupe",
+        t["prompt_id"], t["_user"], t["language"], work.stage(STAGE) / "near_dedupe",
         recipe.curate.near_dedupe, recipe.executor, progress,
     )
-    index = {pid: i for i, pid in enumerate(cols["prompt_id"])}
-    tools = [tools_signature(t) for t in cols["tools_json"]]
+    if not removed:
+        return {}
+    # Only the removed rows and their winners are looked up (not a dict of every prompt id).
+    wanted = pa.array(list({*removed, *removed.values()}), pa.string())
+    rows = np.flatnonzero(pc.is_in(t["prompt_id"], value_set=wanted).to_numpy(zero_copy_only=False)).tolist()
+    index = dict(zip(_column(t, "prompt_id", rows), rows))
+    tools = dict(zip(rows, (tools_signature(j) for j in _column(t, "tools_json", rows))))
     # Texts alone are compared: a near twin offered other tools is another prompt, and stays.
     return {index[pid]: ("near_dup", kept) for pid, kept in removed.items() if tools[index[pid]] == tools[index.get(kept, index[pid])]}
 
 
-def _constraint_items(cols: dict[str, list[Any]]) -> tuple[list[int], list[tuple[str | None, str]]]:
+def _constraint_rows(t: pa.Table) -> np.ndarray:
     """Rows whose constraints are to be detected (a source's own list is used as given; an IFEval
-    tests spec is read by prompt_constraints) and their (tests_json, last user turn)."""
-    todo = [i for i, c in enumerate(cols["constraints_json"]) if c is None]
-    return todo, [(cols["tests_json"][i], next((m["content"] for m in reversed(cols["messages"][i])
-                                                if m["role"] == "user"), "")) for i in todo]  # fmt: skip
+    tests spec is read by prompt_constraints); ConstraintItems gives their (tests_json, last user turn)."""
+    return np.flatnonzero(pc.is_null(t["constraints_json"]).to_numpy(zero_copy_only=False))
 
 
-def _decontaminate(recipe: Recipe, cols: dict[str, list[Any]], work: WorkDir,
-                   progress: Progress | None = None) -> tuple[dict[int, tuple[str, str]], DecontaminationSummary]:  # fmt: skip
+def _decontaminate(recipe: Recipe, t: pa.Table, work: WorkDir,
+                   progress: Progress | None = None) -> tuple[dict[int, tuple[str, str]], DecontaminationSummary, pa.Table]:  # fmt: skip
     """Decontamination hits; constraints of every row are detected in the same pool (see prompt_work)
     into the `_detected` column, which the later steps carry along."""
     cfg = recipe.curate.decontaminate
     index = build_index(recipe, cfg, progress)
+    benchmarks, skipped, n_items, common = index.benchmarks, index.skipped, len(index.items), index.common_ngrams
+    workers = workers_for(t.num_rows)
+    source: Any = index
+    if workers > 1 and index.semantic is None:
+        # Each worker builds its own index from the items: the driver does not keep a third copy.
+        source = index_spec(index)
+        del index
+        release_freed_memory()
     drop: dict[int, tuple[str, str]] = {}
     report: dict[str, list[Any]] = {k: [] for k in tables.DECONTAMINATION.features}
-    texts = [_user_text(m) for m in cols["messages"]]
-    todo, items = _constraint_items(cols)
-    hits, found = match_and_detect(index, texts, items, workers_for(len(texts)), progress)
-    cols["_detected"] = [None] * len(texts)
-    for i, j in zip(todo, found):
-        cols["_detected"][i] = j
-    for i, hit in enumerate(hits):
-        if hit is None:
-            continue
+    texts = ChunkedTexts(t["_user"])  # a batch at a time, into the workers' jobs
+    todo = _constraint_rows(t)
+    hits, found_c = match_and_detect(source, texts, ConstraintItems(t, todo), workers, progress)
+    detected: list[str | None] = [None] * t.num_rows
+    for i, j in zip(todo.tolist(), found_c):
+        detected[i] = j
+    del found_c
+    t = t.append_column("_detected", pa.array(detected, pa.string()))
+    del detected
+    rows = [i for i, hit in enumerate(hits) if hit is not None]
+    found = t.select(_LEDGER_COLS).take(pa.array(rows, pa.int64())).to_pydict()
+    for n, i in enumerate(rows):
+        hit = hits[i]
+        assert hit is not None
         drop[i] = ("contaminated", f"{hit.benchmark}:{hit.item_id} ({hit.rule})")
-        for k, v in (("benchmark", hit.benchmark), ("item_id", hit.item_id), ("prompt_id", cols["prompt_id"][i]),
-                     ("source", cols["source"][i]), ("source_row_id", cols["source_row_id"][i]),
+        for k, v in (("benchmark", hit.benchmark), ("item_id", hit.item_id), ("prompt_id", found["prompt_id"][n]),
+                     ("source", found["source"][n]), ("source_row_id", found["source_row_id"][n]),
                      ("rule", hit.rule), ("score", float(hit.score)), ("span", hit.clipped_span),
                      ("evidence", hit.evidence)):
             report[k].append(v)
     work.write_columns(tables.DECONTAMINATION, report)
     meta = DecontaminationSummary(
-        benchmarks=index.benchmarks,
-        skipped_absent=index.skipped,
+        benchmarks=benchmarks,
+        skipped_absent=skipped,
         ngram=cfg.ngram,
         fuzzy_threshold=cfg.fuzzy_threshold,
         hits_per_benchmark=dict(Counter(report["benchmark"])),
-        items=len(index.items),
-        common_ngrams_ignored=index.common_ngrams,
+        items=n_items,
+        common_ngrams_ignored=common,
     )
-    return drop, meta
+    return drop, meta, t
 
 
 def _curate(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -> CurateResult:
@@ -244,6 +294,7 @@ def _curate(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -> 
 
     tick("read")
     cols = _read_all(recipe, ledger, warnings, progress)
+    release_freed_memory()  # the step's Python objects and the previous table
     rows_in = ledger.steps["read"].rows_in if "read" in ledger.steps else 0
     if rows_in == 0:
         from builder.errors import UserError
@@ -253,19 +304,24 @@ def _curate(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -> 
         raise UserError(f"{recipe.path}: the sources yielded 0 rows{why}; check each source's path and limit")
     tick("exact_dedupe")
     cols = _step(ledger, "exact_dedupe", cols, _exact_dedupe(cols))
-    if recipe.curate.near_dedupe.enabled and cols["prompt_id"]:
+    release_freed_memory()  # the step's Python objects and the previous table
+    if recipe.curate.near_dedupe.enabled and cols.num_rows:
         tick("near_dedupe")
         cols = _step(ledger, "near_dedupe", cols, _near_dedupe(recipe, work, cols, progress))
+        stop_forkservers()  # datatrove's idle server would stay for the rest of the stage
+        release_freed_memory()  # the step's Python objects and the previous table
     decontam_meta = DecontaminationSummary(benchmarks=[], skipped_absent=[])
     if recipe.curate.decontaminate.enabled:
         tick("decontaminate")
-        drop, decontam_meta = _decontaminate(recipe, cols, work, progress)
+        drop, decontam_meta, cols = _decontaminate(recipe, cols, work, progress)
         # Said loudly, not only recorded: the card must disclose what was not checked.
         warnings += [f"decontamination against {b} skipped: its file is absent (optional: true)"
                      for b in dict.fromkeys(decontam_meta.skipped_absent)]  # fmt: skip
         cols = _step(ledger, "decontaminate", cols, drop)
+        stop_forkservers()
+        release_freed_memory()  # the step's Python objects and the previous table
     tick("balance")
-    bal = balance(cols["prompt_id"], cols["source"], cols["category"], recipe.curate.balance)
+    bal = balance(cols["prompt_id"].to_pylist(), interned(cols["source"]), interned(cols["category"]), recipe.curate.balance)
     cols = _step(ledger, "balance", cols, {i: ("over_quota", r) for i, r in enumerate(bal.reason) if not bal.keep[i]})
 
     # Chain check: each step starts with exactly what the previous one kept.
@@ -276,14 +332,16 @@ def _curate(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -> 
 
     tick("constraints")
     # Detection costs ~0.1 ms a prompt; it ran beside decontamination (prompt_work) unless that was off.
-    detected = cols.pop("_detected", None)
-    if detected is None:
-        todo, items = _constraint_items(cols)
-        _, detected_todo = match_and_detect(None, [], items, workers_for(len(items)))
-        detected = [None] * len(cols["prompt_id"])
-        for i, j in zip(todo, detected_todo):
+    if "_detected" not in cols.column_names:
+        todo = _constraint_rows(cols)
+        _, found = match_and_detect(None, [], ConstraintItems(cols, todo), workers_for(len(todo)))
+        detected: list[str | None] = [None] * cols.num_rows
+        for i, j in zip(todo.tolist(), found):
             detected[i] = j
-    cols["constraints_json"] = [c if c is not None else d for c, d in zip(cols["constraints_json"], detected)]
+        cols = cols.append_column("_detected", pa.array(detected, pa.string()))
+        del detected, found
+    merged = pc.coalesce(cols["constraints_json"], cols["_detected"])
+    cols = cols.set_column(cols.schema.get_field_index("constraints_json"), cols.schema.field("constraints_json"), merged)
     tick("write")
     work.write_columns(tables.PROMPTS, cols)
     work.write_ledger(ledger)
@@ -294,13 +352,13 @@ def _curate(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -> 
     ]
     result = CurateResult(
         rows_in=rows_in,
-        rows_out=len(cols["prompt_id"]),
+        rows_out=cols.num_rows,
         steps=ledger.summary(),
         warnings=warnings,
         seconds=time.perf_counter() - t0,
         step_seconds=step_seconds,
-        by_category=dict(Counter(cols["category"])),
-        by_source=dict(Counter(cols["source"])),
+        by_category=dict(Counter(interned(cols["category"]))),
+        by_source=dict(Counter(interned(cols["source"]))),
     )
     work.write_summary(CurateSummary(
         recipe=recipe.name, version=recipe.version, recipe_sha256=recipe.sha256,
