@@ -60,9 +60,19 @@ variants) or "info" (kept; recorded so users can re-filter).
 | cut_no_final_result        | info     | truncation evidence: MCQ / \\boxed{} prompt, no final result, unpunctuated |
 | cut_partial_word           | info     | truncation evidence: the answer ends on a piece of a word seen whole in the reply |
 | cut_missing_conclusion     | info     | truncation evidence: the thinking's result (letter, value) never stated in the answer |
-| cut_short_option, cut_bodiless_item, cut_open_intro, cut_dangling_word, cut_dangling_equals, cut_dangling_dash, |
-| cut_clause_before_span, cut_unpunctuated_item, cut_bangla_unterminated, cut_open_section, cut_open_connective,   |
-| cut_open_one_liner, cut_unproven_choice | info | truncation evidence: the answer stops before what it set up (unfinished.py's table) |
+| cut_short_option           | info     | truncation evidence: stops before what it set up (unfinished.py)     |
+| cut_bodiless_item          | info     | truncation evidence: stops before what it set up (unfinished.py)     |
+| cut_open_intro             | info     | truncation evidence: stops before what it set up (unfinished.py)     |
+| cut_dangling_word          | info     | truncation evidence: stops before what it set up (unfinished.py)     |
+| cut_dangling_equals        | info     | truncation evidence: stops before what it set up (unfinished.py)     |
+| cut_dangling_dash          | info     | truncation evidence: stops before what it set up (unfinished.py)     |
+| cut_clause_before_span     | info     | truncation evidence: stops before what it set up (unfinished.py)     |
+| cut_unpunctuated_item      | info     | truncation evidence: stops before what it set up (unfinished.py)     |
+| cut_bangla_unterminated    | info     | truncation evidence: stops before what it set up (unfinished.py)     |
+| cut_open_section           | info     | truncation evidence: stops before what it set up (unfinished.py)     |
+| cut_open_connective        | info     | truncation evidence: stops before what it set up (unfinished.py)     |
+| cut_open_one_liner         | info     | truncation evidence: stops before what it set up (unfinished.py)     |
+| cut_unproven_choice        | info     | truncation evidence: stops before what it set up (unfinished.py)     |
 
 Truncation (`truncation.find_cut`): a known finish reason is trusted ("stop" means the
 model chose to stop); the text and token rules judge a reply whose finish reason is unknown
