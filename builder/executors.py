@@ -259,7 +259,6 @@ def wait_for_completion(executor: PipelineExecutor, poll_s: float = 30, timeout_
 LEAN_START_METHOD = "forkserver"
 
 
-
 def lean_pool(workers: int, initializer: Callable[..., Any] | None = None, initargs: tuple[Any, ...] = (),
               preload: list[str] | None = None) -> Pool:  # fmt: skip
     """A Pool of `workers` started from the forkserver; `preload` modules are imported once in

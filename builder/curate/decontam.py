@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ from builder.errors import UserError
 from builder.progress import Progress, report
 from builder.recipe import Recipe
 
-__all__ = ["BenchmarkIndex", "Hit", "build_index", "load_benchmark_texts", "match_all", "window_hashes", "words"]
+__all__ = ["BenchmarkIndex", "Hit", "build_index", "load_benchmark_texts", "window_hashes", "words"]
 
 _SPAN_CHARS = 300
 
@@ -181,11 +181,6 @@ class BenchmarkIndex:
         return self.match_many([text])[0]
 
 
-# A worker's own copy of the index, sent once when it starts (executors.lean_pool: workers are not
-# forked from the driver, so they hold the index and their batch, not the driver's prompts).
-_INDEX: BenchmarkIndex | None = None
-
-
 IndexSpec = tuple[DecontamConfig, list[tuple[str, str, str]], list[str], list[str]]
 
 
@@ -206,44 +201,7 @@ def rebuild_index(spec: IndexSpec) -> BenchmarkIndex:
     return index
 
 
-def _set_index(index: BenchmarkIndex | tuple) -> None:
-    global _INDEX
-    _INDEX = rebuild_index(index) if isinstance(index, tuple) else index
-
-
-def _match_batch(texts: list[str]) -> list[Hit | None]:
-    assert _INDEX is not None
-    return _INDEX.match_many(texts)
-
-
 MATCH_STEP = "decontaminate: matching prompts"
-
-
-def match_all(index: BenchmarkIndex | IndexSpec, texts: Sequence[str], workers: int = 1, chunk: int = 10_000,
-              progress: Progress | None = None) -> list[Hit | None]:  # fmt: skip
-    """match_many over batches (bounded window-hash and token-list memory), on `workers` processes
-    of a lean pool; `index` may be an index_spec (each worker builds its own; the caller need not
-    hold one); `texts` is sliced one batch at a time (curate passes an Arrow column);
-    `progress` hears (MATCH_STEP, prompts matched, prompts) after each batch."""
-    bounds = [(s, min(s + chunk, len(texts))) for s in range(0, len(texts), chunk)]
-    out: list[Hit | None] = []
-    if isinstance(index, tuple) and (workers <= 1 or len(bounds) < 2):
-        index = rebuild_index(index)
-    if workers <= 1 or len(bounds) < 2 or (not isinstance(index, tuple) and index.semantic is not None):
-        assert not isinstance(index, tuple)  # the embedder is not fork-safe: run here
-        for lo, hi in bounds:
-            out += index.match_many(texts[lo:hi])
-            report(progress, MATCH_STEP, hi, len(texts))
-        return out
-    from builder.executors import lean_pool
-
-    spec = index if isinstance(index, tuple) else index_spec(index)  # str hashes are per process: workers rebuild
-    with lean_pool(workers, _set_index, (spec,), preload=[__name__]) as pool:
-        batches = (texts[lo:hi] for lo, hi in bounds)  # the pool's feeder pulls them as workers free up
-        for part, (_, hi) in zip(pool.imap(_match_batch, batches), bounds):  # imap: in order, as done
-            out += part
-            report(progress, MATCH_STEP, hi, len(texts))
-    return out
 
 
 def _read_items(recipe: Recipe, b: BenchmarkFile) -> Iterable[tuple[str, str]] | None:
