@@ -104,13 +104,6 @@ def row_hashes(table: pa.Table | pa.RecordBatch) -> pa.Array:
     bo = np.concatenate(([0], np.cumsum(per_row))).tolist()
     sha = hashlib.sha256
     out = []
-    if len(big) == 1:  # the usual case (messages' content, no tools): one update less to dispatch
-        mv, s0, s1 = big[0]
-        for i in range(n):
-            h = sha(blob[bo[i]:bo[i + 1]])
-            h.update(mv[s0[i]:s1[i]])
-            out.append(h.digest()[:16])
-        return pa.array(out, pa.binary(16))
     for i in range(n):
         h = sha(blob[bo[i]:bo[i + 1]])
         for mv, b0, b1 in big:
