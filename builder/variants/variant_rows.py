@@ -47,7 +47,7 @@ def prompt_tokens(student: StudentConfig, prompts: list[dict[str, Any]]) -> list
 def turn_tokens(tokenizer: str, cands: list[Candidate], turns: list[str]) -> list[int]:
     """Student tokens of each candidate's assistant turn. answer, think_summary, full and adaptive
     turns end in the same reasoning answer after a line break: where the tokenizer's count is
-    additive there (builder/tokens.py joins_additively), a turn is its head's count plus the
+    additive there (joins_additively above), a turn is its head's count plus the
     answer's, and the answer is counted once per candidate across all variants."""
     heads: list[str | None] = []
     for c, t in zip(cands, turns):
