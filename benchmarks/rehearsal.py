@@ -21,7 +21,9 @@ stage's ledger, each checked against the tables it wrote (`accounting_ok`).
 The last line printed is one JSON object: rows, total_s, peak_rss_mb, accounting_ok, stages
 {stage: {wall_s, cpu_s, peak_rss_mb, rows_in, kept, dropped, ...}}, load_avg {start, end},
 inputs (what was planted). A stage that fails records `error` (exit code, last stderr line)
-and the build stops there. The machine is shared: compare runs only with their load_avg.
+and the build stops there. Each stage records the commit it ran on; `--keep DIR --resume` goes
+on with a kept build (its inputs and every stage measured without error are kept, the rest run
+afresh), `--stop-after STAGE` stops early, so a build can span sessions stage by stage. The machine is shared: compare runs only with their load_avg.
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from rehearsal_data import BENCH, Generated, write_inputs  # noqa: E402
 
 STAGES = ("curate", "generate", "responses", "variants", "release")
-STAGE_KEYS = ("wall_s", "cpu_s", "peak_rss_mb", "rows_in", "kept", "dropped", "ok", "error", "max_processes", "cpu_reaped_s")
+STAGE_KEYS = ("wall_s", "cpu_s", "peak_rss_mb", "rows_in", "kept", "dropped", "ok", "error", "max_processes", "cpu_reaped_s",
+              "commit")
 LICENSES = {"chat": "cc-by-nc-4.0", "mcq": "undeclared", "math": "mit", "code": "cc-by-4.0",
             "tool_use": "apache-2.0", "multi_turn": "apache-2.0", "instruction_following": "cc-by-nc-4.0"}  # fmt: skip
 
@@ -102,7 +105,8 @@ def recipe(gen: Generated, folder: Path) -> Path:
         "quality": {"blocking": ["schema", "not_null", "unique_row_id", "tag_grammar", "summary_ends_with_answer",
                                  "student_tokens_within_max", "not_contaminated", "verification_rate"],
                     "verification_floor": {"*": 0.5}},
-        "release": {"pretty_name": "answer-distill rehearsal"},
+        "variants": {"tasks": 2},  # both cores: on local, one task is the default
+        "release": {"pretty_name": "answer-distill rehearsal", "tasks": 2},
         "executor": {"kind": "local", "tasks": 2, "workers": 2},
     }  # fmt: skip
     path = folder / "recipe.yaml"
@@ -236,31 +240,85 @@ def accounting(work: Path, stage: str, release_dir: Path) -> dict[str, Any]:
     return {"rows_in": rows_in, "kept": kept, "dropped": dropped, "ok": bool(ok), "steps": by_step}
 
 
-def rehearse(rows: int, seed: int, root: Path, log: Callable[[str], None] = _log) -> dict[str, Any]:
+def _commit() -> str:
+    """The code a stage ran: ROOT's commit, "+dirty" when its tracked files differ from it."""
+    git = ["git", "-C", str(ROOT)]
+    try:
+        head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty.strip() else "")
+
+
+def _save_state(root: Path, state: dict[str, Any]) -> None:
+    tmp = root / "rehearsal.json.tmp"
+    tmp.write_text(json.dumps(state, indent=1), encoding="utf-8")
+    tmp.replace(root / "rehearsal.json")  # whole or not at all
+
+
+def _load_state(root: Path, rows: int, seed: int) -> dict[str, Any] | None:
+    """A kept build's state (inputs written, stages measured) when it is the same rows and seed."""
+    path = root / "rehearsal.json"
+    if not path.is_file():
+        return None
+    state = json.loads(path.read_text(encoding="utf-8"))
+    return state if (state.get("rows_asked"), state.get("seed")) == (rows, seed) else None
+
+
+def _generated(state: dict[str, Any]) -> Generated:
+    g = state["generated"]
+    return Generated({k: (Path(a), Path(b)) for k, (a, b) in g["sources"].items()}, g["rows"],
+                     Counter(g["kinds"]), Counter(g["shapes"]))  # fmt: skip
+
+
+def rehearse(rows: int, seed: int, root: Path, log: Callable[[str], None] = _log, resume: bool = False,
+             stop_after: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """Build (or, with `resume`, go on with) a rehearsal in `root`. Resuming keeps the inputs and
+    every stage measured without error, and runs the rest from the first one missing, each stage
+    output (and those after it) removed first; each stage records the commit it ran on."""
     load_start = [round(x, 2) for x in os.getloadavg()]
-    t0 = time.perf_counter()
-    gen = write_inputs(rows, root / "inputs", seed)
-    inputs_s = time.perf_counter() - t0
-    log(f"inputs: {gen.rows:,} rows in {inputs_s:.1f}s; kinds {dict(gen.kinds)}; shapes {dict(gen.shapes)}")
-    recipe_path = recipe(gen, root)
     work, logs = root / "work", root / "logs"
-    logs.mkdir()
+    state = _load_state(root, rows, seed) if resume else None
+    if state is None:
+        t0 = time.perf_counter()
+        gen = write_inputs(rows, root / "inputs", seed)
+        inputs_s = time.perf_counter() - t0
+        log(f"inputs: {gen.rows:,} rows in {inputs_s:.1f}s; kinds {dict(gen.kinds)}; shapes {dict(gen.shapes)}")
+        state = {"rows_asked": rows, "seed": seed, "inputs_s": round(inputs_s, 1), "stages": {},
+                 "generated": {"sources": {k: [str(a), str(b)] for k, (a, b) in gen.sources.items()},
+                               "rows": gen.rows, "kinds": dict(gen.kinds), "shapes": dict(gen.shapes)}}  # fmt: skip
+        _save_state(root, state)
+    gen = _generated(state)
+    recipe_path = recipe(gen, root)
+    logs.mkdir(exist_ok=True)
     stages: dict[str, dict[str, Any]] = {}
     for stage in STAGES:
-        res = run_stage(stage, recipe_path, work, logs)
+        done = state["stages"].get(stage)
+        if done is not None and "error" not in done and len(stages) == STAGES.index(stage):
+            stages[stage] = done
+            log(f"{stage}: kept from the earlier run (commit {done.get('commit')})")
+            continue
+        for later in STAGES[STAGES.index(stage):]:  # this stage and every later one start afresh
+            shutil.rmtree(work / later, ignore_errors=True)
+            state["stages"].pop(later, None)
+        res = {**run_stage(stage, recipe_path, work, logs), "commit": _commit()}
         if "error" not in res:
             try:
                 res.update(accounting(work, stage, work / "release"))
             except Exception as e:  # a missing table is a finding, not a crash of the benchmark
                 res["error"] = f"accounting: {type(e).__name__}: {e}"
-        stages[stage] = res
+        stages[stage] = state["stages"][stage] = res
+        _save_state(root, state)
         log(f"{stage}: {json.dumps({k: v for k, v in res.items() if k != 'steps'})}")
         if "steps" in res:
             log(f"  steps: {json.dumps(res['steps'])}")
         if "error" in res:
             log(f"  stderr tail:\n{(logs / f'{stage}.err').read_text(errors='replace')[-3000:]}")
             break
-    return summary(gen, stages, inputs_s, load_start)
+        if stage == stop_after:
+            break
+    return summary(gen, stages, state["inputs_s"], load_start)
 
 
 def summary(gen: Generated, stages: dict[str, dict[str, Any]], inputs_s: float, load_start: list[float]) -> dict[str, Any]:
@@ -287,16 +345,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--quick", action="store_true", help="50,000 rows")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--keep", type=Path, default=None, help="build in this folder and keep it (default: a temp dir)")
+    ap.add_argument("--resume", action="store_true",
+                    help="with --keep: go on with the build kept there (same rows and seed), from its first stage "
+                    "not measured")  # fmt: skip
+    ap.add_argument("--stop-after", choices=STAGES, default=None, help="stop after this stage (resume later)")
     args = ap.parse_args(argv)
     rows = 50_000 if args.quick else args.rows
+    if args.resume and args.keep is None:
+        ap.error("--resume needs --keep DIR")
     if args.keep is not None:
-        if args.keep.exists():
+        if args.keep.exists() and not args.resume:
             shutil.rmtree(args.keep)
-        args.keep.mkdir(parents=True)
-        out = rehearse(rows, args.seed, args.keep)
+        args.keep.mkdir(parents=True, exist_ok=True)
+        out = rehearse(rows, args.seed, args.keep, resume=args.resume, stop_after=args.stop_after)
     else:
         with tempfile.TemporaryDirectory(prefix="rehearsal-") as tmp:
-            out = rehearse(rows, args.seed, Path(tmp))
+            out = rehearse(rows, args.seed, Path(tmp), stop_after=args.stop_after)
     print(json.dumps(out))
     return out
 

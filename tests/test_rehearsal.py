@@ -99,3 +99,44 @@ def test_accounting_and_json_on_the_sample_build(sample_release: Path, tmp_path:
     assert broken["ok"] is False
     stages["responses"].update(broken)
     assert rehearsal.summary(rehearsal_data.Generated({}, 743), stages, 0.0, [0.0] * 3)["accounting_ok"] is False
+
+
+def test_resume_keeps_measured_stages_and_reruns_from_the_first_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--resume: inputs and stages measured without error are kept; the first failed stage and every
+    later one run again, their outputs removed first. Stages are stubbed: this checks the bookkeeping."""
+    ran: list[str] = []
+    fail = {"variants"}
+
+    def fake_inputs(n: int, folder: Path, seed: int = 0) -> rehearsal_data.Generated:
+        folder.mkdir(parents=True, exist_ok=True)
+        srcs = {c: (folder / f"{c}.jsonl", folder / f"{c}.replies.jsonl") for c in rehearsal_data.SHARES}
+        ran.append("inputs")
+        return rehearsal_data.Generated(srcs, n)
+
+    def fake_stage(stage: str, recipe_path: Path, work: Path, logs: Path) -> dict:
+        assert not (work / stage).exists()  # a re-run stage starts from nothing
+        (work / stage).mkdir(parents=True)
+        ran.append(stage)
+        res = {"wall_s": 1.0, "cpu_s": 1.0, "peak_rss_mb": 1.0}
+        return {**res, "error": "exit 1: boom"} if stage in fail else res
+
+    monkeypatch.setattr(rehearsal, "write_inputs", fake_inputs)
+    monkeypatch.setattr(rehearsal, "run_stage", fake_stage)
+    monkeypatch.setattr(rehearsal, "accounting", lambda work, stage, rel: {"rows_in": 1, "kept": 1, "dropped": 0, "ok": True})
+    (tmp_path / "logs").mkdir()
+    for stage in rehearsal.STAGES:
+        (tmp_path / "logs" / f"{stage}.err").write_text("boom\n")
+    first = rehearsal.rehearse(10, 0, tmp_path, log=lambda s: None, resume=True, stop_after="release")
+    assert ran == ["inputs", "curate", "generate", "responses", "variants"] and not first["complete"]
+    assert first["stages"]["curate"]["commit"]
+    ran.clear()
+    fail.clear()
+    (tmp_path / "work" / "release").mkdir()  # a stale later output is removed too
+    again = rehearsal.rehearse(10, 0, tmp_path, log=lambda s: None, resume=True)
+    assert ran == ["variants", "release"]  # neither the inputs nor the three measured stages again
+    assert again["complete"] and again["accounting_ok"] and set(again["stages"]) == set(rehearsal.STAGES)
+    ran.clear()
+    other_seed = rehearsal.rehearse(10, 1, tmp_path, log=lambda s: None, resume=True, stop_after="curate")
+    assert ran == ["inputs", "curate"] and list(other_seed["stages"]) == ["curate"]  # another seed: afresh
