@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from builder.rows import LEDGER_FEATURES
@@ -40,12 +41,17 @@ class StepCount:
 
 
 class Ledger:
-    def __init__(self, stage: str) -> None:
+    def __init__(self, stage: str, spill: Path | None = None) -> None:
+        """`spill`: a scratch parquet file where own rows in Arrow go as they come (memory stays
+        one batch however many rows the stage records); removed when the ledger is written."""
         self.stage = stage
         self._cols: dict[str, list[str]] = {k: [] for k in LEDGER_FEATURES}
         self._parts: list[pa.Table | Path] = []  # other ledgers' rows (add_part), before _cols
         self._chunks: list[pa.Table] = []  # own rows already in Arrow (kept_arrow), in order, before _cols
         self.steps: dict[str, StepCount] = {}
+        self._spill_path = spill
+        self._spill: pq.ParquetWriter | None = None
+        self._spilled = False  # the spill file is whole (read back): later rows stay in _chunks
 
     def enter(self, step: str, n: int) -> None:
         """Declare that n rows entered a step; close() checks they all got a fate."""
@@ -103,13 +109,52 @@ class Ledger:
         const = {"stage": self.stage, "step": step, "status": KEPT, "reason": "", "detail": "", "location": ""}
         cols = {k: rows[k] if k in ("source", "source_row_id", "prompt_id") else pa.repeat(pa.scalar(const[k], pa.string()), n)
                 for k in LEDGER_FEATURES}  # fmt: skip
-        self._chunks.append(pa.table(cols).cast(LEDGER_FEATURES.arrow_schema))
+        self._add_chunk(pa.table(cols).cast(LEDGER_FEATURES.arrow_schema))
+
+    def record_arrow(self, step: str, rows: pa.Table) -> None:
+        """record() for a batch of rows already in Arrow: `source`, `source_row_id`, `prompt_id`,
+        `status`, `reason`, `detail` columns (`location` is empty), one row each, in order."""
+        count = self.steps.setdefault(step, StepCount())
+        kept = pc.equal(rows["status"], KEPT)
+        count.kept += pc.sum(pc.cast(kept, pa.int64())).as_py() or 0
+        dropped = rows.filter(pc.invert(kept))
+        if dropped.num_rows:  # a dropped row counts under its reason, or its status when it has none
+            named = pc.and_(pc.is_valid(dropped["reason"]), pc.not_equal(dropped["reason"], ""))
+            key = pc.if_else(pc.fill_null(named, False), dropped["reason"], dropped["status"])
+            vc = pc.value_counts(key)
+            count.dropped.update(dict(zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist())))
+        self._flush()
+        n = rows.num_rows
+        const = {"stage": self.stage, "step": step, "location": ""}
+        cols = {k: pa.repeat(pa.scalar(const[k], pa.string()), n) if k in const else rows[k] for k in LEDGER_FEATURES}
+        self._add_chunk(pa.table(cols).cast(LEDGER_FEATURES.arrow_schema))
+
+    def _add_chunk(self, t: pa.Table) -> None:
+        if self._spill_path is not None and not self._spilled:
+            if self._spill is None:
+                self._spill_path.parent.mkdir(parents=True, exist_ok=True)
+                self._spill = pq.ParquetWriter(self._spill_path, LEDGER_FEATURES.arrow_schema)
+            self._spill.write_table(t)
+        else:
+            self._chunks.append(t)
 
     def _flush(self) -> None:
         """Move the rows recorded so far into an Arrow chunk (keeps the ledger's row order)."""
         if self._cols["step"]:
-            self._chunks.append(pa.table(self._cols, schema=LEDGER_FEATURES.arrow_schema))
+            self._add_chunk(pa.table(self._cols, schema=LEDGER_FEATURES.arrow_schema))
             self._cols = {k: [] for k in LEDGER_FEATURES}
+
+    def _spilled_tables(self) -> Iterator[pa.Table]:
+        """The spill file's rows (closed on first read; rows recorded after it stay in memory)."""
+        if self._spill_path is None or (self._spill is None and not self._spilled):
+            return
+        if not self._spilled:
+            self._flush()
+            assert self._spill is not None
+            self._spill.close()
+            self._spill, self._spilled = None, True
+        for b in pq.ParquetFile(self._spill_path).iter_batches(batch_size=65536):
+            yield pa.Table.from_batches([b], LEDGER_FEATURES.arrow_schema)
 
     def add_part(self, rows: pa.Table | Path, steps: list[tuple[str, int, int, dict[str, int]]]) -> None:
         """Another ledger of this stage (a task's part): its rows (Arrow, or a parquet file read
@@ -127,6 +172,8 @@ class Ledger:
         for p in self._parts:
             t = pq.read_table(p, columns=columns) if isinstance(p, Path) else p
             yield t.select(columns) if columns else t.cast(LEDGER_FEATURES.arrow_schema)
+        for own in self._spilled_tables():
+            yield own.select(columns) if columns else own
         for own in [*self._chunks, pa.table(self._cols, schema=LEDGER_FEATURES.arrow_schema)]:
             yield own.select(columns) if columns else own
 
@@ -156,12 +203,14 @@ class Ledger:
         self.check()
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / "ledger.parquet"
-        if not self._parts and not self._chunks:
+        if not self._parts and not self._chunks and self._spill_path is None:
             pq.write_table(self.table(), path)
             return path
         with pq.ParquetWriter(path, LEDGER_FEATURES.arrow_schema) as w:  # part by part: bounded memory
             for t in self._tables():
                 w.write_table(t)
+        if self._spill_path is not None:
+            self._spill_path.unlink(missing_ok=True)
         return path
 
     def summary(self) -> list[tuple[str, int, int, dict[str, int]]]:

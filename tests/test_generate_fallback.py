@@ -144,20 +144,20 @@ def test_precedence_between_two_reasoning_teachers_is_recorded_per_row(srv: Serv
 
 
 def test_selector_prefers_a_verified_pass_over_teacher_order() -> None:
-    from builder.responses.merge import Selector
+    import pyarrow as pa
+
+    from builder.responses.merge import rank_table, select, selected_by
 
     def row(gid: str, teacher: str, status: str, finish: str = "stop") -> dict[str, Any]:
         return {"generation_id": gid, "prompt_id": "p", "teacher_role": "reasoning", "teacher": teacher,
                 "sample_index": 0, "verify_status": status, "finish_reason": finish}  # fmt: skip
 
-    sel = Selector(["verified_pass", "teacher_order"], ["first", "second"])
-    for r in (row("g1", "first", "fail"), row("g2", "second", "pass"), row("g3", "second", "fail")):
-        sel.offer(r)
-    assert sel.chosen() == {"g2": "verified_pass"}
-    sel = Selector(["finish_stop", "teacher_order"], ["first", "second"])
-    for r in (row("g1", "first", "pass", "length"), row("g2", "second", "pass")):
-        sel.offer(r)
-    assert sel.chosen() == {"g2": "finish_stop"}
-    sel = Selector(["teacher_order"], ["first", "second"])
-    sel.offer(row("g9", "second", "pass"))
-    assert sel.chosen() == {"g9": "only_reply"}
+    def chosen(rows: list[dict[str, Any]], precedence: list[str], teachers: list[str]) -> dict[str, str]:
+        by = selected_by(select(rank_table(pa.Table.from_pylist(rows), precedence, teachers)), precedence)
+        return {r["generation_id"]: b for r, b in zip(rows, by.to_pylist()) if b}
+
+    rows = [row("g1", "first", "fail"), row("g2", "second", "pass"), row("g3", "second", "fail")]
+    assert chosen(rows, ["verified_pass", "teacher_order"], ["first", "second"]) == {"g2": "verified_pass"}
+    rows = [row("g1", "first", "pass", "length"), row("g2", "second", "pass")]
+    assert chosen(rows, ["finish_stop", "teacher_order"], ["first", "second"]) == {"g2": "finish_stop"}
+    assert chosen([row("g9", "second", "pass")], ["teacher_order"], ["first", "second"]) == {"g9": "only_reply"}

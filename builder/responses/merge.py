@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import shutil
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -30,51 +31,107 @@ from builder.workdir import ShardWriter, WorkDir
 DEFAULT_PRECEDENCE = ["verified_pass", "teacher_order"]  # GenerateConfig.precedence's default
 
 
-class Selector:
-    """The best kept reply per (prompt, role) by `generate.precedence`, kept as ids only.
+# selected_by per winner: the first rank key where it beats the runner-up, or no rival at all.
+ONLY_REPLY = "only_reply"
+# The narrow columns selection reads back from the kept rows (never the texts).
+RANK_COLS = ("prompt_id", "teacher_role", "teacher", "sample_index", "verify_status", "finish_reason", "generation_id")
+_NO_SAMPLE = 1 << 30  # a reply without a sample index ranks after every numbered one
 
-    A reply's rank is one value per precedence key (verified_pass: passed first; finish_stop:
-    finish_reason stop first; teacher_order: the teacher listed first in generate.teachers;
-    sample_index: lowest first), then the sample index and the generation id, so the choice
-    never depends on shard order. The runner-up is kept too: the first key where the winner
-    beats it is why the winner was chosen (`selected_by`)."""
 
-    def __init__(self, precedence: list[str], teachers: list[str]) -> None:
-        self.keys = [*precedence, "sample_index", "generation_id"]
-        order = {name: i for i, name in enumerate(teachers)}
-        value: dict[str, Callable[[dict[str, Any]], Any]] = {
-            "verified_pass": lambda r: r["verify_status"] != "pass",
-            "finish_stop": lambda r: r.get("finish_reason") != "stop",
-            "teacher_order": lambda r: order.get(r.get("teacher") or "", len(order)),
-            "sample_index": lambda r: r["sample_index"] if r["sample_index"] is not None else 1 << 30,
-            "generation_id": lambda r: r["generation_id"],
-        }
-        self._values = [value[k] for k in self.keys]
-        self.best: dict[str, tuple[tuple[Any, ...], str, tuple[Any, ...] | None]] = {}
+def rank_keys(precedence: list[str]) -> list[str]:
+    """The rank of a kept reply, key by key: `generate.precedence` (verified_pass: passed first;
+    finish_stop: finish_reason stop first; teacher_order: the teacher listed first in
+    generate.teachers; sample_index: lowest first), then the sample index and the generation id,
+    so the choice never depends on shard order (generation ids are unique among kept rows)."""
+    return [*precedence, "sample_index", "generation_id"]
 
-    def rank(self, row: dict[str, Any]) -> tuple[Any, ...]:
-        return tuple(v(row) for v in self._values)
 
-    def offer(self, row: dict[str, Any]) -> None:
-        key = f"{row['prompt_id']}\x00{row['teacher_role']}"
-        rank = self.rank(row)
-        cur = self.best.get(key)
-        if cur is None:
-            self.best[key] = (rank, row["generation_id"], None)
-        elif rank < cur[0]:
-            self.best[key] = (rank, row["generation_id"], cur[0])
-        elif cur[2] is None or rank < cur[2]:
-            self.best[key] = (cur[0], cur[1], rank)
+def _rank_column(key: str, t: pa.Table, teachers: list[str]) -> pa.Array:
+    """One rank key as an int64 (generation_id: string) array; lower wins. Nulls rank as Python
+    compares them: a missing status or finish reason is "not pass" / "not stop"."""
+    col = t[_RANK_SOURCE.get(key, key)].combine_chunks()
+    if key == "verified_pass":
+        return pc.cast(pc.fill_null(pc.not_equal(col, "pass"), True), pa.int64())
+    if key == "finish_stop":
+        return pc.cast(pc.fill_null(pc.not_equal(col, "stop"), True), pa.int64())
+    if key == "teacher_order":
+        order = {name: i for i, name in enumerate(teachers)}  # a name listed twice: its last place
+        at = pc.index_in(col, value_set=pa.array(list(order), pa.string()))
+        return pc.fill_null(pc.take(pa.array(list(order.values()), pa.int64()), at), len(order))
+    if key == "sample_index":
+        return pc.fill_null(pc.cast(col, pa.int64()), _NO_SAMPLE)
+    if key == "generation_id":
+        return col
+    raise ValueError(f"unknown precedence key {key!r}")
 
-    def chosen(self) -> dict[str, str]:
-        """Selected generation id → the precedence key that decided ("only_reply": no rival)."""
-        out: dict[str, str] = {}
-        for rank, gid, runner in self.best.values():
-            if runner is None:
-                out[gid] = "only_reply"
-            else:
-                out[gid] = next(k for k, a, b in zip(self.keys, rank, runner) if a != b)
-        return out
+
+_RANK_SOURCE = {"verified_pass": "verify_status", "finish_stop": "finish_reason", "teacher_order": "teacher"}
+
+
+def rank_table(t: pa.Table, precedence: list[str], teachers: list[str]) -> pa.Table:
+    """Kept rows' RANK_COLS → the narrow columns `select` sorts: group (p: prompt id, r: role),
+    then one rank column per key of `rank_keys(precedence)`."""
+    cols = {"p": t["prompt_id"].combine_chunks(), "r": t["teacher_role"].combine_chunks()}
+    cols.update({f"k{i}": _rank_column(k, t, teachers) for i, k in enumerate(rank_keys(precedence))})
+    return pa.table(cols)
+
+
+def select(ranked: pa.Table) -> np.ndarray:
+    """The best kept reply per (prompt, role), column-wise over `rank_table`'s rows: per row, the
+    index into `rank_keys(precedence) + [ONLY_REPLY]` of why it was selected, or -1 when it was
+    not. The runner-up is the group's second-best rank: the first key where the winner beats it
+    is why the winner was chosen (the generation id, the last key, always differs)."""
+    n, n_keys = ranked.num_rows, ranked.num_columns - 2
+    codes = np.full(n, -1, np.int8)
+    if n == 0:
+        return codes
+    order = pc.sort_indices(ranked, sort_keys=[(c, "ascending") for c in ranked.column_names]).to_numpy()
+    new = np.ones(n, bool)  # sorted position i starts a (prompt, role) group
+    if n > 1:
+        same: Any = None
+        for c in ("p", "r"):
+            s = pc.take(ranked[c], order)
+            eq = pc.fill_null(pc.equal(s.slice(1), s.slice(0, n - 1)), False)
+            same = eq if same is None else pc.and_(same, eq)
+        new[1:] = ~same.to_numpy(zero_copy_only=False)
+    starts = np.flatnonzero(new)
+    size = np.diff(np.append(starts, n))
+    codes[order[starts]] = n_keys  # ONLY_REPLY, unless there is a rival
+    rival = starts[size > 1]
+    if len(rival):
+        win, run = pa.array(order[rival]), pa.array(order[rival + 1])
+        differs = np.empty((len(rival), n_keys), bool)
+        for j in range(n_keys):
+            col = ranked[f"k{j}"]
+            differs[:, j] = pc.not_equal(pc.take(col, win), pc.take(col, run)).to_numpy(zero_copy_only=False)
+        codes[order[rival]] = differs.argmax(axis=1)  # the first key that differs
+    return codes
+
+
+def selected_by(codes: np.ndarray, precedence: list[str]) -> pa.Array:
+    """`select`'s codes as the `selected_by` column (null: not selected)."""
+    names = pa.array([*rank_keys(precedence), ONLY_REPLY], pa.string())
+    return pc.take(names, pa.array(codes.astype(np.int64), pa.int64(), mask=codes < 0))
+
+
+def duplicate_positions(files: list[Path]) -> np.ndarray:
+    """Sorted input positions (over `files` in order) of replies whose generation id occurred at
+    an earlier position: the same reply stored twice (e.g. overlapping shards after a resume).
+    Reads the id column only, and holds it in Arrow, never a Python set of every id."""
+    parts = [pq.read_table(f, columns=["generation_id"])["generation_id"] for f in files]
+    ids = pa.chunked_array([c for p in parts for c in p.chunks], pa.string())
+    del parts
+    n = len(ids)
+    if n < 2:
+        return np.zeros(0, np.int64)
+    order = pc.sort_indices(ids).to_numpy()  # stable, nulls last: a first occurrence comes first
+    s = pc.take(ids, order)
+    del ids
+    a, b = s.slice(1), s.slice(0, n - 1)
+    same = pc.fill_null(pc.equal(a, b), False)
+    same = pc.or_(same, pc.and_(pc.is_null(a), pc.is_null(b)))
+    dup = pc.fill_null(same, False).to_numpy(zero_copy_only=False)
+    return np.sort(order[1:][dup])
 
 
 @dataclass
@@ -99,69 +156,84 @@ def read_outputs(scratch: Path, n_shards: int, batch_rows: int) -> Iterator[pa.T
             yield pa.Table.from_batches([b])
 
 
-# Columns the merge reads per row (the selector's keys, the counters, the ledger); the texts
-# stay in Arrow from the worker to the written shard.
-_ROW_COLS = ("generation_id", "prompt_id", "teacher_role", "sample_index", "teacher", "teacher_model",
-             "finish_reason", "shape", "verify_status", "verify_method", "consistency_json", "source")  # fmt: skip
+def _counts(col: pa.Array | pa.ChunkedArray) -> list[tuple[Any, int]]:
+    """(value, rows) in order of first appearance, nulls as None (what a Counter of the values gives)."""
+    vc = pc.value_counts(col)
+    return list(zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()))
 
 
-def merge(batches: Iterator[pa.Table], work: WorkDir, ledger: Ledger, step: str, shard_rows: int,
-          out: Path, selector: Selector, progress: Progress | None = None, n_in: int = 0) -> Merged:  # fmt: skip
+def _group_counts(t: pa.Table, keys: list[str]) -> list[dict[str, Any]]:
+    """Rows per distinct combination of `keys`, in order of first appearance."""
+    return t.group_by(keys, use_threads=False).aggregate([([], "count_all")]).to_pylist()
+
+
+def merge(batches: Iterator[pa.Table], work: WorkDir, ledger: Ledger, step: str, shard_rows: int, out: Path,
+          choice: tuple[list[str], list[str]], dups: np.ndarray, progress: Progress | None = None,
+          n_in: int = 0) -> Merged:  # fmt: skip
     """Write `parsed` and `quarantine` and record every row in `ledger` (entered by the caller).
-    `batches`: OUTPUT_SCHEMA tables (builder/responses/tasks.py) in input order."""
+    `batches`: OUTPUT_SCHEMA tables (builder/responses/tasks.py) in input order; `choice`:
+    (generate.precedence, teacher names); `dups`: duplicate_positions of the same input.
+    Column-wise per batch: what stays in memory is counters and the ledger's Arrow (or spilled)
+    rows, never a Python object per row."""
     staging = ShardWriter(out / ".parsed-unselected", PARSED_FEATURES, shard_rows)
     quarantine = work.writer(tables.QUARANTINE, shard_rows)
-    seen: set[str] = set()
     m = Merged()
     codes_at = OUTPUT_SCHEMA.get_field_index("reject_codes")
+    codes_field = OUTPUT_SCHEMA.field(codes_at)
     for t in batches:
-        cols = {c: t.column(c).to_pylist() for c in _ROW_COLS}
-        codes = t.column(codes_at).to_pylist()
-        keep: list[bool] = []
-        duplicated = False
-        for i, gid in enumerate(cols["generation_id"]):
-            if gid in seen:  # the same reply stored twice (e.g. overlapping shards after a resume)
-                codes[i] = ["duplicate_generation", *codes[i]]
-                duplicated = True
-            seen.add(gid)
-            src, pid = cols["source"][i], cols["prompt_id"][i]
-            m.shapes[cols["shape"][i]] += 1
-            if codes[i]:
-                keep.append(False)
-                m.reasons[codes[i][0]] += 1
-                ledger.record(step, QUARANTINED, source=src, source_row_id=gid, prompt_id=pid,
-                              reason=codes[i][0], detail=",".join(codes[i]))  # fmt: skip
-            else:
-                keep.append(True)
-                row = {c: v[i] for c, v in cols.items()}
-                selector.offer(row)
-                m.verify[f"{row['teacher_role']}:{row['verify_method']}:{row['verify_status']}"] += 1
-                m.agree[(src, row["teacher_model"], verdict_of(row["consistency_json"]))] += 1
-                ledger.record(step, KEPT, source=src, source_row_id=gid, prompt_id=pid)
-        if duplicated:
-            t = t.set_column(codes_at, OUTPUT_SCHEMA.field(codes_at), pa.array(codes, OUTPUT_SCHEMA.field(codes_at).type))
-        t = t.drop_columns(["source"])
-        mask = pa.array(keep, pa.bool_())
-        staging.write_table(t.filter(mask))
-        quarantine.write_table(t.filter(pc.invert(mask)))
+        lo, hi = np.searchsorted(dups, [m.rows_in, m.rows_in + t.num_rows])
+        if hi > lo:  # the same reply stored twice: every copy after the first is quarantined
+            codes = t.column(codes_at).to_pylist()
+            for i in dups[lo:hi] - m.rows_in:
+                codes[i] = ["duplicate_generation", *(codes[i] or [])]
+            t = t.set_column(codes_at, codes_field, pa.array(codes, codes_field.type))
+        codes = t.column(codes_at)
+        keep = pc.fill_null(pc.equal(pc.list_value_length(codes), 0), True)
+        for shape, n in _counts(t["shape"]):
+            m.shapes[shape] += n
+        fate = pa.table({
+            "source": t["source"], "source_row_id": t["generation_id"], "prompt_id": t["prompt_id"],
+            "status": pc.if_else(keep, KEPT, QUARANTINED),
+            "reason": pc.fill_null(pc.binary_join(pc.list_slice(codes, 0, 1), ""), ""),
+            "detail": pc.fill_null(pc.binary_join(codes, ","), ""),
+        })  # fmt: skip
+        ledger.record_arrow(step, fate)
+        for reason, n in _counts(fate["reason"].filter(pc.invert(keep))):
+            m.reasons[reason] += n
+        kept = t.filter(keep)
+        for g in _group_counts(kept, ["teacher_role", "verify_method", "verify_status"]):
+            m.verify[f"{g['teacher_role']}:{g['verify_method']}:{g['verify_status']}"] += g["count_all"]
+        for g in _group_counts(kept, ["source", "teacher_model", "consistency_json"]):
+            m.agree[(g["source"], g["teacher_model"], verdict_of(g["consistency_json"]))] += g["count_all"]
+        staging.write_table(kept.drop_columns(["source"]))
+        quarantine.write_table(t.filter(pc.invert(keep)).drop_columns(["source"]))
         m.rows_in += t.num_rows
         report(progress, "replies parsed, validated, verified", m.rows_in, n_in)
     staged = staging.close()
     quarantine.close()
 
-    # Second pass: set `selected` and `selected_by`, one shard at a time.
-    why = selector.chosen()
+    # Second pass: `selected` and `selected_by` from the kept rows' narrow rank columns.
+    precedence, teachers = choice
+    ranked = [rank_table(pq.read_table(f, columns=list(RANK_COLS)), precedence, teachers) for f in staged]
+    why = select(pa.concat_tables(ranked) if ranked else rank_table(_empty_ranks(), precedence, teachers))
+    del ranked
     parsed = work.writer(tables.PARSED, shard_rows)
+    at = 0
     for f in counted(staged, progress, "selecting one reply per prompt and role (shards)", len(staged)):
         t = pq.read_table(f)
-        by = pa.array([why.get(g) for g in t.column("generation_id").to_pylist()], pa.string())
+        by = selected_by(why[at : at + t.num_rows], precedence)
+        at += t.num_rows
         t = t.set_column(t.schema.get_field_index("selected"), "selected", pc.is_valid(by))
         parsed.write_table(t.set_column(t.schema.get_field_index("selected_by"), "selected_by", by))
         f.unlink()
     parsed.close()
     shutil.rmtree(staging.out_dir, ignore_errors=True)
-    m.kept, m.quarantined, m.selected = staging.rows, quarantine.rows, len(why)
+    m.kept, m.quarantined, m.selected = staging.rows, quarantine.rows, int((why >= 0).sum())
     if m.rows_in != n_in or m.kept + m.quarantined != n_in:  # nothing lost between tasks and merge
         raise RuntimeError(f"responses accounting broken: {n_in:,} replies in, {m.rows_in:,} merged, "
                            f"{m.kept:,} kept + {m.quarantined:,} quarantined")  # fmt: skip
     return m
+
+
+def _empty_ranks() -> pa.Table:
+    return pa.table({c: pa.array([], PARSED_FEATURES.arrow_schema.field(c).type) for c in RANK_COLS})

@@ -37,7 +37,7 @@ from builder.reasoning_format import resolve_delimiters
 from builder.recipe import Recipe
 from builder.responses import consistency
 from builder.responses.grammar import REJECT_CODES, validate
-from builder.responses.merge import DEFAULT_PRECEDENCE, Selector, merge, read_outputs
+from builder.responses.merge import DEFAULT_PRECEDENCE, duplicate_positions, merge, read_outputs
 from builder.responses.shapes import normalize
 from builder.responses.tasks import ResponsesTask, after_shard, my_shards, output_path, output_table, write_output
 from builder.responses.token_counts import teacher_counts
@@ -356,6 +356,7 @@ def _responses(recipe: Recipe, work: WorkDir, key: str, progress: Progress | Non
     files = work.require(tables.REPLIES)
     n_in = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
     n_tasks = _tasks(recipe, len(files))
+    dups = duplicate_positions(files)  # before any worker starts: the id column is freed by then
     if n_tasks == 1 and recipe.executor.kind == "local":
         # One task: process in this process (a pool of `workers`), straight into the merge.
         prompts = PromptIndex(work)
@@ -367,11 +368,11 @@ def _responses(recipe: Recipe, work: WorkDir, key: str, progress: Progress | Non
         batches = read_outputs(scratch, len(files), cfg.batch_rows)
 
     out = work.stage(STAGE)
-    ledger = Ledger(STAGE)
+    ledger = Ledger(STAGE, spill=out / ".ledger-spill.parquet")
     ledger.enter(STEP, n_in)
     gen = recipe.generate
-    selector = Selector(gen.precedence if gen else DEFAULT_PRECEDENCE, [t.name for t in gen.teachers] if gen else [])
-    m = merge(batches, work, ledger, STEP, cfg.shard_rows, out, selector, progress, n_in)
+    choice = (gen.precedence, [t.name for t in gen.teachers]) if gen else (DEFAULT_PRECEDENCE, [])
+    m = merge(batches, work, ledger, STEP, cfg.shard_rows, out, choice, dups, progress, n_in)
     work.write_ledger(ledger)
     res = ResponsesResult(n_in, m.kept, m.quarantined, dict(m.reasons), dict(m.verify), time.perf_counter() - t0,
                           ledger.summary())  # fmt: skip
