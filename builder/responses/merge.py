@@ -4,6 +4,12 @@ duplicate ids, the ledger, `parsed` (with `selected`) and `quarantine`.
 One code path whether the rows come straight from this process (one task) or from the task
 outputs (builder/responses/tasks.py), read back in shard order: so any number of tasks writes
 the same rows. The accounting identity (rows in = kept + quarantined) is checked over all parts.
+
+Column-wise, so the serial part after the tasks is Arrow work per batch and the driver's memory
+does not grow with a Python object per row: duplicate generation ids are input positions found
+by sorting the id column (`duplicate_positions`), each batch's ledger rows go to the ledger as
+one Arrow table, and the selection is one sort of the kept rows' narrow rank columns
+(`rank_table`, `select`) read back from the staged shards.
 """
 
 from __future__ import annotations

@@ -7,9 +7,11 @@ that passed verification, else the first kept one (rejection sampling); with sev
 of one role, `generate.precedence` decides (see Selector) and `selected_by` says why.
 
 Memory: replies stream through in batches (parsed in worker processes when
-`responses.workers` > 1) and are written as they come; only the prompts' small columns
-(an Arrow table), one rank per (prompt, role) and the seen generation ids stay in memory.
-`selected` is set in a second pass over the kept shards, one shard at a time.
+`responses.workers` > 1) and are written as they come; the driver keeps no Python object per
+row (builder/responses/merge.py): duplicate ids come from a sort of the id column before the
+run, the ledger's rows spill to a parquet file, and `selected` is computed column-wise over the
+kept rows' narrow rank columns at the end, then set in a second pass, one shard at a time. The
+prompts' columns the workers need stay in one Arrow table, looked up through a sorted id array.
 """
 
 from __future__ import annotations
