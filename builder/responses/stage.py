@@ -4,7 +4,7 @@ READS / WRITES below (builder/tables.py). Kept replies go to `parsed`, where `se
 the one sample per (prompt, teacher role) the variants use; rejected ones go to `quarantine`
 with their reject codes. With n samples per prompt, the selected sample is the first kept one
 that passed verification, else the first kept one (rejection sampling); with several teachers
-of one role, `generate.precedence` decides (see Selector) and `selected_by` says why.
+of one role, `generate.precedence` decides (merge.rank_keys, merge.select) and `selected_by` says why.
 
 Memory: replies stream through in batches (parsed in worker processes when
 `responses.workers` > 1) and are written as they come; the driver keeps no Python object per
