@@ -12,9 +12,22 @@ peak RSS is the stage's own:
              500 MB), into a local folder, on the same data subset as a release rerun;
              bounded by --baseline-timeout (60 s): past it, stopped and reported with the reason
 
+What is timed, on each side (both exclude their own module imports: the release's
+`builder.release.stage`, which imports `datasets`, and the baseline's `datasets`):
+  release    everything run_release does from the variants' parquet shards on disk: decoding
+             them, GX (its import, ~3 CPU-s, and its validations, in the GX process the release
+             starts), matplotlib's import and the figures, card, manifest. CPU seconds are the
+             whole tree's: every thread of the release's process plus its reaped children.
+  baseline   the conversion only, from a Dataset already decoded into datasets' Arrow cache;
+             Dataset.from_parquet (decoding the same shards) is reported apart, and
+             `cpu_speedup_vs_push_to_hub_from_shards` counts it (both sides from the same shards).
+So at small sizes the release's fixed costs (GX's import and validations, matplotlib: ~7 CPU-s,
+`gx_import_cpu_s` and `subset_release_gx_process_cpu_s`) outweigh the baseline's whole
+conversion (~2 CPU-s at --quick's 12,000 rows x 3); the per-row costs decide the full run.
+
 Prints figures, then one JSON object as the last line: the speedup in wall time and, steadier
-on a shared machine, in CPU seconds (every thread of the process; the baseline's conversion only). `--quick` finishes in under 60 s.
-Usage: python benchmarks/release.py [--quick] [--rows N] [--keep DIR]
+on a shared machine, in CPU seconds. `--quick` finishes in under 60 s on an idle machine.
+Usage: python benchmarks/release.py [--quick] [--rows N] [--keep DIR [--reuse]]
 """
 
 from __future__ import annotations
@@ -193,14 +206,24 @@ def _child(q: Any, fn: Any, args: tuple[Any, ...]) -> None:
         q.put({"error": f"{type(e).__name__}: {e}"})
 
 
+def _children_cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)  # every reaped descendant (the GX process)
+    return r.ru_utime + r.ru_stime
+
+
 def do_release(work: str, recipe_path: str, out: str) -> dict[str, Any]:
+    from memtree import TreePeak
+
     from builder.recipe import load_recipe
     from builder.release.stage import run_release
 
-    t0, c0 = time.perf_counter(), time.process_time()
-    res = run_release(load_recipe(recipe_path), Path(work), Path(out))
-    return {"seconds": time.perf_counter() - t0, "cpu_s": time.process_time() - c0, "counts": res.counts,
-            "bytes_in": res.bytes_in}  # process_time: every thread of this process
+    with TreePeak() as tree:
+        t0, c0, k0 = time.perf_counter(), time.process_time(), _children_cpu_s()
+        res = run_release(load_recipe(recipe_path), Path(work), Path(out))
+        seconds, own, kids = time.perf_counter() - t0, time.process_time() - c0, _children_cpu_s() - k0
+    # CPU of the whole tree: this process (every thread) plus its reaped children (the GX process).
+    return {"seconds": seconds, "cpu_s": own + kids, "children_cpu_s": kids, "tree_peak_rss_mb": tree.mb,
+            "counts": res.counts, "bytes_in": res.bytes_in}
 
 
 def do_fixed_imports() -> dict[str, Any]:
@@ -240,13 +263,14 @@ def do_baseline(work: str, out: str, cache: str) -> dict[str, Any]:
     from datasets.utils.py_utils import convert_file_size_to_int
 
     datasets.disable_progress_bars()
-    convert_s = load_s = convert_cpu = 0.0
+    convert_s = load_s = convert_cpu = load_cpu = 0.0
     nbytes = 0
     for v in VARIANTS:
         files = sorted(str(p) for p in (Path(work) / "variants" / v).glob("part-*.parquet"))
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         ds = datasets.Dataset.from_parquet(files, cache_dir=cache)  # push_to_hub starts from a Dataset
         load_s += time.perf_counter() - t0
+        load_cpu += time.process_time() - c0
         t0, c0 = time.perf_counter(), time.process_time()
         nbytes += ds.data.nbytes
         num_shards = int(ds.data.nbytes / convert_file_size_to_int(datasets.config.MAX_SHARD_SIZE)) + 1
@@ -258,7 +282,8 @@ def do_baseline(work: str, out: str, cache: str) -> dict[str, Any]:
         convert_s += time.perf_counter() - t0
         convert_cpu += time.process_time() - c0
     # Only the conversion counts as the baseline; building the Dataset is reported apart.
-    return {"seconds": convert_s, "cpu_s": convert_cpu, "dataset_from_parquet_s": load_s, "arrow_bytes": nbytes}
+    return {"seconds": convert_s, "cpu_s": convert_cpu, "dataset_from_parquet_s": load_s,
+            "dataset_from_parquet_cpu_s": load_cpu, "arrow_bytes": nbytes}
 
 
 def main() -> None:
@@ -269,6 +294,8 @@ def main() -> None:
     ap.add_argument("--subset-shards", type=int, default=0,
                     help="shards per variant for the baseline comparison (0: all, reusing the main release run)")
     ap.add_argument("--keep", type=Path, default=None, help="work in this folder and keep it")
+    ap.add_argument("--reuse", action="store_true",
+                    help="with --keep: reuse the variant shards a previous run of the same size left there")
     ap.add_argument("--baseline-timeout", type=float, default=60.0,
                     help="seconds the push_to_hub baseline may run before it is stopped and reported")  # fmt: skip
     args = ap.parse_args()
@@ -281,7 +308,16 @@ def main() -> None:
         recipe = base / "recipe.yaml"
         recipe.write_text(RECIPE)
         t0 = time.perf_counter()
-        arrow_bytes = generate(base / "work", rows, shard_rows)
+        made = base / f"generated-{rows}-{shard_rows}.json"  # what a kept folder holds
+        if args.reuse and args.keep and made.is_file() and (base / "work").is_dir():
+            arrow_bytes = json.loads(made.read_text())
+        else:
+            made.unlink(missing_ok=True)
+            shutil.rmtree(base / "work", ignore_errors=True)
+            arrow_bytes = generate(base / "work", rows, shard_rows)
+            made.write_text(json.dumps(arrow_bytes))
+        for old in ("release", "subset-release", "baseline", "hf-cache", "hf-cache-baseline", "subset"):
+            shutil.rmtree(base / old, ignore_errors=True)  # a kept folder's earlier run
         gen_s = time.perf_counter() - t0
         total_mb = sum(arrow_bytes.values()) / 1e6
         disk_mb = sum(p.stat().st_size for p in (base / "work").rglob("*.parquet")) / 1e6
@@ -290,7 +326,9 @@ def main() -> None:
 
         rel = _in_child(do_release, str(base / "work"), str(recipe), str(base / "release"))
         mbps = total_mb / rel["seconds"]
-        print(f"release: {rel['seconds']:.1f}s, {mbps:,.0f} MB/s, peak RSS {rel['peak_rss_mb']:,.0f} MB", flush=True)
+        print(f"release: {rel['seconds']:.1f}s, {rel['cpu_s']:.1f} CPU-s ({rel['children_cpu_s']:.1f} in its GX process), "
+              f"{mbps:,.0f} MB/s, peak RSS {rel['tree_peak_rss_mb']:,.0f} MB (tree; its own process "
+              f"{rel['peak_rss_mb']:,.0f} MB)", flush=True)
 
         fixed = _in_child(do_fixed_imports)
         print(f"fixed imports: GX {fixed['gx_import_cpu_s']:.2f} CPU-s, matplotlib "
@@ -319,7 +357,7 @@ def main() -> None:
         if "error" in theirs:
             print(f"push_to_hub conversion baseline could not run: {theirs['error']}", flush=True)
             theirs = {"seconds": float("nan"), "dataset_from_parquet_s": float("nan"), "arrow_bytes": 0,
-                      "error": theirs["error"]}  # fmt: skip
+                      "dataset_from_parquet_cpu_s": float("nan"), "error": theirs["error"]}  # fmt: skip
             sub_mb, speedup = 0.0, None
         else:
             sub_mb = theirs["arrow_bytes"] / 1e6
@@ -331,15 +369,23 @@ def main() -> None:
             "rows_per_variant": rows, "variants": len(VARIANTS), "arrow_mb": round(total_mb, 1),
             "parquet_mb": round(disk_mb, 1), "release_s": round(rel["seconds"], 2),
             "write_validate_mb_per_s": round(mbps, 1), "load_back_s": round(back["seconds"], 2),
-            "peak_rss_mb": round(rel["peak_rss_mb"], 1), "load_back_peak_rss_mb": round(back["peak_rss_mb"], 1),
+            # The release's whole process tree (it and its GX process), sampled; then its own process alone.
+            "peak_rss_mb": round(rel["tree_peak_rss_mb"], 1), "release_process_peak_rss_mb": round(rel["peak_rss_mb"], 1),
+            "load_back_peak_rss_mb": round(back["peak_rss_mb"], 1),
             "subset_mb": round(sub_mb, 1), "subset_release_s": round(ours["seconds"], 2),
             "push_to_hub_conversion_s": None if speedup is None else round(theirs["seconds"], 2),
             "baseline_dataset_from_parquet_s": None if speedup is None else round(theirs["dataset_from_parquet_s"], 2),
             "speedup_vs_push_to_hub_conversion": None if speedup is None else round(speedup, 2),
             # The same ratio in CPU seconds (every thread): steadier than wall time on a shared machine.
-            "subset_release_cpu_s": round(ours["cpu_s"], 2),
+            "subset_release_cpu_s": round(ours["cpu_s"], 2), "subset_release_gx_process_cpu_s": round(ours["children_cpu_s"], 2),
             "push_to_hub_conversion_cpu_s": None if speedup is None else round(theirs["cpu_s"], 2),
             "cpu_speedup_vs_push_to_hub_conversion": None if speedup is None else round(theirs["cpu_s"] / ours["cpu_s"], 2),
+            # The release decodes the variants' parquet inside its time; the conversion above starts from a
+            # Dataset already decoded into datasets' Arrow cache. From the same shards on disk, push_to_hub
+            # pays Dataset.from_parquet too: this ratio counts it (CPU seconds, steadier than wall).
+            "baseline_dataset_from_parquet_cpu_s": None if speedup is None else round(theirs["dataset_from_parquet_cpu_s"], 2),
+            "cpu_speedup_vs_push_to_hub_from_shards": None if speedup is None else round(
+                (theirs["cpu_s"] + theirs["dataset_from_parquet_cpu_s"]) / ours["cpu_s"], 2),
             "baseline_note": theirs.get("error"),
             # Paid by every release whatever its size (inside subset_release_cpu_s): the floor at small sizes.
             "gx_import_cpu_s": round(fixed["gx_import_cpu_s"], 2),

@@ -27,12 +27,20 @@ REQUIRED = (
 TEACHER_REQUIRED = ("generation_id", "teacher_model", "endpoint_kind", "prompt_template_id")
 
 
+def one_array(col: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """A column as one Array: its only chunk as is (combine_chunks copies even a single chunk,
+    and a shard batch's columns are single chunks holding every text), else the chunks joined."""
+    if isinstance(col, pa.ChunkedArray):
+        return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+    return col
+
+
 def last_turn_index(messages: pa.ChunkedArray | pa.Array) -> tuple[pa.StructArray, pa.Array]:
     """All messages flattened, and per row the index of its last one (null: no messages).
 
     Signals are computed on the flat column and then picked by index, so the long
     assistant texts are never copied (a `take` of the strings cost more than the scan)."""
-    arr = messages.combine_chunks() if isinstance(messages, pa.ChunkedArray) else messages
+    arr = one_array(messages)
     lengths = pc.list_value_length(arr).fill_null(0)
     flat = arr.flatten()  # the values of non-null lists, in order
     last = pc.subtract(pc.cumulative_sum(lengths), 1)
@@ -113,7 +121,7 @@ def language_ok(lang: pa.ChunkedArray, ans_lang: pa.ChunkedArray) -> pa.Array:
     makes no language claim (null included). Decided once per distinct (prompt, answer)
     language pair, then spread to the rows by a dictionary's indices."""
     pair = pc.binary_join_element_wise(lang, ans_lang, "\x00")  # null where either side is null
-    pair = pair.combine_chunks() if isinstance(pair, pa.ChunkedArray) else pair
+    pair = one_array(pair)
     enc = pc.dictionary_encode(pair)
     verdicts = pa.array([_language_ok(*v.split("\x00", 1)) for v in enc.dictionary.to_pylist()], pa.bool_())
     return pc.fill_null(pc.take(verdicts, enc.indices), True)
@@ -144,7 +152,7 @@ def tools_kept(table: pa.Table) -> pa.Array:
     student to call tools it was never shown — or where `tools` holds something that is not a
     list of function definitions. True otherwise (a tool_use row whose definitions sit in its
     system text, as Glaive's do, has nothing to lose)."""
-    msgs = table.column("messages").combine_chunks()
+    msgs = one_array(table.column("messages"))
     flat = msgs.flatten()
     parents = pc.list_parent_indices(msgs)
     calls = pc.fill_null(pc.list_value_length(pc.struct_field(flat, "tool_calls")), 0)

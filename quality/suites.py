@@ -1,6 +1,7 @@
 """Great Expectations suites for the variants, run shard by shard on signal frames.
 
-GX (1.x) is imported inside `GxRunner` so only the release stage pays for it. Each
+GX (1.x) is imported inside `GxRunner`, which the release runs in a process of its own
+(`quality.gx_process`) so only that process pays for it. Each
 expectation carries `meta.check`, one of `builder.config.release.ALL_CHECKS`; our code
 (`quality.report`) decides what blocks from the recipe's `quality.blocking` list — GX's
 `severity` does not gate.
@@ -16,8 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-
-from builder.rows import SCHEMA_VERSION
 
 
 @dataclass
@@ -44,17 +43,18 @@ class CheckOutcome:
 
 
 def variant_expectations(gx: Any, variant: str, max_tokens: int, language_mostly: float, *,
-                         think: bool, summary: bool) -> list[Any]:
+                         think: bool, summary: bool, schema_version: str) -> list[Any]:
     """The suite for one variant's signal frame (see `quality.derive.signal_table`); `think`
     and `summary` are the variant spec's flags (its turn opens with a think block; it is a
-    summary that must end with the exact answer)."""
+    summary that must end with the exact answer). `schema_version` is passed in (builder.rows'
+    SCHEMA_VERSION): the GX process imports no `datasets`."""
     E = gx.expectations
 
     def m(check: str) -> dict[str, str]:
         return {"check": check}
 
     exps: list[Any] = [
-        E.ExpectColumnValuesToBeInSet(column="schema_version", value_set=[SCHEMA_VERSION], meta=m("schema")),
+        E.ExpectColumnValuesToBeInSet(column="schema_version", value_set=[schema_version], meta=m("schema")),
         E.ExpectColumnValuesToBeInSet(column="variant", value_set=[variant], meta=m("schema")),
         E.ExpectColumnValuesToBeInSet(column="last_role", value_set=["assistant"], meta=m("schema")),
         E.ExpectColumnValuesToBeInSet(column="missing", value_set=[""], meta=m("not_null")),

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
@@ -84,25 +85,27 @@ def example_rows(folder: Path, configs: list[str]) -> dict[str, str]:
     return out
 
 
-def shared_prompt_ids(folder: Path, configs: tuple[str, ...] = THREE_WAYS) -> list[str]:
-    """prompt_ids present in every one of `configs`, sorted (empty if a config is absent)."""
-    common: set[str] | None = None
+def shared_prompt_ids(folder: Path, configs: tuple[str, ...] = THREE_WAYS) -> pa.Array:
+    """prompt_ids present in every one of `configs` (distinct, unordered; empty if a config is
+    absent), intersected in Arrow: a release's ids never become Python strings."""
+    common: pa.Array | None = None
     for config in configs:
-        files = shards(folder, config)
-        ids = {i for f in files for i in pq.read_table(f, columns=["prompt_id"]).column("prompt_id").to_pylist()}
-        common = ids if common is None else common & ids
-        if not common:
-            return []
-    return sorted(common or ())
+        cols = [pq.read_table(f, columns=["prompt_id"]).column("prompt_id") for f in shards(folder, config)]
+        chunks = [chunk.cast(pa.string()) for col in cols for chunk in col.chunks]
+        ids = pc.unique(pa.concat_arrays(chunks)).drop_null() if chunks else pa.array([], pa.string())
+        common = ids if common is None else common.filter(pc.is_in(common, value_set=ids))
+        if not len(common):
+            break
+    return common if common is not None else pa.array([], pa.string())
 
 
 def three_ways(folder: Path) -> dict[str, Any]:
     """One prompt present in original, answer and think_summary: its user turn(s) once and each
     config's assistant turn (truncated), plus how many prompts the three configs share."""
     ids = shared_prompt_ids(folder)
-    if not ids:
+    if not len(ids):
         return {"shared": 0, "configs": [c for c in THREE_WAYS if shards(folder, c)]}
-    pid = ids[0]  # the smallest id: the same prompt on every rebuild of the same content
+    pid = pc.min(ids).as_py()  # the smallest id (UTF-8 byte order is code point order): the same on every rebuild
     replies: dict[str, str] = {}
     prompt: list[dict[str, str]] = []
     for config in THREE_WAYS:

@@ -20,6 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from quality.derive import one_array
+
 # A chat config has the first three, `pairs` the last three: no schema has both kinds, so
 # adding the pairs' columns left every chat config's hash as it was.
 TEXT_COLUMNS = ("messages", "tools_json", "tools", "prompt", "chosen", "rejected")
@@ -93,7 +95,7 @@ def row_hashes(table: pa.Table | pa.RecordBatch) -> pa.Array:
     rows = np.arange(n + 1, dtype=np.int64)
     for c in cols:
         col = table.column(c)
-        col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+        col = one_array(col)
         _streams(col, rows[:-1], rows[1:], small, big)
     # The shape blob: each small stream's bytes of row i, streams in order, rows one after another.
     owner = [np.repeat(np.arange(n), b1 - b0) for _, b0, b1 in small]
@@ -115,7 +117,7 @@ def row_hashes(table: pa.Table | pa.RecordBatch) -> pa.Array:
 def batch_hashes(table: pa.Table | pa.RecordBatch) -> pa.Table:
     """(prompt_id, text_hash) of a table's rows."""
     ids = table.column("prompt_id")
-    ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+    ids = one_array(ids)
     return pa.table({"prompt_id": ids.cast(pa.string()), "text_hash": row_hashes(table)})
 
 

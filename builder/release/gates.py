@@ -6,10 +6,12 @@ release (the report is kept in <work>/quality/), advisory ones become warnings.
 from __future__ import annotations
 
 import shutil
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 
 from builder import tables
 from builder.errors import UserError
@@ -18,66 +20,64 @@ from builder.recipe import Recipe
 from builder.release import content
 from builder.release.staging import contaminated_ids, stage_variant
 from builder.release.tasks import collect_variant
+from builder.rows import SCHEMA_VERSION
 from builder.tables import CurateSummary, VariantInfo
 from builder.workdir import WorkDir
-from quality.derive import to_frame
+from quality.gx_process import GxProcess, Suites
 from quality.report import failures, one_line
 from quality.stats import VariantStats
-from quality.suites import CheckOutcome, GxRunner, outcomes_of, variant_expectations, write_result
+from quality.suites import CheckOutcome
 
 Outcomes = dict[tuple[str, str, str], CheckOutcome]
 
 
 class Gates:
-    """The GX runner and its suites: per variant, mix, verification.
+    """The GX suites (per variant, mix, verification), run in a process of their own.
 
     GX work is pure Python (it holds the GIL); staging is mostly Arrow kernels, parquet and
-    hashing (GIL released). So GX runs on one worker thread of its own: its import (~2-5 s)
-    while the first shards are read, then each variant's validation while the next variant
-    is staged, then matplotlib's import for the figures."""
+    hashing (GIL released). So GX runs in a child process (`quality.gx_process`), started here:
+    its import (~3 CPU-s) on the other core while the first shards are read, then each
+    variant's validation while the next variant is staged. One worker thread here talks to it
+    (requests answered in order, so pages keep their order); matplotlib is imported on a thread
+    of its own meanwhile, for the figures."""
 
     def __init__(self, recipe: Recipe, variants: list[VariantInfo], qdir: Path) -> None:
-        self.cfg = recipe.quality
         self.qdir = qdir
         self.pages: list[tuple[str, str, bool]] = []  # (label, html path, success), in validation order
+        self._gx = GxProcess()
         self._worker = ThreadPoolExecutor(max_workers=1)  # FIFO: pages keep their order
-        self._ready = self._worker.submit(self._setup, variants, recipe.student.max_tokens)
-        self._worker.submit(_warm_figures)
+        cfg = recipe.quality
+        suites = Suites(tuple((s.name, s.think, s.needs_summary) for s in variants), recipe.student.max_tokens,
+                        cfg.language_mostly, cfg.mix.tolerance, SCHEMA_VERSION)
+        self._ready = self._worker.submit(self._gx.call, "setup", suites)
+        self._figures = threading.Thread(target=_warm_figures, daemon=True)
+        self._figures.start()
 
-    def _setup(self, variants: list[VariantInfo], max_tokens: int) -> GxRunner:
-        runner = GxRunner()
-        E = runner.gx.expectations
-        for s in variants:  # which checks apply follows the variant's spec flags
-            runner.define(s.name, variant_expectations(runner.gx, s.name, max_tokens, self.cfg.language_mostly,
-                                                       think=s.think, summary=s.needs_summary))
-        for check in ("category_mix", "source_mix"):
-            runner.define(check, [E.ExpectColumnValuesToBeBetween(
-                column="deviation", max_value=self.cfg.mix.tolerance, meta={"check": check})])
-        runner.define("verification", [E.ExpectColumnPairValuesAToBeGreaterThanB(
-            column_A="pass_rate", column_B="floor", or_equal=True, meta={"check": "verification_rate"})])
-        return runner
-
-    @property
-    def runner(self) -> GxRunner:
-        return self._ready.result()  # a failed setup re-raises here, in the caller's thread
-
-    def submit(self, key: str, frame: pd.DataFrame, variant: str, label: str) -> Future[Outcomes]:
-        """validate() on the worker thread; the future holds the outcomes."""
+    def submit(self, key: str, data: pd.DataFrame | list[pa.Table], variant: str, label: str) -> Future[Outcomes]:
+        """validate() on the worker thread; the future holds the outcomes. `data`: a frame, or
+        a variant's signal tables (made one frame in the GX process)."""
         def job() -> Outcomes:
             into: Outcomes = {}
-            self.validate(key, frame, variant, label, into)
+            self._validate(key, data, variant, label, into)
             return into
         return self._worker.submit(job)
 
     def close(self) -> None:
         self._worker.shutdown(wait=True)
+        self._gx.close()
+        self._figures.join()
 
     def validate(self, key: str, frame: pd.DataFrame, variant: str, label: str, into: Outcomes) -> None:
-        result = self.runner.run(key, frame, "prompt_id" if "prompt_id" in frame.columns else None)
-        outcomes_of(result, variant, into)
+        into.update(self.submit(key, frame, variant, label).result())
+
+    def _validate(self, key: str, data: pd.DataFrame | list[pa.Table], variant: str, label: str,
+                  into: Outcomes) -> None:
+        self._ready.result()  # a failed setup re-raises here
         html = f"data_docs/{variant}/{label}.html"
-        write_result(result, self.qdir / "gx" / variant / f"{label}.json", self.qdir / html)
-        self.pages.append((f"{variant} / {label}", html, bool(result.success)))
+        outcomes, success = self._gx.call("run", key, data, variant, str(self.qdir / "gx" / variant / f"{label}.json"),
+                                          str(self.qdir / html))
+        into.update(outcomes)
+        self.pages.append((f"{variant} / {label}", html, success))
 
     def write_index(self) -> None:
         items = "\n".join(
@@ -185,7 +185,7 @@ def check_variants(recipe: Recipe, work: WorkDir, variants: list[VariantInfo], t
                 taken[v] = content.Taken.of(staged.hashes, keep_hashes)
             # One GX run per variant on the narrow signals (no text), across all shards, on
             # the GX thread while the next variant is staged.
-            pending.append((per, gates.submit(v, to_frame(staged.signals), v, "rows") if staged.signals else None))
+            pending.append((per, gates.submit(v, staged.signals, v, "rows") if staged.signals else None))
             del staged
             report(progress, step, i + 1, len(variants))
         for per, job in pending:
