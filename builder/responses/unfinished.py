@@ -32,6 +32,8 @@ name or None:
 |                     | or runs >= 8 words with a comma or a subordinate clause and no full stop         |
 | unproven_choice     | states the thinking's option, then an explanation of one sentence at most that   |
 |                     | never returns to it (not its letter, wording or number)                          |
+| (promised.EVIDENCE) | opened a verdict it never closed, a walk through the options it never finished, |
+|                     | a computation that never reached the chosen value, … (the table in promised.py) |
 
 Precision first: on every complete real reply of ../shared/corpus (5,568 R1 / Sky-T1 / Marco-o1
 thinking + answer + prompt triples) these rules flag none (tests/test_truncation_unfinished.py,
@@ -49,11 +51,13 @@ import unicodedata
 
 from builder.responses.answer_end import _finished_at, option_letters
 from builder.responses.conclusion import _fold, _names_letter, _states_wording, option_texts, thinking_letter
+from builder.responses.promised import EVIDENCE as PROMISED_EVIDENCE
+from builder.responses.promised import promised
 
 EVIDENCE = (
     "short_option", "bodiless_item", "open_intro", "dangling_word", "dangling_equals", "clause_before_span",
     "dangling_dash", "unpunctuated_item", "bangla_unterminated", "open_section", "open_connective", "open_one_liner",
-    "unproven_choice",
+    "unproven_choice", *PROMISED_EVIDENCE,
 )  # fmt: skip
 _MARKUP = re.compile(r"[*_`]+")
 # "… is **C: text", "**Answer:** D) 1", "B. text": an option letter, its delimiter, its text.
@@ -367,6 +371,6 @@ def unfinished(think: str | None, answer: str, prompt: str = "") -> str | None:
         return "open_connective"
     if _open_one_liner(text):
         return "open_one_liner"
-    if not think or not prompt or not option_letters(prompt):
-        return None
-    return "unproven_choice" if _unproven_choice(text, think, prompt) else None
+    if think and prompt and option_letters(prompt) and _unproven_choice(text, think, prompt):
+        return "unproven_choice"
+    return promised(think, answer, prompt)  # what the answer's opening or its thinking announced
