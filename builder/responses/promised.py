@@ -73,7 +73,13 @@ def _statement_fragment(lines: list[str]) -> bool:
     if len(lines) < 2 or not _STATEMENT.match(lines[0]) or (len(lines) > 2 and not _STATEMENT.match(lines[-2])):
         return False
     last = lines[-1]
-    if _closed(last) or last.endswith((":", "：")) or _ITEM.match(last) or _HEADING.match(last) or _LABELLED.match(last):
+    if (
+        _closed(last)
+        or last.endswith((":", "："))
+        or _ITEM.match(last)
+        or _HEADING.match(last)
+        or _LABELLED.match(last)
+    ):
         return False  # a list, a heading, a label ("**Answer:** C"): not running prose
     return any(ch.isalpha() for ch in last)
 
