@@ -9,6 +9,7 @@ prompt)` returns the evidence name or None:
 |---------------------|---------------------------------------------------------------------------------|
 | unclosed_statement  | (multiple choice) is one line that opens "The correct answer is …" and never    |
 |                     | closes it ("The correct answer is C", "… option C: y=2x+1"; R1 ends it with . । **)|
+|                     | or opens "The correct answer is:" and gives only the choice ("… is: **D: X**")  |
 | statement_fragment  | opens with that statement line and then has one line of prose that never ends  |
 |                     | ("The correct answer is **A: 4900 J**.\\nWhen a 500g bomb is dropped from 1")    |
 | unfinished_walk     | ends on a list that goes through the options in order ("- **A: …**", "- **B: …**")|
@@ -21,8 +22,8 @@ prompt)` returns the evidence name or None:
 
 Precision first: none of these flags a complete real reply of ../shared/corpus (5,568 R1 /
 Sky-T1 / Marco-o1 triples; tests/test_truncation_unfinished.py). The corpus's witnesses: every
-one of its 762 one-line R1 answers that open with the statement closes it; the 320 answers
-opening "The correct answer is:" go on past the choice; each of the 413 MMLU-Pro answers names
+one of its 762 one-line R1 answers that open with the statement closes it; of the 583 answers
+opening "The correct answer is:" 581 go on past the choice and 2 close it with "।"; each of the 413 MMLU-Pro answers names
 its letter in one of those forms. Developed on cuts of half A of the traces
 (benchmarks/truncation_split.py) with seeds 7, 13 and 17, never 23 or 41.
 """
@@ -39,6 +40,7 @@ from builder.responses.consistency import _answer_letter, _fold_math
 EVIDENCE = ("unclosed_statement", "statement_fragment", "unfinished_walk", "unreached_value", "unstated_letter")
 # R1's opening verdict sentence: "The correct answer is …", "The answer is: …".
 _STATEMENT = re.compile(r"^\W{0,4}the\s+(?:correct\s+|right\s+|final\s+)?(?:answer|option|choice)\s+is\b", re.I)
+_COLON = re.compile(r"\s*[:：]")
 _CLOSERS = re.compile(r"(?:[*_)\]}\"'”’»」』）`$\s])+$")
 _ENDS = (".", "!", "?", "।", "。", "！", "？", "…")
 _ITEM = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s+")
@@ -65,7 +67,14 @@ def _lines(answer: str) -> list[str]:
 
 
 def _unclosed_statement(lines: list[str]) -> bool:
-    return len(lines) == 1 and _STATEMENT.match(lines[0]) is not None and not _closed(lines[0])
+    """One line that opens the verdict and never closes it; or "The correct answer is:" (which
+    announces the choice and what follows) with only the choice after it, not even a full stop."""
+    m = _STATEMENT.match(lines[0])
+    if m is None or len(lines) > 2:
+        return False
+    if _COLON.match(lines[0], m.end()):
+        return not _CLOSERS.sub("", lines[-1]).endswith(_ENDS)  # "**D: দ্বাদশ**" does not close it
+    return len(lines) == 1 and not _closed(lines[0])
 
 
 def _statement_fragment(lines: list[str]) -> bool:
