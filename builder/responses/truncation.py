@@ -59,7 +59,10 @@ OpenThoughts…) carry none, so the text is the only witness there. `find_cut` r
 | (unfinished.EVIDENCE)        |                      | only its label or marker, "Here is the code" with nothing  |
 |                              |                      | after, an explanation section that never finishes a        |
 |                              |                      | sentence or never returns to the chosen option, … (the     |
-|                              |                      | table in unfinished.py)                                    |
+|                              |                      | table in unfinished.py); then what the answer announced and|
+|                              |                      | never delivered: a verdict line never closed, an option    |
+|                              |                      | walk stopped early, a value never reached, the letter the  |
+|                              |                      | thinking planned never named (promised.py)                 |
 
 With the finish unknown, a reasoning whose tail reads as an answer but stops mid-way (the answer
 rules or a piece of a word on its last paragraph) is a thinking cut while it weighed the
