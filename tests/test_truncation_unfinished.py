@@ -7,6 +7,8 @@ code); and every complete real reply of ../shared/corpus must pass all of them.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from builder.reasoning_format import resolve_delimiters
@@ -97,6 +99,8 @@ CASES = [
      "Numerator: 1 + 9/16 = 25/16.\nResult: (25/16) ÷ (7/16) = 25/7.", "", ""),
     ("statement_fragment", "The correct answer is **A: 4900 J**.\nWhen a 500g (0.5 kg) bomb is dropped from 1",
      "The correct answer is **A: 4900 J**.\nWhen a 500 g bomb falls 1 km, mgh = 4900 J.", BOMB, THINK_BOMB),
+    ("statement_fragment", "The correct answer is **A: 4900 J**.\nJust before impact it has fallen 1",
+     "The correct answer is A, as mgh = 0.5 × 9.8 × 1000 J = 4900 J.\n\nThe answer is (A)", BOMB, THINK_BOMB),
     ("unfinished_walk", "**B: 5/26**.\n\nAmong the options:\n- **A: 3/26** (wrong)\n- **B: 5/26** (right)\n- **C: 1/13** (wrong)",
      "**B: 5/26**.\n\nOther options:\n- **A: 3/26** (wrong)\n- **C: 1/13** and **D: 1/26** (wrong)", VOWEL, THINK_VOWEL),
     ("unreached_value", "The correct answer is **C: 52**.\n\nGiven a + 1/a = 4, squaring gives a² + 1/a² = 14.",
@@ -143,3 +147,19 @@ def test_no_complete_real_reply_is_flagged() -> None:
         if cut is not None and cut.evidence in EVIDENCE:
             flagged.append((cut.evidence, t.answer[-80:]))
     assert not flagged, flagged[:5]
+
+
+@needs_corpus
+def test_no_complete_mmlu_pro_reply_is_flagged_with_its_options_listed() -> None:
+    """The corpus's MMLU-Pro prompts come without their options; a recipe maps `options` into the
+    prompt ("A. …" lines, as sources/mapping.py and recipes/sample.yaml do), which turns on the
+    multiple-choice rules: none may flag these 413 complete replies either ("The correct answer
+    is B, as …" then "The answer is (B)")."""
+    rows = [json.loads(line) for line in (CORPUS / "r1-mmlupro-pcmb-traces" / "pcmb_traces.jsonl").open()]
+    flagged = []
+    for r in rows:
+        options = "\n".join(f"{'ABCDEFGHIJ'[i]}. {o}" for i, o in enumerate(r["options"]))
+        prompt = f"{r['question'].rstrip()}\n\n{options}\n\nAnswer with the letter of the correct option."
+        if (evidence := unfinished(r["reasoning"].strip(), r["answer_text"].strip(), prompt)) is not None:
+            flagged.append((evidence, r["answer_text"][-80:]))
+    assert len(rows) > 400 and not flagged, flagged[:5]

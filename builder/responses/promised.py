@@ -59,7 +59,7 @@ def _closed(line: str) -> bool:
     """The line ends a sentence (. ! ? । 。 … before closing brackets, quotes, bold) or ends
     on bold ("The correct answer is **C: X**", R1's terse form)."""
     line = line.rstrip()
-    return line.endswith("**") or _CLOSERS.sub("", line).endswith(_ENDS)
+    return line.endswith(("**", ")", "]")) or _CLOSERS.sub("", line).endswith(_ENDS)  # "The answer is (A)"
 
 
 def _lines(answer: str) -> list[str]:
@@ -72,8 +72,8 @@ def _unclosed_statement(lines: list[str]) -> bool:
     m = _STATEMENT.match(lines[0])
     if m is None or len(lines) > 2:
         return False
-    if _COLON.match(lines[0], m.end()):
-        return not _CLOSERS.sub("", lines[-1]).endswith(_ENDS)  # "**D: দ্বাদশ**" does not close it
+    if _COLON.match(lines[0], m.end()):  # "**D: দ্বাদশ**" does not close it, "(D)" does
+        return not (lines[-1].endswith((")", "]")) or _CLOSERS.sub("", lines[-1]).endswith(_ENDS))
     return len(lines) == 1 and not _closed(lines[0])
 
 
@@ -82,6 +82,8 @@ def _statement_fragment(lines: list[str]) -> bool:
     if len(lines) < 2 or not _STATEMENT.match(lines[0]) or (len(lines) > 2 and not _STATEMENT.match(lines[-2])):
         return False
     last = lines[-1]
+    if _STATEMENT.match(last) or _answer_letter(last)[0] is not None:
+        return False  # "The answer is (B)": a verdict line of its own, not an explanation
     if (
         _closed(last)
         or last.endswith((":", "："))
