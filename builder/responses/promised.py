@@ -25,7 +25,8 @@ Sky-T1 / Marco-o1 triples; tests/test_truncation_unfinished.py). The corpus's wi
 one of its 762 one-line R1 answers that open with the statement closes it; of the 583 answers
 opening "The correct answer is:" 581 go on past the choice and 2 close it with "।"; each of the 413 MMLU-Pro answers names
 its letter in one of those forms. Developed on cuts of half A of the traces
-(benchmarks/truncation_split.py) with seeds 7, 13 and 17, never 23 or 41.
+(benchmarks/truncation_split.py) with seeds 7, 13, 17 and 29, never 23 or 41; on seed 23,
+held-out half B, text-only recall went 0.9875 -> 0.9895 (half A 0.9897 -> 0.9923).
 """
 
 from __future__ import annotations
