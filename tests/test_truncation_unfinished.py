@@ -7,6 +7,8 @@ code); and every complete real reply of ../shared/corpus must pass all of them.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from builder.reasoning_format import resolve_delimiters
@@ -24,6 +26,15 @@ MCQ = (
 MCQ_MATH = "Find the capacitance.\nOptions: {'A': '0.8 Hz', 'B': '(CH₃)₃C⁺', 'C': 'y = (cos-1 x)2', 'D': '1 F'}"
 THINK_B = "Stomach acid kills microbes, a first line barrier. So the correct answer should be B."
 THINK_C = "Rain and fog come from condensation; a storm does not. So the answer should be C: ঝড়."
+VOWEL = "What is the chance that a letter is a vowel?\nOptions: {'A': '3/26', 'B': '5/26', 'C': '1/13', 'D': '1/26'}"
+THINK_VOWEL = "Five vowels among 26 letters: 5/26. So the answer is B."
+CUBE = "If a + 1/a = 4, what is a³ + 1/a³?\nOptions: {'A': '14', 'B': '16', 'C': '52', 'D': '64'}"
+THINK_CUBE = "Cube it: 64 = a³ + 1/a³ + 3·4, so a³ + 1/a³ = 52. So the answer is C."
+BOMB = "What is the kinetic energy of a 500 g bomb dropped from 1 km?\nOptions: {'A': '4900 J', 'B': '9800 J', 'C': '800 J'}"
+THINK_BOMB = "mgh = 0.5 × 9.8 × 1000 = 4900 J. So the answer is A."
+# MMLU-Pro: the options are not in the prompt; R1's thinking plans its verdict line.
+AIR = "One cubic foot of air is heated from 0°C to 546,000°C at constant pressure. To what volume does it expand?"
+THINK_AIR = "V2/V1 = 546273/273 ≈ 2001, option I: 2001 ft^3.\n\nThus, final answer: The answer is (I)."
 STORM = "Which one is not caused by condensation?\nOptions in Bangla: {'A': 'কুয়াশা', 'B': 'বৃষ্টি', 'C': 'ঝড়', 'D': 'শিশির'}"
 
 # (evidence, truncated answer, complete look-alike, prompt, thinking)
@@ -33,7 +44,7 @@ CASES = [
     ("short_option", "It is about 1 farad.\n\n**Answer:** D) 1", "It is about 1 farad.\n\n**Answer:** D) 1 F।",
      MCQ_MATH, ""),
     ("short_option", "f = 5/6.28.\n\n**Answer:** A) 0", "f = 5/6.28.\n\n**Answer:** A) 0.8 Hz", MCQ_MATH, ""),
-    ("short_option", "The correct answer is option C: y = (cos⁻¹ x)", "The correct answer is option C: y = (cos⁻¹ x)²",
+    ("short_option", "The correct answer is option C: y = (cos⁻¹ x)", "The correct answer is option C: y = (cos⁻¹ x)².",
      MCQ_MATH, ""),
     ("bodiless_item", "Given,\n- Dot product: A·B = 18\n- Cross product",
      "Given,\n- Dot product\n- Cross product", "", ""),
@@ -80,6 +91,22 @@ CASES = [
      "The correct answer is option A: microorganisms", "", ""),
     ("unproven_choice", "The correct answer is C: ঝড়।\n\n**Explanation:**\nকুয়াশা, বৃষ্টি ও শিশির ঘনীভবনে সৃষ্টি হয়।",
      "The correct answer is C: ঝড়।\n\n**Explanation:**\nকুয়াশা, বৃষ্টি ও শিশির ঘনীভবনে হয়, ঝড় নয়।", STORM, THINK_C),
+    ("unclosed_statement", "The correct answer is C", "The correct answer is C.", STORM, THINK_C),
+    ("unclosed_statement", "The correct answer is option B: 5/26", "Five of 26 letters, option B.\n\nThe answer is B",
+     VOWEL, THINK_VOWEL),
+    ("unclosed_statement", "The correct answer is: **C: ঝড়**", "The correct answer is: **C: ঝড়**।", STORM, THINK_C),
+    ("bangla_decimal", "এখানে, R = 6400 km, h = 3200 km।\n(2/3)² = 4/9\ng' = 9.9 × (4/9) = 4.",
+     "Numerator: 1 + 9/16 = 25/16.\nResult: (25/16) ÷ (7/16) = 25/7.", "", ""),
+    ("statement_fragment", "The correct answer is **A: 4900 J**.\nWhen a 500g (0.5 kg) bomb is dropped from 1",
+     "The correct answer is **A: 4900 J**.\nWhen a 500 g bomb falls 1 km, mgh = 4900 J.", BOMB, THINK_BOMB),
+    ("statement_fragment", "The correct answer is **A: 4900 J**.\nJust before impact it has fallen 1",
+     "The correct answer is A, as mgh = 0.5 × 9.8 × 1000 J = 4900 J.\n\nThe answer is (A)", BOMB, THINK_BOMB),
+    ("unfinished_walk", "**B: 5/26**.\n\nAmong the options:\n- **A: 3/26** (wrong)\n- **B: 5/26** (right)\n- **C: 1/13** (wrong)",
+     "**B: 5/26**.\n\nOther options:\n- **A: 3/26** (wrong)\n- **C: 1/13** and **D: 1/26** (wrong)", VOWEL, THINK_VOWEL),
+    ("unreached_value", "The correct answer is **C: 52**.\n\nGiven a + 1/a = 4, squaring gives a² + 1/a² = 14.",
+     "The correct answer is **C: 52**.\n\nCubing a + 1/a = 4 gives a³ + 1/a³ = 64 − 12 = 52.", CUBE, THINK_CUBE),
+    ("unstated_letter", "At constant pressure V₂/V₁ = T₂/T₁ = 546,273 K / 273 K ≈ 2001.",
+     "At constant pressure V₂/V₁ = T₂/T₁ ≈ 2001, so about 2001 ft³.\n\nThe answer is (I).", AIR, THINK_AIR),
 ]  # fmt: skip
 
 
@@ -120,3 +147,19 @@ def test_no_complete_real_reply_is_flagged() -> None:
         if cut is not None and cut.evidence in EVIDENCE:
             flagged.append((cut.evidence, t.answer[-80:]))
     assert not flagged, flagged[:5]
+
+
+@needs_corpus
+def test_no_complete_mmlu_pro_reply_is_flagged_with_its_options_listed() -> None:
+    """The corpus's MMLU-Pro prompts come without their options; a recipe maps `options` into the
+    prompt ("A. …" lines, as sources/mapping.py and recipes/sample.yaml do), which turns on the
+    multiple-choice rules: none may flag these 413 complete replies either ("The correct answer
+    is B, as …" then "The answer is (B)")."""
+    rows = [json.loads(line) for line in (CORPUS / "r1-mmlupro-pcmb-traces" / "pcmb_traces.jsonl").open()]
+    flagged = []
+    for r in rows:
+        options = "\n".join(f"{'ABCDEFGHIJ'[i]}. {o}" for i, o in enumerate(r["options"]))
+        prompt = f"{r['question'].rstrip()}\n\n{options}\n\nAnswer with the letter of the correct option."
+        if (evidence := unfinished(r["reasoning"].strip(), r["answer_text"].strip(), prompt)) is not None:
+            flagged.append((evidence, r["answer_text"][-80:]))
+    assert len(rows) > 400 and not flagged, flagged[:5]

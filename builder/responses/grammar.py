@@ -75,6 +75,12 @@ variants) or "info" (kept; recorded so users can re-filter).
 | cut_open_connective        | info     | truncation evidence: stops before what it set up (unfinished.py)     |
 | cut_open_one_liner         | info     | truncation evidence: stops before what it set up (unfinished.py)     |
 | cut_unproven_choice        | info     | truncation evidence: stops before what it set up (unfinished.py)     |
+| cut_bangla_decimal         | info     | truncation evidence: stops before what it set up (unfinished.py)     |
+| cut_unclosed_statement     | info     | truncation evidence: never delivers what it announced (promised.py)  |
+| cut_statement_fragment     | info     | truncation evidence: never delivers what it announced (promised.py)  |
+| cut_unfinished_walk        | info     | truncation evidence: never delivers what it announced (promised.py)  |
+| cut_unreached_value        | info     | truncation evidence: never delivers what it announced (promised.py)  |
+| cut_unstated_letter        | info     | truncation evidence: never delivers what it announced (promised.py)  |
 
 Truncation (`truncation.find_cut`): a known finish reason is trusted ("stop" means the
 model chose to stop); the text and token rules judge a reply whose finish reason is unknown

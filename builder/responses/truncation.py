@@ -59,7 +59,10 @@ OpenThoughts…) carry none, so the text is the only witness there. `find_cut` r
 | (unfinished.EVIDENCE)        |                      | only its label or marker, "Here is the code" with nothing  |
 |                              |                      | after, an explanation section that never finishes a        |
 |                              |                      | sentence or never returns to the chosen option, … (the     |
-|                              |                      | table in unfinished.py)                                    |
+|                              |                      | table in unfinished.py); then what the answer announced and|
+|                              |                      | never delivered: a verdict line never closed, an option    |
+|                              |                      | walk stopped early, a value never reached, the letter the  |
+|                              |                      | thinking planned never named (promised.py)                 |
 
 With the finish unknown, a reasoning whose tail reads as an answer but stops mid-way (the answer
 rules or a piece of a word on its last paragraph) is a thinking cut while it weighed the
@@ -77,7 +80,10 @@ result first ("The correct answer is **B: ফোটন**।") and is cut in its 
 sentence is not caught, nor one cut after a complete equation ("= 18") or after the last word
 of a one-line reply. unfinished.py adds what a careful reader still sees after a full sentence
 (an explanation of one sentence that never names the chosen option; an intro line with nothing
-after it); `after_sentence` recall stays near 0.6 (benchmarks/responses.py).
+after it), and promised.py what the answer announced and never delivered (a verdict line never
+closed, a walk through the options stopped early, a computation that never reaches the chosen
+value, the letter the thinking planned never named); `after_sentence` recall is 0.65 and
+text-only recall 0.9906 on the held-out seed (benchmarks/responses.py --only truncation).
 Replies whose finish reason is known ("stop", "eos"…) are trusted: the text rules run only when
 it is unknown, so a model that chose to stop mid-list is not called truncated.
 

@@ -32,6 +32,10 @@ name or None:
 |                     | or runs >= 8 words with a comma or a subordinate clause and no full stop         |
 | unproven_choice     | states the thinking's option, then an explanation of one sentence at most that   |
 |                     | never returns to it (not its letter, wording or number)                          |
+| bangla_decimal      | ends a computation on "= 4." / "≈ 0." where its sentences end with "।": a      |
+|                     | decimal point, the digits after it cut ("g' = 9.9 × (4/9) = 4." of 4.4)          |
+| (promised.EVIDENCE) | opened a verdict it never closed, a walk through the options it never finished, |
+|                     | a computation that never reached the chosen value, … (the table in promised.py) |
 
 Precision first: on every complete real reply of ../shared/corpus (5,568 R1 / Sky-T1 / Marco-o1
 thinking + answer + prompt triples) these rules flag none (tests/test_truncation_unfinished.py,
@@ -49,11 +53,13 @@ import unicodedata
 
 from builder.responses.answer_end import _finished_at, option_letters
 from builder.responses.conclusion import _fold, _names_letter, _states_wording, option_texts, thinking_letter
+from builder.responses.promised import EVIDENCE as PROMISED_EVIDENCE
+from builder.responses.promised import promised
 
 EVIDENCE = (
     "short_option", "bodiless_item", "open_intro", "dangling_word", "dangling_equals", "clause_before_span",
     "dangling_dash", "unpunctuated_item", "bangla_unterminated", "open_section", "open_connective", "open_one_liner",
-    "unproven_choice",
+    "unproven_choice", "bangla_decimal", *PROMISED_EVIDENCE,
 )  # fmt: skip
 _MARKUP = re.compile(r"[*_`]+")
 # "… is **C: text", "**Answer:** D) 1", "B. text": an option letter, its delimiter, its text.
@@ -334,6 +340,24 @@ def _bangla_prose(line: str, text: str) -> bool:
     return before.endswith("।")
 
 
+_DECIMAL_END = re.compile(r"[=≈]\s*[-+−]?\d+\.$")
+_LATIN_WORD = re.compile(r"[A-Za-z]{3,}")
+
+
+def _bangla_decimal(text: str, last: str) -> bool:
+    """A computation line ends "= 4." / "≈ 0." in an answer that ends its sentences with "।":
+    the "." is a decimal point (answer_end catches it on a Bangla prose line, not on math)."""
+    if _DECIMAL_END.search(last) is None:
+        return False
+    ends = _finished_at(last)
+    step = last[ends[-2] :] if len(ends) > 1 else last  # the last sentence: "… করে। g = 9.9 × 4/9 = 4."
+    if _LATIN_WORD.search(step):
+        return False  # an English sentence ("… LCM(10,72)=360.") ends with "."
+    head = text[: len(text) - len(step)]
+    marks = [ch for ch in head if ch in ".!?।"]
+    return bool(marks) and marks[-1] == "।"
+
+
 def unfinished(think: str | None, answer: str, prompt: str = "") -> str | None:
     """The evidence that this answer stopped before what it set up (module table), or None."""
     text = answer.rstrip()
@@ -367,6 +391,8 @@ def unfinished(think: str | None, answer: str, prompt: str = "") -> str | None:
         return "open_connective"
     if _open_one_liner(text):
         return "open_one_liner"
-    if not think or not prompt or not option_letters(prompt):
-        return None
-    return "unproven_choice" if _unproven_choice(text, think, prompt) else None
+    if _bangla_decimal(text, last):
+        return "bangla_decimal"
+    if think and prompt and option_letters(prompt) and _unproven_choice(text, think, prompt):
+        return "unproven_choice"
+    return promised(think, answer, prompt)  # what the answer's opening or its thinking announced
