@@ -218,3 +218,29 @@ def test_answer_results_equal_the_plain_scan() -> None:
     assert sum(bool(sq.answer_results(a)) for a in answers) > 20
     for a in answers:
         assert sq.answer_results(a) == sq._results_in_order.__wrapped__(a) == sq._results_in_order(a)
+
+
+def _letters_plain(text: str) -> list[tuple[int, str]]:
+    return [(m.start(), "".join(g for g in m.groups() if g).upper()) for m in sq._LETTER.finditer(text)]
+
+
+def _letter_fuzz(n: int) -> list[str]:
+    rng = random.Random(16)
+    pieces = ["answer", "Answer", "ANSWER", "correct", "option", "choice", "is", "IS", "İs", "ſ", "anſwer", "the", "right",
+              "here", "should be", "=", ":", "：", "**", "(", ")", "B", "J", "K", "b", "答案", "选项", "选", "是", " ", "  ",
+              "\n", "\t", "x", "_", "é", "\u0301", "1"]  # fmt: skip
+    return ["".join(rng.choice(pieces) + rng.choice(["", " "]) for _ in range(rng.randint(1, 14))) for _ in range(n)]
+
+
+def test_letter_scan_from_start_positions_equals_finditer() -> None:
+    """_letters tries _LETTER only where _LETTER_START matches: same matches, same order, on real
+    thinking and answers (whole texts, not sentences: matches follow one another) and fuzz."""
+    texts = [t["reasoning"] for t in TRACES] + [t.get("answer_text") or "" for t in TRACES]
+    edges = ["(B) is correct", "option (B) is the answer", "B is right", "the answer is (B)x answer: C", "a(B) is right",
+             "_B is right", "答案是B选C", "correct option is İs", "B  \n is correct"]  # fmt: skip
+    found = 0
+    for t in [*texts, *edges, *_letter_fuzz(20_000)]:
+        got = sq._letters(t)
+        assert got == _letters_plain(t), repr(t[:120])
+        found += bool(got)
+    assert found > 1_000

@@ -80,6 +80,10 @@ _LETTER = regex.compile(
     r"|(?:\b(?:option|choice)\s*)?(?<![\w(])\(?((?-i:[A-J]))\)?\s+is\s+(?:the\s+)?(?:correct|right|answer)\b"
     r"|(?:答案|选项|选)\s*(?:是|为|：|:)?\s*\(?((?-i:[A-J]))\)?"
 )
+# Where a _LETTER match can start (at a keyword, or at "(B) is " / "B is "): a scan for these
+# positions is ~2x faster than _LETTER's own (its optional "option" prefix is tried everywhere).
+# Same engine and flags, so every position _LETTER can match at is one of them (_letters).
+_LETTER_START = regex.compile(r"(?i)\b(?:answer|correct|option|choice)|答案|选|\(?(?-i:[A-J])\)?\s+is\s")
 # Every _BOXED / _LETTER / _ANSWER_TAIL match contains one of these (a cheap pre-check).
 _RESULT_WORDS = ("answer", "option", "choice", "correct", "boxed", "result", "答案", "选", "结果")
 # The words (case-folded) without which _LETTER, or _ANSWER_TAIL, cannot match.
@@ -246,10 +250,24 @@ def _results_in_order(text: str) -> tuple[str, ...]:
     boxed, letter, tail = kinds
     hits: list[tuple[int, str]] = [(m.start(), m.group(1).replace(" ", "")) for m in _BOXED.finditer(text)] if boxed else []
     if letter:
-        hits += [(m.start(), "".join(g for g in m.groups() if g).upper()) for m in _LETTER.finditer(text)]
+        hits += _letters(text)
     if tail:
         hits += [(m.start(), (m.group(1) or m.group(2)).replace(",", "")) for m in _ANSWER_TAIL.finditer(text)]
     return tuple(v for _, v in sorted(hits))
+
+
+def _letters(text: str) -> list[tuple[int, str]]:
+    """(start, letter) of every _LETTER.finditer match: _LETTER is tried only where _LETTER_START
+    matches (every position it can match at), left to right, past the end of the last match."""
+    out: list[tuple[int, str]] = []
+    end = 0
+    for f in _LETTER_START.finditer(text, overlapped=True):
+        if (at := f.start()) < end:
+            continue
+        if (m := _LETTER.match(text, at)) is not None:
+            out.append((at, "".join(g for g in m.groups() if g).upper()))
+            end = m.end()
+    return out
 
 
 @lru_cache(maxsize=4)
