@@ -244,3 +244,24 @@ def test_letter_scan_from_start_positions_equals_finditer() -> None:
         assert got == _letters_plain(t), repr(t[:120])
         found += bool(got)
     assert found > 1_000
+
+
+def _eq_fuzz(n: int) -> list[str]:
+    rng = random.Random(17)
+    pieces = ["x", "ab", "abc", "abcd", "so", "the", "is", "gives", "=", "≤", "<", ">", " ", "\n", "3", "3.5", ".", ",",
+              "(", ")", "^", "²", "×", "'", "-", "é", "\u0301", "\u0345", "ſ", "K", "İ", "ﬀ", "٣", "Ⅸ", "$", "\\", ":"]  # fmt: skip
+    return ["".join(rng.choice(pieces) + rng.choice(["", " "]) for _ in range(rng.randint(1, 16))) for _ in range(n)]
+
+
+def test_equations_between_barriers_equal_the_whole_text_scan() -> None:
+    """faithfulness._equations runs _EQ only between the characters no match can hold: the same
+    matches as _EQ over the whole text, on real thinking (formulas, prose) and fuzz."""
+    from builder.variants import faithfulness as fa
+
+    texts = [t["reasoning"] for t in TRACES] + [t.get("answer_text") or "" for t in TRACES]
+    found = 0
+    for t in [*texts, "x = 3.5. So y=2, and the dy/dx ≤ 4", "abcd=3", "ab=cd", "so=the", *_eq_fuzz(20_000)]:
+        got = fa._equations(t)
+        assert got == [m.group(0) for m in fa._EQ.finditer(t)], repr(t[:120])
+        found += bool(got)
+    assert found > 1_000

@@ -53,7 +53,7 @@ _VERB_WORDS = (
     "includes include represents represent involves involve shows show works work isn't aren't wasn't doesn't"
 )
 _VERBS = frozenset(_VERB_WORDS.split())
-_PAIRS = (("(", ")"), ("[", "]"), ("{", "}"), ("“", "”"), ("（", "）"))
+_PAIRS = (("(", ")"), ("[", "]"), ("{", "}"), ("“", "”"), ("（", "）"))  # balanced in a sentence (is_fragment)
 # Self-talk, hesitation and chat about the asker, as whole words (case-folded text).
 _FILLER_EN = re.compile(
     r"(?:^|\W)(?:me|my|myself|let's|let us|okay|ok|hmm+|um+|uh|wait|oh|ah|whoa|oops|yeah|"
@@ -137,7 +137,9 @@ def is_fragment(s: str) -> bool:
         return True
     if not s.endswith(_END_OK) and not s.endswith(("?", "？")):
         return True
-    if any(s.count(a) != s.count(b) for a, b in _PAIRS) or s.count('"') % 2 or s.count("$") % 2:
+    n = s.count  # _PAIRS written out: a generator over them cost a fifth of this function
+    if (n("(") != n(")") or n("[") != n("]") or n("{") != n("}") or n("“") != n("”") or n("（") != n("）")
+            or n('"') % 2 or n("$") % 2):  # fmt: skip
         return True
     if is_cjk(s):
         return len(_CJK.findall(s)) < 6 and not any(ch.isdigit() for ch in s)  # "计算平均分。" is a heading
