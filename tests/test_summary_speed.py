@@ -265,3 +265,26 @@ def test_equations_between_barriers_equal_the_whole_text_scan() -> None:
         assert got == [m.group(0) for m in fa._EQ.finditer(t)], repr(t[:120])
         found += bool(got)
     assert found > 1_000
+
+
+def _filler_fuzz(n: int) -> list[str]:
+    rng = random.Random(18)
+    pieces = ["i", "I", "I'm", "i’m", " ", "me", "or", "no", "Or", "ok", "hmm", "hm", "um", "let's", "let’s", "x", "_", "é",
+              "'", "-", "\n", "could", "think", "a", "user's", "re-check", "recheck", "not sure", "ſ", "İ", "option",
+              "(I)", "?", "wait", "we'd", "9"]  # fmt: skip
+    return ["".join(rng.choice(pieces) + rng.choice(["", " "]) for _ in range(rng.randint(0, 12))) for _ in range(n)]
+
+
+def test_filler_split_patterns_equal_the_one_rule() -> None:
+    """is_filler's three patterns (_FILLER_OPEN, _FILLER_IVERB, _FILLER_WORD) say what _FILLER_EN says."""
+
+    def split(low: str) -> bool:
+        return bool(sq._FILLER_OPEN.match(low) or sq._FILLER_IVERB.search(low) or sq._FILLER_WORD.search(" " + low))
+
+    sents = [s.casefold().replace("’", "'") for t in TRACES for s in sq.sentences(t["reasoning"])]
+    hits = 0
+    for low in [*sents, *(s.casefold().replace("’", "'") for s in _filler_fuzz(30_000))]:
+        want = bool(sq._FILLER_EN.search(low))
+        assert split(low) == want, repr(low[:120])
+        hits += want
+    assert hits > 1_000
