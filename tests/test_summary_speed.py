@@ -288,3 +288,14 @@ def test_filler_split_patterns_equal_the_one_rule() -> None:
         assert split(low) == want, repr(low[:120])
         hits += want
     assert hits > 1_000
+
+
+def test_filler_i_opens_on_its_literal_and_finds_the_same() -> None:
+    plain = re.compile(r"(?<![\w(])I(?:'m|'ll|'ve|'d|’m|’ll)?(?![\w)])")
+    rng = random.Random(19)
+    fuzz = ["".join(rng.choice(["I", "i", "(", ")", "'m", "’ll", "x", " ", "_", "é", "II", "\n"]) for _ in range(rng.randint(0, 10)))
+            for _ in range(30_000)]  # fmt: skip
+    texts = [s for t in TRACES for s in sq.sentences(t["reasoning"])] + fuzz
+    assert sum(bool(plain.search(t)) for t in texts) > 1_000
+    for t in texts:
+        assert [m.span() for m in sq._FILLER_I.finditer(t)] == [m.span() for m in plain.finditer(t)], repr(t[:120])

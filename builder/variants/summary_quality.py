@@ -29,7 +29,9 @@ import regex
 # Per line (a line break always ends a sentence), a boundary match starts at the sentence's own
 # final punctuation, kept with the sentence: a scan that starts on a character class, ~2x faster
 # than splitting on look-behinds.
-_SENT = re.compile(r"[.!?][\"”’)]?\s+|[。！？；]\s*")
+# The pattern opens on one character class (re skips ahead to it in C), each end then checked by
+# a look-behind: `[.!?][\"”’)]?\s+|[。！？；]\s*`, ~2x faster.
+_SENT = re.compile(r"[.!?。！？；](?:(?<=[.!?])[\"”’)]?\s+|(?<=[。！？；])\s*)")
 _CJK_STOP, _CLOSERS = frozenset("。！？；"), frozenset("\"”’)")
 _FENCE = regex.compile(r"```.*?(?:```|\Z)", regex.S)
 _END_OK = (".", "!", "。", "！", ".)", ".\"", ".”", "$.", ")." )
@@ -73,7 +75,8 @@ _FILLER_WORD = re.compile(rf"\W(?:{_FILLER_WORDS})(?:\W|$)")  # searched in " " 
 _FILLER_OPEN = re.compile(r"(?:or|no)\b")  # matched at the start
 _FILLER_IVERB = re.compile(rf"i(?<!\wi) (?:{_FILLER_VERBS})\b")  # \bi: no word character before the i
 # "I" is case-sensitive: "i" is the imaginary unit, and "option I" / "(I)" an MMLU-Pro letter.
-_FILLER_I = re.compile(r"(?<![\w(])I(?:'m|'ll|'ve|'d|’m|’ll)?(?![\w)])")
+# Written `I(?<![\w(]I)…`, not `(?<![\w(])I…`: a pattern that opens on a literal is searched in C.
+_FILLER_I = re.compile(r"I(?<![\w(]I)(?:'m|'ll|'ve|'d|’m|’ll)?(?![\w)])")
 _LETTER_BEFORE = re.compile(r"(?i)(?:option|choice|answer|is|and|or|:)\s*\(?$")
 _FILLER_ZH = re.compile(
     r"我(?!们)|嗯|好的|让我|等等|等一下|不对|也许|或许|大概|可能是|应该是吧|用户|对吧|对吗|吧[？?。]|呢[？?]|好吧|检查|回忆|看起来|似乎|确认一下"
