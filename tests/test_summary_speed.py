@@ -3,7 +3,9 @@
 Each fast path is compared with a plain reference written here the obvious way: the sentence
 scan with the look-behind split, words without the ASCII path, result statements with every
 regex run, the summarizer that filters every sentence before ranking, the sentence cleaner
-without its pre-checks, and the answer's results without their own cache. Inputs: the repo's
+without its pre-checks, the answer's results without their own cache, the option-letter scan
+from its start positions against `finditer`, the equation scan between barriers against the
+whole text, and the filler patterns against the one rule they split. Inputs: the repo's
 real R1 traces (data/sample/pcmb_traces.jsonl; the shared corpus's R1 and Marco-o1 traces for
 the cleaner) and fuzzed strings built from the characters the rules turn on.
 """
