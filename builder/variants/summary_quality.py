@@ -27,10 +27,9 @@ import regex
 # Sentence ends: Latin punctuation needs the space after it ("3.5" and "e.g." stay whole);
 # CJK full stops are followed directly by the next sentence; every line break ends one too.
 # Per line (a line break always ends a sentence), a boundary match starts at the sentence's own
-# final punctuation, kept with the sentence: a scan that starts on a character class, ~2x faster
-# than splitting on look-behinds.
-# The pattern opens on one character class (re skips ahead to it in C), each end then checked by
-# a look-behind: `[.!?][\"”’)]?\s+|[。！？；]\s*`, ~2x faster.
+# final punctuation, kept with the sentence: ~2x faster than splitting on look-behinds. Written
+# as one character class (re skips ahead to it in C) with each ending behind a look-behind, it is
+# `[.!?][\"”’)]?\s+|[。！？；]\s*`, another ~2x faster.
 _SENT = re.compile(r"[.!?。！？；](?:(?<=[.!?])[\"”’)]?\s+|(?<=[。！？；])\s*)")
 _CJK_STOP, _CLOSERS = frozenset("。！？；"), frozenset("\"”’)")
 _FENCE = regex.compile(r"```.*?(?:```|\Z)", regex.S)
