@@ -3,7 +3,9 @@
 Each fast path is compared with a plain reference written here the obvious way: the sentence
 scan with the look-behind split, words without the ASCII path, result statements with every
 regex run, the summarizer that filters every sentence before ranking, the sentence cleaner
-without its pre-checks, and the answer's results without their own cache. Inputs: the repo's
+without its pre-checks, the answer's results without their own cache, the option-letter scan
+from its start positions against `finditer`, the equation scan between barriers against the
+whole text, and the filler patterns against the one rule they split. Inputs: the repo's
 real R1 traces (data/sample/pcmb_traces.jsonl; the shared corpus's R1 and Marco-o1 traces for
 the cleaner) and fuzzed strings built from the characters the rules turn on.
 """
@@ -218,3 +220,84 @@ def test_answer_results_equal_the_plain_scan() -> None:
     assert sum(bool(sq.answer_results(a)) for a in answers) > 20
     for a in answers:
         assert sq.answer_results(a) == sq._results_in_order.__wrapped__(a) == sq._results_in_order(a)
+
+
+def _letters_plain(text: str) -> list[tuple[int, str]]:
+    return [(m.start(), "".join(g for g in m.groups() if g).upper()) for m in sq._LETTER.finditer(text)]
+
+
+def _letter_fuzz(n: int) -> list[str]:
+    rng = random.Random(16)
+    pieces = ["answer", "Answer", "ANSWER", "correct", "option", "choice", "is", "IS", "İs", "ſ", "anſwer", "the", "right",
+              "here", "should be", "=", ":", "：", "**", "(", ")", "B", "J", "K", "b", "答案", "选项", "选", "是", " ", "  ",
+              "\n", "\t", "x", "_", "é", "\u0301", "1"]  # fmt: skip
+    return ["".join(rng.choice(pieces) + rng.choice(["", " "]) for _ in range(rng.randint(1, 14))) for _ in range(n)]
+
+
+def test_letter_scan_from_start_positions_equals_finditer() -> None:
+    """_letters tries _LETTER only where _LETTER_START matches: same matches, same order, on real
+    thinking and answers (whole texts, not sentences: matches follow one another) and fuzz."""
+    texts = [t["reasoning"] for t in TRACES] + [t.get("answer_text") or "" for t in TRACES]
+    edges = ["(B) is correct", "option (B) is the answer", "B is right", "the answer is (B)x answer: C", "a(B) is right",
+             "_B is right", "答案是B选C", "correct option is İs", "B  \n is correct"]  # fmt: skip
+    found = 0
+    for t in [*texts, *edges, *_letter_fuzz(20_000)]:
+        got = sq._letters(t)
+        assert got == _letters_plain(t), repr(t[:120])
+        found += bool(got)
+    assert found > 1_000
+
+
+def _eq_fuzz(n: int) -> list[str]:
+    rng = random.Random(17)
+    pieces = ["x", "ab", "abc", "abcd", "so", "the", "is", "gives", "=", "≤", "<", ">", " ", "\n", "3", "3.5", ".", ",",
+              "(", ")", "^", "²", "×", "'", "-", "é", "\u0301", "\u0345", "ſ", "K", "İ", "ﬀ", "٣", "Ⅸ", "$", "\\", ":"]  # fmt: skip
+    return ["".join(rng.choice(pieces) + rng.choice(["", " "]) for _ in range(rng.randint(1, 16))) for _ in range(n)]
+
+
+def test_equations_between_barriers_equal_the_whole_text_scan() -> None:
+    """faithfulness._equations runs _EQ only between the characters no match can hold: the same
+    matches as _EQ over the whole text, on real thinking (formulas, prose) and fuzz."""
+    from builder.variants import faithfulness as fa
+
+    texts = [t["reasoning"] for t in TRACES] + [t.get("answer_text") or "" for t in TRACES]
+    found = 0
+    for t in [*texts, "x = 3.5. So y=2, and the dy/dx ≤ 4", "abcd=3", "ab=cd", "so=the", *_eq_fuzz(20_000)]:
+        got = fa._equations(t)
+        assert got == [m.group(0) for m in fa._EQ.finditer(t)], repr(t[:120])
+        found += bool(got)
+    assert found > 1_000
+
+
+def _filler_fuzz(n: int) -> list[str]:
+    rng = random.Random(18)
+    pieces = ["i", "I", "I'm", "i’m", " ", "me", "or", "no", "Or", "ok", "hmm", "hm", "um", "let's", "let’s", "x", "_", "é",
+              "'", "-", "\n", "could", "think", "a", "user's", "re-check", "recheck", "not sure", "ſ", "İ", "option",
+              "(I)", "?", "wait", "we'd", "9"]  # fmt: skip
+    return ["".join(rng.choice(pieces) + rng.choice(["", " "]) for _ in range(rng.randint(0, 12))) for _ in range(n)]
+
+
+def test_filler_split_patterns_equal_the_one_rule() -> None:
+    """is_filler's three patterns (_FILLER_OPEN, _FILLER_IVERB, _FILLER_WORD) say what _FILLER_EN says."""
+
+    def split(low: str) -> bool:
+        return bool(sq._FILLER_OPEN.match(low) or sq._FILLER_IVERB.search(low) or sq._FILLER_WORD.search(" " + low))
+
+    sents = [s.casefold().replace("’", "'") for t in TRACES for s in sq.sentences(t["reasoning"])]
+    hits = 0
+    for low in [*sents, *(s.casefold().replace("’", "'") for s in _filler_fuzz(30_000))]:
+        want = bool(sq._FILLER_EN.search(low))
+        assert split(low) == want, repr(low[:120])
+        hits += want
+    assert hits > 1_000
+
+
+def test_filler_i_opens_on_its_literal_and_finds_the_same() -> None:
+    plain = re.compile(r"(?<![\w(])I(?:'m|'ll|'ve|'d|’m|’ll)?(?![\w)])")
+    rng = random.Random(19)
+    fuzz = ["".join(rng.choice(["I", "i", "(", ")", "'m", "’ll", "x", " ", "_", "é", "II", "\n"]) for _ in range(rng.randint(0, 10)))
+            for _ in range(30_000)]  # fmt: skip
+    texts = [s for t in TRACES for s in sq.sentences(t["reasoning"])] + fuzz
+    assert sum(bool(plain.search(t)) for t in texts) > 1_000
+    for t in texts:
+        assert [m.span() for m in sq._FILLER_I.finditer(t)] == [m.span() for m in plain.finditer(t)], repr(t[:120])

@@ -30,6 +30,10 @@ _TEX = regex.compile(r"\\\((.+?)\\\)|\\\[(.+?)\\\]|\$\$(.+?)\$\$|\$(?![\d\s])([^
 _STOP = r"(?:so|the|is|of|and|to|in|we|it|as|at|by|or|if|be|an|for|get|has|are|was|let|then|thus|gives)"
 _TOK = rf"(?:\d+(?:\.\d+)?|(?<!\p{{L}})(?!{_STOP}(?!\p{{L}}))\p{{L}}{{1,3}}(?!\p{{L}})|[()\[\]^_{{}}²³√⁻¹/*+\-·×÷'])"
 _EQ = regex.compile(rf"(?:{_TOK}\s*)+(?:=|≤|≥|<|>)(?:\s*{_TOK})+", regex.I)
+# What no _EQ match can hold: a character no token, space or relation is, a "." outside a decimal,
+# a word of 4+ letters (a token has 1-3). _EQ runs only between these (_equations): its scan tries
+# every position, and prose is mostly long words. Case-insensitive like _EQ: the same \p{L}.
+_EQ_BARRIER = regex.compile(r"[^\s\d.\p{L}()\[\]^_{}²³√⁻¹/*+\-·×÷'=≤≥<>]+|(?<!\d)\.|\.(?!\d)|\p{L}{4,}", regex.I)
 _ENTITY = regex.compile(r"\b\p{Lu}[\p{Ll}\p{Lu}'’-]+(?:\s+\p{Lu}[\p{Ll}\p{Lu}'’-]+)*")
 # Capitalised words that are not names: connectives a summary may open a clause with.
 _NOT_NAMES = frozenset({
@@ -73,8 +77,23 @@ def formulas(text: str) -> set[str]:
         found = {_bare(next(g for g in m.groups() if g)) for m in _TEX.finditer(text)}
         text = _TEX.sub(" ", text)
     if not _RELATIONS.isdisjoint(text):  # _EQ is slow to fail: skip prose with no relation sign
-        found |= {_bare(m.group(0)).rstrip(".,;") for m in _EQ.finditer(text)}
+        found |= {_bare(eq).rstrip(".,;") for eq in _equations(text)}
     return {f for f in found if f}
+
+
+def _equations(text: str) -> list[str]:
+    """_EQ.finditer(text)'s matches, _EQ run only on the stretches between barriers that hold a
+    relation. Same matches: none crosses a barrier; a look-behind sees before `pos`; a stretch
+    ends at a non-letter, so the look-aheads at its end decide as they would in the whole text."""
+    out: list[str] = []
+    start = 0
+    for b in [*_EQ_BARRIER.finditer(text), None]:
+        end = len(text) if b is None else b.start()
+        if end > start and not _RELATIONS.isdisjoint(text[start:end]):
+            out += [m.group(0) for m in _EQ.finditer(text, start, end)]
+        if b is not None:
+            start = b.end()
+    return out
 
 
 def entities(text: str) -> set[str]:

@@ -97,7 +97,9 @@ def _clean(s: str) -> tuple[str, bool]:
     if s[:1] in _LEAD_ZH_FIRST:
         s = _LEAD_ZH.sub("", s)
     s = s.strip()
-    if not s.isascii() or ("be" in (low := s.lower()) and any(map(low.__contains__, _HEDGE_WORDS))):
+    # "be" is ASCII in every _HEDGE match (re.I folds no other character to b or e); the keywords
+    # are only outside ASCII ("anſwer").
+    if "be" in (low := s.lower()) and (not s.isascii() or any(map(low.__contains__, _HEDGE_WORDS))):
         s = _HEDGE.sub(lambda m: f"{m.group(1)} is", s)
     if _BARE_ANSWER.match(s) and not s.lower().startswith("the "):
         s = "The " + s[0].lower() + s[1:]
