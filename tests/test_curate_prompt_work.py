@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from builder.curate.decontam import BenchmarkIndex, save_index
 from builder.curate.decontam_build import IndexBuild
 from builder.curate.decontam_tokens import word_hashes
 from builder.errors import UserError
+from builder.executors import stop_forkservers
 from builder.recipe import Recipe, load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,3 +123,16 @@ def test_a_bad_benchmark_file_fails_the_background_build_with_one_line(tmp_path:
         build.info()
     build.close()
     assert not build.path.exists()
+
+
+def test_the_side_build_leaves_no_process_behind(tmp_path: Path) -> None:
+    """A forkserver exits only once all its children have: an idle build process left alive made
+    stop_forkservers (after near dedupe) wait forever. Once info() returned, none is left."""
+    recipe = _recipe(tmp_path, [json.dumps({"q": GSM})])
+    build = IndexBuild(recipe, tmp_path / "side", background=True)
+    assert build.info().items == 1
+    stopper = threading.Thread(target=stop_forkservers, daemon=True)
+    stopper.start()
+    stopper.join(60)
+    assert not stopper.is_alive()
+    build.close()
