@@ -13,8 +13,9 @@ other, exactly as a user runs them: curate (exact + MinHash near dedupe + decont
 balance), generate (the import backend), responses (parse, validate, verify: MCQ by letter,
 code in the sandbox), variants (all default variants, extractive summarizer), release (every
 config, quality gates). Per stage: wall time, CPU time of the stage's whole process tree (each
-process's own time, sampled; or RUSAGE_CHILDREN, what the stage reaped, when larger: datatrove's
-forkserver workers are never reaped by the stage, sandboxes are), peak RSS of the whole process
+process's exact total from a cpuacct cgroup made for the stage where the machine allows one,
+`cpu_source: cgroup`; else each process's own time, sampled, or RUSAGE_CHILDREN, what the stage
+reaped, when larger, `cpu_source: sampled`, which misses short-lived sandboxes), peak RSS of the whole process
 tree (sampled every 0.2 s, as benchmarks/memtree.py does; the driver is not counted), and rows in / kept / dropped read from the
 stage's ledger, each checked against the tables it wrote (`accounting_ok`).
 
@@ -29,6 +30,7 @@ afresh), `--stop-after STAGE` stops early, so a build can span sessions stage by
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -55,7 +57,7 @@ from rehearsal_data import BENCH, Generated, write_inputs  # noqa: E402
 
 STAGES = ("curate", "generate", "responses", "variants", "release")
 STAGE_KEYS = ("wall_s", "cpu_s", "peak_rss_mb", "rows_in", "kept", "dropped", "ok", "error", "max_processes", "cpu_reaped_s",
-              "commit")
+              "commit", "cpu_source", "cpu_sampled_s")
 LICENSES = {"chat": "cc-by-nc-4.0", "mcq": "undeclared", "math": "mit", "code": "cc-by-4.0",
             "tool_use": "apache-2.0", "multi_turn": "apache-2.0", "instruction_following": "cc-by-nc-4.0"}  # fmt: skip
 
@@ -167,17 +169,56 @@ class _StageTree:
         self._thread.join()
 
 
+CPUACCT = Path("/sys/fs/cgroup/cpuacct")  # cgroup v1: counts every process of the group, however short-lived
+
+
+class _CpuGroup:
+    """Exact CPU of a stage's whole tree where this machine lets us make a cgroup (v1 cpuacct):
+    the code sandboxes are processes of ~30 ms that the 0.2 s sampler misses and that the stage
+    never reaps itself. `seconds` is None where no group could be made (then sampling is used)."""
+
+    def __init__(self, name: str) -> None:
+        self.path: Path | None = CPUACCT / name
+        try:
+            self.path.mkdir()
+        except OSError:
+            self.path = None
+
+    def join(self) -> None:  # in the child, before exec: every descendant is in the group
+        if self.path is not None:
+            (self.path / "tasks").write_text(str(os.getpid()))
+
+    def seconds(self) -> float | None:
+        if self.path is None:
+            return None
+        try:
+            return int((self.path / "cpuacct.usage").read_text()) / 1e9
+        except (OSError, ValueError):
+            return None
+
+    def close(self) -> None:
+        if self.path is not None:
+            with contextlib.suppress(OSError):  # a lingering process keeps it; harmless
+                self.path.rmdir()
+
+
 def run_stage(stage: str, recipe_path: Path, work: Path, logs: Path) -> dict[str, Any]:
     """One CLI stage in its own process: wall, CPU (children included), peak tree RSS, exit."""
     cmd = [sys.executable, "-m", "builder.cli", stage, str(recipe_path), "--work", str(work)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    group = _CpuGroup(f"answer-distill-rehearsal-{os.getpid()}-{stage}")
     cpu0, t0 = _children_cpu(), time.perf_counter()
-    with (logs / f"{stage}.out").open("w") as out, (logs / f"{stage}.err").open("w") as err:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=err)
-        with _StageTree(proc.pid) as tree:
-            rc = proc.wait()
-    reaped = _children_cpu() - cpu0
-    res = {"wall_s": round(time.perf_counter() - t0, 1), "cpu_s": round(max(reaped, sum(tree.cpu.values())), 1),
+    try:
+        with (logs / f"{stage}.out").open("w") as out, (logs / f"{stage}.err").open("w") as err:
+            proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=err, preexec_fn=group.join)
+            with _StageTree(proc.pid) as tree:
+                rc = proc.wait()
+        exact = group.seconds()
+    finally:
+        group.close()
+    reaped, sampled = _children_cpu() - cpu0, sum(tree.cpu.values())
+    res = {"wall_s": round(time.perf_counter() - t0, 1), "cpu_s": round(exact if exact is not None else max(reaped, sampled), 1),
+           "cpu_source": "cgroup" if exact is not None else "sampled", "cpu_sampled_s": round(sampled, 1),
            "cpu_reaped_s": round(reaped, 1), "peak_rss_mb": round(tree.mb, 1), "max_processes": tree.procs}  # fmt: skip
     if rc != 0:
         lines = [ln for ln in (logs / f"{stage}.err").read_text(errors="replace").splitlines() if ln.strip()]

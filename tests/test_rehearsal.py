@@ -140,3 +140,21 @@ def test_resume_keeps_measured_stages_and_reruns_from_the_first_missing(
     ran.clear()
     other_seed = rehearsal.rehearse(10, 1, tmp_path, log=lambda s: None, resume=True, stop_after="curate")
     assert ran == ["inputs", "curate"] and list(other_seed["stages"]) == ["curate"]  # another seed: afresh
+
+
+def test_cpu_group_counts_short_lived_grandchildren() -> None:
+    """The stage's CPU includes processes it never reaps itself (sandboxes run by its workers)."""
+    import os
+    import subprocess
+
+    group = rehearsal._CpuGroup(f"answer-distill-test-{os.getpid()}")
+    if group.path is None:
+        pytest.skip("no writable cpuacct cgroup on this machine (the rehearsal falls back to sampling)")
+    try:
+        burn = "x = 0\nfor i in range(4_000_000): x += i"
+        child = f"import subprocess, sys; [subprocess.run([sys.executable, '-c', {burn!r}]) for _ in range(3)]"
+        subprocess.run([sys.executable, "-c", child], preexec_fn=group.join, check=True)
+        spent = group.seconds()
+    finally:
+        group.close()
+    assert spent is not None and spent > 0.3  # three grandchildren of ~0.15 CPU-s each, at least

@@ -267,3 +267,18 @@ def test_think_answer_consistency_is_recorded_and_summarized(run: Run) -> None:
     rows = summary["consistency"]
     assert rows and all({"match", "mismatch", "not_checkable", "mismatch_rate"} <= set(v) for v in rows.values())
     assert sum(v["match"] for v in rows.values()) >= len(verdicts)
+
+
+def test_a_reply_with_tool_calls_is_quarantined_not_kept_without_them(run: Run) -> None:
+    """A teacher reply that called tools cannot become a text-only training row (its calls would be
+    lost); with no calls (absent, "[]", JSON null) the same reply is kept."""
+    from builder.config.responses import ResponsesConfig
+
+    gid = next(iter(run.kept_ids))
+    reply = dict(run.planted.reply(gid))
+    prompts = PromptIndex(run.planted.work).subset([reply["prompt_id"]])
+    calls = json.dumps([{"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}])
+    out = process_batch([{**reply, "tool_calls_json": calls}], prompts, ResponsesConfig())[0]
+    assert "teacher_tool_calls" in out["reject_codes"]
+    for none in (None, "[]", "null"):
+        assert "teacher_tool_calls" not in process_batch([{**reply, "tool_calls_json": none}], prompts, ResponsesConfig())[0]["reject_codes"]

@@ -37,6 +37,8 @@ variants) or "info" (kept; recorded so users can re-filter).
 |                            |          | prompt does not allow                                                |
 | too_long_for_student       | reject   | student_tokens > max_student_tokens (paper: 16,384)                  |
 | secret_in_reply            | reject   | the reply echoed an API key (redacted before it was stored)          |
+| teacher_tool_calls         | reject   | the teacher called tools (message.tool_calls): the variants' turns   |
+|                            |          | are text, so a row would drop the calls (they stay in the store)     |
 | answer_tags_absent         | info     | no answer tags: answer = text after the think block (R1 often omits) |
 | two_reasoning_fields       | info     | reasoning_content and reasoning both set and different               |
 | replacement_chars          | info     | some U+FFFD in the reply (broken multi-byte characters upstream)     |
@@ -114,7 +116,7 @@ REJECT_CODES = frozenset(
         "empty_think", "empty_answer", "think_tag_in_answer", "truncated_in_think",
         "truncated_in_answer", "repetition_loop", "language_mismatch_think",
         "language_mismatch_answer", "mixed_language_answer", "too_long_for_student", "secret_in_reply",
-        "answer_in_reasoning",
+        "answer_in_reasoning", "teacher_tool_calls",
     }
 )  # fmt: skip
 INFO_CODES = frozenset(

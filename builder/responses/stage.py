@@ -213,6 +213,10 @@ def process_batch(
                 codes.append("unknown_reasoning_format")
             if any(SECRET_MARKER in (r.get(k) or "") for k in ("content", "reasoning_content", "reasoning")):
                 codes.append("secret_in_reply")  # the teacher echoed a key: never a training row
+            if (r.get("tool_calls_json") or "[]") not in ("[]", "null"):
+                # The variants build text turns: a row would keep the words and silently lose the
+                # calls that were the reply's point. Quarantined with a reason, whole in the store.
+                codes.append("teacher_tool_calls")
             cons[i] = consistency.row_check(p, text, pinfo, r.get("teacher_role"), info)
             codes += [c for c in info if c in cfg.reject_info]
             if not codes and answers[i]:
