@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from multiprocessing.pool import Pool
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -269,6 +270,16 @@ def lean_pool(workers: int, initializer: Callable[..., Any] | None = None, inita
     return ctx.Pool(workers, initializer=initializer, initargs=initargs)
 
 
+def lean_executor(preload: list[str] | None = None) -> ProcessPoolExecutor:
+    """One process from the forkserver (as lean_pool's), as a ProcessPoolExecutor: a job's
+    exception comes back from `result()`, and a process killed from outside raises
+    BrokenProcessPool there instead of hanging (multiprocessing's Pool would wait forever)."""
+    ctx = multiprocessing.get_context(LEAN_START_METHOD)
+    if preload:
+        ctx.set_forkserver_preload(preload)
+    return ProcessPoolExecutor(1, mp_context=ctx)
+
+
 def release_freed_memory() -> None:
     """Hand memory freed by Python and Arrow back to the OS (RSS), e.g. after a step drops a big
     structure: glibc keeps freed heap pages mapped until trimmed, Arrow's allocator keeps its pools."""
@@ -280,12 +291,13 @@ def release_freed_memory() -> None:
     pa.default_memory_pool().release_unused()
 
 
-def stop_forkservers() -> None:
-    """Stop the forkservers a step started (datatrove's `multiprocess` one and ours): an idle
-    server holds its preloaded modules (~50-150 MB) for the rest of the run otherwise. The next
+def stop_forkservers(keep_lean: bool = False) -> None:
+    """Stop the forkservers a step started (datatrove's `multiprocess` one and ours, unless
+    `keep_lean`: the next step's lean pool will use it): an idle server holds its preloaded modules
+    (~50-150 MB) for the rest of the run otherwise. The next
     pool starts a fresh one. Private API of both libraries: if it moves, the servers just stay."""
     import multiprocess.forkserver as mp_fs
 
-    for fs in (mp_fs, multiprocessing.forkserver):
+    for fs in (mp_fs,) if keep_lean else (mp_fs, multiprocessing.forkserver):
         with contextlib.suppress(Exception):
             fs._forkserver._stop()  # type: ignore[attr-defined]

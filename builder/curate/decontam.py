@@ -21,6 +21,7 @@ casefolded; each CJK character is a word and is split from neighbouring digits a
 from __future__ import annotations
 
 import json
+import pickle
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -32,12 +33,12 @@ import numpy as np
 from builder.config.curate import BenchmarkFile, DecontamConfig
 from builder.curate.decontam_ngram import GramIndex
 from builder.curate.decontam_short import FuzzyIndex, key_of
-from builder.curate.decontam_tokens import is_number, window_hashes, words
+from builder.curate.decontam_tokens import WordBatch, is_number, window_hashes, words
 from builder.errors import UserError
 from builder.progress import Progress, report
 from builder.recipe import Recipe
 
-__all__ = ["BenchmarkIndex", "Hit", "build_index", "load_benchmark_texts", "window_hashes", "words"]
+__all__ = ["BenchmarkIndex", "Hit", "build_index", "load_benchmark_texts", "load_index", "save_index", "window_hashes", "words"]
 
 _SPAN_CHARS = 300
 
@@ -91,7 +92,6 @@ class BenchmarkIndex:
         self.skipped: list[str] = []
         self.common_ngrams = 0
         self.item_tokens: list[list[str]] = []
-        self.added: list[tuple[str, str, str]] = []  # every add(), in order: what rebuild_index replays
         self.semantic: Any = None  # a decontam_semantic.SemanticPass when enabled
 
     def add(self, name: str, item_id: str, text: str) -> None:
@@ -99,20 +99,20 @@ class BenchmarkIndex:
         key = (name, item_id)
         self.items[key] = text
         self.keys.append(key)
-        self.added.append((name, item_id, text))
         self.item_tokens.append(words(text))
 
     def finish(self) -> None:
         cfg = self.cfg
-        self.grams = GramIndex.build(self.item_tokens, self.n, cfg.common_ngram_items)
+        batch = WordBatch(self.item_tokens)
+        self.grams = GramIndex.build(batch, self.n, cfg.common_ngram_items)
         self.common_ngrams = self.grams.common
-        self.item_numbers = [Counter(w for w in t if is_number(w)) for t in self.item_tokens]
+        self._item_numbers: dict[int, Counter[str]] = {}  # filled for the items a prompt hits (_numbers_held)
         if cfg.semantic.enabled:
             from builder.curate.decontam_semantic import SemanticPass  # loads the model: only when asked
 
             texts = [self.items[k] for k in self.keys]
             self.semantic = SemanticPass(self.item_tokens, texts, cfg.semantic, cfg.min_number_share)
-        self.fuzzy = FuzzyIndex(self.item_tokens, cfg.fuzzy_item_words, self.short_words, cfg.anchor_words,
+        self.fuzzy = FuzzyIndex(batch, cfg.fuzzy_item_words, self.short_words, cfg.anchor_words,
                                 cfg.common_ngram_items, self.threshold, cfg.min_number_share)  # fmt: skip
         self.item_tokens = []  # ~100 MB at the paper recipe's size; spans re-tokenize the few items hit
 
@@ -123,9 +123,10 @@ class BenchmarkIndex:
         name, item_id = self.keys[item]
         return Hit(name, item_id, rule, score, span, detail)
 
-    def _ngram_hits(self, token_lists: list[list[str]], out: list[Hit | None]) -> None:
+    def _ngram_hits(self, batch: WordBatch, out: list[Hit | None]) -> None:
         g = self.grams
-        pr = g.pairs(token_lists)
+        token_lists = batch.tokens
+        pr = g.pairs(batch)
         if not len(pr["prompt"]):
             return
         item = pr["item"]
@@ -150,7 +151,9 @@ class BenchmarkIndex:
             out[p] = self._hit(it, f"ngram{self.n}", float(pr["coverage"][j]), key_of(toks), detail)
 
     def _numbers_held(self, item: int, p: int, token_lists: list[list[str]], cache: dict[int, Counter[str]]) -> bool:
-        want = self.item_numbers[item]
+        want = self._item_numbers.get(item)
+        if want is None:
+            want = self._item_numbers[item] = Counter(w for w in self._item_words(item) if is_number(w))
         if not want:
             return True
         have = cache.get(p)
@@ -161,11 +164,12 @@ class BenchmarkIndex:
 
     def match_many(self, texts: list[str]) -> list[Hit | None]:
         token_lists = [words(t) for t in texts]
+        batch = WordBatch(token_lists)
         out: list[Hit | None] = [None] * len(texts)
-        self._ngram_hits(token_lists, out)
+        self._ngram_hits(batch, out)
         t = int(self.threshold)
         todo = [i for i, h in enumerate(out) if h is None]
-        for i, (item, score, span) in self.fuzzy.embedded(token_lists, todo).items():
+        for i, (item, score, span) in self.fuzzy.embedded(batch, todo).items():
             out[i] = self._hit(item, f"embedded-fuzzy{t}", score / 100, key_of(span))
         short = [(i, token_lists[i]) for i in todo if out[i] is None and len(token_lists[i]) < self.short_words]
         for i, (item, score, span) in self.fuzzy.whole(short).items():
@@ -181,23 +185,18 @@ class BenchmarkIndex:
         return self.match_many([text])[0]
 
 
-IndexSpec = tuple[DecontamConfig, list[tuple[str, str, str]], list[str], list[str]]
+def save_index(index: BenchmarkIndex, path: Path) -> None:
+    """Pickle a finished index (word hashes are xxh3: it matches alike in any process)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as fh:
+        pickle.dump(index, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    tmp.replace(path)  # a reader never sees half a file
 
 
-def index_spec(index: BenchmarkIndex) -> IndexSpec:
-    """What rebuilds `index` in another process: its config and items (a few MB, not the index).
-    The index hashes words with Python's per-process str hash, so a worker that did not fork from
-    the process that built it must build its own (rebuild_index), and hash its prompts alike."""
-    return index.cfg, list(index.added), list(index.benchmarks), list(index.skipped)
-
-
-def rebuild_index(spec: IndexSpec) -> BenchmarkIndex:
-    cfg, added, benchmarks, skipped = spec
-    index = BenchmarkIndex(cfg)
-    for name, item_id, text in added:
-        index.add(name, item_id, text)
-    index.benchmarks, index.skipped = benchmarks, skipped
-    index.finish()
+def load_index(path: Path) -> BenchmarkIndex:
+    with Path(path).open("rb") as fh:
+        index = pickle.load(fh)
+    assert isinstance(index, BenchmarkIndex)
     return index
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from builder.curate.decontam_tokens import HashIndex, batch_windows
+from builder.curate.decontam_tokens import HashIndex, WordBatch
 
 
 def _runs(keys: np.ndarray) -> np.ndarray:
@@ -58,8 +58,8 @@ class GramIndex:
         self.lookup = HashIndex(self.hashes)
 
     @classmethod
-    def build(cls, token_lists: list[list[str]], n: int, max_items: int) -> GramIndex:
-        h, item, pos = batch_windows(token_lists, n)
+    def build(cls, items: WordBatch, n: int, max_items: int) -> GramIndex:
+        h, item, pos = items.windows(n)
         order = np.lexsort((pos, item, h))
         h, item, pos = h[order], item[order], pos[order]
         first_hash = _runs(h)
@@ -70,26 +70,26 @@ class GramIndex:
         keep = items_per_hash[hash_id] <= max_items
         h, item, pos = h[keep], item[keep], pos[keep]
         first = np.flatnonzero(_runs(h))
-        items = len(token_lists)
+        n_items = len(items)
         by_item = np.lexsort((pos, item))
-        coverable = covered_words(item[by_item], pos[by_item], n, items)
+        coverable = covered_words(item[by_item], pos[by_item], n, n_items)
         return cls(
             n=n,
             hashes=h[first],
             ptr=np.append(first, len(h)),
             item=item,
             pos=pos,
-            windows=np.bincount(item, minlength=items).astype(np.int64),
+            windows=np.bincount(item, minlength=n_items).astype(np.int64),
             coverable=coverable,
             common=int((items_per_hash > max_items).sum()),
         )
 
-    def pairs(self, token_lists: list[list[str]]) -> dict[str, np.ndarray]:
+    def pairs(self, batch: WordBatch) -> dict[str, np.ndarray]:
         """Every (prompt, item) pair sharing a distinctive window, with its evidence:
         prompt, item, shared, covered, coverage, first and last matched item position."""
         empty = {k: np.empty(0, np.int64) for k in ("prompt", "item", "shared", "covered", "first", "last")}
         empty["coverage"] = np.empty(0)
-        h, prompt, _ = batch_windows(token_lists, self.n)
+        h, prompt, _ = batch.windows(self.n)
         if not len(h) or not len(self.hashes):
             return empty
         hit, g = self.lookup.find(h)

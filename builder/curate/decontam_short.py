@@ -23,7 +23,7 @@ import numpy as np
 import regex
 from rapidfuzz import fuzz, process
 
-from builder.curate.decontam_tokens import HashIndex, batch_windows, is_number
+from builder.curate.decontam_tokens import HashIndex, WordBatch, is_number
 
 _CJK_CHAR = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
 _OOV = "\x01"  # a prompt word no fuzzy item has: matches nothing
@@ -53,7 +53,7 @@ def _symbol(i: int) -> str:
 class FuzzyIndex:
     def __init__(
         self,
-        item_tokens: list[list[str]],
+        items: WordBatch,
         max_words: int,
         short_words: int,
         anchor: int,
@@ -64,8 +64,9 @@ class FuzzyIndex:
         self.threshold = threshold
         self.anchor = anchor
         self.number_share = number_share
+        item_tokens = items.tokens
         n_items = len(item_tokens)
-        lens = np.fromiter(map(len, item_tokens), dtype=np.int64, count=n_items)
+        lens = items.lens
         fuzzy = (lens < max_words) & (lens > 0)
         embeddable = fuzzy & (lens >= MIN_EMBEDDED_WORDS)
         self.vocab: dict[str, str] = {}
@@ -74,9 +75,11 @@ class FuzzyIndex:
                 if t not in self.vocab:
                     self.vocab[t] = _symbol(len(self.vocab))
         self.codes: dict[int, str] = {i: self.encode(item_tokens[i]) for i in np.flatnonzero(fuzzy).tolist()}
-        self.numbers = {i: Counter(w for w in item_tokens[i] if is_number(w)) for i in self.codes}
+        # an item's numbers are read from its code when a prompt aligns with it (few items), not for all
+        self.number_of = {sym: t for t, sym in self.vocab.items() if is_number(t)}
+        self.numbers: dict[int, Counter[str]] = {}
         # anchors: windows of fuzzy items found in at most max_items items of all benchmarks
-        h, item, _ = batch_windows(item_tokens, anchor)
+        h, item, _ = items.windows(anchor)
         order = np.lexsort((item, h))
         h, item = h[order], item[order]
         pair = np.ones(len(h), dtype=bool)
@@ -106,18 +109,21 @@ class FuzzyIndex:
         return "".join([v.get(t, _OOV) for t in tokens])
 
     def _numbers_agree(self, item: int, tokens: list[str]) -> bool:
-        want = self.numbers[item]
+        want = self.numbers.get(item)
+        if want is None:
+            num = self.number_of
+            want = self.numbers[item] = Counter(num[c] for c in self.codes[item] if c in num)
         if not want:
             return True
         have = Counter(w for w in tokens if is_number(w))
         return sum((want & have).values()) >= self.number_share * sum(want.values())
 
-    def embedded(self, token_lists: list[list[str]], todo: list[int]) -> dict[int, tuple[int, float, list[str]]]:
+    def embedded(self, batch: WordBatch, todo: list[int]) -> dict[int, tuple[int, float, list[str]]]:
         """prompt index -> (item, score, aligned prompt words) for the prompts in `todo`."""
         if not len(self.a_hash) or not todo:
             return {}
-        sub = [token_lists[i] for i in todo]
-        h, prompt, _ = batch_windows(sub, self.anchor)
+        sub = [batch.tokens[i] for i in todo]
+        h, prompt, _ = batch.windows(self.anchor, todo)
         hit, _ = self.a_lookup.find(h)
         if not len(hit):
             return {}

@@ -11,8 +11,10 @@
   keys), so an AlignBench-style item and a prompt agree however each writes its numbers, and
   the number check sees them: the same template with other Chinese numerals is another problem.
 
-Hashes: a word is hashed with Python's str hash (randomized per process, stable within it
-and in forked children), an n-gram by a polynomial of its word hashes (wraps mod 2**64).
+Hashes: a word is hashed with xxh3 (64 bits) of its UTF-8 bytes, the same in every process, so
+an index built in one process matches prompts in another (curate builds it once and ships it to
+its workers); an n-gram by a polynomial of its word hashes (wraps mod 2**64). A batch's words are
+hashed once (WordBatch) and every rule's windows are cut from those hashes.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import xxhash
 
 from builder.curate.normalize import fold_text
 from builder.curate.shingles import zh_numerals_as_digits
@@ -62,10 +65,19 @@ def is_number(token: str) -> bool:
 _P = np.uint64(0x100000001B3)  # odd multiplier: window hashes wrap mod 2**64 by design
 
 
+_XXH3 = xxhash.xxh3_64_intdigest
+
+
+def _xxh3_any(token: str) -> int:
+    return _XXH3(token.encode("utf-8", "surrogatepass"))  # a lone surrogate has no strict UTF-8
+
+
 def word_hashes(tokens: list[str]) -> np.ndarray:
-    # Python's str hash is randomized per process but stable within it: index and prompts
-    # are hashed in the same process (or forked children), which is all the comparison needs.
-    return np.fromiter(map(hash, tokens), dtype=np.int64, count=len(tokens)).view(np.uint64)
+    """xxh3 of each word: stable across processes (unlike Python's per-process str hash)."""
+    try:
+        return np.fromiter(map(_XXH3, tokens), dtype=np.uint64, count=len(tokens))
+    except UnicodeEncodeError:
+        return np.fromiter(map(_xxh3_any, tokens), dtype=np.uint64, count=len(tokens))
 
 
 def window_hashes(flat: np.ndarray, n: int) -> np.ndarray:
@@ -80,20 +92,47 @@ def window_hashes(flat: np.ndarray, n: int) -> np.ndarray:
     return h
 
 
-def batch_windows(token_lists: list[list[str]], n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(window hashes, prompt of each window, word offset of each window in its prompt) of every
-    n-word window that lies inside one prompt, over a batch of token lists."""
-    lens = np.fromiter(map(len, token_lists), dtype=np.int64, count=len(token_lists))
-    flat = word_hashes([w for t in token_lists for w in t])
+class WordBatch:
+    """A batch of token lists with every word hashed once; each rule cuts its windows from it."""
+
+    def __init__(self, token_lists: list[list[str]]) -> None:
+        self.tokens = token_lists
+        self.lens = np.fromiter(map(len, token_lists), dtype=np.int64, count=len(token_lists))
+        self.starts = np.concatenate(([0], np.cumsum(self.lens)))
+        self.flat = word_hashes([w for t in token_lists for w in t])
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def windows(self, n: int, rows: list[int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(window hashes, prompt of each window, word offset of each window in its prompt) of every
+        n-word window inside one prompt; with `rows`, of those prompts only, numbered 0.. in that order."""
+        lens, flat = self.lens, self.flat
+        if rows is not None:
+            r = np.asarray(rows, dtype=np.int64)
+            lens = lens[r]
+            total = int(lens.sum())
+            run_start = np.repeat(np.cumsum(lens) - lens, lens)
+            flat = flat[np.repeat(self.starts[r], lens) + (np.arange(total, dtype=np.int64) - run_start)]
+        return _windows(flat, lens, n)
+
+
+def _windows(flat: np.ndarray, lens: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     starts = np.concatenate(([0], np.cumsum(lens)))
     h = window_hashes(flat, n)
     if not len(h):
         empty = np.empty(0, np.int64)
         return h, empty, empty
-    prompt = np.repeat(np.arange(len(token_lists), dtype=np.int64), lens)[: len(h)]
+    prompt = np.repeat(np.arange(len(lens), dtype=np.int64), lens)[: len(h)]
     offset = np.arange(len(h), dtype=np.int64) - starts[prompt]
     inside = offset + n <= lens[prompt]  # windows spanning two prompts are not n-grams
     return h[inside], prompt[inside], offset[inside]
+
+
+def batch_windows(token_lists: list[list[str]], n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(window hashes, prompt of each window, word offset of each window in its prompt) of every
+    n-word window that lies inside one prompt, over a batch of token lists."""
+    return WordBatch(token_lists).windows(n)
 
 
 class HashIndex:
@@ -106,6 +145,12 @@ class HashIndex:
         self.hashes = sorted_hashes
         self.bitmap = np.zeros(1 << self.BITS, dtype=bool)
         self.bitmap[(sorted_hashes & np.uint64((1 << self.BITS) - 1)).astype(np.int64)] = True
+
+    def __getstate__(self) -> dict:
+        return {"hashes": self.hashes}  # the 16 MB bitmap is rebuilt on load, not pickled
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["hashes"])  # type: ignore[misc]
 
     def candidates(self, h: np.ndarray) -> np.ndarray:
         """Indices into h of the windows that may be in the index (all that are, a few that are not)."""

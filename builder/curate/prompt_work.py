@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 from builder.constraints.detect import constraints_json_many, prompt_constraints
 from builder.constraints.spec import to_json
-from builder.curate.decontam import MATCH_STEP, IndexSpec, index_spec, rebuild_index
+from builder.curate.decontam import MATCH_STEP, BenchmarkIndex, Hit, load_index
 from builder.progress import Progress, report
-
-if TYPE_CHECKING:
-    from builder.curate.decontam import BenchmarkIndex, Hit
 
 PARALLEL_FROM = 20_000  # prompts: below this, forking costs more than it saves
 MATCH_CHUNK = 10_000  # prompts per decontamination job (bounded window-hash arrays)
@@ -33,9 +31,9 @@ DETECT_CHUNK = 4_096  # prompts per detection job
 _INDEX: BenchmarkIndex | None = None
 
 
-def _start(index: BenchmarkIndex | IndexSpec | None) -> None:
+def _start(index: BenchmarkIndex | Path | None) -> None:
     global _INDEX
-    _INDEX = rebuild_index(index) if isinstance(index, tuple) else index
+    _INDEX = load_index(index) if isinstance(index, Path) else index
 
 
 def _job(job: tuple[str, int, list[Any]]) -> tuple[str, int, list]:
@@ -51,27 +49,29 @@ def workers_for(n: int) -> int:
 
 
 def match_and_detect(
-    index: BenchmarkIndex | IndexSpec | None,
+    index: BenchmarkIndex | Path | None,
     texts: Sequence[str],
     items: Sequence[tuple[str | None, str]],
     workers: int = 1,
     progress: Progress | None = None,
 ) -> tuple[list[Hit | None], list[str]]:
     """(`index.match_many(texts)`, `constraints_json_many(items)`), in order, on `workers` processes
-    of a lean pool; no matching without an index. `index` may be a decontam.index_spec (each
-    worker builds its own index from it: str hashes are per process); `texts` and `items` are sliced a job at a time (curate passes Arrow-backed
-    views). `progress` hears (MATCH_STEP, matched, prompts)."""
+    of a lean pool; no matching without an index. `index` may be the path of a pickled index
+    (decontam.save_index: each worker loads it; no index is sent through the pool's pipe);
+    `texts` and `items` are sliced a job at a time (curate passes Arrow-backed views).
+    `progress` hears (MATCH_STEP, matched, prompts)."""
     n = len(texts) if index is not None else 0
     jobs = [("match", lo, min(lo + MATCH_CHUNK, n)) for lo in range(0, n, MATCH_CHUNK)]
     jobs += [("detect", lo, min(lo + DETECT_CHUNK, len(items))) for lo in range(0, len(items), DETECT_CHUNK)]
     hits: list[Hit | None] = [None] * n
     found: list[str] = [""] * len(items)
     report(progress, MATCH_STEP, 0, n)
-    if isinstance(index, tuple) and (workers <= 1 or len(jobs) < 2):
-        index = rebuild_index(index)
-    if workers <= 1 or len(jobs) < 2 or (index is not None and not isinstance(index, tuple) and index.semantic is not None):
+    serial = workers <= 1 or len(jobs) < 2
+    if isinstance(index, Path) and serial:
+        index = load_index(index)
+    if serial or (isinstance(index, BenchmarkIndex) and index.semantic is not None):
         # one process (the embedder is not fork-safe)
-        assert not isinstance(index, tuple)
+        assert not isinstance(index, Path)
         for lo in range(0, n, MATCH_CHUNK):
             hits[lo : lo + MATCH_CHUNK] = index.match_many(texts[lo : lo + MATCH_CHUNK])  # type: ignore[union-attr]
             report(progress, MATCH_STEP, min(lo + MATCH_CHUNK, n), n)
@@ -81,8 +81,8 @@ def match_and_detect(
     matched = 0
     # Each job carries its batch, built as the pool's feeder pulls it (not all at once).
     batches = ((kind, lo, (texts if kind == "match" else items)[lo:hi]) for kind, lo, hi in jobs)
-    spec = index if index is None or isinstance(index, tuple) else index_spec(index)  # str hashes are per process
-    with lean_pool(workers, _start, (spec,), preload=[__name__]) as pool:
+    # An index object travels pickled to each worker (its word hashes are the same in every process).
+    with lean_pool(workers, _start, (index,), preload=[__name__]) as pool:
         for kind, lo, part in pool.imap_unordered(_job, batches):
             out: list = hits if kind == "match" else found
             out[lo : lo + len(part)] = part

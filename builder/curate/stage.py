@@ -10,6 +10,7 @@ Steps, each accounted for in the ledger (rows in = kept + dropped):
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from builder.config.base import CATEGORIES
 from builder.constraints.spec import BadConstraints, parse, to_json
 from builder.curate.balance import balance
 from builder.curate.columns import ChunkedTexts, ConstraintItems, interned, key_digest
-from builder.curate.decontam import build_index, index_spec
+from builder.curate.decontam_build import IndexBuild
 from builder.curate.normalize import dedupe_key, normalize_text, tools_signature
 from builder.curate.prompt_work import match_and_detect, workers_for
 from builder.errors import UserError
@@ -227,20 +228,19 @@ def _constraint_rows(t: pa.Table) -> np.ndarray:
     return np.flatnonzero(pc.is_null(t["constraints_json"]).to_numpy(zero_copy_only=False))
 
 
-def _decontaminate(recipe: Recipe, t: pa.Table, work: WorkDir,
+def _decontaminate(recipe: Recipe, t: pa.Table, work: WorkDir, build: IndexBuild,
                    progress: Progress | None = None) -> tuple[dict[int, tuple[str, str]], DecontaminationSummary, pa.Table]:  # fmt: skip
     """Decontamination hits; constraints of every row are detected in the same pool (see prompt_work)
-    into the `_detected` column, which the later steps carry along."""
+    into the `_detected` column, which the later steps carry along. The index comes from `build`
+    (started when the stage began reading: decontam_build)."""
     cfg = recipe.curate.decontaminate
-    index = build_index(recipe, cfg, progress)
-    benchmarks, skipped, n_items, common = index.benchmarks, index.skipped, len(index.items), index.common_ngrams
+    progress_report(progress, "decontaminate: indexing benchmark files", 0, 1)
+    info = build.info()
+    progress_report(progress, "decontaminate: indexing benchmark files", 1, 1)
+    benchmarks, skipped, n_items, common = info.benchmarks, info.skipped, info.items, info.common_ngrams
     workers = workers_for(t.num_rows)
-    source: Any = index
-    if workers > 1 and index.semantic is None:
-        # Each worker builds its own index from the items: the driver does not keep a third copy.
-        source = index_spec(index)
-        del index
-        release_freed_memory()
+    # Pool workers load the file themselves: the driver does not keep a third copy.
+    source: Any = build.path if workers > 1 and build.in_file else build.index()
     drop: dict[int, tuple[str, str]] = {}
     report: dict[str, list[Any]] = {k: [] for k in tables.DECONTAMINATION.features}
     texts = ChunkedTexts(t["_user"])  # a batch at a time, into the workers' jobs
@@ -276,7 +276,7 @@ def _decontaminate(recipe: Recipe, t: pa.Table, work: WorkDir,
     return drop, meta, t
 
 
-def _curate(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -> CurateResult:
+def _curate(recipe: Recipe, work: WorkDir, build: IndexBuild, progress: Progress | None = None) -> CurateResult:
     t0 = time.perf_counter()
     ledger = Ledger(STAGE)
     warnings: list[str] = []
@@ -302,18 +302,26 @@ def _curate(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -> 
         # The reader's warnings say why (an empty file, limit 0): the error is all that prints.
         why = f" ({warnings[0]}{f'; +{len(warnings) - 1} more' if len(warnings) > 1 else ''})" if warnings else ""
         raise UserError(f"{recipe.path}: the sources yielded 0 rows{why}; check each source's path and limit")
+    if recipe.curate.decontaminate.enabled:
+        # The side build is done by now on a big read; waiting here ends its process before any step
+        # stops the forkservers (a server outlives none of its children), and a bad benchmark file
+        # fails the run before the dedupe steps are paid for.
+        build.info()
     tick("exact_dedupe")
     cols = _step(ledger, "exact_dedupe", cols, _exact_dedupe(cols))
     release_freed_memory()  # the step's Python objects and the previous table
     if recipe.curate.near_dedupe.enabled and cols.num_rows:
         tick("near_dedupe")
         cols = _step(ledger, "near_dedupe", cols, _near_dedupe(recipe, work, cols, progress))
-        stop_forkservers()  # datatrove's idle server would stay for the rest of the stage
+        # datatrove's idle server would stay for the rest of the stage; ours (started by the index
+        # build, decontam_build) forks decontamination's workers next
+        stop_forkservers(keep_lean=recipe.curate.decontaminate.enabled)
         release_freed_memory()  # the step's Python objects and the previous table
     decontam_meta = DecontaminationSummary(benchmarks=[], skipped_absent=[])
     if recipe.curate.decontaminate.enabled:
         tick("decontaminate")
-        drop, decontam_meta, cols = _decontaminate(recipe, cols, work, progress)
+        drop, decontam_meta, cols = _decontaminate(recipe, cols, work, build, progress)
+        build.close()  # the file and any copy the driver held
         # Said loudly, not only recorded: the card must disclose what was not checked.
         warnings += [f"decontamination against {b} skipped: its file is absent (optional: true)"
                      for b in dict.fromkeys(decontam_meta.skipped_absent)]  # fmt: skip
@@ -389,6 +397,20 @@ def source_stats(recipe: Recipe) -> list[Any]:
     return out
 
 
+BACKGROUND_INDEX_FROM = 8 << 20  # source bytes (~20k prompts): below, a side process costs more than it hides
+
+
+def _large_sources(recipe: Recipe) -> bool:
+    """Whether the sources are big enough (or of unknown size: Hub) for a side process to pay."""
+    size = 0
+    for src in recipe.sources:
+        if src.kind == "hf":
+            return True
+        with contextlib.suppress(UserError):  # the read step will say what is wrong
+            size += sum(f.stat().st_size for f in local_files(recipe, src) if f.is_file())
+    return size >= BACKGROUND_INDEX_FROM
+
+
 def fingerprint(recipe: Recipe, work: WorkDir) -> dict[str, Any]:
     """What this stage's outputs depend on (see WorkDir.fingerprint)."""
     return work.fingerprint({"sources": recipe.sources, "curate": recipe.curate}, (), source_stats(recipe))
@@ -397,4 +419,11 @@ def fingerprint(recipe: Recipe, work: WorkDir) -> dict[str, Any]:
 def run_curate(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -> CurateResult:
     """Read, normalize, dedupe, decontaminate and balance every source. Outputs are committed together at the end (WorkDir.stage_run)."""
     with work.stage_run(STAGE, fingerprint(recipe, work)):
-        return _curate(recipe, work, progress)
+        # The benchmark index is built beside the read (one core reads, the other builds): decontam_build.
+        dc = recipe.curate.decontaminate
+        background = dc.enabled and bool(dc.benchmarks) and _large_sources(recipe)
+        build = IndexBuild(recipe, work.stage(STAGE) / "decontaminate", background=background)
+        try:
+            return _curate(recipe, work, build, progress)
+        finally:
+            build.close()
