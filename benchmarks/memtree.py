@@ -22,7 +22,8 @@ def _unexeced(p: psutil.Process, rss: dict[int, int], cmd: dict[int, list[str]])
         parent = p.ppid()
     except psutil.Error:
         return False
-    return parent in rss and rss[p.pid] == rss[parent] and cmd.get(p.pid) == cmd.get(parent)
+    # within 2%: the two are read a moment apart, and the parent's other threads go on allocating
+    return parent in rss and abs(rss[p.pid] - rss[parent]) <= rss[parent] // 50 and cmd.get(p.pid) == cmd.get(parent)
 
 
 def tree_memory(procs: list[psutil.Process], pss: bool = False) -> tuple[int, int]:
