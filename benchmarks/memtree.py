@@ -14,7 +14,7 @@ import psutil
 
 
 def _unexeced(p: psutil.Process, rss: dict[int, int], cmd: dict[int, list[str]]) -> bool:
-    """A child caught between (v)fork and exec: the same command line and the very same RSS as
+    """A child caught between (v)fork and exec: the same command line and the same RSS (within 2%) as
     its parent, whose pages it shares (vfork: the same memory). Counting it would add the
     parent's whole RSS again for a process that holds nothing of its own (a worker that starts
     a sandbox every few ms showed up as up to five phantom copies of itself)."""
