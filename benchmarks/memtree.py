@@ -13,15 +13,55 @@ from types import TracebackType
 import psutil
 
 
+def _unexeced(p: psutil.Process, rss: dict[int, int], cmd: dict[int, list[str]]) -> bool:
+    """A child caught between (v)fork and exec: the same command line and the same RSS (within 2%) as
+    its parent, whose pages it shares (vfork: the same memory). Counting it would add the
+    parent's whole RSS again for a process that holds nothing of its own (a worker that starts
+    a sandbox every few ms showed up as up to five phantom copies of itself)."""
+    try:
+        parent = p.ppid()
+    except psutil.Error:
+        return False
+    # within 2%: the two are read a moment apart, and the parent's other threads go on allocating
+    return parent in rss and abs(rss[p.pid] - rss[parent]) <= rss[parent] // 50 and cmd.get(p.pid) == cmd.get(parent)
+
+
+def tree_memory(procs: list[psutil.Process], pss: bool = False) -> tuple[int, int]:
+    """(summed RSS, summed PSS) in bytes of these processes, children not yet exec'd left out.
+    PSS splits pages shared between processes (a forkserver and its workers) among them, so it
+    is what the tree holds; RSS counts a shared page once per process. Without `pss` (cheaper:
+    no smaps read) the second figure is 0."""
+    rss: dict[int, int] = {}
+    cmd: dict[int, list[str]] = {}
+    live = []
+    for p in procs:
+        try:
+            with p.oneshot():
+                rss[p.pid] = p.memory_info().rss
+                cmd[p.pid] = p.cmdline()
+            live.append(p)
+        except psutil.Error:
+            continue
+    total_rss = total_pss = 0
+    for p in live:
+        if _unexeced(p, rss, cmd):
+            continue
+        total_rss += rss[p.pid]
+        if pss:
+            try:
+                total_pss += getattr(p.memory_full_info(), "pss", rss[p.pid])
+            except psutil.Error:
+                total_pss += rss[p.pid]
+    return total_rss, total_pss
+
+
 def tree_rss_mb(proc: psutil.Process | None = None) -> float:
     proc = proc or psutil.Process()
-    total = 0
-    for p in [proc, *proc.children(recursive=True)]:
-        try:
-            total += p.memory_info().rss
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return total / 2**20
+    try:
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        procs = [proc]
+    return tree_memory(procs)[0] / 2**20
 
 
 class TreePeak:

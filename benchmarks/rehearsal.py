@@ -16,7 +16,9 @@ config, quality gates). Per stage: wall time, CPU time of the stage's whole proc
 process's exact total from a cpuacct cgroup made for the stage where the machine allows one,
 `cpu_source: cgroup`; else each process's own time, sampled, or RUSAGE_CHILDREN, what the stage
 reaped, when larger, `cpu_source: sampled`, which misses short-lived sandboxes), peak RSS of the whole process
-tree (sampled every 0.2 s, as benchmarks/memtree.py does; the driver is not counted), and rows in / kept / dropped read from the
+tree (sampled every 0.2 s with benchmarks/memtree.py's tree_memory, which leaves out children
+caught between fork and exec, phantom copies of their parent; the driver is not counted) and
+peak PSS (shared pages split among the processes that share them: what the tree holds), and rows in / kept / dropped read from the
 stage's ledger, each checked against the tables it wrote (`accounting_ok`).
 
 The last line printed is one JSON object: rows, total_s, peak_rss_mb, accounting_ok, stages
@@ -53,11 +55,12 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from memtree import tree_memory  # noqa: E402
 from rehearsal_data import BENCH, Generated, write_inputs  # noqa: E402
 
 STAGES = ("curate", "generate", "responses", "variants", "release")
 STAGE_KEYS = ("wall_s", "cpu_s", "peak_rss_mb", "rows_in", "kept", "dropped", "ok", "error", "max_processes", "cpu_reaped_s",
-              "commit", "cpu_source", "cpu_sampled_s")
+              "commit", "cpu_source", "cpu_sampled_s", "peak_pss_mb")
 LICENSES = {"chat": "cc-by-nc-4.0", "mcq": "undeclared", "math": "mit", "code": "cc-by-4.0",
             "tool_use": "apache-2.0", "multi_turn": "apache-2.0", "instruction_following": "cc-by-nc-4.0"}  # fmt: skip
 
@@ -133,7 +136,7 @@ class _StageTree:
 
     def __init__(self, pid: int, interval_s: float = 0.2) -> None:
         self.root = psutil.Process(pid)
-        self.interval_s, self.mb, self.procs = interval_s, 0.0, 0
+        self.interval_s, self.mb, self.pss_mb, self.procs = interval_s, 0.0, 0.0, 0
         self.cpu: dict[tuple[int, float], float] = {}  # (pid, create_time) → CPU seconds
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -144,16 +147,15 @@ class _StageTree:
         except psutil.Error:
             return
         self.procs = max(self.procs, len(procs))
-        rss = 0
         for proc in procs:
             try:
                 with proc.oneshot():
-                    rss += proc.memory_info().rss
                     t = proc.cpu_times()
                     self.cpu[(proc.pid, proc.create_time())] = t.user + t.system
             except psutil.Error:
                 continue
-        self.mb = max(self.mb, rss / 2**20)
+        rss, pss = tree_memory(procs, pss=True)
+        self.mb, self.pss_mb = max(self.mb, rss / 2**20), max(self.pss_mb, pss / 2**20)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -219,7 +221,8 @@ def run_stage(stage: str, recipe_path: Path, work: Path, logs: Path) -> dict[str
     reaped, sampled = _children_cpu() - cpu0, sum(tree.cpu.values())
     res = {"wall_s": round(time.perf_counter() - t0, 1), "cpu_s": round(exact if exact is not None else max(reaped, sampled), 1),
            "cpu_source": "cgroup" if exact is not None else "sampled", "cpu_sampled_s": round(sampled, 1),
-           "cpu_reaped_s": round(reaped, 1), "peak_rss_mb": round(tree.mb, 1), "max_processes": tree.procs}  # fmt: skip
+           "cpu_reaped_s": round(reaped, 1), "peak_rss_mb": round(tree.mb, 1), "peak_pss_mb": round(tree.pss_mb, 1),
+           "max_processes": tree.procs}  # fmt: skip
     if rc != 0:
         lines = [ln for ln in (logs / f"{stage}.err").read_text(errors="replace").splitlines() if ln.strip()]
         res["error"] = f"exit {rc}: {lines[-1] if lines else '(no stderr)'}"
@@ -370,6 +373,7 @@ def summary(gen: Generated, stages: dict[str, dict[str, Any]], inputs_s: float, 
         "total_s": round(sum(s["wall_s"] for s in stages.values()), 1),
         "cpu_s": round(sum(s["cpu_s"] for s in stages.values()), 1),
         "peak_rss_mb": round(max(s["peak_rss_mb"] for s in stages.values()), 1),
+        "peak_pss_mb": round(max(s.get("peak_pss_mb", 0.0) for s in stages.values()), 1),
         "accounting_ok": complete and all(s.get("ok") for s in stages.values()),
         "complete": complete,
         "stages": {k: {x: v[x] for x in STAGE_KEYS if x in v} for k, v in stages.items()},
