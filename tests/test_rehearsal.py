@@ -182,3 +182,9 @@ def test_tree_memory_leaves_out_unexeced_children_and_splits_shared_pages() -> N
     me = psutil.Process()
     r, p = tree_memory([me], pss=True)
     assert r > 0 and 0 < p <= r  # PSS never above RSS
+
+
+def test_resume_without_a_kept_folder_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        rehearsal.main(["--resume", "--rows", "10"])
+    assert e.value.code == 2 and "--resume needs --keep DIR" in capsys.readouterr().err
