@@ -8,15 +8,16 @@ and ~5x faster than `count_substring`.
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from quality.answer_keys import AnswerKeys, digest, key_table
 
 # Columns every row must fill; reply columns only where a teacher produced the turn.
 REQUIRED = (
@@ -54,10 +55,6 @@ def last_turns(messages: pa.ChunkedArray | pa.Array) -> tuple[pa.Array, pa.Array
     return pc.take(pc.struct_field(flat, "role"), idx), pc.take(pc.struct_field(flat, "content"), idx)
 
 
-def digest(text: str | bytes) -> bytes:
-    return hashlib.blake2b(text.encode() if isinstance(text, str) else text, digest_size=16).digest()
-
-
 def _text_slices(flat: pa.StructArray, idx: pa.Array) -> tuple[memoryview, list[int], list[int]]:
     """The UTF-8 bytes of each row's last message, as (buffer, starts, ends): one slice of
     the flattened content per row (start == end and -1 for a row with no message). No string
@@ -78,18 +75,18 @@ def _text_slices(flat: pa.StructArray, idx: pa.Array) -> tuple[memoryview, list[
     return memoryview(data if data is not None else b""), starts.tolist(), ends.tolist()
 
 
-def answer_keys(table: pa.Table) -> Iterable[tuple[str, tuple[int, bytes]]]:
-    """prompt_id → (UTF-8 length, digest) of the `answer` variant's assistant turn, hashed
-    from the Arrow buffer (no text decoded)."""
+def answer_keys(table: pa.Table) -> pa.Table:
+    """The `answer` variant's keys of a table (see quality.answer_keys): per prompt_id, the
+    UTF-8 length and digest of its assistant turn, hashed from the Arrow buffer (no text decoded)."""
     flat, idx = last_turn_index(table.column("messages"))
     data, starts, ends = _text_slices(flat, idx)
-    for pid, a, b in zip(table.column("prompt_id").to_pylist(), starts, ends):
-        if b >= 0:
-            yield pid, (b - a, digest(data[a:b]))
+    return key_table(table.column("prompt_id"), data, starts, ends)
 
 
-def ends_with_answer(pids: list[str], texts: list[str | None], answers: dict[str, tuple[int, bytes]]) -> list[bool]:
-    """Per text: it ends with the exact answer text of its prompt (the key from answer_keys)."""
+def ends_with_answer(pids: list[str | None], texts: list[str | None],
+                     answers: Mapping[str, tuple[int, bytes]] | AnswerKeys) -> list[bool]:
+    """Per text: it ends with the exact answer text of its prompt (the string rule: the check
+    below must agree with it)."""
     data = [t.encode() if t is not None else None for t in texts]
     return [bool(b is not None and _ends(memoryview(b), 0, len(b), answers.get(p))) for p, b in zip(pids, data)]
 
@@ -101,11 +98,21 @@ def _ends(data: memoryview, a: int, b: int, key: tuple[int, bytes] | None) -> bo
 
 
 def ends_with_answer_column(pids: pa.ChunkedArray | pa.Array, flat: pa.StructArray, idx: pa.Array,
-                            answers: dict[str, tuple[int, bytes]]) -> pa.Array:
-    """ends_with_answer on a shard's last turns, read from the Arrow buffer (no text decoded)."""
+                            answers: AnswerKeys) -> pa.Array:
+    """ends_with_answer on a shard's last turns, read from the Arrow buffer (no text decoded);
+    the keys are looked up a column at a time."""
     data, starts, ends = _text_slices(flat, idx)
-    get = answers.get
-    return pa.array([_ends(data, a, b, get(p)) for p, a, b in zip(pids.to_pylist(), starts, ends)], pa.bool_())
+    lengths, rows = answers.lookup(pids)
+    null = answers.null_key() if pids.null_count else None
+    digests = answers.digests()
+    out = []
+    for i, (a, b, n) in enumerate(zip(starts, ends, lengths.tolist())):
+        if n < 0:
+            key = null if null is not None and not pids[i].is_valid else None
+            out.append(_ends(data, a, b, key))
+        else:
+            out.append(b >= 0 and b - a >= n and digest(data[b - n:b]) == digests[rows[i]].tobytes())
+    return pa.array(out, pa.bool_())
 
 
 # Detector verdicts that make no claim (short answers like "C", code, mixed scripts).
@@ -188,7 +195,7 @@ def signal_table(
     table: pa.Table,
     variant: str,
     contaminated: pa.Array,
-    answers: dict[str, tuple[int, bytes]] | None,
+    answers: AnswerKeys | None,
     *,
     teacher: bool,
     think: bool,
@@ -230,7 +237,7 @@ def signal_table(
         # would otherwise stand in for a missing "</think>"
         cols["think_open"], cols["think_close"] = last(opened), last(closed)
     if summary:
-        cols["ends_with_answer"] = ends_with_answer_column(table.column("prompt_id"), flat, idx, answers or {})
+        cols["ends_with_answer"] = ends_with_answer_column(table.column("prompt_id"), flat, idx, answers if answers is not None else AnswerKeys())
     out = pa.table(cols)
     for c in ("variant", "schema_version", "category", "source", "missing", "last_role"):
         out = out.set_column(out.schema.get_field_index(c), c, pc.dictionary_encode(out.column(c)))

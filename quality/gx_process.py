@@ -9,8 +9,9 @@ Protocol: the parent (`GxProcess`) writes requests to the child's stdin, the chi
 message is an 8-byte little-endian length, then a pickle:
   ("setup", Suites)                                   → None: import GX, define every suite
   ("run", key, data, variant, json_path, html_path)   → (outcomes, success): validate `data`
-      (a pandas frame, or a variant's signal tables, made a frame in the child), keep GX's
-      result JSON at json_path and render its Data Docs page at html_path
+      (a pandas frame; a variant's signal tables; or the paths of the Arrow IPC stream files a
+      `SignalFile` wrote them to, read here memory-mapped: tables and paths are made one frame
+      in the child), keep GX's result JSON at json_path and render its Data Docs page at html_path
 A request that raised is answered ("error", its last traceback line) and the parent raises it.
 EOF on stdin (the parent closed it, or died) ends the child. Only the protocol uses the child's
 fd 1 (its `print`s go to stderr); the pickles come from our own parent over a private pipe.
@@ -30,6 +31,56 @@ from pathlib import Path
 from typing import IO, Any
 
 HEADER = struct.Struct("<Q")
+
+
+class SignalFile:
+    """One variant's signal tables, appended shard by shard to Arrow IPC stream files that the GX
+    process reads itself: the release never holds a whole variant's signals, nor pickles them
+    (at 1.3M rows a variant that was ~100 MB held, then copied into a pickle, then read, then
+    unpickled in the child). A table whose schema differs from the file's starts a new file
+    (the child concatenates them as `to_frame` does: permissive promotion)."""
+
+    def __init__(self, folder: Path, name: str) -> None:
+        self.folder, self.name = folder, name
+        self.paths: list[str] = []
+        self.rows = 0
+        self._writer: Any = None
+        self._sink: Any = None
+
+    def write(self, tables: list[Any]) -> None:
+        import pyarrow as pa
+
+        for t in tables:
+            if self._writer is None or not t.schema.equals(self._writer.schema):
+                self._close_part()
+                path = self.folder / f"{self.name}-{len(self.paths):03d}.arrows"
+                self.folder.mkdir(parents=True, exist_ok=True)
+                self._sink = pa.OSFile(str(path), "wb")
+                self._writer = pa.ipc.new_stream(self._sink, t.schema)
+                self.paths.append(str(path))
+            self._writer.write_table(t)
+            self.rows += t.num_rows
+
+    def _close_part(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._sink.close()
+        self._writer = self._sink = None
+
+    def close(self) -> list[str]:
+        """Finish the files; their paths (what the "run" request takes)."""
+        self._close_part()
+        return self.paths
+
+    def __bool__(self) -> bool:
+        return self.rows > 0
+
+
+def read_signals(paths: list[str]) -> list[Any]:
+    """The tables a SignalFile wrote, memory-mapped (no copy until the frame is made)."""
+    import pyarrow as pa
+
+    return [pa.ipc.open_stream(pa.memory_map(p)).read_all() for p in paths]
 
 
 @dataclass(frozen=True)
@@ -129,7 +180,10 @@ def _run(runner: Any, key: str, data: Any, variant: str, json_path: str, html_pa
     from quality.derive import to_frame
     from quality.suites import outcomes_of, write_result
 
+    if isinstance(data, tuple):  # the paths of a SignalFile
+        data = read_signals(list(data))
     frame = to_frame(data) if isinstance(data, list) else data
+    del data  # the frame holds what it needs: the mapped tables go with this name
     result = runner.run(key, frame, "prompt_id" if "prompt_id" in frame.columns else None)
     into: dict = {}
     outcomes_of(result, variant, into)

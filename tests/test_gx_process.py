@@ -68,3 +68,29 @@ def test_release_process_never_imports_gx(tmp_path: Path) -> None:
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "no-gx"
+
+
+def test_signal_file_gives_the_child_the_frame_the_tables_make(tmp_path: Path) -> None:
+    """Signals written shard by shard (each batch its own dictionaries; a batch of another
+    schema starts a new file) read back, memory-mapped, into the same frame as the tables."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from quality.derive import to_frame
+    from quality.gx_process import SignalFile, read_signals
+
+    def batch(ids: list[str], cats: list[str], chars: pa.Array) -> pa.Table:
+        return pa.table({"prompt_id": ids, "category": pc.dictionary_encode(pa.array(cats)), "assistant_chars": chars})
+
+    tables = [batch(["a", "b"], ["math", "chat"], pa.array([3, 4], pa.int32())),
+              batch(["c"], ["code"], pa.array([5], pa.int32())),
+              batch(["d", "e"], ["chat", "chat"], pa.array([None, 7], pa.int64()))]  # another schema
+    sink = SignalFile(tmp_path / "signals", "answer")
+    assert not sink
+    sink.write(tables[:1])
+    sink.write(tables[1:])
+    paths = sink.close()
+    assert sink.rows == 5 and len(paths) == 2
+    got, want = to_frame(read_signals(paths)), to_frame(tables)
+    pd.testing.assert_frame_equal(got, want)
+    assert list(got["category"].cat.categories) == list(want["category"].cat.categories)

@@ -41,6 +41,7 @@ def test_ends_with_answer_is_exact() -> None:
 def test_ends_with_answer_from_buffers_matches_the_text_rule() -> None:
     """The buffer-level check (no text decoded) agrees with the string rule, multi-byte
     characters, empty and missing turns included."""
+    from quality.answer_keys import AnswerKeys
     from quality.derive import answer_keys, ends_with_answer_column, last_turn_index
 
     messages = VARIANT_FEATURES.arrow_schema.field("messages").type
@@ -50,8 +51,8 @@ def test_ends_with_answer_from_buffers_matches_the_text_rule() -> None:
                 for r in replies]
         return pa.table({"prompt_id": pids, "messages": pa.array(rows, storage_type(messages)).cast(messages)})
 
-    answers = dict(answer_keys(table(["p1", "p2", "p3", "p4"], ["答案是 42。", "B", "", None])))
-    assert set(answers) == {"p1", "p2", "p3"} and answers["p1"][0] == len("答案是 42。".encode())
+    answers = AnswerKeys([answer_keys(table(["p1", "p2", "p3", "p4"], ["答案是 42。", "B", "", None]))])
+    assert len(answers) == 3 and answers.get("p4") is None and answers.get("p1")[0] == len("答案是 42。".encode())
     pids = ["p1", "p1", "p2", "p3", "p4", "p2", "p1"]
     texts = ["总结。答案是 42。", "答案是 42。 ", "Answer: b", "anything", "x", None, "案是 42。"]
     flat, idx = last_turn_index(table(pids, texts).column("messages"))

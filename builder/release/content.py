@@ -136,11 +136,11 @@ def text_hashes(folder: Path, config: str) -> pa.Table:
 def content_sha256(hashes: pa.Table) -> str:
     """sha256 over "prompt_id \\0 text_hash" of every row, sorted by prompt_id: one Arrow join
     per chunk of rows and one hash update over its buffer (the same bytes a loop would feed)."""
-    t = hashes.sort_by("prompt_id")
+    order = pc.sort_indices(hashes, [("prompt_id", "ascending")])  # stable, as sort_by
     h = hashlib.sha256()
     step = 1 << 20
-    for a in range(0, t.num_rows, step):
-        part = t.slice(a, step)
+    for a in range(0, hashes.num_rows, step):
+        part = hashes.take(order.slice(a, step))  # a sorted slice at a time: no sorted copy of it all
         pid = pc.fill_null(part.column("prompt_id").combine_chunks(), "").cast(pa.binary())
         joined = pc.binary_join_element_wise(pid, part.column("text_hash").combine_chunks().cast(pa.binary()),
                                              pa.scalar(b"\0", pa.binary()))

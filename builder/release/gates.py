@@ -6,6 +6,7 @@ release (the report is kept in <work>/quality/), advisory ones become warnings.
 from __future__ import annotations
 
 import shutil
+import tempfile
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -23,7 +24,8 @@ from builder.release.tasks import collect_variant
 from builder.rows import SCHEMA_VERSION
 from builder.tables import CurateSummary, VariantInfo
 from builder.workdir import WorkDir
-from quality.gx_process import GxProcess, Suites
+from quality.answer_keys import AnswerKeys
+from quality.gx_process import GxProcess, SignalFile, Suites
 from quality.report import failures, one_line
 from quality.stats import VariantStats
 from quality.suites import CheckOutcome
@@ -41,8 +43,10 @@ class Gates:
     (requests answered in order, so pages keep their order); matplotlib is imported on a thread
     of its own meanwhile, for the figures."""
 
-    def __init__(self, recipe: Recipe, variants: list[VariantInfo], qdir: Path) -> None:
+    def __init__(self, recipe: Recipe, variants: list[VariantInfo], qdir: Path, scratch: Path) -> None:
         self.qdir = qdir
+        # The variants' signals on their way to the GX process (not in the release folder).
+        self._signals = tempfile.TemporaryDirectory(prefix=".release-signals-", dir=scratch)
         self.pages: list[tuple[str, str, bool]] = []  # (label, html path, success), in validation order
         self._gx = GxProcess()
         self._worker = ThreadPoolExecutor(max_workers=1)  # FIFO: pages keep their order
@@ -53,9 +57,17 @@ class Gates:
         self._figures = threading.Thread(target=_warm_figures, daemon=True)
         self._figures.start()
 
-    def submit(self, key: str, data: pd.DataFrame | list[pa.Table], variant: str, label: str) -> Future[Outcomes]:
-        """validate() on the worker thread; the future holds the outcomes. `data`: a frame, or
-        a variant's signal tables (made one frame in the GX process)."""
+    def signal_file(self, variant: str) -> SignalFile:
+        """Where a variant's signals are written as its shards are staged (see SignalFile)."""
+        return SignalFile(Path(self._signals.name), variant)
+
+    def submit(self, key: str, data: pd.DataFrame | list[pa.Table] | SignalFile, variant: str,
+               label: str) -> Future[Outcomes]:
+        """validate() on the worker thread; the future holds the outcomes. `data`: a frame, a
+        variant's signal tables, or the file they were written to (made one frame in the GX
+        process: a file is finished here and read there)."""
+        if isinstance(data, SignalFile):
+            data = tuple(data.close())
         def job() -> Outcomes:
             into: Outcomes = {}
             self._validate(key, data, variant, label, into)
@@ -66,11 +78,12 @@ class Gates:
         self._worker.shutdown(wait=True)
         self._gx.close()
         self._figures.join()
+        self._signals.cleanup()
 
     def validate(self, key: str, frame: pd.DataFrame, variant: str, label: str, into: Outcomes) -> None:
         into.update(self.submit(key, frame, variant, label).result())
 
-    def _validate(self, key: str, data: pd.DataFrame | list[pa.Table], variant: str, label: str,
+    def _validate(self, key: str, data: pd.DataFrame | list[pa.Table] | tuple[str, ...], variant: str, label: str,
                   into: Outcomes) -> None:
         self._ready.result()  # a failed setup re-raises here
         html = f"data_docs/{variant}/{label}.html"
@@ -163,9 +176,9 @@ def check_variants(recipe: Recipe, work: WorkDir, variants: list[VariantInfo], t
     """Gate every variant; shards are copied into `tmp` (staged here, or from the release tasks'
     `scratch`), their sha256 put in `known` and each variant's content in `taken` (with its
     per-row hashes when `keep_hashes`). Returns (stats per variant, every check's outcome, bytes read)."""
-    gates = Gates(recipe, variants, tmp / "quality")
+    gates = Gates(recipe, variants, tmp / "quality", work.root)
     contaminated = contaminated_ids(work)
-    answers: dict[str, tuple[int, bytes]] = {}
+    answers = AnswerKeys()
     stats: dict[str, VariantStats] = {}
     outcomes: list[CheckOutcome] = []
     bytes_in = 0
@@ -178,8 +191,9 @@ def check_variants(recipe: Recipe, work: WorkDir, variants: list[VariantInfo], t
             per: Outcomes = {}
             schema = per.setdefault(("schema", "arrow_schema_matches_features", ""),
                                     CheckOutcome("schema", v, "arrow_schema_matches_features", ""))
-            staged = (collect_variant(scratch, work, spec, tmp, answers, schema, known) if scratch is not None
-                      else stage_variant(work, spec, tmp, contaminated, answers, schema, known))
+            signals = gates.signal_file(v)
+            staged = (collect_variant(scratch, work, spec, tmp, answers, schema, known, signals) if scratch is not None
+                      else stage_variant(work, spec, tmp, contaminated, answers, schema, known, signals))
             stats[v], bytes_in = staged.stats, bytes_in + staged.bytes_in
             if taken is not None:
                 taken[v] = content.Taken.of(staged.hashes, keep_hashes)

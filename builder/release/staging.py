@@ -24,7 +24,9 @@ from builder.release.manifest import sha256_file
 from builder.release.redact_recipe import published_recipe
 from builder.tables import VariantInfo, VariantsSummary
 from builder.workdir import WorkDir
+from quality.answer_keys import AnswerKeys
 from quality.derive import answer_keys, signal_table
+from quality.gx_process import SignalFile
 from quality.stats import VariantStats
 from quality.suites import CheckOutcome
 
@@ -41,7 +43,7 @@ class Shard:
     rows: int = 0
     signals: list[pa.Table] = field(default_factory=list)
     stats: VariantStats = field(default_factory=VariantStats)
-    answer_keys: list[tuple[str, tuple[int, bytes]]] = field(default_factory=list)
+    answer_keys: list[pa.Table] = field(default_factory=list)  # exact-answer variant: per batch
     hashes: list[pa.Table] = field(default_factory=list)  # (prompt_id, text_hash) per batch
     dest: Path | None = None
     sha256: str = ""
@@ -50,10 +52,11 @@ class Shard:
 
 @dataclass
 class StagedVariant:
-    """One variant's shards, staged: merged stats, every shard's signals, bytes read."""
+    """One variant's shards, staged: merged stats, every shard's signals (written to the GX
+    process's file as each shard is folded), bytes read."""
 
+    signals: SignalFile
     stats: VariantStats = field(default_factory=VariantStats)
-    signals: list[pa.Table] = field(default_factory=list)
     hashes: list[pa.Table] = field(default_factory=list)
     bytes_in: int = 0
 
@@ -84,7 +87,7 @@ def contaminated_ids(work: WorkDir) -> pa.Array:
     return pq.read_table(files[0], columns=["prompt_id"]).column("prompt_id").combine_chunks()
 
 
-def load_shard(k: int, path: Path, spec: VariantInfo, contaminated: pa.Array, answers: dict[str, tuple[int, bytes]],
+def load_shard(k: int, path: Path, spec: VariantInfo, contaminated: pa.Array, answers: AnswerKeys,
                dest: Path, write: bool = True) -> Shard:
     """The per-shard work, streamed in record batches: memory stays near one batch whatever
     the shard size (read_table on a 676 MB shard peaked at 1.9 GB RSS, batches at 0.7 GB).
@@ -111,7 +114,7 @@ def load_shard(k: int, path: Path, spec: VariantInfo, contaminated: pa.Array, an
                 if writer is not None:
                     writer.write_table(table)
             if spec.exact_answer:
-                s.answer_keys += answer_keys(table)
+                s.answer_keys.append(answer_keys(table))
             s.signals.append(signal_table(table, spec.name, contaminated, answers, teacher=spec.reply is not None,
                                           think=spec.think, summary=spec.needs_summary))
             s.stats.add(table)
@@ -123,7 +126,7 @@ def load_shard(k: int, path: Path, spec: VariantInfo, contaminated: pa.Array, an
     return s
 
 
-def fold(out: StagedVariant, done: Shard, schema: CheckOutcome, answers: dict[str, tuple[int, bytes]]) -> bool:
+def fold(out: StagedVariant, done: Shard, schema: CheckOutcome, answers: AnswerKeys) -> bool:
     """One shard's results into its variant's (in shard order); False for a shard that could
     not take the published schema (a schema failure, its rows not staged)."""
     if done.error:
@@ -131,15 +134,17 @@ def fold(out: StagedVariant, done: Shard, schema: CheckOutcome, answers: dict[st
         schema.detail = done.error
         return False
     schema.merge(True, done.rows, 0, [])
-    answers.update(done.answer_keys)
-    out.signals += done.signals
+    answers.add(done.answer_keys)
+    out.signals.write(done.signals)
+    done.signals = []
     out.hashes += done.hashes
     out.stats.merge(done.stats)
     return True
 
 
 def stage_variant(work: WorkDir, spec: VariantInfo, tmp: Path, contaminated: pa.Array,
-                  answers: dict[str, tuple[int, bytes]], schema: CheckOutcome, known: dict[str, str]) -> StagedVariant:
+                  answers: AnswerKeys, schema: CheckOutcome, known: dict[str, str], signals: SignalFile,
+                  ) -> StagedVariant:
     """Stage every shard of a variant into tmp/data/<v>/ under its Hub name; each file's
     sha256 goes into `known` (relative to tmp), a shard that cannot take the published
     schema into `schema`, and (for the exact-answer variant) its texts' keys into `answers`."""

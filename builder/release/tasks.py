@@ -35,6 +35,8 @@ from builder.recipe import Recipe
 from builder.release.staging import StagedVariant, contaminated_ids, fold, load_shard
 from builder.tables import VariantInfo
 from builder.workdir import WorkDir
+from quality.answer_keys import AnswerKeys
+from quality.gx_process import SignalFile
 from quality.suites import CheckOutcome
 
 # A fault-injection hook for the kill -9 test: "rank:shards" makes task `rank` SIGKILL itself
@@ -79,11 +81,11 @@ def _write_part(path: Path, shard: Any) -> None:
     os.replace(tmp, path)  # whole or absent
 
 
-def answer_keys(scratch: Path, work: WorkDir, specs: list[VariantInfo]) -> dict[str, tuple[int, bytes]]:
+def answer_keys(scratch: Path, work: WorkDir, specs: list[VariantInfo]) -> AnswerKeys:
     """The exact-answer variant's keys, from its parts (phase 1), in shard order."""
-    keys: dict[str, tuple[int, bytes]] = {}
+    keys = AnswerKeys()
     for spec, k, _, _ in units(work, [s for s in specs if s.exact_answer]):
-        keys.update(read_part(scratch, spec.name, k).answer_keys)
+        keys.add(read_part(scratch, spec.name, k).answer_keys)
     return keys
 
 
@@ -95,7 +97,7 @@ def task_body(work_root: str, scratch_dir: str, specs: list[VariantInfo], phase:
     if not todo:
         return 0
     contaminated = contaminated_ids(work)
-    answers = answer_keys(scratch, work, specs) if phase and any(s.exact_answer for s in specs) else {}
+    answers = answer_keys(scratch, work, specs) if phase and any(s.exact_answer for s in specs) else AnswerKeys()
     for done, (spec, k, n, path) in enumerate(todo, 1):
         final = data_path(scratch, spec.name, k, n)
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -155,12 +157,12 @@ def run_tasks(recipe: Recipe, work: WorkDir, specs: list[VariantInfo], n_tasks: 
     return scratch
 
 
-def collect_variant(scratch: Path, work: WorkDir, spec: VariantInfo, tmp: Path, answers: dict[str, tuple[int, bytes]],
-                    schema: CheckOutcome, known: dict[str, str]) -> StagedVariant:
+def collect_variant(scratch: Path, work: WorkDir, spec: VariantInfo, tmp: Path, answers: AnswerKeys,
+                    schema: CheckOutcome, known: dict[str, str], signals: SignalFile) -> StagedVariant:
     """The merge for one variant: its parts in shard order, folded as the in-process staging
     folds them; each data file linked (or copied) into tmp/data/<v>/ under its final name, so
     the scratch stays whole until the release is committed."""
-    out = StagedVariant()
+    out = StagedVariant(signals)
     dest = tmp / "data" / spec.name
     dest.mkdir(parents=True, exist_ok=True)
     for _, k, n, path in units(work, [spec]):
