@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -58,6 +59,25 @@ def key_table(prompt_ids: pa.Array | pa.ChunkedArray, data: memoryview, starts: 
     })
 
 
+@dataclass(frozen=True)
+class _Index:
+    keys: np.ndarray  # sorted ids, fixed-width bytes (with their lengths when `composite`)
+    id_lens: np.ndarray
+    lengths: np.ndarray  # the answers' byte lengths
+    digests: np.ndarray  # (n, 16) uint8
+    width: int
+    composite: bool
+
+
+def _with_length(ids: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """Each id padded to its width, then its length (4 bytes, big-endian): one exact key."""
+    w = ids.dtype.itemsize
+    out = np.zeros((len(ids), w + 4), np.uint8)
+    out[:, :w] = np.frombuffer(ids.tobytes(), np.uint8).reshape(-1, w) if len(ids) else out[:, :w]
+    out[:, w:] = np.maximum(lens, 0).astype(">u4").view(np.uint8).reshape(-1, 4)
+    return out.view(f"S{w + 4}").ravel()
+
+
 class AnswerKeys:
     """prompt_id → (UTF-8 length, digest), added as key tables, looked up a column at a time.
     Adding after a lookup is allowed (the next lookup sorts again); lookups may run on several
@@ -66,7 +86,7 @@ class AnswerKeys:
     def __init__(self, parts: list[pa.Table] | None = None) -> None:
         self._parts: list[pa.Table] = list(parts or [])
         self._lock = threading.Lock()
-        self._sorted: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._sorted: _Index | None = None
         self._null: tuple[int, bytes] | None = None  # a null prompt_id's key (the last one added)
 
     def add(self, parts: list[pa.Table]) -> None:
@@ -75,15 +95,15 @@ class AnswerKeys:
             self._sorted = None if parts else self._sorted
 
     def __len__(self) -> int:
-        return len(self._index()[0])
+        return len(self._index().keys)
 
-    def _index(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _index(self) -> _Index:
         with self._lock:
             if self._sorted is None:
                 self._sorted = self._build()
             return self._sorted
 
-    def _build(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _build(self) -> _Index:
         t = pa.concat_tables(self._parts) if self._parts else EMPTY
         valid = pc.is_valid(t.column("prompt_id"))
         nulls = t.filter(pc.invert(valid))
@@ -91,34 +111,41 @@ class AnswerKeys:
         self._null = (int(nulls.column("length")[0].as_py()), nulls.column("digest")[0].as_py()) if nulls.num_rows else None
         t = t.filter(valid)
         t = t.take(pc.sort_indices(t, [("prompt_id", "ascending")])).combine_chunks()  # Arrow's sort is stable
+        # numpy compares fixed-width bytes as if NUL-padded: ids ending in NUL bytes ("ab",
+        # "ab\0") would compare equal, so those (pathological) keys carry their length too.
+        composite = bool(pc.any(pc.ends_with(t.column("prompt_id"), "\x00")).as_py())
         ids, id_lens = fixed_width(t.column("prompt_id"))
-        if len(ids) > 1 and not (ids[1:] >= ids[:-1]).all():  # NUL bytes order apart in numpy
-            t = t.take(pa.array(np.argsort(ids, kind="stable"))).combine_chunks()
+        keys = _with_length(ids, id_lens) if composite else ids
+        if len(keys) > 1 and not (keys[1:] >= keys[:-1]).all():  # Arrow's order is not numpy's there
+            t = t.take(pa.array(np.argsort(keys, kind="stable"))).combine_chunks()
             ids, id_lens = fixed_width(t.column("prompt_id"))
+            keys = _with_length(ids, id_lens) if composite else ids
         # The sorted table is the only copy kept: the arrays below are views of its buffers.
         self._parts = [p for p in (nulls, t) if p.num_rows]
         lengths = t.column("length").chunk(0).to_numpy() if t.num_rows else np.zeros(0, np.int64)
         raw = t.column("digest").chunk(0).buffers()[1] if t.num_rows else None
         digests = np.frombuffer(raw or b"", np.uint8)[:len(ids) * DIGEST].reshape(-1, DIGEST)
-        return ids, id_lens, lengths, digests
+        return _Index(keys, id_lens, lengths, digests, ids.dtype.itemsize, composite)
 
     def lookup(self, prompt_ids: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
         """Per id: (its answer's byte length, -1 when it has no key; the row of its digest in
         `digests()`)."""
-        ids, id_lens, lengths, _ = self._index()
+        x = self._index()
         n = len(prompt_ids)
         length = np.full(n, -1, np.int64)
         row = np.zeros(n, np.int64)
-        if len(ids):
-            q, qlen = fixed_width(prompt_ids, ids.dtype.itemsize)
-            pos = np.maximum(np.searchsorted(ids, q, side="right") - 1, 0)  # the last of equal ids
-            hit = (qlen >= 0) & (ids[pos] == q) & (id_lens[pos] == qlen)
-            length[hit], row[hit] = lengths[pos[hit]], pos[hit]
+        if len(x.keys):
+            q, qlen = fixed_width(prompt_ids, x.width)  # a longer id is cut: its length tells
+            if x.composite:
+                q = _with_length(q, qlen)
+            pos = np.maximum(np.searchsorted(x.keys, q, side="right") - 1, 0)  # the last of equal ids
+            hit = (qlen >= 0) & (x.keys[pos] == q) & (x.id_lens[pos] == qlen)
+            length[hit], row[hit] = x.lengths[pos[hit]], pos[hit]
         return length, row
 
     def digests(self) -> np.ndarray:
         """Every key's digest, one 16-byte row each, in the order `lookup` numbers them."""
-        return self._index()[3]
+        return self._index().digests
 
     def get(self, prompt_id: str | None) -> tuple[int, bytes] | None:
         """One id's key (the dict-like view the string rule uses)."""

@@ -46,17 +46,18 @@ class SignalFile:
         self.rows = 0
         self._writer: Any = None
         self._sink: Any = None
+        self._schema: Any = None
 
     def write(self, tables: list[Any]) -> None:
         import pyarrow as pa
 
         for t in tables:
-            if self._writer is None or not t.schema.equals(self._writer.schema):
+            if self._writer is None or not t.schema.equals(self._schema):
                 self._close_part()
                 path = self.folder / f"{self.name}-{len(self.paths):03d}.arrows"
                 self.folder.mkdir(parents=True, exist_ok=True)
                 self._sink = pa.OSFile(str(path), "wb")
-                self._writer = pa.ipc.new_stream(self._sink, t.schema)
+                self._writer, self._schema = pa.ipc.new_stream(self._sink, t.schema), t.schema
                 self.paths.append(str(path))
             self._writer.write_table(t)
             self.rows += t.num_rows

@@ -147,9 +147,10 @@ def stage_variant(work: WorkDir, spec: VariantInfo, tmp: Path, contaminated: pa.
                   ) -> StagedVariant:
     """Stage every shard of a variant into tmp/data/<v>/ under its Hub name; each file's
     sha256 goes into `known` (relative to tmp), a shard that cannot take the published
-    schema into `schema`, and (for the exact-answer variant) its texts' keys into `answers`."""
+    schema into `schema`, (for the exact-answer variant) its texts' keys into `answers`, and its
+    signals into `signals`."""
     v = spec.name
-    out = StagedVariant()
+    out = StagedVariant(signals)
     staged: list[Path] = []
     hashes: list[str] = []
     (tmp / "data" / v).mkdir(parents=True, exist_ok=True)
