@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from builder import tables
 from builder.errors import UserError
+from builder.executors import release_freed_memory
 from builder.progress import Progress, report
 from builder.recipe import Recipe
 from builder.release import content
@@ -197,6 +198,10 @@ def check_variants(recipe: Recipe, work: WorkDir, variants: list[VariantInfo], t
             stats[v], bytes_in = staged.stats, bytes_in + staged.bytes_in
             if taken is not None:
                 taken[v] = content.Taken.of(staged.hashes, keep_hashes)
+            staged.hashes = []
+            # The shards' buffers Arrow's pool kept (~500 MB after `full`'s) go back to the OS
+            # before the GX process builds this variant's frame.
+            release_freed_memory()
             # One GX run per variant on the narrow signals (no text), across all shards, on
             # the GX thread while the next variant is staged.
             pending.append((per, gates.submit(v, staged.signals, v, "rows") if staged.signals else None))
