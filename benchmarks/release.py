@@ -337,13 +337,21 @@ def main() -> None:
               f"{back['seconds'] - back['verify_s']:.1f}s", flush=True)
 
         # Same data for both sides: everything, or the first shards of each variant.
+        shutil.rmtree(base / "hf-cache", ignore_errors=True)  # disk: at 1.3M x 3 the subset's baseline needs it
         if args.subset_shards:
             sub = base / "subset"
-            for v in VARIANTS:
-                (sub / "variants" / v).mkdir(parents=True, exist_ok=True)
-                for p in sorted((base / "work" / "variants" / v).glob("part-*.parquet"))[: args.subset_shards]:
-                    shutil.copyfile(p, sub / "variants" / v / p.name)
+            firsts = {p for v in VARIANTS
+                      for p in sorted((base / "work" / "variants" / v).glob("part-*.parquet"))[: args.subset_shards]}
+
+            def others(folder: str, names: list[str]) -> set[str]:  # the parts past the subset
+                return {n for n in names if n.startswith("part-") and Path(folder, n) not in firsts}
+
+            # The variants' summary and completion marker come along: the release refuses a half-written stage.
+            shutil.copytree(base / "work" / "variants", sub / "variants", ignore=others)
             shutil.copytree(base / "work" / "curate", sub / "curate")
+            from builder.workdir import WorkDir
+
+            WorkDir(sub).mark_complete("variants")  # its marker names the files the subset holds
             ours = _in_child(do_release, str(sub), str(recipe), str(base / "subset-release"))
         else:
             sub, ours = base / "work", rel
