@@ -7,13 +7,14 @@ and keeps the largest sum (a sample can miss a peak shorter than the interval).
 
 from __future__ import annotations
 
+import resource
 import threading
 from types import TracebackType
 
 import psutil
 
 
-def _unexeced(p: psutil.Process, rss: dict[int, int], cmd: dict[int, list[str]]) -> bool:
+def unexeced(p: psutil.Process, rss: dict[int, int], cmd: dict[int, list[str]]) -> bool:
     """A child caught between (v)fork and exec: the same command line and the same RSS (within 2%) as
     its parent, whose pages it shares (vfork: the same memory). Counting it would add the
     parent's whole RSS again for a process that holds nothing of its own (a worker that starts
@@ -44,7 +45,7 @@ def tree_memory(procs: list[psutil.Process], pss: bool = False) -> tuple[int, in
             continue
     total_rss = total_pss = 0
     for p in live:
-        if _unexeced(p, rss, cmd):
+        if unexeced(p, rss, cmd):
             continue
         total_rss += rss[p.pid]
         if pss:
@@ -64,32 +65,50 @@ def tree_rss_mb(proc: psutil.Process | None = None) -> float:
     return tree_memory(procs)[0] / 2**20
 
 
+def reaped_cpu_s() -> float:
+    """CPU seconds (user + system) of this process's children that have ended and been reaped."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 class TreePeak:
     """with TreePeak() as peak: ... ; peak.mb is the largest tree RSS seen, peak.procs the most processes,
-    peak.cpu_s() the CPU seconds (user + system) the tree has used so far.
+    peak.cpu_s() the CPU seconds (user + system) the tree has used so far. `pid`: sample that
+    process's tree (a stage run as a subprocess) instead of this one's; `pss`: also keep the
+    largest summed PSS (`peak.pss_mb`; reads smaps, so keep the interval coarse).
 
     CPU time is load-independent where wall time is not (a shared machine): each process's last
     sampled total is kept after it exits, so a worker's final < interval_s of work can be missed."""
 
-    def __init__(self, interval_s: float = 0.05) -> None:
+    def __init__(self, interval_s: float = 0.05, pid: int | None = None, pss: bool = False) -> None:
         self.interval_s = interval_s
-        self.mb = 0.0
+        self.root = psutil.Process(pid)
+        self.pss = pss
+        self.mb = self.pss_mb = 0.0
         self.procs = 0
         self._cpu: dict[tuple[int, float], float] = {}  # (pid, create time) → user + system seconds
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def _tree(self) -> list[psutil.Process]:
+        try:
+            return [self.root, *self.root.children(recursive=True)]
+        except psutil.Error:
+            return []
+
+    def _sample(self) -> None:
+        procs = self._tree()
+        if not procs:
+            return
+        self.procs = max(self.procs, len(procs))
+        rss, pss = tree_memory(procs, self.pss)
+        self.mb, self.pss_mb = max(self.mb, rss / 2**20), max(self.pss_mb, pss / 2**20)
+        self._sample_cpu(procs)
+
     def _run(self) -> None:
-        me = psutil.Process()
         while not self._stop.is_set():
-            try:
-                kids = me.children(recursive=True)
-            except psutil.Error:
-                kids = []
-            self.procs = max(self.procs, 1 + len(kids))
-            self.mb = max(self.mb, tree_rss_mb(me))
-            self._sample_cpu([me, *kids])
+            self._sample()
             self._stop.wait(self.interval_s)
 
     def _sample_cpu(self, procs: list[psutil.Process]) -> None:
@@ -104,12 +123,7 @@ class TreePeak:
 
     def cpu_s(self) -> float:
         """CPU seconds of the whole tree so far (sampled now for the live processes)."""
-        me = psutil.Process()
-        try:
-            kids = me.children(recursive=True)
-        except psutil.Error:
-            kids = []
-        self._sample_cpu([me, *kids])
+        self._sample_cpu(self._tree())
         with self._lock:
             return sum(self._cpu.values())
 
@@ -120,4 +134,4 @@ class TreePeak:
     def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
         self._stop.set()
         self._thread.join()
-        self.mb = max(self.mb, tree_rss_mb())
+        self._sample()

@@ -35,19 +35,16 @@ import argparse
 import contextlib
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
@@ -55,7 +52,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from memtree import tree_memory  # noqa: E402
+from memtree import TreePeak, reaped_cpu_s  # noqa: E402
 from rehearsal_data import BENCH, Generated, write_inputs  # noqa: E402
 
 STAGES = ("curate", "generate", "responses", "variants", "release")
@@ -123,54 +120,6 @@ def _log(line: str) -> None:
     print(line, flush=True)  # progress shows while stdout is a file
 
 
-def _children_cpu() -> float:
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return ru.ru_utime + ru.ru_stime
-
-
-class _StageTree:
-    """Samples a stage's process tree every interval_s: the largest summed RSS, and each
-    process's own CPU time (user + system, children excluded) as last seen. A process that
-    ends between two samples loses its last interval here; RUSAGE_CHILDREN catches what the
-    stage reaped, so the caller keeps the larger of the two."""
-
-    def __init__(self, pid: int, interval_s: float = 0.2) -> None:
-        self.root = psutil.Process(pid)
-        self.interval_s, self.mb, self.pss_mb, self.procs = interval_s, 0.0, 0.0, 0
-        self.cpu: dict[tuple[int, float], float] = {}  # (pid, create_time) → CPU seconds
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _sample(self) -> None:
-        try:
-            procs = [self.root, *self.root.children(recursive=True)]
-        except psutil.Error:
-            return
-        self.procs = max(self.procs, len(procs))
-        for proc in procs:
-            try:
-                with proc.oneshot():
-                    t = proc.cpu_times()
-                    self.cpu[(proc.pid, proc.create_time())] = t.user + t.system
-            except psutil.Error:
-                continue
-        rss, pss = tree_memory(procs, pss=True)
-        self.mb, self.pss_mb = max(self.mb, rss / 2**20), max(self.pss_mb, pss / 2**20)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._sample()
-            self._stop.wait(self.interval_s)
-
-    def __enter__(self) -> _StageTree:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 CPUACCT = Path("/sys/fs/cgroup/cpuacct")  # cgroup v1: counts every process of the group, however short-lived
 
 
@@ -209,16 +158,16 @@ def run_stage(stage: str, recipe_path: Path, work: Path, logs: Path) -> dict[str
     cmd = [sys.executable, "-m", "builder.cli", stage, str(recipe_path), "--work", str(work)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     group = _CpuGroup(f"answer-distill-rehearsal-{os.getpid()}-{stage}")
-    cpu0, t0 = _children_cpu(), time.perf_counter()
+    cpu0, t0 = reaped_cpu_s(), time.perf_counter()
     try:
         with (logs / f"{stage}.out").open("w") as out, (logs / f"{stage}.err").open("w") as err:
             proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=err, preexec_fn=group.join)
-            with _StageTree(proc.pid) as tree:
+            with TreePeak(0.2, pid=proc.pid, pss=True) as tree:
                 rc = proc.wait()
         exact = group.seconds()
     finally:
         group.close()
-    reaped, sampled = _children_cpu() - cpu0, sum(tree.cpu.values())
+    reaped, sampled = reaped_cpu_s() - cpu0, tree.cpu_s()
     res = {"wall_s": round(time.perf_counter() - t0, 1), "cpu_s": round(exact if exact is not None else max(reaped, sampled), 1),
            "cpu_source": "cgroup" if exact is not None else "sampled", "cpu_sampled_s": round(sampled, 1),
            "cpu_reaped_s": round(reaped, 1), "peak_rss_mb": round(tree.mb, 1), "peak_pss_mb": round(tree.pss_mb, 1),

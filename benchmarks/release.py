@@ -206,21 +206,16 @@ def _child(q: Any, fn: Any, args: tuple[Any, ...]) -> None:
         q.put({"error": f"{type(e).__name__}: {e}"})
 
 
-def _children_cpu_s() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)  # every reaped descendant (the GX process)
-    return r.ru_utime + r.ru_stime
-
-
 def do_release(work: str, recipe_path: str, out: str) -> dict[str, Any]:
-    from memtree import TreePeak
+    from memtree import TreePeak, reaped_cpu_s
 
     from builder.recipe import load_recipe
     from builder.release.stage import run_release
 
     with TreePeak() as tree:
-        t0, c0, k0 = time.perf_counter(), time.process_time(), _children_cpu_s()
+        t0, c0, k0 = time.perf_counter(), time.process_time(), reaped_cpu_s()
         res = run_release(load_recipe(recipe_path), Path(work), Path(out))
-        seconds, own, kids = time.perf_counter() - t0, time.process_time() - c0, _children_cpu_s() - k0
+        seconds, own, kids = time.perf_counter() - t0, time.process_time() - c0, reaped_cpu_s() - k0
     # CPU of the whole tree: this process (every thread) plus its reaped children (the GX process).
     return {"seconds": seconds, "cpu_s": own + kids, "children_cpu_s": kids, "tree_peak_rss_mb": tree.mb,
             "counts": res.counts, "bytes_in": res.bytes_in}

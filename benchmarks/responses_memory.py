@@ -5,7 +5,7 @@
 
 Runs `answer-distill responses RECIPE -w WORK` as a user does (the code of `--repo`, default this
 checkout, so the code before a change can be measured on the same inputs) and samples its process
-tree every 0.1 s: the driver (the CLI process), the forkserver, the parse workers and the code
+tree every 0.1 s (children caught between fork and exec left out, as memtree does): the driver (the CLI process), the forkserver, the parse workers and the code
 sandboxes; per kind the peak of the kind's summed RSS and the largest single process, the tree's
 peak, and the tree's CPU seconds (each process's own user + system, sampled, as
 benchmarks/memtree.py counts them). `--compare` hashes every row of `parsed`, `quarantine` and the
@@ -31,6 +31,10 @@ import psutil
 import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from memtree import unexeced  # noqa: E402
+
 KINDS = ("driver", "forkserver", "workers", "sandboxes")
 
 
@@ -66,17 +70,25 @@ class Sampler(threading.Thread):
             except psutil.Error:
                 break
             now = dict.fromkeys(KINDS, 0.0)
+            seen: list[tuple[psutil.Process, str, float, tuple[int, float]]] = []
+            rss: dict[int, int] = {}
+            cmd: dict[int, list[str]] = {}
             for p in procs:
                 try:
-                    mb = p.memory_info().rss / 2**20
-                    kind = _kind(p, self.pid)
-                    t = p.cpu_times()
-                    key = (p.pid, p.create_time())
+                    with p.oneshot():
+                        rss[p.pid], cmd[p.pid] = p.memory_info().rss, p.cmdline()
+                        t = p.cpu_times()
+                        key = (p.pid, p.create_time())
+                    seen.append((p, _kind(p, self.pid), t.user + t.system, key))
                 except psutil.Error:
                     continue
+            for p, kind, cpu, key in seen:
+                self.cpu[key] = max(self.cpu.get(key, 0.0), cpu)
+                if unexeced(p, rss, cmd):  # a phantom copy of its parent (memtree.unexeced)
+                    continue
+                mb = rss[p.pid] / 2**20
                 now[kind] += mb
                 self.single[kind] = max(self.single[kind], mb)
-                self.cpu[key] = max(self.cpu.get(key, 0.0), t.user + t.system)
             for k in KINDS:
                 self.peak[k] = max(self.peak[k], now[k])
             self.tree = max(self.tree, sum(now.values()))

@@ -103,13 +103,8 @@ class Ledger:
     def kept_arrow(self, step: str, rows: pa.Table) -> None:
         """kept_many for rows already in Arrow (`source`, `source_row_id`, `prompt_id` columns):
         stored as Arrow (a million kept rows per step cost their bytes, not a Python str each)."""
-        n = rows.num_rows
-        self.steps.setdefault(step, StepCount()).kept += n
-        self._flush()
-        const = {"stage": self.stage, "step": step, "status": KEPT, "reason": "", "detail": "", "location": ""}
-        cols = {k: rows[k] if k in ("source", "source_row_id", "prompt_id") else pa.repeat(pa.scalar(const[k], pa.string()), n)
-                for k in LEDGER_FEATURES}  # fmt: skip
-        self._add_chunk(pa.table(cols).cast(LEDGER_FEATURES.arrow_schema))
+        self.steps.setdefault(step, StepCount()).kept += rows.num_rows
+        self._append_arrow(rows, {"step": step, "status": KEPT, "reason": "", "detail": ""})
 
     def record_arrow(self, step: str, rows: pa.Table) -> None:
         """record() for a batch of rows already in Arrow: `source`, `source_row_id`, `prompt_id`,
@@ -123,9 +118,14 @@ class Ledger:
             key = pc.if_else(pc.fill_null(named, False), dropped["reason"], dropped["status"])
             vc = pc.value_counts(key)
             count.dropped.update(dict(zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist())))
+        self._append_arrow(rows, {"step": step})
+
+    def _append_arrow(self, rows: pa.Table, const: dict[str, str]) -> None:
+        """`rows`' ledger columns, the others constant (`stage` and an empty `location` always),
+        after the rows recorded one by one so far (the ledger keeps its order)."""
         self._flush()
+        const = {"stage": self.stage, "location": "", **const}
         n = rows.num_rows
-        const = {"stage": self.stage, "step": step, "location": ""}
         cols = {k: pa.repeat(pa.scalar(const[k], pa.string()), n) if k in const else rows[k] for k in LEDGER_FEATURES}
         self._add_chunk(pa.table(cols).cast(LEDGER_FEATURES.arrow_schema))
 

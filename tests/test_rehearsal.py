@@ -164,7 +164,7 @@ def test_tree_memory_leaves_out_unexeced_children_and_splits_shared_pages() -> N
     """A child with its parent's command line and the very same RSS (between fork and exec) is a
     phantom copy; a forked child that has grown (a worker) is counted; PSS is at most RSS."""
     import psutil
-    from memtree import _unexeced, tree_memory
+    from memtree import tree_memory, unexeced
 
     class Fake:
         def __init__(self, pid: int, ppid: int) -> None:
@@ -175,10 +175,16 @@ def test_tree_memory_leaves_out_unexeced_children_and_splits_shared_pages() -> N
 
     rss = {1: 600, 2: 600, 3: 900}
     cmd = {1: ["python", "-c", "w"], 2: ["python", "-c", "w"], 3: ["python", "-c", "w"]}
-    assert _unexeced(Fake(2, 1), rss, cmd)  # same cmdline, same RSS: not exec'd yet
-    assert not _unexeced(Fake(3, 1), rss, cmd)  # a worker that grew
-    assert not _unexeced(Fake(1, 0), rss, cmd)  # the root: no parent in the tree
-    assert not _unexeced(Fake(2, 1), rss, {**cmd, 2: ["sh", "-c", "x"]})  # exec'd
+    assert unexeced(Fake(2, 1), rss, cmd)  # same cmdline, same RSS: not exec'd yet
+    assert not unexeced(Fake(3, 1), rss, cmd)  # a worker that grew
+    assert not unexeced(Fake(1, 0), rss, cmd)  # the root: no parent in the tree
+    assert not unexeced(Fake(2, 1), rss, {**cmd, 2: ["sh", "-c", "x"]})  # exec'd
     me = psutil.Process()
     r, p = tree_memory([me], pss=True)
     assert r > 0 and 0 < p <= r  # PSS never above RSS
+
+
+def test_resume_without_a_kept_folder_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        rehearsal.main(["--resume", "--rows", "10"])
+    assert e.value.code == 2 and "--resume needs --keep DIR" in capsys.readouterr().err

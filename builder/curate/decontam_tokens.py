@@ -129,12 +129,6 @@ def _windows(flat: np.ndarray, lens: np.ndarray, n: int) -> tuple[np.ndarray, np
     return h[inside], prompt[inside], offset[inside]
 
 
-def batch_windows(token_lists: list[list[str]], n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(window hashes, prompt of each window, word offset of each window in its prompt) of every
-    n-word window that lies inside one prompt, over a batch of token lists."""
-    return WordBatch(token_lists).windows(n)
-
-
 class HashIndex:
     """Sorted hashes plus a bitmap of their low bits: most lookups of a window that is not in the
     index end at one bitmap probe instead of a binary search."""

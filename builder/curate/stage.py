@@ -13,7 +13,9 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -378,19 +380,25 @@ def _curate(recipe: Recipe, work: WorkDir, build: IndexBuild, progress: Progress
     return result
 
 
+def _source_files(recipe: Recipe) -> Iterator[tuple[Any, list[Path]]]:
+    """Each source with its local files (none for a Hub source, or where the paths are wrong:
+    the read step says what is wrong)."""
+    for src in recipe.sources:
+        files: list[Path] = []
+        if src.kind != "hf":
+            with contextlib.suppress(UserError):
+                files = [f for f in local_files(recipe, src) if f.is_file()]
+        yield src, files
+
+
 def source_stats(recipe: Recipe) -> list[Any]:
     """What curate reads besides the recipe: each local file's (path, size, mtime) — sources and
     benchmark files — and each Hub source's id and revision (an unpinned one always re-runs)."""
     out: list[Any] = []
-    for src in recipe.sources:
+    for src, files in _source_files(recipe):
         if src.kind == "hf":
             out.append([src.dataset, src.config, src.split, src.revision or f"unpinned:{time.time_ns()}"])
-            continue
-        try:
-            files = local_files(recipe, src)
-        except UserError:
-            files = []  # the stage itself will say what is wrong
-        out += [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in files if f.is_file()]
+        out += [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in files]
     for b in recipe.curate.decontaminate.benchmarks:
         f = recipe.resolve(b.path)
         out.append([str(f), *( [f.stat().st_size, f.stat().st_mtime_ns] if f.is_file() else ["absent"])])
@@ -403,11 +411,10 @@ BACKGROUND_INDEX_FROM = 8 << 20  # source bytes (~20k prompts): below, a side pr
 def _large_sources(recipe: Recipe) -> bool:
     """Whether the sources are big enough (or of unknown size: Hub) for a side process to pay."""
     size = 0
-    for src in recipe.sources:
+    for src, files in _source_files(recipe):
         if src.kind == "hf":
             return True
-        with contextlib.suppress(UserError):  # the read step will say what is wrong
-            size += sum(f.stat().st_size for f in local_files(recipe, src) if f.is_file())
+        size += sum(f.stat().st_size for f in files)
     return size >= BACKGROUND_INDEX_FROM
 
 

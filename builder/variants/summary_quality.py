@@ -66,10 +66,10 @@ _FILLER_WORDS = (
     r"not sure|unsure|or something like that|or something|actually|as above|indeed"
 )
 _FILLER_VERBS = r"could|can|need|think|will|would|should|am|have|must|know|guess|recall|believe|remember|suppose|wonder"
-# The rule, as one pattern (tests/test_summary_speed.py holds the three below to it).
-_FILLER_EN = re.compile(rf"(?:^|\W)(?:{_FILLER_WORDS})(?:\W|$)|^(?:or|no)\b|\bi (?:{_FILLER_VERBS})\b")
-# The same rule as three patterns that open on a character, which `re` skips ahead to in C instead
-# of trying the pattern at every position (~1.5x faster; is_filler runs on most thinking sentences):
+# The rule is `(?:^|\W)(?:WORDS)(?:\W|$)|^(?:or|no)\b|\bi (?:VERBS)\b` (tests/test_summary_speed.py
+# holds the three patterns below to it), written as three that open on a character, which `re`
+# skips ahead to in C instead of trying at every position (~1.5x faster; is_filler runs on most
+# thinking sentences):
 _FILLER_WORD = re.compile(rf"\W(?:{_FILLER_WORDS})(?:\W|$)")  # searched in " " + text: the space is ^
 _FILLER_OPEN = re.compile(r"(?:or|no)\b")  # matched at the start
 _FILLER_IVERB = re.compile(rf"i(?<!\wi) (?:{_FILLER_VERBS})\b")  # \bi: no word character before the i
