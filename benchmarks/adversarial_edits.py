@@ -220,7 +220,8 @@ def zh_numeral(n: int) -> str:
     return ("" if tens == 1 else _ZH_DIGIT[tens]) + "十" + (_ZH_DIGIT[ones] if ones else "")
 
 
-_ZH_COUNT = re.compile(f"(?<![\\d.])([1-9]\\d?)(?=[{_CLASSIFIERS}])")
+# not after a Chinese numeral: "十5个" → "十五个" or "一2次" → "一两次" would change the number, not its form
+_ZH_COUNT = re.compile(f"(?<![\\d.零〇一二两三四五六七八九十百千万亿])([1-9]\\d?)(?=[{_CLASSIFIERS}])")
 
 
 def zh_numeral_form(text: str) -> str | None:
