@@ -266,14 +266,16 @@ class Seen:
     def __init__(self) -> None:
         self.exact: set[str] = set()
         self.sets: list[set[str]] = []
-        self.nums: list[set[str]] = []  # the digit words of those with 3 or more (is_repeat's prev_nums)
+        # The digit words of the kept sentences with 3 or more (is_repeat's prev_nums); taken when
+        # a sentence with 3 numbers first asks, then kept up to date.
+        self.nums: list[set[str]] | None = None
 
     def add(self, key: str) -> None:
         """Keep a sentence, by its fold()."""
         self.exact.add(key)
         ws = set(key.split())
         self.sets.append(ws)
-        if len(nums := {w for w in ws if w.isdigit()}) >= 3:
+        if self.nums is not None and len(nums := {w for w in ws if w.isdigit()}) >= 3:
             self.nums.append(nums)
 
     def repeats(self, s: str, key: str) -> bool:
@@ -282,12 +284,13 @@ class Seen:
             return True
         if not self.sets:
             return False
-        if self.nums:  # only kept sentences with 3+ numbers can match on numbers
-            nums = set(_NUMS.findall(s))
-            if len(nums) >= 3:
-                for prev_nums in self.nums:
-                    if nums <= prev_nums or prev_nums <= nums:
-                        return True
+        nums = set(_NUMS.findall(s))
+        if len(nums) >= 3:
+            if self.nums is None:
+                self.nums = [n for ws in self.sets if len(n := {w for w in ws if w.isdigit()}) >= 3]
+            for prev_nums in self.nums:
+                if nums <= prev_nums or prev_nums <= nums:
+                    return True
         ws = set(key.split())
         n = len(ws)
         if n >= 4:
