@@ -135,6 +135,8 @@ def _causal(s: str) -> bool:
 
 
 def _restates_prompt(sentence_words: list[str], prompt_words: set[str]) -> bool:
+    if len(sentence_words) < 6:
+        return False  # fewer than 6 distinct then
     ws = set(sentence_words)
     return len(ws) >= 6 and len(ws & prompt_words) >= 0.6 * len(ws)
 

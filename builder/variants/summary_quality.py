@@ -68,11 +68,29 @@ _FILLER_WORDS = (
     r"not sure|unsure|or something like that|or something|actually|as above|indeed"
 )
 _FILLER_VERBS = r"could|can|need|think|will|would|should|am|have|must|know|guess|recall|believe|remember|suppose|wonder"
+
+
+def _by_first_letter(alternatives: str) -> str:
+    """`a|b|…` (each opening on a letter) regrouped as `x(?:…)|y(?:…)`: re tries one group per
+    position instead of every alternative (a search finds a match exactly when the flat form does)."""
+    parts: list[str] = []
+    depth = start = 0
+    for i, ch in enumerate(alternatives + "|"):
+        depth += (ch == "(") - (ch == ")")
+        if ch == "|" and depth == 0:
+            parts.append(alternatives[start:i])
+            start = i + 1
+    groups: dict[str, list[str]] = {}
+    for alt in parts:
+        groups.setdefault(alt[0], []).append(alt[1:])
+    return "|".join(f"{first}(?:{'|'.join(rest)})" for first, rest in groups.items())
+
+
 # The rule is `(?:^|\W)(?:WORDS)(?:\W|$)|^(?:or|no)\b|\bi (?:VERBS)\b` (tests/test_summary_speed.py
 # holds the three patterns below to it), written as three that open on a character, which `re`
 # skips ahead to in C instead of trying at every position (~1.5x faster; is_filler runs on most
-# thinking sentences):
-_FILLER_WORD = re.compile(rf"\W(?:{_FILLER_WORDS})(?:\W|$)")  # searched in " " + text: the space is ^
+# thinking sentences); the words grouped by their first letter (_by_first_letter):
+_FILLER_WORD = re.compile(rf"\W(?:{_by_first_letter(_FILLER_WORDS)})(?:\W|$)")  # searched in " " + text: the space is ^
 _FILLER_OPEN = re.compile(r"(?:or|no)\b")  # matched at the start
 _FILLER_IVERB = re.compile(rf"i(?<!\wi) (?:{_FILLER_VERBS})\b")  # \bi: no word character before the i
 # "I" is case-sensitive: "i" is the imaginary unit, and "option I" / "(I)" an MMLU-Pro letter.
@@ -266,16 +284,14 @@ class Seen:
     def __init__(self) -> None:
         self.exact: set[str] = set()
         self.sets: list[set[str]] = []
-        # The digit words of the kept sentences with 3 or more (is_repeat's prev_nums); taken when
-        # a sentence with 3 numbers first asks, then kept up to date.
-        self.nums: list[set[str]] | None = None
+        self.nums: list[set[str]] = []  # the digit words of those with 3 or more (is_repeat's prev_nums)
 
     def add(self, key: str) -> None:
         """Keep a sentence, by its fold()."""
         self.exact.add(key)
         ws = set(key.split())
         self.sets.append(ws)
-        if self.nums is not None and len(nums := {w for w in ws if w.isdigit()}) >= 3:
+        if len(nums := {w for w in ws if w.isdigit()}) >= 3:
             self.nums.append(nums)
 
     def repeats(self, s: str, key: str) -> bool:
@@ -284,13 +300,12 @@ class Seen:
             return True
         if not self.sets:
             return False
-        nums = set(_NUMS.findall(s))
-        if len(nums) >= 3:
-            if self.nums is None:
-                self.nums = [n for ws in self.sets if len(n := {w for w in ws if w.isdigit()}) >= 3]
-            for prev_nums in self.nums:
-                if nums <= prev_nums or prev_nums <= nums:
-                    return True
+        if self.nums:  # only kept sentences with 3+ numbers can match on numbers
+            nums = set(_NUMS.findall(s))
+            if len(nums) >= 3:
+                for prev_nums in self.nums:
+                    if nums <= prev_nums or prev_nums <= nums:
+                        return True
         ws = set(key.split())
         n = len(ws)
         if n >= 4:
