@@ -220,7 +220,8 @@ def zh_numeral(n: int) -> str:
     return ("" if tens == 1 else _ZH_DIGIT[tens]) + "十" + (_ZH_DIGIT[ones] if ones else "")
 
 
-_ZH_COUNT = re.compile(f"(?<![\\d.])([1-9]\\d?)(?=[{_CLASSIFIERS}])")
+# not after a Chinese numeral: "十5个" → "十五个" or "一2次" → "一两次" would change the number, not its form
+_ZH_COUNT = re.compile(f"(?<![\\d.零〇一二两三四五六七八九十百千万亿])([1-9]\\d?)(?=[{_CLASSIFIERS}])")
 
 
 def zh_numeral_form(text: str) -> str | None:
@@ -277,13 +278,14 @@ def dedupe_variants(bases: list[tuple[int, str, str]], seed: int, n: int, zh_cha
     mixed = [b for b in bases if _CJK.search(b[1]) and re.search(r"[A-Za-z]{3,}", b[1])]
     with_digits = [b for b in bases if _HAS_DIGIT.search(b[1])]
     en_text = [b for b in bases if b[2] == "en"]
+    accented = [b for b in bases if re.search("[à-ÿ]", b[1])] or bases  # once: per draw it was O(bases) each
     while len(out) < n:
         roll = rng.random()
         if roll < 0.55:
             kind = rng.choice(FOLD_KINDS)
             pool = zh if kind == "fold_cjk_punct" else with_digits if kind == "fold_digits" else bases
             if kind == "fold_nfd":
-                pool = [b for b in bases if re.search("[à-ÿ]", b[1])] or bases
+                pool = accented
             if kind in ("fold_quotes", "fold_dashes"):
                 pool = en_text
             fam, text, lang = rng.choice(pool)

@@ -161,6 +161,8 @@ class _PoolWatch:
 
     def __init__(self, interval_s: float = 0.2) -> None:
         self.killed: list[tuple[int, int]] = []  # (pid, signal)
+        self._prev_sigint: Any = signal.SIG_DFL
+        self._blocked = False
         self._interval = interval_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pool-watch", daemon=True)
@@ -193,13 +195,31 @@ class _PoolWatch:
                 signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
                 return
 
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if self.killed:
+            raise KeyboardInterrupt  # the watch's wake-up, whatever SIGINT did before
+        if callable(self._prev_sigint):
+            self._prev_sigint(signum, frame)
+        elif self._prev_sigint != signal.SIG_IGN:
+            signal.default_int_handler(signum, frame)  # a real Ctrl-C
+        # SIG_IGN: a real SIGINT stays ignored, as the caller set it up
+
     def __enter__(self) -> _PoolWatch:
+        # The wake-up must not depend on how this process was started: a command started with `&`
+        # from a script (or nohup'd the same way) inherits SIGINT ignored, and Python then leaves it
+        # ignored, so the watch's SIGINT was dropped and the run hung. Called from the main thread.
+        prev = signal.signal(signal.SIGINT, self._on_sigint)
+        self._prev_sigint = signal.default_int_handler if prev is None else prev  # None: set outside Python
+        self._blocked = signal.SIGINT in signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+        if self._blocked:
+            signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT])
+        signal.signal(signal.SIGINT, self._prev_sigint)
 
 
 def _killed_message(executor: PipelineExecutor, killed: list[tuple[int, int]]) -> str:

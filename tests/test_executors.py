@@ -166,14 +166,19 @@ def kill_rank_1():
     os.kill(int((D / "pid1").read_text()), int(sys.argv[2]))
 
 if __name__ == "__main__":  # the pool may spawn: workers import this file
+    # as the process was started: `cmd &` from a script starts it with SIGINT ignored
+    signal.signal(signal.SIGINT, signal.SIG_IGN if sys.argv[3] == "ignored" else signal.default_int_handler)
     threading.Thread(target=kill_rank_1, daemon=True).start()
     cfg = ExecutorConfig(tasks=2, workers=2)
     run_executor(make_executor([step], cfg, D / "logs", "kill"), cfg)
 '''
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
-def test_a_killed_pool_worker_fails_the_run_in_one_line_not_a_hang(tmp_path: Path, sig: int) -> None:
+# "ignored": the run started with SIGINT ignored (by `&` in a script, as the clean-clone suite ran):
+# the watch's wake-up was dropped and the run hung.
+@pytest.mark.parametrize(("sig", "sigint"), [(signal.SIGKILL, "default"), (signal.SIGTERM, "default"),
+                                             (signal.SIGKILL, "ignored")])  # fmt: skip
+def test_a_killed_pool_worker_fails_the_run_in_one_line_not_a_hang(tmp_path: Path, sig: int, sigint: str) -> None:
     import subprocess
     import sys
 
@@ -182,11 +187,15 @@ def test_a_killed_pool_worker_fails_the_run_in_one_line_not_a_hang(tmp_path: Pat
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     # before the watch, the pool waited forever for the dead worker's task. The bound is loose: on a
     # 2-core machine under a load of 15+ the run's imports and pool start alone took over 60 s.
-    try:
-        proc = subprocess.run([sys.executable, str(script), str(tmp_path), str(int(sig))], capture_output=True, text=True,
-                              timeout=180, env=env)  # fmt: skip
-    except subprocess.TimeoutExpired as e:
-        pytest.fail(f"the run hung after a pool worker was killed; stderr tail: {str(e.stderr)[-2000:]}")
+    # its own session: a hung run's whole tree (forkserver and workers included) is killed, not left behind
+    with subprocess.Popen([sys.executable, str(script), str(tmp_path), str(int(sig)), sigint], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, env=env, start_new_session=True) as run:  # fmt: skip
+        try:
+            out, err = run.communicate(timeout=180)
+        except subprocess.TimeoutExpired:
+            os.killpg(run.pid, signal.SIGKILL)
+            pytest.fail(f"the run hung after a pool worker was killed; stderr tail: {run.communicate()[1][-2000:]}")
+    proc = subprocess.CompletedProcess(run.args, run.returncode, out, err)
     assert proc.returncode != 0, proc.stderr[-2000:]
     # The error is the traceback's last line; a process of the pool may print a shutdown warning
     # after it, so the error line is the last one naming RuntimeError, not merely the last line.
@@ -196,3 +205,21 @@ def test_a_killed_pool_worker_fails_the_run_in_one_line_not_a_hang(tmp_path: Pat
     pid = (tmp_path / "pid1").read_text()
     assert "a local worker process was killed" in last and f"pid {pid} (signal {int(sig)})" in last, proc.stderr[-2000:]
     assert "1" in last.split("task rank(s)")[1].split("unfinished")[0]
+
+
+def test_the_pool_watch_keeps_an_ignored_sigint_ignored() -> None:
+    # The watch installs its own SIGINT handler for the run: a real SIGINT the caller ignores stays
+    # ignored during the run, and the caller's disposition is back afterwards.
+    from builder.executors import _PoolWatch
+
+    prev = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with _PoolWatch(interval_s=60):
+            assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
+            signal.raise_signal(signal.SIGINT)  # would raise KeyboardInterrupt if not ignored
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+        with pytest.raises(KeyboardInterrupt), _PoolWatch(interval_s=60) as watch:
+            watch.killed.append((1, signal.SIGKILL))  # what the watch records before its wake-up
+            signal.raise_signal(signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGINT, prev)

@@ -84,6 +84,19 @@ def test_number_check_reads_full_width_digits_and_chinese_numerals() -> None:
     assert number_key("三角形的面积") == number_key("3角形的面积") != number_key("四角形的面积")
 
 
+def test_a_dropped_clause_comma_changes_no_number() -> None:
+    # Found at 1M prompts: a Chinese near duplicate that drops or adds a "，" was kept. "，一个" folds
+    # to ",1个", which read as the number 1 (a comma before a digit was taken for a separator inside
+    # a number), and "15.41亿，21年" without its comma read as one number 154100000021.
+    assert number_key("他有5个苹果，一个给了小红") == number_key("他有5个苹果一个给了小红")
+    assert number_key("营收15.41亿，21年营收20.7亿") == number_key("营收15.41亿21年营收20.7亿")
+    assert number_key("营收15.41亿，21年") != number_key("营收15.41亿，22年")
+    assert number_key("共40,000元，2,5两组") == number_key("共40000元，2，5两组") != number_key("共40000元，25两组")
+    a, b = ("描述一个场景，一个人的选择可能导致成功或失败。", "描述一个场景一个人的选择可能导致成功或失败!")
+    sa, sb = (set(shingle_hashes(t, P)[0].ravel().tolist()) for t in (a, b))
+    assert sa == sb
+
+
 def test_changed_numbers_never_share_a_shingle() -> None:
     a = set(shingle_hashes(ZH, P)[0].ravel().tolist())
     for other in (ZH.replace("3个", "4个"), ZH.replace("3个", "三个").replace("5个", "六个"),

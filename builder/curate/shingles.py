@@ -132,14 +132,14 @@ def zh_numerals_as_digits(text: str) -> str:
         if digits is not None and digits[1] == start and all(c in _ZH_UNITS or c in _ZH_BIG for c in run):
             # 3万 = 30000, 1.5亿 = 150000000
             v = float(text[digits[0] : digits[1]].replace(",", "")) * _zh_value("一" + run)
-            edits.append((digits[0], end, str(int(v)) if v.is_integer() else repr(v)))
+            edits.append((digits[0], end, (str(int(v)) if v.is_integer() else repr(v)) + _gap(text, end)))
             continue
         # a lone 二…九 or 两 is a number wherever it stands (三角形 reads 3角形 in both twins, and an
         # edit next to it cannot flip it); a lone 一, 十 or 零 only before a classifier or after 第
         counted = run in _ZH_ALONE or nxt in _ZH_COUNTED or nxt == "千" or text[start - 1 : start] == "第"
         if run in _ZH_WORDS or run in "百千万亿" or not (counted or len(run) > 1):
             continue
-        edits.append((start, end, str(_zh_value(run))))
+        edits.append((start, end, str(_zh_value(run)) + _gap(text, end)))
     if not edits:
         return text
     parts, last = [], 0
@@ -149,17 +149,18 @@ def zh_numerals_as_digits(text: str) -> str:
     return "".join(parts) + text[last:]
 
 
-_ONE_COUNTED = re.compile(f"(?<![\\d.,第])1(?=[{''.join(sorted(_ZH_COUNTED))}])")
+def _gap(text: str, end: int) -> str:
+    """A space after a converted numeral that digits follow: "15.41亿21年" is two numbers, as its twin
+    "15.41亿，21年" is, not one "154100000021"."""
+    return " " if text[end : end + 1].isdigit() else ""
 
 
-def _numbers(text: str) -> list[str]:
-    """Numbers of a folded text in order, Chinese numerals read where they are numbers. A count of
-    one before a Chinese classifier ("一个", "1本") is the article "a", not a number: it reads the
-    same either way and a one-character edit ("一个" → "这个") cannot flip the number check."""
-    text = zh_numerals_as_digits(text)
-    if not text.isascii() and "1" in text:
-        text = _ONE_COUNTED.sub("", text)
-    return _NUMBER_RE.findall(text)
+# A "1" that is part of a number ("21个", "2.1个", "2,1个") is not the article; a clause comma before
+# it is ("，一个" folds to ",1个" and must read as "一个" does without the comma).
+_ONE_COUNTED = re.compile(f"(?<![\\d第])(?<!\\d[.,])1(?=[{''.join(sorted(_ZH_COUNTED))}])")
+# A comma inside a run of digits is a thousands separator only before exactly three digits; else it
+# separates two numbers ("1541000000,21" from "15.41亿，21"), as a space would.
+_LIST_COMMA_RE = re.compile(r",(?!\d{3}(?!\d))")
 
 
 def number_key(text: str) -> int:
@@ -169,14 +170,16 @@ def number_key(text: str) -> int:
 
 
 def _number_key(folded: str) -> int:
-    """number_key of a folded text whose Chinese numerals are already digits."""
+    """number_key of a folded text whose Chinese numerals are already digits. A count of one before a
+    Chinese classifier ("一个", "1本") is the article "a", not a number: it reads the same either way
+    and a one-character edit ("一个" → "这个") cannot flip the number check."""
     if not folded.isascii() and "1" in folded:
         folded = _ONE_COUNTED.sub("", folded)
     nums = _NUMBER_RE.findall(folded)
     if not nums:
         return 0
     if "," in folded:
-        nums = [_THOUSANDS_RE.sub("", x) if "," in x else x for x in nums]
+        nums = [y for x in nums for y in (_LIST_COMMA_RE.split(_THOUSANDS_RE.sub("", x)) if "," in x else (x,))]
     return xxhash.xxh64_intdigest("\x1f".join(nums))
 
 
