@@ -26,9 +26,9 @@ from __future__ import annotations
 import re
 
 from builder.variants.faithfulness import check_faithful
+from builder.variants.repeats import Seen, words, words_of
 from builder.variants.summary_quality import (
     IDENT,
-    Seen,
     SummaryScores,
     boxed_values,
     final_result,
@@ -38,8 +38,6 @@ from builder.variants.summary_quality import (
     score_summary,
     sentences,
     stated_results,
-    words,
-    words_of,
 )
 
 __all__ = ["SummaryGate", "check_summary", "extractive_summary", "final_answers", "sentences"]
