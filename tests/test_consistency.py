@@ -94,3 +94,29 @@ def test_real_r1_traces_mostly_checkable_and_consistent() -> None:
     got = Counter(check(t.think, t.answer, t.prompt).verdict for t in random.Random(3).sample(triples, 800))
     assert got[MATCH] >= 0.9 * 800
     assert got[MISMATCH] <= 0.01 * 800
+
+
+def test_skipped_patterns_hold_their_literals() -> None:
+    """_think_letter skips a pattern whose literals (_NEEDS) are all absent: every match of it, on the
+    hand-checked traces' tails and on fuzz built from its words, holds one of them."""
+    from builder.responses import consistency as cs
+
+    rng = random.Random(30)
+    words = ["So", "so", "go", "going", "with", "on", "option", "Option", "choice", "answer", "is", "likely", "the",
+             "correct", "right", "wrong", "not", "false", "odd", "one", "exception", "incorrect", "must", "be", "here",
+             "That", "should", "looks", "makes", "making", "Definitely", "which", "that", "corresponds", "to", "stick",
+             "settle", "A", "B", "(C)", "(option D)", "J", ".", ",", ":", "\n", "\\boxed{B}", "\\boxed{", "says", "x"]  # fmt: skip
+    fuzz = [" ".join(rng.choice(words) for _ in range(rng.randint(1, 14))) for _ in range(20_000)]
+    tails = [str(c.get("think_tail") or "") for c in CASES]
+    tails += ["I'll go with option B.", "Hmm. So, the answer is C.", "the answer is probably D", "choose option E",
+              "The correct option is F", "the answer must be G", "Thus, option H is right", "which is option I",
+              "option J is tiny, which should be the correct", "So B looks correct", "(option C) is the one",
+              "the answer here is D", "making E the best", "Definitely A.", "option B is tiny. That must be the right",
+              "B is correct", "C is incorrect", "the odd one is D", "\\boxed{B}"]  # fmt: skip
+    hits = Counter()  # type: ignore[var-annotated]
+    for text in [*tails, *fuzz]:
+        for pat, needs in cs._NEEDS.items():
+            if pat.search(text):
+                hits[pat.pattern] += 1
+                assert any(n in text for n in needs), (pat.pattern[:60], text)
+    assert len(hits) == len(cs._NEEDS)  # every pattern was seen matching

@@ -303,3 +303,93 @@ def test_filler_i_opens_on_its_literal_and_finds_the_same() -> None:
     assert sum(bool(plain.search(t)) for t in texts) > 1_000
     for t in texts:
         assert [m.span() for m in sq._FILLER_I.finditer(t)] == [m.span() for m in plain.finditer(t)], repr(t[:120])
+
+
+# The fast paths of this round: each against the plain form it replaced, on real sentences and fuzz.
+def _unicode_fuzz(n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    alphabet = [chr(rng.randint(0, 0x3100)) for _ in range(2_000)] + list("中文İßΣσςſK_9a \n\t\u0307\u2028\x1c্া×Δ²")
+    return ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 24))) for _ in range(n)]
+
+
+def test_words_by_translate_equal_the_word_pattern() -> None:
+    sents = [s for t in TRACES for s in sq.sentences(t["reasoning"])]
+    texts = [*sents, *_unicode_fuzz(20_000, 20), "İstanbul ΑΣ 中文ab_c", "a\u0307b"]
+    for t in texts:
+        assert sq.words(t) == [w.casefold() for w in sq._WORD.findall(t)], repr(t)
+    rng = random.Random(21)
+    for _ in range(2_000):  # batches, some holding a line break (the fallback)
+        batch = rng.sample(texts, rng.randint(0, 6))
+        assert sq.words_of(batch) == [sq.words(t) for t in batch]
+
+
+def test_causal_and_math_tests_equal_their_patterns() -> None:
+    rng = random.Random(22)
+    pieces = ["because", "Since", "SO THAT", "so  that", "gives", "implies", "using", "formula", "law", "laws", "flaw",
+              "therefore", "means", "_", "x", "1", " ", "-", "é", "ſince", "K", "=", "$", "\\(", "\\frac", "≤", "×", "3",
+              "+", "^", "/", "*", "\t", "2"]  # fmt: skip
+    fuzz = ["".join(rng.choice(pieces) + rng.choice(["", " "]) for _ in range(rng.randint(0, 8))) for _ in range(30_000)]
+    texts = [s for t in TRACES for s in sq.sentences(t["reasoning"])] + fuzz + _unicode_fuzz(5_000, 23)
+    hits = 0
+    for t in texts:
+        assert sz._causal(t) == (sz._CAUSAL.search(t) is not None), repr(t)
+        assert sz._has_math(t) == (sz._MATH.search(t) is not None), repr(t)
+        hits += sz._causal(t)
+    assert hits > 1_000
+
+
+def test_seen_repeats_equal_is_repeat() -> None:
+    rng = random.Random(24)
+    sents = [s for t in TRACES for s in sq.sentences(t["reasoning"])]
+    words = ["1", "2", "3", "4", "5", "x", "the", "mass", "is", "ratio", "٣", "²"]
+    sents += [" ".join(rng.choice(words) for _ in range(rng.randint(1, 9))) for _ in range(3_000)]
+    for _ in range(3_000):
+        seen, exact, fast = [], set(), sq.Seen()  # type: ignore[var-annotated]
+        for s in rng.sample(sents, rng.randint(1, 12)):
+            key = sq.fold(s)
+            assert fast.repeats(s, key) == sq.is_repeat(s, seen, exact, key), s
+            if rng.random() < 0.7:
+                fast.add(key)
+                exact.add(key)
+                seen.append(set(key.split()))
+
+
+def test_sentences_from_the_end_are_the_sentences_reversed() -> None:
+    texts = [t["reasoning"][-1500:] for t in TRACES] + _fuzz('.!?。！？；"”’)\n\r \t```xa', 20_000, 25)
+    for t in texts:
+        assert list(sq._sentences_from_end(t)) == list(reversed(sq.sentences(t))), repr(t[:80])
+
+
+def _fragment_plain(s: str) -> bool:
+    """is_fragment before its pair pre-scan and ASCII paths."""
+    s = s.strip()
+    if not s or sq._LIST.match(s):
+        return True
+    if not s.endswith(sq._END_OK) and not s.endswith(("?", "？")):
+        return True
+    if any(s.count(a) != s.count(b) for a, b in sq._PAIRS) or s.count('"') % 2 or s.count("$") % 2:
+        return True
+    if sq.is_cjk(s):
+        return len(sq._CJK.findall(s)) < 6 and not any(ch.isdigit() for ch in s)
+    if s.endswith(("...", "…")):
+        return True
+    if sq._DEPENDENT.match(s) and not sq._MAIN_CLAUSE.search(s):
+        return True
+    first = next((ch for ch in s if ch.isalpha()), "")
+    toks = s.split()
+    if (first.islower() and not sq.IDENT.match(s)) or len(toks) < 3:
+        return True
+    head, colon, tail = s.rpartition(":")
+    if colon and len(tail.split()) <= 1 and not sq.stated_results(s):
+        return True
+    return len(toks) < 6 and "=" not in s and not any(t.strip(".,;:!?()").casefold() in sq._VERBS for t in toks)
+
+
+def test_fragment_fast_paths_equal_the_plain_rule() -> None:
+    rng = random.Random(26)
+    pieces = ["The", "mass", "is", "3", "(", ")", "[", "]", "{", "}", "“", "”", "（", "）", '"', "$", ".", ":", "x", "a",
+              "Because", "é", "中文", "...", " ", "1.", "-", "so", "equals"]  # fmt: skip
+    fuzz = ["".join(rng.choice(pieces) + rng.choice(["", " "]) for _ in range(rng.randint(0, 10))) + rng.choice([".", "", "?"])
+            for _ in range(30_000)]  # fmt: skip
+    for s in [*(s for t in TRACES for s in sq.sentences(t["reasoning"])), *fuzz, *_unicode_fuzz(5_000, 27)]:
+        assert sq.is_fragment.__wrapped__(s) == _fragment_plain(s), repr(s)

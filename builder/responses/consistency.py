@@ -117,6 +117,19 @@ _STATED_TEXT = re.compile(
 _MARKUP = re.compile(r"[*_`$]|\\text\{|\\mathrm\{|[{}]")
 _ARTICLES = re.compile(r"^(?:the|a|an)\s+")
 
+# A literal each case-sensitive pattern of _think_letter cannot match without (any one of them);
+# _ANSWER_IS (re.I: "anſwer" is an answer) is always run. tests/test_consistency.py holds each
+# pattern to its literals.
+_NEEDS: dict[re.Pattern[str], tuple[str, ...]] = {
+    **dict(zip(_COMMIT, [("go", "stick", "settle"), ("So",), ("answer",), ("option",), ("correct",), ("answer",),
+                         ("option",), ("option",), ("option",), ("looks",), ("the",), ("answer",), ("mak",),
+                         ("Definitely", "Option"), ("That",)], strict=True)),
+    _POSITIVE: ("correct", "right"),
+    _NEGATIVE: ("incorrect", "wrong", "false", "not", "odd", "exception"),
+    _NEGATIVE_ODD: ("incorrect", "wrong", "false", "odd"),
+    _TIER1[0]: ("\\boxed",),
+}  # fmt: skip
+
 
 @dataclass(frozen=True, slots=True)
 class Consistency:
@@ -150,6 +163,9 @@ def _think_letter(tail: str, negative: bool, letters: str) -> str | None:
     # its Chinese and Bangla ones only where their keyword occurs.
     pats = [*_answer_statements(tail), *_COMMIT, *((_NEGATIVE, _NEGATIVE_ODD) if negative else (_POSITIVE,))]
     for pat in pats:
+        needs = _NEEDS.get(pat)
+        if needs is not None and not any(map(tail.__contains__, needs)):
+            continue  # a literal every match holds is absent: the scan would find nothing
         for m in pat.finditer(tail):
             at = m.start(1)
             # The clause it is in: "Maybe …, but since B is the closest, I'll go with B" commits.

@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 
 from builder.variants.faithfulness import check_faithful
+from builder.variants.repeats import Seen, words, words_of
 from builder.variants.summary_quality import (
     IDENT,
     SummaryScores,
@@ -34,11 +35,9 @@ from builder.variants.summary_quality import (
     is_cjk,
     is_filler,
     is_fragment,
-    is_repeat,
     score_summary,
     sentences,
     stated_results,
-    words,
 )
 
 __all__ = ["SummaryGate", "check_summary", "extractive_summary", "final_answers", "sentences"]
@@ -65,7 +64,13 @@ _CORRECTION = re.compile(
 )
 _MATH = re.compile(r"=|\\\(|\\\[|\$|\\frac|\\sqrt|[≤≥×÷]|\d\s*[-+*/^]\s*\d")
 _CAUSAL = re.compile(r"(?i)\b(?:because|since|gives|implies|using|formula|law|therefore|so that|means)\b|因为|由于|得到|根据|公式|所以")
-_CAUSAL_WORDS = ("because", "since", "gives", "implies", "using", "formula", "law", "therefore", "so that", "means")
+# _CAUSAL's words on lower-case ASCII (\w there is [a-z0-9_]), each \b written as a look-behind after
+# its first letter: a pattern that opens on a letter is scanned for in C (~1.8x faster).
+_CAUSAL_LOW = re.compile(
+    r"(?:b(?<![a-z0-9_]b)ecause|s(?<![a-z0-9_]s)(?:ince|o that)|g(?<![a-z0-9_]g)ives|i(?<![a-z0-9_]i)mplies"
+    r"|u(?<![a-z0-9_]u)sing|f(?<![a-z0-9_]f)ormula|l(?<![a-z0-9_]l)aw|t(?<![a-z0-9_]t)herefore|m(?<![a-z0-9_]m)eans)"
+    r"(?![a-z0-9_])"
+)
 _NEUTRAL_RESULT = {"en": "The answer is {}.", "zh": "答案是 {}。"}
 # Necessary conditions of the patterns above, tested first: _clean runs on every thinking sentence,
 # and most match none of them. A non-ASCII first character always runs _LEAD (re.I folds "ſ" to
@@ -78,7 +83,9 @@ _LEAD_WORDS = ("so", "but", "and", "then", "therefore", "thus", "hence", "actual
                "again", "indeed", "now", "in ", "overall", "final answer", "similarly", "additionally", "moreover", "furthermore")  # fmt: skip
 _LEAD_ZH_FIRST = frozenset("所因那然首接最另其于总综嗯好故")
 _HEDGE_WORDS = ("answer", "result", "option", "choice")
-_MATH_HINT = re.compile(r"[=\\$≤≥×÷\d]")  # a character every _MATH alternative holds
+# _MATH's alternatives: "=", "$", these TeX openings, ≤ ≥ × ÷, and a digit operation.
+_MATH_TEX = ("\\(", "\\[", "\\frac", "\\sqrt")
+_DIGIT_OP = re.compile(r"\d\s*[-+*/^]\s*\d")
 
 
 def final_answers(text: str) -> set[str]:
@@ -105,21 +112,29 @@ def _clean(s: str) -> tuple[str, bool]:
         s = "The " + s[0].lower() + s[1:]
     if s and s[0].islower() and not IDENT.match(s):
         s = s[0].upper() + s[1:]  # "thus the …" was cut to "the …"; "x = 3", "f(x)", "number=85" stay
-    math = bool(s) and _MATH_HINT.search(s) is not None and _MATH.search(s) is not None
+    math = bool(s) and _has_math(s)
     if math and not s.endswith((".", "!", "?", "。", "！", "？", ":", "：", ",")):
         s += "。" if is_cjk(s) else "."
     return s, math
 
 
+def _has_math(s: str) -> bool:
+    """_MATH.search(s) is not None: its literal alternatives as substring tests, one regex left."""
+    return ("=" in s or "$" in s or ("\\" in s and any(map(s.__contains__, _MATH_TEX)))
+            or "≤" in s or "≥" in s or "×" in s or "÷" in s
+            # every _DIGIT_OP match holds one of its operators
+            or (("-" in s or "+" in s or "*" in s or "/" in s or "^" in s) and _DIGIT_OP.search(s) is not None))  # fmt: skip
+
+
 def _causal(s: str) -> bool:
-    if s.isascii():  # lower() is exact there: no _CAUSAL match without one of its words
-        low = s.lower()
-        if not any(map(low.__contains__, _CAUSAL_WORDS)):
-            return False
+    if s.isascii():  # lower() is exact there, and re.I on ASCII is matching the lower-cased text
+        return _CAUSAL_LOW.search(s.lower()) is not None
     return _CAUSAL.search(s) is not None
 
 
 def _restates_prompt(sentence_words: list[str], prompt_words: set[str]) -> bool:
+    if len(sentence_words) < 6:
+        return False  # fewer than 6 distinct then
     ws = set(sentence_words)
     return len(ws) >= 6 and len(ws & prompt_words) >= 0.6 * len(ws)
 
@@ -138,10 +153,24 @@ def extractive_summary(
     # Every sentence is cleaned and ranked (cheap); the filters (fragment, filler, the prompt again,
     # an abandoned path, another result) run only on the sentences the ranking reaches, memoised:
     # the summary is the one filtering all of them first would give, at a fraction of the cost.
-    cands = [(i, s, words(s), math) for i, (s, math) in ((i, _clean(r)) for i, r in enumerate(raw)) if s]
-    by_index = {i: (s, ws) for i, s, ws, _ in cands}
+    # A sentence with a question mark is filler (is_filler) before and after _clean, which cuts no
+    # "?": never usable, so neither cleaned nor ranked.
+    idx: list[int] = []
+    texts: list[str] = []
+    maths: list[bool] = []
+    for i, r in enumerate(raw):
+        if "?" in r or "？" in r:
+            continue
+        s, math = _clean(r)
+        if s:
+            idx.append(i)
+            texts.append(s)
+            maths.append(math)
+    wss = words_of(texts)
+    by_index = {i: (s, ws) for i, s, ws in zip(idx, texts, wss)}
     stated_of: dict[int, set[str]] = {}
     usable_of: dict[int, bool] = {}
+    last = len(raw) - 1
 
     def stated(i: int) -> set[str]:
         st = stated_of.get(i)
@@ -153,8 +182,9 @@ def extractive_summary(
         ok = usable_of.get(i)
         if ok is None:
             s, ws = by_index[i]
-            ok = not (is_fragment(s) or is_filler(s) or _restates_prompt(ws, prompt_words)
-                      or (i + 1 < len(raw) and _CORRECTION.match(raw[i + 1])))  # next one abandons it
+            # The cheap tests first (an `or` of pure tests: the order changes no verdict).
+            ok = not ((i < last and _CORRECTION.match(raw[i + 1])) or _restates_prompt(ws, prompt_words)  # next one abandons it
+                      or is_fragment(s) or is_filler(s))  # fmt: skip
             if ok:
                 st = stated(i)  # an intermediate or abandoned result: never a second answer
                 ok = not (st and (result is None or result not in st))
@@ -165,23 +195,26 @@ def extractive_summary(
     # statements of it are the same conclusion again.
     decisive = -1
     if result is not None:
-        decisive = next((i for i, _, _, _ in reversed(cands) if result in stated(i) and usable(i)), -1)
+        decisive = next((i for i in reversed(idx) if result in stated(i) and usable(i)), -1)
 
     def eligible(i: int) -> bool:
         return usable(i) and (i == decisive or not stated(i))
 
-    plan = next((i for i, _, _, _ in cands if eligible(i)), -1)  # the first kept sentence: the plan
+    plan = next((i for i in idx if eligible(i)), -1)  # the first kept sentence: the plan
     ranked: list[tuple[float, int]] = []
-    for i, s, ws, math in cands:
-        score = sum(map(answer_vocab.__contains__, ws)) / (len(ws) or 1)
-        score += 1.0 if math else 0.0
-        score += 0.5 if _causal(s) else 0.0
-        score += 0.5 if i == plan else 0.0
+    contains = answer_vocab.__contains__
+    for i, s, ws, math in zip(idx, texts, wss, maths):
+        score = sum(map(contains, ws)) / (len(ws) or 1)
+        if math:  # + 0.0 changes no float: the sum is the one adding every term gives
+            score += 1.0
+        if _causal(s):
+            score += 0.5
+        if i == plan:
+            score += 0.5
         ranked.append((score, i))
     order = sorted(ranked, key=lambda k: (k[1] != decisive, -k[0], k[1]))
     chosen: list[int] = []
-    seen: list[set[str]] = []
-    exact: set[str] = set()
+    seen = Seen()
     used = 0
     for _, i in order:
         if len(chosen) >= max_sentences:
@@ -191,26 +224,24 @@ def extractive_summary(
         if used + cost > budget or not eligible(i):
             continue
         key = " ".join(ws)  # fold(s)
-        if is_repeat(s, seen, exact, key):
+        if seen.repeats(s, key):
             continue
         chosen.append(i)
         used += cost
-        exact.add(key)
-        seen.append(set(key.split()))
+        seen.add(key)
     # Once more in reading order, as the scorer reads it: a kept sentence that repeats an
     # earlier one (the ranking saw them the other way round) goes.
     parts: list[str] = []
-    seen, exact = [], set()
+    seen = Seen()
     for i in sorted(chosen):
         s, ws = by_index[i]
         key = " ".join(ws)
-        if is_repeat(s, seen, exact, key):
+        if seen.repeats(s, key):
             if i == decisive:
                 decisive = -1
             continue
         parts.append(s)
-        exact.add(key)
-        seen.append(set(key.split()))
+        seen.add(key)
     if decisive in chosen and parts and parts[-1] != by_index[decisive][0]:
         # The thinking stated its result, then checked it: the summary ends at the result.
         parts.remove(by_index[decisive][0])

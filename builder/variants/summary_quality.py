@@ -19,10 +19,18 @@ prompts):
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
 import regex
+
+from builder.variants.repeats import _CJK, _WORD
+from builder.variants.repeats import Seen as Seen
+from builder.variants.repeats import fold as fold
+from builder.variants.repeats import is_repeat as is_repeat
+from builder.variants.repeats import words as words
+from builder.variants.repeats import words_of as words_of
 
 # Sentence ends: Latin punctuation needs the space after it ("3.5" and "e.g." stay whole);
 # CJK full stops are followed directly by the next sentence; every line break ends one too.
@@ -35,12 +43,7 @@ _CJK_STOP, _CLOSERS = frozenset("。！？；"), frozenset("\"”’)")
 _FENCE = regex.compile(r"```.*?(?:```|\Z)", regex.S)
 _END_OK = (".", "!", "。", "！", ".)", ".\"", ".”", "$.", ")." )
 # Stdlib `re` on the hot paths (every thinking sentence): ~3x faster than `regex` here.
-_HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_WORD = re.compile(rf"[{_HAN}]|[^\W_{_HAN}]+")
-_CJK = re.compile(rf"[{_HAN}]")
-_ASCII_WORD = re.compile(r"[a-z0-9]+")
 _LIST = re.compile(r"^(?:[-*•+]\s|#+\s|\d+[.)]\s|\(?[a-z]\)\s)")
-_NUMS = re.compile(r"\d+")
 # An opening that is a symbol, not a word: "k2/k1 = 5", "dy/dx", "x = 3", "f(x)", "n = PV/RT".
 IDENT = re.compile(r"^[\w']+(?:[^\w\s,.;:!?'’]|\s+[=<>≤≥≡+\-*/^]|$)|^(?![ai]\s)\w(?:\W|$)")
 _DEPENDENT = re.compile(r"(?i)^(?:because|which|whereas|although|though|whether)\b")
@@ -55,6 +58,8 @@ _VERB_WORDS = (
 )
 _VERBS = frozenset(_VERB_WORDS.split())
 _PAIRS = (("(", ")"), ("[", "]"), ("{", "}"), ("“", "”"), ("（", "）"))  # balanced in a sentence (is_fragment)
+_PAIR_CHAR = re.compile(r'[()\[\]{}“”（）"$]')  # a sentence with none of them is balanced: one C scan, not seven counts
+_ASCII_ALPHA = re.compile(r"[A-Za-z]")
 # Self-talk, hesitation and chat about the asker, as whole words (case-folded text).
 _FILLER_WORDS = (
     r"me|my|myself|let's|let us|okay|ok|hmm+|um+|uh|wait|oh|ah|whoa|oops|yeah|"
@@ -66,11 +71,29 @@ _FILLER_WORDS = (
     r"not sure|unsure|or something like that|or something|actually|as above|indeed"
 )
 _FILLER_VERBS = r"could|can|need|think|will|would|should|am|have|must|know|guess|recall|believe|remember|suppose|wonder"
+
+
+def _by_first_letter(alternatives: str) -> str:
+    """`a|b|…` (each opening on a letter) regrouped as `x(?:…)|y(?:…)`: re tries one group per
+    position instead of every alternative (a search finds a match exactly when the flat form does)."""
+    parts: list[str] = []
+    depth = start = 0
+    for i, ch in enumerate(alternatives + "|"):
+        depth += (ch == "(") - (ch == ")")
+        if ch == "|" and depth == 0:
+            parts.append(alternatives[start:i])
+            start = i + 1
+    groups: dict[str, list[str]] = {}
+    for alt in parts:
+        groups.setdefault(alt[0], []).append(alt[1:])
+    return "|".join(f"{first}(?:{'|'.join(rest)})" for first, rest in groups.items())
+
+
 # The rule is `(?:^|\W)(?:WORDS)(?:\W|$)|^(?:or|no)\b|\bi (?:VERBS)\b` (tests/test_summary_speed.py
 # holds the three patterns below to it), written as three that open on a character, which `re`
 # skips ahead to in C instead of trying at every position (~1.5x faster; is_filler runs on most
-# thinking sentences):
-_FILLER_WORD = re.compile(rf"\W(?:{_FILLER_WORDS})(?:\W|$)")  # searched in " " + text: the space is ^
+# thinking sentences); the words grouped by their first letter (_by_first_letter):
+_FILLER_WORD = re.compile(rf"\W(?:{_by_first_letter(_FILLER_WORDS)})(?:\W|$)")  # searched in " " + text: the space is ^
 _FILLER_OPEN = re.compile(r"(?:or|no)\b")  # matched at the start
 _FILLER_IVERB = re.compile(rf"i(?<!\wi) (?:{_FILLER_VERBS})\b")  # \bi: no word character before the i
 # "I" is case-sensitive: "i" is the imaginary unit, and "option I" / "(I)" an MMLU-Pro letter.
@@ -110,24 +133,34 @@ def sentences(text: str) -> list[str]:
         text = _FENCE.sub("\n", text)
     out: list[str] = []
     for line in text.split("\n"):
-        start = 0
-        for m in _SENT.finditer(line):
-            end = m.start()
-            end += 1 if line[end] in _CJK_STOP else 2 if line[end + 1] in _CLOSERS else 1
-            s = line[start:end].strip()
-            if s:
-                out.append(s)
-            start = m.end()
-        s = line[start:].strip()
-        if s:
-            out.append(s)
+        _line_sentences(line, out)
     return out
 
 
-def words(text: str) -> list[str]:
-    if text.isascii():  # lower() == casefold() there; _WORD is [a-z0-9]+ on lower-case ASCII
-        return _ASCII_WORD.findall(text.lower())
-    return [w.casefold() for w in _WORD.findall(text)]
+def _line_sentences(line: str, out: list[str]) -> None:
+    """One line's sentences onto `out` (a line break always ends a sentence: lines split alone)."""
+    start = 0
+    for m in _SENT.finditer(line):
+        end = m.start()
+        end += 1 if line[end] in _CJK_STOP else 2 if line[end + 1] in _CLOSERS else 1
+        s = line[start:end].strip()
+        if s:
+            out.append(s)
+        start = m.end()
+    s = line[start:].strip()
+    if s:
+        out.append(s)
+
+
+def _sentences_from_end(text: str) -> Iterator[str]:
+    """reversed(sentences(text)), the lines split one by one from the last (the caller stops early)."""
+    if "```" in text:  # a fence's reach depends on what comes before it
+        yield from reversed(sentences(text))
+        return
+    for line in reversed(text.split("\n")):
+        out: list[str] = []
+        _line_sentences(line, out)
+        yield from reversed(out)
 
 
 def is_cjk(text: str) -> bool:
@@ -148,16 +181,21 @@ def is_fragment(s: str) -> bool:
     if not s.endswith(_END_OK) and not s.endswith(("?", "？")):
         return True
     n = s.count  # _PAIRS written out: a generator over them cost a fifth of this function
-    if (n("(") != n(")") or n("[") != n("]") or n("{") != n("}") or n("“") != n("”") or n("（") != n("）")
-            or n('"') % 2 or n("$") % 2):  # fmt: skip
+    if _PAIR_CHAR.search(s) and (n("(") != n(")") or n("[") != n("]") or n("{") != n("}") or n("“") != n("”")
+                                 or n("（") != n("）") or n('"') % 2 or n("$") % 2):  # fmt: skip
         return True
-    if is_cjk(s):
+    ascii_ = s.isascii()
+    if not ascii_ and is_cjk(s):  # no _CJK character is ASCII
         return len(_CJK.findall(s)) < 6 and not any(ch.isdigit() for ch in s)  # "计算平均分。" is a heading
     if s.endswith(("...", "…")):
         return True  # trails off
     if _DEPENDENT.match(s) and not _MAIN_CLAUSE.search(s):
         return True  # "Because that would be secondary." leans on a sentence left out
-    first = next((ch for ch in s if ch.isalpha()), "")
+    if ascii_:  # the ASCII letters are the ASCII characters str.isalpha() accepts
+        m = _ASCII_ALPHA.search(s)
+        first = m.group() if m else ""
+    else:
+        first = next((ch for ch in s if ch.isalpha()), "")
     toks = s.split()
     if (first.islower() and not IDENT.match(s)) or len(toks) < 3:
         return True
@@ -181,34 +219,6 @@ def is_filler(s: str) -> bool:
             return True
     low = s.casefold().replace("’", "'")
     return bool(_FILLER_OPEN.match(low) or _FILLER_IVERB.search(low) or _FILLER_WORD.search(" " + low))
-
-
-def fold(s: str) -> str:
-    """A sentence's identity for repeat detection: words only, case-folded."""
-    return " ".join(words(s))
-
-
-def is_repeat(s: str, seen: list[set[str]], seen_exact: set[str], key: str | None = None) -> bool:
-    """True when `s` repeats an earlier sentence (exact after folding, or ≥ 80% of its words);
-    `key`: fold(s) when the caller has it."""
-    if key is None:
-        key = fold(s)
-    if key in seen_exact:
-        return True
-    if not seen:
-        return False
-    nums = set(_NUMS.findall(s))
-    if len(nums) >= 3:
-        for prev in seen:
-            prev_nums = {w for w in prev if w.isdigit()}
-            if len(prev_nums) >= 3 and (nums <= prev_nums or prev_nums <= nums):
-                return True  # the same computation again, in other words
-    ws = set(key.split())
-    if len(ws) >= 4:
-        for prev in seen:
-            if len(ws & prev) >= 0.8 * max(len(ws), len(prev)):
-                return True
-    return False
 
 
 def boxed_values(text: str) -> list[str]:
@@ -243,7 +253,7 @@ def final_result(think: str, answer: str = "") -> str | None:
     ans = answer_results(answer or "")
     want_letter = any(is_letter(a) for a in ans) if ans else None
     tail = think[-1500:] if think else ""
-    for s in reversed(sentences(tail)):
+    for s in _sentences_from_end(tail):
         got = [g for g in _results_in_order(s) if want_letter is None or is_letter(g) == want_letter]
         if got:
             return got[-1]
@@ -330,15 +340,13 @@ def score_summary(summary: str, think: str, answer: str = "") -> SummaryScores:
     n = len(sents) or 1
     frag = sum(is_fragment(s) for s in sents)
     fill = sum(is_filler(s) for s in sents)
-    seen: list[set[str]] = []
-    exact: set[str] = set()
+    seen = Seen()
     rep = 0
-    for s in sents:
-        key = fold(s)
-        if is_repeat(s, seen, exact, key):
+    for s, ws in zip(sents, words_of(sents)):
+        key = " ".join(ws)  # fold(s)
+        if seen.repeats(s, key):
             rep += 1
-        exact.add(key)
-        seen.append(set(key.split()))
+        seen.add(key)
     return SummaryScores(len(sents), frag / n, fill / n, rep / n, covers(summary, final_result(think, answer)))
 
 
