@@ -34,8 +34,9 @@ sys.path.insert(0, str(ROOT))
 
 from builder.variants.faithfulness import check_faithful  # noqa: E402
 from builder.variants.overthinking import LengthStats, histogram  # noqa: E402
+from builder.variants.repeats import fold  # noqa: E402
 from builder.variants.summarizer import extractive_summary  # noqa: E402
-from builder.variants.summary_quality import fold, is_filler, is_fragment, score_summary, sentences  # noqa: E402
+from builder.variants.summary_quality import is_filler, is_fragment, score_summary, sentences  # noqa: E402
 from tests.corpus import corpus_dir  # noqa: E402
 
 CORPUS = corpus_dir()

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from builder.variants.repeats import fold
 from builder.variants.summarizer import SummaryGate, check_summary, extractive_summary, final_answers, sentences
-from builder.variants.summary_quality import fold, stated_results
+from builder.variants.summary_quality import stated_results
 from tests.fixtures.stages import SAMPLE
 
 

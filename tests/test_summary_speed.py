@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from builder.variants import repeats as rp
 from builder.variants import summarizer as sz
 from builder.variants import summary_quality as sq
 from tests.test_tokens import CORPUS, _jsonl, needs_corpus
@@ -35,6 +36,22 @@ def _old_sentences(text: str) -> list[str]:
     return [s.strip() for s in _OLD_SENT.split(text) if s and s.strip()]
 
 
+def is_repeat(s: str, seen: list[set[str]], seen_exact: set[str], key: str | None = None) -> bool:
+    """The repeat rule written plainly (what repeats.Seen computes with its shortcuts): `s` is the
+    same sentence again after folding, >= 80% of an earlier one's words, or the same computation
+    again (3+ numbers, one set within the other)."""
+    key = rp.fold(s) if key is None else key
+    if key in seen_exact:
+        return True
+    nums = set(re.findall(r"\d+", s))
+    if len(nums) >= 3:
+        for prev in seen:
+            prev_nums = {w for w in prev if w.isdigit()}
+            if len(prev_nums) >= 3 and (nums <= prev_nums or prev_nums <= nums):
+                return True
+    ws = set(key.split())
+    return len(ws) >= 4 and any(len(ws & prev) >= 0.8 * max(len(ws), len(prev)) for prev in seen)
+
 def _fuzz(alphabet: str, n: int, seed: int) -> list[str]:
     rnd = random.Random(seed)
     return ["".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 16))) for _ in range(n)]
@@ -48,7 +65,7 @@ def test_sentences_match_the_lookbehind_split() -> None:
 
 def test_words_ascii_path_matches_the_general_one() -> None:
     for t in [t["reasoning"][:3000] for t in TRACES] + _fuzz("aZ_9 -'.é", 5_000, 2):
-        assert sq.words(t) == [w.casefold() for w in sq._WORD.findall(t)]
+        assert rp.words(t) == [w.casefold() for w in rp.WORD.findall(t)]
 
 
 def _old_stated(text: str) -> set[str]:
@@ -82,13 +99,13 @@ def _eager_summary(think: str, answer: str, max_ratio: float, max_chars: int, pr
         return ""
     budget = min(max_chars, int(len(think) * max_ratio))
     result = sq.final_result(think, answer)
-    prompt_words, vocab = set(sq.words(prompt)), set(sq.words(answer))
+    prompt_words, vocab = set(rp.words(prompt)), set(rp.words(answer))
     cleaned = []
     for i, r in enumerate(raw):
         s = sz._clean(r)[0]
         if not s or sq.is_fragment(s) or sq.is_filler(s):
             continue
-        ws = sq.words(s)
+        ws = rp.words(s)
         if sz._restates_prompt(ws, prompt_words) or (i + 1 < len(raw) and sz._CORRECTION.match(raw[i + 1])):
             continue
         stated = sq.stated_results(s)
@@ -108,20 +125,20 @@ def _eager_summary(think: str, answer: str, max_ratio: float, max_chars: int, pr
     for _, i, s in sorted(kept, key=lambda k: (k[1] != decisive, -k[0], k[1])):
         if len(chosen) >= max_sentences:
             break
-        if used + len(s) + 1 > budget or sq.is_repeat(s, seen, exact):
+        if used + len(s) + 1 > budget or is_repeat(s, seen, exact):
             continue
         chosen.append(i)
         used += len(s) + 1
-        exact.add(sq.fold(s))
-        seen.append(set(sq.fold(s).split()))
+        exact.add(rp.fold(s))
+        seen.append(set(rp.fold(s).split()))
     parts, seen, exact = [], [], set()
     for i in sorted(chosen):
-        if sq.is_repeat(by_index[i], seen, exact):
+        if is_repeat(by_index[i], seen, exact):
             decisive = -1 if i == decisive else decisive
             continue
         parts.append(by_index[i])
-        exact.add(sq.fold(by_index[i]))
-        seen.append(set(sq.fold(by_index[i]).split()))
+        exact.add(rp.fold(by_index[i]))
+        seen.append(set(rp.fold(by_index[i]).split()))
     if decisive in chosen and parts and parts[-1] != by_index[decisive]:
         parts.remove(by_index[decisive])
         parts.append(by_index[decisive])
@@ -316,11 +333,11 @@ def test_words_by_translate_equal_the_word_pattern() -> None:
     sents = [s for t in TRACES for s in sq.sentences(t["reasoning"])]
     texts = [*sents, *_unicode_fuzz(20_000, 20), "İstanbul ΑΣ 中文ab_c", "a\u0307b"]
     for t in texts:
-        assert sq.words(t) == [w.casefold() for w in sq._WORD.findall(t)], repr(t)
+        assert rp.words(t) == [w.casefold() for w in rp.WORD.findall(t)], repr(t)
     rng = random.Random(21)
     for _ in range(2_000):  # batches, some holding a line break (the fallback)
         batch = rng.sample(texts, rng.randint(0, 6))
-        assert sq.words_of(batch) == [sq.words(t) for t in batch]
+        assert rp.words_of(batch) == [rp.words(t) for t in batch]
 
 
 def test_causal_and_math_tests_equal_their_patterns() -> None:
@@ -344,10 +361,10 @@ def test_seen_repeats_equal_is_repeat() -> None:
     words = ["1", "2", "3", "4", "5", "x", "the", "mass", "is", "ratio", "٣", "²"]
     sents += [" ".join(rng.choice(words) for _ in range(rng.randint(1, 9))) for _ in range(3_000)]
     for _ in range(3_000):
-        seen, exact, fast = [], set(), sq.Seen()  # type: ignore[var-annotated]
+        seen, exact, fast = [], set(), rp.Seen()  # type: ignore[var-annotated]
         for s in rng.sample(sents, rng.randint(1, 12)):
-            key = sq.fold(s)
-            assert fast.repeats(s, key) == sq.is_repeat(s, seen, exact, key), s
+            key = rp.fold(s)
+            assert fast.repeats(s, key) == is_repeat(s, seen, exact, key), s
             if rng.random() < 0.7:
                 fast.add(key)
                 exact.add(key)
@@ -370,7 +387,7 @@ def _fragment_plain(s: str) -> bool:
     if any(s.count(a) != s.count(b) for a, b in sq._PAIRS) or s.count('"') % 2 or s.count("$") % 2:
         return True
     if sq.is_cjk(s):
-        return len(sq._CJK.findall(s)) < 6 and not any(ch.isdigit() for ch in s)
+        return len(rp.CJK.findall(s)) < 6 and not any(ch.isdigit() for ch in s)
     if s.endswith(("...", "…")):
         return True
     if sq._DEPENDENT.match(s) and not sq._MAIN_CLAUSE.search(s):

@@ -13,20 +13,20 @@ import re
 
 # Stdlib `re` on the hot paths (every thinking sentence): ~3x faster than `regex` here.
 _HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_WORD = re.compile(rf"[{_HAN}]|[^\W_{_HAN}]+")
-_CJK = re.compile(rf"[{_HAN}]")
+WORD = re.compile(rf"[{_HAN}]|[^\W_{_HAN}]+")  # one word (Han: one character)
+CJK = re.compile(rf"[{_HAN}]")
 _NUMS = re.compile(r"\d+")
 
 
 class _WordFold(dict[int, str]):
-    """A str.translate table: a _WORD character to its casefold (a Han one set apart by spaces),
+    """A str.translate table: a WORD character to its casefold (a Han one set apart by spaces),
     any other character to a space; filled as characters are met. str.casefold maps each character
-    alone, so `text.translate(table).split()` is `[w.casefold() for w in _WORD.findall(text)]`
+    alone, so `text.translate(table).split()` is `[w.casefold() for w in WORD.findall(text)]`
     (~1.6x faster on ASCII text, where CPython translates from a 128-entry cache)."""
 
     def __missing__(self, code: int) -> str:
         ch = chr(code)
-        v = f" {ch} " if _CJK.match(ch) else ch.casefold() if ch.isalnum() else " "  # re's \w: isalnum() or "_"
+        v = f" {ch} " if CJK.match(ch) else ch.casefold() if ch.isalnum() else " "  # re's \w: isalnum() or "_"
         self[code] = v
         return v
 
@@ -52,39 +52,16 @@ def fold(s: str) -> str:
     return " ".join(words(s))
 
 
-def is_repeat(s: str, seen: list[set[str]], seen_exact: set[str], key: str | None = None) -> bool:
-    """True when `s` repeats an earlier sentence (exact after folding, or ≥ 80% of its words);
-    `key`: fold(s) when the caller has it."""
-    if key is None:
-        key = fold(s)
-    if key in seen_exact:
-        return True
-    if not seen:
-        return False
-    nums = set(_NUMS.findall(s))
-    if len(nums) >= 3:
-        for prev in seen:
-            prev_nums = {w for w in prev if w.isdigit()}
-            if len(prev_nums) >= 3 and (nums <= prev_nums or prev_nums <= nums):
-                return True  # the same computation again, in other words
-    ws = set(key.split())
-    if len(ws) >= 4:
-        for prev in seen:
-            if len(ws & prev) >= 0.8 * max(len(ws), len(prev)):
-                return True
-    return False
-
-
 class Seen:
-    """The sentences kept so far, for `repeats` (is_repeat's rule): each one's words and numbers
-    taken once when it is added, not again for every sentence compared with it."""
+    """The sentences kept so far, for `repeats` (the module's repeat rule): each one's words and
+    numbers taken once when it is added, not again for every sentence compared with it."""
 
     __slots__ = ("exact", "sets", "nums")
 
     def __init__(self) -> None:
         self.exact: set[str] = set()
         self.sets: list[set[str]] = []
-        self.nums: list[set[str]] = []  # the digit words of those with 3 or more (is_repeat's prev_nums)
+        self.nums: list[set[str]] = []  # the digit words of those with 3 or more
 
     def add(self, key: str) -> None:
         """Keep a sentence, by its fold()."""
@@ -95,7 +72,8 @@ class Seen:
             self.nums.append(nums)
 
     def repeats(self, s: str, key: str) -> bool:
-        """is_repeat(s, <the kept sets>, <the kept keys>, key)."""
+        """Whether `s` (its fold() is `key`) repeats a kept sentence: the same words, >= 80% of the
+        words of one (of the larger word set), or 3+ numbers with one number set within the other."""
         if key in self.exact:
             return True
         if not self.sets:
@@ -111,7 +89,7 @@ class Seen:
         if n >= 4:
             for prev in self.sets:
                 m = len(prev)
-                need = 0.8 * (n if n > m else m)  # the same float is_repeat compares with
+                need = 0.8 * (n if n > m else m)
                 # |ws & prev| <= min(n, m): below `need`, no intersection is built
                 if (m if m < n else n) >= need and len(ws & prev) >= need:
                     return True

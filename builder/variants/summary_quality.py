@@ -25,12 +25,7 @@ from functools import lru_cache
 
 import regex
 
-from builder.variants.repeats import _CJK, _WORD
-from builder.variants.repeats import Seen as Seen
-from builder.variants.repeats import fold as fold
-from builder.variants.repeats import is_repeat as is_repeat
-from builder.variants.repeats import words as words
-from builder.variants.repeats import words_of as words_of
+from builder.variants.repeats import CJK, WORD, Seen, words_of
 
 # Sentence ends: Latin punctuation needs the space after it ("3.5" and "e.g." stay whole);
 # CJK full stops are followed directly by the next sentence; every line break ends one too.
@@ -164,10 +159,10 @@ def _sentences_from_end(text: str) -> Iterator[str]:
 
 
 def is_cjk(text: str) -> bool:
-    if not _CJK.search(text):
+    if not CJK.search(text):
         return False
-    han = len(_CJK.findall(text))
-    return han > 0 and han >= 0.3 * len(_WORD.findall(text))
+    han = len(CJK.findall(text))
+    return han > 0 and han >= 0.3 * len(WORD.findall(text))
 
 
 # The summarizer classifies a thinking sentence, then the scorer the same sentence in the summary:
@@ -185,8 +180,8 @@ def is_fragment(s: str) -> bool:
                                  or n("（") != n("）") or n('"') % 2 or n("$") % 2):  # fmt: skip
         return True
     ascii_ = s.isascii()
-    if not ascii_ and is_cjk(s):  # no _CJK character is ASCII
-        return len(_CJK.findall(s)) < 6 and not any(ch.isdigit() for ch in s)  # "计算平均分。" is a heading
+    if not ascii_ and is_cjk(s):  # no CJK character is ASCII
+        return len(CJK.findall(s)) < 6 and not any(ch.isdigit() for ch in s)  # "计算平均分。" is a heading
     if s.endswith(("...", "…")):
         return True  # trails off
     if _DEPENDENT.match(s) and not _MAIN_CLAUSE.search(s):
