@@ -314,8 +314,8 @@ def release_freed_memory() -> None:
 def stop_forkservers(keep_lean: bool = False) -> None:
     """Stop the forkservers a step started (datatrove's `multiprocess` one and ours, unless
     `keep_lean`: the next step's lean pool will use it): an idle server holds its preloaded modules
-    (~50-150 MB) for the rest of the run otherwise. The next
-    pool starts a fresh one. Private API of both libraries: if it moves, the servers just stay."""
+    (~50-150 MB) for the rest of the run otherwise. The next pool starts a fresh one. Private API
+    of both libraries: if it moves, the servers just stay."""
     import multiprocess.forkserver as mp_fs
 
     for fs in (mp_fs,) if keep_lean else (mp_fs, multiprocessing.forkserver):

@@ -134,9 +134,9 @@ def duplicate_positions(files: list[Path]) -> np.ndarray:
     s = pc.take(ids, order)
     del ids
     a, b = s.slice(1), s.slice(0, n - 1)
-    same = pc.fill_null(pc.equal(a, b), False)
-    same = pc.or_(same, pc.and_(pc.is_null(a), pc.is_null(b)))
-    dup = pc.fill_null(same, False).to_numpy(zero_copy_only=False)
+    # equal ids, or two nulls (pc.equal gives null there): both are one id seen again
+    same = pc.or_(pc.fill_null(pc.equal(a, b), False), pc.and_(pc.is_null(a), pc.is_null(b)))
+    dup = same.to_numpy(zero_copy_only=False)
     return np.sort(order[1:][dup])
 
 
