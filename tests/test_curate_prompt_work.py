@@ -116,6 +116,22 @@ def test_the_background_build_gives_the_index_built_here(tmp_path: Path) -> None
     assert not side.path.exists() and not list((tmp_path / "side").iterdir())
 
 
+def test_a_killed_build_process_falls_back_to_building_here(tmp_path: Path) -> None:
+    """The side process dies (the OOM killer, kill -9): info() builds the index in the driver
+    instead of failing or waiting, and the workers get it from the driver (no file)."""
+    import signal
+
+    recipe = _recipe(tmp_path, [json.dumps({"q": GSM}), json.dumps({"q": ZH})])
+    build = IndexBuild(recipe, tmp_path / "side", background=True)
+    assert build._pool is not None
+    (pid,) = build._pool._processes  # started by submit(); killed long before its job can finish
+    os.kill(pid, signal.SIGKILL)
+    here = IndexBuild(recipe, tmp_path / "here", background=False)
+    assert build.info() == here.info() and not build.in_file and not build.path.exists()
+    texts = _texts()
+    assert build.index().match_many(texts) == here.index().match_many(texts)
+    build.close()
+
 def test_a_bad_benchmark_file_fails_the_background_build_with_one_line(tmp_path: Path) -> None:
     recipe = _recipe(tmp_path, [json.dumps({"other": "no q field"})])
     build = IndexBuild(recipe, tmp_path / "side", background=True)
