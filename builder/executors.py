@@ -290,14 +290,14 @@ def lean_pool(workers: int, initializer: Callable[..., Any] | None = None, inita
     return ctx.Pool(workers, initializer=initializer, initargs=initargs)
 
 
-def lean_executor(preload: list[str] | None = None) -> ProcessPoolExecutor:
-    """One process from the forkserver (as lean_pool's), as a ProcessPoolExecutor: a job's
+def lean_executor(preload: list[str] | None = None, workers: int = 1) -> ProcessPoolExecutor:
+    """`workers` processes from the forkserver (as lean_pool's), as a ProcessPoolExecutor: a job's
     exception comes back from `result()`, and a process killed from outside raises
     BrokenProcessPool there instead of hanging (multiprocessing's Pool would wait forever)."""
     ctx = multiprocessing.get_context(LEAN_START_METHOD)
     if preload:
         ctx.set_forkserver_preload(preload)
-    return ProcessPoolExecutor(1, mp_context=ctx)
+    return ProcessPoolExecutor(workers, mp_context=ctx)
 
 
 def release_freed_memory() -> None:

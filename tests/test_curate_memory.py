@@ -14,7 +14,7 @@ import pytest
 import builder.executors
 from builder.constraints.detect import constraints_json_many
 from builder.curate.columns import ChunkedTexts, ConstraintItems
-from builder.curate.stage import _read_all
+from builder.curate.read import read_all as _read_all
 from builder.ledger import Ledger
 from builder.recipe import load_recipe
 

@@ -21,26 +21,21 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import regex
 
 from builder import tables
-from builder.config.base import CATEGORIES
-from builder.constraints.spec import BadConstraints, parse, to_json
 from builder.curate.balance import balance
-from builder.curate.columns import ChunkedTexts, ConstraintItems, interned, key_digest
+from builder.curate.columns import ChunkedTexts, ConstraintItems, interned
 from builder.curate.decontam_build import IndexBuild
-from builder.curate.normalize import dedupe_key, normalize_text, tools_signature
+from builder.curate.normalize import tools_signature
 from builder.curate.prompt_work import match_and_detect, workers_for
+from builder.curate.read import LEDGER_COLUMNS, read_all
 from builder.errors import UserError
 from builder.executors import release_freed_memory, stop_forkservers
-from builder.language import prompt_language_label
-from builder.ledger import DROPPED, QUARANTINED, Ledger
+from builder.ledger import DROPPED, Ledger
 from builder.progress import Progress
 from builder.progress import report as progress_report
 from builder.recipe import Recipe
-from builder.rows import PROMPT_FEATURES, arrow_table, prompt_id_for, provenance_defaults
-from builder.sources.mapping import RowProblem, map_row
-from builder.sources.readers import BadRow, local_files, read_source
+from builder.sources.readers import local_files
 from builder.tables import BalanceRow, CurateSummary, DecontaminationSummary, StepRow
 from builder.workdir import WorkDir
 
@@ -61,115 +56,7 @@ class CurateResult:
     by_source: dict[str, int] = field(default_factory=dict)
 
 
-def _user_text(messages: list[dict[str, str]]) -> str:
-    # User turns only: a long shared system prompt (tool-use sets) would make every row a
-    # near-duplicate of every other. Exact dedupe still compares whole conversations.
-    return "\n".join(m["content"] for m in messages if m["role"] == "user")
-
-
-READ_BATCH = 20_000  # rows held as Python objects before they become Arrow columns
-
-
-def _new_batch() -> dict[str, list[Any]]:
-    return {k: [] for k in [*PROMPT_FEATURES, "_key", "_user"]}
-
-
-def _to_arrow(cols: dict[str, list[Any]], parts: list[pa.Table]) -> None:
-    """The batch's rows as Arrow: the prompt columns, the exact-dedupe digest `_key` and the
-    user text `_user` (what near dedupe and decontamination read). The lists are emptied."""
-    if cols["prompt_id"]:
-        t = arrow_table(cols, PROMPT_FEATURES)
-        t = t.append_column("_key", pa.array(cols["_key"], pa.binary(16)))
-        parts.append(t.append_column("_user", pa.array(cols["_user"], pa.string())))
-    for v in cols.values():
-        v.clear()
-
-
-def _read_all(recipe: Recipe, ledger: Ledger, warnings: list[str], progress: Progress | None = None) -> pa.Table:
-    """Read every source in priority order into Arrow columns; quarantine what can't be used."""
-    cols = _new_batch()
-    parts: list[pa.Table] = []
-    max_chars = recipe.curate.normalize.max_prompt_chars
-    min_chars = recipe.curate.normalize.min_prompt_chars
-    form = recipe.curate.normalize.unicode_form
-    prov = provenance_defaults()
-    ordered = sorted(recipe.sources, key=lambda s: s.priority)  # stable: recipe order breaks ties
-    for k, src in enumerate(ordered):
-        progress_report(progress, "read", k, len(ordered))  # sources read so far (a file's rows are not known ahead)
-        ref_re = regex.compile(src.reference_regex, regex.M) if src.reference_regex else None
-        n_src = 0
-        for item in read_source(recipe, src, warnings):
-            n_src += 1
-            if isinstance(item, BadRow):
-                ledger.record("read", QUARANTINED, source=src.name, source_row_id=item.row_id,
-                              reason=item.reason, detail=item.detail, location=item.location)
-                continue
-            try:
-                rec = map_row(src, item.data, ref_re)
-                msgs = [{"role": m["role"], "content": normalize_text(m["content"], form), "tool_calls": m["tool_calls"]}
-                        for m in rec["messages"]]
-                size = sum(len(m["content"]) for m in msgs)
-                if size > max_chars:
-                    raise RowProblem("too_long", f"prompt has {size:,} chars > max_prompt_chars={max_chars:,}")
-                if not any(m["content"] for m in msgs if m["role"] == "user"):
-                    raise RowProblem("empty_prompt", "prompt is empty after normalization")
-                visible = sum(len("".join(m["content"].split())) for m in msgs if m["role"] == "user")
-                if visible < min_chars:
-                    raise RowProblem("too_short", f"prompt has {visible} non-space chars < min_prompt_chars={min_chars}")
-                category = rec["category"]
-                if category not in CATEGORIES:
-                    raise RowProblem("unknown_category", f"category {category!r}; map it with category_map")
-                try:  # a source's own list is validated here; the rest are detected on kept rows (below)
-                    given = None if rec["constraints"] is None else to_json(parse(rec["constraints"]))
-                except BadConstraints as e:
-                    raise RowProblem("bad_constraints", f"field `{src.fields.constraints}`: {e}") from None
-                n_user = sum(m["role"] == "user" for m in msgs)
-                if category == "chat" and n_user > 1:
-                    category = "multi_turn"  # the paper counts multi-turn chat on its own
-            except RowProblem as p:
-                ledger.record("read", QUARANTINED, source=src.name, source_row_id=item.row_id,
-                              reason=p.code, detail=p.detail, location=item.location)
-                continue
-            text = _user_text(msgs)
-            language = rec["language"] if rec["language"] != "auto" else prompt_language_label(text)
-            row_id = rec["row_id"] or item.row_id
-            pid = prompt_id_for(msgs, rec["tools_json"])
-            cols["prompt_id"].append(pid)
-            cols["messages"].append(msgs)
-            cols["tools_json"].append(rec["tools_json"])
-            cols["category"].append(category)
-            cols["language"].append(language)
-            cols["num_turns"].append(n_user)
-            cols["original_response"].append(
-                normalize_text(rec["original_response"], form) if rec["original_response"] else None
-            )
-            cols["original_tool_calls"].append(rec["original_tool_calls"])
-            cols["reference_answer"].append(rec["reference_answer"])
-            cols["tests_json"].append(rec["tests_json"])
-            cols["verifier"].append(src.verifier)
-            cols["constraints_json"].append(given)
-            cols["source"].append(src.name)
-            cols["source_license"].append(src.license)
-            cols["source_row_id"].append(row_id)
-            cols["schema_version"].append(prov["schema_version"])
-            cols["toolkit_version"].append(prov["toolkit_version"])
-            cols["_key"].append(key_digest(dedupe_key(msgs, rec["tools_json"])))
-            cols["_user"].append(text)
-            if len(cols["_key"]) >= READ_BATCH:
-                _to_arrow(cols, parts)
-        ledger.enter("read", n_src)  # once a source, not once a row
-        if n_src == 0:
-            warnings.append(f"source {src.name}: read 0 rows")
-    _to_arrow(cols, parts)
-    table = pa.concat_tables(parts) if parts else arrow_table(_new_batch(), PROMPT_FEATURES)
-    if not parts:
-        table = table.append_column("_key", pa.array([], pa.binary(16))).append_column("_user", pa.array([], pa.string()))
-    ledger.kept_arrow("read", table.select(_LEDGER_COLS))
-    progress_report(progress, "read", len(ordered), len(ordered))
-    return table
-
-
-_LEDGER_COLS = ["source", "source_row_id", "prompt_id"]
+_LEDGER_COLS = LEDGER_COLUMNS
 
 
 def _column(t: pa.Table, name: str, rows: list[int]) -> list[Any]:
@@ -295,7 +182,7 @@ def _curate(recipe: Recipe, work: WorkDir, build: IndexBuild, progress: Progress
             progress(step)
 
     tick("read")
-    cols = _read_all(recipe, ledger, warnings, progress)
+    cols = read_all(recipe, ledger, warnings, progress)
     release_freed_memory()  # the step's Python objects and the previous table
     rows_in = ledger.steps["read"].rows_in if "read" in ledger.steps else 0
     if rows_in == 0:

@@ -67,38 +67,99 @@ BOM = b"\xef\xbb\xbf"
 _GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
 
 
+def _jsonl_item(path: Path, lineno: int, line: bytes) -> RawRow | BadRow | None:
+    """Line `lineno` of a JSONL file as a row, a BadRow, or None (a blank line)."""
+    if lineno == 1 and line.startswith(BOM):
+        line = line[len(BOM):]
+    if not line.strip():
+        return None
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError as e:
+        # orjson refuses bytes that are not UTF-8 too; which failure it was is asked only here
+        # (decoding every line first cost a pass over each row's bytes)
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as u:
+            return BadRow(f"{path}:{lineno}", str(lineno), "bad_utf8", f"byte {u.start} is not UTF-8; re-encode the file as UTF-8")
+        return BadRow(f"{path}:{lineno}", str(lineno), "bad_json", f"{e}; fix or remove the line")
+    if not isinstance(obj, dict):
+        return BadRow(f"{path}:{lineno}", str(lineno), "not_an_object",
+                      f"line is a JSON {type(obj).__name__}, expected an object")
+    return RawRow(f"{path}:{lineno}", str(lineno), obj)
+
+
+def _gzip_failure(path: Path, lines: int, e: BaseException) -> BadRow:
+    cut = isinstance(e, EOFError)
+    return BadRow(
+        f"{path}:{lines + 1}", str(lines + 1), "truncated_file" if cut else "corrupt_file",
+        f"{'the file ends mid-stream' if cut else 'bad gzip data'} ({e}) after {lines} lines; "
+        "the rows before it are kept; re-download or re-compress the file",
+    )
+
+
 def _read_jsonl(path: Path) -> Iterator[RawRow | BadRow]:
     lineno = 0
     try:
         with _open_bytes(path) as fh:
             for lineno, line in enumerate(fh, 1):
-                loc = f"{path}:{lineno}"
-                if lineno == 1 and line.startswith(BOM):
-                    line = line[len(BOM):]
-                if not line.strip():
-                    continue
-                try:
-                    line.decode("utf-8")
-                except UnicodeDecodeError as e:
-                    yield BadRow(loc, str(lineno), "bad_utf8", f"byte {e.start} is not UTF-8; re-encode the file as UTF-8")
-                    continue
-                try:
-                    obj = orjson.loads(line)
-                except orjson.JSONDecodeError as e:
-                    yield BadRow(loc, str(lineno), "bad_json", f"{e}; fix or remove the line")
-                    continue
-                if not isinstance(obj, dict):
-                    yield BadRow(loc, str(lineno), "not_an_object", f"line is a JSON {type(obj).__name__}, expected an object")
-                    continue
-                yield RawRow(loc, str(lineno), obj)
+                item = _jsonl_item(path, lineno, line)
+                if item is not None:
+                    yield item
     except _GZIP_ERRORS as e:
         # Around the loop, not each read: no cost per line. Only the file read raises these.
-        cut = isinstance(e, EOFError)
-        yield BadRow(
-            f"{path}:{lineno + 1}", str(lineno + 1), "truncated_file" if cut else "corrupt_file",
-            f"{'the file ends mid-stream' if cut else 'bad gzip data'} ({e}) after {lineno} lines; "
-            "the rows before it are kept; re-download or re-compress the file",
-        )
+        yield _gzip_failure(path, lineno, e)
+
+
+def jsonl_blocks(path: Path, block_bytes: int) -> Iterator[tuple[int, bytes] | BadRow]:
+    """A JSONL file's lines in blocks of about `block_bytes` (cut after a newline), each with the
+    number of its first line, so a block can be read apart from the others (read_jsonl_block) and
+    the blocks' items, in order, are what the whole file's reader yields. A cut or damaged .gz
+    ends with that reader's BadRow."""
+    if path.name.endswith(".gz"):
+        yield from _gzip_blocks(path, block_bytes)
+        return
+    first, rest = 1, b""
+    with path.open("rb") as fh:
+        while chunk := fh.read(block_bytes):
+            data = rest + chunk
+            cut = data.rfind(b"\n") + 1  # a line longer than a block waits for its end
+            if cut:
+                yield first, data[:cut]
+                first += data.count(b"\n", 0, cut)
+            rest = data[cut:]
+    if rest:
+        yield first, rest  # the last line has no newline
+
+
+def _gzip_blocks(path: Path, block_bytes: int) -> Iterator[tuple[int, bytes] | BadRow]:
+    # Line by line, as _read_jsonl reads: a cut stream then ends after the same line.
+    lines: list[bytes] = []
+    first, size, lineno = 1, 0, 0
+    try:
+        with _open_bytes(path) as fh:
+            for lineno, line in enumerate(fh, 1):
+                lines.append(line)
+                size += len(line)
+                if size >= block_bytes:
+                    yield first, b"".join(lines)
+                    first, size = lineno + 1, 0
+                    lines.clear()
+    except _GZIP_ERRORS as e:
+        if lines:
+            yield first, b"".join(lines)
+        yield _gzip_failure(path, lineno, e)
+        return
+    if lines:
+        yield first, b"".join(lines)
+
+
+def read_jsonl_block(path: Path, first: int, data: bytes) -> Iterator[RawRow | BadRow]:
+    """The items of one of jsonl_blocks' blocks: lines `first`, `first` + 1, … of `path`."""
+    for lineno, line in enumerate(io.BytesIO(data), first):
+        item = _jsonl_item(path, lineno, line)
+        if item is not None:
+            yield item
 
 
 def _read_json(path: Path) -> Iterator[RawRow | BadRow]:
@@ -197,15 +258,30 @@ def local_files(recipe: Recipe, src: SourceConfig) -> list[Path]:
     return [path]
 
 
+def file_format(src: SourceConfig, path: Path) -> str:
+    """The reader's name for `path` (READERS' keys); UserError when the name does not tell it."""
+    return _format_of(path, src.format)
+
+
+def file_warning(src: SourceConfig, item: RawRow | BadRow, warn: list[str]) -> None:
+    """Said loudly, not only quarantined: a cut or damaged file loses every row after the damage."""
+    if isinstance(item, BadRow) and item.reason in ("truncated_file", "corrupt_file"):
+        warn.append(f"source {src.name}: {item.location}: {item.detail}")
+
+
+def read_file(src: SourceConfig, path: Path, warn: list[str]) -> Iterator[RawRow | BadRow]:
+    """One of a local source's files (local_files), in order."""
+    if path.stat().st_size == 0:
+        warn.append(f"source {src.name}: {path} is empty; it contributes no rows")
+        return
+    for item in READERS[_format_of(path, src.format)](path):
+        file_warning(src, item, warn)
+        yield item
+
+
 def read_local(recipe: Recipe, src: SourceConfig, warn: list[str]) -> Iterator[RawRow | BadRow]:
     for path in local_files(recipe, src):
-        if path.stat().st_size == 0:
-            warn.append(f"source {src.name}: {path} is empty; it contributes no rows")
-            continue
-        for item in READERS[_format_of(path, src.format)](path):
-            if isinstance(item, BadRow) and item.reason in ("truncated_file", "corrupt_file"):
-                warn.append(f"source {src.name}: {item.location}: {item.detail}")
-            yield item
+        yield from read_file(src, path, warn)
 
 
 def read_hf(src: SourceConfig) -> Iterator[RawRow | BadRow]:

@@ -1,0 +1,295 @@
+"""Curate's read step: every source's rows → normalized prompt columns (Arrow); what can't be used
+is quarantined with its file:line and a code.
+
+Serial by default. A big JSONL file (.jsonl.gz too) is cut into blocks at line ends, each block
+knowing its first line number (so `file:line` locations and line-number row ids stay exact), and
+the blocks are turned into rows by the driver and the workers of a lean process pool side by side
+(executors.lean_executor: its workers do not inherit the driver's heap, and one killed from
+outside raises BrokenProcessPool instead of hanging; the driver then reads the blocks it had handed
+out itself). The driver joins the blocks' columns, quarantine records and counts in file order, so
+the table, the ledger and the warnings are the serial read's, row for row.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import regex
+
+from builder.config.base import CATEGORIES
+from builder.config.sources import SourceConfig
+from builder.constraints.spec import BadConstraints, parse, to_json
+from builder.curate.columns import key_digest
+from builder.curate.normalize import dedupe_key, normalize_text, visible_chars
+from builder.language import prompt_language_label
+from builder.ledger import QUARANTINED, Ledger
+from builder.progress import Progress
+from builder.progress import report as progress_report
+from builder.recipe import Recipe
+from builder.rows import PROMPT_FEATURES, arrow_table, prompt_id_for, provenance_defaults
+from builder.sources.mapping import RowProblem, map_row
+from builder.sources.readers import (
+    BadRow,
+    RawRow,
+    file_format,
+    file_warning,
+    jsonl_blocks,
+    local_files,
+    read_file,
+    read_jsonl_block,
+    read_source,
+)
+
+READ_BATCH = 20_000  # rows held as Python objects before they become Arrow columns
+BLOCK_BYTES = 4 << 20  # a pool job: ~14k prompts of ~300 bytes, ~0.5 CPU-s
+PARALLEL_FROM_BYTES = 16 << 20  # a file (on disk) below this is read serially: a worker's start costs ~1 CPU-s
+
+# Columns a row fills; the source's constants (verifier, license, provenance) are added per batch.
+ROW_COLUMNS = ("prompt_id", "messages", "tools_json", "category", "language", "num_turns", "original_response",
+               "original_tool_calls", "reference_answer", "tests_json", "constraints_json", "source_row_id",
+               "_key", "_user")  # fmt: skip
+LEDGER_COLUMNS = ["source", "source_row_id", "prompt_id"]
+
+
+@dataclass(frozen=True)
+class ReadRules:
+    """What each row is normalized and checked with (travels to the pool's workers)."""
+
+    max_chars: int
+    min_chars: int
+    form: str
+
+    @classmethod
+    def of(cls, recipe: Recipe) -> ReadRules:
+        n = recipe.curate.normalize
+        return cls(n.max_prompt_chars, n.min_prompt_chars, n.unicode_form)
+
+
+# (source_row_id, reason, detail, location) of a quarantined item
+Quarantined = tuple[str, str, str, str]
+
+
+class SourceRows:
+    """One source's items as they are read: kept rows into Arrow a batch at a time (`parts`), the
+    others as quarantine records (`bad`), `n` items in all."""
+
+    def __init__(self, src: SourceConfig, rules: ReadRules) -> None:
+        self.src, self.rules = src, rules
+        self.ref_re = regex.compile(src.reference_regex, regex.M) if src.reference_regex else None
+        prov = provenance_defaults()
+        self.constants = {"verifier": src.verifier, "source": src.name, "source_license": src.license,
+                          "schema_version": prov["schema_version"], "toolkit_version": prov["toolkit_version"]}  # fmt: skip
+        self.rows: list[tuple[Any, ...]] = []
+        self.parts: list[pa.Table] = []
+        self.bad: list[Quarantined] = []
+        self.n = 0
+
+    def add(self, item: RawRow | BadRow) -> None:
+        self.n += 1
+        if isinstance(item, BadRow):
+            self.bad.append((item.row_id, item.reason, item.detail, item.location))
+            return
+        try:
+            self.rows.append(self._row(item))
+        except RowProblem as p:
+            self.bad.append((item.row_id, p.code, p.detail, item.location))
+            return
+        if len(self.rows) >= READ_BATCH:
+            self.flush()
+
+    def _row(self, item: RawRow) -> tuple[Any, ...]:
+        """The row's ROW_COLUMNS values; RowProblem when it cannot be a prompt."""
+        src, rules = self.src, self.rules
+        rec = map_row(src, item.data, self.ref_re)
+        msgs = rec["messages"]  # dicts of map_row's own: normalized in place
+        size = 0
+        users: list[str] = []
+        for m in msgs:
+            m["content"] = text = normalize_text(m["content"], rules.form)
+            size += len(text)
+            if m["role"] == "user":
+                users.append(text)
+        if size > rules.max_chars:
+            raise RowProblem("too_long", f"prompt has {size:,} chars > max_prompt_chars={rules.max_chars:,}")
+        if not any(users):
+            raise RowProblem("empty_prompt", "prompt is empty after normalization")
+        # A non-empty normalized text starts with a visible character (normalize_text strips), so
+        # the default minimum of 1 holds once the check above passed: nothing to count.
+        if rules.min_chars > 1 and (visible := sum(map(visible_chars, users))) < rules.min_chars:
+            raise RowProblem("too_short", f"prompt has {visible} non-space chars < min_prompt_chars={rules.min_chars}")
+        category = rec["category"]
+        if category not in CATEGORIES:
+            raise RowProblem("unknown_category", f"category {category!r}; map it with category_map")
+        try:  # a source's own list is validated here; the rest are detected on kept rows (stage)
+            given = None if rec["constraints"] is None else to_json(parse(rec["constraints"]))
+        except BadConstraints as e:
+            raise RowProblem("bad_constraints", f"field `{src.fields.constraints}`: {e}") from None
+        if category == "chat" and len(users) > 1:
+            category = "multi_turn"  # the paper counts multi-turn chat on its own
+        # User turns only: a long shared system prompt (tool-use sets) would make every row a
+        # near-duplicate of every other. Exact dedupe still compares whole conversations.
+        text = "\n".join(users)
+        tools = rec["tools_json"]
+        original = rec["original_response"]
+        return (
+            prompt_id_for(msgs, tools), msgs, tools, category,
+            rec["language"] if rec["language"] != "auto" else prompt_language_label(text),
+            len(users), normalize_text(original, rules.form) if original else None, rec["original_tool_calls"],
+            rec["reference_answer"], rec["tests_json"], given, rec["row_id"] or item.row_id,
+            key_digest(dedupe_key(msgs, tools)), text,
+        )  # fmt: skip
+
+    def flush(self) -> None:
+        """The batch's rows as Arrow: the prompt columns, the exact-dedupe digest `_key` and the
+        user text `_user` (what near dedupe and decontamination read)."""
+        if not self.rows:
+            return
+        cols: dict[str, Any] = dict(zip(ROW_COLUMNS, map(list, zip(*self.rows))))
+        self.rows.clear()
+        n = len(cols["prompt_id"])
+        cols |= {k: [v] * n for k, v in self.constants.items()}
+        t = arrow_table(cols, PROMPT_FEATURES)
+        t = t.append_column("_key", pa.array(cols["_key"], pa.binary(16)))
+        self.parts.append(t.append_column("_user", pa.array(cols["_user"], pa.string())))
+
+    def extend(self, part: BlockRows) -> None:
+        """Append a block read elsewhere (after this source's rows so far)."""
+        self.flush()
+        self.parts += part.parts
+        self.bad += part.bad
+        self.n += part.n
+
+
+@dataclass
+class BlockRows:
+    """What one block of a file gave: Arrow parts, quarantine records, items."""
+
+    parts: list[pa.Table]
+    bad: list[Quarantined]
+    n: int
+
+
+def read_block(src: SourceConfig, rules: ReadRules, path: Path, first: int, data: bytes) -> BlockRows:
+    """A pool job: one of jsonl_blocks' blocks, made into rows as the serial read makes them."""
+    rows = SourceRows(src, rules)
+    for item in read_jsonl_block(path, first, data):
+        rows.add(item)
+    rows.flush()
+    return BlockRows(rows.parts, rows.bad, rows.n)
+
+
+def read_workers(recipe: Recipe) -> int:
+    """Processes reading at once, the driver included: the recipe's executor workers, at most the cores."""
+    cores = os.cpu_count() or 1
+    return min(cores, recipe.executor.workers_for(cores))
+
+
+class _Pool:
+    """The lean pool's workers, made on first use; after a worker dies the driver reads alone."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.pool: ProcessPoolExecutor | None = None
+        self.broken = workers < 1
+
+    def get(self) -> ProcessPoolExecutor | None:
+        if self.pool is None and not self.broken:
+            from builder.executors import lean_executor
+
+            self.pool = lean_executor(preload=[__name__], workers=self.workers)
+        return None if self.broken else self.pool
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+
+
+def _read_parallel(pool: _Pool, src: SourceConfig, rules: ReadRules, path: Path, rows: SourceRows,
+                   warnings: list[str]) -> None:  # fmt: skip
+    """`path`'s blocks into `rows`, in order: up to two blocks a worker wait in the pool while the
+    driver reads the next one itself."""
+    done: dict[int, BlockRows] = {}
+    waiting: dict[Future[BlockRows], tuple[int, int, bytes]] = {}
+    tail: BadRow | None = None
+
+    def collect(block: bool) -> None:
+        for f in list(waiting) if block else [f for f in waiting if f.done()]:
+            i, first, data = waiting.pop(f)
+            try:
+                done[i] = f.result()
+            except BrokenProcessPool:  # a worker was killed (OOM?): its blocks are read here
+                pool.broken = True
+                done[i] = read_block(src, rules, path, first, data)
+
+    for i, block in enumerate(jsonl_blocks(path, BLOCK_BYTES)):
+        if isinstance(block, BadRow):
+            tail = block  # always the last
+            break
+        first, data = block
+        executor = pool.get()
+        if executor is not None and len(waiting) < 2 * pool.workers:
+            waiting[executor.submit(read_block, src, rules, path, first, data)] = (i, first, data)
+        else:
+            done[i] = read_block(src, rules, path, first, data)
+        collect(block=False)
+    collect(block=True)
+    for i in sorted(done):
+        rows.extend(done.pop(i))
+    if tail is not None:
+        file_warning(src, tail, warnings)
+        rows.add(tail)
+
+
+def _source_rows(recipe: Recipe, src: SourceConfig, rules: ReadRules, pool: _Pool, warnings: list[str]) -> SourceRows:
+    rows = SourceRows(src, rules)
+    if src.kind != "local" or src.limit is not None or pool.broken:  # a limit counts items in order: serial
+        for item in read_source(recipe, src, warnings):
+            rows.add(item)
+        return rows
+    for path in local_files(recipe, src):
+        size = path.stat().st_size
+        if size >= PARALLEL_FROM_BYTES and file_format(src, path) == "jsonl":
+            _read_parallel(pool, src, rules, path, rows, warnings)
+            continue
+        for item in read_file(src, path, warnings):
+            rows.add(item)
+    return rows
+
+
+def read_all(recipe: Recipe, ledger: Ledger, warnings: list[str], progress: Progress | None = None,
+             workers: int | None = None) -> pa.Table:  # fmt: skip
+    """Read every source in priority order into Arrow columns; quarantine what can't be used.
+    `workers`: processes reading at once, the driver included (default read_workers; 1: serial)."""
+    rules = ReadRules.of(recipe)
+    parts: list[pa.Table] = []
+    ordered = sorted(recipe.sources, key=lambda s: s.priority)  # stable: recipe order breaks ties
+    pool = _Pool((workers or read_workers(recipe)) - 1)  # the driver reads too
+    try:
+        for k, src in enumerate(ordered):
+            progress_report(progress, "read", k, len(ordered))  # sources read so far (a file's rows are not known ahead)
+            rows = _source_rows(recipe, src, rules, pool, warnings)
+            rows.flush()
+            for row_id, reason, detail, location in rows.bad:
+                ledger.record("read", QUARANTINED, source=src.name, source_row_id=row_id,
+                              reason=reason, detail=detail, location=location)
+            parts += rows.parts
+            ledger.enter("read", rows.n)  # once a source, not once a row
+            if rows.n == 0:
+                warnings.append(f"source {src.name}: read 0 rows")
+    finally:
+        pool.close()
+    if parts:
+        table = pa.concat_tables(parts)
+    else:
+        table = arrow_table({k: [] for k in PROMPT_FEATURES}, PROMPT_FEATURES)
+        table = table.append_column("_key", pa.array([], pa.binary(16))).append_column("_user", pa.array([], pa.string()))
+    ledger.kept_arrow("read", table.select(LEDGER_COLUMNS))
+    progress_report(progress, "read", len(ordered), len(ordered))
+    return table
