@@ -69,11 +69,13 @@ def dedupe_key(messages: list[dict[str, Any]], tools_json: str | None = None) ->
     """Canonical conversation for exact dedupe: case- and whitespace-insensitive, roles kept. A
     turn's tool calls and the prompt's tool definitions count too (the same question offered
     other tools is another prompt); appended only where present, so plain keys are unchanged."""
-    key = "\x1e".join(
-        m["role"] + "\x1f" + " ".join(m["content"].casefold().split())
-        + ("\x1d" + orjson.dumps(m["tool_calls"], option=orjson.OPT_SORT_KEYS).decode() if m.get("tool_calls") else "")
-        for m in messages
-    )  # fmt: skip
+    turns = []
+    for m in messages:  # a loop, not a generator: called once a row
+        turn = m["role"] + "\x1f" + " ".join(m["content"].casefold().split())
+        if m.get("tool_calls"):
+            turn += "\x1d" + orjson.dumps(m["tool_calls"], option=orjson.OPT_SORT_KEYS).decode()
+        turns.append(turn)
+    key = "\x1e".join(turns)
     return key + "\x1c" + tools_signature(tools_json) if tools_json else key
 
 

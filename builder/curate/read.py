@@ -205,10 +205,30 @@ class _Pool:
             self.pool = lean_executor(preload=[__name__], workers=self.workers)
         return None if self.broken else self.pool
 
+    def submit(self, *args: Any) -> Future[BlockRows] | None:
+        """read_block(*args) on a worker; None once the pool is broken (the driver reads it)."""
+        executor = self.get()
+        if executor is None:
+            return None
+        try:
+            return executor.submit(read_block, *args)
+        except BrokenProcessPool:
+            self.broken = True
+            return None
+
     def close(self) -> None:
-        if self.pool is not None:
+        if self.pool is None:
+            return
+        if self.broken:
+            # CPython 3.11: a submit racing the break can start a worker after the pool terminated
+            # the others; nothing ends it, and shutdown(wait=True) would wait for it forever.
+            left = list((getattr(self.pool, "_processes", None) or {}).values())
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            for proc in left:
+                proc.kill()
+        else:
             self.pool.shutdown(wait=True, cancel_futures=True)
-            self.pool = None
+        self.pool = None
 
 
 def _read_parallel(pool: _Pool, src: SourceConfig, rules: ReadRules, path: Path, rows: SourceRows,
@@ -233,9 +253,9 @@ def _read_parallel(pool: _Pool, src: SourceConfig, rules: ReadRules, path: Path,
             tail = block  # always the last
             break
         first, data = block
-        executor = pool.get()
-        if executor is not None and len(waiting) < 2 * pool.workers:
-            waiting[executor.submit(read_block, src, rules, path, first, data)] = (i, first, data)
+        job = pool.submit(src, rules, path, first, data) if len(waiting) < 2 * pool.workers else None
+        if job is not None:
+            waiting[job] = (i, first, data)
         else:
             done[i] = read_block(src, rules, path, first, data)
         collect(block=False)

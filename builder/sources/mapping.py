@@ -31,6 +31,8 @@ _MISSING = object()
 
 def get_path(row: dict[str, Any], path: str) -> Any:
     """Dotted lookup (`info.answer`, `messages.0.content`); _MISSING when absent."""
+    if "." not in path and type(row) is dict:  # the usual top-level field, a dict lookup
+        return row.get(path, _MISSING)
     node: Any = row
     for part in path.split("."):
         if isinstance(node, dict) and part in node:
