@@ -48,7 +48,11 @@ from builder.sources.readers import (
 
 READ_BATCH = 20_000  # rows held as Python objects before they become Arrow columns
 BLOCK_BYTES = 4 << 20  # a pool job: ~14k prompts of ~300 bytes, ~0.5 CPU-s
-PARALLEL_FROM_BYTES = 16 << 20  # a file (on disk) below this is read serially: a worker's start costs ~1 CPU-s
+# A file (on disk) below this is read serially. A read worker's start costs ~1 CPU-s (it imports
+# the row schemas, i.e. `datasets`), and in curate the benchmark index is built on the other core
+# while the read runs (decontam_build, ~3-4 CPU-s): below ~200k prompts a worker mostly competes
+# with that build.
+PARALLEL_FROM_BYTES = 64 << 20
 
 # Columns a row fills; the source's constants (verifier, license, provenance) are added per batch.
 ROW_COLUMNS = ("prompt_id", "messages", "tools_json", "category", "language", "num_turns", "original_response",
