@@ -23,7 +23,7 @@ import yaml
 
 import builder.executors
 from builder.curate import read
-from builder.curate.normalize import normalize_text, visible_chars
+from builder.curate.normalize import dedupe_key, normalize_text, visible_chars
 from builder.ledger import Ledger
 from builder.recipe import load_recipe
 from builder.sources.readers import jsonl_blocks, read_jsonl_block, read_local
@@ -256,3 +256,13 @@ def test_min_chars_one_needs_no_count(tmp_path: Path) -> None:
     for t in _adversarial_texts():
         n = normalize_text(t)
         assert not n or visible_chars(n) >= 1, repr(n)
+
+
+def test_dedupe_key_shortcut_equals_casefold_split_join() -> None:
+    rng = random.Random(5)
+    raw = ["".join(rng.choice(" \t\n\r\x0b\x0c\x1c\x1f\x00aBß") for _ in range(rng.randrange(0, 12))) for _ in range(5000)]
+    for t in [*_adversarial_texts(), *raw, "Plain words here", " lead", "trail ", "two  spaces", "ÀB c"]:
+        for text in (t, normalize_text(t)):
+            msgs = [{"role": "system", "content": "Sys", "tool_calls": None}, {"role": "user", "content": text, "tool_calls": None}]
+            oracle = "\x1e".join(m["role"] + "\x1f" + " ".join(m["content"].casefold().split()) for m in msgs)
+            assert dedupe_key(msgs) == oracle, repr(text)

@@ -65,13 +65,22 @@ def tools_signature(tools_json: str | None) -> str:
         return tools_json
 
 
+def _folded_words(text: str) -> str:
+    """" ".join(text.casefold().split()). Most prompts are printable ASCII with single spaces
+    between words and none at the ends, which split-and-join leaves as they are: lowered only
+    (casefold is lower on ASCII), without a list of words."""
+    if text.isascii() and text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " ":
+        return text.lower()
+    return " ".join(text.casefold().split())
+
+
 def dedupe_key(messages: list[dict[str, Any]], tools_json: str | None = None) -> str:
     """Canonical conversation for exact dedupe: case- and whitespace-insensitive, roles kept. A
     turn's tool calls and the prompt's tool definitions count too (the same question offered
     other tools is another prompt); appended only where present, so plain keys are unchanged."""
     turns = []
     for m in messages:  # a loop, not a generator: called once a row
-        turn = m["role"] + "\x1f" + " ".join(m["content"].casefold().split())
+        turn = m["role"] + "\x1f" + _folded_words(m["content"])
         if m.get("tool_calls"):
             turn += "\x1d" + orjson.dumps(m["tool_calls"], option=orjson.OPT_SORT_KEYS).decode()
         turns.append(turn)

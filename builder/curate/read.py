@@ -47,7 +47,7 @@ from builder.sources.readers import (
 )
 
 READ_BATCH = 20_000  # rows held as Python objects before they become Arrow columns
-BLOCK_BYTES = 4 << 20  # a pool job: ~14k prompts of ~300 bytes, ~0.5 CPU-s
+BLOCK_BYTES = 2 << 20  # a pool job: ~7k prompts of ~300 bytes, ~0.2 CPU-s (the driver waits for the last ones)
 # A file (on disk) below this is read serially. A read worker's start costs ~1 CPU-s (it imports
 # the row schemas, i.e. `datasets`), and in curate the benchmark index is built on the other core
 # while the read runs (decontam_build, ~3-4 CPU-s): below ~200k prompts a worker mostly competes
