@@ -26,7 +26,7 @@ from builder.curate import read
 from builder.curate.normalize import dedupe_key, normalize_text, visible_chars
 from builder.ledger import Ledger
 from builder.recipe import load_recipe
-from builder.sources.readers import jsonl_blocks, read_jsonl_block, read_local
+from builder.sources.readers import jsonl_blocks, parquet_blocks, read_jsonl_block, read_local, read_parquet_block
 
 DATA = Path(__file__).resolve().parents[1] / "data/sample"
 
@@ -69,9 +69,16 @@ def _write_sources(tmp: Path) -> list[dict[str, Any]]:
     (tmp / "whole.jsonl.gz").write_bytes(gz)
     (tmp / "cut.jsonl.gz").write_bytes(gz[: len(gz) * 2 // 3])  # ends mid-stream
     (tmp / "empty.jsonl").write_bytes(b"")
+    # too long, too short, empty, null among real prompts: parquet rows have no bad bytes nor lines
+    texts = [*_texts("gsm8k_train.jsonl", "question", 30), "x" * 2000, "a b", "\u200b", "", None,
+             *_texts("alpaca_zh.jsonl", "instruction", 20)]  # fmt: skip
+    pq.write_table(pa.table({"q": texts, "meta": [{"k": [i, i + 1]} for i in range(len(texts))]}), tmp / "rows.parquet",
+                   row_group_size=7)  # fmt: skip
     fields = {"prompt": "q", "id": "id"}
     return [
         {"name": "big", "path": "big.jsonl", "fields": fields},
+        {"name": "pq", "path": "rows.parquet", "fields": {"prompt": "q", "category": "meta.k.0"},
+         "category_map": {"0": "math"}, "priority": 1},
         {"name": "globbed", "path": "*.jsonl*", "fields": {"prompt": "q"}, "priority": 2},
         {"name": "limited", "path": "big.jsonl", "fields": fields, "limit": 50, "priority": 3},
     ]
@@ -96,6 +103,7 @@ def tiny_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     # Every JSONL file goes the parallel way, cut into blocks of a few lines.
     monkeypatch.setattr(read, "PARALLEL_FROM_BYTES", 1)
     monkeypatch.setattr(read, "BLOCK_BYTES", 700)
+    monkeypatch.setattr(read, "BLOCK_ROWS", 10)
 
 
 def _spy_pool(monkeypatch: pytest.MonkeyPatch, kill_at: int = 0) -> list[int]:
@@ -203,6 +211,19 @@ def _recipe_for(tmp: Path, name: str) -> Any:
     data = {"name": "t", "version": "0.0.1", "sources": [{"name": "s", "path": name, "fields": {"prompt": "q"}}]}
     (tmp / "r.yaml").write_text(yaml.safe_dump(data))
     return load_recipe(tmp / "r.yaml")
+
+
+def test_parquet_runs_of_row_groups_read_as_the_whole_file(tmp_path: Path) -> None:
+    path = tmp_path / "p.parquet"
+    pq.write_table(pa.table({"q": [f"row {i}" for i in range(100)], "n": [[i] * (i % 3) for i in range(100)]}), path,
+                   row_group_size=9)  # fmt: skip
+    recipe = _recipe_for(tmp_path, "p.parquet")
+    whole = [(i.location, i.row_id, i.data) for i in read_local(recipe, recipe.sources[0], [])]  # type: ignore[union-attr]
+    for rows in (1, 10, 40, 1000):
+        runs = list(parquet_blocks(path, rows))
+        assert [g for _, gs in runs for g in gs] == list(range(12))
+        got = [(i.location, i.row_id, i.data) for first, gs in runs for i in read_parquet_block(path, first, gs)]  # type: ignore[union-attr]
+        assert got == whole and len(got) == 100
 
 
 def test_bad_utf8_is_told_apart_from_bad_json(tmp_path: Path) -> None:

@@ -2,7 +2,8 @@
 is quarantined with its file:line and a code.
 
 Serial by default. A big JSONL file (.jsonl.gz too) is cut into blocks at line ends, each block
-knowing its first line number (so `file:line` locations and line-number row ids stay exact), and
+knowing its first line number (so `file:line` locations and line-number row ids stay exact), a big
+parquet file into runs of row groups, each knowing its first row number (`file#row`), and
 the blocks are turned into rows by the driver and the workers of a lean process pool side by side
 (executors.lean_executor: its workers do not inherit the driver's heap, and one killed from
 outside raises BrokenProcessPool instead of hanging; the driver then reads the blocks it had handed
@@ -41,14 +42,17 @@ from builder.sources.readers import (
     file_warning,
     jsonl_blocks,
     local_files,
+    parquet_blocks,
     read_file,
     read_jsonl_block,
+    read_parquet_block,
     read_source,
 )
 
 READ_BATCH = 20_000  # rows held as Python objects before they become Arrow columns
-BLOCK_BYTES = 2 << 20  # a pool job: ~7k prompts of ~300 bytes, ~0.2 CPU-s (the driver waits for the last ones)
-# A file (on disk) below this is read serially. A read worker's start costs ~1 CPU-s (it imports
+BLOCK_BYTES = 2 << 20  # a JSONL pool job: ~7k prompts of ~300 bytes, ~0.2 CPU-s (the driver waits for the last ones)
+BLOCK_ROWS = 8192  # a parquet pool job: row groups of at least this many rows in all
+# A file (its bytes on disk: a compressed one reaches it later) below this is read serially. A read worker's start costs ~1 CPU-s (it imports
 # the row schemas, i.e. `datasets`), and in curate the benchmark index is built on the other core
 # while the read runs (decontam_build, ~3-4 CPU-s): below ~200k prompts a worker mostly competes
 # with that build.
@@ -179,10 +183,11 @@ class BlockRows:
     n: int
 
 
-def read_block(src: SourceConfig, rules: ReadRules, path: Path, first: int, data: bytes) -> BlockRows:
-    """A pool job: one of jsonl_blocks' blocks, made into rows as the serial read makes them."""
+def read_block(src: SourceConfig, rules: ReadRules, path: Path, fmt: str, first: int, part: Any) -> BlockRows:
+    """A pool job: one of jsonl_blocks' blocks (`part` its bytes) or parquet_blocks' runs (`part` the
+    row groups), made into rows as the serial read makes them."""
     rows = SourceRows(src, rules)
-    for item in read_jsonl_block(path, first, data):
+    for item in (read_jsonl_block if fmt == "jsonl" else read_parquet_block)(path, first, part):
         rows.add(item)
     rows.flush()
     return BlockRows(rows.parts, rows.bad, rows.n)
@@ -235,33 +240,34 @@ class _Pool:
         self.pool = None
 
 
-def _read_parallel(pool: _Pool, src: SourceConfig, rules: ReadRules, path: Path, rows: SourceRows,
+def _read_parallel(pool: _Pool, src: SourceConfig, rules: ReadRules, path: Path, fmt: str, rows: SourceRows,
                    warnings: list[str]) -> None:  # fmt: skip
     """`path`'s blocks into `rows`, in order: up to two blocks a worker wait in the pool while the
     driver reads the next one itself."""
     done: dict[int, BlockRows] = {}
-    waiting: dict[Future[BlockRows], tuple[int, int, bytes]] = {}
+    waiting: dict[Future[BlockRows], tuple[int, int, Any]] = {}
     tail: BadRow | None = None
 
     def collect(block: bool) -> None:
         for f in list(waiting) if block else [f for f in waiting if f.done()]:
-            i, first, data = waiting.pop(f)
+            i, first, part = waiting.pop(f)
             try:
                 done[i] = f.result()
             except BrokenProcessPool:  # a worker was killed (OOM?): its blocks are read here
                 pool.broken = True
-                done[i] = read_block(src, rules, path, first, data)
+                done[i] = read_block(src, rules, path, fmt, first, part)
 
-    for i, block in enumerate(jsonl_blocks(path, BLOCK_BYTES)):
+    blocks = jsonl_blocks(path, BLOCK_BYTES) if fmt == "jsonl" else parquet_blocks(path, BLOCK_ROWS)
+    for i, block in enumerate(blocks):
         if isinstance(block, BadRow):
             tail = block  # always the last
             break
-        first, data = block
-        job = pool.submit(src, rules, path, first, data) if len(waiting) < 2 * pool.workers else None
+        first, part = block
+        job = pool.submit(src, rules, path, fmt, first, part) if len(waiting) < 2 * pool.workers else None
         if job is not None:
-            waiting[job] = (i, first, data)
+            waiting[job] = (i, first, part)
         else:
-            done[i] = read_block(src, rules, path, first, data)
+            done[i] = read_block(src, rules, path, fmt, first, part)
         collect(block=False)
     collect(block=True)
     for i in sorted(done):
@@ -278,9 +284,9 @@ def _source_rows(recipe: Recipe, src: SourceConfig, rules: ReadRules, pool: _Poo
             rows.add(item)
         return rows
     for path in local_files(recipe, src):
-        size = path.stat().st_size
-        if size >= PARALLEL_FROM_BYTES and file_format(src, path) == "jsonl":
-            _read_parallel(pool, src, rules, path, rows, warnings)
+        # the size first: an empty file is only warned about, whatever its name (read_file)
+        if path.stat().st_size >= PARALLEL_FROM_BYTES and (fmt := file_format(src, path)) in ("jsonl", "parquet"):
+            _read_parallel(pool, src, rules, path, fmt, rows, warnings)
             continue
         for item in read_file(src, path, warnings):
             rows.add(item)

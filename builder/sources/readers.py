@@ -208,16 +208,40 @@ def _unstorable(obj: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-def _read_parquet(path: Path) -> Iterator[RawRow | BadRow]:
+def _parquet_file(path: Path) -> pq.ParquetFile:
     try:
-        pf = pq.ParquetFile(path)
+        return pq.ParquetFile(path)
     except Exception as e:  # pyarrow raises several types for corrupt files
         raise UserError(f"{path}: not a readable parquet file ({type(e).__name__}: {e})") from None
-    i = 0
-    for batch in pf.iter_batches(batch_size=8192):
+
+
+def _read_parquet(path: Path, first: int = 0, row_groups: list[int] | None = None) -> Iterator[RawRow | BadRow]:
+    """The file's rows (or those of `row_groups`, whose first row is row `first` of the file)."""
+    i = first
+    for batch in _parquet_file(path).iter_batches(batch_size=8192, row_groups=row_groups):
         for obj in batch.to_pylist():
             yield RawRow(f"{path}#{i}", str(i), obj)
             i += 1
+
+
+def parquet_blocks(path: Path, block_rows: int) -> Iterator[tuple[int, list[int]]]:
+    """A parquet file's row groups in runs of at least `block_rows` rows, each with the number of
+    its first row: read_parquet_block of every run, in order, yields what the whole file's reader yields."""
+    meta = _parquet_file(path).metadata
+    first, rows, groups = 0, 0, []
+    for g in range(meta.num_row_groups):
+        groups.append(g)
+        rows += meta.row_group(g).num_rows
+        if rows >= block_rows:
+            yield first, groups
+            first, rows, groups = first + rows, 0, []
+    if groups:
+        yield first, groups
+
+
+def read_parquet_block(path: Path, first: int, row_groups: list[int]) -> Iterator[RawRow | BadRow]:
+    """The items of one of parquet_blocks' runs."""
+    return _read_parquet(path, first, row_groups)
 
 
 def _read_csv(path: Path) -> Iterator[RawRow | BadRow]:
