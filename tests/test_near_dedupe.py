@@ -299,3 +299,18 @@ def test_forkserver_workers_start_warm() -> None:
         multiprocess.get_context("forkserver").set_forkserver_preload(before)
     code = "import builder.curate.worker_preload, sys; sys.exit('datatrove.pipeline.readers' not in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_band_and_bucket_orders_equal_the_full_lexsorts() -> None:
+    """The signature step's band order and the buckets step's pairing sort only the tied rows; both
+    must give what sorting every row on every key gives (ties on the first value, whole bands equal)."""
+    from builder.curate.minhash_signatures import _band_order
+
+    rng = np.random.default_rng(3)
+    n, r = 20_000, 5
+    cols = rng.integers(0, 2**32 - 1, (n, r), dtype=np.uint64).astype(np.uint32)
+    cols[rng.integers(0, n, 2_000)] = cols[rng.integers(0, n, 2_000)]  # whole bands shared
+    cols[rng.integers(0, n, 300), 0] = 7  # ties on the first value only
+    want = np.lexsort([np.arange(n)] + [cols[:, i] for i in reversed(range(r))])
+    assert np.array_equal(_band_order(cols), want)
+    assert np.array_equal(_band_order(cols[:0]), np.zeros(0, np.int64))
