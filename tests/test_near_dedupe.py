@@ -314,3 +314,25 @@ def test_band_and_bucket_orders_equal_the_full_lexsorts() -> None:
     want = np.lexsort([np.arange(n)] + [cols[:, i] for i in reversed(range(r))])
     assert np.array_equal(_band_order(cols), want)
     assert np.array_equal(_band_order(cols[:0]), np.zeros(0, np.int64))
+
+
+def test_canonical_non_ascii_path_equals_the_punctuation_table() -> None:
+    """canonical()'s regex for datatrove's punctuation set gives what str.translate with the set does,
+    on random text mixing every punctuation character with CJK, accents and ASCII."""
+    import random
+    import unicodedata
+
+    from datatrove.utils.text import PUNCTUATION_TRANS
+
+    from builder.curate.shingles import _COMBINING_RE, canonical
+
+    def by_table(text: str) -> str:
+        text = text.lower().translate(PUNCTUATION_TRANS)
+        nfd = unicodedata.normalize("NFD", text)
+        return " ".join((_COMBINING_RE.sub("", nfd) if len(nfd) != len(text) else text).split())
+
+    rng = random.Random(11)
+    alphabet = [*map(chr, PUNCTUATION_TRANS), *"abcXYZ 019é中文ДжÅ\u3000\n-\\^[]"]
+    for _ in range(2_000):
+        text = "é" + "".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 40)))
+        assert canonical(text) == by_table(text), text
