@@ -336,3 +336,31 @@ def test_canonical_non_ascii_path_equals_the_punctuation_table() -> None:
     for _ in range(2_000):
         text = "é" + "".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 40)))
         assert canonical(text) == by_table(text), text
+
+
+def test_vectorized_cluster_step_writes_the_stock_cluster_files(tmp_path: Path) -> None:
+    """Random duplicate pairs over three files: the numpy cluster step's `.clusters` files are byte for
+    byte the stock union-find's (cluster numbers do not depend on its roots), and its `.remove` files
+    drop every doc but one per cluster."""
+    from datatrove.pipeline.dedup.minhash import MinhashConfig, MinhashDedupCluster
+
+    from builder.curate.minhash_cluster import VectorizedMinhashCluster, components
+
+    rng = np.random.default_rng(5)
+    cfg = MinhashConfig(num_buckets=2, hashes_per_bucket=2)
+    dups = tmp_path / "dups"
+    dups.mkdir()
+    for b in range(2):
+        a = rng.integers(0, [3, 40], size=(300, 2))
+        c = rng.integers(0, [3, 40], size=(300, 2))
+        (dups / f"{b:05d}_00.dups").write_bytes(np.concatenate([a, c], axis=1).astype("<u4").tobytes())
+    MinhashDedupCluster(str(dups), str(tmp_path / "stock"), config=cfg, save_cluster_id=True).run()
+    VectorizedMinhashCluster(str(dups), str(tmp_path / "ours"), config=cfg, save_cluster_id=True).run()
+    stock = sorted(p.name for p in (tmp_path / "stock").glob("*.clusters"))
+    assert stock and stock == sorted(p.name for p in (tmp_path / "ours").glob("*.clusters"))
+    for name in stock:
+        assert (tmp_path / "stock" / name).read_bytes() == (tmp_path / "ours" / name).read_bytes()
+    count = {d: sum(len(p.read_bytes()) for p in (tmp_path / d).glob("*.remove")) for d in ("stock", "ours")}
+    assert count["stock"] > 0 and count["stock"] == count["ours"]  # the same number of docs removed, whichever each keeps
+    # a chain longer than one propagation round, and an isolated node
+    assert components(np.array([4, 3, 2, 1]), np.array([5, 4, 3, 2]), 7).tolist() == [0, 1, 1, 1, 1, 1, 6]
