@@ -105,3 +105,28 @@ def test_last_user_texts_agree_with_the_per_row_dicts() -> None:
     pick = np.array(sorted(rng.sample(range(400), 120)))
     items = ConstraintItems(t, pick)
     assert items[0:120] == [(None if i < 150 else "{}", last_user(rows[i])) for i in pick]
+
+
+def test_key_twins_equal_a_first_seen_dict() -> None:
+    """Exact dedupe's array pairing gives what a dict of first occurrences gives, on a sliced array."""
+    import random
+
+    import numpy as np
+
+    from builder.curate.stage import _key_twins
+
+    rng = random.Random(3)
+    pool = [rng.randbytes(16) for _ in range(50)]
+    keys = [rng.choice(pool) if rng.random() < 0.6 else rng.randbytes(16) for _ in range(2_000)]
+    arr = pa.array(keys, pa.binary(16)).slice(7)
+    first: dict[bytes, int] = {}
+    want = [(i, first.setdefault(k, i)) for i, k in enumerate(keys[7:]) if first.setdefault(k, i) != i]
+    twin, by = _key_twins(arr)
+    assert list(zip(twin.tolist(), by.tolist())) == want and len(want) > 500
+    assert _key_twins(pa.array([], pa.binary(16)))[0].tolist() == []
+    assert isinstance(twin, np.ndarray)
+    from builder.curate.stage import _exact_dedupe
+
+    t = pa.table({"_key": pa.array(keys, pa.binary(16)), "prompt_id": [f"p{i}" for i in range(len(keys))]})
+    seen: dict[bytes, int] = {}
+    assert _exact_dedupe(t) == {i: ("exact_dup", f"p{seen[k]}") for i, k in enumerate(keys) if seen.setdefault(k, i) != i}
