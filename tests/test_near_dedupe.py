@@ -295,7 +295,7 @@ def test_forkserver_workers_start_warm() -> None:
     before = list(forkserver._forkserver._preload_modules)
     try:
         preload_forkserver(ExecutorConfig(kind="local", start_method="forkserver"), FORKSERVER_PRELOAD)
-        assert forkserver._forkserver._preload_modules == FORKSERVER_PRELOAD
+        assert forkserver._forkserver._preload_modules == [*FORKSERVER_PRELOAD, "builder.forkserver_guard"]
     finally:
         multiprocess.get_context("forkserver").set_forkserver_preload(before)
     code = "import builder.curate.worker_preload, sys; sys.exit('datatrove.pipeline.readers' not in sys.modules)"
