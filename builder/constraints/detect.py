@@ -7,7 +7,7 @@ constraint whose required argument cannot be read is not emitted. `score` compar
 with IFEval-style ground truth (instruction-level micro precision / recall, argument exact match).
 
 Cost: most prompts state no constraint, so a rule runs only when the lower-cased prompt holds one
-of its trigger substrings and, where a trigger is a common word ("end", "part", "*", "use"), a
+of its trigger substrings (all of them found in one pass: literals.py) and, where a trigger is a common word ("end", "part", "*", "use"), a
 tighter gate its own patterns cannot match without (detect_en.GATES, detect_words.rules, the
 literals in detect_zh.rules). Gates only skip work: `detect(p, gated=False)` gives the same list
 (tests/test_constraints.py compares them).
@@ -23,12 +23,14 @@ from typing import Any
 import orjson
 
 from builder.constraints import detect_en, detect_words, detect_zh
+from builder.constraints.literals import Literals
 from builder.constraints.spec import KWARGS, BadConstraints, Constraint, parse, to_json
 
 _HAN = re.compile(r"[\u4e00-\u9fff]")
 _LATIN3 = re.compile(r"[A-Za-z]{3}")
 _RULES = [(rule, frozenset(detect_en.TRIGGERS[rule]), detect_en.GATES.get(rule)) for rule in detect_en.RULES]
-_TRIGGERS = tuple(dict.fromkeys(t for rule in detect_en.RULES for t in detect_en.TRIGGERS[rule]))
+# Every trigger and gate substring of the three rule modules, found in one pass over the lower-cased prompt.
+LITERALS = Literals(detect_en.LITERALS | detect_words.LITERALS | detect_zh.LITERALS)
 
 
 def detect(prompt: str, gated: bool = True) -> list[Constraint]:
@@ -36,16 +38,17 @@ def detect(prompt: str, gated: bool = True) -> list[Constraint]:
     runs every rule its trigger allows, without the tighter gates (tests: the gates change nothing)."""
     text = prompt or ""
     found: list[tuple[str, dict[str, Any]]] = []
+    lits: set[str] | None = None
     if _LATIN3.search(text):
         low = text.lower()  # a rule runs only when one of its trigger substrings is there
+        lits = LITERALS.find(low)
         gate_low = detect_en.case_gate(text, low) if gated else None
-        present = {t for t in _TRIGGERS if t in low}  # each trigger substring tested once
         for rule, triggers, gate in _RULES:
-            if not triggers.isdisjoint(present) and (gate is None or gate_low is None or gate(text, gate_low)):
+            if not triggers.isdisjoint(lits) and (gate is None or gate_low is None or gate(text, gate_low, lits)):
                 found += rule(text)
-        found += detect_words.rules(text, low, gated)
-    if _HAN.search(text):
-        found += detect_zh.rules(text, gated)
+        found += detect_words.rules(text, low, gated, lits)
+    if not text.isascii() and _HAN.search(text):
+        found += detect_zh.rules(text, gated, LITERALS.find(text.lower()) if lits is None else lits)
     out: dict[str, Constraint] = {}
     for cid, kw in found:
         try:  # a rule's kwargs go through the same validation as an import's

@@ -10,10 +10,12 @@ nothing (a constraint with a guessed argument would fail good replies).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import regex
 
+from builder.constraints.literals import anchored_finditer
 from builder.constraints.numbers import NUM, ORDINAL, number, ordinal, relation
 
 Found = list[tuple[str, dict[str, Any]]]
@@ -278,10 +280,21 @@ _END = re.compile(
 
 
 _END_LOWER = re.compile(_END.pattern)  # its literals are lower case: on ASCII text, re.I ≡ matching the lower-cased text
+_END_STARTS = re.compile(r"end|finish|conclude|clos|wrap|last|final|very")  # where an _END match can begin
+
+
+def _end_matches(text: str) -> Iterator[re.Match[str]]:
+    """_END.finditer(text), tried only where a match can begin (found on the lower-cased text)."""
+    low = text.lower()
+    if text.isascii():
+        return anchored_finditer(_END_LOWER, _END_STARTS, low)
+    if case_gate(text, low) is not None and len(low) == len(text):
+        return anchored_finditer(_END, _END_STARTS, text, low)
+    return _END.finditer(text)
 
 
 def _end(text: str) -> Found:
-    for m in _END_LOWER.finditer(text.lower()) if text.isascii() else _END.finditer(text):
+    for m in _end_matches(text):
         rest = text[m.end() :]
         if re.match(r"\s*(?:a\s+)?(?:post\s*script|p\.\s?s|note)", rest, re.I) or re.match(r"\s*(?:a|an|single)\s", rest) or \
                 re.search(r"post\s*script|\bP\.\s?P?\.?\s?S\b", m.group(0), re.I):
@@ -378,16 +391,41 @@ TRIGGERS: dict[Any, tuple[str, ...]] = {
     _end: ("end", "finish", "conclud", "clos", "last", "final", "wrap"), _quotation: ("quot",), _postscript: ("p.s", "p. s", "p.p"),
     _placeholders: ("placeholder",), _case: ("lower", "capital", "caps", "upper", "small letters", "block letters"),
 }  # fmt: skip
-# Tighter gates where a trigger is a common word ("end", "part", "*"): a substring or pattern
-# that every match of the rule's own patterns contains, tested on the lower-cased text.
+# Tighter gates where a trigger is a common word ("end", "part", "*") or a rule's patterns are slow
+# on long prompts: a substring or pattern that every match of the rule's own patterns contains,
+# tested on the lower-cased text (plain patterns there get re's first-character skip; `re.I` ones
+# on the text do not).
 _CASE_GATE = re.compile(r"capital(?:ized)?\s+letter|capitals|all[\s-]+caps|upper[\s-]?case|block\s+letters|caps\s+lock|"
                         r"lower[\s-]?case|small\s+letters|capitali[sz]|stress\s+words")  # fmt: skip
 _SECTION_WORDS = tuple(_SECTION_SP.split("|"))
+# _sections' two patterns both hold a marker word then "X", "{x}", "[N]" or "1" (case-sensitive, on the text).
+_SECTION_GATE = re.compile(rf"(?:{_SECTION_SP})\s+(?:X|\{{?x\}}?|\[?N\]?|1)\b")
+# _highlights emits only when one of its patterns matches; each of these is one of them, or the
+# part of it every match holds (the tail after the count), lower-cased, on the lower-cased text.
+_HL = r"(?:highlight|italici[sz]e|emphasi[sz]e|bold)"
+_HIGHLIGHT_GATES = tuple(re.compile(p) for p in (
+    rf"{_HL}\w*\s+(?:at\s+least\s+|exactly\s+|a\s+minimum\s+of\s+)?{NUM}\b",
+    r"(?:sections?|parts?|phrases?|words?|points?|keywords?)\s+(?:\w+\s+){0,3}(?:highlight|italic)",
+    r"(?:italic|highlighted|bold)\w*\s+(?:text\s+)?(?:sections?|parts?|phrases?|words?)",
+    rf"{_HL}\w*\s+(?:\w+\s+){{1,5}}(?:once|twice|thrice|\d+\s+times)",
+    r"(?:highlight|italici[sz]e)\w*\s+(?:\w+\s+){0,6}(?:with|using|in|by)\s+(?:markdown|\*|asterisk)",
+    r"markdown\s+highlight", r"\*highlighted", r"highlight\s+the\s+\w+\s+by\s+wrapping",
+))  # fmt: skip
+# _paragraphs emits for "the Nth paragraph starts with …" (its patterns hold one of these) or a divider.
+_NTH_GATE = re.compile(r"(?:start|begin)(?:s?\s+with\s|\s+(?:the\s+)?\w+\s+paragraph)")
+_DIVIDER_G = frozenset(("***", "divider", "asterisk"))
+_HIGHLIGHT_G = frozenset(("highlight", "italic", "emphasi", "bold"))
+_END_G = frozenset(("with", "by", "should", "must", "has", "need"))
+# Each gate reads (text, lower-cased text, the LITERALS that lower-cased text holds).
 GATES: dict[Any, Any] = {
-    _highlights: lambda text, low: any(w in low for w in ("highlight", "italic", "emphasi", "bold")),
-    _case: lambda text, low: _CASE_GATE.search(low) is not None,
-    _end: lambda text, low: any(w in low for w in ("with", "by", "should", "must", "has", "need")),
-    _sections: lambda text, low: any(w in text for w in _SECTION_WORDS),  # its patterns are case-sensitive
+    _highlights: lambda text, low, found: not _HIGHLIGHT_G.isdisjoint(found) and any(g.search(low) for g in _HIGHLIGHT_GATES),
+    _paragraphs: lambda text, low, found: not _DIVIDER_G.isdisjoint(found) or ("paragraph" in found and _NTH_GATE.search(low) is not None),
+    _case: lambda text, low, found: _CASE_GATE.search(low) is not None,
+    _end: lambda text, low, found: not _END_G.isdisjoint(found),
+    # its patterns are case-sensitive: a word is in `text` only if its lower-case form is in `low`
+    _sections: lambda text, low, found: any(w in text for w in _SECTION_WORDS if w.lower() in found) and _SECTION_GATE.search(text) is not None,
 }
+# Every substring a trigger or gate above tests for (detect.py finds them all in one pass).
+LITERALS = frozenset([t for ts in TRIGGERS.values() for t in ts] + [*_HIGHLIGHT_G, *_END_G] + [w.lower() for w in _SECTION_WORDS])
 RULES = (_no_comma, _length, _paragraphs, _bullets, _constrained, _highlights, _sections, _json, _title, _repeat,
          _two, _end, _quotation, _postscript, _placeholders, _case)  # fmt: skip

@@ -47,23 +47,41 @@ def _count(text: str, unit: str, cid: str, key: str) -> Found:
     return out
 
 
-def _has(text: str, words: tuple[str, ...]) -> bool:
-    return any(w in text for w in words)
-
-
 def _always(text: str, words: tuple[str, ...]) -> bool:
     return True
 
 
-# Each rule below is gated by a substring its pattern cannot match without (a plain `in` test is
-# ~100x cheaper than the pattern): most Chinese prompts state no constraint and skip them all.
+def _held(held: set[str]) -> Callable[[str, tuple[str, ...]], bool]:
+    """`has` for a prompt that holds exactly the WORDS in `held`."""
+    return lambda _text, words: not held.isdisjoint(words)
+
+
+# Each rule below is gated by a substring its pattern cannot match without (a set test on the
+# substrings found in one pass, ~100x cheaper than the pattern): most Chinese prompts state no
+# constraint and skip them all.
 _NEG_WORD_LIST = ("不要", "不得", "不能", "不可", "不准", "禁止", "避免", "切勿", "不许", "不应", "不允许", "请勿")
 _END_WORDS = ("结尾", "结束", "收尾", "最后一句", "末尾")
 
 
-def rules(text: str, gated: bool = True) -> Found:
+# Every substring a `has` test below reads (tests/test_detect_literals.py checks the list is whole).
+WORDS = ("逗号", "词", "句", "段", "项目符号", "要点", "列表项", "条目", "bullet", "突出显示", "高亮", "强调", "加粗标出",
+         "SECTION", "Section", "PART", "Part", "PARAGRAPH", "Paragraph", "<<", "双尖括号", "双书名号", "重复", "复述",
+         "******", "回答", "回复", "版本", *_END_WORDS, "P.", "占位符", "小写", "大写", *_NEG_WORD_LIST, "出现", "关键字",
+         "字母", *_LANGS)  # fmt: skip
+# Their lower-case forms, for detect.py's one pass over the lower-cased prompt: a word is in the
+# prompt only if its lower-case form is in the lower-cased prompt (then `in` confirms it).
+LITERALS = frozenset(w.lower() for w in WORDS)
+_FORMS = {lw: tuple(w for w in dict.fromkeys(WORDS) if w.lower() == lw) for lw in LITERALS}
+
+
+def rules(text: str, gated: bool = True, found: set[str] | None = None) -> Found:
+    """`found`: the LITERALS the lower-cased text holds (detect.py's one pass); found here when not given."""
     out: Found = []
-    has = _has if gated else _always
+    has = _always
+    if gated:
+        low = text.lower() if found is None else ""
+        lits = LITERALS.intersection(found) if found is not None else {w for w in LITERALS if w in low}
+        has = _held({w for lw in lits for w in _FORMS[lw] if w in text})
     if has(text, ("逗号",)) and re.search(rf"{_NEG}[^。；\n]{{0,8}}(?:使用|用|出现|包含|带有?|含有?|加)?[^。；\n]{{0,4}}(?:任何)?逗号", text):
         out.append(("punctuation:no_comma", {}))
     if has(text, ("词",)):  # 单词 / 英文词 / 个词

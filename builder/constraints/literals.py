@@ -1,0 +1,64 @@
+"""Which of a fixed set of substrings a text holds, found in one pass.
+
+The detector's rules are gated by substrings of the lower-cased prompt (detect.py): ~200 of them,
+and on the curate benchmark's corpus one `in` test per substring cost ~40 µs a prompt, while an
+Aho–Corasick automaton (pyahocorasick, C) finds them all in one scan for ~7 µs
+(benchmarks/detect_speed.py `literal_pass`). `find(text)` is exactly `{w for w in words if w in text}`
+(tests/test_detect_literals.py checks it on random strings).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+
+import ahocorasick
+
+
+class Literals:
+    """A fixed set of non-empty substrings; `find` returns the ones a text holds."""
+
+    def __init__(self, words: Iterable[str]) -> None:
+        self.words = frozenset(words)
+        if not self.words or "" in self.words:
+            raise ValueError("Literals needs non-empty substrings")
+        self._ac = ahocorasick.Automaton()
+        for w in self.words:
+            self._ac.add_word(w, w)
+        self._ac.make_automaton()
+
+    def find(self, text: str) -> set[str]:
+        return {w for _, w in self._ac.iter(text)}
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.words)
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def __contains__(self, w: object) -> bool:
+        return w in self.words
+
+
+def anchored_finditer(pat: re.Pattern[str], starts: re.Pattern[str], text: str, where: str | None = None) -> Iterator[re.Match[str]]:
+    """`pat.finditer(text)` for a pattern that never matches empty and every match of which starts
+    where `starts` matches in `where` (default `text`; else a string of the same length whose
+    position i stands for text's: the lower-cased text under an exact case gate).
+
+    A pattern that begins with a nested group or `re.I` letters gets no first-character skip in
+    `re`'s engine and is tried at every position; `starts` (lower-case literals: it gets that skip)
+    finds the places it can begin, and `pat` is tried there only. Same matches, same order:
+    finditer takes the leftmost match at or after the previous match's end, and that is at a start.
+    """
+    where = text if where is None else where
+    pos, n = 0, len(text)
+    while pos <= n:
+        a = starts.search(where, pos)
+        if a is None:
+            return
+        m = pat.match(text, a.start())
+        if m is None:
+            pos = a.start() + 1
+            continue
+        yield m
+        pos = max(m.end(), a.start() + 1)
