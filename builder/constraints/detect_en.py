@@ -9,6 +9,7 @@ nothing (a constraint with a guessed argument would fail good replies).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import regex
 
 from builder.constraints.literals import anchored_finditer
-from builder.constraints.numbers import NUM, ORDINAL, number, ordinal, relation
+from builder.constraints.numbers import NUM, NUM_WORDS, NUM_WORDS_REVERSED, ORDINAL, number, ordinal, relation
 
 Found = list[tuple[str, dict[str, Any]]]
 _NEG = r"(?:\bno\b|\bnot\b|n't\b|\bcannot\b|\bwithout\b|\bavoid|\brefrain|\bnever\b|\bfree\s+of\b|\bzero\b|\bban|\bprohibit|\bforbid)"
@@ -30,15 +31,20 @@ _QUOTED = r"[\"“](?P<q1>[^\"”\n]+)[\"”]|'(?P<q2>[^'\n]+)'|‘(?P<q3>[^’\
 _ODD_CASE = re.compile("[\u0130\u0131\u017f\u212a]")
 
 
+_SPLIT = re.compile(r"(?<=[.!?;])\s+(?=[A-Z0-9\"'“(*-])|\n+")
+
+
 def case_gate(text: str, low: str) -> str | None:
     """`low` when substring tests on it are exact stand-ins for `re.I` matches on `text`, else None."""
     return low if text.isascii() or not _ODD_CASE.search(text) else None
 
 
-def sentences(text: str) -> list[str]:
-    """Instruction-sized pieces: sentences, lines and list items."""
-    parts = re.split(r"(?<=[.!?;])\s+(?=[A-Z0-9\"'“(*-])|\n+", text)
-    return [p.strip() for p in parts if p.strip()]
+@functools.lru_cache(maxsize=4)
+def sentences(text: str) -> tuple[str, ...]:
+    """Instruction-sized pieces: sentences, lines and list items. Cached: up to eight rules split
+    the same prompt (the split is most of a long prompt's cost)."""
+    parts = _SPLIT.split(text)
+    return tuple(p.strip() for p in parts if p.strip())
 
 
 def quoted(m: re.Match[str]) -> str:
@@ -221,7 +227,10 @@ def _sections(text: str) -> Found:
 def _json(text: str) -> Found:
     fmt = (r"(?:\bin|\bas|\binto|\buse|\busing|\bwrap\w*|\breturn|\boutput|\bformat\w*|\bvalid|\bentire)\s+(?:\w+\s+){0,3}?json\b|"
            r"\bjson\s+(?:format|code\s+block|block|only|output|object\s+(?:only|as\s+output))")  # fmt: skip
+    exact = case_gate(text, text.lower()) is not None
     for s in sentences(text):
+        if exact and "json" not in s.lower():
+            continue  # fmt holds "json"
         if re.search(fmt, s, re.I) and not re.search(rf"{_NEG}[^.]{{0,20}}\bjson\b|\b(?:given|this|the\s+following|a)\s+json\s+(?:object|file|string|data)", s, re.I):
             return [("detectable_format:json_format", {})]
     return []
@@ -341,7 +350,10 @@ _CAPS = r"(?:capital(?:ized)?\s+letters?|capitals|all[\s-]+caps|upper[\s-]?case|
 
 def _case(text: str) -> Found:
     out: Found = []
+    exact = case_gate(text, text.lower()) is not None
     for s in sentences(text):
+        if exact and not _CASE_GATE.search(s.lower()):
+            continue  # the gate below, per sentence: each of this loop's patterns holds one of its parts
         word_freq = re.search(r"\bwords?\b[^.]{0,40}" + _CAPS + r"|" + _CAPS + r"[^.]{0,30}\b(?:words?)\b|"
                               r"stress\s+words|capitali[sz]e\s+(?:a\s+few|some|only|\d+|\w+\s+)?\s*words", s, re.I)  # fmt: skip
         lower = re.search(r"lower[\s-]?case|lowercased|small\s+letters|" + rf"{_NEG}[^.]{{0,30}}?{_CAPS}|"
@@ -398,8 +410,10 @@ TRIGGERS: dict[Any, tuple[str, ...]] = {
 _CASE_GATE = re.compile(r"capital(?:ized)?\s+letter|capitals|all[\s-]+caps|upper[\s-]?case|block\s+letters|caps\s+lock|"
                         r"lower[\s-]?case|small\s+letters|capitali[sz]|stress\s+words")  # fmt: skip
 _SECTION_WORDS = tuple(_SECTION_SP.split("|"))
+_SECTION_LOW = frozenset(w.lower() for w in _SECTION_WORDS)
+_SECTION_FORMS = {lw: tuple(w for w in _SECTION_WORDS if w.lower() == lw) for lw in _SECTION_LOW}
 # _sections' two patterns both hold a marker word then "X", "{x}", "[N]" or "1" (case-sensitive, on the text).
-_SECTION_GATE = re.compile(rf"(?:{_SECTION_SP})\s+(?:X|\{{?x\}}?|\[?N\]?|1)\b")
+_SECTION_GATE = {w: re.compile(rf"{w}\s+(?:X|\{{?x\}}?|\[?N\]?|1)\b") for w in _SECTION_SP.split("|")}  # one per word: a literal prefix
 # _highlights emits only when one of its patterns matches; each of these is one of them, or the
 # part of it every match holds (the tail after the count), lower-cased, on the lower-cased text.
 _HL = r"(?:highlight|italici[sz]e|emphasi[sz]e|bold)"
@@ -414,18 +428,62 @@ _HIGHLIGHT_GATES = tuple(re.compile(p) for p in (
 # _paragraphs emits for "the Nth paragraph starts with …" (its patterns hold one of these) or a divider.
 _NTH_GATE = re.compile(r"(?:start|begin)(?:s?\s+with\s|\s+(?:the\s+)?\w+\s+paragraph)")
 _DIVIDER_G = frozenset(("***", "divider", "asterisk"))
+# _counted's patterns: a range "between/from/in the range of", "exactly N", "word count/limit/length"
+# or "number of words" (these literals), or a count right before the unit (digits or a number
+# word: two patterns, so each gets re's first-character skip).
+# _counted's patterns, each cut to a part every match holds:
+# - a count right before the unit, `NUM mid unit` (the third pattern; the first's range ends so):
+#   searched backwards (the unit spelled backwards, then the count: the literal first gets re's
+#   first-character skip; a pattern has a match iff its mirror has one in the mirrored text);
+# - a range after the unit (the `regex` module, as _counted: its \w differs from re's);
+# - "unit count/limit/length", "number of units"; "exactly N … sentences" (emitted for sentences only).
+_COUNT_MID_REVERSED = r"(?:[\s-]+\w+)?(?:\s+(?:erom|ssel|rewef)\s+ro)?[\s-]*\+?"  # \+?[\s-]*(?:or\s+(?:more|less|fewer)\s+)?(?:\w+[\s-]+)?
+_COUNT_BEFORE_REVERSED = {u: re.compile(rf"{u[::-1]}{_COUNT_MID_REVERSED}(?:[\d,]*\d|{NUM_WORDS_REVERSED})") for u in ("word", "sentence")}
+_RANGE_AFTER = {u: regex.compile(rf"{u}s?\s+(?:\w+\s+){{0,3}}?(?:in\s+the\s+range\s+of|between|from)\s") for u in ("word", "sentence")}
+_NAMED_COUNT = {u: re.compile(rf"{u}\s*(?:count|limit|length)|number\s+of\s+{u}s") for u in ("word", "sentence")}
+_RANGE_T, _NAMED_COUNT_T = frozenset(("between", "from", "range")), frozenset(("count", "limit", "length", "number"))
+_EXACTLY_SENTENCES = re.compile(rf"exactly\s+(?:{NUM})[\s-]+(?:\w+[\s-]+)?sentence")
+
+
+def _length_gate(text: str, low: str, found: set[str]) -> bool:
+    units = [u for u in ("word", "sentence") if u in found]
+    if any(_COUNT_BEFORE_REVERSED[u].search(low[::-1]) for u in units):
+        return True
+    if not _RANGE_T.isdisjoint(found) and any(_RANGE_AFTER[u].search(low) for u in units):
+        return True
+    if not _NAMED_COUNT_T.isdisjoint(found) and any(_NAMED_COUNT[u].search(low) for u in units):
+        return True
+    return "sentence" in found and "exactly" in found and _EXACTLY_SENTENCES.search(low) is not None
+
+
+# _two's pattern, one alternative each (a literal first); _bullets' and _placeholders' patterns from the count.
+_TWO_T = frozenset(("responses", "answers", "versions", "replies"))
+_TWO_PLAIN = re.compile(r"(?:two|2)\s+(?:different|distinct|separate|alternative)\s+(?:responses|answers|versions|replies)")
+_TWO_ASTERISKS = re.compile(r"six\s+asterisk|6\s+asterisk")
+_BULLET_GATES = (re.compile(r"\d[\d,]*\s+(?:markdown\s+)?bullet"), re.compile(rf"(?:{NUM_WORDS})\s+(?:markdown\s+)?bullet"),
+                 re.compile(r"bullet(?:ed)?\s*(?:points?|list)\b[^.\n]{0,30}?\bexactly\s"))  # fmt: skip
+_PLACEHOLDER_GATES = (re.compile(r"\d[\d,]*\s+(?:\w+\s+)?placeholder"), re.compile(rf"(?:{NUM_WORDS})\s+(?:\w+\s+)?placeholder"),
+                      re.compile(r"square\s+brackets"))  # fmt: skip
 _HIGHLIGHT_G = frozenset(("highlight", "italic", "emphasi", "bold"))
 _END_G = frozenset(("with", "by", "should", "must", "has", "need"))
 # Each gate reads (text, lower-cased text, the LITERALS that lower-cased text holds).
 GATES: dict[Any, Any] = {
     _highlights: lambda text, low, found: not _HIGHLIGHT_G.isdisjoint(found) and any(g.search(low) for g in _HIGHLIGHT_GATES),
+    _length: _length_gate,
+    _two: lambda text, low, found: "******" in found or (not _TWO_T.isdisjoint(found) and _TWO_PLAIN.search(low) is not None) or (
+        "asterisk" in found and _TWO_ASTERISKS.search(low) is not None),
+    _bullets: lambda text, low, found: any(g.search(low) for g in _BULLET_GATES),
+    _placeholders: lambda text, low, found: any(g.search(low) for g in _PLACEHOLDER_GATES),
     _paragraphs: lambda text, low, found: not _DIVIDER_G.isdisjoint(found) or ("paragraph" in found and _NTH_GATE.search(low) is not None),
     _case: lambda text, low, found: _CASE_GATE.search(low) is not None,
     _end: lambda text, low, found: not _END_G.isdisjoint(found),
     # its patterns are case-sensitive: a word is in `text` only if its lower-case form is in `low`
-    _sections: lambda text, low, found: any(w in text for w in _SECTION_WORDS if w.lower() in found) and _SECTION_GATE.search(text) is not None,
+    _sections: lambda text, low, found: any(w in text and _SECTION_GATE[w].search(text) is not None
+                                            for lw in _SECTION_LOW.intersection(found) for w in _SECTION_FORMS[lw]),
 }
 # Every substring a trigger or gate above tests for (detect.py finds them all in one pass).
-LITERALS = frozenset([t for ts in TRIGGERS.values() for t in ts] + [*_HIGHLIGHT_G, *_END_G] + [w.lower() for w in _SECTION_WORDS])
+LITERALS = frozenset([t for ts in TRIGGERS.values() for t in ts] + [*_HIGHLIGHT_G, *_END_G, *_DIVIDER_G, "sentence", "exactly"]
+                     + [*_RANGE_T, *_NAMED_COUNT_T, *_TWO_T, "asterisk"]
+                     + list(_SECTION_LOW))
 RULES = (_no_comma, _length, _paragraphs, _bullets, _constrained, _highlights, _sections, _json, _title, _repeat,
          _two, _end, _quotation, _postscript, _placeholders, _case)  # fmt: skip

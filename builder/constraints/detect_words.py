@@ -259,14 +259,36 @@ _FORB_GATES = (
       frozenset(("appear", "used", "mentioned", "included", "occur"))),
      re.compile(r"(?:should|must|may|can)\s*(?:not|n't|never)\s+(?:appear|be\s+(?:used|mentioned|included)|occur)")),
 )  # fmt: skip
-_QUOTED_AFTER_MENTION = re.compile(r"(?:mention|include)\s+[\"“'‘]")
+_QUOTED_AFTER_MENTION = re.compile(r"(?:mention|include)\s+[\"“'‘]")  # _existence's second pattern, from the verb
+# _existence's first pattern from its verb to the list's name (a sentence's match is a match of the text).
+_EXIST_GATE = re.compile(r"(?:includ(?:e|es|ing)|contain(?:s|ing)?|us(?:e|es|ing)|mention(?:s|ing)?|hav(?:e|ing)|has|featur(?:e|ing)|"
+                         r"incorporat(?:e|ing))\s+(?:all\s+)?(?:of\s+)?(?:the\s+|these\s+)?(?:following\s+)?"
+                         r"(?:key\s*words?|keywords?|words?|terms?|items?|line)\b")  # fmt: skip
+# _language's "strong" alternatives, one pattern each (the sentence-end `$` of one dropped: weaker).
+_STRONG_GATES = tuple(re.compile(p) for p in (
+    r"no\s+other\s+language", r"other\s+languages?\s+(?:is|are)\s+not", rf"only\s+(?:in|using|use)\s+(?:the\s+)?{_ANY_LANG}",
+    rf"{_ANY_LANG}\s+(?:language\s+)?only", r"entirely\s+in", r"entire\s+(?:response|answer|reply|output)[^.]{0,30}\bin\b",
+    rf"(?:respond|reply|answer|write|response)\w*\s+(?:\w+\s+){{0,3}}(?:only\s+)?in\s+(?:the\s+)?{_ANY_LANG}",
+    r"exclusively\s+in", rf"in\s+(?:the\s+)?{_ANY_LANG}\s+language",
+))  # fmt: skip
 LITERALS = frozenset([*_FREQ_T, *_EXIST_T, *_FORB_T, *_NAMED_T, *_LIST_T, *_LANG_NAMES, *_TIMES_T, "letter", "least", "most",
                       *(w for needs, _ in _FREQ_PATS for w in needs),
                       *(w for needs, _ in _FORB_GATES for ts in needs for w in ts)])  # fmt: skip
 
 
+# _FORB_M1 holds a negation, at most three words, then the verb (\b dropped: a weaker test, and
+# the literal first gets re's first-character skip); it emits only with one of the first three branches.
+_M1_HEAD = re.compile(rf"(?:no|not|n't|cannot|without|avoid|refrain|never|free\s+of|zero|ban|prohibit|forbid|don't|do\s+not|"
+                      rf"must\s+not|should\s+not|can't)\s*(?:\w+\s+){{0,3}}?{_VERB}\s")  # fmt: skip
+
+
 def _forb_gate(low: str, found: set[str]) -> bool:
-    return any(all(not ts.isdisjoint(found) for ts in needs) and pat.search(low) for needs, pat in _FORB_GATES)
+    """False only when none of _forbidden's patterns can emit on `low` (the text or a sentence of it)."""
+    def branch(i: int) -> bool:
+        needs, pat = _FORB_GATES[i]
+        return all(not ts.isdisjoint(found) for ts in needs) and pat.search(low) is not None
+
+    return branch(3) or branch(4) or ((branch(0) or branch(1) or branch(2)) and _M1_HEAD.search(low) is not None)
 
 
 def rules(text: str, low: str | None = None, gated: bool = True, found: set[str] | None = None) -> Found:
@@ -278,13 +300,14 @@ def rules(text: str, low: str | None = None, gated: bool = True, found: set[str]
     named = not _NAMED_T.isdisjoint(found)
     gate = case_gate(text, low) if gated else None  # None: no tighter gate is exact for this text
     names = _LANG_NAMES.intersection(found)
-    lang = _language(text, None if gate is None else names) if any(_LANG_WORD[n].search(low) for n in names) else []
+    lang = _language(text, None if gate is None else names) if any(_LANG_WORD[n].search(low) for n in names) and (
+        gate is None or any(p.search(low) for p in _STRONG_GATES)) else []
     letters = _letters(text) if "letter" in found else []
     freq = _frequency(text, gate, found) if named and not _FREQ_T.isdisjoint(found) else []
     counted = {k["keyword"].lower() for _, k in freq}
     forb = _forbidden(text, None if gate is None else found) if named and not _FORB_T.isdisjoint(found) and (gate is None or _forb_gate(low, found)) else []
     banned = {w.lower() for _, k in forb for w in k["forbidden_words"]}
     exist = _existence(text, counted | banned, gate) if named and not _EXIST_T.isdisjoint(found) and (
-        gate is None or not _LIST_T.isdisjoint(found) or _QUOTED_AFTER_MENTION.search(low)) else []
+        gate is None or (not _LIST_T.isdisjoint(found) and _EXIST_GATE.search(low)) or _QUOTED_AFTER_MENTION.search(low)) else []
     out: list[tuple[str, dict[str, Any]]] = [*forb, *freq, *exist, *letters, *lang]
     return out
