@@ -34,9 +34,15 @@ _ODD_CASE = re.compile("[\u0130\u0131\u017f\u212a]")
 _SPLIT = re.compile(r"(?<=[.!?;])\s+(?=[A-Z0-9\"'“(*-])|\n+")
 
 
+@functools.lru_cache(maxsize=4)
+def odd_free(text: str) -> bool:
+    """No _ODD_CASE character in `text` (cached: every rule of a prompt asks)."""
+    return text.isascii() or not _ODD_CASE.search(text)
+
+
 def case_gate(text: str, low: str) -> str | None:
     """`low` when substring tests on it are exact stand-ins for `re.I` matches on `text`, else None."""
-    return low if text.isascii() or not _ODD_CASE.search(text) else None
+    return low if odd_free(text) else None
 
 
 @functools.lru_cache(maxsize=4)
@@ -227,7 +233,7 @@ def _sections(text: str) -> Found:
 def _json(text: str) -> Found:
     fmt = (r"(?:\bin|\bas|\binto|\buse|\busing|\bwrap\w*|\breturn|\boutput|\bformat\w*|\bvalid|\bentire)\s+(?:\w+\s+){0,3}?json\b|"
            r"\bjson\s+(?:format|code\s+block|block|only|output|object\s+(?:only|as\s+output))")  # fmt: skip
-    exact = case_gate(text, text.lower()) is not None
+    exact = odd_free(text)
     for s in sentences(text):
         if exact and "json" not in s.lower():
             continue  # fmt holds "json"
@@ -297,7 +303,7 @@ def _end_matches(text: str) -> Iterator[re.Match[str]]:
     low = text.lower()
     if text.isascii():
         return anchored_finditer(_END_LOWER, _END_STARTS, low)
-    if case_gate(text, low) is not None and len(low) == len(text):
+    if odd_free(text) and len(low) == len(text):
         return anchored_finditer(_END, _END_STARTS, text, low)
     return _END.finditer(text)
 
@@ -350,7 +356,7 @@ _CAPS = r"(?:capital(?:ized)?\s+letters?|capitals|all[\s-]+caps|upper[\s-]?case|
 
 def _case(text: str) -> Found:
     out: Found = []
-    exact = case_gate(text, text.lower()) is not None
+    exact = odd_free(text)
     for s in sentences(text):
         if exact and not _CASE_GATE.search(s.lower()):
             continue  # the gate below, per sentence: each of this loop's patterns holds one of its parts

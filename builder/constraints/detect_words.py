@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from builder.constraints.detect_en import _NEG, _QUOTED, Found, case_gate, quoted, sentences
-from builder.constraints.literals import anchored_finditer
+from builder.constraints.literals import Keyed, anchored_finditer
 from builder.constraints.numbers import NUM, number, relation
 
 LANGUAGES = {
@@ -243,27 +243,26 @@ _LANG_WORD = {n: re.compile(rf"{n}(?<![a-z]{n})(?![a-z])") for n in LANGUAGES}
 
 # What _forbidden's three patterns need to emit (lower-cased text): a list named as words, terms,
 # phrases or "the following" within the negated clause, or a quoted list right after the verb
-# (the verb's patterns, so a clause's match is a match here too). One pattern per branch, each run
-# only when the literals it cannot match without are there (a search is a match of any branch).
+# (the verb's patterns, so a clause's match is a match here too). One pattern per branch, each split
+# by its leading literal (literals.Keyed: only the literals the text holds are searched).
 _VERB = r"(?:us(?:e|ing)|includ(?:e|ing)|say(?:ing)?|mention(?:ing)?|contain(?:ing)?|writ(?:e|ing)|hav(?:e|ing)|utiliz(?:e|ing)|employ(?:ing)?)"
-_VERB_T = frozenset(("use", "using", "includ", "say", "mention", "contain", "write", "writing", "have", "having", "utiliz", "employ"))
-_NAMED_LIST_T = frozenset(("word", "term", "phrase", "following"))
+_VERBS = {"use": "use", "using": "using", "includ": r"includ(?:e|ing)", "say": r"say(?:ing)?", "mention": r"mention(?:ing)?",
+          "contain": r"contain(?:ing)?", "write": "write", "writing": "writing", "have": "have", "having": "having",
+          "utiliz": r"utiliz(?:e|ing)", "employ": r"employ(?:ing)?"}  # fmt: skip  (together: _VERB)
 _FORB_GATES = (
-    ((_NAMED_LIST_T, _VERB_T), re.compile(rf"(?:word|term|phrase|following)\w*\s+(?:\w+\s+){{0,2}}{_VERB}")),  # named before the verb
-    ((_VERB_T, _NAMED_LIST_T | {"key"}),
-     re.compile(rf"{_VERB}\s+(?:any\s+of\s+|any\s+)?(?:the\s+)?(?:following|key|word|term|phrase)")),  # named after it
-    ((_VERB_T, frozenset(('"', "“", "'", "‘"))), re.compile(rf"{_VERB}\s+[\w\s:\-]*?[\"“'‘]")),  # a quoted list
-    ((frozenset(("avoid", "without", "exclud", "ban", "never")), frozenset(("word", "term", "phrase"))),
-     re.compile(r"(?:avoid|without|exclude|excluding|ban|never\s+use)\s+[\w\s]*?(?:word|term|phrase)")),
-    ((frozenset(("should", "must", "may", "can")), frozenset(("not", "n't", "never")),
-      frozenset(("appear", "used", "mentioned", "included", "occur"))),
-     re.compile(r"(?:should|must|may|can)\s*(?:not|n't|never)\s+(?:appear|be\s+(?:used|mentioned|included)|occur)")),
+    Keyed({w: w for w in ("word", "term", "phrase", "following")}, rf"\w*\s+(?:\w+\s+){{0,2}}{_VERB}"),  # named before the verb
+    Keyed(_VERBS, r"\s+(?:any\s+of\s+|any\s+)?(?:the\s+)?(?:following|key|word|term|phrase)"),  # named after it
+    Keyed(_VERBS, r"\s+[\w\s:\-]*?[\"“'‘]"),  # a quoted list
+    Keyed({"avoid": "avoid", "without": "without", "exclud": r"exclud(?:e|ing)", "ban": "ban", "never": r"never\s+use"},
+          r"\s+[\w\s]*?(?:word|term|phrase)"),
+    Keyed({w: w for w in ("should", "must", "may", "can")}, r"\s*(?:not|n't|never)\s+(?:appear|be\s+(?:used|mentioned|included)|occur)"),
 )  # fmt: skip
-_QUOTED_AFTER_MENTION = re.compile(r"(?:mention|include)\s+[\"“'‘]")  # _existence's second pattern, from the verb
-# _existence's first pattern from its verb to the list's name (a sentence's match is a match of the text).
-_EXIST_GATE = re.compile(r"(?:includ(?:e|es|ing)|contain(?:s|ing)?|us(?:e|es|ing)|mention(?:s|ing)?|hav(?:e|ing)|has|featur(?:e|ing)|"
-                         r"incorporat(?:e|ing))\s+(?:all\s+)?(?:of\s+)?(?:the\s+|these\s+)?(?:following\s+)?"
-                         r"(?:key\s*words?|keywords?|words?|terms?|items?|line)\b")  # fmt: skip
+# _existence's two patterns from their verb (to the list's name, or the quote): a sentence's match is a match of the text.
+_EXIST_GATE = Keyed({"includ": r"includ(?:e|es|ing)", "contain": r"contain(?:s|ing)?", "use": r"uses?", "using": "using",
+                     "mention": r"mention(?:s|ing)?", "have": "have", "having": "having", "has": "has", "featur": r"featur(?:e|ing)",
+                     "incorporat": r"incorporat(?:e|ing)"},
+                    r"\s+(?:all\s+)?(?:of\s+)?(?:the\s+|these\s+)?(?:following\s+)?(?:key\s*words?|keywords?|words?|terms?|items?|line)\b")
+_QUOTED_AFTER_MENTION = Keyed({"mention": "mention", "includ": "include"}, r"\s+[\"“'‘]")
 # _language's "strong" alternatives, one pattern each (the sentence-end `$` of one dropped: weaker).
 _STRONG_GATES = tuple(re.compile(p) for p in (
     r"no\s+other\s+language", r"other\s+languages?\s+(?:is|are)\s+not", rf"only\s+(?:in|using|use)\s+(?:the\s+)?{_ANY_LANG}",
@@ -273,7 +272,7 @@ _STRONG_GATES = tuple(re.compile(p) for p in (
 ))  # fmt: skip
 LITERALS = frozenset([*_FREQ_T, *_EXIST_T, *_FORB_T, *_NAMED_T, *_LIST_T, *_LANG_NAMES, *_TIMES_T, "letter", "least", "most",
                       *(w for needs, _ in _FREQ_PATS for w in needs),
-                      *(w for needs, _ in _FORB_GATES for ts in needs for w in ts)])  # fmt: skip
+                      *(k for g in (*_FORB_GATES, _EXIST_GATE, _QUOTED_AFTER_MENTION) for k in g.keys)])  # fmt: skip
 
 
 # _FORB_M1 holds a negation, at most three words, then the verb (\b dropped: a weaker test, and
@@ -283,12 +282,11 @@ _M1_HEAD = re.compile(rf"(?:no|not|n't|cannot|without|avoid|refrain|never|free\s
 
 
 def _forb_gate(low: str, found: set[str]) -> bool:
-    """False only when none of _forbidden's patterns can emit on `low` (the text or a sentence of it)."""
-    def branch(i: int) -> bool:
-        needs, pat = _FORB_GATES[i]
-        return all(not ts.isdisjoint(found) for ts in needs) and pat.search(low) is not None
-
-    return branch(3) or branch(4) or ((branch(0) or branch(1) or branch(2)) and _M1_HEAD.search(low) is not None)
+    """False only when none of _forbidden's patterns can emit on `low` (the text or a sentence of it;
+    `found`: the LITERALS of the whole text, a superset of a sentence's)."""
+    g = _FORB_GATES
+    return g[3].search(low, found) or g[4].search(low, found) or (
+        (g[0].search(low, found) or g[1].search(low, found) or g[2].search(low, found)) and _M1_HEAD.search(low) is not None)
 
 
 def rules(text: str, low: str | None = None, gated: bool = True, found: set[str] | None = None) -> Found:
@@ -308,6 +306,6 @@ def rules(text: str, low: str | None = None, gated: bool = True, found: set[str]
     forb = _forbidden(text, None if gate is None else found) if named and not _FORB_T.isdisjoint(found) and (gate is None or _forb_gate(low, found)) else []
     banned = {w.lower() for _, k in forb for w in k["forbidden_words"]}
     exist = _existence(text, counted | banned, gate) if named and not _EXIST_T.isdisjoint(found) and (
-        gate is None or (not _LIST_T.isdisjoint(found) and _EXIST_GATE.search(low)) or _QUOTED_AFTER_MENTION.search(low)) else []
+        gate is None or (not _LIST_T.isdisjoint(found) and _EXIST_GATE.search(low, found)) or _QUOTED_AFTER_MENTION.search(low, found)) else []
     out: list[tuple[str, dict[str, Any]]] = [*forb, *freq, *exist, *letters, *lang]
     return out

@@ -62,3 +62,19 @@ def anchored_finditer(pat: re.Pattern[str], starts: re.Pattern[str], text: str, 
             continue
         yield m
         pos = max(m.end(), a.start() + 1)
+
+
+class Keyed:
+    """An alternation of branches, each led by a literal, split by that literal: `search` tries only
+    the branches whose literal the text holds (from the one pass), and each then gets re's
+    literal-prefix search instead of being tried at every position. True iff the alternation matches."""
+
+    def __init__(self, branches: dict[str, str], rest: str = "") -> None:
+        for k, b in branches.items():
+            if not re.fullmatch(re.escape(k) + r".*", b.replace("\\", ""), re.S):
+                raise ValueError(f"branch {b!r} does not start with its literal {k!r}")
+        self.keys = frozenset(branches)
+        self._pats = {k: re.compile(b + rest) for k, b in branches.items()}
+
+    def search(self, text: str, found: set[str] | frozenset[str]) -> bool:
+        return any(self._pats[k].search(text) for k in self.keys.intersection(found))
