@@ -95,7 +95,7 @@ def test_keyed_gates_are_their_alternations() -> None:
             got = keyed.search(t, LITERALS.find(t))
             assert got == (full.search(t) is not None), (pattern[:40], t)
             hits += got
-    assert hits > 200  # the random texts do reach the patterns
+    assert hits > 100  # the random texts do reach the patterns
     with pytest.raises(ValueError):
         Keyed({"use": "using|x"})
 

@@ -113,10 +113,11 @@ def _caps_words(after: str) -> bool:
     return re.match(r"\s*(?:\w+\s+){0,3}(?:in\s+)?(?:all\s+)?(?:capital|caps|upper)|\s*(?:with|be)\s+(?:in\s+)?all\s+cap", after, re.I) is not None
 
 
-def _windows(text: str, unit: str, width: int = 90) -> list[str]:
-    """The stretches of text around each mention of `unit`: the count rules' slow patterns run there only."""
+def _windows(text: str, unit: str, width: int = 90, low: str | None = None) -> list[str]:
+    """The stretches of text around each mention of `unit`: the count rules' slow patterns run there only.
+    `low`: the lower-cased text when it stands in for re.I matches (odd_free, same length)."""
     spans: list[list[int]] = []
-    for m in re.finditer(rf"{unit}", text, re.I):
+    for m in re.finditer(unit, low) if low is not None else re.finditer(rf"{unit}", text, re.I):
         a, b = max(0, m.start() - width), min(len(text), m.end() + width)
         if spans and a <= spans[-1][1]:
             spans[-1][1] = b
@@ -128,9 +129,14 @@ def _windows(text: str, unit: str, width: int = 90) -> list[str]:
 def _length(text: str) -> Found:
     out: Found = []
     seen = set()
+    low = text.lower() if odd_free(text) else None
+    low = low if low is not None and len(low) == len(text) else None
     for unit, cid, key in (("word", "length_constraints:number_words", "num_words"),
                            ("sentence", "length_constraints:number_sentences", "num_sentences")):  # fmt: skip
-        for rel, n in (got for w in _windows(text, unit) for got in _counted(w, unit)):
+        windows = _windows(text, unit, low=low) if low is not None else _windows(text, unit)
+        if low is not None:  # only windows where one of _counted's patterns can match (_count_gate)
+            windows = [w for w in windows if _count_gate(w.lower(), unit, _ALL_COUNT_T)]
+        for rel, n in (got for w in windows for got in _counted(w, unit)):
             if (cid, rel, n) not in seen:
                 seen.add((cid, rel, n))
                 out.append((cid, {"relation": rel, key: n}))
@@ -295,16 +301,17 @@ _END = re.compile(
 
 
 _END_LOWER = re.compile(_END.pattern)  # its literals are lower case: on ASCII text, re.I ≡ matching the lower-cased text
-_END_STARTS = re.compile(r"end|finish|conclude|clos|wrap|last|final|very")  # where an _END match can begin
+_END_STARTS = ("end", "finish", "conclude", "clos", "wrap", "last", "final", "very")  # where an _END match can begin
 
 
 def _end_matches(text: str) -> Iterator[re.Match[str]]:
     """_END.finditer(text), tried only where a match can begin (found on the lower-cased text)."""
     low = text.lower()
+    starts = tuple(w for w in _END_STARTS if w in low)
     if text.isascii():
-        return anchored_finditer(_END_LOWER, _END_STARTS, low)
+        return anchored_finditer(_END_LOWER, starts, low)
     if odd_free(text) and len(low) == len(text):
-        return anchored_finditer(_END, _END_STARTS, text, low)
+        return anchored_finditer(_END, starts, text, low)
     return _END.finditer(text)
 
 
@@ -448,18 +455,20 @@ _COUNT_BEFORE_REVERSED = {u: re.compile(rf"{u[::-1]}{_COUNT_MID_REVERSED}(?:[\d,
 _RANGE_AFTER = {u: regex.compile(rf"{u}s?\s+(?:\w+\s+){{0,3}}?(?:in\s+the\s+range\s+of|between|from)\s") for u in ("word", "sentence")}
 _NAMED_COUNT = {u: re.compile(rf"{u}\s*(?:count|limit|length)|number\s+of\s+{u}s") for u in ("word", "sentence")}
 _RANGE_T, _NAMED_COUNT_T = frozenset(("between", "from", "range")), frozenset(("count", "limit", "length", "number"))
+_ALL_COUNT_T = _RANGE_T | _NAMED_COUNT_T | {"exactly"}  # every literal _count_gate asks about (a window's own: unknown)
 _EXACTLY_SENTENCES = re.compile(rf"exactly\s+(?:{NUM})[\s-]+(?:\w+[\s-]+)?sentence")
 
 
+def _count_gate(low: str, unit: str, found: set[str] | frozenset[str]) -> bool:
+    """False only when _counted(…, unit) finds nothing in the text `low` lower-cases (`found`: a superset of its LITERALS)."""
+    return (_COUNT_BEFORE_REVERSED[unit].search(low[::-1]) is not None
+            or (not _RANGE_T.isdisjoint(found) and _RANGE_AFTER[unit].search(low) is not None)
+            or (not _NAMED_COUNT_T.isdisjoint(found) and _NAMED_COUNT[unit].search(low) is not None)
+            or (unit == "sentence" and "exactly" in found and _EXACTLY_SENTENCES.search(low) is not None))  # fmt: skip
+
+
 def _length_gate(text: str, low: str, found: set[str]) -> bool:
-    units = [u for u in ("word", "sentence") if u in found]
-    if any(_COUNT_BEFORE_REVERSED[u].search(low[::-1]) for u in units):
-        return True
-    if not _RANGE_T.isdisjoint(found) and any(_RANGE_AFTER[u].search(low) for u in units):
-        return True
-    if not _NAMED_COUNT_T.isdisjoint(found) and any(_NAMED_COUNT[u].search(low) for u in units):
-        return True
-    return "sentence" in found and "exactly" in found and _EXACTLY_SENTENCES.search(low) is not None
+    return any(_count_gate(low, u, found) for u in ("word", "sentence") if u in found)
 
 
 # _two's pattern, one alternative each (a literal first); _bullets' and _placeholders' patterns from the count.

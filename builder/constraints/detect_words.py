@@ -106,7 +106,12 @@ def _freq_patterns(word: str = _FREQ_WORD) -> list[tuple[tuple[str, ...], re.Pat
 
 
 # Where each _FREQ_PATS pattern's match can begin (lower-case literals, searched in the lower-cased text).
-_FREQ_STARTS = (re.compile(r"the|key|word"), re.compile(r"use|include|mention|repeat|say|contain"), re.compile(r"key|word"))
+_FREQ_STARTS = (("the", "key", "word"), ("use", "include", "mention", "repeat", "say", "contain"), ("key", "word"))
+# A literal each pattern's match holds besides: the first's verb ("appear", "be used", "show up" …),
+# the third's count ("at least", "once", "3 times" …); the second's count may be bare digits.
+_FREQ_ALSO = (frozenset(("appear", "used", "occur", "mentioned", "included", "show", "turn", "come")),
+              frozenset(("least", "most", "more", "less", "fewer", "exactly", "only", "once", "twice", "thrice", "times")),
+              frozenset(("least", "most", "more", "less", "once", "twice", "times")))  # fmt: skip
 
 
 _FREQ_PATS = _freq_patterns()
@@ -122,10 +127,14 @@ def _frequency(text: str, low: str | None = None, lits: set[str] | frozenset[str
     elif _TIMES_T.isdisjoint(lits) and not ({"least", "most"} & lits and _AT_LEAST_MOST.search(low)):
         return found
     seen = set()
-    for (needs, pat), starts in zip(_FREQ_PATS, _FREQ_STARTS, strict=True):
-        if low is not None and lits.isdisjoint(needs):
+    for (needs, pat), starts, also in zip(_FREQ_PATS, _FREQ_STARTS, _FREQ_ALSO, strict=True):
+        if low is not None and (lits.isdisjoint(needs) or (lits.isdisjoint(also) and (also is not _FREQ_ALSO[1] or not _DIGIT.search(low)))):
             continue
-        for m in pat.finditer(text) if low is None or len(low) != len(text) else anchored_finditer(pat, starts, text, low):
+        if low is None or len(low) != len(text):
+            matches = pat.finditer(text)
+        else:
+            matches = anchored_finditer(pat, tuple(w for w in starts if w in lits or w in low), text, low)
+        for m in matches:
             w = (m.group("w1") or m.group("w2")).strip()
             tail = m.group("tail")
             got = _times(tail)
@@ -237,6 +246,7 @@ _LIST_T = frozenset(("word", "term", "item", "line"))
 _LANG_NAMES = frozenset(LANGUAGES)
 # _TIMES_QUICK's literals: with an exact case gate, one of these or "at least/most" is in `low` iff it matches.
 _TIMES_T = frozenset(("times", "once", "twice", "thrice", "fewer", "less", "more", "only", "exactly"))
+_DIGIT = re.compile(r"\d")
 _AT_LEAST_MOST = re.compile(r"at\s+(?:least|most)")
 # A language name as a whole [a-z]+ run of the lower-cased text (the literal first: re's prefix search).
 _LANG_WORD = {n: re.compile(rf"{n}(?<![a-z]{n})(?![a-z])") for n in LANGUAGES}
@@ -270,7 +280,7 @@ _STRONG_GATES = tuple(re.compile(p) for p in (
     rf"(?:respond|reply|answer|write|response)\w*\s+(?:\w+\s+){{0,3}}(?:only\s+)?in\s+(?:the\s+)?{_ANY_LANG}",
     r"exclusively\s+in", rf"in\s+(?:the\s+)?{_ANY_LANG}\s+language",
 ))  # fmt: skip
-LITERALS = frozenset([*_FREQ_T, *_EXIST_T, *_FORB_T, *_NAMED_T, *_LIST_T, *_LANG_NAMES, *_TIMES_T, "letter", "least", "most",
+LITERALS = frozenset([*_FREQ_T, *_EXIST_T, *(w for a in _FREQ_ALSO for w in a), *_FORB_T, *_NAMED_T, *_LIST_T, *_LANG_NAMES, *_TIMES_T, "letter", "least", "most",
                       *(w for needs, _ in _FREQ_PATS for w in needs),
                       *(k for g in (*_FORB_GATES, _EXIST_GATE, _QUOTED_AFTER_MENTION) for k in g.keys)])  # fmt: skip
 
