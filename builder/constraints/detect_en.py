@@ -307,11 +307,10 @@ _END_STARTS = ("end", "finish", "conclude", "clos", "wrap", "last", "final", "ve
 def _end_matches(text: str) -> Iterator[re.Match[str]]:
     """_END.finditer(text), tried only where a match can begin (found on the lower-cased text)."""
     low = text.lower()
-    starts = tuple(w for w in _END_STARTS if w in low)
     if text.isascii():
-        return anchored_finditer(_END_LOWER, starts, low)
+        return anchored_finditer(_END_LOWER, _END_STARTS, low)
     if odd_free(text) and len(low) == len(text):
-        return anchored_finditer(_END, starts, text, low)
+        return anchored_finditer(_END, _END_STARTS, text, low)
     return _END.finditer(text)
 
 

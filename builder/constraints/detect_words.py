@@ -133,7 +133,7 @@ def _frequency(text: str, low: str | None = None, lits: set[str] | frozenset[str
         if low is None or len(low) != len(text):
             matches = pat.finditer(text)
         else:
-            matches = anchored_finditer(pat, tuple(w for w in starts if w in lits or w in low), text, low)
+            matches = anchored_finditer(pat, starts, text, low)
         for m in matches:
             w = (m.group("w1") or m.group("w2")).strip()
             tail = m.group("tail")

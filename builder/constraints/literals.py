@@ -40,38 +40,35 @@ class Literals:
         return w in self.words
 
 
-def anchored_finditer(pat: re.Pattern[str], starts: re.Pattern[str] | tuple[str, ...], text: str,
-                      where: str | None = None) -> Iterator[re.Match[str]]:
-    """`pat.finditer(text)` for a pattern that never matches empty and every match of which starts
-    where `starts` matches in `where` (default `text`; else a string of the same length whose
-    position i stands for text's: the lower-cased text under an exact case gate).
+def anchored_finditer(pat: re.Pattern[str], starts: tuple[str, ...], text: str, where: str | None = None) -> Iterator[re.Match[str]]:
+    """`pat.finditer(text)` for a pattern that never matches empty and every match of which begins
+    with one of the literals `starts` in `where` (default `text`; else a string of the same length
+    whose position i stands for text's: the lower-cased text under an exact case gate).
 
     A pattern that begins with a nested group or `re.I` letters gets no first-character skip in
-    `re`'s engine and is tried at every position; `starts` (a pattern of lower-case literals: it
-    gets that skip; or the literals themselves, found with str.find) finds the places it can begin,
-    and `pat` is tried there only. Same matches, same order: finditer takes the leftmost match at
-    or after the previous match's end, and that is at a start.
+    `re`'s engine and is tried at every position; here it is tried only where a start literal is
+    (str.find). Same matches, same order: finditer takes the leftmost match at or after the
+    previous match's end, and that is at a start.
     """
-    where = text if where is None else where
-    pos, n = 0, len(text)
-    nxt = {w: where.find(w) for w in starts} if isinstance(starts, tuple) else {}
-    while pos <= n:
-        if isinstance(starts, tuple):
-            for w, at in nxt.items():
-                if 0 <= at < pos:
-                    nxt[w] = where.find(w, pos)
-            at = min((a for a in nxt.values() if a >= 0), default=-1)
-        else:
-            a = starts.search(where, pos)
-            at = -1 if a is None else a.start()
-        if at < 0:
-            return
-        m = pat.match(text, at)
-        if m is None:
-            pos = at + 1
+    pos = 0
+    for at in _positions(text if where is None else where, starts):
+        if at < pos:
             continue
-        yield m
-        pos = max(m.end(), at + 1)
+        m = pat.match(text, at)
+        if m is not None:
+            yield m
+            pos = max(m.end(), at + 1)
+
+
+def _positions(text: str, words: tuple[str, ...]) -> list[int]:
+    """Every position where one of `words` starts, in order."""
+    out = []
+    for w in words:
+        i = text.find(w)
+        while i >= 0:
+            out.append(i)
+            i = text.find(w, i + 1)
+    return sorted(set(out))
 
 
 class Keyed:
