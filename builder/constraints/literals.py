@@ -78,7 +78,7 @@ class Keyed:
 
     def __init__(self, branches: dict[str, str], rest: str = "") -> None:
         for k, b in branches.items():
-            if not re.fullmatch(re.escape(k) + r".*", b.replace("\\", ""), re.S):
+            if not b.startswith(k) or re.escape(k) != k:
                 raise ValueError(f"branch {b!r} does not start with its literal {k!r}")
         self.keys = frozenset(branches)
         self._pats = {k: re.compile(b + rest) for k, b in branches.items()}
