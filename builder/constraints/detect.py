@@ -7,10 +7,14 @@ constraint whose required argument cannot be read is not emitted. `score` compar
 with IFEval-style ground truth (instruction-level micro precision / recall, argument exact match).
 
 Cost: most prompts state no constraint, so a rule runs only when the lower-cased prompt holds one
-of its trigger substrings (all of them found in one pass: literals.py) and, where a trigger is a common word ("end", "part", "*", "use"), a
+of its trigger substrings (all ~250 found in one Aho–Corasick pass: literals.py) and, where a
+trigger is a common word ("end", "part", "*", "use") or the rule is slow on long prompts, a
 tighter gate its own patterns cannot match without (detect_en.GATES, detect_words.rules, the
-literals in detect_zh.rules). Gates only skip work: `detect(p, gated=False)` gives the same list
-(tests/test_constraints.py compares them).
+literals in detect_zh.rules): a set test, or a part of the rule's pattern run on the lower-cased
+text, where plain literal-led patterns get re's fast skips (`re.I` ones on the text do not). Such
+a gate is exact only when lower-casing is (detect_en.case_gate: no İ ı ſ K in the prompt); else
+it is not used. Gates only skip work: `detect(p, gated=False)` gives the same list
+(tests/test_constraints.py compares them; benchmarks/detect_speed.py also with the previous code).
 """
 
 from __future__ import annotations
@@ -138,7 +142,7 @@ def _json_batch(items: list[tuple[str | None, str]]) -> list[str]:
 
 def constraints_json_many(items: Sequence[tuple[str | None, str]], workers: int = 1, chunk: int = 4_096) -> list[str]:
     """`constraints_json` of many (tests_json, user_text) pairs, in order. Detection is pure
-    Python (~0.1 ms a prompt, most of it gated away): on a large curate run it is split over the
+    Python (~35 µs a prompt on the curate benchmark, most of it gated away): on a large curate run it is split over the
     workers of a lean pool (executors.lean_pool), each sent its batch; `items` is sliced a batch at a time."""
     bounds = [(i, min(i + chunk, len(items))) for i in range(0, len(items), chunk)]
     if workers <= 1 or len(bounds) < 2:

@@ -259,30 +259,37 @@ _VERB = r"(?:us(?:e|ing)|includ(?:e|ing)|say(?:ing)?|mention(?:ing)?|contain(?:i
 _VERBS = {"use": "use", "using": "using", "includ": r"includ(?:e|ing)", "say": r"say(?:ing)?", "mention": r"mention(?:ing)?",
           "contain": r"contain(?:ing)?", "write": "write", "writing": "writing", "have": "have", "having": "having",
           "utiliz": r"utiliz(?:e|ing)", "employ": r"employ(?:ing)?"}  # fmt: skip  (together: _VERB)
+_QUOTES = frozenset(('"', "“", "'", "‘"))
 _FORB_GATES = (
-    Keyed({w: w for w in ("word", "term", "phrase", "following")}, rf"\w*\s+(?:\w+\s+){{0,2}}{_VERB}"),  # named before the verb
-    Keyed(_VERBS, r"\s+(?:any\s+of\s+|any\s+)?(?:the\s+)?(?:following|key|word|term|phrase)"),  # named after it
-    Keyed(_VERBS, r"\s+[\w\s:\-]*?[\"“'‘]"),  # a quoted list
+    Keyed({w: w for w in ("word", "term", "phrase", "following")}, rf"\w*\s+(?:\w+\s+){{0,2}}{_VERB}", (frozenset(_VERBS),)),  # named before the verb
+    Keyed(_VERBS, r"\s+(?:any\s+of\s+|any\s+)?(?:the\s+)?(?:following|key|word|term|phrase)",
+          (frozenset(("following", "key", "word", "term", "phrase")),)),  # named after it
+    Keyed(_VERBS, r"\s+[\w\s:\-]*?[\"“'‘]", (_QUOTES,)),  # a quoted list
     Keyed({"avoid": "avoid", "without": "without", "exclud": r"exclud(?:e|ing)", "ban": "ban", "never": r"never\s+use"},
-          r"\s+[\w\s]*?(?:word|term|phrase)"),
-    Keyed({w: w for w in ("should", "must", "may", "can")}, r"\s*(?:not|n't|never)\s+(?:appear|be\s+(?:used|mentioned|included)|occur)"),
+          r"\s+[\w\s]*?(?:word|term|phrase)", (frozenset(("word", "term", "phrase")),)),
+    Keyed({w: w for w in ("should", "must", "may", "can")}, r"\s*(?:not|n't|never)\s+(?:appear|be\s+(?:used|mentioned|included)|occur)",
+          (frozenset(("not", "n't", "never")), frozenset(("appear", "used", "mentioned", "included", "occur")))),
 )  # fmt: skip
 # _existence's two patterns from their verb (to the list's name, or the quote): a sentence's match is a match of the text.
 _EXIST_GATE = Keyed({"includ": r"includ(?:e|es|ing)", "contain": r"contain(?:s|ing)?", "use": r"uses?", "using": "using",
                      "mention": r"mention(?:s|ing)?", "have": "have", "having": "having", "has": "has", "featur": r"featur(?:e|ing)",
                      "incorporat": r"incorporat(?:e|ing)"},
                     r"\s+(?:all\s+)?(?:of\s+)?(?:the\s+|these\s+)?(?:following\s+)?(?:key\s*words?|keywords?|words?|terms?|items?|line)\b")
-_QUOTED_AFTER_MENTION = Keyed({"mention": "mention", "includ": "include"}, r"\s+[\"“'‘]")
+_QUOTED_AFTER_MENTION = Keyed({"mention": "mention", "includ": "include"}, r"\s+[\"“'‘]", (_QUOTES,))
 # _language's "strong" alternatives, one pattern each (the sentence-end `$` of one dropped: weaker).
-_STRONG_GATES = tuple(re.compile(p) for p in (
-    r"no\s+other\s+language", r"other\s+languages?\s+(?:is|are)\s+not", rf"only\s+(?:in|using|use)\s+(?:the\s+)?{_ANY_LANG}",
-    rf"{_ANY_LANG}\s+(?:language\s+)?only", r"entirely\s+in", r"entire\s+(?:response|answer|reply|output)[^.]{0,30}\bin\b",
-    rf"(?:respond|reply|answer|write|response)\w*\s+(?:\w+\s+){{0,3}}(?:only\s+)?in\s+(?:the\s+)?{_ANY_LANG}",
-    r"exclusively\s+in", rf"in\s+(?:the\s+)?{_ANY_LANG}\s+language",
+# Each with a literal its matches hold (tested first).
+_STRONG_GATES = tuple((frozenset(n), re.compile(p)) for n, p in (
+    (("other",), r"no\s+other\s+language"), (("other",), r"other\s+languages?\s+(?:is|are)\s+not"),
+    (("only",), rf"only\s+(?:in|using|use)\s+(?:the\s+)?{_ANY_LANG}"), (("only",), rf"{_ANY_LANG}\s+(?:language\s+)?only"),
+    (("entire",), r"entirely\s+in"), (("entire",), r"entire\s+(?:response|answer|reply|output)[^.]{0,30}\bin\b"),
+    (("respond", "reply", "answer", "write", "response"),
+     rf"(?:respond|reply|answer|write|response)\w*\s+(?:\w+\s+){{0,3}}(?:only\s+)?in\s+(?:the\s+)?{_ANY_LANG}"),
+    (("exclusively",), r"exclusively\s+in"), (("language",), rf"in\s+(?:the\s+)?{_ANY_LANG}\s+language"),
 ))  # fmt: skip
 LITERALS = frozenset([*_FREQ_T, *_EXIST_T, *(w for a in _FREQ_ALSO for w in a), *_FORB_T, *_NAMED_T, *_LIST_T, *_LANG_NAMES, *_TIMES_T, "letter", "least", "most",
                       *(w for needs, _ in _FREQ_PATS for w in needs),
-                      *(k for g in (*_FORB_GATES, _EXIST_GATE, _QUOTED_AFTER_MENTION) for k in g.keys)])  # fmt: skip
+                      *(k for g in (*_FORB_GATES, _EXIST_GATE, _QUOTED_AFTER_MENTION) for k in g.keys.union(*g.needs)),
+                      *(w for n, _ in _STRONG_GATES for w in n)])  # fmt: skip
 
 
 # _FORB_M1 holds a negation, at most three words, then the verb (\b dropped: a weaker test, and
@@ -309,7 +316,7 @@ def rules(text: str, low: str | None = None, gated: bool = True, found: set[str]
     gate = case_gate(text, low) if gated else None  # None: no tighter gate is exact for this text
     names = _LANG_NAMES.intersection(found)
     lang = _language(text, None if gate is None else names) if any(_LANG_WORD[n].search(low) for n in names) and (
-        gate is None or any(p.search(low) for p in _STRONG_GATES)) else []
+        gate is None or any(not n.isdisjoint(found) and p.search(low) for n, p in _STRONG_GATES)) else []
     letters = _letters(text) if "letter" in found else []
     freq = _frequency(text, gate, found) if named and not _FREQ_T.isdisjoint(found) else []
     counted = {k["keyword"].lower() for _, k in freq}

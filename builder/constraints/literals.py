@@ -76,12 +76,15 @@ class Keyed:
     the branches whose literal the text holds (from the one pass), and each then gets re's
     literal-prefix search instead of being tried at every position. True iff the alternation matches."""
 
-    def __init__(self, branches: dict[str, str], rest: str = "") -> None:
+    def __init__(self, branches: dict[str, str], rest: str = "", needs: tuple[frozenset[str], ...] = ()) -> None:
+        """`needs`: sets of literals of which every match of `rest` holds one each (checked first)."""
         for k, b in branches.items():
             if not b.startswith(k) or re.escape(k) != k:
                 raise ValueError(f"branch {b!r} does not start with its literal {k!r}")
-        self.keys = frozenset(branches)
+        self.keys, self.needs = frozenset(branches), needs
         self._pats = {k: re.compile(b + rest) for k, b in branches.items()}
 
     def search(self, text: str, found: set[str] | frozenset[str]) -> bool:
+        if any(n.isdisjoint(found) for n in self.needs):
+            return False
         return any(self._pats[k].search(text) for k in self.keys.intersection(found))
