@@ -63,7 +63,7 @@ _END_WORDS = ("结尾", "结束", "收尾", "最后一句", "末尾")
 WORDS = ("逗号", "词", "句", "段", "项目符号", "要点", "列表项", "条目", "bullet", "突出显示", "高亮", "强调", "加粗标出",
          "SECTION", "Section", "PART", "Part", "PARAGRAPH", "Paragraph", "<<", "双尖括号", "双书名号", "重复", "复述",
          "******", "回答", "回复", "版本", *_END_WORDS, "P.", "占位符", "小写", "大写", *_NEG_WORD_LIST, "出现", "关键字",
-         "字母", *_LANGS)  # fmt: skip
+         "字母", "双引号", *_LANGS)  # fmt: skip
 _LANG_WORDS, _LANG_NAMES = tuple(_LANGS), "|".join(_LANGS)
 # Their lower-case forms (and two English triggers read below), for detect.py's one pass over the
 # lower-cased prompt: a word is in the prompt only if its lower-case form is in the lower-cased
@@ -81,7 +81,10 @@ def rules(text: str, gated: bool = True, found: set[str] | None = None) -> Found
         exact = odd_free(text)
         lits = found if found is not None else {w for w in LITERALS if w in text.lower()}
         # the WORDS the prompt holds; has(words): those of `words` it holds (a set, true when not empty)
-        has = {w for lw in _FORM_KEYS.intersection(lits) for w in _FORMS[lw] if w in text}.intersection
+        held = {w for lw in _FORM_KEYS.intersection(lits) for w in _FORMS[lw] if w in text}
+        if not held and exact and "my answer is" not in lits and "json" not in lits:
+            return out  # every rule below needs one of these
+        has = held.intersection
     if has(("逗号",)) and re.search(rf"{_NEG}[^。；\n]{{0,8}}(?:使用|用|出现|包含|带有?|含有?|加)?[^。；\n]{{0,4}}(?:任何)?逗号", text):
         out.append(("punctuation:no_comma", {}))
     if has(("词",)):  # 单词 / 英文词 / 个词
@@ -135,6 +138,7 @@ def rules(text: str, gated: bool = True, found: set[str] | None = None) -> Found
                                      re.search(rf"(?:结尾|最后一句话?|末尾)(?:必须|要|应该?|需要?)?(?:是|为)\s*[:：]?\s*{_ITEM}", text))  # fmt: skip
     if m:
         out.append(("startend:end_checker", {"end_phrase": m.group("w").strip()}))
+    # "双引号" is in WORDS for the early return above, and tested as is here (`has` is always true ungated)
     if "双引号" in text and re.search(r"(?:整个|全部|整篇|所有)[^。\n]{0,8}(?:回答|回复|内容|输出)|(?:包裹|括起|包起来|括住)", text):
         out.append(("startend:quotation", {}))
     m = has(("P.",)) and re.search(r"P\.\s?P\.\s?S|P\.\s?S\.?", text)
