@@ -66,6 +66,15 @@ def test_anchored_finditer_is_finditer() -> None:
         low = t.lower()
         got = [m.span() for m in anchored_finditer(detect_en._END, detect_en._END_STARTS, t, low)]
         assert got == [m.span() for m in detect_en._END.finditer(t)], t
+    # _count_of's first match, tried at the number words and every digit (full-width and Arabic-Indic too)
+    nums = ["３ paragraphs", "٣ sections", "exactly two parts", "only 12,000 words", "a couple of stanzas", "just 5 verses", "twenty-one chapters"]
+    pat = re.compile(rf"(?:exactly\s+|only\s+|just\s+)?(?P<n>{detect_en.NUM})[\s-]+(?:\w+[\s-]+)?(?:paragraphs?|sections?|parts?)\b", re.I)
+    for t in _random_texts(1500, 7, nums + sents):
+        low = t.lower()
+        if len(low) == len(t):
+            first = next(anchored_finditer(pat, detect_en._COUNT_STARTS, t, low, digits=True), None)
+            plain = pat.search(t)
+            assert (first and first.span()) == (plain and plain.span()), t
     # a start set that misses where matches begin gives other matches: the comparison can fail
     assert [m.span() for m in anchored_finditer(detect_en._END_LOWER, ("finish",), sents[0].lower())] != \
         [m.span() for m in detect_en._END_LOWER.finditer(sents[0].lower())]  # fmt: skip

@@ -44,7 +44,7 @@ def detect(prompt: str, gated: bool = True) -> list[Constraint]:
     found: list[tuple[str, dict[str, Any]]] = []
     lits: set[str] | None = None
     if _LATIN3.search(text):
-        low = text.lower()  # a rule runs only when one of its trigger substrings is there
+        low = detect_en.lowered(text)  # a rule runs only when one of its trigger substrings is there
         lits = LITERALS.find(low)
         gate_low = detect_en.case_gate(text, low) if gated else None
         for rule, triggers, gate in _RULES:
@@ -52,7 +52,7 @@ def detect(prompt: str, gated: bool = True) -> list[Constraint]:
                 found += rule(text)
         found += detect_words.rules(text, low, gated, lits)
     if not text.isascii() and _HAN.search(text):
-        found += detect_zh.rules(text, gated, LITERALS.find(text.lower()) if lits is None else lits)
+        found += detect_zh.rules(text, gated, LITERALS.find(detect_en.lowered(text)) if lits is None else lits)
     out: dict[str, Constraint] = {}
     for cid, kw in found:
         try:  # a rule's kwargs go through the same validation as an import's

@@ -17,7 +17,16 @@ from typing import Any
 import regex
 
 from builder.constraints.literals import anchored_finditer
-from builder.constraints.numbers import NUM, NUM_WORDS, NUM_WORDS_REVERSED, ORDINAL, number, ordinal, relation
+from builder.constraints.numbers import (
+    NUM,
+    NUM_WORD_LIST,
+    NUM_WORDS,
+    NUM_WORDS_REVERSED,
+    ORDINAL,
+    number,
+    ordinal,
+    relation,
+)
 
 Found = list[tuple[str, dict[str, Any]]]
 _NEG = r"(?:\bno\b|\bnot\b|n't\b|\bcannot\b|\bwithout\b|\bavoid|\brefrain|\bnever\b|\bfree\s+of\b|\bzero\b|\bban|\bprohibit|\bforbid)"
@@ -32,6 +41,9 @@ _ODD_CASE = re.compile("[\u0130\u0131\u017f\u212a]")
 
 
 _SPLIT = re.compile(r"(?<=[.!?;])\s+(?=[A-Z0-9\"'“(*-])|\n+")
+
+
+lowered = functools.lru_cache(maxsize=4)(str.lower)  # text.lower(), once for all the rules of a prompt
 
 
 @functools.lru_cache(maxsize=4)
@@ -129,7 +141,7 @@ def _windows(text: str, unit: str, width: int = 90, low: str | None = None) -> l
 def _length(text: str) -> Found:
     out: Found = []
     seen = set()
-    low = text.lower() if odd_free(text) else None
+    low = lowered(text) if odd_free(text) else None
     low = low if low is not None and len(low) == len(text) else None
     for unit, cid, key in (("word", "length_constraints:number_words", "num_words"),
                            ("sentence", "length_constraints:number_sentences", "num_sentences")):  # fmt: skip
@@ -146,14 +158,24 @@ def _length(text: str) -> Found:
 _DIVIDER = r"\*\*\*(?!\*)|markdown\s+divider|(?:three|3)\s+asterisks?(?:\s+symbols?)?"
 
 
+_COUNT_STARTS = ("exactly", "only", "just", *NUM_WORD_LIST)  # with the digits: where a _count_of match begins
+
+
 def _count_of(text: str, nouns: str) -> int | None:
-    m = re.search(rf"(?:exactly\s+|only\s+|just\s+)?(?P<n>{NUM})[\s-]+(?:\w+[\s-]+)?(?:{nouns})\b", text, re.I)
+    pat = re.compile(rf"(?:exactly\s+|only\s+|just\s+)?(?P<n>{NUM})[\s-]+(?:\w+[\s-]+)?(?:{nouns})\b", re.I)
+    low = lowered(text)
+    if odd_free(text) and len(low) == len(text):  # the first match, tried only where one can begin
+        m = next(anchored_finditer(pat, _COUNT_STARTS, text, low, digits=True), None)
+    else:
+        m = pat.search(text)
     return number(m.group("n")) if m else None
 
 
 def _paragraphs(text: str) -> Found:
     out: Found = []
-    nth = re.search(
+    exact = odd_free(text)  # then the lower-cased text's literals and _NTH_GATE stand in for re.I searches
+    low = lowered(text)
+    nth = None if exact and not _NTH_GATE.search(low) else re.search(
         rf"(?:(?:the\s+)?(?:very\s+)?(?P<ord>{ORDINAL})\s+paragraph|paragraph\s+(?P<num>\d+|one|two|three))\s+"
         rf"(?:must|should|has\s+to|needs\s+to|will|shall)?\s*(?:start|begin)s?\s+with\s+(?:the\s+)?(?:word\s+)?"
         rf"(?:[\"“'‘](?P<w1>[\w'-]+)[\"”'’]|(?P<w2>[\w-]+))",
@@ -163,7 +185,7 @@ def _paragraphs(text: str) -> Found:
         rf"(?:[\"“'‘](?P<w1>[\w'-]+)[\"”'’]|(?P<w2>[\w-]+))",
         text, re.I,
     )  # fmt: skip
-    total = _count_of(text, r"paragraphs?|para")
+    total = _count_of(text, r"paragraphs?|para") if nth else None  # read only with nth
     if nth and total:
         o = nth.group("ord")
         k = (total if o.lower() in ("last", "final") else ordinal(o)) if o else number(nth.group("num"))
@@ -172,7 +194,7 @@ def _paragraphs(text: str) -> Found:
             out.append(("length_constraints:nth_paragraph_first_word",
                         {"num_paragraphs": total, "nth_paragraph": k, "first_word": word.lower()}))  # fmt: skip
             return out
-    if re.search(_DIVIDER, text, re.I) and not re.search(r"\*{6}", text):
+    if (not exact or "***" in low or "divider" in low or "asterisk" in low) and re.search(_DIVIDER, text, re.I) and not re.search(r"\*{6}", text):
         n = _count_of(text, r"paragraphs?|sections?|parts?|chapters?|stanzas?|verses?")
         if n is None:
             lines = re.findall(r"^\s*\*\*\*\s*$", text, re.M)
@@ -306,7 +328,7 @@ _END_STARTS = ("end", "finish", "conclude", "clos", "wrap", "last", "final", "ve
 
 def _end_matches(text: str) -> Iterator[re.Match[str]]:
     """_END.finditer(text), tried only where a match can begin (found on the lower-cased text)."""
-    low = text.lower()
+    low = lowered(text)
     if text.isascii():
         return anchored_finditer(_END_LOWER, _END_STARTS, low)
     if odd_free(text) and len(low) == len(text):

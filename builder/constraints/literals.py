@@ -40,7 +40,8 @@ class Literals:
         return w in self.words
 
 
-def anchored_finditer(pat: re.Pattern[str], starts: tuple[str, ...], text: str, where: str | None = None) -> Iterator[re.Match[str]]:
+def anchored_finditer(pat: re.Pattern[str], starts: tuple[str, ...], text: str, where: str | None = None,
+                      digits: bool = False) -> Iterator[re.Match[str]]:
     """`pat.finditer(text)` for a pattern that never matches empty and every match of which begins
     with one of the literals `starts` in `where` (default `text`; else a string of the same length
     whose position i stands for text's: the lower-cased text under an exact case gate).
@@ -48,10 +49,10 @@ def anchored_finditer(pat: re.Pattern[str], starts: tuple[str, ...], text: str, 
     A pattern that begins with a nested group or `re.I` letters gets no first-character skip in
     `re`'s engine and is tried at every position; here it is tried only where a start literal is
     (str.find). Same matches, same order: finditer takes the leftmost match at or after the
-    previous match's end, and that is at a start.
+    previous match's end, and that is at a start. `digits`: a match may also begin at any `\\d`.
     """
     pos = 0
-    for at in _positions(text if where is None else where, starts):
+    for at in _positions(text if where is None else where, starts, digits):
         if at < pos:
             continue
         m = pat.match(text, at)
@@ -60,9 +61,12 @@ def anchored_finditer(pat: re.Pattern[str], starts: tuple[str, ...], text: str, 
             pos = max(m.end(), at + 1)
 
 
-def _positions(text: str, words: tuple[str, ...]) -> list[int]:
-    """Every position where one of `words` starts, in order."""
-    out = []
+_DIGIT = re.compile(r"\d")
+
+
+def _positions(text: str, words: tuple[str, ...], digits: bool = False) -> list[int]:
+    """Every position where one of `words` (or, with `digits`, a \\d character) starts, in order."""
+    out = [m.start() for m in _DIGIT.finditer(text)] if digits else []
     for w in words:
         i = text.find(w)
         while i >= 0:

@@ -15,6 +15,7 @@ _WORDS = {
 _ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8,
              "ninth": 9, "tenth": 10, "1st": 1, "2nd": 2, "3rd": 3}  # fmt: skip
 NUM_WORDS = "|".join(sorted((re.escape(w) for w in _WORDS if w != "no"), key=len, reverse=True))  # NUM's words
+NUM_WORD_LIST = tuple(w for w in _WORDS if w != "no")
 NUM_WORDS_REVERSED = "|".join(re.escape(w[::-1]) for w in _WORDS if w != "no")  # each spelled backwards
 NUM = r"(?:\d[\d,]*|" + NUM_WORDS + r")"
 ORDINAL = r"(?:\d+(?:st|nd|rd|th)|" + "|".join(_ORDINALS) + r"|last|final)"
