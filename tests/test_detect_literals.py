@@ -12,7 +12,7 @@ import pytest
 
 from builder.constraints import detect_en, detect_words, detect_zh
 from builder.constraints.detect import LITERALS, detect
-from builder.constraints.literals import Keyed, Literals, anchored_finditer
+from builder.constraints.literals import Keyed, Literals, anchored_finditer, matches_at
 
 ROOT = Path(__file__).resolve().parents[1]
 # Characters the random strings draw from: the literals' own, look-alikes re.I folds, astral ones.
@@ -53,7 +53,7 @@ def test_the_literal_test_can_fail() -> None:
 def test_anchored_finditer_is_finditer() -> None:
     sents = ["End your reply with 'ok'.", "finish it by saying Done", "The last line should be: bye", "very end of the answer must read OK",
              "closing sentence must be Thanks", "wrap up with this phrase: cheers", "Use the word cat at least 3 times.",
-             "include the keyword 'sun' twice", "The word dog should appear 2 times", "finalast word must be x"]  # fmt: skip
+             "include the keyword 'sun' twice", "The word dog should appear 2 times", "the  \n keyword x is used once", "THE\tword 'a' must appear twice", "finalast word must be x"]  # fmt: skip
     texts = _random_texts(1500, 4, sents + sorted(detect_en.LITERALS))
     pairs = [(detect_en._END_LOWER, detect_en._END_STARTS)]
     pairs += [(re.compile(p.pattern), starts) for (_, p), starts in zip(detect_words._FREQ_PATS, detect_words._FREQ_STARTS, strict=True)]
@@ -61,6 +61,8 @@ def test_anchored_finditer_is_finditer() -> None:
         low = t.lower()
         for pat, starts in pairs:
             assert [m.span() for m in anchored_finditer(pat, starts, low)] == [m.span() for m in pat.finditer(low)], (pat.pattern[:40], t)
+        p0 = re.compile(detect_words._FREQ_PATS[0][1].pattern)
+        assert [m.span() for m in matches_at(p0, low, detect_words._word_starts(low))] == [m.span() for m in p0.finditer(low)], t
     # non-ASCII text, anchors found on the lower-cased copy (same length, no look-alikes)
     for t in [s.upper() + " é “x”" for s in sents]:
         low = t.lower()

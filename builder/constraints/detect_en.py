@@ -16,7 +16,7 @@ from typing import Any
 
 import regex
 
-from builder.constraints.literals import anchored_finditer
+from builder.constraints.literals import Keyed, anchored_finditer
 from builder.constraints.numbers import (
     NUM,
     NUM_WORD_LIST,
@@ -70,7 +70,10 @@ def quoted(m: re.Match[str]) -> str:
 
 
 def _no_comma(text: str) -> Found:
+    exact = odd_free(text)
     for s in sentences(text):
+        if exact and "comma" not in s.lower():
+            continue  # the pattern below holds "comma"
         m = re.search(r"\bcommas?\b", s, re.I)
         if m and (re.search(_NEG, s[: m.start()], re.I) or re.match(r"\s+out\s+of", s[m.end() :], re.I) or re.match(r"\s*(?:are|is)\s+(?:not|never)\s+(?:allowed|permitted)", s[m.end() :], re.I)) and not re.search(r"separat\w*\s+(?:\w+\s+){0,3}(?:by|with)\s+(?:a\s+)?commas?", s, re.I):
             return [("punctuation:no_comma", {})]
@@ -492,6 +495,9 @@ def _length_gate(text: str, low: str, found: set[str]) -> bool:
     return any(_count_gate(low, u, found) for u in ("word", "sentence") if u in found)
 
 
+_REPEAT_MARK = frozenset(("first", "before", "beginning", "start", "then"))
+_REPEAT_KEYED = Keyed({w: w for w in ("repeat", "repleat", "restate", "copy", "echo", "reproduce")},
+                      r"\b(?:[^.\n]{0,60}?)(?:\b(?:request|question|prompt|instruction|sentence|query|task|text|line|it)\b|[\"“])")
 # _two's pattern, one alternative each (a literal first); _bullets' and _placeholders' patterns from the count.
 _TWO_T = frozenset(("responses", "answers", "versions", "replies"))
 _TWO_PLAIN = re.compile(r"(?:two|2)\s+(?:different|distinct|separate|alternative)\s+(?:responses|answers|versions|replies)")
@@ -502,24 +508,36 @@ _PLACEHOLDER_GATES = (re.compile(r"\d[\d,]*\s+(?:\w+\s+)?placeholder"), re.compi
                       re.compile(r"square\s+brackets"))  # fmt: skip
 _HIGHLIGHT_G = frozenset(("highlight", "italic", "emphasi", "bold"))
 _END_G = frozenset(("with", "by", "should", "must", "has", "need"))
+# _END's three alternatives: "end/finish/conclude/close/wrap up … with/by", "last/final/closing
+# sentence/line/word/phrase … should/must/has to/needs to be", "end of your … should/must read".
+_END_VERB, _WITH_BY = frozenset(("end", "finish", "conclud", "clos", "wrap")), frozenset(("with", "by"))
+_LAST, _END_UNIT, _MODAL = frozenset(("last", "final", "clos")), frozenset(("sentence", "line", "word", "phrase")), _END_G - _WITH_BY
+
+
+def _end_gate(found: set[str]) -> bool:
+    return (not (_END_VERB.isdisjoint(found) or _WITH_BY.isdisjoint(found))
+            or not (_LAST.isdisjoint(found) or _END_UNIT.isdisjoint(found) or _MODAL.isdisjoint(found))
+            or ("end" in found and ("should" in found or "must" in found)))  # fmt: skip
 # Each gate reads (text, lower-cased text, the LITERALS that lower-cased text holds).
 GATES: dict[Any, Any] = {
     _highlights: lambda text, low, found: not _HIGHLIGHT_G.isdisjoint(found) and any(g.search(low) for g in _HIGHLIGHT_GATES),
     _length: _length_gate,
+    # _repeat emits only with a match of _REPEAT and, in its line, "first/before/beginning/start/then"
+    _repeat: lambda text, low, found: not _REPEAT_MARK.isdisjoint(found) and _REPEAT_KEYED.search(low, found),
     _two: lambda text, low, found: "******" in found or (not _TWO_T.isdisjoint(found) and _TWO_PLAIN.search(low) is not None) or (
         "asterisk" in found and _TWO_ASTERISKS.search(low) is not None),
     _bullets: lambda text, low, found: any(g.search(low) for g in _BULLET_GATES),
     _placeholders: lambda text, low, found: any(g.search(low) for g in _PLACEHOLDER_GATES),
     _paragraphs: lambda text, low, found: not _DIVIDER_G.isdisjoint(found) or ("paragraph" in found and _NTH_GATE.search(low) is not None),
     _case: lambda text, low, found: _CASE_GATE.search(low) is not None,
-    _end: lambda text, low, found: not _END_G.isdisjoint(found),
+    _end: lambda text, low, found: _end_gate(found),
     # its patterns are case-sensitive: a word is in `text` only if its lower-case form is in `low`
     _sections: lambda text, low, found: any(w in text and _SECTION_GATE[w].search(text) is not None
                                             for lw in _SECTION_LOW.intersection(found) for w in _SECTION_FORMS[lw]),
 }
 # Every substring a trigger or gate above tests for (detect.py finds them all in one pass).
 LITERALS = frozenset([t for ts in TRIGGERS.values() for t in ts] + [*_HIGHLIGHT_G, *_END_G, *_DIVIDER_G, "sentence", "exactly"]
-                     + [*_RANGE_T, *_NAMED_COUNT_T, *_TWO_T, "asterisk"]
+                     + [*_RANGE_T, *_NAMED_COUNT_T, *_TWO_T, "asterisk", *_REPEAT_MARK]
                      + list(_SECTION_LOW))
 RULES = (_no_comma, _length, _paragraphs, _bullets, _constrained, _highlights, _sections, _json, _title, _repeat,
          _two, _end, _quotation, _postscript, _placeholders, _case)  # fmt: skip

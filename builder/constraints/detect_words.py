@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from builder.constraints.detect_en import _NEG, _QUOTED, Found, case_gate, quoted, sentences
-from builder.constraints.literals import Keyed, anchored_finditer
+from builder.constraints.literals import Keyed, anchored_finditer, matches_at
 from builder.constraints.numbers import NUM, number, relation
 
 LANGUAGES = {
@@ -107,6 +107,25 @@ def _freq_patterns(word: str = _FREQ_WORD) -> list[tuple[tuple[str, ...], re.Pat
 
 # Where each _FREQ_PATS pattern's match can begin (lower-case literals, searched in the lower-cased text).
 _FREQ_STARTS = (("the", "key", "word"), ("use", "include", "mention", "repeat", "say", "contain"), ("key", "word"))
+def _word_starts(low: str) -> list[int]:
+    """Where a match of the first _FREQ_PATS pattern, `(?:the\\s+)?(?:key)?word…`, can begin: at each
+    "word", at "key" right before it, and at "the" + whitespace right before either ("the" alone
+    is too common a start to try every one)."""
+    out = set()
+    i = low.find("word")
+    while i >= 0:
+        out.add(i)
+        j = i - 3 if low.startswith("key", i - 3) and i >= 3 else i
+        out.add(j)
+        k = j
+        while k > 0 and low[k - 1].isspace():
+            k -= 1
+        if k < j and k >= 3 and low.startswith("the", k - 3):
+            out.add(k - 3)
+        i = low.find("word", i + 1)
+    return sorted(out)
+
+
 # A literal each pattern's match holds besides: the first's verb ("appear", "be used", "show up" …),
 # the third's count ("at least", "once", "3 times" …); the second's count may be bare digits.
 _FREQ_ALSO = (frozenset(("appear", "used", "occur", "mentioned", "included", "show", "turn", "come")),
@@ -132,6 +151,8 @@ def _frequency(text: str, low: str | None = None, lits: set[str] | frozenset[str
             continue
         if low is None or len(low) != len(text):
             matches = pat.finditer(text)
+        elif starts is _FREQ_STARTS[0]:
+            matches = matches_at(pat, text, _word_starts(low))
         else:
             matches = anchored_finditer(pat, starts, text, low)
         for m in matches:

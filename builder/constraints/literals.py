@@ -51,8 +51,13 @@ def anchored_finditer(pat: re.Pattern[str], starts: tuple[str, ...], text: str, 
     (str.find). Same matches, same order: finditer takes the leftmost match at or after the
     previous match's end, and that is at a start. `digits`: a match may also begin at any `\\d`.
     """
+    return matches_at(pat, text, _positions(text if where is None else where, starts, digits))
+
+
+def matches_at(pat: re.Pattern[str], text: str, starts: list[int]) -> Iterator[re.Match[str]]:
+    """`pat.finditer(text)` when every match of `pat` begins at one of `starts` (sorted positions)."""
     pos = 0
-    for at in _positions(text if where is None else where, starts, digits):
+    for at in starts:
         if at < pos:
             continue
         m = pat.match(text, at)
