@@ -78,3 +78,55 @@ def test_chunked_views_give_the_rows_a_slice_at_a_time() -> None:
     assert len(items) == 2 and items[0:2] == [(None, ""), (None, "a")] and items[1] == (None, "a")
     texts = ChunkedTexts(pa.chunked_array([["x", "y"], ["z"]]))
     assert len(texts) == 3 and texts[1:3] == ["y", "z"] and texts[0] == "x"
+
+
+def test_last_user_texts_agree_with_the_per_row_dicts() -> None:
+    """The column reading gives last_user's answer on every shape: several user turns, none, an
+    empty or null content, rows split over chunks and read through a slice."""
+    import random
+
+    import numpy as np
+
+    from builder.curate.columns import last_user, last_user_texts
+
+    rng = random.Random(7)
+    rows = []
+    for _ in range(400):
+        turns = [{"role": rng.choice(["user", "assistant", "system"]),
+                  "content": rng.choice(["", None, "x", "多少", f"t{rng.randrange(99)}"])}
+                 for _ in range(rng.randrange(0, 5))]  # fmt: skip
+        rows.append(turns)
+    typ = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+    col = pa.chunked_array([pa.array(rows[:150], typ), pa.array(rows[150:], typ)])
+    assert last_user_texts(col) == [last_user(m) for m in rows]
+    assert last_user_texts(col.slice(97, 200)) == [last_user(m) for m in rows[97:297]]
+    t = pa.table({"tests_json": pa.chunked_array([pa.array([None] * 150, pa.string()), pa.array(["{}"] * 250)]),
+                  "messages": col})  # fmt: skip
+    pick = np.array(sorted(rng.sample(range(400), 120)))
+    items = ConstraintItems(t, pick)
+    assert items[0:120] == [(None if i < 150 else "{}", last_user(rows[i])) for i in pick]
+
+
+def test_key_twins_equal_a_first_seen_dict() -> None:
+    """Exact dedupe's array pairing gives what a dict of first occurrences gives, on a sliced array."""
+    import random
+
+    import numpy as np
+
+    from builder.curate.stage import _key_twins
+
+    rng = random.Random(3)
+    pool = [rng.randbytes(16) for _ in range(50)]
+    keys = [rng.choice(pool) if rng.random() < 0.6 else rng.randbytes(16) for _ in range(2_000)]
+    arr = pa.array(keys, pa.binary(16)).slice(7)
+    first: dict[bytes, int] = {}
+    want = [(i, first.setdefault(k, i)) for i, k in enumerate(keys[7:]) if first.setdefault(k, i) != i]
+    twin, by = _key_twins(arr)
+    assert list(zip(twin.tolist(), by.tolist())) == want and len(want) > 500
+    assert _key_twins(pa.array([], pa.binary(16)))[0].tolist() == []
+    assert isinstance(twin, np.ndarray)
+    from builder.curate.stage import _exact_dedupe
+
+    t = pa.table({"_key": pa.array(keys, pa.binary(16)), "prompt_id": [f"p{i}" for i in range(len(keys))]})
+    seen: dict[bytes, int] = {}
+    assert _exact_dedupe(t) == {i: ("exact_dup", f"p{seen[k]}") for i, k in enumerate(keys) if seen.setdefault(k, i) != i}

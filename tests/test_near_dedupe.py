@@ -299,3 +299,68 @@ def test_forkserver_workers_start_warm() -> None:
         multiprocess.get_context("forkserver").set_forkserver_preload(before)
     code = "import builder.curate.worker_preload, sys; sys.exit('datatrove.pipeline.readers' not in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_band_and_bucket_orders_equal_the_full_lexsorts() -> None:
+    """The signature step's band order and the buckets step's pairing sort only the tied rows; both
+    must give what sorting every row on every key gives (ties on the first value, whole bands equal)."""
+    from builder.curate.minhash_signatures import _band_order
+
+    rng = np.random.default_rng(3)
+    n, r = 20_000, 5
+    cols = rng.integers(0, 2**32 - 1, (n, r), dtype=np.uint64).astype(np.uint32)
+    cols[rng.integers(0, n, 2_000)] = cols[rng.integers(0, n, 2_000)]  # whole bands shared
+    cols[rng.integers(0, n, 300), 0] = 7  # ties on the first value only
+    want = np.lexsort([np.arange(n)] + [cols[:, i] for i in reversed(range(r))])
+    assert np.array_equal(_band_order(cols), want)
+    assert np.array_equal(_band_order(cols[:0]), np.zeros(0, np.int64))
+
+
+def test_canonical_non_ascii_path_equals_the_punctuation_table() -> None:
+    """canonical()'s regex for datatrove's punctuation set gives what str.translate with the set does,
+    on random text mixing every punctuation character with CJK, accents and ASCII."""
+    import random
+    import unicodedata
+
+    from datatrove.utils.text import PUNCTUATION_TRANS
+
+    from builder.curate.shingles import _COMBINING_RE, canonical
+
+    def by_table(text: str) -> str:
+        text = text.lower().translate(PUNCTUATION_TRANS)
+        nfd = unicodedata.normalize("NFD", text)
+        return " ".join((_COMBINING_RE.sub("", nfd) if len(nfd) != len(text) else text).split())
+
+    rng = random.Random(11)
+    alphabet = [*map(chr, PUNCTUATION_TRANS), *"abcXYZ 019é中文ДжÅ\u3000\n-\\^[]"]
+    for _ in range(2_000):
+        text = "é" + "".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 40)))
+        assert canonical(text) == by_table(text), text
+
+
+def test_vectorized_cluster_step_writes_the_stock_cluster_files(tmp_path: Path) -> None:
+    """Random duplicate pairs over three files: the numpy cluster step's `.clusters` files are byte for
+    byte the stock union-find's (cluster numbers do not depend on its roots), and its `.remove` files
+    drop every doc but one per cluster."""
+    from datatrove.pipeline.dedup.minhash import MinhashConfig, MinhashDedupCluster
+
+    from builder.curate.minhash_cluster import VectorizedMinhashCluster, components
+
+    rng = np.random.default_rng(5)
+    cfg = MinhashConfig(num_buckets=2, hashes_per_bucket=2)
+    dups = tmp_path / "dups"
+    dups.mkdir()
+    for b in range(2):
+        a = rng.integers(0, [3, 40], size=(300, 2))
+        c = rng.integers(0, [3, 40], size=(300, 2))
+        (dups / f"{b:05d}_00.dups").write_bytes(np.concatenate([a, c], axis=1).astype("<u4").tobytes())
+    MinhashDedupCluster(str(dups), str(tmp_path / "stock"), config=cfg, save_cluster_id=True).run()
+    VectorizedMinhashCluster(str(dups), str(tmp_path / "ours"), config=cfg, save_cluster_id=True).run()
+    stock = sorted(p.name for p in (tmp_path / "stock").glob("*.clusters"))
+    assert stock and stock == sorted(p.name for p in (tmp_path / "ours").glob("*.clusters"))
+    for name in stock:
+        assert (tmp_path / "stock" / name).read_bytes() == (tmp_path / "ours" / name).read_bytes()
+    count = {d: sum(len(p.read_bytes()) for p in (tmp_path / d).glob("*.remove")) for d in ("stock", "ours")}
+    assert count["stock"] > 0 and count["stock"] == count["ours"]  # the same number of docs removed, whichever each keeps
+    # a chain longer than one propagation round, and an isolated node
+    assert components(np.array([4, 3, 2, 1]), np.array([5, 4, 3, 2]), 7).tolist() == [0, 1, 1, 1, 1, 1, 6]

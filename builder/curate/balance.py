@@ -13,6 +13,8 @@ import hashlib
 from collections import Counter
 from dataclasses import dataclass
 
+import numpy as np
+
 from builder.config.curate import PAPER_MIX, BalanceConfig
 
 
@@ -94,7 +96,9 @@ def balance(prompt_ids: list[str], sources: list[str], categories: list[str], cf
         for s, k in allocate(q, caps, wts).items():
             cell_quota[(c, s)] = k
 
-    order = sorted(range(n), key=lambda i: _rank_key(cfg.seed, prompt_ids[i]))
+    # smallest rank key first: the 8-byte digests as big-endian integers sort as the bytes do
+    ranks = np.frombuffer(b"".join([_rank_key(cfg.seed, p) for p in prompt_ids]), dtype=">u8")
+    order = np.argsort(ranks, kind="stable").tolist()
     taken: Counter[tuple[str, str]] = Counter()
     keep = [False] * n
     reason = [""] * n

@@ -10,7 +10,7 @@ onto NearDedupeConfig. The steps live in their own modules:
   number-preserving, short docs hashed whole) instead of the spaCy word tokenizer, plus an
   id/position sidecar so results can be mapped back without re-reading;
 - minhash_buckets: the buckets step vectorized, candidates verified on full signatures;
-- clustering is datatrove's MinhashDedupCluster, unchanged;
+- minhash_cluster: the cluster step with numpy connected components (same cluster numbers);
 - minhash_winners: the kept doc is the earliest (file, line) of each cluster (datatrove roots
   clusters by union-by-size), and the `.remove` files are rewritten to match (so
   MinhashDedupFilter agrees with near_dups.parquet).
@@ -32,6 +32,7 @@ from datatrove.pipeline.dedup.minhash import MinhashDedupBuckets, MinhashDedupCl
 from datatrove.pipeline.writers import JsonlWriter
 
 from builder.curate.minhash_buckets import VectorizedMinhashBuckets
+from builder.curate.minhash_cluster import VectorizedMinhashCluster
 from builder.curate.minhash_config import BUFFER, NearDedupeConfig, NearDedupeError, NearDedupeResult
 from builder.curate.minhash_inputs import input_spec, shard_reader
 from builder.curate.minhash_signatures import MODE_STATS, PositionedMinhashSignature
@@ -114,7 +115,7 @@ def near_dedupe(
     )
     cluster = make_executor(
         [
-            MinhashDedupCluster(
+            (VectorizedMinhashCluster if cfg.vectorized else MinhashDedupCluster)(
                 str(dups_dir), str(clusters_dir), config=mh, save_cluster_id=True, lines_to_buffer=BUFFER
             )
         ],

@@ -47,6 +47,14 @@ _ASCII_TABLE = bytes(
     ord(" ") if chr(i) in PUNCTUATION_TRANS or i in PUNCTUATION_TRANS else ord(chr(i).lower()) for i in range(256)
 )
 
+# Non-ASCII path: the same punctuation set as a character class (a regex sub is ~3x faster than
+# str.translate with datatrove's dict); kept only while that dict maps every character to a space.
+_PUNCT_RE = (
+    re.compile("[" + re.escape("".join(map(chr, sorted(PUNCTUATION_TRANS)))) + "]")
+    if set(PUNCTUATION_TRANS.values()) == {ord(" ")}
+    else None
+)
+
 MODE_WORD, MODE_CJK, MODE_EXACT = 0, 1, 2
 
 
@@ -65,7 +73,7 @@ def canonical(text: str, strip_diacritics: bool = True) -> str:
     """Lowercase, punctuation to spaces, collapsed whitespace; numbers untouched."""
     if text.isascii():  # bytes.translate with a 256-byte table is ~20x faster than str.translate with a dict
         return " ".join(text.encode("ascii").translate(_ASCII_TABLE).decode("ascii").split())
-    text = text.lower().translate(PUNCTUATION_TRANS)
+    text = _PUNCT_RE.sub(" ", text.lower()) if _PUNCT_RE is not None else text.lower().translate(PUNCTUATION_TRANS)
     if strip_diacritics and not text.isascii():
         nfd = unicodedata.normalize("NFD", text)
         if len(nfd) != len(text):  # only then can there be a combining mark to drop
