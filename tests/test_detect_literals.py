@@ -95,9 +95,12 @@ def test_keyed_gates_are_their_alternations() -> None:
                         r"incorporat(?:e|ing))\s+(?:all\s+)?(?:of\s+)?(?:the\s+|these\s+)?(?:following\s+)?"
                         r"(?:key\s*words?|keywords?|words?|terms?|items?|line)\b"),
         (w._QUOTED_AFTER_MENTION, r"(?:mention|include)\s+[\"“'‘]"),
+        (w._M1_HEAD, rf"(?:no|not|n't|cannot|without|avoid|refrain|never|free\s+of|zero|ban|prohibit|forbid|don't|do\s+not|"
+                     rf"must\s+not|should\s+not|can't)\s*(?:\w+\s+){{0,3}}?{w._VERB}\s"),
     ]  # fmt: skip
     pieces = ["do not use the words", "avoid these terms", "must not appear", "include the keywords", "mention 'x'", "uses key words",
-              "phrases like writing", "never use any phrase", "having \"a\"", "can't be used", "following: using"]  # fmt: skip
+              "phrases like writing", "never use any phrase", "having \"a\"", "can't be used", "following: using", "do not ever use ",
+              "nouse ", "free of  writing\n"]  # fmt: skip
     texts = [t.lower() for t in _random_texts(2500, 5, pieces + sorted(LITERALS))]
     hits = 0
     for keyed, pattern in whole:

@@ -32,7 +32,11 @@ from builder.constraints.spec import KWARGS, BadConstraints, Constraint, parse, 
 
 _HAN = re.compile(r"[\u4e00-\u9fff]")
 _LATIN3 = re.compile(r"[A-Za-z]{3}")
-_RULES = [(rule, frozenset(detect_en.TRIGGERS[rule]), detect_en.GATES.get(rule)) for rule in detect_en.RULES]
+_RULES = [(rule, detect_en.GATES.get(rule)) for rule in detect_en.RULES]
+_RULES_OF: dict[str, int] = {}  # trigger → the rules it lets run, one bit each (rule order kept)
+for _i, _rule in enumerate(detect_en.RULES):
+    for _t in detect_en.TRIGGERS[_rule]:
+        _RULES_OF[_t] = _RULES_OF.get(_t, 0) | 1 << _i
 # Every trigger and gate substring of the three rule modules, found in one pass over the lower-cased prompt.
 LITERALS = Literals(detect_en.LITERALS | detect_words.LITERALS | detect_zh.LITERALS)
 
@@ -47,8 +51,11 @@ def detect(prompt: str, gated: bool = True) -> list[Constraint]:
         low = detect_en.lowered(text)  # a rule runs only when one of its trigger substrings is there
         lits = LITERALS.find(low)
         gate_low = detect_en.case_gate(text, low) if gated else None
-        for rule, triggers, gate in _RULES:
-            if not triggers.isdisjoint(lits) and (gate is None or gate_low is None or gate(text, gate_low, lits)):
+        run = 0
+        for t in lits:
+            run |= _RULES_OF.get(t, 0)
+        for i, (rule, gate) in enumerate(_RULES):
+            if run >> i & 1 and (gate is None or gate_low is None or gate(text, gate_low, lits)):
                 found += rule(text)
         found += detect_words.rules(text, low, gated, lits)
     if not text.isascii() and _HAN.search(text):

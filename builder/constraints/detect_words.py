@@ -307,16 +307,17 @@ _STRONG_GATES = tuple((frozenset(n), re.compile(p)) for n, p in (
      rf"(?:respond|reply|answer|write|response)\w*\s+(?:\w+\s+){{0,3}}(?:only\s+)?in\s+(?:the\s+)?{_ANY_LANG}"),
     (("exclusively",), r"exclusively\s+in"), (("language",), rf"in\s+(?:the\s+)?{_ANY_LANG}\s+language"),
 ))  # fmt: skip
+# _FORB_M1 holds a negation, at most three words, then the verb (\b dropped: a weaker test; split
+# by the negation's literal); it emits only with one of the first three branches above.
+_M1_HEAD = Keyed({"no": "not?", "n't": "n't", "cannot": "cannot", "without": "without", "avoid": "avoid", "refrain": "refrain",
+                  "never": "never", "free": r"free\s+of", "zero": "zero", "ban": "ban", "prohibit": "prohibit", "forbid": "forbid",
+                  "don't": "don't", "do": r"do\s+not", "must": r"must\s+not", "should": r"should\s+not", "can't": "can't"},
+                 rf"\s*(?:\w+\s+){{0,3}}?{_VERB}\s", (frozenset(_VERBS),))  # fmt: skip
+
 LITERALS = frozenset([*_FREQ_T, *_EXIST_T, *(w for a in _FREQ_ALSO for w in a), *_FORB_T, *_NAMED_T, *_LIST_T, *_LANG_NAMES, *_TIMES_T, "letter", "least", "most",
                       *(w for needs, _ in _FREQ_PATS for w in needs),
-                      *(k for g in (*_FORB_GATES, _EXIST_GATE, _QUOTED_AFTER_MENTION) for k in g.keys.union(*g.needs)),
+                      *(k for g in (*_FORB_GATES, _M1_HEAD, _EXIST_GATE, _QUOTED_AFTER_MENTION) for k in g.keys.union(*g.needs)),
                       *(w for n, _ in _STRONG_GATES for w in n)])  # fmt: skip
-
-
-# _FORB_M1 holds a negation, at most three words, then the verb (\b dropped: a weaker test, and
-# the literal first gets re's first-character skip); it emits only with one of the first three branches.
-_M1_HEAD = re.compile(rf"(?:no|not|n't|cannot|without|avoid|refrain|never|free\s+of|zero|ban|prohibit|forbid|don't|do\s+not|"
-                      rf"must\s+not|should\s+not|can't)\s*(?:\w+\s+){{0,3}}?{_VERB}\s")  # fmt: skip
 
 
 def _forb_gate(low: str, found: set[str]) -> bool:
@@ -324,7 +325,7 @@ def _forb_gate(low: str, found: set[str]) -> bool:
     `found`: the LITERALS of the whole text, a superset of a sentence's)."""
     g = _FORB_GATES
     return g[3].search(low, found) or g[4].search(low, found) or (
-        (g[0].search(low, found) or g[1].search(low, found) or g[2].search(low, found)) and _M1_HEAD.search(low) is not None)
+        (g[0].search(low, found) or g[1].search(low, found) or g[2].search(low, found)) and _M1_HEAD.search(low, found))
 
 
 def rules(text: str, low: str | None = None, gated: bool = True, found: set[str] | None = None) -> Found:
