@@ -104,32 +104,38 @@ def mutants(n: int, seed: int, bases: list[str], sentences: list[str], zh: list[
     return out
 
 
-def _outputs(fn: Any, prompts: list[str]) -> list[str]:
-    """Each prompt's detections as JSON (order kept), or "raised <Error>" (the baseline raised on some look-alike letters)."""
-    out = []
+def _detect_all(fn: Any, prompts: list[str]) -> list[Any]:
+    """fn on each prompt; the exception instead where it raises (the baseline did on some look-alike letters)."""
+    out: list[Any] = []
     for p in prompts:
         try:
-            out.append(json.dumps([c.as_dict() for c in fn(p)], ensure_ascii=False))
+            out.append(fn(p))
         except Exception as e:  # noqa: BLE001
-            out.append(f"raised {type(e).__name__}")
+            out.append(e)
     return out
+
+
+def _outputs(results: list[Any]) -> list[str]:
+    """Each prompt's detections as JSON (order kept), or "raised <Error>"."""
+    return [f"raised {type(r).__name__}" if isinstance(r, Exception) else json.dumps([c.as_dict() for c in r], ensure_ascii=False)
+            for r in results]  # fmt: skip
 
 
 def interleaved(old_fn: Any, new_fn: Any, prompts: list[str], chunk: int = 2_000) -> tuple[float, float, list[str], list[str]]:
     """CPU seconds of the baseline and the new detector over `prompts`, run chunk by chunk in turn (a
-    shared machine's load then weighs on both alike), and their outputs."""
+    shared machine's load then weighs on both alike), and their outputs (made outside the timing)."""
     t_old = t_new = 0.0
-    out_old: list[str] = []
-    out_new: list[str] = []
+    res_old: list[Any] = []
+    res_new: list[Any] = []
     for i in range(0, len(prompts), chunk):
         part = prompts[i : i + chunk]
         t = time.process_time()
-        out_old += _outputs(old_fn, part)
+        res_old += _detect_all(old_fn, part)
         t_old += time.process_time() - t
         t = time.process_time()
-        out_new += _outputs(new_fn, part)
+        res_new += _detect_all(new_fn, part)
         t_new += time.process_time() - t
-    return t_old, t_new, out_old, out_new
+    return t_old, t_new, _outputs(res_old), _outputs(res_new)
 
 
 def literal_pass_cost(prompts: list[str]) -> dict[str, float]:
@@ -174,7 +180,8 @@ def main() -> None:
         t_old, t_new, o, n_ = interleaved(old.detect, new.detect, prompts)
         raised = [i for i in range(len(prompts)) if o[i].startswith("raised")]
         bad = [i for i in range(len(prompts)) if o[i] != n_[i] and i not in raised]
-        ung, ung_old = _outputs(lambda p: new.detect(p, gated=False), prompts), _outputs(lambda p: old.detect(p, gated=False), prompts)
+        ung = _outputs(_detect_all(lambda p: new.detect(p, gated=False), prompts))
+        ung_old = _outputs(_detect_all(lambda p: old.detect(p, gated=False), prompts))
         ungated = [i for i in range(len(prompts)) if ung[i] != n_[i]]
         ungated_base = [i for i in range(len(prompts)) if ung[i] != ung_old[i] and i not in raised]
         identical &= not bad and not ungated and not ungated_base

@@ -7,7 +7,7 @@ constraint whose required argument cannot be read is not emitted. `score` compar
 with IFEval-style ground truth (instruction-level micro precision / recall, argument exact match).
 
 Cost: most prompts state no constraint, so a rule runs only when the lower-cased prompt holds one
-of its trigger substrings (all ~250 found in one Aho–Corasick pass: literals.py) and, where a
+of its trigger substrings (all ~270 found in one Aho–Corasick pass: literals.py) and, where a
 trigger is a common word ("end", "part", "*", "use") or the rule is slow on long prompts, a
 tighter gate its own patterns cannot match without (detect_en.GATES, detect_words.rules, the
 literals in detect_zh.rules): a set test, or a part of the rule's pattern run on the lower-cased
