@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.constraints import detect_en, detect_words, detect_zh
+from builder.constraints import detect_en, detect_en_gates, detect_words, detect_zh, gate_patterns
 from builder.constraints.detect import LITERALS, detect
 from builder.constraints.literals import Keyed, Literals, anchored_finditer, matches_at
 
@@ -54,7 +54,7 @@ def test_anchored_finditer_is_finditer() -> None:
     sents = ["End your reply with 'ok'.", "finish it by saying Done", "The last line should be: bye", "very end of the answer must read OK",
              "closing sentence must be Thanks", "wrap up with this phrase: cheers", "Use the word cat at least 3 times.",
              "include the keyword 'sun' twice", "The word dog should appear 2 times", "the  \n keyword x is used once", "THE\tword 'a' must appear twice", "finalast word must be x"]  # fmt: skip
-    texts = _random_texts(1500, 4, sents + sorted(detect_en.LITERALS))
+    texts = _random_texts(1500, 4, sents + sorted(detect_en_gates.LITERALS))
     pairs = [(detect_en._END_LOWER, detect_en._END_STARTS)]
     pairs += [(re.compile(p.pattern), starts) for (_, p), starts in zip(detect_words._FREQ_PATS, detect_words._FREQ_STARTS, strict=True)]
     for t in texts:
@@ -125,7 +125,7 @@ def test_length_gate_mirror_search() -> None:
         fwd = re.compile(rf"(?:\d[\d,]*|{NUM_WORDS}){mid}{unit}")
         hits = 0
         for t in texts:
-            got = detect_en._COUNT_BEFORE_REVERSED[unit].search(t[::-1]) is not None
+            got = gate_patterns.COUNT_BEFORE_REVERSED[unit].search(t[::-1]) is not None
             assert got == (fwd.search(t) is not None), (unit, t)
             hits += got
         assert hits > 50

@@ -9,7 +9,7 @@ with IFEval-style ground truth (instruction-level micro precision / recall, argu
 Cost: most prompts state no constraint, so a rule runs only when the lower-cased prompt holds one
 of its trigger substrings (all ~270 found in one Aho–Corasick pass: literals.py) and, where a
 trigger is a common word ("end", "part", "*", "use") or the rule is slow on long prompts, a
-tighter gate its own patterns cannot match without (detect_en.GATES, detect_words.rules, the
+tighter gate its own patterns cannot match without (detect_en_gates.GATES, detect_words.rules, the
 literals in detect_zh.rules): a set test, or a part of the rule's pattern run on the lower-cased
 text, where plain literal-led patterns get re's fast skips (`re.I` ones on the text do not). Such
 a gate is exact only when lower-casing is (detect_en.case_gate: no İ ı ſ K in the prompt); else
@@ -26,19 +26,19 @@ from typing import Any
 
 import orjson
 
-from builder.constraints import detect_en, detect_words, detect_zh
+from builder.constraints import detect_en, detect_en_gates, detect_words, detect_zh
 from builder.constraints.literals import Literals
 from builder.constraints.spec import KWARGS, BadConstraints, Constraint, parse, to_json
 
 _HAN = re.compile(r"[\u4e00-\u9fff]")
 _LATIN3 = re.compile(r"[A-Za-z]{3}")
-_RULES = [(rule, detect_en.GATES.get(rule)) for rule in detect_en.RULES]
+_RULES = [(rule, detect_en_gates.GATES.get(rule)) for rule in detect_en_gates.RULES]
 _RULES_OF: dict[str, int] = {}  # trigger → the rules it lets run, one bit each (rule order kept)
-for _i, _rule in enumerate(detect_en.RULES):
-    for _t in detect_en.TRIGGERS[_rule]:
+for _i, _rule in enumerate(detect_en_gates.RULES):
+    for _t in detect_en_gates.TRIGGERS[_rule]:
         _RULES_OF[_t] = _RULES_OF.get(_t, 0) | 1 << _i
 # Every trigger and gate substring of the three rule modules, found in one pass over the lower-cased prompt.
-LITERALS = Literals(detect_en.LITERALS | detect_words.LITERALS | detect_zh.LITERALS)
+LITERALS = Literals(detect_en_gates.LITERALS | detect_words.LITERALS | detect_zh.LITERALS)
 
 
 def detect(prompt: str, gated: bool = True) -> list[Constraint]:

@@ -4,7 +4,8 @@ Rules are written from the instruction *kinds* IFEval defines, in the many ways 
 them ("no commas", "refrain from using commas", "avoid any commas"), not from the 541 prompts'
 exact wording; the word rules (keywords, letters, language) are in detect_words.py. Each rule
 reads the prompt and returns kwargs dicts; a rule that cannot read a required argument emits
-nothing (a constraint with a guessed argument would fail good replies).
+nothing (a constraint with a guessed argument would fail good replies). Which rules run on a
+prompt (trigger substrings, tighter gates): detect_en_gates.py.
 """
 
 from __future__ import annotations
@@ -16,12 +17,11 @@ from typing import Any
 
 import regex
 
-from builder.constraints.literals import Keyed, anchored_finditer
+from builder.constraints.gate_patterns import ALL_COUNT_T, CASE_GATE, NTH_GATE, count_gate
+from builder.constraints.literals import anchored_finditer
 from builder.constraints.numbers import (
     NUM,
     NUM_WORD_LIST,
-    NUM_WORDS,
-    NUM_WORDS_REVERSED,
     ORDINAL,
     number,
     ordinal,
@@ -149,8 +149,8 @@ def _length(text: str) -> Found:
     for unit, cid, key in (("word", "length_constraints:number_words", "num_words"),
                            ("sentence", "length_constraints:number_sentences", "num_sentences")):  # fmt: skip
         windows = _windows(text, unit, low=low) if low is not None else _windows(text, unit)
-        if low is not None:  # only windows where one of _counted's patterns can match (_count_gate)
-            windows = [w for w in windows if _count_gate(w.lower(), unit, _ALL_COUNT_T)]
+        if low is not None:  # only windows where one of _counted's patterns can match (count_gate)
+            windows = [w for w in windows if count_gate(w.lower(), unit, ALL_COUNT_T)]
         for rel, n in (got for w in windows for got in _counted(w, unit)):
             if (cid, rel, n) not in seen:
                 seen.add((cid, rel, n))
@@ -176,9 +176,9 @@ def _count_of(text: str, nouns: str) -> int | None:
 
 def _paragraphs(text: str) -> Found:
     out: Found = []
-    exact = odd_free(text)  # then the lower-cased text's literals and _NTH_GATE stand in for re.I searches
+    exact = odd_free(text)  # then the lower-cased text's literals and NTH_GATE stand in for re.I searches
     low = lowered(text)
-    nth = None if exact and not _NTH_GATE.search(low) else re.search(
+    nth = None if exact and not NTH_GATE.search(low) else re.search(
         rf"(?:(?:the\s+)?(?:very\s+)?(?P<ord>{ORDINAL})\s+paragraph|paragraph\s+(?P<num>\d+|one|two|three))\s+"
         rf"(?:must|should|has\s+to|needs\s+to|will|shall)?\s*(?:start|begin)s?\s+with\s+(?:the\s+)?(?:word\s+)?"
         rf"(?:[\"“'‘](?P<w1>[\w'-]+)[\"”'’]|(?P<w2>[\w-]+))",
@@ -389,8 +389,8 @@ def _case(text: str) -> Found:
     out: Found = []
     exact = odd_free(text)
     for s in sentences(text):
-        if exact and not _CASE_GATE.search(s.lower()):
-            continue  # the gate below, per sentence: each of this loop's patterns holds one of its parts
+        if exact and not CASE_GATE.search(s.lower()):
+            continue  # CASE_GATE per sentence: each of this loop's patterns holds one of its parts
         word_freq = re.search(r"\bwords?\b[^.]{0,40}" + _CAPS + r"|" + _CAPS + r"[^.]{0,30}\b(?:words?)\b|"
                               r"stress\s+words|capitali[sz]e\s+(?:a\s+few|some|only|\d+|\w+\s+)?\s*words", s, re.I)  # fmt: skip
         lower = re.search(r"lower[\s-]?case|lowercased|small\s+letters|" + rf"{_NEG}[^.]{{0,30}}?{_CAPS}|"
@@ -427,117 +427,3 @@ def _capital_words(s: str) -> Found:
         if got:
             found.append((key, {"capital_relation": got[0], "capital_frequency": got[1]}))
     return found
-
-
-# A rule runs only when one of its trigger substrings is in the lower-cased prompt: most prompts
-# state no constraint, and a substring test is ~100x cheaper than the rule's patterns.
-TRIGGERS: dict[Any, tuple[str, ...]] = {
-    _no_comma: ("comma",), _length: ("word", "sentence"), _paragraphs: ("paragraph", "***", "divider", "asterisk"),
-    _bullets: ("bullet",), _constrained: ("my answer is",), _highlights: ("highlight", "italic", "*"),
-    _sections: ("section", "paragraph", "part", "chapter", "day", "slide", "point", "step", "episode", "act", "verse"),
-    _json: ("json",), _title: ("<<", "angul", "angle"), _repeat: ("repeat", "repleat", "restate", "copy", "echo", "reproduce"),
-    _two: ("******", "asterisk", "different", "distinct", "separate", "alternative"),
-    _end: ("end", "finish", "conclud", "clos", "last", "final", "wrap"), _quotation: ("quot",), _postscript: ("p.s", "p. s", "p.p"),
-    _placeholders: ("placeholder",), _case: ("lower", "capital", "caps", "upper", "small letters", "block letters"),
-}  # fmt: skip
-# Tighter gates where a trigger is a common word ("end", "part", "*") or a rule's patterns are slow
-# on long prompts: a substring or pattern that every match of the rule's own patterns contains,
-# tested on the lower-cased text (plain patterns there get re's first-character skip; `re.I` ones
-# on the text do not).
-_CASE_GATE = re.compile(r"capital(?:ized)?\s+letter|capitals|all[\s-]+caps|upper[\s-]?case|block\s+letters|caps\s+lock|"
-                        r"lower[\s-]?case|small\s+letters|capitali[sz]|stress\s+words")  # fmt: skip
-_SECTION_WORDS = tuple(_SECTION_SP.split("|"))
-_SECTION_LOW = frozenset(w.lower() for w in _SECTION_WORDS)
-_SECTION_FORMS = {lw: tuple(w for w in _SECTION_WORDS if w.lower() == lw) for lw in _SECTION_LOW}
-# _sections' two patterns both hold a marker word then "X", "{x}", "[N]" or "1" (case-sensitive, on the text).
-_SECTION_GATE = {w: re.compile(rf"{w}\s+(?:X|\{{?x\}}?|\[?N\]?|1)\b") for w in _SECTION_SP.split("|")}  # one per word: a literal prefix
-# _highlights emits only when one of its patterns matches; each of these is one of them, or the
-# part of it every match holds (the tail after the count), lower-cased, on the lower-cased text.
-_HL = r"(?:highlight|italici[sz]e|emphasi[sz]e|bold)"
-_HIGHLIGHT_GATES = tuple(re.compile(p) for p in (
-    rf"{_HL}\w*\s+(?:at\s+least\s+|exactly\s+|a\s+minimum\s+of\s+)?{NUM}\b",
-    r"(?:sections?|parts?|phrases?|words?|points?|keywords?)\s+(?:\w+\s+){0,3}(?:highlight|italic)",
-    r"(?:italic|highlighted|bold)\w*\s+(?:text\s+)?(?:sections?|parts?|phrases?|words?)",
-    rf"{_HL}\w*\s+(?:\w+\s+){{1,5}}(?:once|twice|thrice|\d+\s+times)",
-    r"(?:highlight|italici[sz]e)\w*\s+(?:\w+\s+){0,6}(?:with|using|in|by)\s+(?:markdown|\*|asterisk)",
-    r"markdown\s+highlight", r"\*highlighted", r"highlight\s+the\s+\w+\s+by\s+wrapping",
-))  # fmt: skip
-# _paragraphs emits for "the Nth paragraph starts with …" (its patterns hold one of these) or a divider.
-_NTH_GATE = re.compile(r"(?:start|begin)(?:s?\s+with\s|\s+(?:the\s+)?\w+\s+paragraph)")
-_DIVIDER_G = frozenset(("***", "divider", "asterisk"))
-# _counted's patterns: a range "between/from/in the range of", "exactly N", "word count/limit/length"
-# or "number of words" (these literals), or a count right before the unit (digits or a number
-# word: two patterns, so each gets re's first-character skip).
-# _counted's patterns, each cut to a part every match holds:
-# - a count right before the unit, `NUM mid unit` (the third pattern; the first's range ends so):
-#   searched backwards (the unit spelled backwards, then the count: the literal first gets re's
-#   first-character skip; a pattern has a match iff its mirror has one in the mirrored text);
-# - a range after the unit (the `regex` module, as _counted: its \w differs from re's);
-# - "unit count/limit/length", "number of units"; "exactly N … sentences" (emitted for sentences only).
-_COUNT_MID_REVERSED = r"(?:[\s-]+\w+)?(?:\s+(?:erom|ssel|rewef)\s+ro)?[\s-]*\+?"  # \+?[\s-]*(?:or\s+(?:more|less|fewer)\s+)?(?:\w+[\s-]+)?
-_COUNT_BEFORE_REVERSED = {u: re.compile(rf"{u[::-1]}{_COUNT_MID_REVERSED}(?:[\d,]*\d|{NUM_WORDS_REVERSED})") for u in ("word", "sentence")}
-_RANGE_AFTER = {u: regex.compile(rf"{u}s?\s+(?:\w+\s+){{0,3}}?(?:in\s+the\s+range\s+of|between|from)\s") for u in ("word", "sentence")}
-_NAMED_COUNT = {u: re.compile(rf"{u}\s*(?:count|limit|length)|number\s+of\s+{u}s") for u in ("word", "sentence")}
-_RANGE_T, _NAMED_COUNT_T = frozenset(("between", "from", "range")), frozenset(("count", "limit", "length", "number"))
-_ALL_COUNT_T = _RANGE_T | _NAMED_COUNT_T | {"exactly"}  # every literal _count_gate asks about (a window's own: unknown)
-_EXACTLY_SENTENCES = re.compile(rf"exactly\s+(?:{NUM})[\s-]+(?:\w+[\s-]+)?sentence")
-
-
-def _count_gate(low: str, unit: str, found: set[str] | frozenset[str]) -> bool:
-    """False only when _counted(…, unit) finds nothing in the text `low` lower-cases (`found`: a superset of its LITERALS)."""
-    return (_COUNT_BEFORE_REVERSED[unit].search(low[::-1]) is not None
-            or (not _RANGE_T.isdisjoint(found) and _RANGE_AFTER[unit].search(low) is not None)
-            or (not _NAMED_COUNT_T.isdisjoint(found) and _NAMED_COUNT[unit].search(low) is not None)
-            or (unit == "sentence" and "exactly" in found and _EXACTLY_SENTENCES.search(low) is not None))  # fmt: skip
-
-
-def _length_gate(text: str, low: str, found: set[str]) -> bool:
-    return any(_count_gate(low, u, found) for u in ("word", "sentence") if u in found)
-
-
-_REPEAT_MARK = frozenset(("first", "before", "beginning", "start", "then"))
-_REPEAT_KEYED = Keyed({w: w for w in ("repeat", "repleat", "restate", "copy", "echo", "reproduce")},
-                      r"\b(?:[^.\n]{0,60}?)(?:\b(?:request|question|prompt|instruction|sentence|query|task|text|line|it)\b|[\"“])")
-# _two's pattern, one alternative each (a literal first); _bullets' and _placeholders' patterns from the count.
-_TWO_T = frozenset(("responses", "answers", "versions", "replies"))
-_TWO_PLAIN = re.compile(r"(?:two|2)\s+(?:different|distinct|separate|alternative)\s+(?:responses|answers|versions|replies)")
-_TWO_ASTERISKS = re.compile(r"six\s+asterisk|6\s+asterisk")
-_BULLET_GATES = (re.compile(r"\d[\d,]*\s+(?:markdown\s+)?bullet"), re.compile(rf"(?:{NUM_WORDS})\s+(?:markdown\s+)?bullet"),
-                 re.compile(r"bullet(?:ed)?\s*(?:points?|list)\b[^.\n]{0,30}?\bexactly\s"))  # fmt: skip
-_PLACEHOLDER_GATES = (re.compile(r"\d[\d,]*\s+(?:\w+\s+)?placeholder"), re.compile(rf"(?:{NUM_WORDS})\s+(?:\w+\s+)?placeholder"),
-                      re.compile(r"square\s+brackets"))  # fmt: skip
-_HIGHLIGHT_G = frozenset(("highlight", "italic", "emphasi", "bold"))
-_END_G = frozenset(("with", "by", "should", "must", "has", "need"))
-# _END's three alternatives: "end/finish/conclude/close/wrap up … with/by", "last/final/closing
-# sentence/line/word/phrase … should/must/has to/needs to be", "end of your … should/must read".
-_END_VERB, _WITH_BY = frozenset(("end", "finish", "conclud", "clos", "wrap")), frozenset(("with", "by"))
-_LAST, _END_UNIT, _MODAL = frozenset(("last", "final", "clos")), frozenset(("sentence", "line", "word", "phrase")), _END_G - _WITH_BY
-
-
-def _end_gate(found: set[str]) -> bool:
-    return (not (_END_VERB.isdisjoint(found) or _WITH_BY.isdisjoint(found))
-            or not (_LAST.isdisjoint(found) or _END_UNIT.isdisjoint(found) or _MODAL.isdisjoint(found))
-            or ("end" in found and ("should" in found or "must" in found)))  # fmt: skip
-# Each gate reads (text, lower-cased text, the LITERALS that lower-cased text holds).
-GATES: dict[Any, Any] = {
-    _highlights: lambda text, low, found: not _HIGHLIGHT_G.isdisjoint(found) and any(g.search(low) for g in _HIGHLIGHT_GATES),
-    _length: _length_gate,
-    # _repeat emits only with a match of _REPEAT and, in its line, "first/before/beginning/start/then"
-    _repeat: lambda text, low, found: not _REPEAT_MARK.isdisjoint(found) and _REPEAT_KEYED.search(low, found),
-    _two: lambda text, low, found: "******" in found or (not _TWO_T.isdisjoint(found) and _TWO_PLAIN.search(low) is not None) or (
-        "asterisk" in found and _TWO_ASTERISKS.search(low) is not None),
-    _bullets: lambda text, low, found: any(g.search(low) for g in _BULLET_GATES),
-    _placeholders: lambda text, low, found: any(g.search(low) for g in _PLACEHOLDER_GATES),
-    _paragraphs: lambda text, low, found: not _DIVIDER_G.isdisjoint(found) or ("paragraph" in found and _NTH_GATE.search(low) is not None),
-    _case: lambda text, low, found: _CASE_GATE.search(low) is not None,
-    _end: lambda text, low, found: _end_gate(found),
-    # its patterns are case-sensitive: a word is in `text` only if its lower-case form is in `low`
-    _sections: lambda text, low, found: any(w in text and _SECTION_GATE[w].search(text) is not None
-                                            for lw in _SECTION_LOW.intersection(found) for w in _SECTION_FORMS[lw]),
-}
-# Every substring a trigger or gate above tests for (detect.py finds them all in one pass).
-LITERALS = frozenset([t for ts in TRIGGERS.values() for t in ts] + [*_HIGHLIGHT_G, *_END_G, *_DIVIDER_G, "sentence", "exactly"]
-                     + [*_RANGE_T, *_NAMED_COUNT_T, *_TWO_T, "asterisk", *_REPEAT_MARK]
-                     + list(_SECTION_LOW))
-RULES = (_no_comma, _length, _paragraphs, _bullets, _constrained, _highlights, _sections, _json, _title, _repeat,
-         _two, _end, _quotation, _postscript, _placeholders, _case)  # fmt: skip
