@@ -131,6 +131,15 @@ def test_length_gate_mirror_search() -> None:
         assert hits > 50
 
 
+def test_sentence_split_is_the_former_one() -> None:
+    former = re.compile(r"(?<=[.!?;])\s+(?=[A-Z0-9\"'“(*-])|\n+")
+    rng = random.Random(8)
+    chars = list(" \n\t\r\u3000\u00a0.!?;AZaz09\"'“(*-x")
+    texts = ["".join(rng.choices(chars, k=rng.randint(0, 40))) for _ in range(20000)] + ["A. B", "a.\n\nB", "x;  (y", "end.  \n Z"]
+    assert all(detect_en._SPLIT.split(t) == former.split(t) for t in texts)
+    assert detect_en._SPLIT.split("a. B") != re.compile(r"\n+").split("a. B")  # the comparison can fail
+
+
 def test_zh_words_cover_every_has_test() -> None:
     """detect_zh's `has` reads the WORDS found by the one pass: a literal missing there would never be seen."""
     tree = ast.parse((ROOT / "builder" / "constraints" / "detect_zh.py").read_text(encoding="utf-8"))

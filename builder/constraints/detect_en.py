@@ -40,7 +40,9 @@ _QUOTED = r"[\"“](?P<q1>[^\"”\n]+)[\"”]|'(?P<q2>[^'\n]+)'|‘(?P<q3>[^’\
 _ODD_CASE = re.compile("[\u0130\u0131\u017f\u212a]")
 
 
-_SPLIT = re.compile(r"(?<=[.!?;])\s+(?=[A-Z0-9\"'“(*-])|\n+")
+# (?<=[.!?;])\s+(?=[A-Z0-9"'“(*-])|\n+, the same splits: both alternatives begin with a space,
+# so written with that first, re skips ahead to spaces (a lookbehind first gets no skip).
+_SPLIT = re.compile(r"\s(?:(?<=[.!?;]\s)\s*(?=[A-Z0-9\"'“(*-])|(?<=\n)\n*)")
 
 
 lowered = functools.lru_cache(maxsize=4)(str.lower)  # text.lower(), once for all the rules of a prompt
