@@ -54,12 +54,16 @@ def detect(prompt: str, gated: bool = True) -> list[Constraint]:
         run = 0
         for t in lits:
             run |= _RULES_OF.get(t, 0)
-        for i, (rule, gate) in enumerate(_RULES):
-            if run >> i & 1 and (gate is None or gate_low is None or gate(text, gate_low, lits)):
+        while run:  # the rules whose bit is set, lowest (first) first
+            rule, gate = _RULES[(run & -run).bit_length() - 1]
+            run &= run - 1
+            if gate is None or gate_low is None or gate(text, gate_low, lits):
                 found += rule(text)
         found += detect_words.rules(text, low, gated, lits)
     if not text.isascii() and _HAN.search(text):
         found += detect_zh.rules(text, gated, LITERALS.find(detect_en.lowered(text)) if lits is None else lits)
+    if not found:
+        return []
     out: dict[str, Constraint] = {}
     for cid, kw in found:
         try:  # a rule's kwargs go through the same validation as an import's

@@ -320,6 +320,9 @@ LITERALS = frozenset([*_FREQ_T, *_EXIST_T, *(w for a in _FREQ_ALSO for w in a), 
                       *(w for n, _ in _STRONG_GATES for w in n)])  # fmt: skip
 
 
+_ANY_T = _NAMED_T | _LANG_NAMES | {"letter"}  # named (frequency, forbidden, existence), a language, letters
+
+
 def _forb_gate(low: str, found: set[str]) -> bool:
     """False only when none of _forbidden's patterns can emit on `low` (the text or a sentence of it;
     `found`: the LITERALS of the whole text, a superset of a sentence's)."""
@@ -334,6 +337,8 @@ def rules(text: str, low: str | None = None, gated: bool = True, found: set[str]
     low = text.lower() if low is None else low
     if found is None:
         found = {w for w in LITERALS if w in low}
+    if _ANY_T.isdisjoint(found):
+        return []  # every rule below needs one of these
     named = not _NAMED_T.isdisjoint(found)
     gate = case_gate(text, low) if gated else None  # None: no tighter gate is exact for this text
     names = _LANG_NAMES.intersection(found)
