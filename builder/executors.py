@@ -131,11 +131,28 @@ def quiet_datatrove_logs() -> None:
 def _manager_start_method(method: str) -> None:
     """datatrove's local run starts a `multiprocess.Manager()` (its rank queue) with the default
     context, `fork` on Linux: a copy of the driver whose RSS counts the driver's whole heap (the
-    curate driver holds every prompt). Its server is started like the workers instead."""
+    curate driver holds every prompt). Its server is started like the workers instead, and a
+    forkserver also preloads forkserver_guard, which ends it if the driver is killed."""
     import multiprocess
 
     if method != "fork" and multiprocess.get_start_method(allow_none=True) != method:
         multiprocess.set_start_method(method, force=True)
+    if method == "forkserver":
+        import multiprocess.forkserver as server
+
+        # what preload_forkserver set, or the default (private state read with a default)
+        held = getattr(getattr(server, "_forkserver", None), "_preload_modules", None) or ["__main__"]
+        _preload(held)
+
+
+GUARD = "builder.forkserver_guard"
+
+
+def _preload(modules: list[str]) -> None:
+    """What datatrove's next forkserver imports: `modules` and the guard."""
+    import multiprocess
+
+    multiprocess.get_context("forkserver").set_forkserver_preload(list(dict.fromkeys([*modules, GUARD])))
 
 
 def preload_forkserver(executor: ExecutorConfig, modules: list[str]) -> None:
@@ -143,9 +160,7 @@ def preload_forkserver(executor: ExecutorConfig, modules: list[str]) -> None:
     server preloads only `__main__`), so the workers forked from it start warm instead of each
     importing and building the same things. No effect on other executors, nor once the server runs."""
     if executor.kind == "local" and executor.start_method == "forkserver":
-        import multiprocess
-
-        multiprocess.get_context("forkserver").set_forkserver_preload(modules)
+        _preload(modules)
 
 
 class _PoolWatch:

@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import xxhash
 
 from builder.curate.minhash_config import NearDedupeConfig, NearDedupeError
 from builder.curate.minhash_winners import resolve_winners as _resolve_winners
@@ -294,7 +295,7 @@ def test_forkserver_workers_start_warm() -> None:
     before = list(forkserver._forkserver._preload_modules)
     try:
         preload_forkserver(ExecutorConfig(kind="local", start_method="forkserver"), FORKSERVER_PRELOAD)
-        assert forkserver._forkserver._preload_modules == FORKSERVER_PRELOAD
+        assert forkserver._forkserver._preload_modules == [*FORKSERVER_PRELOAD, "builder.forkserver_guard"]
     finally:
         multiprocess.get_context("forkserver").set_forkserver_preload(before)
     code = "import builder.curate.worker_preload, sys; sys.exit('datatrove.pipeline.readers' not in sys.modules)"
@@ -364,3 +365,19 @@ def test_vectorized_cluster_step_writes_the_stock_cluster_files(tmp_path: Path) 
     assert count["stock"] > 0 and count["stock"] == count["ours"]  # the same number of docs removed, whichever each keeps
     # a chain longer than one propagation round, and an isolated node
     assert components(np.array([4, 3, 2, 1]), np.array([5, 4, 3, 2]), 7).tolist() == [0, 1, 1, 1, 1, 1, 6]
+
+
+def test_plan_ascii_tokens_are_canonical_then_tokenize() -> None:
+    """_plan's ASCII path splits the translated text once; the tokens must be canonical() + tokenize()'s."""
+    from builder.curate.shingles import ShingleParams, _plan, canonical, tokenize
+
+    rng = random.Random(2)
+    params = ShingleParams()
+    for _ in range(500):
+        text = "".join(rng.choice("ab Z9,.;:!?'\"()[]{}\t\n-_/\\@#$%^&*+=<>|~`") for _ in range(rng.randrange(1, 60)))
+        tokens, _ = tokenize(canonical(text))
+        th, n, mode, _ = _plan(text, params)
+        if n:
+            assert th.tolist() == [xxhash.xxh64_intdigest(t) for t in tokens]
+        else:
+            assert th.tolist() == [xxhash.xxh64_intdigest("\x00" + (" ".join(tokens) or text.strip()))]

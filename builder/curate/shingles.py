@@ -198,8 +198,10 @@ _H = xxhash.xxh64_intdigest
 def _plan(text: str, params: ShingleParams) -> tuple[np.ndarray, int, int, int]:
     """(token hashes or the one exact hash, n (0 = exact), mode, number salt) of one doc."""
     folded = zh_numerals_as_digits(fold_text(text))
-    canon = canonical(folded, params.strip_diacritics)
-    tokens, n_cjk = tokenize(canon)
+    if folded.isascii():  # canonical() then tokenize() split the same text twice
+        tokens, n_cjk = folded.encode("ascii").translate(_ASCII_TABLE).decode("ascii").split(), 0
+    else:
+        tokens, n_cjk = tokenize(canonical(folded, params.strip_diacritics))
     cjk = n_cjk * 2 >= len(tokens) and n_cjk > 0
     n = params.char_ngram if cjk else params.ngram
     salt = _number_key(folded) if params.numbers_must_match else 0
