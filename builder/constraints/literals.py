@@ -1,9 +1,9 @@
 """Which of a fixed set of substrings a text holds, found in one pass.
 
 The detector's rules are gated by substrings of the lower-cased prompt (detect.py): ~270 of them.
-On the curate benchmark's corpus one `in` test per substring costs ~4x the CPU of an Aho–Corasick
+On the curate benchmark's corpus one `in` test per substring costs ~5x the CPU of an Aho–Corasick
 automaton (pyahocorasick, C) that finds them all in one scan (benchmarks/detect_speed.py
-`literal_pass`: 58.9 vs 15.3 µs a prompt at load ~3). `find(text)` is exactly
+`literal_pass`: 73.1 vs 12.6 µs a prompt, load ~2). `find(text)` is exactly
 `{w for w in words if w in text}` (tests/test_detect_literals.py checks it on random strings).
 """
 
