@@ -226,6 +226,14 @@ _GATE_EDGES = [
     "以“谢谢”结尾。", "请高亮至少2处。", "全部使用小写字母。", "请给出两个不同的回答，用******分隔。",
     "“苹果”这个词至少出现3次。", "包含关键词“春天”、“花”。", "字母a至少出现5次。", "不要使用以下词语：坏、差。",
     "HİGHLIGHT at least 2 sections with markdown.", "Wrıte ın all lowercase letters.", "Avoıd the words x, y.",
+    # the count/range/named-count gates of the length rule, and the other rules' tighter gates
+    "Answer in 3 or more sentences.", "Use between 100 and 150 words.", "Keep the word count under 80.",
+    "The number of sentences should be less than 6.", "Write exactly two sentences.", "Use twenty-five words or fewer.",
+    "Give 2 different responses.", "Separate them with six asterisks.", "Use 4 markdown bullet points.",
+    "Bullet list with exactly 3 items.", "Include at least 2 placeholders like [name].", "Mark placeholders with square brackets.",
+    "Write it only in Hindi, no other language.", "Your entire reply must be in French.", "Italicize 2 phrases.",
+    "The 2nd paragraph must start with the word 'Next'. Write 3 paragraphs.", "Use the SECTION X format, 4 sections.",
+    "Make sure the word 'bad' is not used anywhere.", "Do not say any of the following: x, y.", "Include key words alpha and beta.",
 ]  # fmt: skip
 
 

@@ -7,10 +7,14 @@ constraint whose required argument cannot be read is not emitted. `score` compar
 with IFEval-style ground truth (instruction-level micro precision / recall, argument exact match).
 
 Cost: most prompts state no constraint, so a rule runs only when the lower-cased prompt holds one
-of its trigger substrings and, where a trigger is a common word ("end", "part", "*", "use"), a
-tighter gate its own patterns cannot match without (detect_en.GATES, detect_words.rules, the
-literals in detect_zh.rules). Gates only skip work: `detect(p, gated=False)` gives the same list
-(tests/test_constraints.py compares them).
+of its trigger substrings (all ~270 found in one Aho–Corasick pass: literals.py) and, where a
+trigger is a common word ("end", "part", "*", "use") or the rule is slow on long prompts, a
+tighter gate its own patterns cannot match without (detect_en_gates.GATES, detect_words.rules, the
+literals in detect_zh.rules): a set test, or a part of the rule's pattern run on the lower-cased
+text, where plain literal-led patterns get re's fast skips (`re.I` ones on the text do not). Such
+a gate is exact only when lower-casing is (detect_en.case_gate: no İ ı ſ K in the prompt); else
+it is not used. Gates only skip work: `detect(p, gated=False)` gives the same list
+(tests/test_constraints.py compares them; benchmarks/detect_speed.py also with the previous code).
 """
 
 from __future__ import annotations
@@ -22,13 +26,19 @@ from typing import Any
 
 import orjson
 
-from builder.constraints import detect_en, detect_words, detect_zh
+from builder.constraints import detect_en, detect_en_gates, detect_words, detect_zh
+from builder.constraints.literals import Literals
 from builder.constraints.spec import KWARGS, BadConstraints, Constraint, parse, to_json
 
 _HAN = re.compile(r"[\u4e00-\u9fff]")
 _LATIN3 = re.compile(r"[A-Za-z]{3}")
-_RULES = [(rule, frozenset(detect_en.TRIGGERS[rule]), detect_en.GATES.get(rule)) for rule in detect_en.RULES]
-_TRIGGERS = tuple(dict.fromkeys(t for rule in detect_en.RULES for t in detect_en.TRIGGERS[rule]))
+_RULES = [(rule, detect_en_gates.GATES.get(rule)) for rule in detect_en_gates.RULES]
+_RULES_OF: dict[str, int] = {}  # trigger → the rules it lets run, one bit each (rule order kept)
+for _i, _rule in enumerate(detect_en_gates.RULES):
+    for _t in detect_en_gates.TRIGGERS[_rule]:
+        _RULES_OF[_t] = _RULES_OF.get(_t, 0) | 1 << _i
+# Every trigger and gate substring of the three rule modules, found in one pass over the lower-cased prompt.
+LITERALS = Literals(detect_en_gates.LITERALS | detect_words.LITERALS | detect_zh.LITERALS)
 
 
 def detect(prompt: str, gated: bool = True) -> list[Constraint]:
@@ -36,16 +46,24 @@ def detect(prompt: str, gated: bool = True) -> list[Constraint]:
     runs every rule its trigger allows, without the tighter gates (tests: the gates change nothing)."""
     text = prompt or ""
     found: list[tuple[str, dict[str, Any]]] = []
+    lits: set[str] | None = None
     if _LATIN3.search(text):
-        low = text.lower()  # a rule runs only when one of its trigger substrings is there
+        low = detect_en.lowered(text)  # a rule runs only when one of its trigger substrings is there
+        lits = LITERALS.find(low)
         gate_low = detect_en.case_gate(text, low) if gated else None
-        present = {t for t in _TRIGGERS if t in low}  # each trigger substring tested once
-        for rule, triggers, gate in _RULES:
-            if not triggers.isdisjoint(present) and (gate is None or gate_low is None or gate(text, gate_low)):
+        run = 0
+        for t in lits:
+            run |= _RULES_OF.get(t, 0)
+        while run:  # the rules whose bit is set, lowest (first) first
+            rule, gate = _RULES[(run & -run).bit_length() - 1]
+            run &= run - 1
+            if gate is None or gate_low is None or gate(text, gate_low, lits):
                 found += rule(text)
-        found += detect_words.rules(text, low, gated)
-    if _HAN.search(text):
-        found += detect_zh.rules(text, gated)
+        found += detect_words.rules(text, low, gated, lits)
+    if not text.isascii() and _HAN.search(text):
+        found += detect_zh.rules(text, gated, LITERALS.find(detect_en.lowered(text)) if lits is None else lits)
+    if not found:
+        return []
     out: dict[str, Constraint] = {}
     for cid, kw in found:
         try:  # a rule's kwargs go through the same validation as an import's
@@ -134,9 +152,10 @@ def _json_batch(items: list[tuple[str | None, str]]) -> list[str]:
 
 
 def constraints_json_many(items: Sequence[tuple[str | None, str]], workers: int = 1, chunk: int = 4_096) -> list[str]:
-    """`constraints_json` of many (tests_json, user_text) pairs, in order. Detection is pure
-    Python (~0.1 ms a prompt, most of it gated away): on a large curate run it is split over the
-    workers of a lean pool (executors.lean_pool), each sent its batch; `items` is sliced a batch at a time."""
+    """`constraints_json` of many (tests_json, user_text) pairs, in order. Detection costs ~30 µs of
+    CPU a prompt on the curate benchmark's corpus (benchmarks/detect_speed.py: 3.7x less than
+    before; most prompts are gated away after the literal pass): on a large curate run it is split over the workers of a
+    lean pool (executors.lean_pool), each sent its batch; `items` is sliced a batch at a time."""
     bounds = [(i, min(i + chunk, len(items))) for i in range(0, len(items), chunk)]
     if workers <= 1 or len(bounds) < 2:
         return [j for lo, hi in bounds for j in _json_batch(list(items[lo:hi]))]

@@ -4,17 +4,29 @@ Rules are written from the instruction *kinds* IFEval defines, in the many ways 
 them ("no commas", "refrain from using commas", "avoid any commas"), not from the 541 prompts'
 exact wording; the word rules (keywords, letters, language) are in detect_words.py. Each rule
 reads the prompt and returns kwargs dicts; a rule that cannot read a required argument emits
-nothing (a constraint with a guessed argument would fail good replies).
+nothing (a constraint with a guessed argument would fail good replies). Which rules run on a
+prompt (trigger substrings, tighter gates): detect_en_gates.py.
 """
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import regex
 
-from builder.constraints.numbers import NUM, ORDINAL, number, ordinal, relation
+from builder.constraints.gate_patterns import ALL_COUNT_T, CASE_GATE, NTH_GATE, count_gate
+from builder.constraints.literals import anchored_finditer
+from builder.constraints.numbers import (
+    NUM,
+    NUM_WORD_LIST,
+    ORDINAL,
+    number,
+    ordinal,
+    relation,
+)
 
 Found = list[tuple[str, dict[str, Any]]]
 _NEG = r"(?:\bno\b|\bnot\b|n't\b|\bcannot\b|\bwithout\b|\bavoid|\brefrain|\bnever\b|\bfree\s+of\b|\bzero\b|\bban|\bprohibit|\bforbid)"
@@ -28,15 +40,31 @@ _QUOTED = r"[\"“](?P<q1>[^\"”\n]+)[\"”]|'(?P<q2>[^'\n]+)'|‘(?P<q3>[^’\
 _ODD_CASE = re.compile("[\u0130\u0131\u017f\u212a]")
 
 
+# (?<=[.!?;])\s+(?=[A-Z0-9"'“(*-])|\n+, the same splits: both alternatives begin with a space,
+# so written with that first, re skips ahead to spaces (a lookbehind first gets no skip).
+_SPLIT = re.compile(r"\s(?:(?<=[.!?;]\s)\s*(?=[A-Z0-9\"'“(*-])|(?<=\n)\n*)")
+
+
+lowered = functools.lru_cache(maxsize=4)(str.lower)  # text.lower(), once for all the rules of a prompt
+
+
+@functools.lru_cache(maxsize=4)
+def odd_free(text: str) -> bool:
+    """No _ODD_CASE character in `text` (cached: every rule of a prompt asks)."""
+    return text.isascii() or not _ODD_CASE.search(text)
+
+
 def case_gate(text: str, low: str) -> str | None:
     """`low` when substring tests on it are exact stand-ins for `re.I` matches on `text`, else None."""
-    return low if text.isascii() or not _ODD_CASE.search(text) else None
+    return low if odd_free(text) else None
 
 
-def sentences(text: str) -> list[str]:
-    """Instruction-sized pieces: sentences, lines and list items."""
-    parts = re.split(r"(?<=[.!?;])\s+(?=[A-Z0-9\"'“(*-])|\n+", text)
-    return [p.strip() for p in parts if p.strip()]
+@functools.lru_cache(maxsize=4)
+def sentences(text: str) -> tuple[str, ...]:
+    """Instruction-sized pieces: sentences, lines and list items. Cached: up to eight rules split
+    the same prompt (the split is most of a long prompt's cost)."""
+    parts = _SPLIT.split(text)
+    return tuple(p.strip() for p in parts if p.strip())
 
 
 def quoted(m: re.Match[str]) -> str:
@@ -44,7 +72,10 @@ def quoted(m: re.Match[str]) -> str:
 
 
 def _no_comma(text: str) -> Found:
+    exact = odd_free(text)
     for s in sentences(text):
+        if exact and "comma" not in s.lower():
+            continue  # the pattern below holds "comma"
         m = re.search(r"\bcommas?\b", s, re.I)
         if m and (re.search(_NEG, s[: m.start()], re.I) or re.match(r"\s+out\s+of", s[m.end() :], re.I) or re.match(r"\s*(?:are|is)\s+(?:not|never)\s+(?:allowed|permitted)", s[m.end() :], re.I)) and not re.search(r"separat\w*\s+(?:\w+\s+){0,3}(?:by|with)\s+(?:a\s+)?commas?", s, re.I):
             return [("punctuation:no_comma", {})]
@@ -99,10 +130,11 @@ def _caps_words(after: str) -> bool:
     return re.match(r"\s*(?:\w+\s+){0,3}(?:in\s+)?(?:all\s+)?(?:capital|caps|upper)|\s*(?:with|be)\s+(?:in\s+)?all\s+cap", after, re.I) is not None
 
 
-def _windows(text: str, unit: str, width: int = 90) -> list[str]:
-    """The stretches of text around each mention of `unit`: the count rules' slow patterns run there only."""
+def _windows(text: str, unit: str, width: int = 90, low: str | None = None) -> list[str]:
+    """The stretches of text around each mention of `unit`: the count rules' slow patterns run there only.
+    `low`: the lower-cased text when it stands in for re.I matches (odd_free, same length)."""
     spans: list[list[int]] = []
-    for m in re.finditer(rf"{unit}", text, re.I):
+    for m in re.finditer(unit, low) if low is not None else re.finditer(rf"{unit}", text, re.I):
         a, b = max(0, m.start() - width), min(len(text), m.end() + width)
         if spans and a <= spans[-1][1]:
             spans[-1][1] = b
@@ -114,9 +146,14 @@ def _windows(text: str, unit: str, width: int = 90) -> list[str]:
 def _length(text: str) -> Found:
     out: Found = []
     seen = set()
+    low = lowered(text) if odd_free(text) else None
+    low = low if low is not None and len(low) == len(text) else None
     for unit, cid, key in (("word", "length_constraints:number_words", "num_words"),
                            ("sentence", "length_constraints:number_sentences", "num_sentences")):  # fmt: skip
-        for rel, n in (got for w in _windows(text, unit) for got in _counted(w, unit)):
+        windows = _windows(text, unit, low=low) if low is not None else _windows(text, unit)
+        if low is not None:  # only windows where one of _counted's patterns can match (count_gate)
+            windows = [w for w in windows if count_gate(w.lower(), unit, ALL_COUNT_T)]
+        for rel, n in (got for w in windows for got in _counted(w, unit)):
             if (cid, rel, n) not in seen:
                 seen.add((cid, rel, n))
                 out.append((cid, {"relation": rel, key: n}))
@@ -126,14 +163,24 @@ def _length(text: str) -> Found:
 _DIVIDER = r"\*\*\*(?!\*)|markdown\s+divider|(?:three|3)\s+asterisks?(?:\s+symbols?)?"
 
 
+_COUNT_STARTS = ("exactly", "only", "just", *NUM_WORD_LIST)  # with the digits: where a _count_of match begins
+
+
 def _count_of(text: str, nouns: str) -> int | None:
-    m = re.search(rf"(?:exactly\s+|only\s+|just\s+)?(?P<n>{NUM})[\s-]+(?:\w+[\s-]+)?(?:{nouns})\b", text, re.I)
+    pat = re.compile(rf"(?:exactly\s+|only\s+|just\s+)?(?P<n>{NUM})[\s-]+(?:\w+[\s-]+)?(?:{nouns})\b", re.I)
+    low = lowered(text)
+    if odd_free(text) and len(low) == len(text):  # the first match, tried only where one can begin
+        m = next(anchored_finditer(pat, _COUNT_STARTS, text, low, digits=True), None)
+    else:
+        m = pat.search(text)
     return number(m.group("n")) if m else None
 
 
 def _paragraphs(text: str) -> Found:
     out: Found = []
-    nth = re.search(
+    exact = odd_free(text)  # then the lower-cased text's literals and NTH_GATE stand in for re.I searches
+    low = lowered(text)
+    nth = None if exact and not NTH_GATE.search(low) else re.search(
         rf"(?:(?:the\s+)?(?:very\s+)?(?P<ord>{ORDINAL})\s+paragraph|paragraph\s+(?P<num>\d+|one|two|three))\s+"
         rf"(?:must|should|has\s+to|needs\s+to|will|shall)?\s*(?:start|begin)s?\s+with\s+(?:the\s+)?(?:word\s+)?"
         rf"(?:[\"“'‘](?P<w1>[\w'-]+)[\"”'’]|(?P<w2>[\w-]+))",
@@ -143,7 +190,7 @@ def _paragraphs(text: str) -> Found:
         rf"(?:[\"“'‘](?P<w1>[\w'-]+)[\"”'’]|(?P<w2>[\w-]+))",
         text, re.I,
     )  # fmt: skip
-    total = _count_of(text, r"paragraphs?|para")
+    total = _count_of(text, r"paragraphs?|para") if nth else None  # read only with nth
     if nth and total:
         o = nth.group("ord")
         k = (total if o.lower() in ("last", "final") else ordinal(o)) if o else number(nth.group("num"))
@@ -152,7 +199,7 @@ def _paragraphs(text: str) -> Found:
             out.append(("length_constraints:nth_paragraph_first_word",
                         {"num_paragraphs": total, "nth_paragraph": k, "first_word": word.lower()}))  # fmt: skip
             return out
-    if re.search(_DIVIDER, text, re.I) and not re.search(r"\*{6}", text):
+    if (not exact or "***" in low or "divider" in low or "asterisk" in low) and re.search(_DIVIDER, text, re.I) and not re.search(r"\*{6}", text):
         n = _count_of(text, r"paragraphs?|sections?|parts?|chapters?|stanzas?|verses?")
         if n is None:
             lines = re.findall(r"^\s*\*\*\*\s*$", text, re.M)
@@ -219,7 +266,10 @@ def _sections(text: str) -> Found:
 def _json(text: str) -> Found:
     fmt = (r"(?:\bin|\bas|\binto|\buse|\busing|\bwrap\w*|\breturn|\boutput|\bformat\w*|\bvalid|\bentire)\s+(?:\w+\s+){0,3}?json\b|"
            r"\bjson\s+(?:format|code\s+block|block|only|output|object\s+(?:only|as\s+output))")  # fmt: skip
+    exact = odd_free(text)
     for s in sentences(text):
+        if exact and "json" not in s.lower():
+            continue  # fmt holds "json"
         if re.search(fmt, s, re.I) and not re.search(rf"{_NEG}[^.]{{0,20}}\bjson\b|\b(?:given|this|the\s+following|a)\s+json\s+(?:object|file|string|data)", s, re.I):
             return [("detectable_format:json_format", {})]
     return []
@@ -278,10 +328,21 @@ _END = re.compile(
 
 
 _END_LOWER = re.compile(_END.pattern)  # its literals are lower case: on ASCII text, re.I ≡ matching the lower-cased text
+_END_STARTS = ("end", "finish", "conclude", "clos", "wrap", "last", "final", "very")  # where an _END match can begin
+
+
+def _end_matches(text: str) -> Iterator[re.Match[str]]:
+    """_END.finditer(text), tried only where a match can begin (found on the lower-cased text)."""
+    low = lowered(text)
+    if text.isascii():
+        return anchored_finditer(_END_LOWER, _END_STARTS, low)
+    if odd_free(text) and len(low) == len(text):
+        return anchored_finditer(_END, _END_STARTS, text, low)
+    return _END.finditer(text)
 
 
 def _end(text: str) -> Found:
-    for m in _END_LOWER.finditer(text.lower()) if text.isascii() else _END.finditer(text):
+    for m in _end_matches(text):
         rest = text[m.end() :]
         if re.match(r"\s*(?:a\s+)?(?:post\s*script|p\.\s?s|note)", rest, re.I) or re.match(r"\s*(?:a|an|single)\s", rest) or \
                 re.search(r"post\s*script|\bP\.\s?P?\.?\s?S\b", m.group(0), re.I):
@@ -328,7 +389,10 @@ _CAPS = r"(?:capital(?:ized)?\s+letters?|capitals|all[\s-]+caps|upper[\s-]?case|
 
 def _case(text: str) -> Found:
     out: Found = []
+    exact = odd_free(text)
     for s in sentences(text):
+        if exact and not CASE_GATE.search(s.lower()):
+            continue  # CASE_GATE per sentence: each of this loop's patterns holds one of its parts
         word_freq = re.search(r"\bwords?\b[^.]{0,40}" + _CAPS + r"|" + _CAPS + r"[^.]{0,30}\b(?:words?)\b|"
                               r"stress\s+words|capitali[sz]e\s+(?:a\s+few|some|only|\d+|\w+\s+)?\s*words", s, re.I)  # fmt: skip
         lower = re.search(r"lower[\s-]?case|lowercased|small\s+letters|" + rf"{_NEG}[^.]{{0,30}}?{_CAPS}|"
@@ -365,29 +429,3 @@ def _capital_words(s: str) -> Found:
         if got:
             found.append((key, {"capital_relation": got[0], "capital_frequency": got[1]}))
     return found
-
-
-# A rule runs only when one of its trigger substrings is in the lower-cased prompt: most prompts
-# state no constraint, and a substring test is ~100x cheaper than the rule's patterns.
-TRIGGERS: dict[Any, tuple[str, ...]] = {
-    _no_comma: ("comma",), _length: ("word", "sentence"), _paragraphs: ("paragraph", "***", "divider", "asterisk"),
-    _bullets: ("bullet",), _constrained: ("my answer is",), _highlights: ("highlight", "italic", "*"),
-    _sections: ("section", "paragraph", "part", "chapter", "day", "slide", "point", "step", "episode", "act", "verse"),
-    _json: ("json",), _title: ("<<", "angul", "angle"), _repeat: ("repeat", "repleat", "restate", "copy", "echo", "reproduce"),
-    _two: ("******", "asterisk", "different", "distinct", "separate", "alternative"),
-    _end: ("end", "finish", "conclud", "clos", "last", "final", "wrap"), _quotation: ("quot",), _postscript: ("p.s", "p. s", "p.p"),
-    _placeholders: ("placeholder",), _case: ("lower", "capital", "caps", "upper", "small letters", "block letters"),
-}  # fmt: skip
-# Tighter gates where a trigger is a common word ("end", "part", "*"): a substring or pattern
-# that every match of the rule's own patterns contains, tested on the lower-cased text.
-_CASE_GATE = re.compile(r"capital(?:ized)?\s+letter|capitals|all[\s-]+caps|upper[\s-]?case|block\s+letters|caps\s+lock|"
-                        r"lower[\s-]?case|small\s+letters|capitali[sz]|stress\s+words")  # fmt: skip
-_SECTION_WORDS = tuple(_SECTION_SP.split("|"))
-GATES: dict[Any, Any] = {
-    _highlights: lambda text, low: any(w in low for w in ("highlight", "italic", "emphasi", "bold")),
-    _case: lambda text, low: _CASE_GATE.search(low) is not None,
-    _end: lambda text, low: any(w in low for w in ("with", "by", "should", "must", "has", "need")),
-    _sections: lambda text, low: any(w in text for w in _SECTION_WORDS),  # its patterns are case-sensitive
-}
-RULES = (_no_comma, _length, _paragraphs, _bullets, _constrained, _highlights, _sections, _json, _title, _repeat,
-         _two, _end, _quotation, _postscript, _placeholders, _case)  # fmt: skip

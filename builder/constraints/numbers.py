@@ -14,7 +14,10 @@ _WORDS = {
 }  # fmt: skip
 _ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8,
              "ninth": 9, "tenth": 10, "1st": 1, "2nd": 2, "3rd": 3}  # fmt: skip
-NUM = r"(?:\d[\d,]*|" + "|".join(sorted((re.escape(w) for w in _WORDS if w != "no"), key=len, reverse=True)) + r")"
+NUM_WORDS = "|".join(sorted((re.escape(w) for w in _WORDS if w != "no"), key=len, reverse=True))  # NUM's words
+NUM_WORD_LIST = tuple(w for w in _WORDS if w != "no")
+NUM_WORDS_REVERSED = "|".join(re.escape(w[::-1]) for w in _WORDS if w != "no")  # each spelled backwards
+NUM = r"(?:\d[\d,]*|" + NUM_WORDS + r")"
 ORDINAL = r"(?:\d+(?:st|nd|rd|th)|" + "|".join(_ORDINALS) + r"|last|final)"
 
 _ZH_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "俩": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7,
