@@ -9,6 +9,7 @@ import json
 import os
 import random
 import signal
+import sys
 import threading
 import unicodedata
 from pathlib import Path
@@ -135,8 +136,10 @@ def test_parallel_read_equals_serial_read_row_for_row(tmp_path: Path, tiny_block
     recipe = _recipe(tmp_path)
     t1, l1, w1 = _read(recipe, workers=1)
     jobs = _spy_pool(monkeypatch)
+    switch = sys.getswitchinterval()
     t2, l2, w2 = _read(recipe, workers=3)
     assert len(jobs) > 10  # the pool did read blocks (the driver read the rest)
+    assert sys.getswitchinterval() == switch  # lowered while the pool read, and given back
     assert t1.schema == t2.schema and t1.num_rows == t2.num_rows
     assert t1.to_pylist() == t2.to_pylist()
     assert l1.to_pylist() == l2.to_pylist()
