@@ -17,9 +17,9 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing.pool import Pool
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -295,24 +295,76 @@ def wait_for_completion(executor: PipelineExecutor, poll_s: float = 30, timeout_
 LEAN_START_METHOD = "forkserver"
 
 
-def lean_pool(workers: int, initializer: Callable[..., Any] | None = None, initargs: tuple[Any, ...] = (),
-              preload: list[str] | None = None) -> Pool:  # fmt: skip
-    """A Pool of `workers` started from the forkserver; `preload` modules are imported once in
-    the server (only on its first start) so each worker starts warm. Jobs and `initargs` travel pickled."""
-    ctx = multiprocessing.get_context(LEAN_START_METHOD)
-    if preload:
-        ctx.set_forkserver_preload(preload)
-    return ctx.Pool(workers, initializer=initializer, initargs=initargs)
-
-
-def lean_executor(preload: list[str] | None = None, workers: int = 1) -> ProcessPoolExecutor:
-    """`workers` processes from the forkserver (as lean_pool's), as a ProcessPoolExecutor: a job's
+def lean_executor(preload: list[str] | None = None, workers: int = 1, initializer: Callable[..., Any] | None = None,
+                  initargs: tuple[Any, ...] = ()) -> ProcessPoolExecutor:  # fmt: skip
+    """`workers` processes from the forkserver, not forked from the driver (they do not map its heap): a job's
     exception comes back from `result()`, and a process killed from outside raises
     BrokenProcessPool there instead of hanging (multiprocessing's Pool would wait forever)."""
     ctx = multiprocessing.get_context(LEAN_START_METHOD)
     if preload:
         ctx.set_forkserver_preload(preload)
-    return ProcessPoolExecutor(workers, mp_context=ctx)
+    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=initializer, initargs=initargs)
+
+
+def close_lean_executor(pool: ProcessPoolExecutor, broken: bool) -> None:
+    """Shut a lean executor down; a broken one without waiting, its processes killed. CPython 3.11:
+    a submit racing the break can start a worker after the pool ended the others; nothing ends
+    it, and shutdown(wait=True) would wait for it forever."""
+    if not broken:
+        pool.shutdown(wait=True, cancel_futures=True)
+        return
+    left = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in left:
+        proc.kill()
+
+
+_END = object()
+
+
+def lean_map(fn: Callable[[Any], Any], jobs: Iterable[Any], workers: int, initializer: Callable[..., Any] | None = None,
+             initargs: tuple[Any, ...] = (), preload: list[str] | None = None,
+             in_flight: int = 2) -> Iterator[tuple[Any, Any]]:  # fmt: skip
+    """(job, fn(job)) for every job, in the order they finish, on `workers` lean processes; jobs are
+    pulled from `jobs` as workers free up (at most `in_flight` a worker held). A worker killed from
+    outside (the OOM killer, kill -9) breaks the pool where multiprocessing's Pool hung: the jobs it
+    left and those not sent yet run here, after initializer(*initargs) once."""
+    pool = lean_executor(preload, workers, initializer, initargs)
+    pending: dict[Future[Any], Any] = {}
+    broken = ready = False
+    source = iter(jobs)
+
+    def here(job: Any) -> Any:
+        nonlocal ready
+        if not ready and initializer is not None:
+            initializer(*initargs)
+        ready = True
+        return fn(job)
+
+    try:
+        while True:
+            while not broken and len(pending) < in_flight * workers and (job := next(source, _END)) is not _END:
+                try:
+                    pending[pool.submit(fn, job)] = job
+                except BrokenProcessPool:
+                    broken = True
+                    yield job, here(job)
+            if not pending:
+                if broken:
+                    for job in source:
+                        yield job, here(job)
+                return
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for f in done:
+                job = pending.pop(f)
+                try:
+                    out = f.result()
+                except BrokenProcessPool:
+                    broken = True
+                    out = here(job)
+                yield job, out
+    finally:
+        close_lean_executor(pool, broken)
 
 
 def release_freed_memory() -> None:

@@ -21,27 +21,56 @@ from builder.recipe import load_recipe
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_lean_pool_workers_are_not_forked_from_the_driver() -> None:
+def test_lean_workers_are_not_forked_from_the_driver() -> None:
     # A worker forked from the driver is its child and maps its whole heap (its RSS counts it).
-    with builder.executors.lean_pool(2) as pool:
-        parents = {pool.apply(os.getppid) for _ in range(4)}
+    parents = {ppid for _, ppid in builder.executors.lean_map(_parent, range(4), 2)}
     assert os.getpid() not in parents
 
 
-def test_constraint_detection_runs_in_a_lean_pool(monkeypatch: pytest.MonkeyPatch) -> None:
-    used: list[set[int]] = []
-    real = builder.executors.lean_pool
+def _parent(_: int) -> int:
+    return os.getppid()
 
-    def spy(*a, **k):  # type: ignore[no-untyped-def]
-        pool = real(*a, **k)
-        used.append({pool.apply(os.getppid) for _ in range(2)})
-        return pool
 
-    monkeypatch.setattr(builder.executors, "lean_pool", spy)
+def test_constraint_detection_runs_on_lean_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    used: list[int] = []
+    real = builder.executors.lean_map
+
+    def spy(fn, jobs, workers, *a, **k):  # type: ignore[no-untyped-def]
+        used.append(workers)
+        return real(fn, jobs, workers, *a, **k)
+
+    monkeypatch.setattr(builder.executors, "lean_map", spy)
     items = [(None, "Answer in exactly 3 bullet points. What is rain?"), (None, "Hi")] * 300
     got = constraints_json_many(items, workers=2, chunk=100)
     assert got == constraints_json_many(items, workers=1)  # same answers, in order
-    assert used and os.getpid() not in used[0]
+    assert used == [2]
+
+
+def _square_or_die(job: tuple[int, int, int]) -> int:
+    i, driver, kill_at = job
+    if i == kill_at and os.getpid() != driver:
+        os.kill(os.getpid(), __import__("signal").SIGKILL)  # as the OOM killer would
+    return i * i
+
+
+@pytest.mark.parametrize("kill_at", [0, 5, 19])
+def test_lean_map_survives_a_killed_worker(kill_at: int) -> None:
+    """multiprocessing's Pool waited for ever on a killed worker's job; lean_map runs what the
+    broken pool left in the driver: every job answered once, no hang."""
+    import threading
+
+    got: dict[int, int] = {}
+
+    def run() -> None:
+        for job, out in builder.executors.lean_map(_square_or_die, ((i, os.getpid(), kill_at) for i in range(20)), 2):
+            assert job[0] not in got
+            got[job[0]] = out
+
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    th.join(60)
+    assert not th.is_alive(), "lean_map hung after a worker was killed"
+    assert got == {i: i * i for i in range(20)}
 
 
 def test_no_stage_pool_is_forked_from_the_driver() -> None:

@@ -154,14 +154,20 @@ def _json_batch(items: list[tuple[str | None, str]]) -> list[str]:
 def constraints_json_many(items: Sequence[tuple[str | None, str]], workers: int = 1, chunk: int = 4_096) -> list[str]:
     """`constraints_json` of many (tests_json, user_text) pairs, in order. Detection costs ~30 µs of
     CPU a prompt on the curate benchmark's corpus (benchmarks/detect_speed.py: 3.7x less than
-    before; most prompts are gated away after the literal pass): on a large curate run it is split over the workers of a
-    lean pool (executors.lean_pool), each sent its batch; `items` is sliced a batch at a time."""
+    before; most prompts are gated away after the literal pass): on a large curate run it is split
+    over lean workers (executors.lean_map), each sent its batch; `items` is sliced a batch at a time."""
     bounds = [(i, min(i + chunk, len(items))) for i in range(0, len(items), chunk)]
     if workers <= 1 or len(bounds) < 2:
         return [j for lo, hi in bounds for j in _json_batch(list(items[lo:hi]))]
-    from builder.executors import lean_pool
+    from builder.executors import lean_map
 
-    with lean_pool(workers, preload=[__name__]) as pool:
-        parts = pool.imap(_json_batch, (list(items[lo:hi]) for lo, hi in bounds))  # in order, fed as workers free up
-        return [j for part in parts for j in part]
+    parts: dict[int, list[str]] = {}
+    batches = ((lo, list(items[lo:hi])) for lo, hi in bounds)  # sliced as workers free up
+    for (lo, _), part in lean_map(_json_batch_at, batches, workers, preload=[__name__]):
+        parts[lo] = part
+    return [j for lo, _ in bounds for j in parts[lo]]
+
+
+def _json_batch_at(job: tuple[int, list[tuple[str | None, str]]]) -> list[str]:
+    return _json_batch(job[1])
 

@@ -26,7 +26,7 @@ PARALLEL_FROM = 20_000  # prompts: below this, forking costs more than it saves
 MATCH_CHUNK = 10_000  # prompts per decontamination job (bounded window-hash arrays)
 DETECT_CHUNK = 4_096  # prompts per detection job
 
-# A worker's own index, loaded once when it starts. Workers come from a lean pool (executors.lean_pool),
+# A worker's own index, loaded once when it starts. Workers come from a lean pool (executors.lean_map),
 # not forked from the driver: they hold the index and their job's batch, not the driver's prompts.
 _INDEX: BenchmarkIndex | None = None
 
@@ -76,17 +76,17 @@ def match_and_detect(
             hits[lo : lo + MATCH_CHUNK] = index.match_many(texts[lo : lo + MATCH_CHUNK])  # type: ignore[union-attr]
             report(progress, MATCH_STEP, min(lo + MATCH_CHUNK, n), n)
         return hits, constraints_json_many(items, workers=workers)
-    from builder.executors import lean_pool
+    from builder.executors import lean_map
 
     matched = 0
-    # Each job carries its batch, built as the pool's feeder pulls it (not all at once).
+    # Each job carries its batch, built when a worker can take it (not all at once).
     batches = ((kind, lo, (texts if kind == "match" else items)[lo:hi]) for kind, lo, hi in jobs)
     # An index object travels pickled to each worker (its word hashes are the same in every process).
-    with lean_pool(workers, _start, (index,), preload=[__name__]) as pool:
-        for kind, lo, part in pool.imap_unordered(_job, batches):
-            out: list = hits if kind == "match" else found
-            out[lo : lo + len(part)] = part
-            if kind == "match":
-                matched += len(part)
-                report(progress, MATCH_STEP, matched, n)
+    # A worker killed from outside (OOM) leaves its jobs to this process instead of hanging the run.
+    for _, (kind, lo, part) in lean_map(_job, batches, workers, _start, (index,), preload=[__name__]):
+        out: list = hits if kind == "match" else found
+        out[lo : lo + len(part)] = part
+        if kind == "match":
+            matched += len(part)
+            report(progress, MATCH_STEP, matched, n)
     return hits, found

@@ -235,15 +235,9 @@ class _Pool:
     def close(self) -> None:
         if self.pool is None:
             return
-        if self.broken:
-            # CPython 3.11: a submit racing the break can start a worker after the pool terminated
-            # the others; nothing ends it, and shutdown(wait=True) would wait for it forever.
-            left = list((getattr(self.pool, "_processes", None) or {}).values())
-            self.pool.shutdown(wait=False, cancel_futures=True)
-            for proc in left:
-                proc.kill()
-        else:
-            self.pool.shutdown(wait=True, cancel_futures=True)
+        from builder.executors import close_lean_executor
+
+        close_lean_executor(self.pool, self.broken)
         self.pool = None
 
 
