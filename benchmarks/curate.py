@@ -27,7 +27,9 @@ new and the legacy rule; `--semantic` adds the optional embedding pass there, an
 Usage: python benchmarks/curate.py [--n 1000000] [--quick] [--baseline-n 10000] [--semantic]
 The last line printed is one JSON object. Timings on a shared machine are noisy: `step_cpu_s` (CPU
 seconds per step, the whole process tree, sampled by benchmarks/memtree.py) and `prompts_per_cpu_s`
-do not grow with the machine's load the way `step_s` and `prompts_per_s` do.
+do not grow with the machine's load the way `step_s` and `prompts_per_s` do (on this project's VM they
+still grow when its two vCPUs are busy at once). `cores_free_before_after`: how many of 2 cores two
+spinning processes got just before and after the timed run (the VM does not always give both).
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import adversarial as adv  # noqa: E402
 from decontam_legacy import LegacyIndex  # noqa: E402
-from memtree import TreePeak  # noqa: E402
+from memtree import TreePeak, cores_free  # noqa: E402
 from near_dedupe import datatrove_defaults, make_corpus, write_shards  # noqa: E402
 
 from builder.curate.near_dedupe import near_dedupe  # noqa: E402
@@ -298,6 +300,7 @@ def main(argv: list[str] | None = None) -> dict:
             + ", ".join(f"{k} {kind.count(k):,}" for k in sorted(set(kind)))
         )
         recipe = load_recipe(recipe_for(folder / "prompts.jsonl", folder, args.start_method))
+        free = [cores_free(2)]  # this VM's 2 vCPUs are not always both given: the speed's ceiling
         t0 = time.perf_counter()
         with TreePeak() as peak:  # the whole tree: this process (it holds the corpus) and every worker
             marks: list[tuple[str, float]] = []
@@ -309,6 +312,7 @@ def main(argv: list[str] | None = None) -> dict:
             res = run_curate(recipe, WorkDir(folder / "work"), mark)
             marks.append(("", peak.cpu_s()))
         secs = time.perf_counter() - t0
+        free.append(cores_free(2))
         # CPU seconds per step, the whole process tree (load-independent, unlike step_s on a shared machine)
         step_cpu = {a: round(tb - ta, 2) for (a, ta), (_, tb) in zip(marks, marks[1:])}
         cpu_total = round(marks[-1][1] - marks[0][1], 1)
@@ -371,6 +375,7 @@ def main(argv: list[str] | None = None) -> dict:
         "decontam_prompts_per_s": round(new_pps, 1),
         "decontam_speed_vs_legacy": round(new_pps / legacy_pps, 2),
         "speedup_vs_datatrove_defaults": round(speedup, 2) if speedup else None,
+        "cores_free_before_after": free,
     }
     if direct is not None:
         new, old = direct["new"], direct["legacy"]

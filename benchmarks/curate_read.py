@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,24 +39,13 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from curate import build, recipe_for  # noqa: E402
-from memtree import TreePeak  # noqa: E402
+from memtree import TreePeak, cores_free  # noqa: E402
 
 from builder.curate import read  # noqa: E402
 from builder.curate.read import read_all, read_workers  # noqa: E402
 from builder.executors import lean_executor, release_freed_memory  # noqa: E402
 from builder.ledger import Ledger  # noqa: E402
 from builder.recipe import load_recipe  # noqa: E402
-
-_SPIN = ("import time\nt = time.perf_counter(); c = time.process_time()\n"
-         "while time.perf_counter() - t < 1: pass\n"
-         "print((time.process_time() - c) / (time.perf_counter() - t))")
-
-
-def cores_free(n: int) -> float:
-    """How many of `n` cores this machine gives at the moment: `n` processes spin 1 s at once and
-    their CPU / wall shares are summed (a VM's vCPUs can be shared with its host's other guests)."""
-    procs = [subprocess.Popen([sys.executable, "-c", _SPIN], stdout=subprocess.PIPE, text=True) for _ in range(n)]
-    return round(sum(float(p.communicate()[0]) for p in procs), 2)
 
 
 def _run(recipe: Any, workers: int, out: Path) -> tuple[dict[str, float], tuple[Path, Path, list[str]]]:

@@ -8,6 +8,8 @@ and keeps the largest sum (a sample can miss a peak shorter than the interval).
 from __future__ import annotations
 
 import resource
+import subprocess
+import sys
 import threading
 from types import TracebackType
 
@@ -135,3 +137,15 @@ class TreePeak:
         self._stop.set()
         self._thread.join()
         self._sample()
+
+
+_SPIN = ("import time\nt = time.perf_counter(); c = time.process_time()\n"
+         "while time.perf_counter() - t < 1: pass\n"
+         "print((time.process_time() - c) / (time.perf_counter() - t))")
+
+
+def cores_free(n: int) -> float:
+    """How many of `n` cores this machine gives at the moment: `n` processes spin 1 s at once and
+    their CPU / wall shares are summed (a VM's vCPUs can be shared with its host's other guests)."""
+    procs = [subprocess.Popen([sys.executable, "-c", _SPIN], stdout=subprocess.PIPE, text=True) for _ in range(n)]
+    return round(sum(float(p.communicate()[0]) for p in procs), 2)
