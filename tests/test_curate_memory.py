@@ -110,13 +110,17 @@ def test_chunked_views_give_the_rows_a_slice_at_a_time() -> None:
 
 
 def test_last_user_texts_agree_with_the_per_row_dicts() -> None:
-    """The column reading gives last_user's answer on every shape: several user turns, none, an
-    empty or null content, rows split over chunks and read through a slice."""
+    """The column reading gives the per-row answer (the last user turn's content, "" without one) on
+    every shape: several user turns, none, an empty or null content, rows split over chunks and
+    read through a slice."""
     import random
 
     import numpy as np
 
-    from builder.curate.columns import last_user, last_user_texts
+    from builder.curate.columns import last_user_texts
+
+    def last_user(messages: list[dict]) -> str:
+        return next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
 
     rng = random.Random(7)
     rows = []
@@ -159,3 +163,21 @@ def test_key_twins_equal_a_first_seen_dict() -> None:
     t = pa.table({"_key": pa.array(keys, pa.binary(16)), "prompt_id": [f"p{i}" for i in range(len(keys))]})
     seen: dict[bytes, int] = {}
     assert _exact_dedupe(t) == {i: ("exact_dup", f"p{seen[k]}") for i, k in enumerate(keys) if seen.setdefault(k, i) != i}
+
+
+def _fail_on_three(i: int) -> int:
+    if i == 3:
+        raise ValueError("job 3 is bad")
+    return i
+
+
+def test_lean_map_passes_a_job_error_up_and_ends_its_workers() -> None:
+    """A job that raises in a worker raises the same error from lean_map (not a hang, not a
+    silent None), and the pool's processes are gone afterwards."""
+    import multiprocessing
+
+    before = {p.pid for p in multiprocessing.active_children()}
+    with pytest.raises(ValueError, match="job 3 is bad"):
+        for _ in builder.executors.lean_map(_fail_on_three, range(8), 2):
+            pass
+    assert not {p.pid for p in multiprocessing.active_children()} - before

@@ -62,7 +62,10 @@ def test_a_killed_driver_leaves_no_server_manager_or_worker(sig: int) -> None:
 
 
 def test_the_guard_does_nothing_outside_a_server() -> None:
-    before = {t.name for t in threading.enumerate()}
-    import builder.forkserver_guard  # noqa: F401
+    import builder.forkserver_guard  # noqa: F401  (maybe imported earlier in this process: no matter)
 
-    assert "parent-watch" not in {t.name for t in threading.enumerate()} - before
+    assert "parent-watch" not in {t.name for t in threading.enumerate()}
+    code = "import threading, builder.forkserver_guard; print([t.name for t in threading.enumerate()])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO)}).stdout  # fmt: skip
+    assert "parent-watch" not in out and "MainThread" in out

@@ -147,7 +147,8 @@ def prompt_constraints(given: Any, tests_json: str | None, user_text: str) -> li
     return detect(user_text)
 
 
-def _json_batch(items: list[tuple[str | None, str]]) -> list[str]:
+def json_batch(items: list[tuple[str | None, str]]) -> list[str]:
+    """`constraints_json` of each (tests_json, user_text) pair of one batch."""
     return [to_json(prompt_constraints(None, t, u)) for t, u in items]
 
 
@@ -158,7 +159,7 @@ def constraints_json_many(items: Sequence[tuple[str | None, str]], workers: int 
     over lean workers (executors.lean_map), each sent its batch; `items` is sliced a batch at a time."""
     bounds = [(i, min(i + chunk, len(items))) for i in range(0, len(items), chunk)]
     if workers <= 1 or len(bounds) < 2:
-        return [j for lo, hi in bounds for j in _json_batch(list(items[lo:hi]))]
+        return [j for lo, hi in bounds for j in json_batch(list(items[lo:hi]))]
     from builder.executors import lean_map
 
     parts: dict[int, list[str]] = {}
@@ -169,5 +170,5 @@ def constraints_json_many(items: Sequence[tuple[str | None, str]], workers: int 
 
 
 def _json_batch_at(job: tuple[int, list[tuple[str | None, str]]]) -> list[str]:
-    return _json_batch(job[1])
+    return json_batch(job[1])
 

@@ -31,12 +31,9 @@ def interned(col: pa.ChunkedArray | pa.Array) -> list[Any]:
     return [values[i] if i is not None else None for i in enc.indices.to_pylist()]
 
 
-def last_user(messages: list[dict[str, Any]]) -> str:
-    return next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
-
-
 def last_user_texts(messages: pa.ChunkedArray | pa.Array) -> list[str]:
-    """`last_user` of every row of a messages column, read off the flattened turns: no dict per turn."""
+    """Each row's last user turn ("" without one) of a messages column, read off the flattened turns:
+    no dict built per turn."""
     arr = messages.combine_chunks() if isinstance(messages, pa.ChunkedArray) else messages
     out: list[str] = [""] * len(arr)
     if not len(arr):

@@ -17,8 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from builder.constraints.detect import constraints_json_many, prompt_constraints
-from builder.constraints.spec import to_json
+from builder.constraints.detect import constraints_json_many, json_batch
 from builder.curate.decontam import MATCH_STEP, BenchmarkIndex, Hit, load_index
 from builder.progress import Progress, report
 
@@ -36,12 +35,12 @@ def _start(index: BenchmarkIndex | Path | None) -> None:
     _INDEX = load_index(index) if isinstance(index, Path) else index
 
 
-def _job(job: tuple[str, int, list[Any]]) -> tuple[str, int, list]:
-    kind, lo, batch = job
+def _job(job: tuple[str, int, list[Any]]) -> list:
+    kind, _, batch = job
     if kind == "match":
         assert _INDEX is not None
-        return kind, lo, _INDEX.match_many(batch)
-    return kind, lo, [to_json(prompt_constraints(None, t, u)) for t, u in batch]
+        return _INDEX.match_many(batch)
+    return json_batch(batch)
 
 
 def workers_for(n: int) -> int:
@@ -83,7 +82,7 @@ def match_and_detect(
     batches = ((kind, lo, (texts if kind == "match" else items)[lo:hi]) for kind, lo, hi in jobs)
     # An index object travels pickled to each worker (its word hashes are the same in every process).
     # A worker killed from outside (OOM) leaves its jobs to this process instead of hanging the run.
-    for _, (kind, lo, part) in lean_map(_job, batches, workers, _start, (index,), preload=[__name__]):
+    for (kind, lo, _), part in lean_map(_job, batches, workers, _start, (index,), preload=[__name__]):
         out: list = hits if kind == "match" else found
         out[lo : lo + len(part)] = part
         if kind == "match":

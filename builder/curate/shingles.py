@@ -69,10 +69,16 @@ class ShingleParams:
     strip_diacritics: bool = True
 
 
+def _ascii_tokens(text: str) -> list[str]:
+    """canonical(text).split() of an ASCII text: bytes.translate with a 256-byte table is ~20x faster
+    than str.translate with a dict."""
+    return text.encode("ascii").translate(_ASCII_TABLE).decode("ascii").split()
+
+
 def canonical(text: str, strip_diacritics: bool = True) -> str:
     """Lowercase, punctuation to spaces, collapsed whitespace; numbers untouched."""
-    if text.isascii():  # bytes.translate with a 256-byte table is ~20x faster than str.translate with a dict
-        return " ".join(text.encode("ascii").translate(_ASCII_TABLE).decode("ascii").split())
+    if text.isascii():
+        return " ".join(_ascii_tokens(text))
     text = _PUNCT_RE.sub(" ", text.lower()) if _PUNCT_RE is not None else text.lower().translate(PUNCTUATION_TRANS)
     if strip_diacritics and not text.isascii():
         nfd = unicodedata.normalize("NFD", text)
@@ -199,7 +205,7 @@ def _plan(text: str, params: ShingleParams) -> tuple[np.ndarray, int, int, int]:
     """(token hashes or the one exact hash, n (0 = exact), mode, number salt) of one doc."""
     folded = zh_numerals_as_digits(fold_text(text))
     if folded.isascii():  # canonical() then tokenize() split the same text twice
-        tokens, n_cjk = folded.encode("ascii").translate(_ASCII_TABLE).decode("ascii").split(), 0
+        tokens, n_cjk = _ascii_tokens(folded), 0
     else:
         tokens, n_cjk = tokenize(canonical(folded, params.strip_diacritics))
     cjk = n_cjk * 2 >= len(tokens) and n_cjk > 0
