@@ -132,7 +132,7 @@ class Plan:
         gate = recipe.variants.format_gate
         self.gated = set(gate.variants if gate.variants is not None else [v for v in build if REGISTRY[v].needs_summary])
         self.folder: str | None = None  # the partition (None: one bucket, read straight from the inputs)
-        self.workers = 2  # extractive summary processes per bucket
+        self.workers = recipe.variants.workers  # extractive summary processes per bucket (tasks: _run_tasks)
         self.rows_done, self.rows_total = 0, 0  # progress (in this process)
 
     def features(self) -> dict[str, Any]:
