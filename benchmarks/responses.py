@@ -34,7 +34,8 @@ and the rows' `language` label; `language_id_us_per_reply` against the script pa
 Scaling (issue 16): the same stages again as 1 task and as 2 tasks, back to back, on a work
 dir of --scaling-rows replies (40,000; a task's start-up is paid once per run, so a small
 workload measures the start-up). A task is one process, one core: no responses pool, no summary
-processes (`variants.workers: 1`), the 1-task run in the driver alone; variants in 8 buckets in
+processes (`variants.workers: 1`), the 1-task run in the driver alone, pinned to one core (CPU
+affinity: the tokenizer's threads follow it, builder/cpus.py), the 2-task run on both; variants in 8 buckets in
 both runs, so the two write the same rows (`scaling_same_outputs`: every table row for row).
 `scaling_2_tasks` is their wall-time ratio, as this shared machine gave it (read it beside
 `load_avg_1m` in `scaling_runs`); `scaling_2_tasks_responses_idle_estimate` is what 2 idle cores
@@ -450,7 +451,9 @@ def _run_stages_subprocess(work_root: Path, profile: Path | None, tasks: int | N
     """The stages in a fresh interpreter, so its peak RSS is the stages' own."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--stages-only", str(work_root)]
     if tasks is not None:
-        cmd += ["--tasks", str(tasks)]
+        # One core per task: the 1-task run is pinned to one core (its tokenizer threads and
+        # every process it starts with it), the 2-task run has the machine's two.
+        cmd += ["--tasks", str(tasks), "--cores", str(tasks)]
     if profile:
         cmd[1:1] = ["-m", "cProfile", "-o", str(profile)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -822,8 +825,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     help="run only this part and print its keys of the JSON line (same names)")  # fmt: skip
     ap.add_argument("--stages-only", type=Path, default=None, help=argparse.SUPPRESS)  # the timed child
     ap.add_argument("--tasks", type=int, default=None, help=argparse.SUPPRESS)  # the child's task count
+    ap.add_argument("--cores", type=int, default=None, help=argparse.SUPPRESS)  # the child's CPUs (affinity)
     args = ap.parse_args(argv)
     if args.stages_only:
+        if args.cores and hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: args.cores])
         out = run_stages(args.stages_only, args.tasks)
         print(json.dumps(out))
         return out
