@@ -125,6 +125,9 @@ _LETTER_WORDS = ("answer", "correct", "right", "答案", "选")
 _TAIL_WORDS = ("answer", "result", "答案", "结果")
 # Outside 答案 / 选, a _LETTER match holds a capital A-J that no word character follows (same `regex` \w).
 _LETTER_HINT = regex.compile(r"[A-J](?![\w])")
+# Where an _ANSWER_TAIL match can start: its keywords, opening on one character class (re skips
+# ahead to it in C); re's (?i) accepts every character `regex`'s does.
+_TAIL_AT = re.compile(r"[AaRr答结](?:(?<=[Aa])(?i:nswer)|(?<=[Rr])(?i:esult)|(?<=答)案|(?<=结)果)")
 _ANSWER_TAIL = regex.compile(r"(?i)(?:answer|result)\s+(?:is|=|:)\s*\$?([-+]?\d[\d,]*(?:\.\d+)?)|(?:答案|结果)(?:是|为)\s*([-+]?\d[\d,]*(?:\.\d+)?)")
 
 
@@ -290,8 +293,24 @@ def _results_in_order(text: str) -> tuple[str, ...]:
     if letter:
         hits += _letters(text)
     if tail:
-        hits += [(m.start(), (m.group(1) or m.group(2)).replace(",", "")) for m in _ANSWER_TAIL.finditer(text)]
+        hits += _answer_tails(text)
     return tuple(v for _, v in sorted(hits))
+
+
+def _answer_tails(text: str) -> list[tuple[int, str]]:
+    """(start, number) of every _ANSWER_TAIL.finditer match, _ANSWER_TAIL tried only where _TAIL_AT
+    finds one of its keywords ("answer" and "result" overlap in "answeresult": searched again from
+    the next character, not past the keyword), left to right, past the end of the last match."""
+    out: list[tuple[int, str]] = []
+    end = 0
+    f = _TAIL_AT.search(text)
+    while f is not None:
+        at = f.start()
+        if at >= end and (m := _ANSWER_TAIL.match(text, at)) is not None:
+            out.append((at, (m.group(1) or m.group(2)).replace(",", "")))
+            end = m.end()
+        f = _TAIL_AT.search(text, at + 1)
+    return out
 
 
 def _letters(text: str) -> list[tuple[int, str]]:
