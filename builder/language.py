@@ -46,6 +46,8 @@ from dataclasses import dataclass
 import numpy as np
 import regex
 
+from builder.language_formulas import strip_formulas
+
 # Script name (as `regex` spells it in \p{...}) -> language code it implies.
 LANGUAGE_OF_SCRIPT: dict[str, str] = {
     "Han": "zh",
@@ -168,19 +170,6 @@ class LanguageGuess:
     # Codes in `proportions` that are only their script's default ("en" for Latin text the
     # model was not asked about or was not sure of): "some language of that script".
     uncertain: frozenset[str] = frozenset()
-
-
-# Plain-text formulas, symbols and acronyms inside non-Latin prose: ASCII runs holding a digit
-# or an operator ("a+1/a=4", "x2", "dy/dx=", "Cu2+"), lone letters ("C এর মান", "(A)", "θ") and
-# all-capital acronyms ("MSDS এর পূর্ণ নাম"). They are variables and names, not English words,
-# so a Bangla or Chinese question full of them is not "mixed". Only applied when the text
-# has non-ASCII characters.
-_FORMULA = re.compile(
-    r"(?<![A-Za-z0-9_^'.])[A-Za-z0-9_^'.]*[0-9=+*/^<>][A-Za-z0-9_^'.=+*/<>()\-]*"  # a+1/a=4, x2, dy/dx=, Cu2+
-    r"|(?<![A-Za-z])(?:[A-Za-z]|[A-Z]{2,})(?![A-Za-z])"  # a lone letter (C, x) or an acronym (IUPAC, BC)
-    r"|(?<![A-Za-z])(?:sin|cos|tan|cot|sec|cosec|csc|log|ln|lim|exp|int|arc|hat|d+[xyt])+[A-Za-z]?(?![A-Za-z])"
-    r"|(?<![\u0370-\u03ff])[\u0370-\u03ff](?![\u0370-\u03ff])"  # a lone Greek letter: θ, α, π
-)
 
 
 def strip_code_and_math(text: str) -> str:
@@ -320,7 +309,7 @@ def identify(text: object, *, sample_chars: int = SAMPLE_CHARS, frame: bool = Tr
         if framed.language not in (MIXED, UNKNOWN):
             return framed
     elif guess.language == UNKNOWN:
-        counts = _counts(_FORMULA.sub(" ", prose))
+        counts = _counts(strip_formulas(prose))
         owned = [k for k in counts if k not in _SHARED_DEFAULT]
         if len(owned) == 1 and counts[owned[0]] >= OWNED_MIN_LETTERS:
             return LanguageGuess(owned[0], {owned[0]: 1.0}, counts[owned[0]])
@@ -331,7 +320,7 @@ def _identify_prose(prose: str) -> LanguageGuess:
     counts = _counts(prose)
     english = "en" in counts and _english(prose)
     if len(counts) > 1 and not english:  # formulas, acronyms and terms are not a second language
-        words = _FORMULA.sub(" ", prose)
+        words = strip_formulas(prose)
         counts = _without_terms(words, _counts(words))
     total = sum(counts.values())
     if total < MIN_LETTERS:
@@ -445,4 +434,9 @@ _TARGET_LANGUAGE = regex.compile(
 
 def names_target_language(prompt: object) -> bool:
     """True when the prompt asks for a translation or names the reply's language."""
-    return isinstance(prompt, str) and _TARGET_LANGUAGE.search(prompt) is not None
+    return isinstance(prompt, str) and _names_target(prompt)
+
+
+@functools.lru_cache(maxsize=65_536)  # as _prompt_languages: replies share a prompt (~80 us a search)
+def _names_target(prompt: str) -> bool:
+    return _TARGET_LANGUAGE.search(prompt) is not None

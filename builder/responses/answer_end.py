@@ -17,6 +17,7 @@ import functools
 import re
 import unicodedata
 
+from builder.responses.phrase_filter import may_hold
 from builder.responses.verify.mcq import extract_choice
 
 _FENCE = re.compile(r"^[ \t]*(?:```|~~~)", re.M)
@@ -37,6 +38,7 @@ _DANGLING_BN = frozenset({"এবং", "ও", "বা", "যে", "কিন্�
 _TERMINAL = frozenset(".!?。！？…।॥؟۔։።»›)]}\"'”’」』》）】*`$|>:%°")
 _SENTENCE_END = re.compile(r"[.!?。！？।؟۔](?:[\s\"'”’」』）)*]|$)")
 _WORD = re.compile(r"[\w'’\-.]+$")
+_WORD_TAIL = 32  # characters: longer than any of _DANGLING_WORDS
 _BOLD = re.compile(r"(?<!\*)\*\*(?!\*)")  # "**", not part of "***" or a "******" separator
 _BARE_MARKER = re.compile(r"^\s*(?:[-*+•]|\d+[.)]|\d+\.\s*\*\*)\s*$")
 _BARE_NUMBER = re.compile(r":\s*\n\s*\d+\s*$")  # "Impacts:\n1": a numbered list announced, then cut
@@ -49,6 +51,7 @@ _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _BARE_OPTION_END = re.compile(r"(?:^|[\s*:：])(?<!\()[A-J]\)\**$")
 _OPEN_TAG_END = re.compile(r"<(?:su[bp]|b|i|em|strong)?>?$")
 # A Bangla sentence (it ends with "।") that stops on "১." / "= 0.": a decimal point, not a full stop.
+# Searched only on a line ending in a digit and "." (re would scan each Bangla line from each letter).
 _BANGLA_DECIMAL_END = re.compile(r"[\u0980-\u09ff][^।.!?\n]*\s[-+−]?\d+\.$")
 _UNTERMINATED_WORDS = 3  # words of an unfinished sentence after a finished one on the same line
 _UNTERMINATED_ITEM = 4  # words of an unfinished last item among items that end with punctuation
@@ -200,7 +203,10 @@ def _quotes_prompt(last_line: str, prompt: str) -> bool:
     # A whole phrase of its own there (an option, a list item, a quoted span): followed by a
     # delimiter, not by more of a sentence ("দুটি অভিন্ন লেন্স সংস্পর্শে" from the question) nor
     # by more of a word ("তরলের ত" inside "তরলের তাপমাত্রা").
-    phrase = r"\s+".join(map(re.escape, body.split()))
+    words = body.split()
+    if not may_hold(prompt, words):
+        return False  # a word the prompt lacks: skip compiling a pattern for this one line
+    phrase = r"\s+".join(map(re.escape, words))
     return re.search(rf"(?<![\w\u0980-\u09ff]){phrase}(?=\s*(?:$|[\n'\"”’,;)}}\]。？?!.\\]))", prompt, re.I) is not None
 
 
@@ -229,10 +235,31 @@ def _partial_option(last_line: str, prompt: str) -> bool:
         return False  # neither an answer statement nor a line opening on its option ("D. মাইকেল …")
     body = _casefold_ws(unicodedata.normalize("NFC", m.group(1)))
     folded = _casefold_ws(unicodedata.normalize("NFC", prompt))  # "য়" one code point or two
-    hits = [h.end() for h in re.finditer(re.escape(body), folded)] if body else []
+    hits = _ends_of(body, folded) if body else []
     more = "°%" if body[-1:].isdigit() else ""  # "B. 79" of "79°"
     nxt = [folded[e : e + 1] for e in hits]
     return bool(hits) and all(c and (c.isalnum() or "\u0980" <= c <= "\u09ff" or c in more) for c in nxt)
+
+
+def _dangling_word(text: str) -> bool:
+    """The text's last word (`_WORD`) is a function word that cannot end it. Searched from
+    `_WORD_TAIL` characters before the end: `re` tries every start, scanning each word to its
+    end (quadratic in a long answer); a word reaching back that far is no function word."""
+    at = max(0, len(text) - _WORD_TAIL)
+    word = _WORD.search(text, at)
+    if word is None or (word.start() == at and at > 0):
+        return False
+    return word.group(0) != "A" and word.group(0).lower() in _DANGLING_WORDS
+
+
+def _ends_of(part: str, text: str) -> list[int]:
+    """Where each occurrence of `part` ends, left to right, not overlapping: what
+    `re.finditer(re.escape(part), text)` finds, without compiling a pattern per line."""
+    out, at = [], text.find(part)
+    while at >= 0:
+        out.append(at + len(part))
+        at = text.find(part, at + len(part))
+    return out
 
 
 def _fragment_words(last_line: str) -> int:
@@ -293,7 +320,7 @@ def answer_cut(answer: str, prompt: str = "") -> str | None:
     spaced_or_numeric = len(text) > 1 and (text[-2] in " \t\n" or (end == "-" and text[-2] in "0123456789"))
     if end in _DANGLING_CHARS or end == "/" or (end in _OPERATORS and spaced_or_numeric):  # "2m =", "380-"
         return "dangling_end"
-    if _OPEN_TAG_END.search(last_line) or _BANGLA_DECIMAL_END.search(last_line):
+    if _OPEN_TAG_END.search(last_line) or (end == "." and text[-2:-1].isdecimal() and _BANGLA_DECIMAL_END.search(last_line)):
         return "dangling_end"  # "১০<", "∫<sub>"; "মোল ভগ্নাংশ = 0." (Bangla ends sentences with "।")
     if end == "-" and len(text) > 1 and (text[-2].isascii() and text[-2].isalpha() or text[-2] in "'\"*([{"):
         return "dangling_end"  # "x²-x-", "NATO-", "'-", "10^{-": a hyphen or minus after a letter or an opener
@@ -303,8 +330,7 @@ def answer_cut(answer: str, prompt: str = "") -> str | None:
         return "dangling_end"
     if _BARE_MARKER.match(last_line) or _BARE_NUMBER.search(text):
         return "dangling_end"  # a list item or step that has only its marker
-    word = _WORD.search(text)
-    if word is not None and word.group(0) != "A" and word.group(0).lower() in _DANGLING_WORDS:
+    if _dangling_word(text):
         return "dangling_end"
     if text.endswith(_DANGLING_CJK) or text.rsplit(None, 1)[-1] in _DANGLING_BN:
         return "dangling_end"

@@ -24,6 +24,7 @@ tests/fixtures/consistency_cases.jsonl.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -293,6 +294,16 @@ def normalize_text(text: str) -> str:
     return _ARTICLES.sub("", " ".join(t.split()))
 
 
+@functools.lru_cache(maxsize=4096)  # a prompt's replies (teachers, samples) ask again
+def _mcq_frame(prompt: str) -> tuple[bool, str]:
+    """(the question asks for the wrong option, the letters it offers)."""
+    prompt = unicodedata.normalize("NFC", prompt)
+    # Only letters the prompt offers ("18 J" is a unit, "I think" a pronoun, with A–D).
+    question = _OPTIONS_PART.split(prompt, 1)[0]  # the question, not its options
+    negative = _NEGATIVE_QUESTION.search(question) is not None and not _NOT_FALSE.search(question)
+    return negative, option_letters(prompt) or LETTERS
+
+
 def check(think: object, answer: object, prompt: str = "", category: str = "", verifier: str = "") -> Consistency:
     """Compare the thinking's final result with the answer's (see the module table)."""
     if not isinstance(think, str) or not isinstance(answer, str) or not think.strip() or not answer.strip():
@@ -300,11 +311,7 @@ def check(think: object, answer: object, prompt: str = "", category: str = "", v
     kind = _kind(answer, prompt or "", category or "", verifier or "")
     tail = think[-_TAIL:]
     if kind == "mcq":
-        prompt = unicodedata.normalize("NFC", prompt or "")
-        # Only letters the prompt offers ("18 J" is a unit, "I think" a pronoun, with A–D).
-        question = _OPTIONS_PART.split(prompt, 1)[0]  # the question, not its options
-        negative = _NEGATIVE_QUESTION.search(question) is not None and not _NOT_FALSE.search(question)
-        letters = option_letters(prompt) or LETTERS
+        negative, letters = _mcq_frame(prompt or "")
         # Its last lines first (where R1 concludes; a quarter of the cost), then the whole tail.
         t = _think_letter(tail[-_CONCLUSION:], negative, letters) or _think_letter(tail, negative, letters)
         a, why = _answer_letter(answer)

@@ -13,6 +13,7 @@ Within the deciding tier, several *different* letters mean the answer is ambiguo
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from .verdict import Verdict
 
@@ -57,12 +58,59 @@ _TIER3 = re.compile(rf"^\W*\(?({_L})\)?[.:]?\W*$")
 _NEGATED = re.compile(r"\b(?:not|n't|isn't|exclude|eliminat|rule[sd]? out|incorrect|wrong)\b", re.I)
 
 
+_Q_ENDS = frozenset("lLtTeE")  # the last letters of _Q's words (re.I gives them no other match)
+
+
+def _blanks_from(text: str, end: int) -> int:
+    """Where the run of blanks (`\\s`: str.isspace) ending at `end` starts."""
+    while end > 0 and text[end - 1].isspace():
+        end -= 1
+    return end
+
+
+def _qualified(text: str, k: int) -> list[int]:
+    """Where a match whose keyword is at k can start: there, or at a _Q word before its blanks
+    (single characters match single characters under re.I, so each word's length is fixed)."""
+    j = _blanks_from(text, k)
+    if j == k or text[j - 1 : j] not in _Q_ENDS:
+        return [k]
+    out = [k, j - 4, j - 5, j - 7]  # best / true, final / right, correct
+    for n in (8, 11):  # most accurate / suitable, most appropriate
+        i = j - n
+        if i > 0 and (i2 := _blanks_from(text, i)) < i:
+            out.append(i2 - 4)
+    return out
+
+
+# For each _TIER1 pattern, where a match can start given where its keyword (the _TIER1_NEEDS
+# match) is. The patterns open with optional groups and no look-behind, so `re` tries them at
+# every character (~0.1 ms an answer, more in a thinking); trying them only at these starts
+# finds the same matches: tests/test_mcq_starts.py.
+_STARTS = (
+    lambda text, k: [k],
+    _qualified,
+    _qualified,
+    lambda text, k: [k],
+    lambda text, k: [k - 2, k],  # 正确
+    lambda text, k: [_blanks_from(text, k) - 4, k],  # সঠিক and blanks
+)
+
+
+def tier1_matches(i: int, text: str) -> Iterator[re.Match[str]]:
+    """`_TIER1[i].finditer(text)`, tried only where a match can start (`_STARTS`)."""
+    pat, starts = _TIER1[i], _STARTS[i]
+    candidates = sorted({s for key in _TIER1_NEEDS[i].finditer(text) for s in starts(text, key.start()) if s >= 0})
+    pos = 0
+    for s in candidates:
+        if s >= pos and (m := pat.match(text, s)) is not None:
+            yield m
+            pos = m.end()
+
+
 def _tier1_letters(text: str) -> list[str]:
     found: list[tuple[int, str]] = []
-    for pat, needs in zip(_TIER1, _TIER1_NEEDS, strict=True):
-        if not needs.search(text):
-            continue
-        for m in pat.finditer(text):
+    for i in range(len(_TIER1)):
+        for m in tier1_matches(i, text):
             before = text[max(0, m.start() - 1) : m.start()]
             if before.isalpha() and before.isascii():  # e.g. "reanswer", not a statement
                 continue
