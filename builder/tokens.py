@@ -35,6 +35,8 @@ from typing import Any
 import tiktoken
 from tokenizers import Tokenizer
 
+from builder import token_cuts
+
 
 class TokenizerFilesError(RuntimeError):
     """A pinned tokenizer package is missing, the wrong version, or its files changed."""
@@ -390,14 +392,14 @@ def tiktoken_normalize(name: str, text: str) -> str:
 
 
 @cache
-def _special_finder(name: str) -> Callable[[str], bool]:
-    """Whether a text holds one of `name`'s added tokens (DeepSeek has 818: testing each cost a fifth
-    of the counting), searching a group of them only in texts that hold the group's first two characters."""
+def _special_finder(name: str) -> Callable[[str], tuple[str, ...]]:
+    """The added tokens of `name` a text holds (DeepSeek has 818: testing each cost a fifth of the
+    counting), searching a group of them only in texts that hold the group's first two characters."""
     groups: dict[str, list[str]] = {}
     for sp in tiktoken_encoding(name).special_tokens_set:
         groups.setdefault(sp[:2], []).append(sp)
-    pairs = [(prefix, tuple(group)) for prefix, group in sorted(groups.items())]
-    return lambda t: any(prefix in t and any(sp in t for sp in group) for prefix, group in pairs)
+    pairs = [(prefix, tuple(sorted(group))) for prefix, group in sorted(groups.items())]
+    return lambda t: tuple(sp for prefix, group in pairs if prefix in t for sp in group if sp in t)
 
 
 def count_tokens_tiktoken(name: str, texts: list[str]) -> list[int]:
@@ -405,17 +407,13 @@ def count_tokens_tiktoken(name: str, texts: list[str]) -> list[int]:
     form = _tiktoken_build(name)[1]
     normed = [unicodedata.normalize(form, t) for t in texts] if form else texts
     # A plain loop: encode_batch hands every text to a thread pool, which on 2 cores cost
-    # more than the encoding and held every text's ids until the end. Without a special token
-    # in the text, its ids come as one buffer, not a list of ints (~12 % of a count; the BPE of
-    # encode_ordinary: no special allowed).
-    has_special = _special_finder(name)
-    core = getattr(enc, "_core_bpe", None)
-    fast = hasattr(core, "encode_to_tiktoken_buffer")  # tiktoken's private API; its public one otherwise
-    ordinary = (lambda t: memoryview(core.encode_to_tiktoken_buffer(t, set())).nbytes >> 2) if fast else (
-        lambda t: len(enc.encode_ordinary(t)))  # fmt: skip
+    # more than the encoding and held every text's ids until the end. Texts are cut at added
+    # tokens and split by a pattern without look-around where that is exact (builder/token_cuts.py).
+    specials_in = _special_finder(name)
+    ordinary = token_cuts.ordinary_counter(name, enc)
 
     def count(chunk: list[str]) -> list[int]:
-        return [len(enc.encode(t, allowed_special="all")) if has_special(t) else ordinary(t) for t in chunk]
+        return [token_cuts.count_around(ordinary, sp, t) if (sp := specials_in(t)) else ordinary(t) for t in chunk]
 
     if len(normed) < 1024:
         return count(normed)
