@@ -42,8 +42,11 @@ import tiktoken
 # Unicode White_Space, the regex crate's `\s` (Python's `\s` adds \x1c-\x1f), and less \r \n.
 WHITE_SPACE = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 _INLINE_SPACE = WHITE_SPACE.replace("\n", "").replace("\r", "")
-# A trigger's two whitespace characters (the cut falls before the second) and the next one.
+# A trigger's two whitespace characters (the cut falls before the second) and the next one; the
+# same where spaces are a text's only whitespace but line breaks (a literal start: ~3x faster in `re`).
 _CUT = re.compile(f"[{_INLINE_SPACE}]{{2}}(?=[^{WHITE_SPACE}])")
+_CUT_SPACES = re.compile(f"  (?=[^{WHITE_SPACE}])")
+_OTHER_SPACE = _INLINE_SPACE.replace(" ", "")  # as raw characters, which the regex crate's classes take too
 
 CJK = r"\x{4e00}-\x{9fa5}\x{3040}-\x{309f}\x{30a0}-\x{30ff}"
 # (the proven pattern's look-ahead alternative L, what the trigger's c matches, gap characters or None)
@@ -100,6 +103,7 @@ def ordinary_counter(name: str, enc: tiktoken.Encoding) -> Callable[[str], int]:
     trigger = _matcher(f"{name}-trigger", rf"[^\S\r\n]{{2}}{after}" + (f"|{gap}" if gap else ""))
     has_gap = _matcher(f"{name}-gap", gap) if gap else None
     follows = _matcher(f"{name}-follows", after)  # for DeepSeek: L takes a run before a digit or CJK
+    other_space = _matcher(f"{name}-other-space", f"[{_OTHER_SPACE}]")
 
     def count(text: str) -> int:
         if not trigger(text):
@@ -107,7 +111,7 @@ def ordinary_counter(name: str, enc: tiktoken.Encoding) -> Callable[[str], int]:
         if has_gap is not None and has_gap(text):
             return slow(text)
         n = lo = 0
-        for m in _CUT.finditer(text):
+        for m in (_CUT if other_space(text) else _CUT_SPACES).finditer(text):
             cut = m.end() - 1
             c = text[cut + 1]
             if gap is not None and (c in "0123456789" if c.isascii() else not follows(c)):

@@ -399,7 +399,9 @@ def _special_finder(name: str) -> Callable[[str], tuple[str, ...]]:
     for sp in tiktoken_encoding(name).special_tokens_set:
         groups.setdefault(sp[:2], []).append(sp)
     pairs = [(prefix, tuple(sorted(group))) for prefix, group in sorted(groups.items())]
-    return lambda t: tuple(sp for prefix, group in pairs if prefix in t for sp in group if sp in t)
+    firsts = sorted({prefix[0] for prefix in groups})  # "<" for both: one memchr for most texts
+    return lambda t: tuple(sp for prefix, group in pairs if prefix in t for sp in group if sp in t) if any(
+        c in t for c in firsts) else ()  # fmt: skip
 
 
 def count_tokens_tiktoken(name: str, texts: list[str]) -> list[int]:

@@ -93,6 +93,7 @@ def test_white_space_is_the_regex_crates() -> None:
     rust = _rust_matches(r"\s", ALL_CHARS)
     assert rust == "".join(re.findall(f"[{token_cuts.WHITE_SPACE}]", ALL_CHARS))
     assert "\x1c" not in rust and "\x1c".isspace()  # why the class is spelled out
+    assert _rust_matches(f"[{token_cuts._OTHER_SPACE}]", ALL_CHARS) == rust.replace(" ", "").replace("\n", "").replace("\r", "")
     # DeepSeek: an ASCII character after a trigger is a digit or matches the look-ahead's class.
     ascii_other = "".join(c for c in map(chr, range(128)) if not c.isspace() and c not in "\x1c\x1d\x1e\x1f")
     follows = token_cuts._LOOKAHEAD["deepseek-r1"][1]
