@@ -41,7 +41,7 @@ def counters(name: str) -> tuple[Callable[[list[str]], list[int]], Callable[[lis
     form = tokens._tiktoken_build(name)[1]
     specials_in = tokens._special_finder(name)
     core = enc._core_bpe
-    ordinary = token_cuts.ordinary_counter(name, enc)
+    ordinary = tokens._ordinary_counter(name)
 
     def old(texts: list[str]) -> list[int]:
         normed = [unicodedata.normalize(form, t) for t in texts] if form else texts

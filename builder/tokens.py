@@ -359,17 +359,20 @@ def _tiktoken_pattern(name: str, tok: dict[str, Any]) -> tuple[str, str | None]:
     )
 
 
+@cache
 def tiktoken_encoding(name: str) -> tiktoken.Encoding:
-    """A tiktoken Encoding built from `name`'s BPE vocab, pre-tokenizer regex and added tokens.
-
-    Text must be passed through `tiktoken_normalize(name, text)` first.
-    """
-    return _tiktoken_build(name)[0]
+    """A tiktoken Encoding built from `name`'s BPE vocab, pre-tokenizer regex and added tokens; text must
+    be passed through `tiktoken_normalize(name, text)` first. Counting builds it (from the fast one's
+    ranks) only for the texts token_cuts.py leaves to it: its Rust maps cost ~32 MB a process."""
+    fast, _, pat = _tiktoken_build(name)
+    return tiktoken.Encoding(name=f"answer-distill-{name}", pat_str=pat, mergeable_ranks=fast._mergeable_ranks,
+                             special_tokens=fast._special_tokens)  # fmt: skip
 
 
 @cache
-def _tiktoken_build(name: str) -> tuple[tiktoken.Encoding, str | None]:
-    """(`name`'s Encoding, the Unicode normal form to apply first), from one parse of its file."""
+def _tiktoken_build(name: str) -> tuple[tiktoken.Encoding, str | None, str]:
+    """(`name`'s Encoding with the look-around-free pattern of token_cuts.py, the Unicode normal form
+    to apply first, the proven pattern), from one parse of its file."""
     tok = _tokenizer_json(name)
     decode = _byte_decoder()
     specials = {t["content"]: t["id"] for t in tok["added_tokens"]}
@@ -381,8 +384,9 @@ def _tiktoken_build(name: str) -> tuple[tiktoken.Encoding, str | None]:
     to_byte = str.maketrans({ch: chr(b) for ch, b in decode.items()})
     ranks = {piece.translate(to_byte).encode("latin-1"): rank for piece, rank in vocab.items()}
     pat, form = _tiktoken_pattern(name, tok)
-    enc = tiktoken.Encoding(name=f"answer-distill-{name}", pat_str=pat, mergeable_ranks=ranks, special_tokens=specials)
-    return enc, form
+    fast = token_cuts.fast_pattern(name, pat)
+    return tiktoken.Encoding(f"answer-distill-{name}-fast", pat_str=fast, mergeable_ranks=ranks,
+                             special_tokens=specials), form, pat  # fmt: skip
 
 
 def tiktoken_normalize(name: str, text: str) -> str:
@@ -393,26 +397,22 @@ def tiktoken_normalize(name: str, text: str) -> str:
 
 @cache
 def _special_finder(name: str) -> Callable[[str], tuple[str, ...]]:
-    """The added tokens of `name` a text holds (DeepSeek has 818: testing each cost a fifth of the
-    counting), searching a group of them only in texts that hold the group's first two characters."""
-    groups: dict[str, list[str]] = {}
-    for sp in tiktoken_encoding(name).special_tokens_set:
-        groups.setdefault(sp[:2], []).append(sp)
-    pairs = [(prefix, tuple(sorted(group))) for prefix, group in sorted(groups.items())]
-    firsts = sorted({prefix[0] for prefix in groups})  # "<" for both: one memchr for most texts
-    return lambda t: tuple(sp for prefix, group in pairs if prefix in t for sp in group if sp in t) if any(
-        c in t for c in firsts) else ()  # fmt: skip
+    return token_cuts.added_token_finder(_tiktoken_build(name)[0].special_tokens_set)
+
+
+@cache
+def _ordinary_counter(name: str) -> Callable[[str], int]:
+    return token_cuts.ordinary_counter(name, _tiktoken_build(name)[0], lambda: tiktoken_encoding(name))
 
 
 def count_tokens_tiktoken(name: str, texts: list[str]) -> list[int]:
-    enc = tiktoken_encoding(name)
     form = _tiktoken_build(name)[1]
     normed = [unicodedata.normalize(form, t) for t in texts] if form else texts
     # A plain loop: encode_batch hands every text to a thread pool, which on 2 cores cost
     # more than the encoding and held every text's ids until the end. Texts are cut at added
     # tokens and split by a pattern without look-around where that is exact (builder/token_cuts.py).
     specials_in = _special_finder(name)
-    ordinary = token_cuts.ordinary_counter(name, enc)
+    ordinary = _ordinary_counter(name)
 
     def count(chunk: list[str]) -> list[int]:
         return [token_cuts.count_around(ordinary, sp, t) if (sp := specials_in(t)) else ordinary(t) for t in chunk]

@@ -64,7 +64,7 @@ def _fast_only(name: str) -> tiktoken.Encoding:
 def test_counts_equal_tokenizers_on_adversarial_texts(name: str) -> None:
     texts = [t for t in adversarial_texts(3000, seed=len(name)) if not tokens._special_finder(name)(t)]
     want = _hf(name, texts)
-    count = token_cuts.ordinary_counter(name, tokens.tiktoken_encoding(name))
+    count = tokens._ordinary_counter(name)
     got = [count(t) for t in _normed(name, texts)]
     bad = [t[:40] for t, a, b in zip(texts, want, got) if a != b]
     assert not bad, f"{name}: {len(bad)} of {len(texts)} differ, e.g. {bad[:3]}"
@@ -81,7 +81,7 @@ def test_counts_equal_tokenizers_on_adversarial_texts(name: str) -> None:
 def test_counts_equal_the_proven_pattern_on_real_texts(name: str) -> None:
     texts = _normed(name, [t for t in corpus_sample(stride=4) if not tokens._special_finder(name)(t)])
     enc = tokens.tiktoken_encoding(name)
-    count = token_cuts.ordinary_counter(name, enc)
+    count = tokens._ordinary_counter(name)
     got = [count(t) for t in texts]
     assert got == [len(enc.encode_ordinary(t)) for t in texts]
     assert sum("  " in t for t in texts) > 100  # the corpus holds indented lines: cuts are taken
@@ -125,3 +125,17 @@ def test_added_tokens_cut_alike(name: str) -> None:
     want = [len(enc.encode(t, allowed_special="all")) for t in normed]
     assert tokens.count_tokens(name, texts) == want
     assert tokens.count_tokens(name, texts) == _hf(name, texts)
+
+
+def test_counting_builds_the_proven_encoding_only_for_gap_characters() -> None:
+    # (its Rust maps cost ~32 MB a process; the stage's workers count with the fast one alone)
+    import subprocess
+    import sys
+
+    code = ("from builder import tokens\n"
+            "for n in ('qwen2.5', 'deepseek-r1'): tokens.count_tokens(n, ['a  x', '\\t\\tb 1', '<think>y  z'])\n"
+            "print(tokens.tiktoken_encoding.cache_info().currsize)\n"
+            "tokens.count_tokens('deepseek-r1', ['a\\u200db'])\n"
+            "print(tokens.tiktoken_encoding.cache_info().currsize)")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["0", "1"]
