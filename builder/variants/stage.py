@@ -133,7 +133,6 @@ class Plan:
         self.gated = set(gate.variants if gate.variants is not None else [v for v in build if REGISTRY[v].needs_summary])
         self.folder: str | None = None  # the partition (None: one bucket, read straight from the inputs)
         self.workers = 2  # extractive summary processes per bucket
-        self.answer_tokens = False  # the replies' student_answer_tokens are this student's (_answer_tokens_reusable)
         self.rows_done, self.rows_total = 0, 0  # progress (in this process)
 
     def features(self) -> dict[str, Any]:
@@ -153,9 +152,6 @@ def run_bucket(plan: Plan, work: WorkDir, i: int, writers: dict[str, Any], ledge
     cfg = plan.recipe.variants
     bucket = buckets.load(work, plan.n, Path(plan.folder) if plan.folder else None, i, plan.want_pairs)
     cands = _candidates(bucket)
-    if plan.answer_tokens:  # the answer's count from the responses stage: counted once per run
-        for c in cands:
-            c.answer_tokens = (c.reasoning or {}).get("student_answer_tokens")
     rates = pass_rates_of(bucket.samples)
     prov = provenance_defaults()
     absent: dict[str, Counter[str]] = {name: Counter() for name in plan.build}
@@ -238,14 +234,6 @@ def _run_tasks(plan: Plan, work: WorkDir, n_tasks: int, key: str) -> Path:
     return scratch
 
 
-def _answer_tokens_reusable(recipe: Recipe, work: WorkDir) -> bool:
-    """Whether the responses stage's student_answer_tokens counted each answer as turn_tokens would: its
-    last run had this recipe's fingerprint, so its student (tokenizer) section is this one."""
-    from builder.responses.stage import fingerprint as responses_fingerprint
-
-    return work.up_to_date("responses", responses_fingerprint(recipe, work))
-
-
 def _variants(recipe: Recipe, work: WorkDir, key: str, progress: Progress | None = None) -> VariantsResult:
     # Writers below go to the run's staging folder (stage_run): a missing or corrupt input
     # found later costs nothing of the last run's outputs.
@@ -265,7 +253,6 @@ def _variants(recipe: Recipe, work: WorkDir, key: str, progress: Progress | None
     n = buckets.count(work, cfg.bucket_rows)
     rates = pass_rates([*work.require(tables.PARSED), *work.shards(tables.QUARANTINE)])
     plan = Plan(recipe, build, summ, _length_stats(work, rates), n)
-    plan.answer_tokens = _answer_tokens_reusable(recipe, work)
     plan.rows_total = len(plan.chat) * n_prompts
     del rates
     writers = {name: work.writer(tables.variant(name), cfg.shard_rows) for name in plan.chat}
