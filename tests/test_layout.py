@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("builder", "quality", "train_reference")
 CORE = {
     "builder", "builder.recipe", "builder.config", "builder.rows", "builder.tables", "builder.ledger",
-    "builder.workdir", "builder.errors", "builder.executors", "builder.tokens", "builder.language",
+    "builder.workdir", "builder.errors", "builder.executors", "builder.tokens", "builder.token_cuts", "builder.language",
     "builder.reasoning_format", "builder.sandbox", "builder.embeddings", "builder.worklock", "builder.progress",
 }  # fmt: skip
 STAGES = ("curate", "generate", "responses", "variants", "release")
