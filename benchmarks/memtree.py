@@ -7,6 +7,8 @@ and keeps the largest sum (a sample can miss a peak shorter than the interval).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import resource
 import subprocess
 import sys
@@ -58,13 +60,49 @@ def tree_memory(procs: list[psutil.Process], pss: bool = False) -> tuple[int, in
     return total_rss, total_pss
 
 
-def tree_rss_mb(proc: psutil.Process | None = None) -> float:
-    proc = proc or psutil.Process()
+def _child_pids(pid: int) -> list[int] | None:
+    """pid's children from /proc/<pid>/task/*/children (None where the kernel has no such file)."""
+    out: list[int] = []
     try:
-        procs = [proc, *proc.children(recursive=True)]
-    except psutil.Error:
-        procs = [proc]
-    return tree_memory(procs)[0] / 2**20
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return [] if os.path.isdir("/proc/self/task") else None
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as fh:
+                out += map(int, fh.read().split())
+        except FileNotFoundError:
+            if not os.path.exists(f"/proc/self/task/{threading.get_native_id()}/children"):
+                return None
+        except OSError:
+            continue
+    return out
+
+
+def descendants(proc: psutil.Process) -> list[psutil.Process]:
+    """proc and every descendant. Walks /proc/<pid>/task/*/children, the tree alone: psutil's
+    children(recursive=True) reads the parent of every process on the machine each time, a cost
+    the sampler would add to the measured process's CPU. (A fresh Process per pid: a cached one
+    would keep the create time of a pid since reused.)"""
+    todo, seen = [proc.pid], [proc.pid]
+    while todo:
+        kids = _child_pids(todo.pop())
+        if kids is None:  # no children files: psutil's way
+            try:
+                return [proc, *proc.children(recursive=True)]
+            except psutil.Error:
+                return [proc]
+        todo += kids
+        seen += kids
+    out = [proc]
+    for pid in seen[1:]:
+        with contextlib.suppress(psutil.Error):  # ended since
+            out.append(psutil.Process(pid))
+    return out
+
+
+def tree_rss_mb(proc: psutil.Process | None = None) -> float:
+    return tree_memory(descendants(proc or psutil.Process()))[0] / 2**20
 
 
 def reaped_cpu_s() -> float:
@@ -94,10 +132,9 @@ class TreePeak:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _tree(self) -> list[psutil.Process]:
-        try:
-            return [self.root, *self.root.children(recursive=True)]
-        except psutil.Error:
+        if not self.root.is_running():
             return []
+        return descendants(self.root)
 
     def _sample(self) -> None:
         procs = self._tree()

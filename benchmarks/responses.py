@@ -31,11 +31,16 @@ whose language their source states (English / Chinese / Bangla questions), stric
 and the rows' `language` label; `language_id_us_per_reply` against the script pass alone
 (`script_pass_us_per_reply`), same run. Timings on a shared 2-core machine are noisy.
 
-Scaling (issue 16): the same stages again as 1 task and as 2 tasks (one process each, the
-local datatrove executor; variants too once its config has `tasks`), back to back.
+Scaling (issue 16): the same stages again as 1 task and as 2 tasks, back to back, on a work
+dir of --scaling-rows replies (40,000; a task's start-up is paid once per run, so a small
+workload measures the start-up). A task is one process, one core: no responses pool, no summary
+processes (`variants.workers: 1`), the 1-task run in the driver alone, pinned to one core (CPU
+affinity: the tokenizer's threads follow it, builder/cpus.py), the 2-task run on both; variants in 8 buckets in
+both runs, so the two write the same rows (`scaling_same_outputs`: every table row for row).
 `scaling_2_tasks` is their wall-time ratio, as this shared machine gave it (read it beside
 `load_avg_1m` in `scaling_runs`); `scaling_2_tasks_responses_idle_estimate` is what 2 idle cores
 would give the responses stage, from each process's CPU (tasks in parallel, the rest serial).
+CPU figures leave out the benchmark's own memory sampler (`sampler_cpu_s` of the stages' run).
 `replies_per_cpu_s` counts every process of the tree; `variants_cpu_share` is the part of it
 after responses. `--no-scaling` skips these runs.
 
@@ -48,6 +53,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import itertools
 import json
 import os
@@ -74,6 +80,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bounded import bounded  # noqa: E402
+from memtree import descendants  # noqa: E402
 
 from builder import language, tables  # noqa: E402
 from builder.reasoning_format import PRESETS  # noqa: E402
@@ -352,19 +359,21 @@ class _TreeRss:
 
         self.proc, self.every_s, self.peak = psutil.Process(), every_s, 0
         self.child_cpu: dict[int, float] = {}  # pid -> last seen CPU seconds (forkserver workers)
+        self.own_cpu_s = 0.0  # this sampling thread's CPU, left out of the stages' figure
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
             total = 0
-            for p in [self.proc, *self.proc.children(recursive=True)]:
+            for p in descendants(self.proc):
                 with contextlib.suppress(Exception):  # a worker that just exited
                     total += p.memory_info().rss
                     if p.pid != self.proc.pid:
                         t = p.cpu_times()
                         self.child_cpu[p.pid] = t.user + t.system
             self.peak = max(self.peak, total)
+            self.own_cpu_s = time.thread_time()  # the sampler's own CPU, not the stages'
             self._stop.wait(self.every_s)
 
     def __enter__(self) -> _TreeRss:
@@ -376,12 +385,21 @@ class _TreeRss:
         self._thread.join()
 
 
-def _with_tasks(recipe: Any, tasks: int) -> Any:
-    """The recipe with `tasks` datatrove tasks of one process each for responses (and for variants
-    when its config has `tasks`), all running at once on the local executor."""
-    updates: dict[str, Any] = {"responses": recipe.responses.model_copy(update={"tasks": tasks, "workers": 1})}
-    if "tasks" in type(recipe.variants).model_fields:
-        updates["variants"] = recipe.variants.model_copy(update={"tasks": tasks})
+SCALING_ROWS = 40_000  # replies of the scaling runs (see main)
+# Buckets of the variants stage in the scaling runs: a task owns whole buckets, so 2 tasks need
+# several (the default bucket_rows makes one bucket of a 10k workload; at 1.3M it makes 23).
+SCALING_BUCKETS = 8
+
+
+def _with_tasks(recipe: Any, tasks: int, prompts: int) -> Any:
+    """The recipe with `tasks` datatrove tasks of one process (one core) each, all running at once on
+    the local executor: responses and variants with no process pool of their own (1 task: the
+    driver alone), and the same buckets for any task count, so every run writes the same rows."""
+    updates: dict[str, Any] = {
+        "responses": recipe.responses.model_copy(update={"tasks": tasks, "workers": 1}),
+        "variants": recipe.variants.model_copy(
+            update={"tasks": tasks, "workers": 1, "bucket_rows": max(1, -(-prompts // SCALING_BUCKETS))}),
+    }  # fmt: skip
     updates["executor"] = recipe.executor.model_copy(update={"kind": "local", "workers": tasks, "cpus_per_task": 1})
     return recipe.model_copy(update=updates)
 
@@ -395,14 +413,15 @@ def run_stages(work_root: Path, tasks: int | None = None) -> dict[str, Any]:
 
     recipe = load_recipe(ROOT / "recipes" / "sample.yaml")
     if tasks is not None:
-        recipe = _with_tasks(recipe, tasks)
+        prompts = sum(pq.ParquetFile(f).metadata.num_rows for f in WorkDir(work_root).require(tables.PROMPTS))
+        recipe = _with_tasks(recipe, tasks, prompts)
     wd = WorkDir(work_root)
     own_cpu = _own_cpu_s()
     with _TreeRss() as tree:
         start = time.perf_counter()
         res = run_responses(recipe, wd)
         mid = time.perf_counter()
-        resp_kids, resp_own, resp_peak = dict(tree.child_cpu), _own_cpu_s() - own_cpu, tree.peak
+        resp_kids, resp_own, resp_peak = dict(tree.child_cpu), _own_cpu_s() - own_cpu - tree.own_cpu_s, tree.peak
         var = run_variants(recipe, wd)
         end = time.perf_counter()
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -410,7 +429,8 @@ def run_stages(work_root: Path, tasks: int | None = None) -> dict[str, Any]:
     return {
         "responses_s": mid - start,
         "variants_s": end - mid,
-        "cpu_s": _own_cpu_s() - own_cpu + sum(tree.child_cpu.values()),
+        "cpu_s": _own_cpu_s() - own_cpu - tree.own_cpu_s + sum(tree.child_cpu.values()),
+        "sampler_cpu_s": tree.own_cpu_s,
         # responses alone: this process, and each child's CPU (largest first: with tasks, the tasks)
         "responses_cpu_s": resp_own + sum(resp_kids.values()),
         "responses_children_cpu_s": sorted(resp_kids.values(), reverse=True),
@@ -431,7 +451,9 @@ def _run_stages_subprocess(work_root: Path, profile: Path | None, tasks: int | N
     """The stages in a fresh interpreter, so its peak RSS is the stages' own."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--stages-only", str(work_root)]
     if tasks is not None:
-        cmd += ["--tasks", str(tasks)]
+        # One core per task: the 1-task run is pinned to one core (its tokenizer threads and
+        # every process it starts with it), the 2-task run has the machine's two.
+        cmd += ["--tasks", str(tasks), "--cores", str(tasks)]
     if profile:
         cmd[1:1] = ["-m", "cProfile", "-o", str(profile)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -443,12 +465,25 @@ def _run_stages_subprocess(work_root: Path, profile: Path | None, tasks: int | N
     return out
 
 
+def outputs_digest(work_root: Path) -> str:
+    """sha256 over every row of the responses and variants tables and both ledgers, in order."""
+    h = hashlib.sha256()
+    for stage in ("responses", "variants"):
+        for f in sorted((work_root / stage).glob("**/*.parquet")):
+            if not any(part.startswith((".", "_")) for part in f.relative_to(work_root / stage).parts):
+                h.update(f.relative_to(work_root).as_posix().encode())
+                for row in pq.read_table(f).to_pylist():
+                    h.update(json.dumps(row, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
 def scaling_figures(work_root: Path) -> dict[str, Any]:
     """The same stages as 1 task and as 2 tasks (one process each, datatrove's local executor),
     back to back on the same work dir. `scaling_2_tasks`: wall(1 task) / wall(2 tasks), what this
     machine gave, load included; `scaling_2_tasks_cpu_bound`: 2 × CPU(1 task) / CPU(2 tasks),
     what 2 idle cores would give (only the splitting's own CPU cost lowers it)."""
     runs: dict[str, Any] = {}
+    digests: dict[int, str] = {}
     for tasks in (1, 2):
         r = _run_stages_subprocess(work_root, None, tasks)
         wall = r["responses_s"] + r["variants_s"]
@@ -458,6 +493,7 @@ def scaling_figures(work_root: Path) -> dict[str, Any]:
                             "responses_children_cpu_s": [round(c, 2) for c in r["responses_children_cpu_s"][:4]],
                             "responses_peak_rss_mb": round(r["responses_rss_tree_peak_mb"], 1),
                             "peak_rss_mb": round(r["rss_tree_peak_mb"], 1), "load_avg_1m": round(os.getloadavg()[0], 2)}  # fmt: skip
+        digests[tasks] = outputs_digest(work_root)
     one, two = runs["1"], runs["2"]
     # Responses on 2 idle cores, from the CPU each process used: the 1-task run is one process;
     # in the 2-task run the two largest children are the tasks (in parallel), the rest (driver,
@@ -469,6 +505,7 @@ def scaling_figures(work_root: Path) -> dict[str, Any]:
         "scaling_2_tasks_cpu_bound": round(2 * one["cpu_s"] / two["cpu_s"], 3),
         "scaling_2_tasks_responses_wall": round(one["responses_s"] / two["responses_s"], 3),
         "scaling_2_tasks_responses_idle_estimate": round(one["responses_cpu_s"] / critical, 3) if critical else None,
+        "scaling_same_outputs": digests[1] == digests[2],  # row for row, ledgers included
         "runs": runs,
     }
     print(f"scaling: 1 task {one['wall_s']:.1f} s wall / {one['cpu_s']:.1f} CPU s, 2 tasks {two['wall_s']:.1f} s "
@@ -782,12 +819,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--baseline-timeout", type=float, default=60.0,
                     help="seconds the naive baseline may run before it is stopped and reported")  # fmt: skip
     ap.add_argument("--no-scaling", action="store_true", help="skip the 1-task vs 2-task runs (scaling_2_tasks)")
+    ap.add_argument("--scaling-rows", type=int, default=SCALING_ROWS,
+                    help=f"replies of the 1-task vs 2-task runs (default {SCALING_ROWS:,}, --quick included)")  # fmt: skip
     ap.add_argument("--only", choices=("truncation",), default=None,
                     help="run only this part and print its keys of the JSON line (same names)")  # fmt: skip
     ap.add_argument("--stages-only", type=Path, default=None, help=argparse.SUPPRESS)  # the timed child
     ap.add_argument("--tasks", type=int, default=None, help=argparse.SUPPRESS)  # the child's task count
+    ap.add_argument("--cores", type=int, default=None, help=argparse.SUPPRESS)  # the child's CPUs (affinity)
     args = ap.parse_args(argv)
     if args.stages_only:
+        if args.cores and hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: args.cores])
         out = run_stages(args.stages_only, args.tasks)
         print(json.dumps(out))
         return out
@@ -831,7 +873,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"largest child {ours['rss_children_max_mb']:,.0f} MB"
         )
         print(f"       verification: {ours['verify']}")
-        scaling = None if args.no_scaling else scaling_figures(root / "work")
+        scaling = None
+        if not args.no_scaling:
+            # Its own work dir, of --scaling-rows replies: a task's start-up (its forkserver's
+            # imports, tokenizers and language models, ~3 CPU-s) is paid once per run whatever the
+            # size, so on 10k replies it is a fifth of a task's work and the ratio measures it.
+            scale_root = root / "work" if args.scaling_rows == args.rows else root / "scaling"
+            if scale_root != root / "work":
+                write_replicated(scale_root, prompts, replies, args.scaling_rows, -(-args.scaling_rows // 8))
+            scaling = scaling_figures(scale_root)
+            scaling["rows"] = args.scaling_rows
 
         # The baseline runs in its own process, bounded in time (benchmarks/bounded.py).
         naive = bounded(_naive_timed, str(root / "work"), naive_rows, str(root / "naive"),
@@ -887,6 +938,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "responses_cpu_s": round(ours["responses_cpu_s"], 2),
         "variants_cpu_share": round(1 - ours["responses_cpu_s"] / ours["cpu_s"], 3),
         "responses_peak_rss_mb": round(ours["responses_rss_tree_peak_mb"], 1),
+        "scaling_same_outputs": scaling and scaling["scaling_same_outputs"],
+        "scaling_rows": scaling and scaling["rows"],
         "scaling_runs": scaling and scaling["runs"],
         "speedup_per_cpu_s": None if naive_note else round(cpu_speedup, 2),
         "naive_replies_per_s": None if naive_note else round(naive_rate, 1),

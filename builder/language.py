@@ -222,13 +222,15 @@ _SHARED_DEFAULT = {code: script for script, code in DEFAULT_OF_SCRIPT.items()}
 def _models() -> dict[str, object]:
     """One py3langid identifier per shared script, restricted to that script's languages.
 
-    Loaded on first use (~1 s; the model file ships in the wheel). The restricted copies
-    share the full model's arrays until `set_languages` slices them (a few MB)."""
+    Loaded on first use (~0.5 CPU-s from the wheel's packed file, ~0.1 from the unpacked copy in
+    the cache: builder/langid_model.py). The restricted copies share the full model's arrays
+    until `set_languages` slices them (a few MB)."""
     import copy
 
-    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+    from builder.langid_model import identifier
+    from builder.tokens import cache_root
 
-    base = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    base = identifier(cache_root() / "langid", norm_probs=True)
     out: dict[str, object] = {}
     for script, codes in SHARED_SCRIPTS.items():
         model = copy.copy(base)

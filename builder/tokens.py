@@ -35,7 +35,7 @@ from typing import Any
 import tiktoken
 from tokenizers import Tokenizer
 
-from builder import token_cuts
+from builder import token_cuts, token_ranks
 
 
 class TokenizerFilesError(RuntimeError):
@@ -302,23 +302,6 @@ def _dir_holds(folder: Path, files: dict[str, str]) -> bool:
 # --- tiktoken -----------------------------------------------------------------------
 
 
-def _byte_decoder() -> dict[str, int]:
-    """GPT-2 byte-level alphabet: printable stand-in character -> the byte it encodes."""
-    keep = [
-        *range(ord("!"), ord("~") + 1),
-        *range(0xA1, 0xAC + 1),
-        *range(0xAE, 0xFF + 1),
-    ]
-    chars = list(keep)
-    extra = 0
-    for b in range(256):
-        if b not in keep:
-            keep.append(b)
-            chars.append(256 + extra)
-            extra += 1
-    return {chr(c): b for b, c in zip(keep, chars, strict=True)}
-
-
 # DeepSeek-V3 runs three Split pre-tokenizers in sequence: digits (1-3), then CJK runs,
 # then a word/punctuation regex inside what is left. One regex reproduces that when the
 # third regex's classes exclude digits and CJK (so a match never crosses those pieces),
@@ -371,22 +354,27 @@ def tiktoken_encoding(name: str) -> tiktoken.Encoding:
 
 @cache
 def _tiktoken_build(name: str) -> tuple[tiktoken.Encoding, str | None, str]:
-    """(`name`'s Encoding with the look-around-free pattern of token_cuts.py, the Unicode normal form
-    to apply first, the proven pattern), from one parse of its file."""
-    tok = _tokenizer_json(name)
-    decode = _byte_decoder()
-    specials = {t["content"]: t["id"] for t in tok["added_tokens"]}
-    # DeepSeek's vocab also lists its first added tokens (ids 0-2); they are specials here.
-    vocab = {piece: rank for piece, rank in tok["model"]["vocab"].items() if piece not in specials}
-    if unknown := set("".join(vocab)) - decode.keys():
-        raise TokenizerFilesError(f"{name}: vocab characters outside the byte alphabet {sorted(unknown)[:5]!r}")
-    # Each stand-in character → the byte it encodes, in C (str.translate), not a Python loop per piece.
-    to_byte = str.maketrans({ch: chr(b) for ch, b in decode.items()})
-    ranks = {piece.translate(to_byte).encode("latin-1"): rank for piece, rank in vocab.items()}
-    pat, form = _tiktoken_pattern(name, tok)
+    """(`name`'s Encoding with token_cuts.py's look-around-free pattern, the Unicode normal form to apply
+    first, the proven pattern), from what its file says: the disk cache (token_ranks.py), else a parse."""
+    src = _source(name)
+    source_files(name)  # the installed files checked against their pins, cached or not
+
+    def parse() -> token_ranks.Inputs:
+        tok = _tokenizer_json(name)
+        specials = {t["content"]: t["id"] for t in tok["added_tokens"]}
+        # DeepSeek's vocab also lists its first added tokens (ids 0-2); they are specials here.
+        vocab = {piece: rank for piece, rank in tok["model"]["vocab"].items() if piece not in specials}
+        if unknown := set("".join(vocab)) - token_ranks.byte_decoder().keys():
+            raise TokenizerFilesError(f"{name}: vocab characters outside the byte alphabet {sorted(unknown)[:5]!r}")
+        sections = {k: tok.get(k) for k in ("pre_tokenizer", "normalizer")}
+        return token_ranks.Inputs(token_ranks.byte_ranks(vocab), specials, sections)
+
+    key = f"{name}-{src.files['tokenizer.json'][1][:16]}-{src.max_added_id}"
+    inp = token_ranks.cached(cache_root() / "tiktoken", key, parse)
+    pat, form = _tiktoken_pattern(name, inp.sections)
     fast = token_cuts.fast_pattern(name, pat)
-    return tiktoken.Encoding(f"answer-distill-{name}-fast", pat_str=fast, mergeable_ranks=ranks,
-                             special_tokens=specials), form, pat  # fmt: skip
+    return tiktoken.Encoding(f"answer-distill-{name}-fast", pat_str=fast, mergeable_ranks=inp.ranks,
+                             special_tokens=inp.specials), form, pat  # fmt: skip
 
 
 def tiktoken_normalize(name: str, text: str) -> str:

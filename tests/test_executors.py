@@ -6,6 +6,8 @@ import importlib.util
 import os
 import signal
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import dill
@@ -137,14 +139,25 @@ def test_near_dedupe_on_a_real_local_ray_instance(tmp_path: Path) -> None:
 
 def test_local_runs_start_no_more_processes_than_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     # 20 MinHash bucket tasks at once on 2 cores multiplied memory (7.9 GB for 200k prompts).
-    import os
-
+    from builder.config import executor
     from builder.config.executor import ExecutorConfig
 
-    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(executor, "usable_cores", lambda: 2)
     assert ExecutorConfig(kind="local").workers_for(20) == 2
     assert ExecutorConfig(kind="local", workers=1).workers_for(20) == 1
     assert ExecutorConfig(kind="ray").workers_for(20) == 20  # a cluster schedules its own
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity API here")
+def test_usable_cores_are_the_affinity_mask_not_the_machine() -> None:
+    """A process pinned to one core (taskset, a Slurm cgroup) plans for one, whatever the machine has."""
+    code = ("import os; from builder.cpus import usable_cores; "
+            "os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); print(usable_cores())")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "1"
+    from builder.cpus import usable_cores
+
+    assert usable_cores() == len(os.sched_getaffinity(0))
 
 
 _KILL_SCRIPT = '''

@@ -18,6 +18,7 @@ CORE = {
     "builder", "builder.recipe", "builder.config", "builder.rows", "builder.tables", "builder.ledger",
     "builder.workdir", "builder.errors", "builder.executors", "builder.tokens", "builder.token_cuts", "builder.language",
     "builder.reasoning_format", "builder.sandbox", "builder.embeddings", "builder.worklock", "builder.progress",
+    "builder.cpus", "builder.token_ranks", "builder.langid_model", "builder.task_claims",
 }  # fmt: skip
 STAGES = ("curate", "generate", "responses", "variants", "release")
 MAX_LINES = 450

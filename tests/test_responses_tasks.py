@@ -1,6 +1,6 @@
 """The responses stage as datatrove tasks: two local tasks (and Ray, and a Slurm array run by a
 fake `sbatch`) write the same rows as one in-process run; a task killed with SIGKILL is re-run
-for its own shards only, and no shard output is written twice."""
+for the shards still missing only, and no shard output is written twice."""
 
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ def test_two_local_tasks_write_the_same_rows_as_one(one_task: dict[str, pa.Table
 
 
 @pytest.mark.slow
-def test_a_killed_task_reruns_only_its_own_shards(one_task: dict[str, pa.Table], base: Path, tmp_path: Path) -> None:
+def test_a_killed_task_run_again_writes_only_the_missing_shards(one_task: dict[str, pa.Table], base: Path, tmp_path: Path) -> None:
     work = tmp_path / "w"
     shutil.copytree(base, work)
     # The first run in its own process: task 1 SIGKILLs itself right after its first shard. The run
@@ -114,7 +114,8 @@ def test_a_killed_task_reruns_only_its_own_shards(one_task: dict[str, pa.Table],
     proc.wait()
     (outputs,) = (work / "responses" / "tasks").glob("*/outputs")
     written = {p.name: p.stat().st_ino for p in outputs.glob("*.parquet")}
-    assert "00001.parquet" in written and "00003.parquet" not in written  # task 1 died after its first shard
+    # Task 1 died after its first shard; task 0 may have taken its others since (builder/task_claims.py).
+    assert "00001.parquet" in written
     assert not (work / "responses" / "_COMPLETE.json").exists()  # nothing committed
     # The tasks alone first: shards already written are left alone, the missing ones are written.
     recipe, wd = _recipe(2), WorkDir(work)

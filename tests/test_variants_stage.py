@@ -245,3 +245,24 @@ def test_reasons_are_counted(built: Built) -> None:
     absent = Counter(r["reason"] for r in built.ledger if r["step"] == "answer" and r["status"] != KEPT)
     assert absent == Counter(built.result.absent["answer"])
     assert set(absent) == {"no_kept_reply"}
+
+
+def test_summary_workers_come_from_the_recipe(built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`variants.workers` is how many summary processes a bucket built in this process gets
+    (1: none, the one-core task of a scaling run); the rows do not depend on it."""
+    from builder.variants import stage, summary_job
+
+    seen: list[int] = []
+    real = summary_job.summaries
+
+    def spy(*args: Any, workers: int = 2, **kw: Any) -> None:
+        seen.append(workers)
+        real(*args, workers=workers, **kw)
+
+    monkeypatch.setattr(stage, "summaries", spy)
+    work = _copy(built.planted.work, tmp_path / "w")
+    res = run_variants(sample_recipe(variants={"workers": 1}), work)
+    assert seen == [1]
+    assert res.counts == built.result.counts
+    for v in VARIANTS:
+        assert _read(work.root / "variants" / v) == built.rows[v]

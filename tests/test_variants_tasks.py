@@ -1,6 +1,6 @@
 """The variants stage as datatrove tasks over prompt_id buckets: one and two local tasks (and Ray,
 and a Slurm array run by a fake `sbatch`) write the same rows, ledger and figures as the
-in-process run; a task killed with SIGKILL is re-run for its own buckets only, and no bucket
+in-process run; a task killed with SIGKILL is re-run for the buckets still missing only, and no bucket
 output is written twice."""
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def test_a_bucket_without_its_output_or_with_a_row_too_few_fails_the_merge(base:
 
 
 @pytest.mark.slow
-def test_a_killed_task_reruns_only_its_own_buckets(one_task: dict[str, Any], base: Path, tmp_path: Path,
+def test_a_killed_task_run_again_builds_only_the_missing_buckets(one_task: dict[str, Any], base: Path, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     work = tmp_path / "w"
     shutil.copytree(base, work)
@@ -159,7 +159,8 @@ def test_a_killed_task_reruns_only_its_own_buckets(one_task: dict[str, Any], bas
     proc.wait()
     (outputs,) = (work / "variants" / TASKS).glob("*/outputs")
     written = {p.name: p.stat().st_ino for p in outputs.iterdir() if p.is_dir() and not p.name.startswith(".")}
-    assert "00001" in written and "00003" not in written  # task 1 died after its first bucket
+    # Task 1 died after its first bucket; task 0 may have taken its others since (builder/task_claims.py).
+    assert "00001" in written
     assert not (work / "variants" / "_COMPLETE.json").exists()  # nothing committed
     real, again = stage._run_tasks, {}
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from typing import Literal
 
 from pydantic import Field, model_validator
 
 from builder.config.base import Strict
+from builder.cpus import usable_cores
 
 
 class ExecutorConfig(Strict):
@@ -41,5 +41,5 @@ class ExecutorConfig(Strict):
         20 MinHash bucket tasks at once on 2 cores only multiply memory (measured 7.9 GB)."""
         n = tasks if self.workers == -1 else max(1, min(self.workers, tasks))
         if self.kind == "local":
-            n = min(n, os.cpu_count() or 1)
+            n = min(n, usable_cores())
         return n

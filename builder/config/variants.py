@@ -168,6 +168,12 @@ class VariantsConfig(Strict):
         "at most one per bucket); None: executor.tasks on slurm/ray, 1 (this process) on local. The llm "
         "summarizer always runs in this process (its reply store has one writer)",
     )
+    workers: int = Field(
+        2, ge=1, le=256,
+        description="extractive summary processes per bucket when the buckets run in this process (local, one "
+        "task); 1 summarizes in this process. A datatrove task uses min(2, executor.cpus_per_task) on slurm/ray "
+        "and 1 on local, where tasks already share the cores",
+    )  # fmt: skip
     shard_rows: int = Field(SHARD_ROWS, ge=1, description="rows per output parquet shard")
     overthinking_z: float = Field(
         2.0, gt=0,

@@ -12,12 +12,12 @@ from 100k prompts, and neither could fill the other's idle core.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from builder.constraints.detect import constraints_json_many, json_batch
+from builder.cpus import usable_cores
 from builder.curate.decontam import MATCH_STEP, BenchmarkIndex, Hit, load_index
 from builder.progress import Progress, report
 
@@ -44,7 +44,7 @@ def _job(job: tuple[str, int, list[Any]]) -> list:
 
 
 def workers_for(n: int) -> int:
-    return min(2, os.cpu_count() or 1) if n >= PARALLEL_FROM else 1
+    return min(2, usable_cores()) if n >= PARALLEL_FROM else 1
 
 
 def match_and_detect(

@@ -13,7 +13,6 @@ the table, the ledger and the warnings are the serial read's, row for row.
 
 from __future__ import annotations
 
-import os
 import sys
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -27,6 +26,7 @@ import regex
 from builder.config.base import CATEGORIES
 from builder.config.sources import SourceConfig
 from builder.constraints.spec import BadConstraints, parse, to_json
+from builder.cpus import usable_cores
 from builder.curate.columns import key_digest
 from builder.curate.normalize import dedupe_key, normalize_text, visible_chars
 from builder.language import prompt_language_label
@@ -202,7 +202,7 @@ def read_block(src: SourceConfig, rules: ReadRules, path: Path, fmt: str, first:
 
 def read_workers(recipe: Recipe) -> int:
     """Processes reading at once, the driver included: the recipe's executor workers, at most the cores."""
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     return min(cores, recipe.executor.workers_for(cores))
 
 

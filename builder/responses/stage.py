@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from builder import tables
+from builder import tables, task_claims
 from builder.config.responses import ResponsesConfig
 from builder.config.student import StudentConfig
 from builder.language import names_target_language, prompt_languages
@@ -42,7 +42,7 @@ from builder.responses import consistency
 from builder.responses.grammar import REJECT_CODES, validate
 from builder.responses.merge import DEFAULT_PRECEDENCE, duplicate_positions, merge, read_outputs
 from builder.responses.shapes import normalize
-from builder.responses.tasks import ResponsesTask, after_shard, my_shards, output_path, output_table, write_output
+from builder.responses.tasks import ResponsesTask, after_shard, output_path, output_table, write_output
 from builder.responses.token_counts import teacher_counts
 from builder.rows import provenance_defaults, stable_hash
 from builder.tables import ResponsesSummary
@@ -331,20 +331,21 @@ def _results(
             yield pending.popleft().result()
 
 
-def task_shards(recipe: Recipe, work: WorkDir, scratch: Path, rank: int, world: int, workers: int) -> int:
-    """One datatrove task's body (builder/responses/tasks.py): its reply shards that have no
-    output yet, each processed and written whole; returns how many it wrote."""
+def task_shards(recipe: Recipe, work: WorkDir, scratch: Path, rank: int, world: int, workers: int,
+                claims: Path) -> int:  # fmt: skip
+    """One datatrove task's body (builder/responses/tasks.py): the reply shards it claims that have
+    no output yet (its own first, then others' not yet taken: builder/task_claims.py), each
+    processed and written whole; returns how many it wrote."""
     files = work.require(tables.REPLIES)
-    mine = my_shards(len(files), scratch, rank, world)
-    if mine:
-        scratch.mkdir(parents=True, exist_ok=True)
-        prompts = PromptIndex(work)
-        cfg = recipe.responses
-        for n, i in enumerate(mine, 1):
-            results = _results(_reply_batches([files[i]], cfg.batch_rows), prompts, cfg, recipe.student, workers)
-            write_output(output_path(scratch, i), results)
-            after_shard(scratch, rank, n)
-    return len(mine)
+    scratch.mkdir(parents=True, exist_ok=True)
+    cfg, prompts, n = recipe.responses, None, 0
+    for i in task_claims.units(len(files), rank, world, claims, lambda i: output_path(scratch, i).exists()):
+        prompts = prompts or PromptIndex(work)
+        results = _results(_reply_batches([files[i]], cfg.batch_rows), prompts, cfg, recipe.student, workers)
+        write_output(output_path(scratch, i), results)
+        n += 1
+        after_shard(scratch, rank, n)
+    return n
 
 
 def _tasks(recipe: Recipe, n_files: int) -> int:
@@ -365,7 +366,9 @@ def _run_tasks(recipe: Recipe, work: WorkDir, n_tasks: int, key: str) -> Path:
     ex_cfg = recipe.executor.model_copy(update={"tasks": n_tasks})
     preload_forkserver(ex_cfg, ["__main__", PRELOAD])  # local tasks start warm (worker_preload.py)
     workers = min(recipe.responses.workers, recipe.executor.cpus_per_task)
-    step = ResponsesTask(task_shards, recipe, str(work.root.resolve()), str(scratch.resolve()), workers)
+    claims = task_claims.new_run(root / key)
+    step = ResponsesTask(task_shards, recipe, str(work.root.resolve()), str(scratch.resolve()), workers,
+                         str(claims.resolve()))  # fmt: skip
     run_executor(make_executor([step], ex_cfg, root / key / "logs", "responses"), ex_cfg)
     return scratch
 

@@ -1,5 +1,6 @@
 """Responses as datatrove tasks: task `rank` of W parses, validates and verifies reply shards
-rank, rank+W, rank+2W… and writes one output per input shard; the stage merges them.
+rank, rank+W, rank+2W…, then helps with the shards no task has taken yet (builder/task_claims.py),
+and writes one output per input shard; the stage merges them.
 
 The task body (which shards, `process_batch` over their batches) is the stage's `task_shards`;
 this module holds what the task and the merge share. Each output `<scratch>/<shard>.parquet` holds every row `process_batch` made from that shard, in
@@ -54,11 +55,6 @@ def write_output(path: Path, tables: Any) -> None:
     os.replace(tmp, path)  # whole or absent
 
 
-def my_shards(n_files: int, scratch: Path, rank: int, world: int) -> list[int]:
-    """This rank's input shards that have no output yet."""
-    return [i for i in range(n_files) if i % world == rank and not output_path(scratch, i).exists()]
-
-
 def after_shard(scratch: Path, rank: int, written: int) -> None:
     if os.environ.get(KILL_ENV, "") == f"{rank}:{written}":
         (scratch / f"killed-{rank}").touch()  # so the test knows the kill happened
@@ -68,20 +64,22 @@ def after_shard(scratch: Path, rank: int, written: int) -> None:
 class ResponsesTask(PipelineStep):
     """A datatrove step calling `runner` (builder/responses/stage.py's task body, passed in and
     pickled by reference so this module needs no import of the stage) with (recipe, work,
-    scratch, rank, world, workers). The recipe travels whole (it holds no secret: keys come from
+    scratch, rank, world, workers, claims). The recipe travels whole (it holds no secret: keys come from
     the environment), so every task runs exactly the driver's recipe."""
 
     name = "responses"
     type = "🧪 - PARSE"
 
-    def __init__(self, runner: Callable[..., int], recipe: Any, work: str, scratch: str, workers: int) -> None:
+    def __init__(self, runner: Callable[..., int], recipe: Any, work: str, scratch: str, workers: int,
+                 claims: str) -> None:  # fmt: skip
         super().__init__()
         self.runner = runner
-        self.recipe, self.work, self.scratch, self.workers = recipe, work, scratch, workers
+        self.recipe, self.work, self.scratch, self.workers, self.claims = recipe, work, scratch, workers, claims
 
     def run(self, data: Any = None, rank: int = 0, world_size: int = 1) -> Any:
         from builder.workdir import WorkDir
 
-        wrote = self.runner(self.recipe, WorkDir(self.work), Path(self.scratch), rank, world_size, self.workers)
+        wrote = self.runner(self.recipe, WorkDir(self.work), Path(self.scratch), rank, world_size, self.workers,
+                            Path(self.claims))  # fmt: skip
         self.stat_update("shards", value=wrote)
         return iter(())

@@ -2,7 +2,9 @@
 
 Each worker process of the stage (the `responses.workers` pool, or a datatrove task on the local
 executor) otherwise imports the stage and builds the same things before its first batch: the two
-tiktoken encodings (~0.5 CPU-s each), py3langid's models (~0.7 CPU-s, an lzma-packed file) and
+tiktoken encodings (~0.5 CPU-s each from the tokenizer files, ~0.25 from builder/token_ranks.py's
+disk cache), py3langid's models (~0.5 CPU-s from its lzma-packed file, ~0.1 from
+builder/langid_model.py's unpacked copy) and
 the stage's imports (~1.3 CPU-s). Built here, in the server, they are paid once and every
 worker forked from it shares them. Only the default tokenizers are built; a recipe naming others
 builds them in each worker, as before. A failure here is left to the workers to report.

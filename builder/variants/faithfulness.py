@@ -24,7 +24,10 @@ import regex
 from builder.language import identify, prompt_languages
 from builder.variants.summary_quality import answer_results, is_letter, sentences, stated_results
 
-_NUM = re.compile(r"(?<![^\W\d_])(?<![\d.])[-+]?\d[\d,]*(?:\.\d+)?(?!\d)")
+# A number not inside a word or another number: `(?<![^\W\d_])(?<![\d.])[-+]?\d[\d,]*(?:\.\d+)?(?!\d)`
+# (tests/test_summary_identity.py holds _NUM to it), written to open on its first character (re
+# skips ahead to it in C; ~2.5x faster), each look-behind then seeing past that character.
+_NUM = re.compile(r"[-+\d](?<![^\W\d_].)(?<![\d.].)(?:(?<=[-+])\d|(?<=\d))[\d,]*(?:\.\d+)?(?!\d)")
 _TEX = regex.compile(r"\\\((.+?)\\\)|\\\[(.+?)\\\]|\$\$(.+?)\$\$|\$(?![\d\s])([^$]+?)(?<!\s)\$", regex.S)  # "$100" is money
 # A formula atom: a number, a short identifier (x, Ff, pq, not a word like "so"), an operator.
 _STOP = r"(?:so|the|is|of|and|to|in|we|it|as|at|by|or|if|be|an|for|get|has|are|was|let|then|thus|gives)"

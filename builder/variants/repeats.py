@@ -63,17 +63,19 @@ class Seen:
         self.sets: list[set[str]] = []
         self.nums: list[set[str]] = []  # the digit words of those with 3 or more
 
-    def add(self, key: str) -> None:
-        """Keep a sentence, by its fold()."""
+    def add(self, key: str, ws: set[str] | None = None) -> None:
+        """Keep a sentence, by its fold() (and its words' set, when the caller has it)."""
         self.exact.add(key)
-        ws = set(key.split())
+        if ws is None:
+            ws = set(key.split())
         self.sets.append(ws)
-        if len(nums := {w for w in ws if w.isdigit()}) >= 3:
+        if len(nums := set(filter(str.isdigit, ws))) >= 3:
             self.nums.append(nums)
 
-    def repeats(self, s: str, key: str) -> bool:
-        """Whether `s` (its fold() is `key`) repeats a kept sentence: the same words, >= 80% of the
-        words of one (of the larger word set), or 3+ numbers with one number set within the other."""
+    def repeats(self, s: str, key: str, ws: set[str] | None = None) -> bool:
+        """Whether `s` (its fold() is `key`, `ws` its words' set when the caller has it) repeats a
+        kept sentence: the same words, >= 80% of the words of one (of the larger word set), or 3+
+        numbers with one number set within the other."""
         if key in self.exact:
             return True
         if not self.sets:
@@ -84,7 +86,8 @@ class Seen:
                 for prev_nums in self.nums:
                     if nums <= prev_nums or prev_nums <= nums:
                         return True
-        ws = set(key.split())
+        if ws is None:
+            ws = set(key.split())
         n = len(ws)
         if n >= 4:
             for prev in self.sets:

@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from builder import tables
+from builder import tables, task_claims
 from builder.config.variants import VariantsConfig
 from builder.constraints.spec import BadConstraints, contradictions, parse
 from builder.errors import UserError
@@ -52,7 +52,7 @@ from builder.variants.pairs import multi_samples_of, write_pairs
 from builder.variants.registry import REGISTRY, Candidate, declare, omitted, to_build
 from builder.variants.summary_job import summaries
 from builder.variants.summary_quality import Tally
-from builder.variants.tasks import BucketFiles, VariantsTask, after_bucket, bucket_dir, my_buckets
+from builder.variants.tasks import BucketFiles, VariantsTask, after_bucket, bucket_dir
 from builder.variants.variant_rows import TOKEN_CHUNK, prompt_tokens, variant_chunk
 from builder.workdir import WorkDir
 
@@ -132,7 +132,8 @@ class Plan:
         gate = recipe.variants.format_gate
         self.gated = set(gate.variants if gate.variants is not None else [v for v in build if REGISTRY[v].needs_summary])
         self.folder: str | None = None  # the partition (None: one bucket, read straight from the inputs)
-        self.workers = 2  # extractive summary processes per bucket
+        self.claims: str | None = None  # the task run's claims folder (builder/task_claims.py)
+        self.workers = recipe.variants.workers  # extractive summary processes per bucket (tasks: _run_tasks)
         self.rows_done, self.rows_total = 0, 0  # progress (in this process)
 
     def features(self) -> dict[str, Any]:
@@ -191,15 +192,18 @@ def run_bucket(plan: Plan, work: WorkDir, i: int, writers: dict[str, Any], ledge
 
 
 def task_buckets(plan: Plan, work: WorkDir, scratch: Path, rank: int, world: int) -> int:
-    """One datatrove task's body (builder/variants/tasks.py): its buckets that have no output yet,
-    each built and written whole; returns how many it wrote."""
-    mine = my_buckets(plan.n, scratch, rank, world)
-    for n, i in enumerate(mine, 1):
+    """One datatrove task's body (builder/variants/tasks.py): the buckets it claims that have no
+    output yet (its own first, then others' not yet taken: builder/task_claims.py), each built and
+    written whole; returns how many it wrote."""
+    assert plan.claims is not None, "the driver makes the run's claims folder"
+    n = 0
+    for i in task_claims.units(plan.n, rank, world, Path(plan.claims), lambda i: bucket_dir(scratch, i).is_dir()):
         out = BucketFiles(scratch, i, plan.features())
         part = Ledger(STAGE)
         out.commit(part, run_bucket(plan, work, i, out.writers, part))
+        n += 1
         after_bucket(scratch, rank, n)
-    return len(mine)
+    return n
 
 
 def _tasks(recipe: Recipe, n_buckets: int) -> int:
@@ -229,6 +233,7 @@ def _run_tasks(plan: Plan, work: WorkDir, n_tasks: int, key: str) -> Path:
     scratch.mkdir(parents=True, exist_ok=True)
     ex_cfg = recipe.executor.model_copy(update={"tasks": n_tasks})
     plan.workers = min(2, recipe.executor.cpus_per_task) if recipe.executor.kind != "local" else 1
+    plan.claims = str(task_claims.new_run(root / key).resolve())
     step = VariantsTask(task_buckets, plan, str(work.root.resolve()), str(scratch.resolve()))
     run_executor(make_executor([step], ex_cfg, root / key / "logs", STAGE), ex_cfg)
     return scratch

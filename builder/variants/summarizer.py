@@ -53,6 +53,7 @@ _LEAD = re.compile(
     r"furthermore|final answer)\s*[,.!:—-]+\s*))+",
     re.I,
 )
+_LEAD_LOW = re.compile(_LEAD.pattern)  # its literals are lower-case: without re.I, on lower-cased ASCII
 _LEAD_ZH = re.compile(r"^(?:(?:所以|因此|那么|然后|首先|接下来|最后|另外|其次|于是|总之|综上所述?|嗯|好的|因而|故)[，,、\s]*)+")
 _MARKUP = re.compile(r"^(?:[-*•+]\s+|#+\s+|\d+[.)]\s+)|\*\*")
 _HEDGE = re.compile(r"(?i)\b(answer|result|option|choice)\s+(?:should|must|would|will|might)\s+be\b")
@@ -81,7 +82,12 @@ _MARKUP_FIRST = frozenset("-*•+#")
 _LEAD_WORDS = ("so", "but", "and", "then", "therefore", "thus", "hence", "actually", "okay", "ok", "alright", "well",
                "hmm", "wait", "yes", "yeah", "right", "oh", "ah", "also", "anyway", "first", "second", "next", "finally",
                "again", "indeed", "now", "in ", "overall", "final answer", "similarly", "additionally", "moreover", "furthermore")  # fmt: skip
+# Their first letters, in every case re.I accepts (ſ for s, İ and ı for i): any other opening
+# character cannot start a _LEAD match (tests/test_summary_speed.py checks every code point).
+_LEAD_FIRST = frozenset("sbathowyrfnimSBATHOWYRFNIMſİı")
 _LEAD_ZH_FIRST = frozenset("所因那然首接最另其于总综嗯好故")
+# The openings _BARE_ANSWER (re.I) can match on: t(he), c(orrect), a(nswer), no other character folds to them.
+_BARE_FIRST = frozenset("tTcCaA")
 _HEDGE_WORDS = ("answer", "result", "option", "choice")
 # _MATH's alternatives: "=", "$", these TeX openings, ≤ ≥ × ÷, and a digit operation.
 _MATH_TEX = ("\\(", "\\[", "\\frac", "\\sqrt")
@@ -99,8 +105,8 @@ def _clean(s: str) -> tuple[str, bool]:
     if "**" in s or s[:1] in _MARKUP_FIRST or s[:1].isdecimal():
         s = _MARKUP.sub("", s)
     s = s.strip()
-    if not (head := s[:13]).isascii() or head.lower().startswith(_LEAD_WORDS):
-        s = _LEAD.sub("", s)
+    if s[:1] in _LEAD_FIRST and (not (head := s[:13]).isascii() or head.lower().startswith(_LEAD_WORDS)):
+        s = _cut_lead(s)
     if s[:1] in _LEAD_ZH_FIRST:
         s = _LEAD_ZH.sub("", s)
     s = s.strip()
@@ -108,7 +114,7 @@ def _clean(s: str) -> tuple[str, bool]:
     # are only outside ASCII ("anſwer").
     if "be" in (low := s.lower()) and (not s.isascii() or any(map(low.__contains__, _HEDGE_WORDS))):
         s = _HEDGE.sub(lambda m: f"{m.group(1)} is", s)
-    if _BARE_ANSWER.match(s) and not s.lower().startswith("the "):
+    if s[:1] in _BARE_FIRST and _BARE_ANSWER.match(s) and not s.lower().startswith("the "):
         s = "The " + s[0].lower() + s[1:]
     if s and s[0].islower() and not IDENT.match(s):
         s = s[0].upper() + s[1:]  # "thus the …" was cut to "the …"; "x = 3", "f(x)", "number=85" stay
@@ -116,6 +122,14 @@ def _clean(s: str) -> tuple[str, bool]:
     if math and not s.endswith((".", "!", "?", "。", "！", "？", ":", "：", ",")):
         s += "。" if is_cjk(s) else "."
     return s, math
+
+
+def _cut_lead(s: str) -> str:
+    """_LEAD.sub("", s). On ASCII, re.I is matching the lower-cased text, which keeps every position."""
+    if not s.isascii():
+        return _LEAD.sub("", s)
+    m = _LEAD_LOW.match(s.lower())
+    return s[m.end() :] if m else s
 
 
 def _has_math(s: str) -> bool:
@@ -182,9 +196,10 @@ def extractive_summary(
         ok = usable_of.get(i)
         if ok is None:
             s, ws = by_index[i]
-            # The cheap tests first (an `or` of pure tests: the order changes no verdict).
-            ok = not ((i < last and _CORRECTION.match(raw[i + 1])) or _restates_prompt(ws, prompt_words)  # next one abandons it
-                      or is_fragment(s) or is_filler(s))  # fmt: skip
+            # An `or` of pure tests (the order changes no verdict), by cost over how often each
+            # rejects on the real traces: filler rejects a third of the thinking's sentences.
+            ok = not ((i < last and _CORRECTION.match(raw[i + 1])) or is_filler(s)  # next one abandons it
+                      or _restates_prompt(ws, prompt_words) or is_fragment(s))  # fmt: skip
             if ok:
                 st = stated(i)  # an intermediate or abandoned result: never a second answer
                 ok = not (st and (result is None or result not in st))
@@ -214,6 +229,7 @@ def extractive_summary(
         ranked.append((score, i))
     order = sorted(ranked, key=lambda k: (k[1] != decisive, -k[0], k[1]))
     chosen: list[int] = []
+    keys: dict[int, tuple[str, set[str]]] = {}  # a chosen sentence's fold() and its words' set
     seen = Seen()
     used = 0
     for _, i in order:
@@ -223,25 +239,26 @@ def extractive_summary(
         cost = len(s) + 1
         if used + cost > budget or not eligible(i):
             continue
-        key = " ".join(ws)  # fold(s)
-        if seen.repeats(s, key):
+        key, wset = " ".join(ws), set(ws)  # fold(s)
+        if seen.repeats(s, key, wset):
             continue
         chosen.append(i)
         used += cost
-        seen.add(key)
+        seen.add(key, wset)
+        keys[i] = key, wset
     # Once more in reading order, as the scorer reads it: a kept sentence that repeats an
     # earlier one (the ranking saw them the other way round) goes.
     parts: list[str] = []
     seen = Seen()
     for i in sorted(chosen):
-        s, ws = by_index[i]
-        key = " ".join(ws)
-        if seen.repeats(s, key):
+        s = by_index[i][0]
+        key, wset = keys[i]
+        if seen.repeats(s, key, wset):
             if i == decisive:
                 decisive = -1
             continue
         parts.append(s)
-        seen.add(key)
+        seen.add(key, wset)
     if decisive in chosen and parts and parts[-1] != by_index[decisive][0]:
         # The thinking stated its result, then checked it: the summary ends at the result.
         parts.remove(by_index[decisive][0])

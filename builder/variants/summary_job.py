@@ -5,11 +5,11 @@ and the prompt's mechanical constraints applied (the rest declined, recorded as 
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from builder.config.variants import VariantsConfig
 from builder.constraints.apply import constrain_summary
+from builder.cpus import usable_cores
 from builder.language import preload_models
 from builder.progress import Progress, counted
 from builder.variants.llm_summary import LlmSummarizer
@@ -72,7 +72,7 @@ def summaries(cands: list[Candidate], cfg: VariantsConfig, llm: LlmSummarizer | 
     preload_models()  # the summary's language check: loaded here once, not in every forked worker
     _SUMMARY_JOB = (cands, gate, s.max_chars, s.max_sentences)
     try:
-        workers = min(workers, os.cpu_count() or 1)
+        workers = min(workers, usable_cores())
         chunk = 2_048
         bounds = [(i, min(i + chunk, len(cands))) for i in range(0, len(cands), chunk)]
         if workers > 1 and len(bounds) > 1:

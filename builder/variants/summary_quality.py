@@ -34,6 +34,7 @@ from builder.variants.repeats import CJK, WORD, Seen, words_of
 # as one character class (re skips ahead to it in C) with each ending behind a look-behind, it is
 # `[.!?][\"”’)]?\s+|[。！？；]\s*`, another ~2x faster.
 _SENT = re.compile(r"[.!?。！？；](?:(?<=[.!?])[\"”’)]?\s+|(?<=[。！？；])\s*)")
+_SENT_OR_LINE = re.compile(r"[.!?。！？；\n](?:(?<=[.!?])[\"”’)]?[^\S\n]+|(?<=[。！？；])[^\S\n]*|(?<=\n))")
 _CJK_STOP, _CLOSERS = frozenset("。！？；"), frozenset("\"”’)")
 _FENCE = regex.compile(r"```.*?(?:```|\Z)", regex.S)
 _END_OK = (".", "!", "。", "！", ".)", ".\"", ".”", "$.", ")." )
@@ -85,12 +86,12 @@ def _by_first_letter(alternatives: str) -> str:
 
 
 # The rule is `(?:^|\W)(?:WORDS)(?:\W|$)|^(?:or|no)\b|\bi (?:VERBS)\b` (tests/test_summary_speed.py
-# holds the three patterns below to it), written as three that open on a character, which `re`
-# skips ahead to in C instead of trying at every position (~1.5x faster; is_filler runs on most
-# thinking sentences); the words grouped by their first letter (_by_first_letter):
-_FILLER_WORD = re.compile(rf"\W(?:{_by_first_letter(_FILLER_WORDS)})(?:\W|$)")  # searched in " " + text: the space is ^
+# holds _filler_words to it), written as two patterns that `re` runs without trying every position:
+# the opening tried only on an "or" / "no", and one scan of " " + text that opens on \W (re skips
+# ahead to it in C; the space is ^), "\bi VERB" one more of its alternatives (a word character
+# before the i fails the \W); the words grouped by their first letter (_by_first_letter).
+_FILLER_WORD = re.compile(rf"\W(?:(?:{_by_first_letter(_FILLER_WORDS)})(?:\W|$)|i (?:{_FILLER_VERBS})\b)")
 _FILLER_OPEN = re.compile(r"(?:or|no)\b")  # matched at the start
-_FILLER_IVERB = re.compile(rf"i(?<!\wi) (?:{_FILLER_VERBS})\b")  # \bi: no word character before the i
 # "I" is case-sensitive: "i" is the imaginary unit, and "option I" / "(I)" an MMLU-Pro letter.
 # Written `I(?<![\w(]I)…`, not `(?<![\w(])I…`: a pattern that opens on a literal is searched in C.
 _FILLER_I = re.compile(r"I(?<![\w(]I)(?:'m|'ll|'ve|'d|’m|’ll)?(?![\w)])")
@@ -108,10 +109,15 @@ _LETTER = regex.compile(
     r"|(?:\b(?:option|choice)\s*)?(?<![\w(])\(?((?-i:[A-J]))\)?\s+is\s+(?:the\s+)?(?:correct|right|answer)\b"
     r"|(?:答案|选项|选)\s*(?:是|为|：|:)?\s*\(?((?-i:[A-J]))\)?"
 )
-# Where a _LETTER match can start (at a keyword, or at "(B) is " / "B is "): a scan for these
-# positions is ~2x faster than _LETTER's own (its optional "option" prefix is tried everywhere).
-# Same engine and flags, so every position _LETTER can match at is one of them (_letters).
-_LETTER_START = regex.compile(r"(?i)\b(?:answer|correct|option|choice)|答案|选|\(?(?-i:[A-J])\)?\s+is\s")
+# Where a _LETTER match can start: at a keyword, or at "(B) is " / "B is " (a "(" match: there and
+# at its letter). Stdlib `re`, opening on one character class (searched for in C): ~3x faster than
+# an overlapped `regex` scan. A superset of the starts: no \b asked; re's (?i) and \s accept every
+# character `regex`'s do (tests/test_summary_speed.py); no _LETTER match starts inside a keyword
+# (\b, or a letter after a word character), so a non-overlapping scan misses none.
+_LETTER_AT = re.compile(
+    r"[ACOaco答选(A-J](?:(?<=[Aa])(?i:nswer)|(?<=[Cc])(?i:orrect|hoice)|(?<=[Oo])(?i:ption)|(?<=答)案|(?<=选)"
+    r"|(?<=\()[A-J]\)?\s+(?i:is)\s|(?<=[A-J])\)?\s+(?i:is)\s)"
+)
 # Every _BOXED / _LETTER / _ANSWER_TAIL match contains one of these (a cheap pre-check).
 _RESULT_WORDS = ("answer", "option", "choice", "correct", "boxed", "result", "答案", "选", "结果")
 # The words (case-folded) without which _LETTER, or _ANSWER_TAIL, cannot match.
@@ -119,16 +125,29 @@ _LETTER_WORDS = ("answer", "correct", "right", "答案", "选")
 _TAIL_WORDS = ("answer", "result", "答案", "结果")
 # Outside 答案 / 选, a _LETTER match holds a capital A-J that no word character follows (same `regex` \w).
 _LETTER_HINT = regex.compile(r"[A-J](?![\w])")
+# Where an _ANSWER_TAIL match can start: its keywords, opening on one character class (re skips
+# ahead to it in C); re's (?i) accepts every character `regex`'s does.
+_TAIL_AT = re.compile(r"[AaRr答结](?:(?<=[Aa])(?i:nswer)|(?<=[Rr])(?i:esult)|(?<=答)案|(?<=结)果)")
 _ANSWER_TAIL = regex.compile(r"(?i)(?:answer|result)\s+(?:is|=|:)\s*\$?([-+]?\d[\d,]*(?:\.\d+)?)|(?:答案|结果)(?:是|为)\s*([-+]?\d[\d,]*(?:\.\d+)?)")
 
 
 def sentences(text: str) -> list[str]:
-    """The text's sentences (and lines), fenced code blocks left out."""
+    """The text's sentences (and lines), fenced code blocks left out. One scan of the whole text:
+    a line break is a boundary of its own, and the space after an ending stops at one,
+    so each line splits as _line_sentences splits it alone."""
     if "```" in text:
         text = _FENCE.sub("\n", text)
     out: list[str] = []
-    for line in text.split("\n"):
-        _line_sentences(line, out)
+    start = 0
+    for m in _SENT_OR_LINE.finditer(text):
+        end = m.start()
+        if (ch := text[end]) != "\n":
+            end += 1 if ch in _CJK_STOP else 2 if text[end + 1] in _CLOSERS else 1
+        if s := text[start:end].strip():
+            out.append(s)
+        start = m.end()
+    if s := text[start:].strip():
+        out.append(s)
     return out
 
 
@@ -212,8 +231,12 @@ def is_filler(s: str) -> bool:
     for m in _FILLER_I.finditer(s):
         if not _LETTER_BEFORE.search(s[max(0, m.start() - 12) : m.start()]):
             return True
-    low = s.casefold().replace("’", "'")
-    return bool(_FILLER_OPEN.match(low) or _FILLER_IVERB.search(low) or _FILLER_WORD.search(" " + low))
+    return _filler_words(s.casefold().replace("’", "'"))
+
+
+def _filler_words(low: str) -> bool:
+    """The English filler rule on a case-folded sentence."""
+    return bool((low.startswith(("or", "no")) and _FILLER_OPEN.match(low)) or _FILLER_WORD.search(" " + low))
 
 
 def boxed_values(text: str) -> list[str]:
@@ -270,21 +293,37 @@ def _results_in_order(text: str) -> tuple[str, ...]:
     if letter:
         hits += _letters(text)
     if tail:
-        hits += [(m.start(), (m.group(1) or m.group(2)).replace(",", "")) for m in _ANSWER_TAIL.finditer(text)]
+        hits += _answer_tails(text)
     return tuple(v for _, v in sorted(hits))
 
 
-def _letters(text: str) -> list[tuple[int, str]]:
-    """(start, letter) of every _LETTER.finditer match: _LETTER is tried only where _LETTER_START
-    matches (every position it can match at), left to right, past the end of the last match."""
+def _answer_tails(text: str) -> list[tuple[int, str]]:
+    """(start, number) of every _ANSWER_TAIL.finditer match, _ANSWER_TAIL tried only where _TAIL_AT
+    finds one of its keywords ("answer" and "result" overlap in "answeresult": searched again from
+    the next character, not past the keyword), left to right, past the end of the last match."""
     out: list[tuple[int, str]] = []
     end = 0
-    for f in _LETTER_START.finditer(text, overlapped=True):
-        if (at := f.start()) < end:
-            continue
-        if (m := _LETTER.match(text, at)) is not None:
-            out.append((at, "".join(g for g in m.groups() if g).upper()))
+    f = _TAIL_AT.search(text)
+    while f is not None:
+        at = f.start()
+        if at >= end and (m := _ANSWER_TAIL.match(text, at)) is not None:
+            out.append((at, (m.group(1) or m.group(2)).replace(",", "")))
             end = m.end()
+        f = _TAIL_AT.search(text, at + 1)
+    return out
+
+
+def _letters(text: str) -> list[tuple[int, str]]:
+    """(start, letter) of every _LETTER.finditer match: _LETTER is tried only where _LETTER_AT
+    says one can start, left to right, past the end of the last match."""
+    out: list[tuple[int, str]] = []
+    end = 0
+    for f in _LETTER_AT.finditer(text):
+        start = f.start()
+        for at in (start, start + 1) if text[start] == "(" else (start,):
+            if at >= end and (m := _LETTER.match(text, at)) is not None:
+                out.append((at, "".join(g for g in m.groups() if g).upper()))
+                end = m.end()
     return out
 
 
@@ -338,10 +377,10 @@ def score_summary(summary: str, think: str, answer: str = "") -> SummaryScores:
     seen = Seen()
     rep = 0
     for s, ws in zip(sents, words_of(sents)):
-        key = " ".join(ws)  # fold(s)
-        if seen.repeats(s, key):
+        key, wset = " ".join(ws), set(ws)  # fold(s)
+        if seen.repeats(s, key, wset):
             rep += 1
-        seen.add(key)
+        seen.add(key, wset)
     return SummaryScores(len(sents), frag / n, fill / n, rep / n, covers(summary, final_result(think, answer)))
 
 

@@ -1,5 +1,6 @@
 """Variants as datatrove tasks: task `rank` of W builds buckets rank, rank+W, … (hash partitions of
-the prompts, builder/variants/buckets.py) and writes one output folder per bucket; the stage merges.
+the prompts, builder/variants/buckets.py), then helps with the buckets no task has taken yet
+(builder/task_claims.py), and writes one output folder per bucket; the stage merges.
 
 The task body (which buckets, the per-bucket work) is the stage's `task_buckets`; this module
 holds what the tasks and the merge share. A bucket's output `<scratch>/<bucket>/` holds one parquet
@@ -37,11 +38,6 @@ KILL_ENV = "ANSWER_DISTILL_TEST_KILL_VARIANTS_TASK"
 
 def bucket_dir(scratch: Path, i: int) -> Path:
     return scratch / f"{i:05d}"
-
-
-def my_buckets(n: int, scratch: Path, rank: int, world: int) -> list[int]:
-    """This rank's buckets that have no output yet."""
-    return [i for i in range(n) if i % world == rank and not bucket_dir(scratch, i).is_dir()]
 
 
 class PartWriter:

@@ -39,12 +39,12 @@ import ast
 import json
 import math
 import operator
-import os
 import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from builder.cpus import usable_cores
 from builder.sandbox import Limits, SandboxResult, run_sandboxed
 
 from .testplan import Check, Plan, plan_asserts, plan_humaneval
@@ -407,7 +407,7 @@ def verify_code_batch(
     Threads suffice: each sandbox is its own process and the parent only waits on it. One
     item's failure never touches another's verdict (verify_code never raises).
     """
-    workers = max(1, min(workers or os.cpu_count() or 1, 64))
+    workers = max(1, min(workers or usable_cores(), 64))
     if workers == 1 or len(items) <= 1:
         return [verify_code(a, t) for a, t in items]
     with ThreadPoolExecutor(max_workers=workers) as pool:

@@ -17,12 +17,13 @@ from __future__ import annotations
 import atexit
 import concurrent.futures as cf
 import multiprocessing
-import os
 import signal
 import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
+
+from builder.cpus import usable_cores
 
 T = TypeVar("T")
 
@@ -66,7 +67,7 @@ def _get_pool() -> cf.ProcessPoolExecutor:
         if _pool is None:
             # forkserver: forking a multi-threaded parent is unsafe, spawn is slower per worker.
             ctx = multiprocessing.get_context("forkserver")
-            _pool = cf.ProcessPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)), mp_context=ctx)
+            _pool = cf.ProcessPoolExecutor(max_workers=max(1, min(4, usable_cores())), mp_context=ctx)
             atexit.register(_kill_pool)  # a clean stop, before interpreter teardown
         return _pool
 
