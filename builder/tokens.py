@@ -35,7 +35,8 @@ from typing import Any
 import tiktoken
 from tokenizers import Tokenizer
 
-from builder import token_ranks
+from builder import token_cuts, token_ranks
+from builder.cpus import usable_cores
 
 
 class TokenizerFilesError(RuntimeError):
@@ -342,18 +343,20 @@ def _tiktoken_pattern(name: str, tok: dict[str, Any]) -> tuple[str, str | None]:
     )
 
 
+@cache
 def tiktoken_encoding(name: str) -> tiktoken.Encoding:
-    """A tiktoken Encoding built from `name`'s BPE vocab, pre-tokenizer regex and added tokens.
-
-    Text must be passed through `tiktoken_normalize(name, text)` first.
-    """
-    return _tiktoken_build(name)[0]
+    """A tiktoken Encoding built from `name`'s BPE vocab, pre-tokenizer regex and added tokens; text must
+    be passed through `tiktoken_normalize(name, text)` first. Counting builds it (from the fast one's
+    ranks) only for the texts token_cuts.py leaves to it: its Rust maps cost ~32 MB a process."""
+    fast, _, pat = _tiktoken_build(name)
+    return tiktoken.Encoding(name=f"answer-distill-{name}", pat_str=pat, mergeable_ranks=fast._mergeable_ranks,
+                             special_tokens=fast._special_tokens)  # fmt: skip
 
 
 @cache
-def _tiktoken_build(name: str) -> tuple[tiktoken.Encoding, str | None]:
-    """(`name`'s Encoding, the Unicode normal form to apply first), from what its file says: read
-    from the disk cache (builder/token_ranks.py), else from one parse of the file."""
+def _tiktoken_build(name: str) -> tuple[tiktoken.Encoding, str | None, str]:
+    """(`name`'s Encoding with token_cuts.py's look-around-free pattern, the Unicode normal form to apply
+    first, the proven pattern), from what its file says: the disk cache (token_ranks.py), else a parse."""
     src = _source(name)
     source_files(name)  # the installed files checked against their pins, cached or not
 
@@ -370,9 +373,9 @@ def _tiktoken_build(name: str) -> tuple[tiktoken.Encoding, str | None]:
     key = f"{name}-{src.files['tokenizer.json'][1][:16]}-{src.max_added_id}"
     inp = token_ranks.cached(cache_root() / "tiktoken", key, parse)
     pat, form = _tiktoken_pattern(name, inp.sections)
-    enc = tiktoken.Encoding(name=f"answer-distill-{name}", pat_str=pat, mergeable_ranks=inp.ranks,
-                            special_tokens=inp.specials)  # fmt: skip
-    return enc, form
+    fast = token_cuts.fast_pattern(name, pat)
+    return tiktoken.Encoding(f"answer-distill-{name}-fast", pat_str=fast, mergeable_ranks=inp.ranks,
+                             special_tokens=inp.specials), form, pat  # fmt: skip
 
 
 def tiktoken_normalize(name: str, text: str) -> str:
@@ -382,39 +385,33 @@ def tiktoken_normalize(name: str, text: str) -> str:
 
 
 @cache
-def _special_finder(name: str) -> Callable[[str], bool]:
-    """Whether a text holds one of `name`'s added tokens (DeepSeek has 818: testing each cost a fifth
-    of the counting), searching a group of them only in texts that hold the group's first two characters."""
-    groups: dict[str, list[str]] = {}
-    for sp in tiktoken_encoding(name).special_tokens_set:
-        groups.setdefault(sp[:2], []).append(sp)
-    pairs = [(prefix, tuple(group)) for prefix, group in sorted(groups.items())]
-    return lambda t: any(prefix in t and any(sp in t for sp in group) for prefix, group in pairs)
+def _special_finder(name: str) -> Callable[[str], tuple[str, ...]]:
+    return token_cuts.added_token_finder(_tiktoken_build(name)[0].special_tokens_set)
+
+
+@cache
+def _ordinary_counter(name: str) -> Callable[[str], int]:
+    return token_cuts.ordinary_counter(name, _tiktoken_build(name)[0], lambda: tiktoken_encoding(name))
 
 
 def count_tokens_tiktoken(name: str, texts: list[str]) -> list[int]:
-    enc = tiktoken_encoding(name)
     form = _tiktoken_build(name)[1]
     normed = [unicodedata.normalize(form, t) for t in texts] if form else texts
     # A plain loop: encode_batch hands every text to a thread pool, which on 2 cores cost
-    # more than the encoding and held every text's ids until the end. Without a special token
-    # in the text, its ids come as one buffer, not a list of ints (~12 % of a count; the BPE of
-    # encode_ordinary: no special allowed).
-    has_special = _special_finder(name)
-    core = getattr(enc, "_core_bpe", None)
-    fast = hasattr(core, "encode_to_tiktoken_buffer")  # tiktoken's private API; its public one otherwise
-    ordinary = (lambda t: memoryview(core.encode_to_tiktoken_buffer(t, set())).nbytes >> 2) if fast else (
-        lambda t: len(enc.encode_ordinary(t)))  # fmt: skip
+    # more than the encoding and held every text's ids until the end. Texts are cut at added
+    # tokens and split by a pattern without look-around where that is exact (builder/token_cuts.py).
+    specials_in = _special_finder(name)
+    ordinary = _ordinary_counter(name)
 
     def count(chunk: list[str]) -> list[int]:
-        return [len(enc.encode(t, allowed_special="all")) if has_special(t) else ordinary(t) for t in chunk]
+        return [token_cuts.count_around(ordinary, sp, t) if (sp := specials_in(t)) else ordinary(t) for t in chunk]
 
     if len(normed) < 1024:
         return count(normed)
     # tiktoken releases the GIL while encoding: one thread per core over large slices.
     from concurrent.futures import ThreadPoolExecutor
 
-    workers = min(4, os.cpu_count() or 1)
+    workers = min(4, usable_cores())
     step = -(-len(normed) // workers)
     with ThreadPoolExecutor(workers) as pool:
         parts = pool.map(count, [normed[i : i + step] for i in range(0, len(normed), step)])

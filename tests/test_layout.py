@@ -16,7 +16,8 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("builder", "quality", "train_reference")
 CORE = {
     "builder", "builder.recipe", "builder.config", "builder.rows", "builder.tables", "builder.ledger",
-    "builder.workdir", "builder.errors", "builder.executors", "builder.tokens", "builder.language", "builder.language_formulas",
+    "builder.workdir", "builder.errors", "builder.executors", "builder.tokens", "builder.token_cuts", "builder.language",
+    "builder.language_formulas",
     "builder.reasoning_format", "builder.sandbox", "builder.embeddings", "builder.worklock", "builder.progress",
     "builder.cpus", "builder.token_ranks", "builder.langid_model", "builder.task_claims",
 }  # fmt: skip
