@@ -60,22 +60,17 @@ def tree_memory(procs: list[psutil.Process], pss: bool = False) -> tuple[int, in
     return total_rss, total_pss
 
 
-def _child_pids(pid: int) -> list[int] | None:
-    """pid's children from /proc/<pid>/task/*/children (None where the kernel has no such file)."""
+# Linux keeps each task's children in /proc (CONFIG_PROC_CHILDREN); elsewhere psutil's way.
+_CHILDREN_FILES = os.path.exists(f"/proc/self/task/{threading.get_native_id()}/children")
+
+
+def _child_pids(pid: int) -> list[int]:
+    """pid's children from /proc/<pid>/task/*/children ([] once it has ended)."""
     out: list[int] = []
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return [] if os.path.isdir("/proc/self/task") else None
-    for tid in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/children", "rb") as fh:
+    with contextlib.suppress(OSError):
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{tid}/children", "rb") as fh:
                 out += map(int, fh.read().split())
-        except FileNotFoundError:
-            if not os.path.exists(f"/proc/self/task/{threading.get_native_id()}/children"):
-                return None
-        except OSError:
-            continue
     return out
 
 
@@ -84,18 +79,18 @@ def descendants(proc: psutil.Process) -> list[psutil.Process]:
     children(recursive=True) reads the parent of every process on the machine each time, a cost
     the sampler would add to the measured process's CPU. (A fresh Process per pid: a cached one
     would keep the create time of a pid since reused.)"""
-    todo, seen = [proc.pid], [proc.pid]
+    if not _CHILDREN_FILES:
+        try:
+            return [proc, *proc.children(recursive=True)]
+        except psutil.Error:
+            return [proc]
+    todo, found = [proc.pid], []
     while todo:
         kids = _child_pids(todo.pop())
-        if kids is None:  # no children files: psutil's way
-            try:
-                return [proc, *proc.children(recursive=True)]
-            except psutil.Error:
-                return [proc]
         todo += kids
-        seen += kids
+        found += kids
     out = [proc]
-    for pid in seen[1:]:
+    for pid in found:
         with contextlib.suppress(psutil.Error):  # ended since
             out.append(psutil.Process(pid))
     return out

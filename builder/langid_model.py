@@ -14,13 +14,13 @@ import array
 import contextlib
 import importlib.metadata
 import io
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xxhash
+
+from builder.files import atomic_write_bytes
 
 _KEYS = ("ptc", "pc", "classes", "nextmove", "nextmove_row", "out_feat")
 
@@ -55,14 +55,7 @@ def _write(folder: Path, stem: str, arrays: dict[str, np.ndarray]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob(f"{stem}-*.npz"):  # a damaged copy
         old.unlink()
-    fd, tmp = tempfile.mkstemp(prefix=f".{stem}-", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(blob)
-        os.replace(tmp, folder / f"{stem}-{xxhash.xxh3_64_hexdigest(blob)}.npz")
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    atomic_write_bytes(folder / f"{stem}-{xxhash.xxh3_64_hexdigest(blob)}.npz", blob)
 
 
 def arrays(folder: Path) -> dict[str, np.ndarray]:

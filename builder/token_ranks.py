@@ -19,12 +19,12 @@ import contextlib
 import hashlib
 import itertools
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
+
+from builder.files import atomic_write_bytes
 
 FORMAT = b"answer-distill tiktoken ranks 1\n"
 
@@ -104,12 +104,5 @@ def cached(folder: Path, key: str, build: Callable[[], Inputs]) -> Inputs:
     inp = build()
     with contextlib.suppress(OSError):  # a read-only cache: build every time, as before
         folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key}-", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(_encode(inp))
-            os.replace(tmp, path)  # whole or absent; a concurrent writer's copy is the same
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+        atomic_write_bytes(path, _encode(inp))  # a concurrent writer's copy is the same
     return inp

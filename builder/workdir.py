@@ -41,6 +41,7 @@ from pydantic import ValidationError
 
 from builder import __version__ as TOOLKIT_VERSION
 from builder.errors import UserError
+from builder.files import atomic_write_bytes
 from builder.ledger import Ledger
 from builder.rows import arrow_table, stable_hash
 from builder.tables import LEDGERS, Folder, StageSummary, Table
@@ -297,12 +298,6 @@ def check_footer(path: Path, producer: str) -> None:
         reason = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
         raise UserError(f"{path}: not a readable parquet file ({reason}); it was cut short or corrupted — "
                         f"re-run `answer-distill {producer}` to write it again") from None
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def write_shards(rows: dict[str, list[Any]] | pa.Table, features: Features, out_dir: Path, shard_rows: int = SHARD_ROWS) -> list[Path]:

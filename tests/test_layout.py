@@ -19,7 +19,7 @@ CORE = {
     "builder.workdir", "builder.errors", "builder.executors", "builder.tokens", "builder.token_cuts", "builder.language",
     "builder.language_formulas",
     "builder.reasoning_format", "builder.sandbox", "builder.embeddings", "builder.worklock", "builder.progress",
-    "builder.cpus", "builder.token_ranks", "builder.langid_model", "builder.task_claims",
+    "builder.cpus", "builder.token_ranks", "builder.langid_model", "builder.task_claims", "builder.files",
 }  # fmt: skip
 STAGES = ("curate", "generate", "responses", "variants", "release")
 MAX_LINES = 450

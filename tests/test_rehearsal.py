@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -188,3 +189,27 @@ def test_resume_without_a_kept_folder_is_a_usage_error(capsys: pytest.CaptureFix
     with pytest.raises(SystemExit) as e:
         rehearsal.main(["--resume", "--rows", "10"])
     assert e.value.code == 2 and "--resume needs --keep DIR" in capsys.readouterr().err
+
+
+def test_descendants_find_grandchildren_as_psutil_does() -> None:
+    """The sampler's /proc children walk sees the same tree as psutil's whole-machine scan."""
+    import subprocess
+
+    import psutil
+    from memtree import descendants
+
+    child = subprocess.Popen([sys.executable, "-c", "import subprocess, sys; subprocess.run(['sleep', '5'])"])
+    try:
+        me = psutil.Process()
+        for _ in range(100):  # until the grandchild is there
+            if len(me.children(recursive=True)) >= 2:
+                break
+            time.sleep(0.05)
+        want = {p.pid for p in me.children(recursive=True)}
+        got = {p.pid for p in descendants(me)}
+        assert len(want) >= 2 and got == {me.pid, *want}
+    finally:
+        for p in psutil.Process(child.pid).children(recursive=True):
+            p.kill()
+        child.kill()
+        child.wait()

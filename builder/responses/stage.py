@@ -340,7 +340,8 @@ def task_shards(recipe: Recipe, work: WorkDir, scratch: Path, rank: int, world: 
     scratch.mkdir(parents=True, exist_ok=True)
     cfg, prompts, n = recipe.responses, None, 0
     for i in task_claims.units(len(files), rank, world, claims, lambda i: output_path(scratch, i).exists()):
-        prompts = prompts or PromptIndex(work)
+        if prompts is None:  # built once, and only by a task that has a shard to do
+            prompts = PromptIndex(work)
         results = _results(_reply_batches([files[i]], cfg.batch_rows), prompts, cfg, recipe.student, workers)
         write_output(output_path(scratch, i), results)
         n += 1
