@@ -466,14 +466,15 @@ def _run_stages_subprocess(work_root: Path, profile: Path | None, tasks: int | N
 
 
 def outputs_digest(work_root: Path) -> str:
-    """sha256 over every row of the responses and variants tables and both ledgers, in order."""
+    """sha256 over every row of the responses and variants tables and both ledgers, in order
+    (each file's rows by responses_memory.table_digest)."""
+    from responses_memory import table_digest
+
     h = hashlib.sha256()
     for stage in ("responses", "variants"):
         for f in sorted((work_root / stage).glob("**/*.parquet")):
             if not any(part.startswith((".", "_")) for part in f.relative_to(work_root / stage).parts):
-                h.update(f.relative_to(work_root).as_posix().encode())
-                for row in pq.read_table(f).to_pylist():
-                    h.update(json.dumps(row, sort_keys=True, default=str).encode())
+                h.update(f"{f.relative_to(work_root).as_posix()} {table_digest([f])}".encode())
     return h.hexdigest()
 
 
