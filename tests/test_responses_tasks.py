@@ -1,6 +1,6 @@
 """The responses stage as datatrove tasks: two local tasks (and Ray, and a Slurm array run by a
 fake `sbatch`) write the same rows as one in-process run; a task killed with SIGKILL is re-run
-for the shards still missing only, and no shard output is written twice."""
+for the units (row groups of reply shards) still missing only, and no unit output is written twice."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from builder import tables
 from builder.responses.stage import _run_tasks, fingerprint, run_responses
-from builder.responses.tasks import KILL_ENV
+from builder.responses.tasks import KILL_ENV, Unit, units_of
 from builder.rows import stable_hash
 from builder.workdir import WorkDir
 from tests.fixtures.ray_local import RAY_EXECUTOR, local_ray
@@ -28,6 +29,7 @@ from tests.fixtures.slurm import fake_slurm
 from tests.fixtures.stages import build_responded, sample_recipe
 
 SHARDS = 4
+N_UNITS = 2 * (SHARDS - 1) + 1  # two row groups in each of the first three shards, one in the last
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +45,8 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for f in replies.glob("part-*.parquet"):
         f.unlink()
     step = -(-t.num_rows // (SHARDS - 1))
-    for i in range(SHARDS - 1):
-        pq.write_table(t.slice(i * step, step), replies / f"part-{i:05d}.parquet")
+    for i in range(SHARDS - 1):  # two row groups a shard, as generate writes several: a unit each
+        pq.write_table(t.slice(i * step, step), replies / f"part-{i:05d}.parquet", row_group_size=-(-step // 2))
     pq.write_table(t.slice(0, 3), replies / f"part-{SHARDS - 1:05d}.parquet")
     WorkDir(root).mark_complete("generate")  # the re-split shards are generate's outputs
     return root
@@ -92,10 +94,21 @@ def test_two_local_tasks_write_the_same_rows_as_one(one_task: dict[str, pa.Table
 
 
 @pytest.mark.slow
-def test_a_killed_task_run_again_writes_only_the_missing_shards(one_task: dict[str, pa.Table], base: Path, tmp_path: Path) -> None:
+def test_units_are_the_shards_row_groups(base: Path) -> None:
+    files = WorkDir(base).require(tables.REPLIES)
+    units = units_of(files, 1)
+    assert len(units) == N_UNITS and [u.shard for u in units] == [0, 0, 1, 1, 2, 2, 3]
+    assert [u.row_groups for u in units[:2]] == [[0], [1]]
+    assert units_of(files, 10**9) == [Unit(k, [0, 1]) for k in range(SHARDS - 1)] + [Unit(SHARDS - 1, [0])]
+    # every reply in exactly one unit, in input order
+    assert sum(pq.ParquetFile(files[u.shard]).metadata.row_group(g).num_rows for u in units for g in u.row_groups) \
+        == sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+
+
+def test_a_killed_task_run_again_writes_only_the_missing_units(one_task: dict[str, pa.Table], base: Path, tmp_path: Path) -> None:
     work = tmp_path / "w"
     shutil.copytree(base, work)
-    # The first run in its own process: task 1 SIGKILLs itself right after its first shard. The run
+    # The first run in its own process: task 1 SIGKILLs itself right after its first unit. The run
     # fails on it (or would hang); either way the whole run is then killed too (kill -9).
     code = ("from tests.fixtures.stages import sample_recipe; from builder.workdir import WorkDir; "
             "from builder.responses.stage import run_responses; "
@@ -108,21 +121,21 @@ def test_a_killed_task_run_again_writes_only_the_missing_shards(one_task: dict[s
     while not list((work / "responses" / "tasks").glob("*/outputs/killed-1")) and proc.poll() is None:
         assert time.monotonic() < deadline, "task 1 was never killed"
         time.sleep(0.2)
-    time.sleep(1.0)  # let task 0 get on with its shards
+    time.sleep(1.0)  # let task 0 get on with its units
     with contextlib.suppress(ProcessLookupError):  # the run may have failed on the kill already (executors' watch)
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     (outputs,) = (work / "responses" / "tasks").glob("*/outputs")
     written = {p.name: p.stat().st_ino for p in outputs.glob("*.parquet")}
-    # Task 1 died after its first shard; task 0 may have taken its others since (builder/task_claims.py).
+    # Task 1 died after its first unit; task 0 may have taken its others since (builder/task_claims.py).
     assert "00001.parquet" in written
     assert not (work / "responses" / "_COMPLETE.json").exists()  # nothing committed
-    # The tasks alone first: shards already written are left alone, the missing ones are written.
+    # The tasks alone first: units already written are left alone, the missing ones are written.
     recipe, wd = _recipe(2), WorkDir(work)
     key = stable_hash(fingerprint(recipe, wd), 16)
     assert _run_tasks(recipe, wd, 2, key).resolve() == outputs.resolve()
     again = {p.name: p.stat().st_ino for p in outputs.glob("*.parquet")}
-    assert sorted(again) == [f"{i:05d}.parquet" for i in range(SHARDS)]
+    assert sorted(again) == [f"{i:05d}.parquet" for i in range(N_UNITS)]
     assert all(again[n] == ino for n, ino in written.items())  # never written twice
     after = _run(base, work, recipe)  # every rank complete now: the merge only
     _same(one_task, after)

@@ -112,19 +112,18 @@ def test_a_bucket_without_its_output_or_with_a_row_too_few_fails_the_merge(base:
     shutil.copytree(base, work)
     recipe, wd = _recipe(2), WorkDir(work)
     key = stage.stable_hash(fingerprint(recipe, wd), 16)
-    real = stage._run_tasks
+    real = stage.read_bucket
     lost: list[Path] = []
 
-    def run_then_damage(plan: Any, w: WorkDir, n: int, k: str) -> Path:
-        scratch = real(plan, w, n, k)
-        d = scratch / "00001"
-        st = BucketStats.load(d)
-        st.steps = [(s, i + (s == "answer"), kept, dropped) for s, i, kept, dropped in st.steps]  # one more "entered"
-        st.save(d)
-        lost.append(d)
-        return scratch
+    def damage_then_read(d: Path, *args: Any) -> BucketStats:
+        if d.name == "00001":  # the merge takes it once it has landed: damaged in between
+            st = BucketStats.load(d)
+            st.steps = [(s, i + (s == "answer"), kept, dropped) for s, i, kept, dropped in st.steps]  # one more "entered"
+            st.save(d)
+            lost.append(d)
+        return real(d, *args)
 
-    monkeypatch.setattr(stage, "_run_tasks", run_then_damage)
+    monkeypatch.setattr(stage, "read_bucket", damage_then_read)
     with pytest.raises(LedgerMismatch, match="answer"):
         run_variants(recipe, wd)
     assert lost and not (work / "variants" / "_COMPLETE.json").exists()

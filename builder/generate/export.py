@@ -16,7 +16,8 @@ from builder.teachers.reply_shape import checked_row
 from builder.teachers.store import RecordReader, StoreIndex
 from builder.workdir import SHARD_ROWS, ShardWriter
 
-_BATCH = 2048
+# Replies per row group of the replies table (a responses task's unit: builder/responses/tasks.py).
+ROW_GROUP_ROWS = 2048
 
 
 class PartWriter:
@@ -35,7 +36,7 @@ class PartWriter:
 
     def add(self, row: dict[str, Any]) -> None:
         self._rows.append({k: row.get(k) for k in REPLY_FEATURES})
-        if len(self._rows) >= _BATCH:
+        if len(self._rows) >= ROW_GROUP_ROWS:
             self._flush()
 
     def _flush(self) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import shutil
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -152,12 +152,13 @@ class Merged:
     agree: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (source, teacher, consistency verdict)
 
 
-def read_outputs(scratch: Path, n_shards: int, batch_rows: int) -> Iterator[pa.Table]:
-    """Every task output in shard order, as OUTPUT_SCHEMA tables; a missing one is an error."""
-    for i in range(n_shards):
+def read_outputs(scratch: Path, units: Iterable[int], batch_rows: int) -> Iterator[pa.Table]:
+    """The task outputs of `units` (all of them, in order), as OUTPUT_SCHEMA tables; a missing one
+    is an error."""
+    for i in units:
         path = output_path(scratch, i)
         if not path.is_file():
-            raise RuntimeError(f"{path}: the responses task for reply shard {i} left no output; re-run the stage")
+            raise RuntimeError(f"{path}: the responses task for unit {i} left no output; re-run the stage")
         for b in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
             yield pa.Table.from_batches([b])
 

@@ -26,13 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from builder import tables, task_claims
 from builder.config.responses import ResponsesConfig
 from builder.config.student import StudentConfig
+from builder.landing import run_and_merge
 from builder.language import names_target_language, prompt_languages
 from builder.ledger import Ledger
 from builder.progress import Progress
@@ -40,9 +40,19 @@ from builder.reasoning_format import resolve_delimiters
 from builder.recipe import Recipe
 from builder.responses import consistency
 from builder.responses.grammar import REJECT_CODES, validate
-from builder.responses.merge import DEFAULT_PRECEDENCE, duplicate_positions, merge, read_outputs
+from builder.responses.merge import DEFAULT_PRECEDENCE, Merged, duplicate_positions, merge, read_outputs
+from builder.responses.prompt_index import PromptIndex
 from builder.responses.shapes import normalize
-from builder.responses.tasks import ResponsesTask, after_shard, output_path, output_table, write_output
+from builder.responses.tasks import (
+    ResponsesTask,
+    after_unit,
+    min_unit_rows,
+    output_path,
+    output_table,
+    unit_batches,
+    units_of,
+    write_output,
+)
 from builder.responses.token_counts import teacher_counts
 from builder.rows import provenance_defaults, stable_hash
 from builder.tables import ResponsesSummary
@@ -61,7 +71,6 @@ STAGE_CODES = frozenset({"unknown_prompt", "duplicate_generation", "unknown_reas
 ROLES = frozenset({"reasoning", "control"})  # the roles the variants read
 INLINE_SLICE = 512  # rows per process_batch call when batches run in this process
 PRELOAD = "builder.responses.worker_preload"  # what the forkserver of the stage's processes imports
-_PROMPT_COLS = ["prompt_id", "category", "reference_answer", "tests_json", "verifier", "source"]
 
 
 @dataclass
@@ -73,48 +82,6 @@ class ResponsesResult:
     verify: dict[str, int]
     seconds: float
     steps: list[tuple[str, int, int, dict[str, int]]] = field(default_factory=list)
-
-
-def _as_bytes(ids: list[str | None]) -> np.ndarray:
-    return np.array([(i or "").encode() for i in ids], dtype=bytes) if ids else np.zeros(0, "S1")
-
-
-class PromptIndex:
-    """The curated prompts' columns the stage needs, as Arrow (compact), looked up by id."""
-
-    def __init__(self, work: WorkDir) -> None:
-        parts = []
-        for f in work.require(tables.PROMPTS):
-            pf = pq.ParquetFile(f)
-            for b in pf.iter_batches(batch_size=8192, columns=[*_PROMPT_COLS, "messages"]):
-                # Only the last user turn matters (language, translation request); keep that.
-                texts = [
-                    next((m["content"] or "" for m in reversed(msgs or []) if m["role"] == "user"), "")
-                    for msgs in b.column("messages").to_pylist()
-                ]
-                t = pa.Table.from_batches([b]).drop_columns(["messages"])
-                parts.append(t.append_column("prompt_text", pa.array(texts, pa.string())))
-        self.table = pa.concat_tables(parts) if parts else pa.table({})
-        # Looked up by a sorted array of the ids (fixed-width bytes), not a dict of a million strs.
-        ids = _as_bytes(self.table.column("prompt_id").to_pylist() if parts else [])
-        self._order = np.argsort(ids, kind="stable")
-        self._sorted = ids[self._order]
-
-    def rows_of(self, prompt_ids: list[str]) -> np.ndarray:
-        """Row numbers of these ids in `table`, sorted, each once (unknown ids left out)."""
-        if not len(self._sorted) or not prompt_ids:
-            return np.zeros(0, np.int64)
-        want = np.unique(_as_bytes(prompt_ids))
-        at = np.minimum(np.searchsorted(self._sorted, want), len(self._sorted) - 1)
-        found = self._sorted[at] == want
-        return np.unique(self._order[at[found]])
-
-    def subset(self, prompt_ids: list[str]) -> dict[str, dict[str, Any]]:
-        """Rows for these ids only: what one batch (and one worker) needs."""
-        wanted = self.rows_of(prompt_ids)
-        if not len(wanted):
-            return {}
-        return {r["prompt_id"]: r for r in self.table.take(pa.array(wanted, pa.int64())).to_pylist()}
 
 
 def _verify_all(todo: list[tuple[int, str, dict[str, Any]]], cfg: ResponsesConfig) -> dict[int, tuple[str, str, str]]:
@@ -331,44 +298,58 @@ def _results(
             yield pending.popleft().result()
 
 
-def task_shards(recipe: Recipe, work: WorkDir, scratch: Path, rank: int, world: int, workers: int,
-                claims: Path) -> int:  # fmt: skip
-    """One datatrove task's body (builder/responses/tasks.py): the reply shards it claims that have
-    no output yet (its own first, then others' not yet taken: builder/task_claims.py), each
+def task_units(recipe: Recipe, work: WorkDir, scratch: Path, rank: int, world: int, workers: int,
+               claims: Path) -> int:  # fmt: skip
+    """One datatrove task's body (builder/responses/tasks.py): the units it claims that have no
+    output yet (its own first, then others' not yet taken: builder/task_claims.py), each
     processed and written whole; returns how many it wrote."""
     files = work.require(tables.REPLIES)
+    units = units_of(files, _unit_rows(recipe))
     scratch.mkdir(parents=True, exist_ok=True)
     cfg, prompts, n = recipe.responses, None, 0
-    for i in task_claims.units(len(files), rank, world, claims, lambda i: output_path(scratch, i).exists()):
-        if prompts is None:  # built once, and only by a task that has a shard to do
+    for i in task_claims.units(len(units), rank, world, claims, lambda i: output_path(scratch, i).exists()):
+        if prompts is None:  # built once, and only by a task that has a unit to do
             prompts = PromptIndex(work)
-        results = _results(_reply_batches([files[i]], cfg.batch_rows), prompts, cfg, recipe.student, workers)
-        write_output(output_path(scratch, i), results)
+        batches = unit_batches(files[units[i].shard], units[i], cfg.batch_rows)
+        write_output(output_path(scratch, i), _results(batches, prompts, cfg, recipe.student, workers))
         n += 1
-        after_shard(scratch, rank, n)
+        after_unit(scratch, rank, n)
     return n
 
 
-def _tasks(recipe: Recipe, n_files: int) -> int:
+def _task_workers(recipe: Recipe) -> int:
+    return min(recipe.responses.workers, recipe.executor.cpus_per_task)
+
+
+def _unit_rows(recipe: Recipe) -> int:
+    return min_unit_rows(_task_workers(recipe), recipe.responses.batch_rows)
+
+
+def _tasks(recipe: Recipe, n_units: int) -> int:
     n = recipe.responses.tasks or (recipe.executor.tasks if recipe.executor.kind != "local" else 1)
-    return max(1, min(n, n_files))
+    return max(1, min(n, n_units))
+
+
+def _scratch(work: WorkDir, key: str) -> Path:
+    return work.stage(STAGE) / "tasks" / key / "outputs"
 
 
 def _run_tasks(recipe: Recipe, work: WorkDir, n_tasks: int, key: str) -> Path:
-    """Run the datatrove tasks (resumable: completed ranks and written shards are skipped); their
-    outputs' folder. Keyed by the stage's fingerprint: another recipe or other replies start afresh."""
+    """Run the datatrove tasks (resumable: completed ranks and written units are skipped); their
+    outputs' folder (`_scratch`). Keyed by the stage's fingerprint: another recipe or other replies
+    start afresh."""
     from builder.executors import make_executor, preload_forkserver, run_executor
 
     root = work.stage(STAGE) / "tasks"
     for old in root.glob("*"):
         if old.name != key:
             shutil.rmtree(old, ignore_errors=True)
-    scratch = root / key / "outputs"
+    scratch = _scratch(work, key)
     ex_cfg = recipe.executor.model_copy(update={"tasks": n_tasks})
     preload_forkserver(ex_cfg, ["__main__", PRELOAD])  # local tasks start warm (worker_preload.py)
-    workers = min(recipe.responses.workers, recipe.executor.cpus_per_task)
+    workers = _task_workers(recipe)
     claims = task_claims.new_run(root / key)
-    step = ResponsesTask(task_shards, recipe, str(work.root.resolve()), str(scratch.resolve()), workers,
+    step = ResponsesTask(task_units, recipe, str(work.root.resolve()), str(scratch.resolve()), workers,
                          str(claims.resolve()))  # fmt: skip
     run_executor(make_executor([step], ex_cfg, root / key / "logs", "responses"), ex_cfg)
     return scratch
@@ -380,24 +361,32 @@ def _responses(recipe: Recipe, work: WorkDir, key: str, progress: Progress | Non
     work.require(tables.PROMPTS)  # checked first, as the readers of prompts do: a damaged shard is named
     files = work.require(tables.REPLIES)
     n_in = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
-    n_tasks = _tasks(recipe, len(files))
+    units = units_of(files, _unit_rows(recipe))
+    n_tasks = _tasks(recipe, len(units))
     dups = duplicate_positions(files)  # before any worker starts: the id column is freed by then
-    if n_tasks == 1 and recipe.executor.kind == "local":
-        # One task: process in this process (a pool of `workers`), straight into the merge.
-        prompts = PromptIndex(work)
-        n_batches = sum(-(-pq.ParquetFile(f).metadata.num_rows // cfg.batch_rows) for f in files)
-        workers = cfg.workers if n_batches > 1 else 1  # a pool only pays off with work to share
-        batches = _results(_reply_batches(files, cfg.batch_rows), prompts, cfg, recipe.student, workers)
-    else:
-        scratch = _run_tasks(recipe, work, n_tasks, key)
-        batches = read_outputs(scratch, len(files), cfg.batch_rows)
-
     out = work.stage(STAGE)
     ledger = Ledger(STAGE, spill=out / ".ledger-spill.parquet")
     ledger.enter(STEP, n_in)
     gen = recipe.generate
     choice = (gen.precedence, [t.name for t in gen.teachers]) if gen else (DEFAULT_PRECEDENCE, [])
-    m = merge(batches, work, ledger, STEP, cfg.shard_rows, out, choice, dups, progress, n_in)
+
+    def merged(batches: Iterator[pa.Table]) -> Merged:
+        return merge(batches, work, ledger, STEP, cfg.shard_rows, out, choice, dups, progress, n_in)
+
+    if n_tasks == 1 and recipe.executor.kind == "local":
+        # One task: process in this process (a pool of `workers`), straight into the merge.
+        prompts = PromptIndex(work)
+        n_batches = sum(-(-pq.ParquetFile(f).metadata.num_rows // cfg.batch_rows) for f in files)
+        workers = cfg.workers if n_batches > 1 else 1  # a pool only pays off with work to share
+        m = merged(_results(_reply_batches(files, cfg.batch_rows), prompts, cfg, recipe.student, workers))
+    else:  # the tasks' outputs merged in unit order as they land (builder/landing.py)
+        scratch = _scratch(work, key)
+
+        def run() -> None:
+            _run_tasks(recipe, work, n_tasks, key)
+
+        m = run_and_merge(run, lambda order: merged(read_outputs(scratch, order, cfg.batch_rows)), len(units),
+                          lambda i: output_path(scratch, i).is_file())  # fmt: skip
     work.write_ledger(ledger)
     res = ResponsesResult(n_in, m.kept, m.quarantined, dict(m.reasons), dict(m.verify), time.perf_counter() - t0,
                           ledger.summary())  # fmt: skip

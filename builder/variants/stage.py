@@ -12,8 +12,9 @@ behind the overthinking z-scores (within category over the whole set).
 
 Tasks: with `variants.tasks` > 1 (or executor.tasks on Slurm / Ray) the buckets are built by
 datatrove tasks on the recipe's executor (builder/variants/tasks.py), each bucket written whole to
-a fingerprint-named scratch folder, resumable per bucket; the driver then reads them in bucket
-order (builder/variants/merge.py) and checks the accounting. One task on the local executor
+a fingerprint-named scratch folder, resumable per bucket; the driver reads them in bucket order
+as they land, while the tasks run on (builder/variants/merge.py, builder/landing.py), then checks
+the accounting. One task on the local executor
 builds the buckets in this process. Rows come out in curate order within a bucket, buckets in
 order, whatever the number of tasks (one bucket: curate order throughout).
 """
@@ -24,6 +25,7 @@ import contextlib
 import shutil
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,7 @@ from builder import tables, task_claims
 from builder.config.variants import VariantsConfig
 from builder.constraints.spec import BadConstraints, contradictions, parse
 from builder.errors import UserError
+from builder.landing import run_and_merge
 from builder.ledger import Ledger
 from builder.progress import Progress, report
 from builder.recipe import Recipe
@@ -46,7 +49,7 @@ from builder.variants.adaptive import choose
 from builder.variants.buckets import Bucket
 from builder.variants.format_gate import Survival, broken
 from builder.variants.llm_summary import LlmSummarizer
-from builder.variants.merge import BucketStats, check_accounting, read_bucket
+from builder.variants.merge import STATS, BucketStats, check_accounting, read_bucket
 from builder.variants.overthinking import LengthStats, difficulty, histogram, pass_rates, pass_rates_of
 from builder.variants.pairs import multi_samples_of, write_pairs
 from builder.variants.registry import REGISTRY, Candidate, declare, omitted, to_build
@@ -229,7 +232,7 @@ def _run_tasks(plan: Plan, work: WorkDir, n_tasks: int, key: str) -> Path:
         folder = root / key / "buckets"
         buckets.partition(work, plan.n, folder, plan.want_pairs)
         plan.folder = str(folder.resolve())
-    scratch = root / key / "outputs"
+    scratch = root / key / "outputs"  # as _variants merges it
     scratch.mkdir(parents=True, exist_ok=True)
     ex_cfg = recipe.executor.model_copy(update={"tasks": n_tasks})
     plan.workers = min(2, recipe.executor.cpus_per_task) if recipe.executor.kind != "local" else 1
@@ -279,11 +282,18 @@ def _variants(recipe: Recipe, work: WorkDir, key: str, progress: Progress | None
                 total.add(run_bucket(plan, work, i, writers, part, llm, progress))
                 pq.write_table(part.table(), tmp / f"ledger-{i:05d}.parquet")  # on disk until the ledger is written
                 ledger.add_part(tmp / f"ledger-{i:05d}.parquet", part.summary())
-        else:
-            scratch = _run_tasks(plan, work, n_tasks, key)
-            for i in range(n):
-                total.add(read_bucket(bucket_dir(scratch, i), writers, ledger))
-                report(progress, "merging buckets", i + 1, n)
+        else:  # the buckets merged in order as they land (builder/landing.py)
+            scratch = work.stage(STAGE) / TASKS / key / "outputs"
+
+            def run() -> None:
+                _run_tasks(plan, work, n_tasks, key)
+
+            def merged(order: Iterator[int]) -> None:
+                for i in order:
+                    total.add(read_bucket(bucket_dir(scratch, i), writers, ledger))
+                    report(progress, "merging buckets", i + 1, n)
+
+            run_and_merge(run, merged, n, lambda i: (bucket_dir(scratch, i) / STATS).is_file())
         counts: dict[str, int] = {}
         for name, w in writers.items():
             w.close()
