@@ -190,3 +190,20 @@ def test_variants_as_a_slurm_array_run_by_a_fake_sbatch(one_task: dict[str, Any]
     on_slurm = _run(base, tmp_path / "w", _recipe(2, cfg))
     _same(one_task, on_slurm)
     assert "#SBATCH --array=0-1" in (calls / "0.script").read_text()
+
+
+def test_the_partition_is_the_same_split_side_by_side_or_one_after_another(base: Path, tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    from builder.variants import buckets
+
+    n = -(-_n_prompts(base) // BUCKET_ROWS)
+    got = {}
+    for cores in (1, 3):  # one core: the three tables one after another; three: in threads
+        monkeypatch.setattr(buckets, "usable_cores", lambda c=cores: c)
+        folder = tmp_path / f"p{cores}"
+        buckets.partition(WorkDir(base), n, folder, pairs=True)
+        got[cores] = {f.relative_to(folder).as_posix(): pq.read_table(f) for f in sorted(folder.rglob("*.parquet"))}
+        assert (folder / buckets.DONE).is_file()
+    assert len(got[1]) == 3 * n and list(got[1]) == list(got[3])  # every bucket of every table
+    assert all(got[1][k].equals(got[3][k]) for k in got[1])
+    assert sum(t.num_rows for k, t in got[1].items() if k.startswith("prompts/")) == _n_prompts(base)

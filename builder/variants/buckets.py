@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import shutil
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -27,6 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from builder import tables
+from builder.cpus import usable_cores
 from builder.rows import PARSED_FEATURES, PROMPT_FEATURES
 from builder.variants.pairs import SAMPLE_COLS
 from builder.workdir import WorkDir
@@ -107,12 +109,18 @@ def partition(work: WorkDir, n: int, folder: Path, pairs: bool) -> None:
     if (folder / DONE).is_file():
         return
     shutil.rmtree(folder, ignore_errors=True)
-    reply_cols = [*REPLY_COLS, "selected"]
-    _split(work.require(tables.PROMPTS), None, PROMPT_FEATURES.arrow_schema, n, folder / "prompts", order=True)
-    _split(work.require(tables.PARSED), reply_cols, _schema(reply_cols), n, folder / "replies", keep=_selected)
-    cols = _sample_cols(pairs)
-    _split([*work.require(tables.PARSED), *work.shards(tables.QUARANTINE)], cols, _schema(cols), n,
-           folder / "samples", keep=_reasoning)  # fmt: skip
+    reply_cols, cols = [*REPLY_COLS, "selected"], _sample_cols(pairs)
+    splits = [
+        (work.require(tables.PROMPTS), None, PROMPT_FEATURES.arrow_schema, n, folder / "prompts", None, True),
+        (work.require(tables.PARSED), reply_cols, _schema(reply_cols), n, folder / "replies", _selected),
+        ([*work.require(tables.PARSED), *work.shards(tables.QUARANTINE)], cols, _schema(cols), n, folder / "samples",
+         _reasoning),
+    ]  # fmt: skip
+    # The three tables side by side: Arrow decodes, filters, encodes and compresses without the
+    # GIL, and this runs in the driver before any task can start.
+    with ThreadPoolExecutor(min(len(splits), usable_cores())) as pool:
+        for done in [pool.submit(_split, *args) for args in splits]:
+            done.result()
     (folder / DONE).touch()
 
 
