@@ -1,4 +1,5 @@
-"""Row schemas of every stage, as explicit Hugging Face ``Features``, in one place.
+"""Row schemas of every stage, as explicit ``Features`` (builder/schema.py: `datasets`' feature
+types and Arrow schemas, without importing it), in one place.
 
 Stages meet only through parquet shards with these schemas. Columns are flat and typed; the
 one nested column is ``messages`` (a list of ``{role, content, tool_calls}``), the standard
@@ -19,9 +20,9 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
-from datasets import Features, Json, List, Value
 
 from builder import __version__ as TOOLKIT_VERSION
+from builder.schema import Features, Json, List, Value
 
 # 2.0: `tools_json` (a string) became `tools` (List(Json())); messages gained `tool_calls`.
 SCHEMA_VERSION = "2.0"

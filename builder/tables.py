@@ -26,7 +26,6 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from datasets import Features
 from pydantic import BaseModel, ConfigDict, Field
 
 from builder.config.generate import Price
@@ -39,6 +38,7 @@ from builder.rows import (
     REPLY_FEATURES,
     VARIANT_FEATURES,
 )
+from builder.schema import Features
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,6 @@ from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from datasets import Features
 from pydantic import ValidationError
 
 from builder import __version__ as TOOLKIT_VERSION
@@ -44,6 +43,7 @@ from builder.errors import UserError
 from builder.files import atomic_write_bytes
 from builder.ledger import Ledger
 from builder.rows import arrow_table, stable_hash
+from builder.schema import Features
 from builder.tables import LEDGERS, Folder, StageSummary, Table
 
 SHARD_ROWS = 50_000

@@ -15,7 +15,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("builder", "quality", "train_reference")
 CORE = {
-    "builder", "builder.recipe", "builder.config", "builder.rows", "builder.tables", "builder.ledger",
+    "builder", "builder.recipe", "builder.config", "builder.rows", "builder.schema", "builder.tables", "builder.ledger",
     "builder.workdir", "builder.errors", "builder.executors", "builder.tokens", "builder.token_cuts", "builder.language",
     "builder.language_formulas",
     "builder.reasoning_format", "builder.sandbox", "builder.embeddings", "builder.worklock", "builder.progress",

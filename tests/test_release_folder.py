@@ -122,7 +122,7 @@ def test_load_dataset_offline_every_config(release: Path, offline: None, tmp_pat
     for v in VARIANTS:
         ds = datasets.load_dataset(str(release), v, cache_dir=str(tmp_path / "cache"))["train"]
         assert ds.num_rows == manifest["configs"][v]["num_examples"]
-        assert ds.features == VARIANT_FEATURES
+        assert ds.features == VARIANT_FEATURES.to_datasets()
         assert set(ds["variant"]) == {v}
     full = datasets.load_dataset(str(release), "full", cache_dir=str(tmp_path / "cache"))["train"]
     assert full[0]["messages"][-1]["content"].startswith("<think>\n")

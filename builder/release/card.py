@@ -18,7 +18,6 @@ from typing import Any
 
 import jinja2
 import jinja2.meta
-from datasets import Features
 from datasets.info import DatasetInfo, DatasetInfosDict
 from datasets.splits import SplitDict, SplitInfo
 from datasets.utils.metadata import MetadataConfigs
@@ -27,6 +26,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 from builder.config.release import HUB_LICENSES, HUB_TASKS, ISO_639
 from builder.errors import UserError
 from builder.rows import VARIANT_FEATURES
+from builder.schema import Features
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "dataset_card.md"
 DEFAULT_CONFIG = "answer"  # `load_dataset(repo)` with no config name loads the paper's best variant
@@ -67,7 +67,7 @@ def front_matter(
     )
     infos = {
         name: DatasetInfo(
-            features=(features or {}).get(name, VARIANT_FEATURES), config_name=name,
+            features=(features or {}).get(name, VARIANT_FEATURES).to_datasets(), config_name=name,
             splits=SplitDict({"train": SplitInfo("train", num_bytes=c["num_bytes"], num_examples=c["num_examples"])}),
             download_size=c["download_size"], dataset_size=c["num_bytes"],
         )

@@ -1,5 +1,5 @@
 """What each published column means: the card's column tables read these next to the types
-declared in `builder.rows.VARIANT_FEATURES` and `PAIR_FEATURES` (HF `Features` carry no per-column text).
+declared in `builder.rows.VARIANT_FEATURES` and `PAIR_FEATURES` (`Features` carry no per-column text).
 
 A column the Features declare without a description here is a test failure
 (tests/test_card.py), so a new column cannot reach the Hub undescribed.
@@ -7,7 +7,7 @@ A column the Features declare without a description here is a test failure
 
 from __future__ import annotations
 
-from datasets import Features, List, Value
+from builder.schema import Features, List, Value
 
 DESCRIPTIONS: dict[str, str] = {
     "prompt_id": "hash of the normalized conversation; the same prompt has the same id in every config",

@@ -12,17 +12,18 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import datasets
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from datasets import Features
 
 from builder.errors import secret_values
 from builder.release.manifest import CHUNK
 from builder.rows import VARIANT_FEATURES
 
 SCHEMA = VARIANT_FEATURES.arrow_schema
+HF_FEATURES = VARIANT_FEATURES.to_datasets()  # what `datasets` reads back from a published shard
 SCAN_ROWS = 2_048  # rows per batch searched for secrets (as staging reads them)
 SCAN_WORKERS = 2  # shards searched at once; the benchmark target is 2 cores
 
@@ -60,7 +61,7 @@ def is_published_schema(schema: pa.Schema, check_metadata: bool = True) -> bool:
     """Same HF features as VARIANT_FEATURES (parquet renames list children, so compare
     features, not raw Arrow schemas), and the features metadata `datasets` reads."""
     try:
-        same = Features.from_arrow_schema(schema) == VARIANT_FEATURES and schema.names == SCHEMA.names
+        same = datasets.Features.from_arrow_schema(schema) == HF_FEATURES and schema.names == SCHEMA.names
     except (ValueError, TypeError, KeyError):
         return False
     if not check_metadata:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import contextlib
 
+import pyarrow as pa
+
 import builder.responses.stage  # noqa: F401
 import builder.responses.verify  # noqa: F401
 from builder import language, tokens
@@ -25,3 +27,6 @@ with contextlib.suppress(Exception):  # e.g. a tokenizer package missing: each w
     for _name in {ResponsesConfig.model_fields["teacher_tokenizer"].default, StudentConfig.model_fields["tokenizer"].default}:
         tokens.count_tokens(_name, ["warm"])
     language.preload_models()
+# pyarrow imports pandas (~0.2 CPU-s) at the first array it builds from Python values, as every
+# worker does: done here, once.
+pa.array([])

@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
-from datasets import Features
 from datatrove.pipeline.base import PipelineStep
 
 from builder.ledger import Ledger
 from builder.rows import arrow_table
+from builder.schema import Features
 from builder.variants.merge import LEDGER, BucketStats
 
 # A fault-injection hook for the kill -9 test: "rank:buckets" makes task `rank` SIGKILL itself
