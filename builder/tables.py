@@ -235,6 +235,9 @@ class ResponsesSummary(StageSummary):
     # "<source> | <teacher model>" → rows per think–answer verdict (match / mismatch /
     # not_checkable) and mismatch_rate among checkable rows, kept rows only (the card's table).
     consistency: dict[str, dict[str, int | float]] = Field(default_factory=dict)
+    # The student tokenizer that counted `parsed.student_answer_tokens`: variants reuses those
+    # counts when its own student tokenizer is this one (None: a summary from before it was kept).
+    student_tokenizer: str | None = None
 
 
 class VariantInfo(_Model):

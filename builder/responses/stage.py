@@ -393,6 +393,7 @@ def _responses(recipe: Recipe, work: WorkDir, key: str, progress: Progress | Non
     work.write_summary(ResponsesSummary(
         rows_in=n_in, kept=m.kept, quarantined=m.quarantined, selected=m.selected, reasons=dict(m.reasons),
         verify=dict(m.verify), shapes=dict(m.shapes), seconds=res.seconds, consistency=consistency.summarize(m.agree),
+        student_tokenizer=recipe.student.tokenizer,
     ))  # fmt: skip
     return res
 

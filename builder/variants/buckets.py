@@ -38,7 +38,7 @@ REPLY_COLS = [
     "generation_id", "prompt_id", "teacher_role", "teacher_model", "served_model", "endpoint_kind", "prompt_template_id",
     "prompt_template_hash", "think", "answer", "shape", "info_codes", "verify_status", "verify_method",
     "verify_reason", "repetition_score", "think_language", "answer_language", "teacher_think_tokens",
-    "teacher_answer_tokens",
+    "teacher_answer_tokens", "student_answer_tokens",
 ]  # fmt: skip
 RATE_COLS = ["prompt_id", "teacher_role", "verify_status"]  # pass rates only: no texts
 DONE = "_PARTITIONED"

@@ -43,7 +43,7 @@ from builder.ledger import Ledger
 from builder.progress import Progress, report
 from builder.recipe import Recipe
 from builder.rows import provenance_defaults, stable_hash
-from builder.tables import VariantsSummary
+from builder.tables import ResponsesSummary, VariantsSummary
 from builder.variants import buckets
 from builder.variants.adaptive import choose
 from builder.variants.buckets import Bucket
@@ -60,7 +60,7 @@ from builder.variants.variant_rows import TOKEN_CHUNK, prompt_tokens, variant_ch
 from builder.workdir import WorkDir
 
 STAGE = "variants"
-READS = (tables.PROMPTS, tables.PARSED, tables.QUARANTINE)
+READS = (tables.PROMPTS, tables.PARSED, tables.QUARANTINE, ResponsesSummary)
 WRITES = (tables.VARIANT, tables.PAIRS, tables.VARIANTS_LEDGER, VariantsSummary)
 TASKS = ".tasks"  # hidden: variants/<name>/ folders are the variant tables (WorkDir.members)
 
@@ -138,16 +138,24 @@ class Plan:
         self.claims: str | None = None  # the task run's claims folder (builder/task_claims.py)
         self.workers = recipe.variants.workers  # extractive summary processes per bucket (tasks: _run_tasks)
         self.rows_done, self.rows_total = 0, 0  # progress (in this process)
+        self.answer_counts = False  # parsed.student_answer_tokens are this student's counts (_variants)
 
     def features(self) -> dict[str, Any]:
         out = {name: tables.VARIANT.features for name in self.chat}
         return {**out, "pairs": tables.PAIRS.features} if self.want_pairs else out
 
 
-def _candidates(bucket: Bucket) -> list[Candidate]:
+def _candidates(bucket: Bucket, answer_counts: bool) -> list[Candidate]:
+    """One per prompt, with its selected replies; `answer_counts`: the responses stage counted each
+    answer with this run's student tokenizer, so the count is taken, not made again."""
     selected = {(r["prompt_id"], r["teacher_role"]): r for r in bucket.replies}
-    return [Candidate(p, selected.get((p["prompt_id"], "reasoning")), selected.get((p["prompt_id"], "control")))
-            for p in bucket.prompts]  # fmt: skip
+    cands = [Candidate(p, selected.get((p["prompt_id"], "reasoning")), selected.get((p["prompt_id"], "control")))
+             for p in bucket.prompts]  # fmt: skip
+    if answer_counts:
+        for c in cands:
+            if c.reasoning is not None:
+                c.answer_tokens = c.reasoning["student_answer_tokens"]
+    return cands
 
 
 def run_bucket(plan: Plan, work: WorkDir, i: int, writers: dict[str, Any], ledger: Ledger,
@@ -155,7 +163,7 @@ def run_bucket(plan: Plan, work: WorkDir, i: int, writers: dict[str, Any], ledge
     """Bucket i → its rows (into `writers`), its ledger part (`ledger`, this bucket's own) and figures."""
     cfg = plan.recipe.variants
     bucket = buckets.load(work, plan.n, Path(plan.folder) if plan.folder else None, i, plan.want_pairs)
-    cands = _candidates(bucket)
+    cands = _candidates(bucket, plan.answer_counts)
     rates = pass_rates_of(bucket.samples)
     prov = provenance_defaults()
     absent: dict[str, Counter[str]] = {name: Counter() for name in plan.build}
@@ -261,6 +269,8 @@ def _variants(recipe: Recipe, work: WorkDir, key: str, progress: Progress | None
     n = buckets.count(work, cfg.bucket_rows)
     rates = pass_rates([*work.require(tables.PARSED), *work.shards(tables.QUARANTINE)])
     plan = Plan(recipe, build, summ, _length_stats(work, rates), n)
+    responded = work.read_summary(ResponsesSummary)
+    plan.answer_counts = responded is not None and responded.student_tokenizer == recipe.student.tokenizer
     plan.rows_total = len(plan.chat) * n_prompts
     del rates
     writers = {name: work.writer(tables.variant(name), cfg.shard_rows) for name in plan.chat}
