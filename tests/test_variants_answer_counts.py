@@ -15,7 +15,7 @@ import pytest
 from builder.variants import variant_rows
 from builder.variants.stage import run_variants
 from builder.workdir import WorkDir
-from tests.fixtures.stages import build_responded, sample_recipe
+from tests.fixtures.stages import responded_inputs, sample_recipe
 
 TABLES = ("answer", "think_summary", "full")
 COUNT = variant_rows.count_tokens  # the real one (each build patches its own recorder over it)
@@ -23,11 +23,7 @@ COUNT = variant_rows.count_tokens  # the real one (each build patches its own re
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    planted, _ = build_responded(tmp_path_factory.mktemp("answer-counts") / "seed")
-    root = tmp_path_factory.mktemp("answer-counts-base")
-    for s in ("curate", "responses"):
-        shutil.copytree(planted.work.root / s, root / s)
-    return root
+    return responded_inputs(tmp_path_factory.mktemp("answer-counts") / "seed", tmp_path_factory.mktemp("answer-counts-base"))
 
 
 def _build(base: Path, dest: Path, monkeypatch: pytest.MonkeyPatch, tokenizer_in_summary: str | None) -> tuple[dict[str, pa.Table], list[str]]:

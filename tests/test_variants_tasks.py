@@ -29,7 +29,7 @@ from builder.variants.tasks import KILL_ENV
 from builder.workdir import WorkDir
 from tests.fixtures.ray_local import RAY_EXECUTOR, local_ray
 from tests.fixtures.slurm import fake_slurm
-from tests.fixtures.stages import build_responded, sample_recipe
+from tests.fixtures.stages import responded_inputs, sample_recipe
 
 BUILD = ["original", "answer", "think_summary", "full", "control", "pairs", "adaptive"]
 BUCKET_ROWS = 40  # the sample's curated prompts in several buckets
@@ -40,11 +40,7 @@ FIGURES = ("counts", "absent", "overthinking_histogram", "summary_quality", "for
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    planted, _ = build_responded(tmp_path_factory.mktemp("var-tasks") / "seed")
-    root = tmp_path_factory.mktemp("var-tasks-base")
-    for s in ("curate", "responses"):
-        shutil.copytree(planted.work.root / s, root / s)
-    return root
+    return responded_inputs(tmp_path_factory.mktemp("var-tasks") / "seed", tmp_path_factory.mktemp("var-tasks-base"))
 
 
 def _recipe(tasks: int, executor: dict[str, Any] | None = None, bucket_rows: int = BUCKET_ROWS) -> Any:
