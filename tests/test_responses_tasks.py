@@ -118,14 +118,14 @@ def test_a_killed_task_run_again_writes_only_the_missing_units(one_task: dict[st
     proc = subprocess.Popen([sys.executable, "-c", code], env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     deadline = time.monotonic() + 240
-    while not list((work / "responses" / "tasks").glob("*/outputs/killed-1")) and proc.poll() is None:
+    while not list((work / "responses" / "tasks").glob("*/units-*/killed-1")) and proc.poll() is None:
         assert time.monotonic() < deadline, "task 1 was never killed"
         time.sleep(0.2)
     time.sleep(1.0)  # let task 0 get on with its units
     with contextlib.suppress(ProcessLookupError):  # the run may have failed on the kill already (executors' watch)
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    (outputs,) = (work / "responses" / "tasks").glob("*/outputs")
+    (outputs,) = (work / "responses" / "tasks").glob("*/units-*")
     written = {p.name: p.stat().st_ino for p in outputs.glob("*.parquet")}
     # Task 1 died after its first unit; task 0 may have taken its others since (builder/task_claims.py).
     assert "00001.parquet" in written

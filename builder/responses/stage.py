@@ -330,8 +330,10 @@ def _tasks(recipe: Recipe, n_units: int) -> int:
     return max(1, min(n, n_units))
 
 
-def _scratch(work: WorkDir, key: str) -> Path:
-    return work.stage(STAGE) / "tasks" / key / "outputs"
+def _scratch(recipe: Recipe, work: WorkDir, key: str) -> Path:
+    """The task outputs' folder, named after the unit layout too: an output is unit i of that layout
+    (a run resumed with other task workers, or by an older toolkit's shard outputs, starts afresh)."""
+    return work.stage(STAGE) / "tasks" / key / f"units-{_unit_rows(recipe)}"
 
 
 def _run_tasks(recipe: Recipe, work: WorkDir, n_tasks: int, key: str) -> Path:
@@ -344,7 +346,7 @@ def _run_tasks(recipe: Recipe, work: WorkDir, n_tasks: int, key: str) -> Path:
     for old in root.glob("*"):
         if old.name != key:
             shutil.rmtree(old, ignore_errors=True)
-    scratch = _scratch(work, key)
+    scratch = _scratch(recipe, work, key)
     ex_cfg = recipe.executor.model_copy(update={"tasks": n_tasks})
     preload_forkserver(ex_cfg, ["__main__", PRELOAD])  # local tasks start warm (worker_preload.py)
     workers = _task_workers(recipe)
@@ -380,7 +382,7 @@ def _responses(recipe: Recipe, work: WorkDir, key: str, progress: Progress | Non
         workers = cfg.workers if n_batches > 1 else 1  # a pool only pays off with work to share
         m = merged(_results(_reply_batches(files, cfg.batch_rows), prompts, cfg, recipe.student, workers))
     else:  # the tasks' outputs merged in unit order as they land (builder/landing.py)
-        scratch = _scratch(work, key)
+        scratch = _scratch(recipe, work, key)
 
         def run() -> None:
             _run_tasks(recipe, work, n_tasks, key)

@@ -154,7 +154,7 @@ def _candidates(bucket: Bucket, answer_counts: bool) -> list[Candidate]:
     if answer_counts:
         for c in cands:
             if c.reasoning is not None:
-                c.answer_tokens = c.reasoning["student_answer_tokens"]
+                c.answer_tokens = c.reasoning.get("student_answer_tokens")  # None (an older partition): counted
     return cands
 
 
@@ -225,6 +225,10 @@ def _tasks(recipe: Recipe, n_buckets: int) -> int:
     return max(1, min(n, n_buckets))
 
 
+def _scratch(work: WorkDir, key: str) -> Path:
+    return work.stage(STAGE) / TASKS / key / "outputs"
+
+
 def _run_tasks(plan: Plan, work: WorkDir, n_tasks: int, key: str) -> Path:
     """Partition (once), then run the datatrove tasks (resumable: completed ranks and written buckets
     are skipped); their outputs' folder. Keyed by the stage's fingerprint: another recipe or other
@@ -240,7 +244,7 @@ def _run_tasks(plan: Plan, work: WorkDir, n_tasks: int, key: str) -> Path:
         folder = root / key / "buckets"
         buckets.partition(work, plan.n, folder, plan.want_pairs)
         plan.folder = str(folder.resolve())
-    scratch = root / key / "outputs"  # as _variants merges it
+    scratch = _scratch(work, key)
     scratch.mkdir(parents=True, exist_ok=True)
     ex_cfg = recipe.executor.model_copy(update={"tasks": n_tasks})
     plan.workers = min(2, recipe.executor.cpus_per_task) if recipe.executor.kind != "local" else 1
@@ -293,7 +297,7 @@ def _variants(recipe: Recipe, work: WorkDir, key: str, progress: Progress | None
                 pq.write_table(part.table(), tmp / f"ledger-{i:05d}.parquet")  # on disk until the ledger is written
                 ledger.add_part(tmp / f"ledger-{i:05d}.parquet", part.summary())
         else:  # the buckets merged in order as they land (builder/landing.py)
-            scratch = work.stage(STAGE) / TASKS / key / "outputs"
+            scratch = _scratch(work, key)
 
             def run() -> None:
                 _run_tasks(plan, work, n_tasks, key)
