@@ -38,7 +38,7 @@ def trace_texts(stride: int) -> list[str]:
 def counters(name: str) -> tuple[Callable[[list[str]], list[int]], Callable[[list[str]], list[int]]]:
     """(old, new) counts of a list of raw texts, as count_tokens_tiktoken computes them on one thread."""
     enc = tokens.tiktoken_encoding(name)
-    form = tokens._tiktoken_build(name)[1]
+    form = tokens._tiktoken_build(name).form
     specials_in = tokens._special_finder(name)
     core = enc._core_bpe
     ordinary = tokens._ordinary_counter(name)

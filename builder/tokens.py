@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import tiktoken
 from tokenizers import Tokenizer
@@ -348,15 +348,20 @@ def tiktoken_encoding(name: str) -> tiktoken.Encoding:
     """A tiktoken Encoding built from `name`'s BPE vocab, pre-tokenizer regex and added tokens; text must
     be passed through `tiktoken_normalize(name, text)` first. Counting builds it (from the fast one's
     ranks) only for the texts token_cuts.py leaves to it: its Rust maps cost ~32 MB a process."""
-    fast, _, pat = _tiktoken_build(name)
-    return tiktoken.Encoding(name=f"answer-distill-{name}", pat_str=pat, mergeable_ranks=fast._mergeable_ranks,
+    fast, _, pattern = _tiktoken_build(name)
+    return tiktoken.Encoding(name=f"answer-distill-{name}", pat_str=pattern, mergeable_ranks=fast._mergeable_ranks,
                              special_tokens=fast._special_tokens)  # fmt: skip
 
 
+class _Built(NamedTuple):
+    fast: tiktoken.Encoding  # with token_cuts.py's look-around-free pattern
+    form: str | None  # the Unicode normal form to apply first
+    pattern: str  # the proven pre-tokenizer pattern
+
+
 @cache
-def _tiktoken_build(name: str) -> tuple[tiktoken.Encoding, str | None, str]:
-    """(`name`'s Encoding with token_cuts.py's look-around-free pattern, the Unicode normal form to apply
-    first, the proven pattern), from what its file says: the disk cache (token_ranks.py), else a parse."""
+def _tiktoken_build(name: str) -> _Built:
+    """What counting `name` needs, from what its file says: the disk cache (token_ranks.py), else a parse."""
     src = _source(name)
     source_files(name)  # the installed files checked against their pins, cached or not
 
@@ -374,28 +379,28 @@ def _tiktoken_build(name: str) -> tuple[tiktoken.Encoding, str | None, str]:
     inp = token_ranks.cached(cache_root() / "tiktoken", key, parse)
     pat, form = _tiktoken_pattern(name, inp.sections)
     fast = token_cuts.fast_pattern(name, pat)
-    return tiktoken.Encoding(f"answer-distill-{name}-fast", pat_str=fast, mergeable_ranks=inp.ranks,
-                             special_tokens=inp.specials), form, pat  # fmt: skip
+    return _Built(tiktoken.Encoding(f"answer-distill-{name}-fast", pat_str=fast, mergeable_ranks=inp.ranks,
+                                    special_tokens=inp.specials), form, pat)  # fmt: skip
 
 
 def tiktoken_normalize(name: str, text: str) -> str:
     """What `tokenizers` does to `name`'s text before pre-tokenizing (tiktoken does not)."""
-    form = _tiktoken_build(name)[1]
+    form = _tiktoken_build(name).form
     return unicodedata.normalize(form, text) if form else text
 
 
 @cache
 def _special_finder(name: str) -> Callable[[str], tuple[str, ...]]:
-    return token_cuts.added_token_finder(_tiktoken_build(name)[0].special_tokens_set)
+    return token_cuts.added_token_finder(_tiktoken_build(name).fast.special_tokens_set)
 
 
 @cache
 def _ordinary_counter(name: str) -> Callable[[str], int]:
-    return token_cuts.ordinary_counter(name, _tiktoken_build(name)[0], lambda: tiktoken_encoding(name))
+    return token_cuts.ordinary_counter(name, _tiktoken_build(name).fast, lambda: tiktoken_encoding(name))
 
 
 def count_tokens_tiktoken(name: str, texts: list[str]) -> list[int]:
-    form = _tiktoken_build(name)[1]
+    form = _tiktoken_build(name).form
     normed = [unicodedata.normalize(form, t) for t in texts] if form else texts
     # A plain loop: encode_batch hands every text to a thread pool, which on 2 cores cost
     # more than the encoding and held every text's ids until the end. Texts are cut at added
