@@ -49,6 +49,7 @@ from builder.responses.tasks import (
     min_unit_rows,
     output_path,
     output_table,
+    output_written,
     unit_batches,
     units_of,
     write_output,
@@ -307,7 +308,7 @@ def task_units(recipe: Recipe, work: WorkDir, scratch: Path, rank: int, world: i
     units = units_of(files, _unit_rows(recipe))
     scratch.mkdir(parents=True, exist_ok=True)
     cfg, prompts, n = recipe.responses, None, 0
-    for i in task_claims.units(len(units), rank, world, claims, lambda i: output_path(scratch, i).exists()):
+    for i in task_claims.units(len(units), rank, world, claims, lambda i: output_written(scratch, i)):
         if prompts is None:  # built once, and only by a task that has a unit to do
             prompts = PromptIndex(work)
         batches = unit_batches(files[units[i].shard], units[i], cfg.batch_rows)
@@ -388,7 +389,7 @@ def _responses(recipe: Recipe, work: WorkDir, key: str, progress: Progress | Non
             _run_tasks(recipe, work, n_tasks, key)
 
         m = run_and_merge(run, lambda order: merged(read_outputs(scratch, order, cfg.batch_rows)), len(units),
-                          lambda i: output_path(scratch, i).is_file())  # fmt: skip
+                          lambda i: output_written(scratch, i))  # fmt: skip
     work.write_ledger(ledger)
     res = ResponsesResult(n_in, m.kept, m.quarantined, dict(m.reasons), dict(m.verify), time.perf_counter() - t0,
                           ledger.summary())  # fmt: skip

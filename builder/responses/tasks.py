@@ -46,6 +46,11 @@ def output_path(scratch: Path, unit: int) -> Path:
     return scratch / f"{unit:05d}.parquet"
 
 
+def output_written(scratch: Path, unit: int) -> bool:
+    """The unit's output is there, whole (renamed into place only when complete: write_output)."""
+    return output_path(scratch, unit).is_file()
+
+
 class Unit(NamedTuple):
     shard: int  # index into the reply shards
     row_groups: list[int]  # consecutive row groups of that shard

@@ -49,13 +49,13 @@ from builder.variants.adaptive import choose
 from builder.variants.buckets import Bucket
 from builder.variants.format_gate import Survival, broken
 from builder.variants.llm_summary import LlmSummarizer
-from builder.variants.merge import STATS, BucketStats, check_accounting, read_bucket
+from builder.variants.merge import BucketStats, check_accounting, read_bucket
 from builder.variants.overthinking import LengthStats, difficulty, histogram, pass_rates, pass_rates_of
 from builder.variants.pairs import multi_samples_of, write_pairs
 from builder.variants.registry import REGISTRY, Candidate, declare, omitted, to_build
 from builder.variants.summary_job import summaries
 from builder.variants.summary_quality import Tally
-from builder.variants.tasks import BucketFiles, VariantsTask, after_bucket, bucket_dir
+from builder.variants.tasks import BucketFiles, VariantsTask, after_bucket, bucket_dir, bucket_written
 from builder.variants.variant_rows import TOKEN_CHUNK, prompt_tokens, variant_chunk
 from builder.workdir import WorkDir
 
@@ -208,7 +208,7 @@ def task_buckets(plan: Plan, work: WorkDir, scratch: Path, rank: int, world: int
     written whole; returns how many it wrote."""
     assert plan.claims is not None, "the driver makes the run's claims folder"
     n = 0
-    for i in task_claims.units(plan.n, rank, world, Path(plan.claims), lambda i: bucket_dir(scratch, i).is_dir()):
+    for i in task_claims.units(plan.n, rank, world, Path(plan.claims), lambda i: bucket_written(scratch, i)):
         out = BucketFiles(scratch, i, plan.features())
         part = Ledger(STAGE)
         out.commit(part, run_bucket(plan, work, i, out.writers, part))
@@ -307,7 +307,7 @@ def _variants(recipe: Recipe, work: WorkDir, key: str, progress: Progress | None
                     total.add(read_bucket(bucket_dir(scratch, i), writers, ledger))
                     report(progress, "merging buckets", i + 1, n)
 
-            run_and_merge(run, merged, n, lambda i: (bucket_dir(scratch, i) / STATS).is_file())
+            run_and_merge(run, merged, n, lambda i: bucket_written(scratch, i))
         counts: dict[str, int] = {}
         for name, w in writers.items():
             w.close()

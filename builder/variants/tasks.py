@@ -40,6 +40,11 @@ def bucket_dir(scratch: Path, i: int) -> Path:
     return scratch / f"{i:05d}"
 
 
+def bucket_written(scratch: Path, i: int) -> bool:
+    """Bucket i's output is there, whole (its folder is renamed into place only when complete)."""
+    return bucket_dir(scratch, i).is_dir()
+
+
 class PartWriter:
     """A bucket's rows of one table: one parquet file, one row group per `write_rows` call."""
 
