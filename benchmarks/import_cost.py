@@ -13,7 +13,8 @@ child's). The tokenizer and language-model disk caches are shared, so both sides
 
 Last line: one JSON object: [min, median] CPU-s of the import and of the worker's first step, old
 and new, and per run the import plus --workers workers' first steps (what a pool of that many pays
-before its first batch); the heavy modules the import loaded (`datasets` / `pandas`).
+before its first batch); `import_ratio` / `with_workers_ratio`: old over new, medians; the heavy
+modules the import loaded (`datasets` / `pandas`).
 """
 
 from __future__ import annotations
@@ -80,6 +81,10 @@ def main() -> None:
                             ("with_workers", [o + args.workers * c for o, c in rs])):  # fmt: skip
             out[f"{side}_{key}_cpu_s"] = [round(min(values), 3), round(statistics.median(values), 3)]
         out[f"{side}_heavy_modules"] = heavy[side]
+    # old / new of the medians: the import alone, and the import plus the pool's first steps
+    for key in ("import", "with_workers"):
+        old, new = out[f"old_{key}_cpu_s"][1], out[f"new_{key}_cpu_s"][1]  # type: ignore[index]
+        out[f"{key}_ratio"] = round(old / new, 3) if new else None
     print(json.dumps(out))
 
 

@@ -21,7 +21,7 @@ import pytest
 
 from builder import tables
 from builder.responses.stage import _run_tasks, fingerprint, run_responses
-from builder.responses.tasks import KILL_ENV, Unit, units_of
+from builder.responses.tasks import KILL_ENV, Unit, unit_batches, units_of
 from builder.rows import stable_hash
 from builder.workdir import WorkDir
 from tests.fixtures.ray_local import RAY_EXECUTOR, local_ray
@@ -103,6 +103,20 @@ def test_units_are_the_shards_row_groups(base: Path) -> None:
     # every reply in exactly one unit, in input order
     assert sum(pq.ParquetFile(files[u.shard]).metadata.row_group(g).num_rows for u in units for g in u.row_groups) \
         == sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+
+
+def test_units_gather_row_groups_to_the_minimum_and_keep_an_empty_shard(tmp_path: Path) -> None:
+    schema = pa.schema([("generation_id", pa.string())])
+    sizes = [2, 2, 2, 1]
+    with pq.ParquetWriter(tmp_path / "a.parquet", schema) as w:
+        for k, n in enumerate(sizes):  # one row group per write
+            w.write_table(pa.table({"generation_id": [f"{k}-{i}" for i in range(n)]}, schema=schema))
+    pq.ParquetWriter(tmp_path / "b.parquet", schema).close()  # no row group at all
+    files = [tmp_path / "a.parquet", tmp_path / "b.parquet"]
+    units = units_of(files, 3)  # a pool's minimum: runs of groups up to 3 rows, the last run shorter
+    assert units == [Unit(0, [0, 1]), Unit(0, [2, 3]), Unit(1, [])]
+    got = [r["generation_id"] for u in units for b in unit_batches(files[u.shard], u, 2) for r in b]
+    assert got == [f"{k}-{i}" for k, n in enumerate(sizes) for i in range(n)]  # every row once, in order
 
 
 def test_a_killed_task_run_again_writes_only_the_missing_units(one_task: dict[str, pa.Table], base: Path, tmp_path: Path) -> None:
