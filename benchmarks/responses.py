@@ -43,7 +43,9 @@ figure, since a shared machine only ever slows a run down (every run's wall and 
 would give the responses stage, from each process's CPU (tasks in parallel, the rest serial).
 CPU figures leave out the benchmark's own memory sampler (`sampler_cpu_s` of the stages' run).
 `replies_per_cpu_s` counts every process of the tree; `variants_cpu_share` is the part of it
-after responses. `--no-scaling` skips these runs.
+after responses. `--no-scaling` skips these runs. The `floor_*` keys (benchmarks/cpu_floor.py, same
+work dir, this process) are what the published exact token counts and the extractive summaries
+cost alone; `replies_per_cpu_s_ceiling` is the rate if nothing else cost anything.
 
 The last line printed is one JSON object: replies_per_s, peak_rss_mb, speedup_vs_naive,
 code_tests_per_s, rows, wall_s, …, truncation_recall_*, clean_truncation_reject_rate,
@@ -886,6 +888,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"largest child {ours['rss_children_max_mb']:,.0f} MB"
         )
         print(f"       verification: {ours['verify']}")
+        # What the published counts and summaries cost alone, on the same work dir (benchmarks/cpu_floor.py;
+        # imported here: the timed child must import the stages' modules inside its measured window).
+        from cpu_floor import floor_figures
+
+        floor = floor_figures(root / "work", stages_cpu_s=ours["cpu_s"])
+        print(f"floor: exact counts {floor['floor_count_cpu_s']:.1f} + summaries {floor['floor_summary_cpu_s']:.1f} CPU s "
+              f"= {floor['floor_share']:.0%} of the stages' CPU; ceiling {floor['replies_per_cpu_s_ceiling']:,.0f} replies/CPU s")
         scaling = None
         if not args.no_scaling:
             # Its own work dir, of --scaling-rows replies: a task's start-up (its forkserver's
@@ -943,6 +952,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "variants_s": round(ours["variants_s"], 2),
         "cpu_s": round(ours["cpu_s"], 2),
         "replies_per_cpu_s": round(args.rows / ours["cpu_s"], 1),
+        **{k: v for k, v in floor.items() if k != "replies"},
         "replies_per_s_2_idle_cores": round(2 * args.rows / ours["cpu_s"], 1),  # if both cores were ours alone
         "scaling_2_tasks": scaling and scaling["scaling_2_tasks"],
         "scaling_2_tasks_cpu_bound": scaling and scaling["scaling_2_tasks_cpu_bound"],
