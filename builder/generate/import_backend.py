@@ -26,6 +26,7 @@ Bad input: a mapped path that none of an import's first 100 rows has is a recipe
 from __future__ import annotations
 
 import itertools
+import re
 from collections import defaultdict
 from typing import Any
 
@@ -148,36 +149,50 @@ def reply_meta(spec: ImportSpec, row: dict[str, Any], index: int) -> dict[str, A
 
 
 def _check_paths(recipe: Recipe, teacher: TeacherConfig, index: int, spec: ImportSpec, head: list[Any]) -> None:
-    """Every mapped path must exist in at least one of the first rows (a typo fails before storing)."""
+    """Every mapped path (and `id_field`) must exist in at least one of the first rows: a typo
+    fails before storing, instead of leaving every prompt `not_in_import`, labelled expected."""
     if not head:
         return
-    for key, path in spec.mapped_paths().items():
+    paths = {**({"id_field": spec.id_field} if spec.path and spec.id_field else {}), **spec.mapped_paths()}
+    for key, path in paths.items():
         if all(get_path(row, path) is _MISSING for _, row, _ in head):
-            where = str(head[0][2]).rsplit(":", 1)[0]
+            where = re.sub(r"(:|#)\d+$", "", str(head[0][2]))  # the file, not its first row
+            fix = "point `id_field` at the field holding the source's row ids" if key == "id_field" else (
+                f"fix the dotted path (e.g. info.finish_reason, messages.-1.content) or remove `{key}`")
             raise UserError(
                 f"{recipe.path}: generate.teachers[{teacher.name}].imports[{index}].{key}: {path!r} is in none of "
-                f"the first {len(head)} rows of {where}; fix the dotted path (e.g. info.finish_reason, "
-                f"messages.-1.content) or remove `{key}`"
+                f"the first {len(head)} rows of {where}; {fix}"
             )
 
 
-def _spec_rows(recipe: Recipe, spec: ImportSpec, src: SourceConfig, warnings: list[str]):  # type: ignore[no-untyped-def]
-    """(row id as curate saw it, raw row, location) for every row of the import file."""
+def _spec_rows(recipe: Recipe, spec: ImportSpec, src: SourceConfig, warnings: list[str], skipped: list[str]):  # type: ignore[no-untyped-def]
+    """(row id as curate saw it, raw row, location) for every row of the import file; the row id
+    is None where a separate file's row has no usable `id_field`. Rows of a separate file that
+    cannot be read go to `skipped` as "location: reason": nothing here leaves without a word."""
     if spec.path:
         other = src.model_copy(update={"path": spec.path, "format": spec.format, "limit": None, "kind": "local"})
         for item in read_source(recipe, other, warnings):
             if isinstance(item, BadRow):
+                skipped.append(f"{item.location}: {item.reason}")
                 continue
             rid = get_path(item.data, spec.id_field or "")
-            if isinstance(rid, (str, int, float)):  # get_path's "missing" marker is none of these
-                yield str(rid), item.data, item.location
+            # get_path's "missing" marker is none of these; a bool is no row id either.
+            ok = isinstance(rid, (str, int, float)) and not isinstance(rid, bool)
+            yield (str(rid) if ok else None), item.data, item.location
         return
     for item in read_source(recipe, src, warnings):  # same reader and limit as curate: same ids
         if isinstance(item, BadRow):
-            continue
+            continue  # curate quarantined this row: it has no prompt to answer
         rid = get_path(item.data, src.fields.id) if src.fields.id else None
         ok = rid is not None and isinstance(rid, (str, int, float))
         yield (str(rid) if ok else item.row_id), item.data, item.location
+
+
+def _skipped_warning(recipe: Recipe, teacher: TeacherConfig, spec: ImportSpec, skipped: list[str]) -> str:
+    """One line for the rows of an import file that answer no prompt because they cannot be read."""
+    return (f"teacher {teacher.name}: import of {spec.source}: {len(skipped)} row(s) of "
+            f"{recipe.resolve(spec.path or '')} skipped "
+            f"(first: {skipped[0]}); the prompts they answer are stored as not_in_import; fix the file")
 
 
 def run_import(
@@ -203,10 +218,14 @@ def run_import(
             )
         seen: set[str] = set()
         dup = 0
-        rows = _spec_rows(recipe, spec, src, warnings)
+        skipped: list[str] = []
+        rows = _spec_rows(recipe, spec, src, warnings, skipped)
         head = list(itertools.islice(rows, _PEEK_ROWS))
         _check_paths(recipe, teacher, spec_index, spec, head)
         for rid, row, location in itertools.chain(head, rows):
+            if rid is None:
+                skipped.append(f"{location}: no {spec.id_field!r} (id_field) value")
+                continue
             key = (src.name, rid)
             if rid in seen:
                 dup += 1
@@ -235,6 +254,8 @@ def run_import(
                     run=run_id, source=it.source, category=it.category,
                 )  # fmt: skip
                 stored += 1
+        if skipped:
+            warnings.append(_skipped_warning(recipe, teacher, spec, skipped))
         if dup:
             warnings.append(f"teacher {teacher.name}: import of {spec.source} has {dup} repeated ids; the first was used")
     return stored
