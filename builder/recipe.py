@@ -47,6 +47,20 @@ class _BoundedLoader(yaml.SafeLoader):
                 raise yaml.YAMLError(f"more than {MAX_ALIASES} aliases (*name); write the values out")
         return super().compose_node(parent, index)
 
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        # PyYAML keeps the last of two equal keys: a second `curate:` would replace the first
+        # without a word. Merged keys (<<) may be overridden; written-out ones may not.
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                continue
+            key = self.construct_object(key_node)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice (also on line {seen[key]}); keep one", key_node.start_mark)
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
 
 def _expanded_size(data: Any, limit: int) -> int:
     """Nodes in the document with aliases expanded, counting stops just past `limit`."""
@@ -179,16 +193,24 @@ def format_validation_error(file: Path, err: ValidationError, data: Any, root: t
 
 
 def _check_source_names(file: Path, recipe: Recipe) -> None:
-    """Source names a teacher refers to (its `sources:`, its imports) must be recipe sources."""
+    """Source names a teacher, a balance weight or cap, or a mix target refers to must be recipe
+    sources: a misspelt one would silently cap, weigh or check nothing."""
     known = [s.name for s in recipe.sources]
+    named: list[tuple[str, str]] = []
     for i, t in enumerate(recipe.generate.teachers if recipe.generate else []):
-        named = [("sources.include", n) for n in t.sources.include] + [("sources.exclude", n) for n in t.sources.exclude]
-        named += [(f"imports[{j}].source", spec.source) for j, spec in enumerate(t.imports)]
-        for key, name in named:
-            if name not in known:
-                close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-                hint = f"did you mean `{close[0]}`?" if close else f"use one of {known}"
-                raise UserError(f"{file}: generate.teachers[{i}={t.name}].{key}: unknown source {name!r}; {hint}")
+        where = f"generate.teachers[{i}={t.name}]"
+        named += [(f"{where}.sources.include", n) for n in t.sources.include]
+        named += [(f"{where}.sources.exclude", n) for n in t.sources.exclude]
+        named += [(f"{where}.imports[{j}].source", spec.source) for j, spec in enumerate(t.imports)]
+    balance = recipe.curate.balance
+    named += [("curate.balance.source_caps", n) for n in balance.source_caps]
+    named += [("curate.balance.source_weights", n) for n in balance.source_weights]
+    named += [("quality.mix.source_targets", n) for n in recipe.quality.mix.source_targets]
+    for key, name in named:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            hint = f"did you mean `{close[0]}`?" if close else f"use one of {known}"
+            raise UserError(f"{file}: {key}: unknown source {name!r}; {hint}")
 
 
 def load_recipe(path: str | Path) -> Recipe:

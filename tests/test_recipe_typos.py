@@ -110,6 +110,26 @@ def test_values_out_of_range_are_refused(tmp_path: Path, path: tuple[Any, ...], 
 
 
 @pytest.mark.parametrize(
+    ("path", "key", "value", "match"),
+    [
+        (("curate", "balance"), "source_caps", {"arena-hard": 30},
+         r"curate.balance.source_caps: unknown source 'arena-hard'; did you mean `arena-hard-v2`\?"),
+        (("curate", "balance"), "source_weights", {"nope": 2}, r"curate.balance.source_weights: unknown source 'nope'"),
+        (("quality", "mix"), "source_targets", {"gsm8k": 0.5}, r"quality.mix.source_targets: unknown source 'gsm8k'"),
+        (("quality", "mix"), "category_targets", {"maths": 0.5}, r"quality.mix.category_targets: unknown category"),
+        (("quality",), "verification_floor", {"*": 0.5, "coding": 0.9}, r"quality.verification_floor: unknown category"),
+        (("quality",), "verification_floor", {"*": 50}, r"quality.verification_floor: shares are between 0 and 1"),
+    ],
+    ids=["source-cap", "source-weight", "source-target", "category-target", "floor-category", "floor-percent"],
+)
+def test_names_that_would_match_nothing_are_refused(tmp_path: Path, path: tuple[Any, ...], key: str, value: Any,
+                                                    match: str) -> None:  # fmt: skip
+    """A misspelt source or category in a cap, weight, target or floor would silently cap or check nothing."""
+    with pytest.raises(UserError, match=match):
+        load_recipe(_write(tmp_path, _typo(path, key, value)))
+
+
+@pytest.mark.parametrize(
     ("text", "match"),
     [
         ("name: x\n" + "".join(f"l{i}: &l{i} [{', '.join([f'*l{i-1}'] * 9) if i else '1'}]\n" for i in range(12)),
@@ -118,8 +138,13 @@ def test_values_out_of_range_are_refused(tmp_path: Path, path: tuple[Any, ...], 
         ("name: x\nv: [" + ", ".join(["1"] * 400_000) + "]\n", "bytes is not a recipe"),
         ("a: &a [1,2,3,4,5,6,7,8,9,10]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
          "d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]\n", "values once aliases are expanded"),
+        # A second `curate:` (or a nested key given twice) must not silently replace the first.
+        ("name: x\nversion: 0.1.0\ncurate: {balance: {seed: 1}}\nsources: []\ncurate: {}\n",
+         r"r.yaml:5: .*key 'curate' is given twice \(also on line 3\)"),
+        ("name: x\nsources:\n - {name: s, path: a.jsonl, fields: {prompt: q, prompt: r}}\n",
+         r"r.yaml:3: .*key 'prompt' is given twice"),
     ],
-    ids=["alias-bomb", "deep-nesting", "huge", "expansion"],
+    ids=["alias-bomb", "deep-nesting", "huge", "expansion", "duplicate-key", "duplicate-nested-key"],
 )
 def test_hostile_yaml_is_one_line(tmp_path: Path, text: str, match: str) -> None:
     f = tmp_path / "r.yaml"
