@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from builder.config.base import Strict
+from builder.config.base import Name, Strict
 from builder.config.curate import CurateConfig
 from builder.config.executor import ExecutorConfig
 from builder.config.generate import GenerateConfig
@@ -76,8 +76,21 @@ def _expanded_size(data: Any, limit: int) -> int:
     return count
 
 
+def _huge_int(data: Any, loc: tuple[Any, ...] = ()) -> tuple[tuple[Any, ...], int] | None:
+    """The first integer past 64 bits (its key path, its value): every count, seed and priority
+    ends up in a parquet column or a numpy array, which would fail mid-stage with a traceback."""
+    if isinstance(data, int) and not isinstance(data, bool) and not -(2**63) <= data < 2**63:
+        return loc, data
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
+    for key, value in items:
+        found = _huge_int(value, (*loc, key))
+        if found:
+            return found
+    return None
+
+
 class Recipe(Strict):
-    name: str = Field(description="the dataset's name")
+    name: Name = Field(description="the dataset's name")
     version: str = Field(description="semver of the release this recipe builds")
     description: str = Field("", description="one paragraph for the card")
     sources: list[SourceConfig] = Field(description="where prompts come from")
@@ -241,6 +254,9 @@ def load_recipe(path: str | Path) -> Recipe:
     for key in ("student", "curate", "executor", "responses", "variants", "quality", "release"):
         if key in data and data[key] is None:
             del data[key]
+    huge = _huge_int(data)
+    if huge:
+        raise UserError(f"{file}: {_key_path(huge[0], data)}: {huge[1]} does not fit in 64 bits; use a smaller number")
     try:
         recipe = Recipe.model_validate(data)
     except ValidationError as e:

@@ -101,6 +101,16 @@ def test_far_off_key_lists_the_valid_keys(tmp_path: Path) -> None:
         (("generate", "teachers", 0, "limits"), "concurrency", 10**9, r"limits.concurrency"),
         (("generate", "teachers", 0, "sampling"), "max_tokens", 10**20, r"sampling.max_tokens"),
         (("student",), "max_tokens", 0, "student.max_tokens"),
+        # Past 64 bits, or outside numpy's seed range: a traceback mid-curate, not a load error.
+        (("sources", 0), "priority", 10**40, r"sources\[0=r1-mmlupro-pcmb\].priority: 1000\d+ does not fit in 64 bits"),
+        (("curate", "balance"), "seed", 2**64, r"curate.balance.seed: \d+ does not fit in 64 bits"),
+        (("curate", "near_dedupe"), "seed", -1, r"curate.near_dedupe.seed: Input should be greater than or equal to 0"),
+        (("executor",), "mem_per_cpu_gb", float("inf"), r"executor.mem_per_cpu_gb: Input should be a finite number"),
+        (("generate", "prices", "deepseek-chat"), "input_per_1m", float("nan"), r"input_per_1m: .*finite number"),
+        # Names: ".." would put a teacher's store outside its folder; a blank name labels nothing.
+        (("generate", "teachers", 0), "name", "..", r"teacher name '..': use letters"),
+        ((), "name", " ", r"recipe.yaml: name: is empty"),
+        (("sources", 1), "name", "", r"sources\[1\].name: is empty"),
     ],
 )
 def test_values_out_of_range_are_refused(tmp_path: Path, path: tuple[Any, ...], key: str, value: Any, match: str) -> None:

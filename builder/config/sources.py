@@ -7,7 +7,7 @@ from typing import Literal
 import regex
 from pydantic import Field, field_validator, model_validator
 
-from builder.config.base import CATEGORIES, Strict
+from builder.config.base import CATEGORIES, Name, Strict
 from builder.config.release import repo_id_problem
 
 FileFormat = Literal["auto", "jsonl", "json", "parquet", "csv"]
@@ -43,7 +43,7 @@ class FieldMap(Strict):
 
 
 class SourceConfig(Strict):
-    name: str = Field(description="unique name; rows carry it as `source`")
+    name: Name = Field(description="unique name; rows carry it as `source`")
     kind: Literal["local", "hf"] = Field("local", description="local files, or a Hub dataset via load_dataset")
     path: str | None = Field(None, description="local file or glob, relative to the recipe file")
     format: FileFormat = Field("auto", description="file format; auto: from the extension")
