@@ -1,0 +1,76 @@
+"""Command-line values a new or hostile user gives: an empty path, --work / --out that is a
+file, a source file that is absent, a work directory another recipe built. Each is refused
+before anything is written (exit 2), named in the error, never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from builder.cli import app
+from tests.test_bad_inputs import jsonl, no_crash, one_line_error, recipe, run, src
+
+
+@pytest.fixture
+def small(tmp_path: Path) -> Path:
+    (tmp_path / "ok.jsonl").write_bytes(jsonl({"q": "hello there"}, {"q": "a second question"}))
+    return recipe(tmp_path, [src("s", "ok.jsonl")])
+
+
+@pytest.mark.parametrize(("args", "option"), [
+    (["curate", "{r}", "--work", ""], "'--work'"), (["build", "{r}", "-w", " "], "'--work'"),
+    (["release", "{r}", "--out", ""], "'--out'"), (["check", "{r}", "--work", ""], "'--work'"),
+    (["push", ""], "'release_dir'"),
+])  # fmt: skip
+def test_an_empty_path_is_refused_not_the_current_folder(tmp_path: Path, small: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         args: list[str], option: str) -> None:  # fmt: skip
+    """`-w ""` (say `-w $WORK` with WORK unset) became Path("."): curate wrote curate/ into
+    whatever folder the shell was in."""
+    monkeypatch.chdir(tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    res = CliRunner().invoke(app, [a.replace("{r}", str(small)) for a in args])
+    no_crash(res.stdout + res.stderr)
+    assert res.exit_code == 2 and option in res.stderr and "is empty" in res.stderr, res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written here
+
+
+def test_check_finds_what_the_build_would_hit(tmp_path: Path, small: Path) -> None:
+    """`check` said "no problems found" for --work or --out that is a file and for a source file
+    that is absent: each is its own problem line now, as the build would fail on it."""
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for args, needle in (
+        (["--work", afile], f"{afile}: --work is a file, not a folder"),
+        (["--out", afile], f"{afile}: the release folder (--out) is a file, not a folder"),
+    ):
+        rc, out, err = run("check", small, *args)
+        no_crash(out + err)
+        assert rc == 2 and needle in " ".join(err.split()), err
+    gone = recipe(tmp_path, [src("s", "ok.jsonl"), src("t", "data/*.jsonl"), src("u", "missing.jsonl")], name="gone.yaml")
+    rc, out, err = run("check", gone)
+    text = " ".join(err.split())
+    assert rc == 2 and f"sources[1=t].path: no file matches {tmp_path / 'data/*.jsonl'}" in text, err
+    assert f"sources[2=u].path: file not found: {tmp_path / 'missing.jsonl'}" in text, err
+
+
+@pytest.mark.parametrize("command", ["curate", "responses", "variants", "release"])
+def test_a_stage_over_another_recipes_work_dir_is_refused(tmp_path: Path, small: Path, command: str) -> None:
+    """`build` and `generate` refused a work dir built by another recipe, the single stages went
+    on: curate replaced that build's prompts, release mixed two recipes' stages."""
+    work = tmp_path / "w"
+    (work / "curate").mkdir(parents=True)
+    (work / "curate" / "summary.json").write_text('{"recipe": "someone-else", "recipe_sha256": "ab"}')
+    one_line_error(*run(command, small, "--work", work), "--work holds recipe 'someone-else''s build", "not 'bad-inputs''s")
+    assert sorted(p.name for p in work.iterdir()) == ["curate"]
+
+
+def test_push_of_what_is_not_a_release_says_so(tmp_path: Path, small: Path) -> None:
+    """A mistyped release folder was answered "the release names no repo id; pass --repo", which
+    sends the user after the wrong fix."""
+    (tmp_path / "empty").mkdir()
+    for path, what in ((tmp_path / "nope", "does not exist"), (small, "is a file, not a folder"),
+                       (tmp_path / "empty", "holds no readable manifest.json")):  # fmt: skip
+        line = one_line_error(*run("push", path, env={"HF_TOKEN": ""}), f"{path}: {what}")
+        assert "repo id" not in line
