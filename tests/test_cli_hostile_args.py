@@ -74,3 +74,18 @@ def test_push_of_what_is_not_a_release_says_so(tmp_path: Path, small: Path) -> N
                        (tmp_path / "empty", "holds no readable manifest.json")):  # fmt: skip
         line = one_line_error(*run("push", path, env={"HF_TOKEN": ""}), f"{path}: {what}")
         assert "repo id" not in line
+
+
+def test_check_takes_an_import_glob_as_the_reader_does(tmp_path: Path, small: Path) -> None:
+    """An import `path` that is a glob (the reader takes one) was "file not found" to check, so
+    build and generate refused a recipe that would have run."""
+    (tmp_path / "replies-1.jsonl").write_bytes(jsonl({"id": "1", "a": "yes"}))
+    teacher = {"name": "r1", "kind": "import", "model": "m",
+               "imports": [{"source": "s", "path": "replies-*.jsonl", "id_field": "id", "answer": "a"}]}
+    path = recipe(tmp_path, [src("s", "ok.jsonl")], name="glob.yaml", generate={"teachers": [teacher]})
+    rc, out, err = run("check", path)
+    assert rc == 0 and "check: no problems found" in out, err
+    teacher["imports"][0]["path"] = "answers-*.jsonl"
+    path = recipe(tmp_path, [src("s", "ok.jsonl")], name="glob.yaml", generate={"teachers": [teacher]})
+    rc, out, err = run("check", path)
+    assert rc == 2 and f"imports[0].path: no file matches {tmp_path / 'answers-*.jsonl'}" in " ".join(err.split()), err
