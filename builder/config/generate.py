@@ -76,6 +76,15 @@ class Endpoint(Strict):
     base_url: str = Field(description="OpenAI-compatible base URL, e.g. https://api.deepseek.com/v1")
     api_key_env: str | None = Field(None, description="the NAME of the env var holding the key, never the key")
 
+    @field_validator("base_url")
+    @classmethod
+    def _no_credentials(cls, v: str) -> str:
+        # user:KEY@host would be printed in every error naming the endpoint, and the default
+        # aiohttp client refuses it beside the Authorization header (a ValueError mid-generate).
+        if "@" in v.split("://", 1)[-1].split("/", 1)[0]:
+            raise ValueError("base_url holds credentials (…@host); remove them and name the key's variable in api_key_env")
+        return v
+
     @field_validator("api_key_env")
     @classmethod
     def _env_name(cls, v: str | None) -> str | None:
