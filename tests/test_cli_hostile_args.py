@@ -89,3 +89,18 @@ def test_check_takes_an_import_glob_as_the_reader_does(tmp_path: Path, small: Pa
     path = recipe(tmp_path, [src("s", "ok.jsonl")], name="glob.yaml", generate={"teachers": [teacher]})
     rc, out, err = run("check", path)
     assert rc == 2 and f"imports[0].path: no file matches {tmp_path / 'answers-*.jsonl'}" in " ".join(err.split()), err
+
+
+def test_a_csv_cell_over_128_kib_is_a_row_not_a_crash(tmp_path: Path) -> None:
+    """The csv module's 128 KiB cell limit raised _csv.Error out of curate ("internal error");
+    the long row is now read and quarantined as too long, the others kept."""
+    import pyarrow.parquet as pq
+
+    (tmp_path / "big.csv").write_text('q\n"' + "word " * 60_000 + '"\nA short question?\n')
+    path = recipe(tmp_path, [src("s", "big.csv")])
+    rc, out, err = run("curate", path, "--work", tmp_path / "w")
+    no_crash(out + err)
+    assert rc == 0, err
+    read = [r for r in pq.read_table(tmp_path / "w/curate/ledger.parquet").to_pylist() if r["step"] == "read"]
+    assert sorted((r["status"], r["reason"]) for r in read) == [("kept", ""), ("quarantined", "too_long")]
+    assert [r["location"] for r in read if r["status"] == "quarantined"] == [f"{tmp_path / 'big.csv'}:2"]
