@@ -185,7 +185,7 @@ def _suggest(root: type[BaseModel], loc: tuple[Any, ...]) -> str:
     owner = _model_at(root, loc)
     if owner is None:
         return ""
-    valid = sorted(owner.model_fields)
+    valid = sorted(k for k, f in owner.model_fields.items() if not f.exclude)  # not the loader's own
     close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.6)
     if close:
         return f"unknown key; did you mean `{close[0]}`?"
@@ -254,6 +254,10 @@ def load_recipe(path: str | Path) -> Recipe:
     for key in ("student", "curate", "executor", "responses", "variants", "quality", "release"):
         if key in data and data[key] is None:
             del data[key]
+    # `path` and `sha256` are the loader's (set below): written in the YAML they would be dropped.
+    own = sorted(k for k, f in Recipe.model_fields.items() if f.exclude and k in data)
+    if own:
+        raise UserError(f"{file}: {own[0]}: {_suggest(Recipe, (own[0],))}")
     huge = _huge_int(data)
     if huge:
         raise UserError(f"{file}: {_key_path(huge[0], data)}: {huge[1]} does not fit in 64 bits; use a smaller number")

@@ -92,6 +92,18 @@ def test_far_off_key_lists_the_valid_keys(tmp_path: Path) -> None:
         load_recipe(f)
 
 
+@pytest.mark.parametrize("key", ["sha256", "path"])
+def test_the_loaders_own_fields_are_not_recipe_keys(tmp_path: Path, key: str) -> None:
+    """`sha256:` / `path:` at the top were accepted and then overwritten by the loader (a key
+    silently ignored), and the list of valid keys offered them."""
+    with pytest.raises(UserError, match=rf"recipe.yaml: {key}: unknown key; valid keys here: curate, description, ") as e:
+        load_recipe(_write(tmp_path, _typo((), key, "x")))
+    assert "sha256," not in str(e.value) and " path," not in str(e.value)
+    with pytest.raises(UserError, match=r"valid keys here: curate, description, executor, generate, name, quality, "
+                                        r"release, responses, sources, student, variants, version$"):
+        load_recipe(_write(tmp_path, _typo((), "zzz_unknown", 1)))
+
+
 @pytest.mark.parametrize(
     ("path", "key", "value", "match"),
     [
