@@ -123,6 +123,11 @@ def test_the_loaders_own_fields_are_not_recipe_keys(tmp_path: Path, key: str) ->
         (("generate", "teachers", 0), "name", "..", r"teacher name '..': use letters"),
         ((), "name", " ", r"recipe.yaml: name: is empty"),
         (("sources", 1), "name", "", r"sources\[1\].name: is empty"),
+        # The other kind's keys were ignored without a word (a source meant as hf without `kind: hf`).
+        (("sources", 0), "dataset", "openai/gsm8k", r"sources\[0=r1-mmlupro-pcmb\]: `dataset` is not read for kind: local"),
+        (("sources", 0), "revision", "main", r"`revision` is not read for kind: local"),
+        (("generate", "teachers", 0), "endpoints", [{"base_url": "http://localhost:8000/v1", "api_key_env": "K"}],
+         r"generate.teachers\[0=r1\]: `endpoints` belongs to kind: openai"),
     ],
 )
 def test_values_out_of_range_are_refused(tmp_path: Path, path: tuple[Any, ...], key: str, value: Any, match: str) -> None:

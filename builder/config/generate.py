@@ -211,6 +211,8 @@ class TeacherConfig(Strict):
             raise ValueError("an import teacher needs `imports` (which source's file holds the replies)")
         if self.kind != "import" and self.imports:
             raise ValueError("`imports` belongs to kind: import")
+        if self.kind != "openai" and self.endpoints:  # unused there, yet `check` would demand their keys
+            raise ValueError(f"`endpoints` belongs to kind: openai; remove them from this {self.kind} teacher")
         return self
 
 

@@ -92,6 +92,11 @@ class SourceConfig(Strict):
             raise ValueError("a local source needs `path` (a file or glob)")
         if self.kind == "hf" and not self.dataset:
             raise ValueError("an hf source needs `dataset` (a Hub id like org/name)")
+        # The other kind's keys would be ignored: a source meant as hf, missing `kind: hf`, or the reverse.
+        unused = ["path"] if self.kind == "hf" and self.path else [
+            k for k in ("dataset", "config", "revision") if self.kind == "local" and getattr(self, k)]
+        if unused:
+            raise ValueError(f"`{unused[0]}` is not read for kind: {self.kind}; remove it or set `kind`")
         for raw, cat in self.category_map.items():
             if cat not in CATEGORIES:
                 raise ValueError(f"category_map[{raw!r}] = {cat!r}; use one of {CATEGORIES}")
