@@ -4,6 +4,7 @@ before anything is written (exit 2), named in the error, never a traceback."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,24 @@ def test_a_csv_cell_over_128_kib_is_a_row_not_a_crash(tmp_path: Path) -> None:
     read = [r for r in pq.read_table(tmp_path / "w/curate/ledger.parquet").to_pylist() if r["step"] == "read"]
     assert sorted((r["status"], r["reason"]) for r in read) == [("kept", ""), ("quarantined", "too_long")]
     assert [r["location"] for r in read if r["status"] == "quarantined"] == [f"{tmp_path / 'big.csv'}:2"]
+
+
+@pytest.mark.parametrize("summary", [False, True], ids=["generate-template", "summary-template"])
+@pytest.mark.parametrize(("body", "needle"), [
+    (b"id: t\nversion: v2\nsystem: null\nsuffix: ''\nuser: '{question} {thinking}'\n", "version 'v2' must be a whole number"),
+    (b"id: t\nversion: [1]\nsystem: null\nsuffix: ''\nuser: '{question} {thinking}'\n", "version [1] must be a whole number"),
+    (b"id: t\nversion: 1\nsystem: 'caf\xe9'\nsuffix: ''\nuser: '{question} {thinking}'\n", "cannot read"),
+], ids=["version-text", "version-list", "latin-1"])  # fmt: skip
+def test_a_hostile_prompt_template_is_one_line(tmp_path: Path, summary: bool, body: bytes, needle: str) -> None:
+    """A template's `version` went through int() and a Latin-1 file raised UnicodeDecodeError
+    (a ValueError, not the OSError caught): both were an "internal error" out of generate / variants."""
+    from builder.errors import UserError
+    from builder.teachers.prompting import load_template
+    from builder.variants.llm_summary import load_summary_template
+
+    path = tmp_path / "t.yaml"
+    drop = b"suffix: ''\n" if summary else b"user: '{question} {thinking}'\n"  # the keys each kind has
+    path.write_bytes(body.replace(drop, b""))
+    with pytest.raises(UserError, match=re.escape(needle)) as e:
+        (load_summary_template if summary else load_template)(path)
+    assert str(path) in str(e.value) and "\n" not in str(e.value)
