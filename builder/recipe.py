@@ -7,6 +7,7 @@ paid stage), and every error names the file, the key path and what to do, in one
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import hashlib
 import re
@@ -146,6 +147,7 @@ def _key_path(loc: tuple[Any, ...], data: Any) -> str:
     for part in loc:
         if isinstance(part, int):
             name = node[part].get("name") if isinstance(node, list) and isinstance(node[part], dict) else None
+            name = str(name) if isinstance(name, (str, int, float)) and not isinstance(name, bool) else None
             out[-1] = f"{out[-1]}[{part}{'=' + name if name else ''}]" if out else f"[{part}]"
         else:
             out.append(str(part))
@@ -201,6 +203,10 @@ def format_validation_error(file: Path, err: ValidationError, data: Any, root: t
         msg = _suggest(root, loc) or "unknown key; check its spelling against the recipe reference in README.md"
     elif first["type"] == "missing":
         msg = "required key is missing; add it"
+    elif first["type"] == "string_type" and isinstance(first.get("input"), (bool, int, float, datetime.date)):
+        # YAML 1.1 reads no / on / 1.0 / 2024-01-01 as a boolean, a number or a date.
+        value = first["input"]
+        msg = f"YAML read this as {type(value).__name__} {value}; put the value in quotes to keep it as text"
     more = f" (+{len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
     return f"{file}: {where}: {msg}{more}"
 

@@ -92,6 +92,22 @@ def test_far_off_key_lists_the_valid_keys(tmp_path: Path) -> None:
         load_recipe(f)
 
 
+@pytest.mark.parametrize(("text", "match"), [
+    ("language: no", r"sources\[0=s\].language: YAML read this as bool False; put the value in quotes"),
+    ("name: 2024-01-01", r"sources\[0\].name: YAML read this as date 2024-01-01; put the value in quotes"),
+    ("name: 123", r"sources\[0=123\].name: YAML read this as int 123; put the value in quotes"),
+], ids=["norway", "date", "int-name"])  # fmt: skip
+def test_yaml_scalars_that_are_not_text_say_to_quote_them(tmp_path: Path, text: str, match: str) -> None:
+    """YAML 1.1 reads `no` as false and 2024-01-01 as a date: "Input should be a valid string"
+    did not say why or what to do; a source named 123 crashed the key-path renderer (TypeError)."""
+    source = "{name: s, path: a.jsonl, fields: {prompt: q}, " + text + "}" if text.startswith("language") else \
+        "{" + text + ", path: a.jsonl, fields: {prompt: q}}"
+    f = tmp_path / "recipe.yaml"
+    f.write_text(f"name: x\nversion: 0.1.0\nsources:\n - {source}\n")
+    with pytest.raises(UserError, match=match):
+        load_recipe(f)
+
+
 @pytest.mark.parametrize("key", ["sha256", "path"])
 def test_the_loaders_own_fields_are_not_recipe_keys(tmp_path: Path, key: str) -> None:
     """`sha256:` / `path:` at the top were accepted and then overwritten by the loader (a key
