@@ -144,6 +144,8 @@ def test_the_loaders_own_fields_are_not_recipe_keys(tmp_path: Path, key: str) ->
         (("sources", 0), "revision", "main", r"`revision` is not read for kind: local"),
         (("generate", "teachers", 0), "endpoints", [{"base_url": "http://localhost:8000/v1", "api_key_env": "K"}],
          r"generate.teachers\[0=r1\]: `endpoints` belongs to kind: openai"),
+        # Rows carry it: the card dropped "english"; the release language gate failed every "en" answer.
+        (("sources", 0), "language", "english", r"sources\[0=r1-mmlupro-pcmb\]: language 'english' is not an ISO 639 code"),
     ],
 )
 def test_values_out_of_range_are_refused(tmp_path: Path, path: tuple[Any, ...], key: str, value: Any, match: str) -> None:

@@ -8,7 +8,7 @@ import regex
 from pydantic import Field, field_validator, model_validator
 
 from builder.config.base import CATEGORIES, Name, Strict
-from builder.config.release import repo_id_problem
+from builder.config.release import ISO_639, repo_id_problem
 
 FileFormat = Literal["auto", "jsonl", "json", "parquet", "csv"]
 
@@ -102,6 +102,9 @@ class SourceConfig(Strict):
                 raise ValueError(f"category_map[{raw!r}] = {cat!r}; use one of {CATEGORIES}")
         if self.category not in CATEGORIES:
             raise ValueError(f"category {self.category!r} is unknown; use one of {CATEGORIES}")
+        if self.language != "auto" and not all(ISO_639.fullmatch(c) for c in self.language.split("+")):
+            # Rows carry it: the card would drop "english", and the language gate find every "en" answer off.
+            raise ValueError(f"language {self.language!r} is not an ISO 639 code; write e.g. en, zh or bn+en, or auto")
         if self.origin_dataset and repo_id_problem(self.origin_dataset):
             raise ValueError(f"origin_dataset {self.origin_dataset!r} is not a Hub id; use org/name")
         return self
