@@ -126,3 +126,14 @@ def test_a_hostile_prompt_template_is_one_line(tmp_path: Path, summary: bool, bo
     with pytest.raises(UserError, match=re.escape(needle)) as e:
         (load_summary_template if summary else load_template)(path)
     assert str(path) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_lock_path_that_is_a_folder_is_one_line(tmp_path: Path, small: Path) -> None:
+    """`W/.lock` made a folder (a copy tool, a hand): os.open raised IsADirectoryError, an
+    "internal error"; a lock file holding garbage is simply taken over."""
+    (tmp_path / "w" / ".lock").mkdir(parents=True)
+    one_line_error(*run("curate", small, "--work", tmp_path / "w"), f"{tmp_path / 'w' / '.lock'}: is a folder")
+    (tmp_path / "w2").mkdir()
+    (tmp_path / "w2" / ".lock").write_bytes(b"garbage\x00\xff")
+    rc, out, err = run("curate", small, "--work", tmp_path / "w2")
+    assert rc == 0, err
