@@ -137,3 +137,17 @@ def test_a_lock_path_that_is_a_folder_is_one_line(tmp_path: Path, small: Path) -
     (tmp_path / "w2" / ".lock").write_bytes(b"garbage\x00\xff")
     rc, out, err = run("curate", small, "--work", tmp_path / "w2")
     assert rc == 0, err
+
+
+def test_a_source_none_of_whose_rows_is_usable_is_said_even_quiet(tmp_path: Path, small: Path) -> None:
+    """A `fields:` typo quarantined every row of a source (missing_field): under --quiet curate
+    printed only "curate done"; with no other source it wrote 0 prompts and exited 0."""
+    (tmp_path / "other.jsonl").write_bytes(jsonl({"question": "where is the prompt?"}))
+    both = recipe(tmp_path, [src("s", "ok.jsonl"), src("t", "other.jsonl")], name="both.yaml")
+    rc, out, err = run("curate", both, "--work", tmp_path / "w", "--quiet")
+    assert rc == 0 and (f"warning: source t: all 1 rows quarantined (1 missing_field, e.g. {tmp_path / 'other.jsonl'}:1: "
+                        "mapped field `q` is absent); check its `fields:` mapping") in " ".join(err.split()), err
+    alone = recipe(tmp_path, [src("t", "other.jsonl")], name="alone.yaml")
+    one_line_error(*run("curate", alone, "--work", tmp_path / "w2"), "alone.yaml: the sources yielded 1 rows and none "
+                   "could be used (source t: all 1 rows quarantined")  # fmt: skip
+    assert not (tmp_path / "w2" / "curate" / "prompts").exists()
