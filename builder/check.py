@@ -308,6 +308,10 @@ def check_warnings(recipe: Recipe, report: CheckReport) -> None:
 def run_check(recipe: Recipe, work: Path | None = None, out: Path | None = None, scope: Scope = "check") -> CheckReport:
     """Every check for `scope`; never raises for what it finds (see the module docstring)."""
     report = CheckReport()
+    # A build would stop at generate (after curate, whose output the next build reuses): `check` says so.
+    if scope in ("check", "plan") and (recipe.generate is None or not recipe.generate.teachers):
+        report.problems.append(f"{recipe.path}: generate: the recipe has no generate.teachers; add a `generate:` "
+                               "section with at least one teacher (see recipes/sample.yaml)")
     unset = check_keys(recipe, scope, report)
     if scope != "generate":
         check_files(recipe, report)

@@ -38,8 +38,8 @@ def test_an_empty_path_is_refused_not_the_current_folder(tmp_path: Path, small: 
 
 
 def test_check_finds_what_the_build_would_hit(tmp_path: Path, small: Path) -> None:
-    """`check` said "no problems found" for --work or --out that is a file and for a source file
-    that is absent: each is its own problem line now, as the build would fail on it."""
+    """`check` said "no problems found" for --work or --out that is a file, a source file that is
+    absent and a recipe without teachers: each is its own problem line now, as a build fails on it."""
     afile = tmp_path / "afile"
     afile.write_text("x")
     for args, needle in (
@@ -52,6 +52,7 @@ def test_check_finds_what_the_build_would_hit(tmp_path: Path, small: Path) -> No
     gone = recipe(tmp_path, [src("s", "ok.jsonl"), src("t", "data/*.jsonl"), src("u", "missing.jsonl")], name="gone.yaml")
     rc, out, err = run("check", gone)
     text = " ".join(err.split())
+    assert f"{gone}: generate: the recipe has no generate.teachers" in text, err  # a build stops at generate
     assert rc == 2 and f"sources[1=t].path: no file matches {tmp_path / 'data/*.jsonl'}" in text, err
     assert f"sources[2=u].path: file not found: {tmp_path / 'missing.jsonl'}" in text, err
 
