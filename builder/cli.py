@@ -68,6 +68,7 @@ _IO_HINTS = {
     errno.EACCES: "check its permissions, or point --work/--out at a folder you can write",
     errno.EPERM: "check its permissions, or point --work/--out at a folder you can write",
     errno.ENOTDIR: "a part of the path is a file, not a folder; pick another path",
+    errno.ENAMETOOLONG: "a name in the path is longer than the file system allows; use a shorter path",
 }
 
 

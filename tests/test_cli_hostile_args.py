@@ -152,3 +152,13 @@ def test_a_source_none_of_whose_rows_is_usable_is_said_even_quiet(tmp_path: Path
     one_line_error(*run("curate", alone, "--work", tmp_path / "w2"), "alone.yaml: the sources yielded 1 rows and none "
                    "could be used (source t: all 1 rows quarantined")  # fmt: skip
     assert not (tmp_path / "w2" / "curate" / "prompts").exists()
+
+
+def test_a_name_too_long_for_the_file_system_is_one_line(tmp_path: Path, small: Path) -> None:
+    """A path part over 255 bytes (a pasted glob, a generated name): ENAMETOOLONG escaped as an
+    "internal error" from a source path, --work and the recipe path alike."""
+    long = "x" * 300
+    bad_source = recipe(tmp_path, [src("s", f"{long}.jsonl")], name="long.yaml")
+    for args in (["curate", bad_source, "--work", tmp_path / "w"], ["curate", small, "--work", tmp_path / long],
+                 ["check", tmp_path / f"{long}.yaml"]):  # fmt: skip
+        one_line_error(*run(*args), "File name too long; a name in the path is longer than the file system allows")
