@@ -19,8 +19,10 @@ value gives one per sample); openr1 reads its `finish_reasons` list by itself. A
 OpenThoughts rows carry none: their replies are stored with finish_reason null, and the
 responses stage judges truncation from the text (builder/responses/truncation.py).
 
-Bad input: a mapped path that none of an import's first 100 rows has is a recipe mistake
-(a typo, the wrong layout), reported on one line before anything is stored (exit 2).
+Bad input: a mapped path (or `id_field`) that none of an import's first 100 rows has is a
+recipe mistake (a typo, the wrong layout), reported on one line before anything is stored
+(exit 2). Rows of a separate reply file that cannot be read or carry no id are counted in one
+warning (how many, the first file:line and why): their prompts are stored as not_in_import.
 """
 
 from __future__ import annotations
