@@ -10,8 +10,9 @@ What is checked (and why here, not in the stage that would find it):
   client (short timeouts, no retries) and lists the configured model;
 - every decontamination benchmark file is present; an absent `optional: true` one is listed
   as *skipped* (curate then records it in its summary, the card discloses it);
-- import files are present; the pinned tokenizer files are installed and hash-valid;
+- local source and import files (or globs) are present; the pinned tokenizer files are installed and hash-valid;
 - the work directory is empty or was built by this recipe (the name in its stage summaries);
+  --work and --out are folders, not files; the recipe has a teacher (check and plan);
 - the version is not released yet (its tag on the Hub repo `release.repo_id`); a local release
   folder holding it from another edit of the recipe is a warning.
 Warnings (never fatal): an unpinned Hub `revision`, a requested model without a price.
