@@ -112,15 +112,18 @@ def user_errors(fn: F) -> F:
 
 
 def load(recipe_path: Path) -> Recipe:
-    """The whole recipe, validated, plus the checks that need a stage's registry (variant names):
-    everything a typo can break fails here, before any work directory is written."""
+    """The whole recipe, validated, plus the checks that need a stage's registry (variant names, info
+    codes a reply may carry): everything a typo can break fails here, before any work directory is written."""
     from builder.recipe import load_recipe
+    from builder.responses.grammar import INFO_CODES
     from builder.variants.registry import REGISTRY, unknown_names
 
     recipe = load_recipe(recipe_path)
-    bad = unknown_names(recipe)
+    bad = [f"{'; '.join(b)}; known: {sorted(REGISTRY)}" for b in [unknown_names(recipe)] if b]
+    bad += [f"responses.reject_info: unknown info code(s) {odd}; known: {sorted(INFO_CODES)}"  # else it rejects nothing
+            for odd in [[c for c in recipe.responses.reject_info if c not in INFO_CODES]] if odd]
     if bad:
-        raise UserError(f"{recipe_path}: {'; '.join(bad)}; known: {sorted(REGISTRY)}")
+        raise UserError(f"{recipe_path}: {bad[0]}")
     return recipe
 
 

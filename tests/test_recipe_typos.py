@@ -246,3 +246,17 @@ def test_summarizer_refuses_generate_only_teacher_knobs(tmp_path: Path) -> None:
                                                                   "mode": "fallback"}}}  # fmt: skip
     with pytest.raises(UserError, match=r"variants.summarizer.teacher: mode and sources choose generate's prompts"):
         load_recipe(_write(tmp_path, data))
+
+
+def test_a_misspelt_reject_info_code_is_refused(tmp_path: Path) -> None:
+    """`responses.reject_info` names info codes a reply may carry: a misspelt one quarantined
+    nothing, and the build that was meant to be strict was not."""
+    from builder.cli import load
+
+    with pytest.raises(UserError, match=r"responses.reject_info: unknown info code\(s\) \['answer_tag_absent'\]; "
+                                        r"known: \['answer_tags_absent', "):
+        load(_write(tmp_path, _typo(("responses",), "reject_info", ["answer_tag_absent"])))
+    data = _typo(("responses",), "reject_info", ["answer_tags_absent"])
+    for s in data["sources"]:  # the sample's data, as a real recipe beside it would name it
+        s["path"] = str(ROOT / "recipes" / s["path"])
+    assert load(_write(tmp_path, data)).responses.reject_info == ["answer_tags_absent"]
