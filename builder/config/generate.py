@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from builder.config.base import Strict
+from builder.config.base import CATEGORIES, Strict
 from builder.config.sources import FileFormat
 from builder.reasoning_format import resolve_delimiters
 
@@ -173,6 +173,15 @@ PRECEDENCE_KEYS = ("verified_pass", "finish_stop", "teacher_order", "sample_inde
 PrecedenceKey = Literal["verified_pass", "finish_stop", "teacher_order", "sample_index"]
 
 
+def template_keys(v: dict[str, str]) -> dict[str, str]:
+    """A templates map is keyed by category or 'default': a misspelt key ("maths") would send
+    those prompts the default template, paid for, without a word."""
+    bad = [k for k in v if k != "default" and k not in CATEGORIES]
+    if bad:
+        raise ValueError(f"unknown category {bad}; use 'default' or one of {CATEGORIES}")
+    return v
+
+
 class TeacherConfig(Strict):
     name: str = Field(description="store folder and ledger step; unique")
     role: Literal["reasoning", "control"] = Field("reasoning", description="reasoning teacher or non-reasoning control")
@@ -200,6 +209,11 @@ class TeacherConfig(Strict):
         "import's stored reply, or a requested reply that ended with finish_reason stop and holds an answer "
         "(builder/generate/todo.py); replies this teacher already stored keep being exported",
     )
+
+    @field_validator("templates")
+    @classmethod
+    def _template_keys(cls, v: dict[str, str]) -> dict[str, str]:
+        return template_keys(v)
 
     @model_validator(mode="after")
     def _backend(self) -> TeacherConfig:
@@ -232,6 +246,11 @@ class GenerateConfig(Strict):
         "finish_reason stop first; teacher_order: the teacher listed first; sample_index: the lowest sample), "
         "then the lowest sample and the generation id; each parsed row records the key that decided (`selected_by`)",
     )
+
+    @field_validator("templates")
+    @classmethod
+    def _template_keys(cls, v: dict[str, str]) -> dict[str, str]:
+        return template_keys(v)
 
     @model_validator(mode="after")
     def _unique(self) -> GenerateConfig:
