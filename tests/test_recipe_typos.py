@@ -167,9 +167,11 @@ def test_values_out_of_range_are_refused(tmp_path: Path, path: tuple[Any, ...], 
         # "maths" sent math prompts the default template (no boxed-answer suffix), paid for.
         (("generate",), "templates", {"default": "r1-system", "maths": "r1-math"}, r"generate.templates: unknown category"),
         (("generate", "teachers", 0), "templates", {"cod": "r1-code"}, r"generate.teachers\[0=r1\].templates: unknown"),
+        # "passed" matched no status: the adaptive variant gave no row a summary.
+        (("variants", "adaptive"), "summary_verify", ["passed"], r"variants.adaptive.summary_verify\[0\]: Input should be"),
     ],
     ids=["source-cap", "source-weight", "source-target", "category-target", "floor-category", "floor-percent",
-         "template-category", "teacher-template-category"],
+         "template-category", "teacher-template-category", "summary-verify-status"],
 )
 def test_names_that_would_match_nothing_are_refused(tmp_path: Path, path: tuple[Any, ...], key: str, value: Any,
                                                     match: str) -> None:  # fmt: skip
