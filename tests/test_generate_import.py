@@ -195,3 +195,12 @@ def test_import_id_field_in_no_row_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"imports\[0\].id_field: 'uid' is in none of the first 2 rows of "
                                         r".*replies.jsonl; point `id_field`"):
         _separate_file_import(tmp_path, [b'{"rid": 0, "a": "zero"}\n', b'{"rid": 1, "a": "one"}\n'], id_field="uid")
+
+
+def test_an_id_on_several_prompts_never_pairs_a_prompt_with_another_ones_reply(tmp_path: Path) -> None:
+    """Three rows sharing `id: 7` (fields.id not unique): every prompt got the first row's reply,
+    stored ok ("What is 1 plus 1?" -> "The answer is 0."); each is a failed row now, saying why."""
+    rows = [{"id": 7, "problem": f"What is {i} plus {i}?", "a": f"The answer is {2 * i}."} for i in range(3)]
+    out = import_run(tmp_path, rows, {"answer": "a"})
+    assert len(out) == 3 and all(r["status"] == "failed" and r["error_code"] == "bad_import" for r in out), out
+    assert all("id '7' is on 3 different prompts of source src; make its ids unique" in r["error_message"] for r in out)

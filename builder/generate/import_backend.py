@@ -236,13 +236,18 @@ def run_import(
             items = wanted.pop(key, None)
             if not items:
                 continue
-            replies = extract(spec, row)
+            # An id several prompts of the source carry (fields.id not unique) cannot tell which one
+            # this row answers: each gets a failed row, never another question's reply.
+            shared = len({it.prompt_id for it in items})
+            replies = extract(spec, row) if shared == 1 else []
             served = (_text(get_path(row, spec.model_field)) if spec.model_field else None) or spec.served_model
             for it in items:
                 it.max_tokens = 0
                 if it.sample_index >= len(replies):
                     code = "not_in_import" if replies else "bad_import"
                     msg = (f"{location}: has {len(replies)} replies, no sample {it.sample_index}" if replies
+                           else f"{location}: id {rid!r} is on {shared} different prompts of source {src.name}; "
+                           "make its ids unique" if shared > 1
                            else f"{location}: no usable reply text for layout {spec.layout!r}")
                     writer.append(reply_row(it, teacher, status="failed", error_code=code, error_message=msg,
                                             served_model=served or teacher.model, attempts=0),
