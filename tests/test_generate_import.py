@@ -204,3 +204,13 @@ def test_an_id_on_several_prompts_never_pairs_a_prompt_with_another_ones_reply(t
     out = import_run(tmp_path, rows, {"answer": "a"})
     assert len(out) == 3 and all(r["status"] == "failed" and r["error_code"] == "bad_import" for r in out), out
     assert all("id '7' is on 3 different prompts of source src; make its ids unique" in r["error_message"] for r in out)
+
+
+def test_an_id_field_holding_other_ids_is_warned_about(tmp_path: Path) -> None:
+    """`id_field: ans_id` where `uid` was meant: the field exists, no value is a prompt's id, and
+    every prompt was stored as not_in_import, which the summary calls expected, without a word."""
+    lines = [f'{{"rid": {i}, "ans_id": "A{i}", "a": "x"}}\n'.encode() for i in range(3)]
+    replies, warnings = _separate_file_import(tmp_path, lines, id_field="ans_id")
+    assert {r["error_code"] for r in replies} == {"not_in_import"}
+    assert (f"teacher r1: import of demo: none of the 3 ids in {tmp_path / 'replies.jsonl'} is a prompt's id "
+            "(e.g. 'A0' vs the source's '0'); check id_field") in " ".join(warnings), warnings

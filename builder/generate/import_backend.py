@@ -218,8 +218,9 @@ def run_import(
                 f"{recipe.path}: generate.teachers[{teacher.name}].imports: source {spec.source!r} is not "
                 f"a recipe source; use one of {sorted(by_name)}"
             )
-        seen: set[str] = set()
-        dup = 0
+        seen: dict[str, None] = {}  # file order: the warning below names the first id
+        dup = matched = 0
+        asked = next((k[1] for k in wanted if k[0] == src.name), None)  # a prompt id still to answer
         skipped: list[str] = []
         rows = _spec_rows(recipe, spec, src, warnings, skipped)
         head = list(itertools.islice(rows, _PEEK_ROWS))
@@ -232,10 +233,11 @@ def run_import(
             if rid in seen:
                 dup += 1
                 continue
-            seen.add(rid)
+            seen[rid] = None
             items = wanted.pop(key, None)
             if not items:
                 continue
+            matched += 1
             # An id several prompts of the source carry (fields.id not unique) cannot tell which one
             # this row answers: each gets a failed row, never another question's reply.
             shared = len({it.prompt_id for it in items})
@@ -263,6 +265,10 @@ def run_import(
                 stored += 1
         if skipped:
             warnings.append(_skipped_warning(recipe, teacher, spec, skipped))
+        if spec.path and seen and asked is not None and not matched:  # an id_field that holds other ids
+            warnings.append(f"teacher {teacher.name}: import of {spec.source}: none of the {len(seen):,} ids in "
+                            f"{recipe.resolve(spec.path)} is a prompt's id (e.g. {next(iter(seen))!r} vs the "
+                            f"source's {asked!r}); check id_field and the source's fields.id")
         if dup:
             warnings.append(f"teacher {teacher.name}: import of {spec.source} has {dup} repeated ids; the first was used")
     return stored
