@@ -217,7 +217,7 @@ class TeacherConfig(Strict):
 
     @model_validator(mode="after")
     def _backend(self) -> TeacherConfig:
-        if not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", self.name):  # not "..", not a hidden folder
+        if not re.match(r"^(?!\.)[A-Za-z0-9_.-]+$", self.name):  # not "..", not a hidden folder
             raise ValueError(f"teacher name {self.name!r}: use letters, digits, . _ -, not starting with . (it names a folder)")
         if self.kind == "openai" and not self.endpoints:
             raise ValueError("an openai teacher needs `endpoints` (a list of {base_url, api_key_env})")
