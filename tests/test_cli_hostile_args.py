@@ -162,3 +162,19 @@ def test_a_name_too_long_for_the_file_system_is_one_line(tmp_path: Path, small: 
     for args in (["curate", bad_source, "--work", tmp_path / "w"], ["curate", small, "--work", tmp_path / long],
                  ["check", tmp_path / f"{long}.yaml"]):  # fmt: skip
         one_line_error(*run(*args), "File name too long; a name in the path is longer than the file system allows")
+
+
+def test_a_manifest_that_is_not_an_object_is_no_release(tmp_path: Path) -> None:
+    """manifest.json holding a JSON list: `release --previous` (and the search for the previous
+    release among --out's siblings, and push) called .get() on it, an AttributeError."""
+    from builder.errors import UserError
+    from builder.release.versions import find_previous
+
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    (odd / "manifest.json").write_text("[1]")
+    with pytest.raises(UserError, match=f"{odd}: --previous is not a release folder \\(no readable manifest.json\\)"):
+        find_previous(tmp_path / "out", "r", "0.2.0", odd)
+    assert find_previous(tmp_path / "out", "r", "0.2.0") is None  # the sibling is skipped, not a crash
+    line = one_line_error(*run("push", odd, "--repo", "org/name", env={"HF_TOKEN": "x"}), f"{odd}")
+    assert "not a verified release" in line
