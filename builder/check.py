@@ -10,8 +10,9 @@ What is checked (and why here, not in the stage that would find it):
   client (short timeouts, no retries) and lists the configured model;
 - every decontamination benchmark file is present; an absent `optional: true` one is listed
   as *skipped* (curate then records it in its summary, the card discloses it);
-- import files are present; the pinned tokenizer files are installed and hash-valid;
+- local source and import files (or globs) are present; the pinned tokenizer files are installed and hash-valid;
 - the work directory is empty or was built by this recipe (the name in its stage summaries);
+  --work and --out are folders, not files; the recipe has a teacher (check and plan);
 - the version is not released yet (its tag on the Hub repo `release.repo_id`); a local release
   folder holding it from another edit of the recipe is a warning.
 Warnings (never fatal): an unpinned Hub `revision`, a requested model without a price.
@@ -135,8 +136,24 @@ def check_endpoints(recipe: Recipe, scope: Scope, report: CheckReport, unset: se
             report.problems.append(f"{recipe.path}: {where}: endpoint {url}: {problem}")
 
 
+def _no_file(recipe: Recipe, path: str) -> str | None:
+    """Why a local `path` (a file or a glob, as the readers take it) names no file; None if it does."""
+    import glob
+
+    full = str(recipe.resolve(path))
+    if any(ch in full for ch in "*?["):
+        return None if any(Path(p).is_file() for p in glob.glob(full, recursive=True)) else f"no file matches {full}"
+    if Path(full).is_dir():
+        return f"{full} is a folder; point `path` at a file or a glob"
+    return None if Path(full).is_file() else f"file not found: {full}"
+
+
 def check_files(recipe: Recipe, report: CheckReport) -> None:
-    """Benchmark files (absent optional ones listed as skipped) and import files."""
+    """Local source files, benchmark files (absent optional ones listed as skipped) and import files."""
+    for i, s in enumerate(recipe.sources):
+        problem = _no_file(recipe, s.path) if s.kind == "local" and s.path else None
+        if problem:
+            report.problems.append(f"{recipe.path}: sources[{i}={s.name}].path: {problem}; fix `path` (relative to the recipe)")
     d = recipe.curate.decontaminate
     if d.enabled:
         for i, b in enumerate(d.benchmarks):
@@ -153,8 +170,9 @@ def check_files(recipe: Recipe, report: CheckReport) -> None:
     for t in recipe.generate.teachers if recipe.generate else []:
         for i, spec in enumerate(t.imports):
             where = f"generate.teachers[{t.name}].imports[{i}]"  # its source name was checked on load
-            if spec.path and not recipe.resolve(spec.path).is_file():
-                report.problems.append(f"{recipe.path}: {where}.path: file not found: {recipe.resolve(spec.path)}; fix `path`")
+            problem = _no_file(recipe, spec.path) if spec.path else None
+            if problem:
+                report.problems.append(f"{recipe.path}: {where}.path: {problem}; fix `path`")
 
 
 def check_tokenizers(recipe: Recipe, report: CheckReport) -> None:
@@ -207,6 +225,17 @@ def check_workdir(recipe: Recipe, work: Path, report: CheckReport) -> None:
     report.ok.append(f"{work}: this recipe's work directory")
 
 
+def require_own_workdir(recipe: Recipe, work: Path) -> None:
+    """The stage commands' part of `check`: --work holds no other recipe's build, else one line
+    (curate, responses, variants, release over it would mix two recipes' outputs)."""
+    from builder.errors import UserError
+
+    report = CheckReport()
+    check_workdir(recipe, work, report)
+    if report.problems:
+        raise UserError(report.problems[0])
+
+
 def check_release(recipe: Recipe, target: Path | None, report: CheckReport) -> None:
     """This version is not published yet (its tag on the Hub repo `release.repo_id`: a pushed
     version can never be pushed again). A local release folder holding this version from another
@@ -214,6 +243,8 @@ def check_release(recipe: Recipe, target: Path | None, report: CheckReport) -> N
     known before the stages run."""
     import json
 
+    if target is not None and target.exists() and not target.is_dir():
+        report.problems.append(f"{target}: the release folder (--out) is a file, not a folder; pass a folder path")
     path = target / "manifest.json" if target is not None else None
     try:
         manifest = json.loads(path.read_text()) if path is not None and path.is_file() else None
@@ -278,12 +309,19 @@ def check_warnings(recipe: Recipe, report: CheckReport) -> None:
 def run_check(recipe: Recipe, work: Path | None = None, out: Path | None = None, scope: Scope = "check") -> CheckReport:
     """Every check for `scope`; never raises for what it finds (see the module docstring)."""
     report = CheckReport()
+    # A build would stop at generate (after curate, whose output the next build reuses): `check` says so.
+    if scope in ("check", "plan") and (recipe.generate is None or not recipe.generate.teachers):
+        report.problems.append(f"{recipe.path}: generate: the recipe has no generate.teachers; add a `generate:` "
+                               "section with at least one teacher (see recipes/sample.yaml)")
     unset = check_keys(recipe, scope, report)
     if scope != "generate":
         check_files(recipe, report)
         check_tokenizers(recipe, report)
     check_endpoints(recipe, scope, report, unset)
-    if work is not None:
+    if work is not None and scope in ("check", "plan") and work.exists() and not work.is_dir():
+        # (build and generate find it first, in one line, as every stage command does)
+        report.problems.append(f"{work}: --work is a file, not a folder; pass a folder path (it is created if missing)")
+    elif work is not None:
         check_workdir(recipe, work, report)
     if scope in ("check", "build"):
         check_release(recipe, out or (work / "release" if work is not None else None), report)

@@ -22,6 +22,7 @@ import typer
 from rich.markup import escape
 
 from builder import __version__
+from builder.cli_args import JsonOpt, QuietOpt, RecipeArg, RepoOpt, WorkOpt, path_opt, path_value
 from builder.console import (
     StepProgress,
     console,
@@ -51,10 +52,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-RecipeArg = Annotated[Path, typer.Argument(help="Recipe YAML (see recipes/sample.yaml).")]
-WorkOpt = Annotated[Path, typer.Option("--work", "-w", help="Work directory for this recipe's shards.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors, warnings and a final line.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON summary line per stage on stdout, nothing else there.")]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -71,6 +68,7 @@ _IO_HINTS = {
     errno.EACCES: "check its permissions, or point --work/--out at a folder you can write",
     errno.EPERM: "check its permissions, or point --work/--out at a folder you can write",
     errno.ENOTDIR: "a part of the path is a file, not a folder; pick another path",
+    errno.ENAMETOOLONG: "a name in the path is longer than the file system allows; use a shorter path",
 }
 
 
@@ -114,15 +112,18 @@ def user_errors(fn: F) -> F:
 
 
 def load(recipe_path: Path) -> Recipe:
-    """The whole recipe, validated, plus the checks that need a stage's registry (variant names):
-    everything a typo can break fails here, before any work directory is written."""
+    """The whole recipe, validated, plus the checks that need a stage's registry (variant names, info
+    codes a reply may carry): everything a typo can break fails here, before any work directory is written."""
     from builder.recipe import load_recipe
+    from builder.responses.grammar import INFO_CODES
     from builder.variants.registry import REGISTRY, unknown_names
 
     recipe = load_recipe(recipe_path)
-    bad = unknown_names(recipe)
+    bad = [f"{'; '.join(b)}; known: {sorted(REGISTRY)}" for b in [unknown_names(recipe)] if b]
+    bad += [f"responses.reject_info: unknown info code(s) {odd}; known: {sorted(INFO_CODES)}"  # else it rejects nothing
+            for odd in [[c for c in recipe.responses.reject_info if c not in INFO_CODES]] if odd]
     if bad:
-        raise UserError(f"{recipe_path}: {'; '.join(bad)}; known: {sorted(REGISTRY)}")
+        raise UserError(f"{recipe_path}: {bad[0]}")
     return recipe
 
 
@@ -227,9 +228,6 @@ def _run_release(recipe: Recipe, work: Path, out: Path | None = None, previous: 
     show_release(res)
 
 
-RepoOpt = Annotated[str | None, typer.Option(
-    "--repo", help="Hub dataset id (org/name) the card's load snippet and citation name; default: release.repo_id.")]
-
 # The stages `build` runs, in order; each also has its own command below.
 STAGES: list[tuple[str, Callable[[Recipe, Path], None]]] = [
     ("curate", _run_curate),
@@ -245,7 +243,7 @@ def curate(recipe: RecipeArg, work: WorkOpt = Path("work"), quiet: QuietOpt = Fa
     """Read sources, normalize, dedupe (exact + MinHash), decontaminate, balance."""
     set_mode(quiet, json_out)
     loaded = load(recipe)
-    with _locked(work):
+    with _locked(work, loaded):
         _run_curate(loaded, work)
     final(f"curate done: {work}")
 
@@ -257,7 +255,7 @@ def generate(recipe: RecipeArg, work: WorkOpt = Path("work"), quiet: QuietOpt = 
     set_mode(quiet, json_out)
     loaded = load(recipe)
     precheck(loaded, work, None, "generate")
-    with _locked(work):
+    with _locked(work, loaded):
         _run_generate(loaded, work)
     final(f"generate done: {work}")
 
@@ -268,7 +266,7 @@ def responses(recipe: RecipeArg, work: WorkOpt = Path("work"), quiet: QuietOpt =
     """Parse, validate and verify stored replies; select one kept reply per prompt and teacher role."""
     set_mode(quiet, json_out)
     loaded = load(recipe)
-    with _locked(work):
+    with _locked(work, loaded):
         _run_responses(loaded, work)
     final(f"responses done: {work}")
 
@@ -279,7 +277,7 @@ def variants(recipe: RecipeArg, work: WorkOpt = Path("work"), quiet: QuietOpt = 
     """Build every variant from prompts and selected replies (one row id per prompt across variants)."""
     set_mode(quiet, json_out)
     loaded = load(recipe)
-    with _locked(work):
+    with _locked(work, loaded):
         _run_variants(loaded, work)
     final(f"variants done: {work}")
 
@@ -289,8 +287,8 @@ def variants(recipe: RecipeArg, work: WorkOpt = Path("work"), quiet: QuietOpt = 
 def release(
     recipe: RecipeArg,
     work: WorkOpt = Path("work"),
-    out: Annotated[Path | None, typer.Option(help="Release folder to create (default: <work>/release).")] = None,
-    previous: Annotated[Path | None, typer.Option(help="Previous release folder, for CHANGELOG.md.")] = None,
+    out: Annotated[Path | None, path_opt("Release folder to create (default: <work>/release).")] = None,
+    previous: Annotated[Path | None, path_opt("Previous release folder, for CHANGELOG.md.")] = None,
     repo: RepoOpt = None,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
@@ -298,7 +296,7 @@ def release(
     """Check every variant (quality gates) and, if they pass, write a Hub-ready dataset folder."""
     set_mode(quiet, json_out)
     loaded = _with_repo(load(recipe), repo)
-    with _locked(work):
+    with _locked(work, loaded):
         _run_release(loaded, work, out, previous)
     final(f"release done: {out or work / 'release'}")
 
@@ -306,7 +304,7 @@ def release(
 @app.command()
 @user_errors
 def push(
-    release_dir: Annotated[Path, typer.Argument(help="A folder written by `release`.")],
+    release_dir: Annotated[Path, typer.Argument(help="A folder written by `release`.", parser=path_value)],
     repo: Annotated[str | None, typer.Option(
         "--repo", help="Hub dataset id, e.g. org/name (default: the repo id the release was built for).")] = None,
     endpoint: Annotated[str | None, typer.Option(help="Hub URL (default: $HF_ENDPOINT or huggingface.co).")] = None,
@@ -331,7 +329,7 @@ def push(
 def build(
     recipe: RecipeArg,
     work: WorkOpt = Path("work"),
-    out: Annotated[Path | None, typer.Option(help="Release folder (default: <work>/release).")] = None,
+    out: Annotated[Path | None, path_opt("Release folder (default: <work>/release).")] = None,
     repo: RepoOpt = None,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
@@ -341,7 +339,7 @@ def build(
     loaded = _with_repo(load(recipe), repo)  # once: every section validated before any stage runs
     precheck(loaded, work, out, "build")
     t0 = time.perf_counter()
-    with _locked(work):
+    with _locked(work, loaded):
         for name, fn in STAGES:
             console.rule(f"[bold]{name}")
             if _unchanged(name, loaded, work):
@@ -359,9 +357,12 @@ def build(
 
 
 @contextlib.contextmanager
-def _locked(work: Path) -> Iterator[None]:
-    """The work dir checked (before anything is created there), then held for this command."""
+def _locked(work: Path, recipe: Recipe) -> Iterator[None]:
+    """The work dir checked (writable, no other recipe's build: before anything is created there), then held."""
+    from builder.check import require_own_workdir
+
     check_writable(work, "--work")
+    require_own_workdir(recipe, work)
     with work_lock(work):
         yield
 
@@ -385,7 +386,7 @@ def _unchanged(stage: str, recipe: Recipe, work: Path) -> bool:
 @user_errors
 def plan(
     recipe: RecipeArg,
-    work: Annotated[Path | None, typer.Option("--work", "-w", help="Use curated prompts and stored replies here.")] = None,
+    work: Annotated[Path | None, path_opt("Use curated prompts and stored replies here.", "--work", "-w")] = None,
 ) -> None:
     """Print what a recipe would read, keep and build, without reading any data."""
     from builder.plan import print_plan
@@ -399,8 +400,8 @@ def plan(
 @user_errors
 def check(
     recipe: RecipeArg,
-    work: Annotated[Path | None, typer.Option("--work", "-w", help="The work directory a build would use.")] = None,
-    out: Annotated[Path | None, typer.Option(help="The release folder a build would write (default: <work>/release).")] = None,
+    work: Annotated[Path | None, path_opt("The work directory a build would use.", "--work", "-w")] = None,
+    out: Annotated[Path | None, path_opt("The release folder a build would write (default: <work>/release).")] = None,
 ) -> None:
     """Find what would fail a paid build (keys, endpoints, models, files, work dir, version), all at once."""
     from builder.check import print_report, run_check
@@ -415,7 +416,7 @@ def check(
 @app.command()
 @user_errors
 def constraints(
-    file: Annotated[Path, typer.Argument(help="JSONL rows with `id` and `prompt` (or `messages`).")],
+    file: Annotated[Path, typer.Argument(help="JSONL rows with `id` and `prompt` (or `messages`).", parser=path_value)],
 ) -> None:
     """Print the IFEval instruction constraints each prompt states: one JSON line per row."""
     from builder.constraints.rows import lines

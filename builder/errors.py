@@ -12,6 +12,10 @@ SECRET_ENV_HINTS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CRED", "AUTH")
 # processes and cluster tasks started from here redact the same values.
 SECRET_ENVS_VAR = "ANSWER_DISTILL_SECRET_ENVS"
 _TOKEN_SHAPES = re.compile(r"\b(sk-[A-Za-z0-9_\-]{6,}|hf_[A-Za-z0-9]{6,})\b")
+# A key written into an endpoint URL (https://user:KEY@host/v1, …/v1?api_key=KEY) is shown in
+# every error that names the endpoint: the user info and key-like query values are hidden.
+_URL_USERINFO = re.compile(r"(?<=://)[^\s/@]+@")
+_URL_KEY_PARAM = re.compile(r"(?i)([?&](?:api[_-]?key|key|token|access[_-]?token|secret|password)=)[^&\s#]+")
 
 
 class UserError(Exception):
@@ -43,4 +47,5 @@ def redact(text: str) -> str:
     """Remove any secret from text: env var values named like keys, and token shapes."""
     for value in secret_values():
         text = text.replace(value, "***")
+    text = _URL_KEY_PARAM.sub(r"\1***", _URL_USERINFO.sub("***@", text))
     return _TOKEN_SHAPES.sub("***", text)

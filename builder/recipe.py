@@ -7,6 +7,7 @@ paid stage), and every error names the file, the key path and what to do, in one
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import hashlib
 import re
@@ -16,7 +17,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from builder.config.base import Strict
+from builder.config.base import Name, Strict
 from builder.config.curate import CurateConfig
 from builder.config.executor import ExecutorConfig
 from builder.config.generate import GenerateConfig
@@ -47,6 +48,20 @@ class _BoundedLoader(yaml.SafeLoader):
                 raise yaml.YAMLError(f"more than {MAX_ALIASES} aliases (*name); write the values out")
         return super().compose_node(parent, index)
 
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        # PyYAML keeps the last of two equal keys: a second `curate:` would replace the first
+        # without a word. Merged keys (<<) may be overridden; written-out ones may not.
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                continue
+            key = self.construct_object(key_node)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice (also on line {seen[key]}); keep one", key_node.start_mark)
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
 
 def _expanded_size(data: Any, limit: int) -> int:
     """Nodes in the document with aliases expanded, counting stops just past `limit`."""
@@ -62,8 +77,21 @@ def _expanded_size(data: Any, limit: int) -> int:
     return count
 
 
+def _huge_int(data: Any, loc: tuple[Any, ...] = ()) -> tuple[tuple[Any, ...], int] | None:
+    """The first integer past 64 bits (its key path, its value): every count, seed and priority
+    ends up in a parquet column or a numpy array, which would fail mid-stage with a traceback."""
+    if isinstance(data, int) and not isinstance(data, bool) and not -(2**63) <= data < 2**63:
+        return loc, data
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
+    for key, value in items:
+        found = _huge_int(value, (*loc, key))
+        if found:
+            return found
+    return None
+
+
 class Recipe(Strict):
-    name: str = Field(description="the dataset's name")
+    name: Name = Field(description="the dataset's name")
     version: str = Field(description="semver of the release this recipe builds")
     description: str = Field("", description="one paragraph for the card")
     sources: list[SourceConfig] = Field(description="where prompts come from")
@@ -119,6 +147,7 @@ def _key_path(loc: tuple[Any, ...], data: Any) -> str:
     for part in loc:
         if isinstance(part, int):
             name = node[part].get("name") if isinstance(node, list) and isinstance(node[part], dict) else None
+            name = str(name) if isinstance(name, (str, int, float)) and not isinstance(name, bool) else None
             out[-1] = f"{out[-1]}[{part}{'=' + name if name else ''}]" if out else f"[{part}]"
         else:
             out.append(str(part))
@@ -158,7 +187,7 @@ def _suggest(root: type[BaseModel], loc: tuple[Any, ...]) -> str:
     owner = _model_at(root, loc)
     if owner is None:
         return ""
-    valid = sorted(owner.model_fields)
+    valid = sorted(k for k, f in owner.model_fields.items() if not f.exclude)  # not the loader's own
     close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.6)
     if close:
         return f"unknown key; did you mean `{close[0]}`?"
@@ -174,21 +203,33 @@ def format_validation_error(file: Path, err: ValidationError, data: Any, root: t
         msg = _suggest(root, loc) or "unknown key; check its spelling against the recipe reference in README.md"
     elif first["type"] == "missing":
         msg = "required key is missing; add it"
+    elif first["type"] == "string_type" and isinstance(first.get("input"), (bool, int, float, datetime.date)):
+        # YAML 1.1 reads no / on / 1.0 / 2024-01-01 as a boolean, a number or a date.
+        value = first["input"]
+        msg = f"YAML read this as {type(value).__name__} {value}; put the value in quotes to keep it as text"
     more = f" (+{len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
     return f"{file}: {where}: {msg}{more}"
 
 
 def _check_source_names(file: Path, recipe: Recipe) -> None:
-    """Source names a teacher refers to (its `sources:`, its imports) must be recipe sources."""
+    """Source names a teacher, a balance weight or cap, or a mix target refers to must be recipe
+    sources: a misspelt one would silently cap, weigh or check nothing."""
     known = [s.name for s in recipe.sources]
+    named: list[tuple[str, str]] = []
     for i, t in enumerate(recipe.generate.teachers if recipe.generate else []):
-        named = [("sources.include", n) for n in t.sources.include] + [("sources.exclude", n) for n in t.sources.exclude]
-        named += [(f"imports[{j}].source", spec.source) for j, spec in enumerate(t.imports)]
-        for key, name in named:
-            if name not in known:
-                close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-                hint = f"did you mean `{close[0]}`?" if close else f"use one of {known}"
-                raise UserError(f"{file}: generate.teachers[{i}={t.name}].{key}: unknown source {name!r}; {hint}")
+        where = f"generate.teachers[{i}={t.name}]"
+        named += [(f"{where}.sources.include", n) for n in t.sources.include]
+        named += [(f"{where}.sources.exclude", n) for n in t.sources.exclude]
+        named += [(f"{where}.imports[{j}].source", spec.source) for j, spec in enumerate(t.imports)]
+    balance = recipe.curate.balance
+    named += [("curate.balance.source_caps", n) for n in balance.source_caps]
+    named += [("curate.balance.source_weights", n) for n in balance.source_weights]
+    named += [("quality.mix.source_targets", n) for n in recipe.quality.mix.source_targets]
+    for key, name in named:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            hint = f"did you mean `{close[0]}`?" if close else f"use one of {known}"
+            raise UserError(f"{file}: {key}: unknown source {name!r}; {hint}")
 
 
 def load_recipe(path: str | Path) -> Recipe:
@@ -219,6 +260,13 @@ def load_recipe(path: str | Path) -> Recipe:
     for key in ("student", "curate", "executor", "responses", "variants", "quality", "release"):
         if key in data and data[key] is None:
             del data[key]
+    # `path` and `sha256` are the loader's (set below): written in the YAML they would be dropped.
+    own = sorted(k for k, f in Recipe.model_fields.items() if f.exclude and k in data)
+    if own:
+        raise UserError(f"{file}: {own[0]}: {_suggest(Recipe, (own[0],))}")
+    huge = _huge_int(data)
+    if huge:
+        raise UserError(f"{file}: {_key_path(huge[0], data)}: {huge[1]} does not fit in 64 bits; use a smaller number")
     try:
         recipe = Recipe.model_validate(data)
     except ValidationError as e:

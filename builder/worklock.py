@@ -28,7 +28,10 @@ LOCK_NAME = ".lock"
 def work_lock(root: Path) -> Iterator[None]:
     root.mkdir(parents=True, exist_ok=True)
     path = root / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a folder, where the work directory keeps its lock file; remove it") from None
     try:
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

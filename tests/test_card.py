@@ -230,6 +230,10 @@ def test_card_template_syntax_error_and_missing_file_are_one_line(tmp_path: Path
         card.check_fields(bad, context.CARD_FIELDS)
     with pytest.raises(UserError, match=r"cannot read the card template"):
         card.check_fields(tmp_path / "absent.md", context.CARD_FIELDS)
+    latin = tmp_path / "latin.md"  # Latin-1 (an editor's default): was a UnicodeDecodeError, "internal error"
+    latin.write_bytes("Caf\u00e9 {{ pretty_name }}\n".encode("latin-1"))
+    with pytest.raises(UserError, match=r"latin.md: byte 3 is not UTF-8; save the card template as UTF-8"):
+        card.check_fields(latin, context.CARD_FIELDS)
 
 
 @pytest.mark.parametrize("repo", ["answer-distill", "org/name/extra", "org/na me", "org--x/name"])

@@ -14,6 +14,7 @@ from builder.config.variants import AdaptivePolicy, VariantsConfig
 from builder.constraints.apply import constrain_summary
 from builder.constraints.detect import detect, prompt_constraints, score
 from builder.constraints.spec import BadConstraints, Constraint, contradictions, parse
+from builder.errors import UserError
 from builder.variants.adaptive import choose
 from builder.variants.format_gate import Survival, apply_gate
 from builder.variants.registry import Candidate
@@ -155,6 +156,18 @@ def test_cli_prints_one_line_per_row_and_refuses_bad_rows(tmp_path: Path) -> Non
     bad.write_text('{"id": 1, "prompt": "ok"}\n{"id": 2}\n')
     r = subprocess.run([*cmd, str(bad)], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 2 and r.stdout == "" and len(r.stderr.strip().splitlines()) <= 2 and "bad.jsonl:2" in r.stderr.replace("\n", "")
+
+
+def test_constraints_reader_on_a_folder_and_a_bom(tmp_path: Path) -> None:
+    """A folder is one line (it was an IsADirectoryError: "internal error"); a UTF-8 BOM, as
+    Windows editors write it, is not a broken first row."""
+    from builder.constraints.rows import read_rows
+
+    with pytest.raises(UserError, match=f"{tmp_path}: is a folder; give a JSONL file"):
+        read_rows(tmp_path)
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b'\xef\xbb\xbf{"id": 1, "prompt": "Answer without any commas."}\r\n')
+    assert read_rows(bom) == [(1, "Answer without any commas.")]
 
 
 GPT4 = corpus_dir() / "ifeval" / "input_response_data_gpt4_20231107_145030.jsonl"

@@ -20,7 +20,7 @@ from builder.errors import UserError
 from builder.generate.stage import run_generate
 from builder.recipe import load_recipe
 from builder.workdir import WorkDir
-from tests.generate_helpers import REPO, import_run, write_recipe
+from tests.generate_helpers import REPO, import_run, write_prompts, write_recipe
 
 SAMPLE_SOURCES = ("r1-mmlupro-pcmb", "r1-bangla-mmlu", "marco-o1-cot", "arena-hard-v2")
 
@@ -164,3 +164,53 @@ def test_recipe_errors_are_one_line(tmp_path: Path, teacher: dict[str, Any], mes
     with pytest.raises(UserError, match=message) as e:
         load_recipe(write_recipe(tmp_path, {"teachers": [teacher]}))
     assert "\n" not in str(e.value) and "generate.teachers" in str(e.value)
+
+
+def _separate_file_import(tmp: Path, lines: list[bytes], id_field: str = "rid") -> tuple[list[dict[str, Any]], list[str]]:
+    """Three curated prompts (ids 0, 1, 2) and their replies from a separate JSONL file of `lines`."""
+    write_prompts(tmp / "w", [{"text": f"question {i}?", "id": i} for i in range(3)])
+    (tmp / "replies.jsonl").write_bytes(b"".join(lines))
+    teacher = {"name": "r1", "kind": "import", "model": "m",
+               "imports": [{"source": "demo", "path": str(tmp / "replies.jsonl"), "id_field": id_field, "answer": "a"}]}
+    res = run_generate(load_recipe(write_recipe(tmp, {"teachers": [teacher]})), WorkDir(tmp / "w"))
+    return _replies(tmp / "w"), res.warnings
+
+
+def test_unreadable_import_rows_are_reported_not_skipped(tmp_path: Path) -> None:
+    """A broken line, a row without its id and a cut last line answer no prompt: one warning
+    names how many and the first, instead of the prompts showing as an expected not_in_import."""
+    lines = [b'{"rid": 0, "a": "zero"}\n', b'{"rid": 1, "a": "on\n', b'[1, 2]\n', b'{"a": "no id"}\n',
+             b'{"rid": 2, "a": "tw']  # fmt: skip
+    replies, warnings = _separate_file_import(tmp_path, lines)
+    assert sorted(str((r["content"], r["status"], r["error_code"])) for r in replies) == [
+        "('zero', 'ok', None)", "(None, 'failed', 'not_in_import')", "(None, 'failed', 'not_in_import')"]
+    (line,) = [w for w in warnings if "skipped" in w]
+    assert f"4 row(s) of {tmp_path / 'replies.jsonl'} skipped" in line, line
+    assert f"(first: {tmp_path / 'replies.jsonl'}:2: bad_json)" in line, line
+
+
+def test_import_id_field_in_no_row_is_one_line(tmp_path: Path) -> None:
+    """`id_field` that no row has (a typo) stops generate before storing: every prompt would
+    otherwise be stored as not_in_import, which the summary calls expected."""
+    with pytest.raises(UserError, match=r"imports\[0\].id_field: 'uid' is in none of the first 2 rows of "
+                                        r".*replies.jsonl; point `id_field`"):
+        _separate_file_import(tmp_path, [b'{"rid": 0, "a": "zero"}\n', b'{"rid": 1, "a": "one"}\n'], id_field="uid")
+
+
+def test_an_id_on_several_prompts_never_pairs_a_prompt_with_another_ones_reply(tmp_path: Path) -> None:
+    """Three rows sharing `id: 7` (fields.id not unique): every prompt got the first row's reply,
+    stored ok ("What is 1 plus 1?" -> "The answer is 0."); each is a failed row now, saying why."""
+    rows = [{"id": 7, "problem": f"What is {i} plus {i}?", "a": f"The answer is {2 * i}."} for i in range(3)]
+    out = import_run(tmp_path, rows, {"answer": "a"})
+    assert len(out) == 3 and all(r["status"] == "failed" and r["error_code"] == "bad_import" for r in out), out
+    assert all("id '7' is on 3 different prompts of source src; make its ids unique" in r["error_message"] for r in out)
+
+
+def test_an_id_field_holding_other_ids_is_warned_about(tmp_path: Path) -> None:
+    """`id_field: ans_id` where `uid` was meant: the field exists, no value is a prompt's id, and
+    every prompt was stored as not_in_import, which the summary calls expected, without a word."""
+    lines = [f'{{"rid": {i}, "ans_id": "A{i}", "a": "x"}}\n'.encode() for i in range(3)]
+    replies, warnings = _separate_file_import(tmp_path, lines, id_field="ans_id")
+    assert {r["error_code"] for r in replies} == {"not_in_import"}
+    assert (f"teacher r1: import of demo: none of the 3 ids in {tmp_path / 'replies.jsonl'} is a prompt's id "
+            "(e.g. 'A0' vs the source's '0'); check id_field") in " ".join(warnings), warnings

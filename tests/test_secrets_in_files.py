@@ -76,3 +76,28 @@ def test_a_reply_echoing_the_key_is_redacted_and_quarantined(srv: ServerHandle, 
     res = run_responses(sample_recipe(), WorkDir(work))
     assert res.reasons.get("secret_in_reply") == 1
     assert _occurrences(work, KEY) == []
+
+
+def test_a_key_inside_the_base_url_reaches_no_file_or_error(srv: ServerHandle, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """A key written into base_url: as user info (https://user:KEY@host/v1) it is refused when the
+    recipe loads, without echoing it (the aiohttp client raised a ValueError mid-generate); as a
+    query value (?api_key=KEY) the stopped teacher's message, kept in the stage summary and
+    ledger, named it whole."""
+    from builder.errors import UserError
+
+    password = "urlpass-0123456789abcdef"
+    userinfo = {**_teacher(srv.base_url.replace("://", f"://builder:{password}@")), "tasks": 1}
+    with pytest.raises(UserError, match=r"endpoints\[0\].base_url: base_url holds credentials") as e:
+        load_recipe(write_recipe(tmp_path, {"teachers": [userinfo]}))
+    assert password not in str(e.value)
+    monkeypatch.setenv(ENV, "the-key")
+    srv.control(reset=True, config={"api_key": "the-key"})
+    teacher = {**_teacher(f"{srv.base_url}?api_key={password}"), "tasks": 1}
+    teacher["limits"] = {**teacher["limits"], "fail_fast_after": 1}  # type: ignore[dict-item]
+    work = tmp_path / "w"
+    write_prompts(work, [{"text": f"Question {i} about pears."} for i in range(3)])
+    with pytest.raises(UserError, match=r"v1\?api_key=\*\*\* does not serve model") as stopped:
+        run_generate(load_recipe(write_recipe(tmp_path, {"teachers": [teacher]})), WorkDir(work))
+    assert password not in str(stopped.value)
+    assert _occurrences(work, password) == []

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from builder.config.base import CATEGORIES, Strict
+from builder.config.base import CATEGORIES, Name, Strict
 from builder.config.sources import FileFormat
 
 # The paper's mix (Figure 2): rows per category, 1,326,018 in all.
@@ -41,7 +41,7 @@ class NearDedupeSettings(Strict):
     buckets: int = Field(20, ge=1, le=1024, description="LSH bands")
     hashes_per_bucket: int = Field(5, ge=1, le=64, description="MinHash values per band")
     char_ngram: int = Field(5, ge=1, le=64, description="character n-gram size for Chinese/Japanese text")
-    seed: int = Field(1, description="MinHash seed")
+    seed: int = Field(1, ge=0, le=2**32 - 1, description="MinHash seed (numpy's range)")
     numbers_must_match: bool = Field(True, description="'2+2' and '3+3' are different problems")
     verify_threshold: float | None = Field(
         0.5, ge=0, le=1, description="full-signature agreement a band collision must reach; None: none"
@@ -52,7 +52,7 @@ class NearDedupeSettings(Strict):
 
 
 class BenchmarkFile(Strict):
-    name: str = Field(description="benchmark name (recorded on every hit)")
+    name: Name = Field(description="benchmark name (recorded on every hit)")
     path: str = Field(description="relative to the recipe file; may point outside the repo (GPQA)")
     format: FileFormat = Field("auto", description="file format; auto: from the extension")
     text_fields: list[str] = Field(min_length=1, description="fields whose text is compared (question, prompt, turns…)")

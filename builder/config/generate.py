@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from builder.config.base import Strict
+from builder.config.base import CATEGORIES, Strict
 from builder.config.sources import FileFormat
 from builder.reasoning_format import resolve_delimiters
 
@@ -75,6 +75,15 @@ class Limits(Strict):
 class Endpoint(Strict):
     base_url: str = Field(description="OpenAI-compatible base URL, e.g. https://api.deepseek.com/v1")
     api_key_env: str | None = Field(None, description="the NAME of the env var holding the key, never the key")
+
+    @field_validator("base_url")
+    @classmethod
+    def _no_credentials(cls, v: str) -> str:
+        # user:KEY@host would be printed in every error naming the endpoint, and the default
+        # aiohttp client refuses it beside the Authorization header (a ValueError mid-generate).
+        if "@" in v.split("://", 1)[-1].split("/", 1)[0]:
+            raise ValueError("base_url holds credentials (…@host); remove them and name the key's variable in api_key_env")
+        return v
 
     @field_validator("api_key_env")
     @classmethod
@@ -164,6 +173,15 @@ PRECEDENCE_KEYS = ("verified_pass", "finish_stop", "teacher_order", "sample_inde
 PrecedenceKey = Literal["verified_pass", "finish_stop", "teacher_order", "sample_index"]
 
 
+def template_keys(v: dict[str, str]) -> dict[str, str]:
+    """A templates map is keyed by category or 'default': a misspelt key ("maths") would send
+    those prompts the default template, paid for, without a word."""
+    bad = [k for k in v if k != "default" and k not in CATEGORIES]
+    if bad:
+        raise ValueError(f"unknown category {bad}; use 'default' or one of {CATEGORIES}")
+    return v
+
+
 class TeacherConfig(Strict):
     name: str = Field(description="store folder and ledger step; unique")
     role: Literal["reasoning", "control"] = Field("reasoning", description="reasoning teacher or non-reasoning control")
@@ -192,16 +210,23 @@ class TeacherConfig(Strict):
         "(builder/generate/todo.py); replies this teacher already stored keep being exported",
     )
 
+    @field_validator("templates")
+    @classmethod
+    def _template_keys(cls, v: dict[str, str]) -> dict[str, str]:
+        return template_keys(v)
+
     @model_validator(mode="after")
     def _backend(self) -> TeacherConfig:
-        if not re.match(r"^[A-Za-z0-9_.-]+$", self.name):
-            raise ValueError(f"teacher name {self.name!r}: use letters, digits, . _ - (it names a folder)")
+        if not re.match(r"^(?!\.)[A-Za-z0-9_.-]+$", self.name):  # not "..", not a hidden folder
+            raise ValueError(f"teacher name {self.name!r}: use letters, digits, . _ -, not starting with . (it names a folder)")
         if self.kind == "openai" and not self.endpoints:
             raise ValueError("an openai teacher needs `endpoints` (a list of {base_url, api_key_env})")
         if self.kind == "import" and not self.imports:
             raise ValueError("an import teacher needs `imports` (which source's file holds the replies)")
         if self.kind != "import" and self.imports:
             raise ValueError("`imports` belongs to kind: import")
+        if self.kind != "openai" and self.endpoints:  # unused there, yet `check` would demand their keys
+            raise ValueError(f"`endpoints` belongs to kind: openai; remove them from this {self.kind} teacher")
         return self
 
 
@@ -221,6 +246,11 @@ class GenerateConfig(Strict):
         "finish_reason stop first; teacher_order: the teacher listed first; sample_index: the lowest sample), "
         "then the lowest sample and the generation id; each parsed row records the key that decided (`selected_by`)",
     )
+
+    @field_validator("templates")
+    @classmethod
+    def _template_keys(cls, v: dict[str, str]) -> dict[str, str]:
+        return template_keys(v)
 
     @model_validator(mode="after")
     def _unique(self) -> GenerateConfig:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
-from builder.config.base import Strict
+from builder.config.base import CATEGORIES, Strict
 
 # org/name, as the Hub spells dataset ids (ASCII only); push adds the client's other rules.
 REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+", re.ASCII)
@@ -70,6 +70,21 @@ ADVISORY = ("language_consistent", "category_mix", "source_mix")
 DEFAULT_BLOCKING = [c for c in ALL_CHECKS if c not in ADVISORY]
 
 
+def _shares_in_range(v: dict[str, float]) -> dict[str, float]:
+    bad = {k: x for k, x in v.items() if not 0 <= x <= 1}
+    if bad:
+        raise ValueError(f"shares are between 0 and 1; got {bad}")
+    return v
+
+
+def _shares_by_category(v: dict[str, float], allow: tuple[str, ...]) -> dict[str, float]:
+    """Shares keyed by category: a misspelt category would silently check nothing."""
+    bad = [k for k in v if k not in CATEGORIES and k not in allow]
+    if bad:
+        raise ValueError(f"unknown category {bad}; use one of {(*allow, *CATEGORIES)}")
+    return _shares_in_range(v)
+
+
 class MixCheck(Strict):
     """Share of each category / source in a variant vs its target share (absolute tolerance).
 
@@ -79,6 +94,12 @@ class MixCheck(Strict):
     tolerance: float = Field(0.10, ge=0, le=1, description="absolute tolerance on each share")
     category_targets: dict[str, float] = Field(default_factory=dict, description="category → target share")
     source_targets: dict[str, float] = Field(default_factory=dict, description="source → target share")
+
+    @field_validator("category_targets", "source_targets")
+    @classmethod
+    def _shares(cls, v: dict[str, float], info: ValidationInfo) -> dict[str, float]:
+        # Source names are checked against the recipe's sources when it loads (builder/recipe.py).
+        return _shares_by_category(v, allow=()) if info.field_name == "category_targets" else _shares_in_range(v)
 
 
 class QualityConfig(Strict):
@@ -92,6 +113,11 @@ class QualityConfig(Strict):
         description="pass rate among verifiable rows (pass + fail), per category; '*' is the default floor",
     )
     verification_variants: list[str] = Field(default_factory=lambda: ["answer"], description="variants the floor applies to")
+
+    @field_validator("verification_floor")
+    @classmethod
+    def _floors(cls, v: dict[str, float]) -> dict[str, float]:
+        return _shares_by_category(v, allow=("*",))
 
     @field_validator("blocking")
     @classmethod

@@ -7,8 +7,8 @@ from typing import Literal
 import regex
 from pydantic import Field, field_validator, model_validator
 
-from builder.config.base import CATEGORIES, Strict
-from builder.config.release import repo_id_problem
+from builder.config.base import CATEGORIES, Name, Strict
+from builder.config.release import ISO_639, repo_id_problem
 
 FileFormat = Literal["auto", "jsonl", "json", "parquet", "csv"]
 
@@ -43,7 +43,7 @@ class FieldMap(Strict):
 
 
 class SourceConfig(Strict):
-    name: str = Field(description="unique name; rows carry it as `source`")
+    name: Name = Field(description="unique name; rows carry it as `source`")
     kind: Literal["local", "hf"] = Field("local", description="local files, or a Hub dataset via load_dataset")
     path: str | None = Field(None, description="local file or glob, relative to the recipe file")
     format: FileFormat = Field("auto", description="file format; auto: from the extension")
@@ -92,11 +92,19 @@ class SourceConfig(Strict):
             raise ValueError("a local source needs `path` (a file or glob)")
         if self.kind == "hf" and not self.dataset:
             raise ValueError("an hf source needs `dataset` (a Hub id like org/name)")
+        # The other kind's keys would be ignored: a source meant as hf, missing `kind: hf`, or the reverse.
+        unused = ["path"] if self.kind == "hf" and self.path else [
+            k for k in ("dataset", "config", "revision") if self.kind == "local" and getattr(self, k)]
+        if unused:
+            raise ValueError(f"`{unused[0]}` is not read for kind: {self.kind}; remove it or set `kind`")
         for raw, cat in self.category_map.items():
             if cat not in CATEGORIES:
                 raise ValueError(f"category_map[{raw!r}] = {cat!r}; use one of {CATEGORIES}")
         if self.category not in CATEGORIES:
             raise ValueError(f"category {self.category!r} is unknown; use one of {CATEGORIES}")
+        if self.language != "auto" and not all(ISO_639.fullmatch(c) for c in self.language.split("+")):
+            # Rows carry it: the card would drop "english", and the language gate find every "en" answer off.
+            raise ValueError(f"language {self.language!r} is not an ISO 639 code; write e.g. en, zh or bn+en, or auto")
         if self.origin_dataset and repo_id_problem(self.origin_dataset):
             raise ValueError(f"origin_dataset {self.origin_dataset!r} is not a Hub id; use org/name")
         return self

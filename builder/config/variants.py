@@ -126,7 +126,7 @@ class AdaptivePolicy(Strict):
     answer_categories: list[str] = Field(
         default_factory=list, description="categories that always get the answer only (e.g. tool_use)"
     )
-    summary_verify: list[str] = Field(
+    summary_verify: list[Literal["pass", "fail", "unverifiable", "error"]] = Field(
         default_factory=lambda: ["pass", "unverifiable"],
         description="verification statuses that may get a summary (a failed reply's reasoning is not taught)",
     )

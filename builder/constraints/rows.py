@@ -26,10 +26,14 @@ def _text(row: Any, where: str) -> str:
 
 def read_rows(path: Path) -> list[tuple[Any, str]]:
     """(id, prompt text) per row; the first bad row is a one-line UserError naming file:line."""
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder; give a JSONL file of {{id, prompt}} rows")
     try:
-        lines = path.read_bytes().splitlines()
+        lines = path.read_bytes().removeprefix(b"\xef\xbb\xbf").splitlines()  # a UTF-8 BOM is no row
     except FileNotFoundError:
         raise UserError(f"{path}: file not found; give a JSONL file of {{id, prompt}} rows") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read it ({e.strerror}); check its permissions") from None
     out = []
     for n, line in enumerate(lines, 1):
         if not line.strip():

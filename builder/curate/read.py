@@ -14,6 +14,7 @@ the table, the ledger and the warnings are the serial read's, row for row.
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -306,6 +307,14 @@ def _source_rows(recipe: Recipe, src: SourceConfig, rules: ReadRules, pool: _Poo
     return rows
 
 
+def _all_quarantined(source: str, bad: list[Quarantined]) -> str:
+    """One line for a source none of whose rows could be used: the top reason and an example."""
+    reason, n = Counter(b[1] for b in bad).most_common(1)[0]
+    _, _, detail, location = next(b for b in bad if b[1] == reason)
+    return (f"source {source}: all {len(bad):,} rows quarantined ({n:,} {reason}, e.g. {location}: {detail}); "
+            "check its `fields:` mapping and `path`")
+
+
 def read_all(recipe: Recipe, ledger: Ledger, warnings: list[str], progress: Progress | None = None,
              workers: int | None = None) -> pa.Table:  # fmt: skip
     """Read every source in priority order into Arrow columns; quarantine what can't be used.
@@ -326,6 +335,8 @@ def read_all(recipe: Recipe, ledger: Ledger, warnings: list[str], progress: Prog
             ledger.enter("read", rows.n)  # once a source, not once a row
             if rows.n == 0:
                 warnings.append(f"source {src.name}: read 0 rows")
+            elif len(rows.bad) == rows.n:  # a mapping typo, the wrong file: say it even under --quiet
+                warnings.append(_all_quarantined(src.name, rows.bad))
     finally:
         pool.close()
     if parts:

@@ -199,12 +199,13 @@ def _curate(recipe: Recipe, work: WorkDir, build: IndexBuild, progress: Progress
     cols = read_all(recipe, ledger, warnings, progress)
     release_freed_memory()  # the step's Python objects and the previous table
     rows_in = ledger.steps["read"].rows_in if "read" in ledger.steps else 0
-    if rows_in == 0:
+    if rows_in == 0 or cols.num_rows == 0:
         from builder.errors import UserError
 
-        # The reader's warnings say why (an empty file, limit 0): the error is all that prints.
+        # The reader's warnings say why (an empty file, limit 0, every row quarantined): the error is all that prints.
         why = f" ({warnings[0]}{f'; +{len(warnings) - 1} more' if len(warnings) > 1 else ''})" if warnings else ""
-        raise UserError(f"{recipe.path}: the sources yielded 0 rows{why}; check each source's path and limit")
+        what = "yielded 0 rows" if rows_in == 0 else f"yielded {rows_in:,} rows and none could be used"
+        raise UserError(f"{recipe.path}: the sources {what}{why}; check each source's path, limit and fields")
     if recipe.curate.decontaminate.enabled:
         # The side build is done by now on a big read; waiting here ends its process before any step
         # stops the forkservers (a server outlives none of its children), and a bad benchmark file

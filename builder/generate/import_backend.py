@@ -19,13 +19,16 @@ value gives one per sample); openr1 reads its `finish_reasons` list by itself. A
 OpenThoughts rows carry none: their replies are stored with finish_reason null, and the
 responses stage judges truncation from the text (builder/responses/truncation.py).
 
-Bad input: a mapped path that none of an import's first 100 rows has is a recipe mistake
-(a typo, the wrong layout), reported on one line before anything is stored (exit 2).
+Bad input: a mapped path (or `id_field`) that none of an import's first 100 rows has is a
+recipe mistake (a typo, the wrong layout), reported on one line before anything is stored
+(exit 2). Rows of a separate reply file that cannot be read or carry no id are counted in one
+warning (how many, the first file:line and why): their prompts are stored as not_in_import.
 """
 
 from __future__ import annotations
 
 import itertools
+import re
 from collections import defaultdict
 from typing import Any
 
@@ -148,36 +151,50 @@ def reply_meta(spec: ImportSpec, row: dict[str, Any], index: int) -> dict[str, A
 
 
 def _check_paths(recipe: Recipe, teacher: TeacherConfig, index: int, spec: ImportSpec, head: list[Any]) -> None:
-    """Every mapped path must exist in at least one of the first rows (a typo fails before storing)."""
+    """Every mapped path (and `id_field`) must exist in at least one of the first rows: a typo
+    fails before storing, instead of leaving every prompt `not_in_import`, labelled expected."""
     if not head:
         return
-    for key, path in spec.mapped_paths().items():
+    paths = {**({"id_field": spec.id_field} if spec.path and spec.id_field else {}), **spec.mapped_paths()}
+    for key, path in paths.items():
         if all(get_path(row, path) is _MISSING for _, row, _ in head):
-            where = str(head[0][2]).rsplit(":", 1)[0]
+            where = re.sub(r"(:|#)\d+$", "", str(head[0][2]))  # the file, not its first row
+            fix = "point `id_field` at the field holding the source's row ids" if key == "id_field" else (
+                f"fix the dotted path (e.g. info.finish_reason, messages.-1.content) or remove `{key}`")
             raise UserError(
                 f"{recipe.path}: generate.teachers[{teacher.name}].imports[{index}].{key}: {path!r} is in none of "
-                f"the first {len(head)} rows of {where}; fix the dotted path (e.g. info.finish_reason, "
-                f"messages.-1.content) or remove `{key}`"
+                f"the first {len(head)} rows of {where}; {fix}"
             )
 
 
-def _spec_rows(recipe: Recipe, spec: ImportSpec, src: SourceConfig, warnings: list[str]):  # type: ignore[no-untyped-def]
-    """(row id as curate saw it, raw row, location) for every row of the import file."""
+def _spec_rows(recipe: Recipe, spec: ImportSpec, src: SourceConfig, warnings: list[str], skipped: list[str]):  # type: ignore[no-untyped-def]
+    """(row id as curate saw it, raw row, location) for every row of the import file; the row id
+    is None where a separate file's row has no usable `id_field`. Rows of a separate file that
+    cannot be read go to `skipped` as "location: reason": nothing here leaves without a word."""
     if spec.path:
         other = src.model_copy(update={"path": spec.path, "format": spec.format, "limit": None, "kind": "local"})
         for item in read_source(recipe, other, warnings):
             if isinstance(item, BadRow):
+                skipped.append(f"{item.location}: {item.reason}")
                 continue
             rid = get_path(item.data, spec.id_field or "")
-            if isinstance(rid, (str, int, float)):  # get_path's "missing" marker is none of these
-                yield str(rid), item.data, item.location
+            # get_path's "missing" marker is none of these; a bool is no row id either.
+            ok = isinstance(rid, (str, int, float)) and not isinstance(rid, bool)
+            yield (str(rid) if ok else None), item.data, item.location
         return
     for item in read_source(recipe, src, warnings):  # same reader and limit as curate: same ids
         if isinstance(item, BadRow):
-            continue
+            continue  # curate quarantined this row: it has no prompt to answer
         rid = get_path(item.data, src.fields.id) if src.fields.id else None
         ok = rid is not None and isinstance(rid, (str, int, float))
         yield (str(rid) if ok else item.row_id), item.data, item.location
+
+
+def _skipped_warning(recipe: Recipe, teacher: TeacherConfig, spec: ImportSpec, skipped: list[str]) -> str:
+    """One line for the rows of an import file that answer no prompt because they cannot be read."""
+    return (f"teacher {teacher.name}: import of {spec.source}: {len(skipped)} row(s) of "
+            f"{recipe.resolve(spec.path or '')} skipped "
+            f"(first: {skipped[0]}); the prompts they answer are stored as not_in_import; fix the file")
 
 
 def run_import(
@@ -201,27 +218,38 @@ def run_import(
                 f"{recipe.path}: generate.teachers[{teacher.name}].imports: source {spec.source!r} is not "
                 f"a recipe source; use one of {sorted(by_name)}"
             )
-        seen: set[str] = set()
-        dup = 0
-        rows = _spec_rows(recipe, spec, src, warnings)
+        seen: dict[str, None] = {}  # file order: the warning below names the first id
+        dup = matched = 0
+        asked = next((k[1] for k in wanted if k[0] == src.name), None)  # a prompt id still to answer
+        skipped: list[str] = []
+        rows = _spec_rows(recipe, spec, src, warnings, skipped)
         head = list(itertools.islice(rows, _PEEK_ROWS))
         _check_paths(recipe, teacher, spec_index, spec, head)
         for rid, row, location in itertools.chain(head, rows):
+            if rid is None:
+                skipped.append(f"{location}: no {spec.id_field!r} (id_field) value")
+                continue
             key = (src.name, rid)
             if rid in seen:
                 dup += 1
                 continue
-            seen.add(rid)
+            seen[rid] = None
             items = wanted.pop(key, None)
             if not items:
                 continue
-            replies = extract(spec, row)
+            matched += 1
+            # An id several prompts of the source carry (fields.id not unique) cannot tell which one
+            # this row answers: each gets a failed row, never another question's reply.
+            shared = len({it.prompt_id for it in items})
+            replies = extract(spec, row) if shared == 1 else []
             served = (_text(get_path(row, spec.model_field)) if spec.model_field else None) or spec.served_model
             for it in items:
                 it.max_tokens = 0
                 if it.sample_index >= len(replies):
                     code = "not_in_import" if replies else "bad_import"
                     msg = (f"{location}: has {len(replies)} replies, no sample {it.sample_index}" if replies
+                           else f"{location}: id {rid!r} is on {shared} different prompts of source {src.name}; "
+                           "make its ids unique" if shared > 1
                            else f"{location}: no usable reply text for layout {spec.layout!r}")
                     writer.append(reply_row(it, teacher, status="failed", error_code=code, error_message=msg,
                                             served_model=served or teacher.model, attempts=0),
@@ -235,6 +263,12 @@ def run_import(
                     run=run_id, source=it.source, category=it.category,
                 )  # fmt: skip
                 stored += 1
+        if skipped:
+            warnings.append(_skipped_warning(recipe, teacher, spec, skipped))
+        if spec.path and seen and asked is not None and not matched:  # an id_field that holds other ids
+            warnings.append(f"teacher {teacher.name}: import of {spec.source}: none of the {len(seen):,} ids in "
+                            f"{recipe.resolve(spec.path)} is a prompt's id (e.g. {next(iter(seen))!r} vs the "
+                            f"source's {asked!r}); check id_field and the source's fields.id")
         if dup:
             warnings.append(f"teacher {teacher.name}: import of {spec.source} has {dup} repeated ids; the first was used")
     return stored

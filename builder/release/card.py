@@ -152,9 +152,11 @@ def _compiled(source: str) -> tuple[frozenset[str], jinja2.Template]:
 
 def _load(template: Path) -> tuple[str, frozenset[str], jinja2.Template]:
     try:
-        source = template.read_text()
+        source = template.read_text(encoding="utf-8")  # not the locale's: the card is UTF-8 on the Hub
     except OSError as e:
         raise UserError(f"{template}: cannot read the card template ({e.strerror}); fix release.card_template") from None
+    except UnicodeDecodeError as e:
+        raise UserError(f"{template}: byte {e.start} is not UTF-8; save the card template as UTF-8") from None
     try:
         return (source, *_compiled(source))
     except jinja2.TemplateSyntaxError as e:

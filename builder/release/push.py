@@ -144,6 +144,10 @@ def run_push(
     release_dir = Path(release_dir)
     built = read_manifest(release_dir)
     named = built.get("repo_id") if isinstance(built, dict) else None  # a malformed manifest: verify says so
+    if repo_id is None and built is None:  # not a release at all: say so, not that it names no repo
+        what = ("does not exist" if not release_dir.exists() else "is a file, not a folder"
+                if not release_dir.is_dir() else "holds no readable manifest.json")  # fmt: skip
+        raise UserError(f"{release_dir}: {what}; pass a release folder written by `answer-distill release`")
     if repo_id is None:
         if not isinstance(named, str) or not named:
             raise UserError(f"{release_dir}: the release names no repo id; pass --repo org/name")

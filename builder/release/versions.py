@@ -32,9 +32,10 @@ def sort_key(version: str) -> tuple[int, int, int, int, str]:
 def read_manifest(folder: Path) -> dict | None:
     path = folder / "manifest.json"
     try:
-        return json.loads(path.read_text()) if path.is_file() else None
+        data = json.loads(path.read_text()) if path.is_file() else None
     except (OSError, ValueError):
         return None
+    return data if isinstance(data, dict) else None  # a list or a number is no manifest (callers .get() it)
 
 
 def refuse_existing(out_dir: Path, version: str) -> None:
@@ -53,7 +54,7 @@ def find_previous(out_dir: Path, name: str, version: str, explicit: Path | None 
     """--previous DIR, else the newest sibling release of the same dataset older than `version`."""
     if explicit is not None:
         if read_manifest(explicit) is None:
-            raise UserError(f"{explicit}: --previous is not a release folder (no manifest.json)")
+            raise UserError(f"{explicit}: --previous is not a release folder (no readable manifest.json)")
         return explicit
     parent = out_dir.parent
     if not parent.is_dir():

@@ -249,13 +249,19 @@ def _read_csv(path: Path) -> Iterator[RawRow | BadRow]:
         text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise UserError(f"{path}: byte {e.start} is not UTF-8; re-encode the CSV as UTF-8") from None
+    # The csv module refuses a cell over 128 KiB (a long prompt) with an error; no cell is
+    # longer than the file, and a row too long for the build is quarantined downstream.
+    csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
     reader = csv.DictReader(io.StringIO(text))
-    for i, obj in enumerate(reader):
-        # DictReader puts surplus cells under the None key: a ragged line.
-        if None in obj:
-            yield BadRow(f"{path}:{reader.line_num}", str(i), "bad_csv", "more cells than header columns")
-            continue
-        yield RawRow(f"{path}:{reader.line_num}", str(i), dict(obj))
+    try:
+        for i, obj in enumerate(reader):
+            # DictReader puts surplus cells under the None key: a ragged line.
+            if None in obj:
+                yield BadRow(f"{path}:{reader.line_num}", str(i), "bad_csv", "more cells than header columns")
+                continue
+            yield RawRow(f"{path}:{reader.line_num}", str(i), dict(obj))
+    except csv.Error as e:
+        raise UserError(f"{path}:{reader.line_num}: not valid CSV ({e}); fix the file or convert it to JSONL") from None
 
 
 READERS = {"jsonl": _read_jsonl, "json": _read_json, "parquet": _read_parquet, "csv": _read_csv}

@@ -337,7 +337,8 @@ def _abort_message(out: Outcome, teacher: TeacherConfig, url: str) -> str:
         "model_not_found": f"the endpoint {url} does not serve model {teacher.model!r} (404); check `model`",
         "connection_error": f"cannot reach {url}; is the server running and the base_url right?",
     }.get(out.code, out.message)
-    return f"teacher {teacher.name}: {what} ({teacher.limits.fail_fast_after} requests in a row failed, none succeeded)"
+    # Redacted: it is written to the stage summary, and a base_url may carry a key (user:KEY@host).
+    return redact(f"teacher {teacher.name}: {what} ({teacher.limits.fail_fast_after} requests in a row failed, none succeeded)")
 
 
 async def run_requests(

@@ -32,10 +32,18 @@ def template_hash(id_: str, version: int, system: str | None, suffix: str) -> st
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
+def template_version(data: dict[str, Any], path: Path) -> int:
+    """A template's `version`: a whole number (int() of "v2" or a list was a traceback)."""
+    version = data.get("version", 1)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise UserError(f"{path}: version {version!r} must be a whole number (bump it when the text changes)")
+    return version
+
+
 def load_template(path: Path) -> Template:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as e:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:  # not UTF-8: a ValueError, not an OSError
         raise UserError(f"{path}: cannot read prompt template ({e})") from None
     if not isinstance(data, dict) or not isinstance(data.get("id"), str):
         raise UserError(f"{path}: a prompt template is a mapping with id, version, system, suffix")
@@ -46,7 +54,7 @@ def load_template(path: Path) -> Template:
         raise UserError(f"{path}: id {data['id']!r} must equal the file name {path.stem!r}")
     system = data.get("system")
     suffix = data.get("suffix") or ""
-    version = int(data.get("version", 1))
+    version = template_version(data, path)
     if system is not None and not isinstance(system, str) or not isinstance(suffix, str):
         raise UserError(f"{path}: `system` and `suffix` must be text")
     return Template(data["id"], version, system, suffix, template_hash(data["id"], version, system, suffix))

@@ -42,7 +42,7 @@ from builder.tables import SummarizerAccounting
 from builder.teachers.accounting import accounting
 from builder.teachers.items import WorkItem
 from builder.teachers.monitor import StoreMonitor
-from builder.teachers.prompting import Template
+from builder.teachers.prompting import Template, template_version
 from builder.teachers.send import schedule, send
 from builder.teachers.store import Latest, RecordReader, StoreIndex, latest
 from builder.variants.registry import Candidate
@@ -78,7 +78,7 @@ def load_summary_template(path: Path) -> SummaryTemplate:
         raise UserError(
             f"{path}: summary prompt template not found; add it or fix variants.summarizer.template"
         ) from None
-    except (OSError, yaml.YAMLError) as e:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
         raise UserError(f"{path}: cannot read summary prompt template ({e})") from None
     if not isinstance(data, dict) or set(data) - _KEYS or not isinstance(data.get("user"), str):
         raise UserError(f"{path}: a summary prompt template is a mapping with exactly {sorted(_KEYS)}")
@@ -90,7 +90,7 @@ def load_summary_template(path: Path) -> SummaryTemplate:
     system = data.get("system")
     if system is not None and not isinstance(system, str):
         raise UserError(f"{path}: `system` must be text")
-    version = int(data.get("version", 1))
+    version = template_version(data, path)
     body = {"id": data["id"], "version": version, "system": system, "user": data["user"]}
     digest = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
     return SummaryTemplate(data["id"], version, system, data["user"], digest)
