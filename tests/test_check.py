@@ -187,6 +187,11 @@ def test_an_unreachable_hub_only_warns_so_offline_builds_run(
     path.write_text(path.read_text() + "release: {repo_id: test-org/somewhere}\n")
     monkeypatch.setenv("HF_ENDPOINT", dead_url())
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    # huggingface_hub reads HF_HUB_OFFLINE once, at import: a test run earlier in this process
+    # (test_curate_inputs) may have imported it offline.
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     report = run_check(load_recipe(path))
     assert report.problems == [], report.problems
     assert any("could not reach" in w and "`push` will check" in w for w in report.warnings), report.warnings
