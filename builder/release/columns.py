@@ -37,7 +37,7 @@ DESCRIPTIONS: dict[str, str] = {
     "answer_language": "detected language of the teacher's answer",
     "teacher_think_tokens": "thinking tokens, from the teacher's usage report",
     "teacher_answer_tokens": "answer tokens, from the teacher's usage report",
-    "student_tokens": "the whole conversation's length with the student's tokenizer",
+    "student_tokens": "the whole conversation's length with the student's tokenizer, as its chat template renders it",
     "assistant_student_tokens": "the assistant turn's length with the student's tokenizer",
     "summary_fragment_rate": "share of the summary's sentences that are fragments (`think_summary`; 0 = none)",
     "summary_filler_rate": "share of the summary's sentences that are filler or self-talk (`think_summary`)",
