@@ -9,6 +9,7 @@ and ~5x faster than `count_substring`.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -17,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from builder.reasoning_format import ANSWER_MARKERS, R1, THINK_MARKERS
 from quality.answer_keys import AnswerKeys, digest, key_table
 
 # Columns every row must fill; reply columns only where a teacher produced the turn.
@@ -26,6 +28,11 @@ REQUIRED = (
     "assistant_student_tokens",
 )
 TEACHER_REQUIRED = ("generation_id", "teacher_model", "endpoint_kind", "prompt_template_id")
+# Tags a community reply (`original`) may not hold: answer tags and other reasoning styles' thinking
+# tags (R1's <think> pair is counted apart, in every variant). A teacher reply's turn needs no such
+# count: the responses stage splits it by its own style and rejects any of that style's tags (and
+# R1's <think> pair) left in the answer, while "<answer>" stays plain text under another style.
+OTHER_TAGS = "|".join(re.escape(m) for m in (*THINK_MARKERS, *ANSWER_MARKERS) if m not in (R1.think_open, R1.think_close))
 
 
 def one_array(col: pa.ChunkedArray | pa.Array) -> pa.Array:
@@ -227,6 +234,8 @@ def signal_table(
         # "think>" ends both "<think>" and "</think>": one count covers every tag.
         "think_tags": last(count_think_tags(text, pair)),
         "starts_with_think": last(pc.starts_with(text, "<think>")),
+        "other_tags": (pa.array(np.zeros(table.num_rows, np.int64)) if teacher
+                       else last(pc.count_substring_regex(text, OTHER_TAGS))),
         "language_ok": language_ok(lang, ans_lang),
         "contaminated": pc.is_in(table.column("prompt_id"), value_set=contaminated),
         "tools_kept": tools_kept(table),

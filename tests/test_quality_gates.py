@@ -134,6 +134,25 @@ def test_blocking_failures_stop_the_release(tmp_path: Path) -> None:
     assert "1 of 16 rows" in line
 
 
+def test_a_community_reply_with_any_reasoning_styles_tags_blocks(tmp_path: Path) -> None:
+    """tag_grammar counted only "think>": an `original` turn in Marco-o1's <Thought>/<Output>,
+    Sky-T1's markers or with R1's <answer> tags went out as a non-reasoning reply."""
+    work = build_work(tmp_path / "work", n_en=12, n_zh=4, shard_rows=50)
+
+    def plant(rows: list[dict[str, Any]]) -> None:
+        for r, wrap in zip(rows, ("<Thought>\nLet me see.\n</Thought>\n<Output>\n{}\n</Output>",
+                                  "<|begin_of_solution|>{}<|end_of_solution|>", "<answer>{}</answer>")):
+            r["messages"][-1]["content"] = wrap.format(r["messages"][-1]["content"])
+
+    rewrite_variant(work, "original", plant)
+    recipe = load_recipe(write_recipe(tmp_path / "r.yaml"))
+    with pytest.raises(UserError, match=r"^release blocked: original: tag_grammar"):
+        run_release(recipe, work, tmp_path / "out")
+    report = json.loads((work.root / "quality" / "quality.json").read_text())
+    failed = {(c["variant"], c["check"], c["unexpected"]) for c in report["checks"] if not c["success"]}
+    assert failed == {("original", "tag_grammar", 3)}
+
+
 def test_non_blocking_failures_are_warnings(tmp_path: Path) -> None:
     work = build_work(tmp_path / "work", n_en=8, n_zh=2, shard_rows=50)
 
