@@ -311,3 +311,18 @@ def test_the_card_shows_the_self_checks_of_the_sample(sample_release: Path) -> N
     assert "| `think_summary` | all |" in section  # the sample has a constraint-bearing prompt
     hist = quality["overthinking"]["histogram"]
     assert sum(hist.values()) > 0 and f"-1..0   {hist['-1..0']:6d}" in section
+
+
+def test_consistency_names_the_model_the_published_rows_name(sample_release: Path) -> None:
+    """The think–answer consistency table's "teacher" is the model that wrote the replies, as the
+    rows' `teacher_model` says, and only reasoning replies are in it: the sample's Marco-o1 CoT
+    replies were tallied under "deepseek-ai/DeepSeek-R1" (the import's teacher entry), deepseek-reasoner's
+    under it too, and the o3-mini control replies, which have no thinking, were listed as well."""
+    import pyarrow.parquet as pq
+
+    quality = json.loads((sample_release / "quality.json").read_text())
+    keys = {tuple(k.split(" | ", 1)) for k in quality["consistency"]}
+    published = {(r["source"], r["teacher_model"]) for f in sorted((sample_release / "data" / "full").glob("*.parquet"))
+                 for r in pq.read_table(f, columns=["source", "teacher_model"]).to_pylist()}  # fmt: skip
+    assert keys == published
+    assert ("marco-o1-cot", "AIDC-AI/Marco-o1") in keys and not any(s == "arena-hard-v2" for s, _ in keys)
