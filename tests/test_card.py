@@ -326,3 +326,31 @@ def test_consistency_names_the_model_the_published_rows_name(sample_release: Pat
                  for r in pq.read_table(f, columns=["source", "teacher_model"]).to_pylist()}  # fmt: skip
     assert keys == published
     assert ("marco-o1-cot", "AIDC-AI/Marco-o1") in keys and not any(s == "arena-hard-v2" for s, _ in keys)
+
+
+def test_a_pipe_or_line_break_in_an_attribution_keeps_the_sources_table_whole(tmp_path: Path) -> None:
+    """Attributions are free text from the recipe (a `|`, or the line break YAML's `>` leaves at
+    the end): written into the Sources table as they were, one split the row and pushed every
+    per-config count into the wrong column or out of the table."""
+    import re
+
+    import pyarrow.parquet as pq
+
+    work = build_work(tmp_path / "work", n_en=8, n_zh=4)
+    text = recipe_text().replace('attribution: "hiyouga/LLaMA-Factory alpaca_zh_demo (CC BY-NC 4.0)"',
+                                 'attribution: "hiyouga/LLaMA-Factory | alpaca_zh_demo\\n(CC BY-NC 4.0)\\n"')
+    (tmp_path / "r.yaml").write_text(text)
+    out = tmp_path / "out"
+    run_release(load_recipe(tmp_path / "r.yaml"), work, out)
+    section = (out / "README.md").read_text().split("Rows per source and config:", 1)[1].split("\n\n", 2)[1]
+    header, _, *rows = section.splitlines()
+    configs = re.findall(r"`(\w+)`", header)
+    assert len(rows) == 2 and configs
+    for line in rows:
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+        assert len(cells) == 4 + len(configs), line
+        counts = {c: sum(1 for f in (out / "data" / c).glob("*.parquet")
+                         for s in pq.read_table(f, columns=["source"]).column("source").to_pylist() if s == cells[0])
+                  for c in configs}  # fmt: skip
+        assert [int(n.replace(",", "")) for n in cells[4:]] == [counts[c] for c in configs], line
+    assert r"hiyouga/LLaMA-Factory \| alpaca_zh_demo (CC BY-NC 4.0)" in section

@@ -138,7 +138,15 @@ def _environment() -> jinja2.Environment:
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
     env.filters["n"] = lambda v: f"{v:,}" if isinstance(v, int) else ("—" if v is None else str(v))
     env.filters["pct"] = lambda v: "—" if v is None else f"{100 * v:.1f}%"
+    env.filters["cell"] = table_cell
     return env
+
+
+def table_cell(value: object) -> str:
+    """Text from the recipe or the data (a source's name, license or attribution, a model name)
+    as one Markdown table cell: a "|" or a line break in it would end the cell or the row and
+    shift every figure after it into the wrong column."""
+    return "" if value is None else " ".join(str(value).split()).replace("|", "\\|")
 
 
 @functools.lru_cache(maxsize=4)
