@@ -16,7 +16,7 @@ from builder.recipe import load_recipe
 from builder.release.stage import run_release
 from builder.rows import VARIANT_FEATURES, storage_type
 from quality.derive import count_think_tags, digest, ends_with_answer, last_turns, missing_columns
-from tests.test_release_helpers import build_work, rewrite_variant, write_recipe
+from tests.test_release_helpers import ROOT, build_work, rewrite_variant, write_recipe
 
 
 def test_last_turns_handles_empty_and_null_conversations() -> None:
@@ -207,3 +207,29 @@ def test_shard_schemas_are_checked_and_normalised(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"control: schema \(arrow_schema_matches_features\)"):
         run_release(recipe, work, tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
+
+
+def test_the_verification_floor_counts_the_failures_the_release_left_out(sample_build: Any, tmp_path: Path) -> None:
+    """Replies that fail verification are not kept by default, so the `answer` rows only say pass
+    or unverifiable and the floor read 100% whatever the teacher got right: the sample's 15 Bangla
+    and MMLU-Pro prompts whose R1 reply failed its answer key are counted now (chat 175 / 190)."""
+    import shutil
+
+    work = tmp_path / "work"
+    shutil.copytree(sample_build.release.parent, work, ignore=shutil.ignore_patterns("release", ".lock"))
+    quarantine = pq.read_table(work / "responses" / "quarantine",
+                               columns=["prompt_id", "teacher_role", "verify_status"]).to_pylist()
+    kept = {r["prompt_id"] for r in pq.read_table(work / "responses" / "parsed", columns=["prompt_id"]).to_pylist()}
+    left_out = {r["prompt_id"] for r in quarantine
+                if r["teacher_role"] == "reasoning" and r["verify_status"] == "fail"} - kept  # fmt: skip
+    assert len(left_out) == 15
+    quality = json.loads((sample_build.release / "quality.json").read_text())
+    chat = quality["variants"]["answer"]["verification"]["chat"]
+    assert (chat["pass"], chat.get("fail", 0), chat["failed_left_out"]) == (175, 0, 15)
+    assert chat["pass_rate"] == round(175 / 190, 4)
+    assert "| chat | 175 | 0 | 117 | 15 | 92.1% |" in (sample_build.release / "README.md").read_text()
+
+    recipe = load_recipe(ROOT / "recipes" / "sample.yaml")
+    recipe.quality.verification_floor = {"*": 0.5, "chat": 0.95}
+    with pytest.raises(UserError, match=r"^release blocked: answer: verification_rate .*: 1 of 2 rows"):
+        run_release(recipe, work, tmp_path / "out")

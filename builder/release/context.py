@@ -16,7 +16,7 @@ from builder import __version__ as TOOLKIT_VERSION
 from builder.config.curate import PAPER_MIX
 from builder.language import iso_codes
 from builder.recipe import Recipe
-from builder.release import licenses
+from builder.release import licenses, verified
 from builder.release.redact_recipe import published_recipe
 from builder.release.versions import read_manifest, tag_for
 from builder.rows import SCHEMA_VERSION
@@ -118,9 +118,14 @@ def quality_payload(recipe: Recipe, work: WorkDir, specs: list[VariantInfo], sta
     """quality.json's own part (the checks are added by `quality.report`)."""
     # Every teacher's spend: generate's and the variants stage's LLM summarizer (think_summary).
     spend = spend_by_role(summaries.generate, summaries.variants)
+    failed = verified.failed_left_out(work)
+    reasoning = {s.name for s in specs if s.reply == "reasoning"}
+    variants = {v: s.summary() for v, s in stats.items()}
+    for v in reasoning & set(variants):  # the verification failures the rows cannot show
+        variants[v]["verification"] = verified.rates(stats[v].verify, failed)
     return {
         "version": recipe.version, "built_at": built_at,
-        "variants": {v: s.summary() for v, s in stats.items()},
+        "variants": variants,
         "rejections": rejections(work, summaries.responses),
         "spend_usd_by_role": spend,
         # The format survival gate and the adaptive variant's mix (variants stage summary).

@@ -31,7 +31,8 @@ from builder.rows import PAIR_FEATURES, VARIANT_FEATURES, stable_hash
 from builder.workdir import WorkDir
 from quality.report import checks_table, one_line, write_quality_json
 
-READS = (tables.VARIANT, tables.DECONTAMINATION, *tables.LEDGERS.values(), *tables.SUMMARIES.values())
+READS = (tables.VARIANT, tables.DECONTAMINATION, tables.PROMPTS, tables.PARSED, tables.QUARANTINE,
+         *tables.LEDGERS.values(), *tables.SUMMARIES.values())
 WRITES = (tables.RELEASE_FOLDER, tables.QUALITY_REPORT)
 
 
