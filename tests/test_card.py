@@ -354,3 +354,6 @@ def test_a_pipe_or_line_break_in_an_attribution_keeps_the_sources_table_whole(tm
                   for c in configs}  # fmt: skip
         assert [int(n.replace(",", "")) for n in cells[4:]] == [counts[c] for c in configs], line
     assert r"hiyouga/LLaMA-Factory \| alpaca_zh_demo (CC BY-NC 4.0)" in section
+    # LICENSE.md's table too (the release is `other`: a non-commercial source).
+    assert r"| alpaca-zh | cc-by-nc-4.0 | hiyouga/LLaMA-Factory \| alpaca_zh_demo (CC BY-NC 4.0) |" in \
+        (out / "LICENSE.md").read_text().splitlines()

@@ -25,6 +25,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 
 from builder.config.release import HUB_LICENSES, HUB_TASKS, ISO_639
 from builder.errors import UserError
+from builder.release.licenses import table_cell
 from builder.rows import VARIANT_FEATURES
 from builder.schema import Features
 
@@ -141,12 +142,6 @@ def _environment() -> jinja2.Environment:
     env.filters["cell"] = table_cell
     return env
 
-
-def table_cell(value: object) -> str:
-    """Text from the recipe or the data (a source's name, license or attribution, a model name)
-    as one Markdown table cell: a "|" or a line break in it would end the cell or the row and
-    shift every figure after it into the wrong column."""
-    return "" if value is None else " ".join(str(value).split()).replace("|", "\\|")
 
 
 @functools.lru_cache(maxsize=4)

@@ -19,6 +19,13 @@ PERMISSIVE = {
 UNDECLARED = {"", "undeclared", "unknown", "none", "other"}
 
 
+def table_cell(value: object) -> str:
+    """Text from the recipe or the data (a source's name, license or attribution, a model name)
+    as one Markdown table cell: a "|" or a line break in it would end the cell or the row and
+    shift every figure after it into the wrong column."""
+    return "" if value is None else " ".join(str(value).split()).replace("|", "\\|")
+
+
 def why_restricted(license_id: str) -> str | None:
     lic = (license_id or "").strip().lower()
     if lic in UNDECLARED:
@@ -84,6 +91,7 @@ def license_file(decision: LicenseDecision, title: str) -> str:
     then every source with its license and attribution."""
     lines = [f"# License of {title}", "", decision.statement, "", "| source | license | attribution |",
              "|---|---|---|"]
-    lines += [f"| {name} | {lic} | {attribution or '—'} |" for name, lic, attribution in decision.attributions]
+    lines += [f"| {table_cell(name)} | {table_cell(lic)} | {table_cell(attribution) or '—'} |"
+              for name, lic, attribution in decision.attributions]
     lines += ["", "Teacher outputs are also subject to the teachers' own terms (DeepSeek-R1: MIT)."]
     return "\n".join(lines) + "\n"
