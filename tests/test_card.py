@@ -357,3 +357,21 @@ def test_a_pipe_or_line_break_in_an_attribution_keeps_the_sources_table_whole(tm
     # LICENSE.md's table too (the release is `other`: a non-commercial source).
     assert r"| alpaca-zh | cc-by-nc-4.0 | hiyouga/LLaMA-Factory \| alpaca_zh_demo (CC BY-NC 4.0) |" in \
         (out / "LICENSE.md").read_text().splitlines()
+
+
+def test_teacher_token_columns_say_how_they_were_counted(sample_release: Path) -> None:
+    """The sample's replies are imports with no usage report: their teacher token counts are the
+    teacher tokenizer's (DeepSeek-R1's), and the card said "from the teacher's usage report"."""
+    import pyarrow.parquet as pq
+
+    from builder.tokens import count_tokens
+
+    work = sample_release.parent
+    replies = pq.read_table(work / "generate" / "replies", columns=["generation_id", "reasoning_tokens"]).to_pylist()
+    assert all(r["reasoning_tokens"] is None for r in replies)  # no usage report to read them off
+    parsed = [p for p in pq.read_table(work / "responses" / "parsed").to_pylist() if p["teacher_role"] == "reasoning"]
+    assert [p["teacher_think_tokens"] for p in parsed] == count_tokens("deepseek-r1", [p["think"] for p in parsed])
+    card_text = (sample_release / "README.md").read_text()
+    row = next(line for line in card_text.splitlines() if line.startswith("| `teacher_think_tokens` |"))
+    assert "else counted with the teacher tokenizer" in row and "from the teacher's usage report |" not in row
+    assert "teacher counts from the teacher's usage report where it gives\nthem, else counted" in card_text
