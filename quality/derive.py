@@ -90,6 +90,18 @@ def answer_keys(table: pa.Table) -> pa.Table:
     return key_table(table.column("prompt_id"), data, starts, ends)
 
 
+def text_keys(pids: pa.Array | pa.ChunkedArray, texts: pa.Array | pa.ChunkedArray) -> pa.Table:
+    """The answer keys (quality.answer_keys) of plain texts, one per prompt_id, hashed from the
+    Arrow buffer (a null text: no key)."""
+    arr = one_array(texts).cast(pa.string())
+    raw = arr.buffers()[1]
+    off = (np.frombuffer(raw, np.int32)[arr.offset:arr.offset + len(arr) + 1] if raw is not None
+           else np.zeros(len(arr) + 1, np.int32)).astype(np.int64)
+    valid = arr.is_valid().to_numpy(zero_copy_only=False) if len(arr) else np.zeros(0, bool)
+    ends = np.where(valid, off[1:], -1)
+    return key_table(pids, memoryview(arr.buffers()[2] or b""), off[:-1].tolist(), ends.tolist())
+
+
 def ends_with_answer(pids: list[str | None], texts: list[str | None],
                      answers: Mapping[str, tuple[int, bytes]] | AnswerKeys) -> list[bool]:
     """Per text: it ends with the exact answer text of its prompt (the string rule: the check

@@ -15,6 +15,7 @@ from builder.errors import UserError
 from builder.recipe import load_recipe
 from builder.release.stage import run_release
 from builder.rows import VARIANT_FEATURES, storage_type
+from builder.workdir import WorkDir
 from quality.derive import count_think_tags, digest, ends_with_answer, last_turns, missing_columns
 from tests.test_release_helpers import ROOT, build_work, rewrite_variant, write_recipe
 
@@ -233,3 +234,31 @@ def test_the_verification_floor_counts_the_failures_the_release_left_out(sample_
     recipe.quality.verification_floor = {"*": 0.5, "chat": 0.95}
     with pytest.raises(UserError, match=r"^release blocked: answer: verification_rate .*: 1 of 2 rows"):
         run_release(recipe, work, tmp_path / "out")
+
+
+def test_summaries_are_checked_against_the_replies_when_no_answer_config_is_built(sample_build: Any,
+                                                                                   tmp_path: Path) -> None:
+    """`variants.build: [think_summary]`: summaries were checked against the `answer` config's
+    rows, which this release has none of, so all 305 failed summary_ends_with_answer and no such
+    release could be made. The selected replies' answers are the reference now; an edited summary
+    row still blocks."""
+    import shutil
+
+    from builder.variants.stage import run_variants
+
+    work_dir = tmp_path / "work"
+    shutil.copytree(sample_build.release.parent, work_dir, ignore=shutil.ignore_patterns("release", ".lock"))
+    recipe = load_recipe(ROOT / "recipes" / "sample.yaml")
+    recipe.variants.build = ["think_summary"]
+    work = WorkDir(work_dir)
+    run_variants(recipe, work)
+    res = run_release(recipe, work, tmp_path / "out")
+    assert res.counts == {"think_summary": 305}
+    assert not [c for c in res.checks if c["check"] == "summary_ends_with_answer" and not c["success"]]
+
+    def edit(rows: list[dict[str, Any]]) -> None:
+        rows[0]["messages"][-1]["content"] += " "
+
+    rewrite_variant(work, "think_summary", edit)
+    with pytest.raises(UserError, match=r"^release blocked: think_summary: summary_ends_with_answer .*: 1 of 305 rows"):
+        run_release(recipe, work, tmp_path / "out2")

@@ -21,12 +21,11 @@ from builder.executors import release_freed_memory
 from builder.progress import Progress, report
 from builder.recipe import Recipe
 from builder.release import content, verified
-from builder.release.staging import contaminated_ids, stage_variant
+from builder.release.staging import answer_keys_for, contaminated_ids, stage_variant
 from builder.release.tasks import collect_variant
 from builder.rows import SCHEMA_VERSION
 from builder.tables import CurateSummary, VariantInfo
 from builder.workdir import WorkDir
-from quality.answer_keys import AnswerKeys
 from quality.gx_process import GxProcess, SignalFile, Suites
 from quality.report import failures, one_line
 from quality.stats import VariantStats
@@ -181,7 +180,7 @@ def check_variants(recipe: Recipe, work: WorkDir, variants: list[VariantInfo], t
     per-row hashes when `keep_hashes`). Returns (stats per variant, every check's outcome, bytes read)."""
     gates = Gates(recipe, variants, tmp / "quality", work.root)
     contaminated = contaminated_ids(work)
-    answers = AnswerKeys()
+    answers = answer_keys_for(work, variants)
     stats: dict[str, VariantStats] = {}
     outcomes: list[CheckOutcome] = []
     bytes_in = 0
