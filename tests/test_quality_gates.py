@@ -255,6 +255,9 @@ def test_summaries_are_checked_against_the_replies_when_no_answer_config_is_buil
     res = run_release(recipe, work, tmp_path / "out")
     assert res.counts == {"think_summary": 305}
     assert not [c for c in res.checks if c["check"] == "summary_ends_with_answer" and not c["success"]]
+    # The verification floor (unset verification_variants) applies to think_summary, not to nothing.
+    assert [(c["variant"], c["success"]) for c in res.checks if c["check"] == "verification_rate"] == \
+        [("think_summary", True)]
 
     def edit(rows: list[dict[str, Any]]) -> None:
         rows[0]["messages"][-1]["content"] += " "

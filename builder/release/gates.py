@@ -153,10 +153,14 @@ def _mix_gates(recipe: Recipe, gates: Gates, stats: dict[str, VariantStats],
 def _verification_gates(recipe: Recipe, gates: Gates, stats: dict[str, VariantStats],
                         left_out: dict[str, Counter[str]]) -> list[CheckOutcome]:
     """Per category, the verified pass rate against its floor: among the verifiable prompts, the
-    failures left out of the release (`left_out`, per variant built from the reasoning reply) too."""
+    failures left out of the release (`left_out`, per variant built from the reasoning reply) too.
+    `quality.verification_variants` unset: `answer`, else the first published reasoning variant."""
     cfg = recipe.quality
     outcomes: list[CheckOutcome] = []
-    for v in cfg.verification_variants:
+    names = cfg.verification_variants
+    if names is None:
+        names = ["answer"] if "answer" in stats else [v for v in stats if v in left_out][:1]
+    for v in names:
         if v not in stats:
             continue
         rows = []

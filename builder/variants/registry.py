@@ -112,7 +112,7 @@ def unknown_names(recipe: Recipe) -> list[str]:
         "variants.build": to_build(recipe.variants.build),
         "variants.format_gate.variants": recipe.variants.format_gate.variants or [],
         "quality.mix.variants": recipe.quality.mix.variants,
-        "quality.verification_variants": recipe.quality.verification_variants,
+        "quality.verification_variants": recipe.quality.verification_variants or [],
     }
     return [f"{key}: unknown variant(s) {bad}" for key, names in named.items()
             if (bad := [v for v in names if v not in REGISTRY])]  # fmt: skip
