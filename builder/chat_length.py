@@ -15,12 +15,13 @@ transformers; tests/test_chat_length.py checks the counts against transformers i
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from functools import cache
 from typing import Any
 
-from builder.tokens import TIKTOKEN_PROVEN, count_tokens, tokenizer_files
+from builder.tokens import SOURCES, TIKTOKEN_PROVEN, TokenizerFilesError, count_tokens, source_files
 
 Render = Callable[..., str]
 
@@ -56,7 +57,12 @@ def template(name: str) -> Render | None:
     from jinja2.ext import loopcontrols
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    cfg = json.loads(tokenizer_files(name)["tokenizer_config.json"])
+    cfg = json.loads(source_files(name)["tokenizer_config.json"].read_text(encoding="utf-8"))
+    pinned = SOURCES[name]
+    if pinned.chat_template is not None:  # the derivation's own template, pinned by its sha256
+        if hashlib.sha256(pinned.chat_template.encode()).hexdigest() != pinned.chat_template_sha256:
+            raise TokenizerFilesError(f"{name}: chat template differs from its pinned sha256; restore it in builder/tokens.py")
+        cfg["chat_template"] = pinned.chat_template
     source = cfg.get("chat_template")
     if isinstance(source, list):  # named templates: the default one
         source = next((t.get("template") for t in source if t.get("name") == "default"), None)
@@ -125,31 +131,53 @@ def prompt_tokens(name: str, prompts: list[dict[str, Any]]) -> list[int] | None:
                                       add_generation_prompt=True) for p in prompts])
 
 
+# Assistant texts a template might edit or fold into its markers: if every one renders as the
+# generation prompt + the text + the fixed end, after a plain prompt and after a tool result, the
+# template never touches a reply's text and plain turns are counted without rendering them.
+_PROBES = ("A", "<think>\nx\n</think>\n\ny", "a</think>b", "x\n\n", "<tool_call>\n{}\n</tool_call>", "é")
+_PROBE_PROMPTS = ([{"role": "user", "content": "q"}],
+                  [{"role": "user", "content": "q"}, {"role": "assistant", "content": "c"}, {"role": "tool", "content": "r"}])
+
+
+@cache
+def plain_turns_append(name: str) -> bool:
+    """Whether `name`'s template renders a reply without tool calls as generation prompt + text + end
+    (and the generation prompt ends in a line break), whatever the text: then a conversation's count
+    is its prompt's + its reply's + the end's wherever `joins_additively` holds."""
+    render, end = template(name), turn_end(name)
+    if render is None or end is None:
+        return False
+    for msgs in _PROBE_PROMPTS:
+        head = render(msgs, add_generation_prompt=True)
+        if not head.endswith("\n") or any(render([*msgs, {"role": "assistant", "content": p}]) != head + p + end[0]
+                                          for p in _PROBES):  # fmt: skip
+            return False
+    return True
+
+
 def conversation_tokens(name: str, prompts: list[dict[str, Any]], turns: list[tuple[str, list[Any] | None] | None],
                         prompt_counts: list[int], turn_counts: list[int]) -> list[int | None]:
     """Tokens of each whole conversation (prompt + its final assistant turn (text, tool calls)) as
-    the template renders it; None where a turn is None. Where the rendering is the prompt's
-    generation prompt + the text + the fixed end and the text joins additively (it does not
-    start with whitespace), that is the prompt's count + the text's count + the end's; otherwise
-    (tool calls, a template that edits the reply) the rendered conversation is counted whole."""
+    the template renders it; None where a turn is None. A reply without tool calls that joins the
+    generation prompt additively (it does not start with whitespace) under a template that
+    appends replies as they are (`plain_turns_append`) is the prompt's count + the text's + the
+    end's; any other (tool calls, a template that edits replies) is rendered and counted whole."""
     render, end = template(name), turn_end(name)
     assert render is not None and end is not None, "prompt_tokens returned counts for this tokenizer"
+    plain = plain_turns_append(name)
     out: list[int | None] = [None] * len(turns)
     whole: dict[int, str] = {}
     for i, (p, turn) in enumerate(zip(prompts, turns)):
         if turn is None:
             continue
         text, calls = turn
-        msgs, tools = chat_messages(p["messages"]), tools_of(p.get("tools_json"))
+        if plain and not calls and joins_additively(name, "\n", text):
+            out[i] = prompt_counts[i] + turn_counts[i] + end[1]
+            continue
         reply: dict[str, Any] = {"role": "assistant", "content": text}
         if calls:
             reply["tool_calls"] = [_loads(c) for c in calls]
-        full = render([*msgs, reply], tools)
-        head = render(msgs, tools, add_generation_prompt=True)
-        if not calls and joins_additively(name, head, text) and full == head + text + end[0]:
-            out[i] = prompt_counts[i] + turn_counts[i] + end[1]
-        else:
-            whole[i] = full
+        whole[i] = render([*chat_messages(p["messages"]), reply], tools_of(p.get("tools_json")))
     for i, n in zip(whole, count_tokens(name, list(whole.values()))):
         out[i] = n
     return out

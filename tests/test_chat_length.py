@@ -73,3 +73,21 @@ def test_every_published_row_counts_as_the_trainer_renders_it(sample_release: Pa
         want = [_real(tok, r["messages"], r["tools"]) for r in ds]
         bad = [(r["prompt_id"], g, w) for r, g, w in zip(ds, got, want) if g != w]
         assert not bad, (config, len(bad), bad[:3])
+
+
+def test_a_template_that_edits_replies_is_rendered_whole() -> None:
+    """DeepSeek-R1's template drops a reply's thinking (up to "</think>"): its conversations are
+    rendered and counted whole, never prompt + reply, and equal transformers' count."""
+    from transformers import AutoTokenizer
+
+    from builder.chat_length import plain_turns_append
+
+    tok = AutoTokenizer.from_pretrained(str(hf_tokenizer_dir("deepseek-r1")))
+    assert plain_turns_append("qwen2.5") and not plain_turns_append("deepseek-r1")
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 2+2?"}]
+    p = _prompt(messages)
+    (p_tok,) = prompt_tokens("deepseek-r1", [p]) or [None]
+    for reply in ("4", "<think>\nAdd.\n</think>\n\n4"):
+        (n,) = count_tokens("deepseek-r1", [reply])
+        (total,) = conversation_tokens("deepseek-r1", [p], [(reply, None)], [p_tok], [n])
+        assert total == _real(tok, [*messages, {"role": "assistant", "content": reply}], None), reply
