@@ -375,3 +375,21 @@ def test_teacher_token_columns_say_how_they_were_counted(sample_release: Path) -
     row = next(line for line in card_text.splitlines() if line.startswith("| `teacher_think_tokens` |"))
     assert "else counted with the teacher tokenizer" in row and "from the teacher's usage report |" not in row
     assert "teacher counts from the teacher's usage report where it gives\nthem, else counted" in card_text
+
+
+def test_the_terms_of_model_outputs_name_every_model_that_wrote_rows(sample_release: Path) -> None:
+    """The License section named DeepSeek-R1 alone ("DeepSeek-R1 is released under MIT") over
+    rows written by Marco-o1, deepseek-reasoner and o3-mini (the control config, OpenAI's terms)."""
+    import pyarrow.parquet as pq
+
+    models = {m for f in (sample_release / "data").glob("*/*.parquet")
+              for m in pq.read_table(f, columns=["teacher_model"]).column("teacher_model").to_pylist() if m}  # fmt: skip
+    assert {"o3-mini-2025-01-31", "AIDC-AI/Marco-o1"} <= models
+    card_text = (sample_release / "README.md").read_text()
+    license_md = (sample_release / "LICENSE.md").read_text()
+    for m in models:
+        assert f"`{m}`" in card_text.split("## License", 1)[1].split("Attributions:", 1)[0], m
+        assert f"`{m}`" in license_md, m
+    from builder.release.licenses import teacher_terms
+
+    assert teacher_terms([]) == ""  # a release of community responses only says nothing about model outputs

@@ -45,7 +45,7 @@ CARD_FIELDS = frozenset((
     "checks_failed",
     "blocking_failed", "spend", "figures", "license_label", "license_statement", "attributions", "limitations",
     "paper_citation", "citation", "columns", "fill", "examples", "three_ways", "funnel", "recipe_name",
-    "recipe_sha256", "self_checks", "pairs",
+    "recipe_sha256", "self_checks", "pairs", "teacher_terms",
 ))
 PLACEHOLDER_ORG = "YOUR-ORG"  # the load snippet's marked stand-in when no repo id was given
 
@@ -171,6 +171,13 @@ def self_check_rows(summaries: Summaries) -> dict[str, Any]:
             "omitted": v.omitted if v else {}}
 
 
+def output_models(stats: dict[str, VariantStats]) -> list[str]:
+    """The models whose outputs are this release's assistant turns: teachers and an LLM summarizer."""
+    teachers = {t.split("|")[0] for s in stats.values() for t in s.teachers}
+    summarizers = {x.removeprefix("llm:") for s in stats.values() for x in s.summarizers if x.startswith("llm:")}
+    return sorted(teachers | summarizers)
+
+
 def row_licenses(stats: dict[str, VariantStats]) -> dict[str, set[str]]:
     """Per source, the licenses its released rows carry."""
     out: dict[str, set[str]] = {}
@@ -242,6 +249,7 @@ def card_context(recipe: Recipe, specs: list[VariantInfo], stats: dict[str, Vari
         "spend": quality["spend_usd_by_role"], "figures": figures,
         "license_label": decision.license if isinstance(decision.license, str) else ", ".join(decision.license),
         "license_statement": decision.statement, "attributions": decision.attributions,
+        "teacher_terms": licenses.teacher_terms(output_models(stats)),
         "limitations": [size_note] if size_note else [],
         "paper_citation": PAPER_CITATION, "citation": dataset_citation(recipe, built_at),
         "columns": evidence["columns"], "fill": evidence["fill"], "examples": evidence["examples"],

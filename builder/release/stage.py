@@ -151,7 +151,7 @@ def run_release(recipe: Recipe, work: WorkDir | Path, out_dir: Path, progress: P
                      "CHANGELOG.md": changelog.render(recipe.version, built_at[:10], quality, prev, content,
                                                       fields, published.text if published else None)}
         if decision.license == "other" or (isinstance(decision.license, list) and "other" in decision.license):
-            documents[card.LICENSE_FILE] = licenses.license_file(decision, ctx["pretty_name"])
+            documents[card.LICENSE_FILE] = licenses.license_file(decision, ctx["pretty_name"], context.output_models(stats))
         staging.write_documents(tmp, recipe, documents)
         write_manifest(tmp, {**fields, "build_fingerprint": build_fingerprint}, known)
         staging.refuse_leaks(tmp)
