@@ -255,7 +255,8 @@ def card_context(recipe: Recipe, specs: list[VariantInfo], stats: dict[str, Vari
         "columns": evidence["columns"], "fill": evidence["fill"], "examples": evidence["examples"],
         "three_ways": evidence["three_ways"], "funnel": evidence["funnel"],
         "recipe_name": recipe.name, "recipe_sha256": recipe.sha256,
-        "self_checks": quality["self_checks"],
+        # Summary figures of the published rows (card_data.summary_figures), not of every summary scored.
+        "self_checks": {**quality["self_checks"], "summary": evidence.get("summary") or {}},
     }
 
 

@@ -131,7 +131,8 @@ def run_release(recipe: Recipe, work: WorkDir | Path, out_dir: Path, progress: P
         names = list(stats)
         evidence = {"columns": columns.table(VARIANT_FEATURES), "fill": card_data.fill_rates(tmp, names),
                     "examples": card_data.example_rows(tmp, names), "three_ways": card_data.three_ways(tmp),
-                    "funnel": card_data.funnel(work)}
+                    "funnel": card_data.funnel(work),
+                    "summary": card_data.summary_figures(tmp, int((quality.get("summary_quality") or {}).get("scored", 0)))}
         ctx = context.card_context(recipe, variants, stats, summaries, quality, decision, figures, built_at, evidence)
         ctx["pairs"] = pairs.card_section(staged_pairs)
         ctx["front_matter"] = card.front_matter(
