@@ -35,6 +35,11 @@ R1 = Delimiters("<think>", "</think>", "<answer>", "</answer>")
 SKYTHOUGHT = Delimiters("<|begin_of_thought|>", "<|end_of_thought|>", "<|begin_of_solution|>", "<|end_of_solution|>")
 MARCO = Delimiters("<Thought>", "</Thought>", "<Output>", "</Output>")
 PRESETS: Mapping[str, Delimiters] = MappingProxyType({"r1": R1, "skythought": SKYTHOUGHT, "marco": MARCO})
+# What a published turn may not hold (outside `full`'s one <think>…</think> block): every preset's
+# thinking delimiters, and the answer delimiters that are never prose (R1's tags, Sky-T1's markers;
+# Marco's <Output> is ordinary XML as well, and never comes without its <Thought>).
+THINK_MARKERS: tuple[str, ...] = tuple(dict.fromkeys(m for d in PRESETS.values() for m in (d.think_open, d.think_close)))
+ANSWER_MARKERS: tuple[str, ...] = (R1.answer_open, R1.answer_close, SKYTHOUGHT.answer_open, SKYTHOUGHT.answer_close)
 
 _FIELDS = ("think_open", "think_close", "answer_open", "answer_close")
 

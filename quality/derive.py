@@ -9,6 +9,7 @@ and ~5x faster than `count_substring`.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -17,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from builder.reasoning_format import ANSWER_MARKERS, R1, THINK_MARKERS
 from quality.answer_keys import AnswerKeys, digest, key_table
 
 # Columns every row must fill; reply columns only where a teacher produced the turn.
@@ -26,6 +28,11 @@ REQUIRED = (
     "assistant_student_tokens",
 )
 TEACHER_REQUIRED = ("generation_id", "teacher_model", "endpoint_kind", "prompt_template_id")
+# Tags a community reply (`original`) may not hold: answer tags and other reasoning styles' thinking
+# tags (R1's <think> pair is counted apart, in every variant). A teacher reply's turn needs no such
+# count: the responses stage splits it by its own style and rejects any of that style's tags (and
+# R1's <think> pair) left in the answer, while "<answer>" stays plain text under another style.
+OTHER_TAGS = "|".join(re.escape(m) for m in (*THINK_MARKERS, *ANSWER_MARKERS) if m not in (R1.think_open, R1.think_close))
 
 
 def one_array(col: pa.ChunkedArray | pa.Array) -> pa.Array:
@@ -81,6 +88,18 @@ def answer_keys(table: pa.Table) -> pa.Table:
     flat, idx = last_turn_index(table.column("messages"))
     data, starts, ends = _text_slices(flat, idx)
     return key_table(table.column("prompt_id"), data, starts, ends)
+
+
+def text_keys(pids: pa.Array | pa.ChunkedArray, texts: pa.Array | pa.ChunkedArray) -> pa.Table:
+    """The answer keys (quality.answer_keys) of plain texts, one per prompt_id, hashed from the
+    Arrow buffer (a null text: no key)."""
+    arr = one_array(texts).cast(pa.string())
+    raw = arr.buffers()[1]
+    off = (np.frombuffer(raw, np.int32)[arr.offset:arr.offset + len(arr) + 1] if raw is not None
+           else np.zeros(len(arr) + 1, np.int32)).astype(np.int64)
+    valid = arr.is_valid().to_numpy(zero_copy_only=False) if len(arr) else np.zeros(0, bool)
+    ends = np.where(valid, off[1:], -1)
+    return key_table(pids, memoryview(arr.buffers()[2] or b""), off[:-1].tolist(), ends.tolist())
 
 
 def ends_with_answer(pids: list[str | None], texts: list[str | None],
@@ -227,6 +246,8 @@ def signal_table(
         # "think>" ends both "<think>" and "</think>": one count covers every tag.
         "think_tags": last(count_think_tags(text, pair)),
         "starts_with_think": last(pc.starts_with(text, "<think>")),
+        "other_tags": (pa.array(np.zeros(table.num_rows, np.int64)) if teacher
+                       else last(pc.count_substring_regex(text, OTHER_TAGS))),
         "language_ok": language_ok(lang, ans_lang),
         "contaminated": pc.is_in(table.column("prompt_id"), value_set=contaminated),
         "tools_kept": tools_kept(table),

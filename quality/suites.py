@@ -67,6 +67,8 @@ def variant_expectations(gx: Any, variant: str, max_tokens: int, language_mostly
         E.ExpectColumnValuesToBeInSet(column="contaminated", value_set=[False], meta=m("not_contaminated")),
         E.ExpectColumnValuesToBeInSet(column="tools_kept", value_set=[True], meta=m("tools_kept")),
     ]
+    # A community reply holds no answer tags and no other reasoning style's tags (quality.derive.OTHER_TAGS).
+    exps.append(E.ExpectColumnValuesToBeInSet(column="other_tags", value_set=[0], meta=m("tag_grammar")))
     if not think:
         exps.append(E.ExpectColumnValuesToBeInSet(column="think_tags", value_set=[0], meta=m("tag_grammar")))
     else:  # exactly one <think>…</think> block, at the start

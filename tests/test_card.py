@@ -307,7 +307,115 @@ def test_the_card_shows_the_self_checks_of_the_sample(sample_release: Path) -> N
     for key, c in quality["consistency"].items():
         source, teacher = key.split(" | ", 1)
         assert f"| {source} | {teacher} | {c.get('match', 0):,} | {c.get('mismatch', 0):,} |" in section
-    assert f"**Summaries** (`think_summary`, {quality['summary_quality']['scored']:,} scored)" in section
+    assert "**Summaries** (the " in section and " `think_summary` rows with a summary" in section
     assert "| `think_summary` | all |" in section  # the sample has a constraint-bearing prompt
     hist = quality["overthinking"]["histogram"]
     assert sum(hist.values()) > 0 and f"-1..0   {hist['-1..0']:6d}" in section
+
+
+def test_consistency_names_the_model_the_published_rows_name(sample_release: Path) -> None:
+    """The think–answer consistency table's "teacher" is the model that wrote the replies, as the
+    rows' `teacher_model` says, and only reasoning replies are in it: the sample's Marco-o1 CoT
+    replies were tallied under "deepseek-ai/DeepSeek-R1" (the import's teacher entry), deepseek-reasoner's
+    under it too, and the o3-mini control replies, which have no thinking, were listed as well."""
+    import pyarrow.parquet as pq
+
+    quality = json.loads((sample_release / "quality.json").read_text())
+    keys = {tuple(k.split(" | ", 1)) for k in quality["consistency"]}
+    published = {(r["source"], r["teacher_model"]) for f in sorted((sample_release / "data" / "full").glob("*.parquet"))
+                 for r in pq.read_table(f, columns=["source", "teacher_model"]).to_pylist()}  # fmt: skip
+    assert keys == published
+    assert ("marco-o1-cot", "AIDC-AI/Marco-o1") in keys and not any(s == "arena-hard-v2" for s, _ in keys)
+
+
+def test_a_pipe_or_line_break_in_an_attribution_keeps_the_sources_table_whole(tmp_path: Path) -> None:
+    """Attributions are free text from the recipe (a `|`, or the line break YAML's `>` leaves at
+    the end): written into the Sources table as they were, one split the row and pushed every
+    per-config count into the wrong column or out of the table."""
+    import re
+
+    import pyarrow.parquet as pq
+
+    work = build_work(tmp_path / "work", n_en=8, n_zh=4)
+    text = recipe_text().replace('attribution: "hiyouga/LLaMA-Factory alpaca_zh_demo (CC BY-NC 4.0)"',
+                                 'attribution: "hiyouga/LLaMA-Factory | alpaca_zh_demo\\n(CC BY-NC 4.0)\\n"')
+    (tmp_path / "r.yaml").write_text(text)
+    out = tmp_path / "out"
+    run_release(load_recipe(tmp_path / "r.yaml"), work, out)
+    section = (out / "README.md").read_text().split("Rows per source and config:", 1)[1].split("\n\n", 2)[1]
+    header, _, *rows = section.splitlines()
+    configs = re.findall(r"`(\w+)`", header)
+    assert len(rows) == 2 and configs
+    for line in rows:
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+        assert len(cells) == 4 + len(configs), line
+        counts = {c: sum(1 for f in (out / "data" / c).glob("*.parquet")
+                         for s in pq.read_table(f, columns=["source"]).column("source").to_pylist() if s == cells[0])
+                  for c in configs}  # fmt: skip
+        assert [int(n.replace(",", "")) for n in cells[4:]] == [counts[c] for c in configs], line
+    assert r"hiyouga/LLaMA-Factory \| alpaca_zh_demo (CC BY-NC 4.0)" in section
+    # LICENSE.md's table too (the release is `other`: a non-commercial source).
+    assert r"| alpaca-zh | cc-by-nc-4.0 | hiyouga/LLaMA-Factory \| alpaca_zh_demo (CC BY-NC 4.0) |" in \
+        (out / "LICENSE.md").read_text().splitlines()
+
+
+def test_teacher_token_columns_say_how_they_were_counted(sample_release: Path) -> None:
+    """The sample's replies are imports with no usage report: their teacher token counts are the
+    teacher tokenizer's (DeepSeek-R1's), and the card said "from the teacher's usage report"."""
+    import pyarrow.parquet as pq
+
+    from builder.tokens import count_tokens
+
+    work = sample_release.parent
+    replies = pq.read_table(work / "generate" / "replies", columns=["generation_id", "reasoning_tokens"]).to_pylist()
+    assert all(r["reasoning_tokens"] is None for r in replies)  # no usage report to read them off
+    parsed = [p for p in pq.read_table(work / "responses" / "parsed").to_pylist() if p["teacher_role"] == "reasoning"]
+    assert [p["teacher_think_tokens"] for p in parsed] == count_tokens("deepseek-r1", [p["think"] for p in parsed])
+    card_text = (sample_release / "README.md").read_text()
+    row = next(line for line in card_text.splitlines() if line.startswith("| `teacher_think_tokens` |"))
+    assert "else counted with the teacher tokenizer" in row and "from the teacher's usage report |" not in row
+    assert "teacher counts from the teacher's usage report where it gives\nthem, else counted" in card_text
+
+
+def test_the_terms_of_model_outputs_name_every_model_that_wrote_rows(sample_release: Path) -> None:
+    """The License section named DeepSeek-R1 alone ("DeepSeek-R1 is released under MIT") over
+    rows written by Marco-o1, deepseek-reasoner and o3-mini (the control config, OpenAI's terms)."""
+    import pyarrow.parquet as pq
+
+    models = {m for f in (sample_release / "data").glob("*/*.parquet")
+              for m in pq.read_table(f, columns=["teacher_model"]).column("teacher_model").to_pylist() if m}  # fmt: skip
+    assert {"o3-mini-2025-01-31", "AIDC-AI/Marco-o1"} <= models
+    card_text = (sample_release / "README.md").read_text()
+    license_md = (sample_release / "LICENSE.md").read_text()
+    for m in models:
+        assert f"`{m}`" in card_text.split("## License", 1)[1].split("Attributions:", 1)[0], m
+        assert f"`{m}`" in license_md, m
+    from builder.release.licenses import teacher_terms
+
+    assert teacher_terms([]) == ""  # a release of community responses only says nothing about model outputs
+
+
+def test_the_summary_figures_are_the_published_rows(sample_release: Path) -> None:
+    """The card's summary figures were the variants stage's tally of every summary scored, the
+    ones its checks then left out included (sample: 307 scored, 305 rows; 'repeated sentences
+    0.1%', '189 summaries', 'faithfulness 99.7%' where the rows say 0.0%, 187 and 100.0%): now
+    they are the published rows' own columns, and the left-out summaries are counted apart."""
+    import pyarrow.parquet as pq
+
+    rows = [r for f in sorted((sample_release / "data" / "think_summary").glob("*.parquet"))
+            for r in pq.read_table(f).to_pylist() if r["faithfulness_score"] is not None]  # fmt: skip
+    n = len(rows)
+    covered = [r["summary_final_covered"] for r in rows if r["summary_final_covered"] is not None]
+
+    def pct(v: float) -> str:
+        return f"{100 * v:.1f}%"
+
+    quality = json.loads((sample_release / "quality.json").read_text())
+    left_out = quality["summary_quality"]["scored"] - n
+    section = " ".join((sample_release / "README.md").read_text().split("**Summaries**", 1)[1].split("\n\n", 1)[0].split())
+    assert section.startswith(f"(the {n:,} `think_summary` rows with a summary; {left_out:,} more summaries were scored")
+    assert left_out == 2
+    assert f"repeated sentences {pct(sum(r['summary_repetition'] for r in rows) / n)}" in section
+    assert f"fragment sentences {pct(sum(r['summary_fragment_rate'] for r in rows) / n)}" in section
+    assert f"stated in {pct(sum(covered) / len(covered))} of the {len(covered):,} summaries" in section
+    assert f"or prompt) {pct(sum(r['faithfulness_score'] for r in rows) / n)}." in section

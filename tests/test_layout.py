@@ -20,7 +20,7 @@ CORE = {
     "builder.language_formulas",
     "builder.reasoning_format", "builder.sandbox", "builder.embeddings", "builder.worklock", "builder.progress",
     "builder.cpus", "builder.token_ranks", "builder.langid_model", "builder.task_claims", "builder.files",
-    "builder.landing",
+    "builder.landing", "builder.chat_length",
 }  # fmt: skip
 STAGES = ("curate", "generate", "responses", "variants", "release")
 MAX_LINES = 450

@@ -15,8 +15,9 @@ from builder.errors import UserError
 from builder.recipe import load_recipe
 from builder.release.stage import run_release
 from builder.rows import VARIANT_FEATURES, storage_type
+from builder.workdir import WorkDir
 from quality.derive import count_think_tags, digest, ends_with_answer, last_turns, missing_columns
-from tests.test_release_helpers import build_work, rewrite_variant, write_recipe
+from tests.test_release_helpers import ROOT, build_work, rewrite_variant, write_recipe
 
 
 def test_last_turns_handles_empty_and_null_conversations() -> None:
@@ -134,6 +135,25 @@ def test_blocking_failures_stop_the_release(tmp_path: Path) -> None:
     assert "1 of 16 rows" in line
 
 
+def test_a_community_reply_with_any_reasoning_styles_tags_blocks(tmp_path: Path) -> None:
+    """tag_grammar counted only "think>": an `original` turn in Marco-o1's <Thought>/<Output>,
+    Sky-T1's markers or with R1's <answer> tags went out as a non-reasoning reply."""
+    work = build_work(tmp_path / "work", n_en=12, n_zh=4, shard_rows=50)
+
+    def plant(rows: list[dict[str, Any]]) -> None:
+        for r, wrap in zip(rows, ("<Thought>\nLet me see.\n</Thought>\n<Output>\n{}\n</Output>",
+                                  "<|begin_of_solution|>{}<|end_of_solution|>", "<answer>{}</answer>")):
+            r["messages"][-1]["content"] = wrap.format(r["messages"][-1]["content"])
+
+    rewrite_variant(work, "original", plant)
+    recipe = load_recipe(write_recipe(tmp_path / "r.yaml"))
+    with pytest.raises(UserError, match=r"^release blocked: original: tag_grammar"):
+        run_release(recipe, work, tmp_path / "out")
+    report = json.loads((work.root / "quality" / "quality.json").read_text())
+    failed = {(c["variant"], c["check"], c["unexpected"]) for c in report["checks"] if not c["success"]}
+    assert failed == {("original", "tag_grammar", 3)}
+
+
 def test_non_blocking_failures_are_warnings(tmp_path: Path) -> None:
     work = build_work(tmp_path / "work", n_en=8, n_zh=2, shard_rows=50)
 
@@ -188,3 +208,60 @@ def test_shard_schemas_are_checked_and_normalised(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"control: schema \(arrow_schema_matches_features\)"):
         run_release(recipe, work, tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
+
+
+def test_the_verification_floor_counts_the_failures_the_release_left_out(sample_build: Any, tmp_path: Path) -> None:
+    """Replies that fail verification are not kept by default, so the `answer` rows only say pass
+    or unverifiable and the floor read 100% whatever the teacher got right: the sample's 15 Bangla
+    and MMLU-Pro prompts whose R1 reply failed its answer key are counted now (chat 175 / 190)."""
+    import shutil
+
+    work = tmp_path / "work"
+    shutil.copytree(sample_build.release.parent, work, ignore=shutil.ignore_patterns("release", ".lock"))
+    quarantine = pq.read_table(work / "responses" / "quarantine",
+                               columns=["prompt_id", "teacher_role", "verify_status"]).to_pylist()
+    kept = {r["prompt_id"] for r in pq.read_table(work / "responses" / "parsed", columns=["prompt_id"]).to_pylist()}
+    left_out = {r["prompt_id"] for r in quarantine
+                if r["teacher_role"] == "reasoning" and r["verify_status"] == "fail"} - kept  # fmt: skip
+    assert len(left_out) == 15
+    quality = json.loads((sample_build.release / "quality.json").read_text())
+    chat = quality["variants"]["answer"]["verification"]["chat"]
+    assert (chat["pass"], chat.get("fail", 0), chat["failed_left_out"]) == (175, 0, 15)
+    assert chat["pass_rate"] == round(175 / 190, 4)
+    assert "| chat | 175 | 0 | 117 | 15 | 92.1% |" in (sample_build.release / "README.md").read_text()
+
+    recipe = load_recipe(ROOT / "recipes" / "sample.yaml")
+    recipe.quality.verification_floor = {"*": 0.5, "chat": 0.95}
+    with pytest.raises(UserError, match=r"^release blocked: answer: verification_rate .*: 1 of 2 rows"):
+        run_release(recipe, work, tmp_path / "out")
+
+
+def test_summaries_are_checked_against_the_replies_when_no_answer_config_is_built(sample_build: Any,
+                                                                                   tmp_path: Path) -> None:
+    """`variants.build: [think_summary]`: summaries were checked against the `answer` config's
+    rows, which this release has none of, so all 305 failed summary_ends_with_answer and no such
+    release could be made. The selected replies' answers are the reference now; an edited summary
+    row still blocks."""
+    import shutil
+
+    from builder.variants.stage import run_variants
+
+    work_dir = tmp_path / "work"
+    shutil.copytree(sample_build.release.parent, work_dir, ignore=shutil.ignore_patterns("release", ".lock"))
+    recipe = load_recipe(ROOT / "recipes" / "sample.yaml")
+    recipe.variants.build = ["think_summary"]
+    work = WorkDir(work_dir)
+    run_variants(recipe, work)
+    res = run_release(recipe, work, tmp_path / "out")
+    assert res.counts == {"think_summary": 305}
+    assert not [c for c in res.checks if c["check"] == "summary_ends_with_answer" and not c["success"]]
+    # The verification floor (unset verification_variants) applies to think_summary, not to nothing.
+    assert [(c["variant"], c["success"]) for c in res.checks if c["check"] == "verification_rate"] == \
+        [("think_summary", True)]
+
+    def edit(rows: list[dict[str, Any]]) -> None:
+        rows[0]["messages"][-1]["content"] += " "
+
+    rewrite_variant(work, "think_summary", edit)
+    with pytest.raises(UserError, match=r"^release blocked: think_summary: summary_ends_with_answer .*: 1 of 305 rows"):
+        run_release(recipe, work, tmp_path / "out2")

@@ -98,6 +98,59 @@ def test_release_without_the_config(setup: dict[str, Path], capsys: pytest.Captu
     )
 
 
+@pytest.fixture
+def quiet_loads() -> Any:
+    """datasets' own "Generating train split" bars off (they share stderr with the error line)."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    yield
+    datasets.enable_progress_bars()
+
+
+def test_a_split_the_release_does_not_have(setup: dict[str, Path], capsys: pytest.CaptureFixture[str],
+                                           quiet_loads: None) -> None:
+    """A release has one split: `dataset.split: validation` ended in datasets' traceback."""
+    line = _fails_with(
+        capsys,
+        ["--config", str(setup["recipe"]), "--dry-run", "--set", "dataset.split=validation"],
+        "dataset.split 'validation'",
+        "train",
+    )
+    assert "Unknown split" in line
+
+
+def test_the_pairs_config_is_refused_as_not_sft_rows(setup: dict[str, Path], tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str], quiet_loads: None) -> None:
+    """A release's `pairs` config (prompt / chosen / rejected) is named as preference pairs, not
+    as a release missing a column."""
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import yaml
+
+    release = tmp_path / "release"
+    shutil.copytree(setup["recipe"].parent / "release", release, ignore=shutil.ignore_patterns(".git"))
+    turn = [{"role": "user", "content": "2+2?"}]
+    pairs = pa.table({"prompt_id": ["p1"], "prompt": [turn], "chosen": [[{"role": "assistant", "content": "4"}]],
+                      "rejected": [[{"role": "assistant", "content": "5"}]], "rejection_reason": ["verified_fail"]})
+    (release / "data" / "pairs").mkdir(parents=True)
+    pq.write_table(pairs, release / "data" / "pairs" / "train-00000-of-00001.parquet")
+    readme = (release / "README.md").read_text()
+    _, meta, body = readme.split("---", 2)
+    front = yaml.safe_load(meta)
+    front["configs"].append({"config_name": "pairs", "data_files": [{"split": "train", "path": "data/pairs/train-*.parquet"}]})
+    front.pop("dataset_info", None)
+    (release / "README.md").write_text(f"---\n{yaml.safe_dump(front)}---{body}")
+    _fails_with(
+        capsys,
+        ["--config", str(setup["recipe"]), "--dry-run", "--set", f"dataset.path={release}", "--set", "dataset.config=pairs"],
+        "dataset.config 'pairs'",
+        "preference pairs",
+    )
+
+
 def test_revision_that_does_not_exist(setup: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     _fails_with(
         capsys,

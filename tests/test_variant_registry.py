@@ -110,3 +110,20 @@ def test_an_unregistered_name_is_a_recipe_error(tmp_path: Path) -> None:
 
     with pytest.raises(UserError, match=rf"variants\.build: unknown variant\(s\) \['{NAME}'\]"):
         load(_recipe_file(tmp_path, ["answer", NAME]))
+
+
+def test_original_leaves_out_community_replies_with_any_reasoning_tags() -> None:
+    """A community reply in Marco-o1's <Thought>/<Output> or Sky-T1's markers, or with R1's
+    <answer> tags, is not a non-reasoning reply: it is left out of `original` with a reason
+    (only R1's <think> was caught before, so Marco-o1's CoT demo went out as `original` rows)."""
+    marco = json.loads((REPO / "data" / "sample" / "marco_cot.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    assert "<Thought>" in marco["response"]
+
+    def skip(resp: str) -> object:
+        return REGISTRY["original"].fn(Candidate(prompt={"original_response": resp}, reasoning=None, control=None))
+
+    assert skip(marco["response"]) == Skip("think_tag_in_original")
+    assert skip("<|begin_of_thought|>\n2+2\n<|end_of_thought|>\n<|begin_of_solution|>4<|end_of_solution|>") == \
+        Skip("think_tag_in_original")
+    assert skip("<answer>4</answer>") == Skip("answer_tag_in_original")
+    assert skip("The answer is 4 (see <b>bold</b>).") == "The answer is 4 (see <b>bold</b>)."

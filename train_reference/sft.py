@@ -183,9 +183,17 @@ def load_release(ds: DatasetSection, path: str, revision: str | None) -> Any:
     # datasets caches a local folder by its name, config and card, not by its files: two
     # different folders called `release` would share rows. Local folders are re-read.
     local = Path(path).is_dir()
-    data = datasets.load_dataset(path, name=ds.config, revision=revision, split=ds.split,
-                                 download_mode="force_redownload" if local else None)
+    try:
+        data = datasets.load_dataset(path, name=ds.config, revision=revision, split=ds.split,
+                                     download_mode="force_redownload" if local else None)
+    except ValueError as exc:  # a split the release does not have ("Unknown split …"), a bad slice
+        what = f"dataset.split {ds.split!r}" if "split" in str(exc).lower() else f"dataset {ds.path} config {ds.config!r}"
+        raise SetupError(f"{what}: {_first_sentence(exc)} (releases publish one split, train)") from None
     if "messages" not in data.column_names:
+        if {"chosen", "rejected"} <= set(data.column_names):  # the release's `pairs` config
+            raise SetupError(f"dataset.config {ds.config!r} of {ds.path} holds preference pairs (prompt / chosen / "
+                             "rejected) for preference training, not chat rows for SFT; pick a chat config such as "
+                             "answer or think_summary")
         raise SetupError(f"dataset {ds.path} config {ds.config!r} has no 'messages' column")
     if ds.max_rows is not None:
         data = data.select(range(min(ds.max_rows, len(data))))

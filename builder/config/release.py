@@ -112,7 +112,9 @@ class QualityConfig(Strict):
         default_factory=lambda: {"*": 0.0},
         description="pass rate among verifiable rows (pass + fail), per category; '*' is the default floor",
     )
-    verification_variants: list[str] = Field(default_factory=lambda: ["answer"], description="variants the floor applies to")
+    verification_variants: list[str] | None = Field(
+        None, description="variants the floor applies to; unset: `answer`, or when it is not published the first "
+        "published variant built from the reasoning reply (the floor is never skipped for want of `answer`)")
 
     @field_validator("verification_floor")
     @classmethod

@@ -25,6 +25,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 
 from builder.config.release import HUB_LICENSES, HUB_TASKS, ISO_639
 from builder.errors import UserError
+from builder.release.licenses import table_cell
 from builder.rows import VARIANT_FEATURES
 from builder.schema import Features
 
@@ -138,7 +139,9 @@ def _environment() -> jinja2.Environment:
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
     env.filters["n"] = lambda v: f"{v:,}" if isinstance(v, int) else ("—" if v is None else str(v))
     env.filters["pct"] = lambda v: "—" if v is None else f"{100 * v:.1f}%"
+    env.filters["cell"] = table_cell
     return env
+
 
 
 @functools.lru_cache(maxsize=4)

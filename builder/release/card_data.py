@@ -119,6 +119,33 @@ def three_ways(folder: Path) -> dict[str, Any]:
     return {"shared": len(ids), "prompt_id": pid, "prompt": prompt, "replies": replies}
 
 
+SUMMARY_COLUMNS = ("summary_fragment_rate", "summary_filler_rate", "summary_repetition", "summary_final_covered",
+                   "faithfulness_score")
+
+
+def summary_figures(folder: Path, scored: int) -> dict[str, Any]:
+    """The card's summary figures from the published rows' own columns (`think_summary`, else
+    `adaptive`; rows carrying a summary: `faithfulness_score` set), so a reader recomputes them from
+    the data; `left_out`: how many more of the `scored` summaries (the variants stage's tally) are
+    not in the release. {} when none."""
+    config = next((c for c in ("think_summary", "adaptive") if shards(folder, c)), "think_summary")
+    parts = [pq.read_table(f, columns=list(SUMMARY_COLUMNS)) for f in shards(folder, config)]
+    t = pa.concat_tables(parts) if parts else None
+    t = t.filter(pc.is_valid(t["faithfulness_score"])) if t is not None else None
+    if t is None or not t.num_rows:
+        return {}
+    n = t.num_rows
+    covered = t["summary_final_covered"].drop_null()
+
+    def mean(col: str) -> float:
+        return round(pc.sum(t[col].cast(pa.float64())).as_py() / n, 4)
+
+    return {"config": config, "scored": n, "left_out": max(0, scored - n), "fragment_rate_mean": mean("summary_fragment_rate"),
+            "filler_rate_mean": mean("summary_filler_rate"), "repetition_mean": mean("summary_repetition"),
+            "final_result_coverage": round(pc.sum(covered.cast(pa.int64())).as_py() / len(covered), 4) if len(covered) else 0.0,
+            "with_final_result": len(covered), "faithfulness_score_mean": mean("faithfulness_score")}
+
+
 def funnel(work: WorkDir) -> list[dict[str, Any]]:
     """Per stage and step, from its ledger: rows in, kept, dropped (or quarantined) and the
     leading reasons — where every row that did not reach the release went."""

@@ -35,9 +35,11 @@ DESCRIPTIONS: dict[str, str] = {
     "repetition_score": "share of repeated n-grams in the reply (0 = none); loops score near 1",
     "think_language": "detected language of the teacher's thinking",
     "answer_language": "detected language of the teacher's answer",
-    "teacher_think_tokens": "thinking tokens, from the teacher's usage report",
-    "teacher_answer_tokens": "answer tokens, from the teacher's usage report",
-    "student_tokens": "the whole conversation's length with the student's tokenizer",
+    "teacher_think_tokens": "thinking tokens: the teacher's usage report where it gives them, else counted with the "
+                            "teacher tokenizer (responses.teacher_tokenizer; imported replies have no report)",
+    "teacher_answer_tokens": "answer tokens: the teacher's usage report where it gives them, else counted with the "
+                             "teacher tokenizer",
+    "student_tokens": "the whole conversation's length with the student's tokenizer, as its chat template renders it",
     "assistant_student_tokens": "the assistant turn's length with the student's tokenizer",
     "summary_fragment_rate": "share of the summary's sentences that are fragments (`think_summary`; 0 = none)",
     "summary_filler_rate": "share of the summary's sentences that are filler or self-talk (`think_summary`)",

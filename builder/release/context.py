@@ -16,7 +16,7 @@ from builder import __version__ as TOOLKIT_VERSION
 from builder.config.curate import PAPER_MIX
 from builder.language import iso_codes
 from builder.recipe import Recipe
-from builder.release import licenses
+from builder.release import licenses, verified
 from builder.release.redact_recipe import published_recipe
 from builder.release.versions import read_manifest, tag_for
 from builder.rows import SCHEMA_VERSION
@@ -45,7 +45,7 @@ CARD_FIELDS = frozenset((
     "checks_failed",
     "blocking_failed", "spend", "figures", "license_label", "license_statement", "attributions", "limitations",
     "paper_citation", "citation", "columns", "fill", "examples", "three_ways", "funnel", "recipe_name",
-    "recipe_sha256", "self_checks", "pairs",
+    "recipe_sha256", "self_checks", "pairs", "teacher_terms",
 ))
 PLACEHOLDER_ORG = "YOUR-ORG"  # the load snippet's marked stand-in when no repo id was given
 
@@ -118,9 +118,14 @@ def quality_payload(recipe: Recipe, work: WorkDir, specs: list[VariantInfo], sta
     """quality.json's own part (the checks are added by `quality.report`)."""
     # Every teacher's spend: generate's and the variants stage's LLM summarizer (think_summary).
     spend = spend_by_role(summaries.generate, summaries.variants)
+    failed = verified.failed_left_out(work)
+    reasoning = {s.name for s in specs if s.reply == "reasoning"}
+    variants = {v: s.summary() for v, s in stats.items()}
+    for v in reasoning & set(variants):  # the verification failures the rows cannot show
+        variants[v]["verification"] = verified.rates(stats[v].verify, failed)
     return {
         "version": recipe.version, "built_at": built_at,
-        "variants": {v: s.summary() for v, s in stats.items()},
+        "variants": variants,
         "rejections": rejections(work, summaries.responses),
         "spend_usd_by_role": spend,
         # The format survival gate and the adaptive variant's mix (variants stage summary).
@@ -164,6 +169,13 @@ def self_check_rows(summaries: Summaries) -> dict[str, Any]:
     return {"summary": v.summary_quality if v else {}, "consistency": consistency, "survival": survival,
             "adaptive_mix": mix, "overthinking": bars, "overthinking_z": v.overthinking_z if v else None,
             "omitted": v.omitted if v else {}}
+
+
+def output_models(stats: dict[str, VariantStats]) -> list[str]:
+    """The models whose outputs are this release's assistant turns: teachers and an LLM summarizer."""
+    teachers = {t.split("|")[0] for s in stats.values() for t in s.teachers}
+    summarizers = {x.removeprefix("llm:") for s in stats.values() for x in s.summarizers if x.startswith("llm:")}
+    return sorted(teachers | summarizers)
 
 
 def row_licenses(stats: dict[str, VariantStats]) -> dict[str, set[str]]:
@@ -237,12 +249,14 @@ def card_context(recipe: Recipe, specs: list[VariantInfo], stats: dict[str, Vari
         "spend": quality["spend_usd_by_role"], "figures": figures,
         "license_label": decision.license if isinstance(decision.license, str) else ", ".join(decision.license),
         "license_statement": decision.statement, "attributions": decision.attributions,
+        "teacher_terms": licenses.teacher_terms(output_models(stats)),
         "limitations": [size_note] if size_note else [],
         "paper_citation": PAPER_CITATION, "citation": dataset_citation(recipe, built_at),
         "columns": evidence["columns"], "fill": evidence["fill"], "examples": evidence["examples"],
         "three_ways": evidence["three_ways"], "funnel": evidence["funnel"],
         "recipe_name": recipe.name, "recipe_sha256": recipe.sha256,
-        "self_checks": quality["self_checks"],
+        # Summary figures of the published rows (card_data.summary_figures), not of every summary scored.
+        "self_checks": {**quality["self_checks"], "summary": evidence.get("summary") or {}},
     }
 
 

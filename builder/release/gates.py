@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import threading
+from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,13 +20,12 @@ from builder.errors import UserError
 from builder.executors import release_freed_memory
 from builder.progress import Progress, report
 from builder.recipe import Recipe
-from builder.release import content
-from builder.release.staging import contaminated_ids, stage_variant
+from builder.release import content, verified
+from builder.release.staging import answer_keys_for, contaminated_ids, stage_variant
 from builder.release.tasks import collect_variant
 from builder.rows import SCHEMA_VERSION
 from builder.tables import CurateSummary, VariantInfo
 from builder.workdir import WorkDir
-from quality.answer_keys import AnswerKeys
 from quality.gx_process import GxProcess, SignalFile, Suites
 from quality.report import failures, one_line
 from quality.stats import VariantStats
@@ -150,19 +150,24 @@ def _mix_gates(recipe: Recipe, gates: Gates, stats: dict[str, VariantStats],
     return outcomes
 
 
-def _verification_gates(recipe: Recipe, gates: Gates, stats: dict[str, VariantStats]) -> list[CheckOutcome]:
-    """Per category, the verified pass rate against its floor."""
+def _verification_gates(recipe: Recipe, gates: Gates, stats: dict[str, VariantStats],
+                        left_out: dict[str, Counter[str]]) -> list[CheckOutcome]:
+    """Per category, the verified pass rate against its floor: among the verifiable prompts, the
+    failures left out of the release (`left_out`, per variant built from the reasoning reply) too.
+    `quality.verification_variants` unset: `answer`, else the first published reasoning variant."""
     cfg = recipe.quality
     outcomes: list[CheckOutcome] = []
-    for v in cfg.verification_variants:
+    names = cfg.verification_variants
+    if names is None:
+        names = ["answer"] if "answer" in stats else [v for v in stats if v in left_out][:1]
+    for v in names:
         if v not in stats:
             continue
         rows = []
-        for cat, c in stats[v].verify.items():
-            checked = c.get("pass", 0) + c.get("fail", 0)
-            if checked:
+        for cat, r in verified.rates(stats[v].verify, left_out.get(v, Counter())).items():
+            if r["pass_rate"] is not None:
                 floor = cfg.verification_floor.get(cat, cfg.verification_floor.get("*", 0.0))
-                rows.append({"category": cat, "pass_rate": c.get("pass", 0) / checked, "floor": floor})
+                rows.append({"category": cat, "pass_rate": r["pass_rate"], "floor": floor})
         per: Outcomes = {}
         gates.validate("verification", pd.DataFrame(rows, columns=["category", "pass_rate", "floor"]),
                        v, "verification", per)
@@ -179,7 +184,7 @@ def check_variants(recipe: Recipe, work: WorkDir, variants: list[VariantInfo], t
     per-row hashes when `keep_hashes`). Returns (stats per variant, every check's outcome, bytes read)."""
     gates = Gates(recipe, variants, tmp / "quality", work.root)
     contaminated = contaminated_ids(work)
-    answers = AnswerKeys()
+    answers = answer_keys_for(work, variants)
     stats: dict[str, VariantStats] = {}
     outcomes: list[CheckOutcome] = []
     bytes_in = 0
@@ -212,7 +217,8 @@ def check_variants(recipe: Recipe, work: WorkDir, variants: list[VariantInfo], t
                 per.update(job.result())
             outcomes += per.values()
         outcomes += _mix_gates(recipe, gates, stats, curate)
-        outcomes += _verification_gates(recipe, gates, stats)
+        failed = verified.failed_left_out(work)
+        outcomes += _verification_gates(recipe, gates, stats, {s.name: failed for s in variants if s.reply == "reasoning"})
     finally:
         gates.close()
     gates.write_index()

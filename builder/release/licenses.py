@@ -19,6 +19,13 @@ PERMISSIVE = {
 UNDECLARED = {"", "undeclared", "unknown", "none", "other"}
 
 
+def table_cell(value: object) -> str:
+    """Text from the recipe or the data (a source's name, license or attribution, a model name)
+    as one Markdown table cell: a "|" or a line break in it would end the cell or the row and
+    shift every figure after it into the wrong column."""
+    return "" if value is None else " ".join(str(value).split()).replace("|", "\\|")
+
+
 def why_restricted(license_id: str) -> str | None:
     lic = (license_id or "").strip().lower()
     if lic in UNDECLARED:
@@ -79,11 +86,25 @@ def decide(recipe: Recipe, row_licenses: dict[str, set[str]]) -> LicenseDecision
     return LicenseDecision(label, statement, [], attributions)
 
 
-def license_file(decision: LicenseDecision, title: str) -> str:
+def license_file(decision: LicenseDecision, title: str, models: list[str]) -> str:
     """LICENSE.md for a release labelled `other` (the card's `license_link`): the statement,
-    then every source with its license and attribution."""
+    then every source with its license and attribution, then the terms of the models' outputs."""
     lines = [f"# License of {title}", "", decision.statement, "", "| source | license | attribution |",
              "|---|---|---|"]
-    lines += [f"| {name} | {lic} | {attribution or '—'} |" for name, lic, attribution in decision.attributions]
-    lines += ["", "Teacher outputs are also subject to the teachers' own terms (DeepSeek-R1: MIT)."]
-    return "\n".join(lines) + "\n"
+    lines += [f"| {table_cell(name)} | {table_cell(lic)} | {table_cell(attribution) or '—'} |"
+              for name, lic, attribution in decision.attributions]
+    terms = teacher_terms(models)
+    return "\n".join([*lines, *(["", terms] if terms else [])]) + "\n"
+
+
+def teacher_terms(models: list[str]) -> str:
+    """The sentence on the terms that come with model outputs, naming the models that wrote this
+    release's assistant turns (teachers, an LLM summarizer): "" for a release of community
+    responses only. It named DeepSeek-R1 alone, also over other models' outputs (the sample's
+    o3-mini control replies, under OpenAI's terms)."""
+    if not models:
+        return ""
+    named = ", ".join(f"`{m}`" for m in sorted(set(models)))
+    return (f"Teacher outputs (the assistant turns of every config but `original`) are also subject to the terms of "
+            f"the models that wrote them: {named}; see each model's license or its provider's terms (DeepSeek-R1 "
+            "is released under MIT).")

@@ -31,7 +31,8 @@ from builder.rows import PAIR_FEATURES, VARIANT_FEATURES, stable_hash
 from builder.workdir import WorkDir
 from quality.report import checks_table, one_line, write_quality_json
 
-READS = (tables.VARIANT, tables.DECONTAMINATION, *tables.LEDGERS.values(), *tables.SUMMARIES.values())
+READS = (tables.VARIANT, tables.DECONTAMINATION, tables.PROMPTS, tables.PARSED, tables.QUARANTINE,
+         *tables.LEDGERS.values(), *tables.SUMMARIES.values())
 WRITES = (tables.RELEASE_FOLDER, tables.QUALITY_REPORT)
 
 
@@ -130,7 +131,8 @@ def run_release(recipe: Recipe, work: WorkDir | Path, out_dir: Path, progress: P
         names = list(stats)
         evidence = {"columns": columns.table(VARIANT_FEATURES), "fill": card_data.fill_rates(tmp, names),
                     "examples": card_data.example_rows(tmp, names), "three_ways": card_data.three_ways(tmp),
-                    "funnel": card_data.funnel(work)}
+                    "funnel": card_data.funnel(work),
+                    "summary": card_data.summary_figures(tmp, int((quality.get("summary_quality") or {}).get("scored", 0)))}
         ctx = context.card_context(recipe, variants, stats, summaries, quality, decision, figures, built_at, evidence)
         ctx["pairs"] = pairs.card_section(staged_pairs)
         ctx["front_matter"] = card.front_matter(
@@ -150,7 +152,7 @@ def run_release(recipe: Recipe, work: WorkDir | Path, out_dir: Path, progress: P
                      "CHANGELOG.md": changelog.render(recipe.version, built_at[:10], quality, prev, content,
                                                       fields, published.text if published else None)}
         if decision.license == "other" or (isinstance(decision.license, list) and "other" in decision.license):
-            documents[card.LICENSE_FILE] = licenses.license_file(decision, ctx["pretty_name"])
+            documents[card.LICENSE_FILE] = licenses.license_file(decision, ctx["pretty_name"], context.output_models(stats))
         staging.write_documents(tmp, recipe, documents)
         write_manifest(tmp, {**fields, "build_fingerprint": build_fingerprint}, known)
         staging.refuse_leaks(tmp)

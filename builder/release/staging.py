@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from builder import tables
@@ -25,7 +26,7 @@ from builder.release.redact_recipe import published_recipe
 from builder.tables import VariantInfo, VariantsSummary
 from builder.workdir import WorkDir
 from quality.answer_keys import AnswerKeys
-from quality.derive import answer_keys, signal_table
+from quality.derive import answer_keys, signal_table, text_keys
 from quality.gx_process import SignalFile
 from quality.stats import VariantStats
 from quality.suites import CheckOutcome
@@ -88,6 +89,29 @@ def contaminated_ids(work: WorkDir) -> pa.Array:
     if not files:
         return pa.array([], pa.string())
     return pq.read_table(files[0], columns=["prompt_id"]).column("prompt_id").combine_chunks()
+
+
+def reply_answer_keys(work: WorkDir) -> AnswerKeys:
+    """The exact answers summaries must end with, from the responses stage's selected reasoning
+    replies (the text the exact-answer variant would publish byte for byte): for a release that
+    publishes no exact-answer variant (`variants.build: [think_summary]`), whose summaries had
+    nothing to be checked against and all failed summary_ends_with_answer."""
+    keys = AnswerKeys()
+    for f in work.shards(tables.PARSED):
+        cols = ["prompt_id", "teacher_role", "selected", "answer"]
+        for b in pq.ParquetFile(f, buffer_size=BUFFER).iter_batches(batch_size=BATCH_ROWS, columns=cols):
+            t = pa.Table.from_batches([b])
+            t = t.filter(pc.and_(pc.equal(t["teacher_role"], "reasoning"), pc.fill_null(t["selected"], False)))
+            keys.add([text_keys(t["prompt_id"], t["answer"])])
+    return keys
+
+
+def answer_keys_for(work: WorkDir, specs: list[VariantInfo]) -> AnswerKeys:
+    """Where summaries are checked from when no exact-answer variant is published (else empty:
+    the exact-answer variant's shards fill the keys as they are staged)."""
+    if any(s.exact_answer for s in specs) or not any(s.needs_summary for s in specs):
+        return AnswerKeys()
+    return reply_answer_keys(work)
 
 
 def load_shard(k: int, path: Path, spec: VariantInfo, contaminated: pa.Array, answers: AnswerKeys,

@@ -32,7 +32,7 @@ from datatrove.pipeline.base import PipelineStep
 
 from builder import tables
 from builder.recipe import Recipe
-from builder.release.staging import StagedVariant, contaminated_ids, fold, load_shard
+from builder.release.staging import StagedVariant, answer_keys_for, contaminated_ids, fold, load_shard
 from builder.tables import VariantInfo
 from builder.workdir import WorkDir
 from quality.answer_keys import AnswerKeys
@@ -97,7 +97,8 @@ def task_body(work_root: str, scratch_dir: str, specs: list[VariantInfo], phase:
     if not todo:
         return 0
     contaminated = contaminated_ids(work)
-    answers = answer_keys(scratch, work, specs) if phase and any(s.exact_answer for s in specs) else AnswerKeys()
+    answers = answer_keys(scratch, work, specs) if phase and any(s.exact_answer for s in specs) \
+        else answer_keys_for(work, specs)
     for done, (spec, k, n, path) in enumerate(todo, 1):
         final = data_path(scratch, spec.name, k, n)
         final.parent.mkdir(parents=True, exist_ok=True)

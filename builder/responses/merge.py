@@ -174,6 +174,18 @@ def _group_counts(t: pa.Table, keys: list[str]) -> list[dict[str, Any]]:
     return t.group_by(keys, use_threads=False).aggregate([([], "count_all")]).to_pylist()
 
 
+def _consistency_keys(kept: pa.Table) -> pa.Table:
+    """The kept reasoning replies' (source, model, consistency_json): the model that wrote each
+    reply as its published rows name it (the served / imported model, else the teacher's), not the
+    teacher entry's model — an import can hold another model's replies (the sample's Marco-o1 CoT
+    under its DeepSeek-R1 teacher). Control replies have no thinking to check and are left out."""
+    t = kept.filter(pc.equal(kept["teacher_role"], "reasoning"))
+    served = t["served_model"]
+    named = pc.and_(pc.is_valid(served), pc.not_equal(pc.fill_null(served, ""), ""))
+    return pa.table({"source": t["source"], "model": pc.if_else(named, served, t["teacher_model"]),
+                     "consistency_json": t["consistency_json"]})
+
+
 def merge(batches: Iterator[pa.Table], work: WorkDir, ledger: Ledger, step: str, shard_rows: int, out: Path,
           choice: tuple[list[str], list[str]], dups: np.ndarray, progress: Progress | None = None,
           n_in: int = 0) -> Merged:  # fmt: skip
@@ -210,8 +222,8 @@ def merge(batches: Iterator[pa.Table], work: WorkDir, ledger: Ledger, step: str,
         kept = t.filter(keep)
         for g in _group_counts(kept, ["teacher_role", "verify_method", "verify_status"]):
             m.verify[f"{g['teacher_role']}:{g['verify_method']}:{g['verify_status']}"] += g["count_all"]
-        for g in _group_counts(kept, ["source", "teacher_model", "consistency_json"]):
-            m.agree[(g["source"], g["teacher_model"], verdict_of(g["consistency_json"]))] += g["count_all"]
+        for g in _group_counts(_consistency_keys(kept), ["source", "model", "consistency_json"]):
+            m.agree[(g["source"], g["model"], verdict_of(g["consistency_json"]))] += g["count_all"]
         staging.write_table(kept.drop_columns(["source"]))
         quarantine.write_table(t.filter(pc.invert(keep)).drop_columns(["source"]))
         m.rows_in += t.num_rows

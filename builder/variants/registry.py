@@ -27,6 +27,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from builder.reasoning_format import ANSWER_MARKERS, THINK_MARKERS
+
 if TYPE_CHECKING:  # tables pulls in `datasets` (~1 s): not on the CLI's recipe-check path
     from builder.recipe import Recipe
     from builder.tables import VariantInfo
@@ -110,7 +112,7 @@ def unknown_names(recipe: Recipe) -> list[str]:
         "variants.build": to_build(recipe.variants.build),
         "variants.format_gate.variants": recipe.variants.format_gate.variants or [],
         "quality.mix.variants": recipe.quality.mix.variants,
-        "quality.verification_variants": recipe.quality.verification_variants,
+        "quality.verification_variants": recipe.quality.verification_variants or [],
     }
     return [f"{key}: unknown variant(s) {bad}" for key, names in named.items()
             if (bad := [v for v in names if v not in REGISTRY])]  # fmt: skip
@@ -139,10 +141,14 @@ def original(c: Candidate) -> str | Skip:
     if not resp:
         # A reply that only calls tools has no text: its calls are the turn (the stage adds them).
         return "" if c.prompt.get("original_tool_calls") else Skip("no_original_response")
-    # A community reply that carries reasoning tags would teach the non-reasoning student
-    # to think aloud: it is left out of `original` (the card counts it) rather than edited.
-    if "<think>" in resp or "</think>" in resp:
+    # A community reply that carries reasoning tags (any preset's: R1's <think>, Marco-o1's
+    # <Thought>, Sky-T1's <|begin_of_thought|>) or answer tags would teach the non-reasoning
+    # student to think aloud or to write tags: it is left out of `original` (the card counts
+    # it) rather than edited.
+    if any(m in resp for m in THINK_MARKERS):
         return Skip("think_tag_in_original")
+    if any(m in resp for m in ANSWER_MARKERS):
+        return Skip("answer_tag_in_original")
     return resp
 
 

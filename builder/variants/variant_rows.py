@@ -6,38 +6,32 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from builder import chat_length
+from builder.chat_length import ADDITIVE_PROVEN, joins_additively  # noqa: F401 (tests/test_tokens_additive.py)
 from builder.config.student import StudentConfig
 from builder.config.variants import VariantsConfig
 from builder.ledger import DROPPED, KEPT, Ledger
 from builder.rows import tools_list
-from builder.tokens import TIKTOKEN_PROVEN, count_tokens
+from builder.tokens import count_tokens
 from builder.variants.format_gate import Survival, apply_gate
 from builder.variants.overthinking import CODE as OVERTHINKING
 from builder.variants.registry import REGISTRY, Candidate, Skip
 from builder.variants.summary_job import summary_columns
 
-CHATML_OVERHEAD = 5  # <|im_start|> role \n … <|im_end|> \n: tokens per message beyond content
+# Tokens per message beyond its content (<|im_start|> role \n … <|im_end|> \n): the estimate for a
+# student tokenizer without a chat template; with one, conversations are counted as it renders them.
+CHATML_OVERHEAD = 5
 # Candidates turned into variant rows at a time (their texts and row dicts are held at once).
 TOKEN_CHUNK = 2_048
 
 
-# Names whose count of `head + text` is count(head) + count(text) when `joins_additively` says so
-# (tests/test_tokens_additive.py proves it on the corpus against `tokenizers`): a head ending in a
-# line break ends a pre-token there (every pattern alternative that can hold a line break ends at
-# one unless more whitespace follows), no added token holds whitespace, and NFC composes nothing
-# onto a line break.
-ADDITIVE_PROVEN: frozenset[str] = TIKTOKEN_PROVEN  # builder/tokens.py's tiktoken patterns
-
-
-def joins_additively(name: str, head: str, text: str) -> bool:
-    """Whether count(head + text) == count(head) + count(text) for `name`, by the rule above."""
-    if not head:
-        return True
-    return name in ADDITIVE_PROVEN and head.endswith("\n") and text[:1] != "" and not text[0].isspace()
-
-
 def prompt_tokens(student: StudentConfig, prompts: list[dict[str, Any]]) -> list[int]:
-    # Tool definitions go into the system turn by the chat template, so they count too.
+    """Each prompt's student tokens up to the reply, as the student's chat template renders it
+    (its default system prompt and tool block included: builder/chat_length.py)."""
+    rendered = chat_length.prompt_tokens(student.tokenizer, prompts)
+    if rendered is not None:
+        return rendered
+    # No template: tool definitions go into the system turn, so they count too.
     texts = ["\n".join([*(m["content"] or "" for m in p["messages"]), *(c for m in p["messages"] for c in m.get("tool_calls") or []),
                         p.get("tools_json") or ""]) for p in prompts]
     counts = count_tokens(student.tokenizer, texts)
@@ -92,10 +86,10 @@ def variant_chunk(
     calls = [c.prompt.get("original_tool_calls") if spec.reply is None else None for c in cands]
     a_tokens = turn_tokens(student.tokenizer, cands, ["\n".join([r, *(k or [])]) if isinstance(r, str) else ""
                                                       for r, k in zip(results, calls)])  # fmt: skip
+    totals = _totals(student.tokenizer, cands, results, calls, prompt_tokens, a_tokens)
     rows: list[dict[str, Any]] = []
-    for c, res, n_tok, p_tok, tool_calls, extra, choice in zip(cands, results, a_tokens, prompt_tokens, calls, codes, choices):
+    for c, res, n_tok, total, tool_calls, extra, choice in zip(cands, results, a_tokens, totals, calls, codes, choices):
         p = c.prompt
-        total = p_tok + n_tok + CHATML_OVERHEAD
         if isinstance(res, str) and total > student.max_tokens:
             res = Skip("too_long_for_student")
         if not isinstance(res, str):
@@ -157,6 +151,17 @@ def variant_chunk(
             name, KEPT, source=p["source"] or "", source_row_id=p["source_row_id"] or "", prompt_id=p["prompt_id"]
         )
     writer.write_rows(rows)
+
+
+def _totals(tokenizer: str, cands: list[Candidate], results: list[str | Skip], calls: list[Any],
+            p_tokens: list[int], a_tokens: list[int]) -> list[int]:
+    """Each row's whole-conversation student tokens (`student_tokens`, checked against
+    `student.max_tokens`): as the student's chat template renders it, else the estimate."""
+    if chat_length.turn_end(tokenizer) is None:
+        return [p + a + CHATML_OVERHEAD for p, a in zip(p_tokens, a_tokens)]
+    turns = [(r, k) if isinstance(r, str) else None for r, k in zip(results, calls)]
+    got = chat_length.conversation_tokens(tokenizer, [c.prompt for c in cands], turns, p_tokens, a_tokens)
+    return [n if n is not None else 0 for n in got]
 
 
 def _codes(reply: dict[str, Any] | None, z: float | None, threshold: float) -> list[str]:
