@@ -101,6 +101,10 @@ class DatasetSection(BaseModel):
     max_rows: int | None = Field(default=None, ge=1)
     # How many rows the start-up check renders with both chat templates.
     template_check_rows: int = Field(default=64, ge=1)
+    # Rows longer than training.max_length (the release's student_tokens: the conversation as the
+    # chat template renders it): left out (drop), kept for TRL to cut at max_length, which trains
+    # on a reply without its end and stop token (truncate), or a start-up error (error).
+    over_length: Literal["drop", "truncate", "error"] = "drop"
 
 
 class Recipe(BaseModel):

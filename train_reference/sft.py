@@ -47,6 +47,7 @@ from train_reference.config import (
 __all__ = ["SetupError", "check_training_template", "default_system_prompt", "training_chat_template"]
 
 logger = logging.getLogger("train_reference.sft")
+TRL_MAX_LENGTH = 1024  # SFTConfig.max_length when the recipe sets none
 
 
 # --- the release ---------------------------------------------------------------------------
@@ -174,7 +175,29 @@ def _sft_features(train_on: str) -> Any:
     return Features({**turns, "tools": List(Json())})
 
 
-def load_release(ds: DatasetSection, path: str, revision: str | None) -> Any:
+def fit_length(data: Any, ds: DatasetSection, max_length: int | None) -> Any:
+    """`data` less its rows longer than `max_length` by their `student_tokens` (dataset.over_length:
+    drop), as it is (truncate), or a SetupError (error); each way says how many there are."""
+    if max_length is None or "student_tokens" not in data.column_names:
+        return data
+    import pyarrow.compute as pc
+
+    over = pc.fill_null(pc.greater(data.data.column("student_tokens"), max_length), False)
+    n = pc.sum(over).as_py() or 0
+    if not n:
+        return data
+    what = (f"{n:,} of {len(data):,} rows of {ds.path} config {ds.config!r} are longer than training.max_length "
+            f"{max_length} (student_tokens, the conversation as the chat template renders it)")  # fmt: skip
+    if ds.over_length == "error":
+        raise SetupError(f"{what}; raise training.max_length or set dataset.over_length: drop")
+    if ds.over_length == "truncate":
+        logger.warning("%s: TRL cuts them at max_length, reply end and stop token included (dataset.over_length: truncate)", what)
+        return data
+    logger.warning("%s: left out (dataset.over_length: drop)", what)
+    return data.select(pc.indices_nonzero(pc.invert(over)).to_pylist())
+
+
+def load_release(ds: DatasetSection, path: str, revision: str | None, max_length: int | None = None) -> Any:
     """Load the variant and keep what SFT needs: the conversation and its tool definitions
     (TRL's SFTTrainer passes a row's `tools` to the chat template); provenance and quality
     columns are dropped."""
@@ -195,6 +218,7 @@ def load_release(ds: DatasetSection, path: str, revision: str | None) -> Any:
                              "rejected) for preference training, not chat rows for SFT; pick a chat config such as "
                              "answer or think_summary")
         raise SetupError(f"dataset {ds.path} config {ds.config!r} has no 'messages' column")
+    data = fit_length(data, ds, max_length)
     if ds.max_rows is not None:
         data = data.select(range(min(ds.max_rows, len(data))))
 
@@ -226,7 +250,7 @@ def check_model(recipe: Recipe) -> tuple[Any, Any]:
             f"model.name_or_path {m.name_or_path!r}: cannot read its config ({_first_sentence(exc)})"
         ) from None
     context = getattr(config, "max_position_embeddings", None)
-    max_length = recipe.training.get("max_length", 1024)
+    max_length = recipe.training.get("max_length", TRL_MAX_LENGTH)
     if context is not None and max_length is not None and max_length > context:
         raise SetupError(
             f"training.max_length {max_length} exceeds the model's context: {m.name_or_path} has "
@@ -276,7 +300,7 @@ def prepare(recipe: Recipe, workdir: Path) -> dict[str, Any]:
     path, revision = resolve_release(recipe.dataset, workdir)
     _, tokenizer = check_model(recipe)
     sft_config = to_sft_config(recipe)
-    dataset = load_release(recipe.dataset, path, revision)
+    dataset = load_release(recipe.dataset, path, revision, recipe.training.get("max_length", TRL_MAX_LENGTH))
     original = tokenizer.chat_template
     training = training_chat_template(tokenizer, original)
     # The first rows, plus a few with tool definitions: the tool block and calls are checked too.
