@@ -419,3 +419,9 @@ def test_the_summary_figures_are_the_published_rows(sample_release: Path) -> Non
     assert f"fragment sentences {pct(sum(r['summary_fragment_rate'] for r in rows) / n)}" in section
     assert f"stated in {pct(sum(covered) / len(covered))} of the {len(covered):,} summaries" in section
     assert f"or prompt) {pct(sum(r['faithfulness_score'] for r in rows) / n)}." in section
+
+
+def test_a_benchmark_given_as_several_files_is_listed_once(sample_release: Path) -> None:
+    # The sample recipe gives aime25 as two files (parts I and II; present with the shared corpus).
+    listed = json.loads((sample_release / "manifest.json").read_text())["decontamination"]["benchmarks"]
+    assert listed and len(listed) == len(set(listed)), listed

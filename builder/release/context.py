@@ -314,7 +314,8 @@ def manifest_fields(recipe: Recipe, work: WorkDir, stats: dict[str, VariantStats
         "summary_templates": sorted({f"{i}:{h}" for s in stats.values() for i, h in s.summary_templates}),
         "seeds": _seeds(recipe.model_dump(mode="json")),
         "dates": {"built_at": built_at, **_stage_dates(work)},
-        "decontamination": {"benchmarks": decon.benchmarks if decon else [],
+        # A benchmark given as several files (aime25: parts I and II) is one benchmark.
+        "decontamination": {"benchmarks": list(dict.fromkeys(decon.benchmarks)) if decon else [],
                             "skipped_absent": decon.skipped_absent if decon else []},
         "license": decision.license,
         "previous_version": (read_manifest(prev) or {}).get("version") if prev else None,
