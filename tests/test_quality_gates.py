@@ -250,6 +250,7 @@ def test_summaries_are_checked_against_the_replies_when_no_answer_config_is_buil
     shutil.copytree(sample_build.release.parent, work_dir, ignore=shutil.ignore_patterns("release", ".lock"))
     recipe = load_recipe(ROOT / "recipes" / "sample.yaml")
     recipe.variants.build = ["think_summary"]
+    recipe.quality.mix = type(recipe.quality.mix)(tolerance=0.10)  # mix.variants unset (the sample names answer)
     work = WorkDir(work_dir)
     run_variants(recipe, work)
     res = run_release(recipe, work, tmp_path / "out")
@@ -258,6 +259,8 @@ def test_summaries_are_checked_against_the_replies_when_no_answer_config_is_buil
     # The verification floor (unset verification_variants) applies to think_summary, not to nothing.
     assert [(c["variant"], c["success"]) for c in res.checks if c["check"] == "verification_rate"] == \
         [("think_summary", True)]
+    # So does the mix check (mix.variants unset), which checked nothing in a release without answer.
+    assert {c["variant"] for c in res.checks if c["check"] in ("category_mix", "source_mix")} == {"think_summary"}
 
     def edit(rows: list[dict[str, Any]]) -> None:
         rows[0]["messages"][-1]["content"] += " "

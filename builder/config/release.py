@@ -90,7 +90,8 @@ class MixCheck(Strict):
 
     Empty targets mean "the curated prompt mix" (from <work>/curate/summary.json)."""
 
-    variants: list[str] = Field(default_factory=lambda: ["answer"], description="variants whose mix is checked")
+    variants: list[str] = Field(default_factory=lambda: ["answer"], description="variants whose mix is checked; "
+                                "unset: `answer`, or when it is not published the first published reasoning variant")
     tolerance: float = Field(0.10, ge=0, le=1, description="absolute tolerance on each share")
     category_targets: dict[str, float] = Field(default_factory=dict, description="category → target share")
     source_targets: dict[str, float] = Field(default_factory=dict, description="source → target share")

@@ -128,12 +128,21 @@ def _mix_frame(observed: dict[str, int], targets: dict[str, float]) -> pd.DataFr
                          "deviation": [abs(a - b) for a, b in zip(share, target)]})
 
 
+def _checked_variants(named: list[str] | None, stats: dict[str, VariantStats], reasoning: list[str]) -> list[str]:
+    """The variants a mix or verification check reads: those named, else `answer`, or when it is
+    not published the first published variant built from the reasoning reply."""
+    if named is not None:
+        return named
+    return ["answer"] if "answer" in stats else [v for v in stats if v in reasoning][:1]
+
+
 def _mix_gates(recipe: Recipe, gates: Gates, stats: dict[str, VariantStats],
-               curate: CurateSummary | None) -> list[CheckOutcome]:
+               curate: CurateSummary | None, reasoning: list[str]) -> list[CheckOutcome]:
     """Category and source shares vs the recipe's targets (default: the curated mix)."""
     cfg = recipe.quality
     outcomes: list[CheckOutcome] = []
-    for v in cfg.mix.variants:
+    named = cfg.mix.variants if "variants" in cfg.mix.model_fields_set else None
+    for v in _checked_variants(named, stats, reasoning):
         if v not in stats:
             continue
         for check, key, targets in (("category_mix", "category", cfg.mix.category_targets),
@@ -157,10 +166,7 @@ def _verification_gates(recipe: Recipe, gates: Gates, stats: dict[str, VariantSt
     `quality.verification_variants` unset: `answer`, else the first published reasoning variant."""
     cfg = recipe.quality
     outcomes: list[CheckOutcome] = []
-    names = cfg.verification_variants
-    if names is None:
-        names = ["answer"] if "answer" in stats else [v for v in stats if v in left_out][:1]
-    for v in names:
+    for v in _checked_variants(cfg.verification_variants, stats, list(left_out)):
         if v not in stats:
             continue
         rows = []
@@ -216,9 +222,10 @@ def check_variants(recipe: Recipe, work: WorkDir, variants: list[VariantInfo], t
             if job is not None:
                 per.update(job.result())
             outcomes += per.values()
-        outcomes += _mix_gates(recipe, gates, stats, curate)
+        reasoning = [s.name for s in variants if s.reply == "reasoning"]
+        outcomes += _mix_gates(recipe, gates, stats, curate, reasoning)
         failed = verified.failed_left_out(work)
-        outcomes += _verification_gates(recipe, gates, stats, {s.name: failed for s in variants if s.reply == "reasoning"})
+        outcomes += _verification_gates(recipe, gates, stats, dict.fromkeys(reasoning, failed))
     finally:
         gates.close()
     gates.write_index()
