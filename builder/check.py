@@ -72,13 +72,15 @@ def check_keys(recipe: Recipe, scope: Scope, report: CheckReport) -> set[str]:
             name = ep.api_key_env
             if name is None or name in unset:
                 continue
-            if os.environ.get(name, "").strip():
+            value = os.environ.get(name)
+            if (value or "").strip():
                 report.ok.append(f"API key {name} is set ({where})")
             else:
                 unset.add(name)
+                state = "is blank (only whitespace), which counts as not set" if value else "is not set"
                 report.problems.append(
                     f"{recipe.path}: {where}: environment variable {name} (the API key for {ep.base_url}) "
-                    f"is not set; export {name}=… before running"
+                    f"{state}; export {name}=… before running"
                 )
     return unset
 
@@ -273,9 +275,15 @@ def published_tag(repo_id: str, tag: str) -> tuple[str, str] | None:
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
-    endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    from builder.errors import UserError
+    from builder.release.push import hub_endpoint, hub_token
+
+    try:  # a blank HF_ENDPOINT is not huggingface.co: push refuses it, and the tag was looked up elsewhere
+        endpoint = hub_endpoint()
+    except UserError as e:
+        return "warning", f"not checked whether {tag} of {repo_id} is released: {e}"
     try:
-        refs = HfApi(endpoint=endpoint, token=os.environ.get("HF_TOKEN") or False).list_repo_refs(
+        refs = HfApi(endpoint=endpoint, token=hub_token() or False).list_repo_refs(
             repo_id, repo_type="dataset")  # fmt: skip
     except HfHubHTTPError as e:
         status = getattr(getattr(e, "response", None), "status_code", None)
