@@ -138,43 +138,58 @@ def check_endpoints(recipe: Recipe, scope: Scope, report: CheckReport, unset: se
             report.problems.append(f"{recipe.path}: {where}: endpoint {url}: {problem}")
 
 
-def _no_file(recipe: Recipe, path: str) -> str | None:
-    """Why a local `path` (a file or a glob, as the readers take it) names no file; None if it does."""
+def _no_file(recipe: Recipe, path: str, fmt: str = "auto", globs: bool = True) -> tuple[str, str] | None:
+    """(key, what is wrong and what to do) when a local `path` (a file, or a glob where the reader
+    takes one) names no file the reader can read; None when it does."""
     import glob
 
+    from builder.errors import UserError
+    from builder.sources.readers import _format_of
+
     full = str(recipe.resolve(path))
-    if any(ch in full for ch in "*?["):
-        return None if any(Path(p).is_file() for p in glob.glob(full, recursive=True)) else f"no file matches {full}"
+    if globs and any(ch in full for ch in "*?["):
+        found = any(Path(p).is_file() for p in glob.glob(full, recursive=True))
+        return None if found else ("path", f"no file matches {full}; fix `path` (relative to the recipe)")
     if Path(full).is_dir():
-        return f"{full} is a folder; point `path` at a file or a glob"
-    return None if Path(full).is_file() else f"file not found: {full}"
+        return "path", f"{full} is a folder; point `path` at a file in it" + (
+            f" or a glob like {Path(path) / '*.jsonl'}" if globs else " (.jsonl, .json, .parquet or .csv)")
+    if not Path(full).is_file():
+        return "path", f"file not found: {full}; fix `path` (relative to the recipe)"
+    try:  # what the reader would refuse a moment into the run
+        _format_of(Path(full), fmt)
+    except UserError:
+        return "format", f"cannot tell the file format of {full} from its name; set `format:` (jsonl, json, parquet, csv)"
+    return None
 
 
 def check_files(recipe: Recipe, report: CheckReport) -> None:
     """Local source files, benchmark files (absent optional ones listed as skipped) and import files."""
     for i, s in enumerate(recipe.sources):
-        problem = _no_file(recipe, s.path) if s.kind == "local" and s.path else None
-        if problem:
-            report.problems.append(f"{recipe.path}: sources[{i}={s.name}].path: {problem}; fix `path` (relative to the recipe)")
+        found = _no_file(recipe, s.path, s.format) if s.kind == "local" and s.path else None
+        if found:
+            report.problems.append(f"{recipe.path}: sources[{i}={s.name}].{found[0]}: {found[1]}")
     d = recipe.curate.decontaminate
     if d.enabled:
         for i, b in enumerate(d.benchmarks):
             path = recipe.resolve(b.path)
-            if path.is_file():
-                continue
-            if b.optional:
+            where = f"{recipe.path}: curate.decontaminate.benchmarks[{i}={b.name}]"
+            if path.exists():  # a folder is a mistake to say, not an absent optional file
+                found = _no_file(recipe, b.path, b.format, globs=False)
+                if found:
+                    report.problems.append(f"{where}.{found[0]}: {found[1]}")
+            elif b.optional:
                 report.skipped_benchmarks.append(f"{b.name} ({path})")
             else:
                 report.problems.append(
-                    f"{recipe.path}: curate.decontaminate.benchmarks[{i}={b.name}]: file not found: {path}; "
+                    f"{where}: file not found: {path}; "
                     "fix `path`, or set `optional: true` to build without it (the card then says so)"
                 )
     for t in recipe.generate.teachers if recipe.generate else []:
         for i, spec in enumerate(t.imports):
             where = f"generate.teachers[{t.name}].imports[{i}]"  # its source name was checked on load
-            problem = _no_file(recipe, spec.path) if spec.path else None
-            if problem:
-                report.problems.append(f"{recipe.path}: {where}.path: {problem}; fix `path`")
+            found = _no_file(recipe, spec.path, spec.format) if spec.path else None
+            if found:
+                report.problems.append(f"{recipe.path}: {where}.{found[0]}: {found[1]}")
 
 
 def check_tokenizers(recipe: Recipe, report: CheckReport) -> None:

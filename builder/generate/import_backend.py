@@ -167,13 +167,14 @@ def _check_paths(recipe: Recipe, teacher: TeacherConfig, index: int, spec: Impor
             )
 
 
-def _spec_rows(recipe: Recipe, spec: ImportSpec, src: SourceConfig, warnings: list[str], skipped: list[str]):  # type: ignore[no-untyped-def]
+def _spec_rows(recipe: Recipe, spec: ImportSpec, src: SourceConfig, warnings: list[str], skipped: list[str],  # type: ignore[no-untyped-def]
+               where: str):  # fmt: skip
     """(row id as curate saw it, raw row, location) for every row of the import file; the row id
     is None where a separate file's row has no usable `id_field`. Rows of a separate file that
     cannot be read go to `skipped` as "location: reason": nothing here leaves without a word."""
     if spec.path:
         other = src.model_copy(update={"path": spec.path, "format": spec.format, "limit": None, "kind": "local"})
-        for item in read_source(recipe, other, warnings):
+        for item in read_source(recipe, other, warnings, where):  # errors name the import's key, not the source
             if isinstance(item, BadRow):
                 skipped.append(f"{item.location}: {item.reason}")
                 continue
@@ -222,7 +223,7 @@ def run_import(
         dup = matched = 0
         asked = next((k[1] for k in wanted if k[0] == src.name), None)  # a prompt id still to answer
         skipped: list[str] = []
-        rows = _spec_rows(recipe, spec, src, warnings, skipped)
+        rows = _spec_rows(recipe, spec, src, warnings, skipped, f"generate.teachers[{teacher.name}].imports[{spec_index}]")
         head = list(itertools.islice(rows, _PEEK_ROWS))
         _check_paths(recipe, teacher, spec_index, spec, head)
         for rid, row, location in itertools.chain(head, rows):
