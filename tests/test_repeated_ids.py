@@ -95,3 +95,13 @@ def test_unique_ids_give_no_warning(tmp_path: Path) -> None:
     out, warnings = _build(tmp_path, [src], {"source": "u", "answer": "ans"})
     assert len(out) == 3 and {s for s, _ in out.values()} == {"ok"}
     assert not [w for w in warnings if "fields.id" in w or "repeated" in w], warnings
+
+
+def test_an_empty_id_is_the_rows_own_line_for_the_import_too(tmp_path: Path) -> None:
+    """Curate gives a row whose `fields.id` is "" its line number as source_row_id; the import took ""
+    as the id, so neither prompt found its reply and both were stored as an expected not_in_import."""
+    rows = [{"id": "", "q": "Name the largest planet.", "ans": "Jupiter."}, {"id": "", "q": "Name a prime.", "ans": "2"}]
+    _write(tmp_path / "e.jsonl", rows)
+    src = {"name": "e", "path": str(tmp_path / "e.jsonl"), "fields": {"prompt": "q", "id": "id"}, "category": "chat"}
+    out, _ = _build(tmp_path, [src], {"source": "e", "answer": "ans"})
+    assert out == {"Name the largest planet.": ("ok", "Jupiter."), "Name a prime.": ("ok", "2")}
