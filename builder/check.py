@@ -5,12 +5,13 @@ five mistakes shows five lines in one run, and nothing is written or paid before
 fixed. The same report runs at the start of `build`, `generate` and `plan`.
 
 What is checked (and why here, not in the stage that would find it):
-- every `api_key_env` of a teacher is set (its NAME is printed, never its value);
+- every `api_key_env` of a teacher is set and not blank (its NAME is printed, never its value);
 - every OpenAI-compatible endpoint answers `GET <base_url>/models` through the real openai
   client (short timeouts, no retries) and lists the configured model;
 - every decontamination benchmark file is present; an absent `optional: true` one is listed
-  as *skipped* (curate then records it in its summary, the card discloses it);
-- local source and import files (or globs) are present; the pinned tokenizer files are installed and hash-valid;
+  as *skipped* (curate then records it in its summary, the card discloses it), a folder is a problem;
+- local source and import files (or globs) are present, in a format their name or `format:` tells;
+  the pinned tokenizer files are installed and hash-valid;
 - the work directory is empty or was built by this recipe (the name in its stage summaries);
   --work and --out are folders, not files; the recipe has a teacher (check and plan);
 - the version is not released yet (its tag on the Hub repo `release.repo_id`); a local release
