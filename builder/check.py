@@ -5,12 +5,13 @@ five mistakes shows five lines in one run, and nothing is written or paid before
 fixed. The same report runs at the start of `build`, `generate` and `plan`.
 
 What is checked (and why here, not in the stage that would find it):
-- every `api_key_env` of a teacher is set (its NAME is printed, never its value);
+- every `api_key_env` of a teacher is set and not blank (its NAME is printed, never its value);
 - every OpenAI-compatible endpoint answers `GET <base_url>/models` through the real openai
   client (short timeouts, no retries) and lists the configured model;
 - every decontamination benchmark file is present; an absent `optional: true` one is listed
-  as *skipped* (curate then records it in its summary, the card discloses it);
-- local source and import files (or globs) are present; the pinned tokenizer files are installed and hash-valid;
+  as *skipped* (curate then records it in its summary, the card discloses it), a folder is a problem;
+- local source and import files (or globs) are present, in a format their name or `format:` tells;
+  the pinned tokenizer files are installed and hash-valid;
 - the work directory is empty or was built by this recipe (the name in its stage summaries);
   --work and --out are folders, not files; the recipe has a teacher (check and plan);
 - the version is not released yet (its tag on the Hub repo `release.repo_id`); a local release
@@ -72,13 +73,15 @@ def check_keys(recipe: Recipe, scope: Scope, report: CheckReport) -> set[str]:
             name = ep.api_key_env
             if name is None or name in unset:
                 continue
-            if os.environ.get(name, "").strip():
+            value = os.environ.get(name)
+            if (value or "").strip():
                 report.ok.append(f"API key {name} is set ({where})")
             else:
                 unset.add(name)
+                state = "is blank (only whitespace), which counts as not set" if value else "is not set"
                 report.problems.append(
                     f"{recipe.path}: {where}: environment variable {name} (the API key for {ep.base_url}) "
-                    f"is not set; export {name}=… before running"
+                    f"{state}; export {name}=… before running"
                 )
     return unset
 
@@ -136,43 +139,58 @@ def check_endpoints(recipe: Recipe, scope: Scope, report: CheckReport, unset: se
             report.problems.append(f"{recipe.path}: {where}: endpoint {url}: {problem}")
 
 
-def _no_file(recipe: Recipe, path: str) -> str | None:
-    """Why a local `path` (a file or a glob, as the readers take it) names no file; None if it does."""
+def _no_file(recipe: Recipe, path: str, fmt: str = "auto", globs: bool = True) -> tuple[str, str] | None:
+    """(key, what is wrong and what to do) when a local `path` (a file, or a glob where the reader
+    takes one) names no file the reader can read; None when it does."""
     import glob
 
+    from builder.errors import UserError
+    from builder.sources.readers import _format_of
+
     full = str(recipe.resolve(path))
-    if any(ch in full for ch in "*?["):
-        return None if any(Path(p).is_file() for p in glob.glob(full, recursive=True)) else f"no file matches {full}"
+    if globs and any(ch in full for ch in "*?["):
+        found = any(Path(p).is_file() for p in glob.glob(full, recursive=True))
+        return None if found else ("path", f"no file matches {full}; fix `path` (relative to the recipe)")
     if Path(full).is_dir():
-        return f"{full} is a folder; point `path` at a file or a glob"
-    return None if Path(full).is_file() else f"file not found: {full}"
+        return "path", f"{full} is a folder; point `path` at a file in it" + (
+            f" or a glob like {Path(path) / '*.jsonl'}" if globs else " (.jsonl, .json, .parquet or .csv)")
+    if not Path(full).is_file():
+        return "path", f"file not found: {full}; fix `path` (relative to the recipe)"
+    try:  # what the reader would refuse a moment into the run
+        _format_of(Path(full), fmt)
+    except UserError:
+        return "format", f"cannot tell the file format of {full} from its name; set `format:` (jsonl, json, parquet, csv)"
+    return None
 
 
 def check_files(recipe: Recipe, report: CheckReport) -> None:
     """Local source files, benchmark files (absent optional ones listed as skipped) and import files."""
     for i, s in enumerate(recipe.sources):
-        problem = _no_file(recipe, s.path) if s.kind == "local" and s.path else None
-        if problem:
-            report.problems.append(f"{recipe.path}: sources[{i}={s.name}].path: {problem}; fix `path` (relative to the recipe)")
+        found = _no_file(recipe, s.path, s.format) if s.kind == "local" and s.path else None
+        if found:
+            report.problems.append(f"{recipe.path}: sources[{i}={s.name}].{found[0]}: {found[1]}")
     d = recipe.curate.decontaminate
     if d.enabled:
         for i, b in enumerate(d.benchmarks):
             path = recipe.resolve(b.path)
-            if path.is_file():
-                continue
-            if b.optional:
+            where = f"{recipe.path}: curate.decontaminate.benchmarks[{i}={b.name}]"
+            if path.exists():  # a folder is a mistake to say, not an absent optional file
+                found = _no_file(recipe, b.path, b.format, globs=False)
+                if found:
+                    report.problems.append(f"{where}.{found[0]}: {found[1]}")
+            elif b.optional:
                 report.skipped_benchmarks.append(f"{b.name} ({path})")
             else:
                 report.problems.append(
-                    f"{recipe.path}: curate.decontaminate.benchmarks[{i}={b.name}]: file not found: {path}; "
+                    f"{where}: file not found: {path}; "
                     "fix `path`, or set `optional: true` to build without it (the card then says so)"
                 )
     for t in recipe.generate.teachers if recipe.generate else []:
         for i, spec in enumerate(t.imports):
             where = f"generate.teachers[{t.name}].imports[{i}]"  # its source name was checked on load
-            problem = _no_file(recipe, spec.path) if spec.path else None
-            if problem:
-                report.problems.append(f"{recipe.path}: {where}.path: {problem}; fix `path`")
+            found = _no_file(recipe, spec.path, spec.format) if spec.path else None
+            if found:
+                report.problems.append(f"{recipe.path}: {where}.{found[0]}: {found[1]}")
 
 
 def check_tokenizers(recipe: Recipe, report: CheckReport) -> None:
@@ -273,9 +291,15 @@ def published_tag(repo_id: str, tag: str) -> tuple[str, str] | None:
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
-    endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    from builder.errors import UserError
+    from builder.release.push import hub_endpoint, hub_token
+
+    try:  # a blank HF_ENDPOINT is not huggingface.co: push refuses it, and the tag was looked up elsewhere
+        endpoint = hub_endpoint()
+    except UserError as e:
+        return "warning", f"not checked whether {tag} of {repo_id} is released: {e}"
     try:
-        refs = HfApi(endpoint=endpoint, token=os.environ.get("HF_TOKEN") or False).list_repo_refs(
+        refs = HfApi(endpoint=endpoint, token=hub_token() or False).list_repo_refs(
             repo_id, repo_type="dataset")  # fmt: skip
     except HfHubHTTPError as e:
         status = getattr(getattr(e, "response", None), "status_code", None)

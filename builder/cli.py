@@ -22,7 +22,7 @@ import typer
 from rich.markup import escape
 
 from builder import __version__
-from builder.cli_args import JsonOpt, QuietOpt, RecipeArg, RepoOpt, WorkOpt, path_opt, path_value
+from builder.cli_args import JsonOpt, OneLineUsage, QuietOpt, RecipeArg, RepoOpt, WorkOpt, path_opt, path_value
 from builder.console import (
     StepProgress,
     console,
@@ -49,7 +49,7 @@ app = typer.Typer(
         "Start with:  answer-distill build recipes/sample.yaml --work work/sample"
     ),
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=False, cls=OneLineUsage,  # cls: a usage error is one line, not Click's box
     pretty_exceptions_enable=False,
 )
 

@@ -199,11 +199,11 @@ def test_import_id_field_in_no_row_is_one_line(tmp_path: Path) -> None:
 
 def test_an_id_on_several_prompts_never_pairs_a_prompt_with_another_ones_reply(tmp_path: Path) -> None:
     """Three rows sharing `id: 7` (fields.id not unique): every prompt got the first row's reply,
-    stored ok ("What is 1 plus 1?" -> "The answer is 0."); each is a failed row now, saying why."""
+    stored ok ("What is 1 plus 1?" -> "The answer is 0."). Imported from the source's own rows, the
+    id only finds the candidates and the row's text decides: each prompt gets its own row's reply."""
     rows = [{"id": 7, "problem": f"What is {i} plus {i}?", "a": f"The answer is {2 * i}."} for i in range(3)]
     out = import_run(tmp_path, rows, {"answer": "a"})
-    assert len(out) == 3 and all(r["status"] == "failed" and r["error_code"] == "bad_import" for r in out), out
-    assert all("id '7' is on 3 different prompts of source src; make its ids unique" in r["error_message"] for r in out)
+    assert sorted((r["status"], r["content"]) for r in out) == [("ok", f"The answer is {2 * i}.") for i in range(3)]
 
 
 def test_an_id_field_holding_other_ids_is_warned_about(tmp_path: Path) -> None:

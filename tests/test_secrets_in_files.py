@@ -42,8 +42,9 @@ def _teacher(base_url: str) -> dict[str, object]:
 
 def test_a_crashing_task_under_two_tasks_logs_no_key(srv: ServerHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                       capfd: pytest.CaptureFixture[str]) -> None:  # fmt: skip
-    # A newline in the key (a pasted key) makes the HTTP client raise inside the task.
-    monkeypatch.setenv(ENV, KEY + "\n")
+    # A line break inside the value (two lines pasted; a trailing one is stripped) makes the HTTP
+    # client raise inside the task.
+    monkeypatch.setenv(ENV, KEY + "\nsecond line")
     srv.control(reset=True, config={"api_key": None})
     work = tmp_path / "w"
     write_prompts(work, [{"text": f"Question {i} about plums."} for i in range(6)])

@@ -203,16 +203,20 @@ def load_index(path: Path) -> BenchmarkIndex:
 MATCH_STEP = "decontaminate: matching prompts"
 
 
-def _read_items(recipe: Recipe, b: BenchmarkFile) -> Iterable[tuple[str, str]] | None:
+def _read_items(recipe: Recipe, b: BenchmarkFile, index: int) -> Iterable[tuple[str, str]] | None:
     from builder.sources.readers import READERS, BadRow, _format_of
 
     path = recipe.resolve(b.path)
+    key = f"curate.decontaminate.benchmarks[{index}={b.name}]"
+    if path.is_dir():  # present, but not the file: never "absent", even when optional
+        raise UserError(f"{recipe.path}: {key}.path: {path} is a folder; point `path` at the benchmark's file in it "
+                        "(.jsonl, .json, .parquet or .csv)")
     if not path.is_file():
         if b.optional:
             return None
         raise UserError(f"decontaminate: benchmark {b.name}: file not found: {path}; fix `path` or set optional: true")
     out: list[tuple[str, str]] = []
-    for i, item in enumerate(READERS[_format_of(path, b.format)](path)):
+    for i, item in enumerate(READERS[_format_of(path, b.format, key)](path)):
         if isinstance(item, BadRow):
             raise UserError(f"decontaminate: benchmark {b.name}: {item.location}: {item.reason}: {item.detail}")
         item_id = str(item.data.get(b.id_field, i)) if b.id_field else str(i)
@@ -229,7 +233,7 @@ def build_index(recipe: Recipe, cfg: DecontamConfig, progress: Progress | None =
     index = BenchmarkIndex(cfg)
     for i, b in enumerate(cfg.benchmarks):
         report(progress, "decontaminate: indexing benchmark files", i, len(cfg.benchmarks))
-        items = _read_items(recipe, b)
+        items = _read_items(recipe, b, i)
         if items is None:
             index.skipped.append(b.name)
             continue

@@ -315,6 +315,37 @@ def _all_quarantined(source: str, bad: list[Quarantined]) -> str:
             "check its `fields:` mapping and `path`")
 
 
+def _repeated_ids(recipe: Recipe, src: SourceConfig, ids: pa.ChunkedArray) -> str | None:
+    """One warning line when the source's kept rows repeat a `fields.id` value (it becomes their
+    source_row_id, which pairs imported replies): how many rows, how many ids, the first repeat's
+    file:line (found by reading the source again, only when there is one)."""
+    import pyarrow.compute as pc
+
+    counts = pc.value_counts(ids)
+    many = pc.greater(counts.field("counts"), 1)
+    if not pc.any(many).as_py():
+        return None
+    repeated = set(pc.filter(counts.field("values"), many).to_pylist())
+    rows = pc.sum(pc.subtract(pc.filter(counts.field("counts"), many), 1)).as_py()
+    first, where, seen = "", "", set()
+    for item in read_source(recipe, src, []):
+        if isinstance(item, BadRow):
+            continue
+        try:
+            rid = map_row(src, item.data, None)["row_id"] or item.row_id  # as _row takes it
+        except RowProblem:
+            continue  # quarantined: not a prompt
+        if rid in repeated:
+            if rid in seen:
+                first, where = rid, item.location
+                break
+            seen.add(rid)
+    at = f" at {where}" if where else ""
+    return (f"source {src.name}: {rows:,} row(s) repeat the `fields.id` ({src.fields.id}) of an earlier row "
+            f"({len(repeated):,} id(s); first: {first or next(iter(repeated))!r}{at}); a reply file keyed by "
+            "`id_field` cannot tell them apart (their prompts get bad_import): make the ids unique")
+
+
 def read_all(recipe: Recipe, ledger: Ledger, warnings: list[str], progress: Progress | None = None,
              workers: int | None = None) -> pa.Table:  # fmt: skip
     """Read every source in priority order into Arrow columns; quarantine what can't be used.
@@ -328,6 +359,9 @@ def read_all(recipe: Recipe, ledger: Ledger, warnings: list[str], progress: Prog
             progress_report(progress, "read", k, len(ordered))  # sources read so far (a file's rows are not known ahead)
             rows = _source_rows(recipe, src, rules, pool, warnings)
             rows.flush()
+            if src.fields.id and rows.parts:
+                repeats = _repeated_ids(recipe, src, pa.concat_tables(rows.parts).column("source_row_id"))
+                warnings += [repeats] if repeats else []
             for row_id, reason, detail, location in rows.bad:
                 ledger.record("read", QUARANTINED, source=src.name, source_row_id=row_id,
                               reason=reason, detail=detail, location=location)

@@ -1,7 +1,9 @@
 """The `import` backend: existing reasoning outputs stored as teacher replies.
 
 Replies are matched to curated prompts by (source name, source_row_id), reading the same
-file the source read (same reader, same row ids), or another file keyed by `id_field`.
+file the source read (same reader, same row ids; ids that repeat, such as several files' line
+numbers or a non-unique `fields.id`, are told apart by the row's prompt text), or another file
+keyed by `id_field` (an id that rows with different prompts share pairs nothing: bad_import).
 Layouts:
   fields       `think` + `answer` paths (separate), or `content` + `reasoning_format` (raw)
   am           AM-DeepSeek-R1-Distilled: the assistant message's info.think_content /
@@ -167,13 +169,14 @@ def _check_paths(recipe: Recipe, teacher: TeacherConfig, index: int, spec: Impor
             )
 
 
-def _spec_rows(recipe: Recipe, spec: ImportSpec, src: SourceConfig, warnings: list[str], skipped: list[str]):  # type: ignore[no-untyped-def]
+def _spec_rows(recipe: Recipe, spec: ImportSpec, src: SourceConfig, warnings: list[str], skipped: list[str],  # type: ignore[no-untyped-def]
+               where: str):  # fmt: skip
     """(row id as curate saw it, raw row, location) for every row of the import file; the row id
     is None where a separate file's row has no usable `id_field`. Rows of a separate file that
     cannot be read go to `skipped` as "location: reason": nothing here leaves without a word."""
     if spec.path:
         other = src.model_copy(update={"path": spec.path, "format": spec.format, "limit": None, "kind": "local"})
-        for item in read_source(recipe, other, warnings):
+        for item in read_source(recipe, other, warnings, where):  # errors name the import's key, not the source
             if isinstance(item, BadRow):
                 skipped.append(f"{item.location}: {item.reason}")
                 continue
@@ -186,8 +189,59 @@ def _spec_rows(recipe: Recipe, spec: ImportSpec, src: SourceConfig, warnings: li
         if isinstance(item, BadRow):
             continue  # curate quarantined this row: it has no prompt to answer
         rid = get_path(item.data, src.fields.id) if src.fields.id else None
-        ok = rid is not None and isinstance(rid, (str, int, float))
-        yield (str(rid) if ok else item.row_id), item.data, item.location
+        # curate's rule (map_row, then `or` the reader's id): an empty or absent id is the row's own
+        yield (None if rid is _MISSING or rid is None else str(rid)) or item.row_id, item.data, item.location
+
+
+def _repeated_source_ids(recipe: Recipe, src: SourceConfig) -> dict[str, int]:
+    """The `fields.id` values that rows with different prompts carry, with how many prompts: a separate
+    reply file keyed by them cannot tell which one a reply answers, even when curate kept only one."""
+    from builder.sources.mapping import RowProblem, map_row
+
+    first: dict[str, int] = {}  # id -> its first prompt's text hash (one int a row: a big source fits)
+    others: defaultdict[str, set[int]] = defaultdict(set)
+    for item in read_source(recipe, src, []):
+        if isinstance(item, BadRow):
+            continue
+        try:
+            rec = map_row(src, item.data, None)
+        except RowProblem:
+            continue  # curate quarantined it: no prompt carries its id
+        users = [m["content"] for m in rec["messages"] if m["role"] == "user"]
+        rid, text = rec["row_id"] or item.row_id, hash(_loose(users[-1]) if users else "")
+        if first.setdefault(rid, text) != text:
+            others[rid].add(text)
+    return {k: len(v) + 1 for k, v in others.items()}
+
+
+_NOT_WORD = re.compile(r"[\W_]+")
+
+
+def _loose(text: str) -> str:
+    """Letters and digits only, NFKC and casefolded: what curate's normalizing and a template keep."""
+    import unicodedata
+
+    return _NOT_WORD.sub("", unicodedata.normalize("NFKC", text).casefold())
+
+
+def _asked_by(src: SourceConfig, row: dict[str, Any], items: list[WorkItem]) -> list[WorkItem]:
+    """The items whose prompt is this source row's (its last user turn inside the prompt as sent).
+    A source's ids need not be unique (several files' line numbers, a repeated `fields.id`): the id
+    only finds the candidates, the text decides, so no prompt gets another row's reply."""
+    from builder.sources.mapping import RowProblem, map_row
+
+    try:
+        users = [m["content"] for m in map_row(src, row, None)["messages"] if m["role"] == "user"]
+    except RowProblem:
+        return []  # curate quarantined it: no prompt asks it
+    text = users[-1].strip() if users else ""
+    if not text:
+        return []
+    sent = ["\n".join(str(m.get("content") or "") for m in it.messages) for it in items]
+    if all(text in s for s in sent):  # the common case, at C speed: curate's normalizing left the text as is
+        return items
+    key = _loose(text)
+    return [it for it, s in zip(items, sent) if text in s or (key and key in _loose(s))]
 
 
 def _skipped_warning(recipe: Recipe, teacher: TeacherConfig, spec: ImportSpec, skipped: list[str]) -> str:
@@ -222,9 +276,11 @@ def run_import(
         dup = matched = 0
         asked = next((k[1] for k in wanted if k[0] == src.name), None)  # a prompt id still to answer
         skipped: list[str] = []
-        rows = _spec_rows(recipe, spec, src, warnings, skipped)
+        rows = _spec_rows(recipe, spec, src, warnings, skipped, f"generate.teachers[{teacher.name}].imports[{spec_index}]")
         head = list(itertools.islice(rows, _PEEK_ROWS))
         _check_paths(recipe, teacher, spec_index, spec, head)
+        other_row: dict[tuple[str, str], str] = {}  # an id whose source row holds another prompt: where
+        repeated = _repeated_source_ids(recipe, src) if spec.path and src.fields.id else {}
         for rid, row, location in itertools.chain(head, rows):
             if rid is None:
                 skipped.append(f"{location}: no {spec.id_field!r} (id_field) value")
@@ -232,15 +288,22 @@ def run_import(
             key = (src.name, rid)
             if rid in seen:
                 dup += 1
-                continue
+                if spec.path:  # a separate file's repeat cannot tell which reply is meant: the first one
+                    continue
             seen[rid] = None
             items = wanted.pop(key, None)
+            if items and not spec.path:  # the source's own rows: only the prompt this row holds
+                mine = _asked_by(src, row, items)
+                if len(mine) < len(items):
+                    wanted[key] = [it for it in items if it not in mine]
+                    other_row.setdefault(key, location)
+                items = mine
             if not items:
                 continue
             matched += 1
             # An id several prompts of the source carry (fields.id not unique) cannot tell which one
             # this row answers: each gets a failed row, never another question's reply.
-            shared = len({it.prompt_id for it in items})
+            shared = max(len({it.prompt_id for it in items}), repeated.get(rid, 1))
             replies = extract(spec, row) if shared == 1 else []
             served = (_text(get_path(row, spec.model_field)) if spec.model_field else None) or spec.served_model
             for it in items:
@@ -248,7 +311,7 @@ def run_import(
                 if it.sample_index >= len(replies):
                     code = "not_in_import" if replies else "bad_import"
                     msg = (f"{location}: has {len(replies)} replies, no sample {it.sample_index}" if replies
-                           else f"{location}: id {rid!r} is on {shared} different prompts of source {src.name}; "
+                           else f"{location}: id {rid!r} is on {shared} rows of source {src.name}; "
                            "make its ids unique" if shared > 1
                            else f"{location}: no usable reply text for layout {spec.layout!r}")
                     writer.append(reply_row(it, teacher, status="failed", error_code=code, error_message=msg,
@@ -263,6 +326,12 @@ def run_import(
                     run=run_id, source=it.source, category=it.category,
                 )  # fmt: skip
                 stored += 1
+        for key, location in other_row.items():  # no row of the source with this id holds its prompt
+            for it in wanted.pop(key, []):
+                writer.append(reply_row(it, teacher, status="failed", error_code="bad_import", served_model=teacher.model,
+                                        error_message=f"{location}: the row with id {key[1]!r} holds another prompt "
+                                        f"(ids of source {src.name} repeat); make its ids unique", attempts=0),
+                              run=run_id, source=it.source, category=it.category)  # fmt: skip
         if skipped:
             warnings.append(_skipped_warning(recipe, teacher, spec, skipped))
         if spec.path and seen and asked is not None and not matched:  # an id_field that holds other ids
@@ -270,5 +339,6 @@ def run_import(
                             f"{recipe.resolve(spec.path)} is a prompt's id (e.g. {next(iter(seen))!r} vs the "
                             f"source's {asked!r}); check id_field and the source's fields.id")
         if dup:
-            warnings.append(f"teacher {teacher.name}: import of {spec.source} has {dup} repeated ids; the first was used")
+            warnings.append(f"teacher {teacher.name}: import of {spec.source} has {dup} repeated ids; " + (
+                "the first was used" if spec.path else "each prompt took the row holding its text"))
     return stored

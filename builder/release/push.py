@@ -28,6 +28,7 @@ from builder.release.versions import is_semver, read_manifest, tag_for
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 TOKEN_ENV = "HF_TOKEN"
+ENDPOINT_ENV = "HF_ENDPOINT"
 BRANCH = "main"
 KEEP = frozenset({".gitattributes"})  # repo files a release never deletes (the Hub's LFS rules)
 
@@ -127,6 +128,33 @@ def _tag_taken(repo_id: str, tag: str) -> UserError:
                      "bump `version` in the recipe and build a new release")
 
 
+def hub_endpoint(explicit: str | None = None) -> str:
+    """--endpoint, else $HF_ENDPOINT, else huggingface.co. An empty or blank one (`--endpoint $UNSET`) is
+    refused: falling back would send a private release to the public Hub. huggingface_hub does not read a
+    set-but-blank HF_ENDPOINT as unset either (constants.ENDPOINT = os.getenv("HF_ENDPOINT", default))."""
+    for value, what in ((explicit, "--endpoint"), (os.environ.get(ENDPOINT_ENV), ENDPOINT_ENV)):
+        if value is None:
+            continue
+        url = value.strip().rstrip("/")
+        if not url and what == ENDPOINT_ENV:
+            raise UserError(f"{ENDPOINT_ENV} is set but blank; set it to your Hub's URL, or unset it to push to "
+                            f"{DEFAULT_ENDPOINT}")
+        if not url:
+            raise UserError(f"--endpoint is empty; pass your Hub's URL (is a shell variable unset?), or leave it "
+                            f"out for ${ENDPOINT_ENV} or {DEFAULT_ENDPOINT}")
+        if not url.startswith(("http://", "https://")):
+            raise UserError(f"{what} {_shown(url)} is not an http(s) URL; pass the Hub's URL, e.g. {DEFAULT_ENDPOINT}")
+        return url
+    return DEFAULT_ENDPOINT
+
+
+def hub_token() -> str | None:
+    """$HF_TOKEN without surrounding whitespace; None when unset or blank (as huggingface_hub's
+    _clean_token reads it: a token of spaces or a lone newline is no token)."""
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    return token or None
+
+
 def _release_files(release_dir: Path) -> list[str]:
     """The files a verified release holds: those its manifest lists, and the manifest."""
     manifest = read_manifest(release_dir) or {}
@@ -142,6 +170,7 @@ def run_push(
 ) -> PushResult:
     """`repo_id` None: the repo id the release was built for (its manifest's `repo_id`)."""
     release_dir = Path(release_dir)
+    endpoint = hub_endpoint(endpoint)  # before anything else: a blank one must never mean huggingface.co
     built = read_manifest(release_dir)
     named = built.get("repo_id") if isinstance(built, dict) else None  # a malformed manifest: verify says so
     if repo_id is None and built is None:  # not a release at all: say so, not that it names no repo
@@ -165,10 +194,10 @@ def run_push(
         raise UserError(f"{release_dir}: not a verified release: {MANIFEST} version "
                         f"{_shown(manifest['version'])} is not semver; rebuild it with `release`")
     tag = tag_for(manifest["version"])
-    token = os.environ.get(TOKEN_ENV)
-    if not token:
-        raise UserError(f"{TOKEN_ENV} is not set; export a Hugging Face write token as {TOKEN_ENV} to push")
-    endpoint = (endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+    token = hub_token()
+    if token is None:
+        blank = " is blank (only whitespace), which counts as not set" if os.environ.get(TOKEN_ENV) else " is not set"
+        raise UserError(f"{TOKEN_ENV}{blank}; export a Hugging Face write token as {TOKEN_ENV} to push")
 
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi  # lazy: other commands never pay
     from huggingface_hub.errors import HfHubHTTPError

@@ -96,7 +96,7 @@ def _key_file() -> Path:
 
 def redaction_key() -> bytes:
     """The builder's key: from the environment, else the key file, created (0600) on first use."""
-    if env := os.environ.get(KEY_ENV):
+    if (env := os.environ.get(KEY_ENV, "")).strip():  # a blank one is unset: it would hash as plainly as none
         return env.encode()
     path = _key_file()
     try:

@@ -42,7 +42,7 @@ class BadRow:
     detail: str
 
 
-def _format_of(path: Path, declared: str) -> str:
+def _format_of(path: Path, declared: str, where: str = "the source") -> str:
     if declared != "auto":
         return declared
     name = path.name.lower()
@@ -50,7 +50,7 @@ def _format_of(path: Path, declared: str) -> str:
                         (".parquet", "parquet"), (".csv", "csv")):
         if name.endswith(suffix):
             return fmt
-    raise UserError(f"{path}: cannot tell the file format from its name; set `format:` on the source")
+    raise UserError(f"{path}: cannot tell the file format from its name; set `format:` on {where}")
 
 
 def _open_bytes(path: Path) -> io.BufferedIOBase:
@@ -267,24 +267,26 @@ def _read_csv(path: Path) -> Iterator[RawRow | BadRow]:
 READERS = {"jsonl": _read_jsonl, "json": _read_json, "parquet": _read_parquet, "csv": _read_csv}
 
 
-def local_files(recipe: Recipe, src: SourceConfig) -> list[Path]:
+def local_files(recipe: Recipe, src: SourceConfig, where: str | None = None) -> list[Path]:
+    """`where`: the recipe key the errors name (an import's file is read as a copy of its source)."""
     assert src.path is not None
+    who = where or f"source {src.name}"
     pattern = str(recipe.resolve(src.path))
     if any(ch in pattern for ch in "*?["):
         files = sorted(Path(p) for p in glob.glob(pattern, recursive=True))
         if not files:
-            raise UserError(f"source {src.name}: no file matches {pattern}; check `path`")
+            raise UserError(f"{who}: no file matches {pattern}; check `path`")
         folders = [p for p in files if p.is_dir()]
         if folders:
-            raise UserError(f"source {src.name}: {pattern} matches a folder, {folders[0]}; "
+            raise UserError(f"{who}: {pattern} matches a folder, {folders[0]}; "
                             "narrow `path` so it matches files only")
         return files
     path = Path(pattern)
     if path.is_dir():
-        raise UserError(f"source {src.name}: {path} is a folder; point `path` at a file or a glob like "
+        raise UserError(f"{who}: {path} is a folder; point `path` at a file or a glob like "
                         f"{Path(src.path) / '*.jsonl'}")
     if not path.is_file():
-        raise UserError(f"source {src.name}: file not found: {path}; check `path` (relative to the recipe)")
+        raise UserError(f"{who}: file not found: {path}; check `path` (relative to the recipe)")
     return [path]
 
 
@@ -293,25 +295,25 @@ def file_format(src: SourceConfig, path: Path) -> str:
     return _format_of(path, src.format)
 
 
-def file_warning(src: SourceConfig, item: RawRow | BadRow, warn: list[str]) -> None:
+def file_warning(src: SourceConfig, item: RawRow | BadRow, warn: list[str], where: str | None = None) -> None:
     """Said loudly, not only quarantined: a cut or damaged file loses every row after the damage."""
     if isinstance(item, BadRow) and item.reason in ("truncated_file", "corrupt_file"):
-        warn.append(f"source {src.name}: {item.location}: {item.detail}")
+        warn.append(f"{where or f'source {src.name}'}: {item.location}: {item.detail}")
 
 
-def read_file(src: SourceConfig, path: Path, warn: list[str]) -> Iterator[RawRow | BadRow]:
+def read_file(src: SourceConfig, path: Path, warn: list[str], where: str | None = None) -> Iterator[RawRow | BadRow]:
     """One of a local source's files (local_files), in order."""
     if path.stat().st_size == 0:
-        warn.append(f"source {src.name}: {path} is empty; it contributes no rows")
+        warn.append(f"{where or f'source {src.name}'}: {path} is empty; it contributes no rows")
         return
-    for item in READERS[_format_of(path, src.format)](path):
-        file_warning(src, item, warn)
+    for item in READERS[_format_of(path, src.format, where or "the source")](path):
+        file_warning(src, item, warn, where)
         yield item
 
 
-def read_local(recipe: Recipe, src: SourceConfig, warn: list[str]) -> Iterator[RawRow | BadRow]:
-    for path in local_files(recipe, src):
-        yield from read_file(src, path, warn)
+def read_local(recipe: Recipe, src: SourceConfig, warn: list[str], where: str | None = None) -> Iterator[RawRow | BadRow]:
+    for path in local_files(recipe, src, where):
+        yield from read_file(src, path, warn, where)
 
 
 def read_hf(src: SourceConfig) -> Iterator[RawRow | BadRow]:
@@ -333,8 +335,9 @@ def read_hf(src: SourceConfig) -> Iterator[RawRow | BadRow]:
         yield RawRow(f"{src.dataset}#{i}", str(i), dict(obj))
 
 
-def read_source(recipe: Recipe, src: SourceConfig, warn: list[str]) -> Iterator[RawRow | BadRow]:
-    it = read_local(recipe, src, warn) if src.kind == "local" else read_hf(src)
+def read_source(recipe: Recipe, src: SourceConfig, warn: list[str], where: str | None = None) -> Iterator[RawRow | BadRow]:
+    """`where`: the recipe key errors and warnings name, when it is not the source (an import's own file)."""
+    it = read_local(recipe, src, warn, where) if src.kind == "local" else read_hf(src)
     if src.limit is None:
         yield from it
         return

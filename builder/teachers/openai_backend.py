@@ -41,12 +41,13 @@ def api_key(ep: Endpoint, teacher: str) -> str:
     if ep.api_key_env is None:
         return "EMPTY"  # vLLM and local servers accept any key
     value = os.environ.get(ep.api_key_env)
-    if not value:
+    if not (value or "").strip():  # a key of spaces (or a lone newline) is no key: said so, never sent
+        state = "is blank (only whitespace), which counts as not set" if value else "is not set"
         raise UserError(
             f"teacher {teacher}: environment variable {ep.api_key_env} (the API key for {ep.base_url}) "
-            "is not set; export it before running"
+            f"{state}; export it before running"
         )
-    return value
+    return value.strip()  # a trailing newline or CR (a key pasted from a file) is no part of the key
 
 
 @dataclass
