@@ -91,3 +91,13 @@ def test_bangla_mmlu_extraction_rate_and_accuracy() -> None:
             other += present[0] != "ABCD".index(letter)
     assert same > 1000
     assert same / (same + other) >= 0.95
+
+
+def test_a_second_letter_joined_to_the_statement_is_a_hedge() -> None:
+    # These passed on the first letter alone, whichever of the two was gold.
+    for hedge in ("The answer is (A) or (B).", "Answer: A/B", "Answer: A, B, C or D", "Answer: A and C"):
+        assert (verify_mcq(hedge, "A").status, verify_mcq(hedge, "A").reason) == ("fail", "ambiguous"), hedge
+    # A word after the letter is not a second letter.
+    assert verify_mcq("The answer is C and I think that is right.", "C").status == "pass"
+    assert verify_mcq("Answer: B, Beijing.", "B").status == "pass"
+    assert verify_mcq("The answer is (D), as shown.", "D").status == "pass"

@@ -58,6 +58,22 @@ _TIER3 = re.compile(rf"^\W*\(?({_L})\)?[.:]?\W*$")
 _NEGATED = re.compile(r"\b(?:not|n't|isn't|exclude|eliminat|rule[sd]? out|incorrect|wrong)\b", re.I)
 
 
+# A second letter joined on right after a statement: "answer is (A) or (B)", "Answer: A/B",
+# "A, B, C or D", "A and C". The joined letter must end there (punctuation, the end, another
+# join), so "A and I think" or "A, Beijing" do not count as a second letter.
+_JOINED = re.compile(
+    rf"\s*(?:,|/|&|\bor\b|\band\b)\s*[\(\[]?\**({_L})\**[\)\]]?(?=\s*(?:$|[.,;:!?/&]|or\b|and\b))", re.I
+)
+
+
+def _joined_letters(text: str, end: int) -> list[str]:
+    out = []
+    while (j := _JOINED.match(text, end)) is not None:
+        out.append(j.group(1).upper())
+        end = j.end()
+    return out
+
+
 _Q_ENDS = frozenset("lLtTeE")  # the last letters of _Q's words (re.I gives them no other match)
 
 
@@ -118,6 +134,7 @@ def _tier1_letters(text: str) -> list[str]:
             if _NEGATED.search(window):
                 continue
             found.append((m.start(), m.group(1).upper()))
+            found.extend((m.start(), letter) for letter in _joined_letters(text, m.end()))
     return [letter for _, letter in sorted(found)]
 
 
