@@ -101,3 +101,12 @@ def test_a_second_letter_joined_to_the_statement_is_a_hedge() -> None:
     assert verify_mcq("The answer is C and I think that is right.", "C").status == "pass"
     assert verify_mcq("Answer: B, Beijing.", "B").status == "pass"
     assert verify_mcq("The answer is (D), as shown.", "D").status == "pass"
+
+
+def test_chinese_choose_statements() -> None:
+    # "故选B" (so choose B) is how Chinese solutions commit; it used to be no_choice.
+    assert verify_mcq("由上可知 x=2，故选B。", "B").status == "pass"
+    assert verify_mcq("所以应选 (C)", "C").status == "pass"
+    assert verify_mcq("A不对，不选A。故选B", "B").status == "pass"  # "不选A": do not choose A
+    assert verify_mcq("选A还是选B？", "A").reason == "ambiguous"
+    assert verify_mcq("这是一道选择题。答案：C", "C").status == "pass"

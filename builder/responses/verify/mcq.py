@@ -3,7 +3,7 @@
 Extraction works in tiers, strongest first; the first tier that finds anything decides:
 
 1. explicit statements: `\\boxed{C}`, "answer is (C)", "Answer: **C**", "correct option: C",
-   "答案是 C", "答案：C", "উত্তর: C" (Bangla "answer");
+   "答案是 C", "答案：C", "故选 C", "উত্তর: C" (Bangla "answer");
 2. emphasis: "**C**", "**C.** text", "**Option C**", "**(C)**";
 3. the last non-empty line being just a letter ("C", "(C)", "C.").
 
@@ -36,6 +36,8 @@ _TIER1 = [
     re.compile(rf"{_Q}\s+(?:option|choice)\s*(?:is|would\s+be|:|=|-)?\s*\**\s*:?\s*{_LETTER}", re.I),
     re.compile(rf"(?:option|choice)\s+{_LETTER}\s*(?:is|would\s+be)\s+(?:the\s+)?{_Q}", re.I),
     re.compile(rf"(?:正确)?(?:答案|选项)\s*(?:是|为|应为|应该是)?\s*[:：]?\s*\**\s*[\(（]?\s*({_L})(?![A-Za-z])"),
+    # "故选B" / "应选 (B)" / "选择：B" (Chinese "so choose B"); "不选A" (do not choose A) is no choice.
+    re.compile(rf"(?<!不)选(?:择)?\s*[:：]?\s*\**\s*[\(（]?\s*({_L})(?![A-Za-z])"),
     re.compile(rf"(?:সঠিক\s*)?(?:উত্তর|উত্তরঃ)\s*(?:হলো|হল|হচ্ছে)?\s*[:ঃ]?\s*\**\s*[\(\[]?({_L})(?![A-Za-z])"),
 ]
 # A literal each _TIER1 pattern cannot match without (same flags, so the same case rules): the
@@ -47,6 +49,7 @@ _TIER1_NEEDS = [
     re.compile("option|choice", re.I),
     re.compile("option|choice", re.I),
     re.compile("答案|选项"),
+    re.compile("选"),
     re.compile("উত্তর"),
 ]
 _TIER2 = [
@@ -108,6 +111,7 @@ _STARTS = (
     _qualified,
     lambda text, k: [k],
     lambda text, k: [k - 2, k],  # 正确
+    lambda text, k: [k],
     lambda text, k: [_blanks_from(text, k) - 4, k],  # সঠিক and blanks
 )
 
