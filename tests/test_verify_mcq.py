@@ -110,3 +110,24 @@ def test_chinese_choose_statements() -> None:
     assert verify_mcq("A不对，不选A。故选B", "B").status == "pass"  # "不选A": do not choose A
     assert verify_mcq("选A还是选B？", "A").reason == "ambiguous"
     assert verify_mcq("这是一道选择题。答案：C", "C").status == "pass"
+
+
+@needs_corpus
+def test_a_restated_options_list_is_no_choice() -> None:
+    # "Answer: A) ... B) ... C) ..." passed as A: the reply only copied the options.
+    rows = _jsonl(CORPUS / "r1-mmlupro-pcmb-traces" / "pcmb_traces.jsonl")
+    rows = [r for r in rows if all(len(o) <= 100 and "(" not in o for o in r["options"])][:80]
+    assert len(rows) >= 40
+    for row in rows:
+        opts = [o.strip() for o in row["options"]]
+        inline = "Answer: " + " ".join(f"{'ABCDEFGHIJ'[i]}) {o}" for i, o in enumerate(opts))
+        lines = "The answer is:\n" + "\n".join(f"({'ABCDEFGHIJ'[i]}) {o}" for i, o in enumerate(opts))
+        for listed in (inline, lines):
+            assert verify_mcq(listed, "A").status == "fail", listed[:80]
+        gold = row["answer_letter"]
+        chosen = f"The answer is {gold}) {opts['ABCDEFGHIJ'.index(gold)]}.\n\nOption B) and the rest are wrong."
+        assert verify_mcq(chosen, gold).status == "pass", chosen[:80]
+    assert verify_mcq("Answer: (A) 5 or (B) 6", "A").reason == "ambiguous"
+    # An explanation naming other options after a sentence, or inside a parenthesis, is no list.
+    assert verify_mcq("The correct answer is **A: Tune**. The tabla (B) is rhythm.", "A").status == "pass"
+    assert verify_mcq("The correct answer is **A**.\nSet difference **A/B** (A minus B) is ...", "A").status == "pass"

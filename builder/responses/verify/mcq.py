@@ -69,11 +69,30 @@ _JOINED = re.compile(
 )
 
 
-def _joined_letters(text: str, end: int) -> list[str]:
+# The options list restated after the statement ("Answer: A) Paris B) London C) Rome"): the
+# next letter's option marker, "(B)" / "B)" / "B." opening a line, after at most an option's
+# text -- no sentence ends before it, so "A: Paris. London (B) is ..." is an explanation.
+_MARKER = re.compile(rf"(?:(?<=\s)|(?<=^))[\(\[]({_L})[\)\]]|(?:(?<=\s)|(?<=^))({_L})\)|(?m:^[ \t]*({_L})\.\s)")
+
+_SENTENCE_END = re.compile(r"[.!?।]\s")
+_OPTION_TEXT = 150  # chars: longer than an option's text, shorter than an explanation
+
+
+def _joined_letters(text: str, end: int, letter: str) -> list[str]:
     out = []
     while (j := _JOINED.match(text, end)) is not None:
         out.append(j.group(1).upper())
         end = j.end()
+    para = text[end : end + _OPTION_TEXT].split("\n\n", 1)[0]
+    following = chr(ord(letter) + 1)
+    marker = next((m for m in _MARKER.finditer(para) if following in m.groups()), None)
+    if marker is not None:
+        before = para[: marker.start()]
+        # "(A minus B)": a bare "B)" closing a parenthesis is not a marker.
+        closes = marker.group(2) is not None and before.count("(") > before.count(")")
+        text_between = before.lstrip(".:)]）*` ").rstrip().rstrip(".!?।")  # an option may end in "."
+        if not closes and not _SENTENCE_END.search(text_between):
+            out.append(following)
     return out
 
 
@@ -137,8 +156,9 @@ def _tier1_letters(text: str) -> list[str]:
             window = text[m.start() : m.end()]
             if _NEGATED.search(window):
                 continue
-            found.append((m.start(), m.group(1).upper()))
-            found.extend((m.start(), letter) for letter in _joined_letters(text, m.end()))
+            letter = m.group(1).upper()
+            found.append((m.start(), letter))
+            found.extend((m.start(), other) for other in _joined_letters(text, m.end(), letter))
     return [letter for _, letter in sorted(found)]
 
 
