@@ -64,3 +64,13 @@ def test_bad_input_becomes_a_verdict(answer, category, reference, tests) -> None
     assert isinstance(verdict, Verdict)
     assert verdict.status in ("fail", "unverifiable")
     assert verdict.reason
+
+
+def test_an_option_letter_on_a_math_row_is_checked_as_a_choice() -> None:
+    # MMLU-Pro math / Kaoyan rows: category math, reference "C". The math verifier failed the
+    # R1 ending "The answer is (C)." (no box) on 90 of 94 correct MMLU-Pro math traces.
+    assert choose_verifier("math", "C", None) == "mcq"
+    assert choose_verifier("mathematics", "(B)", None) == "mcq"
+    assert verify("85 x 84 x 83 = 592,620 lineups.\n\nThe answer is (C).", "math", "C", None).status == "pass"
+    assert verify("The answer is (C).", "math", "B", None).status == "fail"
+    assert choose_verifier("math", "e", None) == "math"  # Euler's number, not an option

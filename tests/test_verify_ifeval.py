@@ -142,3 +142,14 @@ def test_agrees_with_reference_checker_on_gpt4_responses() -> None:
     for (iid, kind), n in tally.items():
         if kind == "disagree" and iid not in lenient:
             pytest.fail(f"{iid}: {n} disagreements with the reference checker")
+
+
+def test_a_blank_answer_satisfies_no_instruction() -> None:
+    # "no commas" and "fewer than 50 words" used to pass an empty reply, as math and MCQ do not.
+    for ids, kwargs in (
+        (["punctuation:no_comma"], [{}]),
+        (["length_constraints:number_words"], [{"relation": "less than", "num_words": 50}]),
+    ):
+        for blank in ("", "  \n"):
+            verdict = verify_ifeval(blank, json.dumps({"instruction_id_list": ids, "kwargs": kwargs}))
+            assert (verdict.status, verdict.reason) == ("fail", "empty_answer")

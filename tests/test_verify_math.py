@@ -120,3 +120,24 @@ def test_a_math_timeout_is_not_kept_by_default() -> None:
 
     verdict = verify_math(r"\boxed{9^{9^{9^{9}}}}", "3", timeout_s=1)
     assert verdict.status not in ResponsesConfig().keep_verify
+
+
+def test_several_different_boxed_answers_are_a_hedge_not_a_pass() -> None:
+    # Only the last box used to count: "\boxed{3} or \boxed{5}" passed against 5.
+    for answer in (r"So \boxed{3} or maybe \boxed{5}", r"\boxed{3}\quad\boxed{5}"):
+        assert (verify_math(answer, "5").status, verify_math(answer, "5").reason) == ("fail", "several_boxed")
+    # The same value boxed twice, in two spellings, is still one answer.
+    assert verify_math(r"\boxed{\frac{8}{15}} ... so \boxed{\dfrac{8}{15}}", r"\frac{8}{15}").status == "pass"
+    assert verify_math(r"\boxed{72} and again \boxed{ 72 }", "#### 72").status == "pass"
+
+
+def test_commas_count_as_thousands_separators_only_between_groups_of_three() -> None:
+    # "1,5" used to lose its comma and equal 15; "1,2" (a pair) equalled 12.
+    assert verify_math(r"\boxed{1,5}", "15").status == "fail"
+    assert verify_math(r"\boxed{1,50}", "150").status == "fail"
+    assert verify_math(r"\boxed{12}", "1,2").status == "fail"
+    assert verify_math(r"\boxed{1,000}", "1000").status == "pass"
+    assert verify_math(r"\boxed{1000}", "#### 1,000").status == "pass"
+    # Thin-space and {,} separators are the same number, not 12*0.
+    for boxed in (r"12\,000", "12 000", "12{,}000", r"\$12,000"):
+        assert verify_math(f"\\boxed{{{boxed}}}", "#### 12000").status == "pass", boxed

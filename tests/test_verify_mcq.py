@@ -91,3 +91,43 @@ def test_bangla_mmlu_extraction_rate_and_accuracy() -> None:
             other += present[0] != "ABCD".index(letter)
     assert same > 1000
     assert same / (same + other) >= 0.95
+
+
+def test_a_second_letter_joined_to_the_statement_is_a_hedge() -> None:
+    # These passed on the first letter alone, whichever of the two was gold.
+    for hedge in ("The answer is (A) or (B).", "Answer: A/B", "Answer: A, B, C or D", "Answer: A and C"):
+        assert (verify_mcq(hedge, "A").status, verify_mcq(hedge, "A").reason) == ("fail", "ambiguous"), hedge
+    # A word after the letter is not a second letter.
+    assert verify_mcq("The answer is C and I think that is right.", "C").status == "pass"
+    assert verify_mcq("Answer: B, Beijing.", "B").status == "pass"
+    assert verify_mcq("The answer is (D), as shown.", "D").status == "pass"
+
+
+def test_chinese_choose_statements() -> None:
+    # "故选B" (so choose B) is how Chinese solutions commit; it used to be no_choice.
+    assert verify_mcq("由上可知 x=2，故选B。", "B").status == "pass"
+    assert verify_mcq("所以应选 (C)", "C").status == "pass"
+    assert verify_mcq("A不对，不选A。故选B", "B").status == "pass"  # "不选A": do not choose A
+    assert verify_mcq("选A还是选B？", "A").reason == "ambiguous"
+    assert verify_mcq("这是一道选择题。答案：C", "C").status == "pass"
+
+
+@needs_corpus
+def test_a_restated_options_list_is_no_choice() -> None:
+    # "Answer: A) ... B) ... C) ..." passed as A: the reply only copied the options.
+    rows = _jsonl(CORPUS / "r1-mmlupro-pcmb-traces" / "pcmb_traces.jsonl")
+    rows = [r for r in rows if all(len(o) <= 100 and "(" not in o for o in r["options"])][:80]
+    assert len(rows) >= 40
+    for row in rows:
+        opts = [o.strip() for o in row["options"]]
+        inline = "Answer: " + " ".join(f"{'ABCDEFGHIJ'[i]}) {o}" for i, o in enumerate(opts))
+        lines = "The answer is:\n" + "\n".join(f"({'ABCDEFGHIJ'[i]}) {o}" for i, o in enumerate(opts))
+        for listed in (inline, lines):
+            assert verify_mcq(listed, "A").status == "fail", listed[:80]
+        gold = row["answer_letter"]
+        chosen = f"The answer is {gold}) {opts['ABCDEFGHIJ'.index(gold)]}.\n\nOption B) and the rest are wrong."
+        assert verify_mcq(chosen, gold).status == "pass", chosen[:80]
+    assert verify_mcq("Answer: (A) 5 or (B) 6", "A").reason == "ambiguous"
+    # An explanation naming other options after a sentence, or inside a parenthesis, is no list.
+    assert verify_mcq("The correct answer is **A: Tune**. The tabla (B) is rhythm.", "A").status == "pass"
+    assert verify_mcq("The correct answer is **A**.\nSet difference **A/B** (A minus B) is ...", "A").status == "pass"

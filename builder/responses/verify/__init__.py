@@ -7,8 +7,8 @@ says nothing about the answer and is not kept by default.
 
 Method choice: an explicit `verifier` ("math", "mcq", "code", "ifeval", "none") wins.
 Otherwise it is inferred: a tests field with format "ifeval" -> ifeval; other tests on a code
-row -> code; a reference that is a single option letter -> mcq; a math row with a reference ->
-math. Anything else is unverifiable ("no_reference" / "no_method").
+row -> code; a reference that is a single option letter -> mcq (on a math row: an upper-case
+one); a math row with a reference -> math. Anything else is unverifiable ("no_reference" / "no_method").
 """
 
 from __future__ import annotations
@@ -61,7 +61,10 @@ def choose_verifier(category: str, reference_answer: str | None, tests: str | No
         return "ifeval"
     if fmt is not None and (cat in _CODE or fmt in ("humaneval", "mbpp", "asserts")):
         return "code"
-    if reference_answer and normalize_reference_letter(reference_answer) is not None and cat not in _MATH:
+    # An upper-case letter is an option even on a math row (MMLU-Pro math, Kaoyan): the math
+    # verifier fails "The answer is (C)." for want of a box. A lower-case one ("e") stays math.
+    letter = normalize_reference_letter(reference_answer) if reference_answer else None
+    if letter is not None and (cat not in _MATH or (reference_answer or "").strip().strip("()[]*. ").isupper()):
         return "mcq"
     if reference_answer and cat in _MATH:
         return "math"

@@ -31,10 +31,10 @@ for _name in ("math_verify.parser", "math_verify.grader"):
     logging.getLogger(_name).addFilter(_DropTimeoutWarning())
 
 
-def last_boxed(text: str) -> str | None:
-    """Content of the last `\\boxed{...}` / `\\fbox{...}` (balanced braces), or None."""
-    matches = list(_BOX_RE.finditer(text))
-    for m in reversed(matches):
+def all_boxed(text: str) -> list[str]:
+    """Non-empty contents of every `\\boxed{...}` / `\\fbox{...}` (balanced braces), in order."""
+    out: list[str] = []
+    for m in _BOX_RE.finditer(text):
         depth, start = 1, m.end()
         for i in range(start, len(text)):
             ch = text[i]
@@ -45,9 +45,15 @@ def last_boxed(text: str) -> str | None:
                 if depth == 0:
                     content = text[start:i].strip()
                     if content:
-                        return content
+                        out.append(content)
                     break
-    return None
+    return out
+
+
+def last_boxed(text: str) -> str | None:
+    """Content of the last `\\boxed{...}` / `\\fbox{...}` (balanced braces), or None."""
+    boxes = all_boxed(text)
+    return boxes[-1] if boxes else None
 
 
 def normalize_reference(reference: str) -> str:
@@ -81,13 +87,20 @@ def _compare(reference: str, prediction: str, boxed: bool) -> tuple[bool, bool, 
 
 
 _NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)")
+# Thousands separators: ",", "{,}", a LaTeX thin space "\," or a space, only between groups of
+# three digits ("1,5" is a list or a decimal comma, never fifteen).
+_GROUPED = re.compile(r"[-+]?\d{1,3}(?:(?:,|\{,\}|\\,|\\ | )\d{3})+(?:\.\d+)?")
+_SEPARATOR = re.compile(r"\{,\}|\\,|\\ |[, ]")
+_SEVERAL_MAX = 8  # distinct boxed answers checked one by one; more is a hedge on its face
 
 
 def _plain_number(text: str | None) -> Decimal | None:
-    """A bare number (thousands commas, a $ sign and surrounding spaces allowed), else None."""
+    """A bare number (thousands separators, a $ sign and surrounding spaces allowed), else None."""
     if text is None:
         return None
-    t = text.strip().replace(",", "").replace("$", "").strip()
+    t = text.strip().replace("\\$", "").replace("$", "").strip()
+    if _GROUPED.fullmatch(t):
+        t = _SEPARATOR.sub("", t)
     if not _NUMBER.fullmatch(t):
         return None
     try:
@@ -103,7 +116,20 @@ def verify_math(answer: str, reference: str | None, timeout_s: float = 10.0) -> 
     if not answer or not answer.strip():
         return Verdict("fail", METHOD, "empty_answer")
     ref = normalize_reference(reference)
-    boxed = last_boxed(answer)
+    boxes = list(dict.fromkeys(re.sub(r"\s+", "", b) for b in all_boxed(answer)))
+    if len(boxes) <= 1:
+        return _verify_one(answer, ref, last_boxed(answer), timeout_s)
+    # "\boxed{3} or \boxed{5}": the last box alone would pass a hedge; every distinct one must.
+    if len(boxes) > _SEVERAL_MAX:
+        return Verdict("fail", METHOD, "several_boxed", f"{len(boxes)} different boxed answers")
+    for box in boxes:
+        one = _verify_one(answer, ref, box, timeout_s)
+        if one.status != "pass":
+            return one if one.status == "error" else Verdict("fail", METHOD, "several_boxed", one.detail)
+    return one
+
+
+def _verify_one(answer: str, ref: str, boxed: str | None, timeout_s: float) -> Verdict:
     prediction = boxed if boxed is not None else answer[-_TAIL_CHARS:]
     # Plain numbers on both sides (GSM8K): compare exactly, without sympy (µs instead of ms).
     a, b = _plain_number(ref), _plain_number(boxed) if boxed is not None else None

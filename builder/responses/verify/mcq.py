@@ -3,7 +3,7 @@
 Extraction works in tiers, strongest first; the first tier that finds anything decides:
 
 1. explicit statements: `\\boxed{C}`, "answer is (C)", "Answer: **C**", "correct option: C",
-   "答案是 C", "答案：C", "উত্তর: C" (Bangla "answer");
+   "答案是 C", "答案：C", "故选 C", "উত্তর: C" (Bangla "answer");
 2. emphasis: "**C**", "**C.** text", "**Option C**", "**(C)**";
 3. the last non-empty line being just a letter ("C", "(C)", "C.").
 
@@ -36,6 +36,8 @@ _TIER1 = [
     re.compile(rf"{_Q}\s+(?:option|choice)\s*(?:is|would\s+be|:|=|-)?\s*\**\s*:?\s*{_LETTER}", re.I),
     re.compile(rf"(?:option|choice)\s+{_LETTER}\s*(?:is|would\s+be)\s+(?:the\s+)?{_Q}", re.I),
     re.compile(rf"(?:正确)?(?:答案|选项)\s*(?:是|为|应为|应该是)?\s*[:：]?\s*\**\s*[\(（]?\s*({_L})(?![A-Za-z])"),
+    # "故选B" / "应选 (B)" / "选择：B" (Chinese "so choose B"); "不选A" (do not choose A) is no choice.
+    re.compile(rf"(?<!不)选(?:择)?\s*[:：]?\s*\**\s*[\(（]?\s*({_L})(?![A-Za-z])"),
     re.compile(rf"(?:সঠিক\s*)?(?:উত্তর|উত্তরঃ)\s*(?:হলো|হল|হচ্ছে)?\s*[:ঃ]?\s*\**\s*[\(\[]?({_L})(?![A-Za-z])"),
 ]
 # A literal each _TIER1 pattern cannot match without (same flags, so the same case rules): the
@@ -47,6 +49,7 @@ _TIER1_NEEDS = [
     re.compile("option|choice", re.I),
     re.compile("option|choice", re.I),
     re.compile("答案|选项"),
+    re.compile("选"),
     re.compile("উত্তর"),
 ]
 _TIER2 = [
@@ -56,6 +59,41 @@ _TIER3 = re.compile(rf"^\W*\(?({_L})\)?[.:]?\W*$")
 
 # "answer" inside these must not count: "the answer is not A" / "answer is between".
 _NEGATED = re.compile(r"\b(?:not|n't|isn't|exclude|eliminat|rule[sd]? out|incorrect|wrong)\b", re.I)
+
+
+# A second letter joined on right after a statement: "answer is (A) or (B)", "Answer: A/B",
+# "A, B, C or D", "A and C". The joined letter must end there (punctuation, the end, another
+# join), so "A and I think" or "A, Beijing" do not count as a second letter.
+_JOINED = re.compile(
+    rf"\s*(?:,|/|&|\bor\b|\band\b)\s*[\(\[]?\**({_L})\**[\)\]]?(?=\s*(?:$|[.,;:!?/&]|or\b|and\b))", re.I
+)
+
+
+# The options list restated after the statement ("Answer: A) Paris B) London C) Rome"): the
+# next letter's option marker, "(B)" / "B)" / "B." opening a line, after at most an option's
+# text -- no sentence ends before it, so "A: Paris. London (B) is ..." is an explanation.
+_MARKER = re.compile(rf"(?:(?<=\s)|(?<=^))[\(\[]({_L})[\)\]]|(?:(?<=\s)|(?<=^))({_L})\)|(?m:^[ \t]*({_L})\.\s)")
+
+_SENTENCE_END = re.compile(r"[.!?।]\s")
+_OPTION_TEXT = 150  # chars: longer than an option's text, shorter than an explanation
+
+
+def _joined_letters(text: str, end: int, letter: str) -> list[str]:
+    out = []
+    while (j := _JOINED.match(text, end)) is not None:
+        out.append(j.group(1).upper())
+        end = j.end()
+    para = text[end : end + _OPTION_TEXT].split("\n\n", 1)[0]
+    following = chr(ord(letter) + 1)
+    marker = next((m for m in _MARKER.finditer(para) if following in m.groups()), None)
+    if marker is not None:
+        before = para[: marker.start()]
+        # "(A minus B)": a bare "B)" closing a parenthesis is not a marker.
+        closes = marker.group(2) is not None and before.count("(") > before.count(")")
+        text_between = before.lstrip(".:)]）*` ").rstrip().rstrip(".!?।")  # an option may end in "."
+        if not closes and not _SENTENCE_END.search(text_between):
+            out.append(following)
+    return out
 
 
 _Q_ENDS = frozenset("lLtTeE")  # the last letters of _Q's words (re.I gives them no other match)
@@ -92,6 +130,7 @@ _STARTS = (
     _qualified,
     lambda text, k: [k],
     lambda text, k: [k - 2, k],  # 正确
+    lambda text, k: [k],
     lambda text, k: [_blanks_from(text, k) - 4, k],  # সঠিক and blanks
 )
 
@@ -117,7 +156,9 @@ def _tier1_letters(text: str) -> list[str]:
             window = text[m.start() : m.end()]
             if _NEGATED.search(window):
                 continue
-            found.append((m.start(), m.group(1).upper()))
+            letter = m.group(1).upper()
+            found.append((m.start(), letter))
+            found.extend((m.start(), other) for other in _joined_letters(text, m.end(), letter))
     return [letter for _, letter in sorted(found)]
 
 
