@@ -60,6 +60,7 @@ class Outcome:
     retry_after: float | None = None
     message: str = ""
     fatal: bool = False  # counts toward fail-fast (auth, unknown model, unreachable)
+    stop: bool = False  # every later request would fail the same (no balance left): abort now, successes or not
 
 
 def classify(exc: BaseException, secrets: Iterable[str]) -> Outcome:
@@ -87,6 +88,8 @@ def classify(exc: BaseException, secrets: Iterable[str]) -> Outcome:
         body_code = str(exc.body.get("code") or "") if isinstance(exc.body, dict) else ""
         if status == 429:
             return Outcome(code="rate_limited", retryable=True, message=msg, retry_after=parse_retry_after(headers))
+        if status == 402:  # DeepSeek/OpenRouter "Insufficient Balance": the rest would all be refused
+            return Outcome(code="insufficient_balance", message=msg, fatal=True, stop=True)
         if status in (401, 403):
             return Outcome(code="auth_failed", message=msg, fatal=True)
         if status == 404:
@@ -314,6 +317,9 @@ async def _one(
                 state.failed += 1
             return
         limiter.settle(est, 0)
+        if out.stop and not state.abort:
+            state.abort = _abort_message(out, teacher, client.url)
+            state.abort_event.set()
         if out.fatal and not state.any_success:
             state.fatal_streak += 1
             if state.fatal_streak >= lim.fail_fast_after and not state.abort:
@@ -338,6 +344,9 @@ def _abort_message(out: Outcome, teacher: TeacherConfig, url: str) -> str:
         "model_not_found": f"the endpoint {url} does not serve model {teacher.model!r} (404); check `model`",
         "connection_error": f"cannot reach {url}; is the server running and the base_url right?",
     }.get(out.code, out.message)
+    if out.code == "insufficient_balance":
+        return redact(f"teacher {teacher.name}: the endpoint {url} refused the request for lack of balance (402); "
+                      "top up the account and re-run: stored replies are kept, the rest are asked then")  # fmt: skip
     # Redacted: it is written to the stage summary, and a base_url may carry a key (user:KEY@host).
     return redact(f"teacher {teacher.name}: {what} ({teacher.limits.fail_fast_after} requests in a row failed, none succeeded)")
 

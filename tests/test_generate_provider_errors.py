@@ -1,0 +1,61 @@
+"""Provider answers a paying team meets mid-run (DeepSeek's documented error codes), through the
+loopback server: what is stored, what the run says, and what a re-run asks again."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from builder.errors import UserError
+from builder.generate.stage import run_generate
+from builder.recipe import load_recipe
+from builder.workdir import WorkDir
+from tests.generate_helpers import CLIENT, openai_teacher, write_prompts, write_recipe
+from tests.servers.openai_server import ServerHandle, run_server
+
+
+@pytest.fixture(scope="module")
+def srv() -> Iterator[ServerHandle]:
+    with run_server(tokens_per_reply=60) as handle:
+        yield handle
+
+
+@pytest.fixture(autouse=True, params=["openai", "aiohttp"])
+def _client(request: pytest.FixtureRequest, srv: ServerHandle) -> Iterator[str]:
+    CLIENT["name"] = request.param
+    srv.control(reset=True, config={"api_key": None, "models": [], "tokens_per_reply": 60, "latency": 0.0,
+                                    "fault_rates": {}})  # fmt: skip
+    yield request.param
+    CLIENT["name"] = "openai"
+
+
+def _replies(work: Path) -> dict[str, dict[str, Any]]:
+    rows = [r for f in sorted((work / "generate" / "replies").glob("part-*.parquet")) for r in pq.read_table(f).to_pylist()]
+    return {r["prompt_id"]: r for r in rows}
+
+
+def test_out_of_balance_stops_the_run_and_a_rerun_asks_the_rest(srv: ServerHandle, tmp_path: Path) -> None:
+    # DeepSeek answers 402 "Insufficient Balance" once the account is empty: every later request
+    # would be refused too. The run must stop, and a re-run after a top-up must ask what is missing.
+    texts = [f"prompt-{i:02d} tell me something" for i in range(10)]
+    body = {"error": {"message": "Insufficient Balance", "type": "unknown_error", "param": None, "code": "invalid_request_error"}}
+    srv.control(script=[{"match": "prompt-05", "steps": [{"status": 402, "body": body}]}])
+    work = tmp_path / "w"
+    ids = write_prompts(work, [{"text": t} for t in texts])
+    recipe = write_recipe(tmp_path, {"teachers": [openai_teacher(srv.base_url, limits={"concurrency": 1})]})
+    with pytest.raises(UserError, match="402") as e:
+        run_generate(load_recipe(recipe), WorkDir(work))
+    assert "\n" not in str(e.value) and "top up" in str(e.value)
+    assert srv.stats()["requests_total"] == 6  # nothing sent after the 402
+    got = _replies(work)
+    assert got[ids[5]]["error_code"] == "insufficient_balance"
+    assert {got[i]["error_code"] for i in ids[6:]} == {"not_attempted"}
+    # Topped up (the script is spent): the re-run asks the refused prompt and the rest, nothing else.
+    run_generate(load_recipe(recipe), WorkDir(work))
+    got = _replies(work)
+    assert all(got[i]["status"] == "ok" for i in ids), [(got[i]["error_code"]) for i in ids]
+    assert srv.stats()["requests_total"] == 11  # 6, then prompts 5..9
