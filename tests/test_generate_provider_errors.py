@@ -59,3 +59,24 @@ def test_out_of_balance_stops_the_run_and_a_rerun_asks_the_rest(srv: ServerHandl
     got = _replies(work)
     assert all(got[i]["status"] == "ok" for i in ids), [(got[i]["error_code"]) for i in ids]
     assert srv.stats()["requests_total"] == 11  # 6, then prompts 5..9
+
+
+def test_a_refused_max_tokens_stops_early_and_the_fixed_recipe_asks_again(srv: ServerHandle, tmp_path: Path) -> None:
+    # DeepSeek refuses max_tokens over its limit with a 400. A recipe asking 100000 must stop after
+    # fail_fast_after refusals (not send every prompt), and once max_tokens is lowered, as the ledger
+    # hint says, the refused prompts are asked again: their stored 400 belonged to the old request.
+    srv.control(config={"max_output_tokens": 65536})
+    texts = [f"prompt-{i:02d} tell me something" for i in range(12)]
+    work = tmp_path / "w"
+    ids = write_prompts(work, [{"text": t} for t in texts])
+    too_big = openai_teacher(srv.base_url, sampling={"max_tokens": 100000}, limits={"concurrency": 1, "fail_fast_after": 3})
+    recipe = write_recipe(tmp_path, {"teachers": [too_big]})
+    with pytest.raises(UserError, match="max_tokens") as e:
+        run_generate(load_recipe(recipe), WorkDir(work))
+    assert "\n" not in str(e.value)
+    assert srv.stats()["requests_total"] == 3
+    recipe = write_recipe(tmp_path, {"teachers": [{**too_big, "sampling": {"max_tokens": 8192}}]})
+    run_generate(load_recipe(recipe), WorkDir(work))
+    got = _replies(work)
+    assert all(got[i]["status"] == "ok" and got[i]["max_tokens"] == 8192 for i in ids), [got[i]["error_code"] for i in ids]
+    assert srv.stats()["requests_total"] == 3 + 12

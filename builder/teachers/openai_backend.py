@@ -99,7 +99,9 @@ def classify(exc: BaseException, secrets: Iterable[str]) -> Outcome:
         if status in (408, 409) or status >= 500:
             return Outcome(code="server_error" if status >= 500 else "timeout", retryable=True, message=msg,
                            retry_after=parse_retry_after(headers))  # fmt: skip
-        return Outcome(code="bad_request", message=msg)
+        # fatal: a recipe the endpoint refuses (max_tokens over its limit, an unknown parameter)
+        # stops after fail_fast_after refusals with nothing answered, not after every prompt.
+        return Outcome(code="bad_request", message=msg, fatal=True)
     aio = _aiohttp_outcome(exc, msg)
     if aio is not None:
         return aio
@@ -343,6 +345,8 @@ def _abort_message(out: Outcome, teacher: TeacherConfig, url: str) -> str:
         "auth_failed": f"the endpoint {url} refused the API key (401/403); check the key in the teacher's api_key_env",
         "model_not_found": f"the endpoint {url} does not serve model {teacher.model!r} (404); check `model`",
         "connection_error": f"cannot reach {url}; is the server running and the base_url right?",
+        "bad_request": f"the endpoint {url} rejected the request ({out.message[:300]}); check `sampling` "
+                       "(max_tokens, extra_body) against what it accepts",
     }.get(out.code, out.message)
     if out.code == "insufficient_balance":
         return redact(f"teacher {teacher.name}: the endpoint {url} refused the request for lack of balance (402); "
