@@ -3,6 +3,7 @@ loopback server: what is stored, what the run says, and what a re-run asks again
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -80,3 +81,20 @@ def test_a_refused_max_tokens_stops_early_and_the_fixed_recipe_asks_again(srv: S
     got = _replies(work)
     assert all(got[i]["status"] == "ok" and got[i]["max_tokens"] == 8192 for i in ids), [got[i]["error_code"] for i in ids]
     assert srv.stats()["requests_total"] == 3 + 12
+
+
+def test_a_billed_reply_with_no_choices_still_counts_its_tokens(srv: ServerHandle, tmp_path: Path) -> None:
+    # A 200 whose choices are empty (a provider-side filter) is unusable but billed by its usage:
+    # the failed row and the summary's cost must carry those tokens.
+    body = {"id": "x", "object": "chat.completion", "model": "deepseek-reasoner", "choices": [],
+            "usage": {"prompt_tokens": 20, "completion_tokens": 3000, "completion_tokens_details": {"reasoning_tokens": 2900}}}  # fmt: skip
+    srv.control(script=[{"match": "prompt-00", "steps": [{"status": 200, "body": body}]}])
+    work = tmp_path / "w"
+    ids = write_prompts(work, [{"text": "prompt-00 tell me something"}])
+    prices = {"deepseek-reasoner": {"input_per_1m": 1.0, "output_per_1m": 2.0}}
+    recipe = write_recipe(tmp_path, {"teachers": [openai_teacher(srv.base_url)], "prices": prices})
+    run_generate(load_recipe(recipe), WorkDir(work))
+    row = _replies(work)[ids[0]]
+    assert row["error_code"] == "bad_reply_shape" and row["completion_tokens"] == 3000 and row["reasoning_tokens"] == 2900
+    total = json.loads((work / "generate" / "summary.json").read_text())["accounting"][0]["total"]
+    assert total["completion_tokens"] == 3000 and total["cost_usd"] == pytest.approx((20 * 1.0 + 3000 * 2.0) / 1e6)
