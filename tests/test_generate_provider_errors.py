@@ -98,3 +98,21 @@ def test_a_billed_reply_with_no_choices_still_counts_its_tokens(srv: ServerHandl
     assert row["error_code"] == "bad_reply_shape" and row["completion_tokens"] == 3000 and row["reasoning_tokens"] == 2900
     total = json.loads((work / "generate" / "summary.json").read_text())["accounting"][0]["total"]
     assert total["completion_tokens"] == 3000 and total["cost_usd"] == pytest.approx((20 * 1.0 + 3000 * 2.0) / 1e6)
+
+
+def test_attempts_made_before_an_abort_are_accounted(srv: ServerHandle, tmp_path: Path) -> None:
+    # One request is between retries (a 500, backing off) when another gets a 402 and the run
+    # stops: the summary's request count must still equal what the server received.
+    texts = ["@@fault: 500\nprompt-A tell me something", "prompt-B1 fine\n@@latency: 0.3", "prompt-B2 refused"]
+    srv.control(script=[{"match": "prompt-B2", "steps": [{"status": 402}]}])
+    work = tmp_path / "w"
+    ids = write_prompts(work, [{"text": t} for t in texts])
+    teacher = openai_teacher(srv.base_url, limits={"concurrency": 2, "backoff_base_s": 1.0, "backoff_max_s": 1.0})
+    recipe = write_recipe(tmp_path, {"teachers": [teacher]})
+    with pytest.raises(UserError, match="402"):
+        run_generate(load_recipe(recipe), WorkDir(work))
+    sent = srv.stats()["requests_total"]
+    total = json.loads((work / "generate" / "summary.json").read_text())["accounting"][0]["total"]
+    assert total["requests"] == sent
+    row = _replies(work)[ids[0]]
+    assert row["error_code"] == "server_error" and row["attempts"] >= 1

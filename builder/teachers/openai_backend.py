@@ -277,9 +277,14 @@ async def _one(
     est_prompt = sum(len(m["content"] or "") for m in item.messages) // CHARS_PER_TOKEN + 1
     attempts = 0
     started = time.monotonic()
+    out = Outcome()
     while True:
         if state.abort:
-            return  # not stored: the export writes it as "not_attempted"
+            if attempts:  # stopped between retries: the attempts made are on record (accounting)
+                store(reply_row(item, teacher, status="failed", error_code=out.code, error_message=out.message,
+                                attempts=attempts, latency_s=time.monotonic() - started), item)  # fmt: skip
+                state.failed += 1
+            return  # never tried: not stored, the export writes it as "not_attempted"
         est = est_prompt + item.max_tokens
         await limiter.acquire(est)
         client = pool.pick()
