@@ -116,3 +116,18 @@ def test_attempts_made_before_an_abort_are_accounted(srv: ServerHandle, tmp_path
     assert total["requests"] == sent
     row = _replies(work)[ids[0]]
     assert row["error_code"] == "server_error" and row["attempts"] >= 1
+
+
+def test_replies_without_usage_are_said_to_be_missing_from_the_cost(srv: ServerHandle, tmp_path: Path) -> None:
+    # A proxy that drops `usage`: the reply is kept, but the summary must not pass its cost as complete.
+    body = {"id": "x", "object": "chat.completion", "model": "deepseek-reasoner",
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "4",
+                                                                          "reasoning_content": "2+2"}}]}  # fmt: skip
+    srv.control(script=[{"match": "prompt-00", "steps": [{"status": 200, "body": body}]}])
+    work = tmp_path / "w"
+    write_prompts(work, [{"text": "prompt-00 tell me something"}, {"text": "prompt-01 tell me more"}])
+    prices = {"deepseek-reasoner": {"input_per_1m": 1.0, "output_per_1m": 2.0}}
+    recipe = write_recipe(tmp_path, {"teachers": [openai_teacher(srv.base_url)], "prices": prices})
+    run_generate(load_recipe(recipe), WorkDir(work))
+    summary = json.loads((work / "generate" / "summary.json").read_text())
+    assert any("1 stored replies came without usage" in w for w in summary["warnings"]), summary["warnings"]
