@@ -131,3 +131,24 @@ def test_replies_without_usage_are_said_to_be_missing_from_the_cost(srv: ServerH
     run_generate(load_recipe(recipe), WorkDir(work))
     summary = json.loads((work / "generate" / "summary.json").read_text())
     assert any("1 stored replies came without usage" in w for w in summary["warnings"]), summary["warnings"]
+
+
+def test_a_later_teachers_template_typo_is_found_before_anything_is_paid(srv: ServerHandle, tmp_path: Path) -> None:
+    first = openai_teacher(srv.base_url)
+    second = openai_teacher(srv.base_url, name="r1-again", model="deepseek-chat", templates={"default": "r1-sytem"})
+    work = tmp_path / "w"
+    write_prompts(work, [{"text": f"prompt-{i:02d} tell me something"} for i in range(3)])
+    recipe = write_recipe(tmp_path, {"teachers": [first, second]})
+    with pytest.raises(UserError, match="r1-sytem"):
+        run_generate(load_recipe(recipe), WorkDir(work))
+    assert srv.stats()["requests_total"] == 0
+
+
+def test_check_names_a_misspelt_template_before_the_build(srv: ServerHandle, tmp_path: Path) -> None:
+    from builder.check import run_check
+
+    srv.control(config={"models": ["deepseek-reasoner"]})  # GET /models lists the teachers' model
+    second = openai_teacher(srv.base_url, name="r1-again", templates={"math": "r1-maht"})
+    report = run_check(load_recipe(write_recipe(tmp_path, {"teachers": [openai_teacher(srv.base_url), second]})))
+    assert any("teachers[r1-again].templates.math" in p and "'r1-maht' not found" in p for p in report.problems), report.problems
+    assert len(report.problems) == 1

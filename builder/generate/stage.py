@@ -24,7 +24,7 @@ from builder import tables
 from builder.config.generate import GenerateConfig, TeacherConfig
 from builder.errors import UserError
 from builder.generate.export import PartWriter, TeacherTally, export_teacher
-from builder.generate.todo import STAGE, config_of, items_for, load_prompts, store_dir
+from builder.generate.todo import STAGE, check_templates, config_of, items_for, load_prompts, store_dir
 from builder.ledger import Ledger
 from builder.recipe import Recipe
 from builder.tables import GenerateSummary, StepRow, TeacherAccounting, TeacherRun
@@ -90,6 +90,7 @@ def _generate(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -
     run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{os.getpid()}"
     warnings: list[str] = []
     work.stage(STAGE)
+    check_templates(recipe, cfg, prompts)
     plans: list[tuple[TeacherConfig, list[WorkItem], int]] = []
     covered: dict[str, int] = {}  # teacher → prompts a fallback teacher left to an earlier one
     aborts: list[str] = []
