@@ -92,7 +92,8 @@ def answered_well(teacher: TeacherConfig, got: Latest | None, reader: RecordRead
         return True
     if got.entry.finish_reason != "stop":
         return False
-    content = reader.read(got.entry).get("content")
+    rec = reader.try_read(got.entry)
+    content = rec.get("content") if rec else None
     if not isinstance(content, str):
         return False
     _, closed, rest = content.partition("</think>")
