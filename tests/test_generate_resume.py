@@ -78,12 +78,18 @@ def test_kill_9_mid_run_then_resume(tmp_path: Path) -> None:
     assert len(ledger) == n and all(r["status"] == "kept" for r in ledger)
 
 
+def _first_run(tmp_path: Path, base_url: str, texts: list[str]) -> tuple[Path, Path]:
+    """A work dir whose store holds one finished run of `texts`; (work, recipe path)."""
+    work = tmp_path / "w"
+    write_prompts(work, [{"text": t} for t in texts])
+    recipe = write_recipe(tmp_path, {"teachers": [openai_teacher(base_url)]})
+    run_generate(load_recipe(recipe), WorkDir(work))
+    return work, recipe
+
+
 def test_torn_record_after_crash_is_requested_again(tmp_path: Path) -> None:
     with run_server(tokens_per_reply=80) as srv:
-        work = tmp_path / "w"
-        write_prompts(work, [{"text": f"torn {i}"} for i in range(10)])
-        recipe = write_recipe(tmp_path, {"teachers": [openai_teacher(srv.base_url)]})
-        run_generate(load_recipe(recipe), WorkDir(work))
+        work, recipe = _first_run(tmp_path, srv.base_url, [f"torn {i}" for i in range(10)])
         store = work / "generate" / "store" / "r1"
         (data,) = store.glob("*.jsonl")
         (idx,) = store.glob("*.idx")
@@ -122,10 +128,7 @@ def test_a_record_whose_bytes_are_damaged_is_a_failed_row_then_asked_again(tmp_p
     # but the record it points at is no JSON. The export must not crash (on every later run too);
     # the reply is a failed row saying why, and the next run asks it again.
     with run_server(tokens_per_reply=80) as srv:
-        work = tmp_path / "w"
-        write_prompts(work, [{"text": f"zeros {i}"} for i in range(5)])
-        recipe = write_recipe(tmp_path, {"teachers": [openai_teacher(srv.base_url)]})
-        run_generate(load_recipe(recipe), WorkDir(work))
+        work, recipe = _first_run(tmp_path, srv.base_url, [f"zeros {i}" for i in range(5)])
         (data,) = (work / "generate" / "store" / "r1").glob("*.jsonl")
         body = data.read_bytes()
         data.write_bytes(body[:-300] + b"\0" * 300)
