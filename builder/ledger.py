@@ -251,6 +251,7 @@ HINTS: dict[str, str] = {
     "failed:connection_error": "the endpoint did not answer: check `base_url`, then re-run (stored replies are kept)",
     "failed:insufficient_balance": "the provider's account has no balance left (402): top it up, then re-run",
     "failed:store_damaged": "a stored reply could not be read back (a crash, disk damage): re-run to ask it again",
+    "failed:insufficient_system_resource": "the provider cut the reply for lack of resources: re-run to ask again",
     "failed:rate_limited": "re-run to retry; lower `limits.requests_per_minute` if it persists",
     "failed:server_error": "re-run to retry (stored replies are kept)",
     "failed:timeout": "re-run to retry; raise `limits.timeout_s` for long replies",

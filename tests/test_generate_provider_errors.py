@@ -152,3 +152,18 @@ def test_check_names_a_misspelt_template_before_the_build(srv: ServerHandle, tmp
     report = run_check(load_recipe(write_recipe(tmp_path, {"teachers": [openai_teacher(srv.base_url), second]})))
     assert any("teachers[r1-again].templates.math" in p and "'r1-maht' not found" in p for p in report.problems), report.problems
     assert len(report.problems) == 1
+
+
+def test_a_reply_the_provider_interrupted_is_failed_and_asked_again(srv: ServerHandle, tmp_path: Path) -> None:
+    # DeepSeek ends a reply cut by its own resource shortage with finish_reason
+    # "insufficient_system_resource": not an answer, and not final either.
+    step = {"reasoning_content": "Let me think about", "content": "The answer is", "finish_reason": "insufficient_system_resource"}
+    srv.control(script=[{"match": "prompt-00", "steps": [step]}])
+    work = tmp_path / "w"
+    ids = write_prompts(work, [{"text": "prompt-00 tell me something"}])
+    recipe = write_recipe(tmp_path, {"teachers": [openai_teacher(srv.base_url)]})
+    run_generate(load_recipe(recipe), WorkDir(work))
+    row = _replies(work)[ids[0]]
+    assert row["status"] == "failed" and row["error_code"] == "insufficient_system_resource" and row["completion_tokens"]
+    run_generate(load_recipe(recipe), WorkDir(work))
+    assert _replies(work)[ids[0]]["status"] == "ok" and srv.stats()["requests_total"] == 2

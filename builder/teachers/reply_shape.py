@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 BAD_SHAPE = "bad_reply_shape"
+INTERRUPTED = "insufficient_system_resource"  # a finish_reason of DeepSeek's API
 # What an API key echoed in a reply becomes before the reply is stored; the responses stage
 # quarantines a reply holding it (`secret_in_reply`).
 SECRET_MARKER = "[REDACTED-SECRET]"
@@ -116,6 +117,11 @@ def reply_fields(body: Any) -> dict[str, Any]:
     if fields["finish_reason"] == "content_filter":
         fields.update(status="failed", error_code="content_filter",
                       error_message="the endpoint's content filter stopped the reply")  # fmt: skip
+    elif fields["finish_reason"] == INTERRUPTED:
+        # DeepSeek's API: the inference system ran short and cut the reply. Transient, not an
+        # answer: a failed row (its usage kept, it is billed) that the next run asks again.
+        fields.update(status="failed", error_code=INTERRUPTED,
+                      error_message="the endpoint ran short of resources and interrupted the reply")  # fmt: skip
     return fields
 
 
