@@ -167,3 +167,20 @@ def test_a_reply_the_provider_interrupted_is_failed_and_asked_again(srv: ServerH
     assert row["status"] == "failed" and row["error_code"] == "insufficient_system_resource" and row["completion_tokens"]
     run_generate(load_recipe(recipe), WorkDir(work))
     assert _replies(work)[ids[0]]["status"] == "ok" and srv.stats()["requests_total"] == 2
+
+
+def test_a_refusal_that_echoes_the_key_never_leaks_it(srv: ServerHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    key = "sk-planted-0123456789abcdef"
+    monkeypatch.setenv("PROVIDER_KEY", key)
+    body = {"error": {"message": f"Invalid parameter for key {key}", "type": "invalid_request_error", "code": None}}
+    srv.control(script=[{"match": "prompt-", "steps": [{"status": 400, "body": body}] * 3}])
+    work = tmp_path / "w"
+    write_prompts(work, [{"text": f"prompt-{i:02d} tell me something"} for i in range(5)])
+    teacher = openai_teacher(srv.base_url, endpoints=[{"base_url": srv.base_url, "api_key_env": "PROVIDER_KEY"}],
+                             limits={"concurrency": 1, "fail_fast_after": 3})  # fmt: skip
+    with pytest.raises(UserError) as e:
+        run_generate(load_recipe(write_recipe(tmp_path, {"teachers": [teacher]})), WorkDir(work))
+    assert key not in str(e.value) and "rejected the request" in str(e.value)
+    for f in (work / "generate").rglob("*"):
+        if f.is_file():
+            assert key.encode() not in f.read_bytes(), f
