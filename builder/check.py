@@ -191,6 +191,15 @@ def check_files(recipe: Recipe, report: CheckReport) -> None:
             found = _no_file(recipe, spec.path, spec.format) if spec.path else None
             if found:
                 report.problems.append(f"{recipe.path}: {where}.{found[0]}: {found[1]}")
+    if recipe.generate:  # a misspelt template id, said before any teacher is paid
+        g = recipe.generate
+        named = [("generate.templates", g.templates)] + [(f"generate.teachers[{t.name}].templates", t.templates)
+                                                         for t in g.teachers]  # fmt: skip
+        for where, mapping in named:
+            for key, tid in mapping.items():
+                if not (recipe.resolve(g.prompts_dir) / f"{tid}.yaml").is_file():
+                    report.problems.append(f"{recipe.path}: {where}.{key}: prompt template {tid!r} not found in "
+                                           f"{recipe.resolve(g.prompts_dir)}; fix the id or add the file")  # fmt: skip
 
 
 def check_tokenizers(recipe: Recipe, report: CheckReport) -> None:

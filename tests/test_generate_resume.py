@@ -78,12 +78,18 @@ def test_kill_9_mid_run_then_resume(tmp_path: Path) -> None:
     assert len(ledger) == n and all(r["status"] == "kept" for r in ledger)
 
 
+def _first_run(tmp_path: Path, base_url: str, texts: list[str]) -> tuple[Path, Path]:
+    """A work dir whose store holds one finished run of `texts`; (work, recipe path)."""
+    work = tmp_path / "w"
+    write_prompts(work, [{"text": t} for t in texts])
+    recipe = write_recipe(tmp_path, {"teachers": [openai_teacher(base_url)]})
+    run_generate(load_recipe(recipe), WorkDir(work))
+    return work, recipe
+
+
 def test_torn_record_after_crash_is_requested_again(tmp_path: Path) -> None:
     with run_server(tokens_per_reply=80) as srv:
-        work = tmp_path / "w"
-        write_prompts(work, [{"text": f"torn {i}"} for i in range(10)])
-        recipe = write_recipe(tmp_path, {"teachers": [openai_teacher(srv.base_url)]})
-        run_generate(load_recipe(recipe), WorkDir(work))
+        work, recipe = _first_run(tmp_path, srv.base_url, [f"torn {i}" for i in range(10)])
         store = work / "generate" / "store" / "r1"
         (data,) = store.glob("*.jsonl")
         (idx,) = store.glob("*.idx")
@@ -115,3 +121,22 @@ def test_datatrove_tasks_share_the_prompts(tmp_path: Path) -> None:
     assert st["requests_total"] == 30 and st["duplicate_prompts"] == 0
     rows = [r for f in (work / "generate" / "replies").glob("part-*.parquet") for r in pq.read_table(f).to_pylist()]
     assert len(rows) == 30 and all(r["status"] == "ok" for r in rows)
+
+
+def test_a_record_whose_bytes_are_damaged_is_a_failed_row_then_asked_again(tmp_path: Path) -> None:
+    # A power loss on a filesystem that leaves zeros (or disk damage): the index line is intact
+    # but the record it points at is no JSON. The export must not crash (on every later run too);
+    # the reply is a failed row saying why, and the next run asks it again.
+    with run_server(tokens_per_reply=80) as srv:
+        work, recipe = _first_run(tmp_path, srv.base_url, [f"zeros {i}" for i in range(5)])
+        (data,) = (work / "generate" / "store" / "r1").glob("*.jsonl")
+        body = data.read_bytes()
+        data.write_bytes(body[:-300] + b"\0" * 300)
+        run_generate(load_recipe(recipe), WorkDir(work))
+        rows = [r for f in (work / "generate" / "replies").glob("part-*.parquet") for r in pq.read_table(f).to_pylist()]
+        bad = [r for r in rows if r["status"] != "ok"]
+        assert len(rows) == 5 and len(bad) == 1 and bad[0]["error_code"] == "store_damaged", bad
+        assert data.name in bad[0]["error_message"]
+        run_generate(load_recipe(recipe), WorkDir(work))
+        rows = [r for f in (work / "generate" / "replies").glob("part-*.parquet") for r in pq.read_table(f).to_pylist()]
+        assert all(r["status"] == "ok" for r in rows) and srv.stats()["requests_total"] == 6

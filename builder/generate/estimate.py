@@ -114,7 +114,8 @@ def _observed(work: Path | None, teacher: str) -> dict[str, float]:
             stats["n"] += 1
             stats["pt"] += e.prompt_tokens
             stats["ct"] += e.completion_tokens
-            stats["lat"] += reader.read(e).get("latency_s") or 0.0
+            rec = reader.try_read(e) or {}  # a damaged record only lacks its latency here
+            stats["lat"] += rec.get("latency_s") or 0.0
     finally:
         reader.close()
     n = stats["n"]

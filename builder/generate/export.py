@@ -13,8 +13,10 @@ from builder.ledger import DROPPED, KEPT, Ledger
 from builder.rows import REPLY_FEATURES
 from builder.teachers.items import WorkItem, ledger_reason, reply_row
 from builder.teachers.reply_shape import checked_row
-from builder.teachers.store import RecordReader, StoreIndex
+from builder.teachers.store import RecordReader, StoreIndex, StoreWriter
 from builder.workdir import SHARD_ROWS, ShardWriter
+
+DAMAGED = "store_damaged"  # a stored record whose bytes are unreadable; not permanent: asked again
 
 # Replies per row group of the replies table (a responses task's unit: builder/responses/tasks.py).
 ROW_GROUP_ROWS = 2048
@@ -78,6 +80,7 @@ def export_teacher(
     ledger.enter(step, len(items))
     tally = TeacherTally(items=len(items))
     reader = RecordReader()
+    damaged: list[tuple[dict[str, Any], WorkItem, Path]] = []
     where = latest.positions([it.generation_id for it in items]).tolist()  # one vectorized lookup
     try:
         for it, pos in zip(items, where):
@@ -92,8 +95,13 @@ def export_teacher(
                 # No reply was created: no timestamp, so an unchanged store exports identical bytes.
                 row = reply_row(it, teacher, status="failed", error_code=code, error_message=msg, attempts=0,
                                 created_at=None)  # fmt: skip
+            elif (row := reader.try_read(entry := latest.entry(pos))) is None:
+                it.max_tokens = entry.max_tokens or teacher.sampling.max_tokens
+                row = reply_row(it, teacher, status="failed", error_code=DAMAGED, attempts=0, created_at=None,
+                                error_message=f"{entry.data.name} at byte {entry.offset}: the stored reply cannot be "
+                                "read back (a crash or disk damage); a re-run asks it again")  # fmt: skip
+                damaged.append((row, it, entry.data.parent))
             else:
-                row = reader.read(latest.entry(pos))
                 row["attempts"] = int(latest.attempts_total[pos])
                 row = checked_row(row)  # a record of any shape exports; a bad one as a failed row
                 row["teacher"] = teacher.name  # also for records stored before the column existed
@@ -109,4 +117,8 @@ def export_teacher(
                               reason=ledger_reason(code), detail=(row.get("error_message") or "")[:300])  # fmt: skip
     finally:
         reader.close()
+    if damaged:  # a failed record after the unreadable one: the next run's schedule asks it again
+        with StoreWriter(damaged[0][2], "repair") as w:
+            for row, it, _ in damaged:
+                w.append(row, run="repair", source=it.source, category=it.category)
     return tally

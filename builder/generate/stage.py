@@ -24,11 +24,11 @@ from builder import tables
 from builder.config.generate import GenerateConfig, TeacherConfig
 from builder.errors import UserError
 from builder.generate.export import PartWriter, TeacherTally, export_teacher
-from builder.generate.todo import STAGE, config_of, items_for, load_prompts, store_dir
+from builder.generate.todo import STAGE, check_templates, config_of, items_for, load_prompts, store_dir
 from builder.ledger import Ledger
 from builder.recipe import Recipe
 from builder.tables import GenerateSummary, StepRow, TeacherAccounting, TeacherRun
-from builder.teachers.accounting import accounting
+from builder.teachers.accounting import accounting, without_usage
 from builder.teachers.items import WorkItem
 from builder.teachers.monitor import Progress, StoreMonitor
 from builder.teachers.send import schedule, send
@@ -90,6 +90,7 @@ def _generate(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -
     run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{os.getpid()}"
     warnings: list[str] = []
     work.stage(STAGE)
+    check_templates(recipe, cfg, prompts)
     plans: list[tuple[TeacherConfig, list[WorkItem], int]] = []
     covered: dict[str, int] = {}  # teacher → prompts a fallback teacher left to an earlier one
     aborts: list[str] = []
@@ -135,6 +136,9 @@ def _generate(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -
                                   items=len(items), already_stored=len(items) - n_todo, sent=n_todo, ok=tally.ok,
                                   failed=tally.failed, covered_by_earlier=covered[teacher.name]))  # fmt: skip
         books.append(accounting(folder, teacher, cfg.prices.get(teacher.model)))
+        if teacher.kind == "openai" and (blank := without_usage(folder)):
+            warnings.append(f"teacher {teacher.name}: {blank} stored replies came without usage (token counts); "
+                            "their tokens and cost are missing from the accounting")  # fmt: skip
     paths = parts.close()
     work.write_ledger(ledger)
     result = GenerateResult(reports, ledger.summary(), books, time.perf_counter() - t0, paths, warnings)

@@ -21,7 +21,7 @@ from builder.config.generate import GenerateConfig, TeacherConfig
 from builder.errors import UserError
 from builder.recipe import Recipe
 from builder.teachers.items import WorkItem, build_items
-from builder.teachers.prompting import load_templates, template_for
+from builder.teachers.prompting import Template, load_templates, template_for
 from builder.teachers.send import schedule
 from builder.teachers.store import Latest, RecordReader, latest
 from builder.workdir import WorkDir, read_table
@@ -56,8 +56,9 @@ def load_prompts(work: WorkDir, rank: int = 0, world: int = 1) -> dict[str, list
     return table.to_pydict()
 
 
-def teacher_items(recipe: Recipe, cfg: GenerateConfig, teacher: TeacherConfig, prompts: dict[str, list[Any]]) -> list[WorkItem]:
-    """One item per prompt × sample of the teacher's sources (every prompt when it names none)."""
+def _templates(recipe: Recipe, cfg: GenerateConfig, teacher: TeacherConfig, prompts: dict[str, list[Any]]
+               ) -> tuple[dict[str, list[Any]], dict[str, Template], dict[str, str]]:  # fmt: skip
+    """The teacher's prompts, its loaded templates and its category → template mapping."""
     if teacher.sources.include or teacher.sources.exclude:
         keep = [i for i, s in enumerate(prompts["source"]) if teacher.sources.admits(s)]
         prompts = {k: [v[i] for i in keep] for k, v in prompts.items()}
@@ -67,7 +68,19 @@ def teacher_items(recipe: Recipe, cfg: GenerateConfig, teacher: TeacherConfig, p
         # teacher gets the conversation as is (the R1 prompt asks for <think> tags).
         mapping = {"default": "plain"}
     ids = {template_for(c, mapping) for c in set(prompts["category"])}
-    templates = load_templates(recipe.resolve(cfg.prompts_dir), ids)
+    return prompts, load_templates(recipe.resolve(cfg.prompts_dir), ids), mapping
+
+
+def check_templates(recipe: Recipe, cfg: GenerateConfig, prompts: dict[str, list[Any]]) -> None:
+    """Every teacher's templates, before any teacher is sent a request: a misspelt template of the
+    last teacher is a one-line error now, not after the teachers before it ran (and were paid)."""
+    for teacher in cfg.teachers:
+        _templates(recipe, cfg, teacher, prompts)
+
+
+def teacher_items(recipe: Recipe, cfg: GenerateConfig, teacher: TeacherConfig, prompts: dict[str, list[Any]]) -> list[WorkItem]:
+    """One item per prompt × sample of the teacher's sources (every prompt when it names none)."""
+    prompts, templates, mapping = _templates(recipe, cfg, teacher, prompts)
     return build_items(teacher, prompts, templates, mapping)
 
 
@@ -79,7 +92,8 @@ def answered_well(teacher: TeacherConfig, got: Latest | None, reader: RecordRead
         return True
     if got.entry.finish_reason != "stop":
         return False
-    content = reader.read(got.entry).get("content")
+    rec = reader.try_read(got.entry)
+    content = rec.get("content") if rec else None
     if not isinstance(content, str):
         return False
     _, closed, rest = content.partition("</think>")

@@ -56,3 +56,13 @@ def accounting(folder: Path, teacher: TeacherConfig, price: Price | None) -> dic
         "total": total,
         **{f"by_{k}": v for k, v in by.items()},
     }
+
+
+def without_usage(folder: Path) -> int:
+    """Stored ok replies that carried no token counts (a proxy that drops `usage`): whatever they
+    cost is missing from accounting()'s totals, which must then be said, not shown as complete."""
+    t, _ = records(folder)
+    if not t.num_rows:
+        return 0
+    blank = pc.and_(pc.equal(t["s"], "ok"), pc.and_(pc.equal(t["pt"], 0), pc.equal(t["ct"], 0)))
+    return int(pc.sum(pc.cast(blank, pa.int64())).as_py() or 0)

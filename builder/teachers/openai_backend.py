@@ -60,6 +60,7 @@ class Outcome:
     retry_after: float | None = None
     message: str = ""
     fatal: bool = False  # counts toward fail-fast (auth, unknown model, unreachable)
+    stop: bool = False  # every later request would fail the same (no balance left): abort now, successes or not
 
 
 def classify(exc: BaseException, secrets: Iterable[str]) -> Outcome:
@@ -87,6 +88,8 @@ def classify(exc: BaseException, secrets: Iterable[str]) -> Outcome:
         body_code = str(exc.body.get("code") or "") if isinstance(exc.body, dict) else ""
         if status == 429:
             return Outcome(code="rate_limited", retryable=True, message=msg, retry_after=parse_retry_after(headers))
+        if status == 402:  # DeepSeek/OpenRouter "Insufficient Balance": the rest would all be refused
+            return Outcome(code="insufficient_balance", message=msg, fatal=True, stop=True)
         if status in (401, 403):
             return Outcome(code="auth_failed", message=msg, fatal=True)
         if status == 404:
@@ -96,7 +99,9 @@ def classify(exc: BaseException, secrets: Iterable[str]) -> Outcome:
         if status in (408, 409) or status >= 500:
             return Outcome(code="server_error" if status >= 500 else "timeout", retryable=True, message=msg,
                            retry_after=parse_retry_after(headers))  # fmt: skip
-        return Outcome(code="bad_request", message=msg)
+        # fatal: a recipe the endpoint refuses (max_tokens over its limit, an unknown parameter)
+        # stops after fail_fast_after refusals with nothing answered, not after every prompt.
+        return Outcome(code="bad_request", message=msg, fatal=True)
     aio = _aiohttp_outcome(exc, msg)
     if aio is not None:
         return aio
@@ -272,9 +277,14 @@ async def _one(
     est_prompt = sum(len(m["content"] or "") for m in item.messages) // CHARS_PER_TOKEN + 1
     attempts = 0
     started = time.monotonic()
+    out = Outcome()
     while True:
         if state.abort:
-            return  # not stored: the export writes it as "not_attempted"
+            if attempts:  # stopped between retries: the attempts made are on record (accounting)
+                store(reply_row(item, teacher, status="failed", error_code=out.code, error_message=out.message,
+                                attempts=attempts, latency_s=time.monotonic() - started), item)  # fmt: skip
+                state.failed += 1
+            return  # never tried: not stored, the export writes it as "not_attempted"
         est = est_prompt + item.max_tokens
         await limiter.acquire(est)
         client = pool.pick()
@@ -314,6 +324,9 @@ async def _one(
                 state.failed += 1
             return
         limiter.settle(est, 0)
+        if out.stop and not state.abort:
+            state.abort = _abort_message(out, teacher, client.url)
+            state.abort_event.set()
         if out.fatal and not state.any_success:
             state.fatal_streak += 1
             if state.fatal_streak >= lim.fail_fast_after and not state.abort:
@@ -337,7 +350,12 @@ def _abort_message(out: Outcome, teacher: TeacherConfig, url: str) -> str:
         "auth_failed": f"the endpoint {url} refused the API key (401/403); check the key in the teacher's api_key_env",
         "model_not_found": f"the endpoint {url} does not serve model {teacher.model!r} (404); check `model`",
         "connection_error": f"cannot reach {url}; is the server running and the base_url right?",
+        "bad_request": f"the endpoint {url} rejected the request ({out.message[:300]}); check `sampling` "
+                       "(max_tokens, extra_body) against what it accepts",
     }.get(out.code, out.message)
+    if out.code == "insufficient_balance":
+        return redact(f"teacher {teacher.name}: the endpoint {url} refused the request for lack of balance (402); "
+                      "top up the account and re-run: stored replies are kept, the rest are asked then")  # fmt: skip
     # Redacted: it is written to the stage summary, and a base_url may carry a key (user:KEY@host).
     return redact(f"teacher {teacher.name}: {what} ({teacher.limits.fail_fast_after} requests in a row failed, none succeeded)")
 

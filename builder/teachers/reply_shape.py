@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 BAD_SHAPE = "bad_reply_shape"
+INTERRUPTED = "insufficient_system_resource"  # a finish_reason of DeepSeek's API
 # What an API key echoed in a reply becomes before the reply is stored; the responses stage
 # quarantines a reply holding it (`secret_in_reply`).
 SECRET_MARKER = "[REDACTED-SECRET]"
@@ -111,11 +112,35 @@ def reply_fields(body: Any) -> dict[str, Any]:
             "status": "ok",
         }
     except BadShape as e:
-        return {"status": "failed", "error_code": BAD_SHAPE, "error_message": str(e)[:300]}
+        # The usage of a refused body is still what the provider bills: kept, so the cost adds up.
+        return {"status": "failed", "error_code": BAD_SHAPE, "error_message": str(e)[:300], **_billed(body)}
     if fields["finish_reason"] == "content_filter":
         fields.update(status="failed", error_code="content_filter",
                       error_message="the endpoint's content filter stopped the reply")  # fmt: skip
+    elif fields["finish_reason"] == INTERRUPTED:
+        # DeepSeek's API: the inference system ran short and cut the reply. Transient, not an
+        # answer: a failed row (its usage kept, it is billed) that the next run asks again.
+        fields.update(status="failed", error_code=INTERRUPTED,
+                      error_message="the endpoint ran short of resources and interrupted the reply")  # fmt: skip
     return fields
+
+
+def _billed(body: Any) -> dict[str, int]:
+    """The well-formed token counts of a body's usage, whatever else is wrong with it."""
+    usage = body.get("usage") if isinstance(body, dict) else None
+    if not isinstance(usage, dict):
+        return {}
+    details = usage.get("completion_tokens_details")
+    found = {"prompt_tokens": usage.get("prompt_tokens"), "completion_tokens": usage.get("completion_tokens"),
+             "reasoning_tokens": details.get("reasoning_tokens") if isinstance(details, dict) else None}  # fmt: skip
+    out = {}
+    for k, v in found.items():
+        try:
+            if (n := _count(v, k)) is not None:
+                out[k] = n
+        except BadShape:
+            pass
+    return out
 
 
 def _problem(col: str, v: Any) -> str:

@@ -36,9 +36,13 @@ def schedule(teacher: TeacherConfig, items: list[WorkItem], stored: StoreIndex) 
     nxt = np.searchsorted(steps, m, side="right")  # the first step above the stored budget
     # ok but cut by `length` with a longer step left: the ladder picks up where it stopped
     # (imports cannot be asked again); failed and not permanent: retried with its budget.
+    # A permanent failure is final for the request that got it: once the recipe's max_tokens
+    # changed (the fix the ledger suggests for a 400 or an over-long context), its budget is no
+    # step any more and it is asked again, like a transient failure, at the first step.
+    moved = (m > 0) & ~np.isin(m, steps)
     again = np.where(ok, is_(finish, "f", ("length",)) & (nxt < len(steps)) & (teacher.kind != "import"),
-                     ~is_(code, "c", PERMANENT_CODES))  # fmt: skip
-    budget = np.where(ok, steps[np.minimum(nxt, len(steps) - 1)], np.where(m > 0, m, steps[0]))
+                     ~is_(code, "c", PERMANENT_CODES) | moved)  # fmt: skip
+    budget = np.where(ok, steps[np.minimum(nxt, len(steps) - 1)], np.where((m > 0) & ~moved, m, steps[0]))
     want = np.full(len(items), steps[0], dtype=np.int64)
     todo_mask = ~have
     todo_mask[np.flatnonzero(have)[again]] = True

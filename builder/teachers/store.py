@@ -118,6 +118,15 @@ class RecordReader:
             fd = self._fds[e.data] = os.open(e.data, os.O_RDONLY)
         return orjson.loads(os.pread(fd, e.length, e.offset))
 
+    def try_read(self, e: Entry) -> dict[str, Any] | None:
+        """The record, or None when its bytes are no JSON object: the index line outlived its data
+        (a power loss on a filesystem that leaves zeros, disk damage, a hand edit)."""
+        try:
+            rec = self.read(e)
+        except (ValueError, OSError):  # orjson.JSONDecodeError is a ValueError
+            return None
+        return rec if isinstance(rec, dict) else None
+
     def close(self) -> None:
         for fd in self._fds.values():
             os.close(fd)

@@ -199,8 +199,11 @@ class LlmSummarizer:
             return f"summary_failed:{e.error_code or 'unknown'}", ""
         if e.finish_reason == "length":
             return "summary_truncated", ""
-        content = reader.read(e).get("content")
-        return None, (content or "").strip()
+        rec = reader.try_read(e)
+        if rec is None:  # its bytes are damaged (a crash, disk damage): a failure with its reason, not a crash
+            return "summary_failed:store_damaged", ""
+        content = rec.get("content")
+        return None, (content or "").strip() if isinstance(content, str) else ""
 
     def accounting(self) -> SummarizerAccounting:
         """Tokens and requests over every stored record, priced from generate.prices when given:

@@ -169,6 +169,7 @@ class ServerConfig:
     tokens_per_reply: int = 1000
     think_fraction: float = 0.75
     max_context_tokens: int = 65536
+    max_output_tokens: int | None = None  # a larger max_tokens is a 400, as DeepSeek's API answers
     seed: int = 0
     fault_rates: dict[str, float] = dataclasses.field(default_factory=dict)
     timeout_hold: float = 30.0  # how long a `timeout` fault holds the request
@@ -849,8 +850,12 @@ class OpenAIServer:
                 *_error(400, f"unknown scenario {scenario!r}", "invalid_request_error", None),
             )
             return 400
-        Stats._inc(self.stats.by_scenario, scenario)
         budget = req.get("max_completion_tokens") or req.get("max_tokens")
+        if cfg.max_output_tokens and isinstance(budget, int) and budget > cfg.max_output_tokens:
+            msg = f"Invalid max_tokens value, the valid range of max_tokens is [1, {cfg.max_output_tokens}]"
+            await self._send(writer, *_error(400, msg, "invalid_request_error", "invalid_request_error"))
+            return 400
+        Stats._inc(self.stats.by_scenario, scenario)
         tokens = int(directives.get("tokens", cfg.tokens_per_reply))
         n = max(1, int(req.get("n") or 1))
         seed = req.get("seed")

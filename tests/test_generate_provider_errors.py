@@ -1,0 +1,186 @@
+"""Provider answers a paying team meets mid-run (DeepSeek's documented error codes), through the
+loopback server: what is stored, what the run says, and what a re-run asks again."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from builder.errors import UserError
+from builder.generate.stage import run_generate
+from builder.recipe import load_recipe
+from builder.workdir import WorkDir
+from tests.generate_helpers import CLIENT, openai_teacher, write_prompts, write_recipe
+from tests.servers.openai_server import ServerHandle, run_server
+
+
+@pytest.fixture(scope="module")
+def srv() -> Iterator[ServerHandle]:
+    with run_server(tokens_per_reply=60) as handle:
+        yield handle
+
+
+@pytest.fixture(autouse=True, params=["openai", "aiohttp"])
+def _client(request: pytest.FixtureRequest, srv: ServerHandle) -> Iterator[str]:
+    CLIENT["name"] = request.param
+    srv.control(reset=True, config={"api_key": None, "models": [], "tokens_per_reply": 60, "latency": 0.0,
+                                    "fault_rates": {}})  # fmt: skip
+    yield request.param
+    CLIENT["name"] = "openai"
+
+
+def _replies(work: Path) -> dict[str, dict[str, Any]]:
+    rows = [r for f in sorted((work / "generate" / "replies").glob("part-*.parquet")) for r in pq.read_table(f).to_pylist()]
+    return {r["prompt_id"]: r for r in rows}
+
+
+def test_out_of_balance_stops_the_run_and_a_rerun_asks_the_rest(srv: ServerHandle, tmp_path: Path) -> None:
+    # DeepSeek answers 402 "Insufficient Balance" once the account is empty: every later request
+    # would be refused too. The run must stop, and a re-run after a top-up must ask what is missing.
+    texts = [f"prompt-{i:02d} tell me something" for i in range(10)]
+    body = {"error": {"message": "Insufficient Balance", "type": "unknown_error", "param": None, "code": "invalid_request_error"}}
+    srv.control(script=[{"match": "prompt-05", "steps": [{"status": 402, "body": body}]}])
+    work = tmp_path / "w"
+    ids = write_prompts(work, [{"text": t} for t in texts])
+    recipe = write_recipe(tmp_path, {"teachers": [openai_teacher(srv.base_url, limits={"concurrency": 1})]})
+    with pytest.raises(UserError, match="402") as e:
+        run_generate(load_recipe(recipe), WorkDir(work))
+    assert "\n" not in str(e.value) and "top up" in str(e.value)
+    assert srv.stats()["requests_total"] == 6  # nothing sent after the 402
+    got = _replies(work)
+    assert got[ids[5]]["error_code"] == "insufficient_balance"
+    assert {got[i]["error_code"] for i in ids[6:]} == {"not_attempted"}
+    # Topped up (the script is spent): the re-run asks the refused prompt and the rest, nothing else.
+    run_generate(load_recipe(recipe), WorkDir(work))
+    got = _replies(work)
+    assert all(got[i]["status"] == "ok" for i in ids), [(got[i]["error_code"]) for i in ids]
+    assert srv.stats()["requests_total"] == 11  # 6, then prompts 5..9
+
+
+def test_a_refused_max_tokens_stops_early_and_the_fixed_recipe_asks_again(srv: ServerHandle, tmp_path: Path) -> None:
+    # DeepSeek refuses max_tokens over its limit with a 400. A recipe asking 100000 must stop after
+    # fail_fast_after refusals (not send every prompt), and once max_tokens is lowered, as the ledger
+    # hint says, the refused prompts are asked again: their stored 400 belonged to the old request.
+    srv.control(config={"max_output_tokens": 65536})
+    texts = [f"prompt-{i:02d} tell me something" for i in range(12)]
+    work = tmp_path / "w"
+    ids = write_prompts(work, [{"text": t} for t in texts])
+    too_big = openai_teacher(srv.base_url, sampling={"max_tokens": 100000}, limits={"concurrency": 1, "fail_fast_after": 3})
+    recipe = write_recipe(tmp_path, {"teachers": [too_big]})
+    with pytest.raises(UserError, match="max_tokens") as e:
+        run_generate(load_recipe(recipe), WorkDir(work))
+    assert "\n" not in str(e.value)
+    assert srv.stats()["requests_total"] == 3
+    recipe = write_recipe(tmp_path, {"teachers": [{**too_big, "sampling": {"max_tokens": 8192}}]})
+    run_generate(load_recipe(recipe), WorkDir(work))
+    got = _replies(work)
+    assert all(got[i]["status"] == "ok" and got[i]["max_tokens"] == 8192 for i in ids), [got[i]["error_code"] for i in ids]
+    assert srv.stats()["requests_total"] == 3 + 12
+
+
+def test_a_billed_reply_with_no_choices_still_counts_its_tokens(srv: ServerHandle, tmp_path: Path) -> None:
+    # A 200 whose choices are empty (a provider-side filter) is unusable but billed by its usage:
+    # the failed row and the summary's cost must carry those tokens.
+    body = {"id": "x", "object": "chat.completion", "model": "deepseek-reasoner", "choices": [],
+            "usage": {"prompt_tokens": 20, "completion_tokens": 3000, "completion_tokens_details": {"reasoning_tokens": 2900}}}  # fmt: skip
+    srv.control(script=[{"match": "prompt-00", "steps": [{"status": 200, "body": body}]}])
+    work = tmp_path / "w"
+    ids = write_prompts(work, [{"text": "prompt-00 tell me something"}])
+    prices = {"deepseek-reasoner": {"input_per_1m": 1.0, "output_per_1m": 2.0}}
+    recipe = write_recipe(tmp_path, {"teachers": [openai_teacher(srv.base_url)], "prices": prices})
+    run_generate(load_recipe(recipe), WorkDir(work))
+    row = _replies(work)[ids[0]]
+    assert row["error_code"] == "bad_reply_shape" and row["completion_tokens"] == 3000 and row["reasoning_tokens"] == 2900
+    total = json.loads((work / "generate" / "summary.json").read_text())["accounting"][0]["total"]
+    assert total["completion_tokens"] == 3000 and total["cost_usd"] == pytest.approx((20 * 1.0 + 3000 * 2.0) / 1e6)
+
+
+def test_attempts_made_before_an_abort_are_accounted(srv: ServerHandle, tmp_path: Path) -> None:
+    # One request is between retries (a 500, backing off) when another gets a 402 and the run
+    # stops: the summary's request count must still equal what the server received.
+    texts = ["@@fault: 500\nprompt-A tell me something", "prompt-B1 fine\n@@latency: 0.3", "prompt-B2 refused"]
+    srv.control(script=[{"match": "prompt-B2", "steps": [{"status": 402}]}])
+    work = tmp_path / "w"
+    ids = write_prompts(work, [{"text": t} for t in texts])
+    teacher = openai_teacher(srv.base_url, limits={"concurrency": 2, "backoff_base_s": 1.0, "backoff_max_s": 1.0})
+    recipe = write_recipe(tmp_path, {"teachers": [teacher]})
+    with pytest.raises(UserError, match="402"):
+        run_generate(load_recipe(recipe), WorkDir(work))
+    sent = srv.stats()["requests_total"]
+    total = json.loads((work / "generate" / "summary.json").read_text())["accounting"][0]["total"]
+    assert total["requests"] == sent
+    row = _replies(work)[ids[0]]
+    assert row["error_code"] == "server_error" and row["attempts"] >= 1
+
+
+def test_replies_without_usage_are_said_to_be_missing_from_the_cost(srv: ServerHandle, tmp_path: Path) -> None:
+    # A proxy that drops `usage`: the reply is kept, but the summary must not pass its cost as complete.
+    body = {"id": "x", "object": "chat.completion", "model": "deepseek-reasoner",
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "4",
+                                                                          "reasoning_content": "2+2"}}]}  # fmt: skip
+    srv.control(script=[{"match": "prompt-00", "steps": [{"status": 200, "body": body}]}])
+    work = tmp_path / "w"
+    write_prompts(work, [{"text": "prompt-00 tell me something"}, {"text": "prompt-01 tell me more"}])
+    prices = {"deepseek-reasoner": {"input_per_1m": 1.0, "output_per_1m": 2.0}}
+    recipe = write_recipe(tmp_path, {"teachers": [openai_teacher(srv.base_url)], "prices": prices})
+    run_generate(load_recipe(recipe), WorkDir(work))
+    summary = json.loads((work / "generate" / "summary.json").read_text())
+    assert any("1 stored replies came without usage" in w for w in summary["warnings"]), summary["warnings"]
+
+
+def test_a_later_teachers_template_typo_is_found_before_anything_is_paid(srv: ServerHandle, tmp_path: Path) -> None:
+    first = openai_teacher(srv.base_url)
+    second = openai_teacher(srv.base_url, name="r1-again", model="deepseek-chat", templates={"default": "r1-sytem"})
+    work = tmp_path / "w"
+    write_prompts(work, [{"text": f"prompt-{i:02d} tell me something"} for i in range(3)])
+    recipe = write_recipe(tmp_path, {"teachers": [first, second]})
+    with pytest.raises(UserError, match="r1-sytem"):
+        run_generate(load_recipe(recipe), WorkDir(work))
+    assert srv.stats()["requests_total"] == 0
+
+
+def test_check_names_a_misspelt_template_before_the_build(srv: ServerHandle, tmp_path: Path) -> None:
+    from builder.check import run_check
+
+    srv.control(config={"models": ["deepseek-reasoner"]})  # GET /models lists the teachers' model
+    second = openai_teacher(srv.base_url, name="r1-again", templates={"math": "r1-maht"})
+    report = run_check(load_recipe(write_recipe(tmp_path, {"teachers": [openai_teacher(srv.base_url), second]})))
+    assert any("teachers[r1-again].templates.math" in p and "'r1-maht' not found" in p for p in report.problems), report.problems
+    assert len(report.problems) == 1
+
+
+def test_a_reply_the_provider_interrupted_is_failed_and_asked_again(srv: ServerHandle, tmp_path: Path) -> None:
+    # DeepSeek ends a reply cut by its own resource shortage with finish_reason
+    # "insufficient_system_resource": not an answer, and not final either.
+    step = {"reasoning_content": "Let me think about", "content": "The answer is", "finish_reason": "insufficient_system_resource"}
+    srv.control(script=[{"match": "prompt-00", "steps": [step]}])
+    work = tmp_path / "w"
+    ids = write_prompts(work, [{"text": "prompt-00 tell me something"}])
+    recipe = write_recipe(tmp_path, {"teachers": [openai_teacher(srv.base_url)]})
+    run_generate(load_recipe(recipe), WorkDir(work))
+    row = _replies(work)[ids[0]]
+    assert row["status"] == "failed" and row["error_code"] == "insufficient_system_resource" and row["completion_tokens"]
+    run_generate(load_recipe(recipe), WorkDir(work))
+    assert _replies(work)[ids[0]]["status"] == "ok" and srv.stats()["requests_total"] == 2
+
+
+def test_a_refusal_that_echoes_the_key_never_leaks_it(srv: ServerHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    key = "sk-planted-0123456789abcdef"
+    monkeypatch.setenv("PROVIDER_KEY", key)
+    body = {"error": {"message": f"Invalid parameter for key {key}", "type": "invalid_request_error", "code": None}}
+    srv.control(script=[{"match": "prompt-", "steps": [{"status": 400, "body": body}] * 3}])
+    work = tmp_path / "w"
+    write_prompts(work, [{"text": f"prompt-{i:02d} tell me something"} for i in range(5)])
+    teacher = openai_teacher(srv.base_url, endpoints=[{"base_url": srv.base_url, "api_key_env": "PROVIDER_KEY"}],
+                             limits={"concurrency": 1, "fail_fast_after": 3})  # fmt: skip
+    with pytest.raises(UserError) as e:
+        run_generate(load_recipe(write_recipe(tmp_path, {"teachers": [teacher]})), WorkDir(work))
+    assert key not in str(e.value) and "rejected the request" in str(e.value)
+    for f in (work / "generate").rglob("*"):
+        if f.is_file():
+            assert key.encode() not in f.read_bytes(), f
