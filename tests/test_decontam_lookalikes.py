@@ -1,0 +1,57 @@
+"""Leaks hidden with invisible characters or look-alike letters still match (matching keys only).
+
+A zero-width joiner, an invisible separator or a bidi mark inside an English word split the
+word in two, and Cyrillic/Greek letters drawn like Latin ones ("thе" with a Cyrillic е) made
+other words: before this fold, 95-100% of such leaks of real benchmark items passed. Russian
+and Greek words keep their letters, and stored text is never changed.
+"""
+
+from __future__ import annotations
+
+import re
+
+from builder.config.curate import DecontamConfig
+from builder.curate.decontam import BenchmarkIndex
+from builder.curate.normalize import fold_text, normalize_text
+
+ITEM = ("A rectangular garden is 24 meters long and 15 meters wide. A path of uniform width runs around the "
+        "inside edge of the garden, and the area left for planting is 252 square meters. How wide is the path?")  # fmt: skip
+
+
+def _index() -> BenchmarkIndex:
+    idx = BenchmarkIndex(DecontamConfig())
+    idx.add("bench", "garden", ITEM)
+    idx.finish()
+    return idx
+
+
+def _inside_words(text: str, mark: str) -> str:
+    return re.sub(r"([a-z]{3})([a-z])", lambda m: m.group(1) + mark + m.group(2), text)
+
+
+def test_format_characters_inside_words_do_not_hide_a_leak() -> None:
+    idx = _index()
+    for mark in ("\u200d", "\u200c", "\u2063", "\u200e", "\u202c", "\ufe0f"):
+        leak = _inside_words(ITEM, mark)
+        if mark in "\u200d\u200c":
+            assert normalize_text(leak) == leak  # the stored text keeps ZWJ/ZWNJ
+        hit = idx.match(leak)
+        assert hit is not None and hit.item_id == "garden", repr(mark)
+
+
+def test_cyrillic_and_greek_look_alikes_do_not_hide_a_leak() -> None:
+    idx = _index()
+    cyrillic = ITEM.translate(str.maketrans("aeopcxyAT", "аеорсхуАТ"))
+    greek = ITEM.translate(str.maketrans("oAT", "οΑΤ"))
+    for leak in (cyrillic, greek):
+        hit = idx.match(leak)
+        assert hit is not None and hit.item_id == "garden"
+
+
+def test_look_alike_fold_leaves_real_cyrillic_and_greek_words() -> None:
+    assert fold_text("thе сat") == "the cat"
+    assert fold_text("Привет мир, hello") == "Привет мир, hello"
+    assert fold_text("οδός and ν = 5") == "οδός and v = 5"  # a lone look-alike word folds
+    assert fold_text("Привет мир") == "Привет мир"  # no Latin letter: nothing to imitate
+    assert fold_text("tri\u200dangle") == "triangle"
+    assert _index().match("Найдите площадь сада 24 на 15 метров и ширину дорожки.") is None
