@@ -3,7 +3,8 @@
 A zero-width joiner, an invisible separator or a bidi mark inside an English word split the
 word in two, and Cyrillic/Greek letters drawn like Latin ones ("thе" with a Cyrillic е) made
 other words: before this fold, 95-100% of such leaks of real benchmark items passed. Russian
-and Greek words keep their letters, and stored text is never changed.
+and Greek words keep their letters, and stored text is never changed. Numbers written with LaTeX
+("1{,}000", "1\\,000") or SI (thin, no-break space) thousands separators read as "1000".
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import re
 
 from builder.config.curate import DecontamConfig
 from builder.curate.decontam import BenchmarkIndex
+from builder.curate.decontam_tokens import words
 from builder.curate.normalize import fold_text, normalize_text
 
 ITEM = ("A rectangular garden is 24 meters long and 15 meters wide. A path of uniform width runs around the "
@@ -55,3 +57,21 @@ def test_look_alike_fold_leaves_real_cyrillic_and_greek_words() -> None:
     assert fold_text("Привет мир") == "Привет мир"  # no Latin letter: nothing to imitate
     assert fold_text("tri\u200dangle") == "triangle"
     assert _index().match("Найдите площадь сада 24 на 15 метров и ширину дорожки.") is None
+
+
+PRICE = ("A school buys 1250 notebooks at a bulk price and pays 3750 dollars in total. "
+         "If the supplier later offers a discount of 10 percent on every order above 2000 dollars, "
+         "how much would the school have saved on this order?")  # fmt: skip
+
+
+def test_latex_and_thin_space_thousands_separators_do_not_hide_a_leak() -> None:
+    idx = BenchmarkIndex(DecontamConfig())
+    idx.add("bench", "price", PRICE)
+    idx.finish()
+    for sep in ("{,}", "\\,", "\u202f", "\u2009", "\u00a0"):
+        leak = re.sub(r"(\d)(\d{3})\b", lambda m, s=sep: m.group(1) + s + m.group(2), PRICE)
+        hit = idx.match(leak)
+        assert hit is not None and hit.item_id == "price", repr(sep)
+    # a plain space between digit groups is too ambiguous ("sizes 12 345 678") to join
+    assert words("sizes 12 345 678") == ["sizes", "12", "345", "678"]
+    assert words("$a\\,b$ and 3\\,14") == ["a", "b", "and", "3", "14"]

@@ -6,7 +6,8 @@
   digits: "201斤等于多少千克" is 201 / 斤 / 等 / 于 / …, "5km" is 5 / km, "x2" is x / 2.
 - Each Han, Hiragana, Katakana or Hangul character is its own word, so Chinese text gets
   character n-grams.
-- Digit groups "40,000" read as "40000", so a reformatted number still matches.
+- Digit groups "40,000", "40{,}000", "40\\,000" and "40 000" with a no-break or thin space
+  read as "40000", so a reformatted number still matches.
 - Chinese numerals that are numbers read as digits ("三十九个" is 39 / 个, as in near dedupe's
   keys), so an AlignBench-style item and a prompt agree however each writes its numbers, and
   the number check sees them: the same template with other Chinese numerals is another problem.
@@ -42,10 +43,15 @@ _GLUED = re.compile(r"[0-9][A-Za-z_]|[A-Za-z_][0-9]")
 _ASCII_WORD = re.compile(r"\d+|[^\W\d]+", re.ASCII)
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 _DIGIT = re.compile(r"\d")
+# Other thousands separators: LaTeX "1{,}000" and "1\\,000", and the no-break and thin spaces
+# of SI typesetting (fold_text would make those plain spaces, which are too ambiguous to join).
+_THOUSANDS_OTHER = re.compile(r"(?<=\d)(?:\{,\}|\\,|[\u00a0\u2009\u202f])(?=\d{3}(?!\d))")
 
 
 def words(text: str) -> list[str]:
     """Decontamination words of a text (see the module docstring)."""
+    if ("{,}" in text or "\\," in text or not text.isascii()) and _DIGIT.search(text):
+        text = _THOUSANDS_OTHER.sub("", text)
     if not text.isascii():
         text = zh_numerals_as_digits(fold_text(text))
     if "," in text and _DIGIT.search(text):
