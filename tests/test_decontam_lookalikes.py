@@ -4,7 +4,8 @@ A zero-width joiner, an invisible separator or a bidi mark inside an English wor
 word in two, and Cyrillic/Greek letters drawn like Latin ones ("thе" with a Cyrillic е) made
 other words: before this fold, 95-100% of such leaks of real benchmark items passed. Russian
 and Greek words keep their letters, and stored text is never changed. Numbers written with LaTeX
-("1{,}000", "1\\,000") or SI (thin, no-break space) thousands separators read as "1000".
+("1{,}000", "1\\,000") or SI (thin, no-break space) thousands separators read as "1000", and a
+leak that writes the item's "2" as "two" holds the item's numbers.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ ITEM = ("A rectangular garden is 24 meters long and 15 meters wide. A path of un
         "inside edge of the garden, and the area left for planting is 252 square meters. How wide is the path?")  # fmt: skip
 
 
-def _index() -> BenchmarkIndex:
+def _index(item_id: str = "garden", text: str = ITEM) -> BenchmarkIndex:
     idx = BenchmarkIndex(DecontamConfig())
-    idx.add("bench", "garden", ITEM)
+    idx.add("bench", item_id, text)
     idx.finish()
     return idx
 
@@ -65,9 +66,7 @@ PRICE = ("A school buys 1250 notebooks at a bulk price and pays 3750 dollars in 
 
 
 def test_latex_and_thin_space_thousands_separators_do_not_hide_a_leak() -> None:
-    idx = BenchmarkIndex(DecontamConfig())
-    idx.add("bench", "price", PRICE)
-    idx.finish()
+    idx = _index("price", PRICE)
     for sep in ("{,}", "\\,", "\u202f", "\u2009", "\u00a0"):
         leak = re.sub(r"(\d)(\d{3})\b", lambda m, s=sep: m.group(1) + s + m.group(2), PRICE)
         hit = idx.match(leak)
@@ -75,3 +74,20 @@ def test_latex_and_thin_space_thousands_separators_do_not_hide_a_leak() -> None:
     # a plain space between digit groups is too ambiguous ("sizes 12 345 678") to join
     assert words("sizes 12 345 678") == ["sizes", "12", "345", "678"]
     assert words("$a\\,b$ and 3\\,14") == ["a", "b", "and", "3", "14"]
+
+
+MARBLES = ("A bubble in the shape of a hemisphere of radius 1 is on a tabletop. Inside the bubble are five "
+           "congruent spherical marbles, four of which are sitting on the table and one of which is sitting "
+           "atop the others. All marbles are tangent to the bubble, and their centers are at a height of 2 "
+           "units above the table. Compute the radius of each marble.")  # fmt: skip
+
+
+def test_a_leak_that_writes_its_numbers_as_words_is_caught() -> None:
+    idx = _index("marbles", MARBLES)
+    leak = MARBLES.replace("radius 1 ", "radius one ").replace("of 2 units", "of two units")
+    hit = idx.match(leak)
+    assert hit is not None and hit.item_id == "marbles"
+    # the number words both texts share ("five", "four", "one of which") never stand in for the
+    # item's changed numbers: radius 10 at height 20 is another problem
+    assert idx.match(MARBLES.replace("radius 1 ", "radius 10 ").replace("of 2 units", "of 20 units")) is None
+    assert idx.match(MARBLES.replace("radius 1 ", "radius ten ").replace("of 2 units", "of twenty units")) is None

@@ -21,6 +21,7 @@ hashed once (WordBatch) and every rule's windows are cut from those hashes.
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 import numpy as np
 import xxhash
@@ -66,6 +67,25 @@ def words(text: str) -> list[str]:
 
 def is_number(token: str) -> bool:
     return token[:1].isdigit()
+
+
+_EN_NUMBERS = {w: str(i) for i, w in enumerate(
+    ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"])}  # fmt: skip
+_EN_NUMBERS.update({w: str(10 * i) for i, w in enumerate(["thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"], 3)})
+
+
+def number_words(tokens: list[str]) -> Counter[str]:
+    """The English number words of a text ("two", "twenty"), counted."""
+    return Counter(t for t in tokens if t in _EN_NUMBERS)
+
+
+def numbers_held(want: Counter[str], digits: Counter[str], words: Counter[str], item_words: Counter[str]) -> int:
+    """How many of an item's numbers (`want`) a prompt holds: its digits, and its number words
+    the item does not write itself as digits, so an item's "2" is held by a leak that writes
+    "two", while "four of which" shared by both never stands in for the item's changed "1"."""
+    spare = words - item_words
+    have = digits + Counter({_EN_NUMBERS[w]: n for w, n in spare.items()}) if spare else digits
+    return sum((want & have).values())
 
 
 _P = np.uint64(0x100000001B3)  # odd multiplier: window hashes wrap mod 2**64 by design
