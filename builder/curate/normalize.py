@@ -137,6 +137,10 @@ _CONF = "".join(_CONFUSABLE)
 _CONF_RE = re.compile(f"[{_CONF}]")
 _CONF_WORD_RE = re.compile(f"(?<![^\\W\\d_])[A-Za-z{_CONF}]*[{_CONF}][A-Za-z{_CONF}]*(?![^\\W\\d_])")
 _LATIN_RE = re.compile("[A-Za-z]")
+# Latin letters with diacritics and combining diacritical marks (U+0300-036F only: the marks of
+# Indic and other scripts are letters' parts there, and stay).
+_ACCENTED_RE = re.compile("[\u00c0-\u00ff\u0100-\u024f\u0300-\u036f\u1e00-\u1eff]")
+_MARKS_RE = re.compile("[\u0300-\u036f]")
 
 
 def _unconfuse(m: re.Match[str]) -> str:
@@ -147,8 +151,8 @@ def fold_text(text: str) -> str:
     """Matching key of a text: NFKC (full-width forms, NBSP and other spaces, ligatures,
     circled and super/subscript digits) plus the look-alikes NFKC keeps apart (curly quotes,
     dashes, minus, CJK full stop and comma, non-ASCII decimal digits), with every invisible
-    format character dropped and Cyrillic/Greek look-alikes of Latin letters folded inside
-    Latin-looking words. Feeds dedupe shingles,
+    format character dropped, combining accents dropped ("é" is "e") and Cyrillic/Greek
+    look-alikes of Latin letters folded inside Latin-looking words. Feeds dedupe shingles,
     the number check and decontamination tokens only: stored text stays byte-exact."""
     if text.isascii():
         return text
@@ -156,6 +160,9 @@ def fold_text(text: str) -> str:
         text = _FOLD_RE.sub(_fold_char, text)
     if not unicodedata.is_normalized("NFKC", text):
         text = _FOLD_RE.sub(_fold_char, unicodedata.normalize("NFKC", text))
+    if _ACCENTED_RE.search(text) is not None:
+        # accents strewn over letters ("tŕiángle") made other words; both sides lose them alike
+        text = unicodedata.normalize("NFC", _MARKS_RE.sub("", unicodedata.normalize("NFD", text)))
     if _CONF_RE.search(text) is not None and _LATIN_RE.search(text) is not None:
         text = _CONF_WORD_RE.sub(_unconfuse, text)
     return text
