@@ -6,7 +6,7 @@ other words: before this fold, 95-100% of such leaks of real benchmark items pas
 and Greek words keep their letters, and stored text is never changed. Numbers written with LaTeX
 ("1{,}000", "1\\,000") or SI (thin, no-break space) thousands separators read as "1000", and a
 leak that writes the item's "2" as "two" holds the item's numbers. Accents strewn over Latin letters are
-dropped from the matching key.
+dropped from the matching key, and so are multiple-choice labels ("A. ", "(B)").
 """
 
 from __future__ import annotations
@@ -100,3 +100,17 @@ def test_accents_strewn_over_letters_do_not_hide_a_leak() -> None:
     assert hit is not None and hit.item_id == "garden"
     assert fold_text("café, Ça, naïve") == "cafe, Ca, naive"
     assert fold_text("नमस्ते 中文") == "नमस्ते 中文"  # marks of other scripts are part of their letters
+
+
+def test_a_multiple_choice_item_copied_with_option_labels_is_caught() -> None:
+    # the benchmark stores question and bare choices (text_fields: [question, choices])
+    item = "\n".join(["Which of these planets has the shortest year?", "Mercury", "Venus", "Earth", "Mars"])
+    idx = _index("planets", item)
+    question, *choices = item.split("\n")
+    for layout in ("{k}. {c}", "({k}) {c}", "{k}) {c}"):
+        lines = [layout.format(k="ABCD"[i], c=c) for i, c in enumerate(choices)]
+        hit = idx.match("\n".join([question, *lines, "Answer:"]))
+        assert hit is not None and hit.item_id == "planets", layout
+    inline = question + " (A) Mercury (B) Venus (C) Earth (D) Mars"
+    assert idx.match(inline) is not None
+    assert words("A cat sat.\nA. Mercury\n(b) Venus") == ["a", "cat", "sat", "mercury", "venus"]

@@ -6,6 +6,7 @@
   digits: "201斤等于多少千克" is 201 / 斤 / 等 / 于 / …, "5km" is 5 / km, "x2" is x / 2.
 - Each Han, Hiragana, Katakana or Hangul character is its own word, so Chinese text gets
   character n-grams.
+- Multiple-choice labels ("A. ", "(B)") are not words: choices match however they are labelled.
 - Digit groups "40,000", "40{,}000", "40\\,000" and "40 000" with a no-break or thin space
   read as "40000", so a reformatted number still matches.
 - Chinese numerals that are numbers read as digits ("三十九个" is 39 / 个, as in near dedupe's
@@ -49,8 +50,16 @@ _DIGIT = re.compile(r"\d")
 _THOUSANDS_OTHER = re.compile(r"(?<=\d)(?:\{,\}|\\,|[\u00a0\u2009\u202f])(?=\d{3}(?!\d))")
 
 
+# Multiple-choice labels ("A. ", "(B) ", "C) " at a line's start; "(D)" anywhere): a benchmark
+# stores the choices bare, and a copy in the usual "A. choice" layout put a label word between
+# every choice and broke the n-grams of short choices.
+_CHOICE_LABEL = re.compile(r"(?m)^[ \t]*(?:\([A-Ja-j]\)|[A-Ja-j][.)])(?=[ \t])|\([A-J]\)(?=[ \t])")
+
+
 def words(text: str) -> list[str]:
     """Decontamination words of a text (see the module docstring)."""
+    if ")" in text or "." in text:
+        text = _CHOICE_LABEL.sub(" ", text)
     if ("{,}" in text or "\\," in text or not text.isascii()) and _DIGIT.search(text):
         text = _THOUSANDS_OTHER.sub("", text)
     if not text.isascii():
