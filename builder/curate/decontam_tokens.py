@@ -53,13 +53,16 @@ _THOUSANDS_OTHER = re.compile(r"(?<=\d)(?:\{,\}|\\,|[\u00a0\u2009\u202f])(?=\d{3
 # Multiple-choice labels ("A. ", "(B) ", "C) " at a line's start; "(D)" anywhere): a benchmark
 # stores the choices bare, and a copy in the usual "A. choice" layout put a label word between
 # every choice and broke the n-grams of short choices.
-_CHOICE_LABEL = re.compile(r"(?m)^[ \t]*(?:\([A-Ja-j]\)|[A-Ja-j][.)])(?=[ \t])|\([A-J]\)(?=[ \t])")
+_LINE_LABEL = re.compile(r"(?m)^[ \t]*(?:\([A-Ja-j]\)|[A-Ja-j][.)])(?=[ \t])")
+_INLINE_LABEL = re.compile(r"\([A-J]\)(?=[ \t])")
 
 
 def words(text: str) -> list[str]:
     """Decontamination words of a text (see the module docstring)."""
-    if ")" in text or "." in text:
-        text = _CHOICE_LABEL.sub(" ", text)
+    if "\n" in text or text[1:2] in (".", ")") or text[:1] == "(":  # a label starts a line
+        text = _LINE_LABEL.sub(" ", text)
+    if "(" in text:
+        text = _INLINE_LABEL.sub(" ", text)
     if ("{,}" in text or "\\," in text or not text.isascii()) and _DIGIT.search(text):
         text = _THOUSANDS_OTHER.sub("", text)
     if not text.isascii():
