@@ -33,7 +33,7 @@ import numpy as np
 from builder.config.curate import BenchmarkFile, DecontamConfig
 from builder.curate.decontam_ngram import GramIndex
 from builder.curate.decontam_short import FuzzyIndex, key_of
-from builder.curate.decontam_tokens import WordBatch, is_number, window_hashes, words
+from builder.curate.decontam_tokens import WordBatch, is_number, number_words, numbers_held, window_hashes, words
 from builder.errors import UserError
 from builder.progress import Progress, report
 from builder.recipe import Recipe
@@ -107,6 +107,7 @@ class BenchmarkIndex:
         self.grams = GramIndex.build(batch, self.n, cfg.common_ngram_items)
         self.common_ngrams = self.grams.common
         self._item_numbers: dict[int, Counter[str]] = {}  # filled for the items a prompt hits (_numbers_held)
+        self._item_number_words: dict[int, Counter[str]] = {}
         if cfg.semantic.enabled:
             from builder.curate.decontam_semantic import SemanticPass  # loads the model: only when asked
 
@@ -153,13 +154,16 @@ class BenchmarkIndex:
     def _numbers_held(self, item: int, p: int, token_lists: list[list[str]], cache: dict[int, Counter[str]]) -> bool:
         want = self._item_numbers.get(item)
         if want is None:
-            want = self._item_numbers[item] = Counter(w for w in self._item_words(item) if is_number(w))
+            toks = self._item_words(item)
+            want = self._item_numbers[item] = Counter(w for w in toks if is_number(w))
+            self._item_number_words[item] = number_words(toks)
         if not want:
             return True
         have = cache.get(p)
         if have is None:
             have = cache[p] = Counter(w for w in token_lists[p] if is_number(w))
-        held = sum((want & have).values())
+            cache[-1 - p] = number_words(token_lists[p])
+        held = numbers_held(want, have, cache[-1 - p], self._item_number_words[item])
         return held >= self.cfg.min_number_share * sum(want.values())
 
     def match_many(self, texts: list[str]) -> list[Hit | None]:

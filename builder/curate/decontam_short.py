@@ -23,7 +23,7 @@ import numpy as np
 import regex
 from rapidfuzz import fuzz, process
 
-from builder.curate.decontam_tokens import HashIndex, WordBatch, is_number
+from builder.curate.decontam_tokens import HashIndex, WordBatch, is_number, number_words, numbers_held
 
 _CJK_CHAR = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
 _OOV = "\x01"  # a prompt word no fuzzy item has: matches nothing
@@ -77,7 +77,9 @@ class FuzzyIndex:
         self.codes: dict[int, str] = {i: self.encode(item_tokens[i]) for i in np.flatnonzero(fuzzy).tolist()}
         # an item's numbers are read from its code when a prompt aligns with it (few items), not for all
         self.number_of = {sym: t for t, sym in self.vocab.items() if is_number(t)}
+        self.word_of = {sym: t for t, sym in self.vocab.items() if number_words([t])}
         self.numbers: dict[int, Counter[str]] = {}
+        self.item_number_words: dict[int, Counter[str]] = {}
         # anchors: windows of fuzzy items found in at most max_items items of all benchmarks
         h, item, _ = items.windows(anchor)
         order = np.lexsort((item, h))
@@ -113,10 +115,12 @@ class FuzzyIndex:
         if want is None:
             num = self.number_of
             want = self.numbers[item] = Counter(num[c] for c in self.codes[item] if c in num)
+            self.item_number_words[item] = number_words([self.word_of[c] for c in self.codes[item] if c in self.word_of])
         if not want:
             return True
         have = Counter(w for w in tokens if is_number(w))
-        return sum((want & have).values()) >= self.number_share * sum(want.values())
+        held = numbers_held(want, have, number_words(tokens), self.item_number_words[item])
+        return held >= self.number_share * sum(want.values())
 
     def embedded(self, batch: WordBatch, todo: list[int]) -> dict[int, tuple[int, float, list[str]]]:
         """prompt index -> (item, score, aligned prompt words) for the prompts in `todo`."""

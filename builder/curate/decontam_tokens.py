@@ -6,7 +6,9 @@
   digits: "201斤等于多少千克" is 201 / 斤 / 等 / 于 / …, "5km" is 5 / km, "x2" is x / 2.
 - Each Han, Hiragana, Katakana or Hangul character is its own word, so Chinese text gets
   character n-grams.
-- Digit groups "40,000" read as "40000", so a reformatted number still matches.
+- Multiple-choice labels ("A. ", "(B)") are not words: choices match however they are labelled.
+- Digit groups "40,000", "40{,}000", "40\\,000" and "40 000" with a no-break or thin space
+  read as "40000", so a reformatted number still matches.
 - Chinese numerals that are numbers read as digits ("三十九个" is 39 / 个, as in near dedupe's
   keys), so an AlignBench-style item and a prompt agree however each writes its numbers, and
   the number check sees them: the same template with other Chinese numerals is another problem.
@@ -20,6 +22,7 @@ hashed once (WordBatch) and every rule's windows are cut from those hashes.
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 import numpy as np
 import xxhash
@@ -42,10 +45,26 @@ _GLUED = re.compile(r"[0-9][A-Za-z_]|[A-Za-z_][0-9]")
 _ASCII_WORD = re.compile(r"\d+|[^\W\d]+", re.ASCII)
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 _DIGIT = re.compile(r"\d")
+# Other thousands separators: LaTeX "1{,}000" and "1\\,000", and the no-break and thin spaces
+# of SI typesetting (fold_text would make those plain spaces, which are too ambiguous to join).
+_THOUSANDS_OTHER = re.compile(r"(?<=\d)(?:\{,\}|\\,|[\u00a0\u2009\u202f])(?=\d{3}(?!\d))")
+
+
+# Multiple-choice labels ("A. ", "(B) ", "C) " at a line's start; "(D)" anywhere): a benchmark
+# stores the choices bare, and a copy in the usual "A. choice" layout put a label word between
+# every choice and broke the n-grams of short choices.
+_LINE_LABEL = re.compile(r"(?m)^[ \t]*(?:\([A-Ja-j]\)|[A-Ja-j][.)])(?=[ \t])")
+_INLINE_LABEL = re.compile(r"\([A-J]\)(?=[ \t])")
 
 
 def words(text: str) -> list[str]:
     """Decontamination words of a text (see the module docstring)."""
+    if "\n" in text or text[1:2] in (".", ")") or text[:1] == "(":  # a label starts a line
+        text = _LINE_LABEL.sub(" ", text)
+    if "(" in text:
+        text = _INLINE_LABEL.sub(" ", text)
+    if ("{,}" in text or "\\," in text or not text.isascii()) and _DIGIT.search(text):
+        text = _THOUSANDS_OTHER.sub("", text)
     if not text.isascii():
         text = zh_numerals_as_digits(fold_text(text))
     if "," in text and _DIGIT.search(text):
@@ -60,6 +79,25 @@ def words(text: str) -> list[str]:
 
 def is_number(token: str) -> bool:
     return token[:1].isdigit()
+
+
+_EN_NUMBERS = {w: str(i) for i, w in enumerate(
+    ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"])}  # fmt: skip
+_EN_NUMBERS.update({w: str(10 * i) for i, w in enumerate(["thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"], 3)})
+
+
+def number_words(tokens: list[str]) -> Counter[str]:
+    """The English number words of a text ("two", "twenty"), counted."""
+    return Counter(t for t in tokens if t in _EN_NUMBERS)
+
+
+def numbers_held(want: Counter[str], digits: Counter[str], words: Counter[str], item_words: Counter[str]) -> int:
+    """How many of an item's numbers (`want`) a prompt holds: its digits, and its number words
+    the item does not write itself as digits, so an item's "2" is held by a leak that writes
+    "two", while "four of which" shared by both never stands in for the item's changed "1"."""
+    spare = words - item_words
+    have = digits + Counter({_EN_NUMBERS[w]: n for w, n in spare.items()}) if spare else digits
+    return sum((want & have).values())
 
 
 _P = np.uint64(0x100000001B3)  # odd multiplier: window hashes wrap mod 2**64 by design

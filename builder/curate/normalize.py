@@ -105,7 +105,10 @@ _FOLD_MAP: dict[str, str] = {
         for c in "\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
         "\u2028\u2029\u202f\u205f\u3000\u00b7"
     },
-    **{c: "" for c in "\u00ad\u180e\u200b\u2060\ufeff"},
+    # Every invisible format character, ZWJ/ZWNJ, bidi marks and invisible operators included:
+    # one inside a word splits it, so "tri<ZWJ>angle" would hide a leak (stored text keeps them).
+    **{c: "" for c in "\u00ad\u034f\u061c\u180e\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff"},
+    **{chr(c): "" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x2070), *range(0xFE00, 0xFE10))},
     "\u00d7": "*",
     "\u00f7": "/",
     **{chr(c): chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)},  # full-width ASCII
@@ -120,10 +123,36 @@ def _fold_char(m: re.Match[str]) -> str:
     return got if got is not None else str(unicodedata.digit(c))
 
 
+# Cyrillic and Greek letters drawn like Latin ones. Folded only inside a word that mixes them
+# with Latin letters or is made of them alone, in a text that has Latin letters: "thе" with a
+# Cyrillic е is "the", while a Russian or Greek word with other letters stays as it is.
+_CONFUSABLE: dict[str, str] = dict(
+    zip(
+        "аеорсухіјѕԁһԛԝАВЕКМНОРСТХІЈЅοαιντκυχΑΒΕΖΗΙΚΜΝΟΡΤΥΧ",
+        "aeopcyxijsdhqwABEKMHOPCTXIJSoaivtkuxABEZHIKMNOPTYX",
+        strict=True,
+    )
+)
+_CONF = "".join(_CONFUSABLE)
+_CONF_RE = re.compile(f"[{_CONF}]")
+_CONF_WORD_RE = re.compile(f"(?<![^\\W\\d_])[A-Za-z{_CONF}]*[{_CONF}][A-Za-z{_CONF}]*(?![^\\W\\d_])")
+_LATIN_RE = re.compile("[A-Za-z]")
+# Latin letters with diacritics and combining diacritical marks (U+0300-036F only: the marks of
+# Indic and other scripts are letters' parts there, and stay).
+_ACCENTED_RE = re.compile("[\u00c0-\u00ff\u0100-\u024f\u0300-\u036f\u1e00-\u1eff]")
+_MARKS_RE = re.compile("[\u0300-\u036f]")
+
+
+def _unconfuse(m: re.Match[str]) -> str:
+    return "".join(_CONFUSABLE.get(c, c) for c in m.group())
+
+
 def fold_text(text: str) -> str:
     """Matching key of a text: NFKC (full-width forms, NBSP and other spaces, ligatures,
     circled and super/subscript digits) plus the look-alikes NFKC keeps apart (curly quotes,
-    dashes, minus, CJK full stop and comma, non-ASCII decimal digits). Feeds dedupe shingles,
+    dashes, minus, CJK full stop and comma, non-ASCII decimal digits), with every invisible
+    format character dropped, combining accents dropped ("é" is "e") and Cyrillic/Greek
+    look-alikes of Latin letters folded inside Latin-looking words. Feeds dedupe shingles,
     the number check and decontamination tokens only: stored text stays byte-exact."""
     if text.isascii():
         return text
@@ -131,4 +160,9 @@ def fold_text(text: str) -> str:
         text = _FOLD_RE.sub(_fold_char, text)
     if not unicodedata.is_normalized("NFKC", text):
         text = _FOLD_RE.sub(_fold_char, unicodedata.normalize("NFKC", text))
+    if _ACCENTED_RE.search(text) is not None:
+        # accents strewn over letters ("tŕiángle") made other words; both sides lose them alike
+        text = unicodedata.normalize("NFC", _MARKS_RE.sub("", unicodedata.normalize("NFD", text)))
+    if _CONF_RE.search(text) is not None and _LATIN_RE.search(text) is not None:
+        text = _CONF_WORD_RE.sub(_unconfuse, text)
     return text
