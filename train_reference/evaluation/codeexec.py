@@ -11,16 +11,25 @@ from builder.sandbox import Limits, run_sandboxed
 _FENCE = re.compile(r"```[ \t]*(?:python|py|Python)?[ \t]*\n(.*?)(?:```|$)", re.S)
 
 
-def extract_code(response: str) -> str:
-    """The last fenced code block of a chat reply, else the reply itself."""
+def _defines(code: str, entry_point: str) -> bool:
+    return re.search(rf"^\s*def\s+{re.escape(entry_point)}\s*\(", code, re.M) is not None
+
+
+def extract_code(response: str, entry_point: str | None = None) -> str:
+    """The last fenced code block that defines `entry_point` (a reply often ends with a
+    usage-example block), else the last block, else the reply itself."""
     blocks = _FENCE.findall(response)
+    if entry_point:
+        defining = [b for b in blocks if _defines(b, entry_point)]
+        if defining:
+            return defining[-1]
     return blocks[-1] if blocks else response
 
 
 def build_program(prompt: str, response: str, entry_point: str) -> str:
     """The candidate: a full function from the reply, or the reply as the prompt's body."""
-    code = extract_code(response)
-    if re.search(rf"^\s*def\s+{re.escape(entry_point)}\s*\(", code, re.M):
+    code = extract_code(response, entry_point)
+    if _defines(code, entry_point):
         # A reply that restates the function still needs the prompt's imports and helpers.
         return prompt + "\n    pass\n\n" + code
     return prompt + code

@@ -36,8 +36,10 @@ def humaneval_process_results(doc: dict, results: list[Any]) -> dict[str, float]
 
 # --- GPQA ---------------------------------------------------------------------------
 
+# "answer" in any case, the letter upper case only: "the answer is a subtle one" names no
+# choice. Markdown bold may sit around the colon ("**Answer:** C") or the letter.
 _LETTER_PATTERNS = [
-    re.compile(r"answer\s*(?:is|:)?\s*[:\s]*\**\(?([ABCD])\)?\**(?![A-Za-z])", re.I),
+    re.compile(r"(?i:answer)\s*(?:(?i:is)|:)?[\s:*]*\(?([ABCD])\)?\**(?![A-Za-z])"),
     re.compile(r"\\boxed\{\s*\(?([ABCD])\)?\s*\}"),
     re.compile(r"^\s*\(?([ABCD])\)?[.)]?\s*$", re.M),
 ]

@@ -1,0 +1,38 @@
+"""Scoring of model outputs we write by hand: answer extraction and pass@1 on replies shaped
+the way chat models write them (markdown, prose around the answer, example blocks)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from train_reference.evaluation import codeexec
+from train_reference.evaluation.tasks import ad_utils
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_gpqa_prose_word_a_is_not_a_choice() -> None:
+    # "answer is a ..." is English, not option A: it must not override the stated choice.
+    assert ad_utils.extract_letter("Answer: C\n\nThis answer is a good one.") == "C"
+    assert ad_utils.extract_letter("The answer is a subtle one; I cannot decide.") is None
+    doc = {"answer": "C"}
+    res = ad_utils.gpqa_process_results(doc, [["Answer: C\nThe answer is a classic trap."]])
+    assert res == {"pass@1": 1.0}
+
+
+def test_gpqa_markdown_bold_answer_line() -> None:
+    assert ad_utils.extract_letter("Reasoning...\n\n**Answer:** C") == "C"
+    assert ad_utils.extract_letter("**Final answer:** (D)") == "D"
+    assert ad_utils.extract_letter("**Answer: B**") == "B"
+    assert ad_utils.extract_letter("ANSWER: A") == "A"
+
+
+def test_humaneval_reply_with_a_usage_example_block_passes() -> None:
+    doc = json.loads((ROOT / "data/eval/humaneval/test.jsonl").open().readline())
+    reply = (
+        "Here is the function:\n\n```python\n" + doc["prompt"] + doc["canonical_solution"] + "```\n\n"
+        f"Example usage:\n\n```python\nprint({doc['entry_point']}([1.0, 2.0], 0.5))\n```\n"
+    )
+    out = codeexec.score_samples(doc["prompt"], doc["test"], doc["entry_point"], [reply])
+    assert out["pass@1"] == 1.0, out["checks"]
