@@ -65,6 +65,10 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"| {shots} | {rec.get('metric', '')} | {dec} | {rec.get('n_items', '')} "
             f"| {rec.get('decontamination', 'unknown')} |"
         )
+    flagged = report.get("not_decontaminated") or []
+    if flagged:
+        lines += ["", f"**Warning:** the training release was not (fully) decontaminated against "
+                      f"{', '.join(flagged)}: those scores may count items the model was trained on."]  # fmt: skip
     judge = report.get("judge")
     if judge:
         lines += ["", f"Judge: `{judge['model']}` at `{judge['base_url']}`."]
@@ -78,7 +82,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         + (f" (model `{report['model']}` served at `{report['base_url']}`)" if report.get("base_url") else "")
         + f"; lm-eval {report.get('lm_eval_version', '?')}; "
         f"chat template applied: {report['apply_chat_template']}; "
-        f"decontamination source: {report['decontamination_source']}.",
+        f"decontamination source: {report['decontamination_source']}; seed {report.get('seed', '?')}.",
     ]
     return "\n".join(lines) + "\n"
 

@@ -95,6 +95,9 @@ def evaluate(
         benches = [b.model_copy(update={"limit": limit}) for b in benches]
     if any(b.kind == "judge" for b in benches) and cfg.judge is None:
         raise EvalUserError("the recipe has judge benchmarks but no `judge:` section")
+    man = manifest or cfg.release_manifest
+    if man:
+        contamination.check_manifest(resolve_path(man))
     if base_url:
         served.check_served(base_url, model)
         backend = served.BACKEND
@@ -169,7 +172,6 @@ def evaluate(
             records[b.name]["status"] = f"failed: {_one_line(exc)}"
 
     aliases = {b.name: b.decontam_aliases for b in benches}
-    man = manifest or cfg.release_manifest
     cov, source = contamination.coverage(resolve_path(man) if man else None, aliases)
     for name, state in cov.items():
         records[name]["decontamination"] = state
@@ -184,12 +186,20 @@ def evaluate(
         "apply_chat_template": cfg.apply_chat_template,
         "max_new_tokens": cfg.max_new_tokens,
         "lm_eval_version": lmeval_runner._lm_eval_version(),
+        "seed": cfg.seed,  # lm-eval's python/numpy/torch/few-shot seeds and vLLM's sampling seed
         "judge": (
             {"model": cfg.judge.model, "base_url": cfg.judge.base_url}
             if cfg.judge and any(b.kind == "judge" for b in benches)
             else None
         ),
+        "judge_decoding": (
+            {"temperature": cfg.judge.temperature, "max_tokens": cfg.judge.max_tokens}
+            if cfg.judge and any(b.kind == "judge" for b in benches)
+            else None
+        ),
         "decontamination_source": source,
+        # Said in the report, not only per row: these scores may be inflated by training on them.
+        "not_decontaminated": [k for k in order if k in cov and not cov[k].startswith(("covered", "unknown"))],
         "benchmarks": {k: records[k] for k in order if k in records},
     }
     write_report(report, out_dir)
