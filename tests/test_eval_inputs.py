@@ -125,3 +125,40 @@ def test_results_record_each_tasks_prompt_template(tmp_path: Path, monkeypatch: 
     assert "dataset_path" not in tpl and "process_results" not in tpl
     json.dumps(rec)  # plain JSON
     assert rec["n_items"] == 2 and rec["score"] == 50.0
+
+
+def _mt_recipe(tmp_path: Path, questions: Path, prompts: str = "data/eval/mt_bench/judge_prompts.jsonl") -> Path:
+    r = tmp_path / "mt.yaml"
+    r.write_text(
+        "backend: hf\ninclude_default_tasks: false\n"
+        "judge: {base_url: 'http://127.0.0.1:9/v1', model: j, max_retries: 0, timeout_s: 2}\n"
+        "benchmarks:\n  - name: mt_bench\n    data_files:\n"
+        f"      questions: {questions}\n"
+        "      references: data/eval/mt_bench/reference_answer_gpt-4.jsonl\n"
+        f"      judge_prompts: {prompts}\n"
+    )
+    return r
+
+
+def test_malformed_mt_bench_files_are_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    real = (ROOT / "data/eval/mt_bench/question.jsonl").read_text().splitlines()
+    math = next(json.loads(x) for x in real if json.loads(x)["category"] == "math")
+    cases = {
+        "line 2: not valid JSON": [real[0], real[1][:-5]],
+        "line 1: expected question_id and two turns": [json.dumps({**json.loads(real[0]), "turns": ["only one"]})],
+        "field 'category' missing": [json.dumps({"question_id": 1, "turns": ["a", "b"]})],
+        # A math question whose reference is missing would be graded by the general prompt.
+        "math question 999 has no reference answer": [json.dumps({**math, "question_id": 999})],
+    }  # fmt: skip
+    for needle, lines in cases.items():
+        q = tmp_path / "q.jsonl"
+        q.write_text("\n".join(lines) + "\n")
+        code, err = _cli(capsys, "--config", str(_mt_recipe(tmp_path, q)), "--model", str(_model(tmp_path)),
+                         "--output-dir", str(tmp_path / "out"))  # fmt: skip
+        assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, (needle, err)
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text("\n".join(x for x in (ROOT / "data/eval/mt_bench/judge_prompts.jsonl").read_text().splitlines()
+                                 if '"single-math-v1"' not in x) + "\n")  # fmt: skip
+    q = ROOT / "data/eval/mt_bench/question.jsonl"
+    code, err = _cli(capsys, "--config", str(_mt_recipe(tmp_path, q, str(prompts))), "--model", str(_model(tmp_path)))
+    assert code == 2 and "judge prompt 'single-math-v1' missing" in err, err

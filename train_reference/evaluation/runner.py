@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from train_reference.evaluation import contamination, judge, lmeval_runner, served
+from train_reference.evaluation import contamination, judge, judge_inputs, lmeval_runner, served
 from train_reference.evaluation.config import (
     BenchmarkConfig,
     EvalConfig,
@@ -126,6 +126,8 @@ def evaluate(
         records[b.name] = rec
 
     judged = [b for b in runnable if b.kind == "judge"]
+    for b in judged:
+        judge_inputs.check(b)
     if judged:
         assert cfg.judge is not None
         try:
