@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from train_reference.evaluation import codeexec
 from train_reference.evaluation.tasks import ad_utils
 
@@ -36,3 +38,18 @@ def test_humaneval_reply_with_a_usage_example_block_passes() -> None:
     )
     out = codeexec.score_samples(doc["prompt"], doc["test"], doc["entry_point"], [reply])
     assert out["pass@1"] == 1.0, out["checks"]
+
+
+def test_humaneval_sandbox_that_cannot_start_is_not_a_wrong_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    from builder.sandbox import SandboxResult
+
+    calls = []
+
+    def broken(*a: object, **k: object) -> SandboxResult:
+        calls.append(1)
+        return SandboxResult("sandbox_error", None, None, "", "[Errno 11] Resource temporarily unavailable", (), 0.0)
+
+    monkeypatch.setattr(codeexec, "run_sandboxed", broken)
+    with pytest.raises(RuntimeError, match="sandbox could not run a candidate"):
+        codeexec.check_program("def f():\n    return 1\n", "def check(c):\n    assert c() == 1\n", "f")
+    assert len(calls) == 2  # tried once more before giving up

@@ -39,6 +39,11 @@ def check_program(program: str, test: str, entry_point: str, timeout_s: float = 
     """Run program + the benchmark's `check` in the sandbox; passed only if it reported."""
     source = f"{program}\n\n{test}\n\ncheck({entry_point})\nreport({{'passed': True}})\n"
     res = run_sandboxed(source, None, Limits(timeout_s=timeout_s))
+    if res.outcome == "sandbox_error":  # could not start (fork/exec failed): once more
+        res = run_sandboxed(source, None, Limits(timeout_s=timeout_s))
+    if res.outcome == "sandbox_error":
+        # Our failure, not the model's: scoring it 0 would lower pass@1 with no trace.
+        raise RuntimeError(f"humaneval: the sandbox could not run a candidate ({' '.join(res.stderr.split())[:200]})")
     passed = res.outcome == "reported" and bool(res.report and res.report.get("passed"))
     return {"passed": passed, "outcome": res.outcome, "stderr": res.stderr[-500:]}
 
