@@ -53,3 +53,16 @@ def test_humaneval_sandbox_that_cannot_start_is_not_a_wrong_answer(monkeypatch: 
     with pytest.raises(RuntimeError, match="sandbox could not run a candidate"):
         codeexec.check_program("def f():\n    return 1\n", "def check(c):\n    assert c() == 1\n", "f")
     assert len(calls) == 2  # tried once more before giving up
+
+
+def test_table_says_how_many_judgments_were_left_out_of_a_mean() -> None:
+    from train_reference.evaluation.report import render_markdown
+
+    report = {
+        "model_name": "m", "backend": "hf", "apply_chat_template": True, "decontamination_source": "none",
+        "judge": None,
+        "benchmarks": {"mt_bench": {"status": "ok", "score": 8.0, "n_items": 80, "unrated": 37, "settings": {}}},
+    }  # fmt: skip
+    md = render_markdown(report)
+    assert "| 80 (37 judgments unrated) |" in md
+    assert "left out of the means: mt_bench 37" in md

@@ -60,11 +60,18 @@ def render_markdown(report: dict[str, Any]) -> str:
         version = versions.get(rec.get("task") or "", "") if versions else ""
         nshot = rec.get("n_shot") or {}
         shots = nshot.get(rec.get("task") or "", s.get("num_fewshot") or 0) if nshot else ""
+        items = str(rec.get("n_items", ""))
+        if rec.get("unrated"):  # the score averages the rated ones only: say how many were not
+            items += f" ({rec['unrated']} judgments unrated)"
         lines.append(
             f"| {bench} | {rec['status']} | {source} | {version} "
-            f"| {shots} | {rec.get('metric', '')} | {dec} | {rec.get('n_items', '')} "
+            f"| {shots} | {rec.get('metric', '')} | {dec} | {items} "
             f"| {rec.get('decontamination', 'unknown')} |"
         )
+    unrated = [f"{b} {r['unrated']}" for b, r in results.items() if r.get("unrated")]
+    if unrated:
+        lines += ["", f"**Warning:** judgments without a rating (judge error or no \"[[x]]\"), left out of "
+                      f"the means: {', '.join(unrated)}; see items/<benchmark>.jsonl."]  # fmt: skip
     flagged = report.get("not_decontaminated") or []
     if flagged:
         lines += ["", f"**Warning:** the training release was not (fully) decontaminated against "
