@@ -66,3 +66,10 @@ def test_table_says_how_many_judgments_were_left_out_of_a_mean() -> None:
     md = render_markdown(report)
     assert "| 80 (37 judgments unrated) |" in md
     assert "left out of the means: mt_bench 37" in md
+
+
+def test_gpqa_reads_the_choice_stated_last() -> None:
+    reply = "At first the answer is B, since...\nWait, that ignores spin.\n\nFinal: \\boxed{C}"
+    assert ad_utils.extract_letter(reply) == "C"
+    assert ad_utils.extract_letter("\\boxed{A} was my guess; on reflection the answer is D.") == "D"
+    assert ad_utils.extract_letter("Options weighed.\n(B)\n") == "B"

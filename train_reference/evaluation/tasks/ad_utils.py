@@ -46,12 +46,13 @@ _LETTER_PATTERNS = [
 
 
 def extract_letter(text: str) -> str | None:
-    """The last stated choice: "Answer: X", then \\boxed{X}, then a line that is only X."""
-    for pat in _LETTER_PATTERNS:
-        hits = pat.findall(text)
-        if hits:
-            return hits[-1].upper()
-    return None
+    """The last stated choice, "Answer: X" or \\boxed{X}, whichever comes later (a reply that
+    says "the answer is B" and then settles on \\boxed{C} chose C); else a line that is only X."""
+    stated = [m for pat in _LETTER_PATTERNS[:2] for m in pat.finditer(text)]
+    if stated:
+        return max(stated, key=lambda m: m.start(1)).group(1).upper()
+    hits = _LETTER_PATTERNS[2].findall(text)
+    return hits[-1].upper() if hits else None
 
 
 def _clean(text: str | None) -> str:
