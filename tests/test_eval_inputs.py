@@ -162,3 +162,15 @@ def test_malformed_mt_bench_files_are_one_line_exit_2(tmp_path: Path, capsys: py
     q = ROOT / "data/eval/mt_bench/question.jsonl"
     code, err = _cli(capsys, "--config", str(_mt_recipe(tmp_path, q, str(prompts))), "--model", str(_model(tmp_path)))
     assert code == 2 and "judge prompt 'single-math-v1' missing" in err, err
+
+
+def test_missing_model_under_a_local_folder_is_not_taken_for_a_hub_id(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from train_reference.evaluation.runner import check_model_path
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "out").mkdir()
+    with pytest.raises(EvalUserError, match="out/sft: model path does not exist"):
+        check_model_path("out/sft")
+    check_model_path("Qwen/Qwen2.5-32B")  # no ./Qwen folder: a Hub id
