@@ -174,3 +174,14 @@ def test_missing_model_under_a_local_folder_is_not_taken_for_a_hub_id(
     with pytest.raises(EvalUserError, match="out/sft: model path does not exist"):
         check_model_path("out/sft")
     check_model_path("Qwen/Qwen2.5-32B")  # no ./Qwen folder: a Hub id
+
+
+def test_malformed_lmeval_data_file_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    test = tmp_path / "test.jsonl"
+    test.write_text('{"question": "1+1?", "answer": "#### 2"}\n{"question": "2+2?", "answer": \n')
+    r = tmp_path / "g.yaml"
+    r.write_text("backend: hf\ninclude_default_tasks: false\nbenchmarks:\n  - name: gsm8k\n    task: ad_gsm8k_local\n"
+                 f"    data_files: {{train: data/eval/gsm8k/train.jsonl, test: {test}}}\n")  # fmt: skip
+    code, err = _cli(capsys, "--config", str(r), "--model", str(_model(tmp_path)), "--output-dir", str(tmp_path / "o"))
+    assert code == 2 and f"{test} line 2: not valid JSON (data_files.test)" in err, err
+    assert len(err.strip().splitlines()) == 1

@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from train_reference.evaluation import contamination, judge, judge_inputs, lmeval_runner, served
+from train_reference.evaluation import contamination, inputs, judge, lmeval_runner, served
 from train_reference.evaluation.config import (
     BenchmarkConfig,
     EvalConfig,
@@ -127,9 +127,9 @@ def evaluate(
             runnable.append(b)
         records[b.name] = rec
 
+    for b in runnable:
+        inputs.check(b)
     judged = [b for b in runnable if b.kind == "judge"]
-    for b in judged:
-        judge_inputs.check(b)
     if judged:
         assert cfg.judge is not None
         try:

@@ -1,5 +1,5 @@
-"""The judge benchmarks' local files, checked before any model loads: a malformed line or a
-missing field is one line (exit 2), not a failure hours into a run or a silently changed grade."""
+"""Benchmarks' local files, checked before any model loads: a malformed line or a missing
+field is one line (exit 2), not a failure hours into a run or a silently changed grade."""
 
 from __future__ import annotations
 
@@ -39,8 +39,13 @@ def _need(path: Path, n: int, row: dict[str, Any], fields: dict[str, type]) -> N
 
 
 def check(b: BenchmarkConfig) -> None:
-    """Raise EvalUserError for the first problem in a judge benchmark's files."""
+    """Raise EvalUserError for the first problem in a benchmark's local files."""
     files = b.resolved_files()
+    if b.kind == "lmeval":  # lm-eval reads them; each JSON Lines row must at least parse
+        for key, path in files.items():
+            if path.suffix == ".jsonl":
+                _rows(path, key)
+        return
     if b.name == "alignbench":
         for n, row in _rows(files["questions"], "questions"):
             _need(files["questions"], n, row, {"category": str, "question": str})
