@@ -185,3 +185,27 @@ def test_malformed_lmeval_data_file_is_one_line_exit_2(tmp_path: Path, capsys: p
     code, err = _cli(capsys, "--config", str(r), "--model", str(_model(tmp_path)), "--output-dir", str(tmp_path / "o"))
     assert code == 2 and f"{test} line 2: not valid JSON (data_files.test)" in err, err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_judge_refusing_the_key_is_exit_2_before_generation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.servers.openai_server import run_server
+
+    monkeypatch.delenv("AD_EVL_JUDGE_KEY", raising=False)
+    with run_server(scenario="plain", models=["j"], api_key="sk-judge-secret-1234") as srv:
+        r = tmp_path / "mt.yaml"
+        r.write_text(
+            "backend: hf\ninclude_default_tasks: false\n"
+            f"judge: {{base_url: '{srv.base_url}', model: j, api_key_env: AD_EVL_JUDGE_KEY, max_retries: 0}}\n"
+            "benchmarks:\n  - name: mt_bench\n    data_files:\n"
+            "      questions: data/eval/mt_bench/question.jsonl\n"
+            "      references: data/eval/mt_bench/reference_answer_gpt-4.jsonl\n"
+            "      judge_prompts: data/eval/mt_bench/judge_prompts.jsonl\n"
+        )
+        code, err = _cli(capsys, "--config", str(r), "--model", str(_model(tmp_path)), "--output-dir", str(tmp_path / "o"))
+        assert code == 2 and "refused the key (HTTP 401); $AD_EVL_JUDGE_KEY is not set" in err, err
+        monkeypatch.setenv("AD_EVL_JUDGE_KEY", "sk-wrong-key-987654")
+        code, err = _cli(capsys, "--config", str(r), "--model", str(_model(tmp_path)), "--output-dir", str(tmp_path / "o"))
+        assert code == 2 and "$AD_EVL_JUDGE_KEY is set" in err and "987654" not in err, err
+    assert len(err.strip().splitlines()) == 1

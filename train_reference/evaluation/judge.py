@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from train_reference.evaluation.config import BenchmarkConfig, EvalConfig, JudgeConfig
+from train_reference.evaluation.config import BenchmarkConfig, EvalConfig, EvalUserError, JudgeConfig
 from train_reference.evaluation.generation import chat_generate
 
 
@@ -116,6 +116,11 @@ def check_reachable(cfg: JudgeConfig) -> None:
             await judge.client.models.list()
         except openai.APIConnectionError as exc:
             raise JudgeUnreachable(f"judge unreachable ({cfg.base_url})") from exc
+        except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
+            # Else every rating would come back 401 after hours of generation, all unrated.
+            state = "is set" if os.environ.get(cfg.api_key_env) else "is not set"
+            raise EvalUserError(f"judge {cfg.base_url}: refused the key (HTTP {exc.status_code}); "
+                                f"${cfg.api_key_env} {state}: set it to the judge's key") from None  # fmt: skip
         except openai.APIStatusError:
             pass
         finally:
