@@ -209,3 +209,11 @@ def test_judge_refusing_the_key_is_exit_2_before_generation(
         code, err = _cli(capsys, "--config", str(r), "--model", str(_model(tmp_path)), "--output-dir", str(tmp_path / "o"))
         assert code == 2 and "$AD_EVL_JUDGE_KEY is set" in err and "987654" not in err, err
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("name", ["mt_bench", "mmlu", "alignbench"])
+def test_samples_a_benchmark_cannot_draw_is_a_recipe_error(tmp_path: Path, name: str) -> None:
+    r = tmp_path / "s.yaml"
+    r.write_text(f"benchmarks:\n  - name: {name}\n    task: mmlu\n    samples: 4\n")
+    with pytest.raises(EvalUserError, match=rf"benchmarks\[0\]\({name}\)(\.samples)?: .*draws one generation per item"):
+        load_config(r)
