@@ -217,3 +217,10 @@ def test_samples_a_benchmark_cannot_draw_is_a_recipe_error(tmp_path: Path, name:
     r.write_text(f"benchmarks:\n  - name: {name}\n    task: mmlu\n    samples: 4\n")
     with pytest.raises(EvalUserError, match=rf"benchmarks\[0\]\({name}\)(\.samples)?: .*draws one generation per item"):
         load_config(r)
+
+
+def test_output_dir_that_is_a_file_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "taken").write_text("a file\n")
+    code, err = _cli(capsys, "--config", str(_recipe(tmp_path)), "--model", str(_model(tmp_path)),
+                     "--output-dir", str(tmp_path / "taken"))  # fmt: skip
+    assert code == 2 and "cannot write results there" in err and "Traceback" not in err, err

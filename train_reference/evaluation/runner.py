@@ -108,7 +108,10 @@ def evaluate(
         backend = pick_backend(cfg.backend)
     out_dir = out_dir or resolve_path(cfg.output_dir)
     items_dir = out_dir / "items"
-    items_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        items_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file in the way, no permission: before the run, not after
+        raise EvalUserError(f"{out_dir}: cannot write results there ({exc.strerror or exc}); pass --output-dir DIR") from None
 
     records: dict[str, dict[str, Any]] = {}
     runnable: list[BenchmarkConfig] = []
