@@ -224,3 +224,13 @@ def test_output_dir_that_is_a_file_is_one_line_exit_2(tmp_path: Path, capsys: py
     code, err = _cli(capsys, "--config", str(_recipe(tmp_path)), "--model", str(_model(tmp_path)),
                      "--output-dir", str(tmp_path / "taken"))  # fmt: skip
     assert code == 2 and "cannot write results there" in err and "Traceback" not in err, err
+
+
+def test_keys_a_benchmark_never_reads_are_a_recipe_error(tmp_path: Path) -> None:
+    r = tmp_path / "k.yaml"
+    r.write_text("benchmarks:\n  - name: mt_bench\n    num_fewshot: 5\n")
+    with pytest.raises(EvalUserError, match=r"num_fewshot: mt_bench does not use it"):
+        load_config(r)
+    r.write_text("benchmarks:\n  - name: gsm8k\n    task: gsm8k\n    judge_prompt_file: p.json\n")
+    with pytest.raises(EvalUserError, match=r"judge_prompt_file: gsm8k does not use it"):
+        load_config(r)

@@ -89,6 +89,12 @@ class BenchmarkConfig(BaseModel):
         # results file would claim samples that were never drawn.
         if self.samples > 1 and self.name in ONE_SAMPLE:
             raise ValueError(f"samples: {self.name} draws one generation per item; remove `samples` or set it to 1")
+        # Keys the judge benchmarks never read would still be recorded as if they had been used.
+        unused = ["task", "metric", "num_fewshot"] if self.kind == "judge" else []
+        unused += ["judge_prompt_file"] if self.name != "alignbench" else []
+        for key in unused:
+            if getattr(self, key) is not None:
+                raise ValueError(f"{key}: {self.name} does not use it; remove it")
         return self
 
     @property
