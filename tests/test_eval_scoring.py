@@ -73,3 +73,12 @@ def test_gpqa_reads_the_choice_stated_last() -> None:
     assert ad_utils.extract_letter(reply) == "C"
     assert ad_utils.extract_letter("\\boxed{A} was my guess; on reflection the answer is D.") == "D"
     assert ad_utils.extract_letter("Options weighed.\n(B)\n") == "B"
+
+
+def test_judge_single_bracket_rating_is_read_as_fastchat_does() -> None:
+    from train_reference.evaluation.judge import parse_rating
+
+    assert parse_rating("The answer is thorough and correct.\n\nRating: [8]") == 8.0
+    assert parse_rating("rating: [ 6.5 ]") == 6.5
+    assert parse_rating("As shown in [1], the answer is wrong.") is None  # a citation, not a rating
+    assert parse_rating("Rating: [[3]] (not [9])") == 3.0

@@ -27,13 +27,16 @@ class JudgeUnreachable(RuntimeError):
 
 _RATING = re.compile(r"Rating:\s*\[\[\s*(\d+(?:\.\d+)?)\s*\]\]", re.I)
 _BRACKETS = re.compile(r"\[\[\s*(\d+(?:\.\d+)?)\s*\]\]")
+# FastChat's backup pattern, a single bracket; only after "Rating:" here, so a cited "[1]" is not one.
+_SINGLE = re.compile(r"Rating:\s*\[\s*(\d+(?:\.\d+)?)\s*\](?!\])", re.I)
 
 
 def parse_rating(text: str | None) -> float | None:
-    """The judge's 1-10 rating: the last "Rating: [[x]]", else the last "[[x]]"."""
+    """The judge's 1-10 rating: the last "Rating: [[x]]", else the last "[[x]]", else the
+    last "Rating: [x]" (FastChat scores that form too; dropping it left the turn unrated)."""
     if not text:
         return None
-    hits = _RATING.findall(text) or _BRACKETS.findall(text)
+    hits = _RATING.findall(text) or _BRACKETS.findall(text) or _SINGLE.findall(text)
     if not hits:
         return None
     value = float(hits[-1])
