@@ -82,3 +82,11 @@ def test_judge_single_bracket_rating_is_read_as_fastchat_does() -> None:
     assert parse_rating("rating: [ 6.5 ]") == 6.5
     assert parse_rating("As shown in [1], the answer is wrong.") is None  # a citation, not a rating
     assert parse_rating("Rating: [[3]] (not [9])") == 3.0
+
+
+def test_humaneval_fence_with_any_info_string() -> None:
+    doc = json.loads((ROOT / "data/eval/humaneval/test.jsonl").open().readline())
+    for fence in ("```python3", "```Python 3", "```py3"):
+        reply = f"Sure.\n\n{fence}\n{doc['prompt']}{doc['canonical_solution']}```\nThis runs in O(n^2).\n"
+        out = codeexec.score_samples(doc["prompt"], doc["test"], doc["entry_point"], [reply])
+        assert out["pass@1"] == 1.0, (fence, out["checks"])

@@ -8,7 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 from builder.sandbox import Limits, run_sandboxed
 
-_FENCE = re.compile(r"```[ \t]*(?:python|py|Python)?[ \t]*\n(.*?)(?:```|$)", re.S)
+# Any info string ("```python3", "```Python 3.11"): a fence opening the pattern did not know
+# was read as the close of nothing, and the text after the real close became "the code".
+_FENCE = re.compile(r"```[^\n`]*\n(.*?)(?:```|$)", re.S)
 
 
 def _defines(code: str, entry_point: str) -> bool:
