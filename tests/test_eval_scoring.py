@@ -90,3 +90,20 @@ def test_humaneval_fence_with_any_info_string() -> None:
         reply = f"Sure.\n\n{fence}\n{doc['prompt']}{doc['canonical_solution']}```\nThis runs in O(n^2).\n"
         out = codeexec.score_samples(doc["prompt"], doc["test"], doc["entry_point"], [reply])
         assert out["pass@1"] == 1.0, (fence, out["checks"])
+
+
+def test_gpqa_limo_rows_do_not_keep_the_answer_always_first() -> None:
+    import datasets
+
+    # Made-up rows in the LIMO layout (GPQA's own rows are never copied here): right one first.
+    rows = [{"id": i, "answer": "A", "question": f"Which number is {i}?\n\n\nA. {i}\nB. {i + 1}\nC. {i + 2}\n"
+             f"D. {i + 3}\n\nPlease reason step-by-step and put your choice letter with \\boxed{{}} in the end."}
+            for i in range(40)]  # fmt: skip
+    out = ad_utils.gpqa_limo_process_docs(datasets.Dataset.from_list(rows))
+    again = ad_utils.gpqa_limo_process_docs(datasets.Dataset.from_list(rows))
+    letters = [r["answer"] for r in out]
+    assert len(set(letters)) == 4, letters  # no position an always-"A" model could exploit
+    for i, r in enumerate(out):
+        assert f"\n{r['answer']}. {i}\n" in r["question"] + "\n"  # the letter follows the right option
+        assert r["question"].endswith("in the end.") and r["question"].startswith(f"Which number is {i}?")
+        assert r == again[i]

@@ -66,8 +66,7 @@ def gpqa_process_docs(dataset: Any) -> Any:
     def one(doc: dict) -> dict:
         correct = _clean(doc["Correct Answer"])
         options = [correct] + [_clean(doc[f"Incorrect Answer {i}"]) for i in (1, 2, 3)]
-        seed = int(hashlib.sha256(doc["Question"].encode()).hexdigest()[:16], 16)
-        random.Random(seed).shuffle(options)
+        _shuffle(options, doc["Question"])
         lines = "\n".join(f"{'ABCD'[i]}) {o}" for i, o in enumerate(options))
         return {
             "question": f"{doc['Question'].strip()}\n\n{lines}",
@@ -77,9 +76,32 @@ def gpqa_process_docs(dataset: Any) -> Any:
     return dataset.map(one)
 
 
+def _shuffle(options: list[str], question: str) -> None:
+    seed = int(hashlib.sha256(question.encode()).hexdigest()[:16], 16)
+    random.Random(seed).shuffle(options)
+
+
+# A LIMO question: stem, then "A. ..." to "D. ..." lines, then maybe one instruction line.
+_LIMO = re.compile(r"^(.*?)\nA\. (.*?)\nB\. (.*?)\nC\. (.*?)\nD\. (.*?)(\n\n[^\n]*)?\s*$", re.S)
+
+
 def gpqa_limo_process_docs(dataset: Any) -> Any:
-    """LIMO rows already embed the options in `question`; `answer` is the letter."""
-    return dataset.map(lambda d: {"question": d["question"].strip(), "answer": d["answer"]})
+    """LIMO rows embed the options in `question`, the correct one always first (every answer
+    is "A"): a model that always says A would score 100%. The options get the Hub path's
+    fixed shuffle seeded by the stem, and the answer letter follows the correct option."""
+
+    def one(doc: dict) -> dict:
+        question, answer = doc["question"].strip(), str(doc["answer"]).strip().upper()
+        m = _LIMO.match(question)
+        if not m or answer not in "ABCD" or len(answer) != 1:
+            return {"question": question, "answer": answer}
+        options = [m.group(i).strip() for i in (2, 3, 4, 5)]
+        correct = options["ABCD".index(answer)]
+        _shuffle(options, m.group(1))
+        lines = "\n".join(f"{'ABCD'[i]}. {o}" for i, o in enumerate(options))
+        return {"question": f"{m.group(1)}\n{lines}{m.group(6) or ''}", "answer": "ABCD"[options.index(correct)]}
+
+    return dataset.map(one)
 
 
 def gpqa_process_results(doc: dict, results: list[Any]) -> dict[str, float]:
