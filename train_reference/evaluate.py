@@ -44,6 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
 
     try:
+        # model_copy below does not validate: a 0 or negative count must stop here (--limit -1
+        # would silently drop each judge benchmark's last item; --max-new-tokens 0 was ignored).
+        for flag in ("limit", "max_new_tokens", "concurrency"):
+            value = getattr(args, flag)
+            if value is not None and value < 1:
+                raise EvalUserError(f"--{flag.replace('_', '-')} {value}: must be a whole number of at least 1")
         cfg = load_config(args.config)
         if args.api_key_env:  # lm-eval's chat backend reads $OPENAI_API_KEY; the value is never printed
             if not os.environ.get(args.api_key_env):
@@ -53,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             raise EvalUserError("--backend picks a local backend; a served model (--base-url) needs none")
         if args.backend:
             cfg = cfg.model_copy(update={"backend": args.backend})
-        if args.max_new_tokens:
+        if args.max_new_tokens is not None:
             cfg = cfg.model_copy(update={"max_new_tokens": args.max_new_tokens})
         from train_reference.evaluation.runner import evaluate
 

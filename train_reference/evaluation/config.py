@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,6 +21,10 @@ BENCHMARK_KINDS: dict[str, Literal["lmeval", "judge"]] = {
     "alignbench": "judge",
     "mt_bench": "judge",
 }
+
+
+# Benchmarks for which `samples` > 1 would not be honoured (see BenchmarkConfig._samples_used).
+ONE_SAMPLE = frozenset({"mmlu", "mt_bench", "alignbench"})
 
 
 class EvalUserError(Exception):
@@ -78,6 +82,20 @@ class BenchmarkConfig(BaseModel):
         if v not in BENCHMARK_KINDS:
             raise ValueError(f"unknown benchmark {v!r}; known: {', '.join(BENCHMARK_KINDS)}")
         return v
+
+    @model_validator(mode="after")
+    def _samples_used(self) -> BenchmarkConfig:
+        # MMLU is scored by likelihood and the judge benchmarks generate once per turn: the
+        # results file would claim samples that were never drawn.
+        if self.samples > 1 and self.name in ONE_SAMPLE:
+            raise ValueError(f"samples: {self.name} draws one generation per item; remove `samples` or set it to 1")
+        # Keys the judge benchmarks never read would still be recorded as if they had been used.
+        unused = ["task", "metric", "num_fewshot"] if self.kind == "judge" else []
+        unused += ["judge_prompt_file"] if self.name != "alignbench" else []
+        for key in unused:
+            if getattr(self, key) is not None:
+                raise ValueError(f"{key}: {self.name} does not use it; remove it")
+        return self
 
     @property
     def kind(self) -> Literal["lmeval", "judge"]:

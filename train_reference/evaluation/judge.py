@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from train_reference.evaluation.config import BenchmarkConfig, EvalConfig, JudgeConfig
+from train_reference.evaluation.config import BenchmarkConfig, EvalConfig, EvalUserError, JudgeConfig
 from train_reference.evaluation.generation import chat_generate
 
 
@@ -27,13 +27,16 @@ class JudgeUnreachable(RuntimeError):
 
 _RATING = re.compile(r"Rating:\s*\[\[\s*(\d+(?:\.\d+)?)\s*\]\]", re.I)
 _BRACKETS = re.compile(r"\[\[\s*(\d+(?:\.\d+)?)\s*\]\]")
+# FastChat's backup pattern, a single bracket; only after "Rating:" here, so a cited "[1]" is not one.
+_SINGLE = re.compile(r"Rating:\s*\[\s*(\d+(?:\.\d+)?)\s*\](?!\])", re.I)
 
 
 def parse_rating(text: str | None) -> float | None:
-    """The judge's 1-10 rating: the last "Rating: [[x]]", else the last "[[x]]"."""
+    """The judge's 1-10 rating: the last "Rating: [[x]]", else the last "[[x]]", else the
+    last "Rating: [x]" (FastChat scores that form too; dropping it left the turn unrated)."""
     if not text:
         return None
-    hits = _RATING.findall(text) or _BRACKETS.findall(text)
+    hits = _RATING.findall(text) or _BRACKETS.findall(text) or _SINGLE.findall(text)
     if not hits:
         return None
     value = float(hits[-1])
@@ -116,6 +119,11 @@ def check_reachable(cfg: JudgeConfig) -> None:
             await judge.client.models.list()
         except openai.APIConnectionError as exc:
             raise JudgeUnreachable(f"judge unreachable ({cfg.base_url})") from exc
+        except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
+            # Else every rating would come back 401 after hours of generation, all unrated.
+            state = "is set" if os.environ.get(cfg.api_key_env) else "is not set"
+            raise EvalUserError(f"judge {cfg.base_url}: refused the key (HTTP {exc.status_code}); "
+                                f"${cfg.api_key_env} {state}: set it to the judge's key") from None  # fmt: skip
         except openai.APIStatusError:
             pass
         finally:

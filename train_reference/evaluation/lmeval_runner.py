@@ -156,6 +156,7 @@ def run_benchmark(
         "metric": metric,
         "task": b.task,
         "task_versions": {k: v for k, v in out.get("versions", {}).items()},
+        "prompt_templates": prompt_templates(out.get("configs", {})),
         "n_shot": {k: v for k, v in out.get("n-shot", {}).items()},
         "all_metrics": {k: v for k, v in res[top].items() if k != "alias"},
         "lm_eval_version": _lm_eval_version(),
@@ -163,6 +164,31 @@ def run_benchmark(
         "n_items": n_items,
         "seconds": round(time.monotonic() - t0, 2),
     }
+
+
+# The task-config keys that decide what the model is shown and how it is decoded.
+_PROMPT_KEYS = ("description", "doc_to_text", "doc_to_target", "doc_to_choice", "target_delimiter",
+                "fewshot_delimiter", "fewshot_config", "num_fewshot", "repeats", "generation_kwargs")
+
+
+def prompt_templates(configs: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each task's prompt template and decoding as lm-eval ran it (hooks by name), so a
+    results file says exactly what was asked, not only a task version."""
+    out: dict[str, dict[str, Any]] = {}
+    for task, conf in configs.items():
+        if isinstance(conf, dict):
+            out[task] = {k: _plain(conf[k]) for k in _PROMPT_KEYS if conf.get(k) is not None}
+    return out
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if callable(value):
+        return f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', repr(value))}"
+    return value if isinstance(value, str | int | float | bool) else str(value)
 
 
 def _write_samples(samples: dict[str, list[dict]], path: Path) -> int:

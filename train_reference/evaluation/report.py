@@ -60,11 +60,22 @@ def render_markdown(report: dict[str, Any]) -> str:
         version = versions.get(rec.get("task") or "", "") if versions else ""
         nshot = rec.get("n_shot") or {}
         shots = nshot.get(rec.get("task") or "", s.get("num_fewshot") or 0) if nshot else ""
+        items = str(rec.get("n_items", ""))
+        if rec.get("unrated"):  # the score averages the rated ones only: say how many were not
+            items += f" ({rec['unrated']} judgments unrated)"
         lines.append(
             f"| {bench} | {rec['status']} | {source} | {version} "
-            f"| {shots} | {rec.get('metric', '')} | {dec} | {rec.get('n_items', '')} "
+            f"| {shots} | {rec.get('metric', '')} | {dec} | {items} "
             f"| {rec.get('decontamination', 'unknown')} |"
         )
+    unrated = [f"{b} {r['unrated']}" for b, r in results.items() if r.get("unrated")]
+    if unrated:
+        lines += ["", f"**Warning:** judgments without a rating (judge error or no \"[[x]]\"), left out of "
+                      f"the means: {', '.join(unrated)}; see items/<benchmark>.jsonl."]  # fmt: skip
+    flagged = report.get("not_decontaminated") or []
+    if flagged:
+        lines += ["", f"**Warning:** the training release was not (fully) decontaminated against "
+                      f"{', '.join(flagged)}: those scores may count items the model was trained on."]  # fmt: skip
     judge = report.get("judge")
     if judge:
         lines += ["", f"Judge: `{judge['model']}` at `{judge['base_url']}`."]
@@ -78,7 +89,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         + (f" (model `{report['model']}` served at `{report['base_url']}`)" if report.get("base_url") else "")
         + f"; lm-eval {report.get('lm_eval_version', '?')}; "
         f"chat template applied: {report['apply_chat_template']}; "
-        f"decontamination source: {report['decontamination_source']}.",
+        f"decontamination source: {report['decontamination_source']}; seed {report.get('seed', '?')}.",
     ]
     return "\n".join(lines) + "\n"
 

@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from train_reference.evaluation import contamination, judge, lmeval_runner, served
+from train_reference.evaluation import contamination, inputs, judge, lmeval_runner, served
 from train_reference.evaluation.config import (
     BenchmarkConfig,
     EvalConfig,
@@ -38,7 +38,9 @@ def check_model_path(model: str) -> None:
             raise EvalUserError(f"{model}: no config.json there; pass a model folder")
         return
     hub_like = model.count("/") == 1 and not model.startswith((".", "/", "~"))
-    if not hub_like:
+    # "out/sft" where ./out is a folder here is a local path with a typo, not a Hub id: said
+    # now, not after lm-eval has tried the Hub for it.
+    if not hub_like or Path(model.split("/")[0]).expanduser().is_dir():
         raise EvalUserError(f"{model}: model path does not exist")
 
 
@@ -95,6 +97,9 @@ def evaluate(
         benches = [b.model_copy(update={"limit": limit}) for b in benches]
     if any(b.kind == "judge" for b in benches) and cfg.judge is None:
         raise EvalUserError("the recipe has judge benchmarks but no `judge:` section")
+    man = manifest or cfg.release_manifest
+    if man:
+        contamination.check_manifest(resolve_path(man))
     if base_url:
         served.check_served(base_url, model)
         backend = served.BACKEND
@@ -103,7 +108,10 @@ def evaluate(
         backend = pick_backend(cfg.backend)
     out_dir = out_dir or resolve_path(cfg.output_dir)
     items_dir = out_dir / "items"
-    items_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        items_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file in the way, no permission: before the run, not after
+        raise EvalUserError(f"{out_dir}: cannot write results there ({exc.strerror or exc}); pass --output-dir DIR") from None
 
     records: dict[str, dict[str, Any]] = {}
     runnable: list[BenchmarkConfig] = []
@@ -122,6 +130,8 @@ def evaluate(
             runnable.append(b)
         records[b.name] = rec
 
+    for b in runnable:
+        inputs.check(b)
     judged = [b for b in runnable if b.kind == "judge"]
     if judged:
         assert cfg.judge is not None
@@ -169,7 +179,6 @@ def evaluate(
             records[b.name]["status"] = f"failed: {_one_line(exc)}"
 
     aliases = {b.name: b.decontam_aliases for b in benches}
-    man = manifest or cfg.release_manifest
     cov, source = contamination.coverage(resolve_path(man) if man else None, aliases)
     for name, state in cov.items():
         records[name]["decontamination"] = state
@@ -184,12 +193,20 @@ def evaluate(
         "apply_chat_template": cfg.apply_chat_template,
         "max_new_tokens": cfg.max_new_tokens,
         "lm_eval_version": lmeval_runner._lm_eval_version(),
+        "seed": cfg.seed,  # lm-eval's python/numpy/torch/few-shot seeds and vLLM's sampling seed
         "judge": (
             {"model": cfg.judge.model, "base_url": cfg.judge.base_url}
             if cfg.judge and any(b.kind == "judge" for b in benches)
             else None
         ),
+        "judge_decoding": (
+            {"temperature": cfg.judge.temperature, "max_tokens": cfg.judge.max_tokens}
+            if cfg.judge and any(b.kind == "judge" for b in benches)
+            else None
+        ),
         "decontamination_source": source,
+        # Said in the report, not only per row: these scores may be inflated by training on them.
+        "not_decontaminated": [k for k in order if k in cov and not cov[k].startswith(("covered", "unknown"))],
         "benchmarks": {k: records[k] for k in order if k in records},
     }
     write_report(report, out_dir)

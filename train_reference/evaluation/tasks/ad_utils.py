@@ -36,20 +36,23 @@ def humaneval_process_results(doc: dict, results: list[Any]) -> dict[str, float]
 
 # --- GPQA ---------------------------------------------------------------------------
 
+# "answer" in any case, the letter upper case only: "the answer is a subtle one" names no
+# choice. Markdown bold may sit around the colon ("**Answer:** C") or the letter.
 _LETTER_PATTERNS = [
-    re.compile(r"answer\s*(?:is|:)?\s*[:\s]*\**\(?([ABCD])\)?\**(?![A-Za-z])", re.I),
+    re.compile(r"(?i:answer)\s*(?:(?i:is)|:)?[\s:*]*\(?([ABCD])\)?\**(?![A-Za-z])"),
     re.compile(r"\\boxed\{\s*\(?([ABCD])\)?\s*\}"),
     re.compile(r"^\s*\(?([ABCD])\)?[.)]?\s*$", re.M),
 ]
 
 
 def extract_letter(text: str) -> str | None:
-    """The last stated choice: "Answer: X", then \\boxed{X}, then a line that is only X."""
-    for pat in _LETTER_PATTERNS:
-        hits = pat.findall(text)
-        if hits:
-            return hits[-1].upper()
-    return None
+    """The last stated choice, "Answer: X" or \\boxed{X}, whichever comes later (a reply that
+    says "the answer is B" and then settles on \\boxed{C} chose C); else a line that is only X."""
+    stated = [m for pat in _LETTER_PATTERNS[:2] for m in pat.finditer(text)]
+    if stated:
+        return max(stated, key=lambda m: m.start(1)).group(1).upper()
+    hits = _LETTER_PATTERNS[2].findall(text)
+    return hits[-1].upper() if hits else None
 
 
 def _clean(text: str | None) -> str:
@@ -63,8 +66,7 @@ def gpqa_process_docs(dataset: Any) -> Any:
     def one(doc: dict) -> dict:
         correct = _clean(doc["Correct Answer"])
         options = [correct] + [_clean(doc[f"Incorrect Answer {i}"]) for i in (1, 2, 3)]
-        seed = int(hashlib.sha256(doc["Question"].encode()).hexdigest()[:16], 16)
-        random.Random(seed).shuffle(options)
+        _shuffle(options, doc["Question"])
         lines = "\n".join(f"{'ABCD'[i]}) {o}" for i, o in enumerate(options))
         return {
             "question": f"{doc['Question'].strip()}\n\n{lines}",
@@ -74,9 +76,32 @@ def gpqa_process_docs(dataset: Any) -> Any:
     return dataset.map(one)
 
 
+def _shuffle(options: list[str], question: str) -> None:
+    seed = int(hashlib.sha256(question.encode()).hexdigest()[:16], 16)
+    random.Random(seed).shuffle(options)
+
+
+# A LIMO question: stem, then "A. ..." to "D. ..." lines, then maybe one instruction line.
+_LIMO = re.compile(r"^(.*?)\nA\. (.*?)\nB\. (.*?)\nC\. (.*?)\nD\. (.*?)(\n\n[^\n]*)?\s*$", re.S)
+
+
 def gpqa_limo_process_docs(dataset: Any) -> Any:
-    """LIMO rows already embed the options in `question`; `answer` is the letter."""
-    return dataset.map(lambda d: {"question": d["question"].strip(), "answer": d["answer"]})
+    """LIMO rows embed the options in `question`, the correct one always first (every answer
+    is "A"): a model that always says A would score 100%. The options get the Hub path's
+    fixed shuffle seeded by the stem, and the answer letter follows the correct option."""
+
+    def one(doc: dict) -> dict:
+        question, answer = doc["question"].strip(), str(doc["answer"]).strip().upper()
+        m = _LIMO.match(question)
+        if not m or answer not in "ABCD" or len(answer) != 1:
+            return {"question": question, "answer": answer}
+        options = [m.group(i).strip() for i in (2, 3, 4, 5)]
+        correct = options["ABCD".index(answer)]
+        _shuffle(options, m.group(1))
+        lines = "\n".join(f"{'ABCD'[i]}. {o}" for i, o in enumerate(options))
+        return {"question": f"{m.group(1)}\n{lines}{m.group(6) or ''}", "answer": "ABCD"[options.index(correct)]}
+
+    return dataset.map(one)
 
 
 def gpqa_process_results(doc: dict, results: list[Any]) -> dict[str, float]:
