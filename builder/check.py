@@ -192,13 +192,17 @@ def check_files(recipe: Recipe, report: CheckReport) -> None:
             if found:
                 report.problems.append(f"{recipe.path}: {where}.{found[0]}: {found[1]}")
     if recipe.generate:  # a misspelt template id, said before any teacher is paid
+        from builder.generate.todo import template_mapping
+
         g = recipe.generate
-        named = [("generate.templates", g.templates)] + [(f"generate.teachers[{t.name}].templates", t.templates)
-                                                         for t in g.teachers]  # fmt: skip
-        for where, mapping in named:
-            for key, tid in mapping.items():
-                if not (recipe.resolve(g.prompts_dir) / f"{tid}.yaml").is_file():
-                    report.problems.append(f"{recipe.path}: {where}.{key}: prompt template {tid!r} not found in "
+        said: set[str] = set()
+        for t in g.teachers:  # the templates each teacher is prompted with, as generate picks them
+            for key, tid in template_mapping(g, t).items():
+                where = (f"generate.teachers[{t.name}].templates.{key}" if key in t.templates else
+                         f"generate.templates.{key}" if g.templates.get(key) == tid else f"generate.teachers[{t.name}] ({t.kind})")  # fmt: skip
+                if tid not in said and not (recipe.resolve(g.prompts_dir) / f"{tid}.yaml").is_file():
+                    said.add(tid)
+                    report.problems.append(f"{recipe.path}: {where}: prompt template {tid!r} not found in "
                                            f"{recipe.resolve(g.prompts_dir)}; fix the id or add the file")  # fmt: skip
 
 

@@ -13,6 +13,8 @@ from typer.testing import CliRunner
 from builder.cli import app
 from tests.test_bad_inputs import jsonl, no_crash, one_line_error, recipe, run, src
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 @pytest.fixture
 def small(tmp_path: Path) -> Path:
@@ -84,11 +86,12 @@ def test_check_takes_an_import_glob_as_the_reader_does(tmp_path: Path, small: Pa
     (tmp_path / "replies-1.jsonl").write_bytes(jsonl({"id": "1", "a": "yes"}))
     teacher = {"name": "r1", "kind": "import", "model": "m",
                "imports": [{"source": "s", "path": "replies-*.jsonl", "id_field": "id", "answer": "a"}]}
-    path = recipe(tmp_path, [src("s", "ok.jsonl")], name="glob.yaml", generate={"teachers": [teacher]})
+    gen = {"teachers": [teacher], "prompts_dir": str(ROOT / "recipes" / "prompts")}  # an import is stamped `plain`
+    path = recipe(tmp_path, [src("s", "ok.jsonl")], name="glob.yaml", generate=gen)
     rc, out, err = run("check", path)
     assert rc == 0 and "check: no problems found" in out, err
     teacher["imports"][0]["path"] = "answers-*.jsonl"
-    path = recipe(tmp_path, [src("s", "ok.jsonl")], name="glob.yaml", generate={"teachers": [teacher]})
+    path = recipe(tmp_path, [src("s", "ok.jsonl")], name="glob.yaml", generate=gen)
     rc, out, err = run("check", path)
     assert rc == 2 and f"imports[0].path: no file matches {tmp_path / 'answers-*.jsonl'}" in " ".join(err.split()), err
 

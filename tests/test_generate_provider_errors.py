@@ -154,6 +154,22 @@ def test_check_names_a_misspelt_template_before_the_build(srv: ServerHandle, tmp
     assert len(report.problems) == 1
 
 
+def test_check_reads_the_templates_each_teacher_is_prompted_with(tmp_path: Path) -> None:
+    """An import-only recipe is stamped with `plain`, never the default `r1-system`: check asks for
+    `plain` (generate loads it) and not for the reasoning template no teacher of it uses."""
+    from builder.check import CheckReport, check_files
+
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "r.jsonl").write_text('{"id": "1", "a": "yes"}\n')
+    teacher = {"name": "imp", "kind": "import", "model": "m",
+               "imports": [{"source": "demo", "path": str(tmp_path / "r.jsonl"), "id_field": "id", "answer": "a"}]}
+    recipe = load_recipe(write_recipe(tmp_path, {"teachers": [teacher], "prompts_dir": str(tmp_path / "prompts")}))
+    report = CheckReport()
+    check_files(recipe, report)
+    missing = [p for p in report.problems if "prompt template" in p]
+    assert len(missing) == 1 and "teachers[imp] (import): prompt template 'plain' not found" in missing[0], missing
+
+
 def test_a_reply_the_provider_interrupted_is_failed_and_asked_again(srv: ServerHandle, tmp_path: Path) -> None:
     # DeepSeek ends a reply cut by its own resource shortage with finish_reason
     # "insufficient_system_resource": not an answer, and not final either.

@@ -56,17 +56,22 @@ def load_prompts(work: WorkDir, rank: int = 0, world: int = 1) -> dict[str, list
     return table.to_pydict()
 
 
+def template_mapping(cfg: GenerateConfig, teacher: TeacherConfig) -> dict[str, str]:
+    """Category → template id the teacher is prompted with."""
+    if not teacher.templates and (teacher.kind == "import" or teacher.role == "control"):
+        # Imported replies were prompted by their authors, not by us; the non-reasoning control
+        # teacher gets the conversation as is (the R1 prompt asks for <think> tags).
+        return {"default": "plain"}
+    return cfg.templates_for(teacher)
+
+
 def _templates(recipe: Recipe, cfg: GenerateConfig, teacher: TeacherConfig, prompts: dict[str, list[Any]]
                ) -> tuple[dict[str, list[Any]], dict[str, Template], dict[str, str]]:  # fmt: skip
     """The teacher's prompts, its loaded templates and its category → template mapping."""
     if teacher.sources.include or teacher.sources.exclude:
         keep = [i for i, s in enumerate(prompts["source"]) if teacher.sources.admits(s)]
         prompts = {k: [v[i] for i in keep] for k, v in prompts.items()}
-    mapping = cfg.templates_for(teacher)
-    if not teacher.templates and (teacher.kind == "import" or teacher.role == "control"):
-        # Imported replies were prompted by their authors, not by us; the non-reasoning control
-        # teacher gets the conversation as is (the R1 prompt asks for <think> tags).
-        mapping = {"default": "plain"}
+    mapping = template_mapping(cfg, teacher)
     ids = {template_for(c, mapping) for c in set(prompts["category"])}
     return prompts, load_templates(recipe.resolve(cfg.prompts_dir), ids), mapping
 
