@@ -37,11 +37,12 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from builder.chat_length import joins_additively  # noqa: E402
 from builder.recipe import load_recipe  # noqa: E402
 from builder.tokens import count_tokens  # noqa: E402
 from builder.variants.summarizer import SummaryGate, assess_summary, extractive_summary  # noqa: E402
 from builder.variants.summary_job import user_text  # noqa: E402
-from builder.variants.variant_rows import joins_additively, prompt_tokens  # noqa: E402
+from builder.variants.variant_rows import prompt_tokens  # noqa: E402
 
 
 def _rows(path: Path, cols: list[str]) -> list[dict[str, Any]]:
@@ -54,15 +55,33 @@ class Text(NamedTuple):
     published: int | None  # the count the stages' tables hold for exactly this text, where one does
 
 
-def count_texts(work: Path, teacher: str, student: str) -> tuple[list[Text], list[dict[str, Any]]]:
+class Tables(NamedTuple):
+    """What the floor reads of a work dir, each table once."""
+
+    replies: int  # generate's stored replies
+    reported: set[str]  # generation ids whose reply carries a usage report: the stage may read their counts off it
+    parsed: list[dict[str, Any]]  # responses' kept replies
+    prompts: dict[str, dict[str, Any]]  # curate's prompts by id
+
+    @classmethod
+    def read(cls, work: Path) -> Tables:
+        usage = _rows(work / "generate" / "replies", ["generation_id", "reasoning_tokens"])
+        parsed = _rows(work / "responses" / "parsed", [
+            "generation_id", "prompt_id", "teacher_role", "selected", "think", "answer",
+            "teacher_think_tokens", "teacher_answer_tokens", "student_answer_tokens"])  # fmt: skip
+        prompts = _rows(work / "curate" / "prompts", ["prompt_id", "messages", "tools_json"])
+        return cls(len(usage), {r["generation_id"] for r in usage if r["reasoning_tokens"] is not None}, parsed,
+                   {p["prompt_id"]: p for p in prompts})  # fmt: skip
+
+
+def count_texts(work: Path, teacher: str, student: str, tables: Tables | None = None
+                ) -> tuple[list[Text], list[dict[str, Any]]]:  # fmt: skip
     """The texts whose counts the release publishes, and the prompts of its rows."""
-    usage = {r["generation_id"] for r in _rows(work / "generate" / "replies", ["generation_id", "reasoning_tokens"])
-             if r["reasoning_tokens"] is not None}  # the stage may read these counts off the report  # fmt: skip
-    cols = ["generation_id", "think", "answer", "teacher_think_tokens", "teacher_answer_tokens", "student_answer_tokens"]
-    parsed = {r["generation_id"]: r for r in _rows(work / "responses" / "parsed", cols)}
+    t = tables or Tables.read(work)
+    parsed = {r["generation_id"]: r for r in t.parsed}
     out: list[Text] = []
     for g, r in parsed.items():
-        if g not in usage:
+        if g not in t.reported:
             out += [Text(teacher, r["think"] or "", r["teacher_think_tokens"]),
                     Text(teacher, r["answer"] or "", r["teacher_answer_tokens"])]  # fmt: skip
         out.append(Text(student, r["answer"] or "", r["student_answer_tokens"]))
@@ -84,29 +103,25 @@ def count_texts(work: Path, teacher: str, student: str) -> tuple[list[Text], lis
                 out.append(Text(student, head, n - reply["student_answer_tokens"]))
             else:
                 out.append(Text(student, turn, n))
-    prompts = [p for p in _rows(work / "curate" / "prompts", ["prompt_id", "messages", "tools_json"])
-               if p["prompt_id"] in prompt_ids]  # fmt: skip
-    return out, prompts
+    return out, [p for pid, p in t.prompts.items() if pid in prompt_ids]
 
 
-def summary_inputs(work: Path) -> list[tuple[str, str, str]]:
+def summary_inputs(tables: Tables) -> list[tuple[str, str, str]]:
     """(think, answer, user text) of each selected reasoning reply: what the summarizer reads."""
-    prompts = {p["prompt_id"]: p for p in _rows(work / "curate" / "prompts", ["prompt_id", "messages"])}
-    parsed = _rows(work / "responses" / "parsed", ["prompt_id", "teacher_role", "selected", "think", "answer"])
-    return [(r["think"] or "", r["answer"] or "", user_text(prompts[r["prompt_id"]]))
-            for r in parsed if r["selected"] and r["teacher_role"] == "reasoning" and r["prompt_id"] in prompts]  # fmt: skip
+    return [(r["think"] or "", r["answer"] or "", user_text(tables.prompts[r["prompt_id"]])) for r in tables.parsed
+            if r["selected"] and r["teacher_role"] == "reasoning" and r["prompt_id"] in tables.prompts]  # fmt: skip
 
 
 def floor_figures(work: Path, recipe_path: Path = ROOT / "recipes" / "sample.yaml",
                   stages_cpu_s: float | None = None) -> dict[str, Any]:  # fmt: skip
     recipe = load_recipe(recipe_path)
     teacher, student = recipe.responses.teacher_tokenizer, recipe.student.tokenizer
-    texts, prompts = count_texts(work, teacher, student)
+    tables = Tables.read(work)
+    texts, prompts = count_texts(work, teacher, student, tables)
     by_name: dict[str, list[str]] = {}
     for t in texts:
         by_name.setdefault(t.tokenizer, []).append(t.text)
-    summ = summary_inputs(work)
-    replies = sum(pq.ParquetFile(f).metadata.num_rows for f in sorted((work / "generate" / "replies").glob("*.parquet")))
+    summ = summary_inputs(tables)
     for name in by_name:
         count_tokens(name, ["warm"])  # the encoders built before the clock starts, as a stage's preload does
     t0 = time.process_time()
@@ -127,8 +142,8 @@ def floor_figures(work: Path, recipe_path: Path = ROOT / "recipes" / "sample.yam
         "floor_cpu_s": round(floor, 2),
         "floor_tokens_counted": n_tokens,
         "floor_summaries": len(summ),
-        "replies": replies,
-        "replies_per_cpu_s_ceiling": round(replies / floor, 1),
+        "replies": tables.replies,
+        "replies_per_cpu_s_ceiling": round(tables.replies / floor, 1),
         "floor_share": round(floor / stages_cpu_s, 3) if stages_cpu_s else None,
     }
 
