@@ -16,9 +16,13 @@ from train_reference.config import DatasetSection  # noqa: E402
 from train_reference.sft import SetupError  # noqa: E402
 
 
+def _rows(release: Path, config: str) -> list[dict]:
+    return [r for f in sorted((release / "data" / config).glob("*.parquet"))
+            for r in pq.read_table(f, columns=["student_tokens", "messages"]).to_pylist()]  # fmt: skip
+
+
 def _lengths(release: Path, config: str) -> list[int]:
-    return [n for f in sorted((release / "data" / config).glob("*.parquet"))
-            for n in pq.read_table(f, columns=["student_tokens"]).column(0).to_pylist()]  # fmt: skip
+    return [r["student_tokens"] for r in _rows(release, config)]
 
 
 def test_over_length_rows_are_dropped_counted_kept_or_refused(sample_release: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -31,8 +35,9 @@ def test_over_length_rows_are_dropped_counted_kept_or_refused(sample_release: Pa
         kept = sft.load_release(DatasetSection(path=path, config="full"), path, None, limit)
     assert len(kept) == len(lengths) - over
     assert f"{over:,} of {len(lengths):,} rows" in caplog.text and "left out" in caplog.text
-    # The kept rows are the short ones: the longest conversation left is within the limit.
-    assert all(len(r["completion"][0]["content"]) > 0 for r in kept)
+    # The kept rows are the short ones: their replies are those of the rows within the limit.
+    short = sorted(r["messages"][-1]["content"] for r in _rows(sample_release, "full") if r["student_tokens"] <= limit)
+    assert sorted(r["completion"][0]["content"] for r in kept) == short
     whole = sft.load_release(DatasetSection(path=path, config="full", over_length="truncate"), path, None, limit)
     assert len(whole) == len(lengths)
     with pytest.raises(SetupError, match=rf"^{over:,} of {len(lengths):,} rows .* longer than training.max_length {limit} .*"
