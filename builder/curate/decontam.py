@@ -238,10 +238,12 @@ def build_index(recipe: Recipe, cfg: DecontamConfig, progress: Progress | None =
     for i, b in enumerate(cfg.benchmarks):
         report(progress, "decontaminate: indexing benchmark files", i, len(cfg.benchmarks))
         items = _read_items(recipe, b, i)
+        # A benchmark given as several files (aime25: parts I and II) is named once in each list.
+        names = index.skipped if items is None else index.benchmarks
+        if b.name not in names:
+            names.append(b.name)
         if items is None:
-            index.skipped.append(b.name)
             continue
-        index.benchmarks.append(b.name)
         for item_id, text in items:
             index.add(b.name, item_id, text)
     report(progress, "decontaminate: indexing benchmark files", len(cfg.benchmarks), len(cfg.benchmarks))

@@ -231,12 +231,12 @@ def card_context(recipe: Recipe, specs: list[VariantInfo], stats: dict[str, Vari
                    "steps": [{**s.model_dump(by_alias=True), "dropped_total": sum(s.dropped.values())}
                              for s in curate.steps]} if curate else None,
         "teachers": teachers, "summarizers": sorted({x for s in stats.values() for x in s.summarizers}),
-        "benchmarks": list(dict.fromkeys(curate.decontamination.benchmarks)) if curate else [],
+        "benchmarks": curate.decontamination.benchmarks if curate else [],
         "decontam_hits": curate.decontamination.hits_per_benchmark if curate else {},
         # A benchmark with several files can be checked on some and skipped on others: "partly".
-        "decontam_skipped": [b for b in dict.fromkeys(curate.decontamination.skipped_absent)
+        "decontam_skipped": [b for b in curate.decontamination.skipped_absent
                              if b not in curate.decontamination.benchmarks] if curate else [],
-        "decontam_partial": [b for b in dict.fromkeys(curate.decontamination.skipped_absent)
+        "decontam_partial": [b for b in curate.decontamination.skipped_absent
                              if b in curate.decontamination.benchmarks] if curate else [],
         "sources": [{"name": n, "license": next((lic for name, lic, _ in decision.attributions if name == n), ""),
                      "attribution": by_name[n].attribution if n in by_name else "",
@@ -314,8 +314,7 @@ def manifest_fields(recipe: Recipe, work: WorkDir, stats: dict[str, VariantStats
         "summary_templates": sorted({f"{i}:{h}" for s in stats.values() for i, h in s.summary_templates}),
         "seeds": _seeds(recipe.model_dump(mode="json")),
         "dates": {"built_at": built_at, **_stage_dates(work)},
-        # A benchmark given as several files (aime25: parts I and II) is one benchmark.
-        "decontamination": {"benchmarks": list(dict.fromkeys(decon.benchmarks)) if decon else [],
+        "decontamination": {"benchmarks": decon.benchmarks if decon else [],
                             "skipped_absent": decon.skipped_absent if decon else []},
         "license": decision.license,
         "previous_version": (read_manifest(prev) or {}).get("version") if prev else None,
