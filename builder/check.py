@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from builder.config.generate import TeacherConfig
+from builder.errors import unset_state
 from builder.recipe import Recipe
 
 if TYPE_CHECKING:
@@ -78,10 +79,9 @@ def check_keys(recipe: Recipe, scope: Scope, report: CheckReport) -> set[str]:
                 report.ok.append(f"API key {name} is set ({where})")
             else:
                 unset.add(name)
-                state = "is blank (only whitespace), which counts as not set" if value else "is not set"
                 report.problems.append(
                     f"{recipe.path}: {where}: environment variable {name} (the API key for {ep.base_url}) "
-                    f"{state}; export {name}=… before running"
+                    f"{unset_state(value)}; export {name}=… before running"
                 )
     return unset
 

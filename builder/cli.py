@@ -119,11 +119,12 @@ def load(recipe_path: Path) -> Recipe:
     from builder.variants.registry import REGISTRY, unknown_names
 
     recipe = load_recipe(recipe_path)
-    bad = [f"{'; '.join(b)}; known: {sorted(REGISTRY)}" for b in [unknown_names(recipe)] if b]
-    bad += [f"responses.reject_info: unknown info code(s) {odd}; known: {sorted(INFO_CODES)}"  # else it rejects nothing
-            for odd in [[c for c in recipe.responses.reject_info if c not in INFO_CODES]] if odd]
+    bad = unknown_names(recipe)
     if bad:
-        raise UserError(f"{recipe_path}: {bad[0]}")
+        raise UserError(f"{recipe_path}: {'; '.join(bad)}; known: {sorted(REGISTRY)}")
+    odd = [c for c in recipe.responses.reject_info if c not in INFO_CODES]
+    if odd:  # else it rejects nothing
+        raise UserError(f"{recipe_path}: responses.reject_info: unknown info code(s) {odd}; known: {sorted(INFO_CODES)}")
     return recipe
 
 

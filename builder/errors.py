@@ -43,6 +43,11 @@ def secret_values() -> list[str]:
     return sorted(out, key=len, reverse=True)  # longest first: a key never half-redacted
 
 
+def unset_state(value: str | None) -> str:
+    """How an env var without a usable value is said: never set, or set to whitespace only."""
+    return "is blank (only whitespace), which counts as not set" if value else "is not set"
+
+
 def redact(text: str) -> str:
     """Remove any secret from text: env var values named like keys, and token shapes."""
     for value in secret_values():

@@ -164,6 +164,9 @@ def test_values_out_of_range_are_refused(tmp_path: Path, path: tuple[Any, ...], 
         (("quality", "mix"), "category_targets", {"maths": 0.5}, r"quality.mix.category_targets: unknown category"),
         (("quality",), "verification_floor", {"*": 0.5, "coding": 0.9}, r"quality.verification_floor: unknown category"),
         (("quality",), "verification_floor", {"*": 50}, r"quality.verification_floor: shares are between 0 and 1"),
+        (("quality", "mix"), "category_targets", {"math": 30}, r"quality.mix.category_targets: shares are between 0 and 1"),
+        (("quality", "mix"), "source_targets", {"gsm8k-train": -0.1},
+         r"quality.mix.source_targets: shares are between 0 and 1"),
         # "maths" sent math prompts the default template (no boxed-answer suffix), paid for.
         (("generate",), "templates", {"default": "r1-system", "maths": "r1-math"}, r"generate.templates: unknown category"),
         (("generate", "teachers", 0), "templates", {"cod": "r1-code"}, r"generate.teachers\[0=r1\].templates: unknown"),
@@ -171,7 +174,7 @@ def test_values_out_of_range_are_refused(tmp_path: Path, path: tuple[Any, ...], 
         (("variants", "adaptive"), "summary_verify", ["passed"], r"variants.adaptive.summary_verify\[0\]: Input should be"),
     ],
     ids=["source-cap", "source-weight", "source-target", "category-target", "floor-category", "floor-percent",
-         "template-category", "teacher-template-category", "summary-verify-status"],
+         "category-target-percent", "source-target-negative", "template-category", "teacher-template-category", "summary-verify-status"],
 )
 def test_names_that_would_match_nothing_are_refused(tmp_path: Path, path: tuple[Any, ...], key: str, value: Any,
                                                     match: str) -> None:  # fmt: skip

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, field_validator
 
 from builder.config.base import CATEGORIES, Strict
 
@@ -96,11 +96,16 @@ class MixCheck(Strict):
     category_targets: dict[str, float] = Field(default_factory=dict, description="category → target share")
     source_targets: dict[str, float] = Field(default_factory=dict, description="source → target share")
 
-    @field_validator("category_targets", "source_targets")
+    @field_validator("category_targets")
     @classmethod
-    def _shares(cls, v: dict[str, float], info: ValidationInfo) -> dict[str, float]:
+    def _category_shares(cls, v: dict[str, float]) -> dict[str, float]:
+        return _shares_by_category(v, allow=())
+
+    @field_validator("source_targets")
+    @classmethod
+    def _source_shares(cls, v: dict[str, float]) -> dict[str, float]:
         # Source names are checked against the recipe's sources when it loads (builder/recipe.py).
-        return _shares_by_category(v, allow=()) if info.field_name == "category_targets" else _shares_in_range(v)
+        return _shares_in_range(v)
 
 
 class QualityConfig(Strict):

@@ -44,6 +44,7 @@ from builder.sources.readers import (
     file_warning,
     jsonl_blocks,
     local_files,
+    mapped_rows,
     parquet_blocks,
     read_file,
     read_jsonl_block,
@@ -328,16 +329,10 @@ def _repeated_ids(recipe: Recipe, src: SourceConfig, ids: pa.ChunkedArray) -> st
     repeated = set(pc.filter(counts.field("values"), many).to_pylist())
     rows = pc.sum(pc.subtract(pc.filter(counts.field("counts"), many), 1)).as_py()
     first, where, seen = "", "", set()
-    for item in read_source(recipe, src, []):
-        if isinstance(item, BadRow):
-            continue
-        try:
-            rid = map_row(src, item.data, None)["row_id"] or item.row_id  # as _row takes it
-        except RowProblem:
-            continue  # quarantined: not a prompt
+    for rid, _, location in mapped_rows(recipe, src):
         if rid in repeated:
             if rid in seen:
-                first, where = rid, item.location
+                first, where = rid, location
                 break
             seen.add(rid)
     at = f" at {where}" if where else ""

@@ -39,7 +39,7 @@ from builder.config.sources import SourceConfig
 from builder.errors import UserError
 from builder.recipe import Recipe
 from builder.sources.mapping import get_path
-from builder.sources.readers import BadRow, read_source
+from builder.sources.readers import BadRow, mapped_rows, read_source
 from builder.teachers.items import WorkItem, reply_row
 from builder.teachers.store import StoreWriter
 
@@ -196,19 +196,11 @@ def _spec_rows(recipe: Recipe, spec: ImportSpec, src: SourceConfig, warnings: li
 def _repeated_source_ids(recipe: Recipe, src: SourceConfig) -> dict[str, int]:
     """The `fields.id` values that rows with different prompts carry, with how many prompts: a separate
     reply file keyed by them cannot tell which one a reply answers, even when curate kept only one."""
-    from builder.sources.mapping import RowProblem, map_row
-
     first: dict[str, int] = {}  # id -> its first prompt's text hash (one int a row: a big source fits)
     others: defaultdict[str, set[int]] = defaultdict(set)
-    for item in read_source(recipe, src, []):
-        if isinstance(item, BadRow):
-            continue
-        try:
-            rec = map_row(src, item.data, None)
-        except RowProblem:
-            continue  # curate quarantined it: no prompt carries its id
+    for rid, rec, _ in mapped_rows(recipe, src):  # rows curate quarantined carry no prompt's id
         users = [m["content"] for m in rec["messages"] if m["role"] == "user"]
-        rid, text = rec["row_id"] or item.row_id, hash(_loose(users[-1]) if users else "")
+        text = hash(_loose(users[-1]) if users else "")
         if first.setdefault(rid, text) != text:
             others[rid].add(text)
     return {k: len(v) + 1 for k, v in others.items()}

@@ -345,3 +345,18 @@ def read_source(recipe: Recipe, src: SourceConfig, warn: list[str], where: str |
         if n >= src.limit:
             return
         yield item
+
+
+def mapped_rows(recipe: Recipe, src: SourceConfig) -> Iterator[tuple[str, dict[str, Any], str]]:
+    """(row id as curate takes it, map_row's record, location) for each row of the source that
+    reads and maps (read again, warnings dropped; a row curate quarantines there is skipped)."""
+    from builder.sources.mapping import RowProblem, map_row
+
+    for item in read_source(recipe, src, []):
+        if isinstance(item, BadRow):
+            continue
+        try:
+            rec = map_row(src, item.data, None)
+        except RowProblem:
+            continue  # quarantined: not a prompt
+        yield rec["row_id"] or item.row_id, rec, item.location

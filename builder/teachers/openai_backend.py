@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 
 from builder.config.generate import Endpoint, Limits, TeacherConfig
-from builder.errors import UserError, redact
+from builder.errors import UserError, redact, unset_state
 from builder.teachers.items import WorkItem, reply_row
 from builder.teachers.limits import RateLimiter, backoff_delay, parse_retry_after
 from builder.teachers.reply_shape import reply_fields, scrub_secrets
@@ -42,10 +42,9 @@ def api_key(ep: Endpoint, teacher: str) -> str:
         return "EMPTY"  # vLLM and local servers accept any key
     value = os.environ.get(ep.api_key_env)
     if not (value or "").strip():  # a key of spaces (or a lone newline) is no key: said so, never sent
-        state = "is blank (only whitespace), which counts as not set" if value else "is not set"
         raise UserError(
             f"teacher {teacher}: environment variable {ep.api_key_env} (the API key for {ep.base_url}) "
-            f"{state}; export it before running"
+            f"{unset_state(value)}; export it before running"
         )
     return value.strip()  # a trailing newline or CR (a key pasted from a file) is no part of the key
 
