@@ -40,7 +40,7 @@ def check_model_path(model: str) -> None:
     hub_like = model.count("/") == 1 and not model.startswith((".", "/", "~"))
     # "out/sft" where ./out is a folder here is a local path with a typo, not a Hub id: said
     # now, not after lm-eval has tried the Hub for it.
-    if not hub_like or Path(model.split("/")[0]).expanduser().is_dir():
+    if not hub_like or Path(model.split("/")[0]).is_dir():
         raise EvalUserError(f"{model}: model path does not exist")
 
 
