@@ -129,6 +129,10 @@ def test_several_different_boxed_answers_are_a_hedge_not_a_pass() -> None:
     # The same value boxed twice, in two spellings, is still one answer.
     assert verify_math(r"\boxed{\frac{8}{15}} ... so \boxed{\dfrac{8}{15}}", r"\frac{8}{15}").status == "pass"
     assert verify_math(r"\boxed{72} and again \boxed{ 72 }", "#### 72").status == "pass"
+    # More distinct boxes than are checked one by one: failed unchecked, a hedge on its face.
+    many = " ".join(f"\\boxed{{{n}}}" for n in range(1, 11))
+    verdict = verify_math(many, "5")
+    assert (verdict.status, verdict.reason, verdict.detail) == ("fail", "several_boxed", "10 different boxed answers")
 
 
 def test_commas_count_as_thousands_separators_only_between_groups_of_three() -> None:

@@ -78,6 +78,11 @@ def _item_text(row: dict, fields: list[str], where: str) -> str:
     return "\n".join(parts)
 
 
+def _numbers_of(tokens: list[str]) -> tuple[Counter[str], Counter[str]]:
+    """A text's digit numbers and English number words, counted (for numbers_held)."""
+    return Counter(w for w in tokens if is_number(w)), number_words(tokens)
+
+
 class BenchmarkIndex:
     """Every benchmark item, indexed for the n-gram, fuzzy and (optional) semantic rules."""
 
@@ -106,8 +111,8 @@ class BenchmarkIndex:
         batch = WordBatch(self.item_tokens)
         self.grams = GramIndex.build(batch, self.n, cfg.common_ngram_items)
         self.common_ngrams = self.grams.common
-        self._item_numbers: dict[int, Counter[str]] = {}  # filled for the items a prompt hits (_numbers_held)
-        self._item_number_words: dict[int, Counter[str]] = {}
+        # (digits, number words) of the items a prompt hits, filled by _numbers_held
+        self._item_numbers: dict[int, tuple[Counter[str], Counter[str]]] = {}
         if cfg.semantic.enabled:
             from builder.curate.decontam_semantic import SemanticPass  # loads the model: only when asked
 
@@ -138,7 +143,7 @@ class BenchmarkIndex:
         # best item per prompt: highest coverage, then most shared windows
         sel = sel[np.lexsort((-pr["shared"][sel], -pr["coverage"][sel], pr["prompt"][sel]))]
         seen: set[int] = set()
-        numbers: dict[int, Counter[str]] = {}
+        numbers: dict[int, tuple[Counter[str], Counter[str]]] = {}
         for j in sel.tolist():
             p = int(pr["prompt"][j])
             if p in seen:
@@ -151,19 +156,18 @@ class BenchmarkIndex:
             detail = f"{int(pr['shared'][j])} of {int(g.windows[it])} {self.n}-grams, {int(pr['covered'][j])} of {int(g.coverable[it])} words"
             out[p] = self._hit(it, f"ngram{self.n}", float(pr["coverage"][j]), key_of(toks), detail)
 
-    def _numbers_held(self, item: int, p: int, token_lists: list[list[str]], cache: dict[int, Counter[str]]) -> bool:
-        want = self._item_numbers.get(item)
-        if want is None:
-            toks = self._item_words(item)
-            want = self._item_numbers[item] = Counter(w for w in toks if is_number(w))
-            self._item_number_words[item] = number_words(toks)
+    def _numbers_held(
+        self, item: int, p: int, token_lists: list[list[str]], cache: dict[int, tuple[Counter[str], Counter[str]]]
+    ) -> bool:
+        if item not in self._item_numbers:
+            self._item_numbers[item] = _numbers_of(self._item_words(item))
+        want, item_words = self._item_numbers[item]
         if not want:
             return True
-        have = cache.get(p)
-        if have is None:
-            have = cache[p] = Counter(w for w in token_lists[p] if is_number(w))
-            cache[-1 - p] = number_words(token_lists[p])
-        held = numbers_held(want, have, cache[-1 - p], self._item_number_words[item])
+        if p not in cache:
+            cache[p] = _numbers_of(token_lists[p])
+        have, have_words = cache[p]
+        held = numbers_held(want, have, have_words, item_words)
         return held >= self.cfg.min_number_share * sum(want.values())
 
     def match_many(self, texts: list[str]) -> list[Hit | None]:

@@ -23,7 +23,7 @@ import numpy as np
 import regex
 from rapidfuzz import fuzz, process
 
-from builder.curate.decontam_tokens import HashIndex, WordBatch, is_number, number_words, numbers_held
+from builder.curate.decontam_tokens import HashIndex, WordBatch, is_number, is_number_word, number_words, numbers_held
 
 _CJK_CHAR = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
 _OOV = "\x01"  # a prompt word no fuzzy item has: matches nothing
@@ -77,7 +77,7 @@ class FuzzyIndex:
         self.codes: dict[int, str] = {i: self.encode(item_tokens[i]) for i in np.flatnonzero(fuzzy).tolist()}
         # an item's numbers are read from its code when a prompt aligns with it (few items), not for all
         self.number_of = {sym: t for t, sym in self.vocab.items() if is_number(t)}
-        self.word_of = {sym: t for t, sym in self.vocab.items() if number_words([t])}
+        self.word_of = {sym: t for t, sym in self.vocab.items() if is_number_word(t)}
         self.numbers: dict[int, Counter[str]] = {}
         self.item_number_words: dict[int, Counter[str]] = {}
         # anchors: windows of fuzzy items found in at most max_items items of all benchmarks

@@ -86,8 +86,13 @@ _EN_NUMBERS = {w: str(i) for i, w in enumerate(
 _EN_NUMBERS.update({w: str(10 * i) for i, w in enumerate(["thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"], 3)})
 
 
+def is_number_word(token: str) -> bool:
+    """An English number word ("two", "twenty")."""
+    return token in _EN_NUMBERS
+
+
 def number_words(tokens: list[str]) -> Counter[str]:
-    """The English number words of a text ("two", "twenty"), counted."""
+    """The English number words of a text, counted."""
     return Counter(t for t in tokens if t in _EN_NUMBERS)
 
 

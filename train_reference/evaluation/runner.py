@@ -40,7 +40,7 @@ def check_model_path(model: str) -> None:
     hub_like = model.count("/") == 1 and not model.startswith((".", "/", "~"))
     # "out/sft" where ./out is a folder here is a local path with a typo, not a Hub id: said
     # now, not after lm-eval has tried the Hub for it.
-    if not hub_like or Path(model.split("/")[0]).expanduser().is_dir():
+    if not hub_like or Path(model.split("/")[0]).is_dir():
         raise EvalUserError(f"{model}: model path does not exist")
 
 
@@ -184,6 +184,7 @@ def evaluate(
         records[name]["decontamination"] = state
 
     order = [c for c, _ in COLUMNS]
+    used = cfg.judge if any(b.kind == "judge" for b in benches) else None  # recorded only when judge benchmarks are in the run
     report: dict[str, Any] = {
         "model": model,
         "model_name": model_name or Path(model).name,
@@ -194,16 +195,8 @@ def evaluate(
         "max_new_tokens": cfg.max_new_tokens,
         "lm_eval_version": lmeval_runner._lm_eval_version(),
         "seed": cfg.seed,  # lm-eval's python/numpy/torch/few-shot seeds and vLLM's sampling seed
-        "judge": (
-            {"model": cfg.judge.model, "base_url": cfg.judge.base_url}
-            if cfg.judge and any(b.kind == "judge" for b in benches)
-            else None
-        ),
-        "judge_decoding": (
-            {"temperature": cfg.judge.temperature, "max_tokens": cfg.judge.max_tokens}
-            if cfg.judge and any(b.kind == "judge" for b in benches)
-            else None
-        ),
+        "judge": {"model": used.model, "base_url": used.base_url} if used else None,
+        "judge_decoding": {"temperature": used.temperature, "max_tokens": used.max_tokens} if used else None,
         "decontamination_source": source,
         # Said in the report, not only per row: these scores may be inflated by training on them.
         "not_decontaminated": [k for k in order if k in cov and not cov[k].startswith(("covered", "unknown"))],

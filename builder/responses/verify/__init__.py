@@ -64,7 +64,7 @@ def choose_verifier(category: str, reference_answer: str | None, tests: str | No
     # An upper-case letter is an option even on a math row (MMLU-Pro math, Kaoyan): the math
     # verifier fails "The answer is (C)." for want of a box. A lower-case one ("e") stays math.
     letter = normalize_reference_letter(reference_answer) if reference_answer else None
-    if letter is not None and (cat not in _MATH or (reference_answer or "").strip().strip("()[]*. ").isupper()):
+    if letter is not None and (cat not in _MATH or reference_answer.strip().strip("()[]*. ").isupper()):
         return "mcq"
     if reference_answer and cat in _MATH:
         return "math"

@@ -50,7 +50,7 @@ def verify_ifeval(answer: str, tests: str | dict[str, Any] | None) -> Verdict:
         return Verdict("unverifiable", METHOD, "no_instructions")
     if not answer or not answer.strip():  # "no commas", "under 50 words" hold for nothing at all
         return Verdict("fail", METHOD, "empty_answer")
-    results = [check_instruction(i, k, answer or "") for i, k in zip(ids, kwargs, strict=True)]
+    results = [check_instruction(i, k, answer) for i, k in zip(ids, kwargs, strict=True)]
     failed = [v.detail for v in results if v.status == "fail"]
     unknown = [f"{v.detail}({v.reason})" for v in results if v.status == "unverifiable"]
     if failed:

@@ -116,9 +116,10 @@ def verify_math(answer: str, reference: str | None, timeout_s: float = 10.0) -> 
     if not answer or not answer.strip():
         return Verdict("fail", METHOD, "empty_answer")
     ref = normalize_reference(reference)
-    boxes = list(dict.fromkeys(re.sub(r"\s+", "", b) for b in all_boxed(answer)))
+    raw = all_boxed(answer)
+    boxes = list(dict.fromkeys(re.sub(r"\s+", "", b) for b in raw))
     if len(boxes) <= 1:
-        return _verify_one(answer, ref, last_boxed(answer), timeout_s)
+        return _verify_one(answer, ref, raw[-1] if raw else None, timeout_s)
     # "\boxed{3} or \boxed{5}": the last box alone would pass a hedge; every distinct one must.
     if len(boxes) > _SEVERAL_MAX:
         return Verdict("fail", METHOD, "several_boxed", f"{len(boxes)} different boxed answers")

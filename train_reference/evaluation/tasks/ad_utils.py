@@ -93,7 +93,7 @@ def gpqa_limo_process_docs(dataset: Any) -> Any:
     def one(doc: dict) -> dict:
         question, answer = doc["question"].strip(), str(doc["answer"]).strip().upper()
         m = _LIMO.match(question)
-        if not m or answer not in "ABCD" or len(answer) != 1:
+        if not m or answer not in ("A", "B", "C", "D"):
             return {"question": question, "answer": answer}
         options = [m.group(i).strip() for i in (2, 3, 4, 5)]
         correct = options["ABCD".index(answer)]
