@@ -198,8 +198,11 @@ def check_files(recipe: Recipe, report: CheckReport) -> None:
         said: set[str] = set()
         for t in g.teachers:  # the templates each teacher is prompted with, as generate picks them
             for key, tid in template_mapping(g, t).items():
-                where = (f"generate.teachers[{t.name}].templates.{key}" if key in t.templates else
-                         f"generate.templates.{key}" if g.templates.get(key) == tid else f"generate.teachers[{t.name}] ({t.kind})")  # fmt: skip
+                where = f"generate.teachers[{t.name}] ({t.kind})"  # the import / control default, `plain`
+                if key in t.templates:
+                    where = f"generate.teachers[{t.name}].templates.{key}"
+                elif g.templates.get(key) == tid:
+                    where = f"generate.templates.{key}"
                 if tid not in said and not (recipe.resolve(g.prompts_dir) / f"{tid}.yaml").is_file():
                     said.add(tid)
                     report.problems.append(f"{recipe.path}: {where}: prompt template {tid!r} not found in "

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from builder.config.release import repo_id_problem
-from builder.errors import UserError
+from builder.errors import UserError, unset_state
 from builder.release import card
 from builder.release.manifest import MANIFEST, card_metadata, verify_release
 from builder.release.versions import is_semver, read_manifest, tag_for
@@ -196,8 +196,8 @@ def run_push(
     tag = tag_for(manifest["version"])
     token = hub_token()
     if token is None:
-        blank = " is blank (only whitespace), which counts as not set" if os.environ.get(TOKEN_ENV) else " is not set"
-        raise UserError(f"{TOKEN_ENV}{blank}; export a Hugging Face write token as {TOKEN_ENV} to push")
+        raise UserError(f"{TOKEN_ENV} {unset_state(os.environ.get(TOKEN_ENV))}; export a Hugging Face write token as "
+                        f"{TOKEN_ENV} to push")
 
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi  # lazy: other commands never pay
     from huggingface_hub.errors import HfHubHTTPError
