@@ -37,11 +37,12 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from builder.chat_length import joins_additively  # noqa: E402
 from builder.recipe import load_recipe  # noqa: E402
 from builder.tokens import count_tokens  # noqa: E402
 from builder.variants.summarizer import SummaryGate, assess_summary, extractive_summary  # noqa: E402
 from builder.variants.summary_job import user_text  # noqa: E402
-from builder.variants.variant_rows import joins_additively, prompt_tokens  # noqa: E402
+from builder.variants.variant_rows import prompt_tokens  # noqa: E402
 
 
 def _rows(path: Path, cols: list[str]) -> list[dict[str, Any]]:
