@@ -1,4 +1,4 @@
-"""`joins_additively` (builder/variants/variant_rows.py): where it says yes, count(head + text) == count(head) + count(text) in
+"""`joins_additively` (builder/chat_length.py): where it says yes, count(head + text) == count(head) + count(text) in
 the `tokenizers` library itself (the truth the stage's counts must equal), on real corpus texts,
 the seam strings of test_tokens.py and fuzz; and the rule's guard is needed (a text that opens
 with whitespace does merge with the head's line break)."""
@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from builder import tokens
-from builder.variants.variant_rows import ADDITIVE_PROVEN, joins_additively
+from builder.chat_length import ADDITIVE_PROVEN, joins_additively
 from tests.test_tokens import EDGES, _fuzz, corpus_sample, needs_corpus
 
 

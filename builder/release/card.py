@@ -143,7 +143,6 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-
 @functools.lru_cache(maxsize=4)
 def _compiled(source: str) -> tuple[frozenset[str], jinja2.Template]:
     """A template's fields and its compiled form, from one parse: a release checks the fields

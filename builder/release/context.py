@@ -7,6 +7,7 @@ summaries. Nothing here reads shards or writes files.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -114,11 +115,11 @@ def teacher_variants(specs: list[VariantInfo]) -> list[str]:
 
 
 def quality_payload(recipe: Recipe, work: WorkDir, specs: list[VariantInfo], stats: dict[str, VariantStats],
-                    summaries: Summaries, built_at: str) -> dict[str, Any]:
-    """quality.json's own part (the checks are added by `quality.report`)."""
+                    summaries: Summaries, built_at: str, failed: Counter[str]) -> dict[str, Any]:
+    """quality.json's own part (the checks are added by `quality.report`); `failed`:
+    verified.failed_left_out(work), as the verification gates read it."""
     # Every teacher's spend: generate's and the variants stage's LLM summarizer (think_summary).
     spend = spend_by_role(summaries.generate, summaries.variants)
-    failed = verified.failed_left_out(work)
     reasoning = {s.name for s in specs if s.reply == "reasoning"}
     variants = {v: s.summary() for v, s in stats.items()}
     for v in reasoning & set(variants):  # the verification failures the rows cannot show

@@ -182,12 +182,14 @@ def _verification_gates(recipe: Recipe, gates: Gates, stats: dict[str, VariantSt
 
 
 def check_variants(recipe: Recipe, work: WorkDir, variants: list[VariantInfo], tmp: Path, progress: Progress | None,
-                   known: dict[str, str], curate: CurateSummary | None, taken: dict[str, content.Taken] | None = None,
+                   known: dict[str, str], curate: CurateSummary | None, failed: Counter[str],
+                   taken: dict[str, content.Taken] | None = None,
                    scratch: Path | None = None, keep_hashes: bool = False,
                    ) -> tuple[dict[str, VariantStats], list[CheckOutcome], int]:
     """Gate every variant; shards are copied into `tmp` (staged here, or from the release tasks'
     `scratch`), their sha256 put in `known` and each variant's content in `taken` (with its
-    per-row hashes when `keep_hashes`). Returns (stats per variant, every check's outcome, bytes read)."""
+    per-row hashes when `keep_hashes`); `failed`: verified.failed_left_out(work). Returns (stats per
+    variant, every check's outcome, bytes read)."""
     gates = Gates(recipe, variants, tmp / "quality", work.root)
     contaminated = contaminated_ids(work)
     answers = answer_keys_for(work, variants)
@@ -224,7 +226,6 @@ def check_variants(recipe: Recipe, work: WorkDir, variants: list[VariantInfo], t
             outcomes += per.values()
         reasoning = [s.name for s in variants if s.reply == "reasoning"]
         outcomes += _mix_gates(recipe, gates, stats, curate, reasoning)
-        failed = verified.failed_left_out(work)
         outcomes += _verification_gates(recipe, gates, stats, dict.fromkeys(reasoning, failed))
     finally:
         gates.close()

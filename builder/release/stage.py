@@ -26,6 +26,7 @@ from builder.release.content import compare
 from builder.release.folder import staging as staging_dir
 from builder.release.manifest import write_manifest
 from builder.release.redact_recipe import published_recipe
+from builder.release.verified import failed_left_out
 from builder.release.versions import find_previous, read_manifest, refuse_existing
 from builder.rows import PAIR_FEATURES, VARIANT_FEATURES, stable_hash
 from builder.workdir import WorkDir
@@ -110,10 +111,11 @@ def run_release(recipe: Recipe, work: WorkDir | Path, out_dir: Path, progress: P
     with staging_dir(out_dir) as tmp:
         known: dict[str, str] = {}  # release-relative path → sha256, taken while staging
         taken: dict[str, Any] = {}  # config → its content hash, taken while staging
+        failed = failed_left_out(work)  # read once: the verification gates and quality.json
         stats, outcomes, bytes_in = gates.check_variants(recipe, work, variants, tmp, progress, known,
-                                                         summaries.curate, taken, scratch, prev is not None)
+                                                         summaries.curate, failed, taken, scratch, prev is not None)
         blocking = recipe.quality.blocking
-        quality = context.quality_payload(recipe, work, variants, stats, summaries, built_at)
+        quality = context.quality_payload(recipe, work, variants, stats, summaries, built_at, failed)
         write_quality_json(tmp / "quality.json", quality, outcomes, blocking)
         warn = gates.verdict(outcomes, blocking, tmp, work, out_dir)
         quality["checks"] = checks_table(outcomes, blocking)

@@ -181,7 +181,7 @@ def _consistency_keys(kept: pa.Table) -> pa.Table:
     under its DeepSeek-R1 teacher). Control replies have no thinking to check and are left out."""
     t = kept.filter(pc.equal(kept["teacher_role"], "reasoning"))
     served = t["served_model"]
-    named = pc.and_(pc.is_valid(served), pc.not_equal(pc.fill_null(served, ""), ""))
+    named = pc.not_equal(pc.fill_null(served, ""), "")  # set and not empty, as `served_model or teacher_model`
     return pa.table({"source": t["source"], "model": pc.if_else(named, served, t["teacher_model"]),
                      "consistency_json": t["consistency_json"]})
 

@@ -7,7 +7,7 @@ from collections import Counter
 from typing import Any
 
 from builder import chat_length
-from builder.chat_length import ADDITIVE_PROVEN, joins_additively  # noqa: F401 (tests/test_tokens_additive.py)
+from builder.chat_length import joins_additively
 from builder.config.student import StudentConfig
 from builder.config.variants import VariantsConfig
 from builder.ledger import DROPPED, KEPT, Ledger
@@ -41,7 +41,7 @@ def prompt_tokens(student: StudentConfig, prompts: list[dict[str, Any]]) -> list
 def turn_tokens(tokenizer: str, cands: list[Candidate], turns: list[str]) -> list[int]:
     """Student tokens of each candidate's assistant turn. answer, think_summary, full and adaptive
     turns end in the same reasoning answer after a line break: where the tokenizer's count is
-    additive there (joins_additively above), a turn is its head's count plus the
+    additive there (chat_length.joins_additively), a turn is its head's count plus the
     answer's, and the answer is counted once per candidate across all variants."""
     heads: list[str | None] = []
     for c, t in zip(cands, turns):
