@@ -268,3 +268,15 @@ def test_summaries_are_checked_against_the_replies_when_no_answer_config_is_buil
     rewrite_variant(work, "think_summary", edit)
     with pytest.raises(UserError, match=r"^release blocked: think_summary: summary_ends_with_answer .*: 1 of 305 rows"):
         run_release(recipe, work, tmp_path / "out2")
+
+
+def test_the_verification_rate_is_compared_exact_and_rounded_only_for_the_card() -> None:
+    """89,999 passes of 100,000 is under a 0.9 floor; rounded to 4 places (as the card prints it) it
+    would read 0.9 and pass the gate."""
+    from collections import Counter
+
+    from builder.release import verified
+
+    rates = verified.rates({"math": Counter({"pass": 89_999, "fail": 1})}, Counter({"math": 10_000}))
+    assert rates["math"]["pass_rate"] == 89_999 / 100_000 < 0.9
+    assert verified.shown(rates)["math"]["pass_rate"] == 0.9 and verified.shown(rates)["math"]["failed_left_out"] == 10_000

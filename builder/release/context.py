@@ -123,7 +123,7 @@ def quality_payload(recipe: Recipe, work: WorkDir, specs: list[VariantInfo], sta
     reasoning = {s.name for s in specs if s.reply == "reasoning"}
     variants = {v: s.summary() for v, s in stats.items()}
     for v in reasoning & set(variants):  # the verification failures the rows cannot show
-        variants[v]["verification"] = verified.rates(stats[v].verify, failed)
+        variants[v]["verification"] = verified.shown(verified.rates(stats[v].verify, failed))
     return {
         "version": recipe.version, "built_at": built_at,
         "variants": variants,

@@ -45,11 +45,18 @@ def failed_left_out(work: WorkDir) -> Counter[str]:
 
 def rates(verify: dict[str, Counter[str]], left_out: Counter[str]) -> dict[str, dict[str, float | int | None]]:
     """Per category: the released rows' statuses, `failed_left_out`, and the pass rate among the
-    verifiable prompts (pass / (pass + fail + failed_left_out)) — the verification floor's figure."""
+    verifiable prompts (pass / (pass + fail + failed_left_out)) — the verification floor's figure,
+    exact: a rate just under a floor fails it (`shown` rounds it for the card)."""
     out: dict[str, dict[str, float | int | None]] = {}
     for cat in sorted(set(verify) | set(left_out)):
         c = verify.get(cat, Counter())
         checked = c.get("pass", 0) + c.get("fail", 0) + left_out.get(cat, 0)
         out[cat] = {**dict(c), "failed_left_out": left_out.get(cat, 0),
-                    "pass_rate": round(c.get("pass", 0) / checked, 4) if checked else None}
+                    "pass_rate": c.get("pass", 0) / checked if checked else None}
     return out
+
+
+def shown(rates_: dict[str, dict[str, float | int | None]]) -> dict[str, dict[str, float | int | None]]:
+    """`rates` with each pass rate rounded to 4 places, as the card and quality.json print it."""
+    return {cat: {**r, "pass_rate": None if r["pass_rate"] is None else round(r["pass_rate"], 4)}
+            for cat, r in rates_.items()}  # fmt: skip
