@@ -119,11 +119,9 @@ def load(recipe_path: Path) -> Recipe:
     from builder.variants.registry import REGISTRY, unknown_names
 
     recipe = load_recipe(recipe_path)
-    bad = unknown_names(recipe)
-    if bad:
+    if bad := unknown_names(recipe):
         raise UserError(f"{recipe_path}: {'; '.join(bad)}; known: {sorted(REGISTRY)}")
-    odd = [c for c in recipe.responses.reject_info if c not in INFO_CODES]
-    if odd:  # else it rejects nothing
+    if odd := [c for c in recipe.responses.reject_info if c not in INFO_CODES]:  # else it rejects nothing
         raise UserError(f"{recipe_path}: responses.reject_info: unknown info code(s) {odd}; known: {sorted(INFO_CODES)}")
     return recipe
 
