@@ -40,8 +40,10 @@ if TYPE_CHECKING:
     from builder.responses.stage import ResponsesResult
     from builder.variants.stage import VariantsResult
 
-console = Console(stderr=False)
-err = Console(stderr=True)
+# soft_wrap by default: a message is one line, never a path or `file:line` folded at the terminal's
+# width (copy-paste, grep, tests that read stderr); tables still fit the width
+console = Console(stderr=False, soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 @dataclasses.dataclass

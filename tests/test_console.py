@@ -254,3 +254,18 @@ def test_generation_bar_on_a_terminal_only() -> None:
     live({**ev, "phase": "update"})
     live.stop()
     assert quiet.file.getvalue() == ""
+
+
+def test_messages_are_one_line_on_a_narrow_terminal(tmp_path: Path) -> None:
+    """A warning or error naming a long path is printed whole on one line whatever the width: rich
+    folded it at 80 columns ("other.jso" / "nl:1:"), so it could not be copied or grepped (CI's
+    longer temporary paths broke a test that read the warning)."""
+    long = tmp_path / ("d" * 90) / "other.jsonl:1:"
+    code = ("from builder.console import show_warnings, err\n"
+            f"show_warnings([{str(long)!r} + ' mapped field is absent'])\n"
+            f"err.print('error: ' + {str(long)!r})\n")  # fmt: skip
+    res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "COLUMNS": "40"})  # fmt: skip
+    lines = res.stderr.splitlines()
+    assert res.returncode == 0 and len(lines) == 2, res.stderr
+    assert lines[0] == f"warning: {long} mapped field is absent" and lines[1] == f"error: {long}", res.stderr
