@@ -92,6 +92,7 @@ def test_smoke_recipe_scores_every_benchmark(tiny_model: Path, tmp_path: Path, m
     # MT-Bench: 2 questions x 2 turns judged, all "[[7]]"; generations kept per turn.
     mt = res["mt_bench"]
     assert mt["score"] == 7.0 and mt["turn_scores"] == {"turn_1": 7.0, "turn_2": 7.0}
+    assert mt["contexts_cut"] == {"turn_1": 0, "turn_2": 0}  # counted with lm-eval's HF LM
     items = [json.loads(x) for x in Path(mt["items_file"]).read_text().splitlines()]
     assert len(items) == 2 and all(len(i["answers"]) == 2 and i["judgments"][1]["rating"] == 7.0 for i in items)
     prompts = {

@@ -63,6 +63,7 @@ def test_served_model_gets_a_table_1(tmp_path: Path, capsys: pytest.CaptureFixtu
         assert res[name]["status"] == "ok", (name, res[name]["status"])
         assert Path(res[name]["items_file"]).read_text().strip(), name
     assert res["mt_bench"]["score"] == 7.0
+    assert res["mt_bench"]["contexts_cut"] == {"turn_1": None, "turn_2": None}  # the server tokenizes, not us
     have_gpqa = (SHARED / "limo-eval" / "gpqa.jsonl").is_file()
     have_align = (SHARED / "alignbench" / "data_v1.1_release.jsonl").is_file()
     # Every request reached the server: the model's (gsm8k 2, humaneval 1, ifeval 2, MT-Bench

@@ -31,3 +31,14 @@ def chat_generate(
         for i, conv in enumerate(conversations)
     ]
     return [str(r) for r in lm.generate_until(requests, disable_tqdm=True)]
+
+
+def contexts_cut(lm: Any, conversations: list[list[dict[str, str]]], max_new_tokens: int) -> int | None:
+    """How many of these prompts lm-eval cuts from the left to leave room for
+    max_new_tokens (its HF and vLLM backends both do, with only a log warning); None for a
+    served model, whose server applies the template and the limit itself."""
+    if getattr(lm, "tokenizer", None) is None or not hasattr(lm, "max_length"):
+        return None
+    room = int(lm.max_length) - max_new_tokens
+    prompts = [lm.apply_chat_template(conv, add_generation_prompt=True) for conv in conversations]
+    return sum(len(lm.tok_encode(p)) > room for p in prompts)

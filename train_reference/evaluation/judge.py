@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from train_reference.evaluation.config import BenchmarkConfig, EvalConfig, EvalUserError, JudgeConfig
-from train_reference.evaluation.generation import chat_generate
+from train_reference.evaluation.generation import chat_generate, contexts_cut
 
 
 class JudgeUnreachable(RuntimeError):
@@ -220,6 +220,8 @@ def run_mt_bench(lm: Any, b: BenchmarkConfig, cfg: EvalConfig, items_file: Path)
         for c, a, q in zip(convs, first, questions, strict=True)
     ]
     second = chat_generate(lm, convs2, max_new, b.temperature, b.top_p)
+    # A second turn longer than the model's window loses its start (question 1) to lm-eval.
+    cut = {"turn_1": contexts_cut(lm, convs, max_new), "turn_2": contexts_cut(lm, convs2, max_new)}
 
     prompts, meta, used = mt_bench_judge_prompts(questions, first, second, refs, judge_prompts)
 
@@ -244,6 +246,7 @@ def run_mt_bench(lm: Any, b: BenchmarkConfig, cfg: EvalConfig, items_file: Path)
         "turn_scores": {f"turn_{t}": _mean(r) for t, r in ratings.items()},
         "category_scores": {c: _mean(r) for c, r in sorted(by_cat.items())},
         "unrated": len(verdicts) - len(all_r),
+        "contexts_cut": cut,  # prompts cut from the left to fit the model's window (None: served)
         "judge": {"model": cfg.judge.model, "base_url": cfg.judge.base_url},
         "judge_prompt_sha256": used,
         "items_file": str(items_file),

@@ -43,14 +43,18 @@ def check_tasks(tm: Any, benches: list[BenchmarkConfig]) -> None:
             )
 
 
-def load_lm(backend: str, model: str, cfg: EvalConfig) -> Any:
-    """One lm-eval LM for every benchmark (HF on CPU, vLLM on GPUs)."""
+def load_lm(backend: str, model: str, cfg: EvalConfig, benches: list[BenchmarkConfig]) -> Any:
+    """One lm-eval LM for every benchmark (HF on CPU, vLLM on GPUs); `benches` are the ones
+    it will run (vLLM's context length is sized to their longest request)."""
     from lm_eval.api.registry import get_model
 
     args: dict[str, Any] = {"pretrained": model}
     if backend == "vllm":
-        # Room for the longest prompt plus the 16k-token generation cap.
-        args.update(max_gen_toks=cfg.max_new_tokens, max_model_len=cfg.max_new_tokens + 4096, seed=cfg.seed)
+        args.update(max_gen_toks=cfg.max_new_tokens, seed=cfg.seed)
+        if not {"max_model_len", "max_length"} & set(cfg.vllm_args):  # a recipe's own window wins
+            from train_reference.evaluation.context import vllm_max_model_len
+
+            args["max_model_len"] = vllm_max_model_len(model, benches, cfg)
     batch_size = cfg.batch_size
     if backend != "vllm":
         import torch

@@ -155,7 +155,7 @@ def evaluate(
             if base_url:
                 lm = served.load_served_lm(base_url, model, cfg, concurrency)
             else:
-                lm = lmeval_runner.load_lm(backend, model, cfg)
+                lm = lmeval_runner.load_lm(backend, model, cfg, runnable)
         except EvalUserError:
             raise
         except Exception as exc:  # a model that will not load is a user-facing input problem
