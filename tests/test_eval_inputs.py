@@ -3,6 +3,7 @@ file records for a rerun: seed, judge decoding, prompt templates, contamination 
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -54,6 +55,22 @@ def test_cli_counts_below_one_are_one_line_exit_2(
     lines = [x for x in err.splitlines() if x.strip()]
     assert code == 2 and len(lines) == 1 and lines[0].startswith(f"evaluate: error: {flag} {value}"), err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--limit", "abc"), ("--concurrency", "2.5"), ("--max-new-tokens", "1e3")])
+def test_cli_counts_that_are_not_whole_numbers_are_the_same_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, value: str
+) -> None:
+    # argparse checks the counts (its type= functions), with the message main() used to give.
+    code, err = _cli(capsys, "--config", str(_recipe(tmp_path)), "--model", str(_model(tmp_path)), flag, value)
+    assert code == 2 and err == f"evaluate: error: {flag} {value}: must be a whole number of at least 1\n", err
+    from train_reference.evaluate import count
+
+    with pytest.raises(argparse.ArgumentTypeError, match=r"^--limit 0: must be a whole number of at least 1$"):
+        count("--limit")("0")
+    assert count("--limit")("3") == 3
+    code, err = _cli(capsys, "--model", str(_model(tmp_path)))  # argparse's own errors: one line too
+    assert code == 2 and err == "evaluate: error: the following arguments are required: --config\n", err
 
 
 def test_named_manifest_absent_or_not_a_manifest_is_exit_2(
