@@ -105,5 +105,37 @@ def test_gpqa_limo_rows_do_not_keep_the_answer_always_first() -> None:
     assert len(set(letters)) == 4, letters  # no position an always-"A" model could exploit
     for i, r in enumerate(out):
         assert f"\n{r['answer']}. {i}\n" in r["question"] + "\n"  # the letter follows the right option
-        assert r["question"].endswith("in the end.") and r["question"].startswith(f"Which number is {i}?")
+        assert r["question"].rsplit("\n", 1)[1].startswith("D. ")  # the options end the question
+        assert r["question"].startswith(f"Which number is {i}?")
         assert r == again[i]
+
+
+def _gpqa_prompt(doc: dict) -> str:
+    """The prompt lm-eval renders from the GPQA task's doc_to_text (both paths share it)."""
+    import jinja2
+    import yaml
+
+    text = (ROOT / "train_reference/evaluation/tasks/ad_gpqa_diamond.yaml").read_text(encoding="utf-8")
+    line = next(x for x in text.splitlines() if x.startswith("doc_to_text:"))
+    return jinja2.Template(yaml.safe_load(line)["doc_to_text"]).render(**doc)
+
+
+def test_gpqa_limo_prompt_asks_for_one_answer_format_as_the_hub_path_does() -> None:
+    import datasets
+
+    # One made-up question in both layouts (GPQA's own rows are never copied here).
+    hub = {"Question": "Which gas is noble?", "Correct Answer": "Neon", "Incorrect Answer 1": "Nitrogen",
+           "Incorrect Answer 2": "Oxygen", "Incorrect Answer 3": "Chlorine"}
+    limo = {"id": 1, "answer": "A", "question": "Which gas is noble?\n\n\nA. Neon\nB. Nitrogen\nC. Oxygen\n"
+            "D. Chlorine\n\nPlease reason step-by-step and put your choice letter without any other text "
+            "with \\boxed{} in the end."}  # fmt: skip
+    hub_prompt = _gpqa_prompt(ad_utils.gpqa_process_docs(datasets.Dataset.from_list([hub]))[0])
+    limo_doc = ad_utils.gpqa_limo_process_docs(datasets.Dataset.from_list([limo]))[0]
+    limo_prompt = _gpqa_prompt(limo_doc)
+
+    def after_options(prompt: str) -> str:  # what the prompt asks after its last option line
+        return prompt.split("\nD")[1].split("\n", 1)[1]
+
+    assert after_options(limo_prompt) == after_options(hub_prompt)
+    assert "boxed" not in limo_prompt and limo_prompt.count('"Answer: X"') == 1, limo_prompt
+    assert limo_prompt.startswith("Which gas is noble?") and f"{limo_doc['answer']}. Neon" in limo_prompt

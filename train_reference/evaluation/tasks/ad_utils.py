@@ -82,13 +82,16 @@ def _shuffle(options: list[str], question: str) -> None:
 
 
 # A LIMO question: stem, then "A. ..." to "D. ..." lines, then maybe one instruction line.
-_LIMO = re.compile(r"^(.*?)\nA\. (.*?)\nB\. (.*?)\nC\. (.*?)\nD\. (.*?)(\n\n[^\n]*)?\s*$", re.S)
+_LIMO = re.compile(r"^(.*?)\nA\. (.*?)\nB\. (.*?)\nC\. (.*?)\nD\. (.*?)(?:\n\n[^\n]*)?\s*$", re.S)
 
 
 def gpqa_limo_process_docs(dataset: Any) -> Any:
     """LIMO rows embed the options in `question`, the correct one always first (every answer
     is "A"): a model that always says A would score 100%. The options get the Hub path's
-    fixed shuffle seeded by the stem, and the answer letter follows the correct option."""
+    fixed shuffle seeded by the stem, and the answer letter follows the correct option.
+    The row's own instruction line (LIMO's asks for the letter in \\boxed{}) is dropped: the
+    task's prompt asks for "Answer: X", as on the Hub path; a prompt asking for both left
+    the model to choose which to follow."""
 
     def one(doc: dict) -> dict:
         question, answer = doc["question"].strip(), str(doc["answer"]).strip().upper()
@@ -99,7 +102,7 @@ def gpqa_limo_process_docs(dataset: Any) -> Any:
         correct = options["ABCD".index(answer)]
         _shuffle(options, m.group(1))
         lines = "\n".join(f"{'ABCD'[i]}. {o}" for i, o in enumerate(options))
-        return {"question": f"{m.group(1)}\n{lines}{m.group(6) or ''}", "answer": "ABCD"[options.index(correct)]}
+        return {"question": f"{m.group(1)}\n{lines}", "answer": "ABCD"[options.index(correct)]}
 
     return dataset.map(one)
 
