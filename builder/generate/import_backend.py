@@ -1,8 +1,8 @@
 """The `import` backend: existing reasoning outputs stored as teacher replies.
 
 Replies are matched to curated prompts by (source name, source_row_id), reading the same
-file the source read (same reader, same row ids; ids that repeat, such as several files' line
-numbers or a non-unique `fields.id`, are told apart by the row's prompt text), or another file
+file the source read (same reader, same row ids: a glob source's name their file, "sub/a.jsonl:12";
+ids that repeat, a non-unique `fields.id`, are told apart by the row's prompt text), or another file
 keyed by `id_field` (an id that rows with different prompts share pairs nothing: bad_import).
 Layouts:
   fields       `think` + `answer` paths (separate), or `content` + `reasoning_format` (raw)
@@ -218,7 +218,7 @@ def _loose(text: str) -> str:
 
 def _asked_by(src: SourceConfig, row: dict[str, Any], items: list[WorkItem]) -> list[WorkItem]:
     """The items whose prompt is this source row's (its last user turn inside the prompt as sent).
-    A source's ids need not be unique (several files' line numbers, a repeated `fields.id`): the id
+    A source's ids need not be unique (a repeated `fields.id`, an id equal to an id-less row's line): the id
     only finds the candidates, the text decides, so no prompt gets another row's reply."""
     from builder.sources.mapping import RowProblem, map_row
 

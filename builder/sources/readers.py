@@ -267,12 +267,26 @@ def _read_csv(path: Path) -> Iterator[RawRow | BadRow]:
 READERS = {"jsonl": _read_jsonl, "json": _read_json, "parquet": _read_parquet, "csv": _read_csv}
 
 
+_GLOB_CHARS = "*?["
+
+
+def is_glob(pattern: str) -> bool:
+    return any(ch in pattern for ch in _GLOB_CHARS)
+
+
 def local_files(recipe: Recipe, src: SourceConfig, where: str | None = None) -> list[Path]:
     """`where`: the recipe key the errors name (an import's file is read as a copy of its source)."""
+    return [path for path, _ in named_files(recipe, src, where)]
+
+
+def named_files(recipe: Recipe, src: SourceConfig, where: str | None = None) -> list[tuple[Path, str]]:
+    """local_files, each with the name its rows' ids start with (file_ids): its path relative to
+    the glob's base for a glob source (every file's line numbers start at 1, the ids of a source
+    must not repeat), "" for a single file, whose ids stay the reader's own numbers."""
     assert src.path is not None
     who = where or f"source {src.name}"
     pattern = str(recipe.resolve(src.path))
-    if any(ch in pattern for ch in "*?["):
+    if is_glob(pattern):
         files = sorted(Path(p) for p in glob.glob(pattern, recursive=True))
         if not files:
             raise UserError(f"{who}: no file matches {pattern}; check `path`")
@@ -280,14 +294,39 @@ def local_files(recipe: Recipe, src: SourceConfig, where: str | None = None) -> 
         if folders:
             raise UserError(f"{who}: {pattern} matches a folder, {folders[0]}; "
                             "narrow `path` so it matches files only")
-        return files
+        base = _glob_base(pattern)
+        return [(p, p.relative_to(base).as_posix()) for p in files]
     path = Path(pattern)
     if path.is_dir():
         raise UserError(f"{who}: {path} is a folder; point `path` at a file or a glob like "
                         f"{Path(src.path) / '*.jsonl'}")
     if not path.is_file():
         raise UserError(f"{who}: file not found: {path}; check `path` (relative to the recipe)")
-    return [path]
+    return [(path, "")]
+
+
+def _glob_base(pattern: str) -> Path:
+    """The folder before a glob's first wildcard: glob.glob names every match under it, as written."""
+    parts = Path(pattern).parts
+    k = next(k for k, part in enumerate(parts) if is_glob(part))
+    return Path(*parts[:k])
+
+
+def id_head(name: str, fmt: str) -> str:
+    """What a glob source's row ids in file `name` start with: "sub/a.jsonl:" before a line number
+    (as in `file:line` locations), "b.parquet#" before a row number; "" for a single-file source."""
+    return name and name + (":" if fmt == "jsonl" else "#")
+
+
+def file_ids(items: Iterator[RawRow | BadRow], name: str, fmt: str) -> Iterator[RawRow | BadRow]:
+    """`items` of file `name` (named_files) with their ids as the source's rows carry them (id_head)."""
+    head = id_head(name, fmt)
+    if not head:
+        yield from items
+        return
+    for item in items:
+        item.row_id = head + item.row_id
+        yield item
 
 
 def file_format(src: SourceConfig, path: Path) -> str:
@@ -301,19 +340,21 @@ def file_warning(src: SourceConfig, item: RawRow | BadRow, warn: list[str], wher
         warn.append(f"{where or f'source {src.name}'}: {item.location}: {item.detail}")
 
 
-def read_file(src: SourceConfig, path: Path, warn: list[str], where: str | None = None) -> Iterator[RawRow | BadRow]:
-    """One of a local source's files (local_files), in order."""
+def read_file(src: SourceConfig, path: Path, warn: list[str], where: str | None = None,
+              name: str = "") -> Iterator[RawRow | BadRow]:
+    """One of a local source's files (named_files: `name` its rows' ids start with), in order."""
     if path.stat().st_size == 0:
         warn.append(f"{where or f'source {src.name}'}: {path} is empty; it contributes no rows")
         return
-    for item in READERS[_format_of(path, src.format, where or "the source")](path):
+    fmt = _format_of(path, src.format, where or "the source")
+    for item in file_ids(READERS[fmt](path), name, fmt):
         file_warning(src, item, warn, where)
         yield item
 
 
 def read_local(recipe: Recipe, src: SourceConfig, warn: list[str], where: str | None = None) -> Iterator[RawRow | BadRow]:
-    for path in local_files(recipe, src, where):
-        yield from read_file(src, path, warn, where)
+    for path, name in named_files(recipe, src, where):
+        yield from read_file(src, path, warn, where, name)
 
 
 def read_hf(src: SourceConfig) -> Iterator[RawRow | BadRow]:
