@@ -145,7 +145,7 @@ def _no_file(recipe: Recipe, path: str, fmt: str = "auto", globs: bool = True) -
     import glob
 
     from builder.errors import UserError
-    from builder.sources.readers import _format_of
+    from builder.sources.readers import READERS, _format_of, suffixes_text
 
     full = str(recipe.resolve(path))
     if globs and any(ch in full for ch in "*?["):
@@ -153,13 +153,13 @@ def _no_file(recipe: Recipe, path: str, fmt: str = "auto", globs: bool = True) -
         return None if found else ("path", f"no file matches {full}; fix `path` (relative to the recipe)")
     if Path(full).is_dir():
         return "path", f"{full} is a folder; point `path` at a file in it" + (
-            f" or a glob like {Path(path) / '*.jsonl'}" if globs else " (.jsonl, .json, .parquet or .csv)")
+            f" or a glob like {Path(path) / '*.jsonl'}" if globs else f" ({suffixes_text()})")
     if not Path(full).is_file():
         return "path", f"file not found: {full}; fix `path` (relative to the recipe)"
     try:  # what the reader would refuse a moment into the run
         _format_of(Path(full), fmt)
     except UserError:
-        return "format", f"cannot tell the file format of {full} from its name; set `format:` (jsonl, json, parquet, csv)"
+        return "format", f"cannot tell the file format of {full} from its name; set `format:` ({', '.join(READERS)})"
     return None
 
 

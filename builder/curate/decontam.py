@@ -212,13 +212,13 @@ MATCH_STEP = "decontaminate: matching prompts"
 
 
 def _read_items(recipe: Recipe, b: BenchmarkFile, index: int) -> Iterable[tuple[str, str]] | None:
-    from builder.sources.readers import READERS, BadRow, _format_of
+    from builder.sources.readers import READERS, BadRow, _format_of, suffixes_text
 
     path = recipe.resolve(b.path)
     key = f"curate.decontaminate.benchmarks[{index}={b.name}]"
     if path.is_dir():  # present, but not the file: never "absent", even when optional
         raise UserError(f"{recipe.path}: {key}.path: {path} is a folder; point `path` at the benchmark's file in it "
-                        "(.jsonl, .json, .parquet or .csv)")
+                        f"({suffixes_text()})")
     if not path.is_file():
         if b.optional:
             return None

@@ -42,12 +42,22 @@ class BadRow:
     detail: str
 
 
+# What a file's name tells of its format (`format: auto`), tried in this order.
+SUFFIXES = ((".jsonl", "jsonl"), (".jsonl.gz", "jsonl"), (".ndjson", "jsonl"), (".json", "json"),
+            (".parquet", "parquet"), (".csv", "csv"))  # fmt: skip
+
+
+def suffixes_text() -> str:
+    """The file names the readers take, for messages: ".jsonl, .jsonl.gz, … or .csv"."""
+    names = [suffix for suffix, _ in SUFFIXES]
+    return ", ".join(names[:-1]) + " or " + names[-1]
+
+
 def _format_of(path: Path, declared: str, where: str = "the source") -> str:
     if declared != "auto":
         return declared
     name = path.name.lower()
-    for suffix, fmt in ((".jsonl", "jsonl"), (".jsonl.gz", "jsonl"), (".ndjson", "jsonl"), (".json", "json"),
-                        (".parquet", "parquet"), (".csv", "csv")):
+    for suffix, fmt in SUFFIXES:
         if name.endswith(suffix):
             return fmt
     raise UserError(f"{path}: cannot tell the file format from its name; set `format:` on {where}")
