@@ -88,10 +88,10 @@ def test_an_import_path_error_names_the_import(tmp_path: Path, name: str, make: 
 def test_a_benchmark_folder_names_every_file_name_the_readers_take(tmp_path: Path) -> None:
     """The folder message listed ".jsonl, .json, .parquet or .csv": a user with .jsonl.gz or .ndjson
     files took them for unreadable, though the readers take both."""
-    from builder.sources.readers import _format_of
+    from builder.sources.paths import format_of
 
     taken = (".jsonl", ".jsonl.gz", ".ndjson", ".json", ".parquet", ".csv")
-    assert all(_format_of(Path(f"x{s}"), "auto") for s in taken)  # each one a name the readers read
+    assert all(format_of(Path(f"x{s}"), "auto", "-") for s in taken)  # each one a name the readers read
     path = _recipe(tmp_path, bench={"path": "gpqa"})
     line = one_line_error(*run("curate", path, "--work", tmp_path / "w"), "is a folder")
     (problem,) = [p for p in run_check(load_recipe(path)).problems if "is a folder" in p]

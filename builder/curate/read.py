@@ -37,6 +37,7 @@ from builder.progress import report as progress_report
 from builder.recipe import Recipe
 from builder.rows import PROMPT_FEATURES, arrow_table, prompt_id_for, provenance_defaults
 from builder.sources.mapping import RowProblem, map_row
+from builder.sources.paths import named_files
 from builder.sources.readers import (
     BadRow,
     RawRow,
@@ -46,7 +47,6 @@ from builder.sources.readers import (
     id_head,
     jsonl_blocks,
     mapped_rows,
-    named_files,
     parquet_blocks,
     read_file,
     read_jsonl_block,

@@ -39,6 +39,7 @@ from builder.config.sources import SourceConfig
 from builder.errors import UserError
 from builder.recipe import Recipe
 from builder.sources.mapping import get_path
+from builder.sources.paths import import_source
 from builder.sources.readers import BadRow, mapped_rows, read_source
 from builder.teachers.items import WorkItem, reply_row
 from builder.teachers.store import StoreWriter
@@ -175,8 +176,7 @@ def _spec_rows(recipe: Recipe, spec: ImportSpec, src: SourceConfig, warnings: li
     is None where a separate file's row has no usable `id_field`. Rows of a separate file that
     cannot be read go to `skipped` as "location: reason": nothing here leaves without a word."""
     if spec.path:
-        other = src.model_copy(update={"path": spec.path, "format": spec.format, "limit": None, "kind": "local"})
-        for item in read_source(recipe, other, warnings, where):  # errors name the import's key, not the source
+        for item in read_source(recipe, import_source(src, spec), warnings, where):  # errors name the import's key, not the source
             if isinstance(item, BadRow):
                 skipped.append(f"{item.location}: {item.reason}")
                 continue

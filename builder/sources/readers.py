@@ -9,7 +9,6 @@ Hub id) are ``UserError``s: one line, what to do.
 from __future__ import annotations
 
 import csv
-import glob
 import gzip
 import io
 import json
@@ -25,6 +24,7 @@ import pyarrow.parquet as pq
 from builder.config.sources import SourceConfig
 from builder.errors import UserError
 from builder.recipe import Recipe
+from builder.sources.paths import format_of, named_files
 
 
 @dataclass(slots=True)
@@ -40,27 +40,6 @@ class BadRow:
     row_id: str
     reason: str  # machine-readable code
     detail: str
-
-
-# What a file's name tells of its format (`format: auto`), tried in this order.
-SUFFIXES = ((".jsonl", "jsonl"), (".jsonl.gz", "jsonl"), (".ndjson", "jsonl"), (".json", "json"),
-            (".parquet", "parquet"), (".csv", "csv"))  # fmt: skip
-
-
-def suffixes_text() -> str:
-    """The file names the readers take, for messages: ".jsonl, .jsonl.gz, … or .csv"."""
-    names = [suffix for suffix, _ in SUFFIXES]
-    return ", ".join(names[:-1]) + " or " + names[-1]
-
-
-def _format_of(path: Path, declared: str, where: str = "the source") -> str:
-    if declared != "auto":
-        return declared
-    name = path.name.lower()
-    for suffix, fmt in SUFFIXES:
-        if name.endswith(suffix):
-            return fmt
-    raise UserError(f"{path}: cannot tell the file format from its name; set `format:` on {where}")
 
 
 def _open_bytes(path: Path) -> io.BufferedIOBase:
@@ -277,51 +256,6 @@ def _read_csv(path: Path) -> Iterator[RawRow | BadRow]:
 READERS = {"jsonl": _read_jsonl, "json": _read_json, "parquet": _read_parquet, "csv": _read_csv}
 
 
-_GLOB_CHARS = "*?["
-
-
-def is_glob(pattern: str) -> bool:
-    return any(ch in pattern for ch in _GLOB_CHARS)
-
-
-def local_files(recipe: Recipe, src: SourceConfig, where: str | None = None) -> list[Path]:
-    """`where`: the recipe key the errors name (an import's file is read as a copy of its source)."""
-    return [path for path, _ in named_files(recipe, src, where)]
-
-
-def named_files(recipe: Recipe, src: SourceConfig, where: str | None = None) -> list[tuple[Path, str]]:
-    """local_files, each with the name its rows' ids start with (file_ids): its path relative to
-    the glob's base for a glob source (every file's line numbers start at 1, the ids of a source
-    must not repeat), "" for a single file, whose ids stay the reader's own numbers."""
-    assert src.path is not None
-    who = where or f"source {src.name}"
-    pattern = str(recipe.resolve(src.path))
-    if is_glob(pattern):
-        files = sorted(Path(p) for p in glob.glob(pattern, recursive=True))
-        if not files:
-            raise UserError(f"{who}: no file matches {pattern}; check `path`")
-        folders = [p for p in files if p.is_dir()]
-        if folders:
-            raise UserError(f"{who}: {pattern} matches a folder, {folders[0]}; "
-                            "narrow `path` so it matches files only")
-        base = _glob_base(pattern)
-        return [(p, p.relative_to(base).as_posix()) for p in files]
-    path = Path(pattern)
-    if path.is_dir():
-        raise UserError(f"{who}: {path} is a folder; point `path` at a file or a glob like "
-                        f"{Path(src.path) / '*.jsonl'}")
-    if not path.is_file():
-        raise UserError(f"{who}: file not found: {path}; check `path` (relative to the recipe)")
-    return [(path, "")]
-
-
-def _glob_base(pattern: str) -> Path:
-    """The folder before a glob's first wildcard: glob.glob names every match under it, as written."""
-    parts = Path(pattern).parts
-    k = next(k for k, part in enumerate(parts) if is_glob(part))
-    return Path(*parts[:k])
-
-
 def id_head(name: str, fmt: str) -> str:
     """What a glob source's row ids in file `name` start with: "sub/a.jsonl:" before a line number
     (as in `file:line` locations), "b.parquet#" before a row number; "" for a single-file source."""
@@ -341,7 +275,7 @@ def file_ids(items: Iterator[RawRow | BadRow], name: str, fmt: str) -> Iterator[
 
 def file_format(src: SourceConfig, path: Path) -> str:
     """The reader's name for `path` (READERS' keys); UserError when the name does not tell it."""
-    return _format_of(path, src.format)
+    return format_of(path, src.format, f"source {src.name}")
 
 
 def file_warning(src: SourceConfig, item: RawRow | BadRow, warn: list[str], where: str | None = None) -> None:
@@ -356,7 +290,7 @@ def read_file(src: SourceConfig, path: Path, warn: list[str], where: str | None 
     if path.stat().st_size == 0:
         warn.append(f"{where or f'source {src.name}'}: {path} is empty; it contributes no rows")
         return
-    fmt = _format_of(path, src.format, where or "the source")
+    fmt = format_of(path, src.format, where or f"source {src.name}")
     for item in file_ids(READERS[fmt](path), name, fmt):
         file_warning(src, item, warn, where)
         yield item
