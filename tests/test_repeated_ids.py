@@ -1,4 +1,5 @@
-"""Row ids that repeat within a source (`fields.id` not unique, or several files' line numbers):
+"""Row ids that repeat within a source (`fields.id` not unique; a glob's files' line numbers did
+before its ids named their file, tests/test_glob_row_ids.py):
 they become source_row_id, which pairs imported replies with prompts. Curate says so in one
 warning line, and no prompt is ever stored with another row's reply."""
 
