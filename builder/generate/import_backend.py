@@ -257,6 +257,7 @@ def run_import(
     for it in todo:
         wanted[(it.source, it.source_row_id)].append(it)
     stored = 0
+    repeats: dict[str, dict[str, int]] = {}  # source -> its shared ids: one pass a source, not one a reply file
     for spec_index, spec in enumerate(teacher.imports):
         src = by_name.get(spec.source)
         if src is None:
@@ -272,7 +273,11 @@ def run_import(
         head = list(itertools.islice(rows, _PEEK_ROWS))
         _check_paths(recipe, teacher, spec_index, spec, head)
         other_row: dict[tuple[str, str], str] = {}  # an id whose source row holds another prompt: where
-        repeated = _repeated_source_ids(recipe, src) if spec.path and src.fields.id else {}
+        repeated: dict[str, int] = {}
+        if spec.path and src.fields.id:
+            if src.name not in repeats:
+                repeats[src.name] = _repeated_source_ids(recipe, src)
+            repeated = repeats[src.name]
         for rid, row, location in itertools.chain(head, rows):
             if rid is None:
                 skipped.append(f"{location}: no {spec.id_field!r} (id_field) value")
