@@ -10,7 +10,9 @@ What is checked (and why here, not in the stage that would find it):
   client (short timeouts, no retries) and lists the configured model;
 - every decontamination benchmark file is present; an absent `optional: true` one is listed
   as *skipped* (curate then records it in its summary, the card discloses it), a folder is a problem;
-- local source and import files (or globs) are present, in a format their name or `format:` tells;
+- local source and import files (or globs) are present, in a format their name or `format:` tells,
+  as the readers resolve them (builder/sources/paths.py: a glob matching a folder, a broken link or
+  a file of another format is the problem the run would stop at);
   the pinned tokenizer files are installed and hash-valid;
 - the work directory is empty or was built by this recipe (the name in its stage summaries);
   --work and --out are folders, not files; the recipe has a teacher (check and plan);
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from builder.config.generate import TeacherConfig
+from builder.config.sources import SourceConfig
 from builder.errors import unset_state
 from builder.recipe import Recipe
 
@@ -139,56 +142,41 @@ def check_endpoints(recipe: Recipe, scope: Scope, report: CheckReport, unset: se
             report.problems.append(f"{recipe.path}: {where}: endpoint {url}: {problem}")
 
 
-def _no_file(recipe: Recipe, path: str, fmt: str = "auto", globs: bool = True) -> tuple[str, str] | None:
-    """(key, what is wrong and what to do) when a local `path` (a file, or a glob where the reader
-    takes one) names no file the reader can read; None when it does."""
-    import glob
+def _unreadable(recipe: Recipe, src: SourceConfig) -> tuple[str, str] | None:
+    """(key, what is wrong and what to do) when reading local source `src` would stop before a
+    row (the readers' own resolution of its path: paths.readable_files); None when it would not."""
+    from builder.sources.paths import PathProblem, readable_files
 
-    from builder.errors import UserError
-    from builder.sources.readers import _format_of
-
-    full = str(recipe.resolve(path))
-    if globs and any(ch in full for ch in "*?["):
-        found = any(Path(p).is_file() for p in glob.glob(full, recursive=True))
-        return None if found else ("path", f"no file matches {full}; fix `path` (relative to the recipe)")
-    if Path(full).is_dir():
-        return "path", f"{full} is a folder; point `path` at a file in it" + (
-            f" or a glob like {Path(path) / '*.jsonl'}" if globs else " (.jsonl, .json, .parquet or .csv)")
-    if not Path(full).is_file():
-        return "path", f"file not found: {full}; fix `path` (relative to the recipe)"
-    try:  # what the reader would refuse a moment into the run
-        _format_of(Path(full), fmt)
-    except UserError:
-        return "format", f"cannot tell the file format of {full} from its name; set `format:` (jsonl, json, parquet, csv)"
+    try:
+        readable_files(recipe, src)
+    except PathProblem as p:
+        return p.key, p.text
     return None
 
 
 def check_files(recipe: Recipe, report: CheckReport) -> None:
     """Local source files, benchmark files (absent optional ones listed as skipped) and import files."""
+    from builder.sources.paths import PathProblem, benchmark_file, import_source
+
     for i, s in enumerate(recipe.sources):
-        found = _no_file(recipe, s.path, s.format) if s.kind == "local" and s.path else None
+        found = _unreadable(recipe, s) if s.kind == "local" and s.path else None
         if found:
             report.problems.append(f"{recipe.path}: sources[{i}={s.name}].{found[0]}: {found[1]}")
     d = recipe.curate.decontaminate
     if d.enabled:
         for i, b in enumerate(d.benchmarks):
-            path = recipe.resolve(b.path)
             where = f"{recipe.path}: curate.decontaminate.benchmarks[{i}={b.name}]"
-            if path.exists():  # a folder is a mistake to say, not an absent optional file
-                found = _no_file(recipe, b.path, b.format, globs=False)
-                if found:
-                    report.problems.append(f"{where}.{found[0]}: {found[1]}")
-            elif b.optional:
-                report.skipped_benchmarks.append(f"{b.name} ({path})")
-            else:
-                report.problems.append(
-                    f"{where}: file not found: {path}; "
-                    "fix `path`, or set `optional: true` to build without it (the card then says so)"
-                )
+            try:  # what decontamination asks before it reads the file
+                if benchmark_file(recipe, b, i) is None:
+                    report.skipped_benchmarks.append(f"{b.name} ({recipe.resolve(b.path)})")
+            except PathProblem as p:
+                report.problems.append(f"{where}.{p.key}: {p.text}")
+    by_name = {s.name: s for s in recipe.sources}
     for t in recipe.generate.teachers if recipe.generate else []:
         for i, spec in enumerate(t.imports):
             where = f"generate.teachers[{t.name}].imports[{i}]"  # its source name was checked on load
-            found = _no_file(recipe, spec.path, spec.format) if spec.path else None
+            src = by_name.get(spec.source)
+            found = _unreadable(recipe, import_source(src, spec)) if spec.path and src else None
             if found:
                 report.problems.append(f"{recipe.path}: {where}.{found[0]}: {found[1]}")
     if recipe.generate:  # a misspelt template id, said before any teacher is paid

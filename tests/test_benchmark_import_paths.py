@@ -83,3 +83,17 @@ def test_an_import_path_error_names_the_import(tmp_path: Path, name: str, make: 
     assert needle in line and "generate.teachers[r1].imports[0]" in line and "source s" not in line, line
     key = "generate.teachers[r1].imports[0]." + ("format" if make == "file" else "path")
     assert [p for p in run_check(load_recipe(path)).problems if key in p], key
+
+
+def test_a_benchmark_folder_names_every_file_name_the_readers_take(tmp_path: Path) -> None:
+    """The folder message listed ".jsonl, .json, .parquet or .csv": a user with .jsonl.gz or .ndjson
+    files took them for unreadable, though the readers take both."""
+    from builder.sources.paths import format_of
+
+    taken = (".jsonl", ".jsonl.gz", ".ndjson", ".json", ".parquet", ".csv")
+    assert all(format_of(Path(f"x{s}"), "auto", "-") for s in taken)  # each one a name the readers read
+    path = _recipe(tmp_path, bench={"path": "gpqa"})
+    line = one_line_error(*run("curate", path, "--work", tmp_path / "w"), "is a folder")
+    (problem,) = [p for p in run_check(load_recipe(path)).problems if "is a folder" in p]
+    for said in (line, problem):
+        assert all(f"{s}," in said or f"{s} or" in said or f"or {s})" in said for s in taken), said

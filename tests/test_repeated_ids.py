@@ -1,4 +1,5 @@
-"""Row ids that repeat within a source (`fields.id` not unique, or several files' line numbers):
+"""Row ids that repeat within a source (`fields.id` not unique; a glob's files' line numbers did
+before its ids named their file, tests/test_glob_row_ids.py):
 they become source_row_id, which pairs imported replies with prompts. Curate says so in one
 warning line, and no prompt is ever stored with another row's reply."""
 
@@ -105,3 +106,26 @@ def test_an_empty_id_is_the_rows_own_line_for_the_import_too(tmp_path: Path) -> 
     src = {"name": "e", "path": str(tmp_path / "e.jsonl"), "fields": {"prompt": "q", "id": "id"}, "category": "chat"}
     out, _ = _build(tmp_path, [src], {"source": "e", "answer": "ans"})
     assert out == {"Name the largest planet.": ("ok", "Jupiter."), "Name a prime.": ("ok", "2")}
+
+
+def test_reply_files_split_in_parts_read_the_source_once(tmp_path: Path, monkeypatch: Any) -> None:
+    """One import entry per reply file (a dataset shipped in parts) read the whole source again for
+    each entry, to find its ids on several prompts: once per source is enough; the pairing stays."""
+    import builder.generate.import_backend as backend
+
+    passes: list[str] = []
+    real = backend.mapped_rows
+    monkeypatch.setattr(backend, "mapped_rows", lambda recipe, src: passes.append(src.name) or real(recipe, src))
+    _write(tmp_path / "replies-1.jsonl", [{"rid": "7", "a": "The answer is 4."}])
+    _write(tmp_path / "replies-2.jsonl", [{"rid": "8", "a": "2"}])
+    teacher = {"name": "r1", "kind": "import", "model": "m", "imports": [
+        {"source": "s", "path": str(tmp_path / f"replies-{k}.jsonl"), "id_field": "rid", "answer": "a"} for k in (1, 2)]}
+    recipe = load_recipe(write_recipe(tmp_path, {"teachers": [teacher]}, sources=_sources(tmp_path)))
+    recipe.curate.near_dedupe.enabled = recipe.curate.decontaminate.enabled = False
+    work = WorkDir(tmp_path / "w")
+    run_curate(recipe, work)
+    run_generate(recipe, work)
+    assert passes == ["s"]
+    got = sorted((r["status"], r["content"] or r["error_code"]) for f in (tmp_path / "w/generate/replies").glob("*.parquet")
+                 for r in pq.read_table(f).to_pylist())  # fmt: skip
+    assert got == [("failed", "bad_import"), ("failed", "not_in_import"), ("ok", "2")], got

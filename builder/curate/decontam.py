@@ -212,19 +212,15 @@ MATCH_STEP = "decontaminate: matching prompts"
 
 
 def _read_items(recipe: Recipe, b: BenchmarkFile, index: int) -> Iterable[tuple[str, str]] | None:
-    from builder.sources.readers import READERS, BadRow, _format_of
+    from builder.sources.paths import benchmark_file
+    from builder.sources.readers import READERS, BadRow
 
-    path = recipe.resolve(b.path)
-    key = f"curate.decontaminate.benchmarks[{index}={b.name}]"
-    if path.is_dir():  # present, but not the file: never "absent", even when optional
-        raise UserError(f"{recipe.path}: {key}.path: {path} is a folder; point `path` at the benchmark's file in it "
-                        "(.jsonl, .json, .parquet or .csv)")
-    if not path.is_file():
-        if b.optional:
-            return None
-        raise UserError(f"decontaminate: benchmark {b.name}: file not found: {path}; fix `path` or set optional: true")
+    found = benchmark_file(recipe, b, index)  # check asks it too
+    if found is None:
+        return None
+    path, fmt = found
     out: list[tuple[str, str]] = []
-    for i, item in enumerate(READERS[_format_of(path, b.format, key)](path)):
+    for i, item in enumerate(READERS[fmt](path)):
         if isinstance(item, BadRow):
             raise UserError(f"decontaminate: benchmark {b.name}: {item.location}: {item.reason}: {item.detail}")
         item_id = str(item.data.get(b.id_field, i)) if b.id_field else str(i)
@@ -257,10 +253,11 @@ def build_index(recipe: Recipe, cfg: DecontamConfig, progress: Progress | None =
 
 def load_benchmark_texts(path: Path, fields: list[str]) -> list[str]:
     """Plain texts of a benchmark file (used by benchmarks/ to plant leaks)."""
-    from builder.sources.readers import READERS, RawRow, _format_of
+    from builder.sources.paths import format_of
+    from builder.sources.readers import READERS, RawRow
 
     return [
         _item_text(r.data, fields, r.location)
-        for r in READERS[_format_of(path, "auto")](path)
+        for r in READERS[format_of(path, "auto", "the benchmark file")](path)
         if isinstance(r, RawRow)
     ]

@@ -37,13 +37,15 @@ from builder.progress import report as progress_report
 from builder.recipe import Recipe
 from builder.rows import PROMPT_FEATURES, arrow_table, prompt_id_for, provenance_defaults
 from builder.sources.mapping import RowProblem, map_row
+from builder.sources.paths import named_files
 from builder.sources.readers import (
     BadRow,
     RawRow,
     file_format,
+    file_ids,
     file_warning,
+    id_head,
     jsonl_blocks,
-    local_files,
     mapped_rows,
     parquet_blocks,
     read_file,
@@ -188,15 +190,17 @@ class BlockRows:
     n: int
 
 
-def read_block(src: SourceConfig, rules: ReadRules, path: Path, fmt: str, first: int, part: Any) -> BlockRows:
+def read_block(src: SourceConfig, rules: ReadRules, path: Path, fmt: str, first: int, part: Any,
+               name: str = "") -> BlockRows:  # fmt: skip
     """A pool job: one of jsonl_blocks' blocks (`part` its bytes, or their offset and size in a plain
-    file) or parquet_blocks' runs (`part` the row groups), made into rows as the serial read makes them."""
+    file) or parquet_blocks' runs (`part` the row groups), made into rows as the serial read makes them
+    (`name`: what the file's row ids start with, named_files)."""
     if fmt == "jsonl" and isinstance(part, tuple):  # (offset, size) of a plain file: read here, not piped
         with path.open("rb") as fh:
             fh.seek(part[0])
             part = fh.read(part[1])
     rows = SourceRows(src, rules)
-    for item in (read_jsonl_block if fmt == "jsonl" else read_parquet_block)(path, first, part):
+    for item in file_ids((read_jsonl_block if fmt == "jsonl" else read_parquet_block)(path, first, part), name, fmt):
         rows.add(item)
     rows.flush()
     return BlockRows(rows.parts, rows.bad, rows.n)
@@ -244,7 +248,7 @@ class _Pool:
 
 
 def _read_parallel(pool: _Pool, src: SourceConfig, rules: ReadRules, path: Path, fmt: str, rows: SourceRows,
-                   warnings: list[str]) -> None:  # fmt: skip
+                   warnings: list[str], name: str) -> None:  # fmt: skip
     """`path`'s blocks into `rows`, in order: up to two blocks a worker wait in the pool while the
     driver reads the next one itself."""
     done: dict[int, BlockRows] = {}
@@ -258,7 +262,7 @@ def _read_parallel(pool: _Pool, src: SourceConfig, rules: ReadRules, path: Path,
                 done[i] = f.result()
             except BrokenProcessPool:  # a worker was killed (OOM?): its blocks are read here
                 pool.broken = True
-                done[i] = read_block(src, rules, path, fmt, first, part)
+                done[i] = read_block(src, rules, path, fmt, first, part, name)
 
     blocks = jsonl_blocks(path, BLOCK_BYTES) if fmt == "jsonl" else parquet_blocks(path, BLOCK_ROWS)
     # A block's columns come back through a pipe, 64 KB a read, each read by the pool's thread here
@@ -276,11 +280,11 @@ def _read_parallel(pool: _Pool, src: SourceConfig, rules: ReadRules, path: Path,
             first, part = block
             sent = (offset, len(part)) if ranges else part
             offset += len(part) if ranges else 0
-            job = pool.submit(src, rules, path, fmt, first, sent) if len(waiting) < IN_FLIGHT * pool.workers else None
+            job = pool.submit(src, rules, path, fmt, first, sent, name) if len(waiting) < IN_FLIGHT * pool.workers else None
             if job is not None:
                 waiting[job] = (i, first, part)
             else:
-                done[i] = read_block(src, rules, path, fmt, first, part)
+                done[i] = read_block(src, rules, path, fmt, first, part, name)
             collect(block=False)
         collect(block=True)
     finally:
@@ -288,6 +292,7 @@ def _read_parallel(pool: _Pool, src: SourceConfig, rules: ReadRules, path: Path,
     for i in sorted(done):
         rows.extend(done.pop(i))
     if tail is not None:
+        tail.row_id = id_head(name, fmt) + tail.row_id
         file_warning(src, tail, warnings)
         rows.add(tail)
 
@@ -298,12 +303,12 @@ def _source_rows(recipe: Recipe, src: SourceConfig, rules: ReadRules, pool: _Poo
         for item in read_source(recipe, src, warnings):
             rows.add(item)
         return rows
-    for path in local_files(recipe, src):
+    for path, name in named_files(recipe, src):
         # the size first: an empty file is only warned about, whatever its name (read_file)
         if path.stat().st_size >= PARALLEL_FROM_BYTES and (fmt := file_format(src, path)) in ("jsonl", "parquet"):
-            _read_parallel(pool, src, rules, path, fmt, rows, warnings)
+            _read_parallel(pool, src, rules, path, fmt, rows, warnings, name)
             continue
-        for item in read_file(src, path, warnings):
+        for item in read_file(src, path, warnings, name=name):
             rows.add(item)
     return rows
 

@@ -35,7 +35,7 @@ from builder.ledger import DROPPED, Ledger
 from builder.progress import Progress
 from builder.progress import report as progress_report
 from builder.recipe import Recipe
-from builder.sources.readers import local_files
+from builder.sources.paths import local_files
 from builder.tables import BalanceRow, CurateSummary, DecontaminationSummary, StepRow
 from builder.workdir import WorkDir
 

@@ -1,8 +1,8 @@
 """The `import` backend: existing reasoning outputs stored as teacher replies.
 
 Replies are matched to curated prompts by (source name, source_row_id), reading the same
-file the source read (same reader, same row ids; ids that repeat, such as several files' line
-numbers or a non-unique `fields.id`, are told apart by the row's prompt text), or another file
+file the source read (same reader, same row ids: a glob source's name their file, "sub/a.jsonl:12";
+ids that repeat, a non-unique `fields.id`, are told apart by the row's prompt text), or another file
 keyed by `id_field` (an id that rows with different prompts share pairs nothing: bad_import).
 Layouts:
   fields       `think` + `answer` paths (separate), or `content` + `reasoning_format` (raw)
@@ -39,6 +39,7 @@ from builder.config.sources import SourceConfig
 from builder.errors import UserError
 from builder.recipe import Recipe
 from builder.sources.mapping import get_path
+from builder.sources.paths import import_source
 from builder.sources.readers import BadRow, mapped_rows, read_source
 from builder.teachers.items import WorkItem, reply_row
 from builder.teachers.store import StoreWriter
@@ -175,8 +176,7 @@ def _spec_rows(recipe: Recipe, spec: ImportSpec, src: SourceConfig, warnings: li
     is None where a separate file's row has no usable `id_field`. Rows of a separate file that
     cannot be read go to `skipped` as "location: reason": nothing here leaves without a word."""
     if spec.path:
-        other = src.model_copy(update={"path": spec.path, "format": spec.format, "limit": None, "kind": "local"})
-        for item in read_source(recipe, other, warnings, where):  # errors name the import's key, not the source
+        for item in read_source(recipe, import_source(src, spec), warnings, where):  # errors name the import's key, not the source
             if isinstance(item, BadRow):
                 skipped.append(f"{item.location}: {item.reason}")
                 continue
@@ -218,7 +218,7 @@ def _loose(text: str) -> str:
 
 def _asked_by(src: SourceConfig, row: dict[str, Any], items: list[WorkItem]) -> list[WorkItem]:
     """The items whose prompt is this source row's (its last user turn inside the prompt as sent).
-    A source's ids need not be unique (several files' line numbers, a repeated `fields.id`): the id
+    A source's ids need not be unique (a repeated `fields.id`, an id equal to an id-less row's line): the id
     only finds the candidates, the text decides, so no prompt gets another row's reply."""
     from builder.sources.mapping import RowProblem, map_row
 
@@ -257,6 +257,7 @@ def run_import(
     for it in todo:
         wanted[(it.source, it.source_row_id)].append(it)
     stored = 0
+    repeats: dict[str, dict[str, int]] = {}  # source -> its shared ids: one pass a source, not one a reply file
     for spec_index, spec in enumerate(teacher.imports):
         src = by_name.get(spec.source)
         if src is None:
@@ -272,7 +273,11 @@ def run_import(
         head = list(itertools.islice(rows, _PEEK_ROWS))
         _check_paths(recipe, teacher, spec_index, spec, head)
         other_row: dict[tuple[str, str], str] = {}  # an id whose source row holds another prompt: where
-        repeated = _repeated_source_ids(recipe, src) if spec.path and src.fields.id else {}
+        repeated: dict[str, int] = {}
+        if spec.path and src.fields.id:
+            if src.name not in repeats:
+                repeats[src.name] = _repeated_source_ids(recipe, src)
+            repeated = repeats[src.name]
         for rid, row, location in itertools.chain(head, rows):
             if rid is None:
                 skipped.append(f"{location}: no {spec.id_field!r} (id_field) value")

@@ -9,7 +9,6 @@ Hub id) are ``UserError``s: one line, what to do.
 from __future__ import annotations
 
 import csv
-import glob
 import gzip
 import io
 import json
@@ -25,6 +24,7 @@ import pyarrow.parquet as pq
 from builder.config.sources import SourceConfig
 from builder.errors import UserError
 from builder.recipe import Recipe
+from builder.sources.paths import format_of, named_files
 
 
 @dataclass(slots=True)
@@ -40,17 +40,6 @@ class BadRow:
     row_id: str
     reason: str  # machine-readable code
     detail: str
-
-
-def _format_of(path: Path, declared: str, where: str = "the source") -> str:
-    if declared != "auto":
-        return declared
-    name = path.name.lower()
-    for suffix, fmt in ((".jsonl", "jsonl"), (".jsonl.gz", "jsonl"), (".ndjson", "jsonl"), (".json", "json"),
-                        (".parquet", "parquet"), (".csv", "csv")):
-        if name.endswith(suffix):
-            return fmt
-    raise UserError(f"{path}: cannot tell the file format from its name; set `format:` on {where}")
 
 
 def _open_bytes(path: Path) -> io.BufferedIOBase:
@@ -267,32 +256,26 @@ def _read_csv(path: Path) -> Iterator[RawRow | BadRow]:
 READERS = {"jsonl": _read_jsonl, "json": _read_json, "parquet": _read_parquet, "csv": _read_csv}
 
 
-def local_files(recipe: Recipe, src: SourceConfig, where: str | None = None) -> list[Path]:
-    """`where`: the recipe key the errors name (an import's file is read as a copy of its source)."""
-    assert src.path is not None
-    who = where or f"source {src.name}"
-    pattern = str(recipe.resolve(src.path))
-    if any(ch in pattern for ch in "*?["):
-        files = sorted(Path(p) for p in glob.glob(pattern, recursive=True))
-        if not files:
-            raise UserError(f"{who}: no file matches {pattern}; check `path`")
-        folders = [p for p in files if p.is_dir()]
-        if folders:
-            raise UserError(f"{who}: {pattern} matches a folder, {folders[0]}; "
-                            "narrow `path` so it matches files only")
-        return files
-    path = Path(pattern)
-    if path.is_dir():
-        raise UserError(f"{who}: {path} is a folder; point `path` at a file or a glob like "
-                        f"{Path(src.path) / '*.jsonl'}")
-    if not path.is_file():
-        raise UserError(f"{who}: file not found: {path}; check `path` (relative to the recipe)")
-    return [path]
+def id_head(name: str, fmt: str) -> str:
+    """What a glob source's row ids in file `name` start with: "sub/a.jsonl:" before a line number
+    (as in `file:line` locations), "b.parquet#" before a row number; "" for a single-file source."""
+    return name and name + (":" if fmt == "jsonl" else "#")
+
+
+def file_ids(items: Iterator[RawRow | BadRow], name: str, fmt: str) -> Iterator[RawRow | BadRow]:
+    """`items` of file `name` (named_files) with their ids as the source's rows carry them (id_head)."""
+    head = id_head(name, fmt)
+    if not head:
+        yield from items
+        return
+    for item in items:
+        item.row_id = head + item.row_id
+        yield item
 
 
 def file_format(src: SourceConfig, path: Path) -> str:
     """The reader's name for `path` (READERS' keys); UserError when the name does not tell it."""
-    return _format_of(path, src.format)
+    return format_of(path, src.format, f"source {src.name}")
 
 
 def file_warning(src: SourceConfig, item: RawRow | BadRow, warn: list[str], where: str | None = None) -> None:
@@ -301,19 +284,21 @@ def file_warning(src: SourceConfig, item: RawRow | BadRow, warn: list[str], wher
         warn.append(f"{where or f'source {src.name}'}: {item.location}: {item.detail}")
 
 
-def read_file(src: SourceConfig, path: Path, warn: list[str], where: str | None = None) -> Iterator[RawRow | BadRow]:
-    """One of a local source's files (local_files), in order."""
+def read_file(src: SourceConfig, path: Path, warn: list[str], where: str | None = None,
+              name: str = "") -> Iterator[RawRow | BadRow]:
+    """One of a local source's files (named_files: `name` its rows' ids start with), in order."""
     if path.stat().st_size == 0:
         warn.append(f"{where or f'source {src.name}'}: {path} is empty; it contributes no rows")
         return
-    for item in READERS[_format_of(path, src.format, where or "the source")](path):
+    fmt = format_of(path, src.format, where or f"source {src.name}")
+    for item in file_ids(READERS[fmt](path), name, fmt):
         file_warning(src, item, warn, where)
         yield item
 
 
 def read_local(recipe: Recipe, src: SourceConfig, warn: list[str], where: str | None = None) -> Iterator[RawRow | BadRow]:
-    for path in local_files(recipe, src, where):
-        yield from read_file(src, path, warn, where)
+    for path, name in named_files(recipe, src, where):
+        yield from read_file(src, path, warn, where, name)
 
 
 def read_hf(src: SourceConfig) -> Iterator[RawRow | BadRow]:
