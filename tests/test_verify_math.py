@@ -145,3 +145,13 @@ def test_commas_count_as_thousands_separators_only_between_groups_of_three() -> 
     # Thin-space and {,} separators are the same number, not 12*0.
     for boxed in (r"12\,000", "12 000", "12{,}000", r"\$12,000"):
         assert verify_math(f"\\boxed{{{boxed}}}", "#### 12000").status == "pass", boxed
+
+
+def test_several_boxes_are_each_read_as_written_like_a_single_box() -> None:
+    # Several boxes lost their blanks before the check, one box kept them: "1 2" alone fails
+    # against 12, but "\boxed{1 2} ... \boxed{12}" passed as the one answer "12".
+    assert verify_math(r"\boxed{1 2}", "12").status == "fail"
+    assert verify_math(r"So \boxed{1 2}, that is \boxed{12}", "12").status == "fail"
+    # Blanks that LaTeX reads as one, and the same answer twice, still pass.
+    assert verify_math(r"\boxed{2  \sqrt{3}} ... \boxed{2 \sqrt{3}}", r"2\sqrt3").status == "pass"
+    assert verify_math(r"\boxed{12 000} and \boxed{12000}", "#### 12000").status == "pass"

@@ -33,7 +33,12 @@ for _name in ("math_verify.parser", "math_verify.grader"):
 
 def all_boxed(text: str) -> list[str]:
     """Non-empty contents of every `\\boxed{...}` / `\\fbox{...}` (balanced braces), in order."""
-    out: list[str] = []
+    return [content for content, _ in _boxes(text)]
+
+
+def _boxes(text: str) -> list[tuple[str, int]]:
+    """(content, index just after the closing brace) of every non-empty box, in order."""
+    out: list[tuple[str, int]] = []
     for m in _BOX_RE.finditer(text):
         depth, start = 1, m.end()
         for i in range(start, len(text)):
@@ -45,7 +50,7 @@ def all_boxed(text: str) -> list[str]:
                 if depth == 0:
                     content = text[start:i].strip()
                     if content:
-                        out.append(content)
+                        out.append((content, i + 1))
                     break
     return out
 
@@ -117,7 +122,10 @@ def verify_math(answer: str, reference: str | None, timeout_s: float = 10.0) -> 
         return Verdict("fail", METHOD, "empty_answer")
     ref = normalize_reference(reference)
     raw = all_boxed(answer)
-    boxes = list(dict.fromkeys(re.sub(r"\s+", "", b) for b in raw))
+    # Each distinct box is checked as written, as a single box is: without its blanks "1 2" (not
+    # twelve on its own) read "12", so "\boxed{1 2} ... \boxed{12}" passed against 12. A run of
+    # blanks is one blank to LaTeX, so only that is merged.
+    boxes = list(dict.fromkeys(re.sub(r"\s+", " ", b) for b in raw))
     if len(boxes) <= 1:
         return _verify_one(answer, ref, raw[-1] if raw else None, timeout_s)
     # "\boxed{3} or \boxed{5}": the last box alone would pass a hedge; every distinct one must.
