@@ -33,6 +33,13 @@ def _jsonl(path: Path) -> list[dict]:
         ("Looking at it again, option D is the correct choice.", "D"),
         ("Long discussion here.\n\n**C**", "C"),
         ("Long discussion here.\n(C)", "C"),
+        # Options labelled a-j: "Answer: c" was read as no choice at all.
+        ("Answer: c", "C"),
+        ("**Answer:** c", "C"),
+        ("The correct answer is (d).", "D"),
+        ("The answer is b, because the others fail.", "B"),
+        ("Answer: a", "A"),
+        ("The answer is (a).", "A"),
     ],
 )
 def test_extracts_the_committed_letter(text: str, letter: str) -> None:
@@ -131,3 +138,17 @@ def test_a_restated_options_list_is_no_choice() -> None:
     # An explanation naming other options after a sentence, or inside a parenthesis, is no list.
     assert verify_mcq("The correct answer is **A: Tune**. The tabla (B) is rhythm.", "A").status == "pass"
     assert verify_mcq("The correct answer is **A**.\nSet difference **A/B** (A minus B) is ...", "A").status == "pass"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["The answer is a tricky one.", "The answer is a", "The answer is e.g. this", "The answer is c = 3",
+     "The answer is not c.", "The answer is b/c it is late."],
+)
+def test_a_lower_case_letter_that_is_a_word_is_no_choice(text: str) -> None:
+    assert extract_choice(text) == (None, "no_choice")
+
+
+def test_lower_case_letters_count_for_ambiguity() -> None:
+    assert extract_choice("The answer is A. Final answer: c") == (None, "ambiguous")
+    assert extract_choice("The answer is (c) or (d).") == (None, "ambiguous")

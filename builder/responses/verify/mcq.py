@@ -162,9 +162,43 @@ def _tier1_letters(text: str) -> list[str]:
     return [letter for _, letter in sorted(found)]
 
 
+# "Answer: c" / "the answer is (c)." (options labelled a-j): a lower-case letter only where it
+# cannot be a word -- in brackets, bold or backticks, before ")", or alone at the end of its
+# clause; "a" bare only after "answer:" at the end of its line ("the answer is a tricky one").
+_LOWER_STATEMENT = re.compile(
+    rf"(?<![A-Za-z])(?:{_Q}\s+)?answer\s*(?:(is|would\s+be|should\s+be)|(:|=|-))?\s*\**\s*(:)?\s*\**\s*"
+    r"(?:option\s+|choice\s+)?(?:[\(\[`]([a-j])[\)\]`]|\*\*([a-j])\*\*|([a-j])\)"
+    r"|([b-j])(?=\**(?:[.,;!]\**(?:\s|$)|[ \t]*(?:\n|$)))|(?<=[:=\s])(a)(?=\**\.?\**[ \t]*(?:\n|$)))",
+    re.I,
+)
+_LOWER_JOINED = re.compile(r"\s*(?:,|/|&|\bor\b|\band\b)\s*[\(\[]?\**([a-jA-J])\**[\)\]]?(?=\s*(?:$|[.,;:!?/&]|or\b|and\b))")
+
+
+def _lower_letters(text: str) -> list[str]:
+    found: list[str] = []
+    # Tried only where a statement can start, as tier1_matches does (the pattern opens optionally).
+    starts = sorted({s for key in _TIER1_NEEDS[1].finditer(text) for s in _qualified(text, key.start()) if s >= 0})
+    pos = 0
+    for s in starts:
+        if s < pos or (m := _LOWER_STATEMENT.match(text, s)) is None:
+            continue
+        pos = m.end()
+        letter = next(g for g in m.groups()[3:] if g)
+        if not letter.islower() or _NEGATED.search(m.group(0)):
+            continue
+        if m.group(8) and not (m.group(2) or m.group(3)):
+            continue  # a bare "a" after "answer is": the article
+        found.append(letter.upper())
+        end = m.end()
+        while (j := _LOWER_JOINED.match(text, end)) is not None:
+            found.append(j.group(1).upper())
+            end = j.end()
+    return found
+
+
 def extract_choice(answer: str) -> tuple[str | None, str]:
     """(letter or None, reason). reason is "ok", "ambiguous" or "no_choice"."""
-    letters = _tier1_letters(answer)
+    letters = _tier1_letters(answer) + _lower_letters(answer)
     if not letters:
         letters = [m.group(1).upper() for p in _TIER2 for m in p.finditer(answer)]
     if not letters:
