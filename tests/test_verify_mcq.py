@@ -152,3 +152,10 @@ def test_a_lower_case_letter_that_is_a_word_is_no_choice(text: str) -> None:
 def test_lower_case_letters_count_for_ambiguity() -> None:
     assert extract_choice("The answer is A. Final answer: c") == (None, "ambiguous")
     assert extract_choice("The answer is (c) or (d).") == (None, "ambiguous")
+
+
+def test_a_second_letter_after_an_oxford_comma_or_a_maybe_is_a_hedge() -> None:
+    # "Answer: C, or D" passed against C: the join took "or" or "," but not ", or".
+    for text in ("Answer: C, or D", "Answer: B, or perhaps D", "Answer: c, or d"):
+        assert extract_choice(text)[1] == "ambiguous", text
+    assert extract_choice("The answer is C, and D is wrong.") == ("C", "ok")

@@ -64,8 +64,10 @@ _NEGATED = re.compile(r"\b(?:not|n't|isn't|exclude|eliminat|rule[sd]? out|incorr
 # A second letter joined on right after a statement: "answer is (A) or (B)", "Answer: A/B",
 # "A, B, C or D", "A and C". The joined letter must end there (punctuation, the end, another
 # join), so "A and I think" or "A, Beijing" do not count as a second letter.
+# "A or B", "A, or B" (the Oxford comma), "A, or maybe B", "A/B"
+_JOIN = r"\s*(?:,?\s*\bor\b(?:\s+(?:maybe|perhaps|possibly))?|,?\s*\band\b|,|/|&)\s*"
 _JOINED = re.compile(
-    rf"\s*(?:,|/|&|\bor\b|\band\b)\s*[\(\[]?\**({_L})\**[\)\]]?(?=\s*(?:$|[.,;:!?/&]|or\b|and\b))", re.I
+    rf"{_JOIN}[\(\[]?\**({_L})\**[\)\]]?(?=\s*(?:$|[.,;:!?/&]|or\b|and\b))", re.I
 )
 
 
@@ -171,7 +173,7 @@ _LOWER_STATEMENT = re.compile(
     r"|([b-j])(?=\**(?:[.,;!]\**(?:\s|$)|[ \t]*(?:\n|$)))|(?<=[:=\s])(a)(?=\**\.?\**[ \t]*(?:\n|$)))",
     re.I,
 )
-_LOWER_JOINED = re.compile(r"\s*(?:,|/|&|\bor\b|\band\b)\s*[\(\[]?\**([a-jA-J])\**[\)\]]?(?=\s*(?:$|[.,;:!?/&]|or\b|and\b))")
+_LOWER_JOINED = re.compile(rf"{_JOIN}[\(\[]?\**([a-jA-J])\**[\)\]]?(?=\s*(?:$|[.,;:!?/&]|or\b|and\b))")
 
 
 def _lower_letters(text: str) -> list[str]:
