@@ -163,13 +163,16 @@ def test_a_corrected_or_hedged_answer_does_not_pass_on_its_first_value() -> None
     assert verify_math("The answer is 72. Wait, no: 73.", "73").status == "pass"
     assert verify_math(r"\boxed{72}. Wait, no: 73.", "72").status == "fail"
     # A second value offered beside the box, outside it or inside it, is a hedge.
-    for answer in (r"\boxed{5}\text{ (or 3)}", r"\boxed{5 \text{ (or 3)}}", r"\boxed{5} (or maybe 3)"):
+    for answer in (r"\boxed{5}\text{ (or 3)}", r"\boxed{5 \text{ (or 3)}}", r"\boxed{5 \text{ or 3}}", r"\boxed{5} (or maybe 3)"):
         assert (verify_math(answer, "5").status, verify_math(answer, "5").reason) == ("fail", "hedged"), answer
     # A restatement of the same value, an approximation, a check or a word is not.
     assert verify_math(r"\boxed{\frac12} (or equivalently 0.5)", r"\frac12").status == "pass"
     assert verify_math(r"\boxed{\frac13} (or approximately 0.333)", r"\frac13").status == "pass"
     assert verify_math(r"\boxed{72}. Actually, let me check: 8 \times 9 = 72.", "72").status == "pass"
     assert verify_math(r"\boxed{5} \text{ or more}", "5").status == "pass"
+    # Solutions listed with "or" in the box are math-verify's set, not a hedge.
+    assert verify_math(r"\boxed{2 or 3}", "2, 3").status == "pass"
+    assert verify_math(r"\boxed{x = 2 \text{ or } x = 3}", "2, 3").status == "pass"
     assert verify_math("The answer is 72. Wait, that's right.", "72").status == "pass"
 
 

@@ -170,11 +170,19 @@ _OR_VALUE = re.compile(
 )
 
 
-def _alternatives(text: str) -> list[str]:
+def _alternatives(text: str, in_box: bool = False) -> list[str]:
+    """Values offered after "or". In a box only those math-verify does not see: it reads "2 or 3"
+    and "2 \\text{ or } 3" itself (the set of solutions) but drops "\\text{ or 3}" and "(or 3)"."""
     out = []
     for m in _OR.finditer(text):
+        before = text[: m.start()]
+        opened = before.rfind("\\text{")
+        in_text = opened >= 0 and "}" not in before[opened:]
+        if in_box and not (in_text or before.rstrip().endswith("(")):
+            continue
         v = _OR_VALUE.match(text, m.end())
-        value = v.group(1).strip(" ,.{") if v else ""
+        value = v.group(1) if v else ""
+        value = (value.split("}", 1)[0] if in_text else value).strip(" ,.{")
         if re.search(r"\d", value) and value.count("{") == value.count("}"):
             out.append(value)
     return out
@@ -187,7 +195,7 @@ def _after_the_answer(answer: str, boxed: str | None) -> list[tuple[str, bool]]:
         return []
     end = _boxes(answer)[-1][1]
     line = answer[end:].split("\n", 1)[0]
-    out = [(value, True) for value in _alternatives(boxed) + _alternatives(line)]
+    out = [(value, True) for value in _alternatives(boxed, in_box=True) + _alternatives(line)]
     marks = list(_CORRECTION.finditer(answer, end))
     if marks:
         out.append((answer[marks[-1].end() :], False))
