@@ -145,3 +145,43 @@ def test_commas_count_as_thousands_separators_only_between_groups_of_three() -> 
     # Thin-space and {,} separators are the same number, not 12*0.
     for boxed in (r"12\,000", "12 000", "12{,}000", r"\$12,000"):
         assert verify_math(f"\\boxed{{{boxed}}}", "#### 12000").status == "pass", boxed
+
+
+def test_several_boxes_are_each_read_as_written_like_a_single_box() -> None:
+    # Several boxes lost their blanks before the check, one box kept them: "1 2" alone fails
+    # against 12, but "\boxed{1 2} ... \boxed{12}" passed as the one answer "12".
+    assert verify_math(r"\boxed{1 2}", "12").status == "fail"
+    assert verify_math(r"So \boxed{1 2}, that is \boxed{12}", "12").status == "fail"
+    # Blanks that LaTeX reads as one, and the same answer twice, still pass.
+    assert verify_math(r"\boxed{2  \sqrt{3}} ... \boxed{2 \sqrt{3}}", r"2\sqrt3").status == "pass"
+    assert verify_math(r"\boxed{12 000} and \boxed{12000}", "#### 12000").status == "pass"
+
+
+def test_a_corrected_or_hedged_answer_does_not_pass_on_its_first_value() -> None:
+    # An unboxed "72" corrected to "73" passed against 72: math-verify prefers "answer is 72".
+    assert verify_math("The answer is 72. Wait, no: 73.", "72").status == "fail"
+    assert verify_math("The answer is 72. Wait, no: 73.", "73").status == "pass"
+    assert verify_math(r"\boxed{72}. Wait, no: 73.", "72").status == "fail"
+    # A second value offered beside the box, outside it or inside it, is a hedge.
+    for answer in (r"\boxed{5}\text{ (or 3)}", r"\boxed{5 \text{ (or 3)}}", r"\boxed{5 \text{ or 3}}", r"\boxed{5} (or maybe 3)"):
+        assert (verify_math(answer, "5").status, verify_math(answer, "5").reason) == ("fail", "hedged"), answer
+    # A restatement of the same value, an approximation, a check or a word is not.
+    assert verify_math(r"\boxed{\frac12} (or equivalently 0.5)", r"\frac12").status == "pass"
+    assert verify_math(r"\boxed{\frac13} (or approximately 0.333)", r"\frac13").status == "pass"
+    assert verify_math(r"\boxed{72}. Actually, let me check: 8 \times 9 = 72.", "72").status == "pass"
+    assert verify_math(r"\boxed{5} \text{ or more}", "5").status == "pass"
+    # Solutions listed with "or" in the box are math-verify's set, not a hedge.
+    assert verify_math(r"\boxed{2 or 3}", "2, 3").status == "pass"
+    assert verify_math(r"\boxed{x = 2 \text{ or } x = 3}", "2, 3").status == "pass"
+    assert verify_math("The answer is 72. Wait, that's right.", "72").status == "pass"
+
+
+def test_an_equation_in_the_box_passes_only_when_every_number_in_it_is_the_answer() -> None:
+    # math-verify reads "3 = 5" by its right side, so it passed against 5.
+    assert verify_math(r"\boxed{3 = 5}", "5").status == "fail"
+    assert verify_math(r"\boxed{x = 4 = 5}", "5").status == "fail"
+    # "Solve for x" answers and true equalities (MATH, GSM8K work shown) still pass.
+    for answer in (r"\boxed{x = 5}", r"\boxed{x=5}", r"\boxed{f(3) = 5}", r"\boxed{\frac{10}{2} = 5}", r"\boxed{x = 2+3 = 5}"):
+        assert verify_math(answer, "5").status == "pass", answer
+    assert verify_math(r"\boxed{\sin^3 18^\circ + \sin^2 18^\circ = \frac{1}{8}}", r"\frac18").status == "pass"
+    assert verify_math(r"\boxed{y = 2x + 3}", "y = 2x + 3").status == "pass"

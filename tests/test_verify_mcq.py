@@ -33,6 +33,13 @@ def _jsonl(path: Path) -> list[dict]:
         ("Looking at it again, option D is the correct choice.", "D"),
         ("Long discussion here.\n\n**C**", "C"),
         ("Long discussion here.\n(C)", "C"),
+        # Options labelled a-j: "Answer: c" was read as no choice at all.
+        ("Answer: c", "C"),
+        ("**Answer:** c", "C"),
+        ("The correct answer is (d).", "D"),
+        ("The answer is b, because the others fail.", "B"),
+        ("Answer: a", "A"),
+        ("The answer is (a).", "A"),
     ],
 )
 def test_extracts_the_committed_letter(text: str, letter: str) -> None:
@@ -131,3 +138,24 @@ def test_a_restated_options_list_is_no_choice() -> None:
     # An explanation naming other options after a sentence, or inside a parenthesis, is no list.
     assert verify_mcq("The correct answer is **A: Tune**. The tabla (B) is rhythm.", "A").status == "pass"
     assert verify_mcq("The correct answer is **A**.\nSet difference **A/B** (A minus B) is ...", "A").status == "pass"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["The answer is a tricky one.", "The answer is a", "The answer is e.g. this", "The answer is c = 3",
+     "The answer is not c.", "The answer is b/c it is late."],
+)
+def test_a_lower_case_letter_that_is_a_word_is_no_choice(text: str) -> None:
+    assert extract_choice(text) == (None, "no_choice")
+
+
+def test_lower_case_letters_count_for_ambiguity() -> None:
+    assert extract_choice("The answer is A. Final answer: c") == (None, "ambiguous")
+    assert extract_choice("The answer is (c) or (d).") == (None, "ambiguous")
+
+
+def test_a_second_letter_after_an_oxford_comma_or_a_maybe_is_a_hedge() -> None:
+    # "Answer: C, or D" passed against C: the join took "or" or "," but not ", or".
+    for text in ("Answer: C, or D", "Answer: B, or perhaps D", "Answer: c, or d"):
+        assert extract_choice(text)[1] == "ambiguous", text
+    assert extract_choice("The answer is C, and D is wrong.") == ("C", "ok")

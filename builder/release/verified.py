@@ -11,6 +11,7 @@ answers: they are the failures the release left out.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -19,12 +20,25 @@ import pyarrow.parquet as pq
 from builder import tables
 from builder.workdir import WorkDir
 
+_BATCH_ROWS = 65_536  # rows per record batch: a few MB of ids, whatever the table's size
 
-def _column(work: WorkDir, table: tables.Table, columns: list[str], role_filter: bool = True) -> pa.Table:
-    files = work.shards(table)
-    parts = [pq.read_table(f, columns=columns) for f in files]
-    t = pa.concat_tables(parts) if parts else pa.table({c: pa.array([], pa.string()) for c in columns})
-    return t.filter(pc.equal(t["teacher_role"], "reasoning")) if role_filter else t
+
+def _batches(work: WorkDir, table: tables.Table, columns: list[str]) -> Iterator[pa.RecordBatch]:
+    """The table's columns batch by batch (as staging reads its shards), never whole."""
+    for f in work.shards(table):
+        yield from pq.ParquetFile(f).iter_batches(batch_size=_BATCH_ROWS, columns=columns, use_threads=False)
+
+
+def _reasoning_ids(work: WorkDir, table: tables.Table, status: str | None = None) -> pa.Array:
+    """Distinct prompt ids of the table's reasoning replies (with that verify_status, if given)."""
+    columns = ["prompt_id", "teacher_role"] + (["verify_status"] if status else [])
+    parts = []
+    for b in _batches(work, table, columns):
+        keep = pc.equal(b.column("teacher_role"), "reasoning")
+        if status:
+            keep = pc.and_(keep, pc.equal(b.column("verify_status"), status))
+        parts.append(pc.unique(pc.filter(b.column("prompt_id"), keep)))
+    return pc.unique(pa.chunked_array(parts)) if parts else pa.array([], pa.string())
 
 
 def failed_left_out(work: WorkDir) -> Counter[str]:
@@ -32,15 +46,17 @@ def failed_left_out(work: WorkDir) -> Counter[str]:
     reply (empty when the responses stage's tables are absent)."""
     if not work.shards(tables.QUARANTINE):
         return Counter()
-    failed = _column(work, tables.QUARANTINE, ["prompt_id", "teacher_role", "verify_status"])
-    failed = pc.unique(failed.filter(pc.equal(failed["verify_status"], "fail"))["prompt_id"])
-    kept = _column(work, tables.PARSED, ["prompt_id", "teacher_role"])["prompt_id"]
-    left_out = failed.filter(pc.invert(pc.is_in(failed, value_set=pc.unique(kept))))
+    failed = _reasoning_ids(work, tables.QUARANTINE, "fail")
+    if not len(failed):
+        return Counter()
+    left_out = failed.filter(pc.invert(pc.is_in(failed, value_set=_reasoning_ids(work, tables.PARSED))))
     if not len(left_out):
         return Counter()
-    prompts = _column(work, tables.PROMPTS, ["prompt_id", "category"], role_filter=False)
-    cats = prompts.filter(pc.is_in(prompts["prompt_id"], value_set=left_out))["category"].fill_null("?")
-    return Counter(dict(zip(*(pc.value_counts(cats).field(k).to_pylist() for k in ("values", "counts")))))
+    cats: Counter[str] = Counter()
+    for b in _batches(work, tables.PROMPTS, ["prompt_id", "category"]):
+        found = pc.filter(b.column("category"), pc.is_in(b.column("prompt_id"), value_set=left_out))
+        cats.update("?" if c is None else c for c in found.to_pylist())
+    return cats
 
 
 def rates(verify: dict[str, Counter[str]], left_out: Counter[str]) -> dict[str, dict[str, float | int | None]]:

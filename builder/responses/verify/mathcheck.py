@@ -33,7 +33,12 @@ for _name in ("math_verify.parser", "math_verify.grader"):
 
 def all_boxed(text: str) -> list[str]:
     """Non-empty contents of every `\\boxed{...}` / `\\fbox{...}` (balanced braces), in order."""
-    out: list[str] = []
+    return [content for content, _ in _boxes(text)]
+
+
+def _boxes(text: str) -> list[tuple[str, int]]:
+    """(content, index just after the closing brace) of every non-empty box, in order."""
+    out: list[tuple[str, int]] = []
     for m in _BOX_RE.finditer(text):
         depth, start = 1, m.end()
         for i in range(start, len(text)):
@@ -45,7 +50,7 @@ def all_boxed(text: str) -> list[str]:
                 if depth == 0:
                     content = text[start:i].strip()
                     if content:
-                        out.append(content)
+                        out.append((content, i + 1))
                     break
     return out
 
@@ -82,8 +87,24 @@ def _compare(reference: str, prediction: str, boxed: bool) -> tuple[bool, bool, 
     pred = parse(pred_text, parsing_timeout=None)  # type: ignore[arg-type]
     if not gold or not pred:
         return bool(pred), False, f"gold={gold!r:.80} pred={pred!r:.80}"
-    equal = verify(gold, pred, timeout_seconds=None)
+    equal = verify(gold, pred, timeout_seconds=None) and _sides_agree(gold, pred[0])
     return True, bool(equal), f"gold={gold[0]!s:.80} pred={pred[0]!s:.80}"
+
+
+def _sides_agree(gold: list, pred: object) -> bool:
+    """math-verify reads an equation against a plain gold by its last right side, so "3 = 5"
+    passed against 5. A side that names the quantity ("x", "f(3)", "\\sin 18^\\circ") is fine;
+    a side made of numbers only must be the gold's value too ("\\frac{10}{2} = 5" passes)."""
+    from math_verify import verify
+    from math_verify.grader import is_equation, is_relation
+    from sympy import Function
+
+    if is_relation(gold[0]) or not is_equation(pred):
+        return True
+    eqs = list(pred._unsorted_args) if not hasattr(pred, "lhs") else [pred]  # type: ignore[attr-defined]
+    sides = [eqs[0].lhs, *(e.rhs for e in eqs)]
+    numeric = [s for s in sides if not s.free_symbols and not s.atoms(Function)]
+    return all(verify(gold, [s, str(s)], timeout_seconds=None) for s in numeric)
 
 
 _NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)")
@@ -117,7 +138,10 @@ def verify_math(answer: str, reference: str | None, timeout_s: float = 10.0) -> 
         return Verdict("fail", METHOD, "empty_answer")
     ref = normalize_reference(reference)
     raw = all_boxed(answer)
-    boxes = list(dict.fromkeys(re.sub(r"\s+", "", b) for b in raw))
+    # Each distinct box is checked as written, as a single box is: without its blanks "1 2" (not
+    # twelve on its own) read "12", so "\boxed{1 2} ... \boxed{12}" passed against 12. A run of
+    # blanks is one blank to LaTeX, so only that is merged.
+    boxes = list(dict.fromkeys(re.sub(r"\s+", " ", b) for b in raw))
     if len(boxes) <= 1:
         return _verify_one(answer, ref, raw[-1] if raw else None, timeout_s)
     # "\boxed{3} or \boxed{5}": the last box alone would pass a hedge; every distinct one must.
@@ -130,8 +154,72 @@ def verify_math(answer: str, reference: str | None, timeout_s: float = 10.0) -> 
     return one
 
 
+# A retraction: what follows it replaces what came before ("The answer is 72. Wait, no: 73.").
+_CORRECTION = re.compile(
+    r"\b(?:wait|actually|correction|oops|sorry|I mean|scratch that|on second thought)\b|(?:^|[.!?]\s)\s*no\s*[,:;!]",
+    re.I | re.M,
+)
+# A second value offered beside the answer: "\boxed{5}\text{ (or 3)}", "5 (or maybe 3)". What
+# follows "or" up to the end of its clause is read; "or approximately 0.33" is not a second answer.
+_OR = re.compile(r"\bor\b(?!\s*(?:approximately|about|roughly|around|nearly|so|more|less|fewer|\\approx)\b)", re.I)
+# The value right after "or" (and a filler word): digits, operators, braces and LaTeX commands.
+_OR_VALUE = re.compile(
+    r"\s*(?:(?:maybe|perhaps|possibly|equivalently|simply|even|just)\s+)?[\s$(]*(?:\\\(|\\text\{\s*\(?)?"
+    r"((?:\\[A-Za-z]+|\\[,; ]|[-+*/^_.,=\d{}\s])+)",
+    re.I,
+)
+
+
+def _alternatives(text: str, in_box: bool = False) -> list[str]:
+    """Values offered after "or". In a box only those math-verify does not see: it reads "2 or 3"
+    and "2 \\text{ or } 3" itself (the set of solutions) but drops "\\text{ or 3}" and "(or 3)"."""
+    out = []
+    for m in _OR.finditer(text):
+        before = text[: m.start()]
+        opened = before.rfind("\\text{")
+        in_text = opened >= 0 and "}" not in before[opened:]
+        if in_box and not (in_text or before.rstrip().endswith("(")):
+            continue
+        v = _OR_VALUE.match(text, m.end())
+        value = v.group(1) if v else ""
+        value = (value.split("}", 1)[0] if in_text else value).strip(" ,.{")
+        if re.search(r"\d", value) and value.count("{") == value.count("}"):
+            out.append(value)
+    return out
+
+
+def _after_the_answer(answer: str, boxed: str | None) -> list[tuple[str, bool]]:
+    """(text, is a bare value) whose value must agree with the answer's: second values offered with
+    "or" in the box or on its line, and what follows the last retraction after the box."""
+    if boxed is None:
+        return []
+    end = _boxes(answer)[-1][1]
+    line = answer[end:].split("\n", 1)[0]
+    out = [(value, True) for value in _alternatives(boxed, in_box=True) + _alternatives(line)]
+    marks = list(_CORRECTION.finditer(answer, end))
+    if marks:
+        out.append((answer[marks[-1].end() :], False))
+    return out
+
+
 def _verify_one(answer: str, ref: str, boxed: str | None, timeout_s: float) -> Verdict:
-    prediction = boxed if boxed is not None else answer[-_TAIL_CHARS:]
+    verdict = _verify_value(answer, ref, boxed, timeout_s)
+    if verdict.status != "pass":
+        return verdict
+    for text, bare in _after_the_answer(answer, boxed):
+        try:
+            parsed, equal, shown = run_with_deadline(_compare, (ref, text, bare), timeout_s)
+        except DeadlineExceeded:
+            return Verdict("error", METHOD, "timeout", f"over {timeout_s}s")
+        except Exception as exc:  # as in _verify_value
+            return Verdict("error", METHOD, "verifier_error", f"{type(exc).__name__}: {exc}"[:200])
+        if parsed and not equal:
+            return Verdict("fail", METHOD, "hedged", f"{text[:60]!r}: {shown}")
+    return verdict
+
+
+def _verify_value(answer: str, ref: str, boxed: str | None, timeout_s: float) -> Verdict:
+    prediction = boxed if boxed is not None else _unboxed_tail(answer)
     # Plain numbers on both sides (GSM8K): compare exactly, without sympy (µs instead of ms).
     a, b = _plain_number(ref), _plain_number(boxed) if boxed is not None else None
     if a is not None and b is not None:
@@ -149,3 +237,12 @@ def _verify_one(answer: str, ref: str, boxed: str | None, timeout_s: float) -> V
     if not parsed:
         return Verdict("fail", METHOD, "unparsable_answer", shown)
     return Verdict("fail", METHOD, "mismatch", shown)
+
+
+def _unboxed_tail(answer: str) -> str:
+    """The end of an answer without a box, from its last retraction on when one follows
+    a value: math-verify prefers an "answer is 72" over a later "no: 73"."""
+    tail = answer[-_TAIL_CHARS:]
+    marks = list(_CORRECTION.finditer(tail))
+    after = tail[marks[-1].end() :] if marks else ""
+    return after if re.search(r"\d", after) else tail

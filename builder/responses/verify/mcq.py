@@ -64,8 +64,10 @@ _NEGATED = re.compile(r"\b(?:not|n't|isn't|exclude|eliminat|rule[sd]? out|incorr
 # A second letter joined on right after a statement: "answer is (A) or (B)", "Answer: A/B",
 # "A, B, C or D", "A and C". The joined letter must end there (punctuation, the end, another
 # join), so "A and I think" or "A, Beijing" do not count as a second letter.
+# "A or B", "A, or B" (the Oxford comma), "A, or maybe B", "A/B"
+_JOIN = r"\s*(?:,?\s*\bor\b(?:\s+(?:maybe|perhaps|possibly))?|,?\s*\band\b|,|/|&)\s*"
 _JOINED = re.compile(
-    rf"\s*(?:,|/|&|\bor\b|\band\b)\s*[\(\[]?\**({_L})\**[\)\]]?(?=\s*(?:$|[.,;:!?/&]|or\b|and\b))", re.I
+    rf"{_JOIN}[\(\[]?\**({_L})\**[\)\]]?(?=\s*(?:$|[.,;:!?/&]|or\b|and\b))", re.I
 )
 
 
@@ -162,9 +164,43 @@ def _tier1_letters(text: str) -> list[str]:
     return [letter for _, letter in sorted(found)]
 
 
+# "Answer: c" / "the answer is (c)." (options labelled a-j): a lower-case letter only where it
+# cannot be a word -- in brackets, bold or backticks, before ")", or alone at the end of its
+# clause; "a" bare only after "answer:" at the end of its line ("the answer is a tricky one").
+_LOWER_STATEMENT = re.compile(
+    rf"(?<![A-Za-z])(?:{_Q}\s+)?answer\s*(?:(is|would\s+be|should\s+be)|(:|=|-))?\s*\**\s*(:)?\s*\**\s*"
+    r"(?:option\s+|choice\s+)?(?:[\(\[`]([a-j])[\)\]`]|\*\*([a-j])\*\*|([a-j])\)"
+    r"|([b-j])(?=\**(?:[.,;!]\**(?:\s|$)|[ \t]*(?:\n|$)))|(?<=[:=\s])(a)(?=\**\.?\**[ \t]*(?:\n|$)))",
+    re.I,
+)
+_LOWER_JOINED = re.compile(rf"{_JOIN}[\(\[]?\**([a-jA-J])\**[\)\]]?(?=\s*(?:$|[.,;:!?/&]|or\b|and\b))")
+
+
+def _lower_letters(text: str) -> list[str]:
+    found: list[str] = []
+    # Tried only where a statement can start, as tier1_matches does (the pattern opens optionally).
+    starts = sorted({s for key in _TIER1_NEEDS[1].finditer(text) for s in _qualified(text, key.start()) if s >= 0})
+    pos = 0
+    for s in starts:
+        if s < pos or (m := _LOWER_STATEMENT.match(text, s)) is None:
+            continue
+        pos = m.end()
+        letter = next(g for g in m.groups()[3:] if g)
+        if not letter.islower() or _NEGATED.search(m.group(0)):
+            continue
+        if m.group(8) and not (m.group(2) or m.group(3)):
+            continue  # a bare "a" after "answer is": the article
+        found.append(letter.upper())
+        end = m.end()
+        while (j := _LOWER_JOINED.match(text, end)) is not None:
+            found.append(j.group(1).upper())
+            end = j.end()
+    return found
+
+
 def extract_choice(answer: str) -> tuple[str | None, str]:
     """(letter or None, reason). reason is "ok", "ambiguous" or "no_choice"."""
-    letters = _tier1_letters(answer)
+    letters = _tier1_letters(answer) + _lower_letters(answer)
     if not letters:
         letters = [m.group(1).upper() for p in _TIER2 for m in p.finditer(answer)]
     if not letters:
