@@ -4,6 +4,7 @@ loopback server: what is stored, what the run says, and what a re-run asks again
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -200,3 +201,37 @@ def test_a_refusal_that_echoes_the_key_never_leaks_it(srv: ServerHandle, tmp_pat
     for f in (work / "generate").rglob("*"):
         if f.is_file():
             assert key.encode() not in f.read_bytes(), f
+
+
+def _in_a_day() -> str:
+    import email.utils
+    import time
+
+    return email.utils.formatdate(time.time() + 86400, usegmt=True)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("retry_after", ["86400", "http-date"])
+def test_a_day_long_retry_after_is_capped_said_and_asked_again(srv: ServerHandle, tmp_path: Path, retry_after: str) -> None:
+    # A provider answering 429 with Retry-After: 86400 (or an HTTP date a day away) must not stall
+    # the run for a day in silence: each wait is held to limits.retry_after_max_s, the run says so, and
+    # a prompt refused on every attempt ends as a retryable failure that a re-run asks again.
+    value = _in_a_day() if retry_after == "http-date" else retry_after
+    refusal = {"status": 429, "headers": {"Retry-After": value},
+               "body": {"error": {"message": "Rate limit reached", "type": "rate_limit_error", "code": None}}}  # fmt: skip
+    srv.control(script=[{"match": "prompt-00", "steps": [refusal] * 3}])
+    work = tmp_path / "w"
+    ids = write_prompts(work, [{"text": "prompt-00 tell me something"}, {"text": "prompt-01 tell me more"}])
+    teacher = openai_teacher(srv.base_url, limits={"max_attempts": 3, "retry_after_max_s": 0.3})
+    recipe = write_recipe(tmp_path, {"teachers": [teacher]})
+    started = time.monotonic()
+    run_generate(load_recipe(recipe), WorkDir(work))
+    assert time.monotonic() - started < 20
+    got = _replies(work)
+    assert got[ids[0]]["error_code"] == "rate_limited" and got[ids[0]]["attempts"] == 3
+    assert got[ids[1]]["status"] == "ok"
+    warnings = json.loads((work / "generate" / "summary.json").read_text())["warnings"]
+    said = [w for w in warnings if "asked to wait" in w]
+    assert len(said) == 1 and "retry_after_max_s = 0.3 s" in said[0] and "\n" not in said[0], warnings
+    run_generate(load_recipe(recipe), WorkDir(work))  # the script is spent: the provider answers now
+    assert _replies(work)[ids[0]]["status"] == "ok" and srv.stats()["requests_total"] == 3 + 1 + 1

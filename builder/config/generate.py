@@ -69,6 +69,10 @@ class Limits(Strict):
     max_attempts: int = Field(8, ge=1, le=100, description="HTTP attempts per request (first try included)")
     backoff_base_s: float = Field(1.0, ge=0, description="full-jitter backoff base")
     backoff_max_s: float = Field(60.0, ge=0, description="full-jitter backoff ceiling")
+    retry_after_max_s: float = Field(
+        120.0, ge=0, description="longest Retry-After honoured (it may exceed backoff_max_s); a longer one waits this "
+        "long, with a warning, and a request still refused after max_attempts is failed, asked again on a re-run"
+    )
     fail_fast_after: int = Field(8, ge=1, description="consecutive auth/not-found/unreachable errors, no success, then stop")
 
 

@@ -56,8 +56,9 @@ def _executor_config(recipe: Recipe, tasks: int) -> Any:
 
 
 def _send_openai(recipe: Recipe, work: WorkDir, cfg: GenerateConfig, teacher: TeacherConfig,
-                 todo: list[WorkItem], run_id: str) -> str:  # fmt: skip
-    """Send `todo` as datatrove tasks (inline when there is one local task); returns an abort message."""
+                 todo: list[WorkItem], run_id: str, warnings: list[str]) -> str:  # fmt: skip
+    """Send `todo` as datatrove tasks (inline when there is one local task); returns an abort
+    message, and adds the tasks' warnings (the same line from several tasks once) to `warnings`."""
     from builder.generate.tasks import GenerateTask, send_share
     from builder.teachers.openai_backend import api_key
 
@@ -79,6 +80,9 @@ def _send_openai(recipe: Recipe, work: WorkDir, cfg: GenerateConfig, teacher: Te
     aborts = sorted(folder.glob("abort-*.txt"))
     msg = aborts[0].read_text().strip() if aborts else ""
     for f in aborts:
+        f.unlink()
+    for f in sorted(folder.glob("warnings-*.txt")):
+        warnings.extend(w for w in f.read_text().splitlines() if w and w not in warnings)
         f.unlink()
     return msg
 
@@ -110,7 +114,7 @@ def _generate(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -
                 with StoreWriter(folder, "import") as writer:
                     run_import(recipe, teacher, todo, writer, run_id, warnings)
             elif teacher.kind == "openai":
-                msg = _send_openai(recipe, work, cfg, teacher, todo, run_id)
+                msg = _send_openai(recipe, work, cfg, teacher, todo, run_id, warnings)
                 if msg:
                     aborts.append(msg)
             else:

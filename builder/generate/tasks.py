@@ -26,6 +26,11 @@ def abort_file(folder: Path, rank: int) -> Path:
     return folder / f"abort-{rank:05d}.txt"
 
 
+def warnings_file(folder: Path, rank: int) -> Path:
+    """What task `rank` warned about (one line each), for the stage summary."""
+    return folder / f"warnings-{rank:05d}.txt"
+
+
 def endpoints_for(teacher: TeacherConfig, rank: int) -> list[Any]:
     """One endpoint per task (one vLLM server per node) or all of them, load-balanced."""
     eps = teacher.endpoints
@@ -35,10 +40,13 @@ def endpoints_for(teacher: TeacherConfig, rank: int) -> list[Any]:
 def send_share(teacher: TeacherConfig, mine: list[WorkItem], folder: Path, run_id: str, rank: int, world: int) -> dict[str, int]:
     """Send this rank's pending items and store every outcome; returns counters."""
     abort_file(folder, rank).unlink(missing_ok=True)
+    warnings_file(folder, rank).unlink(missing_ok=True)
     state = send(mine, teacher, folder, run_id, segment=f"t{rank:05d}", endpoints=endpoints_for(teacher, rank),
                  share=1.0 / world, seed=rank)  # fmt: skip
     if state.abort:
         abort_file(folder, rank).write_text(state.abort + "\n")
+    if state.warnings:
+        warnings_file(folder, rank).write_text("".join(w + "\n" for w in state.warnings))
     return {"ok": state.ok, "failed": state.failed, "requests": state.requests, "retries": state.retries}
 
 

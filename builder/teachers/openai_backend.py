@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -28,10 +29,11 @@ import orjson
 from builder.config.generate import Endpoint, Limits, TeacherConfig
 from builder.errors import UserError, redact, unset_state
 from builder.teachers.items import WorkItem, reply_row
-from builder.teachers.limits import RateLimiter, backoff_delay, parse_retry_after
+from builder.teachers.limits import RateLimiter, backoff_delay, capped_wait, parse_retry_after
 from builder.teachers.reply_shape import reply_fields, scrub_secrets
 from builder.teachers.store import StoreWriter
 
+log = logging.getLogger("builder.teachers")
 CHARS_PER_TOKEN = 4  # prompt-size estimate for the tokens/min bucket, settled on usage
 
 
@@ -215,6 +217,8 @@ class RunState:
     fatal_streak: int = 0
     abort: str = ""
     abort_event: asyncio.Event = field(default_factory=asyncio.Event)
+    warnings: list[str] = field(default_factory=list)  # said live and in the stage summary
+    warned_wait: bool = False
 
 
 def parse_reply(body: Any) -> dict[str, Any]:
@@ -332,16 +336,32 @@ async def _one(
                 state.abort = _abort_message(out, teacher, client.url)
                 state.abort_event.set()
         if out.retryable and attempts < lim.max_attempts and not state.abort:
-            if out.retry_after is not None:
-                limiter.pause_for(out.retry_after)
+            wait, capped = capped_wait(out.retry_after, lim.retry_after_max_s)
+            if capped:
+                _long_wait(state, teacher, client.url, out)
+            if wait is not None:
+                limiter.pause_for(wait)
             state.retries += 1
-            await _sleep_or_abort(state, backoff_delay(attempts, lim.backoff_base_s, lim.backoff_max_s, out.retry_after, rng))
+            await _sleep_or_abort(state, backoff_delay(attempts, lim.backoff_base_s, lim.backoff_max_s, wait, rng))
             continue
         row = reply_row(item, teacher, status="failed", error_code=out.code, error_message=out.message,
                         attempts=attempts, latency_s=time.monotonic() - started)  # fmt: skip
         store(row, item)
         state.failed += 1
         return
+
+
+def _long_wait(state: RunState, teacher: TeacherConfig, url: str, out: Outcome) -> None:
+    """Say once per run that a Retry-After was cut to the backoff ceiling (a request that keeps
+    being refused ends as a retryable failure after max_attempts, asked again by a re-run)."""
+    if state.warned_wait:
+        return
+    state.warned_wait = True
+    line = redact(f"teacher {teacher.name}: {url} asked to wait {out.retry_after:,.0f} s before retrying ({out.code}); "
+                  f"waiting at most limits.retry_after_max_s = {teacher.limits.retry_after_max_s:g} s per retry instead "
+                  "(raise it to honour longer waits)")  # fmt: skip
+    state.warnings.append(line)
+    log.warning("%s", line)
 
 
 def _abort_message(out: Outcome, teacher: TeacherConfig, url: str) -> str:
