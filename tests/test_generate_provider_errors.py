@@ -235,3 +235,66 @@ def test_a_day_long_retry_after_is_capped_said_and_asked_again(srv: ServerHandle
     assert len(said) == 1 and "retry_after_max_s = 0.3 s" in said[0] and "\n" not in said[0], warnings
     run_generate(load_recipe(recipe), WorkDir(work))  # the script is spent: the provider answers now
     assert _replies(work)[ids[0]]["status"] == "ok" and srv.stats()["requests_total"] == 3 + 1 + 1
+
+
+# 200 answers carrying an error object, as OpenAI-compatible gateways send them.
+_RATE = {"error": {"message": "Rate limit exceeded: free-models-per-min", "code": 429}}  # OpenRouter
+_OVERLOAD = {"error": {"message": "Overloaded", "type": "overloaded_error"}}
+_INVALID = {"error": {"message": "Invalid max_tokens value, the valid range is [1, 8192]",
+                      "type": "invalid_request_error", "param": None, "code": "invalid_request_error"}}  # fmt: skip
+_BALANCE = {"error": {"message": "Insufficient Balance", "type": "unknown_error", "param": None,
+                      "code": "invalid_request_error"}}  # fmt: skip
+
+
+@pytest.mark.parametrize("body", [_RATE, _OVERLOAD], ids=["rate_limit", "overload"])
+def test_a_200_rate_limit_or_overload_error_body_is_retried(srv: ServerHandle, tmp_path: Path, body: dict[str, Any]) -> None:
+    srv.control(script=[{"match": "prompt-00", "steps": [{"status": 200, "body": body}]}])
+    work = tmp_path / "w"
+    ids = write_prompts(work, [{"text": "prompt-00 tell me something"}])
+    run_generate(load_recipe(write_recipe(tmp_path, {"teachers": [openai_teacher(srv.base_url)]})), WorkDir(work))
+    row = _replies(work)[ids[0]]
+    assert row["status"] == "ok" and row["attempts"] == 2, (row["error_code"], row["error_message"])
+
+
+def test_a_200_invalid_request_error_body_is_a_bad_request(srv: ServerHandle, tmp_path: Path) -> None:
+    # Refused as the 400 it stands for: a permanent failure that a re-run of the same recipe does not pay for again.
+    srv.control(script=[{"match": "prompt-00", "steps": [{"status": 200, "body": _INVALID}]}])
+    work = tmp_path / "w"
+    ids = write_prompts(work, [{"text": "prompt-00 tell me something"}, {"text": "prompt-01 tell me more"}])
+    recipe = write_recipe(tmp_path, {"teachers": [openai_teacher(srv.base_url, limits={"concurrency": 1})]})
+    run_generate(load_recipe(recipe), WorkDir(work))
+    got = _replies(work)
+    assert got[ids[0]]["error_code"] == "bad_request" and got[ids[0]]["attempts"] == 1
+    assert "Invalid max_tokens" in got[ids[0]]["error_message"] and got[ids[1]]["status"] == "ok"
+    run_generate(load_recipe(recipe), WorkDir(work))
+    assert srv.stats()["requests_total"] == 2
+
+
+def test_a_200_insufficient_balance_error_body_stops_the_run(srv: ServerHandle, tmp_path: Path) -> None:
+    texts = [f"prompt-{i:02d} tell me something" for i in range(5)]
+    srv.control(script=[{"match": "prompt-02", "steps": [{"status": 200, "body": _BALANCE}]}])
+    work = tmp_path / "w"
+    ids = write_prompts(work, [{"text": t} for t in texts])
+    recipe = write_recipe(tmp_path, {"teachers": [openai_teacher(srv.base_url, limits={"concurrency": 1})]})
+    with pytest.raises(UserError, match="top up"):
+        run_generate(load_recipe(recipe), WorkDir(work))
+    assert srv.stats()["requests_total"] == 3
+    got = _replies(work)
+    assert got[ids[2]]["error_code"] == "insufficient_balance"
+    assert {got[i]["error_code"] for i in ids[3:]} == {"not_attempted"}
+
+
+def test_error_bodies_are_read_as_the_status_they_stand_for() -> None:
+    from builder.teachers.error_reply import error_reply
+
+    def status(body: Any) -> int | None:
+        got = error_reply(body)
+        return None if got is None else got.status_code
+
+    assert [status(b) for b in (_RATE, _OVERLOAD, _INVALID, _BALANCE)] == [429, 503, 400, 402]
+    assert status({"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message": "quota"}}) == 429
+    assert status({"error": {"message": "context length exceeded", "code": "context_length_exceeded"}}) == 400
+    assert status({"error": "Too Many Requests"}) == 429
+    assert status({"error": {"message": "something odd"}}) == 500  # unknown: retried, not final
+    assert status({"choices": [{"message": {"content": "hi"}}], "error": None}) is None
+    assert status({"choices": []}) is None  # no error object: the reply-shape checks decide

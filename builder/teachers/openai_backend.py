@@ -28,6 +28,7 @@ import orjson
 
 from builder.config.generate import Endpoint, Limits, TeacherConfig
 from builder.errors import UserError, redact, unset_state
+from builder.teachers.error_reply import error_reply
 from builder.teachers.items import WorkItem, reply_row
 from builder.teachers.limits import RateLimiter, backoff_delay, capped_wait, parse_retry_after
 from builder.teachers.reply_shape import reply_fields, scrub_secrets
@@ -299,7 +300,10 @@ async def _one(
             api = client.apis[slot % len(client.apis)]
             body = request_body(teacher, item)
             data = await (api.post_chat(body) if teacher.client == "aiohttp" else post_chat(api, body, lim))
-            fields = scrub_secrets(parse_reply(orjson.loads(data)), secrets)
+            parsed = orjson.loads(data)
+            if (refused := error_reply(parsed)) is not None:  # a 200 carrying {"error": …}
+                raise refused
+            fields = scrub_secrets(parse_reply(parsed), secrets)
             out = Outcome(body=fields)
         except asyncio.CancelledError:
             raise
