@@ -29,6 +29,7 @@ from builder.ledger import Ledger
 from builder.recipe import Recipe
 from builder.tables import GenerateSummary, StepRow, TeacherAccounting, TeacherRun
 from builder.teachers.accounting import accounting, without_usage
+from builder.teachers.budget import is_stop, stop_message
 from builder.teachers.items import WorkItem
 from builder.teachers.monitor import Progress, StoreMonitor
 from builder.teachers.send import schedule, send
@@ -67,7 +68,7 @@ def _send_openai(recipe: Recipe, work: WorkDir, cfg: GenerateConfig, teacher: Te
     folder = store_dir(work, teacher)
     tasks = max(1, min(teacher.tasks or cfg.tasks or recipe.executor.tasks, len(todo)))
     if recipe.executor.kind == "local" and tasks == 1:
-        send_share(teacher, todo, folder, run_id, 0, 1)  # no process pool: Ctrl-C and kill act on us
+        send_share(teacher, todo, folder, run_id, 0, 1, cfg.prices.get(teacher.model))  # no pool: Ctrl-C acts on us
     else:
         from builder.executors import make_executor, run_executor
 
@@ -135,11 +136,13 @@ def _generate(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -
     for teacher, items, n_todo in plans:
         folder = store_dir(work, teacher)
         stored = latest(folder)
+        books.append(accounting(folder, teacher, cfg.prices.get(teacher.model)))
+        if aborts and is_stop(aborts[0], teacher):  # the spend as the report counts it, every task's included
+            aborts[0] = stop_message(teacher, books[-1]["total"]["cost_usd"])
         tally: TeacherTally = export_teacher(teacher, items, stored, parts, ledger, aborts[0] if aborts else "")
         reports.append(TeacherRun(name=teacher.name, role=teacher.role, kind=teacher.kind, model=teacher.model,
                                   items=len(items), already_stored=len(items) - n_todo, sent=n_todo, ok=tally.ok,
                                   failed=tally.failed, covered_by_earlier=covered[teacher.name]))  # fmt: skip
-        books.append(accounting(folder, teacher, cfg.prices.get(teacher.model)))
         if teacher.kind == "openai" and (blank := without_usage(folder)):
             warnings.append(f"teacher {teacher.name}: {blank} stored replies came without usage (token counts); "
                             "their tokens and cost are missing from the accounting")  # fmt: skip

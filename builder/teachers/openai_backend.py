@@ -28,6 +28,7 @@ import orjson
 
 from builder.config.generate import Endpoint, Limits, TeacherConfig
 from builder.errors import UserError, redact, unset_state
+from builder.teachers.budget import Budget, stop_message
 from builder.teachers.error_reply import error_reply
 from builder.teachers.items import WorkItem, reply_row
 from builder.teachers.limits import RateLimiter, backoff_delay, capped_wait, parse_retry_after
@@ -220,6 +221,7 @@ class RunState:
     abort_event: asyncio.Event = field(default_factory=asyncio.Event)
     warnings: list[str] = field(default_factory=list)  # said live and in the stage summary
     warned_wait: bool = False
+    budget: Budget | None = None  # limits.max_cost_usd: checked before every request
 
 
 def parse_reply(body: Any) -> dict[str, Any]:
@@ -289,6 +291,11 @@ async def _one(
                                 attempts=attempts, latency_s=time.monotonic() - started), item)  # fmt: skip
                 state.failed += 1
             return  # never tried: not stored, the export writes it as "not_attempted"
+        held = state.budget.reserve(est_prompt, item.max_tokens) if state.budget else 0.0
+        if held is None and state.budget:  # it could take the spend past the cap: stop, keep what is stored
+            state.abort = state.abort or stop_message(teacher, state.budget.before + state.budget.spent)
+            state.abort_event.set()
+            continue
         est = est_prompt + item.max_tokens
         await limiter.acquire(est)
         client = pool.pick()
@@ -311,6 +318,8 @@ async def _one(
             out = classify(exc, secrets)
         finally:
             client.outstanding -= 1
+        if state.budget:
+            state.budget.settle(held or 0.0, out.body)
         latency = time.monotonic() - t0
         if out.body is not None:
             fields = out.body
@@ -391,6 +400,7 @@ async def run_requests(
     run_id: str,
     share: float = 1.0,
     seed: int = 0,
+    budget: Budget | None = None,
 ) -> RunState:
     """Send every item (each already holding its max_tokens) and store every outcome."""
     lim = teacher.limits
@@ -399,7 +409,7 @@ async def run_requests(
     tpm = lim.tokens_per_minute * share if lim.tokens_per_minute else None
     pool, secrets = make_pool(teacher, endpoints, conc)
     limiter = RateLimiter(rpm, tpm)
-    state = RunState()
+    state = RunState(budget=budget)
     rng = random.Random(seed)
     steps = teacher.sampling.steps()
     it: Iterator[WorkItem] = iter(items)
