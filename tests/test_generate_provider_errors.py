@@ -237,6 +237,21 @@ def test_a_day_long_retry_after_is_capped_said_and_asked_again(srv: ServerHandle
     assert _replies(work)[ids[0]]["status"] == "ok" and srv.stats()["requests_total"] == 3 + 1 + 1
 
 
+@pytest.mark.timeout(60)
+def test_a_capped_wait_in_a_datatrove_task_reaches_the_summary(srv: ServerHandle, tmp_path: Path) -> None:
+    refusal = {"status": 429, "headers": {"Retry-After": "86400"}}
+    srv.control(script=[{"match": "prompt-03", "steps": [refusal]}])
+    work = tmp_path / "w"
+    write_prompts(work, [{"text": f"prompt-{i:02d} tell me something"} for i in range(6)])
+    teacher = openai_teacher(srv.base_url, limits={"retry_after_max_s": 0.1})
+    recipe = write_recipe(tmp_path, {"teachers": [teacher], "tasks": 2}, executor={"kind": "local", "tasks": 2, "workers": 2})
+    run_generate(load_recipe(recipe), WorkDir(work))
+    assert all(r["status"] == "ok" for r in _replies(work).values())
+    warnings = json.loads((work / "generate" / "summary.json").read_text())["warnings"]
+    assert sum("asked to wait 86,400 s" in w for w in warnings) == 1, warnings
+    assert not list((work / "generate" / "store" / "r1").glob("warnings-*.txt"))
+
+
 # 200 answers carrying an error object, as OpenAI-compatible gateways send them.
 _RATE = {"error": {"message": "Rate limit exceeded: free-models-per-min", "code": 429}}  # OpenRouter
 _OVERLOAD = {"error": {"message": "Overloaded", "type": "overloaded_error"}}
