@@ -125,6 +125,15 @@ class Recipe(Strict):
             raise ValueError("a recipe needs at least one source")
         return self
 
+    @model_validator(mode="after")
+    def _summarizer_cap(self) -> Recipe:
+        from builder.config.generate import cap_problem
+
+        t = self.variants.summarizer.teacher
+        if t is not None and (problem := cap_problem(t, self.generate.prices if self.generate else {})):
+            raise ValueError(f"variants.summarizer.teacher.limits.max_cost_usd: {problem}")
+        return self
+
     def secret_envs(self) -> list[str]:
         """Every env var the recipe names as holding an API key (teachers, the summarizer)."""
         teachers = list(self.generate.teachers) if self.generate else []

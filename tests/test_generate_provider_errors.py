@@ -4,6 +4,7 @@ loopback server: what is stored, what the run says, and what a re-run asks again
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -200,3 +201,115 @@ def test_a_refusal_that_echoes_the_key_never_leaks_it(srv: ServerHandle, tmp_pat
     for f in (work / "generate").rglob("*"):
         if f.is_file():
             assert key.encode() not in f.read_bytes(), f
+
+
+def _in_a_day() -> str:
+    import email.utils
+    import time
+
+    return email.utils.formatdate(time.time() + 86400, usegmt=True)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("retry_after", ["86400", "http-date"])
+def test_a_day_long_retry_after_is_capped_said_and_asked_again(srv: ServerHandle, tmp_path: Path, retry_after: str) -> None:
+    # A provider answering 429 with Retry-After: 86400 (or an HTTP date a day away) must not stall
+    # the run for a day in silence: each wait is held to limits.retry_after_max_s, the run says so, and
+    # a prompt refused on every attempt ends as a retryable failure that a re-run asks again.
+    value = _in_a_day() if retry_after == "http-date" else retry_after
+    refusal = {"status": 429, "headers": {"Retry-After": value},
+               "body": {"error": {"message": "Rate limit reached", "type": "rate_limit_error", "code": None}}}  # fmt: skip
+    srv.control(script=[{"match": "prompt-00", "steps": [refusal] * 3}])
+    work = tmp_path / "w"
+    ids = write_prompts(work, [{"text": "prompt-00 tell me something"}, {"text": "prompt-01 tell me more"}])
+    teacher = openai_teacher(srv.base_url, limits={"max_attempts": 3, "retry_after_max_s": 0.3})
+    recipe = write_recipe(tmp_path, {"teachers": [teacher]})
+    started = time.monotonic()
+    run_generate(load_recipe(recipe), WorkDir(work))
+    assert time.monotonic() - started < 20
+    got = _replies(work)
+    assert got[ids[0]]["error_code"] == "rate_limited" and got[ids[0]]["attempts"] == 3
+    assert got[ids[1]]["status"] == "ok"
+    warnings = json.loads((work / "generate" / "summary.json").read_text())["warnings"]
+    said = [w for w in warnings if "asked to wait" in w]
+    assert len(said) == 1 and "retry_after_max_s = 0.3 s" in said[0] and "\n" not in said[0], warnings
+    run_generate(load_recipe(recipe), WorkDir(work))  # the script is spent: the provider answers now
+    assert _replies(work)[ids[0]]["status"] == "ok" and srv.stats()["requests_total"] == 3 + 1 + 1
+
+
+@pytest.mark.timeout(60)
+def test_a_capped_wait_in_a_datatrove_task_reaches_the_summary(srv: ServerHandle, tmp_path: Path) -> None:
+    refusal = {"status": 429, "headers": {"Retry-After": "86400"}}
+    srv.control(script=[{"match": "prompt-03", "steps": [refusal]}])
+    work = tmp_path / "w"
+    write_prompts(work, [{"text": f"prompt-{i:02d} tell me something"} for i in range(6)])
+    teacher = openai_teacher(srv.base_url, limits={"retry_after_max_s": 0.1})
+    recipe = write_recipe(tmp_path, {"teachers": [teacher], "tasks": 2}, executor={"kind": "local", "tasks": 2, "workers": 2})
+    run_generate(load_recipe(recipe), WorkDir(work))
+    assert all(r["status"] == "ok" for r in _replies(work).values())
+    warnings = json.loads((work / "generate" / "summary.json").read_text())["warnings"]
+    assert sum("asked to wait 86,400 s" in w for w in warnings) == 1, warnings
+    assert not list((work / "generate" / "store" / "r1").glob("warnings-*.txt"))
+
+
+# 200 answers carrying an error object, as OpenAI-compatible gateways send them.
+_RATE = {"error": {"message": "Rate limit exceeded: free-models-per-min", "code": 429}}  # OpenRouter
+_OVERLOAD = {"error": {"message": "Overloaded", "type": "overloaded_error"}}
+_INVALID = {"error": {"message": "Invalid max_tokens value, the valid range is [1, 8192]",
+                      "type": "invalid_request_error", "param": None, "code": "invalid_request_error"}}  # fmt: skip
+_BALANCE = {"error": {"message": "Insufficient Balance", "type": "unknown_error", "param": None,
+                      "code": "invalid_request_error"}}  # fmt: skip
+
+
+@pytest.mark.parametrize("body", [_RATE, _OVERLOAD], ids=["rate_limit", "overload"])
+def test_a_200_rate_limit_or_overload_error_body_is_retried(srv: ServerHandle, tmp_path: Path, body: dict[str, Any]) -> None:
+    srv.control(script=[{"match": "prompt-00", "steps": [{"status": 200, "body": body}]}])
+    work = tmp_path / "w"
+    ids = write_prompts(work, [{"text": "prompt-00 tell me something"}])
+    run_generate(load_recipe(write_recipe(tmp_path, {"teachers": [openai_teacher(srv.base_url)]})), WorkDir(work))
+    row = _replies(work)[ids[0]]
+    assert row["status"] == "ok" and row["attempts"] == 2, (row["error_code"], row["error_message"])
+
+
+def test_a_200_invalid_request_error_body_is_a_bad_request(srv: ServerHandle, tmp_path: Path) -> None:
+    # Refused as the 400 it stands for: a permanent failure that a re-run of the same recipe does not pay for again.
+    srv.control(script=[{"match": "prompt-00", "steps": [{"status": 200, "body": _INVALID}]}])
+    work = tmp_path / "w"
+    ids = write_prompts(work, [{"text": "prompt-00 tell me something"}, {"text": "prompt-01 tell me more"}])
+    recipe = write_recipe(tmp_path, {"teachers": [openai_teacher(srv.base_url, limits={"concurrency": 1})]})
+    run_generate(load_recipe(recipe), WorkDir(work))
+    got = _replies(work)
+    assert got[ids[0]]["error_code"] == "bad_request" and got[ids[0]]["attempts"] == 1
+    assert "Invalid max_tokens" in got[ids[0]]["error_message"] and got[ids[1]]["status"] == "ok"
+    run_generate(load_recipe(recipe), WorkDir(work))
+    assert srv.stats()["requests_total"] == 2
+
+
+def test_a_200_insufficient_balance_error_body_stops_the_run(srv: ServerHandle, tmp_path: Path) -> None:
+    texts = [f"prompt-{i:02d} tell me something" for i in range(5)]
+    srv.control(script=[{"match": "prompt-02", "steps": [{"status": 200, "body": _BALANCE}]}])
+    work = tmp_path / "w"
+    ids = write_prompts(work, [{"text": t} for t in texts])
+    recipe = write_recipe(tmp_path, {"teachers": [openai_teacher(srv.base_url, limits={"concurrency": 1})]})
+    with pytest.raises(UserError, match="top up"):
+        run_generate(load_recipe(recipe), WorkDir(work))
+    assert srv.stats()["requests_total"] == 3
+    got = _replies(work)
+    assert got[ids[2]]["error_code"] == "insufficient_balance"
+    assert {got[i]["error_code"] for i in ids[3:]} == {"not_attempted"}
+
+
+def test_error_bodies_are_read_as_the_status_they_stand_for() -> None:
+    from builder.teachers.error_reply import error_reply
+
+    def status(body: Any) -> int | None:
+        got = error_reply(body)
+        return None if got is None else got.status_code
+
+    assert [status(b) for b in (_RATE, _OVERLOAD, _INVALID, _BALANCE)] == [429, 503, 400, 402]
+    assert status({"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message": "quota"}}) == 429
+    assert status({"error": {"message": "context length exceeded", "code": "context_length_exceeded"}}) == 400
+    assert status({"error": "Too Many Requests"}) == 429
+    assert status({"error": {"message": "something odd"}}) == 500  # unknown: retried, not final
+    assert status({"choices": [{"message": {"content": "hi"}}], "error": None}) is None
+    assert status({"choices": []}) is None  # no error object: the reply-shape checks decide

@@ -115,3 +115,20 @@ def test_the_variants_summary_carries_the_priced_accounting(built: Built) -> Non
     usd, pt, _ = _store_usd(built.work / tables.SUMMARY_STORE.path / "summarizer")
     assert acc.model == MODEL and acc.price is not None and acc.total.prompt_tokens == pt
     assert acc.spend_usd == pytest.approx(usd)
+
+
+def test_the_summarizers_spending_cap_stops_it_in_one_line(tmp_path: Path) -> None:
+    # A cap below one summary's worst case: nothing is sent, and the line names the summarizer's key.
+    from builder.errors import UserError
+    from builder.variants.stage import run_variants
+
+    planted, _ = build_responded(tmp_path / "work")
+    with pytest.MonkeyPatch.context() as mp, run_server(scenario="plain", models=[MODEL], api_key=KEY) as srv:
+        mp.setenv(KEY_ENV, KEY)
+        recipe = _recipe(srv.base_url)
+        assert recipe.variants.summarizer.teacher is not None
+        recipe.variants.summarizer.teacher.limits.max_cost_usd = 1e-6
+        with pytest.raises(UserError, match="spending cap reached") as e:
+            run_variants(recipe, planted.work)
+        assert srv.stats()["requests_total"] == 0
+    assert "raise variants.summarizer.teacher.limits.max_cost_usd" in str(e.value) and "\n" not in str(e.value)

@@ -69,7 +69,15 @@ class Limits(Strict):
     max_attempts: int = Field(8, ge=1, le=100, description="HTTP attempts per request (first try included)")
     backoff_base_s: float = Field(1.0, ge=0, description="full-jitter backoff base")
     backoff_max_s: float = Field(60.0, ge=0, description="full-jitter backoff ceiling")
+    retry_after_max_s: float = Field(
+        120.0, ge=0, description="longest Retry-After honoured (it may exceed backoff_max_s); a longer one waits this "
+        "long, with a warning, and a request still refused after max_attempts is failed, asked again on a re-run"
+    )
     fail_fast_after: int = Field(8, ge=1, description="consecutive auth/not-found/unreachable errors, no success, then stop")
+    max_cost_usd: float | None = Field(
+        None, gt=0, description="openai teachers: stop before a request that could take this teacher's spend (every "
+        "stored reply at generate.prices, earlier runs included) past this many USD; a re-run with a higher cap resumes"
+    )
 
 
 class Endpoint(Strict):
@@ -230,6 +238,18 @@ class TeacherConfig(Strict):
         return self
 
 
+def cap_problem(teacher: TeacherConfig, prices: dict[str, Price]) -> str | None:
+    """Why `teacher`'s spending cap cannot be kept (None when it can, or there is none)."""
+    if teacher.limits.max_cost_usd is None:
+        return None
+    if teacher.kind != "openai":
+        return f"a {teacher.kind} teacher is not billed per request; remove the cap"
+    if teacher.model not in prices:
+        return f"no price for model {teacher.model!r} in generate.prices, so spend cannot be counted; add one " \
+               "(input_per_1m, output_per_1m) or remove the cap"
+    return None
+
+
 class GenerateConfig(Strict):
     teachers: list[TeacherConfig] = Field(default_factory=list, description="who answers the prompts")
     prompts_dir: str = Field("prompts", description="template YAMLs, relative to the recipe file")
@@ -260,6 +280,9 @@ class GenerateConfig(Strict):
             raise ValueError(f"teacher names must be unique; repeated: {dup}")
         if len(set(self.precedence)) != len(self.precedence):
             raise ValueError(f"precedence lists a key twice: {self.precedence}")
+        for t in self.teachers:
+            if (problem := cap_problem(t, self.prices)) is not None:
+                raise ValueError(f"teachers[{t.name}].limits.max_cost_usd: {problem}")
         for i, t in enumerate(self.teachers):
             if t.mode == "fallback" and not any(e.role == t.role for e in self.teachers[:i]):
                 raise ValueError(f"teacher {t.name}: mode fallback needs an earlier {t.role} teacher to fall back from; "

@@ -29,6 +29,7 @@ from builder.ledger import Ledger
 from builder.recipe import Recipe
 from builder.tables import GenerateSummary, StepRow, TeacherAccounting, TeacherRun
 from builder.teachers.accounting import accounting, without_usage
+from builder.teachers.budget import is_stop, stop_message
 from builder.teachers.items import WorkItem
 from builder.teachers.monitor import Progress, StoreMonitor
 from builder.teachers.send import schedule, send
@@ -56,8 +57,9 @@ def _executor_config(recipe: Recipe, tasks: int) -> Any:
 
 
 def _send_openai(recipe: Recipe, work: WorkDir, cfg: GenerateConfig, teacher: TeacherConfig,
-                 todo: list[WorkItem], run_id: str) -> str:  # fmt: skip
-    """Send `todo` as datatrove tasks (inline when there is one local task); returns an abort message."""
+                 todo: list[WorkItem], run_id: str, warnings: list[str]) -> str:  # fmt: skip
+    """Send `todo` as datatrove tasks (inline when there is one local task); returns an abort
+    message, and adds the tasks' warnings (the same line from several tasks once) to `warnings`."""
     from builder.generate.tasks import GenerateTask, send_share
     from builder.teachers.openai_backend import api_key
 
@@ -66,7 +68,7 @@ def _send_openai(recipe: Recipe, work: WorkDir, cfg: GenerateConfig, teacher: Te
     folder = store_dir(work, teacher)
     tasks = max(1, min(teacher.tasks or cfg.tasks or recipe.executor.tasks, len(todo)))
     if recipe.executor.kind == "local" and tasks == 1:
-        send_share(teacher, todo, folder, run_id, 0, 1)  # no process pool: Ctrl-C and kill act on us
+        send_share(teacher, todo, folder, run_id, 0, 1, cfg.prices.get(teacher.model))  # no pool: Ctrl-C acts on us
     else:
         from builder.executors import make_executor, run_executor
 
@@ -79,6 +81,9 @@ def _send_openai(recipe: Recipe, work: WorkDir, cfg: GenerateConfig, teacher: Te
     aborts = sorted(folder.glob("abort-*.txt"))
     msg = aborts[0].read_text().strip() if aborts else ""
     for f in aborts:
+        f.unlink()
+    for f in sorted(folder.glob("warnings-*.txt")):
+        warnings.extend(w for w in f.read_text().splitlines() if w and w not in warnings)
         f.unlink()
     return msg
 
@@ -110,7 +115,7 @@ def _generate(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -
                 with StoreWriter(folder, "import") as writer:
                     run_import(recipe, teacher, todo, writer, run_id, warnings)
             elif teacher.kind == "openai":
-                msg = _send_openai(recipe, work, cfg, teacher, todo, run_id)
+                msg = _send_openai(recipe, work, cfg, teacher, todo, run_id, warnings)
                 if msg:
                     aborts.append(msg)
             else:
@@ -131,11 +136,13 @@ def _generate(recipe: Recipe, work: WorkDir, progress: Progress | None = None) -
     for teacher, items, n_todo in plans:
         folder = store_dir(work, teacher)
         stored = latest(folder)
+        books.append(accounting(folder, teacher, cfg.prices.get(teacher.model)))
+        if aborts and is_stop(aborts[0], teacher):  # the spend as the report counts it, every task's included
+            aborts[0] = stop_message(teacher, books[-1]["total"]["cost_usd"])
         tally: TeacherTally = export_teacher(teacher, items, stored, parts, ledger, aborts[0] if aborts else "")
         reports.append(TeacherRun(name=teacher.name, role=teacher.role, kind=teacher.kind, model=teacher.model,
                                   items=len(items), already_stored=len(items) - n_todo, sent=n_todo, ok=tally.ok,
                                   failed=tally.failed, covered_by_earlier=covered[teacher.name]))  # fmt: skip
-        books.append(accounting(folder, teacher, cfg.prices.get(teacher.model)))
         if teacher.kind == "openai" and (blank := without_usage(folder)):
             warnings.append(f"teacher {teacher.name}: {blank} stored replies came without usage (token counts); "
                             "their tokens and cost are missing from the accounting")  # fmt: skip

@@ -16,7 +16,7 @@ from typing import Any
 
 from datatrove.pipeline.base import PipelineStep
 
-from builder.config.generate import TeacherConfig
+from builder.config.generate import Price, TeacherConfig
 from builder.errors import UserError, redact
 from builder.teachers.items import WorkItem
 from builder.teachers.send import send
@@ -26,19 +26,28 @@ def abort_file(folder: Path, rank: int) -> Path:
     return folder / f"abort-{rank:05d}.txt"
 
 
+def warnings_file(folder: Path, rank: int) -> Path:
+    """What task `rank` warned about (one line each), for the stage summary."""
+    return folder / f"warnings-{rank:05d}.txt"
+
+
 def endpoints_for(teacher: TeacherConfig, rank: int) -> list[Any]:
     """One endpoint per task (one vLLM server per node) or all of them, load-balanced."""
     eps = teacher.endpoints
     return [eps[rank % len(eps)]] if teacher.endpoint_per_task else list(eps)
 
 
-def send_share(teacher: TeacherConfig, mine: list[WorkItem], folder: Path, run_id: str, rank: int, world: int) -> dict[str, int]:
+def send_share(teacher: TeacherConfig, mine: list[WorkItem], folder: Path, run_id: str, rank: int, world: int,
+               price: Price | None = None) -> dict[str, int]:  # fmt: skip
     """Send this rank's pending items and store every outcome; returns counters."""
     abort_file(folder, rank).unlink(missing_ok=True)
+    warnings_file(folder, rank).unlink(missing_ok=True)
     state = send(mine, teacher, folder, run_id, segment=f"t{rank:05d}", endpoints=endpoints_for(teacher, rank),
-                 share=1.0 / world, seed=rank)  # fmt: skip
+                 share=1.0 / world, seed=rank, price=price)  # fmt: skip
     if state.abort:
         abort_file(folder, rank).write_text(state.abort + "\n")
+    if state.warnings:
+        warnings_file(folder, rank).write_text("".join(w + "\n" for w in state.warnings))
     return {"ok": state.ok, "failed": state.failed, "requests": state.requests, "retries": state.retries}
 
 
@@ -68,7 +77,8 @@ class GenerateTask(PipelineStep):
         try:
             recipe = load_recipe(self.recipe_path)
             teacher, mine, folder = pending_for(recipe, WorkDir(self.work), self.teacher, rank, world_size)
-            counts = send_share(teacher, mine, folder, self.run_id, rank, world_size)
+            price = recipe.generate.prices.get(teacher.model) if recipe.generate else None
+            counts = send_share(teacher, mine, folder, self.run_id, rank, world_size, price)
         except UserError as e:  # the user's to fix: one line through the abort file, no traceback
             from builder import tables
 

@@ -74,6 +74,14 @@ def backoff_delay(attempt: int, base: float, cap: float, retry_after: float | No
     return max(jitter, retry_after) if retry_after is not None else jitter
 
 
+def capped_wait(retry_after: float | None, cap: float) -> tuple[float | None, bool]:
+    """A server's Retry-After, held to the recipe's `limits.retry_after_max_s`: an endpoint asking
+    for a day (86400 s, or an HTTP date) would otherwise stall the run silently. (wait, capped?)"""
+    if retry_after is None or retry_after <= cap:
+        return retry_after, False
+    return cap, True
+
+
 def parse_retry_after(headers: object) -> float | None:
     """Seconds from `retry-after-ms` / `retry-after` (seconds or an HTTP date); None if absent."""
     get = getattr(headers, "get", None)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -27,11 +28,14 @@ import orjson
 
 from builder.config.generate import Endpoint, Limits, TeacherConfig
 from builder.errors import UserError, redact, unset_state
+from builder.teachers.budget import Budget, stop_message
+from builder.teachers.error_reply import error_reply
 from builder.teachers.items import WorkItem, reply_row
-from builder.teachers.limits import RateLimiter, backoff_delay, parse_retry_after
+from builder.teachers.limits import RateLimiter, backoff_delay, capped_wait, parse_retry_after
 from builder.teachers.reply_shape import reply_fields, scrub_secrets
 from builder.teachers.store import StoreWriter
 
+log = logging.getLogger("builder.teachers")
 CHARS_PER_TOKEN = 4  # prompt-size estimate for the tokens/min bucket, settled on usage
 
 
@@ -215,6 +219,9 @@ class RunState:
     fatal_streak: int = 0
     abort: str = ""
     abort_event: asyncio.Event = field(default_factory=asyncio.Event)
+    warnings: list[str] = field(default_factory=list)  # said live and in the stage summary
+    warned_wait: bool = False
+    budget: Budget | None = None  # limits.max_cost_usd: checked before every request
 
 
 def parse_reply(body: Any) -> dict[str, Any]:
@@ -284,6 +291,11 @@ async def _one(
                                 attempts=attempts, latency_s=time.monotonic() - started), item)  # fmt: skip
                 state.failed += 1
             return  # never tried: not stored, the export writes it as "not_attempted"
+        held = state.budget.reserve(est_prompt, item.max_tokens) if state.budget else 0.0
+        if held is None and state.budget:  # it could take the spend past the cap: stop, keep what is stored
+            state.abort = state.abort or stop_message(teacher, state.budget.before + state.budget.spent)
+            state.abort_event.set()
+            continue
         est = est_prompt + item.max_tokens
         await limiter.acquire(est)
         client = pool.pick()
@@ -295,7 +307,10 @@ async def _one(
             api = client.apis[slot % len(client.apis)]
             body = request_body(teacher, item)
             data = await (api.post_chat(body) if teacher.client == "aiohttp" else post_chat(api, body, lim))
-            fields = scrub_secrets(parse_reply(orjson.loads(data)), secrets)
+            parsed = orjson.loads(data)
+            if (refused := error_reply(parsed)) is not None:  # a 200 carrying {"error": …}
+                raise refused
+            fields = scrub_secrets(parse_reply(parsed), secrets)
             out = Outcome(body=fields)
         except asyncio.CancelledError:
             raise
@@ -303,6 +318,8 @@ async def _one(
             out = classify(exc, secrets)
         finally:
             client.outstanding -= 1
+        if state.budget:
+            state.budget.settle(held or 0.0, out.body)
         latency = time.monotonic() - t0
         if out.body is not None:
             fields = out.body
@@ -332,16 +349,32 @@ async def _one(
                 state.abort = _abort_message(out, teacher, client.url)
                 state.abort_event.set()
         if out.retryable and attempts < lim.max_attempts and not state.abort:
-            if out.retry_after is not None:
-                limiter.pause_for(out.retry_after)
+            wait, capped = capped_wait(out.retry_after, lim.retry_after_max_s)
+            if capped:
+                _long_wait(state, teacher, client.url, out)
+            if wait is not None:
+                limiter.pause_for(wait)
             state.retries += 1
-            await _sleep_or_abort(state, backoff_delay(attempts, lim.backoff_base_s, lim.backoff_max_s, out.retry_after, rng))
+            await _sleep_or_abort(state, backoff_delay(attempts, lim.backoff_base_s, lim.backoff_max_s, wait, rng))
             continue
         row = reply_row(item, teacher, status="failed", error_code=out.code, error_message=out.message,
                         attempts=attempts, latency_s=time.monotonic() - started)  # fmt: skip
         store(row, item)
         state.failed += 1
         return
+
+
+def _long_wait(state: RunState, teacher: TeacherConfig, url: str, out: Outcome) -> None:
+    """Say once per run that a Retry-After was cut to the backoff ceiling (a request that keeps
+    being refused ends as a retryable failure after max_attempts, asked again by a re-run)."""
+    if state.warned_wait:
+        return
+    state.warned_wait = True
+    line = redact(f"teacher {teacher.name}: {url} asked to wait {out.retry_after:,.0f} s before retrying ({out.code}); "
+                  f"waiting at most limits.retry_after_max_s = {teacher.limits.retry_after_max_s:g} s per retry instead "
+                  "(raise it to honour longer waits)")  # fmt: skip
+    state.warnings.append(line)
+    log.warning("%s", line)
 
 
 def _abort_message(out: Outcome, teacher: TeacherConfig, url: str) -> str:
@@ -367,6 +400,7 @@ async def run_requests(
     run_id: str,
     share: float = 1.0,
     seed: int = 0,
+    budget: Budget | None = None,
 ) -> RunState:
     """Send every item (each already holding its max_tokens) and store every outcome."""
     lim = teacher.limits
@@ -375,7 +409,7 @@ async def run_requests(
     tpm = lim.tokens_per_minute * share if lim.tokens_per_minute else None
     pool, secrets = make_pool(teacher, endpoints, conc)
     limiter = RateLimiter(rpm, tpm)
-    state = RunState()
+    state = RunState(budget=budget)
     rng = random.Random(seed)
     steps = teacher.sampling.steps()
     it: Iterator[WorkItem] = iter(items)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from builder.config.generate import Endpoint, TeacherConfig
+from builder.config.generate import Endpoint, Price, TeacherConfig
+from builder.teachers.budget import budget_for
 from builder.teachers.items import PERMANENT_CODES, WorkItem
 from builder.teachers.openai_backend import RunState, run_requests
 from builder.teachers.store import StoreIndex, StoreWriter
@@ -65,12 +66,15 @@ def send(
     endpoints: list[Endpoint] | None = None,
     share: float = 1.0,
     seed: int = 0,
+    price: Price | None = None,
 ) -> RunState:
     """Request every item from `teacher` and append each outcome to the store in `folder`;
-    the returned state's `abort` is a whole-run failure (bad key, unknown model, unreachable).
+    the returned state's `abort` is a whole-run failure (bad key, unknown model, unreachable,
+    the spending cap reached).
 
     `segment` names this writer's store segment (one per concurrent writer); `share` is this
-    caller's part of the teacher's whole-run limits (a datatrove task's 1/world)."""
+    caller's part of the teacher's whole-run limits (a datatrove task's 1/world); `price` prices
+    its requests against `limits.max_cost_usd`."""
     if teacher.kind == "vllm":
         from builder.teachers.vllm_backend import run_vllm
 
@@ -79,9 +83,10 @@ def send(
             stored = run_vllm(teacher, batch, writer, run_id)
         return RunState(ok=stored, requests=len(batch))
     if teacher.kind == "openai":
+        budget = budget_for(teacher, price, folder, share)
         with StoreWriter(folder, segment or "openai") as writer:
             state = asyncio.run(run_requests(items, teacher, endpoints or list(teacher.endpoints), writer, run_id,
-                                             share=share, seed=seed))  # fmt: skip
+                                             share=share, seed=seed, budget=budget))  # fmt: skip
         return state
     raise ValueError(
         f"teacher {teacher.name!r} is kind {teacher.kind!r}: only openai and vllm teachers are sent requests"

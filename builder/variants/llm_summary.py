@@ -40,6 +40,7 @@ from builder.recipe import Recipe
 from builder.rows import generation_id_for
 from builder.tables import SummarizerAccounting
 from builder.teachers.accounting import accounting
+from builder.teachers.budget import is_stop, stop_message
 from builder.teachers.items import WorkItem
 from builder.teachers.monitor import StoreMonitor
 from builder.teachers.prompting import Template, template_version
@@ -185,7 +186,12 @@ class LlmSummarizer:
 
         top = self.teacher.sampling.steps()[-1]
         with StoreMonitor(self.folder, self.run_id, "summarizer", n, top, heard if progress else None):
-            state = send(todo, self.teacher, self.folder, self.run_id, segment="summarize")
+            prices = self.recipe.generate.prices if self.recipe.generate else {}
+            state = send(todo, self.teacher, self.folder, self.run_id, segment="summarize",
+                         price=prices.get(self.teacher.model))  # fmt: skip
+        if is_stop(state.abort, self.teacher):  # the cap's key here, and the spend as the cost report counts it
+            spent = accounting(self.folder, self.teacher, prices.get(self.teacher.model))["total"]["cost_usd"]
+            state.abort = stop_message(self.teacher, spent, "variants.summarizer.teacher.limits.max_cost_usd")
         if state.abort:  # nothing worked (bad key, unknown model, unreachable): one line, stop the stage
             raise UserError(f"{self.recipe.path}: variants.summarizer: {state.abort}")
 
