@@ -346,7 +346,7 @@ def lean_map(fn: Callable[[Any], Any], jobs: Iterable[Any], workers: int, initia
             while not broken and len(pending) < in_flight * workers and (job := next(source, _END)) is not _END:
                 try:
                     pending[pool.submit(fn, job)] = job
-                except BrokenProcessPool:
+                except (BrokenProcessPool, OSError):  # OSError: a worker died while submit forked another
                     broken = True
                     yield job, here(job)
             if not pending:

@@ -290,3 +290,26 @@ def test_dedupe_key_shortcut_equals_casefold_split_join() -> None:
             msgs = [{"role": "system", "content": "Sys", "tool_calls": None}, {"role": "user", "content": text, "tool_calls": None}]
             oracle = "\x1e".join(m["role"] + "\x1f" + " ".join(m["content"].casefold().split()) for m in msgs)
             assert dedupe_key(msgs) == oracle, repr(text)
+
+
+def test_a_pool_that_cannot_start_a_worker_leaves_the_read_to_the_driver(tmp_path: Path, tiny_blocks: None,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """A worker killed while submit forks another raised OSError (EBADF from the forkserver) out
+    of the read, not BrokenProcessPool: curate died with "internal error" on an OOM kill."""
+    recipe = _recipe(tmp_path)
+    serial = _read(recipe, workers=1)
+    real = builder.executors.lean_executor
+
+    def failing(*a: Any, **k: Any) -> Any:
+        pool = real(*a, **k)
+
+        def submit(*sa: Any, **sk: Any) -> Any:
+            raise OSError(9, "Bad file descriptor")
+
+        pool.submit = submit  # type: ignore[method-assign]
+        return pool
+
+    monkeypatch.setattr(builder.executors, "lean_executor", failing)
+    table, ledger, warnings = _read(recipe, workers=3)
+    assert table.to_pylist() == serial[0].to_pylist() and ledger.to_pylist() == serial[1].to_pylist()
+    assert warnings == serial[2]

@@ -22,6 +22,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 torch = pytest.importorskip("torch")
+# 20 real optimizer steps on 2 cores: about a minute alone, but past the suite's 300 s per test
+# when the cores are shared (a loaded CI host); a hang still ends here.
+pytestmark = pytest.mark.timeout(900)
 
 from train_reference import sft  # noqa: E402
 from train_reference.config import QWEN_EOS_ID, QWEN_PAD_ID, load_recipe  # noqa: E402

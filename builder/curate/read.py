@@ -234,7 +234,7 @@ class _Pool:
             return None
         try:
             return executor.submit(read_block, *args)
-        except BrokenProcessPool:
+        except (BrokenProcessPool, OSError):  # OSError: a worker died while submit started another (EBADF)
             self.broken = True
             return None
 
