@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from builder.curate.decontam_short import key_of
-from builder.curate.decontam_tokens import HashIndex, WordBatch
+from builder.curate.decontam_tokens import _P, HashIndex, WordBatch
 
 MIN_WORDS = 8
 # words allowed between the stem and its choices beyond the choices' own: a label word per
@@ -43,6 +43,19 @@ def _group_ids(h: np.ndarray) -> np.ndarray:
     return ids
 
 
+def _gather(batch: WordBatch, rows: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The word hashes of `rows`, end to end, with each word's prompt (0.. in `rows` order),
+    its offset in that prompt, and the words from it to the prompt's end."""
+    r = np.asarray(rows, dtype=np.int64)
+    lens = batch.lens[r]
+    total = int(lens.sum())
+    starts = np.cumsum(lens) - lens
+    prompt = np.repeat(np.arange(len(r), dtype=np.int64), lens)
+    offset = np.arange(total, dtype=np.int64) - starts[prompt]
+    flat = batch.flat[batch.starts[r][prompt] + offset]
+    return flat, prompt, offset, lens[prompt] - offset
+
+
 def _joined(tokens: list[str]) -> str:
     return _SEP + _SEP.join(tokens) + _SEP
 
@@ -60,6 +73,7 @@ class ChoiceIndex:
         self.anchor_at: list[int] = []  # offset of the anchor window in the stem
         self.rows = self.ptr = np.zeros(0, np.int64)  # CSR: rows[ptr[g]:ptr[g + 1]] have anchor g
         self.lookup = _SmallHashIndex(np.zeros(0, np.uint64))
+        self.sizes: set[int] = set()
 
     def __len__(self) -> int:
         return len(self.item)
@@ -98,16 +112,24 @@ class ChoiceIndex:
         first = np.flatnonzero(np.append(True, h[1:] != h[:-1])) if len(h) else np.zeros(0, np.int64)
         self.ptr = np.append(first, len(h))
         self.lookup = _SmallHashIndex(h[first])  # one for every size: the stem check tells sizes apart
+        self.sizes = set(self.size)
 
     def match(self, batch: WordBatch, todo: list[int]) -> dict[int, tuple[int, int]]:
         """prompt index -> (item, MCQ row) for the prompts in `todo` that hold an item whole."""
         found: dict[int, tuple[int, int]] = {}
         if not todo or not self.item:
             return found
-        for k in sorted(set(self.size)):
-            h, prompt, offset = batch.windows(k, todo)
+        flat, prompt, offset, room = _gather(batch, todo)
+        h = np.zeros(0, dtype=np.uint64)
+        for k in range(1, max(self.size) + 1):
+            # windows of k words from those of k - 1 (one pass a size, not k)
+            with np.errstate(over="ignore"):
+                h = flat.copy() if k == 1 else h[:-1] * _P + flat[k - 1 :]
+            if k not in self.sizes:
+                continue
             hit, g = self.lookup.find(h)
-            for j, gi in zip(hit.tolist(), g.tolist()):
+            inside = room[hit] >= k  # a window that runs into the next prompt is no window
+            for j, gi in zip(hit[inside].tolist(), g[inside].tolist()):
                 p = todo[int(prompt[j])]
                 for r in self.rows[self.ptr[gi] : self.ptr[gi + 1]].tolist():
                     best = found.get(p)
