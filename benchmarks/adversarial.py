@@ -41,6 +41,7 @@ import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -78,6 +79,7 @@ class Bench:
     fields: tuple[str, ...]
     id_field: str
     lang: str
+    choice_fields: tuple[str, ...] = ()  # an MCQ item's choices (the recipe's `choice_fields`)
 
 
 def benchmark_specs(corpus: Path = CORPUS) -> list[Bench]:
@@ -88,7 +90,7 @@ def benchmark_specs(corpus: Path = CORPUS) -> list[Bench]:
         Bench("humaneval", REPO_BENCH / "humaneval.jsonl", ("prompt",), "id", "en"),
         Bench("ifeval", REPO_BENCH / "ifeval.jsonl", ("prompt",), "id", "en"),
         Bench("mt_bench", REPO_BENCH / "mt_bench.jsonl", ("turns",), "id", "en"),
-        Bench("mmlu", REPO_BENCH / "mmlu_test.jsonl", ("question",), "id", "en"),
+        Bench("mmlu", REPO_BENCH / "mmlu_test.jsonl", ("question",), "id", "en", ("choices",)),
         Bench("gpqa_diamond", corpus / "limo-eval" / "gpqa.jsonl", ("question",), "id", "en"),
         Bench("aime24", corpus / "limo-eval" / "aime.jsonl", ("problem",), "id", "en"),
         Bench("aime25", corpus / "aime2025" / "aime2025_I.jsonl", ("problem",), "id", "en"),
@@ -114,6 +116,17 @@ def load_items(b: Bench) -> list[tuple[str, str]]:
             parts.extend(str(x) for x in v) if isinstance(v, list) else parts.append(str(v))
         out.append((str(r.get(b.id_field, i)), "\n".join(parts)))
     return out
+
+
+def add_items(index: Any, specs: list[Bench], choices: bool = True) -> None:
+    """Every item of `specs` into a decontamination index, an MCQ item with its choices (`choices`)."""
+    for b in specs:
+        rows = {str(r.get(b.id_field, i)): r for i, r in enumerate(_jsonl(b.path))} if b.choice_fields else {}
+        for item_id, text in load_items(b):
+            if choices and item_id in rows:
+                index.add(b.name, item_id, text, [str(c) for f in b.choice_fields for c in rows[item_id][f]])
+            else:
+                index.add(b.name, item_id, text)
 
 
 def _csv_rows(zpath: Path, prefixes: tuple[str, ...], question_col: int, header: bool) -> list[str]:

@@ -23,6 +23,8 @@ one shared 8-gram, benchmarks/decontam_legacy.py) on the texts the stage deconta
 (`decontam_speed_vs_legacy`). Decontamination precision and recall are also measured
 directly on the whole adversarial set (every attributable item, all clean prompts), for the
 new and the legacy rule; `--semantic` adds the optional embedding pass there, and its cost.
+Scored apart there (benchmarks/adversarial_mcq.py): MMLU leaks with their choices reordered and
+relabelled (`direct_reordered_mcq_recall`) and real MCQs of other sets (`direct_fp_clean_mcq`).
 
 Usage: python benchmarks/curate.py [--n 1000000] [--quick] [--baseline-n 10000] [--semantic]
 The last line printed is one JSON object. Timings on a shared machine are noisy: `step_cpu_s` (CPU
@@ -51,6 +53,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import adversarial as adv  # noqa: E402
+import adversarial_mcq as adv_mcq  # noqa: E402
 from decontam_legacy import LegacyIndex  # noqa: E402
 from memtree import TreePeak, cores_free  # noqa: E402
 from near_dedupe import datatrove_defaults, make_corpus, write_shards  # noqa: E402
@@ -111,6 +114,7 @@ def build(n: int, seed: int, out: Path) -> tuple[list[dict], list[int], list[str
 
 def recipe_for(src: Path, folder: Path, start_method: str = "forkserver") -> Path:
     benchmarks = [{"name": b.name, "path": str(b.path), "text_fields": list(b.fields), "id_field": b.id_field}
+                  | ({"choice_fields": list(b.choice_fields)} if b.choice_fields else {})
                   for b in adv.benchmark_specs()]  # fmt: skip
     data = {
         "name": "bench",
@@ -213,6 +217,9 @@ def direct_decontam(semantic: bool) -> dict:
 
     rows = adv.decontam_set(0, per_class=300)
     texts = [r.text for r in rows]
+    specs = adv.benchmark_specs()
+    # scored apart: MMLU leaks with reordered, relabelled choices; real MCQs of other sets
+    mcq_rows = adv_mcq.reordered_leaks(0, 400) + adv_mcq.clean_mcq(0, [t for b in specs for _, t in adv.load_items(b)])
     out: dict = {"rows": len(rows), "kinds": dict(Counter(r.kind for r in rows))}
     configs = [("new", DecontamConfig()), ("legacy", None)]
     if semantic:
@@ -220,9 +227,7 @@ def direct_decontam(semantic: bool) -> dict:
     for name, cfg in configs:
         t0 = time.perf_counter()
         index = BenchmarkIndex(cfg) if cfg is not None else LegacyIndex()
-        for b in adv.benchmark_specs():
-            for item_id, text in adv.load_items(b):
-                index.add(b.name, item_id, text)
+        adv.add_items(index, specs, choices=cfg is not None)
         index.finish()
         t1 = time.perf_counter()
         hits = index.match_many(texts)
@@ -252,6 +257,11 @@ def direct_decontam(semantic: bool) -> dict:
         res["fp_clean_zh"] = _rate(sum(h is not None for _, h in zh), len(zh))
         reph = [(r, h) for r, h in zip(rows, hits) if r.kind == "leak_rephrased"]
         res["rephrased_recall"] = _rate(sum(h is not None for _, h in reph), len(reph))
+        mcq_hits = index.match_many([r.text for r in mcq_rows])
+        for k in ("leak_reordered", "clean_mcq"):
+            sel = [h for r, h in zip(mcq_rows, mcq_hits) if r.kind == k]
+            res[k] = {"n": len(sel), "flagged": sum(h is not None for h in sel),
+                      "rate": _rate(sum(h is not None for h in sel), len(sel))}  # fmt: skip
         if name != "legacy":
             res["rules"] = dict(Counter(h.rule for h in hits if h is not None))
         if getattr(index, "semantic", None) is not None:
@@ -268,9 +278,7 @@ def legacy_speed(texts: list[str]) -> tuple[float, float]:
 
     speeds = []
     for index in (BenchmarkIndex(DecontamConfig()), LegacyIndex()):
-        for b in adv.benchmark_specs():
-            for item_id, text in adv.load_items(b):
-                index.add(b.name, item_id, text)
+        adv.add_items(index, adv.benchmark_specs(), choices=isinstance(index, BenchmarkIndex))
         index.finish()
         t0 = time.perf_counter()
         index.match_many(texts)
@@ -386,6 +394,8 @@ def main(argv: list[str] | None = None) -> dict:
             "direct_fp_clean": new["fp_clean"],
             "direct_fp_clean_zh": new["fp_clean_zh"],
             "direct_rephrased_recall": new["rephrased_recall"],
+            "direct_reordered_mcq_recall": new["leak_reordered"]["rate"],
+            "direct_fp_clean_mcq": new["clean_mcq"]["rate"],
             "legacy_leak_recall": old["leak_recall"],
             "legacy_fp_clean": old["fp_clean"],
             "legacy_fp_clean_zh": old["fp_clean_zh"],

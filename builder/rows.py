@@ -121,7 +121,7 @@ DECONTAMINATION_FEATURES = Features(
         "prompt_id": Value("string"),
         "source": Value("string"),
         "source_row_id": Value("string"),
-        "rule": Value("string"),  # "ngram<N>" | "fuzzy<T>" | "embedded-fuzzy<T>" | "semantic"
+        "rule": Value("string"),  # "ngram<N>" | "fuzzy<T>" | "embedded-fuzzy<T>" | "mcq" | "semantic"
         "score": Value("float32"),  # item coverage (ngram), ratio (fuzzy), cosine (semantic): re-filterable
         "span": Value("string"),  # the matched text (<= 300 chars)
         "evidence": Value("string"),  # JSON: score, span and the rule's own detail

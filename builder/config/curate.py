@@ -56,6 +56,9 @@ class BenchmarkFile(Strict):
     path: str = Field(description="relative to the recipe file; may point outside the repo (GPQA)")
     format: FileFormat = Field("auto", description="file format; auto: from the extension")
     text_fields: list[str] = Field(min_length=1, description="fields whose text is compared (question, prompt, turns…)")
+    choice_fields: list[str] = Field(
+        default_factory=list, description="fields holding a multiple-choice item's choices: matched in any order"
+    )
     id_field: str | None = Field(None, description="field holding the item id")
     optional: bool = Field(False, description="skip with a warning when the file is absent (e.g. GPQA)")
 

@@ -12,6 +12,9 @@ score, matched span) in curate/decontamination.parquet:
 - ``fuzzy<T>`` (builder/curate/decontam_short.py): items under `fuzzy_item_words` words,
   aligned word by word with rapidfuzz inside prompts of any length (``embedded-fuzzy<T>``)
   or against whole short prompts (``fuzzy<T>``), numbers required to agree.
+- ``mcq`` (builder/curate/decontam_mcq.py): for benchmarks with `choice_fields`, the item's
+  whole stem and every one of its choices, in any order and under any labels (tried after
+  the fuzzy rules).
 - ``semantic`` (off by default, builder/curate/decontam_semantic.py): sentence embeddings
   for reworded leaks, confirmed by the item's content words.
 Words come from builder/curate/decontam_tokens.py: folded text (NFKC + look-alikes),
@@ -31,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from builder.config.curate import BenchmarkFile, DecontamConfig
+from builder.curate.decontam_mcq import ChoiceIndex
 from builder.curate.decontam_ngram import GramIndex
 from builder.curate.decontam_short import FuzzyIndex, key_of
 from builder.curate.decontam_tokens import WordBatch, is_number, number_words, numbers_held, window_hashes, words
@@ -48,7 +52,7 @@ class Hit:
     benchmark: str
     item_id: str
     rule: str
-    score: float  # coverage (ngram), ratio / 100 (fuzzy), cosine (semantic)
+    score: float  # coverage (ngram), ratio / 100 (fuzzy), 1 (mcq), cosine (semantic)
     span: str  # the matched words of the item (ngram) or of the prompt (fuzzy, semantic)
     detail: str = ""
 
@@ -78,6 +82,18 @@ def _item_text(row: dict, fields: list[str], where: str) -> str:
     return "\n".join(parts)
 
 
+def _choices(row: dict, fields: list[str], where: str) -> list[str]:
+    """An MCQ item's choices: each field a list of choices, a {label: choice} mapping, or one choice."""
+    out: list[str] = []
+    for f in fields:
+        v = row.get(f)
+        if v is None:
+            raise UserError(f"{where}: benchmark field {f!r} is missing; fix `choice_fields` in the recipe")
+        vals = v.values() if isinstance(v, dict) else v if isinstance(v, list) else [v]
+        out.extend(str(x) for x in vals if x is not None)
+    return out
+
+
 def _numbers_of(tokens: list[str]) -> tuple[Counter[str], Counter[str]]:
     """A text's digit numbers and English number words, counted (for numbers_held)."""
     return Counter(w for w in tokens if is_number(w)), number_words(tokens)
@@ -97,19 +113,24 @@ class BenchmarkIndex:
         self.skipped: list[str] = []
         self.common_ngrams = 0
         self.item_tokens: list[list[str]] = []
+        self.mcq = ChoiceIndex(cfg.ngram)
         self.semantic: Any = None  # a decontam_semantic.SemanticPass when enabled
 
-    def add(self, name: str, item_id: str, text: str) -> None:
-        """Add one item (before finish())."""
+    def add(self, name: str, item_id: str, text: str, choices: list[str] | None = None, stem: str | None = None) -> None:
+        """Add one item (before finish()); an MCQ item with its `choices` and its `stem` (the text
+        fields that are not choices; `text` when None) for the mcq rule."""
         key = (name, item_id)
         self.items[key] = text
         self.keys.append(key)
-        self.item_tokens.append(words(text))
+        self.item_tokens.append(tokens := words(text))
+        if choices:
+            self.mcq.add(len(self.keys) - 1, tokens if stem is None else words(stem), [words(c) for c in choices])
 
     def finish(self) -> None:
         cfg = self.cfg
         batch = WordBatch(self.item_tokens)
         self.grams = GramIndex.build(batch, self.n, cfg.common_ngram_items)
+        self.mcq.finish()
         self.common_ngrams = self.grams.common
         # (digits, number words) of the items a prompt hits, filled by _numbers_held
         self._item_numbers: dict[int, tuple[Counter[str], Counter[str]]] = {}
@@ -182,6 +203,9 @@ class BenchmarkIndex:
         short = [(i, token_lists[i]) for i in todo if out[i] is None and len(token_lists[i]) < self.short_words]
         for i, (item, score, span) in self.fuzzy.whole(short).items():
             out[i] = self._hit(item, f"fuzzy{t}", score / 100, key_of(span))
+        rest = [i for i, h in enumerate(out) if h is None]  # after the older rules: their hits keep their evidence
+        for i, (item, r) in self.mcq.match(batch, rest).items():
+            out[i] = self._hit(item, "mcq", 1.0, self.mcq.span(r), self.mcq.detail(r))
         if self.semantic is not None:
             rest = [i for i, h in enumerate(out) if h is None]
             found = self.semantic.match([texts[i] for i in rest], [token_lists[i] for i in rest])
@@ -211,7 +235,8 @@ def load_index(path: Path) -> BenchmarkIndex:
 MATCH_STEP = "decontaminate: matching prompts"
 
 
-def _read_items(recipe: Recipe, b: BenchmarkFile, index: int) -> Iterable[tuple[str, str]] | None:
+def _read_items(recipe: Recipe, b: BenchmarkFile, index: int) -> Iterable[tuple[str, str, list[str], str]] | None:
+    """(item id, text, choices, stem) of each item of a benchmark file; None when an optional file is absent."""
     from builder.sources.paths import benchmark_file
     from builder.sources.readers import READERS, BadRow
 
@@ -219,16 +244,26 @@ def _read_items(recipe: Recipe, b: BenchmarkFile, index: int) -> Iterable[tuple[
     if found is None:
         return None
     path, fmt = found
-    out: list[tuple[str, str]] = []
+    out: list[tuple[str, str, list[str], str]] = []
+    stem_fields = [f for f in b.text_fields if f not in b.choice_fields]
     for i, item in enumerate(READERS[fmt](path)):
         if isinstance(item, BadRow):
             raise UserError(f"decontaminate: benchmark {b.name}: {item.location}: {item.reason}: {item.detail}")
         item_id = str(item.data.get(b.id_field, i)) if b.id_field else str(i)
-        out.append((item_id, _item_text(item.data, b.text_fields, item.location)))
-    if not any(words(text) for _, text in out):
+        text = _item_text(item.data, b.text_fields, item.location)
+        choices = _choices(item.data, b.choice_fields, item.location)
+        stem = text if stem_fields == b.text_fields else _item_text(item.data, stem_fields, item.location)
+        out.append((item_id, text, choices, stem))
+    if not any(words(text) for _, text, _, _ in out):
         raise UserError(
             f"decontaminate: benchmark {b.name}: {path}: no usable text in {len(out)} item(s) "
             f"(text_fields {b.text_fields} hold no words); fix `text_fields` or the file"
+        )
+    if b.choice_fields and not any(len(c) > 1 for _, _, c, _ in out):
+        raise UserError(
+            f"{recipe.path}: curate.decontaminate.benchmarks[{index}={b.name}].choice_fields: {b.choice_fields} "
+            "give no item two choices; name a list field "
+            "(choices: [..]) or one field per choice (A, B, C, D)"
         )
     return out
 
@@ -244,8 +279,8 @@ def build_index(recipe: Recipe, cfg: DecontamConfig, progress: Progress | None =
             names.append(b.name)
         if items is None:
             continue
-        for item_id, text in items:
-            index.add(b.name, item_id, text)
+        for item_id, text, choices, stem in items:
+            index.add(b.name, item_id, text, choices, stem)
     report(progress, "decontaminate: indexing benchmark files", len(cfg.benchmarks), len(cfg.benchmarks))
     index.finish()
     return index

@@ -8,7 +8,8 @@
   character n-grams.
 - Multiple-choice labels ("A. ", "(B)") are not words: choices match however they are labelled.
 - Digit groups "40,000", "40{,}000", "40\\,000" and "40 000" with a no-break or thin space
-  read as "40000", so a reformatted number still matches.
+  read as "40000", so a reformatted number still matches; with a plain space only where the
+  groups cannot be a list ("400 000", "2 500"; not "60 80 140" nor "110 120 230").
 - Chinese numerals that are numbers read as digits ("三十九个" is 39 / 个, as in near dedupe's
   keys), so an AlignBench-style item and a prompt agree however each writes its numbers, and
   the number check sees them: the same template with other Chinese numerals is another problem.
@@ -45,9 +46,19 @@ _GLUED = re.compile(r"[0-9][A-Za-z_]|[A-Za-z_][0-9]")
 _ASCII_WORD = re.compile(r"\d+|[^\W\d]+", re.ASCII)
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 _DIGIT = re.compile(r"\d")
+_DIGIT_SPACE = re.compile(r"\d \d\d\d")
 # Other thousands separators: LaTeX "1{,}000" and "1\\,000", and the no-break and thin spaces
 # of SI typesetting (fold_text would make those plain spaces, which are too ambiguous to join).
 _THOUSANDS_OTHER = re.compile(r"(?<=\d)(?:\{,\}|\\,|[\u00a0\u2009\u202f])(?=\d{3}(?!\d))")
+# A plain space between digit groups ("400 000", "2 500"): joined only in a run that no other
+# number touches ("60 80 140", "1 000 2 000" stay apart), and only when a group is 000 or the run
+# is one group after 1-2 digits; "110 120 230" and "sizes 12 345 678" read as lists, so stay apart.
+_SPACED = re.compile(r"(?<![\d.,])(?<!\d )(\d{1,3})((?: \d{3})+)(?!\d|[.,]\d| \d)")
+
+
+def _join_spaced(m: re.Match[str]) -> str:
+    head, groups = m.group(1), m.group(2).split()
+    return head + "".join(groups) if "000" in groups or (len(groups) == 1 and len(head) < 3) else m.group(0)
 
 
 # Multiple-choice labels ("A. ", "(B) ", "C) " at a line's start; "(D)" anywhere): a benchmark
@@ -65,6 +76,8 @@ def words(text: str) -> list[str]:
         text = _INLINE_LABEL.sub(" ", text)
     if ("{,}" in text or "\\," in text or not text.isascii()) and _DIGIT.search(text):
         text = _THOUSANDS_OTHER.sub("", text)
+    if " " in text and _DIGIT_SPACE.search(text):
+        text = _SPACED.sub(_join_spaced, text)
     if not text.isascii():
         text = zh_numerals_as_digits(fold_text(text))
     if "," in text and _DIGIT.search(text):
