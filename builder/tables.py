@@ -176,6 +176,8 @@ class DecontaminationSummary(_Model):
     hits_per_benchmark: dict[str, int] = Field(default_factory=dict)
     items: int | None = None
     common_ngrams_ignored: int | None = None
+    # What was compared, in words, for the card (older summaries lack it: the card says n-gram and fuzzy).
+    methods: list[str] = Field(default_factory=list)
 
 
 class CurateSummary(StageSummary):

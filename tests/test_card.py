@@ -425,3 +425,20 @@ def test_a_benchmark_given_as_several_files_is_listed_once(sample_release: Path)
     # The sample recipe gives aime25 as two files (parts I and II; present with the shared corpus).
     listed = json.loads((sample_release / "manifest.json").read_text())["decontamination"]["benchmarks"]
     assert listed and len(listed) == len(set(listed)), listed
+
+
+def test_the_card_names_the_decontamination_methods_that_ran(sample_release: Path) -> None:
+    """The card said "n-gram and fuzzy match" whatever ran: the multiple-choice rule (the sample's
+    MMLU has choice_fields) or the embedding pass went unsaid, a rule switched off still claimed."""
+    from builder.config.curate import DecontamConfig
+    from builder.curate.decontam import methods_run
+
+    card_text = (sample_release / "README.md").read_text()
+    assert ("were removed (methods: word 8-gram overlap; fuzzy match at score 90; multiple-choice items with their "
+            "choices in any order):") in card_text  # fmt: skip
+    cfg = DecontamConfig.model_validate({"ngram": 13, "benchmarks": [
+        {"name": "mmlu", "path": "m.jsonl", "text_fields": ["question"], "choice_fields": ["choices"]}]})  # fmt: skip
+    assert methods_run(cfg, ["mmlu"])[-1] == "multiple-choice items with their choices in any order"
+    assert methods_run(cfg, [])[0] == "word 13-gram overlap" and len(methods_run(cfg, [])) == 2  # mmlu absent
+    cfg.semantic.enabled = True
+    assert methods_run(cfg, [])[-1].startswith("all-MiniLM-L6-v2 sentence embeddings at cosine 0.85")

@@ -47,6 +47,16 @@ __all__ = ["BenchmarkIndex", "Hit", "build_index", "load_benchmark_texts", "load
 _SPAN_CHARS = 300
 
 
+def methods_run(cfg: DecontamConfig, checked: Iterable[str]) -> list[str]:
+    """The rules above as the card names them, for the benchmarks `checked` (present files)."""
+    out = [f"word {cfg.ngram}-gram overlap", f"fuzzy match at score {cfg.fuzzy_threshold:g}"]
+    names = set(checked)
+    if any(b.choice_fields and b.name in names for b in cfg.benchmarks):
+        out.append("multiple-choice items with their choices in any order")
+    if cfg.semantic.enabled:
+        out.append(f"{cfg.semantic.model} sentence embeddings at cosine {cfg.semantic.threshold:g}, confirmed by shared words")
+    return out
+
 @dataclass(frozen=True, slots=True)
 class Hit:
     benchmark: str

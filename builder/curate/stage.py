@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 from builder import tables
 from builder.curate.balance import balance
 from builder.curate.columns import ChunkedTexts, ConstraintItems, interned
+from builder.curate.decontam import methods_run
 from builder.curate.decontam_build import IndexBuild
 from builder.curate.normalize import tools_signature
 from builder.curate.prompt_work import match_and_detect, workers_for
@@ -175,6 +176,7 @@ def _decontaminate(recipe: Recipe, t: pa.Table, work: WorkDir, build: IndexBuild
         hits_per_benchmark=dict(Counter(report["benchmark"])),
         items=n_items,
         common_ngrams_ignored=common,
+        methods=methods_run(cfg, benchmarks),
     )
     return drop, meta, t
 

@@ -41,7 +41,7 @@ PAPER_CITATION = """@misc{wang2025leveraging,
 CARD_FIELDS = frozenset((
     "front_matter", "pretty_name", "version", "tag", "description", "repo_id", "repo_placeholder", "total_rows",
     "toolkit_version", "schema_version", "built_at", "size_note", "max_student_tokens", "variants", "mix_variant",
-    "mix", "paper_total", "mix_total", "curate", "teachers", "summarizers", "benchmarks", "decontam_hits",
+    "mix", "paper_total", "mix_total", "curate", "teachers", "summarizers", "benchmarks", "decontam_methods", "decontam_hits",
     "decontam_skipped", "decontam_partial", "sources", "tokens", "verification", "rejections", "costs", "checks",
     "checks_failed",
     "blocking_failed", "spend", "figures", "license_label", "license_statement", "attributions", "limitations",
@@ -233,6 +233,7 @@ def card_context(recipe: Recipe, specs: list[VariantInfo], stats: dict[str, Vari
                              for s in curate.steps]} if curate else None,
         "teachers": teachers, "summarizers": sorted({x for s in stats.values() for x in s.summarizers}),
         "benchmarks": curate.decontamination.benchmarks if curate else [],
+        "decontam_methods": (curate.decontamination.methods if curate else None) or ["n-gram", "fuzzy match"],
         "decontam_hits": curate.decontamination.hits_per_benchmark if curate else {},
         # A benchmark with several files can be checked on some and skipped on others: "partly".
         "decontam_skipped": [b for b in curate.decontamination.skipped_absent
