@@ -112,3 +112,25 @@ def test_datatrove_tasks_share_the_cap(srv: ServerHandle, tmp_path: Path) -> Non
     spent = _spent(work)
     assert 0 < spent <= 0.5 and f"${spent:,.4f} spent" in str(e.value)
     assert not list((work / "generate" / "store" / "r1").glob("abort-*.txt"))
+
+
+def test_plan_sets_the_estimate_beside_the_cap_and_what_is_spent(srv: ServerHandle, tmp_path: Path) -> None:
+    """`plan` said nothing of the cap: a cap too low for the build showed only when the run stopped."""
+    from builder.generate.estimate import cost_lines, estimate
+
+    srv.control(reset=True)
+    work = tmp_path / "w"
+    write_prompts(work, [{"text": f"prompt-{i:02d} tell me something"} for i in range(20)])
+
+    def recipe(cap: float) -> Path:
+        teacher = openai_teacher(srv.base_url, sampling={"max_tokens": 100}, limits={"max_cost_usd": cap})
+        return write_recipe(tmp_path, {"teachers": [teacher], "prices": PRICES})
+
+    assert any(line.startswith("spending cap r1: $0.50 (limits.max_cost_usd) for $0.00 spent + $")
+               and line.endswith("the run would stop at the cap before it is done; raise it to finish")
+               for line in cost_lines(estimate(load_recipe(recipe(0.5)), work)))  # fmt: skip
+    with pytest.raises(UserError, match="spending cap reached"):
+        run_generate(load_recipe(recipe(0.5)), WorkDir(work))
+    lines = cost_lines(estimate(load_recipe(recipe(50.0)), work))
+    assert any(line.startswith(f"spending cap r1: $50.00 (limits.max_cost_usd) for ${_spent(work):,.2f} spent + $")
+               and line.endswith(": within it") for line in lines), lines  # fmt: skip

@@ -155,6 +155,8 @@ def estimate(recipe: Recipe, work: Path | None = None) -> dict[str, Any]:
             price = cfg.prices.get(t.model)
             row["priced"] = price is not None
             row["cost_usd"] = _cost(price, row["prompt_tokens"], row["completion_tokens"])
+            if t.limits.max_cost_usd is not None and price is not None:  # the cap counts the store's spend too
+                row["max_cost_usd"], row["spent_usd"] = t.limits.max_cost_usd, _spent(work, t, price)
             if row["reused"]:  # the same teacher asked for every prompt of its scope
                 every = max(0, (scope or 0) * t.samples - row["stored"])
                 row["cost_without_reuse_usd"] = _cost(price, every * pt, every * ct)
@@ -168,6 +170,17 @@ def estimate(recipe: Recipe, work: Path | None = None) -> dict[str, Any]:
             row["bound_by"] = ["concurrency", "requests_per_minute", "tokens_per_minute"][rates.index(min(rates))]
         out["teachers"].append(row)
     return out
+
+
+def _spent(work: Path | None, teacher: TeacherConfig, price: Any) -> float:
+    """What the teacher's store has cost so far, as the run's cap counts it (0 without --work)."""
+    if work is None:
+        return 0.0
+    from builder.generate.todo import store_dir
+    from builder.teachers.accounting import accounting
+
+    folder = store_dir(WorkDir(work), teacher)
+    return float(accounting(folder, teacher, price)["total"]["cost_usd"]) if folder.is_dir() else 0.0
 
 
 def cost_lines(est: dict[str, Any]) -> list[str]:
@@ -194,6 +207,11 @@ def cost_lines(est: dict[str, Any]) -> list[str]:
         extra = (f"; without reusing public traces ${full:,.2f} ({r['reused']:,} imported replies reused)"
                  if "cost_without_reuse_usd" in r else "")  # fmt: skip
         lines.append(f"cost {name}: ${cost:,.2f} for {r['requests']:,} requests{extra}")
+        if (cap := r.get("max_cost_usd")) is not None:
+            spent, need = r["spent_usd"], r["spent_usd"] + cost
+            fits = "within it" if need <= cap else "the run would stop at the cap before it is done; raise it to finish"
+            lines.append(f"spending cap {r['teacher']}: ${cap:,.2f} (limits.max_cost_usd) for ${spent:,.2f} spent "
+                         f"+ ${cost:,.2f} estimated: {fits}")  # fmt: skip
     if lines:
         tail = f" (+ unpriced: {', '.join(unknown)})" if unknown else ""
         lines.append(f"cost of this build: ${with_reuse:,.2f} reusing public traces, ${without:,.2f} without{tail}")
