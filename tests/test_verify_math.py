@@ -185,3 +185,13 @@ def test_an_equation_in_the_box_passes_only_when_every_number_in_it_is_the_answe
         assert verify_math(answer, "5").status == "pass", answer
     assert verify_math(r"\boxed{\sin^3 18^\circ + \sin^2 18^\circ = \frac{1}{8}}", r"\frac18").status == "pass"
     assert verify_math(r"\boxed{y = 2x + 3}", "y = 2x + 3").status == "pass"
+
+
+def test_an_ordinal_suffix_in_the_box_is_not_a_power() -> None:
+    """MATH-500's "12^{\\text{th}} grade" against 12 failed: math-verify read the suffix as an
+    exponent. A real power, and an ordinal of another number, still decide as before."""
+    for answer, ref in [(r"\boxed{12^{\text{th}}\text{ grade}}", "12"), (r"\boxed{3^{\rm rd}}", "3"),
+                        (r"\boxed{21^{st}}", "21"), (r"\boxed{2^\text{nd}}", "2")]:  # fmt: skip
+        assert verify_math(answer, ref).status == "pass", answer
+    assert verify_math(r"\boxed{12^{\text{th}}}", "13").status == "fail"
+    assert verify_math(r"\boxed{3^2}", "9").status == "pass" and verify_math(r"\boxed{3^{2}}", "3").status == "fail"

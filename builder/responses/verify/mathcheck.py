@@ -76,9 +76,19 @@ def normalize_reference(reference: str) -> str:
     return ref
 
 
+# An ordinal's suffix written as a superscript after a number ("12^{\text{th}}", "3^{\rm rd}"): math-verify
+# read it as a power with an unparsable exponent, so "12^{th} grade" failed against 12 (MATH-500).
+_ORDINAL = re.compile(
+    r"(?<=\d)\s*\^\s*(?:\{\s*\\(?:text|textrm|mathrm)\s*\{\s*(?:st|nd|rd|th)\s*\}\s*\}"
+    r"|\\(?:text|textrm|mathrm)\s*\{\s*(?:st|nd|rd|th)\s*\}|\{\s*(?:\\rm\s*)?(?:st|nd|rd|th)\s*\})"
+)
+
+
 def _compare(reference: str, prediction: str, boxed: bool) -> tuple[bool, bool, str]:
     """(parsed_any, equal, shown) -- run inside the deadline."""
     from math_verify import parse, verify
+
+    prediction = _ORDINAL.sub("", prediction)
 
     gold = parse(f"${reference}$", parsing_timeout=None)  # type: ignore[arg-type]
     if not gold:
