@@ -165,6 +165,10 @@ class Price(Strict):
     input_per_1m: float = Field(ge=0, description="USD per 1M prompt tokens")
     output_per_1m: float = Field(ge=0, description="USD per 1M completion tokens")
 
+    def cost(self, prompt_tokens: Any, completion_tokens: Any) -> Any:
+        """USD for these token counts (numbers or numpy arrays)."""
+        return (prompt_tokens * self.input_per_1m + completion_tokens * self.output_per_1m) / 1e6
+
 
 class SourceSelect(Strict):
     """Which curated prompts a teacher is asked, by source name (checked against `sources:`)."""

@@ -97,7 +97,7 @@ def _stored_ok(work: Path | None, teacher: str) -> int:
 
 
 def _cost(price: Any, prompt_tokens: float, completion_tokens: float) -> float | None:
-    return round((prompt_tokens * price.input_per_1m + completion_tokens * price.output_per_1m) / 1e6, 2) if price else None
+    return round(price.cost(prompt_tokens, completion_tokens), 2) if price else None
 def _observed(work: Path | None, teacher: str) -> dict[str, float]:
     if work is None:
         return {}

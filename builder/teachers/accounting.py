@@ -41,7 +41,7 @@ def accounting(folder: Path, teacher: TeacherConfig, price: Price | None) -> dic
     )
     t = t.append_column("retried", pc.max_element_wise(pc.subtract(t["a"], 1), 0))
     pt, ct = t["pt"].to_numpy().astype(np.float64), t["ct"].to_numpy().astype(np.float64)
-    cost = (pt * price.input_per_1m + ct * price.output_per_1m) / 1e6 if price else np.zeros(t.num_rows)
+    cost = price.cost(pt, ct) if price else np.zeros(t.num_rows)
     t = t.append_column("cost", pa.array(cost, pa.float64()))
     blank = {**dict.fromkeys(_KEYS, 0), "cost_usd": 0.0}
     total = _sums(t, None).get("", blank) if t.num_rows else blank

@@ -27,12 +27,9 @@ class Budget:
     held: float = 0.0  # worst case of the requests in flight
     before: float = 0.0  # the store's spend when this run began
 
-    def cost(self, prompt_tokens: float, completion_tokens: float) -> float:
-        return (prompt_tokens * self.price.input_per_1m + completion_tokens * self.price.output_per_1m) / 1e6
-
     def reserve(self, prompt_tokens: int, max_tokens: int) -> float | None:
         """Hold a request's worst case; None when it could take the spend past the cap (send nothing)."""
-        worst = self.cost(prompt_tokens, max_tokens)
+        worst = self.price.cost(prompt_tokens, max_tokens)
         if self.spent + self.held + worst > self.allowed:
             return None
         self.held += worst
@@ -42,7 +39,7 @@ class Budget:
         """Release a request's hold and count what its reply's usage says it cost (a refusal: nothing)."""
         self.held -= held
         if fields:
-            self.spent += self.cost(fields.get("prompt_tokens") or 0, fields.get("completion_tokens") or 0)
+            self.spent += self.price.cost(fields.get("prompt_tokens") or 0, fields.get("completion_tokens") or 0)
 
 
 def budget_for(teacher: TeacherConfig, price: Price | None, folder: Path, share: float) -> Budget | None:
