@@ -365,7 +365,7 @@ async def _one(
 
 
 def _long_wait(state: RunState, teacher: TeacherConfig, url: str, out: Outcome) -> None:
-    """Say once per run that a Retry-After was cut to the backoff ceiling (a request that keeps
+    """Say once per run that a Retry-After was cut to limits.retry_after_max_s (a request that keeps
     being refused ends as a retryable failure after max_attempts, asked again by a re-run)."""
     if state.warned_wait:
         return
