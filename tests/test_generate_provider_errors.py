@@ -205,7 +205,6 @@ def test_a_refusal_that_echoes_the_key_never_leaks_it(srv: ServerHandle, tmp_pat
 
 def _in_a_day() -> str:
     import email.utils
-    import time
 
     return email.utils.formatdate(time.time() + 86400, usegmt=True)
 
