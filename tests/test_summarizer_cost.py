@@ -132,3 +132,17 @@ def test_the_summarizers_spending_cap_stops_it_in_one_line(tmp_path: Path) -> No
             run_variants(recipe, planted.work)
         assert srv.stats()["requests_total"] == 0
     assert "raise variants.summarizer.teacher.limits.max_cost_usd" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_plan_counts_the_summarizers_spend_from_its_own_store(built: Built) -> None:
+    """plan's cap line read the generate store for the summarizer too: "$0.00 spent" after it had paid."""
+    from builder.generate.estimate import cost_lines, estimate
+
+    recipe = _recipe("http://127.0.0.1:9/v1")
+    assert recipe.variants.summarizer.teacher is not None
+    recipe.variants.summarizer.teacher.limits.max_cost_usd = 50.0
+    usd, _, _ = _store_usd(built.work / tables.SUMMARY_STORE.path / "summarizer")
+    assert usd > 0.005  # shows at the line's two decimals
+    lines = cost_lines(estimate(recipe, built.work))
+    assert any(line.startswith(f"spending cap summarizer: $50.00 (limits.max_cost_usd) for ${usd:,.2f} spent + $")
+               for line in lines), lines  # fmt: skip

@@ -156,7 +156,7 @@ def estimate(recipe: Recipe, work: Path | None = None) -> dict[str, Any]:
             row["priced"] = price is not None
             row["cost_usd"] = _cost(price, row["prompt_tokens"], row["completion_tokens"])
             if t.limits.max_cost_usd is not None and price is not None:  # the cap counts the store's spend too
-                row["max_cost_usd"], row["spent_usd"] = t.limits.max_cost_usd, _spent(work, t, price)
+                row["max_cost_usd"], row["spent_usd"] = t.limits.max_cost_usd, _spent(work, t, stage, price)
             if row["reused"]:  # the same teacher asked for every prompt of its scope
                 every = max(0, (scope or 0) * t.samples - row["stored"])
                 row["cost_without_reuse_usd"] = _cost(price, every * pt, every * ct)
@@ -172,14 +172,16 @@ def estimate(recipe: Recipe, work: Path | None = None) -> dict[str, Any]:
     return out
 
 
-def _spent(work: Path | None, teacher: TeacherConfig, price: Any) -> float:
-    """What the teacher's store has cost so far, as the run's cap counts it (0 without --work)."""
+def _spent(work: Path | None, teacher: TeacherConfig, stage: str, price: Any) -> float:
+    """What the teacher's store (generate's, or the summarizer's) has cost so far, as the run's cap
+    counts it (0 without --work)."""
     if work is None:
         return 0.0
     from builder.generate.todo import store_dir
     from builder.teachers.accounting import accounting
 
-    folder = store_dir(WorkDir(work), teacher)
+    wd = WorkDir(work)
+    folder = store_dir(wd, teacher) if stage == "generate" else wd.store(tables.SUMMARY_STORE, teacher.name)
     return float(accounting(folder, teacher, price)["total"]["cost_usd"]) if folder.is_dir() else 0.0
 
 
