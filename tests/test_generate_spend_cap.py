@@ -134,3 +134,25 @@ def test_plan_sets_the_estimate_beside_the_cap_and_what_is_spent(srv: ServerHand
     lines = cost_lines(estimate(load_recipe(recipe(50.0)), work))
     assert any(line.startswith(f"spending cap r1: $50.00 (limits.max_cost_usd) for ${_spent(work):,.2f} spent + $")
                and line.endswith(": within it") for line in lines), lines  # fmt: skip
+
+
+def test_the_held_worst_case_bounds_real_prompt_tokens_where_chars_over_four_does_not(tmp_path: Path) -> None:
+    """The cap held chars/4 prompt tokens: DeepSeek-R1's tokenizer gives Chinese text about one
+    token per character, so a prompt could cost more than was held and the spend pass the cap."""
+    from types import SimpleNamespace
+
+    from builder.teachers.budget import worst_prompt_tokens
+    from builder.teachers.openai_backend import request_body
+    from builder.tokens import count_tokens
+
+    recipe = load_recipe(write_recipe(tmp_path, {"teachers": [openai_teacher("http://127.0.0.1:9/v1")]}))
+    assert recipe.generate is not None
+    teacher = recipe.generate.teachers[0]
+    texts = ["一个长方形的长是宽的三倍，周长是四十八厘米，求面积。" * 20, "def f(x):\n    return {k: v**2 for k, v in x}\n" * 30,
+             "🙂🎉 ∑∫√ — ok " * 40]  # fmt: skip
+    for text in texts:
+        item = SimpleNamespace(messages=[{"role": "user", "content": text}], tools=None, sample_index=0, max_tokens=10)
+        (real,) = count_tokens("deepseek-r1", [text])
+        assert real <= worst_prompt_tokens(request_body(teacher, item), 1)  # type: ignore[arg-type]
+    (zh,) = count_tokens("deepseek-r1", [texts[0]])
+    assert zh > len(texts[0]) // 4 + 1  # the old hold was short here

@@ -2,8 +2,8 @@
 
 Spend is counted as the cost report counts it (teachers/accounting.py: every stored record's
 usage at the recipe's price, earlier runs included), so a re-run with the same cap asks nothing
-more and one with a higher cap resumes. A request in flight holds its worst case (its prompt,
-estimated at CHARS_PER_TOKEN, plus its whole max_tokens) until its usage settles it; with several
+more and one with a higher cap resumes. A request in flight holds its worst case (its prompt's
+byte count, worst_prompt_tokens, plus its whole max_tokens) until its usage settles it; with several
 datatrove tasks each gets its share of what the cap leaves, like the rate limits.
 """
 
@@ -16,7 +16,16 @@ from typing import Any
 from builder.config.generate import Price, TeacherConfig
 from builder.errors import UserError
 
-STOP = "spending cap reached"  # how a budget stop's message starts, after "teacher NAME: "
+STOP = "spending cap reached"
+# Chat-template tokens a message may add around its text (role markers, separators): generous.
+TEMPLATE_TOKENS_PER_MESSAGE = 16
+
+
+def worst_prompt_tokens(body: bytes, messages: int) -> int:
+    """An upper bound on a request's prompt tokens: a byte-level BPE token covers at least one byte,
+    so the body's UTF-8 bytes (texts, tools, and JSON around them) bound its texts' tokens. The
+    rate limiter's chars/4 guess is no bound: CJK text and code tokenize denser."""
+    return len(body) + TEMPLATE_TOKENS_PER_MESSAGE * messages  # how a budget stop's message starts, after "teacher NAME: "
 
 
 @dataclass

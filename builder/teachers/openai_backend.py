@@ -28,7 +28,7 @@ import orjson
 
 from builder.config.generate import Endpoint, Limits, TeacherConfig
 from builder.errors import UserError, redact, unset_state
-from builder.teachers.budget import Budget, stop_message
+from builder.teachers.budget import Budget, stop_message, worst_prompt_tokens
 from builder.teachers.error_reply import error_reply
 from builder.teachers.items import WorkItem, reply_row
 from builder.teachers.limits import RateLimiter, backoff_delay, capped_wait, parse_retry_after
@@ -281,6 +281,7 @@ async def _one(
 ) -> None:
     lim = teacher.limits
     est_prompt = sum(len(m["content"] or "") for m in item.messages) // CHARS_PER_TOKEN + 1
+    worst_prompt = worst_prompt_tokens(request_body(teacher, item), len(item.messages)) if state.budget else 0
     attempts = 0
     started = time.monotonic()
     out = Outcome()
@@ -291,7 +292,7 @@ async def _one(
                                 attempts=attempts, latency_s=time.monotonic() - started), item)  # fmt: skip
                 state.failed += 1
             return  # never tried: not stored, the export writes it as "not_attempted"
-        held = state.budget.reserve(est_prompt, item.max_tokens) if state.budget else 0.0
+        held = state.budget.reserve(worst_prompt, item.max_tokens) if state.budget else 0.0
         if held is None and state.budget:  # it could take the spend past the cap: stop, keep what is stored
             state.abort = state.abort or stop_message(teacher, state.budget.before + state.budget.spent)
             state.abort_event.set()
