@@ -312,3 +312,6 @@ def test_error_bodies_are_read_as_the_status_they_stand_for() -> None:
     assert status({"error": {"message": "something odd"}}) == 500  # unknown: retried, not final
     assert status({"choices": [{"message": {"content": "hi"}}], "error": None}) is None
     assert status({"choices": []}) is None  # no error object: the reply-shape checks decide
+    assert status({"error": {"code": " 402 ", "message": "x"}}) == 402  # a status sent as a string of digits
+    assert status({"error": {"code": True, "message": "rate limit"}}) == 429  # a bool is no status: the words decide
+    assert status({"error": {"code": 200, "message": "overloaded"}}) == 503  # a non-error number neither
