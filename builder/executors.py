@@ -322,6 +322,15 @@ def close_lean_executor(pool: ProcessPoolExecutor, broken: bool) -> None:
 _END = object()
 
 
+def submit_or_none(pool: ProcessPoolExecutor, fn: Callable[..., Any], *args: Any) -> Future[Any] | None:
+    """pool.submit(fn, *args); None when the pool is broken: a worker was killed (BrokenProcessPool),
+    or killed while submit forked another (OSError: EBADF from the forkserver)."""
+    try:
+        return pool.submit(fn, *args)
+    except (BrokenProcessPool, OSError):
+        return None
+
+
 def lean_map(fn: Callable[[Any], Any], jobs: Iterable[Any], workers: int, initializer: Callable[..., Any] | None = None,
              initargs: tuple[Any, ...] = (), preload: list[str] | None = None,
              in_flight: int = 2) -> Iterator[tuple[Any, Any]]:  # fmt: skip
@@ -344,9 +353,9 @@ def lean_map(fn: Callable[[Any], Any], jobs: Iterable[Any], workers: int, initia
     try:
         while True:
             while not broken and len(pending) < in_flight * workers and (job := next(source, _END)) is not _END:
-                try:
-                    pending[pool.submit(fn, job)] = job
-                except (BrokenProcessPool, OSError):  # OSError: a worker died while submit forked another
+                if (fut := submit_or_none(pool, fn, job)) is not None:
+                    pending[fut] = job
+                else:
                     broken = True
                     yield job, here(job)
             if not pending:

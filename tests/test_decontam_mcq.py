@@ -123,6 +123,8 @@ def test_choice_fields_in_a_recipe_a_list_or_one_field_per_choice(tmp_path: Path
         (as_list, {"text_fields": ["question", "choices"], "choice_fields": ["choices"]}),  # the stem is the question
         ([{"id": "c", "question": stem} | dict(zip("ABCD", choices))],
          {"text_fields": ["question"], "choice_fields": ["A", "B", "C", "D"]}),
+        ([{"id": "c", "question": stem, "options": dict(zip("ABCD", choices))}],  # a {label: choice} mapping
+         {"text_fields": ["question"], "choice_fields": ["options"]}),
     ):  # fmt: skip
         r = load_recipe(_recipe(tmp_path, rows, bench))
         hit = build_index(r, r.curate.decontaminate).match(leak)

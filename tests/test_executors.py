@@ -236,3 +236,27 @@ def test_the_pool_watch_keeps_an_ignored_sigint_ignored() -> None:
             signal.raise_signal(signal.SIGINT)
     finally:
         signal.signal(signal.SIGINT, prev)
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+def test_lean_map_runs_the_jobs_here_when_submit_cannot_start_a_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker killed while submit forks another raises OSError (EBADF from the forkserver), not
+    BrokenProcessPool: the pool is broken, and every job still runs, here."""
+    import builder.executors
+
+    real = builder.executors.lean_executor
+
+    def failing(*a, **k):
+        pool = real(*a, **k)
+
+        def submit(*sa, **sk):
+            raise OSError(9, "Bad file descriptor")
+
+        pool.submit = submit
+        return pool
+
+    monkeypatch.setattr(builder.executors, "lean_executor", failing)
+    assert sorted(builder.executors.lean_map(_square, range(6), 2)) == [(i, i * i) for i in range(6)]

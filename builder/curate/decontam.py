@@ -134,7 +134,7 @@ class BenchmarkIndex:
         self.keys.append(key)
         self.item_tokens.append(tokens := words(text))
         if choices:
-            self.mcq.add(len(self.keys) - 1, tokens if stem is None else words(stem), [words(c) for c in choices])
+            self.mcq.add(len(self.keys) - 1, tokens if stem in (None, text) else words(stem), [words(c) for c in choices])
 
     def finish(self) -> None:
         cfg = self.cfg

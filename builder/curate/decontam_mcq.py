@@ -46,13 +46,9 @@ def _group_ids(h: np.ndarray) -> np.ndarray:
 def _gather(batch: WordBatch, rows: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The word hashes of `rows`, end to end, with each word's prompt (0.. in `rows` order),
     its offset in that prompt, and the words from it to the prompt's end."""
-    r = np.asarray(rows, dtype=np.int64)
-    lens = batch.lens[r]
-    total = int(lens.sum())
-    starts = np.cumsum(lens) - lens
-    prompt = np.repeat(np.arange(len(r), dtype=np.int64), lens)
-    offset = np.arange(total, dtype=np.int64) - starts[prompt]
-    flat = batch.flat[batch.starts[r][prompt] + offset]
+    flat, lens = batch.of_rows(rows)
+    prompt = np.repeat(np.arange(len(lens), dtype=np.int64), lens)
+    offset = np.arange(len(flat), dtype=np.int64) - (np.cumsum(lens) - lens)[prompt]
     return flat, prompt, offset, lens[prompt] - offset
 
 

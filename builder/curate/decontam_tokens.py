@@ -163,14 +163,15 @@ class WordBatch:
     def windows(self, n: int, rows: list[int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(window hashes, prompt of each window, word offset of each window in its prompt) of every
         n-word window inside one prompt; with `rows`, of those prompts only, numbered 0.. in that order."""
-        lens, flat = self.lens, self.flat
-        if rows is not None:
-            r = np.asarray(rows, dtype=np.int64)
-            lens = lens[r]
-            total = int(lens.sum())
-            run_start = np.repeat(np.cumsum(lens) - lens, lens)
-            flat = flat[np.repeat(self.starts[r], lens) + (np.arange(total, dtype=np.int64) - run_start)]
+        flat, lens = (self.flat, self.lens) if rows is None else self.of_rows(rows)
         return _windows(flat, lens, n)
+
+    def of_rows(self, rows: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(the word hashes of prompts `rows`, end to end in that order; their lengths)."""
+        r = np.asarray(rows, dtype=np.int64)
+        lens = self.lens[r]
+        run_start = np.repeat(np.cumsum(lens) - lens, lens)
+        return self.flat[np.repeat(self.starts[r], lens) + (np.arange(len(run_start), dtype=np.int64) - run_start)], lens
 
 
 def _windows(flat: np.ndarray, lens: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

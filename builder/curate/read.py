@@ -232,11 +232,11 @@ class _Pool:
         executor = self.get()
         if executor is None:
             return None
-        try:
-            return executor.submit(read_block, *args)
-        except (BrokenProcessPool, OSError):  # OSError: a worker died while submit started another (EBADF)
-            self.broken = True
-            return None
+        from builder.executors import submit_or_none
+
+        job = submit_or_none(executor, read_block, *args)
+        self.broken = job is None
+        return job
 
     def close(self) -> None:
         if self.pool is None:

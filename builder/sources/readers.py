@@ -273,9 +273,10 @@ def file_ids(items: Iterator[RawRow | BadRow], name: str, fmt: str) -> Iterator[
         yield item
 
 
-def file_format(src: SourceConfig, path: Path) -> str:
-    """The reader's name for `path` (READERS' keys); UserError when the name does not tell it."""
-    return format_of(path, src.format, f"source {src.name}")
+def file_format(src: SourceConfig, path: Path, where: str | None = None) -> str:
+    """The reader's name for `path` (READERS' keys); UserError (naming `where`, else the source)
+    when the name does not tell it."""
+    return format_of(path, src.format, where or f"source {src.name}")
 
 
 def file_warning(src: SourceConfig, item: RawRow | BadRow, warn: list[str], where: str | None = None) -> None:
@@ -290,7 +291,7 @@ def read_file(src: SourceConfig, path: Path, warn: list[str], where: str | None 
     if path.stat().st_size == 0:
         warn.append(f"{where or f'source {src.name}'}: {path} is empty; it contributes no rows")
         return
-    fmt = format_of(path, src.format, where or f"source {src.name}")
+    fmt = file_format(src, path, where)
     for item in file_ids(READERS[fmt](path), name, fmt):
         file_warning(src, item, warn, where)
         yield item
