@@ -164,3 +164,12 @@ def test_reordered_mmlu_leaks_are_caught_and_real_mcqs_of_other_sets_are_not() -
     assert len(clean) > 10000
     flagged = [(r.source, h.rule, r.text[:80]) for r, h in zip(clean, idx.match_many([r.text for r in clean])) if h]
     assert not [f for f in flagged if f[1] == "mcq"], flagged
+
+
+def test_choice_fields_that_leave_no_question_are_refused_at_load(tmp_path: Path) -> None:
+    """text_fields all in choice_fields left every stem empty: the multiple-choice rule dropped every
+    item without a word, and the card said it ran."""
+    stem, choices = ITEMS["cofactors"]
+    rows = [{"id": "c", "question": stem, "choices": choices}]
+    with pytest.raises(UserError, match=r"benchmarks\[0=b\]: text_fields \['choices'\] are all choice_fields: add the"):
+        load_recipe(_recipe(tmp_path, rows, {"text_fields": ["choices"], "choice_fields": ["choices"]}))

@@ -62,6 +62,15 @@ class BenchmarkFile(Strict):
     id_field: str | None = Field(None, description="field holding the item id")
     optional: bool = Field(False, description="skip with a warning when the file is absent (e.g. GPQA)")
 
+    @model_validator(mode="after")
+    def _stem_left(self) -> BenchmarkFile:
+        # The question is text_fields less choice_fields: with none left every item's stem is
+        # empty, the multiple-choice rule drops them all, and the card would still claim it ran.
+        if self.choice_fields and not set(self.text_fields) - set(self.choice_fields):
+            raise ValueError(f"text_fields {self.text_fields} are all choice_fields: add the field holding the "
+                             "question to text_fields")  # fmt: skip
+        return self
+
 
 class SemanticConfig(Strict):
     """Optional pass for reworded leaks: sentence embeddings, confirmed by a lexical rule."""
