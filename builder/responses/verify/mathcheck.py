@@ -212,17 +212,25 @@ def _after_the_answer(answer: str, boxed: str | None) -> list[tuple[str, bool]]:
     return out
 
 
+def _compare_in_time(ref: str, text: str, boxed: bool, timeout_s: float) -> tuple[bool, bool, str] | Verdict:
+    """_compare's result, or the error verdict when it overran its deadline or raised."""
+    try:
+        return run_with_deadline(_compare, (ref, text, boxed), timeout_s)
+    except DeadlineExceeded:
+        return Verdict("error", METHOD, "timeout", f"over {timeout_s}s")
+    except Exception as exc:  # math-verify/sympy internals; record, never crash the stage
+        return Verdict("error", METHOD, "verifier_error", f"{type(exc).__name__}: {exc}"[:200])
+
+
 def _verify_one(answer: str, ref: str, boxed: str | None, timeout_s: float) -> Verdict:
     verdict = _verify_value(answer, ref, boxed, timeout_s)
     if verdict.status != "pass":
         return verdict
     for text, bare in _after_the_answer(answer, boxed):
-        try:
-            parsed, equal, shown = run_with_deadline(_compare, (ref, text, bare), timeout_s)
-        except DeadlineExceeded:
-            return Verdict("error", METHOD, "timeout", f"over {timeout_s}s")
-        except Exception as exc:  # as in _verify_value
-            return Verdict("error", METHOD, "verifier_error", f"{type(exc).__name__}: {exc}"[:200])
+        compared = _compare_in_time(ref, text, bare, timeout_s)
+        if isinstance(compared, Verdict):
+            return compared
+        parsed, equal, shown = compared
         if parsed and not equal:
             return Verdict("fail", METHOD, "hedged", f"{text[:60]!r}: {shown}")
     return verdict
@@ -234,12 +242,10 @@ def _verify_value(answer: str, ref: str, boxed: str | None, timeout_s: float) ->
     a, b = _plain_number(ref), _plain_number(boxed) if boxed is not None else None
     if a is not None and b is not None:
         return Verdict("pass", METHOD, "ok", str(b)) if a == b else Verdict("fail", METHOD, "mismatch", str(b))
-    try:
-        parsed, equal, shown = run_with_deadline(_compare, (ref, prediction, boxed is not None), timeout_s)
-    except DeadlineExceeded:
-        return Verdict("error", METHOD, "timeout", f"over {timeout_s}s")
-    except Exception as exc:  # math-verify/sympy internals; record, never crash the stage
-        return Verdict("error", METHOD, "verifier_error", f"{type(exc).__name__}: {exc}"[:200])
+    compared = _compare_in_time(ref, prediction, boxed is not None, timeout_s)
+    if isinstance(compared, Verdict):
+        return compared
+    parsed, equal, shown = compared
     if equal:
         return Verdict("pass", METHOD, "ok" if boxed is not None else "ok_unboxed", shown)
     if boxed is None and not parsed:
