@@ -125,7 +125,7 @@ def _qualified(text: str, k: int) -> list[int]:
 # For each _TIER1 pattern, where a match can start given where its keyword (the _TIER1_NEEDS
 # match) is. The patterns open with optional groups and no look-behind, so `re` tries them at
 # every character (~0.1 ms an answer, more in a thinking); trying them only at these starts
-# finds the same matches: tests/test_mcq_starts.py.
+# finds the same matches: tests/test_check_shortcuts.py.
 _STARTS = (
     lambda text, k: [k],
     _qualified,
