@@ -50,6 +50,15 @@ def test_tier1_matches_are_finditer(corpus: list[str]) -> None:
             assert [(m.span(), m.group(1)) for m in mcq.tier1_matches(i, text)] == want, (i, text)
 
 
+
+def test_lower_case_statements_are_finditer(corpus: list[str]) -> None:
+    # _lower_letters tries _LOWER_STATEMENT only at tier-1 "answer" starts, as tier1_matches does.
+    for text in corpus + [f"so the Final answer is {c}" for c in ("(c).", "c", "**d**", "a\n")]:
+        want = [m.span() for m in mcq._LOWER_STATEMENT.finditer(text)]
+        got = mcq._matches_from(mcq._LOWER_STATEMENT, mcq._TIER1_NEEDS[1], mcq._qualified, text)
+        assert [m.span() for m in got] == want, text
+
+
 def test_tier1_qualifier_starts() -> None:
     # Each qualifier of _Q before its keyword, with blanks of several kinds and lengths.
     for q in ("final", "correct", "right", "best", "true", "most appropriate", "most  accurate", "MOST\tsuitable"):

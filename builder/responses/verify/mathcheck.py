@@ -147,18 +147,19 @@ def verify_math(answer: str, reference: str | None, timeout_s: float = 10.0) -> 
     if not answer or not answer.strip():
         return Verdict("fail", METHOD, "empty_answer")
     ref = normalize_reference(reference)
-    raw = all_boxed(answer)
+    found = _boxes(answer)
+    raw, end = [content for content, _ in found], found[-1][1] if found else len(answer)
     # Each distinct box is checked as written, as a single box is: without its blanks "1 2" (not
     # twelve on its own) read "12", so "\boxed{1 2} ... \boxed{12}" passed against 12. A run of
     # blanks is one blank to LaTeX, so only that is merged.
     boxes = list(dict.fromkeys(re.sub(r"\s+", " ", b) for b in raw))
     if len(boxes) <= 1:
-        return _verify_one(answer, ref, raw[-1] if raw else None, timeout_s)
+        return _verify_one(answer, ref, raw[-1] if raw else None, end, timeout_s)
     # "\boxed{3} or \boxed{5}": the last box alone would pass a hedge; every distinct one must.
     if len(boxes) > _SEVERAL_MAX:
         return Verdict("fail", METHOD, "several_boxed", f"{len(boxes)} different boxed answers")
     for box in boxes:
-        one = _verify_one(answer, ref, box, timeout_s)
+        one = _verify_one(answer, ref, box, end, timeout_s)
         if one.status != "pass":
             return one if one.status == "error" else Verdict("fail", METHOD, "several_boxed", one.detail)
     return one
@@ -198,12 +199,12 @@ def _alternatives(text: str, in_box: bool = False) -> list[str]:
     return out
 
 
-def _after_the_answer(answer: str, boxed: str | None) -> list[tuple[str, bool]]:
+def _after_the_answer(answer: str, boxed: str | None, end: int) -> list[tuple[str, bool]]:
     """(text, is a bare value) whose value must agree with the answer's: second values offered with
-    "or" in the box or on its line, and what follows the last retraction after the box."""
+    "or" in the box or on its line, and what follows the last retraction after the box (the last
+    box ends at `end`)."""
     if boxed is None:
         return []
-    end = _boxes(answer)[-1][1]
     line = answer[end:].split("\n", 1)[0]
     out = [(value, True) for value in _alternatives(boxed, in_box=True) + _alternatives(line)]
     marks = list(_CORRECTION.finditer(answer, end))
@@ -212,17 +213,25 @@ def _after_the_answer(answer: str, boxed: str | None) -> list[tuple[str, bool]]:
     return out
 
 
-def _verify_one(answer: str, ref: str, boxed: str | None, timeout_s: float) -> Verdict:
+def _compare_in_time(ref: str, text: str, boxed: bool, timeout_s: float) -> tuple[bool, bool, str] | Verdict:
+    """_compare's result, or the error verdict when it overran its deadline or raised."""
+    try:
+        return run_with_deadline(_compare, (ref, text, boxed), timeout_s)
+    except DeadlineExceeded:
+        return Verdict("error", METHOD, "timeout", f"over {timeout_s}s")
+    except Exception as exc:  # math-verify/sympy internals; record, never crash the stage
+        return Verdict("error", METHOD, "verifier_error", f"{type(exc).__name__}: {exc}"[:200])
+
+
+def _verify_one(answer: str, ref: str, boxed: str | None, end: int, timeout_s: float) -> Verdict:
     verdict = _verify_value(answer, ref, boxed, timeout_s)
     if verdict.status != "pass":
         return verdict
-    for text, bare in _after_the_answer(answer, boxed):
-        try:
-            parsed, equal, shown = run_with_deadline(_compare, (ref, text, bare), timeout_s)
-        except DeadlineExceeded:
-            return Verdict("error", METHOD, "timeout", f"over {timeout_s}s")
-        except Exception as exc:  # as in _verify_value
-            return Verdict("error", METHOD, "verifier_error", f"{type(exc).__name__}: {exc}"[:200])
+    for text, bare in _after_the_answer(answer, boxed, end):
+        compared = _compare_in_time(ref, text, bare, timeout_s)
+        if isinstance(compared, Verdict):
+            return compared
+        parsed, equal, shown = compared
         if parsed and not equal:
             return Verdict("fail", METHOD, "hedged", f"{text[:60]!r}: {shown}")
     return verdict
@@ -234,12 +243,10 @@ def _verify_value(answer: str, ref: str, boxed: str | None, timeout_s: float) ->
     a, b = _plain_number(ref), _plain_number(boxed) if boxed is not None else None
     if a is not None and b is not None:
         return Verdict("pass", METHOD, "ok", str(b)) if a == b else Verdict("fail", METHOD, "mismatch", str(b))
-    try:
-        parsed, equal, shown = run_with_deadline(_compare, (ref, prediction, boxed is not None), timeout_s)
-    except DeadlineExceeded:
-        return Verdict("error", METHOD, "timeout", f"over {timeout_s}s")
-    except Exception as exc:  # math-verify/sympy internals; record, never crash the stage
-        return Verdict("error", METHOD, "verifier_error", f"{type(exc).__name__}: {exc}"[:200])
+    compared = _compare_in_time(ref, prediction, boxed is not None, timeout_s)
+    if isinstance(compared, Verdict):
+        return compared
+    parsed, equal, shown = compared
     if equal:
         return Verdict("pass", METHOD, "ok" if boxed is not None else "ok_unboxed", shown)
     if boxed is None and not parsed:

@@ -13,7 +13,7 @@ Within the deciding tier, several *different* letters mean the answer is ambiguo
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from .verdict import Verdict
 
@@ -125,7 +125,7 @@ def _qualified(text: str, k: int) -> list[int]:
 # For each _TIER1 pattern, where a match can start given where its keyword (the _TIER1_NEEDS
 # match) is. The patterns open with optional groups and no look-behind, so `re` tries them at
 # every character (~0.1 ms an answer, more in a thinking); trying them only at these starts
-# finds the same matches: tests/test_mcq_starts.py.
+# finds the same matches: tests/test_check_shortcuts.py.
 _STARTS = (
     lambda text, k: [k],
     _qualified,
@@ -139,8 +139,14 @@ _STARTS = (
 
 def tier1_matches(i: int, text: str) -> Iterator[re.Match[str]]:
     """`_TIER1[i].finditer(text)`, tried only where a match can start (`_STARTS`)."""
-    pat, starts = _TIER1[i], _STARTS[i]
-    candidates = sorted({s for key in _TIER1_NEEDS[i].finditer(text) for s in starts(text, key.start()) if s >= 0})
+    return _matches_from(_TIER1[i], _TIER1_NEEDS[i], _STARTS[i], text)
+
+
+def _matches_from(
+    pat: re.Pattern[str], needs: re.Pattern[str], starts: Callable[[str, int], list[int]], text: str
+) -> Iterator[re.Match[str]]:
+    """`pat`'s non-overlapping matches, tried only at `starts` of each `needs` keyword."""
+    candidates = sorted({s for key in needs.finditer(text) for s in starts(text, key.start()) if s >= 0})
     pos = 0
     for s in candidates:
         if s >= pos and (m := pat.match(text, s)) is not None:
@@ -179,12 +185,7 @@ _LOWER_JOINED = re.compile(rf"{_JOIN}[\(\[]?\**([a-jA-J])\**[\)\]]?(?=\s*(?:$|[.
 def _lower_letters(text: str) -> list[str]:
     found: list[str] = []
     # Tried only where a statement can start, as tier1_matches does (the pattern opens optionally).
-    starts = sorted({s for key in _TIER1_NEEDS[1].finditer(text) for s in _qualified(text, key.start()) if s >= 0})
-    pos = 0
-    for s in starts:
-        if s < pos or (m := _LOWER_STATEMENT.match(text, s)) is None:
-            continue
-        pos = m.end()
+    for m in _matches_from(_LOWER_STATEMENT, _TIER1_NEEDS[1], _qualified, text):
         letter = next(g for g in m.groups()[3:] if g)
         if not letter.islower() or _NEGATED.search(m.group(0)):
             continue
