@@ -27,9 +27,9 @@ SLACK = 64
 Conversation = list[dict[str, str]]
 
 
-def longest_conversations(b: BenchmarkConfig) -> list[Conversation]:
-    """The prompts of the judge benchmark's longest requests, answers left empty (each
-    answer is counted as the full generation cap by needed_len)."""
+def conversations(b: BenchmarkConfig) -> list[Conversation]:
+    """The prompt of every request the judge benchmark makes, answers left empty (needed_len counts
+    each answer as the full generation cap)."""
     path = b.resolved_files()["questions"]
     with path.open(encoding="utf-8") as f:
         rows = [json.loads(line) for line in f if line.strip()][: b.limit]
@@ -52,7 +52,7 @@ def needed_len(benches: list[BenchmarkConfig], cfg: EvalConfig, count: Callable[
             need = max(need, LMEVAL_PROMPT_ROOM + cap)
             continue
         answers = 2 if b.name == "mt_bench" else 1  # turn 2 holds answer 1 and generates answer 2
-        longest = max((count(c) for c in longest_conversations(b)), default=0)
+        longest = max((count(c) for c in conversations(b)), default=0)
         need = max(need, longest + answers * cap + SLACK)
     return need
 
@@ -65,7 +65,7 @@ def max_model_len(need: int, positions: int | None, benches: list[BenchmarkConfi
     for b in benches:
         cap = b.max_new_tokens or cfg.max_new_tokens
         if cap >= positions:
-            where = f"benchmarks[{b.name}].max_new_tokens" if b.max_new_tokens else "--max-new-tokens"
+            where = f"benchmarks[{b.name}].max_new_tokens" if b.max_new_tokens else "--max-new-tokens or the recipe's max_new_tokens"
             raise EvalUserError(f"{b.name}: a generation cap of {cap} tokens does not fit the model's {positions} "
                                 f"positions; lower {where}")  # fmt: skip
     names = ", ".join(b.name for b in benches)
